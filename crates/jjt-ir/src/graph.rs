@@ -1,0 +1,179 @@
+//! Functions as graphs: a petgraph `StableDiGraph` whose nodes are ops and whose edges run
+//! from operand to user, weighted by the operand's slot.
+
+use std::fmt;
+
+use petgraph::Direction;
+use petgraph::stable_graph::{NodeIndex, StableDiGraph};
+use petgraph::visit::EdgeRef;
+
+use crate::ops::Op;
+use crate::types::TensorType;
+
+/// A handle to a node of one [`Function`] (or of the builder making it).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeId(pub(crate) NodeIndex<u32>);
+
+impl NodeId {
+    /// The node's index in its graph.
+    pub fn index(self) -> usize {
+        self.0.index()
+    }
+
+    /// A handle from a raw index (for hand-built graphs; the verifier checks it exists).
+    pub fn from_index(i: usize) -> NodeId {
+        NodeId(NodeIndex::new(i))
+    }
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "%{}", self.0.index())
+    }
+}
+
+impl fmt::Debug for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Which operand an edge feeds: 0 for the first, 1 for the second, ...
+pub type Slot = u32;
+
+/// One node: an op, its result type, and an optional name from the source.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    /// The operation.
+    pub op: Op,
+    /// The result type, as inferred by the builder.
+    pub ty: TensorType,
+    /// A name from the model text or the tracer, used by the printer when it is free.
+    pub name: Option<String>,
+}
+
+/// One of a function's parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Param {
+    /// The parameter's name.
+    pub name: String,
+    /// Its declared type.
+    pub ty: TensorType,
+    /// The `Input` node that stands for it.
+    pub node: NodeId,
+}
+
+/// The graph type functions are stored in.
+pub type Graph = StableDiGraph<Node, Slot>;
+
+/// A function: named, typed inputs and one output, as a graph.
+///
+/// Built by [`crate::FunctionBuilder`], which type-checks and hash-conses every node, or by
+/// [`Function::from_parts`] for hand-made graphs, which [`crate::verify`] checks.
+#[derive(Clone, Debug)]
+pub struct Function {
+    /// The function's name.
+    pub name: String,
+    pub(crate) graph: Graph,
+    pub(crate) params: Vec<Param>,
+    pub(crate) output: NodeId,
+}
+
+impl Function {
+    /// Assemble a function from parts without checking anything. Run [`crate::verify`] on the
+    /// result; every other consumer assumes a verified function.
+    pub fn from_parts(
+        name: impl Into<String>,
+        graph: Graph,
+        params: Vec<Param>,
+        output: NodeId,
+    ) -> Function {
+        Function { name: name.into(), graph, params, output }
+    }
+
+    /// The underlying graph (read only).
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// The parameters in signature order.
+    pub fn params(&self) -> &[Param] {
+        &self.params
+    }
+
+    /// The parameter named `name`.
+    pub fn param(&self, name: &str) -> Option<&Param> {
+        self.params.iter().find(|p| p.name == name)
+    }
+
+    /// The output node.
+    pub fn output(&self) -> NodeId {
+        self.output
+    }
+
+    /// The output type.
+    pub fn output_type(&self) -> Option<&TensorType> {
+        self.graph.node_weight(self.output.0).map(|n| &n.ty)
+    }
+
+    /// A node, if it exists.
+    pub fn node(&self, id: NodeId) -> Option<&Node> {
+        self.graph.node_weight(id.0)
+    }
+
+    /// Number of nodes.
+    pub fn node_count(&self) -> usize {
+        self.graph.node_count()
+    }
+
+    /// Every node id in index order (which is a topological order for builder-made graphs).
+    pub fn node_ids(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.graph.node_indices().map(NodeId)
+    }
+
+    /// The operands of `id` in slot order. Edge order in petgraph is not operand order: this
+    /// is the only way operands are read.
+    pub fn operands(&self, id: NodeId) -> Vec<NodeId> {
+        let mut edges: Vec<(Slot, NodeId)> = self
+            .graph
+            .edges_directed(id.0, Direction::Incoming)
+            .map(|e| (*e.weight(), NodeId(e.source())))
+            .collect();
+        edges.sort_unstable_by_key(|&(slot, n)| (slot, n));
+        edges.into_iter().map(|(_, n)| n).collect()
+    }
+
+    /// The nodes that use `id`, in index order (with repeats removed).
+    pub fn users(&self, id: NodeId) -> Vec<NodeId> {
+        let mut u: Vec<NodeId> = self
+            .graph
+            .edges_directed(id.0, Direction::Outgoing)
+            .map(|e| NodeId(e.target()))
+            .collect();
+        u.sort_unstable();
+        u.dedup();
+        u
+    }
+
+    /// A topological order of all nodes: operands before users, ties broken by index, so the
+    /// order is deterministic. `None` if the graph has a cycle.
+    pub fn topo_order(&self) -> Option<Vec<NodeId>> {
+        petgraph::algo::toposort(&self.graph, None).ok().map(|v| {
+            // toposort is deterministic for a given graph; re-sort by a stable key so that
+            // the order does not depend on petgraph's traversal details.
+            let mut depth = std::collections::BTreeMap::new();
+            for n in &v {
+                let d = self
+                    .operands(NodeId(*n))
+                    .iter()
+                    .map(|o| depth.get(o).copied().unwrap_or(0) + 1)
+                    .max()
+                    .unwrap_or(0usize);
+                depth.insert(NodeId(*n), d);
+            }
+            let mut order: Vec<NodeId> = v.into_iter().map(NodeId).collect();
+            order.sort_by_key(|n| (depth[n], *n));
+            order
+        })
+    }
+}

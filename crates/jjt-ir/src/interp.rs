@@ -1,0 +1,81 @@
+//! The reference interpreter: evaluates any verified [`Function`] on concrete tensors.
+//! Written for obviousness, not speed; it is the oracle every later stage is tested against.
+
+use std::collections::HashMap;
+
+use crate::error::EvalError;
+use crate::graph::{Function, NodeId};
+use crate::tensor::Tensor;
+use crate::verify::verify;
+
+/// Evaluate `f` on `inputs` (in signature order).
+pub fn eval(f: &Function, inputs: &[Tensor]) -> Result<Tensor, EvalError> {
+    let mut values = eval_nodes(f, inputs, &[f.output()])?;
+    values.remove(&f.output()).ok_or_else(|| EvalError::Internal("output was not computed".into()))
+}
+
+/// Evaluate `f` on `inputs` and return the values of the nodes in `wanted` and of every node
+/// they depend on.
+pub fn eval_nodes(
+    f: &Function,
+    inputs: &[Tensor],
+    wanted: &[NodeId],
+) -> Result<HashMap<NodeId, Tensor>, EvalError> {
+    verify(f).map_err(EvalError::Invalid)?;
+    check_inputs(f, inputs)?;
+    let order =
+        f.topo_order().ok_or_else(|| EvalError::Internal("cycle after verification".into()))?;
+    // Only the nodes the wanted ones depend on.
+    let mut needed = std::collections::HashSet::new();
+    let mut stack: Vec<NodeId> = wanted.to_vec();
+    while let Some(n) = stack.pop() {
+        if needed.insert(n) {
+            stack.extend(f.operands(n));
+        }
+    }
+    let mut values: HashMap<NodeId, Tensor> = HashMap::new();
+    for id in order.into_iter().filter(|n| needed.contains(n)) {
+        let node = f.node(id).ok_or_else(|| EvalError::Internal(format!("{id} vanished")))?;
+        let operands = f.operands(id);
+        let args: Vec<&Tensor> = operands
+            .iter()
+            .map(|o| {
+                values
+                    .get(o)
+                    .ok_or_else(|| EvalError::Internal(format!("{o} used before it was computed")))
+            })
+            .collect::<Result<_, _>>()?;
+        let v = node.op.rule().eval(&args, &node.ty, inputs)?;
+        if v.ty() != node.ty {
+            return Err(EvalError::Internal(format!(
+                "{id}: {} produced {} but its type is {}",
+                node.op.name(),
+                v.ty(),
+                node.ty
+            )));
+        }
+        values.insert(id, v);
+    }
+    Ok(values)
+}
+
+/// Check argument count and types against the signature.
+pub fn check_inputs(f: &Function, inputs: &[Tensor]) -> Result<(), EvalError> {
+    if inputs.len() != f.params().len() {
+        return Err(EvalError::InputCount {
+            function: f.name.clone(),
+            expected: f.params().len(),
+            got: inputs.len(),
+        });
+    }
+    for (p, t) in f.params().iter().zip(inputs) {
+        if t.ty() != p.ty {
+            return Err(EvalError::InputType {
+                name: p.name.clone(),
+                expected: p.ty.clone(),
+                actual: t.ty(),
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,118 @@
+//! `concat(a, b, ..., axis=k)`: join operands of one dtype whose shapes agree except on `axis`.
+
+use std::fmt::Write as _;
+
+use super::{Arity, CallArgs, OpRule, ParseOp, Traits, bad_dtype};
+use crate::error::{EvalError, TypeError};
+use crate::tensor::{Data, Tensor, for_each_index};
+use crate::types::TensorType;
+
+/// Concatenate along `axis`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Concat {
+    /// The joined axis.
+    pub axis: usize,
+}
+
+impl OpRule for Concat {
+    fn name(&self) -> &'static str {
+        "concat"
+    }
+    fn arity(&self) -> Arity {
+        Arity::AtLeast(1)
+    }
+    fn traits(&self) -> Traits {
+        Traits { linear: true, ..Traits::default() }
+    }
+    fn infer(&self, operands: &[&TensorType]) -> Result<TensorType, TypeError> {
+        let first = operands[0];
+        if self.axis >= first.rank() {
+            return Err(TypeError::Axis { axis: self.axis as i64, rank: first.rank() });
+        }
+        let mut total = 0usize;
+        for t in operands {
+            if t.dtype != first.dtype {
+                return Err(TypeError::DTypeMismatch(first.dtype, t.dtype));
+            }
+            let same_rank = t.rank() == first.rank();
+            let agree = same_rank
+                && (0..first.rank())
+                    .all(|a| a == self.axis || t.shape.dims()[a] == first.shape.dims()[a]);
+            if !agree {
+                return Err(TypeError::Invalid(format!(
+                    "shapes {} and {} differ outside axis {}",
+                    first.shape, t.shape, self.axis
+                )));
+            }
+            total = total.saturating_add(t.shape.dims()[self.axis]);
+        }
+        let mut dims = first.shape.0.clone();
+        dims[self.axis] = total;
+        Ok(first.with_shape(dims))
+    }
+    fn eval(
+        &self,
+        operands: &[&Tensor],
+        out: &TensorType,
+        _: &[Tensor],
+    ) -> Result<Tensor, EvalError> {
+        // For each output element: which operand and which flat index in it.
+        let mut offsets = Vec::with_capacity(operands.len());
+        let mut acc = 0;
+        for t in operands {
+            offsets.push(acc);
+            acc += t.shape.dims()[self.axis];
+        }
+        let mut picks = Vec::with_capacity(out.numel());
+        for_each_index(out.shape.dims(), |idx| {
+            let k = offsets.iter().rposition(|&o| o <= idx[self.axis]).unwrap_or(0);
+            let t = operands[k];
+            let strides = t.shape.strides();
+            let flat: usize =
+                idx.iter()
+                    .enumerate()
+                    .map(|(a, &i)| {
+                        if a == self.axis { (i - offsets[k]) * strides[a] } else { i * strides[a] }
+                    })
+                    .sum();
+            picks.push((k, flat));
+        });
+        fn join<T: Copy>(parts: &[&[T]], picks: &[(usize, usize)]) -> Vec<T> {
+            picks.iter().map(|&(k, i)| parts[k][i]).collect()
+        }
+        macro_rules! cat {
+            ($variant:ident) => {{
+                let parts: Option<Vec<&[_]>> = operands
+                    .iter()
+                    .map(|t| match &t.data {
+                        Data::$variant(v) => Some(v.as_slice()),
+                        _ => None,
+                    })
+                    .collect();
+                Data::$variant(join(&parts.ok_or_else(|| bad_dtype("concat"))?, &picks))
+            }};
+        }
+        let data = match out.dtype {
+            crate::types::DType::F32 => cat!(F32),
+            crate::types::DType::F64 => cat!(F64),
+            crate::types::DType::Bool => cat!(Bool),
+        };
+        // Offsets above skip empty operands correctly: `rposition` finds the last operand
+        // starting at or before the index, and empty operands never own an index.
+        Ok(Tensor { shape: out.shape.clone(), data })
+    }
+    fn write_attrs(&self, out: &mut String) {
+        let _ = write!(out, ", axis={}", self.axis);
+    }
+}
+
+impl ParseOp for Concat {
+    fn parse(name: &str, args: &mut CallArgs) -> Option<Result<Self, String>> {
+        (name == "concat").then(|| {
+            let axis = args.take_int("axis")?;
+            let rank = args.operand_types.first().map_or(0, |t| t.rank());
+            let axis = super::norm_axis(axis, rank).map_err(|e| e.to_string())?;
+            Ok(Concat { axis })
+        })
+    }
+}

@@ -1,0 +1,68 @@
+//! `convert(x, to=f64)`: element type conversion. f32↔f64 rounds to nearest; bool→float gives
+//! 0 or 1; float→bool is `x != 0` (NaN is true, as in NumPy).
+
+use std::fmt::Write as _;
+
+use super::{Arity, AttrValue, CallArgs, OpRule, ParseOp, Traits};
+use crate::error::{EvalError, TypeError};
+use crate::tensor::{Data, Tensor};
+use crate::types::{DType, TensorType};
+
+/// Convert to dtype `to`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Convert {
+    /// Target dtype.
+    pub to: DType,
+}
+
+impl OpRule for Convert {
+    fn name(&self) -> &'static str {
+        "convert"
+    }
+    fn arity(&self) -> Arity {
+        Arity::Fixed(1)
+    }
+    fn traits(&self) -> Traits {
+        Traits { elementwise: true, ..Traits::default() }
+    }
+    fn infer(&self, operands: &[&TensorType]) -> Result<TensorType, TypeError> {
+        Ok(operands[0].with_dtype(self.to))
+    }
+    fn eval(
+        &self,
+        operands: &[&Tensor],
+        _: &TensorType,
+        _: &[Tensor],
+    ) -> Result<Tensor, EvalError> {
+        let x = operands[0];
+        let data = match (&x.data, self.to) {
+            (Data::F32(v), DType::F64) => Data::F64(v.iter().map(|&a| f64::from(a)).collect()),
+            (Data::F64(v), DType::F32) => Data::F32(v.iter().map(|&a| a as f32).collect()),
+            (Data::Bool(v), DType::F32) => {
+                Data::F32(v.iter().map(|&b| f32::from(u8::from(b))).collect())
+            }
+            (Data::Bool(v), DType::F64) => {
+                Data::F64(v.iter().map(|&b| f64::from(u8::from(b))).collect())
+            }
+            (Data::F32(v), DType::Bool) => Data::Bool(v.iter().map(|&a| a != 0.0).collect()),
+            (Data::F64(v), DType::Bool) => Data::Bool(v.iter().map(|&a| a != 0.0).collect()),
+            (d, _) => d.clone(),
+        };
+        Ok(Tensor { shape: x.shape.clone(), data })
+    }
+    fn write_attrs(&self, out: &mut String) {
+        let _ = write!(out, ", to={}", self.to);
+    }
+}
+
+impl ParseOp for Convert {
+    fn parse(name: &str, args: &mut CallArgs) -> Option<Result<Self, String>> {
+        if name != "convert" {
+            return None;
+        }
+        Some(match args.take("to") {
+            Some(AttrValue::DType(to)) => Ok(Convert { to }),
+            _ => Err("missing attribute `to=f32|f64|bool`".into()),
+        })
+    }
+}

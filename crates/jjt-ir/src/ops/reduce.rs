@@ -1,0 +1,169 @@
+//! `sum`, `mean`, `max` over a set of axes (all axes if none are given). Reduced axes are
+//! removed from the shape. The reference sums in element order, in the element dtype.
+//! `max` propagates NaN; `max` over zero elements is `-inf` and `mean` over zero elements is
+//! NaN (0/0).
+
+use super::{
+    Arity, CallArgs, OpRule, ParseOp, Traits, bad_dtype, norm_axis, want_float, write_list,
+};
+use crate::error::{EvalError, TypeError};
+use crate::tensor::{Data, Float, Tensor, for_each_index};
+use crate::types::TensorType;
+
+/// The reduction applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[allow(missing_docs)]
+pub enum ReduceKind {
+    Sum,
+    Mean,
+    Max,
+}
+
+impl ReduceKind {
+    /// Every reduction.
+    pub const ALL: [ReduceKind; 3] = [ReduceKind::Sum, ReduceKind::Mean, ReduceKind::Max];
+
+    /// Name in the text format.
+    pub fn op_name(self) -> &'static str {
+        match self {
+            ReduceKind::Sum => "sum",
+            ReduceKind::Mean => "mean",
+            ReduceKind::Max => "max",
+        }
+    }
+}
+
+/// Reduce `axes` (sorted, distinct) with `kind`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Reduce {
+    /// The reduction.
+    pub kind: ReduceKind,
+    /// Reduced axes, sorted and distinct.
+    pub axes: Vec<usize>,
+}
+
+impl Reduce {
+    fn run<T: Float>(&self, x: &[T], in_dims: &[usize], out: &TensorType) -> Vec<T> {
+        let n = out.numel();
+        let init = match self.kind {
+            ReduceKind::Sum | ReduceKind::Mean => T::zero(),
+            ReduceKind::Max => T::from_f64(f64::NEG_INFINITY),
+        };
+        let mut acc = vec![init; n];
+        let out_strides = out.shape.strides();
+        let mut flat = 0usize;
+        for_each_index(in_dims, |idx| {
+            let mut o = 0usize;
+            let mut k = 0usize;
+            for (a, &i) in idx.iter().enumerate() {
+                if !self.axes.contains(&a) {
+                    o += i * out_strides[k];
+                    k += 1;
+                }
+            }
+            let v = x[flat];
+            acc[o] = match self.kind {
+                ReduceKind::Sum | ReduceKind::Mean => acc[o].add(v),
+                ReduceKind::Max => {
+                    if acc[o].is_nan() || v.is_nan() {
+                        acc[o].add(v)
+                    } else if v > acc[o] {
+                        v
+                    } else {
+                        acc[o]
+                    }
+                }
+            };
+            flat += 1;
+        });
+        if self.kind == ReduceKind::Mean {
+            let count: usize = self.axes.iter().map(|&a| in_dims[a]).product();
+            let c = T::from_f64(count as f64);
+            for a in &mut acc {
+                *a = a.div(c);
+            }
+        }
+        acc
+    }
+}
+
+impl OpRule for Reduce {
+    fn name(&self) -> &'static str {
+        self.kind.op_name()
+    }
+    fn arity(&self) -> Arity {
+        Arity::Fixed(1)
+    }
+    fn traits(&self) -> Traits {
+        Traits { linear: self.kind != ReduceKind::Max, ..Traits::default() }
+    }
+    fn infer(&self, operands: &[&TensorType]) -> Result<TensorType, TypeError> {
+        let x = operands[0];
+        want_float(x)?;
+        if self.axes.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(TypeError::Invalid("axes must be sorted and distinct".into()));
+        }
+        if let Some(&a) = self.axes.iter().find(|&&a| a >= x.rank()) {
+            return Err(TypeError::Axis { axis: a as i64, rank: x.rank() });
+        }
+        let dims: Vec<usize> = x
+            .shape
+            .dims()
+            .iter()
+            .enumerate()
+            .filter(|(a, _)| !self.axes.contains(a))
+            .map(|(_, &d)| d)
+            .collect();
+        Ok(x.with_shape(dims))
+    }
+    fn eval(
+        &self,
+        operands: &[&Tensor],
+        out: &TensorType,
+        _: &[Tensor],
+    ) -> Result<Tensor, EvalError> {
+        let x = operands[0];
+        let dims = x.shape.dims();
+        let data = match &x.data {
+            Data::F32(v) => Data::F32(self.run(v, dims, out)),
+            Data::F64(v) => Data::F64(self.run(v, dims, out)),
+            Data::Bool(_) => return Err(bad_dtype(self.kind.op_name())),
+        };
+        Ok(Tensor { shape: out.shape.clone(), data })
+    }
+    fn write_attrs(&self, out: &mut String) {
+        write_list(out, "axes", &self.axes);
+    }
+}
+
+/// Parsed reductions keep the axes as written (possibly negative, unsorted, or absent for
+/// "all"); the builder normalises them against the operand's rank.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RawAxes(pub Option<Vec<i64>>);
+
+impl RawAxes {
+    /// Normalise against a rank: all axes when absent; negative axes count from the end;
+    /// the result is sorted; duplicates are an error.
+    pub fn resolve(&self, rank: usize) -> Result<Vec<usize>, TypeError> {
+        let mut axes = match &self.0 {
+            None => (0..rank).collect(),
+            Some(v) => v.iter().map(|&a| norm_axis(a, rank)).collect::<Result<Vec<_>, _>>()?,
+        };
+        axes.sort_unstable();
+        if axes.windows(2).any(|w| w[0] == w[1]) {
+            return Err(TypeError::Invalid("axes must be distinct".into()));
+        }
+        Ok(axes)
+    }
+}
+
+impl ParseOp for Reduce {
+    fn parse(name: &str, args: &mut CallArgs) -> Option<Result<Self, String>> {
+        let kind = ReduceKind::ALL.into_iter().find(|k| k.op_name() == name)?;
+        let rank = args.operand_types.first().map_or(0, |t| t.rank());
+        Some(args.take_axes("axes").and_then(|raw| {
+            let axes = RawAxes(raw).resolve(rank).map_err(|e| e.to_string())?;
+            Ok(Reduce { kind, axes })
+        }))
+    }
+}

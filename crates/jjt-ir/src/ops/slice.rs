@@ -1,0 +1,104 @@
+//! `slice(x, start=[..], stop=[..], step=[..])`: a strided box, one entry per axis, with
+//! `0 <= start <= stop <= dim` and `step >= 1` (NumPy's `x[start:stop:step]` on each axis).
+//! `step` may be omitted (all 1).
+
+use super::{Arity, CallArgs, OpRule, ParseOp, Traits, write_list};
+use crate::error::{EvalError, TypeError};
+use crate::tensor::{Tensor, for_each_index};
+use crate::types::{Shape, TensorType};
+
+/// A strided slice.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Slice {
+    /// First index per axis.
+    pub start: Vec<usize>,
+    /// One past the last index per axis.
+    pub stop: Vec<usize>,
+    /// Stride per axis (≥ 1).
+    pub step: Vec<usize>,
+}
+
+impl OpRule for Slice {
+    fn name(&self) -> &'static str {
+        "slice"
+    }
+    fn arity(&self) -> Arity {
+        Arity::Fixed(1)
+    }
+    fn traits(&self) -> Traits {
+        Traits { linear: true, ..Traits::default() }
+    }
+    fn infer(&self, operands: &[&TensorType]) -> Result<TensorType, TypeError> {
+        let x = operands[0];
+        let r = x.rank();
+        if self.start.len() != r || self.stop.len() != r || self.step.len() != r {
+            return Err(TypeError::Invalid(format!(
+                "start, stop and step need {r} entries each for an operand of rank {r}"
+            )));
+        }
+        let mut dims = Vec::with_capacity(r);
+        for (axis, &d) in x.shape.dims().iter().enumerate() {
+            let (a, b, s) = (self.start[axis], self.stop[axis], self.step[axis]);
+            if s == 0 || a > b || b > d {
+                return Err(TypeError::Invalid(format!(
+                    "axis {axis}: slice {a}:{b}:{s} does not fit size {d} (need 0 <= start <= stop <= size, step >= 1)"
+                )));
+            }
+            dims.push((b - a).div_ceil(s));
+        }
+        Ok(x.with_shape(dims))
+    }
+    fn eval(
+        &self,
+        operands: &[&Tensor],
+        out: &TensorType,
+        _: &[Tensor],
+    ) -> Result<Tensor, EvalError> {
+        let x = operands[0];
+        let strides = x.shape.strides();
+        let mut index = Vec::with_capacity(out.numel());
+        for_each_index(out.shape.dims(), |idx| {
+            index.push(
+                idx.iter()
+                    .enumerate()
+                    .map(|(a, &i)| (self.start[a] + i * self.step[a]) * strides[a])
+                    .sum(),
+            );
+        });
+        Ok(x.gather(out.shape.clone(), &index))
+    }
+    fn write_attrs(&self, out: &mut String) {
+        write_list(out, "start", &self.start);
+        write_list(out, "stop", &self.stop);
+        if self.step.iter().any(|&s| s != 1) {
+            write_list(out, "step", &self.step);
+        }
+    }
+}
+
+impl ParseOp for Slice {
+    fn parse(name: &str, args: &mut CallArgs) -> Option<Result<Self, String>> {
+        (name == "slice").then(|| {
+            let start = args.take_usizes("start")?;
+            let stop = args.take_usizes("stop")?;
+            let step = if args.keyword.iter().any(|(k, _)| k == "step") {
+                args.take_usizes("step")?
+            } else {
+                vec![1; start.len()]
+            };
+            Ok(Slice { start, stop, step })
+        })
+    }
+}
+
+impl Slice {
+    /// The shape `start`/`stop`/`step` describe, for messages.
+    pub fn describe(&self) -> String {
+        format!(
+            "{}:{}:{}",
+            Shape(self.start.clone()),
+            Shape(self.stop.clone()),
+            Shape(self.step.clone())
+        )
+    }
+}

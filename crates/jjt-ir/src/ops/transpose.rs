@@ -1,0 +1,85 @@
+//! `transpose(x, perm=[..])`: axis permutation; output axis `i` is input axis `perm[i]`
+//! (NumPy's `np.transpose(x, perm)`).
+
+use super::{Arity, CallArgs, OpRule, ParseOp, Traits, write_list};
+use crate::error::{EvalError, TypeError};
+use crate::tensor::{Tensor, for_each_index};
+use crate::types::{Shape, TensorType};
+
+/// Permute axes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Transpose {
+    /// Output axis `i` is input axis `perm[i]`.
+    pub perm: Vec<usize>,
+}
+
+impl Transpose {
+    /// The inverse permutation.
+    pub fn inverse(&self) -> Vec<usize> {
+        let mut inv = vec![0; self.perm.len()];
+        for (i, &p) in self.perm.iter().enumerate() {
+            if let Some(slot) = inv.get_mut(p) {
+                *slot = i;
+            }
+        }
+        inv
+    }
+}
+
+impl OpRule for Transpose {
+    fn name(&self) -> &'static str {
+        "transpose"
+    }
+    fn arity(&self) -> Arity {
+        Arity::Fixed(1)
+    }
+    fn traits(&self) -> Traits {
+        Traits { linear: true, ..Traits::default() }
+    }
+    fn infer(&self, operands: &[&TensorType]) -> Result<TensorType, TypeError> {
+        let x = operands[0];
+        let mut seen = vec![false; x.rank()];
+        if self.perm.len() != x.rank() {
+            return Err(TypeError::Invalid(format!(
+                "perm {} has {} entries for an operand of rank {}",
+                Shape(self.perm.clone()),
+                self.perm.len(),
+                x.rank()
+            )));
+        }
+        for &p in &self.perm {
+            if p >= x.rank() || seen[p] {
+                return Err(TypeError::Invalid(format!(
+                    "perm {} is not a permutation of 0..{}",
+                    Shape(self.perm.clone()),
+                    x.rank()
+                )));
+            }
+            seen[p] = true;
+        }
+        Ok(x.with_shape(self.perm.iter().map(|&p| x.shape.dims()[p]).collect::<Vec<_>>()))
+    }
+    fn eval(
+        &self,
+        operands: &[&Tensor],
+        out: &TensorType,
+        _: &[Tensor],
+    ) -> Result<Tensor, EvalError> {
+        let x = operands[0];
+        let strides = x.shape.strides();
+        let mut index = Vec::with_capacity(out.numel());
+        for_each_index(out.shape.dims(), |idx| {
+            index.push(idx.iter().zip(&self.perm).map(|(&i, &p)| i * strides[p]).sum());
+        });
+        Ok(x.gather(out.shape.clone(), &index))
+    }
+    fn write_attrs(&self, out: &mut String) {
+        write_list(out, "perm", &self.perm);
+    }
+}
+
+impl ParseOp for Transpose {
+    fn parse(name: &str, args: &mut CallArgs) -> Option<Result<Self, String>> {
+        (name == "transpose").then(|| Ok(Transpose { perm: args.take_usizes("perm")? }))
+    }
+}

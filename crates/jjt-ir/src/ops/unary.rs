@@ -1,0 +1,169 @@
+//! Elementwise unary ops: one row per op. Each arm of each `match` below is that op's entry.
+//!
+//! Conventions at special points (the reference for the JIT and for AD):
+//! - `relu(x) = x` if `x > 0`, `+0` if `x <= 0`, NaN for NaN;
+//! - `sigmoid(x) = 1 / (1 + exp(-x))` (saturates to 0 and 1 without NaN);
+//! - `softplus(x) = max(x, 0) + log1p(exp(-|x|))` (no overflow for large `x`);
+//! - `rsqrt(x) = 1 / sqrt(x)`, `recip(x) = 1 / x`, `square(x) = x * x`;
+//! - everything else is the platform libm function of the same name.
+
+use super::{Arity, CallArgs, OpRule, ParseOp, Traits, bad_dtype, want_float};
+use crate::error::{EvalError, TypeError};
+use crate::tensor::{Data, Float, Tensor};
+use crate::types::TensorType;
+
+/// An elementwise unary op on floats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[allow(missing_docs)]
+pub enum Unary {
+    Neg,
+    Abs,
+    Exp,
+    Log,
+    Log1p,
+    Expm1,
+    Sqrt,
+    Rsqrt,
+    Recip,
+    Square,
+    Sin,
+    Cos,
+    Tanh,
+    Sigmoid,
+    Relu,
+    Softplus,
+}
+
+impl Unary {
+    /// Every unary op, in declaration order.
+    pub const ALL: [Unary; 16] = [
+        Unary::Neg,
+        Unary::Abs,
+        Unary::Exp,
+        Unary::Log,
+        Unary::Log1p,
+        Unary::Expm1,
+        Unary::Sqrt,
+        Unary::Rsqrt,
+        Unary::Recip,
+        Unary::Square,
+        Unary::Sin,
+        Unary::Cos,
+        Unary::Tanh,
+        Unary::Sigmoid,
+        Unary::Relu,
+        Unary::Softplus,
+    ];
+
+    /// Name in the text format.
+    pub fn op_name(self) -> &'static str {
+        match self {
+            Unary::Neg => "neg",
+            Unary::Abs => "abs",
+            Unary::Exp => "exp",
+            Unary::Log => "log",
+            Unary::Log1p => "log1p",
+            Unary::Expm1 => "expm1",
+            Unary::Sqrt => "sqrt",
+            Unary::Rsqrt => "rsqrt",
+            Unary::Recip => "recip",
+            Unary::Square => "square",
+            Unary::Sin => "sin",
+            Unary::Cos => "cos",
+            Unary::Tanh => "tanh",
+            Unary::Sigmoid => "sigmoid",
+            Unary::Relu => "relu",
+            Unary::Softplus => "softplus",
+        }
+    }
+
+    /// The scalar function.
+    pub fn apply<T: Float>(self, x: T) -> T {
+        match self {
+            Unary::Neg => x.neg(),
+            Unary::Abs => x.abs(),
+            Unary::Exp => x.exp(),
+            Unary::Log => x.ln(),
+            Unary::Log1p => x.ln_1p(),
+            Unary::Expm1 => x.exp_m1(),
+            Unary::Sqrt => x.sqrt(),
+            Unary::Rsqrt => T::one().div(x.sqrt()),
+            Unary::Recip => T::one().div(x),
+            Unary::Square => x.mul(x),
+            Unary::Sin => x.sin(),
+            Unary::Cos => x.cos(),
+            Unary::Tanh => x.tanh(),
+            Unary::Sigmoid => T::one().div(T::one().add(x.neg().exp())),
+            Unary::Relu => {
+                if x.is_nan() || x > T::zero() {
+                    x
+                } else {
+                    T::zero()
+                }
+            }
+            Unary::Softplus => {
+                let pos = if x > T::zero() { x } else { T::zero() };
+                if x.is_nan() { x } else { pos.add(x.abs().neg().exp().ln_1p()) }
+            }
+        }
+    }
+
+    /// Whether the op is linear (only `neg`).
+    pub fn is_linear(self) -> bool {
+        match self {
+            Unary::Neg => true,
+            Unary::Abs
+            | Unary::Exp
+            | Unary::Log
+            | Unary::Log1p
+            | Unary::Expm1
+            | Unary::Sqrt
+            | Unary::Rsqrt
+            | Unary::Recip
+            | Unary::Square
+            | Unary::Sin
+            | Unary::Cos
+            | Unary::Tanh
+            | Unary::Sigmoid
+            | Unary::Relu
+            | Unary::Softplus => false,
+        }
+    }
+}
+
+impl OpRule for Unary {
+    fn name(&self) -> &'static str {
+        self.op_name()
+    }
+    fn arity(&self) -> Arity {
+        Arity::Fixed(1)
+    }
+    fn traits(&self) -> Traits {
+        Traits { elementwise: true, linear: self.is_linear(), ..Traits::default() }
+    }
+    fn infer(&self, operands: &[&TensorType]) -> Result<TensorType, TypeError> {
+        want_float(operands[0])?;
+        Ok(operands[0].clone())
+    }
+    fn eval(
+        &self,
+        operands: &[&Tensor],
+        _: &TensorType,
+        _: &[Tensor],
+    ) -> Result<Tensor, EvalError> {
+        let x = operands[0];
+        let data = match &x.data {
+            Data::F32(v) => Data::F32(v.iter().map(|&a| self.apply(a)).collect()),
+            Data::F64(v) => Data::F64(v.iter().map(|&a| self.apply(a)).collect()),
+            Data::Bool(_) => return Err(bad_dtype(self.op_name())),
+        };
+        Ok(Tensor { shape: x.shape.clone(), data })
+    }
+    fn write_attrs(&self, _: &mut String) {}
+}
+
+impl ParseOp for Unary {
+    fn parse(name: &str, _: &mut CallArgs) -> Option<Result<Self, String>> {
+        Unary::ALL.into_iter().find(|u| u.op_name() == name).map(Ok)
+    }
+}

@@ -1,0 +1,118 @@
+//! Every op, evaluated by the interpreter, against values NumPy computed
+//! (`tests/fixtures/gen_fixtures.py`). Each case folder holds a model, its inputs, NumPy's
+//! output and the tolerance class the arithmetic justifies (see the script's docstring).
+
+use std::path::{Path, PathBuf};
+
+use jjt_ir::{Data, Tensor, interp, text};
+
+fn load(path: &Path) -> Tensor {
+    Tensor::from_array(
+        jjt_npy::read_file(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+}
+
+fn ulp(x: f64, f32_: bool) -> f64 {
+    let x = x.abs();
+    if f32_ {
+        let e = (x as f32).max(f32::MIN_POSITIVE);
+        f64::from(f32::from_bits(e.to_bits() + 1) - e)
+    } else {
+        let e = x.max(f64::MIN_POSITIVE);
+        f64::from_bits(e.to_bits() + 1) - e
+    }
+}
+
+fn check_case(dir: &Path) -> Result<(), String> {
+    let src = std::fs::read_to_string(dir.join("model.jjt")).map_err(|e| e.to_string())?;
+    let f = text::parse_with_base(&src, Some(dir)).map_err(|e| format!("parse: {e}"))?;
+    let mut inputs = Vec::new();
+    for i in 0.. {
+        let p = dir.join(format!("in{i}.npy"));
+        if !p.exists() {
+            break;
+        }
+        inputs.push(load(&p));
+    }
+    let got = interp::eval(&f, &inputs).map_err(|e| format!("eval: {e}"))?;
+    let want = load(&dir.join("out.npy"));
+    if got.ty() != want.ty() {
+        return Err(format!("type {} != {}", got.ty(), want.ty()));
+    }
+    let tol = std::fs::read_to_string(dir.join("tol")).map_err(|e| e.to_string())?;
+    let mut words = tol.split_whitespace();
+    let kind = words.next().unwrap_or("");
+    let n: f64 = words.next().map_or(0.0, |w| w.parse().unwrap_or(0.0));
+    let is_f32 = matches!(want.data, Data::F32(_));
+    let u = if is_f32 { f64::from(f32::EPSILON) / 2.0 } else { f64::EPSILON / 2.0 };
+    let absv = if kind == "sum" { load(&dir.join("abs.npy")).to_f64_vec() } else { vec![] };
+    let (g, w) = (got.to_f64_vec(), want.to_f64_vec());
+    for (i, (&a, &b)) in g.iter().zip(&w).enumerate() {
+        let ok = match kind {
+            "exact" => a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
+            "ulp" => (a - b).abs() <= n * ulp(b, is_f32),
+            // Both sides round each of n partial sums: |error| <= n·u·Σ|terms| each.
+            "sum" => (a - b).abs() <= 2.0 * n * u * absv[i],
+            other => return Err(format!("unknown tolerance class {other}")),
+        };
+        if !ok {
+            return Err(format!("element {i}: got {a:e}, NumPy {b:e} (tolerance {})", tol.trim()));
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn every_op_matches_numpy() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ops");
+    let mut dirs: Vec<PathBuf> =
+        std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()).collect();
+    dirs.sort();
+    assert!(dirs.len() >= 80, "fixture cases missing: {}", dirs.len());
+    let failures: Vec<String> = dirs
+        .iter()
+        .filter_map(|d| {
+            check_case(d)
+                .err()
+                .map(|e| format!("{}: {e}", d.file_name().unwrap().to_string_lossy()))
+        })
+        .collect();
+    assert!(failures.is_empty(), "{} cases failed:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// Every op name of the closed set appears in at least one fixture model.
+#[test]
+fn fixtures_cover_every_op() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ops");
+    let mut all = String::new();
+    for e in std::fs::read_dir(&root).unwrap() {
+        all.push_str(&std::fs::read_to_string(e.unwrap().path().join("model.jjt")).unwrap());
+    }
+    let mut names: Vec<&str> = jjt_ir::ops::Unary::ALL.iter().map(|u| u.op_name()).collect();
+    names.extend(jjt_ir::ops::Binary::ALL.iter().map(|b| b.op_name()));
+    names.extend(jjt_ir::ops::Compare::ALL.iter().map(|c| c.op_name()));
+    names.extend(jjt_ir::ops::ReduceKind::ALL.iter().map(|k| k.op_name()));
+    names.extend([
+        "select",
+        "convert",
+        "matmul",
+        "dot_general",
+        "reshape",
+        "transpose",
+        "broadcast_to",
+        "slice",
+        "concat",
+        "zeros",
+        "ones",
+        "full",
+        "eye",
+        "iota",
+        "const",
+        "uniform",
+        "normal",
+        "npy",
+    ]);
+    for n in names {
+        assert!(all.contains(&format!("{n}(")), "no fixture uses `{n}`");
+    }
+}
