@@ -1,4 +1,94 @@
-//! jjt: a compiler for products of Jacobians.
+//! jjt computes products of Jacobians, K = J(p1)·J(p2)ᵀ, and the operator v ↦ J(p1)·J(p2)ᵀ·v,
+//! without building J. It is a compiler: a function is traced from a Rust closure (or parsed
+//! from a model file) into a tensor graph, which later stages transform, optimise and compile.
+//!
+//! This crate is the facade host programs use. Today it covers the first stage: tracing,
+//! the text format, graph dumps and the reference interpreter.
+//!
+//! ```
+//! use jjt::{DType, RandomState, trace};
+//!
+//! // f(x) = sqrt(A x / N), with A drawn like `np.random.seed(1701); np.random.rand(5, 100)`.
+//! let f = trace("f", |t| {
+//!     let x = t.input("x", DType::F64, [100]);
+//!     let a = t.uniform(DType::F64, [5, 100], 1701);
+//!     (a.matmul(&x) / 100.0).sqrt()
+//! })?;
+//! let mut rng = RandomState::new(1701);
+//! rng.skip_uniform(5 * 100); // the draws A took
+//! let x = rng.rand_f64([100]);
+//! let y = jjt::eval(&f, &[x])?;
+//! assert_eq!(y.shape.dims(), &[5]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
 pub use jjt_ir as ir;
+pub use jjt_ir::text;
+pub use jjt_ir::{
+    DType, EvalError, Function, IrError, Shape, Tensor, TensorType, TraceError, Tracer, Var, trace,
+};
 pub use jjt_npy as npy;
+
+use jjt_ir::random::Mt19937;
+
+/// Evaluate `f` on `inputs` (in signature order) with the reference interpreter.
+pub fn eval(f: &Function, inputs: &[Tensor]) -> Result<Tensor, EvalError> {
+    jjt_ir::interp::eval(f, inputs)
+}
+
+/// Read and parse a model file (see `docs/format.md`).
+pub fn load_model(path: impl AsRef<std::path::Path>) -> Result<Function, text::ModelFileError> {
+    text::parse_file(path.as_ref())
+}
+
+/// NumPy's legacy random stream (`np.random.seed`, `rand`, `randn`), for making the same data
+/// a NumPy script would, bit for bit in f64 (f32 values are the f64 draws rounded).
+#[derive(Clone, Debug)]
+pub struct RandomState {
+    mt: Mt19937,
+}
+
+impl RandomState {
+    /// `np.random.seed(seed)`.
+    pub fn new(seed: u32) -> RandomState {
+        RandomState { mt: Mt19937::new(seed) }
+    }
+
+    /// `np.random.rand(*shape)` in f64.
+    pub fn rand_f64(&mut self, shape: impl Into<Shape>) -> Tensor {
+        self.fill(DType::F64, shape.into(), Mt19937::next_f64)
+    }
+
+    /// `np.random.rand(*shape).astype(np.float32)`.
+    pub fn rand_f32(&mut self, shape: impl Into<Shape>) -> Tensor {
+        self.fill(DType::F32, shape.into(), Mt19937::next_f64)
+    }
+
+    /// `np.random.randn(*shape)` in f64.
+    pub fn randn_f64(&mut self, shape: impl Into<Shape>) -> Tensor {
+        self.fill(DType::F64, shape.into(), Mt19937::next_gauss)
+    }
+
+    /// `np.random.randn(*shape).astype(np.float32)`.
+    pub fn randn_f32(&mut self, shape: impl Into<Shape>) -> Tensor {
+        self.fill(DType::F32, shape.into(), Mt19937::next_gauss)
+    }
+
+    /// Skip `n` uniform draws (what `rand` of `n` elements would consume).
+    pub fn skip_uniform(&mut self, n: usize) {
+        for _ in 0..n {
+            self.mt.next_f64();
+        }
+    }
+
+    fn fill(&mut self, dtype: DType, shape: Shape, mut next: impl FnMut(&mut Mt19937) -> f64) -> Tensor {
+        let values: Vec<f64> = (0..shape.numel()).map(|_| next(&mut self.mt)).collect();
+        let ty = TensorType { dtype, shape };
+        // `dtype` is F32 or F64 (the callers above), so the lengths agree and no rounding to
+        // bool happens.
+        Tensor::from_f64(&ty, &values).unwrap_or_else(|_| Tensor { shape: ty.shape, data: jjt_ir::Data::F64(vec![]) })
+    }
+}

@@ -271,6 +271,15 @@ macro_rules! compare_methods {
 }
 
 impl Var {
+    /// Give the value a name for printing (`a = uniform(...)` instead of `_0 = ...`).
+    /// The first name given to a node wins.
+    pub fn named(self, name: &str) -> Var {
+        if let Some(id) = self.id {
+            self.st.borrow_mut().b.name_node(id, name);
+        }
+        self
+    }
+
     /// The node this handle names, unless an earlier error poisoned it.
     pub fn node(&self) -> Option<NodeId> {
         self.id

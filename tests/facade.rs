@@ -1,0 +1,29 @@
+//! The facade: a traced closure and the model file describe the same graph, and
+//! `RandomState` makes NumPy's data.
+
+use jjt::{DType, RandomState, trace};
+
+#[test]
+fn traced_seed_equals_model_file() {
+    let traced = trace("f", |t| {
+        let x = t.input("x", DType::F32, [10000]);
+        let a = t.uniform(DType::F32, [5, 10000], 1701).named("a");
+        let y = a.matmul(&x).named("y");
+        (y / 10000.0).sqrt()
+    })
+    .unwrap();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let parsed = jjt::load_model(format!("{root}/examples/models/seed.jjt")).unwrap();
+    assert_eq!(jjt::text::print(&traced), jjt::text::print(&parsed));
+}
+
+#[test]
+fn random_state_matches_numpy_x1_x2() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let x1 = jjt::npy::read_file(format!("{root}/crates/jjt-cli/tests/fixtures/x1_f32.npy").as_ref()).unwrap();
+    let x2 = jjt::npy::read_file(format!("{root}/crates/jjt-cli/tests/fixtures/x2_f64.npy").as_ref()).unwrap();
+    let mut rng = RandomState::new(1701);
+    rng.skip_uniform(5 * 10000);
+    assert_eq!(rng.rand_f32([10000]).into_array(), x1);
+    assert_eq!(rng.rand_f64([10000]).into_array(), x2);
+}
