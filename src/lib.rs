@@ -84,11 +84,17 @@ impl RandomState {
         }
     }
 
-    fn fill(&mut self, dtype: DType, shape: Shape, mut next: impl FnMut(&mut Mt19937) -> f64) -> Tensor {
+    fn fill(
+        &mut self,
+        dtype: DType,
+        shape: Shape,
+        mut next: impl FnMut(&mut Mt19937) -> f64,
+    ) -> Tensor {
         let values: Vec<f64> = (0..shape.numel()).map(|_| next(&mut self.mt)).collect();
         let ty = TensorType { dtype, shape };
         // `dtype` is F32 or F64 (the callers above), so the lengths agree and no rounding to
         // bool happens.
-        Tensor::from_f64(&ty, &values).unwrap_or_else(|_| Tensor { shape: ty.shape, data: jjt_ir::Data::F64(vec![]) })
+        Tensor::from_f64(&ty, &values)
+            .unwrap_or_else(|_| Tensor { shape: ty.shape, data: jjt_ir::Data::F64(vec![]) })
     }
 }

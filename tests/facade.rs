@@ -20,8 +20,12 @@ fn traced_seed_equals_model_file() {
 #[test]
 fn random_state_matches_numpy_x1_x2() {
     let root = env!("CARGO_MANIFEST_DIR");
-    let x1 = jjt::npy::read_file(format!("{root}/crates/jjt-cli/tests/fixtures/x1_f32.npy").as_ref()).unwrap();
-    let x2 = jjt::npy::read_file(format!("{root}/crates/jjt-cli/tests/fixtures/x2_f64.npy").as_ref()).unwrap();
+    let x1 =
+        jjt::npy::read_file(format!("{root}/crates/jjt-cli/tests/fixtures/x1_f32.npy").as_ref())
+            .unwrap();
+    let x2 =
+        jjt::npy::read_file(format!("{root}/crates/jjt-cli/tests/fixtures/x2_f64.npy").as_ref())
+            .unwrap();
     let mut rng = RandomState::new(1701);
     rng.skip_uniform(5 * 10000);
     assert_eq!(rng.rand_f32([10000]).into_array(), x1);

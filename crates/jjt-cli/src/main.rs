@@ -16,7 +16,11 @@ use jjt_ir::text::{ModelFileError, parse_file};
 use jjt_ir::{EvalError, Function, Tensor, interp};
 
 #[derive(Parser, Debug)]
-#[command(name = "jjt", version, about = "A compiler for products of Jacobians: inspect and run jjt models")]
+#[command(
+    name = "jjt",
+    version,
+    about = "A compiler for products of Jacobians: inspect and run jjt models"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -141,9 +145,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
 
 fn emit(text: &str, output: Option<&Path>) -> Result<(), CliError> {
     match output {
-        Some(path) => {
-            std::fs::write(path, text).map_err(|source| CliError::Write { path: path.to_path_buf(), source })
-        }
+        Some(path) => std::fs::write(path, text)
+            .map_err(|source| CliError::Write { path: path.to_path_buf(), source }),
         None => {
             print!("{text}");
             Ok(())
@@ -163,19 +166,26 @@ fn bind_inputs(f: &Function, args: &[String]) -> Result<Vec<Tensor>, CliError> {
             _ => return Err(CliError::BadInArg { arg: arg.clone(), single }),
         };
         let Some(i) = params.iter().position(|p| p.name == name) else {
-            let known = params.iter().map(|p| format!("{}: {}", p.name, p.ty)).collect::<Vec<_>>().join(", ");
+            let known = params
+                .iter()
+                .map(|p| format!("{}: {}", p.name, p.ty))
+                .collect::<Vec<_>>()
+                .join(", ");
             return Err(CliError::UnknownInput { name, known });
         };
         if bound[i].is_some() {
             return Err(CliError::DuplicateInput(name));
         }
         let path = PathBuf::from(file);
-        let t = jjt_npy::read_file(&path)
-            .map(Tensor::from_array)
-            .map_err(|source| CliError::ReadInput { name: name.clone(), path: path.clone(), source })?;
+        let t = jjt_npy::read_file(&path).map(Tensor::from_array).map_err(|source| {
+            CliError::ReadInput { name: name.clone(), path: path.clone(), source }
+        })?;
         if t.ty() != params[i].ty {
             let hint = if t.shape == params[i].ty.shape {
-                format!(" (convert it with `arr.astype(np.float{})`)", if params[i].ty.dtype == jjt_ir::DType::F32 { 32 } else { 64 })
+                format!(
+                    " (convert it with `arr.astype(np.float{})`)",
+                    if params[i].ty.dtype == jjt_ir::DType::F32 { 32 } else { 64 }
+                )
             } else {
                 String::new()
             };
@@ -192,7 +202,12 @@ fn bind_inputs(f: &Function, args: &[String]) -> Result<Vec<Tensor>, CliError> {
     params
         .iter()
         .zip(bound)
-        .map(|(p, b)| b.map(|(_, t)| t).ok_or_else(|| CliError::MissingInput { name: p.name.clone(), ty: p.ty.to_string() }))
+        .map(|(p, b)| {
+            b.map(|(_, t)| t).ok_or_else(|| CliError::MissingInput {
+                name: p.name.clone(),
+                ty: p.ty.to_string(),
+            })
+        })
         .collect()
 }
 
@@ -203,10 +218,8 @@ fn format_tensor(t: &Tensor) -> String {
     let width = ty.shape.dims().last().copied().unwrap_or(1).max(1);
     let mut out = format!("{ty}\n");
     for row in v.chunks(width) {
-        let cells: Vec<String> = row
-            .iter()
-            .map(|&x| jjt_ir::ops::constant::fmt_value(x, ty.dtype))
-            .collect();
+        let cells: Vec<String> =
+            row.iter().map(|&x| jjt_ir::ops::constant::fmt_value(x, ty.dtype)).collect();
         out.push_str(&cells.join(" "));
         out.push('\n');
     }

@@ -16,7 +16,11 @@ fn seed_model() -> String {
 }
 
 fn fixture(name: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name).display().to_string()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+        .display()
+        .to_string()
 }
 
 fn tmp(name: &str) -> PathBuf {
@@ -58,15 +62,30 @@ fn dump_dot_is_accepted_by_graphviz() {
     assert!(o.status.success());
     assert_eq!(std::fs::read_to_string(&out).unwrap(), dot);
     // Graphviz must be installed (README: prerequisites; .ci/run installs it).
-    let svg = Command::new("dot").arg("-Tsvg").arg(&out).output().expect("graphviz `dot` must be installed");
-    assert!(svg.status.success(), "dot rejected the graph: {}", String::from_utf8_lossy(&svg.stderr));
+    let svg = Command::new("dot")
+        .arg("-Tsvg")
+        .arg(&out)
+        .output()
+        .expect("graphviz `dot` must be installed");
+    assert!(
+        svg.status.success(),
+        "dot rejected the graph: {}",
+        String::from_utf8_lossy(&svg.stderr)
+    );
     assert!(String::from_utf8_lossy(&svg.stdout).contains("<svg"));
 }
 
 #[test]
 fn eval_seed_matches_numpy_f32() {
     let out = tmp("y.npy");
-    let o = jjt(&["eval", &seed_model(), "--in", &format!("x={}", fixture("x1_f32.npy")), "-o", out.to_str().unwrap()]);
+    let o = jjt(&[
+        "eval",
+        &seed_model(),
+        "--in",
+        &format!("x={}", fixture("x1_f32.npy")),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let got = read(&out);
     let want = read(Path::new(&fixture("y_x1_ref.npy")));
@@ -78,7 +97,8 @@ fn eval_seed_matches_numpy_f32() {
     }
     // A bare FILE.npy works for a one-input model and gives the same bits.
     let out2 = tmp("y2.npy");
-    let o = jjt(&["eval", &seed_model(), "--in", &fixture("x1_f32.npy"), "-o", out2.to_str().unwrap()]);
+    let o =
+        jjt(&["eval", &seed_model(), "--in", &fixture("x1_f32.npy"), "-o", out2.to_str().unwrap()]);
     assert!(o.status.success());
     assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&out2).unwrap());
 }
@@ -88,8 +108,14 @@ fn eval_seed_matches_numpy_f64() {
     let model = tmp("seed64.jjt");
     let src = std::fs::read_to_string(seed_model()).unwrap().replace("f32", "f64");
     std::fs::write(&model, src).unwrap();
-    let text = stdout(&jjt(&["eval", model.to_str().unwrap(), "--in", &format!("x={}", fixture("x2_f64.npy"))]));
-    let values: Vec<f64> = text.lines().nth(1).unwrap().split(' ').map(|s| s.parse().unwrap()).collect();
+    let text = stdout(&jjt(&[
+        "eval",
+        model.to_str().unwrap(),
+        "--in",
+        &format!("x={}", fixture("x2_f64.npy")),
+    ]));
+    let values: Vec<f64> =
+        text.lines().nth(1).unwrap().split(' ').map(|s| s.parse().unwrap()).collect();
     let want = read(Path::new(&fixture("y_x2_f64_ref.npy")));
     // f64: n·u·Σ|terms| with n = 10^4 bounds the sum's relative error by 1.2e-12.
     for (g, w) in values.iter().zip(&want) {
@@ -114,8 +140,14 @@ fn user_mistakes_give_clear_errors() {
     let x = fixture("x1_f32.npy");
     fails_with(&["eval", &m], &["missing input `x`", "f32[10000]", "--in x="]);
     fails_with(&["eval", &m, "--in", &format!("y={x}")], &["no input `y`", "x: f32[10000]"]);
-    fails_with(&["eval", &m, "--in", &format!("x={x}"), "--in", &format!("x={x}")], &["given twice"]);
-    fails_with(&["eval", &m, "--in", &format!("x={}", fixture("x2_f64.npy"))], &["expected f32[10000]", "f64[10000]", "astype"]);
+    fails_with(
+        &["eval", &m, "--in", &format!("x={x}"), "--in", &format!("x={x}")],
+        &["given twice"],
+    );
+    fails_with(
+        &["eval", &m, "--in", &format!("x={}", fixture("x2_f64.npy"))],
+        &["expected f32[10000]", "f64[10000]", "astype"],
+    );
     fails_with(&["eval", &m, "--in", &format!("x={}", fixture("ints.npy"))], &["ints.npy", "<i8"]);
     fails_with(&["eval", &m, "--in", "x=/nonexistent.npy"], &["/nonexistent.npy"]);
     fails_with(&["dump", "/nonexistent.jjt"], &["cannot read model", "/nonexistent.jjt"]);

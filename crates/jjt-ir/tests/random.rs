@@ -61,8 +61,20 @@ fn streams_match_numpy_bit_for_bit() {
     assert!(rows.len() >= 7);
     for r in &rows {
         let v = draws(r.dist, r.seed, r.offset, r.count);
-        assert_eq!(sha_f64(&v), r.sha64, "{} offset {}: f64 stream differs from NumPy", r.label, r.offset);
-        assert_eq!(sha_f32(&v), r.sha32, "{} offset {}: f32 rounding differs from NumPy", r.label, r.offset);
+        assert_eq!(
+            sha_f64(&v),
+            r.sha64,
+            "{} offset {}: f64 stream differs from NumPy",
+            r.label,
+            r.offset
+        );
+        assert_eq!(
+            sha_f32(&v),
+            r.sha32,
+            "{} offset {}: f32 rounding differs from NumPy",
+            r.label,
+            r.offset
+        );
     }
 }
 

@@ -21,12 +21,15 @@ fn print_parse_print_is_identity_for_every_op() {
         let src = std::fs::read_to_string(dir.join("model.jjt")).unwrap();
         let f = parse_with_base(&src, Some(&dir)).unwrap();
         let p1 = print(&f);
-        let g = parse_with_base(&p1, Some(&dir)).unwrap_or_else(|e| panic!("{}: reparse failed:\n{e}\n{p1}", dir.display()));
+        let g = parse_with_base(&p1, Some(&dir))
+            .unwrap_or_else(|e| panic!("{}: reparse failed:\n{e}\n{p1}", dir.display()));
         let p2 = print(&g);
         assert_eq!(p1, p2, "{}", dir.display());
         assert_eq!(f.node_count(), g.node_count(), "{}", dir.display());
         let inputs: Vec<Tensor> = (0..f.params().len())
-            .map(|i| Tensor::from_array(jjt_npy::read_file(&dir.join(format!("in{i}.npy"))).unwrap()))
+            .map(|i| {
+                Tensor::from_array(jjt_npy::read_file(&dir.join(format!("in{i}.npy"))).unwrap())
+            })
             .collect();
         let a = interp::eval(&f, &inputs).unwrap();
         let b = interp::eval(&g, &inputs).unwrap();
@@ -87,7 +90,8 @@ fn hash_consing_shares_equal_subexpressions() {
 
 #[test]
 fn precedence_follows_python() {
-    let f = parse("func f(a: f64[], b: f64[], c: f64[]) -> f64[] { return a - b * c - -a / b }").unwrap();
+    let f = parse("func f(a: f64[], b: f64[], c: f64[]) -> f64[] { return a - b * c - -a / b }")
+        .unwrap();
     let t = |v: f64| Tensor::f64(Vec::<usize>::new(), vec![v]).unwrap();
     let y = interp::eval(&f, &[t(2.0), t(3.0), t(5.0)]).unwrap().to_f64_vec()[0];
     assert_eq!(y, 2.0 - 3.0 * 5.0 - (-2.0) / 3.0);
@@ -106,31 +110,112 @@ fn err(src: &str) -> (ParseErrorKind, usize, usize) {
 fn malformed_inputs_report_kind_and_position() {
     use ParseErrorKind as K;
     let sig = "func f(x: f32[3]) -> f32[3] {\n";
-    let cases: Vec<(String, fn(&K) -> bool, usize, usize)> = vec![
-        (format!("{sig}  y = x $ 2\n  return y\n}}"), |k| matches!(k, K::UnexpectedChar('$')), 2, 9),
-        (format!("{sig}  y = npy(\"a.npy)\n  return y\n}}"), |k| matches!(k, K::UnterminatedString), 2, 11),
+    type Case = (String, fn(&K) -> bool, usize, usize);
+    let cases: Vec<Case> = vec![
+        (
+            format!("{sig}  y = x $ 2\n  return y\n}}"),
+            |k| matches!(k, K::UnexpectedChar('$')),
+            2,
+            9,
+        ),
+        (
+            format!("{sig}  y = npy(\"a.npy)\n  return y\n}}"),
+            |k| matches!(k, K::UnterminatedString),
+            2,
+            11,
+        ),
         (format!("{sig}  y = x * 1e\n  return y\n}}"), |k| matches!(k, K::BadNumber(_)), 2, 11),
         (format!("{sig}  y = x +* x\n  return y\n}}"), |k| matches!(k, K::Expected { .. }), 2, 10),
-        (format!("{sig}  y = exp(z)\n  return y\n}}"), |k| matches!(k, K::UnknownName(n) if n == "z"), 2, 11),
-        (format!("{sig}  y = frobnicate(x)\n  return y\n}}"), |k| matches!(k, K::UnknownOp(n) if n == "frobnicate"), 2, 7),
-        (format!("{sig}  y = exp(x)\n  y = log(x)\n  return y\n}}"), |k| matches!(k, K::Redefined(n) if n == "y"), 3, 3),
-        (format!("{sig}  return = exp(x)\n  return x\n}}"), |k| matches!(k, K::Expected { .. }), 2, 10),
-        ("func f(x: f32[3], x: f32[3]) -> f32[3] { return x }".into(), |k| matches!(k, K::DuplicateParam(_)), 1, 19),
-        ("func f(x: f16[3]) -> f32[3] { return x }".into(), |k| matches!(k, K::UnknownDType(n) if n == "f16"), 1, 11),
-        ("func f(x: f32[99999999999999999999999]) -> f32[3] { return x }".into(), |k| matches!(k, K::IntOverflow(_)), 1, 15),
-        (format!("{sig}  y = matmul(x, exp(x), x)\n  return y\n}}"), |k| matches!(k, K::Attr { .. }), 2, 7),
-        (format!("{sig}  y = x + reshape(x, shape=[2,2])\n  return y\n}}"), |k| matches!(k, K::Type(_)), 2, 11),
-        (format!("{sig}  y = sum(x, axis=[0])\n  return y\n}}"), |k| matches!(k, K::UnusedArg { arg, .. } if arg == "axis"), 2, 7),
+        (
+            format!("{sig}  y = exp(z)\n  return y\n}}"),
+            |k| matches!(k, K::UnknownName(n) if n == "z"),
+            2,
+            11,
+        ),
+        (
+            format!("{sig}  y = frobnicate(x)\n  return y\n}}"),
+            |k| matches!(k, K::UnknownOp(n) if n == "frobnicate"),
+            2,
+            7,
+        ),
+        (
+            format!("{sig}  y = exp(x)\n  y = log(x)\n  return y\n}}"),
+            |k| matches!(k, K::Redefined(n) if n == "y"),
+            3,
+            3,
+        ),
+        (
+            format!("{sig}  return = exp(x)\n  return x\n}}"),
+            |k| matches!(k, K::Expected { .. }),
+            2,
+            10,
+        ),
+        (
+            "func f(x: f32[3], x: f32[3]) -> f32[3] { return x }".into(),
+            |k| matches!(k, K::DuplicateParam(_)),
+            1,
+            19,
+        ),
+        (
+            "func f(x: f16[3]) -> f32[3] { return x }".into(),
+            |k| matches!(k, K::UnknownDType(n) if n == "f16"),
+            1,
+            11,
+        ),
+        (
+            "func f(x: f32[99999999999999999999999]) -> f32[3] { return x }".into(),
+            |k| matches!(k, K::IntOverflow(_)),
+            1,
+            15,
+        ),
+        (
+            format!("{sig}  y = matmul(x, exp(x), x)\n  return y\n}}"),
+            |k| matches!(k, K::Attr { .. }),
+            2,
+            7,
+        ),
+        (
+            format!("{sig}  y = x + reshape(x, shape=[2,2])\n  return y\n}}"),
+            |k| matches!(k, K::Type(_)),
+            2,
+            11,
+        ),
+        (
+            format!("{sig}  y = sum(x, axis=[0])\n  return y\n}}"),
+            |k| matches!(k, K::UnusedArg { arg, .. } if arg == "axis"),
+            2,
+            7,
+        ),
         (format!("{sig}  y = transpose(x)\n  return y\n}}"), |k| matches!(k, K::Attr { .. }), 2, 7),
-        (format!("{sig}  c = 2.0 * 3.0\n  return x\n}}"), |k| matches!(k, K::UntypedLiteral), 2, 11),
+        (
+            format!("{sig}  c = 2.0 * 3.0\n  return x\n}}"),
+            |k| matches!(k, K::UntypedLiteral),
+            2,
+            11,
+        ),
         (format!("{sig}  y = sum(x)\n  return y\n}}"), |k| matches!(k, K::ReturnType { .. }), 3, 3),
         (format!("{sig}  f32 = exp(x)\n  return x\n}}"), |k| matches!(k, K::Reserved(_)), 2, 3),
         (format!("{sig}  y = exp(x)\n"), |k| matches!(k, K::Expected { .. }), 3, 1),
         (format!("{sig}  return x\n}}\nfunc"), |k| matches!(k, K::Expected { .. }), 4, 1),
         (format!("{sig}  y = x / (x\n  return y\n}}"), |k| matches!(k, K::Expected { .. }), 3, 3),
-        (format!("{sig}  y = uniform(f32[3], seed=-1)\n  return y\n}}"), |k| matches!(k, K::Attr { .. }), 2, 7),
-        (format!("{sig}  y = npy(\"/nonexistent/w.npy\")\n  return y\n}}"), |k| matches!(k, K::Attr { .. }), 2, 7),
-        (format!("{sig}  y = {}x{}\n  return y\n}}", "(".repeat(500), ")".repeat(500)), |k| matches!(k, K::TooDeep), 2, 207),
+        (
+            format!("{sig}  y = uniform(f32[3], seed=-1)\n  return y\n}}"),
+            |k| matches!(k, K::Attr { .. }),
+            2,
+            7,
+        ),
+        (
+            format!("{sig}  y = npy(\"/nonexistent/w.npy\")\n  return y\n}}"),
+            |k| matches!(k, K::Attr { .. }),
+            2,
+            7,
+        ),
+        (
+            format!("{sig}  y = {}x{}\n  return y\n}}", "(".repeat(500), ")".repeat(500)),
+            |k| matches!(k, K::TooDeep),
+            2,
+            207,
+        ),
     ];
     assert!(cases.len() >= 15);
     for (src, is_kind, line, col) in &cases {

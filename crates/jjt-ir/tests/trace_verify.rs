@@ -3,7 +3,10 @@
 
 use jjt_ir::graph::{Graph, Node, Param};
 use jjt_ir::ops::{Binary, Input, Op, Unary};
-use jjt_ir::{DType, Function, IrError, NodeId, Tensor, TensorType, TraceError, TypeError, VerifyError, interp, trace, verify};
+use jjt_ir::{
+    DType, Function, IrError, NodeId, Tensor, TensorType, TraceError, TypeError, VerifyError,
+    interp, trace, verify,
+};
 
 #[test]
 fn traced_closure_evaluates_like_numpy_expression() {
@@ -15,7 +18,11 @@ fn traced_closure_evaluates_like_numpy_expression() {
     .unwrap();
     let x = [1.0, 2.0, 3.0];
     let w = [1.0, 0.0, 1.0, 0.5, 0.5, 0.5];
-    let y = interp::eval(&f, &[Tensor::f64([3], x.to_vec()).unwrap(), Tensor::f64([2, 3], w.to_vec()).unwrap()]).unwrap();
+    let y = interp::eval(
+        &f,
+        &[Tensor::f64([3], x.to_vec()).unwrap(), Tensor::f64([2, 3], w.to_vec()).unwrap()],
+    )
+    .unwrap();
     let want: f64 = [4.0f64, 3.0].iter().map(|v| ((v / 4.0).sqrt() - 1.0).tanh()).sum();
     assert_eq!(y.to_f64_vec(), vec![want]);
 }
@@ -33,7 +40,10 @@ fn shape_error_names_op_shapes_and_location() {
     match &e {
         TraceError::Op { location, source: IrError::Type { op, operands, source } } => {
             assert_eq!(*op, "matmul");
-            assert_eq!(operands, &[TensorType::new(DType::F32, [4, 5]), TensorType::new(DType::F32, [3])]);
+            assert_eq!(
+                operands,
+                &[TensorType::new(DType::F32, [4, 5]), TensorType::new(DType::F32, [3])]
+            );
             assert!(matches!(source, TypeError::Invalid(_)));
             assert_eq!(location.line(), line);
             assert!(location.file().ends_with("trace_verify.rs"));
@@ -55,7 +65,9 @@ fn operator_errors_and_first_error_wins() {
         bad
     })
     .unwrap_err();
-    let TraceError::Op { location, source: IrError::Type { op, source, .. } } = &e else { panic!("{e:?}") };
+    let TraceError::Op { location, source: IrError::Type { op, source, .. } } = &e else {
+        panic!("{e:?}")
+    };
     assert_eq!((*op, location.line()), ("add", line));
     assert!(matches!(source, TypeError::Broadcast(..)));
 }
@@ -68,7 +80,10 @@ fn dtype_mismatch_and_duplicate_input() {
         x * y
     })
     .unwrap_err();
-    assert!(matches!(e.ir_error(), Some(IrError::Type { source: TypeError::DTypeMismatch(DType::F64, DType::F32), .. })));
+    assert!(matches!(
+        e.ir_error(),
+        Some(IrError::Type { source: TypeError::DTypeMismatch(DType::F64, DType::F32), .. })
+    ));
     let e = trace("f", |t| {
         let x = t.input("x", DType::F64, [3]);
         let _ = t.input("x", DType::F64, [3]);
@@ -156,7 +171,10 @@ fn verifier_accepts_builder_output() {
 #[test]
 fn interpreter_rejects_wrong_arguments() {
     let f = trace("f", |t| t.input("x", DType::F64, [3]).exp()).unwrap();
-    assert!(matches!(interp::eval(&f, &[]), Err(jjt_ir::EvalError::InputCount { expected: 1, got: 0, .. })));
+    assert!(matches!(
+        interp::eval(&f, &[]),
+        Err(jjt_ir::EvalError::InputCount { expected: 1, got: 0, .. })
+    ));
     let wrong = Tensor::f32([3], vec![0.0; 3]).unwrap();
     assert!(matches!(interp::eval(&f, &[wrong]), Err(jjt_ir::EvalError::InputType { .. })));
 }
