@@ -149,6 +149,14 @@ pub enum EvalError {
     /// The function does not verify.
     #[error("{0}")]
     Invalid(VerifyErrors),
+    /// The values would need more memory than the budget.
+    #[error("evaluating needs {} bytes of intermediate values, over the budget of {limit} bytes", needed.map_or("more than 2^64".to_string(), |n| n.to_string()))]
+    TooLarge {
+        /// Bytes needed (`None`: more than `u64` counts).
+        needed: Option<u64>,
+        /// The budget.
+        limit: u64,
+    },
     /// An internal inconsistency (a bug, reported instead of a panic).
     #[error("internal error: {0}")]
     Internal(String),

@@ -8,9 +8,23 @@ use crate::graph::{Function, NodeId};
 use crate::tensor::Tensor;
 use crate::verify::verify;
 
+/// The most bytes the interpreter holds at once unless told otherwise (4 GiB). It keeps every
+/// intermediate value, so this bounds the sum of all node sizes.
+pub const DEFAULT_MAX_BYTES: u64 = 4 << 30;
+
 /// Evaluate `f` on `inputs` (in signature order).
 pub fn eval(f: &Function, inputs: &[Tensor]) -> Result<Tensor, EvalError> {
-    let mut values = eval_nodes(f, inputs, &[f.output()])?;
+    eval_with_limit(f, inputs, DEFAULT_MAX_BYTES)
+}
+
+/// Evaluate with a memory budget: a graph whose values need more than `max_bytes` in all is
+/// rejected before anything is allocated.
+pub fn eval_with_limit(
+    f: &Function,
+    inputs: &[Tensor],
+    max_bytes: u64,
+) -> Result<Tensor, EvalError> {
+    let mut values = eval_nodes_limited(f, inputs, &[f.output()], max_bytes)?;
     values.remove(&f.output()).ok_or_else(|| EvalError::Internal("output was not computed".into()))
 }
 
@@ -20,6 +34,15 @@ pub fn eval_nodes(
     f: &Function,
     inputs: &[Tensor],
     wanted: &[NodeId],
+) -> Result<HashMap<NodeId, Tensor>, EvalError> {
+    eval_nodes_limited(f, inputs, wanted, DEFAULT_MAX_BYTES)
+}
+
+fn eval_nodes_limited(
+    f: &Function,
+    inputs: &[Tensor],
+    wanted: &[NodeId],
+    max_bytes: u64,
 ) -> Result<HashMap<NodeId, Tensor>, EvalError> {
     verify(f).map_err(EvalError::Invalid)?;
     check_inputs(f, inputs)?;
@@ -32,6 +55,15 @@ pub fn eval_nodes(
         if needed.insert(n) {
             stack.extend(f.operands(n));
         }
+    }
+    let needed_bytes = needed.iter().try_fold(0u64, |acc, &n| {
+        let ty = &f.node(n)?.ty;
+        let numel = u64::try_from(ty.shape.checked_numel()?).ok()?;
+        acc.checked_add(numel.checked_mul(jjt_npy::DType::item_size(ty.dtype) as u64)?)
+    });
+    match needed_bytes {
+        Some(b) if b <= max_bytes => {}
+        _ => return Err(EvalError::TooLarge { needed: needed_bytes, limit: max_bytes }),
     }
     let mut values: HashMap<NodeId, Tensor> = HashMap::new();
     for id in order.into_iter().filter(|n| needed.contains(n)) {

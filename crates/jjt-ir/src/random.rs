@@ -47,6 +47,18 @@ impl Mt19937 {
         y ^ (y >> 18)
     }
 
+    /// Skip `n` 32-bit outputs (no tempering needed for discarded words).
+    pub fn skip_u32(&mut self, mut n: u64) {
+        while n > 0 {
+            if self.pos >= N {
+                self.twist();
+            }
+            let step = ((N - self.pos) as u64).min(n);
+            self.pos += step as usize;
+            n -= step;
+        }
+    }
+
     /// A double in [0, 1) with 53 random bits: one draw of `np.random.rand`.
     pub fn next_f64(&mut self) -> f64 {
         let a = f64::from(self.next_u32() >> 5);
@@ -72,6 +84,10 @@ impl Mt19937 {
     }
 }
 
+/// The largest `offset + count` a random constant may have (2^32 draws): normal draws cannot be
+/// skipped faster than they are made, and no real model needs more.
+pub const MAX_DRAWS: u64 = 1 << 32;
+
 /// The distribution of a random constant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Distribution {
@@ -86,6 +102,13 @@ pub enum Distribution {
 /// would produce at positions `offset..offset + count`.
 pub fn draws(dist: Distribution, seed: u32, offset: u64, count: usize) -> Vec<f64> {
     let mut rng = Mt19937::new(seed);
+    let offset = if dist == Distribution::Uniform {
+        // Each uniform draw is exactly two 32-bit words.
+        rng.skip_u32(offset.saturating_mul(2));
+        0
+    } else {
+        offset
+    };
     let mut next = || match dist {
         Distribution::Uniform => rng.next_f64(),
         Distribution::Normal => rng.next_gauss(),

@@ -103,3 +103,18 @@ fn traced_consecutive_draws_match_numpy() {
         }
     }
 }
+
+/// Skipping uniform draws by words gives the same values as drawing them.
+#[test]
+fn uniform_skip_equals_drawing() {
+    for offset in [0u64, 1, 311, 312, 313, 624, 1000, 5000] {
+        let all = draws(Distribution::Uniform, 42, 0, offset as usize + 7);
+        assert_eq!(
+            draws(Distribution::Uniform, 42, offset, 7),
+            all[offset as usize..],
+            "offset {offset}"
+        );
+    }
+    let all = draws(Distribution::Normal, 42, 0, 20);
+    assert_eq!(draws(Distribution::Normal, 42, 5, 15), all[5..]);
+}

@@ -249,3 +249,66 @@ mod no_panic {
         }
     }
 }
+
+#[test]
+fn more_malformed_inputs() {
+    use ParseErrorKind as K;
+    let sig = "func f(x: f32[3], p: bool[3]) -> f32[3] {\n";
+    type Case = (String, fn(&K) -> bool);
+    let cases: Vec<Case> = vec![
+        (
+            format!("{sig}  y = foo(2.0)\n  return y\n}}"),
+            |k| matches!(k, K::UnknownOp(n) if n == "foo"),
+        ),
+        (
+            format!("{sig}  y = x +\n  return y\n}}"),
+            |k| matches!(k, K::Expected { found, .. } if found == "`return`"),
+        ),
+        (format!("{sig}  y = select(p, 0.5, 1.5)\n  return y\n}}"), |k| {
+            matches!(k, K::UntypedLiteral)
+        }),
+        (
+            format!("{sig}  y = sum(x, axes=[0], axes=[0])\n  return y\n}}"),
+            |k| matches!(k, K::Attr { message, .. } if message.contains("given twice")),
+        ),
+        (
+            format!("{sig}  y = x * 2_0\n  return y\n}}"),
+            |k| matches!(k, K::BadNumber(s) if s == "2_0"),
+        ),
+        ("func nan(x: f32[3]) -> f32[3] { return x }".into(), |k| matches!(k, K::Reserved(_))),
+        (
+            format!("{sig}  y = sum(x, [0])\n  return y\n}}"),
+            |k| matches!(k, K::UnusedArg { arg, .. } if arg == "[0]"),
+        ),
+        (
+            format!("{sig}  y = uniform(f32[3], seed=1, offset=4294967295)\n  return y + x\n}}"),
+            |k| matches!(k, K::Attr { message, .. } if message.contains("limit")),
+        ),
+    ];
+    for (src, is_kind) in &cases {
+        let (kind, _, _) = err(src);
+        assert!(is_kind(&kind), "wrong kind {kind:?} for:\n{src}");
+    }
+}
+
+#[test]
+fn negative_nan_and_negative_zero_round_trip() {
+    let src = "func f(x: f64[3]) -> f64[3] { return x + const(f64[3], [-nan, -0, nan]) }";
+    let f = parse(src).unwrap();
+    let p = print(&f);
+    assert!(p.contains("[-nan, -0.0, nan]"), "{p}");
+    assert_eq!(print(&parse(&p).unwrap()), p);
+    let y = interp::eval(&f, &[Tensor::f64([3], vec![0.0; 3]).unwrap()]).unwrap().to_f64_vec();
+    assert!(y[0].is_nan() && y[2].is_nan());
+}
+
+#[test]
+fn oversized_values_are_refused_before_allocating() {
+    let f =
+        parse("func f(x: f64[]) -> f64[] { return sum(zeros(f64[1000000,1000000])) + x }").unwrap();
+    let r = interp::eval(&f, &[Tensor::f64(Vec::<usize>::new(), vec![0.0]).unwrap()]);
+    assert!(
+        matches!(r, Err(jjt_ir::EvalError::TooLarge { needed: Some(n), .. }) if n >= 8_000_000_000_000),
+        "{r:?}"
+    );
+}

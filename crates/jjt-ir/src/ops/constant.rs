@@ -95,7 +95,7 @@ fn data_bits(d: &Data) -> Vec<u64> {
 pub fn fmt_value(v: f64, dtype: DType) -> String {
     match dtype {
         DType::Bool => (v != 0.0).to_string(),
-        _ if v.is_nan() => "nan".into(),
+        _ if v.is_nan() => (if v.is_sign_negative() { "-nan" } else { "nan" }).into(),
         _ if v.is_infinite() => (if v > 0.0 { "inf" } else { "-inf" }).into(),
         DType::F32 => format!("{:?}", v as f32),
         DType::F64 => format!("{v:?}"),
@@ -122,9 +122,22 @@ pub fn parse_value(v: &AttrValue, dtype: DType) -> Result<f64, String> {
 
 fn parse_special(s: &str) -> &str {
     match s {
-        "nan" | "-nan" => "NaN",
+        "nan" => "NaN",
+        "-nan" => "-NaN",
         other => other,
     }
+}
+
+/// Round `value` to `dtype` and canonicalise NaN (sign kept, payload dropped), so every
+/// constant prints and parses back to the same bits.
+fn canonical_bits(value: f64, dtype: DType) -> u64 {
+    let v = match dtype {
+        DType::F32 => f64::from(value as f32),
+        DType::F64 => value,
+        DType::Bool => f64::from(u8::from(value != 0.0)),
+    };
+    let v = if v.is_nan() { f64::NAN.copysign(v) } else { v };
+    v.to_bits()
 }
 
 impl Const {
@@ -142,24 +155,13 @@ impl Const {
 
     /// A `full` constant of the given value, rounded to the type's dtype.
     pub fn full(ty: TensorType, value: f64) -> Const {
-        let v = match ty.dtype {
-            DType::F32 => f64::from(value as f32),
-            DType::F64 => value,
-            DType::Bool => f64::from(u8::from(value != 0.0)),
-        };
-        Const::Full { ty, bits: v.to_bits() }
+        let bits = canonical_bits(value, ty.dtype);
+        Const::Full { ty, bits }
     }
 
     /// A literal from values rounded to the type's dtype; the count must match the shape.
     pub fn literal(ty: TensorType, values: &[f64]) -> Const {
-        let bits = values
-            .iter()
-            .map(|&value| match ty.dtype {
-                DType::F32 => f64::from(value as f32).to_bits(),
-                DType::F64 => value.to_bits(),
-                DType::Bool => f64::from(u8::from(value != 0.0)).to_bits(),
-            })
-            .collect();
+        let bits = values.iter().map(|&value| canonical_bits(value, ty.dtype)).collect();
         Const::Literal { ty, bits }
     }
 
@@ -209,6 +211,16 @@ impl Const {
             }
             Const::Iota { .. } | Const::Random { .. } if !is_float(ty.dtype) => {
                 Err(TypeError::NotFloat(ty.dtype))
+            }
+            Const::Random { offset, .. }
+                if offset
+                    .checked_add(numel as u64)
+                    .is_none_or(|end| end > crate::random::MAX_DRAWS) =>
+            {
+                Err(TypeError::Invalid(format!(
+                    "offset {offset} plus {numel} draws exceeds the limit of {} draws per stream",
+                    crate::random::MAX_DRAWS
+                )))
             }
             _ => Ok(()),
         }
@@ -380,12 +392,11 @@ fn parse_npy(args: &mut CallArgs) -> Result<Const, String> {
         Some(AttrValue::Str(s)) => s,
         _ => return Err("npy needs a file name: npy(\"weights.npy\")".into()),
     };
-    let value =
-        load_npy(&path, args.base_dir.as_deref()).map_err(|e| format!("npy `{path}`: {e}"))?;
+    let value = load_npy(&path, args.base_dir.as_deref()).map_err(|e| format!("`{path}`: {e}"))?;
     if let Some(d) = declared
         && d != value.ty()
     {
-        return Err(format!("npy `{path}`: declared {d}, but the file holds {}", value.ty()));
+        return Err(format!("`{path}`: declared {d}, but the file holds {}", value.ty()));
     }
     Ok(Const::npy(path, value))
 }

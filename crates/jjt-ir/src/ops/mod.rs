@@ -214,6 +214,29 @@ pub enum AttrValue {
     Bool(bool),
 }
 
+impl std::fmt::Display for AttrValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AttrValue::Int(i) => write!(f, "{i}"),
+            AttrValue::Float(s) => f.write_str(s),
+            AttrValue::List(items) => {
+                f.write_str("[")?;
+                for (i, v) in items.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{v}")?;
+                }
+                f.write_str("]")
+            }
+            AttrValue::Type(t) => write!(f, "{t}"),
+            AttrValue::DType(d) => write!(f, "{d}"),
+            AttrValue::Str(s) => f.write_str(&constant::quote(s)),
+            AttrValue::Bool(b) => write!(f, "{b}"),
+        }
+    }
+}
+
 /// The non-operand arguments of a call: positional values (types, strings, literals of
 /// constants) and keyword attributes. Op parsers take what they need; the parser reports
 /// anything left over.

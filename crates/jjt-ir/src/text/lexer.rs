@@ -95,7 +95,7 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Token>, ParseError> {
                 }
             }
             if i < chars.len() && (chars[i].is_ascii_alphabetic() || chars[i] == '_') {
-                while i < chars.len() && chars[i].is_ascii_alphanumeric() {
+                while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_') {
                     i += 1;
                 }
                 let text: String = chars[start..i].iter().collect();

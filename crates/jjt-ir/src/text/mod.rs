@@ -6,6 +6,8 @@ mod lexer;
 mod parser;
 mod printer;
 
-pub use parser::{ModelFileError, ParseError, ParseErrorKind, parse, parse_file, parse_with_base};
+pub use parser::{
+    MAX_DEPTH, ModelFileError, ParseError, ParseErrorKind, parse, parse_file, parse_with_base,
+};
 pub(crate) use printer::layout;
 pub use printer::print;

@@ -313,7 +313,8 @@ impl<'a> Parser<'a> {
     // func NAME ( params ) -> type { stmts return expr }
     fn function(&mut self) -> PResult<Function> {
         self.keyword("func")?;
-        let (name, _) = self.ident("a function name")?;
+        let (name, nt) = self.ident("a function name")?;
+        self.check_definable(&name, &nt)?;
         self.b = FunctionBuilder::new(name);
         self.expect("(")?;
         if !self.eat(")") {
@@ -491,6 +492,7 @@ impl<'a> Parser<'a> {
                 self.pos += 1;
                 Ok(Val::Lit(s.clone()))
             }
+            Tok::Ident(s) if RESERVED.contains(&s.as_str()) => Err(self.expected("an expression")),
             Tok::Ident(name) => {
                 self.pos += 1;
                 if self.peek().tok == Tok::Punct("(") {
@@ -559,7 +561,11 @@ impl<'a> Parser<'a> {
                 let is_type = matches!(&at.tok, Tok::Ident(s) if dtype_of(s).is_some())
                     && *self.peek_at(1) == Tok::Punct("[");
                 if is_kw {
-                    let (key, _) = self.ident("an attribute name")?;
+                    let (key, kt) = self.ident("an attribute name")?;
+                    if args.keyword.iter().any(|(k, _)| *k == key) {
+                        let message = format!("attribute `{key}` is given twice");
+                        return Err(self.err_at(&kt, ParseErrorKind::Attr { op: name, message }));
+                    }
                     self.expect("=")?;
                     let v = self.attr_value()?;
                     args.keyword.push((key, v));
@@ -596,6 +602,9 @@ impl<'a> Parser<'a> {
             let b = self.node_of(b, &bt, None)?;
             return Ok(Val::Node(self.b.matmul(a, b).map_err(|e| self.ir_err(t, e))?));
         }
+        if Op::parse_call(&name, &mut CallArgs::default()).is_none() {
+            return Err(self.err_at(t, ParseErrorKind::UnknownOp(name)));
+        }
         // Literal operands take the dtype of the first float operand and the broadcast shape
         // of all operands.
         let nodes: Vec<NodeId> = operands
@@ -610,11 +619,12 @@ impl<'a> Parser<'a> {
                 Some(l) => {
                     let shape = crate::builder::broadcast_shapes(&l.shape, &ty.shape)
                         .unwrap_or(l.shape.clone());
-                    let dtype = if l.dtype == DType::Bool { ty.dtype } else { l.dtype };
+                    let dtype = if crate::types::is_float(l.dtype) { l.dtype } else { ty.dtype };
                     TensorType::new(dtype, shape)
                 }
             });
         }
+        let like = like.filter(|l| crate::types::is_float(l.dtype));
         let mut ids = Vec::with_capacity(operands.len());
         for (v, vt) in operands {
             ids.push(self.node_of(v, &vt, like.as_ref())?);
@@ -635,9 +645,7 @@ impl<'a> Parser<'a> {
             return Err(self.err_at(t, ParseErrorKind::UnusedArg { op: name, arg: k.clone() }));
         }
         if let Some(v) = args.positional.first() {
-            return Err(
-                self.err_at(t, ParseErrorKind::UnusedArg { op: name, arg: format!("{v:?}") })
-            );
+            return Err(self.err_at(t, ParseErrorKind::UnusedArg { op: name, arg: v.to_string() }));
         }
         let id = match op {
             Op::Binary(bop) if ids.len() == 2 => self.b.binary(bop, ids[0], ids[1]),
@@ -659,6 +667,7 @@ impl<'a> Parser<'a> {
             Tok::Float(s) => AttrValue::Float(s.clone()),
             Tok::Str(s) => AttrValue::Str(s.clone()),
             Tok::Punct("-") => match self.attr_value()? {
+                AttrValue::Int(0) => AttrValue::Float("-0".into()),
                 AttrValue::Int(i) => AttrValue::Int(-i),
                 AttrValue::Float(s) => AttrValue::Float(format!("-{s}")),
                 _ => {
