@@ -20,8 +20,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The same data a NumPy script makes after np.random.seed(1701).
     let mut rng = RandomState::new(1701);
     rng.skip_uniform(M * N);
-    let x1 = rng.rand_f32([N]);
-    let x2 = rng.rand_f32([N]);
+    let x1 = rng.rand_f32([N])?;
+    let x2 = rng.rand_f32([N])?;
     for (name, x) in [("x1", x1), ("x2", x2)] {
         let y = jjt::eval(&f, &[x])?;
         let cells: Vec<String> = y.to_f64_vec().iter().map(|v| format!("{:.7e}", v)).collect();

@@ -16,7 +16,7 @@
 //! })?;
 //! let mut rng = RandomState::new(1701);
 //! rng.skip_uniform(5 * 100); // the draws A took
-//! let x = rng.rand_f64([100]);
+//! let x = rng.rand_f64([100])?;
 //! let y = jjt::eval(&f, &[x])?;
 //! assert_eq!(y.shape.dims(), &[5]);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -44,6 +44,14 @@ pub fn load_model(path: impl AsRef<std::path::Path>) -> Result<Function, text::M
     text::parse_file(path.as_ref())
 }
 
+/// A random tensor too large to allocate.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot allocate a random tensor of shape {shape}")]
+pub struct AllocError {
+    /// The requested shape.
+    pub shape: Shape,
+}
+
 /// NumPy's legacy random stream (`np.random.seed`, `rand`, `randn`), for making the same data
 /// a NumPy script would, bit for bit in f64 (f32 values are the f64 draws rounded).
 #[derive(Clone, Debug)]
@@ -58,22 +66,22 @@ impl RandomState {
     }
 
     /// `np.random.rand(*shape)` in f64.
-    pub fn rand_f64(&mut self, shape: impl Into<Shape>) -> Tensor {
+    pub fn rand_f64(&mut self, shape: impl Into<Shape>) -> Result<Tensor, AllocError> {
         self.fill(DType::F64, shape.into(), Mt19937::next_f64)
     }
 
     /// `np.random.rand(*shape).astype(np.float32)`.
-    pub fn rand_f32(&mut self, shape: impl Into<Shape>) -> Tensor {
+    pub fn rand_f32(&mut self, shape: impl Into<Shape>) -> Result<Tensor, AllocError> {
         self.fill(DType::F32, shape.into(), Mt19937::next_f64)
     }
 
     /// `np.random.randn(*shape)` in f64.
-    pub fn randn_f64(&mut self, shape: impl Into<Shape>) -> Tensor {
+    pub fn randn_f64(&mut self, shape: impl Into<Shape>) -> Result<Tensor, AllocError> {
         self.fill(DType::F64, shape.into(), Mt19937::next_gauss)
     }
 
     /// `np.random.randn(*shape).astype(np.float32)`.
-    pub fn randn_f32(&mut self, shape: impl Into<Shape>) -> Tensor {
+    pub fn randn_f32(&mut self, shape: impl Into<Shape>) -> Result<Tensor, AllocError> {
         self.fill(DType::F32, shape.into(), Mt19937::next_gauss)
     }
 
@@ -89,12 +97,12 @@ impl RandomState {
         dtype: DType,
         shape: Shape,
         mut next: impl FnMut(&mut Mt19937) -> f64,
-    ) -> Tensor {
-        let values: Vec<f64> = (0..shape.numel()).map(|_| next(&mut self.mt)).collect();
+    ) -> Result<Tensor, AllocError> {
+        let n = shape.checked_numel().ok_or_else(|| AllocError { shape: shape.clone() })?;
+        let mut values: Vec<f64> = Vec::new();
+        values.try_reserve_exact(n).map_err(|_| AllocError { shape: shape.clone() })?;
+        values.extend((0..n).map(|_| next(&mut self.mt)));
         let ty = TensorType { dtype, shape };
-        // `dtype` is F32 or F64 (the callers above), so the lengths agree and no rounding to
-        // bool happens.
-        Tensor::from_f64(&ty, &values)
-            .unwrap_or_else(|_| Tensor { shape: ty.shape, data: jjt_ir::Data::F64(vec![]) })
+        Tensor::from_f64(&ty, &values).map_err(|_| AllocError { shape: ty.shape })
     }
 }

@@ -28,6 +28,6 @@ fn random_state_matches_numpy_x1_x2() {
             .unwrap();
     let mut rng = RandomState::new(1701);
     rng.skip_uniform(5 * 10000);
-    assert_eq!(rng.rand_f32([10000]).into_array(), x1);
-    assert_eq!(rng.rand_f64([10000]).into_array(), x2);
+    assert_eq!(rng.rand_f32([10000]).unwrap().into_array(), x1);
+    assert_eq!(rng.rand_f64([10000]).unwrap().into_array(), x2);
 }

@@ -149,6 +149,18 @@ pub enum EvalError {
     /// The function does not verify.
     #[error("{0}")]
     Invalid(VerifyErrors),
+    /// An argument whose data length does not match its own shape.
+    #[error(
+        "input `{name}`: shape {shape} needs a different number of elements than the {len} given"
+    )]
+    InputData {
+        /// Input name.
+        name: String,
+        /// The tensor's shape.
+        shape: Shape,
+        /// Its data length.
+        len: usize,
+    },
     /// The values would need more memory than the budget.
     #[error("evaluating needs {} bytes of intermediate values, over the budget of {limit} bytes", needed.map_or("more than 2^64".to_string(), |n| n.to_string()))]
     TooLarge {

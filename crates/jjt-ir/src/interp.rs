@@ -101,6 +101,13 @@ pub fn check_inputs(f: &Function, inputs: &[Tensor]) -> Result<(), EvalError> {
         });
     }
     for (p, t) in f.params().iter().zip(inputs) {
+        if t.data.len() != t.shape.checked_numel().unwrap_or(usize::MAX) {
+            return Err(EvalError::InputData {
+                name: p.name.clone(),
+                shape: t.shape.clone(),
+                len: t.data.len(),
+            });
+        }
         if t.ty() != p.ty {
             return Err(EvalError::InputType {
                 name: p.name.clone(),

@@ -178,3 +178,10 @@ fn interpreter_rejects_wrong_arguments() {
     let wrong = Tensor::f32([3], vec![0.0; 3]).unwrap();
     assert!(matches!(interp::eval(&f, &[wrong]), Err(jjt_ir::EvalError::InputType { .. })));
 }
+
+#[test]
+fn tensor_with_inconsistent_fields_is_rejected() {
+    let f = trace("f", |t| t.input("x", DType::F64, [3]).exp()).unwrap();
+    let bad = Tensor { shape: jjt_ir::Shape(vec![3]), data: jjt_ir::Data::F64(vec![1.0]) };
+    assert!(matches!(interp::eval(&f, &[bad]), Err(jjt_ir::EvalError::InputData { len: 1, .. })));
+}
