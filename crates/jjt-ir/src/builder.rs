@@ -138,8 +138,15 @@ impl FunctionBuilder {
 
     /// Finish with `output` as the result, and verify.
     pub fn finish(self, output: NodeId) -> Result<Function, IrError> {
-        self.ty(output)?;
-        let f = Function::from_parts(self.name, self.graph, self.params, output);
+        self.finish_many(vec![output])
+    }
+
+    /// Finish with several outputs, and verify.
+    pub fn finish_many(self, outputs: Vec<NodeId>) -> Result<Function, IrError> {
+        for &o in &outputs {
+            self.ty(o)?;
+        }
+        let f = Function::from_parts(self.name, self.graph, self.params, outputs);
         verify(&f).map_err(IrError::Verify)?;
         Ok(f)
     }

@@ -55,7 +55,14 @@ pub fn to_dot(f: &Function) -> String {
         }
     }
     out.push_str("  out [label=\"return\", shape=plaintext];\n");
-    let _ = writeln!(out, "  n{} -> out;", f.output().index());
+    let many = f.outputs().len() > 1;
+    for (i, o) in f.outputs().iter().enumerate() {
+        if many {
+            let _ = writeln!(out, "  n{} -> out [label=\"{i}\"];", o.index());
+        } else {
+            let _ = writeln!(out, "  n{} -> out;", o.index());
+        }
+    }
     out.push_str("}\n");
     out
 }

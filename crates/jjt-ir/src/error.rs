@@ -112,6 +112,17 @@ pub enum IrError {
         /// Values given.
         actual: usize,
     },
+    /// A transpose rule was asked to transpose an op in an operand it is not linear in.
+    #[error("{op} is not linear in the operand being transposed: {detail}")]
+    NotLinear {
+        /// The op.
+        op: &'static str,
+        /// Why.
+        detail: String,
+    },
+    /// A rule was called in a way the transforms never do (a bug in a transform).
+    #[error("internal error: {0}")]
+    RuleMisuse(String),
     /// The finished graph failed verification (a bug in a transform).
     #[error("{0}")]
     Verify(VerifyErrors),
@@ -149,6 +160,14 @@ pub enum EvalError {
     /// The function does not verify.
     #[error("{0}")]
     Invalid(VerifyErrors),
+    /// `eval` was asked for the single output of a function with several.
+    #[error("function `{function}` has {outputs} outputs; use eval_outputs")]
+    OutputCount {
+        /// Function name.
+        function: String,
+        /// Its number of outputs.
+        outputs: usize,
+    },
     /// An argument whose data length does not match its own shape.
     #[error(
         "input `{name}`: shape {shape} needs a different number of elements than the {len} given"

@@ -66,7 +66,9 @@ pub struct Param {
 /// The graph type functions are stored in.
 pub type Graph = StableDiGraph<Node, Slot>;
 
-/// A function: named, typed inputs and one output, as a graph.
+/// A function: named, typed inputs and one or more outputs, as a graph. User functions have one
+/// output; transforms such as JVP and VJP produce several (primal and tangent outputs, one
+/// cotangent per differentiated input).
 ///
 /// Built by [`crate::FunctionBuilder`], which type-checks and hash-conses every node, or by
 /// [`Function::from_parts`] for hand-made graphs, which [`crate::verify`] checks.
@@ -76,7 +78,7 @@ pub struct Function {
     pub name: String,
     pub(crate) graph: Graph,
     pub(crate) params: Vec<Param>,
-    pub(crate) output: NodeId,
+    pub(crate) outputs: Vec<NodeId>,
 }
 
 impl Function {
@@ -86,9 +88,9 @@ impl Function {
         name: impl Into<String>,
         graph: Graph,
         params: Vec<Param>,
-        output: NodeId,
+        outputs: Vec<NodeId>,
     ) -> Function {
-        Function { name: name.into(), graph, params, output }
+        Function { name: name.into(), graph, params, outputs }
     }
 
     /// The underlying graph (read only).
@@ -106,14 +108,24 @@ impl Function {
         self.params.iter().find(|p| p.name == name)
     }
 
-    /// The output node.
-    pub fn output(&self) -> NodeId {
-        self.output
+    /// The output nodes in order.
+    pub fn outputs(&self) -> &[NodeId] {
+        &self.outputs
     }
 
-    /// The output type.
+    /// The first output: the only one of a single-output function.
+    pub fn output(&self) -> NodeId {
+        self.outputs.first().copied().unwrap_or(NodeId::from_index(usize::MAX >> 1))
+    }
+
+    /// The type of the first output.
     pub fn output_type(&self) -> Option<&TensorType> {
-        self.graph.node_weight(self.output.0).map(|n| &n.ty)
+        self.graph.node_weight(self.output().0).map(|n| &n.ty)
+    }
+
+    /// The types of all outputs (`None` for an output that is not a node; see the verifier).
+    pub fn output_types(&self) -> Vec<Option<&TensorType>> {
+        self.outputs.iter().map(|o| self.graph.node_weight(o.0).map(|n| &n.ty)).collect()
     }
 
     /// A node, if it exists.

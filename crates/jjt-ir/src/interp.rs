@@ -24,8 +24,37 @@ pub fn eval_with_limit(
     inputs: &[Tensor],
     max_bytes: u64,
 ) -> Result<Tensor, EvalError> {
-    let mut values = eval_nodes_limited(f, inputs, &[f.output()], max_bytes)?;
-    values.remove(&f.output()).ok_or_else(|| EvalError::Internal("output was not computed".into()))
+    if f.outputs().len() != 1 {
+        return Err(EvalError::OutputCount {
+            function: f.name.clone(),
+            outputs: f.outputs().len(),
+        });
+    }
+    let mut v = eval_outputs_with_limit(f, inputs, max_bytes)?;
+    v.pop().ok_or_else(|| EvalError::Internal("output was not computed".into()))
+}
+
+/// Evaluate every output of `f`.
+pub fn eval_outputs(f: &Function, inputs: &[Tensor]) -> Result<Vec<Tensor>, EvalError> {
+    eval_outputs_with_limit(f, inputs, DEFAULT_MAX_BYTES)
+}
+
+/// Evaluate every output of `f` within a memory budget (see [`eval_with_limit`]).
+pub fn eval_outputs_with_limit(
+    f: &Function,
+    inputs: &[Tensor],
+    max_bytes: u64,
+) -> Result<Vec<Tensor>, EvalError> {
+    let values = eval_nodes_limited(f, inputs, f.outputs(), max_bytes)?;
+    f.outputs()
+        .iter()
+        .map(|o| {
+            values
+                .get(o)
+                .cloned()
+                .ok_or_else(|| EvalError::Internal(format!("output {o} was not computed")))
+        })
+        .collect()
 }
 
 /// Evaluate `f` on `inputs` and return the values of the nodes in `wanted` and of every node

@@ -28,7 +28,7 @@ pub mod verify;
 pub use builder::FunctionBuilder;
 pub use error::{EvalError, IrError, TypeError};
 pub use graph::{Function, Node, NodeId, Param};
-pub use ops::Op;
+pub use ops::{Binary, Compare, Op, ReduceKind, Unary};
 pub use tensor::{Data, Tensor};
 pub use trace::{TraceError, Tracer, Var, trace};
 pub use types::{DType, Shape, TensorType};

@@ -2,7 +2,7 @@
 //! first.
 //!
 //! Invariants:
-//! 1. the output node exists;
+//! 1. there is at least one output, and every output node exists;
 //! 2. parameter names are distinct identifiers; each parameter's node exists, is the `Input`
 //!    op with that parameter's index and type; every `Input` node belongs to its parameter;
 //! 3. each node's incoming edges carry the slots `0..n` exactly once, and `n` fits the op's
@@ -24,7 +24,10 @@ use crate::types::TensorType;
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum VerifyError {
-    /// The output is not a node of the graph.
+    /// The function has no outputs.
+    #[error("the function has no outputs")]
+    NoOutputs,
+    /// An output is not a node of the graph.
     #[error("output {0} is not a node of the graph")]
     MissingOutput(NodeId),
     /// A parameter's node is missing or is not its `Input`.
@@ -103,8 +106,13 @@ impl std::error::Error for VerifyErrors {}
 pub fn verify(f: &Function) -> Result<(), VerifyErrors> {
     let mut errs = Vec::new();
     let g = f.graph();
-    if g.node_weight(f.output().0).is_none() {
-        errs.push(VerifyError::MissingOutput(f.output()));
+    if f.outputs().is_empty() {
+        errs.push(VerifyError::NoOutputs);
+    }
+    for &o in f.outputs() {
+        if g.node_weight(o.0).is_none() {
+            errs.push(VerifyError::MissingOutput(o));
+        }
     }
     for (index, p) in f.params().iter().enumerate() {
         let dup = f.params()[..index].iter().any(|q| q.name == p.name);

@@ -140,7 +140,7 @@ fn verifier_reports_every_problem() {
         Param { name: "x".into(), ty: ty(&[3]), node: NodeId::from_index(x.index()) },
         Param { name: "1bad".into(), ty: ty(&[3]), node: NodeId::from_index(n1.index()) },
     ];
-    let f = Function::from_parts("broken", g, params, NodeId::from_index(99));
+    let f = Function::from_parts("broken", g, params, vec![NodeId::from_index(99)]);
     let errs = verify(&f).unwrap_err().0;
     let has = |p: &dyn Fn(&VerifyError) -> bool| errs.iter().any(p);
     assert!(has(&|e| matches!(e, VerifyError::MissingOutput(_))), "{errs:?}");

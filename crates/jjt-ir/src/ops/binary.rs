@@ -5,7 +5,12 @@
 //! first operand; `pow` is the platform's `powf`.
 
 use super::{Arity, CallArgs, OpRule, ParseOp, Traits, bad_dtype, same_type, want_float};
+use super::{Lin, batch_elementwise, not_linear};
+use crate::builder::FunctionBuilder;
+use crate::error::IrError;
 use crate::error::{EvalError, TypeError};
+use crate::graph::NodeId;
+use crate::ops::{Compare, Unary};
 use crate::tensor::{Data, Float, Tensor};
 use crate::types::TensorType;
 
@@ -121,6 +126,139 @@ impl OpRule for Binary {
             _ => return Err(bad_dtype(self.op_name())),
         };
         Ok(Tensor { shape: a.shape.clone(), data })
+    }
+    fn jvp(
+        &self,
+        b: &mut FunctionBuilder,
+        x: &[NodeId],
+        t: &[Option<NodeId>],
+        y: NodeId,
+    ) -> Result<Option<NodeId>, IrError> {
+        let (a, c) = (x[0], x[1]);
+        let (ta, tc) = (t[0], t[1]);
+        let ty = b.ty(a)?.clone();
+        let mul = |b: &mut FunctionBuilder, p, q| b.binary(Binary::Mul, p, q);
+        // Tangent terms of each operand, summed below.
+        let (da, dc) = match self {
+            Binary::Add => (ta, tc),
+            Binary::Sub => (ta, tc.map(|t| b.unary(Unary::Neg, t)).transpose()?),
+            Binary::Mul => {
+                (ta.map(|t| mul(b, t, c)).transpose()?, tc.map(|t| mul(b, a, t)).transpose()?)
+            }
+            // d(a/c) = ta/c - tc·(a/c)/c.
+            Binary::Div => {
+                let da = ta.map(|t| b.binary(Binary::Div, t, c)).transpose()?;
+                let dc = match tc {
+                    Some(t) => {
+                        let q = b.binary(Binary::Div, y, c)?;
+                        let p = mul(b, t, q)?;
+                        Some(b.unary(Unary::Neg, p)?)
+                    }
+                    None => None,
+                };
+                (da, dc)
+            }
+            // d(a^c) = ta·c·a^(c-1) (0 where c = 0) + tc·log(a)·a^c (log(1) where a = 0).
+            Binary::Pow => {
+                let zero = b.full(ty.clone(), 0.0)?;
+                let one = b.full(ty.clone(), 1.0)?;
+                let da = match ta {
+                    Some(t) => {
+                        let cm1 = b.binary(Binary::Sub, c, one)?;
+                        let p = b.binary(Binary::Pow, a, cm1)?;
+                        let cp = mul(b, c, p)?;
+                        let c0 = b.compare(Compare::Eq, c, zero)?;
+                        let coef = b.select(c0, zero, cp)?;
+                        Some(mul(b, t, coef)?)
+                    }
+                    None => None,
+                };
+                let dc = match tc {
+                    Some(t) => {
+                        let a0 = b.compare(Compare::Eq, a, zero)?;
+                        let safe = b.select(a0, one, a)?;
+                        let la = b.unary(Unary::Log, safe)?;
+                        let coef = mul(b, la, y)?;
+                        Some(mul(b, t, coef)?)
+                    }
+                    None => None,
+                };
+                (da, dc)
+            }
+            // Ties split the tangent evenly, as in JAX: coefficient 1 for the larger operand,
+            // 1/2 each at a tie, 0 otherwise (also where a NaN is involved).
+            Binary::Maximum | Binary::Minimum => {
+                let win = if *self == Binary::Maximum { Compare::Gt } else { Compare::Lt };
+                let zero = b.full(ty.clone(), 0.0)?;
+                let half = b.full(ty.clone(), 0.5)?;
+                let one = b.full(ty.clone(), 1.0)?;
+                let tie = b.compare(Compare::Eq, a, c)?;
+                let at_tie = b.select(tie, half, zero)?;
+                let coef = |b: &mut FunctionBuilder,
+                            p,
+                            q,
+                            t: Option<NodeId>|
+                 -> Result<Option<NodeId>, IrError> {
+                    let Some(t) = t else { return Ok(None) };
+                    let wins = b.compare(win, p, q)?;
+                    let k = b.select(wins, one, at_tie)?;
+                    Ok(Some(b.binary(Binary::Mul, t, k)?))
+                };
+                let da = coef(b, a, c, ta)?;
+                let dc = coef(b, c, a, tc)?;
+                (da, dc)
+            }
+        };
+        match (da, dc) {
+            (Some(p), Some(q)) => b.binary(Binary::Add, p, q).map(Some),
+            (p, q) => Ok(p.or(q)),
+        }
+    }
+    fn transpose(
+        &self,
+        b: &mut FunctionBuilder,
+        ct: NodeId,
+        operands: &[Lin],
+    ) -> Result<Vec<Option<NodeId>>, IrError> {
+        let (l, r) = (&operands[0], &operands[1]);
+        match self {
+            Binary::Add => Ok(vec![l.is_linear().then_some(ct), r.is_linear().then_some(ct)]),
+            Binary::Sub => {
+                let neg = if r.is_linear() { Some(b.unary(Unary::Neg, ct)?) } else { None };
+                Ok(vec![l.is_linear().then_some(ct), neg])
+            }
+            Binary::Mul => match (l, r) {
+                (Lin::Linear(_), Lin::Known(k)) => {
+                    Ok(vec![Some(b.binary(Binary::Mul, ct, *k)?), None])
+                }
+                (Lin::Known(k), Lin::Linear(_)) => {
+                    Ok(vec![None, Some(b.binary(Binary::Mul, *k, ct)?)])
+                }
+                (Lin::Known(_), Lin::Known(_)) => Ok(vec![None, None]),
+                (Lin::Linear(_), Lin::Linear(_)) => {
+                    Err(not_linear("mul", "both factors are linear (the product is quadratic)"))
+                }
+            },
+            Binary::Div => match (l, r) {
+                (Lin::Linear(_), Lin::Known(k)) => {
+                    Ok(vec![Some(b.binary(Binary::Div, ct, *k)?), None])
+                }
+                (_, Lin::Linear(_)) => Err(not_linear("div", "the divisor is linear")),
+                (Lin::Known(_), Lin::Known(_)) => Ok(vec![None, None]),
+            },
+            Binary::Pow | Binary::Maximum | Binary::Minimum => {
+                Err(not_linear(self.op_name(), "the op is not linear in either operand"))
+            }
+        }
+    }
+    fn batch(
+        &self,
+        b: &mut FunctionBuilder,
+        x: &[NodeId],
+        dims: &[Option<usize>],
+        size: usize,
+    ) -> Result<(NodeId, Option<usize>), IrError> {
+        batch_elementwise(b, x, dims, size, |b, v| b.binary(*self, v[0], v[1]))
     }
     fn write_attrs(&self, _: &mut String) {}
 }

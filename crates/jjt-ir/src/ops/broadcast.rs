@@ -2,7 +2,11 @@
 //! axes of `shape`; each is either equal to the target size or 1 (stretched).
 
 use super::{Arity, CallArgs, OpRule, ParseOp, Traits, write_list};
+use super::{Lin, Op, ReduceKind, batched_front};
+use crate::builder::FunctionBuilder;
+use crate::error::IrError;
 use crate::error::{EvalError, TypeError};
+use crate::graph::NodeId;
 use crate::tensor::{Tensor, for_each_index};
 use crate::types::{Shape, TensorType};
 
@@ -62,6 +66,47 @@ impl OpRule for BroadcastTo {
             index.push(flat);
         });
         Ok(x.gather(out.shape.clone(), &index))
+    }
+    fn jvp(
+        &self,
+        b: &mut FunctionBuilder,
+        _: &[NodeId],
+        t: &[Option<NodeId>],
+        _: NodeId,
+    ) -> Result<Option<NodeId>, IrError> {
+        // Linear: the tangent goes through the same op.
+        t[0].map(|t| b.add(Op::BroadcastTo(self.clone()), &[t])).transpose()
+    }
+
+    fn transpose(
+        &self,
+        b: &mut FunctionBuilder,
+        ct: NodeId,
+        operands: &[Lin],
+    ) -> Result<Vec<Option<NodeId>>, IrError> {
+        let Lin::Linear(ty) = &operands[0] else { return Ok(vec![None]) };
+        // Sum over the axes broadcasting created or stretched, then restore the size-1 axes.
+        let axes: Vec<i64> = self.broadcast_axes(&ty.shape).into_iter().map(|a| a as i64).collect();
+        let summed = if axes.is_empty() { ct } else { b.reduce(ReduceKind::Sum, ct, Some(&axes))? };
+        Ok(vec![Some(b.reshape(summed, ty.shape.clone())?)])
+    }
+    fn batch(
+        &self,
+        b: &mut FunctionBuilder,
+        x: &[NodeId],
+        dims: &[Option<usize>],
+        size: usize,
+    ) -> Result<(NodeId, Option<usize>), IrError> {
+        let v = batched_front(b, x, dims, size)?;
+        // Align the operand's batch axis with the target's new leading axis.
+        let from = b.ty(v[0])?.shape.clone();
+        let mut aligned = vec![size];
+        aligned.extend(std::iter::repeat_n(1, self.shape.rank() - (from.rank() - 1)));
+        aligned.extend_from_slice(&from.dims()[1..]);
+        let r = b.reshape(v[0], aligned)?;
+        let mut target = vec![size];
+        target.extend_from_slice(self.shape.dims());
+        Ok((b.broadcast_to(r, &Shape(target))?, Some(0)))
     }
     fn write_attrs(&self, out: &mut String) {
         write_list(out, "shape", self.shape.dims());

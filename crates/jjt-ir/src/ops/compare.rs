@@ -3,7 +3,11 @@
 //! accepts bool.
 
 use super::{Arity, CallArgs, OpRule, ParseOp, Traits, bad_dtype, same_type, want_float};
+use super::{Lin, batch_elementwise, not_linear};
+use crate::builder::FunctionBuilder;
+use crate::error::IrError;
 use crate::error::{EvalError, TypeError};
+use crate::graph::NodeId;
 use crate::tensor::{Data, Tensor};
 use crate::types::{DType, TensorType};
 
@@ -82,6 +86,33 @@ impl OpRule for Compare {
             _ => return Err(bad_dtype(self.op_name())),
         };
         Ok(Tensor { shape: a.shape.clone(), data: Data::Bool(out) })
+    }
+    fn jvp(
+        &self,
+        _: &mut FunctionBuilder,
+        _: &[NodeId],
+        _: &[Option<NodeId>],
+        _: NodeId,
+    ) -> Result<Option<NodeId>, IrError> {
+        // A bool result has no tangent.
+        Ok(None)
+    }
+    fn transpose(
+        &self,
+        _: &mut FunctionBuilder,
+        _: NodeId,
+        _: &[Lin],
+    ) -> Result<Vec<Option<NodeId>>, IrError> {
+        Err(not_linear(self.op_name(), "comparisons are not linear"))
+    }
+    fn batch(
+        &self,
+        b: &mut FunctionBuilder,
+        x: &[NodeId],
+        dims: &[Option<usize>],
+        size: usize,
+    ) -> Result<(NodeId, Option<usize>), IrError> {
+        batch_elementwise(b, x, dims, size, |b, v| b.compare(*self, v[0], v[1]))
     }
     fn write_attrs(&self, _: &mut String) {}
 }

@@ -3,7 +3,11 @@
 use std::fmt::Write as _;
 
 use super::{Arity, CallArgs, OpRule, ParseOp, Traits, bad_dtype};
+use super::{Lin, Op, batched_front, zeros};
+use crate::builder::FunctionBuilder;
+use crate::error::IrError;
 use crate::error::{EvalError, TypeError};
+use crate::graph::NodeId;
 use crate::tensor::{Data, Tensor, for_each_index};
 use crate::types::TensorType;
 
@@ -100,6 +104,62 @@ impl OpRule for Concat {
         // Offsets above skip empty operands correctly: `rposition` finds the last operand
         // starting at or before the index, and empty operands never own an index.
         Ok(Tensor { shape: out.shape.clone(), data })
+    }
+    fn jvp(
+        &self,
+        b: &mut FunctionBuilder,
+        x: &[NodeId],
+        t: &[Option<NodeId>],
+        _: NodeId,
+    ) -> Result<Option<NodeId>, IrError> {
+        let mut parts = Vec::with_capacity(x.len());
+        for (&xi, ti) in x.iter().zip(t) {
+            parts.push(match ti {
+                Some(t) => *t,
+                None => {
+                    let ty = b.ty(xi)?.clone();
+                    zeros(b, &ty)?
+                }
+            });
+        }
+        b.add(Op::Concat(*self), &parts).map(Some)
+    }
+    fn transpose(
+        &self,
+        b: &mut FunctionBuilder,
+        ct: NodeId,
+        operands: &[Lin],
+    ) -> Result<Vec<Option<NodeId>>, IrError> {
+        let out = b.ty(ct)?.shape.clone();
+        let mut offset = 0;
+        let mut res = Vec::with_capacity(operands.len());
+        for op in operands {
+            let size = match op {
+                Lin::Linear(ty) => ty.shape.dims()[self.axis],
+                Lin::Known(k) => b.ty(*k)?.shape.dims()[self.axis],
+            };
+            if op.is_linear() {
+                let mut start = vec![0; out.rank()];
+                let mut stop = out.0.clone();
+                start[self.axis] = offset;
+                stop[self.axis] = offset + size;
+                res.push(Some(b.slice(ct, &start, &stop, &vec![1; out.rank()])?));
+            } else {
+                res.push(None);
+            }
+            offset += size;
+        }
+        Ok(res)
+    }
+    fn batch(
+        &self,
+        b: &mut FunctionBuilder,
+        x: &[NodeId],
+        dims: &[Option<usize>],
+        size: usize,
+    ) -> Result<(NodeId, Option<usize>), IrError> {
+        let v = batched_front(b, x, dims, size)?;
+        Ok((b.add(Op::Concat(Concat { axis: self.axis + 1 }), &v)?, Some(0)))
     }
     fn write_attrs(&self, out: &mut String) {
         let _ = write!(out, ", axis={}", self.axis);

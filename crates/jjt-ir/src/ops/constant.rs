@@ -9,8 +9,12 @@ use std::hash::{Hash, Hasher};
 use std::path::Path;
 use std::sync::Arc;
 
+use super::Lin;
 use super::{Arity, AttrValue, CallArgs, OpRule, ParseOp, Traits};
+use crate::builder::FunctionBuilder;
+use crate::error::IrError;
 use crate::error::{EvalError, TypeError};
+use crate::graph::NodeId;
 use crate::random::{Distribution, draws};
 use crate::tensor::{Data, Tensor};
 use crate::types::{DType, TensorType, is_float};
@@ -255,6 +259,33 @@ impl OpRule for Const {
     }
     fn eval(&self, _: &[&Tensor], _: &TensorType, _: &[Tensor]) -> Result<Tensor, EvalError> {
         Ok(self.value())
+    }
+    fn jvp(
+        &self,
+        _: &mut FunctionBuilder,
+        _: &[NodeId],
+        _: &[Option<NodeId>],
+        _: NodeId,
+    ) -> Result<Option<NodeId>, IrError> {
+        Ok(None)
+    }
+    fn transpose(
+        &self,
+        _: &mut FunctionBuilder,
+        _: NodeId,
+        _: &[Lin],
+    ) -> Result<Vec<Option<NodeId>>, IrError> {
+        Ok(vec![])
+    }
+    fn batch(
+        &self,
+        b: &mut FunctionBuilder,
+        _: &[NodeId],
+        _: &[Option<usize>],
+        _: usize,
+    ) -> Result<(NodeId, Option<usize>), IrError> {
+        // A constant has no operands, so it is never batched.
+        Ok((b.constant(self.clone())?, None))
     }
     fn write_attrs(&self, out: &mut String) {
         let ty = self.ty();

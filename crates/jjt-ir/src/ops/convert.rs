@@ -4,8 +4,13 @@
 use std::fmt::Write as _;
 
 use super::{Arity, AttrValue, CallArgs, OpRule, ParseOp, Traits};
+use super::{Lin, not_linear};
+use crate::builder::FunctionBuilder;
+use crate::error::IrError;
 use crate::error::{EvalError, TypeError};
+use crate::graph::NodeId;
 use crate::tensor::{Data, Tensor};
+use crate::types::is_float;
 use crate::types::{DType, TensorType};
 
 /// Convert to dtype `to`.
@@ -49,6 +54,44 @@ impl OpRule for Convert {
             (d, _) => d.clone(),
         };
         Ok(Tensor { shape: x.shape.clone(), data })
+    }
+    fn jvp(
+        &self,
+        b: &mut FunctionBuilder,
+        x: &[NodeId],
+        t: &[Option<NodeId>],
+        _: NodeId,
+    ) -> Result<Option<NodeId>, IrError> {
+        let from = b.ty(x[0])?.dtype;
+        match t[0] {
+            Some(t) if is_float(from) && is_float(self.to) => b.convert(t, self.to).map(Some),
+            _ => Ok(None),
+        }
+    }
+    fn transpose(
+        &self,
+        b: &mut FunctionBuilder,
+        ct: NodeId,
+        operands: &[Lin],
+    ) -> Result<Vec<Option<NodeId>>, IrError> {
+        match &operands[0] {
+            Lin::Linear(ty) if is_float(ty.dtype) && is_float(self.to) => {
+                Ok(vec![Some(b.convert(ct, ty.dtype)?)])
+            }
+            Lin::Linear(_) => {
+                Err(not_linear("convert", "conversions to or from bool are not linear"))
+            }
+            Lin::Known(_) => Ok(vec![None]),
+        }
+    }
+    fn batch(
+        &self,
+        b: &mut FunctionBuilder,
+        x: &[NodeId],
+        dims: &[Option<usize>],
+        _: usize,
+    ) -> Result<(NodeId, Option<usize>), IrError> {
+        Ok((b.convert(x[0], self.to)?, dims[0]))
     }
     fn write_attrs(&self, out: &mut String) {
         let _ = write!(out, ", to={}", self.to);

@@ -9,7 +9,11 @@ use std::fmt::Write as _;
 use super::{
     Arity, AttrValue, CallArgs, OpRule, ParseOp, Traits, bad_dtype, same_dtype_float, usizes,
 };
+use super::{Binary, Lin, move_to_front, not_linear};
+use crate::builder::FunctionBuilder;
+use crate::error::IrError;
 use crate::error::{EvalError, TypeError};
+use crate::graph::NodeId;
 use crate::tensor::{Data, Float, Tensor, for_each_index};
 use crate::types::{Shape, TensorType};
 
@@ -146,6 +150,97 @@ impl OpRule for DotGeneral {
         };
         Ok(Tensor { shape: out.shape.clone(), data: data.ok_or_else(|| bad_dtype("dot_general"))? })
     }
+    fn jvp(
+        &self,
+        b: &mut FunctionBuilder,
+        x: &[NodeId],
+        t: &[Option<NodeId>],
+        _: NodeId,
+    ) -> Result<Option<NodeId>, IrError> {
+        // Bilinear: d(a·c) = ta·c + a·tc.
+        let p = t[0].map(|t| b.dot_general(t, x[1], self.clone())).transpose()?;
+        let q = t[1].map(|t| b.dot_general(x[0], t, self.clone())).transpose()?;
+        match (p, q) {
+            (Some(p), Some(q)) => b.binary(Binary::Add, p, q).map(Some),
+            (p, q) => Ok(p.or(q)),
+        }
+    }
+    fn transpose(
+        &self,
+        b: &mut FunctionBuilder,
+        ct: NodeId,
+        operands: &[Lin],
+    ) -> Result<Vec<Option<NodeId>>, IrError> {
+        match (&operands[0], &operands[1]) {
+            (Lin::Linear(tx), Lin::Known(y)) => {
+                let ty = b.ty(*y)?.clone();
+                let xb = transpose_lhs(b, ct, tx.rank(), *y, ty.rank(), self, false)?;
+                Ok(vec![Some(xb), None])
+            }
+            (Lin::Known(x), Lin::Linear(ty)) => {
+                let tx = b.ty(*x)?.clone();
+                let swapped = DotGeneral {
+                    lhs_contract: self.rhs_contract.clone(),
+                    rhs_contract: self.lhs_contract.clone(),
+                    lhs_batch: self.rhs_batch.clone(),
+                    rhs_batch: self.lhs_batch.clone(),
+                };
+                let yb = transpose_lhs(b, ct, ty.rank(), *x, tx.rank(), &swapped, true)?;
+                Ok(vec![None, Some(yb)])
+            }
+            (Lin::Known(_), Lin::Known(_)) => Ok(vec![None, None]),
+            (Lin::Linear(_), Lin::Linear(_)) => Err(not_linear(
+                "dot_general",
+                "both operands are linear (the product is quadratic)",
+            )),
+        }
+    }
+    fn batch(
+        &self,
+        b: &mut FunctionBuilder,
+        x: &[NodeId],
+        dims: &[Option<usize>],
+        _: usize,
+    ) -> Result<(NodeId, Option<usize>), IrError> {
+        let shift = |v: &[usize]| v.iter().map(|a| a + 1).collect::<Vec<_>>();
+        let nb = self.lhs_batch.len();
+        match (dims[0], dims[1]) {
+            (Some(da), Some(db)) => {
+                let l = move_to_front(b, x[0], da)?;
+                let r = move_to_front(b, x[1], db)?;
+                let d = DotGeneral {
+                    lhs_contract: shift(&self.lhs_contract),
+                    rhs_contract: shift(&self.rhs_contract),
+                    lhs_batch: std::iter::once(0).chain(shift(&self.lhs_batch)).collect(),
+                    rhs_batch: std::iter::once(0).chain(shift(&self.rhs_batch)).collect(),
+                };
+                Ok((b.dot_general(l, r, d)?, Some(0)))
+            }
+            (Some(da), None) => {
+                // The batch axis becomes lhs's first free axis.
+                let l = move_to_front(b, x[0], da)?;
+                let d = DotGeneral {
+                    lhs_contract: shift(&self.lhs_contract),
+                    lhs_batch: shift(&self.lhs_batch),
+                    ..self.clone()
+                };
+                Ok((b.dot_general(l, x[1], d)?, Some(nb)))
+            }
+            (None, Some(db)) => {
+                let r = move_to_front(b, x[1], db)?;
+                let lhs_rank = b.ty(x[0])?.rank();
+                let lhs_free =
+                    DotGeneral::free_axes(lhs_rank, &self.lhs_contract, &self.lhs_batch).len();
+                let d = DotGeneral {
+                    rhs_contract: shift(&self.rhs_contract),
+                    rhs_batch: shift(&self.rhs_batch),
+                    ..self.clone()
+                };
+                Ok((b.dot_general(x[0], r, d)?, Some(nb + lhs_free)))
+            }
+            (None, None) => Ok((b.dot_general(x[0], x[1], self.clone())?, None)),
+        }
+    }
     fn write_attrs(&self, out: &mut String) {
         let _ = write!(
             out,
@@ -177,4 +272,47 @@ impl ParseOp for DotGeneral {
             Ok(DotGeneral { lhs_contract, rhs_contract, lhs_batch, rhs_batch })
         })
     }
+}
+
+/// The cotangent of the left operand `x` (rank `x_rank`) of `dot_general(x, y, dims)` given the
+/// output cotangent `g` (JAX's `_dot_general_transpose_lhs`). With `swap_ans`, `g`'s free axes
+/// are ordered (y's, x's), which is how the right operand's rule reuses this one.
+fn transpose_lhs(
+    b: &mut FunctionBuilder,
+    g: NodeId,
+    x_rank: usize,
+    y: NodeId,
+    y_rank: usize,
+    dims: &DotGeneral,
+    swap_ans: bool,
+) -> Result<NodeId, IrError> {
+    let x_kept = DotGeneral::free_axes(x_rank, &dims.lhs_contract, &dims.lhs_batch);
+    let y_kept = DotGeneral::free_axes(y_rank, &dims.rhs_contract, &dims.rhs_batch);
+    let nb = dims.lhs_batch.len();
+    let ans_batch: Vec<usize> = (0..nb).collect();
+    let ans_y: Vec<usize> = if swap_ans {
+        (nb..nb + y_kept.len()).collect()
+    } else {
+        (nb + x_kept.len()..nb + x_kept.len() + y_kept.len()).collect()
+    };
+    let d = DotGeneral {
+        lhs_contract: ans_y,
+        rhs_contract: y_kept,
+        lhs_batch: ans_batch,
+        rhs_batch: dims.rhs_batch.clone(),
+    };
+    let prod = b.dot_general(g, y, d)?;
+    // prod's axes: x's batch axes, x's kept axes, then x's contracted axes in the order of the
+    // matching y axes (y's free axes come out sorted).
+    let mut order: Vec<usize> = (0..dims.rhs_contract.len()).collect();
+    order.sort_by_key(|&i| dims.rhs_contract[i]);
+    let mut layout = dims.lhs_batch.clone();
+    layout.extend_from_slice(&x_kept);
+    layout.extend(order.iter().map(|&i| dims.lhs_contract[i]));
+    // Output axis j of x is at position layout.index(j) in prod.
+    let mut perm = vec![0; x_rank];
+    for (pos, &axis) in layout.iter().enumerate() {
+        perm[axis] = pos;
+    }
+    b.transpose(prod, &perm)
 }

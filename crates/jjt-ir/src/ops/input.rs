@@ -1,8 +1,12 @@
 //! `Input`: the function's argument number `index`. Declared in the signature, never written
 //! as a call in the text format.
 
+use super::Lin;
 use super::{Arity, CallArgs, OpRule, ParseOp, Traits};
+use crate::builder::FunctionBuilder;
+use crate::error::IrError;
 use crate::error::{EvalError, TypeError};
+use crate::graph::NodeId;
 use crate::tensor::Tensor;
 use crate::types::TensorType;
 
@@ -32,6 +36,37 @@ impl OpRule for Input {
         inputs.get(self.index).cloned().ok_or_else(|| {
             EvalError::Internal(format!("no argument bound for input {}", self.index))
         })
+    }
+    fn jvp(
+        &self,
+        _: &mut FunctionBuilder,
+        _: &[NodeId],
+        _: &[Option<NodeId>],
+        _: NodeId,
+    ) -> Result<Option<NodeId>, IrError> {
+        // Inputs have no operands; the transforms bind their tangents directly.
+        Ok(None)
+    }
+    fn transpose(
+        &self,
+        _: &mut FunctionBuilder,
+        _: NodeId,
+        _: &[Lin],
+    ) -> Result<Vec<Option<NodeId>>, IrError> {
+        Ok(vec![])
+    }
+    fn batch(
+        &self,
+        b: &mut FunctionBuilder,
+        _: &[NodeId],
+        _: &[Option<usize>],
+        _: usize,
+    ) -> Result<(NodeId, Option<usize>), IrError> {
+        let _ = b;
+        Err(IrError::RuleMisuse(format!(
+            "input #{} is bound by the batching transform, not by a rule",
+            self.index
+        )))
     }
     fn write_attrs(&self, _: &mut String) {}
 }

@@ -19,6 +19,7 @@ pub mod constant;
 pub mod convert;
 pub mod dot_general;
 pub mod input;
+pub mod pad;
 pub mod reduce;
 pub mod reshape;
 pub mod select;
@@ -28,7 +29,9 @@ pub mod unary;
 
 use std::fmt::Write as _;
 
-use crate::error::{EvalError, TypeError};
+use crate::builder::FunctionBuilder;
+use crate::error::{EvalError, IrError, TypeError};
+use crate::graph::NodeId;
 use crate::tensor::Tensor;
 use crate::types::{DType, Shape, TensorType};
 
@@ -40,6 +43,7 @@ pub use constant::Const;
 pub use convert::Convert;
 pub use dot_general::DotGeneral;
 pub use input::Input;
+pub use pad::Pad;
 pub use reduce::{Reduce, ReduceKind};
 pub use reshape::Reshape;
 pub use select::Select;
@@ -98,6 +102,37 @@ pub trait OpRule {
         out: &TensorType,
         inputs: &[Tensor],
     ) -> Result<Tensor, EvalError>;
+    /// Forward-mode rule: emit the tangent of this op's output into `b`. `x` holds the operands'
+    /// primal values in `b`, `t` their tangents (`None` is a symbolic zero; the driver calls the
+    /// rule only when at least one is present), `y` the op's primal output in `b`. `None` means
+    /// the output tangent is zero (e.g. bool results).
+    fn jvp(
+        &self,
+        b: &mut FunctionBuilder,
+        x: &[NodeId],
+        t: &[Option<NodeId>],
+        y: NodeId,
+    ) -> Result<Option<NodeId>, IrError>;
+    /// Transpose rule of an op that is linear in the operands marked [`Lin::Linear`] (the others
+    /// are known values, [`Lin::Known`]): given the cotangent `ct` of the output, emit the
+    /// cotangent of each linear operand (`None` for known operands). Ops that are not linear in
+    /// the marked operands return [`IrError::NotLinear`].
+    fn transpose(
+        &self,
+        b: &mut FunctionBuilder,
+        ct: NodeId,
+        operands: &[Lin],
+    ) -> Result<Vec<Option<NodeId>>, IrError>;
+    /// Batching rule: `x` are the operands in `b`, `dims[i]` the batch axis of operand `i`
+    /// (`None`: not batched; at least one is batched), `size` the batch size. Returns the
+    /// output and its batch axis.
+    fn batch(
+        &self,
+        b: &mut FunctionBuilder,
+        x: &[NodeId],
+        dims: &[Option<usize>],
+        size: usize,
+    ) -> Result<(NodeId, Option<usize>), IrError>;
     /// Appends the op's attributes in the text format (`, axes=[0,1]`); constants also write
     /// their leading type (`f32[5], `) since they have no operands.
     fn write_attrs(&self, out: &mut String);
@@ -168,6 +203,8 @@ define_ops! {
     Slice(Slice),
     /// Concatenation along an axis.
     Concat(Concat),
+    /// Zero padding (the transpose of a slice).
+    Pad(Pad),
 }
 
 impl Op {
@@ -363,4 +400,100 @@ pub(crate) fn same_dtype_float(a: &TensorType, b: &TensorType) -> Result<(), Typ
         return Err(TypeError::DTypeMismatch(a.dtype, b.dtype));
     }
     want_float(a)
+}
+
+/// An operand as a transpose rule sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Lin {
+    /// A linear operand (its value is not known), of this type.
+    Linear(TensorType),
+    /// A known value (a residual of the primal computation).
+    Known(NodeId),
+}
+
+impl Lin {
+    /// The known node, if any.
+    pub fn known(&self) -> Option<NodeId> {
+        match self {
+            Lin::Known(n) => Some(*n),
+            Lin::Linear(_) => None,
+        }
+    }
+
+    /// Whether this operand is linear.
+    pub fn is_linear(&self) -> bool {
+        matches!(self, Lin::Linear(_))
+    }
+}
+
+/// The error for a transpose rule asked to transpose in an operand it is not linear in.
+pub(crate) fn not_linear(op: &'static str, why: &str) -> IrError {
+    IrError::NotLinear { op, detail: why.to_string() }
+}
+
+/// A zero tensor of `ty`.
+pub(crate) fn zeros(b: &mut FunctionBuilder, ty: &TensorType) -> Result<NodeId, IrError> {
+    b.full(ty.clone(), 0.0)
+}
+
+/// Move axis `d` of `x` to the front.
+pub(crate) fn move_to_front(
+    b: &mut FunctionBuilder,
+    x: NodeId,
+    d: usize,
+) -> Result<NodeId, IrError> {
+    let rank = b.ty(x)?.rank();
+    let mut perm = vec![d];
+    perm.extend((0..rank).filter(|&a| a != d));
+    b.transpose(x, &perm)
+}
+
+/// Operands with their batch axis at the front; unbatched operands broadcast to `[size, ...]`.
+pub(crate) fn batched_front(
+    b: &mut FunctionBuilder,
+    x: &[NodeId],
+    dims: &[Option<usize>],
+    size: usize,
+) -> Result<Vec<NodeId>, IrError> {
+    x.iter()
+        .zip(dims)
+        .map(|(&v, d)| match d {
+            Some(d) => move_to_front(b, v, *d),
+            None => {
+                let mut shape = vec![size];
+                shape.extend_from_slice(b.ty(v)?.shape.dims());
+                b.broadcast_to(v, &Shape(shape))
+            }
+        })
+        .collect()
+}
+
+/// The batching rule of elementwise ops: operands that share one batch axis stay as they
+/// are; otherwise all move to the front (unbatched ones broadcast).
+pub(crate) fn batch_elementwise(
+    b: &mut FunctionBuilder,
+    x: &[NodeId],
+    dims: &[Option<usize>],
+    size: usize,
+    apply: impl FnOnce(&mut FunctionBuilder, &[NodeId]) -> Result<NodeId, IrError>,
+) -> Result<(NodeId, Option<usize>), IrError> {
+    if let Some(Some(d0)) = dims.first()
+        && dims.iter().all(|d| *d == Some(*d0))
+    {
+        return Ok((apply(b, x)?, Some(*d0)));
+    }
+    let v = batched_front(b, x, dims, size)?;
+    Ok((apply(b, &v)?, Some(0)))
+}
+
+/// `x`'s shape with the reduced `axes` kept as size 1 (NumPy's keepdims).
+pub(crate) fn keepdims(shape: &Shape, axes: &[usize]) -> Shape {
+    Shape(
+        shape
+            .dims()
+            .iter()
+            .enumerate()
+            .map(|(a, &d)| if axes.contains(&a) { 1 } else { d })
+            .collect(),
+    )
 }

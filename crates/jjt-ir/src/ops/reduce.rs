@@ -6,7 +6,11 @@
 use super::{
     Arity, CallArgs, OpRule, ParseOp, Traits, bad_dtype, norm_axis, want_float, write_list,
 };
+use super::{Binary, Compare, Lin, Op, batched_front, keepdims, not_linear, zeros};
+use crate::builder::FunctionBuilder;
+use crate::error::IrError;
 use crate::error::{EvalError, TypeError};
+use crate::graph::NodeId;
 use crate::tensor::{Data, Float, Tensor, for_each_index};
 use crate::types::TensorType;
 
@@ -130,6 +134,61 @@ impl OpRule for Reduce {
             Data::Bool(_) => return Err(bad_dtype(self.kind.op_name())),
         };
         Ok(Tensor { shape: out.shape.clone(), data })
+    }
+    fn jvp(
+        &self,
+        b: &mut FunctionBuilder,
+        x: &[NodeId],
+        t: &[Option<NodeId>],
+        y: NodeId,
+    ) -> Result<Option<NodeId>, IrError> {
+        let Some(t) = t[0] else { return Ok(None) };
+        match self.kind {
+            ReduceKind::Sum | ReduceKind::Mean => b.add(Op::Reduce(self.clone()), &[t]).map(Some),
+            // The tangent at the maximising elements, averaged over ties (as in JAX).
+            ReduceKind::Max => {
+                let ty = b.ty(x[0])?.clone();
+                let kept = b.reshape(y, keepdims(&ty.shape, &self.axes))?;
+                let yb = b.broadcast_to(kept, &ty.shape)?;
+                let at = b.compare(Compare::Eq, x[0], yb)?;
+                let z = zeros(b, &ty)?;
+                let picked = b.select(at, t, z)?;
+                let ones = b.convert(at, ty.dtype)?;
+                let sum = Reduce { kind: ReduceKind::Sum, axes: self.axes.clone() };
+                let num = b.add(Op::Reduce(sum.clone()), &[picked])?;
+                let cnt = b.add(Op::Reduce(sum), &[ones])?;
+                b.binary(Binary::Div, num, cnt).map(Some)
+            }
+        }
+    }
+    fn transpose(
+        &self,
+        b: &mut FunctionBuilder,
+        ct: NodeId,
+        operands: &[Lin],
+    ) -> Result<Vec<Option<NodeId>>, IrError> {
+        let Lin::Linear(ty) = &operands[0] else { return Ok(vec![None]) };
+        let ct = match self.kind {
+            ReduceKind::Sum => ct,
+            ReduceKind::Mean => {
+                let n: usize = self.axes.iter().map(|&a| ty.shape.dims()[a]).product();
+                b.binary_scalar(Binary::Div, ct, n as f64, false)?
+            }
+            ReduceKind::Max => return Err(not_linear("max", "max is not linear")),
+        };
+        let kept = b.reshape(ct, keepdims(&ty.shape, &self.axes))?;
+        Ok(vec![Some(b.broadcast_to(kept, &ty.shape)?)])
+    }
+    fn batch(
+        &self,
+        b: &mut FunctionBuilder,
+        x: &[NodeId],
+        dims: &[Option<usize>],
+        size: usize,
+    ) -> Result<(NodeId, Option<usize>), IrError> {
+        let v = batched_front(b, x, dims, size)?;
+        let r = Reduce { kind: self.kind, axes: self.axes.iter().map(|a| a + 1).collect() };
+        Ok((b.add(Op::Reduce(r), &[v[0]])?, Some(0)))
     }
     fn write_attrs(&self, out: &mut String) {
         write_list(out, "axes", &self.axes);

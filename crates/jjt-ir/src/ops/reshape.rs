@@ -1,7 +1,11 @@
 //! `reshape(x, shape=[..])`: same elements in row-major order, new shape of equal size.
 
 use super::{Arity, CallArgs, OpRule, ParseOp, Traits, write_list};
+use super::{Lin, Op, batched_front};
+use crate::builder::FunctionBuilder;
+use crate::error::IrError;
 use crate::error::{EvalError, TypeError};
+use crate::graph::NodeId;
 use crate::tensor::Tensor;
 use crate::types::{Shape, TensorType};
 
@@ -41,6 +45,40 @@ impl OpRule for Reshape {
         _: &[Tensor],
     ) -> Result<Tensor, EvalError> {
         Ok(Tensor { shape: self.shape.clone(), data: operands[0].data.clone() })
+    }
+    fn jvp(
+        &self,
+        b: &mut FunctionBuilder,
+        _: &[NodeId],
+        t: &[Option<NodeId>],
+        _: NodeId,
+    ) -> Result<Option<NodeId>, IrError> {
+        // Linear: the tangent goes through the same op.
+        t[0].map(|t| b.add(Op::Reshape(self.clone()), &[t])).transpose()
+    }
+
+    fn transpose(
+        &self,
+        b: &mut FunctionBuilder,
+        ct: NodeId,
+        operands: &[Lin],
+    ) -> Result<Vec<Option<NodeId>>, IrError> {
+        match &operands[0] {
+            Lin::Linear(ty) => Ok(vec![Some(b.reshape(ct, ty.shape.clone())?)]),
+            Lin::Known(_) => Ok(vec![None]),
+        }
+    }
+    fn batch(
+        &self,
+        b: &mut FunctionBuilder,
+        x: &[NodeId],
+        dims: &[Option<usize>],
+        size: usize,
+    ) -> Result<(NodeId, Option<usize>), IrError> {
+        let v = batched_front(b, x, dims, size)?;
+        let mut shape = vec![size];
+        shape.extend_from_slice(self.shape.dims());
+        Ok((b.reshape(v[0], shape)?, Some(0)))
     }
     fn write_attrs(&self, out: &mut String) {
         write_list(out, "shape", self.shape.dims());

@@ -2,7 +2,11 @@
 //! have one shape (the builder broadcasts), the two branches one dtype.
 
 use super::{Arity, CallArgs, OpRule, ParseOp, Traits, bad_dtype, same_type};
+use super::{Lin, batch_elementwise, not_linear, zeros};
+use crate::builder::FunctionBuilder;
+use crate::error::IrError;
 use crate::error::{EvalError, TypeError};
+use crate::graph::NodeId;
 use crate::tensor::{Data, Tensor};
 use crate::types::{DType, TensorType};
 
@@ -48,6 +52,46 @@ impl OpRule for Select {
             _ => return Err(bad_dtype("select")),
         };
         Ok(Tensor { shape: operands[1].shape.clone(), data })
+    }
+    fn jvp(
+        &self,
+        b: &mut FunctionBuilder,
+        x: &[NodeId],
+        t: &[Option<NodeId>],
+        _: NodeId,
+    ) -> Result<Option<NodeId>, IrError> {
+        let ty = b.ty(x[1])?.clone();
+        let (ta, tb) = match (t[1], t[2]) {
+            (None, None) => return Ok(None),
+            (Some(a), Some(c)) => (a, c),
+            (Some(a), None) => (a, zeros(b, &ty)?),
+            (None, Some(c)) => (zeros(b, &ty)?, c),
+        };
+        b.select(x[0], ta, tb).map(Some)
+    }
+    fn transpose(
+        &self,
+        b: &mut FunctionBuilder,
+        ct: NodeId,
+        operands: &[Lin],
+    ) -> Result<Vec<Option<NodeId>>, IrError> {
+        let Lin::Known(p) = operands[0] else {
+            return Err(not_linear("select", "the predicate must be known"));
+        };
+        let ty = b.ty(ct)?.clone();
+        let z = zeros(b, &ty)?;
+        let on_true = if operands[1].is_linear() { Some(b.select(p, ct, z)?) } else { None };
+        let on_false = if operands[2].is_linear() { Some(b.select(p, z, ct)?) } else { None };
+        Ok(vec![None, on_true, on_false])
+    }
+    fn batch(
+        &self,
+        b: &mut FunctionBuilder,
+        x: &[NodeId],
+        dims: &[Option<usize>],
+        size: usize,
+    ) -> Result<(NodeId, Option<usize>), IrError> {
+        batch_elementwise(b, x, dims, size, |b, v| b.select(v[0], v[1], v[2]))
     }
     fn write_attrs(&self, _: &mut String) {}
 }

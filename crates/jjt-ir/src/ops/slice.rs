@@ -3,7 +3,11 @@
 //! `step` may be omitted (all 1).
 
 use super::{Arity, CallArgs, OpRule, ParseOp, Traits, write_list};
+use super::{Lin, Op, Pad, batched_front};
+use crate::builder::FunctionBuilder;
+use crate::error::IrError;
 use crate::error::{EvalError, TypeError};
+use crate::graph::NodeId;
 use crate::tensor::{Tensor, for_each_index};
 use crate::types::{Shape, TensorType};
 
@@ -66,6 +70,51 @@ impl OpRule for Slice {
             );
         });
         Ok(x.gather(out.shape.clone(), &index))
+    }
+    fn jvp(
+        &self,
+        b: &mut FunctionBuilder,
+        _: &[NodeId],
+        t: &[Option<NodeId>],
+        _: NodeId,
+    ) -> Result<Option<NodeId>, IrError> {
+        // Linear: the tangent goes through the same op.
+        t[0].map(|t| b.add(Op::Slice(self.clone()), &[t])).transpose()
+    }
+
+    fn transpose(
+        &self,
+        b: &mut FunctionBuilder,
+        ct: NodeId,
+        operands: &[Lin],
+    ) -> Result<Vec<Option<NodeId>>, IrError> {
+        let Lin::Linear(ty) = &operands[0] else { return Ok(vec![None]) };
+        // Zero-pad back: `start` before, `step - 1` between, the rest after.
+        let out = b.ty(ct)?.shape.clone();
+        let mut hi = Vec::with_capacity(ty.rank());
+        for (a, &d) in ty.shape.dims().iter().enumerate() {
+            let o = out.dims()[a];
+            let used =
+                if o == 0 { self.start[a] } else { self.start[a] + (o - 1) * self.step[a] + 1 };
+            hi.push(d - used);
+        }
+        let interior = self.step.iter().map(|s| s - 1).collect();
+        let pad = Pad { lo: self.start.clone(), hi, interior };
+        Ok(vec![Some(b.add(Op::Pad(pad), &[ct])?)])
+    }
+    fn batch(
+        &self,
+        b: &mut FunctionBuilder,
+        x: &[NodeId],
+        dims: &[Option<usize>],
+        size: usize,
+    ) -> Result<(NodeId, Option<usize>), IrError> {
+        let v = batched_front(b, x, dims, size)?;
+        let cat = |first: usize, rest: &[usize]| {
+            std::iter::once(first).chain(rest.iter().copied()).collect::<Vec<_>>()
+        };
+        let s = b.slice(v[0], &cat(0, &self.start), &cat(size, &self.stop), &cat(1, &self.step))?;
+        Ok((s, Some(0)))
     }
     fn write_attrs(&self, out: &mut String) {
         write_list(out, "start", &self.start);

@@ -2,7 +2,11 @@
 //! (NumPy's `np.transpose(x, perm)`).
 
 use super::{Arity, CallArgs, OpRule, ParseOp, Traits, write_list};
+use super::{Lin, Op, batched_front};
+use crate::builder::FunctionBuilder;
+use crate::error::IrError;
 use crate::error::{EvalError, TypeError};
+use crate::graph::NodeId;
 use crate::tensor::{Tensor, for_each_index};
 use crate::types::{Shape, TensorType};
 
@@ -72,6 +76,40 @@ impl OpRule for Transpose {
             index.push(idx.iter().zip(&self.perm).map(|(&i, &p)| i * strides[p]).sum());
         });
         Ok(x.gather(out.shape.clone(), &index))
+    }
+    fn jvp(
+        &self,
+        b: &mut FunctionBuilder,
+        _: &[NodeId],
+        t: &[Option<NodeId>],
+        _: NodeId,
+    ) -> Result<Option<NodeId>, IrError> {
+        // Linear: the tangent goes through the same op.
+        t[0].map(|t| b.add(Op::Transpose(self.clone()), &[t])).transpose()
+    }
+
+    fn transpose(
+        &self,
+        b: &mut FunctionBuilder,
+        ct: NodeId,
+        operands: &[Lin],
+    ) -> Result<Vec<Option<NodeId>>, IrError> {
+        match &operands[0] {
+            Lin::Linear(_) => Ok(vec![Some(b.transpose(ct, &self.inverse())?)]),
+            Lin::Known(_) => Ok(vec![None]),
+        }
+    }
+    fn batch(
+        &self,
+        b: &mut FunctionBuilder,
+        x: &[NodeId],
+        dims: &[Option<usize>],
+        size: usize,
+    ) -> Result<(NodeId, Option<usize>), IrError> {
+        let v = batched_front(b, x, dims, size)?;
+        let mut perm = vec![0];
+        perm.extend(self.perm.iter().map(|p| p + 1));
+        Ok((b.transpose(v[0], &perm)?, Some(0)))
     }
     fn write_attrs(&self, out: &mut String) {
         write_list(out, "perm", &self.perm);

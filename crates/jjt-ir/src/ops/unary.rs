@@ -8,7 +8,12 @@
 //! - everything else is the platform libm function of the same name.
 
 use super::{Arity, CallArgs, OpRule, ParseOp, Traits, bad_dtype, want_float};
+use super::{Lin, not_linear};
+use crate::builder::FunctionBuilder;
+use crate::error::IrError;
 use crate::error::{EvalError, TypeError};
+use crate::graph::NodeId;
+use crate::ops::{Binary, Compare};
 use crate::tensor::{Data, Float, Tensor};
 use crate::types::TensorType;
 
@@ -158,6 +163,97 @@ impl OpRule for Unary {
             Data::Bool(_) => return Err(bad_dtype(self.op_name())),
         };
         Ok(Tensor { shape: x.shape.clone(), data })
+    }
+    fn jvp(
+        &self,
+        b: &mut FunctionBuilder,
+        x: &[NodeId],
+        t: &[Option<NodeId>],
+        y: NodeId,
+    ) -> Result<Option<NodeId>, IrError> {
+        let (x, Some(t)) = (x[0], t[0]) else { return Ok(None) };
+        let ty = b.ty(x)?.clone();
+        let zero = b.full(ty.clone(), 0.0)?;
+        let one = b.full(ty.clone(), 1.0)?;
+        let mul = |b: &mut FunctionBuilder, p, q| b.binary(Binary::Mul, p, q);
+        let d = match self {
+            Unary::Neg => return b.unary(Unary::Neg, t).map(Some),
+            // sign(x)·t with sign(0) = 0, so |x|'(0) = 0.
+            Unary::Abs => {
+                let pos = b.compare(Compare::Gt, x, zero)?;
+                let neg = b.compare(Compare::Lt, x, zero)?;
+                let mt = b.unary(Unary::Neg, t)?;
+                let inner = b.select(neg, mt, zero)?;
+                return b.select(pos, t, inner).map(Some);
+            }
+            // relu'(0) = 0.
+            Unary::Relu => {
+                let pos = b.compare(Compare::Gt, x, zero)?;
+                return b.select(pos, t, zero).map(Some);
+            }
+            Unary::Log => return b.binary(Binary::Div, t, x).map(Some),
+            Unary::Log1p => {
+                let xp1 = b.binary(Binary::Add, x, one)?;
+                return b.binary(Binary::Div, t, xp1).map(Some);
+            }
+            // t / (2·sqrt(x)): sqrt'(0) = inf (and 0·inf = NaN for a numeric zero tangent).
+            Unary::Sqrt => {
+                let two = b.full(ty.clone(), 2.0)?;
+                let den = mul(b, two, y)?;
+                return b.binary(Binary::Div, t, den).map(Some);
+            }
+            Unary::Exp => y,
+            Unary::Expm1 => b.binary(Binary::Add, y, one)?,
+            Unary::Rsqrt => {
+                let half = b.full(ty.clone(), -0.5)?;
+                let yx = b.binary(Binary::Div, y, x)?;
+                mul(b, half, yx)?
+            }
+            Unary::Recip => {
+                let yy = mul(b, y, y)?;
+                b.unary(Unary::Neg, yy)?
+            }
+            Unary::Square => {
+                let two = b.full(ty.clone(), 2.0)?;
+                mul(b, two, x)?
+            }
+            Unary::Sin => b.unary(Unary::Cos, x)?,
+            Unary::Cos => {
+                let s = b.unary(Unary::Sin, x)?;
+                b.unary(Unary::Neg, s)?
+            }
+            Unary::Tanh => {
+                let yy = mul(b, y, y)?;
+                b.binary(Binary::Sub, one, yy)?
+            }
+            Unary::Sigmoid => {
+                let om = b.binary(Binary::Sub, one, y)?;
+                mul(b, y, om)?
+            }
+            Unary::Softplus => b.unary(Unary::Sigmoid, x)?,
+        };
+        mul(b, t, d).map(Some)
+    }
+    fn transpose(
+        &self,
+        b: &mut FunctionBuilder,
+        ct: NodeId,
+        operands: &[Lin],
+    ) -> Result<Vec<Option<NodeId>>, IrError> {
+        match (self, &operands[0]) {
+            (Unary::Neg, Lin::Linear(_)) => Ok(vec![Some(b.unary(Unary::Neg, ct)?)]),
+            (Unary::Neg, Lin::Known(_)) => Ok(vec![None]),
+            _ => Err(not_linear(self.op_name(), "only neg is linear among the unary ops")),
+        }
+    }
+    fn batch(
+        &self,
+        b: &mut FunctionBuilder,
+        x: &[NodeId],
+        dims: &[Option<usize>],
+        _: usize,
+    ) -> Result<(NodeId, Option<usize>), IrError> {
+        Ok((b.unary(*self, x[0])?, dims[0]))
     }
     fn write_attrs(&self, _: &mut String) {}
 }

@@ -72,6 +72,13 @@ pub enum ParseErrorKind {
         /// Type of the returned value.
         actual: TensorType,
     },
+    /// `return` lists a different number of values than the signature.
+    ReturnCount {
+        /// Outputs in the signature.
+        declared: usize,
+        /// Values returned.
+        actual: usize,
+    },
     /// Nesting deeper than [`MAX_DEPTH`].
     TooDeep,
 }
@@ -117,6 +124,9 @@ impl fmt::Display for ParseErrorKind {
             }
             ParseErrorKind::ReturnType { declared, actual } => {
                 write!(f, "returned value has type {actual}, but the signature declares {declared}")
+            }
+            ParseErrorKind::ReturnCount { declared, actual } => {
+                write!(f, "returns {actual} values, but the signature declares {declared}")
             }
             ParseErrorKind::TooDeep => {
                 write!(f, "expression nested deeper than {MAX_DEPTH} levels")
@@ -335,7 +345,18 @@ impl<'a> Parser<'a> {
             }
         }
         self.expect("->")?;
-        let ret_ty = self.tensor_type()?;
+        let mut ret_tys = Vec::new();
+        if self.eat("(") {
+            loop {
+                ret_tys.push(self.tensor_type()?);
+                if self.eat(")") {
+                    break;
+                }
+                self.expect(",")?;
+            }
+        } else {
+            ret_tys.push(self.tensor_type()?);
+        }
         self.expect("{")?;
         loop {
             let t = self.peek().clone();
@@ -346,18 +367,32 @@ impl<'a> Parser<'a> {
             }
         }
         let rt = self.next();
-        let v = self.expr()?;
-        let out = self.node_of(v, &rt, None)?;
+        let mut outs = Vec::new();
+        loop {
+            let et = self.peek().clone();
+            let v = self.expr()?;
+            outs.push((self.node_of(v, &et, None)?, et));
+            if !self.eat(",") {
+                break;
+            }
+        }
         self.expect("}")?;
         if self.peek().tok != Tok::Eof {
             return Err(self.expected("end of input after the function"));
         }
-        let actual = self.b.ty(out).map_err(|e| self.ir_err(&rt, e))?.clone();
-        if actual != ret_ty {
-            return Err(self.err_at(&rt, ParseErrorKind::ReturnType { declared: ret_ty, actual }));
+        if outs.len() != ret_tys.len() {
+            let kind = ParseErrorKind::ReturnCount { declared: ret_tys.len(), actual: outs.len() };
+            return Err(self.err_at(&rt, kind));
+        }
+        for ((out, et), declared) in outs.iter().zip(ret_tys) {
+            let actual = self.b.ty(*out).map_err(|e| self.ir_err(et, e))?.clone();
+            if actual != declared {
+                let at = if outs.len() == 1 { &rt } else { et };
+                return Err(self.err_at(at, ParseErrorKind::ReturnType { declared, actual }));
+            }
         }
         let b = std::mem::replace(&mut self.b, FunctionBuilder::new(""));
-        b.finish(out).map_err(|e| self.ir_err(&rt, e))
+        b.finish_many(outs.into_iter().map(|(o, _)| o).collect()).map_err(|e| self.ir_err(&rt, e))
     }
 
     fn check_definable(&self, name: &str, t: &Token) -> PResult<()> {

@@ -18,7 +18,12 @@ pub fn print(f: &Function) -> String {
     let name = |id: NodeId| names.get(&id).cloned().unwrap_or_else(|| id.to_string());
     let mut out = String::new();
     let params: Vec<String> = f.params().iter().map(|p| format!("{}: {}", p.name, p.ty)).collect();
-    let ret = f.output_type().map_or_else(|| "?".to_string(), |t| t.to_string());
+    let types: Vec<String> = f
+        .output_types()
+        .iter()
+        .map(|t| t.map_or_else(|| "?".to_string(), |t| t.to_string()))
+        .collect();
+    let ret = if types.len() == 1 { types[0].clone() } else { format!("({})", types.join(", ")) };
     let _ = writeln!(out, "func {}({}) -> {} {{", f.name, params.join(", "), ret);
     for &id in &order {
         let Some(node) = f.node(id) else { continue };
@@ -36,7 +41,8 @@ pub fn print(f: &Function) -> String {
         call.push_str(&attrs);
         let _ = writeln!(out, "  {} = {}({})", name(id), node.op.name(), call);
     }
-    let _ = writeln!(out, "  return {}", name(f.output()));
+    let rets: Vec<String> = f.outputs().iter().map(|&o| name(o)).collect();
+    let _ = writeln!(out, "  return {}", rets.join(", "));
     out.push_str("}\n");
     out
 }
@@ -52,7 +58,7 @@ pub(crate) fn layout(f: &Function) -> (Vec<NodeId>, std::collections::HashMap<No
 fn print_order(f: &Function) -> Vec<NodeId> {
     let mut seen = HashSet::new();
     let mut order = Vec::with_capacity(f.node_count());
-    let mut roots = vec![f.output()];
+    let mut roots = f.outputs().to_vec();
     roots.extend(f.node_ids());
     for root in roots {
         if f.node(root).is_none() || seen.contains(&root) {

@@ -1,0 +1,88 @@
+//! Errors of the transforms.
+
+use jjt_ir::{DType, IrError, TensorType};
+
+/// Why a transform could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdError {
+    /// A rule or the builder failed (with the op and types).
+    #[error("{0}")]
+    Ir(#[from] IrError),
+    /// A `wrt` (or `shared`) name that is not an input of the function.
+    #[error("`{name}` is not an input of `{function}`; its inputs are: {inputs}")]
+    UnknownInput {
+        /// The name given.
+        name: String,
+        /// The function.
+        function: String,
+        /// Its inputs, `name: type` separated by commas.
+        inputs: String,
+    },
+    /// Differentiating with respect to a non-float input.
+    #[error(
+        "cannot differentiate with respect to `{name}`: it has dtype {dtype}; only f32 and f64 inputs have tangents"
+    )]
+    NotFloat {
+        /// The input.
+        name: String,
+        /// Its dtype.
+        dtype: DType,
+    },
+    /// `wrt` is empty.
+    #[error("no inputs to differentiate with respect to: give at least one `wrt` name")]
+    NoWrt,
+    /// Transforms that need one output got several.
+    #[error("`{function}` has {outputs} outputs; kernels need a function with one output")]
+    OutputCount {
+        /// The function.
+        function: String,
+        /// Its outputs.
+        outputs: usize,
+    },
+    /// A batched argument whose batch axis does not have the batch size.
+    #[error(
+        "batched argument #{index} has size {actual} on axis {axis}, expected the batch size {expected}"
+    )]
+    BatchSize {
+        /// Argument position.
+        index: usize,
+        /// Its batch axis.
+        axis: usize,
+        /// The batch size.
+        expected: usize,
+        /// The size found.
+        actual: usize,
+    },
+    /// `in_axes` does not match the inputs.
+    #[error("{0}")]
+    InAxes(String),
+    /// Example-diagonal kernels pair example b of side 1 with example b of side 2.
+    #[error("example-diagonal kernels need equal batch sizes, got {b1} and {b2}")]
+    DiagonalBatch {
+        /// Side 1's batch.
+        b1: usize,
+        /// Side 2's batch.
+        b2: usize,
+    },
+    /// Argument types for a kernel that do not match the function.
+    #[error(
+        "input `{name}` on side {side}: expected {expected} (or with one leading batch axis), got {actual}"
+    )]
+    SideType {
+        /// The input.
+        name: String,
+        /// 1 or 2.
+        side: u8,
+        /// The function's input type.
+        expected: TensorType,
+        /// What was given.
+        actual: TensorType,
+    },
+    /// Per-side inputs batched inconsistently.
+    #[error("per-side inputs must all be batched with one batch size per side: {0}")]
+    Batching(String),
+    /// The graph has a cycle (it did not come from the builder).
+    #[error("the function's graph has a cycle")]
+    Cycle,
+}

@@ -1,0 +1,117 @@
+//! Source-to-source transforms on jjt graphs.
+//!
+//! Every transform is a function from graph to graph: it never mutates its input, walks it in
+//! a deterministic topological order and writes into a fresh [`FunctionBuilder`]. Each comes in
+//! two forms: `*_into`, which emits into a builder given the nodes standing for the arguments
+//! (so transforms compose without intermediate functions), and a function-level form that
+//! returns a new, verified [`Function`].
+//!
+//! - [`jvp()`] — forward mode. Symbolic zero tangents (`None`) emit no nodes.
+//! - [`linearize()`] — the primal function (with residuals as extra outputs) and the linear
+//!   function of the tangents.
+//! - [`transpose`](transpose()) — the transpose of a function linear in some inputs.
+//! - [`vjp()`] — reverse mode, `transpose ∘ linearize`.
+//! - [`vmap()`] — batching.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod error;
+pub mod jvp;
+pub mod linearize;
+pub mod transpose;
+pub mod vjp;
+pub mod vmap;
+
+pub use error::AdError;
+pub use jvp::{jvp, jvp_into};
+
+pub use linearize::{Linearized, linearize};
+pub use transpose::{transpose, transpose_into};
+pub use vjp::{vjp, vjp_into};
+pub use vmap::{vmap, vmap_into};
+
+use jjt_ir::{Function, FunctionBuilder, NodeId, Op};
+
+/// Positions of the named inputs, in signature order, with clear errors for unknown names.
+pub fn input_mask(f: &Function, names: &[impl AsRef<str>]) -> Result<Vec<bool>, AdError> {
+    let mut mask = vec![false; f.params().len()];
+    for n in names {
+        let n = n.as_ref();
+        match f.params().iter().position(|p| p.name == n) {
+            Some(i) => mask[i] = true,
+            None => {
+                return Err(AdError::UnknownInput {
+                    name: n.to_string(),
+                    function: f.name.clone(),
+                    inputs: describe_inputs(f),
+                });
+            }
+        }
+    }
+    Ok(mask)
+}
+
+/// `name: type, ...` for messages.
+pub(crate) fn describe_inputs(f: &Function) -> String {
+    f.params().iter().map(|p| format!("{}: {}", p.name, p.ty)).collect::<Vec<_>>().join(", ")
+}
+
+/// A name derived from `base` that is not in `taken` (appending `_` until it is free).
+pub(crate) fn fresh_name(base: &str, taken: &mut Vec<String>) -> String {
+    let mut name = base.to_string();
+    while taken.contains(&name) {
+        name.push('_');
+    }
+    taken.push(name.clone());
+    name
+}
+
+/// Emit `f` into `b` with its inputs bound to `args`; returns the nodes of its outputs.
+/// Hash-consing shares whatever `b` already computes.
+pub fn inline_into(
+    b: &mut FunctionBuilder,
+    f: &Function,
+    args: &[NodeId],
+) -> Result<Vec<NodeId>, AdError> {
+    let order = f.topo_order().ok_or(AdError::Cycle)?;
+    let mut map = std::collections::HashMap::new();
+    for n in order {
+        let Some(node) = f.node(n) else { continue };
+        let new = match &node.op {
+            Op::Input(i) => args[i.index],
+            op => {
+                let xs: Vec<NodeId> = f.operands(n).iter().map(|o| map[o]).collect();
+                b.add(op.clone(), &xs)?
+            }
+        };
+        if let Some(name) = &node.name {
+            b.name_node(new, name);
+        }
+        map.insert(n, new);
+    }
+    Ok(f.outputs().iter().map(|o| map[o]).collect())
+}
+
+/// A builder holding copies of `f`'s inputs (same names and types), and their nodes.
+pub(crate) fn builder_like(
+    name: &str,
+    f: &Function,
+) -> Result<(FunctionBuilder, Vec<NodeId>), AdError> {
+    let mut b = FunctionBuilder::new(name);
+    let args =
+        f.params().iter().map(|p| b.input(&p.name, p.ty.clone())).collect::<Result<Vec<_>, _>>()?;
+    Ok((b, args))
+}
+
+/// A node for a possibly-zero value: the value, or zeros of `ty`.
+pub(crate) fn or_zeros(
+    b: &mut FunctionBuilder,
+    v: Option<NodeId>,
+    ty: &jjt_ir::TensorType,
+) -> Result<NodeId, AdError> {
+    match v {
+        Some(v) => Ok(v),
+        None => Ok(b.full(ty.clone(), 0.0)?),
+    }
+}

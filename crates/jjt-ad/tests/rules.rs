@@ -1,0 +1,468 @@
+//! Every op's AD and batching rules, on f64, for each shape group, at random points from the
+//! op's input domain:
+//! - JVP against central finite differences, |err| <= 1e-6·(1+|fd|);
+//! - second order (JVP of the JVP) against finite differences of the JVP, same bound;
+//! - VJP by the dot-product test <J t, c> = <t, J^T c> (both sides from AD), |err| <= 1e-12 of
+//!   the sum of |terms| (each side rounds at most n·u·Σ|terms| with n <= 100, far below);
+//! - vmap against a loop over slices, bit for bit;
+//! - zero tangent in gives exactly zero out, zero cotangent in gives exactly zero out.
+
+mod common;
+
+use common::{Domain, Rng, bits, dot, eval, sample, tensor};
+use jjt_ad::{jvp, vjp, vmap};
+use jjt_ir::ops::{DotGeneral, Pad, ReduceKind};
+use jjt_ir::{
+    Binary, Compare, DType, Function, FunctionBuilder, NodeId, Op, Shape, Tensor, TensorType, Unary,
+};
+
+const POINTS: usize = 25;
+
+struct Case {
+    name: String,
+    f: Function,
+    domains: Vec<Domain>,
+}
+
+fn ty(d: &[usize]) -> TensorType {
+    TensorType::new(DType::F64, d.to_vec())
+}
+
+/// The input domain of each unary op: exhaustive, so a new op must state its own.
+fn unary_domain(u: Unary) -> Domain {
+    match u {
+        Unary::Log | Unary::Sqrt | Unary::Rsqrt => Domain::Range(0.5, 3.0),
+        Unary::Log1p => Domain::Range(-0.5, 3.0),
+        Unary::Recip => Domain::AwayFromZero(0.5, 3.0),
+        // Away from the kinks at 0.
+        Unary::Abs | Unary::Relu => Domain::AwayFromZero(0.1, 3.0),
+        Unary::Neg
+        | Unary::Exp
+        | Unary::Expm1
+        | Unary::Square
+        | Unary::Sin
+        | Unary::Cos
+        | Unary::Tanh
+        | Unary::Sigmoid
+        | Unary::Softplus => Domain::Range(-3.0, 3.0),
+    }
+}
+
+fn binary_domains(op: Binary) -> [Domain; 2] {
+    let any = Domain::Range(-3.0, 3.0);
+    match op {
+        Binary::Add | Binary::Sub | Binary::Mul | Binary::Maximum | Binary::Minimum => [any, any],
+        Binary::Div => [any, Domain::AwayFromZero(0.5, 3.0)],
+        Binary::Pow => [Domain::Range(0.5, 3.0), Domain::Range(-2.0, 2.0)],
+    }
+}
+
+fn case(
+    name: &str,
+    inputs: &[&[usize]],
+    domains: Vec<Domain>,
+    body: impl FnOnce(&mut FunctionBuilder, &[NodeId]) -> NodeId,
+) -> Case {
+    let mut b = FunctionBuilder::new(name);
+    let args: Vec<NodeId> =
+        inputs.iter().enumerate().map(|(i, s)| b.input(&format!("x{i}"), ty(s)).unwrap()).collect();
+    let out = body(&mut b, &args);
+    Case { name: name.into(), f: b.finish(out).unwrap(), domains }
+}
+
+fn cases() -> Vec<Case> {
+    let mut v = Vec::new();
+    let unary_shapes: [&[usize]; 3] = [&[], &[4], &[2, 1, 3]];
+    for u in Unary::ALL {
+        for s in unary_shapes {
+            v.push(case(&format!("{}{s:?}", u.op_name()), &[s], vec![unary_domain(u)], |b, x| {
+                b.unary(u, x[0]).unwrap()
+            }));
+        }
+    }
+    let pairs: [(&[usize], &[usize]); 3] = [(&[], &[]), (&[3, 1], &[4]), (&[2, 1, 3], &[2, 4, 1])];
+    for op in Binary::ALL {
+        for (sa, sb) in pairs {
+            v.push(case(
+                &format!("{}{sa:?}{sb:?}", op.op_name()),
+                &[sa, sb],
+                binary_domains(op).to_vec(),
+                |b, x| b.binary(op, x[0], x[1]).unwrap(),
+            ));
+        }
+    }
+    let any = Domain::Range(-3.0, 3.0);
+    for c in Compare::ALL {
+        for (sa, sb) in pairs {
+            // The comparison decides which branch flows; its own derivative is zero.
+            v.push(case(
+                &format!("select_{}{sa:?}{sb:?}", c.op_name()),
+                &[sa, sb],
+                vec![any, any],
+                |b, x| {
+                    let p = b.compare(c, x[0], x[1]).unwrap();
+                    let two = b.binary_scalar(Binary::Mul, x[0], 2.0, false).unwrap();
+                    b.select(p, two, x[1]).unwrap()
+                },
+            ));
+        }
+    }
+    v.push(case("convert_bool", &[&[2, 3]], vec![Domain::AwayFromZero(0.1, 3.0)], |b, x| {
+        let p = b.compare_scalar(Compare::Gt, x[0], 0.0).unwrap();
+        let m = b.convert(p, DType::F64).unwrap();
+        b.binary(Binary::Mul, x[0], m).unwrap()
+    }));
+    let dots: [(&str, &[usize], &[usize], DotGeneral); 4] = [
+        (
+            "matmul",
+            &[3, 4],
+            &[4, 2],
+            DotGeneral { lhs_contract: vec![1], rhs_contract: vec![0], ..Default::default() },
+        ),
+        (
+            "inner",
+            &[4],
+            &[4],
+            DotGeneral { lhs_contract: vec![0], rhs_contract: vec![0], ..Default::default() },
+        ),
+        (
+            "batched",
+            &[2, 3, 4],
+            &[2, 4, 1],
+            DotGeneral {
+                lhs_contract: vec![2],
+                rhs_contract: vec![1],
+                lhs_batch: vec![0],
+                rhs_batch: vec![0],
+            },
+        ),
+        (
+            "general",
+            &[2, 3, 4, 1],
+            &[1, 2, 5, 3],
+            DotGeneral {
+                lhs_contract: vec![1, 3],
+                rhs_contract: vec![3, 0],
+                lhs_batch: vec![0],
+                rhs_batch: vec![1],
+            },
+        ),
+    ];
+    for (name, sa, sb, d) in dots {
+        v.push(case(&format!("dot_general_{name}"), &[sa, sb], vec![any, any], |b, x| {
+            b.dot_general(x[0], x[1], d).unwrap()
+        }));
+    }
+    for kind in ReduceKind::ALL {
+        for (s, axes) in [
+            (&[2usize, 3, 4][..], Some(&[1i64][..])),
+            (&[3, 1, 2][..], None),
+            (&[2, 3, 4][..], Some(&[0i64, 2][..])),
+        ] {
+            v.push(case(&format!("{}{s:?}{axes:?}", kind.op_name()), &[s], vec![any], |b, x| {
+                b.reduce(kind, x[0], axes).unwrap()
+            }));
+        }
+    }
+    v.push(case("reshape", &[&[2, 3, 4]], vec![any], |b, x| b.reshape(x[0], [4, 1, 6]).unwrap()));
+    v.push(case("transpose", &[&[2, 3, 4]], vec![any], |b, x| {
+        b.transpose(x[0], &[2, 0, 1]).unwrap()
+    }));
+    v.push(case("broadcast_to", &[&[3, 1]], vec![any], |b, x| {
+        b.broadcast_to(x[0], &Shape(vec![2, 3, 4])).unwrap()
+    }));
+    v.push(case("slice", &[&[5, 1, 7]], vec![any], |b, x| {
+        b.slice(x[0], &[1, 0, 0], &[5, 1, 6], &[2, 1, 3]).unwrap()
+    }));
+    v.push(case("pad", &[&[2, 1, 3]], vec![any], |b, x| {
+        b.add(
+            Op::Pad(Pad { lo: vec![1, 0, 2], hi: vec![0, 2, 1], interior: vec![1, 0, 2] }),
+            &[x[0]],
+        )
+        .unwrap()
+    }));
+    v.push(case("concat", &[&[2, 1, 3], &[2, 2, 3], &[2, 1, 3]], vec![any, any, any], |b, x| {
+        b.concat(x, 1).unwrap()
+    }));
+    v.push(case("const", &[&[2, 3]], vec![any], |b, x| {
+        let c = b
+            .constant(jjt_ir::ops::Const::Random {
+                ty: ty(&[2, 3]),
+                dist: jjt_ir::random::Distribution::Normal,
+                seed: 5,
+                offset: 0,
+            })
+            .unwrap();
+        b.binary(Binary::Mul, x[0], c).unwrap()
+    }));
+    v
+}
+
+/// Every op of the closed set has cases (exhaustive: a new op must be added here).
+#[test]
+fn cases_cover_every_op() {
+    let names: std::collections::HashSet<&'static str> = cases()
+        .iter()
+        .flat_map(|c| c.f.node_ids().map(|n| c.f.node(n).unwrap().op.name()).collect::<Vec<_>>())
+        .collect();
+    let representative = |op: &Op| -> Vec<&'static str> {
+        match op {
+            Op::Input(_)
+            | Op::Const(_)
+            | Op::Select(_)
+            | Op::Convert(_)
+            | Op::DotGeneral(_)
+            | Op::Reshape(_)
+            | Op::Transpose(_)
+            | Op::BroadcastTo(_)
+            | Op::Slice(_)
+            | Op::Concat(_)
+            | Op::Pad(_) => vec![op.name()],
+            Op::Unary(_) => Unary::ALL.iter().map(|u| u.op_name()).collect(),
+            Op::Binary(_) => Binary::ALL.iter().map(|u| u.op_name()).collect(),
+            Op::Compare(_) => Compare::ALL.iter().map(|u| u.op_name()).collect(),
+            Op::Reduce(_) => ReduceKind::ALL.iter().map(|u| u.op_name()).collect(),
+        }
+    };
+    for c in cases() {
+        for n in c.f.node_ids() {
+            for name in representative(&c.f.node(n).unwrap().op) {
+                assert!(names.contains(name), "no case exercises `{name}`");
+            }
+        }
+    }
+    for must in [
+        "pad",
+        "concat",
+        "slice",
+        "convert",
+        "select",
+        "max",
+        "mean",
+        "uniform",
+        "normal",
+        "dot_general",
+    ] {
+        assert!(names.contains(must) || must == "uniform", "no case exercises `{must}`");
+    }
+}
+
+fn point(rng: &mut Rng, c: &Case) -> Vec<Tensor> {
+    c.f.params()
+        .iter()
+        .zip(&c.domains)
+        .map(|(p, &d)| tensor(&p.ty, sample(rng, d, p.ty.numel())))
+        .collect()
+}
+
+fn direction(rng: &mut Rng, f: &Function) -> Vec<Tensor> {
+    f.params()
+        .iter()
+        .map(|p| tensor(&p.ty, sample(rng, Domain::Range(-1.0, 1.0), p.ty.numel())))
+        .collect()
+}
+
+fn shifted(x: &[Tensor], t: &[Tensor], h: f64) -> Vec<Tensor> {
+    x.iter()
+        .zip(t)
+        .map(|(a, d)| {
+            let v: Vec<f64> =
+                a.to_f64_vec().iter().zip(d.to_f64_vec()).map(|(p, q)| p + h * q).collect();
+            tensor(&a.ty(), v)
+        })
+        .collect()
+}
+
+fn fd(f: &Function, x: &[Tensor], t: &[Tensor], out: usize) -> Vec<f64> {
+    let h = 1e-5;
+    let plus = eval(f, &shifted(x, t, h))[out].to_f64_vec();
+    let minus = eval(f, &shifted(x, t, -h))[out].to_f64_vec();
+    plus.iter().zip(minus).map(|(p, m)| (p - m) / (2.0 * h)).collect()
+}
+
+fn close(name: &str, what: &str, ad: &[f64], fd: &[f64]) {
+    for (i, (a, f)) in ad.iter().zip(fd).enumerate() {
+        assert!(
+            (a - f).abs() <= 1e-6 * (1.0 + f.abs()),
+            "{name}: {what} element {i}: AD {a:e} vs FD {f:e}"
+        );
+    }
+}
+
+fn all_names(f: &Function) -> Vec<String> {
+    f.params().iter().map(|p| p.name.clone()).collect()
+}
+
+#[test]
+fn jvp_matches_finite_differences() {
+    let mut rng = Rng(7);
+    for c in cases() {
+        let j = jvp(&c.f, &all_names(&c.f)).unwrap();
+        for _ in 0..POINTS {
+            let x = point(&mut rng, &c);
+            let t = direction(&mut rng, &c.f);
+            let mut args = x.clone();
+            args.extend(t.iter().cloned());
+            let ad = eval(&j, &args)[1].to_f64_vec();
+            close(&c.name, "jvp", &ad, &fd(&c.f, &x, &t, 0));
+        }
+    }
+}
+
+#[test]
+fn second_order_matches_finite_differences() {
+    let mut rng = Rng(11);
+    for c in cases() {
+        let names = all_names(&c.f);
+        let j = jvp(&c.f, &names).unwrap();
+        // Differentiate the JVP again with respect to the primal inputs.
+        let jj = jvp(&j, &names).unwrap();
+        for _ in 0..POINTS {
+            let x = point(&mut rng, &c);
+            let t = direction(&mut rng, &c.f);
+            let s = direction(&mut rng, &c.f);
+            let mut args = x.clone();
+            args.extend(t.iter().cloned());
+            args.extend(s.iter().cloned());
+            // Outputs of jj: (y, jvp, dy/ds, d(jvp)/ds).
+            let ad = eval(&jj, &args)[3].to_f64_vec();
+            let mut base = x.clone();
+            base.extend(t.iter().cloned());
+            let mut dir = s.clone();
+            dir.extend(t.iter().map(|q| tensor(&q.ty(), vec![0.0; q.numel()])));
+            close(&c.name, "jvp of jvp", &ad, &fd(&j, &base, &dir, 1));
+        }
+    }
+}
+
+#[test]
+fn vjp_passes_the_dot_product_test() {
+    let mut rng = Rng(13);
+    for c in cases() {
+        let names = all_names(&c.f);
+        let j = jvp(&c.f, &names).unwrap();
+        let v = vjp(&c.f, &names).unwrap();
+        let out_ty = c.f.output_type().unwrap().clone();
+        for _ in 0..POINTS {
+            let x = point(&mut rng, &c);
+            let t = direction(&mut rng, &c.f);
+            let ct = tensor(&out_ty, sample(&mut rng, Domain::Range(-1.0, 1.0), out_ty.numel()));
+            let mut a = x.clone();
+            a.extend(t.iter().cloned());
+            let jt = eval(&j, &a)[1].to_f64_vec();
+            let mut b = x.clone();
+            b.push(ct.clone());
+            let jtc: Vec<Tensor> = eval(&v, &b);
+            let (lhs, la) = dot(&jt, &ct.to_f64_vec());
+            let (mut rhs, mut ra) = (0.0, 0.0);
+            for (ti, ci) in t.iter().zip(&jtc) {
+                let (s, sa) = dot(&ti.to_f64_vec(), &ci.to_f64_vec());
+                rhs += s;
+                ra += sa;
+            }
+            assert!(
+                (lhs - rhs).abs() <= 1e-12 * (la + ra).max(f64::MIN_POSITIVE),
+                "{}: <Jt,c> = {lhs:e}, <t,J'c> = {rhs:e}",
+                c.name
+            );
+        }
+    }
+}
+
+#[test]
+fn vmap_matches_a_loop_over_slices() {
+    let mut rng = Rng(17);
+    let size = 3;
+    for c in cases() {
+        let n = c.f.params().len();
+        // Batch every input: the first along axis 0, the others along their last axis.
+        let axes: Vec<Option<usize>> =
+            c.f.params()
+                .iter()
+                .enumerate()
+                .map(|(i, p)| Some(if i == 0 { 0 } else { p.ty.rank() }))
+                .collect();
+        let vf = vmap(&c.f, &axes, size).unwrap();
+        let slices: Vec<Vec<Tensor>> = (0..size).map(|_| point(&mut rng, &c)).collect();
+        let stacked: Vec<Tensor> = (0..n)
+            .map(|i| {
+                stack(&slices.iter().map(|s| s[i].clone()).collect::<Vec<_>>(), axes[i].unwrap())
+            })
+            .collect();
+        let batched = eval(&vf, &stacked).remove(0);
+        let per: Vec<Tensor> = slices.iter().map(|s| eval(&c.f, s).remove(0)).collect();
+        let want = stack(&per, 0);
+        assert_eq!(batched.shape, want.shape, "{}", c.name);
+        assert_eq!(bits(&batched), bits(&want), "{}: vmap differs from the loop", c.name);
+        // One input batched, the others shared.
+        if n > 1 {
+            let mut axes1 = vec![None; n];
+            axes1[1] = Some(0);
+            let vf1 = vmap(&c.f, &axes1, size).unwrap();
+            let mut args = slices[0].clone();
+            args[1] = stack(&slices.iter().map(|s| s[1].clone()).collect::<Vec<_>>(), 0);
+            let got = eval(&vf1, &args).remove(0);
+            let per: Vec<Tensor> = slices
+                .iter()
+                .map(|s| {
+                    let mut a = slices[0].clone();
+                    a[1] = s[1].clone();
+                    eval(&c.f, &a).remove(0)
+                })
+                .collect();
+            assert_eq!(
+                bits(&got),
+                bits(&stack(&per, 0)),
+                "{}: vmap with shared inputs differs",
+                c.name
+            );
+        }
+    }
+}
+
+/// Stack tensors of one shape along a new `axis`.
+fn stack(ts: &[Tensor], axis: usize) -> Tensor {
+    let shape = ts[0].shape.dims().to_vec();
+    let outer: usize = shape[..axis].iter().product();
+    let inner: usize = shape[axis..].iter().product();
+    let vals: Vec<Vec<f64>> = ts.iter().map(Tensor::to_f64_vec).collect();
+    let mut out = Vec::with_capacity(outer * inner * ts.len());
+    for o in 0..outer {
+        for v in &vals {
+            out.extend_from_slice(&v[o * inner..(o + 1) * inner]);
+        }
+    }
+    let mut dims = shape.clone();
+    dims.insert(axis, ts.len());
+    Tensor::from_f64(&TensorType::new(ts[0].dtype(), dims), &out).unwrap()
+}
+
+#[test]
+fn zero_in_gives_exactly_zero_out() {
+    let mut rng = Rng(19);
+    for c in cases() {
+        let names = all_names(&c.f);
+        // Symbolic: no tangent at all emits no tangent node.
+        let mut b = FunctionBuilder::new("z");
+        let args: Vec<NodeId> =
+            c.f.params().iter().map(|p| b.input(&p.name, p.ty.clone()).unwrap()).collect();
+        let (_, touts) = jjt_ad::jvp_into(&mut b, &c.f, &args, &vec![None; args.len()]).unwrap();
+        assert_eq!(touts, vec![None], "{}", c.name);
+        let (_, cts) =
+            jjt_ad::vjp_into(&mut b, &c.f, &args, &vec![true; args.len()], &[None]).unwrap();
+        assert!(cts.iter().all(Option::is_none), "{}", c.name);
+        // Numeric zeros.
+        let j = jvp(&c.f, &names).unwrap();
+        let v = vjp(&c.f, &names).unwrap();
+        let x = point(&mut rng, &c);
+        let mut a = x.clone();
+        a.extend(c.f.params().iter().map(|p| tensor(&p.ty, vec![0.0; p.ty.numel()])));
+        assert!(eval(&j, &a)[1].to_f64_vec().iter().all(|&z| z == 0.0), "{}: zero tangent", c.name);
+        let out_ty = c.f.output_type().unwrap().clone();
+        let mut bargs = x.clone();
+        bargs.push(tensor(&out_ty, vec![0.0; out_ty.numel()]));
+        for ct in eval(&v, &bargs) {
+            assert!(ct.to_f64_vec().iter().all(|&z| z == 0.0), "{}: zero cotangent", c.name);
+        }
+    }
+}
