@@ -312,3 +312,23 @@ fn oversized_values_are_refused_before_allocating() {
         "{r:?}"
     );
 }
+
+#[test]
+fn several_outputs_round_trip() {
+    let src = "func g(x: f64[2], y: f64[]) -> (f64[2], f64[]) {\n  return exp(x), y * 2.0\n}";
+    let f = parse(src).unwrap();
+    assert_eq!(f.outputs().len(), 2);
+    let p = print(&f);
+    assert!(p.contains("-> (f64[2], f64[])") && p.contains("return _0, _2"), "{p}");
+    assert_eq!(print(&parse(&p).unwrap()), p);
+    let e = parse("func g(x: f64[2]) -> (f64[2], f64[2]) { return x }").unwrap_err();
+    assert!(matches!(e.kind, ParseErrorKind::ReturnCount { declared: 2, actual: 1 }));
+    let t = Tensor::f64([2], vec![0.0, 1.0]).unwrap();
+    let s = Tensor::f64(Vec::<usize>::new(), vec![3.0]).unwrap();
+    let outs = interp::eval_outputs(&f, &[t.clone(), s.clone()]).unwrap();
+    assert_eq!(outs[1].to_f64_vec(), vec![6.0]);
+    assert!(matches!(
+        interp::eval(&f, &[t, s]),
+        Err(jjt_ir::EvalError::OutputCount { outputs: 2, .. })
+    ));
+}
