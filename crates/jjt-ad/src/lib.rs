@@ -18,6 +18,7 @@
 
 mod error;
 pub mod jvp;
+pub mod kernel;
 pub mod linearize;
 pub mod transpose;
 pub mod vjp;
@@ -25,6 +26,7 @@ pub mod vmap;
 
 pub use error::AdError;
 pub use jvp::{jvp, jvp_into};
+pub use kernel::{Examples, KernelSpec, Mode, Role, Strategy};
 
 pub use linearize::{Linearized, linearize};
 pub use transpose::{transpose, transpose_into};
