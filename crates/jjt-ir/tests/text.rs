@@ -332,3 +332,18 @@ fn several_outputs_round_trip() {
         Err(jjt_ir::EvalError::OutputCount { outputs: 2, .. })
     ));
 }
+
+#[test]
+fn comparison_operators_bind_loosest() {
+    let f =
+        parse("func f(x: f64[3]) -> f64[3] { return select(x + 1.0 > 2.0 * x, x, 0.0) }").unwrap();
+    let y =
+        interp::eval(&f, &[Tensor::f64([3], vec![0.5, 1.0, 2.0]).unwrap()]).unwrap().to_f64_vec();
+    assert_eq!(y, vec![0.5, 0.0, 0.0]);
+    let p = print(&f);
+    assert!(p.contains("gt("), "{p}");
+    for (op, name) in [("<", "lt("), ("<=", "le("), (">=", "ge("), ("==", "eq(")] {
+        let src = format!("func f(x: f64[3]) -> bool[3] {{ return x {op} 1.0 }}");
+        assert!(print(&parse(&src).unwrap()).contains(name), "{op}");
+    }
+}

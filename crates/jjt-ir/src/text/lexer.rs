@@ -31,8 +31,10 @@ pub(crate) struct Token {
     pub col: usize,
 }
 
-const PUNCT: [&str; 15] =
-    ["->", "(", ")", "[", "]", "{", "}", ",", ":", "=", "+", "-", "*", "/", "@"];
+const PUNCT: [&str; 20] = [
+    "->", "==", "<=", ">=", "<", ">", "(", ")", "[", "]", "{", "}", ",", ":", "=", "+", "-", "*",
+    "/", "@",
+];
 
 pub(crate) fn lex(src: &str) -> Result<Vec<Token>, ParseError> {
     let chars: Vec<char> = src.chars().collect();

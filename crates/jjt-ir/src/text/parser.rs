@@ -10,7 +10,7 @@ use super::lexer::{Tok, Token, lex};
 use crate::builder::FunctionBuilder;
 use crate::error::IrError;
 use crate::graph::{Function, NodeId};
-use crate::ops::{AttrValue, Binary, CallArgs, Op, Unary};
+use crate::ops::{AttrValue, Binary, CallArgs, Compare, Op, Unary};
 use crate::types::{DType, Shape, TensorType};
 
 /// Deepest nesting of expressions and attribute lists the parser accepts.
@@ -453,8 +453,39 @@ impl<'a> Parser<'a> {
     }
 
     // expr := term (('+'|'-') term)*
+    // expr := sum (('<'|'<='|'>'|'>='|'==') sum)?   (comparisons do not chain)
     fn expr(&mut self) -> PResult<Val> {
         self.enter()?;
+        let lhs = self.sum()?;
+        let t = self.peek().clone();
+        let cmp = match t.tok {
+            Tok::Punct(">") => Some((Compare::Gt, false)),
+            Tok::Punct(">=") => Some((Compare::Ge, false)),
+            Tok::Punct("<") => Some((Compare::Gt, true)),
+            Tok::Punct("<=") => Some((Compare::Ge, true)),
+            Tok::Punct("==") => Some((Compare::Eq, false)),
+            _ => None,
+        };
+        let v = match cmp {
+            None => lhs,
+            Some((c, swap)) => {
+                self.pos += 1;
+                let rhs = self.sum()?;
+                // `a < b` is `lt(a, b)`; written as the mirrored op so literals type alike.
+                let (c, l, r) = match (c, swap) {
+                    (Compare::Gt, true) => (Compare::Lt, lhs, rhs),
+                    (Compare::Ge, true) => (Compare::Le, lhs, rhs),
+                    (c, _) => (c, lhs, rhs),
+                };
+                self.compare(c, l, r, &t)?
+            }
+        };
+        self.depth -= 1;
+        Ok(v)
+    }
+
+    // sum := term (('+'|'-') term)*
+    fn sum(&mut self) -> PResult<Val> {
         let mut lhs = self.term()?;
         loop {
             let t = self.peek().clone();
@@ -467,8 +498,27 @@ impl<'a> Parser<'a> {
             let rhs = self.term()?;
             lhs = self.binary(op, lhs, rhs, &t)?;
         }
-        self.depth -= 1;
         Ok(lhs)
+    }
+
+    fn compare(&mut self, c: Compare, lhs: Val, rhs: Val, t: &Token) -> PResult<Val> {
+        let id = match (&lhs, &rhs) {
+            (Val::Node(a), Val::Node(b)) => self.b.compare(c, *a, *b),
+            (Val::Node(a), Val::Lit(_)) => {
+                let ty = self.b.ty(*a).map_err(|e| self.ir_err(t, e))?.clone();
+                let k = self.node_of(rhs, t, Some(&ty))?;
+                self.b.compare(c, *a, k)
+            }
+            (Val::Lit(_), Val::Node(b)) => {
+                let ty = self.b.ty(*b).map_err(|e| self.ir_err(t, e))?.clone();
+                let k = self.node_of(lhs, t, Some(&ty))?;
+                self.b.compare(c, k, *b)
+            }
+            (Val::Lit(_), Val::Lit(_)) => {
+                return Err(self.err_at(t, ParseErrorKind::UntypedLiteral));
+            }
+        };
+        Ok(Val::Node(id.map_err(|e| self.ir_err(t, e))?))
     }
 
     // term := unary (('*'|'/'|'@') unary)*
@@ -770,8 +820,11 @@ fn dtype_of(s: &str) -> Option<DType> {
 }
 
 fn static_punct(p: &str) -> &'static str {
-    ["->", "(", ")", "[", "]", "{", "}", ",", ":", "=", "+", "-", "*", "/", "@"]
-        .into_iter()
-        .find(|q| *q == p)
-        .unwrap_or("")
+    [
+        "->", "==", "<=", ">=", "<", ">", "(", ")", "[", "]", "{", "}", ",", ":", "=", "+", "-",
+        "*", "/", "@",
+    ]
+    .into_iter()
+    .find(|q| *q == p)
+    .unwrap_or("")
 }
