@@ -214,7 +214,7 @@ fn malformed_inputs_report_kind_and_position() {
             format!("{sig}  y = {}x{}\n  return y\n}}", "(".repeat(500), ")".repeat(500)),
             |k| matches!(k, K::TooDeep),
             2,
-            207,
+            71,
         ),
     ];
     assert!(cases.len() >= 15);

@@ -14,7 +14,7 @@ use crate::ops::{AttrValue, Binary, CallArgs, Compare, Op, Unary};
 use crate::types::{DType, Shape, TensorType};
 
 /// Deepest nesting of expressions and attribute lists the parser accepts.
-pub const MAX_DEPTH: usize = 200;
+pub const MAX_DEPTH: usize = 64;
 
 /// What went wrong while parsing.
 #[derive(Clone, Debug, PartialEq, Eq)]
