@@ -2,8 +2,8 @@
 //! without building J. It is a compiler: a function is traced from a Rust closure (or parsed
 //! from a model file) into a tensor graph, which later stages transform, optimise and compile.
 //!
-//! This crate is the facade host programs use. Today it covers the first stage: tracing,
-//! the text format, graph dumps and the reference interpreter.
+//! This crate is the facade host programs use: tracing, the text format, the transforms
+//! (JVP, VJP, vmap) and the kernel builder [`Kernel`], evaluated by the reference interpreter.
 //!
 //! ```
 //! use jjt::{DType, RandomState, trace};
@@ -31,6 +31,116 @@ pub use jjt_ir::{
     DType, EvalError, Function, IrError, Shape, Tensor, TensorType, TraceError, Tracer, Var, trace,
 };
 pub use jjt_npy as npy;
+
+pub use jjt_ad as ad;
+pub use jjt_ad::{
+    Examples, KernelSpec, Mode, Role, Strategy, jvp, linearize, promote_f64, vjp, vmap,
+};
+
+/// Any error the facade can return.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Tracing a closure failed.
+    #[error("{0}")]
+    Trace(#[from] TraceError),
+    /// Building a graph failed.
+    #[error("{0}")]
+    Ir(#[from] IrError),
+    /// A transform failed.
+    #[error("{0}")]
+    Ad(#[from] jjt_ad::AdError),
+    /// Evaluation failed.
+    #[error("{0}")]
+    Eval(#[from] EvalError),
+    /// A model file could not be read or parsed.
+    #[error("{0}")]
+    Model(#[from] text::ModelFileError),
+}
+
+/// Builds the graph of K = J(p1)·J(p2)ᵀ (or of v ↦ K·v) for a function.
+///
+/// ```
+/// use jjt::{DType, Kernel, Mode, trace};
+/// let f = trace("f", |t| {
+///     let x = t.input("x", DType::F64, [3]);
+///     let w = t.input("w", DType::F64, [2, 3]);
+///     w.matmul(&x).tanh()
+/// })?;
+/// // The NTK with respect to the parameters w, for batches of 4 and 5 examples.
+/// let k = Kernel::new(&f).wrt(["w"]).shared(["w"]).batch(4, 5).mode(Mode::Trace).build()?;
+/// assert_eq!(k.output_type().unwrap().to_string(), "f64[4,5]");
+/// # Ok::<(), jjt::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Kernel<'f> {
+    f: &'f Function,
+    spec: KernelSpec,
+}
+
+impl<'f> Kernel<'f> {
+    /// A kernel of `f`; set at least [`Kernel::wrt`].
+    pub fn new(f: &'f Function) -> Kernel<'f> {
+        Kernel { f, spec: KernelSpec::default() }
+    }
+
+    /// The inputs J is taken with respect to.
+    pub fn wrt<S: Into<String>>(mut self, names: impl IntoIterator<Item = S>) -> Self {
+        self.spec.wrt = names.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The inputs with one value for both sides (e.g. network parameters); the others are
+    /// per-side.
+    pub fn shared<S: Into<String>>(mut self, names: impl IntoIterator<Item = S>) -> Self {
+        self.spec.shared = names.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Output mode (default [`Mode::Full`]).
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.spec.mode = mode;
+        self
+    }
+
+    /// Strategy (default [`Strategy::Ntvp`]).
+    pub fn strategy(mut self, strategy: Strategy) -> Self {
+        self.spec.strategy = strategy;
+        self
+    }
+
+    /// Which example pairs a batched kernel computes (default [`Examples::All`]).
+    pub fn examples(mut self, examples: Examples) -> Self {
+        self.spec.examples = examples;
+        self
+    }
+
+    /// Per-side inputs carry a leading batch axis of `b1` examples on side 1 and `b2` on side 2.
+    pub fn batch(mut self, b1: usize, b2: usize) -> Self {
+        self.spec.batch = Some((b1, b2));
+        self
+    }
+
+    /// The specification built so far.
+    pub fn spec(&self) -> &KernelSpec {
+        &self.spec
+    }
+
+    /// The kernel's inputs in order, with what each stands for.
+    pub fn layout(&self, apply: bool) -> Result<Vec<(String, Role, TensorType)>, Error> {
+        Ok(self.spec.layout(self.f, apply)?)
+    }
+
+    /// The graph of K(p1, p2): inputs as in [`Kernel::layout`].
+    pub fn build(&self) -> Result<Function, Error> {
+        Ok(self.spec.kernel(self.f)?)
+    }
+
+    /// The graph of v ↦ K(p1, p2)·v, which never materialises J.
+    pub fn build_apply(&self) -> Result<Function, Error> {
+        Ok(self.spec.apply(self.f)?)
+    }
+}
 
 use jjt_ir::random::Mt19937;
 

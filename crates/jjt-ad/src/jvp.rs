@@ -77,5 +77,5 @@ pub(crate) fn jvp_mask(f: &Function, mask: &[bool]) -> Result<Function, AdError>
         let ty = b.ty(*o)?.clone();
         all.push(or_zeros(&mut b, t, &ty)?);
     }
-    Ok(b.finish_many(all)?)
+    Ok(b.finish_many(all)?.pruned())
 }

@@ -199,7 +199,7 @@ impl KernelSpec {
                 crate::inline_into(&mut b, &kd, &args)?[0]
             }
         };
-        Ok(b.finish(out)?)
+        Ok(b.finish(out)?.pruned())
     }
 
     /// The graph of v ↦ K(p1, p2)·v, which never materialises J: with example batching,
@@ -226,7 +226,7 @@ impl KernelSpec {
                 to_front(&mut b, (v, d), bb)?
             }
         };
-        Ok(b.finish(out)?)
+        Ok(b.finish(out)?.pruned())
     }
 
     /// The unbatched kernel: inputs as in [`KernelSpec::layout`] without batching.
@@ -302,7 +302,7 @@ impl KernelSpec {
                 }
             }
         };
-        Ok(b.finish(kernel)?)
+        Ok(b.finish(kernel)?.pruned())
     }
 }
 

@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod cast;
 mod error;
 pub mod jvp;
 pub mod kernel;
@@ -24,6 +25,7 @@ pub mod transpose;
 pub mod vjp;
 pub mod vmap;
 
+pub use cast::promote_f64;
 pub use error::AdError;
 pub use jvp::{jvp, jvp_into};
 pub use kernel::{Examples, KernelSpec, Mode, Role, Strategy};

@@ -77,7 +77,7 @@ pub fn linearize(f: &Function, wrt: &[impl AsRef<str>]) -> Result<Linearized, Ad
     }
     let mut pouts: Vec<NodeId> = s.outputs()[..n_out].iter().map(|o| pval[o]).collect();
     pouts.extend(residuals.iter().map(|r| pval[r]));
-    let primal = pb.finish_many(pouts)?;
+    let primal = pb.finish_many(pouts)?.pruned();
 
     // The linear half: residuals become inputs, constants are rebuilt, linear nodes replayed.
     let mut lb = FunctionBuilder::new(format!("{}_linear", f.name));
@@ -86,7 +86,7 @@ pub fn linearize(f: &Function, wrt: &[impl AsRef<str>]) -> Result<Linearized, Ad
     for (k, &r) in residuals.iter().enumerate() {
         let ty = s.node(r).map(|n| n.ty.clone()).ok_or(AdError::Cycle)?;
         let hint = s.node(r).and_then(|n| n.name.clone()).unwrap_or_else(|| format!("r{k}"));
-        let name = fresh_name(&format!("res_{hint}"), &mut taken);
+        let name = fresh_name(&hint, &mut taken);
         lval.insert(r, lb.input(&name, ty)?);
     }
     for p in &s.params()[n_in..] {
@@ -108,6 +108,6 @@ pub fn linearize(f: &Function, wrt: &[impl AsRef<str>]) -> Result<Linearized, Ad
         .iter()
         .map(|o| lval.get(o).copied().ok_or(AdError::Cycle))
         .collect::<Result<Vec<_>, _>>()?;
-    let linear = lb.finish_many(louts)?;
+    let linear = lb.finish_many(louts)?.pruned();
     Ok(Linearized { primal, linear, residuals: residuals.len() })
 }

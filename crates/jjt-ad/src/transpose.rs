@@ -151,5 +151,5 @@ pub fn transpose(lf: &Function, linear: &[bool]) -> Result<Function, AdError> {
             outs.push(or_zeros(&mut b, res[i], &p.ty)?);
         }
     }
-    Ok(b.finish_many(outs)?)
+    Ok(b.finish_many(outs)?.pruned())
 }

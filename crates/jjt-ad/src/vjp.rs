@@ -75,5 +75,5 @@ pub fn vjp(f: &Function, wrt: &[impl AsRef<str>]) -> Result<Function, AdError> {
             outs.push(or_zeros(&mut b, res[i], &p.ty)?);
         }
     }
-    Ok(b.finish_many(outs)?)
+    Ok(b.finish_many(outs)?.pruned())
 }

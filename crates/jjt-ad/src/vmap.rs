@@ -111,5 +111,5 @@ pub fn vmap(f: &Function, in_axes: &[Option<usize>], size: usize) -> Result<Func
     let outs = vmap_into(&mut b, f, &args, in_axes, size)?;
     let outs =
         outs.into_iter().map(|o| to_front(&mut b, o, size)).collect::<Result<Vec<_>, _>>()?;
-    Ok(b.finish_many(outs)?)
+    Ok(b.finish_many(outs)?.pruned())
 }

@@ -1,17 +1,24 @@
-//! `jjt`: inspect and run jjt models from the command line.
+//! `jjt`: inspect, differentiate and run jjt models from the command line.
 //!
-//! - `jjt dump MODEL [--stage traced] [--format text|dot] [-o FILE]` prints a stage's graph;
-//! - `jjt eval MODEL --in NAME=FILE.npy ... [-o OUT.npy] [--backend interp]` evaluates it.
+//! - `jjt dump MODEL [--stage traced|jvp|linearize|vjp|kernel|apply] [--format text|dot]`
+//! - `jjt eval MODEL --in NAME=FILE.npy ... [-o OUT.npy]`
+//! - `jjt kernel MODEL --wrt NAMES --x1 NAME=FILE --x2 NAME=FILE [--shared NAME=FILE] -o K.npy`
+//! - `jjt apply ... --v V.npy -o KV.npy`
+//! - `jjt check MODEL --wrt NAMES`
 //!
 //! Errors print one message (with line:col and a caret for model text) and exit with status 1;
 //! usage errors exit with status 2.
 
 #![forbid(unsafe_code)]
 
+mod bind;
+mod check;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use jjt_ad::{AdError, Examples, KernelSpec, Mode, Strategy};
 use jjt_ir::text::{ModelFileError, parse_file};
 use jjt_ir::{EvalError, Function, Tensor, interp};
 
@@ -19,7 +26,7 @@ use jjt_ir::{EvalError, Function, Tensor, interp};
 #[command(
     name = "jjt",
     version,
-    about = "A compiler for products of Jacobians: inspect and run jjt models"
+    about = "A compiler for products of Jacobians: K = J(p1)·J(p2)ᵀ without building J"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -38,6 +45,17 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// Inputs to differentiate, comma-separated (stages other than `traced`).
+        #[arg(long, value_delimiter = ',')]
+        wrt: Vec<String>,
+        /// Inputs shared by both sides of the kernel, comma-separated (`kernel`, `apply`).
+        #[arg(long, value_delimiter = ',')]
+        shared: Vec<String>,
+        /// Example batch sizes B1,B2 of the per-side inputs (`kernel`, `apply`).
+        #[arg(long, value_delimiter = ',', value_name = "B1,B2")]
+        batch: Option<Vec<usize>>,
+        #[command(flatten)]
+        opts: KernelOpts,
         /// Write to this file instead of standard output.
         #[arg(short, long)]
         output: Option<PathBuf>,
@@ -57,13 +75,105 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Backend::Interp)]
         backend: Backend,
     },
+    /// Compute K = J(p1)·J(p2)ᵀ on .npy inputs.
+    Kernel {
+        #[command(flatten)]
+        io: KernelIo,
+        #[command(flatten)]
+        opts: KernelOpts,
+        /// Write K to this .npy file; without it the values are printed.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Compute K·v = J(p1)·J(p2)ᵀ·v without building J or K.
+    Apply {
+        #[command(flatten)]
+        io: KernelIo,
+        #[command(flatten)]
+        opts: KernelOpts,
+        /// The vector (batched: [B2, out...]) K is applied to.
+        #[arg(long, value_name = "V.npy")]
+        v: PathBuf,
+        /// Write K·v to this .npy file; without it the values are printed.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Check a model's derivatives: JVPs against central finite differences and VJPs by the
+    /// dot-product test, at random points, in f64. Exits with status 1 if a check fails.
+    Check {
+        /// The model file.
+        model: PathBuf,
+        /// Inputs to differentiate, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        wrt: Vec<String>,
+        /// Fix inputs to these values (NAME=FILE.npy); the others are drawn uniformly from
+        /// [lo, hi).
+        #[arg(long = "in", value_name = "NAME=FILE.npy")]
+        inputs: Vec<String>,
+        /// Number of random points.
+        #[arg(long, default_value_t = 3)]
+        points: usize,
+        /// Seed of the random points.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Range the random inputs are drawn from.
+        #[arg(long, value_delimiter = ',', default_values_t = [0.1, 1.0], value_name = "LO,HI")]
+        range: Vec<f64>,
+    },
+}
+
+/// The model and the per-side and shared inputs of a kernel.
+#[derive(Args, Debug)]
+struct KernelIo {
+    /// The model file.
+    model: PathBuf,
+    /// Inputs J is taken with respect to, comma-separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    wrt: Vec<String>,
+    /// A side-1 input as NAME=FILE.npy (repeat per input; a bare FILE.npy when the model
+    /// has one per-side input). One extra leading axis makes it a batch of examples.
+    #[arg(long, value_name = "NAME=FILE.npy")]
+    x1: Vec<String>,
+    /// A side-2 input, like --x1.
+    #[arg(long, value_name = "NAME=FILE.npy")]
+    x2: Vec<String>,
+    /// An input shared by both sides (e.g. parameters) as NAME=FILE.npy.
+    #[arg(long, value_name = "NAME=FILE.npy")]
+    shared: Vec<String>,
+}
+
+/// How the kernel is computed and reduced.
+#[derive(Args, Debug)]
+struct KernelOpts {
+    /// Output mode: all output pairs, their trace, or their diagonal.
+    #[arg(long, value_enum, default_value_t = ModeArg::Full)]
+    mode: ModeArg,
+    /// For batched inputs: every example pair, or only b1 = b2.
+    #[arg(long, value_enum, default_value_t = ExamplesArg::All)]
+    examples: ExamplesArg,
+    /// ntvp: jvp∘vjp over the output basis (never builds J); jc: Jacobian contraction.
+    #[arg(long, value_enum, default_value_t = StrategyArg::Ntvp)]
+    strategy: StrategyArg,
+    /// Compute in f64 (an f32 model and its inputs are promoted).
+    #[arg(long)]
+    f64: bool,
 }
 
 /// Pipeline stages `dump` can print.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Stage {
-    /// The graph as parsed or traced, before any transform.
+    /// The graph as parsed, before any transform.
     Traced,
+    /// The JVP: (inputs, tangents of wrt) -> (outputs, output tangents).
+    Jvp,
+    /// The primal function (with residuals) and the linear function of the tangents.
+    Linearize,
+    /// The VJP: (inputs, output cotangent) -> cotangents of wrt.
+    Vjp,
+    /// The kernel K(p1, p2).
+    Kernel,
+    /// The operator v -> K(p1, p2)·v.
+    Apply,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -80,28 +190,79 @@ enum Backend {
     Interp,
 }
 
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ModeArg {
+    Full,
+    Trace,
+    Diagonal,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ExamplesArg {
+    All,
+    Diagonal,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum StrategyArg {
+    Ntvp,
+    Jc,
+}
+
+impl KernelOpts {
+    fn spec(&self, wrt: &[String], shared: &[String], batch: Option<(usize, usize)>) -> KernelSpec {
+        KernelSpec {
+            wrt: wrt.to_vec(),
+            shared: shared.to_vec(),
+            mode: match self.mode {
+                ModeArg::Full => Mode::Full,
+                ModeArg::Trace => Mode::Trace,
+                ModeArg::Diagonal => Mode::Diagonal,
+            },
+            examples: match self.examples {
+                ExamplesArg::All => Examples::All,
+                ExamplesArg::Diagonal => Examples::Diagonal,
+            },
+            strategy: match self.strategy {
+                StrategyArg::Ntvp => Strategy::Ntvp,
+                StrategyArg::Jc => Strategy::Jc,
+            },
+            batch,
+        }
+    }
+}
+
+/// Everything that can go wrong, each with a message that says what to do.
 #[derive(Debug, thiserror::Error)]
-enum CliError {
+pub(crate) enum CliError {
     #[error("{0}")]
     Model(#[from] ModelFileError),
+    #[error("{0}")]
+    Ad(#[from] AdError),
     #[error("cannot read input `{name}` from {}: {source}", path.display())]
     ReadInput { name: String, path: PathBuf, source: jjt_npy::NpyError },
-    #[error("`--in {arg}`: expected NAME=FILE.npy{}", if *single { "" } else { " (a bare FILE.npy is only accepted when the model has one input)" })]
-    BadInArg { arg: String, single: bool },
-    #[error("`--in {name}=...`: the model has no input `{name}`; its inputs are: {known}")]
-    UnknownInput { name: String, known: String },
+    #[error("`{flag} {arg}`: expected NAME=FILE.npy{}", if *single { "" } else { " (a bare FILE.npy is only accepted when exactly one input can be meant)" })]
+    BadInArg { flag: &'static str, arg: String, single: bool },
+    #[error("`{flag} {name}=...`: {reason}; the model's inputs are: {known}")]
+    UnknownInput { flag: &'static str, name: String, reason: String, known: String },
     #[error("input `{0}` is given twice")]
     DuplicateInput(String),
-    #[error("missing input `{name}` of type {ty}: pass --in {name}=FILE.npy")]
-    MissingInput { name: String, ty: String },
+    #[error("missing input `{name}` of type {ty}: pass {flag} {name}=FILE.npy")]
+    MissingInput { flag: &'static str, name: String, ty: String },
     #[error("input `{name}` ({}): expected {expected}, the file holds {actual}{hint}", path.display())]
     InputType { name: String, path: PathBuf, expected: String, actual: String, hint: String },
+    #[error("{0}")]
+    Batch(String),
+    #[error("--stage {stage} needs --wrt NAMES (the inputs to differentiate)")]
+    NeedWrt { stage: &'static str },
     #[error("evaluation failed: {0}")]
     Eval(#[from] EvalError),
     #[error("cannot write {}: {source}", path.display())]
     Write { path: PathBuf, source: std::io::Error },
     #[error("cannot write {}: {source}", path.display())]
     WriteNpy { path: PathBuf, source: jjt_npy::NpyError },
+    #[error("{0}")]
+    CheckFailed(String),
 }
 
 fn main() -> ExitCode {
@@ -115,31 +276,93 @@ fn main() -> ExitCode {
     }
 }
 
+fn load(model: &Path, f64: bool) -> Result<Function, CliError> {
+    let f = parse_file(model)?;
+    Ok(if f64 { jjt_ad::promote_f64(&f)? } else { f })
+}
+
 fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
-        Command::Dump { model, stage, format, output } => {
-            let f = parse_file(&model)?;
-            let g = match stage {
-                Stage::Traced => f,
+        Command::Dump { model, stage, format, wrt, shared, batch, opts, output } => {
+            let f = load(&model, opts.f64)?;
+            let need = |name: &'static str| {
+                if wrt.is_empty() { Err(CliError::NeedWrt { stage: name }) } else { Ok(()) }
             };
-            let text = match format {
-                Format::Text => jjt_ir::text::print(&g),
-                Format::Dot => jjt_ir::dot::to_dot(&g),
+            let batch = match batch.as_deref() {
+                None => None,
+                Some(&[b1, b2]) => Some((b1, b2)),
+                Some(_) => {
+                    return Err(CliError::Batch("--batch takes two sizes: --batch B1,B2".into()));
+                }
             };
-            emit(&text, output.as_deref())
+            let graphs: Vec<Function> = match stage {
+                Stage::Traced => vec![f],
+                Stage::Jvp => {
+                    need("jvp")?;
+                    vec![jjt_ad::jvp(&f, &wrt)?]
+                }
+                Stage::Linearize => {
+                    need("linearize")?;
+                    let l = jjt_ad::linearize(&f, &wrt)?;
+                    vec![l.primal, l.linear]
+                }
+                Stage::Vjp => {
+                    need("vjp")?;
+                    vec![jjt_ad::vjp(&f, &wrt)?]
+                }
+                Stage::Kernel => {
+                    need("kernel")?;
+                    vec![opts.spec(&wrt, &shared, batch).kernel(&f)?]
+                }
+                Stage::Apply => {
+                    need("apply")?;
+                    vec![opts.spec(&wrt, &shared, batch).apply(&f)?]
+                }
+            };
+            let text: Vec<String> = graphs
+                .iter()
+                .map(|g| match format {
+                    Format::Text => jjt_ir::text::print(g),
+                    Format::Dot => jjt_ir::dot::to_dot(g),
+                })
+                .collect();
+            emit(&text.join("\n"), output.as_deref())
         }
         Command::Eval { model, inputs, output, backend } => {
             let f = parse_file(&model)?;
-            let args = bind_inputs(&f, &inputs)?;
+            let args = bind::bind_named(&f, &inputs, "--in", false)?;
             let y = match backend {
                 Backend::Interp => interp::eval(&f, &args)?,
             };
-            match output {
-                Some(path) => jjt_npy::write_file(&path, &y.into_array())
-                    .map_err(|source| CliError::WriteNpy { path, source }),
-                None => emit(&format_tensor(&y), None),
-            }
+            write_result(y, output)
         }
+        Command::Kernel { io, opts, output } => {
+            let f = load(&io.model, opts.f64)?;
+            let (spec, args) = bind::bind_kernel(&f, &io, &opts, None)?;
+            let k = spec.kernel(&f)?;
+            write_result(interp::eval(&k, &args)?, output)
+        }
+        Command::Apply { io, opts, v, output } => {
+            let f = load(&io.model, opts.f64)?;
+            let (spec, args) = bind::bind_kernel(&f, &io, &opts, Some(&v))?;
+            let a = spec.apply(&f)?;
+            write_result(interp::eval(&a, &args)?, output)
+        }
+        Command::Check { model, wrt, inputs, points, seed, range } => {
+            let f = jjt_ad::promote_f64(&parse_file(&model)?)?;
+            let &[lo, hi] = range.as_slice() else {
+                return Err(CliError::Batch("--range takes two numbers: --range LO,HI".into()));
+            };
+            check::run(&f, &wrt, &inputs, points, seed, (lo, hi))
+        }
+    }
+}
+
+fn write_result(y: Tensor, output: Option<PathBuf>) -> Result<(), CliError> {
+    match output {
+        Some(path) => jjt_npy::write_file(&path, &y.into_array())
+            .map_err(|source| CliError::WriteNpy { path, source }),
+        None => emit(&format_tensor(&y), None),
     }
 }
 
@@ -154,64 +377,7 @@ fn emit(text: &str, output: Option<&Path>) -> Result<(), CliError> {
     }
 }
 
-/// Read `--in` arguments into tensors in signature order, checking names and types.
-fn bind_inputs(f: &Function, args: &[String]) -> Result<Vec<Tensor>, CliError> {
-    let params = f.params();
-    let single = params.len() == 1;
-    let mut bound: Vec<Option<(PathBuf, Tensor)>> = vec![None; params.len()];
-    for arg in args {
-        let (name, file) = match arg.split_once('=') {
-            Some((n, p)) if !n.is_empty() && !p.is_empty() => (n.to_string(), p),
-            None if single && !arg.is_empty() => (params[0].name.clone(), arg.as_str()),
-            _ => return Err(CliError::BadInArg { arg: arg.clone(), single }),
-        };
-        let Some(i) = params.iter().position(|p| p.name == name) else {
-            let known = params
-                .iter()
-                .map(|p| format!("{}: {}", p.name, p.ty))
-                .collect::<Vec<_>>()
-                .join(", ");
-            return Err(CliError::UnknownInput { name, known });
-        };
-        if bound[i].is_some() {
-            return Err(CliError::DuplicateInput(name));
-        }
-        let path = PathBuf::from(file);
-        let t = jjt_npy::read_file(&path).map(Tensor::from_array).map_err(|source| {
-            CliError::ReadInput { name: name.clone(), path: path.clone(), source }
-        })?;
-        if t.ty() != params[i].ty {
-            let hint = if t.shape == params[i].ty.shape {
-                format!(
-                    " (convert it with `arr.astype(np.float{})`)",
-                    if params[i].ty.dtype == jjt_ir::DType::F32 { 32 } else { 64 }
-                )
-            } else {
-                String::new()
-            };
-            return Err(CliError::InputType {
-                name,
-                path,
-                expected: params[i].ty.to_string(),
-                actual: t.ty().to_string(),
-                hint,
-            });
-        }
-        bound[i] = Some((path, t));
-    }
-    params
-        .iter()
-        .zip(bound)
-        .map(|(p, b)| {
-            b.map(|(_, t)| t).ok_or_else(|| CliError::MissingInput {
-                name: p.name.clone(),
-                ty: p.ty.to_string(),
-            })
-        })
-        .collect()
-}
-
-/// A tensor as text: its type, then the values row by row.
+/// A tensor as text: its type, then the values, one line per last-axis row.
 fn format_tensor(t: &Tensor) -> String {
     let ty = t.ty();
     let v = t.to_f64_vec();

@@ -155,3 +155,241 @@ fn user_mistakes_give_clear_errors() {
     std::fs::write(&bad, "func f(x: f32[3]) -> f32[3] {\n  return exp(x +)\n}\n").unwrap();
     fails_with(&["dump", bad.to_str().unwrap()], &["bad.jjt:2:17", "^"]);
 }
+
+fn read_fixture(name: &str) -> Vec<f64> {
+    read(Path::new(&fixture(name)))
+}
+
+fn assert_rel(what: &str, got: &[f64], want: &[f64], tol: f64) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!((g - w).abs() <= tol * scale, "{what}: element {i}: {g:e} vs reference {w:e}");
+    }
+}
+
+#[test]
+fn kernel_seed_matches_numpy_closed_form() {
+    let m = seed_model();
+    for strategy in ["ntvp", "jc"] {
+        let out = tmp(&format!("k_{strategy}.npy"));
+        let o = jjt(&[
+            "kernel",
+            &m,
+            "--wrt",
+            "x",
+            "--x1",
+            &format!("x={}", fixture("x1_f32.npy")),
+            "--x2",
+            &fixture("x2_f32.npy"),
+            "--strategy",
+            strategy,
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        // f32: sums of 10^4 terms in f32 plus a few roundings; 1e-5 of the largest entry.
+        assert_rel(
+            &format!("f32 {strategy}"),
+            &read(&out),
+            &read_fixture("k_seed_f32data_ref.npy"),
+            1e-5,
+        );
+        let out64 = tmp(&format!("k64_{strategy}.npy"));
+        let o = jjt(&[
+            "kernel",
+            &m,
+            "--f64",
+            "--wrt",
+            "x",
+            "--x1",
+            &fixture("x1_f64.npy"),
+            "--x2",
+            &fixture("x2_f64.npy"),
+            "--strategy",
+            strategy,
+            "-o",
+            out64.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        // f64: n·u·Σ|terms| with n = 10^4 is 1.1e-12 of each sum.
+        assert_rel(
+            &format!("f64 {strategy}"),
+            &read(&out64),
+            &read_fixture("k_seed_f64_ref.npy"),
+            1e-12,
+        );
+    }
+}
+
+#[test]
+fn apply_seed_matches_k_times_v() {
+    let out = tmp("kv.npy");
+    let o = jjt(&[
+        "apply",
+        &seed_model(),
+        "--wrt",
+        "x",
+        "--x1",
+        &fixture("x1_f32.npy"),
+        "--x2",
+        &fixture("x2_f32.npy"),
+        "--v",
+        &fixture("v_f32.npy"),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_rel("K·v", &read(&out), &read_fixture("kv_seed_f32data_ref.npy"), 1e-5);
+}
+
+/// Parameters and inputs of the MLP test as NumPy's legacy generator makes them (see
+/// gen_seed.py), written to .npy files.
+fn mlp_files() -> Vec<String> {
+    let mut rng = jjt::RandomState::new(0);
+    let widths = [784usize, 512, 512, 10];
+    let mut args = Vec::new();
+    let f32_of = |v: Vec<f64>, shape: Vec<usize>| jjt_npy::Array {
+        shape,
+        data: jjt_npy::Data::F32(v.into_iter().map(|x| x as f32).collect()),
+    };
+    for l in 0..3 {
+        let (fi, fo) = (widths[l], widths[l + 1]);
+        let w: Vec<f64> = rng
+            .randn_f64([fi, fo])
+            .unwrap()
+            .to_f64_vec()
+            .iter()
+            .map(|v| v / (fi as f64).sqrt())
+            .collect();
+        let b: Vec<f64> =
+            rng.randn_f64([fo]).unwrap().to_f64_vec().iter().map(|v| 0.1 * v).collect();
+        for (name, arr) in
+            [(format!("w{l}"), f32_of(w, vec![fi, fo])), (format!("b{l}"), f32_of(b, vec![fo]))]
+        {
+            let p = tmp(&format!("{name}.npy"));
+            jjt_npy::write_file(&p, &arr).unwrap();
+            args.push("--shared".to_string());
+            args.push(format!("{name}={}", p.display()));
+        }
+    }
+    for (flag, b) in [("--x1", 4usize), ("--x2", 3)] {
+        let x = rng.randn_f64([b, 784]).unwrap().to_f64_vec();
+        let p = tmp(&format!("mlp{flag}.npy"));
+        jjt_npy::write_file(&p, &f32_of(x, vec![b, 784])).unwrap();
+        args.push(flag.to_string());
+        args.push(format!("x={}", p.display()));
+    }
+    args
+}
+
+#[test]
+fn mlp_trace_kernel_matches_dense_jacobian_oracle() {
+    let model = root().join("examples/models/mlp.jjt").display().to_string();
+    let files = mlp_files();
+    let wrt = "w0,b0,w1,b1,w2,b2";
+    let want = read_fixture("k_mlp_trace_ref.npy");
+    for (prec, tol) in [("--f64", 1e-10), ("", 1e-4)] {
+        let out = tmp(&format!("k_mlp{prec}.npy"));
+        let mut args: Vec<&str> =
+            vec!["kernel", &model, "--wrt", wrt, "--mode", "trace", "-o", out.to_str().unwrap()];
+        if !prec.is_empty() {
+            args.push(prec);
+        }
+        args.extend(files.iter().map(String::as_str));
+        let o = jjt(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let a = jjt_npy::read_file(&out).unwrap();
+        assert_eq!(a.shape, vec![4, 3]);
+        // f64: the kernel and the oracle each sum ~7·10^5 products; both far below 1e-10.
+        // f32: the data are f32 either way; f32 arithmetic over sums of <= 784 terms through
+        // three layers stays within 1e-4 of the largest entry.
+        assert_rel(&format!("mlp trace {prec}"), &read(&out), &want, tol);
+    }
+}
+
+#[test]
+fn check_passes_on_the_seed_and_fails_at_a_singular_point() {
+    let o = jjt(&["check", &seed_model(), "--wrt", "x", "--points", "2"]);
+    let out = stdout(&o);
+    assert!(out.contains("worst JVP error") && out.trim_end().ends_with("ok"), "{out}");
+    // At x = 0, sqrt's derivative is infinite and finite differences are NaN.
+    let zeros = tmp("zeros.npy");
+    jjt_npy::write_file(
+        &zeros,
+        &jjt_npy::Array { shape: vec![10000], data: jjt_npy::Data::F32(vec![0.0; 10000]) },
+    )
+    .unwrap();
+    fails_with(
+        &["check", &seed_model(), "--wrt", "x", "--in", &format!("x={}", zeros.display())],
+        &["derivative check failed"],
+    );
+}
+
+#[test]
+fn dumps_of_every_stage() {
+    let m = seed_model();
+    for stage in ["jvp", "linearize", "vjp", "kernel", "apply"] {
+        let text = stdout(&jjt(&["dump", &m, "--stage", stage, "--wrt", "x"]));
+        insta::assert_snapshot!(format!("seed_{stage}_text"), text);
+        // Every printed function parses back to the same text.
+        for func in text.split("\n\n") {
+            let path = tmp(&format!("{stage}.jjt"));
+            std::fs::write(&path, func).unwrap();
+            let again = stdout(&jjt(&["dump", path.to_str().unwrap()]));
+            assert_eq!(again.trim_end(), func.trim_end(), "{stage}");
+        }
+        let dot = stdout(&jjt(&["dump", &m, "--stage", stage, "--wrt", "x", "--format", "dot"]));
+        insta::assert_snapshot!(format!("seed_{stage}_dot"), dot);
+        let path = tmp(&format!("{stage}.dot"));
+        std::fs::write(&path, &dot).unwrap();
+        let svg = Command::new("dot")
+            .arg("-Tsvg")
+            .arg(&path)
+            .output()
+            .expect("graphviz `dot` must be installed");
+        assert!(svg.status.success(), "{stage}: {}", String::from_utf8_lossy(&svg.stderr));
+    }
+    let batched = stdout(&jjt(&[
+        "dump", &m, "--stage", "kernel", "--wrt", "x", "--batch", "2,3", "--mode", "trace",
+    ]));
+    assert!(batched.contains("-> f32[2,3]"), "{batched}");
+}
+
+#[test]
+fn kernel_mistakes_give_clear_errors() {
+    let m = seed_model();
+    let x1 = fixture("x1_f32.npy");
+    let x2 = fixture("x2_f32.npy");
+    fails_with(
+        &["kernel", &m, "--wrt", "y", "--x1", &x1, "--x2", &x2],
+        &["`y` is not an input", "x: f32[10000]"],
+    );
+    fails_with(&["kernel", &m, "--wrt", "x", "--x1", &x1], &["missing input `x`", "--x2"]);
+    fails_with(
+        &["kernel", &m, "--wrt", "x", "--x1", &x1, "--x2", &fixture("x2_f64.npy")],
+        &["`x`", "f64[10000]", "astype"],
+    );
+    fails_with(
+        &[
+            "kernel",
+            &m,
+            "--wrt",
+            "x",
+            "--x1",
+            &format!("x={x1}"),
+            "--x2",
+            &x2,
+            "--shared",
+            &format!("x={x1}"),
+        ],
+        &["--shared", "one value for both sides"],
+    );
+    fails_with(&["dump", &m, "--stage", "vjp"], &["needs --wrt"]);
+    let v = fixture("v_f32.npy");
+    fails_with(
+        &["apply", &m, "--wrt", "x", "--x1", &x1, "--x2", &x2, "--v", &x1],
+        &["input `v`", "expected f32[5]"],
+    );
+    let _ = v;
+}

@@ -167,6 +167,46 @@ impl Function {
         u
     }
 
+    /// A copy without the nodes no output depends on (inputs are always kept). Node order,
+    /// names and operand slots are preserved.
+    pub fn pruned(&self) -> Function {
+        let mut live = std::collections::HashSet::new();
+        let mut stack: Vec<NodeId> = self.outputs.clone();
+        stack.extend(self.params.iter().map(|p| p.node));
+        while let Some(n) = stack.pop() {
+            if self.graph.node_weight(n.0).is_some() && live.insert(n) {
+                stack.extend(self.operands(n));
+            }
+        }
+        let mut graph = Graph::default();
+        let mut map = std::collections::HashMap::new();
+        for id in self.node_ids() {
+            if live.contains(&id) {
+                map.insert(id, NodeId(graph.add_node(self.graph[id.0].clone())));
+            }
+        }
+        for id in self.node_ids() {
+            if let Some(&new) = map.get(&id) {
+                for (slot, o) in self.operands(id).into_iter().enumerate() {
+                    if let Some(&src) = map.get(&o) {
+                        graph.add_edge(src.0, new.0, slot as Slot);
+                    }
+                }
+            }
+        }
+        let params = self
+            .params
+            .iter()
+            .map(|p| Param {
+                name: p.name.clone(),
+                ty: p.ty.clone(),
+                node: map.get(&p.node).copied().unwrap_or(p.node),
+            })
+            .collect();
+        let outputs = self.outputs.iter().map(|o| map.get(o).copied().unwrap_or(*o)).collect();
+        Function { name: self.name.clone(), graph, params, outputs }
+    }
+
     /// A topological order of all nodes: operands before users, ties broken by index, so the
     /// order is deterministic. `None` if the graph has a cycle.
     pub fn topo_order(&self) -> Option<Vec<NodeId>> {

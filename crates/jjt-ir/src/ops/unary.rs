@@ -173,13 +173,14 @@ impl OpRule for Unary {
     ) -> Result<Option<NodeId>, IrError> {
         let (x, Some(t)) = (x[0], t[0]) else { return Ok(None) };
         let ty = b.ty(x)?.clone();
-        let zero = b.full(ty.clone(), 0.0)?;
-        let one = b.full(ty.clone(), 1.0)?;
+        // Constants are made where a rule needs them, so no rule leaves unused nodes.
+        let k = |b: &mut FunctionBuilder, v: f64| b.full(ty.clone(), v);
         let mul = |b: &mut FunctionBuilder, p, q| b.binary(Binary::Mul, p, q);
         let d = match self {
             Unary::Neg => return b.unary(Unary::Neg, t).map(Some),
             // sign(x)·t with sign(0) = 0, so |x|'(0) = 0.
             Unary::Abs => {
+                let zero = k(b, 0.0)?;
                 let pos = b.compare(Compare::Gt, x, zero)?;
                 let neg = b.compare(Compare::Lt, x, zero)?;
                 let mt = b.unary(Unary::Neg, t)?;
@@ -188,24 +189,29 @@ impl OpRule for Unary {
             }
             // relu'(0) = 0.
             Unary::Relu => {
+                let zero = k(b, 0.0)?;
                 let pos = b.compare(Compare::Gt, x, zero)?;
                 return b.select(pos, t, zero).map(Some);
             }
             Unary::Log => return b.binary(Binary::Div, t, x).map(Some),
             Unary::Log1p => {
+                let one = k(b, 1.0)?;
                 let xp1 = b.binary(Binary::Add, x, one)?;
                 return b.binary(Binary::Div, t, xp1).map(Some);
             }
             // t / (2·sqrt(x)): sqrt'(0) = inf (and 0·inf = NaN for a numeric zero tangent).
             Unary::Sqrt => {
-                let two = b.full(ty.clone(), 2.0)?;
+                let two = k(b, 2.0)?;
                 let den = mul(b, two, y)?;
                 return b.binary(Binary::Div, t, den).map(Some);
             }
             Unary::Exp => y,
-            Unary::Expm1 => b.binary(Binary::Add, y, one)?,
+            Unary::Expm1 => {
+                let one = k(b, 1.0)?;
+                b.binary(Binary::Add, y, one)?
+            }
             Unary::Rsqrt => {
-                let half = b.full(ty.clone(), -0.5)?;
+                let half = k(b, -0.5)?;
                 let yx = b.binary(Binary::Div, y, x)?;
                 mul(b, half, yx)?
             }
@@ -214,7 +220,7 @@ impl OpRule for Unary {
                 b.unary(Unary::Neg, yy)?
             }
             Unary::Square => {
-                let two = b.full(ty.clone(), 2.0)?;
+                let two = k(b, 2.0)?;
                 mul(b, two, x)?
             }
             Unary::Sin => b.unary(Unary::Cos, x)?,
@@ -223,10 +229,12 @@ impl OpRule for Unary {
                 b.unary(Unary::Neg, s)?
             }
             Unary::Tanh => {
+                let one = k(b, 1.0)?;
                 let yy = mul(b, y, y)?;
                 b.binary(Binary::Sub, one, yy)?
             }
             Unary::Sigmoid => {
+                let one = k(b, 1.0)?;
                 let om = b.binary(Binary::Sub, one, y)?;
                 mul(b, y, om)?
             }

@@ -1,0 +1,62 @@
+//! Precision promotion: the same function computed in f64 (f32 inputs, constants and
+//! conversions become f64). Used for gradient checks and as a high-precision reference.
+
+use std::collections::HashMap;
+
+use jjt_ir::ops::{Const, Convert, Input};
+use jjt_ir::{DType, Function, FunctionBuilder, NodeId, Op, TensorType};
+
+use crate::AdError;
+
+fn promote(ty: &TensorType) -> TensorType {
+    if ty.dtype == DType::F32 { ty.with_dtype(DType::F64) } else { ty.clone() }
+}
+
+/// `f` with every f32 value computed in f64. Random constants are drawn in f64 (so they are
+/// the unrounded draws); literals keep their values exactly; `convert(x, to=f32)` becomes the
+/// identity.
+pub fn promote_f64(f: &Function) -> Result<Function, AdError> {
+    let mut b = FunctionBuilder::new(f.name.clone());
+    for p in f.params() {
+        b.input(&p.name, promote(&p.ty))?;
+    }
+    let order = f.topo_order().ok_or(AdError::Cycle)?;
+    let mut map: HashMap<NodeId, NodeId> = HashMap::new();
+    for n in order {
+        let Some(node) = f.node(n) else { continue };
+        let xs: Vec<NodeId> = f.operands(n).iter().map(|o| map[o]).collect();
+        let v = match &node.op {
+            Op::Input(Input { index, .. }) => b.params()[*index].node,
+            Op::Convert(Convert { to }) => {
+                b.convert(xs[0], if *to == DType::F32 { DType::F64 } else { *to })?
+            }
+            Op::Const(c) => {
+                let c = match c {
+                    Const::Literal { ty, bits } => {
+                        Const::Literal { ty: promote(ty), bits: bits.clone() }
+                    }
+                    Const::Full { ty, bits } => Const::Full { ty: promote(ty), bits: *bits },
+                    Const::Eye { ty } => Const::Eye { ty: promote(ty) },
+                    Const::Iota { ty, axis } => Const::Iota { ty: promote(ty), axis: *axis },
+                    Const::Random { ty, dist, seed, offset } => {
+                        Const::Random { ty: promote(ty), dist: *dist, seed: *seed, offset: *offset }
+                    }
+                    Const::Npy { path, value } => {
+                        let t = value.0.as_ref();
+                        let promoted = jjt_ir::Tensor::from_f64(&promote(&t.ty()), &t.to_f64_vec())
+                            .map_err(|e| AdError::InAxes(e.to_string()))?;
+                        Const::npy(path.clone(), promoted)
+                    }
+                };
+                b.constant(c)?
+            }
+            op => b.add(op.clone(), &xs)?,
+        };
+        if let Some(name) = &node.name {
+            b.name_node(v, name);
+        }
+        map.insert(n, v);
+    }
+    let outs = f.outputs().iter().map(|o| map[o]).collect();
+    Ok(b.finish_many(outs)?)
+}

@@ -1,0 +1,266 @@
+//! Binding `.npy` files to a model's inputs, with errors that name the flag, the input, the
+//! file, the expected and the actual type.
+
+use std::path::{Path, PathBuf};
+
+use jjt_ad::{KernelSpec, Role};
+use jjt_ir::{DType, Function, Tensor, TensorType};
+
+use crate::{CliError, KernelIo, KernelOpts};
+
+fn known(f: &Function) -> String {
+    f.params().iter().map(|p| format!("{}: {}", p.name, p.ty)).collect::<Vec<_>>().join(", ")
+}
+
+/// Split `NAME=FILE` (or a bare `FILE` when `only` names the one input it can mean).
+fn split<'a>(
+    flag: &'static str,
+    arg: &'a str,
+    only: Option<&'a str>,
+) -> Result<(String, &'a str), CliError> {
+    match arg.split_once('=') {
+        Some((n, p)) if !n.is_empty() && !p.is_empty() => Ok((n.to_string(), p)),
+        None if !arg.is_empty() && only.is_some() => {
+            Ok((only.unwrap_or_default().to_string(), arg))
+        }
+        _ => Err(CliError::BadInArg { flag, arg: arg.to_string(), single: only.is_some() }),
+    }
+}
+
+/// Read a file for input `name`, promoting f32 to f64 when `promote` and the model wants f64.
+fn read(
+    name: &str,
+    path: &Path,
+    want: DType,
+    promote: bool,
+) -> Result<(PathBuf, Tensor), CliError> {
+    let t = jjt_npy::read_file(path).map(Tensor::from_array).map_err(|source| {
+        CliError::ReadInput { name: name.to_string(), path: path.to_path_buf(), source }
+    })?;
+    let t = if promote && t.dtype() == DType::F32 && want == DType::F64 {
+        let ty = t.ty().with_dtype(DType::F64);
+        Tensor::from_f64(&ty, &t.to_f64_vec()).map_err(|e| CliError::Batch(e.to_string()))?
+    } else {
+        t
+    };
+    Ok((path.to_path_buf(), t))
+}
+
+fn type_error(
+    name: &str,
+    path: &Path,
+    expected: String,
+    t: &Tensor,
+    want: &TensorType,
+) -> CliError {
+    let hint = if t.dtype() != want.dtype && t.dtype() != DType::Bool && want.dtype != DType::Bool {
+        format!(
+            " (convert it with `arr.astype(np.float{})`)",
+            if want.dtype == DType::F32 { 32 } else { 64 }
+        )
+    } else {
+        String::new()
+    };
+    CliError::InputType {
+        name: name.to_string(),
+        path: path.to_path_buf(),
+        expected,
+        actual: t.ty().to_string(),
+        hint,
+    }
+}
+
+/// Bind `NAME=FILE` arguments to all of `f`'s inputs (each exactly once).
+pub(crate) fn bind_named(
+    f: &Function,
+    args: &[String],
+    flag: &'static str,
+    promote: bool,
+) -> Result<Vec<Tensor>, CliError> {
+    let partial = bind_some(f, args, flag, promote)?;
+    f.params()
+        .iter()
+        .zip(partial)
+        .map(|(p, t)| {
+            t.ok_or_else(|| CliError::MissingInput {
+                flag,
+                name: p.name.clone(),
+                ty: p.ty.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Bind `NAME=FILE` arguments to some of `f`'s inputs.
+pub(crate) fn bind_some(
+    f: &Function,
+    args: &[String],
+    flag: &'static str,
+    promote: bool,
+) -> Result<Vec<Option<Tensor>>, CliError> {
+    let params = f.params();
+    let only = (params.len() == 1).then(|| params[0].name.as_str());
+    let mut bound: Vec<Option<Tensor>> = vec![None; params.len()];
+    for arg in args {
+        let (name, file) = split(flag, arg, only)?;
+        let Some(i) = params.iter().position(|p| p.name == name) else {
+            return Err(CliError::UnknownInput {
+                reason: format!("the model has no input `{name}`"),
+                flag,
+                name,
+                known: known(f),
+            });
+        };
+        if bound[i].is_some() {
+            return Err(CliError::DuplicateInput(name));
+        }
+        let (path, t) = read(&name, Path::new(file), params[i].ty.dtype, promote)?;
+        if t.ty() != params[i].ty {
+            return Err(type_error(&name, &path, params[i].ty.to_string(), &t, &params[i].ty));
+        }
+        bound[i] = Some(t);
+    }
+    Ok(bound)
+}
+
+/// Bind the files of `jjt kernel` / `jjt apply`: shared inputs, both sides' per-side inputs
+/// (detecting example batches from one extra leading axis), and `v`. Returns the kernel's
+/// specification and its arguments in the kernel function's order.
+pub(crate) fn bind_kernel(
+    f: &Function,
+    io: &KernelIo,
+    opts: &KernelOpts,
+    v: Option<&Path>,
+) -> Result<(KernelSpec, Vec<Tensor>), CliError> {
+    let params = f.params();
+    let promote = opts.f64;
+    // Shared inputs first: they decide which inputs are per-side.
+    let mut shared: Vec<Option<Tensor>> = vec![None; params.len()];
+    for arg in &io.shared {
+        let (name, file) = split("--shared", arg, None)?;
+        let Some(i) = params.iter().position(|p| p.name == name) else {
+            return Err(CliError::UnknownInput {
+                reason: format!("the model has no input `{name}`"),
+                flag: "--shared",
+                name,
+                known: known(f),
+            });
+        };
+        if shared[i].is_some() {
+            return Err(CliError::DuplicateInput(name));
+        }
+        let (path, t) = read(&name, Path::new(file), params[i].ty.dtype, promote)?;
+        if t.ty() != params[i].ty {
+            return Err(type_error(&name, &path, params[i].ty.to_string(), &t, &params[i].ty));
+        }
+        shared[i] = Some(t);
+    }
+    let per_side: Vec<usize> = (0..params.len()).filter(|&i| shared[i].is_none()).collect();
+    let only = (per_side.len() == 1).then(|| params[per_side[0]].name.as_str());
+    let mut sides: [Vec<Option<Tensor>>; 2] = [vec![None; params.len()], vec![None; params.len()]];
+    let mut batch: [Option<Option<usize>>; 2] = [None, None];
+    for (s, (flag, list)) in [("--x1", &io.x1), ("--x2", &io.x2)].into_iter().enumerate() {
+        for arg in list {
+            let (name, file) = split(flag, arg, only)?;
+            let Some(i) = params.iter().position(|p| p.name == name) else {
+                return Err(CliError::UnknownInput {
+                    reason: format!("the model has no input `{name}`"),
+                    flag,
+                    name,
+                    known: known(f),
+                });
+            };
+            if shared[i].is_some() {
+                return Err(CliError::UnknownInput {
+                    flag,
+                    name,
+                    reason: "it is given as --shared, so it has one value for both sides".into(),
+                    known: known(f),
+                });
+            }
+            if sides[s][i].is_some() {
+                return Err(CliError::DuplicateInput(name));
+            }
+            let want = &params[i].ty;
+            let (path, t) = read(&name, Path::new(file), want.dtype, promote)?;
+            let dims = t.shape.dims();
+            let this_batch = if t.ty() == *want {
+                None
+            } else if t.dtype() == want.dtype
+                && dims.len() == want.rank() + 1
+                && dims[1..] == *want.shape.dims()
+            {
+                Some(dims[0])
+            } else {
+                let expected = format!("{want} or a batch [B,{}]", &want.shape.to_string()[1..]);
+                return Err(type_error(&name, &path, expected, &t, want));
+            };
+            match batch[s] {
+                None => batch[s] = Some(this_batch),
+                Some(b) if b == this_batch => {}
+                Some(b) => {
+                    return Err(CliError::Batch(format!(
+                        "{flag} inputs disagree on the example batch: `{name}` has {}, an earlier one {}",
+                        describe(this_batch),
+                        describe(b)
+                    )));
+                }
+            }
+            sides[s][i] = Some(t);
+        }
+        for &i in &per_side {
+            if sides[s][i].is_none() {
+                return Err(CliError::MissingInput {
+                    flag,
+                    name: params[i].name.clone(),
+                    ty: params[i].ty.to_string(),
+                });
+            }
+        }
+    }
+    let batch = match (batch[0].flatten(), batch[1].flatten()) {
+        (None, None) => None,
+        (Some(b1), Some(b2)) => Some((b1, b2)),
+        (b1, b2) => {
+            return Err(CliError::Batch(format!(
+                "side 1 has {} but side 2 has {}: batch both sides or neither",
+                describe(b1),
+                describe(b2)
+            )));
+        }
+    };
+    let shared_names: Vec<String> = params
+        .iter()
+        .zip(&shared)
+        .filter(|(_, t)| t.is_some())
+        .map(|(p, _)| p.name.clone())
+        .collect();
+    let spec = opts.spec(&io.wrt, &shared_names, batch);
+    let layout = spec.layout(f, v.is_some())?;
+    let mut args = Vec::with_capacity(layout.len());
+    for (name, role, ty) in layout {
+        let t = match role {
+            Role::Side(s, i) => sides[usize::from(s) - 1][i].take(),
+            Role::Shared(i) => shared[i].take(),
+            Role::V => {
+                let path = v.unwrap_or(Path::new(""));
+                let (path, t) = read("v", path, ty.dtype, promote)?;
+                if t.ty() != ty {
+                    return Err(type_error("v", &path, ty.to_string(), &t, &ty));
+                }
+                Some(t)
+            }
+        };
+        args.push(t.ok_or_else(|| {
+            CliError::Batch(format!("internal: kernel input `{name}` was not bound"))
+        })?);
+    }
+    Ok((spec, args))
+}
+
+fn describe(b: Option<usize>) -> String {
+    match b {
+        Some(b) => format!("a batch of {b} examples"),
+        None => "no batch axis".into(),
+    }
+}
