@@ -3,6 +3,12 @@
 //!
 //! Conventions: `maximum`/`minimum` propagate NaN (like `np.maximum`) and at ties return the
 //! first operand; `pow` is the platform's `powf`.
+//!
+//! Derivatives at special points (asserted in jjt-ad's `nan_suite` test): at a tie,
+//! `maximum`/`minimum` split the tangent evenly between the operands (as JAX does), and give 0
+//! to both where a NaN is involved; `d(a^c)/da` is 0 where `c = 0` and `d(a^c)/dc` uses
+//! `log(1)` where `a = 0`, so neither produces NaN at 0. Transposition: `add`/`sub` are linear
+//! in both operands, `mul` in either one (not both), `div` in its numerator.
 
 use super::{Arity, CallArgs, OpRule, ParseOp, Traits, bad_dtype, same_type, want_float};
 use super::{Lin, batch_elementwise, not_linear};

@@ -2,6 +2,9 @@
 //! removed from the shape. The reference sums in element order, in the element dtype.
 //! `max` propagates NaN; `max` over zero elements is `-inf` and `mean` over zero elements is
 //! NaN (0/0).
+//!
+//! The derivative of `max` averages the tangent over the maximal elements (ties share it
+//! evenly, as in JAX). `sum` and `mean` are linear; their transpose broadcasts back.
 
 use super::{
     Arity, CallArgs, OpRule, ParseOp, Traits, bad_dtype, norm_axis, want_float, write_list,

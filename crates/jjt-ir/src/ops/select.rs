@@ -1,5 +1,9 @@
 //! `select(pred, on_true, on_false)`: elementwise choice. `pred` is bool; the three operands
 //! have one shape (the builder broadcasts), the two branches one dtype.
+//!
+//! The predicate has no tangent; the tangent of the untaken branch is discarded, and in reverse
+//! mode the untaken branch receives a zero cotangent (see docs/ad.md for what that means at
+//! points where the branch itself is not finite).
 
 use super::{Arity, CallArgs, OpRule, ParseOp, Traits, bad_dtype, same_type};
 use super::{Lin, batch_elementwise, not_linear, zeros};

@@ -6,6 +6,11 @@
 //! - `softplus(x) = max(x, 0) + log1p(exp(-|x|))` (no overflow for large `x`);
 //! - `rsqrt(x) = 1 / sqrt(x)`, `recip(x) = 1 / x`, `square(x) = x * x`;
 //! - everything else is the platform libm function of the same name.
+//!
+//! Derivatives at special points (JAX's conventions; asserted in jjt-ad's `nan_suite` test):
+//! `relu'(0) = 0`; `|x|'(0) = 0` (sign(0) = 0); `sqrt'(0) = +inf`, so a numerically zero
+//! tangent at 0 gives `0·inf = NaN`; `sigmoid` and `tanh` have exactly zero derivative when
+//! saturated. Only `neg` is linear; the others' transpose rules report "not linear".
 
 use super::{Arity, CallArgs, OpRule, ParseOp, Traits, bad_dtype, want_float};
 use super::{Lin, not_linear};
