@@ -1,0 +1,57 @@
+//! Large contractions call a tuned matrix multiply (the `matrixmultiply` crate) through a
+//! registered symbol: C = A·B with arbitrary (element) strides, for f32 and f64.
+//!
+//! The generated code calls these only for contractions whose M·N·K reaches
+//! [`GEMM_THRESHOLD`] and whose axes flatten to (M, K)·(K, N) with one stride each; smaller ones
+//! are emitted inline with SIMD. The threshold is measured (see `benches/gemm_threshold.rs`).
+
+/// Multiply-adds from which a contraction calls the matrix multiply instead of inline loops.
+pub const GEMM_THRESHOLD: usize = 1 << 16;
+
+/// `c[m×n] = a[m×k]·b[k×n]` in f32, strides in elements.
+///
+/// # Safety
+/// The pointers must be valid for every element the dimensions and strides address, and `c`
+/// must not overlap `a` or `b`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe extern "C" fn jjt_sgemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: *const f32,
+    rsa: isize,
+    csa: isize,
+    b: *const f32,
+    rsb: isize,
+    csb: isize,
+    c: *mut f32,
+    rsc: isize,
+    csc: isize,
+) {
+    // SAFETY: the caller (generated code) guarantees the pointers cover the strided ranges and
+    // that `c` is a distinct buffer; matrixmultiply reads a and b and writes c within them.
+    unsafe { matrixmultiply::sgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, 0.0, c, rsc, csc) }
+}
+
+/// `c[m×n] = a[m×k]·b[k×n]` in f64, strides in elements.
+///
+/// # Safety
+/// As [`jjt_sgemm`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe extern "C" fn jjt_dgemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: *const f64,
+    rsa: isize,
+    csa: isize,
+    b: *const f64,
+    rsb: isize,
+    csb: isize,
+    c: *mut f64,
+    rsc: isize,
+    csc: isize,
+) {
+    // SAFETY: as in `jjt_sgemm`.
+    unsafe { matrixmultiply::dgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, 0.0, c, rsc, csc) }
+}

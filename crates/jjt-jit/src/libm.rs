@@ -1,0 +1,133 @@
+//! Transcendental functions called from generated code: the same Rust (platform libm)
+//! functions the interpreter uses, so JIT and interpreter agree bit for bit on them.
+//!
+//! | op | path in the JIT |
+//! |---|---|
+//! | exp, log, log1p, expm1, sin, cos, tanh, pow | call to the functions below (scalar loop) |
+//! | sigmoid, softplus | inline arithmetic around calls to exp / log1p (scalar loop) |
+//! | neg, abs, sqrt, rsqrt, recip, square, relu, add, sub, mul, div, maximum, minimum | inline, SIMD |
+
+use jjt_ir::Unary;
+use jjt_ir::ops::Binary;
+
+macro_rules! unary_fns {
+    ($($name:ident, $t:ty, $m:ident;)*) => {
+        $(
+            extern "C" fn $name(x: $t) -> $t {
+                x.$m()
+            }
+        )*
+    };
+}
+
+unary_fns! {
+    jjt_exp_f32, f32, exp; jjt_exp_f64, f64, exp;
+    jjt_log_f32, f32, ln; jjt_log_f64, f64, ln;
+    jjt_log1p_f32, f32, ln_1p; jjt_log1p_f64, f64, ln_1p;
+    jjt_expm1_f32, f32, exp_m1; jjt_expm1_f64, f64, exp_m1;
+    jjt_sin_f32, f32, sin; jjt_sin_f64, f64, sin;
+    jjt_cos_f32, f32, cos; jjt_cos_f64, f64, cos;
+    jjt_tanh_f32, f32, tanh; jjt_tanh_f64, f64, tanh;
+}
+
+extern "C" fn jjt_pow_f32(x: f32, y: f32) -> f32 {
+    x.powf(y)
+}
+
+extern "C" fn jjt_pow_f64(x: f64, y: f64) -> f64 {
+    x.powf(y)
+}
+
+/// A function the generated code calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Libm {
+    /// `exp`.
+    Exp,
+    /// `log`.
+    Log,
+    /// `log1p`.
+    Log1p,
+    /// `expm1`.
+    Expm1,
+    /// `sin`.
+    Sin,
+    /// `cos`.
+    Cos,
+    /// `tanh`.
+    Tanh,
+    /// `pow` (two arguments).
+    Pow,
+}
+
+impl Libm {
+    /// Every function.
+    pub const ALL: [Libm; 8] = [
+        Libm::Exp,
+        Libm::Log,
+        Libm::Log1p,
+        Libm::Expm1,
+        Libm::Sin,
+        Libm::Cos,
+        Libm::Tanh,
+        Libm::Pow,
+    ];
+
+    /// The unary op a call implements directly, if any.
+    pub fn of_unary(u: Unary) -> Option<Libm> {
+        match u {
+            Unary::Exp => Some(Libm::Exp),
+            Unary::Log => Some(Libm::Log),
+            Unary::Log1p => Some(Libm::Log1p),
+            Unary::Expm1 => Some(Libm::Expm1),
+            Unary::Sin => Some(Libm::Sin),
+            Unary::Cos => Some(Libm::Cos),
+            Unary::Tanh => Some(Libm::Tanh),
+            Unary::Neg
+            | Unary::Abs
+            | Unary::Sqrt
+            | Unary::Rsqrt
+            | Unary::Recip
+            | Unary::Square
+            | Unary::Sigmoid
+            | Unary::Relu
+            | Unary::Softplus => None,
+        }
+    }
+
+    /// Whether evaluating `u` calls a function (so its loop stays scalar).
+    pub fn unary_calls(u: Unary) -> bool {
+        Libm::of_unary(u).is_some() || matches!(u, Unary::Sigmoid | Unary::Softplus)
+    }
+
+    /// Whether evaluating `b` calls a function.
+    pub fn binary_calls(b: Binary) -> bool {
+        b == Binary::Pow
+    }
+
+    /// Symbol name and address for f32 (`false`) or f64 (`true`).
+    pub fn symbol(self, f64: bool) -> (&'static str, *const u8) {
+        match (self, f64) {
+            (Libm::Exp, false) => ("jjt_exp_f32", jjt_exp_f32 as *const u8),
+            (Libm::Exp, true) => ("jjt_exp_f64", jjt_exp_f64 as *const u8),
+            (Libm::Log, false) => ("jjt_log_f32", jjt_log_f32 as *const u8),
+            (Libm::Log, true) => ("jjt_log_f64", jjt_log_f64 as *const u8),
+            (Libm::Log1p, false) => ("jjt_log1p_f32", jjt_log1p_f32 as *const u8),
+            (Libm::Log1p, true) => ("jjt_log1p_f64", jjt_log1p_f64 as *const u8),
+            (Libm::Expm1, false) => ("jjt_expm1_f32", jjt_expm1_f32 as *const u8),
+            (Libm::Expm1, true) => ("jjt_expm1_f64", jjt_expm1_f64 as *const u8),
+            (Libm::Sin, false) => ("jjt_sin_f32", jjt_sin_f32 as *const u8),
+            (Libm::Sin, true) => ("jjt_sin_f64", jjt_sin_f64 as *const u8),
+            (Libm::Cos, false) => ("jjt_cos_f32", jjt_cos_f32 as *const u8),
+            (Libm::Cos, true) => ("jjt_cos_f64", jjt_cos_f64 as *const u8),
+            (Libm::Tanh, false) => ("jjt_tanh_f32", jjt_tanh_f32 as *const u8),
+            (Libm::Tanh, true) => ("jjt_tanh_f64", jjt_tanh_f64 as *const u8),
+            (Libm::Pow, false) => ("jjt_pow_f32", jjt_pow_f32 as *const u8),
+            (Libm::Pow, true) => ("jjt_pow_f64", jjt_pow_f64 as *const u8),
+        }
+    }
+
+    /// Number of arguments.
+    pub fn arity(self) -> usize {
+        if self == Libm::Pow { 2 } else { 1 }
+    }
+}

@@ -1,0 +1,504 @@
+//! Planning: from a graph to a list of loop steps over strided buffers, independent of the
+//! code generator.
+//!
+//! Every node's value is one of:
+//! - a **view** of a buffer (input, output, arena slot or compile-time constant): an element
+//!   offset and one stride per axis of the node's shape. `reshape` of a contiguous view,
+//!   `transpose`, `slice` and `broadcast_to` produce views without moving data (broadcast axes
+//!   have stride 0), so they cost nothing and are folded into the index arithmetic of whatever
+//!   reads them;
+//! - a **fused expression**: an elementwise node with one user that is itself a loop over the
+//!   same index space is not stored; its expression is inlined into the user's loop (XLA-style
+//!   loop fusion). Transposes and slices of fused expressions stay fused (their loads are
+//!   remapped);
+//! - a **scalar**: `full` constants are splatted where they are used.
+//!
+//! Everything else is **materialised** by a [`Step`] writing into a destination view.
+
+use std::collections::HashMap;
+
+use jjt_ir::ops::{Const, DotGeneral, Pad, ReduceKind};
+use jjt_ir::{Binary, Compare, DType, Function, NodeId, Op, Shape, Tensor, Unary};
+
+use crate::JitError;
+
+/// Where a buffer lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Buf {
+    /// The function's input `i`.
+    Input(usize),
+    /// The function's output `i`.
+    Output(usize),
+    /// Scratch buffer `i` (placed in the arena by [`crate::arena`]).
+    Scratch(usize),
+    /// Compile-time constant `i`.
+    Const(usize),
+}
+
+/// A strided view of a buffer, over some index space (one stride per axis, in elements).
+#[derive(Clone, Debug, PartialEq)]
+pub struct View {
+    /// The buffer.
+    pub buf: Buf,
+    /// Element offset of index 0.
+    pub offset: isize,
+    /// Element stride per axis.
+    pub strides: Vec<isize>,
+    /// Element type.
+    pub dtype: DType,
+}
+
+impl View {
+    fn contiguous(buf: Buf, shape: &Shape, dtype: DType) -> View {
+        let strides = shape.strides().into_iter().map(|s| s as isize).collect();
+        View { buf, offset: 0, strides, dtype }
+    }
+
+    fn is_contiguous(&self, shape: &Shape) -> bool {
+        self.offset == 0
+            && self
+                .strides
+                .iter()
+                .zip(shape.strides())
+                .zip(shape.dims())
+                .all(|((&s, c), &d)| d <= 1 || s == c as isize)
+    }
+}
+
+/// A scalar computation evaluated at every point of a loop's index space.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Expr {
+    /// Read a view at the current index.
+    Load(View),
+    /// A constant (f64 bits; f32 values widened exactly; bool 0/1).
+    Scalar(u64, DType),
+    /// Elementwise unary op.
+    Unary(Unary, Box<Expr>),
+    /// Elementwise binary op.
+    Binary(Binary, Box<Expr>, Box<Expr>),
+    /// Comparison (bool result).
+    Compare(Compare, Box<Expr>, Box<Expr>, DType),
+    /// `pred ? a : b`.
+    Select(Box<Expr>, Box<Expr>, Box<Expr>),
+    /// Conversion from the operand's dtype.
+    Convert(DType, DType, Box<Expr>),
+}
+
+impl Expr {
+    /// Apply `f` to every view this expression reads.
+    pub fn views_mut(&mut self, f: &mut impl FnMut(&mut View)) {
+        match self {
+            Expr::Load(v) => f(v),
+            Expr::Scalar(..) => {}
+            Expr::Unary(_, a) | Expr::Convert(_, _, a) => a.views_mut(f),
+            Expr::Binary(_, a, b) | Expr::Compare(_, a, b, _) => {
+                a.views_mut(f);
+                b.views_mut(f);
+            }
+            Expr::Select(p, a, b) => {
+                p.views_mut(f);
+                a.views_mut(f);
+                b.views_mut(f);
+            }
+        }
+    }
+
+    /// Every view this expression reads.
+    pub fn views(&self) -> Vec<View> {
+        let mut v = Vec::new();
+        self.clone().views_mut(&mut |x| v.push(x.clone()));
+        v
+    }
+}
+
+/// One materialising loop nest.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Step {
+    /// `dst[i] = expr(i)` for every `i` in `shape`.
+    Map {
+        /// Destination (strided: concat and pad write into sub-boxes).
+        dst: View,
+        /// Index space.
+        shape: Vec<usize>,
+        /// Value per element.
+        expr: Expr,
+    },
+    /// `dst[kept(i)] = reduce over the reduced axes of expr(i)`, `i` over `shape` (the input's).
+    Reduce {
+        /// Destination, contiguous over the kept axes.
+        dst: View,
+        /// The input's index space.
+        shape: Vec<usize>,
+        /// Reduced axes (sorted).
+        axes: Vec<usize>,
+        /// Sum, mean or max.
+        kind: ReduceKind,
+        /// Input value per element.
+        expr: Expr,
+    },
+    /// General contraction into a contiguous destination.
+    Dot {
+        /// Destination.
+        dst: View,
+        /// Output shape.
+        shape: Vec<usize>,
+        /// Left operand (strides over its own shape).
+        lhs: View,
+        /// Left operand's shape.
+        lhs_shape: Vec<usize>,
+        /// Right operand.
+        rhs: View,
+        /// Right operand's shape.
+        rhs_shape: Vec<usize>,
+        /// Axes.
+        dims: DotGeneral,
+    },
+}
+
+impl Step {
+    /// The buffer this step writes.
+    pub fn dst(&self) -> &View {
+        match self {
+            Step::Map { dst, .. } | Step::Reduce { dst, .. } | Step::Dot { dst, .. } => dst,
+        }
+    }
+
+    /// Every view this step reads.
+    pub fn reads(&self) -> Vec<View> {
+        match self {
+            Step::Map { expr, .. } | Step::Reduce { expr, .. } => expr.views(),
+            Step::Dot { lhs, rhs, .. } => vec![lhs.clone(), rhs.clone()],
+        }
+    }
+}
+
+/// The plan of a function: steps in execution order, scratch buffers, constants.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// Steps in execution order.
+    pub steps: Vec<Step>,
+    /// Byte size of each scratch buffer.
+    pub scratch: Vec<usize>,
+    /// Constant tensors.
+    pub consts: Vec<Tensor>,
+}
+
+#[derive(Clone, Debug)]
+enum Val {
+    View(View),
+    Fused(Expr),
+}
+
+struct Planner<'f> {
+    f: &'f Function,
+    vals: HashMap<NodeId, Val>,
+    users: HashMap<NodeId, usize>,
+    outputs: HashMap<NodeId, Vec<usize>>,
+    plan: Plan,
+}
+
+/// Bytes per element.
+pub fn item_size(d: DType) -> usize {
+    match d {
+        DType::F32 => 4,
+        DType::F64 => 8,
+        DType::Bool => 1,
+    }
+}
+
+/// Plan `f`.
+pub fn plan(f: &Function) -> Result<Plan, JitError> {
+    let order = f.topo_order().ok_or_else(|| JitError::Unsupported("graph has a cycle".into()))?;
+    let mut users: HashMap<NodeId, usize> = HashMap::new();
+    for &n in &order {
+        for o in f.operands(n) {
+            *users.entry(o).or_default() += 1;
+        }
+    }
+    let mut outputs: HashMap<NodeId, Vec<usize>> = HashMap::new();
+    for (k, &o) in f.outputs().iter().enumerate() {
+        outputs.entry(o).or_default().push(k);
+    }
+    let mut p = Planner {
+        f,
+        vals: HashMap::new(),
+        users,
+        outputs,
+        plan: Plan { steps: vec![], scratch: vec![], consts: vec![] },
+    };
+    for &n in &order {
+        p.node(n)?;
+    }
+    // Outputs whose value is not already in their output buffer get a copy.
+    for (k, &o) in f.outputs().iter().enumerate() {
+        let ty = p.ty(o).clone();
+        let dst = View::contiguous(Buf::Output(k), &ty.shape, ty.dtype);
+        let done = matches!(p.vals.get(&o), Some(Val::View(v)) if *v == dst);
+        if !done {
+            let expr = p.expr(o);
+            p.plan.steps.push(Step::Map { dst, shape: ty.shape.0.clone(), expr });
+        }
+    }
+    Ok(p.plan)
+}
+
+impl<'f> Planner<'f> {
+    fn ty(&self, n: NodeId) -> &jjt_ir::TensorType {
+        &self.f.node(n).expect("planned nodes exist").ty
+    }
+
+    /// The expression reading `n` at the current index of a loop over `n`'s shape.
+    fn expr(&self, n: NodeId) -> Expr {
+        match &self.vals[&n] {
+            Val::View(v) => Expr::Load(v.clone()),
+            Val::Fused(e) => e.clone(),
+        }
+    }
+
+    /// A view of `n`, materialising it first if it is a fused expression.
+    fn view(&mut self, n: NodeId) -> View {
+        match self.vals[&n].clone() {
+            Val::View(v) => v,
+            Val::Fused(e) => {
+                let v = self.materialise(n, e);
+                self.vals.insert(n, Val::View(v.clone()));
+                v
+            }
+        }
+    }
+
+    /// A fresh destination for `n`: its first output buffer if it is an output (and that
+    /// buffer is not taken yet), else a new scratch buffer.
+    fn destination(&mut self, n: NodeId) -> View {
+        let ty = self.ty(n).clone();
+        if let Some(ks) = self.outputs.get(&n) {
+            return View::contiguous(Buf::Output(ks[0]), &ty.shape, ty.dtype);
+        }
+        let bytes = ty.numel() * item_size(ty.dtype);
+        self.plan.scratch.push(bytes);
+        View::contiguous(Buf::Scratch(self.plan.scratch.len() - 1), &ty.shape, ty.dtype)
+    }
+
+    fn materialise(&mut self, n: NodeId, expr: Expr) -> View {
+        let dst = self.destination(n);
+        let shape = self.ty(n).shape.0.clone();
+        self.plan.steps.push(Step::Map { dst: dst.clone(), shape, expr });
+        dst
+    }
+
+    /// Keep an elementwise result fused if it has one user and is not an output.
+    fn fuse_or_store(&mut self, n: NodeId, expr: Expr) {
+        let single =
+            self.users.get(&n).copied().unwrap_or(0) == 1 && !self.outputs.contains_key(&n);
+        let v = if single { Val::Fused(expr) } else { Val::View(self.materialise(n, expr)) };
+        self.vals.insert(n, v);
+    }
+
+    fn node(&mut self, n: NodeId) -> Result<(), JitError> {
+        let node = self.f.node(n).expect("planned nodes exist").clone();
+        let ops = self.f.operands(n);
+        let ty = node.ty.clone();
+        match &node.op {
+            Op::Input(i) => {
+                self.vals.insert(
+                    n,
+                    Val::View(View::contiguous(Buf::Input(i.index), &ty.shape, ty.dtype)),
+                );
+            }
+            Op::Const(c) => match c {
+                Const::Full { bits, .. } => {
+                    let e = Expr::Scalar(*bits, ty.dtype);
+                    if self.outputs.contains_key(&n) {
+                        let v = self.materialise(n, e);
+                        self.vals.insert(n, Val::View(v));
+                    } else {
+                        self.vals.insert(n, Val::Fused(e));
+                    }
+                }
+                other => {
+                    self.plan.consts.push(other.value());
+                    let v = View::contiguous(
+                        Buf::Const(self.plan.consts.len() - 1),
+                        &ty.shape,
+                        ty.dtype,
+                    );
+                    self.vals.insert(n, Val::View(v));
+                }
+            },
+            Op::Unary(u) => {
+                let e = Expr::Unary(*u, Box::new(self.expr(ops[0])));
+                self.fuse_or_store(n, e);
+            }
+            Op::Binary(b) => {
+                let e = Expr::Binary(*b, Box::new(self.expr(ops[0])), Box::new(self.expr(ops[1])));
+                self.fuse_or_store(n, e);
+            }
+            Op::Compare(c) => {
+                let d = self.ty(ops[0]).dtype;
+                let e =
+                    Expr::Compare(*c, Box::new(self.expr(ops[0])), Box::new(self.expr(ops[1])), d);
+                self.fuse_or_store(n, e);
+            }
+            Op::Select(_) => {
+                let e = Expr::Select(
+                    Box::new(self.expr(ops[0])),
+                    Box::new(self.expr(ops[1])),
+                    Box::new(self.expr(ops[2])),
+                );
+                self.fuse_or_store(n, e);
+            }
+            Op::Convert(c) => {
+                let from = self.ty(ops[0]).dtype;
+                let e = Expr::Convert(from, c.to, Box::new(self.expr(ops[0])));
+                self.fuse_or_store(n, e);
+            }
+            Op::Reduce(r) => {
+                let shape = self.ty(ops[0]).shape.0.clone();
+                let expr = self.expr(ops[0]);
+                let dst = self.destination(n);
+                self.plan.steps.push(Step::Reduce {
+                    dst: dst.clone(),
+                    shape,
+                    axes: r.axes.clone(),
+                    kind: r.kind,
+                    expr,
+                });
+                self.vals.insert(n, Val::View(dst));
+            }
+            Op::DotGeneral(d) => {
+                let lhs = self.view(ops[0]);
+                let rhs = self.view(ops[1]);
+                let dst = self.destination(n);
+                self.plan.steps.push(Step::Dot {
+                    dst: dst.clone(),
+                    shape: ty.shape.0.clone(),
+                    lhs,
+                    lhs_shape: self.ty(ops[0]).shape.0.clone(),
+                    rhs,
+                    rhs_shape: self.ty(ops[1]).shape.0.clone(),
+                    dims: d.clone(),
+                });
+                self.vals.insert(n, Val::View(dst));
+            }
+            Op::Reshape(_) => {
+                // A reshape of contiguous data is the same buffer.
+                let src_shape = self.ty(ops[0]).shape.clone();
+                let v = self.view(ops[0]);
+                let v = if v.is_contiguous(&src_shape) {
+                    View::contiguous(v.buf, &ty.shape, ty.dtype)
+                } else {
+                    // Copy to contiguous scratch, then reinterpret.
+                    let bytes = src_shape.numel() * item_size(ty.dtype);
+                    self.plan.scratch.push(bytes);
+                    let tmp = View::contiguous(
+                        Buf::Scratch(self.plan.scratch.len() - 1),
+                        &src_shape,
+                        ty.dtype,
+                    );
+                    self.plan.steps.push(Step::Map {
+                        dst: tmp.clone(),
+                        shape: src_shape.0.clone(),
+                        expr: Expr::Load(v),
+                    });
+                    View::contiguous(tmp.buf, &ty.shape, ty.dtype)
+                };
+                self.layout_result(n, Val::View(v));
+            }
+            Op::Transpose(t) => {
+                let remap =
+                    |v: &mut View| v.strides = t.perm.iter().map(|&p| v.strides[p]).collect();
+                let val = match self.vals[&ops[0]].clone() {
+                    Val::View(mut v) => {
+                        remap(&mut v);
+                        Val::View(v)
+                    }
+                    Val::Fused(mut e) => {
+                        e.views_mut(&mut |v| remap(v));
+                        Val::Fused(e)
+                    }
+                };
+                self.layout_result(n, val);
+            }
+            Op::Slice(s) => {
+                let remap = |v: &mut View| {
+                    for (a, st) in v.strides.iter_mut().enumerate() {
+                        v.offset += s.start[a] as isize * *st;
+                        *st *= s.step[a] as isize;
+                    }
+                };
+                let val = match self.vals[&ops[0]].clone() {
+                    Val::View(mut v) => {
+                        remap(&mut v);
+                        Val::View(v)
+                    }
+                    Val::Fused(mut e) => {
+                        e.views_mut(&mut |v| remap(v));
+                        Val::Fused(e)
+                    }
+                };
+                self.layout_result(n, val);
+            }
+            Op::BroadcastTo(bc) => {
+                let from = self.ty(ops[0]).shape.clone();
+                let mut v = self.view(ops[0]);
+                let lead = bc.shape.rank() - from.rank();
+                let mut strides = vec![0isize; lead];
+                for (a, &d) in from.dims().iter().enumerate() {
+                    strides.push(if d == 1 { 0 } else { v.strides[a] });
+                }
+                v.strides = strides;
+                self.layout_result(n, Val::View(v));
+            }
+            Op::Concat(c) => {
+                let dst = self.destination(n);
+                let mut off = 0usize;
+                for &o in &ops {
+                    let shape = self.ty(o).shape.0.clone();
+                    let mut sub = dst.clone();
+                    sub.offset += off as isize * dst.strides[c.axis];
+                    off += shape[c.axis];
+                    let expr = self.expr(o);
+                    if shape.contains(&0) {
+                        continue;
+                    }
+                    self.plan.steps.push(Step::Map { dst: sub, shape, expr });
+                }
+                self.vals.insert(n, Val::View(dst));
+            }
+            Op::Pad(Pad { lo, interior, .. }) => {
+                let dst = self.destination(n);
+                self.plan.steps.push(Step::Map {
+                    dst: dst.clone(),
+                    shape: ty.shape.0.clone(),
+                    expr: Expr::Scalar(0, ty.dtype),
+                });
+                let mut sub = dst.clone();
+                for a in 0..lo.len() {
+                    sub.offset += lo[a] as isize * dst.strides[a];
+                    sub.strides[a] = dst.strides[a] * (interior[a] as isize + 1);
+                }
+                let shape = self.ty(ops[0]).shape.0.clone();
+                let expr = self.expr(ops[0]);
+                self.plan.steps.push(Step::Map { dst: sub, shape, expr });
+                self.vals.insert(n, Val::View(dst));
+            }
+        }
+        Ok(())
+    }
+
+    /// A layout op's result: a view or remapped expression, materialised into its output
+    /// buffer if it is an output (handled at the end) — nothing to do here but record it.
+    fn layout_result(&mut self, n: NodeId, val: Val) {
+        // A fused expression reached through a layout op with several users is stored once.
+        let val = match val {
+            Val::Fused(e)
+                if self.users.get(&n).copied().unwrap_or(0) != 1
+                    || self.outputs.contains_key(&n) =>
+            {
+                Val::View(self.materialise(n, e))
+            }
+            v => v,
+        };
+        self.vals.insert(n, val);
+    }
+}
