@@ -548,9 +548,10 @@ impl<'a, 'b> Cg<'a, 'b> {
         let rv = expand(rhs, &dims.rhs_batch, &rfree, false, &dims.rhs_contract);
         let r = shape.len();
         let w = lanes(d);
-        let last = r - 1;
+        let last = r.saturating_sub(1);
         // Vector over the output's innermost axis: lanes are independent outputs.
-        let out_vec = d != DType::Bool
+        let out_vec = r > 0
+            && d != DType::Bool
             && dst.strides[last] == 1
             && shape[last] >= w
             && matches!(lv.strides[last], 0 | 1)
