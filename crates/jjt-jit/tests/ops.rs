@@ -17,7 +17,20 @@ const LENGTHS: [usize; 7] = [0, 1, 3, 4, 7, 17, 1023];
 
 fn special(d: DType, k: usize) -> f64 {
     let sub = if d == DType::F32 { 1e-40 } else { 5e-324 };
-    let table = [0.0, -0.0, sub, -sub, f64::INFINITY, f64::NEG_INFINITY, f64::NAN, 1.5, -2.25, 0.5, 3.0, -0.75];
+    let table = [
+        0.0,
+        -0.0,
+        sub,
+        -sub,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NAN,
+        1.5,
+        -2.25,
+        0.5,
+        3.0,
+        -0.75,
+    ];
     if k < table.len() {
         table[k]
     } else {
@@ -37,7 +50,8 @@ fn same_bits(a: f64, b: f64) -> bool {
 }
 
 fn run(f: &Function, inputs: &[Tensor], strict: bool) -> Tensor {
-    let c = compile_with(f, Options { strict, ..Options::default() }).unwrap_or_else(|e| panic!("{}: {e}", f.name));
+    let c = compile_with(f, Options { strict, ..Options::default() })
+        .unwrap_or_else(|e| panic!("{}: {e}", f.name));
     let refs: Vec<&Tensor> = inputs.iter().collect();
     c.call(&refs).unwrap().remove(0)
 }
@@ -48,7 +62,12 @@ fn check_exact(f: &Function, inputs: &[Tensor]) {
         let got = run(f, inputs, strict).to_f64_vec();
         assert_eq!(got.len(), want.len());
         for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-            assert!(same_bits(*g, *w), "{} (strict={strict}) element {i}: JIT {g:e} vs interpreter {w:e}\n{}", f.name, jjt_ir::text::print(f));
+            assert!(
+                same_bits(*g, *w),
+                "{} (strict={strict}) element {i}: JIT {g:e} vs interpreter {w:e}\n{}",
+                f.name,
+                jjt_ir::text::print(f)
+            );
         }
     }
 }
@@ -57,7 +76,11 @@ fn check_exact(f: &Function, inputs: &[Tensor]) {
 fn check_bound(f: &Function, abs_f: &Function, inputs: &[Tensor], n: usize, scale: f64) {
     let want = interp::eval(f, inputs).unwrap().to_f64_vec();
     let abs = interp::eval(abs_f, inputs).unwrap().to_f64_vec();
-    let u = if f.output_type().unwrap().dtype == DType::F32 { f64::from(f32::EPSILON) / 2.0 } else { f64::EPSILON / 2.0 };
+    let u = if f.output_type().unwrap().dtype == DType::F32 {
+        f64::from(f32::EPSILON) / 2.0
+    } else {
+        f64::EPSILON / 2.0
+    };
     let strict = run(f, inputs, true).to_f64_vec();
     for (i, (g, w)) in strict.iter().zip(&want).enumerate() {
         assert!(same_bits(*g, *w), "{} strict element {i}: {g:e} vs {w:e}", f.name);
@@ -65,17 +88,35 @@ fn check_bound(f: &Function, abs_f: &Function, inputs: &[Tensor], n: usize, scal
     let got = run(f, inputs, false).to_f64_vec();
     for (i, ((g, w), a)) in got.iter().zip(&want).zip(&abs).enumerate() {
         if !w.is_finite() || !a.is_finite() {
-            assert!(same_bits(*g, *w) || (g.is_nan() && w.is_nan()) || (!a.is_finite() && !g.is_finite()), "{} element {i}: {g:e} vs {w:e}", f.name);
+            assert!(
+                same_bits(*g, *w)
+                    || (g.is_nan() && w.is_nan())
+                    || (!a.is_finite() && !g.is_finite()),
+                "{} element {i}: {g:e} vs {w:e}",
+                f.name
+            );
             continue;
         }
         let bound = 2.0 * n as f64 * u * a * scale + 2.0 * u * w.abs();
-        assert!((g - w).abs() <= bound, "{} element {i}: JIT {g:e} vs interpreter {w:e}, bound {bound:e}", f.name);
+        assert!(
+            (g - w).abs() <= bound,
+            "{} element {i}: JIT {g:e} vs interpreter {w:e}, bound {bound:e}",
+            f.name
+        );
     }
 }
 
-fn func(name: &str, tys: &[TensorType], body: impl FnOnce(&mut FunctionBuilder, &[NodeId]) -> NodeId) -> Function {
+fn func(
+    name: &str,
+    tys: &[TensorType],
+    body: impl FnOnce(&mut FunctionBuilder, &[NodeId]) -> NodeId,
+) -> Function {
     let mut b = FunctionBuilder::new(name);
-    let args: Vec<NodeId> = tys.iter().enumerate().map(|(i, t)| b.input(&format!("x{i}"), t.clone()).unwrap()).collect();
+    let args: Vec<NodeId> = tys
+        .iter()
+        .enumerate()
+        .map(|(i, t)| b.input(&format!("x{i}"), t.clone()).unwrap())
+        .collect();
     let out = body(&mut b, &args);
     b.finish(out).unwrap()
 }
@@ -86,32 +127,54 @@ fn elementwise_ops_are_bit_exact() {
         for n in LENGTHS {
             let t = TensorType::new(d, [n]);
             for u in Unary::ALL {
-                let f = func(&format!("{}_{d}_{n}", u.op_name()), &[t.clone()], |b, x| b.unary(u, x[0]).unwrap());
+                let f = func(&format!("{}_{d}_{n}", u.op_name()), &[t.clone()], |b, x| {
+                    b.unary(u, x[0]).unwrap()
+                });
                 check_exact(&f, &[input(&t, 0)]);
             }
             for op in Binary::ALL {
-                let f = func(&format!("{}_{d}_{n}", op.op_name()), &[t.clone(), t.clone()], |b, x| b.binary(op, x[0], x[1]).unwrap());
+                let f =
+                    func(&format!("{}_{d}_{n}", op.op_name()), &[t.clone(), t.clone()], |b, x| {
+                        b.binary(op, x[0], x[1]).unwrap()
+                    });
                 check_exact(&f, &[input(&t, 0), input(&t, 5)]);
                 // Broadcast shapes: [3, n] with [n], and [n, 1] with [1, 3].
                 let (a, c) = (TensorType::new(d, [3, n]), TensorType::new(d, [n]));
-                let f = func(&format!("{}_bcast_{d}_{n}", op.op_name()), &[a.clone(), c.clone()], |b, x| b.binary(op, x[0], x[1]).unwrap());
+                let f = func(
+                    &format!("{}_bcast_{d}_{n}", op.op_name()),
+                    &[a.clone(), c.clone()],
+                    |b, x| b.binary(op, x[0], x[1]).unwrap(),
+                );
                 check_exact(&f, &[input(&a, 1), input(&c, 3)]);
                 let (a, c) = (TensorType::new(d, [n, 1]), TensorType::new(d, [1, 3]));
-                let f = func(&format!("{}_outer_{d}_{n}", op.op_name()), &[a.clone(), c.clone()], |b, x| b.binary(op, x[0], x[1]).unwrap());
+                let f = func(
+                    &format!("{}_outer_{d}_{n}", op.op_name()),
+                    &[a.clone(), c.clone()],
+                    |b, x| b.binary(op, x[0], x[1]).unwrap(),
+                );
                 check_exact(&f, &[input(&a, 2), input(&c, 7)]);
             }
             for cmp in Compare::ALL {
-                let f = func(&format!("select_{}_{d}_{n}", cmp.op_name()), &[t.clone(), t.clone()], |b, x| {
-                    let p = b.compare(cmp, x[0], x[1]).unwrap();
-                    b.select(p, x[0], x[1]).unwrap()
-                });
+                let f = func(
+                    &format!("select_{}_{d}_{n}", cmp.op_name()),
+                    &[t.clone(), t.clone()],
+                    |b, x| {
+                        let p = b.compare(cmp, x[0], x[1]).unwrap();
+                        b.select(p, x[0], x[1]).unwrap()
+                    },
+                );
                 check_exact(&f, &[input(&t, 0), input(&t, 6)]);
-                let f = func(&format!("{}_{d}_{n}", cmp.op_name()), &[t.clone(), t.clone()], |b, x| b.compare(cmp, x[0], x[1]).unwrap());
+                let f =
+                    func(&format!("{}_{d}_{n}", cmp.op_name()), &[t.clone(), t.clone()], |b, x| {
+                        b.compare(cmp, x[0], x[1]).unwrap()
+                    });
                 check_exact(&f, &[input(&t, 0), input(&t, 6)]);
             }
             // Conversions: to the other float type, to bool and back.
             let other = if d == DType::F32 { DType::F64 } else { DType::F32 };
-            let f = func(&format!("convert_{d}_{n}"), &[t.clone()], |b, x| b.convert(x[0], other).unwrap());
+            let f = func(&format!("convert_{d}_{n}"), &[t.clone()], |b, x| {
+                b.convert(x[0], other).unwrap()
+            });
             check_exact(&f, &[input(&t, 0)]);
             let f = func(&format!("convert_bool_{d}_{n}"), &[t.clone()], |b, x| {
                 let p = b.convert(x[0], DType::Bool).unwrap();
@@ -136,10 +199,14 @@ fn bool_inputs_and_outputs() {
     for n in LENGTHS {
         let tb = TensorType::new(DType::Bool, [n]);
         let tf = TensorType::new(DType::F64, [n]);
-        let f = func(&format!("bool_{n}"), &[tb.clone(), tf.clone(), tf.clone()], |b, x| b.select(x[0], x[1], x[2]).unwrap());
+        let f = func(&format!("bool_{n}"), &[tb.clone(), tf.clone(), tf.clone()], |b, x| {
+            b.select(x[0], x[1], x[2]).unwrap()
+        });
         let p = Tensor::new([n], jjt_ir::Data::Bool((0..n).map(|k| k % 3 == 0).collect())).unwrap();
         check_exact(&f, &[p.clone(), input(&tf, 0), input(&tf, 4)]);
-        let g = func(&format!("bool_eq_{n}"), &[tb.clone(), tb.clone()], |b, x| b.compare(Compare::Eq, x[0], x[1]).unwrap());
+        let g = func(&format!("bool_eq_{n}"), &[tb.clone(), tb.clone()], |b, x| {
+            b.compare(Compare::Eq, x[0], x[1]).unwrap()
+        });
         let q = Tensor::new([n], jjt_ir::Data::Bool((0..n).map(|k| k % 2 == 0).collect())).unwrap();
         check_exact(&g, &[p, q]);
     }
@@ -154,24 +221,56 @@ fn data_movement_is_bit_exact() {
             let cases: Vec<(&str, Box<dyn Fn(&mut FunctionBuilder, NodeId) -> NodeId>)> = vec![
                 ("reshape", Box::new(move |b, x| b.reshape(x, [n, 6]).unwrap())),
                 ("transpose", Box::new(|b, x| b.transpose(x, &[2, 0, 1]).unwrap())),
-                ("broadcast", Box::new(move |b, x| b.broadcast_to(x, &Shape(vec![4, 2, n, 3])).unwrap())),
-                ("slice", Box::new(move |b, x| b.slice(x, &[1, 0, 0], &[2, n, 3], &[1, 2, 2]).unwrap())),
-                ("pad", Box::new(|b, x| b.add(Op::Pad(Pad { lo: vec![1, 0, 2], hi: vec![0, 3, 1], interior: vec![1, 2, 0] }), &[x]).unwrap())),
-                ("concat", Box::new(|b, x| {
-                    let e = b.unary(Unary::Exp, x).unwrap();
-                    b.concat(&[x, e, x], 1).unwrap()
-                })),
-                ("transpose_reshape", Box::new(move |b, x| {
-                    let t = b.transpose(x, &[1, 0, 2]).unwrap();
-                    b.reshape(t, [2 * n * 3]).unwrap()
-                })),
-                ("const", Box::new(move |b, x| {
-                    let c = b.constant(Const::Iota { ty: TensorType::new(d, [2, n, 3]), axis: 1 }).unwrap();
-                    b.binary(Binary::Add, x, c).unwrap()
-                })),
+                (
+                    "broadcast",
+                    Box::new(move |b, x| b.broadcast_to(x, &Shape(vec![4, 2, n, 3])).unwrap()),
+                ),
+                (
+                    "slice",
+                    Box::new(move |b, x| b.slice(x, &[1, 0, 0], &[2, n, 3], &[1, 2, 2]).unwrap()),
+                ),
+                (
+                    "pad",
+                    Box::new(|b, x| {
+                        b.add(
+                            Op::Pad(Pad {
+                                lo: vec![1, 0, 2],
+                                hi: vec![0, 3, 1],
+                                interior: vec![1, 2, 0],
+                            }),
+                            &[x],
+                        )
+                        .unwrap()
+                    }),
+                ),
+                (
+                    "concat",
+                    Box::new(|b, x| {
+                        let e = b.unary(Unary::Exp, x).unwrap();
+                        b.concat(&[x, e, x], 1).unwrap()
+                    }),
+                ),
+                (
+                    "transpose_reshape",
+                    Box::new(move |b, x| {
+                        let t = b.transpose(x, &[1, 0, 2]).unwrap();
+                        b.reshape(t, [2 * n * 3]).unwrap()
+                    }),
+                ),
+                (
+                    "const",
+                    Box::new(move |b, x| {
+                        let c = b
+                            .constant(Const::Iota { ty: TensorType::new(d, [2, n, 3]), axis: 1 })
+                            .unwrap();
+                        b.binary(Binary::Add, x, c).unwrap()
+                    }),
+                ),
             ];
             for (name, body) in cases {
-                let f = func(&format!("{name}_{d}_{n}"), std::slice::from_ref(&t), |b, a| body(b, a[0]));
+                let f = func(&format!("{name}_{d}_{n}"), std::slice::from_ref(&t), |b, a| {
+                    body(b, a[0])
+                });
                 check_exact(&f, std::slice::from_ref(&x));
             }
         }
@@ -186,7 +285,11 @@ fn reductions_within_rounding_bound() {
             let x = input(&t, 11);
             for (axes, count) in [(vec![1i64], n), (vec![0], 3), (vec![0, 1], 3 * n)] {
                 for kind in ReduceKind::ALL {
-                    let f = func(&format!("{}_{axes:?}_{d}_{n}", kind.op_name()), std::slice::from_ref(&t), |b, a| b.reduce(kind, a[0], Some(&axes)).unwrap());
+                    let f = func(
+                        &format!("{}_{axes:?}_{d}_{n}", kind.op_name()),
+                        std::slice::from_ref(&t),
+                        |b, a| b.reduce(kind, a[0], Some(&axes)).unwrap(),
+                    );
                     if kind == ReduceKind::Max {
                         check_exact(&f, std::slice::from_ref(&x));
                         continue;
@@ -208,19 +311,57 @@ fn contractions_within_rounding_bound() {
     for d in [DType::F32, DType::F64] {
         let mut shapes: Vec<(Vec<usize>, Vec<usize>, DotGeneral, usize)> = Vec::new();
         for n in LENGTHS {
-            let mm = DotGeneral { lhs_contract: vec![1], rhs_contract: vec![0], ..Default::default() };
+            let mm =
+                DotGeneral { lhs_contract: vec![1], rhs_contract: vec![0], ..Default::default() };
             shapes.push((vec![3, n], vec![n, 5], mm.clone(), n));
             shapes.push((vec![5, n], vec![n, 2], mm, n));
-            shapes.push((vec![n], vec![n], DotGeneral { lhs_contract: vec![0], rhs_contract: vec![0], ..Default::default() }, n));
-            shapes.push((vec![2, 3, n], vec![2, 4, n], DotGeneral { lhs_contract: vec![2], rhs_contract: vec![2], lhs_batch: vec![0], rhs_batch: vec![0] }, n));
+            shapes.push((
+                vec![n],
+                vec![n],
+                DotGeneral { lhs_contract: vec![0], rhs_contract: vec![0], ..Default::default() },
+                n,
+            ));
+            shapes.push((
+                vec![2, 3, n],
+                vec![2, 4, n],
+                DotGeneral {
+                    lhs_contract: vec![2],
+                    rhs_contract: vec![2],
+                    lhs_batch: vec![0],
+                    rhs_batch: vec![0],
+                },
+                n,
+            ));
         }
         // Large enough for the matrix multiply, and with batch and outer free axes.
-        shapes.push((vec![64, 96], vec![96, 80], DotGeneral { lhs_contract: vec![1], rhs_contract: vec![0], ..Default::default() }, 96));
-        shapes.push((vec![3, 40, 50], vec![50, 2, 60], DotGeneral { lhs_contract: vec![2], rhs_contract: vec![0], ..Default::default() }, 50));
-        shapes.push((vec![2, 70, 33], vec![2, 33, 65], DotGeneral { lhs_contract: vec![2], rhs_contract: vec![1], lhs_batch: vec![0], rhs_batch: vec![0] }, 33));
+        shapes.push((
+            vec![64, 96],
+            vec![96, 80],
+            DotGeneral { lhs_contract: vec![1], rhs_contract: vec![0], ..Default::default() },
+            96,
+        ));
+        shapes.push((
+            vec![3, 40, 50],
+            vec![50, 2, 60],
+            DotGeneral { lhs_contract: vec![2], rhs_contract: vec![0], ..Default::default() },
+            50,
+        ));
+        shapes.push((
+            vec![2, 70, 33],
+            vec![2, 33, 65],
+            DotGeneral {
+                lhs_contract: vec![2],
+                rhs_contract: vec![1],
+                lhs_batch: vec![0],
+                rhs_batch: vec![0],
+            },
+            33,
+        ));
         for (i, (sa, sb, dims, k)) in shapes.into_iter().enumerate() {
             let (ta, tb) = (TensorType::new(d, sa), TensorType::new(d, sb));
-            let f = func(&format!("dot{i}_{d}"), &[ta.clone(), tb.clone()], |b, x| b.dot_general(x[0], x[1], dims.clone()).unwrap());
+            let f = func(&format!("dot{i}_{d}"), &[ta.clone(), tb.clone()], |b, x| {
+                b.dot_general(x[0], x[1], dims.clone()).unwrap()
+            });
             let abs = func("abs", &[ta.clone(), tb.clone()], |b, x| {
                 let p = b.unary(Unary::Abs, x[0]).unwrap();
                 let q = b.unary(Unary::Abs, x[1]).unwrap();

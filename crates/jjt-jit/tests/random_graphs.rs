@@ -8,7 +8,10 @@
 
 use jjt_ad::{KernelSpec, jvp, vjp};
 use jjt_ir::ops::{Pad, ReduceKind};
-use jjt_ir::{Binary, Compare, DType, Function, FunctionBuilder, NodeId, Op, Shape, Tensor, TensorType, Unary, interp};
+use jjt_ir::{
+    Binary, Compare, DType, Function, FunctionBuilder, NodeId, Op, Shape, Tensor, TensorType,
+    Unary, interp,
+};
 use jjt_jit::{Options, compile_with};
 use proptest::prelude::*;
 
@@ -34,7 +37,13 @@ fn random_graph(rng: &mut Rng) -> Function {
     let shapes: [&[usize]; 5] = [&[3], &[2, 3], &[3, 1], &[4], &[]];
     let n_in = 1 + rng.below(3);
     let mut pool: Vec<NodeId> = (0..n_in)
-        .map(|i| b.input(&format!("x{i}"), TensorType::new(DType::F64, shapes[rng.below(shapes.len())].to_vec())).unwrap())
+        .map(|i| {
+            b.input(
+                &format!("x{i}"),
+                TensorType::new(DType::F64, shapes[rng.below(shapes.len())].to_vec()),
+            )
+            .unwrap()
+        })
         .collect();
     let steps = 3 + rng.below(8);
     for _ in 0..steps {
@@ -47,8 +56,16 @@ fn random_graph(rng: &mut Rng) -> Function {
             0 | 1 => Some(b.unary(Unary::ALL[rng.below(Unary::ALL.len())], a)),
             2 | 3 => Some(b.binary(Binary::ALL[rng.below(Binary::ALL.len())], a, c)),
             4 => b.compare(Compare::ALL[rng.below(5)], a, c).ok().map(|p| b.select(p, a, c)),
-            5 if r >= 1 && sa.dims()[r - 1] == sc.dims().first().copied().unwrap_or(0) && sc.rank() <= 2 && sc.rank() >= 1 => Some(b.matmul(a, c)),
-            6 if r >= 1 => Some(b.reduce(ReduceKind::ALL[rng.below(3)], a, Some(&[rng.below(r) as i64]))),
+            5 if r >= 1
+                && sa.dims()[r - 1] == sc.dims().first().copied().unwrap_or(0)
+                && sc.rank() <= 2
+                && sc.rank() >= 1 =>
+            {
+                Some(b.matmul(a, c))
+            }
+            6 if r >= 1 => {
+                Some(b.reduce(ReduceKind::ALL[rng.below(3)], a, Some(&[rng.below(r) as i64])))
+            }
             7 if r == 2 => Some(b.transpose(a, &[1, 0])),
             8 if r >= 1 => Some(b.reshape(a, [sa.numel()])),
             9 if r >= 1 && sa.dims()[0] >= 2 => {
@@ -58,7 +75,9 @@ fn random_graph(rng: &mut Rng) -> Function {
                 step[0] = 2;
                 Some(b.slice(a, &vec![0; r], &stop, &step))
             }
-            10 => Some(b.add(Op::Pad(Pad { lo: vec![1; r], hi: vec![0; r], interior: vec![1; r] }), &[a])),
+            10 => Some(
+                b.add(Op::Pad(Pad { lo: vec![1; r], hi: vec![0; r], interior: vec![1; r] }), &[a]),
+            ),
             11 if sa == sc && r >= 1 => Some(b.concat(&[a, c], 0)),
             12 => Some(b.broadcast_to(a, &Shape([vec![2], sa.0.clone()].concat()))),
             _ => Some(b.binary_scalar(Binary::Mul, a, 0.5, false)),
@@ -75,22 +94,45 @@ fn random_graph(rng: &mut Rng) -> Function {
 }
 
 fn args(rng: &mut Rng, f: &Function) -> Vec<Tensor> {
-    f.params().iter().map(|p| Tensor::from_f64(&p.ty, &(0..p.ty.numel()).map(|_| rng.uniform()).collect::<Vec<_>>()).unwrap()).collect()
+    f.params()
+        .iter()
+        .map(|p| {
+            Tensor::from_f64(&p.ty, &(0..p.ty.numel()).map(|_| rng.uniform()).collect::<Vec<_>>())
+                .unwrap()
+        })
+        .collect()
 }
 
 fn compare(f: &Function, inputs: &[Tensor]) -> Result<(), TestCaseError> {
     let want = interp::eval_outputs(f, inputs).unwrap();
     let refs: Vec<&Tensor> = inputs.iter().collect();
-    let strict = compile_with(f, Options { strict: true, ..Options::default() }).unwrap().call(&refs).unwrap();
+    let strict = compile_with(f, Options { strict: true, ..Options::default() })
+        .unwrap()
+        .call(&refs)
+        .unwrap();
     let fast = compile_with(f, Options::default()).unwrap().call(&refs).unwrap();
     for ((w, s), q) in want.iter().zip(&strict).zip(&fast) {
         let (w, s, q) = (w.to_f64_vec(), s.to_f64_vec(), q.to_f64_vec());
         let scale = w.iter().filter(|v| v.is_finite()).fold(1.0f64, |m, v| m.max(v.abs()));
         for i in 0..w.len() {
             let same = w[i].to_bits() == s[i].to_bits() || (w[i].is_nan() && s[i].is_nan());
-            prop_assert!(same, "strict: element {i}: JIT {:e} vs interpreter {:e}\n{}", s[i], w[i], jjt_ir::text::print(f));
-            let close = (q[i] - w[i]).abs() <= 1e-9 * scale || q[i].to_bits() == w[i].to_bits() || (q[i].is_nan() && w[i].is_nan());
-            prop_assert!(close, "fast: element {i}: JIT {:e} vs interpreter {:e}\n{}", q[i], w[i], jjt_ir::text::print(f));
+            prop_assert!(
+                same,
+                "strict: element {i}: JIT {:e} vs interpreter {:e}\n{}",
+                s[i],
+                w[i],
+                jjt_ir::text::print(f)
+            );
+            let close = (q[i] - w[i]).abs() <= 1e-9 * scale
+                || q[i].to_bits() == w[i].to_bits()
+                || (q[i].is_nan() && w[i].is_nan());
+            prop_assert!(
+                close,
+                "fast: element {i}: JIT {:e} vs interpreter {:e}\n{}",
+                q[i],
+                w[i],
+                jjt_ir::text::print(f)
+            );
         }
     }
     Ok(())
