@@ -127,9 +127,10 @@ fn elementwise_ops_are_bit_exact() {
         for n in LENGTHS {
             let t = TensorType::new(d, [n]);
             for u in Unary::ALL {
-                let f = func(&format!("{}_{d}_{n}", u.op_name()), &[t.clone()], |b, x| {
-                    b.unary(u, x[0]).unwrap()
-                });
+                let f =
+                    func(&format!("{}_{d}_{n}", u.op_name()), std::slice::from_ref(&t), |b, x| {
+                        b.unary(u, x[0]).unwrap()
+                    });
                 check_exact(&f, &[input(&t, 0)]);
             }
             for op in Binary::ALL {
@@ -172,11 +173,11 @@ fn elementwise_ops_are_bit_exact() {
             }
             // Conversions: to the other float type, to bool and back.
             let other = if d == DType::F32 { DType::F64 } else { DType::F32 };
-            let f = func(&format!("convert_{d}_{n}"), &[t.clone()], |b, x| {
+            let f = func(&format!("convert_{d}_{n}"), std::slice::from_ref(&t), |b, x| {
                 b.convert(x[0], other).unwrap()
             });
             check_exact(&f, &[input(&t, 0)]);
-            let f = func(&format!("convert_bool_{d}_{n}"), &[t.clone()], |b, x| {
+            let f = func(&format!("convert_bool_{d}_{n}"), std::slice::from_ref(&t), |b, x| {
                 let p = b.convert(x[0], DType::Bool).unwrap();
                 let q = b.convert(p, d).unwrap();
                 b.binary(Binary::Mul, q, x[0]).unwrap()
