@@ -70,7 +70,7 @@ fn misaligned_buffers_give_identical_results() {
         sx[shift..shift + bx.len()].copy_from_slice(&bx);
         let mut sw = vec![0u8; bw.len() + 16];
         sw[shift..shift + bw.len()].copy_from_slice(&bw);
-        let mut so = vec![0u8; 20 + 16];
+        let mut so = [0u8; 20 + 16];
         c.call_raw(
             &[&sx[shift..shift + bx.len()], &sw[shift..shift + bw.len()]],
             &mut [&mut so[shift..shift + 20]],

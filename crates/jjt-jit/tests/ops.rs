@@ -219,7 +219,8 @@ fn data_movement_is_bit_exact() {
         for n in LENGTHS {
             let t = TensorType::new(d, [2, n, 3]);
             let x = input(&t, 0);
-            let cases: Vec<(&str, Box<dyn Fn(&mut FunctionBuilder, NodeId) -> NodeId>)> = vec![
+            type Build = Box<dyn Fn(&mut FunctionBuilder, NodeId) -> NodeId>;
+            let cases: Vec<(&str, Build)> = vec![
                 ("reshape", Box::new(move |b, x| b.reshape(x, [n, 6]).unwrap())),
                 ("transpose", Box::new(|b, x| b.transpose(x, &[2, 0, 1]).unwrap())),
                 (
