@@ -33,6 +33,13 @@ pub use jjt_ir::{
 pub use jjt_npy as npy;
 
 pub use jjt_ad as ad;
+pub use jjt_jit as jit;
+pub use jjt_jit::{Compiled, JitError, Options as JitOptions};
+
+/// Compile `f` to native code.
+pub fn compile(f: &Function) -> Result<Compiled, Error> {
+    Ok(jjt_jit::compile(f)?)
+}
 pub use jjt_ad::{
     Examples, KernelSpec, Mode, Role, Strategy, jvp, linearize, promote_f64, vjp, vmap,
 };
@@ -56,6 +63,9 @@ pub enum Error {
     /// A model file could not be read or parsed.
     #[error("{0}")]
     Model(#[from] text::ModelFileError),
+    /// Compiling or calling native code failed.
+    #[error("{0}")]
+    Jit(#[from] JitError),
 }
 
 /// Builds the graph of K = J(p1)·J(p2)ᵀ (or of v ↦ K·v) for a function.
@@ -139,6 +149,16 @@ impl<'f> Kernel<'f> {
     /// The graph of v ↦ K(p1, p2)·v, which never materialises J.
     pub fn build_apply(&self) -> Result<Function, Error> {
         Ok(self.spec.apply(self.f)?)
+    }
+
+    /// K(p1, p2) compiled to native code: `call` it with the inputs of [`Kernel::layout`].
+    pub fn compile(&self) -> Result<Compiled, Error> {
+        Ok(jjt_jit::compile(&self.build()?)?)
+    }
+
+    /// v ↦ K(p1, p2)·v compiled to native code.
+    pub fn compile_apply(&self) -> Result<Compiled, Error> {
+        Ok(jjt_jit::compile(&self.build_apply()?)?)
     }
 }
 

@@ -31,3 +31,27 @@ fn random_state_matches_numpy_x1_x2() {
     assert_eq!(rng.rand_f32([10000]).unwrap().into_array(), x1);
     assert_eq!(rng.rand_f64([10000]).unwrap().into_array(), x2);
 }
+
+#[test]
+fn compiled_kernel_matches_interpreted_kernel() {
+    let f = trace("f", |t| {
+        let x = t.input("x", DType::F64, [6]);
+        let w = t.input("w", DType::F64, [3, 6]);
+        w.matmul(&x).tanh().square()
+    })
+    .unwrap();
+    let kernel = jjt::Kernel::new(&f).wrt(["w"]).shared(["w"]).batch(2, 3);
+    let k = kernel.build().unwrap();
+    let c = kernel.compile().unwrap();
+    let mut rng = RandomState::new(3);
+    let x1 = rng.randn_f64([2, 6]).unwrap();
+    let x2 = rng.randn_f64([3, 6]).unwrap();
+    let w = rng.randn_f64([3, 6]).unwrap();
+    let want = jjt::eval(&k, &[x1.clone(), x2.clone(), w.clone()]).unwrap().to_f64_vec();
+    let got = c.call(&[&x1, &x2, &w]).unwrap()[0].to_f64_vec();
+    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    for (g, w) in got.iter().zip(&want) {
+        // Sums of at most a few dozen f64 products, reassociated: far below 1e-12 of the scale.
+        assert!((g - w).abs() <= 1e-12 * scale, "{g} vs {w}");
+    }
+}

@@ -11,6 +11,7 @@
 
 #![forbid(unsafe_code)]
 
+mod bench;
 mod bind;
 mod check;
 
@@ -54,6 +55,9 @@ enum Command {
         /// Example batch sizes B1,B2 of the per-side inputs (`kernel`, `apply`).
         #[arg(long, value_delimiter = ',', value_name = "B1,B2")]
         batch: Option<Vec<usize>>,
+        /// For `--stage clif` and `--stage asm`: which graph to compile.
+        #[arg(long, value_enum, default_value_t = Stage::Traced)]
+        of: Stage,
         #[command(flatten)]
         opts: KernelOpts,
         /// Write to this file instead of standard output.
@@ -72,7 +76,7 @@ enum Command {
         #[arg(short, long)]
         output: Option<PathBuf>,
         /// How to evaluate.
-        #[arg(long, value_enum, default_value_t = Backend::Interp)]
+        #[arg(long, value_enum, default_value_t = Backend::Jit)]
         backend: Backend,
     },
     /// Compute K = J(p1)·J(p2)ᵀ on .npy inputs.
@@ -97,6 +101,32 @@ enum Command {
         /// Write K·v to this .npy file; without it the values are printed.
         #[arg(short, long)]
         output: Option<PathBuf>,
+    },
+    /// Time a kernel (or, without --wrt, the model itself) on random inputs: the first call
+    /// (parse, transforms, compile, first run) and the steady state. The last line is JSON.
+    Bench {
+        /// The model file.
+        model: PathBuf,
+        /// Inputs J is taken with respect to (none: time the model).
+        #[arg(long, value_delimiter = ',')]
+        wrt: Vec<String>,
+        /// Inputs shared by both sides, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        shared: Vec<String>,
+        /// Example batch sizes B1,B2 of the per-side inputs.
+        #[arg(long, value_delimiter = ',', value_name = "B1,B2")]
+        batch: Option<Vec<usize>>,
+        #[command(flatten)]
+        opts: KernelOpts,
+        /// Timed repetitions after the first call.
+        #[arg(long, default_value_t = 20)]
+        reps: usize,
+        /// Time the operator form (K·v) instead of K.
+        #[arg(long)]
+        apply: bool,
+        /// Seed of the random inputs (uniform in [0, 1)).
+        #[arg(long, default_value_t = 0)]
+        seed: u32,
     },
     /// Check a model's derivatives: JVPs against central finite differences and VJPs by the
     /// dot-product test, at random points, in f64. Exits with status 1 if a check fails.
@@ -144,7 +174,7 @@ struct KernelIo {
 
 /// How the kernel is computed and reduced.
 #[derive(Args, Debug)]
-struct KernelOpts {
+pub(crate) struct KernelOpts {
     /// Output mode: all output pairs, their trace, or their diagonal.
     #[arg(long, value_enum, default_value_t = ModeArg::Full)]
     mode: ModeArg,
@@ -157,11 +187,14 @@ struct KernelOpts {
     /// Compute in f64 (an f32 model and its inputs are promoted).
     #[arg(long)]
     f64: bool,
+    /// How to evaluate.
+    #[arg(long, value_enum, default_value_t = Backend::Jit)]
+    backend: Backend,
 }
 
 /// Pipeline stages `dump` can print.
 #[derive(Clone, Copy, Debug, ValueEnum)]
-enum Stage {
+pub(crate) enum Stage {
     /// The graph as parsed, before any transform.
     Traced,
     /// The JVP: (inputs, tangents of wrt) -> (outputs, output tangents).
@@ -174,6 +207,10 @@ enum Stage {
     Kernel,
     /// The operator v -> K(p1, p2)·v.
     Apply,
+    /// Cranelift IR of the graph selected by `--of`.
+    Clif,
+    /// Machine code (Cranelift's listing) of the graph selected by `--of`.
+    Asm,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -186,8 +223,26 @@ enum Format {
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Backend {
-    /// The reference interpreter.
+    /// Native code compiled with Cranelift.
+    Jit,
+    /// The reference interpreter (slow; the oracle the JIT is tested against).
     Interp,
+}
+
+impl Backend {
+    fn run(self, f: &Function, args: &[Tensor]) -> Result<Tensor, CliError> {
+        match self {
+            Backend::Interp => Ok(interp::eval(f, args)?),
+            Backend::Jit => {
+                let c = jjt_jit::compile(f)?;
+                let refs: Vec<&Tensor> = args.iter().collect();
+                c.call(&refs)?
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| CliError::Batch("the function has no output".into()))
+            }
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -210,6 +265,21 @@ enum StrategyArg {
 }
 
 impl KernelOpts {
+    fn mode_name(&self) -> &'static str {
+        match self.mode {
+            ModeArg::Full => "full",
+            ModeArg::Trace => "trace",
+            ModeArg::Diagonal => "diagonal",
+        }
+    }
+
+    fn strategy_name(&self) -> &'static str {
+        match self.strategy {
+            StrategyArg::Ntvp => "ntvp",
+            StrategyArg::Jc => "jc",
+        }
+    }
+
     fn spec(&self, wrt: &[String], shared: &[String], batch: Option<(usize, usize)>) -> KernelSpec {
         KernelSpec {
             wrt: wrt.to_vec(),
@@ -263,6 +333,8 @@ pub(crate) enum CliError {
     WriteNpy { path: PathBuf, source: jjt_npy::NpyError },
     #[error("{0}")]
     CheckFailed(String),
+    #[error("{0}")]
+    Jit(#[from] jjt_jit::JitError),
 }
 
 fn main() -> ExitCode {
@@ -283,11 +355,8 @@ fn load(model: &Path, f64: bool) -> Result<Function, CliError> {
 
 fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
-        Command::Dump { model, stage, format, wrt, shared, batch, opts, output } => {
+        Command::Dump { model, stage, format, wrt, shared, batch, of, opts, output } => {
             let f = load(&model, opts.f64)?;
-            let need = |name: &'static str| {
-                if wrt.is_empty() { Err(CliError::NeedWrt { stage: name }) } else { Ok(()) }
-            };
             let batch = match batch.as_deref() {
                 None => None,
                 Some(&[b1, b2]) => Some((b1, b2)),
@@ -295,30 +364,23 @@ fn run(cli: Cli) -> Result<(), CliError> {
                     return Err(CliError::Batch("--batch takes two sizes: --batch B1,B2".into()));
                 }
             };
-            let graphs: Vec<Function> = match stage {
-                Stage::Traced => vec![f],
-                Stage::Jvp => {
-                    need("jvp")?;
-                    vec![jjt_ad::jvp(&f, &wrt)?]
+            if matches!(stage, Stage::Clif | Stage::Asm) {
+                if matches!(of, Stage::Clif | Stage::Asm | Stage::Linearize) {
+                    return Err(CliError::Batch(
+                        "--of takes traced, jvp, vjp, kernel or apply".into(),
+                    ));
                 }
-                Stage::Linearize => {
-                    need("linearize")?;
-                    let l = jjt_ad::linearize(&f, &wrt)?;
-                    vec![l.primal, l.linear]
-                }
-                Stage::Vjp => {
-                    need("vjp")?;
-                    vec![jjt_ad::vjp(&f, &wrt)?]
-                }
-                Stage::Kernel => {
-                    need("kernel")?;
-                    vec![opts.spec(&wrt, &shared, batch).kernel(&f)?]
-                }
-                Stage::Apply => {
-                    need("apply")?;
-                    vec![opts.spec(&wrt, &shared, batch).apply(&f)?]
-                }
-            };
+                let g = stage_graphs(&f, of, &wrt, &shared, batch, &opts)?.remove(0);
+                let keep = jjt_jit::Options {
+                    keep_clif: matches!(stage, Stage::Clif),
+                    keep_asm: matches!(stage, Stage::Asm),
+                    ..Default::default()
+                };
+                let c = jjt_jit::compile_with(&g, keep)?;
+                let text = c.clif().or(c.asm()).unwrap_or_default().to_string();
+                return emit(&text, output.as_deref());
+            }
+            let graphs = stage_graphs(&f, stage, &wrt, &shared, batch, &opts)?;
             let text: Vec<String> = graphs
                 .iter()
                 .map(|g| match format {
@@ -328,25 +390,41 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 .collect();
             emit(&text.join("\n"), output.as_deref())
         }
+        Command::Bench { model, wrt, shared, batch, opts, reps, apply, seed } => {
+            let batch = match batch.as_deref() {
+                None => None,
+                Some(&[b1, b2]) => Some((b1, b2)),
+                Some(_) => {
+                    return Err(CliError::Batch("--batch takes two sizes: --batch B1,B2".into()));
+                }
+            };
+            bench::run(&bench::Bench {
+                model: &model,
+                wrt: &wrt,
+                shared: &shared,
+                batch,
+                opts: &opts,
+                reps,
+                apply,
+                seed,
+            })
+        }
         Command::Eval { model, inputs, output, backend } => {
             let f = parse_file(&model)?;
             let args = bind::bind_named(&f, &inputs, "--in", false)?;
-            let y = match backend {
-                Backend::Interp => interp::eval(&f, &args)?,
-            };
-            write_result(y, output)
+            write_result(backend.run(&f, &args)?, output)
         }
         Command::Kernel { io, opts, output } => {
             let f = load(&io.model, opts.f64)?;
             let (spec, args) = bind::bind_kernel(&f, &io, &opts, None)?;
             let k = spec.kernel(&f)?;
-            write_result(interp::eval(&k, &args)?, output)
+            write_result(opts.backend.run(&k, &args)?, output)
         }
         Command::Apply { io, opts, v, output } => {
             let f = load(&io.model, opts.f64)?;
             let (spec, args) = bind::bind_kernel(&f, &io, &opts, Some(&v))?;
             let a = spec.apply(&f)?;
-            write_result(interp::eval(&a, &args)?, output)
+            write_result(opts.backend.run(&a, &args)?, output)
         }
         Command::Check { model, wrt, inputs, points, seed, range } => {
             let f = jjt_ad::promote_f64(&parse_file(&model)?)?;
@@ -356,6 +434,44 @@ fn run(cli: Cli) -> Result<(), CliError> {
             check::run(&f, &wrt, &inputs, points, seed, (lo, hi))
         }
     }
+}
+
+/// The graphs of a stage (two for `linearize`).
+pub(crate) fn stage_graphs(
+    f: &Function,
+    stage: Stage,
+    wrt: &[String],
+    shared: &[String],
+    batch: Option<(usize, usize)>,
+    opts: &KernelOpts,
+) -> Result<Vec<Function>, CliError> {
+    let need = |name: &'static str| {
+        if wrt.is_empty() { Err(CliError::NeedWrt { stage: name }) } else { Ok(()) }
+    };
+    Ok(match stage {
+        Stage::Traced | Stage::Clif | Stage::Asm => vec![f.clone()],
+        Stage::Jvp => {
+            need("jvp")?;
+            vec![jjt_ad::jvp(f, wrt)?]
+        }
+        Stage::Linearize => {
+            need("linearize")?;
+            let l = jjt_ad::linearize(f, wrt)?;
+            vec![l.primal, l.linear]
+        }
+        Stage::Vjp => {
+            need("vjp")?;
+            vec![jjt_ad::vjp(f, wrt)?]
+        }
+        Stage::Kernel => {
+            need("kernel")?;
+            vec![opts.spec(wrt, shared, batch).kernel(f)?]
+        }
+        Stage::Apply => {
+            need("apply")?;
+            vec![opts.spec(wrt, shared, batch).apply(f)?]
+        }
+    })
 }
 
 fn write_result(y: Tensor, output: Option<PathBuf>) -> Result<(), CliError> {

@@ -393,3 +393,53 @@ fn kernel_mistakes_give_clear_errors() {
     );
     let _ = v;
 }
+
+#[test]
+fn jit_and_interpreter_backends_agree() {
+    let m = seed_model();
+    let (x1, x2) = (fixture("x1_f32.npy"), fixture("x2_f32.npy"));
+    let mut results = Vec::new();
+    for backend in ["jit", "interp"] {
+        let out = tmp(&format!("k_{backend}.npy"));
+        let o = jjt(&[
+            "kernel",
+            &m,
+            "--wrt",
+            "x",
+            "--x1",
+            &x1,
+            "--x2",
+            &x2,
+            "--backend",
+            backend,
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        results.push(read(&out));
+    }
+    // The JIT may reassociate the 10^4-term sums (vector partial sums, FMA).
+    assert_rel("jit vs interp", &results[0], &results[1], 1e-5);
+    assert_rel("jit vs closed form", &results[0], &read_fixture("k_seed_f32data_ref.npy"), 1e-5);
+}
+
+#[test]
+fn dump_clif_and_asm() {
+    let m = seed_model();
+    let clif = stdout(&jjt(&["dump", &m, "--stage", "clif", "--of", "kernel", "--wrt", "x"]));
+    assert!(clif.contains("function") && (clif.contains("fma") || clif.contains("fmul")), "{clif}");
+    let asm = stdout(&jjt(&["dump", &m, "--stage", "asm"]));
+    assert!(asm.contains("ret"), "{asm}");
+}
+
+#[test]
+fn bench_prints_json_last() {
+    let o = jjt(&["bench", &seed_model(), "--wrt", "x", "--reps", "3"]);
+    let out = stdout(&o);
+    let last = out.lines().last().unwrap();
+    for key in
+        ["\"median_ms\":", "\"min_ms\":", "\"first_call_ms\":", "\"reps\": 3", "\"peak_rss_mb\":"]
+    {
+        assert!(last.starts_with('{') && last.ends_with('}') && last.contains(key), "{last}");
+    }
+}

@@ -23,7 +23,7 @@ use jjt_ir::DType;
 use jjt_ir::ops::{Binary, Compare, DotGeneral, ReduceKind, Unary};
 
 use crate::JitError;
-use crate::gemm::GEMM_THRESHOLD;
+use crate::gemm::{GEMM_MIN_MN, GEMM_THRESHOLD};
 use crate::libm::Libm;
 use crate::plan::{Buf, Expr, Step, View, item_size};
 
@@ -34,6 +34,9 @@ pub(crate) struct Imports {
     /// f32 (`false`) / f64 (`true`) matrix multiply.
     pub gemm: HashMap<bool, FuncRef>,
 }
+
+/// Contractions over at most this many elements are unrolled in the vector-over-outputs form.
+const UNROLL_K: usize = 16;
 
 /// A loop body receiving the index of every axis.
 type IndexBody<'a, 'b, 'c> = dyn FnMut(&mut Cg<'a, 'b>, &[Value]) -> Result<(), JitError> + 'c;
@@ -54,6 +57,8 @@ pub(crate) struct Cg<'a, 'b> {
     pub vaxis: usize,
     /// No reassociation: contractions accumulate in the interpreter's order.
     pub strict: bool,
+    /// Large contractions may call the matrix multiply.
+    pub gemm: bool,
 }
 
 fn flags() -> MemFlagsData {
@@ -518,7 +523,7 @@ impl<'a, 'b> Cg<'a, 'b> {
         if k == 0 {
             return self.map(dst, shape, &Expr::Scalar(0f64.to_bits(), d));
         }
-        if !self.strict
+        if self.gemm
             && self.try_gemm(dst, shape, lhs, lhs_shape, rhs, rhs_shape, dims, &lfree, &rfree)?
         {
             return Ok(());
@@ -585,14 +590,27 @@ impl<'a, 'b> Cg<'a, 'b> {
                     idx.push(j);
                     let z = cg.constant(Mode::Vector, d, -0.0);
                     cg.b.def_var(vacc, z);
-                    cg.for_each(&cdims, &mut idx.clone(), &mut |cg, all| {
-                        let x = cg.eval(&Expr::Load(lv.clone()), all, Mode::Vector, d)?;
-                        let y = cg.eval(&Expr::Load(rv.clone()), all, Mode::Vector, d)?;
-                        let a = cg.b.use_var(vacc);
-                        let a2 = mac(cg, a, x, y);
-                        cg.b.def_var(vacc, a2);
-                        Ok(())
-                    })?;
+                    if cdims.len() == 1 && cdims[0] <= UNROLL_K {
+                        // Short contraction: straight-line code, no loop.
+                        for c in 0..cdims[0] {
+                            let mut all = idx.clone();
+                            all.push(cg.iconst(c as i64));
+                            let x = cg.eval(&Expr::Load(lv.clone()), &all, Mode::Vector, d)?;
+                            let y = cg.eval(&Expr::Load(rv.clone()), &all, Mode::Vector, d)?;
+                            let a = cg.b.use_var(vacc);
+                            let a2 = mac(cg, a, x, y);
+                            cg.b.def_var(vacc, a2);
+                        }
+                    } else {
+                        cg.for_each(&cdims, &mut idx.clone(), &mut |cg, all| {
+                            let x = cg.eval(&Expr::Load(lv.clone()), all, Mode::Vector, d)?;
+                            let y = cg.eval(&Expr::Load(rv.clone()), all, Mode::Vector, d)?;
+                            let a = cg.b.use_var(vacc);
+                            let a2 = mac(cg, a, x, y);
+                            cg.b.def_var(vacc, a2);
+                            Ok(())
+                        })?;
+                    }
                     let a = cg.b.use_var(vacc);
                     cg.store(a, dst, &idx);
                     idx.pop();
@@ -763,7 +781,7 @@ impl<'a, 'b> Cg<'a, 'b> {
         let nl = suffix(rfree, rhs, rhs_shape, &out_pos_r);
         let m: usize = lfree[lfree.len() - ml..].iter().map(|&a| lhs_shape[a]).product();
         let n: usize = rfree[rfree.len() - nl..].iter().map(|&a| rhs_shape[a]).product();
-        if m.saturating_mul(n).saturating_mul(k) < GEMM_THRESHOLD || m < 4 || n < 4 {
+        if m.saturating_mul(n).saturating_mul(k) < GEMM_THRESHOLD || m.min(n) < GEMM_MIN_MN {
             return Ok(false);
         }
         let rsa = if ml > 0 { lhs.strides[lfree[lfree.len() - 1]] } else { 0 };

@@ -6,7 +6,22 @@
 //! are emitted inline with SIMD. The threshold is measured (see `benches/gemm_threshold.rs`).
 
 /// Multiply-adds from which a contraction calls the matrix multiply instead of inline loops.
-pub const GEMM_THRESHOLD: usize = 1 << 16;
+pub const GEMM_THRESHOLD: usize = 1 << 15;
+
+/// The smaller of M and N from which the matrix multiply pays off: below it the inline loops
+/// (vectorised over the output or along K) win, because the library packs both operands.
+/// Measured with `cargo run --release -p jjt-jit --example gemm_threshold` on this machine
+/// (AMD EPYC, AVX-512, f32, median µs inline / gemm):
+///
+/// | M×K×N | inline | gemm |
+/// |---|---|---|
+/// | 5×10000×5 | 134 | 422 |
+/// | 4×784×512 | 555 | 924 |
+/// | 8×512×8 | 13.4 | 13.3 |
+/// | 16×512×16 | 52 | 8.8 |
+/// | 64×64×64 | 100 | 7.8 |
+/// | 320×512×512 | 28 500 | 1 727 |
+pub const GEMM_MIN_MN: usize = 8;
 
 /// `c[m×n] = a[m×k]·b[k×n]` in f32, strides in elements.
 ///

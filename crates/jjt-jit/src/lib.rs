@@ -114,6 +114,8 @@ pub struct Options {
     /// Compute exactly what the interpreter computes, bit for bit: no FMA, no reassociated
     /// (vector) sums, no calls to the matrix multiply. Elementwise code is SIMD either way.
     pub strict: bool,
+    /// Never call the matrix multiply (for measuring where it pays off).
+    pub no_gemm: bool,
 }
 
 type Entry = unsafe extern "C" fn(*const *const u8, *const *mut u8, *mut u8, *const *const u8);
@@ -256,6 +258,7 @@ pub fn compile_with(f: &Function, opts: Options) -> Result<Compiled, JitError> {
             fma,
             vaxis: 0,
             strict: opts.strict,
+            gemm: !opts.strict && !opts.no_gemm,
         };
         for step in &plan.steps {
             cg.step(step)?;

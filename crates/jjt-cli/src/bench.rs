@@ -1,0 +1,88 @@
+//! `jjt bench`: first-call and steady-state timings of a kernel on random inputs, in one
+//! process. The last line printed is one JSON object.
+
+use std::path::Path;
+use std::time::Instant;
+
+use jjt_ir::random::Mt19937;
+use jjt_ir::{Function, Tensor, TensorType};
+
+use crate::{CliError, KernelOpts, Stage, load, stage_graphs};
+
+pub(crate) struct Bench<'a> {
+    pub model: &'a Path,
+    pub wrt: &'a [String],
+    pub shared: &'a [String],
+    pub batch: Option<(usize, usize)>,
+    pub opts: &'a KernelOpts,
+    pub reps: usize,
+    pub apply: bool,
+    pub seed: u32,
+}
+
+fn random(rng: &mut Mt19937, ty: &TensorType) -> Result<Tensor, CliError> {
+    let v: Vec<f64> = (0..ty.numel()).map(|_| rng.next_f64()).collect();
+    Tensor::from_f64(ty, &v).map_err(|e| CliError::Batch(e.to_string()))
+}
+
+/// Peak resident set size of this process, in MiB (VmHWM).
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next().and_then(|k| k.parse::<f64>().ok()))
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+pub(crate) fn run(b: &Bench) -> Result<(), CliError> {
+    let start = Instant::now();
+    let f = load(b.model, b.opts.f64)?;
+    let stage = match (b.wrt.is_empty(), b.apply) {
+        (true, _) => Stage::Traced,
+        (false, false) => Stage::Kernel,
+        (false, true) => Stage::Apply,
+    };
+    let g: Function = stage_graphs(&f, stage, b.wrt, b.shared, b.batch, b.opts)?.remove(0);
+    let mut rng = Mt19937::new(b.seed);
+    let args: Vec<Tensor> =
+        g.params().iter().map(|p| random(&mut rng, &p.ty)).collect::<Result<_, _>>()?;
+    let refs: Vec<&Tensor> = args.iter().collect();
+    let compiled = jjt_jit::compile(&g)?;
+    let out = compiled.call(&refs)?;
+    let first_ms = start.elapsed().as_secs_f64() * 1e3;
+    let mut times = Vec::with_capacity(b.reps);
+    for _ in 0..b.reps {
+        let t = Instant::now();
+        let o = compiled.call(&refs)?;
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+        std::hint::black_box(o);
+    }
+    times.sort_by(f64::total_cmp);
+    let median = if times.is_empty() { f64::NAN } else { times[times.len() / 2] };
+    let min = times.first().copied().unwrap_or(f64::NAN);
+    let out_ty = out.first().map(|t| t.ty().to_string()).unwrap_or_default();
+    println!(
+        "{}: {} -> {out_ty}; first call {first_ms:.3} ms (parse, transforms, compile, run); steady median {median:.4} ms, min {min:.4} ms over {} reps; arena {:.1} MiB",
+        b.model.display(),
+        if b.wrt.is_empty() {
+            "model".to_string()
+        } else {
+            format!(
+                "{} {} {}",
+                if b.apply { "apply" } else { "kernel" },
+                b.opts.mode_name(),
+                b.opts.strategy_name()
+            )
+        },
+        b.reps,
+        compiled.arena_bytes() as f64 / (1 << 20) as f64,
+    );
+    println!(
+        "{{\"median_ms\": {median:.6}, \"min_ms\": {min:.6}, \"first_call_ms\": {first_ms:.3}, \"reps\": {}, \"peak_rss_mb\": {:.1}, \"arena_mb\": {:.3}}}",
+        b.reps,
+        peak_rss_mb(),
+        compiled.arena_bytes() as f64 / (1 << 20) as f64
+    );
+    Ok(())
+}
