@@ -584,19 +584,44 @@ impl<'a, 'b> Cg<'a, 'b> {
             let full = (n / w * w) as i64;
             let vacc = self.b.declare_var(vec_ty(d));
             let sacc = self.b.declare_var(scalar_ty(d));
+            let unrolled = cdims.len() == 1 && cdims[0] <= UNROLL_K;
             return self.for_each(&shape[..last], &mut Vec::new(), &mut |cg, outer| {
                 let mut idx = outer.to_vec();
+                // Operand elements that do not change along the vector axis are loaded and
+                // splatted once, before the loop (loads are not hoisted by Cranelift).
+                let mut hoisted: Vec<[Option<Value>; 2]> = Vec::new();
+                if unrolled {
+                    for c in 0..cdims[0] {
+                        let mut all = idx.clone();
+                        all.push(cg.iconst(0));
+                        all.push(cg.iconst(c as i64));
+                        let mut pair = [None, None];
+                        for (slot, v) in [&lv, &rv].into_iter().enumerate() {
+                            if v.strides[last] == 0 {
+                                pair[slot] =
+                                    Some(cg.eval(&Expr::Load(v.clone()), &all, Mode::Vector, d)?);
+                            }
+                        }
+                        hoisted.push(pair);
+                    }
+                }
                 cg.counted(0, full, w as i64, &mut |cg, j| {
                     idx.push(j);
                     let z = cg.constant(Mode::Vector, d, -0.0);
                     cg.b.def_var(vacc, z);
-                    if cdims.len() == 1 && cdims[0] <= UNROLL_K {
+                    if unrolled {
                         // Short contraction: straight-line code, no loop.
-                        for c in 0..cdims[0] {
+                        for (c, pair) in hoisted.iter().enumerate() {
                             let mut all = idx.clone();
                             all.push(cg.iconst(c as i64));
-                            let x = cg.eval(&Expr::Load(lv.clone()), &all, Mode::Vector, d)?;
-                            let y = cg.eval(&Expr::Load(rv.clone()), &all, Mode::Vector, d)?;
+                            let x = match pair[0] {
+                                Some(v) => v,
+                                None => cg.eval(&Expr::Load(lv.clone()), &all, Mode::Vector, d)?,
+                            };
+                            let y = match pair[1] {
+                                Some(v) => v,
+                                None => cg.eval(&Expr::Load(rv.clone()), &all, Mode::Vector, d)?,
+                            };
                             let a = cg.b.use_var(vacc);
                             let a2 = mac(cg, a, x, y);
                             cg.b.def_var(vacc, a2);
