@@ -98,8 +98,20 @@ pub(crate) fn bind_some(
     flag: &'static str,
     promote: bool,
 ) -> Result<Vec<Option<Tensor>>, CliError> {
+    let only = (f.params().len() == 1).then(|| f.params()[0].name.as_str());
+    bind_args(f, args, flag, promote, only)
+}
+
+/// Bind `NAME=FILE` arguments (a bare `FILE` means `only`, when given) to inputs of `f`,
+/// checking each file's type against the input's.
+fn bind_args(
+    f: &Function,
+    args: &[String],
+    flag: &'static str,
+    promote: bool,
+    only: Option<&str>,
+) -> Result<Vec<Option<Tensor>>, CliError> {
     let params = f.params();
-    let only = (params.len() == 1).then(|| params[0].name.as_str());
     let mut bound: Vec<Option<Tensor>> = vec![None; params.len()];
     for arg in args {
         let (name, file) = split(flag, arg, only)?;
@@ -135,26 +147,7 @@ pub(crate) fn bind_kernel(
     let params = f.params();
     let promote = opts.f64;
     // Shared inputs first: they decide which inputs are per-side.
-    let mut shared: Vec<Option<Tensor>> = vec![None; params.len()];
-    for arg in &io.shared {
-        let (name, file) = split("--shared", arg, None)?;
-        let Some(i) = params.iter().position(|p| p.name == name) else {
-            return Err(CliError::UnknownInput {
-                reason: format!("the model has no input `{name}`"),
-                flag: "--shared",
-                name,
-                known: known(f),
-            });
-        };
-        if shared[i].is_some() {
-            return Err(CliError::DuplicateInput(name));
-        }
-        let (path, t) = read(&name, Path::new(file), params[i].ty.dtype, promote)?;
-        if t.ty() != params[i].ty {
-            return Err(type_error(&name, &path, params[i].ty.to_string(), &t, &params[i].ty));
-        }
-        shared[i] = Some(t);
-    }
+    let mut shared = bind_args(f, &io.shared, "--shared", promote, None)?;
     let per_side: Vec<usize> = (0..params.len()).filter(|&i| shared[i].is_none()).collect();
     let only = (per_side.len() == 1).then(|| params[per_side[0]].name.as_str());
     let mut sides: [Vec<Option<Tensor>>; 2] = [vec![None; params.len()], vec![None; params.len()]];

@@ -628,12 +628,7 @@ impl<'a, 'b> Cg<'a, 'b> {
                         }
                     } else {
                         cg.for_each(&cdims, &mut idx.clone(), &mut |cg, all| {
-                            let x = cg.eval(&Expr::Load(lv.clone()), all, Mode::Vector, d)?;
-                            let y = cg.eval(&Expr::Load(rv.clone()), all, Mode::Vector, d)?;
-                            let a = cg.b.use_var(vacc);
-                            let a2 = mac(cg, a, x, y);
-                            cg.b.def_var(vacc, a2);
-                            Ok(())
+                            cg.mac_into(vacc, &lv, &rv, all, Mode::Vector, d, &mac)
                         })?;
                     }
                     let a = cg.b.use_var(vacc);
@@ -671,23 +666,15 @@ impl<'a, 'b> Cg<'a, 'b> {
                         for (u, &v) in vaccs.iter().enumerate() {
                             let ju = cg.b.ins().iadd_imm_s(j, (u * w) as i64);
                             idx.push(ju);
-                            let x = cg.eval(&Expr::Load(lv.clone()), &idx, Mode::Vector, d)?;
-                            let y = cg.eval(&Expr::Load(rv.clone()), &idx, Mode::Vector, d)?;
+                            cg.mac_into(v, &lv, &rv, &idx, Mode::Vector, d, &mac)?;
                             idx.pop();
-                            let a = cg.b.use_var(v);
-                            let a2 = mac(cg, a, x, y);
-                            cg.b.def_var(v, a2);
                         }
                         Ok(())
                     })?;
                     cg.counted(full, kn as i64, 1, &mut |cg, j| {
                         idx.push(j);
-                        let x = cg.eval(&Expr::Load(lv.clone()), &idx, Mode::Scalar, d)?;
-                        let y = cg.eval(&Expr::Load(rv.clone()), &idx, Mode::Scalar, d)?;
+                        cg.mac_into(sacc, &lv, &rv, &idx, Mode::Scalar, d, &mac)?;
                         idx.pop();
-                        let a = cg.b.use_var(sacc);
-                        let a2 = mac(cg, a, x, y);
-                        cg.b.def_var(sacc, a2);
                         Ok(())
                     })
                 })?;
@@ -718,6 +705,26 @@ impl<'a, 'b> Cg<'a, 'b> {
         })
     }
 
+    /// `acc += lv[idx]·rv[idx]` (in `mode`), with `mac` choosing fused or separate rounding.
+    #[allow(clippy::too_many_arguments)]
+    fn mac_into(
+        &mut self,
+        acc: Variable,
+        lv: &View,
+        rv: &View,
+        idx: &[Value],
+        mode: Mode,
+        d: DType,
+        mac: &dyn Fn(&mut Self, Value, Value, Value) -> Value,
+    ) -> Result<(), JitError> {
+        let x = self.eval(&Expr::Load(lv.clone()), idx, mode, d)?;
+        let y = self.eval(&Expr::Load(rv.clone()), idx, mode, d)?;
+        let a = self.b.use_var(acc);
+        let a2 = mac(self, a, x, y);
+        self.b.def_var(acc, a2);
+        Ok(())
+    }
+
     /// One output element of a contraction, accumulated in the interpreter's order from -0.0
     /// (so the result equals the interpreter's "first product, then sums" bit for bit when
     /// `mac` is a multiply and an add).
@@ -736,12 +743,7 @@ impl<'a, 'b> Cg<'a, 'b> {
         let z = self.fconst(d, -0.0);
         self.b.def_var(acc, z);
         self.for_each(cdims, &mut oidx.to_vec(), &mut |cg, all| {
-            let x = cg.eval(&Expr::Load(lv.clone()), all, Mode::Scalar, d)?;
-            let y = cg.eval(&Expr::Load(rv.clone()), all, Mode::Scalar, d)?;
-            let a = cg.b.use_var(acc);
-            let a2 = mac(cg, a, x, y);
-            cg.b.def_var(acc, a2);
-            Ok(())
+            cg.mac_into(acc, lv, rv, all, Mode::Scalar, d, mac)
         })?;
         let a = self.b.use_var(acc);
         self.store(a, dst, oidx);

@@ -189,6 +189,21 @@ enum Val {
     Fused(Expr),
 }
 
+/// Apply an index remapping (transpose, slice) to a view, or to every view a fused expression
+/// reads.
+fn remap(val: Val, mut f: impl FnMut(&mut View)) -> Val {
+    match val {
+        Val::View(mut v) => {
+            f(&mut v);
+            Val::View(v)
+        }
+        Val::Fused(mut e) => {
+            e.views_mut(&mut f);
+            Val::Fused(e)
+        }
+    }
+}
+
 struct Planner<'f> {
     f: &'f Function,
     vals: HashMap<NodeId, Val>,
@@ -405,37 +420,18 @@ impl<'f> Planner<'f> {
                 self.layout_result(n, Val::View(v));
             }
             Op::Transpose(t) => {
-                let remap =
-                    |v: &mut View| v.strides = t.perm.iter().map(|&p| v.strides[p]).collect();
-                let val = match self.vals[&ops[0]].clone() {
-                    Val::View(mut v) => {
-                        remap(&mut v);
-                        Val::View(v)
-                    }
-                    Val::Fused(mut e) => {
-                        e.views_mut(&mut |v| remap(v));
-                        Val::Fused(e)
-                    }
-                };
+                let val = remap(self.vals[&ops[0]].clone(), |v| {
+                    v.strides = t.perm.iter().map(|&p| v.strides[p]).collect();
+                });
                 self.layout_result(n, val);
             }
             Op::Slice(s) => {
-                let remap = |v: &mut View| {
+                let val = remap(self.vals[&ops[0]].clone(), |v| {
                     for (a, st) in v.strides.iter_mut().enumerate() {
                         v.offset += s.start[a] as isize * *st;
                         *st *= s.step[a] as isize;
                     }
-                };
-                let val = match self.vals[&ops[0]].clone() {
-                    Val::View(mut v) => {
-                        remap(&mut v);
-                        Val::View(v)
-                    }
-                    Val::Fused(mut e) => {
-                        e.views_mut(&mut |v| remap(v));
-                        Val::Fused(e)
-                    }
-                };
+                });
                 self.layout_result(n, val);
             }
             Op::BroadcastTo(bc) => {
