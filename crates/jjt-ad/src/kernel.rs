@@ -119,6 +119,12 @@ impl KernelSpec {
             return Err(AdError::DiagonalBatch { b1, b2 });
         }
         let out = f.output_type().cloned().ok_or(AdError::Cycle)?;
+        if !is_float(out.dtype) {
+            return Err(AdError::NotFloat {
+                name: format!("the output of `{}`", f.name),
+                dtype: out.dtype,
+            });
+        }
         Ok(Plan { wrt, shared, out })
     }
 

@@ -21,7 +21,10 @@ pub(crate) struct Bench<'a> {
 }
 
 fn random(rng: &mut Mt19937, ty: &TensorType) -> Result<Tensor, CliError> {
-    let v: Vec<f64> = (0..ty.numel()).map(|_| rng.next_f64()).collect();
+    let mut v: Vec<f64> = Vec::new();
+    v.try_reserve_exact(ty.numel())
+        .map_err(|_| CliError::Batch(format!("cannot allocate a random input of type {ty}")))?;
+    v.extend((0..ty.numel()).map(|_| rng.next_f64()));
     Tensor::from_f64(ty, &v).map_err(|e| CliError::Batch(e.to_string()))
 }
 
@@ -36,6 +39,9 @@ fn peak_rss_mb() -> f64 {
 }
 
 pub(crate) fn run(b: &Bench) -> Result<(), CliError> {
+    if b.reps == 0 {
+        return Err(CliError::Batch("--reps must be at least 1".into()));
+    }
     let start = Instant::now();
     let f = load(b.model, b.opts.f64)?;
     let stage = match (b.wrt.is_empty(), b.apply) {

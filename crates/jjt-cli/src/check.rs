@@ -25,7 +25,10 @@ impl Rng {
 }
 
 fn random(rng: &mut Rng, ty: &jjt_ir::TensorType, lo: f64, hi: f64) -> Result<Tensor, CliError> {
-    let v: Vec<f64> = (0..ty.numel()).map(|_| rng.uniform(lo, hi)).collect();
+    let mut v: Vec<f64> = Vec::new();
+    v.try_reserve_exact(ty.numel())
+        .map_err(|_| CliError::Batch(format!("cannot allocate a random input of type {ty}")))?;
+    v.extend((0..ty.numel()).map(|_| rng.uniform(lo, hi)));
     Tensor::from_f64(ty, &v).map_err(|e| CliError::Batch(e.to_string()))
 }
 

@@ -443,3 +443,49 @@ fn bench_prints_json_last() {
         assert!(last.starts_with('{') && last.ends_with('}') && last.contains(key), "{last}");
     }
 }
+
+#[test]
+fn kernels_of_scalar_and_bool_outputs() {
+    let so = tmp("so.jjt");
+    std::fs::write(&so, "func f(w: f32[3]) -> f32[] { return sum(sin(w)) }").unwrap();
+    let w = tmp("w3.npy");
+    jjt_npy::write_file(
+        &w,
+        &jjt_npy::Array { shape: vec![3], data: jjt_npy::Data::F32(vec![0.1, 0.2, 0.3]) },
+    )
+    .unwrap();
+    let w = w.display().to_string();
+    let (a, b) = (tmp("k_so_jit.npy"), tmp("k_so_interp.npy"));
+    for (out, backend) in [(&a, "jit"), (&b, "interp")] {
+        let o = jjt(&[
+            "kernel",
+            so.to_str().unwrap(),
+            "--wrt",
+            "w",
+            "--x1",
+            &w,
+            "--x2",
+            &w,
+            "--mode",
+            "trace",
+            "--backend",
+            backend,
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    // K = Σ cos(w)², computed here directly.
+    let want: f64 = [0.1f32, 0.2, 0.3].iter().map(|&x| f64::from(x.cos()).powi(2)).sum();
+    for out in [&a, &b] {
+        let got = read(out)[0];
+        assert!((got - want).abs() <= 1e-6, "{got} vs {want}");
+    }
+    let bo = tmp("bo.jjt");
+    std::fs::write(&bo, "func f(w: f32[3]) -> bool[3] { return w > 0.0 }").unwrap();
+    fails_with(
+        &["kernel", bo.to_str().unwrap(), "--wrt", "w", "--x1", &w, "--x2", &w],
+        &["output", "bool"],
+    );
+    fails_with(&["bench", &seed_model(), "--reps", "0"], &["--reps"]);
+}

@@ -474,7 +474,8 @@ impl<'a, 'b> Cg<'a, 'b> {
             cg.b.def_var(acc, init);
             if count > 0 {
                 cg.for_each(&red_dims, &mut Vec::new(), &mut |cg, ridx| {
-                    let mut full = vec![ridx[0]; shape.len()];
+                    let zero = cg.iconst(0);
+                    let mut full = vec![zero; shape.len()];
                     for (k, &a) in kept.iter().enumerate() {
                         full[a] = kidx[k];
                     }
@@ -562,10 +563,11 @@ impl<'a, 'b> Cg<'a, 'b> {
             && matches!(lv.strides[last], 0 | 1)
             && matches!(rv.strides[last], 0 | 1);
         // Vector along the innermost contracted axis: a dot product of contiguous runs.
-        let cl = r + cdims.len() - 1;
+        let cl = (r + cdims.len()).saturating_sub(1);
         let k_vec = !out_vec
             && !self.strict
             && d != DType::Bool
+            && !cdims.is_empty()
             && lv.strides[cl] == 1
             && rv.strides[cl] == 1
             && cdims[cdims.len() - 1] >= 2 * w;

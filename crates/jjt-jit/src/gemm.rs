@@ -61,8 +61,13 @@ pub(crate) unsafe extern "C" fn jjt_sgemm(
     rsc: isize,
     csc: isize,
 ) {
+    if !(a.is_aligned() && b.is_aligned() && c.is_aligned()) {
+        // SAFETY: as below; the fallback reads and writes through unaligned accesses only.
+        unsafe { unaligned_gemm(m, k, n, a, rsa, csa, b, rsb, csb, c, rsc, csc) };
+        return;
+    }
     // SAFETY: the caller (generated code) guarantees the pointers cover the strided ranges and
-    // that `c` is a distinct buffer; matrixmultiply reads a and b and writes c within them.
+    // that `c` is a distinct buffer; they are aligned (checked above), as matrixmultiply needs.
     unsafe { matrixmultiply::sgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, 0.0, c, rsc, csc) }
 }
 
@@ -85,6 +90,52 @@ pub(crate) unsafe extern "C" fn jjt_dgemm(
     rsc: isize,
     csc: isize,
 ) {
+    if !(a.is_aligned() && b.is_aligned() && c.is_aligned()) {
+        // SAFETY: as in `jjt_sgemm`.
+        unsafe { unaligned_gemm(m, k, n, a, rsa, csa, b, rsb, csb, c, rsc, csc) };
+        return;
+    }
     // SAFETY: as in `jjt_sgemm`.
     unsafe { matrixmultiply::dgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, 0.0, c, rsc, csc) }
+}
+
+/// The product for buffers that are not aligned to their element type (only `call_raw` can
+/// pass such buffers): a plain triple loop with unaligned loads and stores.
+///
+/// # Safety
+/// As [`jjt_sgemm`], except that the pointers need not be aligned.
+#[allow(clippy::too_many_arguments)]
+unsafe fn unaligned_gemm<
+    T: Copy + Default + std::ops::Add<Output = T> + std::ops::Mul<Output = T>,
+>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: *const T,
+    rsa: isize,
+    csa: isize,
+    b: *const T,
+    rsb: isize,
+    csb: isize,
+    c: *mut T,
+    rsc: isize,
+    csc: isize,
+) {
+    for i in 0..m as isize {
+        for j in 0..n as isize {
+            let mut acc = T::default();
+            for p in 0..k as isize {
+                // SAFETY: (i, p) and (p, j) are inside the ranges the caller guarantees.
+                let (x, y) = unsafe {
+                    (
+                        a.offset(i * rsa + p * csa).read_unaligned(),
+                        b.offset(p * rsb + j * csb).read_unaligned(),
+                    )
+                };
+                acc = acc + x * y;
+            }
+            // SAFETY: (i, j) is inside the output range the caller guarantees.
+            unsafe { c.offset(i * rsc + j * csc).write_unaligned(acc) };
+        }
+    }
 }

@@ -81,6 +81,18 @@ pub enum JitError {
     /// The arena could not be allocated.
     #[error("cannot allocate the {0}-byte arena")]
     Alloc(usize),
+    /// A value, the constants or the scratch memory would exceed the memory budget.
+    #[error(
+        "{what} needs {needed} bytes, over the budget of {limit} bytes; compute the kernel in tiles (smaller batches) or simplify the model"
+    )]
+    TooLarge {
+        /// What is too large.
+        what: String,
+        /// Bytes needed (saturated at u64::MAX).
+        needed: u64,
+        /// The budget.
+        limit: u64,
+    },
 }
 
 /// Scratch memory for one call: `u64` words (so 8-byte aligned), with the arena starting at
@@ -160,8 +172,16 @@ fn codegen_err(e: impl fmt::Display) -> JitError {
 /// Compile `f`.
 pub fn compile_with(f: &Function, opts: Options) -> Result<Compiled, JitError> {
     jjt_ir::verify(f).map_err(JitError::Invalid)?;
+    check_sizes(f)?;
     let plan = plan::plan(f)?;
     let layout = arena::layout(&plan);
+    if layout.size as u64 > MAX_BYTES {
+        return Err(JitError::TooLarge {
+            what: "the scratch arena".into(),
+            needed: layout.size as u64,
+            limit: MAX_BYTES,
+        });
+    }
 
     let mut flag_builder = settings::builder();
     flag_builder.set("opt_level", "speed").map_err(codegen_err)?;
@@ -309,6 +329,44 @@ pub fn compile_with(f: &Function, opts: Options) -> Result<Compiled, JitError> {
         asm,
         steps: plan.steps.len(),
     })
+}
+
+/// The most memory one compiled function may use for its constants and for its arena (each),
+/// and the largest single value: 8 GiB.
+pub const MAX_BYTES: u64 = 8 << 30;
+
+/// Every value must have a byte size that fits the budget (so no size arithmetic in the plan,
+/// the arena or the generated loops can overflow), and the constants evaluated at compile time
+/// must fit it together.
+fn check_sizes(f: &Function) -> Result<(), JitError> {
+    let mut consts = 0u64;
+    for id in f.node_ids() {
+        let Some(node) = f.node(id) else { continue };
+        let bytes = node
+            .ty
+            .shape
+            .checked_numel()
+            .and_then(|n| (n as u64).checked_mul(plan::item_size(node.ty.dtype) as u64))
+            .unwrap_or(u64::MAX);
+        if bytes > MAX_BYTES || node.ty.shape.dims().iter().any(|&d| d as u64 > MAX_BYTES) {
+            return Err(JitError::TooLarge {
+                what: format!("value {id} of type {}", node.ty),
+                needed: bytes,
+                limit: MAX_BYTES,
+            });
+        }
+        if matches!(node.op, jjt_ir::Op::Const(_)) {
+            consts = consts.saturating_add(bytes);
+        }
+    }
+    if consts > MAX_BYTES {
+        return Err(JitError::TooLarge {
+            what: "the constants".into(),
+            needed: consts,
+            limit: MAX_BYTES,
+        });
+    }
+    Ok(())
 }
 
 fn sanitize(name: &str) -> String {
