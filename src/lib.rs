@@ -40,6 +40,12 @@ pub use jjt_jit::{Compiled, JitError, Options as JitOptions};
 pub fn compile(f: &Function) -> Result<Compiled, Error> {
     Ok(jjt_jit::compile(f)?)
 }
+
+/// Run the optimiser's pass pipeline (common subexpressions, constant folding, contraction
+/// reordering, dead code) on `f`.
+pub fn optimize(f: &Function) -> Result<Function, Error> {
+    Ok(jjt_opt::optimize(f, |_, _| {})?.0)
+}
 pub use jjt_ad::{
     Examples, KernelSpec, Mode, Role, Strategy, jvp, linearize, promote_f64, vjp, vmap,
 };
@@ -151,14 +157,15 @@ impl<'f> Kernel<'f> {
         Ok(self.spec.apply(self.f)?)
     }
 
-    /// K(p1, p2) compiled to native code: `call` it with the inputs of [`Kernel::layout`].
+    /// K(p1, p2), optimised ([`optimize`]) and compiled to native code: `call` it with the
+    /// inputs of [`Kernel::layout`].
     pub fn compile(&self) -> Result<Compiled, Error> {
-        Ok(jjt_jit::compile(&self.build()?)?)
+        Ok(jjt_jit::compile(&optimize(&self.build()?)?)?)
     }
 
-    /// v ↦ K(p1, p2)·v compiled to native code.
+    /// v ↦ K(p1, p2)·v, optimised and compiled to native code.
     pub fn compile_apply(&self) -> Result<Compiled, Error> {
-        Ok(jjt_jit::compile(&self.build_apply()?)?)
+        Ok(jjt_jit::compile(&optimize(&self.build_apply()?)?)?)
     }
 }
 

@@ -49,7 +49,10 @@ pub(crate) fn run(b: &Bench) -> Result<(), CliError> {
         (false, false) => Stage::Kernel,
         (false, true) => Stage::Apply,
     };
-    let g: Function = stage_graphs(&f, stage, b.wrt, b.shared, b.batch, b.opts)?.remove(0);
+    let g: Function = crate::optimized(
+        &stage_graphs(&f, stage, b.wrt, b.shared, b.batch, b.opts)?.remove(0),
+        b.opts.no_opt,
+    )?;
     let mut rng = Mt19937::new(b.seed);
     let args: Vec<Tensor> =
         g.params().iter().map(|p| random(&mut rng, &p.ty)).collect::<Result<_, _>>()?;

@@ -55,9 +55,16 @@ enum Command {
         /// Example batch sizes B1,B2 of the per-side inputs (`kernel`, `apply`).
         #[arg(long, value_delimiter = ',', value_name = "B1,B2")]
         batch: Option<Vec<usize>>,
-        /// For `--stage clif` and `--stage asm`: which graph to compile.
-        #[arg(long, value_enum, default_value_t = Stage::Traced)]
-        of: Stage,
+        /// For `--stage optimized`, `clif` and `asm`: which graph (default: `kernel` with
+        /// `--wrt`, else the model).
+        #[arg(long, value_enum)]
+        of: Option<Stage>,
+        /// With `--stage optimized`: also print the graph after this pass.
+        #[arg(long, value_name = "PASS")]
+        print_after: Option<String>,
+        /// With `--stage optimized`: print per-pass time and rule hits.
+        #[arg(long)]
+        stats: bool,
         #[command(flatten)]
         opts: KernelOpts,
         /// Write to this file instead of standard output.
@@ -190,6 +197,9 @@ pub(crate) struct KernelOpts {
     /// How to evaluate.
     #[arg(long, value_enum, default_value_t = Backend::Jit)]
     backend: Backend,
+    /// Skip the optimiser (contraction reordering, constant folding) before compiling.
+    #[arg(long)]
+    no_opt: bool,
 }
 
 /// Pipeline stages `dump` can print.
@@ -207,6 +217,8 @@ pub(crate) enum Stage {
     Kernel,
     /// The operator v -> K(p1, p2)·v.
     Apply,
+    /// The kernel (or the graph selected by `--of`) after the optimiser, with its cost.
+    Optimized,
     /// Cranelift IR of the graph selected by `--of`.
     Clif,
     /// Machine code (Cranelift's listing) of the graph selected by `--of`.
@@ -355,7 +367,19 @@ fn load(model: &Path, f64: bool) -> Result<Function, CliError> {
 
 fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
-        Command::Dump { model, stage, format, wrt, shared, batch, of, opts, output } => {
+        Command::Dump {
+            model,
+            stage,
+            format,
+            wrt,
+            shared,
+            batch,
+            of,
+            print_after,
+            stats,
+            opts,
+            output,
+        } => {
             let f = load(&model, opts.f64)?;
             let batch = match batch.as_deref() {
                 None => None,
@@ -364,13 +388,46 @@ fn run(cli: Cli) -> Result<(), CliError> {
                     return Err(CliError::Batch("--batch takes two sizes: --batch B1,B2".into()));
                 }
             };
-            if matches!(stage, Stage::Clif | Stage::Asm) {
-                if matches!(of, Stage::Clif | Stage::Asm | Stage::Linearize) {
-                    return Err(CliError::Batch(
-                        "--of takes traced, jvp, vjp, kernel or apply".into(),
-                    ));
-                }
+            let of = of.unwrap_or(if wrt.is_empty() { Stage::Traced } else { Stage::Kernel });
+            if matches!(of, Stage::Clif | Stage::Asm | Stage::Linearize | Stage::Optimized) {
+                return Err(CliError::Batch("--of takes traced, jvp, vjp, kernel or apply".into()));
+            }
+            if matches!(stage, Stage::Optimized) {
                 let g = stage_graphs(&f, of, &wrt, &shared, batch, &opts)?.remove(0);
+                let mut text = String::new();
+                let (opt, reports) = jjt_opt::optimize(&g, |name, h| {
+                    if print_after.as_deref() == Some(name) {
+                        text.push_str(&format!("# after {name}\n{}\n", render(h, format)));
+                    }
+                })
+                .map_err(|e| CliError::Batch(e.to_string()))?;
+                let mut out = format!(
+                    "# before: {}\n# after:  {}\n",
+                    jjt_opt::cost::cost(&g),
+                    jjt_opt::cost::cost(&opt)
+                );
+                if stats {
+                    for r in &reports {
+                        let hits: Vec<String> =
+                            r.hits.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                        out.push_str(&format!(
+                            "# pass {:8} {:8.3} ms  {} nodes  {}\n",
+                            r.name,
+                            r.ms,
+                            r.nodes,
+                            hits.join(" ")
+                        ));
+                    }
+                }
+                out.push_str(&text);
+                out.push_str(&render(&opt, format));
+                return emit(&out, output.as_deref());
+            }
+            if matches!(stage, Stage::Clif | Stage::Asm) {
+                let g = optimized(
+                    &stage_graphs(&f, of, &wrt, &shared, batch, &opts)?.remove(0),
+                    opts.no_opt,
+                )?;
                 let keep = jjt_jit::Options {
                     keep_clif: matches!(stage, Stage::Clif),
                     keep_asm: matches!(stage, Stage::Asm),
@@ -381,13 +438,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 return emit(&text, output.as_deref());
             }
             let graphs = stage_graphs(&f, stage, &wrt, &shared, batch, &opts)?;
-            let text: Vec<String> = graphs
-                .iter()
-                .map(|g| match format {
-                    Format::Text => jjt_ir::text::print(g),
-                    Format::Dot => jjt_ir::dot::to_dot(g),
-                })
-                .collect();
+            let text: Vec<String> = graphs.iter().map(|g| render(g, format)).collect();
             emit(&text.join("\n"), output.as_deref())
         }
         Command::Bench { model, wrt, shared, batch, opts, reps, apply, seed } => {
@@ -417,13 +468,13 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Kernel { io, opts, output } => {
             let f = load(&io.model, opts.f64)?;
             let (spec, args) = bind::bind_kernel(&f, &io, &opts, None)?;
-            let k = spec.kernel(&f)?;
+            let k = optimized(&spec.kernel(&f)?, opts.no_opt)?;
             write_result(opts.backend.run(&k, &args)?, output)
         }
         Command::Apply { io, opts, v, output } => {
             let f = load(&io.model, opts.f64)?;
             let (spec, args) = bind::bind_kernel(&f, &io, &opts, Some(&v))?;
-            let a = spec.apply(&f)?;
+            let a = optimized(&spec.apply(&f)?, opts.no_opt)?;
             write_result(opts.backend.run(&a, &args)?, output)
         }
         Command::Check { model, wrt, inputs, points, seed, range } => {
@@ -449,7 +500,7 @@ pub(crate) fn stage_graphs(
         if wrt.is_empty() { Err(CliError::NeedWrt { stage: name }) } else { Ok(()) }
     };
     Ok(match stage {
-        Stage::Traced | Stage::Clif | Stage::Asm => vec![f.clone()],
+        Stage::Traced | Stage::Clif | Stage::Asm | Stage::Optimized => vec![f.clone()],
         Stage::Jvp => {
             need("jvp")?;
             vec![jjt_ad::jvp(f, wrt)?]
@@ -472,6 +523,21 @@ pub(crate) fn stage_graphs(
             vec![opts.spec(wrt, shared, batch).apply(f)?]
         }
     })
+}
+
+fn render(g: &Function, format: Format) -> String {
+    match format {
+        Format::Text => jjt_ir::text::print(g),
+        Format::Dot => jjt_ir::dot::to_dot(g),
+    }
+}
+
+/// The graph after the optimiser (unless `--no-opt`).
+pub(crate) fn optimized(g: &Function, no_opt: bool) -> Result<Function, CliError> {
+    if no_opt {
+        return Ok(g.clone());
+    }
+    jjt_opt::optimize(g, |_, _| {}).map(|(h, _)| h).map_err(|e| CliError::Batch(e.to_string()))
 }
 
 fn write_result(y: Tensor, output: Option<PathBuf>) -> Result<(), CliError> {

@@ -1,0 +1,410 @@
+//! Contraction reordering. Maximal trees of `dot_general`s (each inner node used once, by its
+//! parent) are read as one einsum over their leaves, and re-evaluated in the pairwise order of
+//! least cost: optimal (dynamic programming over subsets) for up to [`EXACT_LEAVES`] leaves,
+//! greedy beyond. Pairs of leaves that depend only on constants cost nothing per call (constant
+//! folding evaluates them once), so `A·(Aᵀ·D)` becomes `(A·Aᵀ)·D` with `A·Aᵀ` precomputed.
+//!
+//! Preserves: values up to reassociation of sums (the result is the same einsum; rounding may
+//! differ within n·u·Σ|terms|). A tree is rewritten only when its cost strictly drops.
+
+use std::collections::{HashMap, HashSet};
+
+use jjt_ir::ops::DotGeneral;
+use jjt_ir::{Function, FunctionBuilder, IrError, NodeId, Op};
+
+use crate::cost::constant_nodes;
+
+/// Trees with at most this many leaves are ordered optimally.
+pub const EXACT_LEAVES: usize = 10;
+
+type Label = usize;
+
+struct Leaf {
+    node: NodeId,
+    labels: Vec<Label>,
+    constant: bool,
+}
+
+struct Network {
+    leaves: Vec<Leaf>,
+    out: Vec<Label>,
+    size: HashMap<Label, usize>,
+}
+
+/// Statistics of one run.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ReorderStats {
+    /// Trees found (with three or more leaves).
+    pub networks: usize,
+    /// Trees rewritten.
+    pub rewritten: usize,
+    /// Per-call multiply-adds before, summed over rewritten trees.
+    pub flops_before: f64,
+    /// Per-call multiply-adds after.
+    pub flops_after: f64,
+}
+
+fn users(f: &Function) -> HashMap<NodeId, usize> {
+    let mut u = HashMap::new();
+    for n in f.node_ids() {
+        for o in f.operands(n) {
+            *u.entry(o).or_insert(0) += 1;
+        }
+    }
+    u
+}
+
+/// Read the tree under `root` into an einsum network.
+fn network(
+    f: &Function,
+    root: NodeId,
+    inner: &HashSet<NodeId>,
+    consts: &HashSet<NodeId>,
+) -> Network {
+    let mut next = 0usize;
+    let mut fresh = || {
+        next += 1;
+        next - 1
+    };
+    let mut size = HashMap::new();
+    let root_ty = &f
+        .node(root)
+        .map(|n| n.ty.clone())
+        .unwrap_or_else(|| jjt_ir::TensorType::scalar(jjt_ir::DType::F64));
+    let out: Vec<Label> = root_ty
+        .shape
+        .dims()
+        .iter()
+        .map(|&d| {
+            let l = fresh();
+            size.insert(l, d);
+            l
+        })
+        .collect();
+    let mut leaves = Vec::new();
+    let mut stack = vec![(root, out.clone())];
+    while let Some((n, labels)) = stack.pop() {
+        let node = f.node(n);
+        match node.map(|x| &x.op) {
+            Some(Op::DotGeneral(d)) if n == root || inner.contains(&n) => {
+                let ops = f.operands(n);
+                let (lr, rr) = (
+                    f.node(ops[0]).map_or(0, |x| x.ty.rank()),
+                    f.node(ops[1]).map_or(0, |x| x.ty.rank()),
+                );
+                let lfree = DotGeneral::free_axes(lr, &d.lhs_contract, &d.lhs_batch);
+                let rfree = DotGeneral::free_axes(rr, &d.rhs_contract, &d.rhs_batch);
+                let nb = d.lhs_batch.len();
+                let mut ll = vec![0; lr];
+                let mut rl = vec![0; rr];
+                for k in 0..nb {
+                    ll[d.lhs_batch[k]] = labels[k];
+                    rl[d.rhs_batch[k]] = labels[k];
+                }
+                for (k, &a) in lfree.iter().enumerate() {
+                    ll[a] = labels[nb + k];
+                }
+                for (k, &a) in rfree.iter().enumerate() {
+                    rl[a] = labels[nb + lfree.len() + k];
+                }
+                let lshape = f.node(ops[0]).map(|x| x.ty.shape.0.clone()).unwrap_or_default();
+                for (&a, &b) in d.lhs_contract.iter().zip(&d.rhs_contract) {
+                    let l = fresh();
+                    size.insert(l, lshape[a]);
+                    ll[a] = l;
+                    rl[b] = l;
+                }
+                stack.push((ops[1], rl));
+                stack.push((ops[0], ll));
+            }
+            Some(Op::Transpose(t)) if inner.contains(&n) => {
+                // Output axis i is operand axis perm[i]: the operand's labels, permuted back.
+                let mut ol = vec![0; labels.len()];
+                for (i, &p) in t.perm.iter().enumerate() {
+                    ol[p] = labels[i];
+                }
+                stack.push((f.operands(n)[0], ol));
+            }
+            _ => leaves.push(Leaf { node: n, labels, constant: consts.contains(&n) }),
+        }
+    }
+    Network { leaves, out, size }
+}
+
+/// Labels of a subset's result: those used outside it (another leaf or the output).
+fn result_labels(net: &Network, set: u64) -> Vec<Label> {
+    let mut inside: Vec<Label> = Vec::new();
+    for (i, l) in net.leaves.iter().enumerate() {
+        if set >> i & 1 == 1 {
+            for &x in &l.labels {
+                if !inside.contains(&x) {
+                    inside.push(x);
+                }
+            }
+        }
+    }
+    inside
+        .into_iter()
+        .filter(|x| {
+            net.out.contains(x)
+                || net
+                    .leaves
+                    .iter()
+                    .enumerate()
+                    .any(|(i, l)| set >> i & 1 == 0 && l.labels.contains(x))
+        })
+        .collect()
+}
+
+fn is_const(net: &Network, set: u64) -> bool {
+    net.leaves.iter().enumerate().all(|(i, l)| set >> i & 1 == 0 || l.constant)
+}
+
+/// Multiply-adds of contracting two subsets: the product of the sizes of all their labels.
+fn pair_cost(net: &Network, a: u64, b: u64) -> f64 {
+    if is_const(net, a | b) {
+        return 0.0;
+    }
+    // Labels each side still carries (its result labels).
+    let ra: HashSet<Label> = result_labels(net, a).into_iter().collect();
+    let rb: HashSet<Label> = result_labels(net, b).into_iter().collect();
+    ra.union(&rb).map(|l| net.size[l] as f64).product()
+}
+
+/// The best contraction order: `plan[set] = (cost, split)`.
+fn optimal(net: &Network) -> Option<Vec<(u64, u64)>> {
+    let n = net.leaves.len();
+    if n > EXACT_LEAVES {
+        return None;
+    }
+    let full = (1u64 << n) - 1;
+    let mut best: HashMap<u64, (f64, u64)> = HashMap::new();
+    for i in 0..n {
+        best.insert(1 << i, (0.0, 0));
+    }
+    let mut sets: Vec<u64> = (1..=full).filter(|s| s.count_ones() >= 2).collect();
+    sets.sort_by_key(|s| s.count_ones());
+    for s in sets {
+        let mut t = (s - 1) & s;
+        let mut choice: Option<(f64, u64)> = None;
+        while t > 0 {
+            let u = s ^ t;
+            if t < u
+                && let (Some(&(ct, _)), Some(&(cu, _))) = (best.get(&t), best.get(&u))
+            {
+                let c = ct + cu + pair_cost(net, t, u);
+                if choice.is_none_or(|(bc, _)| c < bc) {
+                    choice = Some((c, t));
+                }
+            }
+            t = (t - 1) & s;
+        }
+        if let Some(c) = choice {
+            best.insert(s, c);
+        }
+    }
+    let mut steps = Vec::new();
+    let mut stack = vec![full];
+    while let Some(s) = stack.pop() {
+        if s.count_ones() < 2 {
+            continue;
+        }
+        let (_, t) = best[&s];
+        steps.push((t, s ^ t));
+        stack.push(t);
+        stack.push(s ^ t);
+    }
+    Some(steps)
+}
+
+/// Greedy order: repeatedly contract the cheapest pair.
+fn greedy(net: &Network) -> Vec<(u64, u64)> {
+    let mut sets: Vec<u64> = (0..net.leaves.len()).map(|i| 1u64 << i).collect();
+    let mut steps = Vec::new();
+    while sets.len() > 1 {
+        let mut bestp = (0, 1, f64::INFINITY);
+        for i in 0..sets.len() {
+            for j in i + 1..sets.len() {
+                let c = pair_cost(net, sets[i], sets[j]);
+                if c < bestp.2 {
+                    bestp = (i, j, c);
+                }
+            }
+        }
+        let (i, j, _) = bestp;
+        let merged = sets[i] | sets[j];
+        steps.push((sets[i], sets[j]));
+        sets[i] = merged;
+        sets.remove(j);
+    }
+    steps.reverse();
+    steps
+}
+
+fn order_cost(net: &Network, steps: &[(u64, u64)]) -> f64 {
+    steps.iter().map(|&(a, b)| pair_cost(net, a, b)).sum()
+}
+
+/// The cost of the tree as written: each dot contracts its two operand subtrees.
+fn written_cost(f: &Function, root: NodeId, inner: &HashSet<NodeId>, net: &Network) -> f64 {
+    // Leaves appear in depth-first order, left operand first, so each dot covers a contiguous
+    // range of leaves.
+    fn walk(
+        f: &Function,
+        n: NodeId,
+        root: NodeId,
+        inner: &HashSet<NodeId>,
+        next: &mut usize,
+        acc: &mut Vec<(u64, u64)>,
+    ) -> u64 {
+        if matches!(f.node(n).map(|x| &x.op), Some(Op::Transpose(_))) && inner.contains(&n) {
+            return walk(f, f.operands(n)[0], root, inner, next, acc);
+        }
+        let is_dot = matches!(f.node(n).map(|x| &x.op), Some(Op::DotGeneral(_)))
+            && (n == root || inner.contains(&n));
+        if !is_dot {
+            let s = 1u64 << *next;
+            *next += 1;
+            return s;
+        }
+        let ops = f.operands(n);
+        let a = walk(f, ops[0], root, inner, next, acc);
+        let b = walk(f, ops[1], root, inner, next, acc);
+        acc.push((a, b));
+        a | b
+    }
+    let mut steps = Vec::new();
+    let mut next = 0;
+    walk(f, root, root, inner, &mut next, &mut steps);
+    order_cost(net, &steps)
+}
+
+/// Emit the contraction of `set` (following `plan`) into `b`; returns the node and its labels.
+fn emit(
+    b: &mut FunctionBuilder,
+    net: &Network,
+    leaf_nodes: &[NodeId],
+    split: &HashMap<u64, (u64, u64)>,
+    set: u64,
+) -> Result<(NodeId, Vec<Label>), IrError> {
+    if set.count_ones() == 1 {
+        let i = set.trailing_zeros() as usize;
+        return Ok((leaf_nodes[i], net.leaves[i].labels.clone()));
+    }
+    let (t, u) = split[&set];
+    let (x, lx) = emit(b, net, leaf_nodes, split, t)?;
+    let (y, ly) = emit(b, net, leaf_nodes, split, u)?;
+    let keep = result_labels(net, set);
+    let mut d = DotGeneral::default();
+    let mut out = Vec::new();
+    for (i, l) in lx.iter().enumerate() {
+        if let Some(j) = ly.iter().position(|m| m == l) {
+            if keep.contains(l) {
+                d.lhs_batch.push(i);
+                d.rhs_batch.push(j);
+                out.push(*l);
+            } else {
+                d.lhs_contract.push(i);
+                d.rhs_contract.push(j);
+            }
+        }
+    }
+    out.extend(lx.iter().filter(|l| !ly.contains(l)));
+    out.extend(ly.iter().filter(|l| !lx.contains(l)));
+    Ok((b.dot_general(x, y, d)?, out))
+}
+
+/// Reorder every contraction tree of `f` whose cost drops.
+pub fn reorder(f: &Function) -> Result<(Function, ReorderStats), IrError> {
+    let uses = users(f);
+    let outputs: HashSet<NodeId> = f.outputs().iter().copied().collect();
+    let consts = constant_nodes(f);
+    let is_dot = |n: NodeId| matches!(f.node(n).map(|x| &x.op), Some(Op::DotGeneral(_)));
+    // Inner nodes: dots and transposes used once, by a dot or an inner transpose, and not
+    // outputs (decided from the users down, so a transpose counts only inside a tree).
+    let is_transpose = |n: NodeId| matches!(f.node(n).map(|x| &x.op), Some(Op::Transpose(_)));
+    let mut inner: HashSet<NodeId> = HashSet::new();
+    let mut order = f.topo_order().unwrap_or_default();
+    order.reverse();
+    for &n in &order {
+        if !(is_dot(n) || is_transpose(n)) || uses.get(&n) != Some(&1) || outputs.contains(&n) {
+            continue;
+        }
+        if f.users(n).iter().all(|&u| is_dot(u) || (is_transpose(u) && inner.contains(&u))) {
+            inner.insert(n);
+        }
+    }
+    let mut stats = ReorderStats::default();
+    let mut plans: HashMap<NodeId, (Network, Vec<(u64, u64)>)> = HashMap::new();
+    for n in f.node_ids() {
+        if !is_dot(n) || inner.contains(&n) {
+            continue;
+        }
+        let net = network(f, n, &inner, &consts);
+        if net.leaves.len() < 3 || net.leaves.len() > 63 {
+            continue;
+        }
+        stats.networks += 1;
+        let steps = optimal(&net).unwrap_or_else(|| greedy(&net));
+        let (old, new) = (written_cost(f, n, &inner, &net), order_cost(&net, &steps));
+        if new < old {
+            stats.rewritten += 1;
+            stats.flops_before += old;
+            stats.flops_after += new;
+            plans.insert(n, (net, steps));
+        }
+    }
+    if plans.is_empty() {
+        return Ok((f.clone(), stats));
+    }
+    // Rebuild, replacing each rewritten root by its new tree.
+    let mut b = FunctionBuilder::new(f.name.clone());
+    let mut map: HashMap<NodeId, NodeId> = HashMap::new();
+    for p in f.params() {
+        map.insert(p.node, b.input(&p.name, p.ty.clone())?);
+    }
+    for n in f.topo_order().unwrap_or_default() {
+        let Some(node) = f.node(n) else { continue };
+        if matches!(node.op, Op::Input(_)) {
+            continue;
+        }
+        let new = if let Some((net, steps)) = plans.get(&n) {
+            let leaf_nodes: Vec<NodeId> = net.leaves.iter().map(|l| map[&l.node]).collect();
+            let split: HashMap<u64, (u64, u64)> =
+                steps.iter().map(|&(a, c)| (a | c, (a, c))).collect();
+            let full = (1u64 << net.leaves.len()) - 1;
+            let (v, labels) = emit(&mut b, net, &leaf_nodes, &split, full)?;
+            let perm: Vec<usize> =
+                net.out.iter().map(|l| labels.iter().position(|m| m == l).unwrap_or(0)).collect();
+            b.transpose(v, &perm)?
+        } else if inner.contains(&n) && plans.keys().any(|r| reaches(f, *r, n, &inner)) {
+            continue;
+        } else {
+            let xs: Vec<NodeId> = f.operands(n).iter().map(|o| map[o]).collect();
+            b.add(node.op.clone(), &xs)?
+        };
+        if let Some(name) = &node.name {
+            b.name_node(new, name);
+        }
+        map.insert(n, new);
+    }
+    let outs = f.outputs().iter().map(|o| map[o]).collect();
+    Ok((b.finish_many(outs)?.pruned(), stats))
+}
+
+/// Whether inner node `n` belongs to the tree of `root`.
+fn reaches(f: &Function, root: NodeId, n: NodeId, inner: &HashSet<NodeId>) -> bool {
+    let mut cur = n;
+    loop {
+        if cur == root {
+            return true;
+        }
+        if !inner.contains(&cur) {
+            return false;
+        }
+        match f.users(cur).first() {
+            Some(&u) => cur = u,
+            None => return false,
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! Every pass against the unoptimised graph, with the interpreter as the oracle:
+//! - `cse`, `fold`, `dce` preserve values bit for bit (NaNs as "both NaN"), on random graphs
+//!   (256 by default; `PROPTEST_CASES` raises it) and on the example kernels;
+//! - `reorder` may reassociate sums: on random contraction trees (with transposes and constant
+//!   leaves) the result stays within 2·n·u·Σ|terms|, where Σ|terms| is the same tree evaluated
+//!   on the absolute values of its leaves and n the number of multiply-adds per output element.
+//!   (Each evaluation order is within n·u·Σ|terms| of the exact einsum.)
+//! - the seed kernel after the pipeline costs at most 2.2·M·N + 100·M² multiply-adds per call
+//!   and holds no intermediate with more than max(N, M²) elements.
+
+use jjt_ad::KernelSpec;
+use jjt_ir::ops::{Const, DotGeneral};
+use jjt_ir::random::Distribution;
+use jjt_ir::{Binary, DType, Function, FunctionBuilder, NodeId, Tensor, TensorType, Unary, interp};
+use proptest::prelude::*;
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn uniform(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64 * 4.0 - 2.0
+    }
+}
+
+fn args(rng: &mut Rng, f: &Function) -> Vec<Tensor> {
+    f.params()
+        .iter()
+        .map(|p| {
+            Tensor::from_f64(&p.ty, &(0..p.ty.numel()).map(|_| rng.uniform()).collect::<Vec<_>>())
+                .unwrap()
+        })
+        .collect()
+}
+
+fn bits_equal(a: &[Tensor], b: &[Tensor]) -> bool {
+    a.iter().zip(b).all(|(x, y)| {
+        x.to_f64_vec()
+            .iter()
+            .zip(y.to_f64_vec())
+            .all(|(p, q)| p.to_bits() == q.to_bits() || (p.is_nan() && q.is_nan()))
+    })
+}
+
+/// A random graph mixing elementwise ops, constants and contractions.
+fn random_graph(rng: &mut Rng) -> Function {
+    let mut b = FunctionBuilder::new("g");
+    let x = b.input("x", TensorType::new(DType::F64, [3, 4])).unwrap();
+    let y = b.input("y", TensorType::new(DType::F64, [4])).unwrap();
+    let c = b
+        .constant(Const::Random {
+            ty: TensorType::new(DType::F64, [4, 3]),
+            dist: Distribution::Normal,
+            seed: 9,
+            offset: 0,
+        })
+        .unwrap();
+    let mut pool = vec![x, y, c];
+    for _ in 0..3 + rng.below(8) {
+        let a = pool[rng.below(pool.len())];
+        let d = pool[rng.below(pool.len())];
+        let r = match rng.below(6) {
+            0 => b.unary(Unary::ALL[rng.below(Unary::ALL.len())], a),
+            1 | 2 => b.binary(Binary::ALL[rng.below(Binary::ALL.len())], a, d),
+            3 => b.matmul(a, d),
+            4 => b.transpose(a, &(0..b.ty(a).unwrap().rank()).rev().collect::<Vec<_>>()),
+            _ => b.binary_scalar(Binary::Mul, a, 1.5, false),
+        };
+        if let Ok(n) = r {
+            pool.push(n);
+        }
+    }
+    let out = *pool.last().unwrap();
+    b.finish(out).unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256)
+    ))]
+    #[test]
+    fn exact_passes_preserve_values(seed in any::<u64>()) {
+        let mut rng = Rng(seed | 1);
+        let f = random_graph(&mut rng);
+        let x = args(&mut rng, &f);
+        let want = interp::eval_outputs(&f, &x).unwrap();
+        let cse = jjt_opt::cse(&f).unwrap();
+        prop_assert!(bits_equal(&interp::eval_outputs(&cse, &x).unwrap(), &want), "cse");
+        let (folded, _) = jjt_opt::fold::fold(&f).unwrap();
+        prop_assert!(bits_equal(&interp::eval_outputs(&folded, &x).unwrap(), &want), "fold\n{}", jjt_ir::text::print(&f));
+        prop_assert!(bits_equal(&interp::eval_outputs(&f.pruned(), &x).unwrap(), &want), "dce");
+        for g in [&cse, &folded] {
+            prop_assert!(jjt_ir::verify(g).is_ok());
+        }
+    }
+
+    #[test]
+    fn reorder_stays_within_the_rounding_bound(seed in any::<u64>()) {
+        let mut rng = Rng(seed | 1);
+        let (f, abs_f, n_terms) = random_tree(&mut rng);
+        let (g, _) = jjt_opt::reorder::reorder(&f).unwrap();
+        prop_assert!(jjt_ir::verify(&g).is_ok());
+        let x = args(&mut rng, &f);
+        let want = interp::eval(&f, &x).unwrap().to_f64_vec();
+        let got = interp::eval(&g, &x).unwrap().to_f64_vec();
+        let absx: Vec<Tensor> = x.iter().map(|t| Tensor::from_f64(&t.ty(), &t.to_f64_vec().iter().map(|v| v.abs()).collect::<Vec<_>>()).unwrap()).collect();
+        let scale = interp::eval(&abs_f, &absx).unwrap().to_f64_vec();
+        for i in 0..want.len() {
+            let bound = 2.0 * n_terms as f64 * f64::EPSILON / 2.0 * scale[i] + f64::MIN_POSITIVE;
+            prop_assert!((got[i] - want[i]).abs() <= bound, "element {i}: {} vs {}, bound {bound:e}", got[i], want[i]);
+        }
+    }
+}
+
+/// A random left-deep or right-deep chain of matrix products over inputs and constants, with
+/// transposes in between; and the same chain over |leaves| (constants replaced by their
+/// absolute values), and the number of multiply-adds per output element.
+fn random_tree(rng: &mut Rng) -> (Function, Function, usize) {
+    let dims: Vec<usize> = (0..5).map(|_| 1 + rng.below(6)).collect();
+    let leaves = 3 + rng.below(2);
+    let build = |abs: bool| {
+        let mut b = FunctionBuilder::new("t");
+        let mut mats = Vec::new();
+        for i in 0..leaves {
+            let ty = TensorType::new(DType::F64, [dims[i], dims[i + 1]]);
+            let m = if i == 1 {
+                let c = b
+                    .constant(Const::Random { ty, dist: Distribution::Normal, seed: 3, offset: 0 })
+                    .unwrap();
+                if abs { b.unary(Unary::Abs, c).unwrap() } else { c }
+            } else {
+                b.input(&format!("m{i}"), ty).unwrap()
+            };
+            mats.push(m);
+        }
+        let mm = DotGeneral { lhs_contract: vec![1], rhs_contract: vec![0], ..Default::default() };
+        let mut acc: NodeId = mats[0];
+        for &m in &mats[1..] {
+            acc = b.dot_general(acc, m, mm.clone()).unwrap();
+        }
+        // One transposed product on top: (acc)ᵀ then back via a contraction.
+        let t = b.transpose(acc, &[1, 0]).unwrap();
+        let last =
+            DotGeneral { lhs_contract: vec![1], rhs_contract: vec![0], ..Default::default() };
+        let out = b.dot_general(t, mats[0], last).unwrap();
+        b.finish(out).unwrap()
+    };
+    // Contracted sizes per output element: the inner dimensions, and d0 in the last product.
+    let n: usize = dims[1..leaves].iter().product::<usize>() * dims[0];
+    (build(false), build(true), n)
+}
+
+fn seed_kernel(n: usize, m: usize) -> Function {
+    let mut b = FunctionBuilder::new("f");
+    let x = b.input("x", TensorType::new(DType::F32, [n])).unwrap();
+    let a = b
+        .constant(Const::Random {
+            ty: TensorType::new(DType::F32, [m, n]),
+            dist: Distribution::Uniform,
+            seed: 1701,
+            offset: 0,
+        })
+        .unwrap();
+    let y = b.matmul(a, x).unwrap();
+    let y = b.binary_scalar(Binary::Div, y, n as f64, false).unwrap();
+    let out = b.unary(Unary::Sqrt, y).unwrap();
+    let f = b.finish(out).unwrap();
+    KernelSpec { wrt: vec!["x".into()], ..Default::default() }.kernel(&f).unwrap()
+}
+
+#[test]
+fn seed_kernel_is_two_matrix_vector_products() {
+    let (n, m) = (10_000, 5);
+    let k = seed_kernel(n, m);
+    let (g, _) = jjt_opt::optimize(&k, |_, _| {}).unwrap();
+    let c = jjt_opt::cost::cost(&g);
+    let budget = 2.2 * (m * n) as f64 + 100.0 * (m * m) as f64;
+    assert!(c.flops <= budget, "{c}");
+    assert!(c.largest <= n.max(m * m), "{c}");
+    // On the graph itself: no per-call node other than constants holds more than max(N, M²).
+    let consts = jjt_opt::cost::constant_nodes(&g);
+    for id in g.node_ids() {
+        if !consts.contains(&id) {
+            assert!(
+                g.node(id).unwrap().ty.numel() <= n.max(m * m),
+                "{id}: {}",
+                g.node(id).unwrap().ty
+            );
+        }
+    }
+    // And it computes the same kernel (f32: sums of 10^4 terms reassociated; 1e-5 relative).
+    let mut rng = Rng(5);
+    let x: Vec<Tensor> = (0..2)
+        .map(|_| {
+            Tensor::from_f64(
+                &TensorType::new(DType::F32, [n]),
+                &(0..n).map(|_| rng.uniform().abs()).collect::<Vec<_>>(),
+            )
+            .unwrap()
+        })
+        .collect();
+    let want = interp::eval(&k, &x).unwrap().to_f64_vec();
+    let got = interp::eval(&g, &x).unwrap().to_f64_vec();
+    for (a, b) in got.iter().zip(&want) {
+        assert!((a - b).abs() <= 1e-5 * b.abs(), "{a} vs {b}");
+    }
+}
