@@ -41,6 +41,27 @@ pub fn compile(f: &Function) -> Result<Compiled, Error> {
     Ok(jjt_jit::compile(f)?)
 }
 
+/// `f.compile()` for functions: native code through the JIT.
+///
+/// ```
+/// use jjt::{CompileExt, DType, Tensor, trace};
+/// let f = trace("f", |t| t.input("x", DType::F64, [3]).exp().sum_all())?;
+/// let c = f.compile()?;
+/// let y = c.call(&[&Tensor::f64([3], vec![0.0; 3])?])?;
+/// assert_eq!(y[0].to_f64_vec(), vec![3.0]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub trait CompileExt {
+    /// Compile to native code.
+    fn compile(&self) -> Result<Compiled, Error>;
+}
+
+impl CompileExt for Function {
+    fn compile(&self) -> Result<Compiled, Error> {
+        compile(self)
+    }
+}
+
 /// Run the optimiser's pass pipeline (common subexpressions, constant folding, contraction
 /// reordering, dead code) on `f`.
 pub fn optimize(f: &Function) -> Result<Function, Error> {
