@@ -103,6 +103,19 @@ impl FunctionBuilder {
         self.graph.node_weight(id.0).map(|n| &n.op).ok_or(IrError::UnknownNode(id))
     }
 
+    /// The operands of a node, in slot order.
+    pub fn operands(&self, id: NodeId) -> Result<Vec<NodeId>, IrError> {
+        use petgraph::visit::EdgeRef;
+        self.ty(id)?;
+        let mut edges: Vec<(u32, NodeId)> = self
+            .graph
+            .edges_directed(id.0, petgraph::Direction::Incoming)
+            .map(|e| (*e.weight(), NodeId(e.source())))
+            .collect();
+        edges.sort_unstable();
+        Ok(edges.into_iter().map(|(_, n)| n).collect())
+    }
+
     /// Apply `op` to `operands`: type-check, then return the existing node for the same op on
     /// the same operands, or a new one.
     pub fn add(&mut self, op: Op, operands: &[NodeId]) -> Result<NodeId, IrError> {

@@ -5,6 +5,7 @@
 //! |---|---|---|
 //! | `dce` | drops nodes no output uses | values, bit for bit |
 //! | `cse` | rebuilds through the hash-consing builder, so equal subexpressions are shared | values, bit for bit |
+//! | `simplify` | IEEE-safe rules (`x·1`, `−(−x)`, layout compositions, …), counted by name | values, bit for bit |
 //! | `fold` | evaluates constant-only nodes at compile time (never to NaN) | values, bit for bit |
 //! | `reorder` | re-evaluates trees of contractions in the cheapest order | values up to reassociation of sums |
 //!
@@ -16,6 +17,7 @@
 pub mod cost;
 pub mod fold;
 pub mod reorder;
+pub mod simplify;
 
 use std::time::Instant;
 
@@ -35,7 +37,7 @@ pub struct PassReport {
 }
 
 /// The names of the passes, in pipeline order.
-pub const PASSES: [&str; 5] = ["cse", "fold", "reorder", "fold", "dce"];
+pub const PASSES: [&str; 7] = ["cse", "simplify", "fold", "reorder", "fold", "simplify", "dce"];
 
 /// Run the pipeline. `after` is called with each pass's name and result (for
 /// `--print-after`).
@@ -49,6 +51,10 @@ pub fn optimize(
         let t = Instant::now();
         let (next, hits) = match name {
             "cse" => (cse(&g)?, vec![]),
+            "simplify" => {
+                let (h, s) = simplify::simplify(&g)?;
+                (h, s.into_iter().map(|(k, v)| (k.to_string(), v as f64)).collect())
+            }
             "fold" => {
                 let (h, s) = fold::fold(&g)?;
                 (h, vec![("folded".to_string(), s.folded as f64)])

@@ -1,5 +1,5 @@
 //! Every pass against the unoptimised graph, with the interpreter as the oracle:
-//! - `cse`, `fold`, `dce` preserve values bit for bit (NaNs as "both NaN"), on random graphs
+//! - `cse`, `simplify`, `fold`, `dce` preserve values bit for bit (NaNs as "both NaN"), on random graphs
 //!   (256 by default; `PROPTEST_CASES` raises it) and on the example kernels;
 //! - `reorder` may reassociate sums: on random contraction trees (with transposes and constant
 //!   leaves) the result stays within 2·n·u·Σ|terms|, where Σ|terms| is the same tree evaluated
@@ -67,11 +67,23 @@ fn random_graph(rng: &mut Rng) -> Function {
     for _ in 0..3 + rng.below(8) {
         let a = pool[rng.below(pool.len())];
         let d = pool[rng.below(pool.len())];
-        let r = match rng.below(6) {
+        let r = match rng.below(9) {
             0 => b.unary(Unary::ALL[rng.below(Unary::ALL.len())], a),
             1 | 2 => b.binary(Binary::ALL[rng.below(Binary::ALL.len())], a, d),
             3 => b.matmul(a, d),
             4 => b.transpose(a, &(0..b.ty(a).unwrap().rank()).rev().collect::<Vec<_>>()),
+            // Shapes the simplifier rewrites: x·1, x/1, x + (−0), x − 0, −(−x), select(p, x, x).
+            5 => {
+                let k = [
+                    (Binary::Mul, 1.0),
+                    (Binary::Div, 1.0),
+                    (Binary::Add, -0.0),
+                    (Binary::Sub, 0.0),
+                ][rng.below(4)];
+                b.binary_scalar(k.0, a, k.1, false)
+            }
+            6 => b.unary(Unary::Neg, a).and_then(|n| b.unary(Unary::Neg, n)),
+            7 => b.compare(jjt_ir::Compare::Gt, a, d).and_then(|p| b.select(p, a, a)),
             _ => b.binary_scalar(Binary::Mul, a, 1.5, false),
         };
         if let Ok(n) = r {
@@ -94,10 +106,12 @@ proptest! {
         let want = interp::eval_outputs(&f, &x).unwrap();
         let cse = jjt_opt::cse(&f).unwrap();
         prop_assert!(bits_equal(&interp::eval_outputs(&cse, &x).unwrap(), &want), "cse");
+        let (simple, _) = jjt_opt::simplify::simplify(&f).unwrap();
+        prop_assert!(bits_equal(&interp::eval_outputs(&simple, &x).unwrap(), &want), "simplify\n{}", jjt_ir::text::print(&f));
         let (folded, _) = jjt_opt::fold::fold(&f).unwrap();
         prop_assert!(bits_equal(&interp::eval_outputs(&folded, &x).unwrap(), &want), "fold\n{}", jjt_ir::text::print(&f));
         prop_assert!(bits_equal(&interp::eval_outputs(&f.pruned(), &x).unwrap(), &want), "dce");
-        for g in [&cse, &folded] {
+        for g in [&cse, &folded, &simple] {
             prop_assert!(jjt_ir::verify(g).is_ok());
         }
     }
@@ -212,4 +226,19 @@ fn seed_kernel_is_two_matrix_vector_products() {
     for (a, b) in got.iter().zip(&want) {
         assert!((a - b).abs() <= 1e-5 * b.abs(), "{a} vs {b}");
     }
+}
+
+#[test]
+fn simplifier_rules_fire_and_count() {
+    let f = jjt_ir::text::parse(
+        "func f(x: f64[2,3]) -> f64[2,3] {\n  a = neg(neg(x)) * 1.0\n  b = transpose(transpose(a, perm=[1,0]), perm=[1,0])\n  return b + (-0.0) - 0.0\n}",
+    )
+    .unwrap();
+    let (g, hits) = jjt_opt::simplify::simplify(&f).unwrap();
+    for rule in ["neg_neg", "mul_by_one", "transpose_of_transpose", "add_negative_zero", "sub_zero"]
+    {
+        assert!(hits.get(rule).copied().unwrap_or(0) >= 1, "{rule} did not fire: {hits:?}");
+    }
+    // Everything cancels: the output is the input.
+    assert_eq!(g.output(), g.params()[0].node, "{}", jjt_ir::text::print(&g));
 }

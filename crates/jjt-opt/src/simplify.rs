@@ -1,0 +1,151 @@
+//! IEEE-safe algebraic simplification: named rules, each counted when it fires. Only
+//! rewrites that give the same bits for every input are allowed: `x·1`, `x/1`, `x + (−0)`,
+//! `x − (+0)`, `−(−x)`, `select(p, x, x)`, and compositions of layout ops. Rewrites that do
+//! not hold for every IEEE value are absent on purpose: `x·0 → 0` (wrong for inf and NaN),
+//! `x − x → 0` (NaN), `x + 0 → x` (wrong for −0).
+//!
+//! Preserves: values bit for bit.
+
+use std::collections::{BTreeMap, HashMap};
+
+use jjt_ir::ops::{BroadcastTo, Const, Reshape, Slice, Transpose};
+use jjt_ir::{Binary, Function, FunctionBuilder, IrError, NodeId, Op, Unary};
+
+/// Hits per rule name.
+pub type RuleHits = BTreeMap<&'static str, usize>;
+
+fn full_value(b: &FunctionBuilder, n: NodeId) -> Option<f64> {
+    match b.op(n).ok()? {
+        Op::Const(Const::Full { bits, .. }) => Some(f64::from_bits(*bits)),
+        _ => None,
+    }
+}
+
+/// Try every rule on `op` applied to `xs` (nodes of `b`); the replacement node if one fires.
+fn rewrite(
+    b: &mut FunctionBuilder,
+    op: &Op,
+    xs: &[NodeId],
+    hits: &mut RuleHits,
+) -> Result<Option<NodeId>, IrError> {
+    let mut hit = |name: &'static str| *hits.entry(name).or_insert(0) += 1;
+    let same_bits = |v: Option<f64>, w: f64| v.is_some_and(|v| v.to_bits() == w.to_bits());
+    Ok(match op {
+        Op::Binary(Binary::Mul) if same_bits(full_value(b, xs[1]), 1.0) => {
+            hit("mul_by_one");
+            Some(xs[0])
+        }
+        Op::Binary(Binary::Mul) if same_bits(full_value(b, xs[0]), 1.0) => {
+            hit("mul_by_one");
+            Some(xs[1])
+        }
+        Op::Binary(Binary::Div) if same_bits(full_value(b, xs[1]), 1.0) => {
+            hit("div_by_one");
+            Some(xs[0])
+        }
+        Op::Binary(Binary::Add) if same_bits(full_value(b, xs[1]), -0.0) => {
+            hit("add_negative_zero");
+            Some(xs[0])
+        }
+        Op::Binary(Binary::Add) if same_bits(full_value(b, xs[0]), -0.0) => {
+            hit("add_negative_zero");
+            Some(xs[1])
+        }
+        Op::Binary(Binary::Sub) if same_bits(full_value(b, xs[1]), 0.0) => {
+            hit("sub_zero");
+            Some(xs[0])
+        }
+        Op::Unary(Unary::Neg) => match b.op(xs[0])? {
+            Op::Unary(Unary::Neg) => {
+                hit("neg_neg");
+                b_operand(b, xs[0])?
+            }
+            _ => None,
+        },
+        Op::Select(_) if xs[1] == xs[2] => {
+            hit("select_same_branches");
+            Some(xs[1])
+        }
+        Op::Transpose(Transpose { perm }) => {
+            if perm.iter().enumerate().all(|(i, &p)| i == p) {
+                hit("identity_transpose");
+                Some(xs[0])
+            } else if let Op::Transpose(Transpose { perm: inner }) = b.op(xs[0])?.clone() {
+                hit("transpose_of_transpose");
+                let x = b_operand(b, xs[0])?.unwrap_or(xs[0]);
+                let composed: Vec<usize> = perm.iter().map(|&p| inner[p]).collect();
+                Some(b.transpose(x, &composed)?)
+            } else {
+                None
+            }
+        }
+        Op::Reshape(Reshape { shape }) => {
+            if b.ty(xs[0])?.shape == *shape {
+                hit("identity_reshape");
+                Some(xs[0])
+            } else if let Op::Reshape(_) = b.op(xs[0])? {
+                hit("reshape_of_reshape");
+                let x = b_operand(b, xs[0])?.unwrap_or(xs[0]);
+                Some(b.reshape(x, shape.clone())?)
+            } else {
+                None
+            }
+        }
+        Op::BroadcastTo(BroadcastTo { shape }) => {
+            if b.ty(xs[0])?.shape == *shape {
+                hit("identity_broadcast");
+                Some(xs[0])
+            } else if let Op::BroadcastTo(_) = b.op(xs[0])? {
+                hit("broadcast_of_broadcast");
+                let x = b_operand(b, xs[0])?.unwrap_or(xs[0]);
+                Some(b.broadcast_to(x, shape)?)
+            } else {
+                None
+            }
+        }
+        Op::Slice(Slice { start, stop, step }) => {
+            let dims = b.ty(xs[0])?.shape.0.clone();
+            let whole =
+                start.iter().all(|&s| s == 0) && *stop == dims && step.iter().all(|&s| s == 1);
+            if whole {
+                hit("identity_slice");
+                Some(xs[0])
+            } else {
+                None
+            }
+        }
+        _ => None,
+    })
+}
+
+/// The single operand of a unary-shaped node already in the builder.
+fn b_operand(b: &FunctionBuilder, n: NodeId) -> Result<Option<NodeId>, IrError> {
+    Ok(b.operands(n)?.first().copied())
+}
+
+/// Simplify `f`; returns the new function and the hits per rule.
+pub fn simplify(f: &Function) -> Result<(Function, RuleHits), IrError> {
+    let mut hits = RuleHits::new();
+    let mut b = FunctionBuilder::new(f.name.clone());
+    let mut map: HashMap<NodeId, NodeId> = HashMap::new();
+    for p in f.params() {
+        map.insert(p.node, b.input(&p.name, p.ty.clone())?);
+    }
+    for n in f.topo_order().unwrap_or_default() {
+        let Some(node) = f.node(n) else { continue };
+        if matches!(node.op, Op::Input(_)) {
+            continue;
+        }
+        let xs: Vec<NodeId> = f.operands(n).iter().map(|o| map[o]).collect();
+        let v = match rewrite(&mut b, &node.op, &xs, &mut hits)? {
+            Some(v) => v,
+            None => b.add(node.op.clone(), &xs)?,
+        };
+        if let Some(name) = &node.name {
+            b.name_node(v, name);
+        }
+        map.insert(n, v);
+    }
+    let outs = f.outputs().iter().map(|o| map[o]).collect();
+    Ok((b.finish_many(outs)?.pruned(), hits))
+}
