@@ -113,12 +113,13 @@ pub enum Error {
 pub struct Kernel<'f> {
     f: &'f Function,
     spec: KernelSpec,
+    auto: bool,
 }
 
 impl<'f> Kernel<'f> {
     /// A kernel of `f`; set at least [`Kernel::wrt`].
     pub fn new(f: &'f Function) -> Kernel<'f> {
-        Kernel { f, spec: KernelSpec::default() }
+        Kernel { f, spec: KernelSpec::default(), auto: true }
     }
 
     /// The inputs J is taken with respect to.
@@ -140,9 +141,11 @@ impl<'f> Kernel<'f> {
         self
     }
 
-    /// Strategy (default [`Strategy::Ntvp`]).
+    /// Strategy. Without this call, [`Kernel::compile`] builds every strategy, optimises each
+    /// and keeps the cheapest by the cost model (`auto`); [`Kernel::build`] uses `ntvp`.
     pub fn strategy(mut self, strategy: Strategy) -> Self {
         self.spec.strategy = strategy;
+        self.auto = false;
         self
     }
 
@@ -181,7 +184,17 @@ impl<'f> Kernel<'f> {
     /// K(p1, p2), optimised ([`optimize`]) and compiled to native code: `call` it with the
     /// inputs of [`Kernel::layout`].
     pub fn compile(&self) -> Result<Compiled, Error> {
-        Ok(jjt_jit::compile(&optimize(&self.build()?)?)?)
+        let graph = if self.auto {
+            jjt_opt::auto::choose(&self.spec, self.f)
+                .map_err(|e| match e {
+                    jjt_opt::auto::AutoError::Ad(e) => Error::Ad(e),
+                    jjt_opt::auto::AutoError::Ir(e) => Error::Ir(e),
+                })?
+                .kernel
+        } else {
+            optimize(&self.build()?)?
+        };
+        Ok(jjt_jit::compile(&graph)?)
     }
 
     /// v ↦ K(p1, p2)·v, optimised and compiled to native code.

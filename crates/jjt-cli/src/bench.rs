@@ -49,10 +49,14 @@ pub(crate) fn run(b: &Bench) -> Result<(), CliError> {
         (false, false) => Stage::Kernel,
         (false, true) => Stage::Apply,
     };
-    let g: Function = crate::optimized(
-        &stage_graphs(&f, stage, b.wrt, b.shared, b.batch, b.opts)?.remove(0),
-        b.opts.no_opt,
-    )?;
+    let g: Function = if matches!(stage, Stage::Kernel) {
+        crate::kernel_graph(&f, &b.opts.spec(b.wrt, b.shared, b.batch), b.opts)?
+    } else {
+        crate::optimized(
+            &stage_graphs(&f, stage, b.wrt, b.shared, b.batch, b.opts)?.remove(0),
+            b.opts.no_opt,
+        )?
+    };
     let mut rng = Mt19937::new(b.seed);
     let args: Vec<Tensor> =
         g.params().iter().map(|p| random(&mut rng, &p.ty)).collect::<Result<_, _>>()?;

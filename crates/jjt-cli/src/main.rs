@@ -189,7 +189,7 @@ pub(crate) struct KernelOpts {
     #[arg(long, value_enum, default_value_t = ExamplesArg::All)]
     examples: ExamplesArg,
     /// ntvp: jvp∘vjp over the output basis (never builds J); jc: Jacobian contraction.
-    #[arg(long, value_enum, default_value_t = StrategyArg::Ntvp)]
+    #[arg(long, value_enum, default_value_t = StrategyArg::Auto)]
     strategy: StrategyArg,
     /// Compute in f64 (an f32 model and its inputs are promoted).
     #[arg(long)]
@@ -272,6 +272,8 @@ enum ExamplesArg {
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum StrategyArg {
+    /// Build with every strategy, optimise each, keep the cheapest by the cost model.
+    Auto,
     Ntvp,
     Jc,
 }
@@ -287,6 +289,7 @@ impl KernelOpts {
 
     fn strategy_name(&self) -> &'static str {
         match self.strategy {
+            StrategyArg::Auto => "auto",
             StrategyArg::Ntvp => "ntvp",
             StrategyArg::Jc => "jc",
         }
@@ -306,7 +309,7 @@ impl KernelOpts {
                 ExamplesArg::Diagonal => Examples::Diagonal,
             },
             strategy: match self.strategy {
-                StrategyArg::Ntvp => Strategy::Ntvp,
+                StrategyArg::Ntvp | StrategyArg::Auto => Strategy::Ntvp,
                 StrategyArg::Jc => Strategy::Jc,
             },
             batch,
@@ -468,7 +471,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Kernel { io, opts, output } => {
             let f = load(&io.model, opts.f64)?;
             let (spec, args) = bind::bind_kernel(&f, &io, &opts, None)?;
-            let k = optimized(&spec.kernel(&f)?, opts.no_opt)?;
+            let k = kernel_graph(&f, &spec, &opts)?;
             write_result(opts.backend.run(&k, &args)?, output)
         }
         Command::Apply { io, opts, v, output } => {
@@ -516,7 +519,13 @@ pub(crate) fn stage_graphs(
         }
         Stage::Kernel => {
             need("kernel")?;
-            vec![opts.spec(wrt, shared, batch).kernel(f)?]
+            let mut spec = opts.spec(wrt, shared, batch);
+            if matches!(opts.strategy, StrategyArg::Auto) {
+                spec.strategy = jjt_opt::auto::choose(&spec, f)
+                    .map_err(|e| CliError::Batch(e.to_string()))?
+                    .strategy;
+            }
+            vec![spec.kernel(f)?]
         }
         Stage::Apply => {
             need("apply")?;
@@ -530,6 +539,21 @@ fn render(g: &Function, format: Format) -> String {
         Format::Text => jjt_ir::text::print(g),
         Format::Dot => jjt_ir::dot::to_dot(g),
     }
+}
+
+/// The kernel to run: with `--strategy auto` the cheapest optimised candidate; otherwise the
+/// requested strategy, optimised unless `--no-opt`.
+pub(crate) fn kernel_graph(
+    f: &Function,
+    spec: &KernelSpec,
+    opts: &KernelOpts,
+) -> Result<Function, CliError> {
+    if matches!(opts.strategy, StrategyArg::Auto) && !opts.no_opt {
+        return jjt_opt::auto::choose(spec, f)
+            .map(|c| c.kernel)
+            .map_err(|e| CliError::Batch(e.to_string()));
+    }
+    optimized(&spec.kernel(f)?, opts.no_opt)
 }
 
 /// The graph after the optimiser (unless `--no-opt`).

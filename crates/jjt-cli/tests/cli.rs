@@ -289,10 +289,25 @@ fn mlp_trace_kernel_matches_dense_jacobian_oracle() {
     let files = mlp_files();
     let wrt = "w0,b0,w1,b1,w2,b2";
     let want = read_fixture("k_mlp_trace_ref.npy");
-    for (prec, tol) in [("--f64", 1e-10), ("", 1e-4)] {
-        let out = tmp(&format!("k_mlp{prec}.npy"));
-        let mut args: Vec<&str> =
-            vec!["kernel", &model, "--wrt", wrt, "--mode", "trace", "-o", out.to_str().unwrap()];
+    for (prec, tol, strategy) in [
+        ("--f64", 1e-10, "auto"),
+        ("--f64", 1e-10, "ntvp"),
+        ("--f64", 1e-10, "jc"),
+        ("", 1e-4, "auto"),
+    ] {
+        let out = tmp(&format!("k_mlp{prec}{strategy}.npy"));
+        let mut args: Vec<&str> = vec![
+            "kernel",
+            &model,
+            "--wrt",
+            wrt,
+            "--mode",
+            "trace",
+            "--strategy",
+            strategy,
+            "-o",
+            out.to_str().unwrap(),
+        ];
         if !prec.is_empty() {
             args.push(prec);
         }
@@ -304,7 +319,7 @@ fn mlp_trace_kernel_matches_dense_jacobian_oracle() {
         // f64: the kernel and the oracle each sum ~7·10^5 products; both far below 1e-10.
         // f32: the data are f32 either way; f32 arithmetic over sums of <= 784 terms through
         // three layers stays within 1e-4 of the largest entry.
-        assert_rel(&format!("mlp trace {prec}"), &read(&out), &want, tol);
+        assert_rel(&format!("mlp trace {prec} {strategy}"), &read(&out), &want, tol);
     }
 }
 
