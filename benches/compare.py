@@ -6,9 +6,10 @@ Usage:  benches/compare [--peers DIR] [--skip-mlp]
 Pythons: PY_JAX (jax 0.10.2), PY_NT (jax 0.4.23 + neural-tangents 0.6.5); see the peers' README
 for how to make them. A peer whose Python is missing is skipped (and said so).
 Workloads:
-  seed: f(x) = sqrt(A x / N), N = 10000, M = 5, f32, full 5x5 K, jjt strategy ntvp,
+  seed: f(x) = sqrt(A x / N), N = 10000, M = 5, f32, full 5x5 K, jjt strategy auto,
         vs JAX jit of the seed answer's indirect method (vmap over jvp(vjp)).
-  mlp:  784-512-512-10 tanh, B1 = B2 = 32, f32, wrt all parameters, full kernel, jjt ntvp,
+  seed-large (--seed-large): N = 1e6, M = 32, vs JAX jit indirect with A a constant.
+  mlp:  784-512-512-10 tanh, B1 = B2 = 32, f32, wrt all parameters, full kernel, jjt auto,
         vs neural-tangents NTK_VECTOR_PRODUCTS and STRUCTURED_DERIVATIVES with vmap_axes=0.
 Only stdlib; stdout is a table and one JSON line per row.
 """
@@ -42,6 +43,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--peers", default=os.path.join(ROOT, "..", "shared", "peers"))
     ap.add_argument("--skip-mlp", action="store_true")
+    ap.add_argument("--seed-large", action="store_true", help="also N=1e6, M=32 (A is 128 MB)")
     a = ap.parse_args()
     run(["cargo", "build", "--release", "-q", "-p", "jjt-cli"], timeout=3600)
     jjt = os.path.join(ROOT, "target", "release", "jjt")
@@ -56,6 +58,14 @@ def main():
         rows.append(("seed", "JAX jit indirect", seed["median_ms"], steady, seed["first_call_ms"], first))
     else:
         print("PY_JAX not set: seed peer skipped", file=sys.stderr)
+
+    if a.seed_large:
+        big = jjt_bench(jjt, [os.path.join(ROOT, "examples/models/seed_large.jjt"), "--wrt", "x", "--reps", "20"])
+        if py_jax and os.path.exists(py_jax):
+            out = run([py_jax, os.path.join(a.peers, "seed_large_jax.py"), "--variant", "jit_indirect_constA", "--reps", "10"])
+            d = [json.loads(l[5:]) for l in out.splitlines() if l.startswith("JSON:") and "indirect" in l][-1]
+            rows.append(("seedlarge", "JAX jit indirect (A constant)", big["median_ms"], d["median_ms"], big["first_call_ms"], d["first_ms"]))
+        print(f"seed-large: jjt peak RSS {big['peak_rss_mb']} MB", file=sys.stderr)
 
     if not a.skip_mlp:
         params = "w0,b0,w1,b1,w2,b2"

@@ -32,7 +32,10 @@ pub fn fold(f: &Function) -> Result<(Function, FoldStats), IrError> {
     let mut stats = FoldStats::default();
     let mut b = FunctionBuilder::new(f.name.clone());
     let mut map: HashMap<NodeId, NodeId> = HashMap::new();
+    // Values of constants, computed only when a consumer is folded (random and literal
+    // constants can be large).
     let mut values: HashMap<NodeId, Tensor> = HashMap::new();
+    let mut consts: HashMap<NodeId, Const> = HashMap::new();
     for p in f.params() {
         map.insert(p.node, b.input(&p.name, p.ty.clone())?);
     }
@@ -42,10 +45,17 @@ pub fn fold(f: &Function) -> Result<(Function, FoldStats), IrError> {
         let new = match &node.op {
             Op::Input(_) => continue,
             Op::Const(c) => {
-                values.insert(n, c.value());
+                consts.insert(n, c.clone());
                 b.constant(c.clone())?
             }
-            op if !ops.is_empty() && ops.iter().all(|o| values.contains_key(o)) => {
+            op if !ops.is_empty()
+                && ops.iter().all(|o| values.contains_key(o) || consts.contains_key(o)) =>
+            {
+                for o in &ops {
+                    if !values.contains_key(o) {
+                        values.insert(*o, consts[o].value());
+                    }
+                }
                 let args: Vec<&Tensor> = ops.iter().map(|o| &values[o]).collect();
                 let in_elems: usize = args.iter().map(|t| t.numel()).sum();
                 let folded = op.rule().eval(&args, &node.ty, &[]).ok().filter(|t| {
@@ -54,9 +64,10 @@ pub fn fold(f: &Function) -> Result<(Function, FoldStats), IrError> {
                 match folded {
                     Some(t) => {
                         stats.folded += 1;
-                        let c = b.constant(as_const(&t))?;
+                        let c = as_const(&t);
+                        consts.insert(n, c.clone());
                         values.insert(n, t);
-                        c
+                        b.constant(c)?
                     }
                     None => {
                         let xs: Vec<NodeId> = ops.iter().map(|o| map[o]).collect();

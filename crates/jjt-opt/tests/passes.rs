@@ -250,15 +250,30 @@ fn simplifier_rules_fire_and_count() {
 /// whose peak live bytes are below the size of one Jacobian (N·O·P f32 values, P = 669 706).
 #[test]
 fn mlp_auto_plan_is_structured() {
-    let f = jjt_ir::text::parse_file(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/models/mlp.jjt"))).unwrap();
-    let params: Vec<String> = ["w0", "b0", "w1", "b1", "w2", "b2"].iter().map(|s| s.to_string()).collect();
-    let spec = KernelSpec { wrt: params.clone(), shared: params, batch: Some((32, 32)), ..Default::default() };
+    let f = jjt_ir::text::parse_file(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/models/mlp.jjt"
+    )))
+    .unwrap();
+    let params: Vec<String> =
+        ["w0", "b0", "w1", "b1", "w2", "b2"].iter().map(|s| s.to_string()).collect();
+    let spec = KernelSpec {
+        wrt: params.clone(),
+        shared: params,
+        batch: Some((32, 32)),
+        ..Default::default()
+    };
     let choice = jjt_opt::auto::choose(&spec, &f).unwrap();
     let (n, o) = (32.0, 10.0);
     let fp = 784.0 * 512.0 + 512.0 * 512.0 + 512.0 * 10.0;
     let widths = 512.0 + 512.0 + 10.0;
     let sd = n * o * fp + n * n * o * o * widths;
-    assert!(choice.cost.flops <= sd, "auto: {} ({:?}); structured derivatives: {sd:e}", choice.cost, choice.strategy);
+    assert!(
+        choice.cost.flops <= sd,
+        "auto: {} ({:?}); structured derivatives: {sd:e}",
+        choice.cost,
+        choice.strategy
+    );
     let p = 784.0 * 512.0 + 512.0 + 512.0 * 512.0 + 512.0 + 512.0 * 10.0 + 10.0;
     let jacobian_bytes = n * o * p * 4.0;
     assert!(choice.cost.peak_bytes < jacobian_bytes, "{}", choice.cost);

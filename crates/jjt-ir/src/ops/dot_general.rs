@@ -74,6 +74,17 @@ impl DotGeneral {
                 base_a += i * sa[self.lhs_batch[k]];
                 base_b += i * sb[self.rhs_batch[k]];
             }
+            if let [k] = csizes[..] {
+                // One contracted axis (the common case): a plain loop, same order.
+                let (ca, cb) = (sa[self.lhs_contract[0]], sb[self.rhs_contract[0]]);
+                let mut acc = T::zero();
+                for c in 0..k {
+                    let p = x[base_a + c * ca].mul(y[base_b + c * cb]);
+                    acc = if c == 0 { p } else { acc.add(p) };
+                }
+                res.push(acc);
+                return;
+            }
             let mut acc = T::zero();
             let mut first = true;
             for_each_index(&csizes, |c| {
