@@ -41,6 +41,92 @@ pub fn compile(f: &Function) -> Result<Compiled, Error> {
     Ok(jjt_jit::compile(f)?)
 }
 
+/// A kernel compiled in two stages: [`StagedKernel::prepare`] runs the part that depends only
+/// on the shared inputs (e.g. network parameters) once; [`Prepared::eval`] then runs the
+/// per-call part for any per-side inputs.
+///
+/// ```
+/// use jjt::{DType, Kernel, RandomState, trace};
+/// let f = trace("f", |t| {
+///     let x = t.input("x", DType::F64, [4]);
+///     let w = t.input("w", DType::F64, [4, 3]);
+///     x.matmul(&w).tanh()
+/// })?;
+/// let k = Kernel::new(&f).wrt(["w"]).shared(["w"]).batch(2, 3).compile_staged()?;
+/// let mut rng = RandomState::new(0);
+/// let w = rng.randn_f64([4, 3])?;
+/// let prepared = k.prepare(&[&w])?;
+/// let (x1, x2) = (rng.randn_f64([2, 4])?, rng.randn_f64([3, 4])?);
+/// let ntk = prepared.eval(&[&x1, &x2])?;
+/// assert_eq!(ntk.shape.dims(), &[2, 3, 3, 3]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct StagedKernel {
+    prepare: Option<Compiled>,
+    call: Compiled,
+    prepare_inputs: Vec<usize>,
+    call_inputs: Vec<usize>,
+    roles: Vec<Role>,
+}
+
+/// A [`StagedKernel`] with its shared inputs bound and their part computed.
+#[derive(Debug)]
+pub struct Prepared<'k> {
+    kernel: &'k StagedKernel,
+    shared: Vec<Tensor>,
+    hoisted: Vec<Tensor>,
+}
+
+impl StagedKernel {
+    /// Bind the shared inputs (in the kernel's order) and run the part that depends only on
+    /// them.
+    pub fn prepare(&self, shared: &[&Tensor]) -> Result<Prepared<'_>, Error> {
+        let n_shared = self.roles.iter().filter(|r| matches!(r, Role::Shared(_))).count();
+        if shared.len() != n_shared {
+            return Err(Error::Jit(JitError::InputCount {
+                function: "prepare".into(),
+                expected: n_shared,
+                got: shared.len(),
+            }));
+        }
+        let first_shared =
+            self.roles.iter().position(|r| matches!(r, Role::Shared(_))).unwrap_or(0);
+        let args: Vec<&Tensor> =
+            self.prepare_inputs.iter().map(|&i| shared[i - first_shared]).collect();
+        let hoisted = match &self.prepare {
+            Some(p) => p.call(&args)?,
+            None => Vec::new(),
+        };
+        Ok(Prepared { kernel: self, shared: shared.iter().map(|&t| t.clone()).collect(), hoisted })
+    }
+}
+
+impl Prepared<'_> {
+    /// K for these per-side inputs (side 1's, then side 2's, in the kernel's order).
+    pub fn eval(&self, sides: &[&Tensor]) -> Result<Tensor, Error> {
+        let k = self.kernel;
+        let n_sides = k.roles.iter().filter(|r| matches!(r, Role::Side(..))).count();
+        if sides.len() != n_sides {
+            return Err(Error::Jit(JitError::InputCount {
+                function: "eval".into(),
+                expected: n_sides,
+                got: sides.len(),
+            }));
+        }
+        let first_shared =
+            k.roles.iter().position(|r| matches!(r, Role::Shared(_))).unwrap_or(n_sides);
+        let mut args: Vec<&Tensor> = k
+            .call_inputs
+            .iter()
+            .map(|&i| if i < first_shared { sides[i] } else { &self.shared[i - first_shared] })
+            .collect();
+        args.extend(self.hoisted.iter());
+        let mut out = k.call.call(&args)?;
+        Ok(out.remove(0))
+    }
+}
+
 /// `f.compile()` for functions: native code through the JIT.
 ///
 /// ```
@@ -195,6 +281,30 @@ impl<'f> Kernel<'f> {
             optimize(&self.build()?)?
         };
         Ok(jjt_jit::compile(&graph)?)
+    }
+
+    /// K(p1, p2), optimised and compiled in two stages (see [`StagedKernel`]).
+    pub fn compile_staged(&self) -> Result<StagedKernel, Error> {
+        let graph = if self.auto {
+            jjt_opt::auto::choose(&self.spec, self.f)
+                .map_err(|e| match e {
+                    jjt_opt::auto::AutoError::Ad(e) => Error::Ad(e),
+                    jjt_opt::auto::AutoError::Ir(e) => Error::Ir(e),
+                })?
+                .kernel
+        } else {
+            optimize(&self.build()?)?
+        };
+        let roles: Vec<Role> = self.layout(false)?.into_iter().map(|(_, r, _)| r).collect();
+        let shared: Vec<bool> = roles.iter().map(|r| matches!(r, Role::Shared(_))).collect();
+        let st = jjt_opt::stage::stage(&graph, &shared)?;
+        Ok(StagedKernel {
+            prepare: st.prepare.as_ref().map(jjt_jit::compile).transpose()?,
+            call: jjt_jit::compile(&st.call)?,
+            prepare_inputs: st.prepare_inputs,
+            call_inputs: st.call_inputs,
+            roles,
+        })
     }
 
     /// v ↦ K(p1, p2)·v, optimised and compiled to native code.

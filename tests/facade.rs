@@ -55,3 +55,24 @@ fn compiled_kernel_matches_interpreted_kernel() {
         assert!((g - w).abs() <= 1e-12 * scale, "{g} vs {w}");
     }
 }
+
+#[test]
+fn staged_kernel_equals_one_shot_kernel() {
+    let f =
+        jjt::load_model(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/models/mlp.jjt")).unwrap();
+    let params = ["w0", "b0", "w1", "b1", "w2", "b2"];
+    let kernel = jjt::Kernel::new(&f).wrt(params).shared(params).batch(3, 2);
+    let one_shot = kernel.compile().unwrap();
+    let staged = kernel.compile_staged().unwrap();
+    let mut rng = RandomState::new(2);
+    let args: Vec<jjt::Tensor> =
+        one_shot.inputs().map(|t| rng.randn_f32(t.shape.clone()).unwrap()).collect();
+    let refs: Vec<&jjt::Tensor> = args.iter().collect();
+    let want = one_shot.call(&refs).unwrap().remove(0);
+    let prepared = staged.prepare(&refs[2..]).unwrap();
+    for _ in 0..2 {
+        let got = prepared.eval(&refs[..2]).unwrap();
+        // The same optimised graph, split in two: the same values.
+        assert_eq!(got, want);
+    }
+}

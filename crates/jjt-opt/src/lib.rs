@@ -19,6 +19,7 @@ pub mod cost;
 pub mod fold;
 pub mod reorder;
 pub mod simplify;
+pub mod stage;
 
 use std::time::Instant;
 

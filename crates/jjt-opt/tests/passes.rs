@@ -278,3 +278,38 @@ fn mlp_auto_plan_is_structured() {
     let jacobian_bytes = n * o * p * 4.0;
     assert!(choice.cost.peak_bytes < jacobian_bytes, "{}", choice.cost);
 }
+
+/// Staging: prepare(θ) then call(x1, x2, hoisted) equals the unstaged kernel bit for bit, and
+/// the parameter-only work (here: back-propagating the output basis through the last layer)
+/// leaves the per-call graph.
+#[test]
+fn staged_kernel_equals_unstaged() {
+    let f = jjt_ir::text::parse(
+        "func mlp(x: f64[4], w0: f64[4,5], b0: f64[5], w1: f64[5,3], b1: f64[3]) -> f64[3] {\n  h = tanh(x @ w0 + b0)\n  return h @ w1 + b1\n}",
+    )
+    .unwrap();
+    let params: Vec<String> = ["w0", "b0", "w1", "b1"].iter().map(|s| s.to_string()).collect();
+    for strategy in [jjt_ad::Strategy::Ntvp, jjt_ad::Strategy::Jc] {
+        let spec = KernelSpec {
+            wrt: params.clone(),
+            shared: params.clone(),
+            batch: Some((2, 3)),
+            strategy,
+            ..Default::default()
+        };
+        let (k, _) = jjt_opt::optimize(&spec.kernel(&f).unwrap(), |_, _| {}).unwrap();
+        let shared: Vec<bool> = k.params().iter().map(|p| params.contains(&p.name)).collect();
+        let st = jjt_opt::stage::stage(&k, &shared).unwrap();
+        let mut rng = Rng(11);
+        let x = args(&mut rng, &k);
+        let want = interp::eval_outputs(&k, &x).unwrap();
+        let pin: Vec<Tensor> = st.prepare_inputs.iter().map(|&i| x[i].clone()).collect();
+        let prepare = st.prepare.as_ref().expect("something is hoisted");
+        let hoisted = interp::eval_outputs(prepare, &pin).unwrap();
+        let mut cin: Vec<Tensor> = st.call_inputs.iter().map(|&i| x[i].clone()).collect();
+        cin.extend(hoisted);
+        let got = interp::eval_outputs(&st.call, &cin).unwrap();
+        assert!(bits_equal(&got, &want), "{strategy}");
+        assert!(jjt_opt::cost::cost(&st.call).flops < jjt_opt::cost::cost(&k).flops, "{strategy}");
+    }
+}
