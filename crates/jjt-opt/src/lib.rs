@@ -16,6 +16,8 @@
 
 pub mod auto;
 pub mod cost;
+pub mod cse;
+pub mod dce;
 pub mod fold;
 pub mod reorder;
 pub mod simplify;
@@ -24,6 +26,8 @@ pub mod stage;
 use std::time::Instant;
 
 use jjt_ir::{Function, IrError};
+
+pub use cse::cse;
 
 /// What one pass did.
 #[derive(Clone, Debug, PartialEq)]
@@ -73,7 +77,7 @@ pub fn optimize(
                     ],
                 )
             }
-            _ => (g.pruned(), vec![]),
+            _ => (dce::dce(&g), vec![]),
         };
         jjt_ir::verify(&next).map_err(IrError::Verify)?;
         reports.push(PassReport {
@@ -86,27 +90,4 @@ pub fn optimize(
         g = next;
     }
     Ok((g, reports))
-}
-
-/// Common-subexpression elimination: replay through the hash-consing builder.
-pub fn cse(f: &Function) -> Result<Function, IrError> {
-    let mut b = jjt_ir::FunctionBuilder::new(f.name.clone());
-    let mut map = std::collections::HashMap::new();
-    for p in f.params() {
-        map.insert(p.node, b.input(&p.name, p.ty.clone())?);
-    }
-    for n in f.topo_order().unwrap_or_default() {
-        let Some(node) = f.node(n) else { continue };
-        if matches!(node.op, jjt_ir::Op::Input(_)) {
-            continue;
-        }
-        let xs: Vec<_> = f.operands(n).iter().map(|o| map[o]).collect();
-        let v = b.add(node.op.clone(), &xs)?;
-        if let Some(name) = &node.name {
-            b.name_node(v, name);
-        }
-        map.insert(n, v);
-    }
-    let outs = f.outputs().iter().map(|o| map[o]).collect();
-    Ok(b.finish_many(outs)?.pruned())
 }
