@@ -6,6 +6,7 @@
 //! | `dce` | drops nodes no output uses | values, bit for bit |
 //! | `cse` | rebuilds through the hash-consing builder, so equal subexpressions are shared | values, bit for bit |
 //! | `simplify` | IEEE-safe rules (`x·1`, `−(−x)`, layout compositions, …), counted by name | values, bit for bit |
+//! | `basis` | contractions with an identity (one-hot bases) become transposes | values for finite inputs |
 //! | `fold` | evaluates constant-only nodes at compile time (never to NaN) | values, bit for bit |
 //! | `reorder` | re-evaluates trees of contractions in the cheapest order | values up to reassociation of sums |
 //!
@@ -15,6 +16,7 @@
 #![warn(missing_docs)]
 
 pub mod auto;
+pub mod basis;
 pub mod cost;
 pub mod cse;
 pub mod dce;
@@ -43,7 +45,8 @@ pub struct PassReport {
 }
 
 /// The names of the passes, in pipeline order.
-pub const PASSES: [&str; 7] = ["cse", "simplify", "fold", "reorder", "fold", "simplify", "dce"];
+pub const PASSES: [&str; 8] =
+    ["cse", "simplify", "basis", "fold", "reorder", "fold", "simplify", "dce"];
 
 /// Run the pipeline. `after` is called with each pass's name and result (for
 /// `--print-after`).
@@ -60,6 +63,10 @@ pub fn optimize(
             "simplify" => {
                 let (h, s) = simplify::simplify(&g)?;
                 (h, s.into_iter().map(|(k, v)| (k.to_string(), v as f64)).collect())
+            }
+            "basis" => {
+                let (h, s) = basis::eliminate(&g)?;
+                (h, vec![("eliminated".to_string(), s.eliminated as f64)])
             }
             "fold" => {
                 let (h, s) = fold::fold(&g)?;

@@ -1,0 +1,92 @@
+//! Basis elimination: a contraction with an identity matrix (what vmapping over the one-hot
+//! basis of an output space produces) is a relabelling of the other operand, not arithmetic:
+//! `eye[i,j]·X[…,j,…] = X[…,i,…]`. The contraction becomes a transpose.
+//!
+//! Preserves: values for finite inputs. (The contraction computes `1·x_i + Σ 0·x_j`: an inf or
+//! NaN elsewhere in the contracted row would have made it NaN, and `−0` would have become `+0`;
+//! the transpose returns `x_i` itself.)
+
+use std::collections::HashMap;
+
+use jjt_ir::ops::{Const, DotGeneral};
+use jjt_ir::{Function, FunctionBuilder, IrError, NodeId, Op};
+
+/// Statistics of one run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BasisStats {
+    /// Contractions with an identity replaced by transposes.
+    pub eliminated: usize,
+}
+
+fn is_square_eye(b: &FunctionBuilder, n: NodeId) -> bool {
+    match b.op(n) {
+        Ok(Op::Const(Const::Eye { ty })) => {
+            ty.rank() == 2 && ty.shape.dims()[0] == ty.shape.dims()[1]
+        }
+        _ => false,
+    }
+}
+
+/// If `eye` (operand `slot` of `d`) is a square identity contracted on one axis with no batch
+/// axes, the permutation of the other operand that equals the contraction.
+fn relabel(d: &DotGeneral, eye_is_lhs: bool, other_rank: usize) -> Option<Vec<usize>> {
+    if !d.lhs_batch.is_empty() {
+        return None;
+    }
+    let (ec, oc) = if eye_is_lhs {
+        (&d.lhs_contract, &d.rhs_contract)
+    } else {
+        (&d.rhs_contract, &d.lhs_contract)
+    };
+    if ec.len() != 1 {
+        return None;
+    }
+    let j = oc[0];
+    let others: Vec<usize> = (0..other_rank).filter(|&a| a != j).collect();
+    // Output: eye's free axis (which takes the contracted axis' index), then the other's free
+    // axes — or the reverse when the identity is on the right.
+    Some(if eye_is_lhs {
+        std::iter::once(j).chain(others).collect()
+    } else {
+        others.into_iter().chain(std::iter::once(j)).collect()
+    })
+}
+
+/// Replace contractions with identity matrices by transposes.
+pub fn eliminate(f: &Function) -> Result<(Function, BasisStats), IrError> {
+    let mut stats = BasisStats::default();
+    let mut b = FunctionBuilder::new(f.name.clone());
+    let mut map: HashMap<NodeId, NodeId> = HashMap::new();
+    for p in f.params() {
+        map.insert(p.node, b.input(&p.name, p.ty.clone())?);
+    }
+    for n in f.topo_order().unwrap_or_default() {
+        let Some(node) = f.node(n) else { continue };
+        if matches!(node.op, Op::Input(_)) {
+            continue;
+        }
+        let xs: Vec<NodeId> = f.operands(n).iter().map(|o| map[o]).collect();
+        let mut v = None;
+        if let Op::DotGeneral(d) = &node.op {
+            for (eye_is_lhs, e, o) in [(true, xs[0], xs[1]), (false, xs[1], xs[0])] {
+                if v.is_none() && is_square_eye(&b, e) {
+                    let rank = b.ty(o)?.rank();
+                    if let Some(perm) = relabel(d, eye_is_lhs, rank) {
+                        stats.eliminated += 1;
+                        v = Some(b.transpose(o, &perm)?);
+                    }
+                }
+            }
+        }
+        let v = match v {
+            Some(v) => v,
+            None => b.add(node.op.clone(), &xs)?,
+        };
+        if let Some(name) = &node.name {
+            b.name_node(v, name);
+        }
+        map.insert(n, v);
+    }
+    let outs = f.outputs().iter().map(|o| map[o]).collect();
+    Ok((b.finish_many(outs)?.pruned(), stats))
+}
