@@ -376,3 +376,85 @@ fn staging_hoists_parameter_only_products() {
     assert_eq!(prepare.outputs().len(), 1);
     assert!(jjt_opt::cost::cost(&st.call).flops < jjt_opt::cost::cost(&f).flops);
 }
+
+/// Every pass on the example kernels (the seed at a small size, the MLP model, every strategy
+/// and mode): exact passes bit for bit; the whole pipeline (with reordering) within a relative
+/// 1e-12 of the kernel's largest entry (f64, sums of at most a few hundred terms reassociated).
+#[test]
+fn passes_on_example_kernels() {
+    let mlp = jjt_ir::text::parse(
+        "func mlp(x: f64[6], w0: f64[6,5], b0: f64[5], w1: f64[5,3], b1: f64[3]) -> f64[3] {\n  h = tanh(x @ w0 + b0)\n  return h @ w1 + b1\n}",
+    )
+    .unwrap();
+    let params: Vec<String> = ["w0", "b0", "w1", "b1"].iter().map(|s| s.to_string()).collect();
+    let mut kernels = vec![];
+    for strategy in [jjt_ad::Strategy::Ntvp, jjt_ad::Strategy::Jc] {
+        for mode in [jjt_ad::Mode::Full, jjt_ad::Mode::Trace, jjt_ad::Mode::Diagonal] {
+            kernels.push(
+                KernelSpec {
+                    wrt: params.clone(),
+                    shared: params.clone(),
+                    batch: Some((2, 3)),
+                    strategy,
+                    mode,
+                    ..Default::default()
+                }
+                .kernel(&mlp)
+                .unwrap(),
+            );
+            kernels.push(seed_kernel_f64(40, 3, strategy, mode));
+        }
+    }
+    let mut rng = Rng(29);
+    for k in &kernels {
+        let x: Vec<Tensor> = k
+            .params()
+            .iter()
+            .map(|p| {
+                Tensor::from_f64(
+                    &p.ty,
+                    &(0..p.ty.numel()).map(|_| rng.uniform().abs() + 0.1).collect::<Vec<_>>(),
+                )
+                .unwrap()
+            })
+            .collect();
+        let want = interp::eval_outputs(k, &x).unwrap();
+        for (name, g) in [
+            ("cse", jjt_opt::cse(k).unwrap()),
+            ("simplify", jjt_opt::simplify::simplify(k).unwrap().0),
+            ("fold", jjt_opt::fold::fold(k).unwrap().0),
+            ("dce", jjt_opt::dce::dce(k)),
+        ] {
+            assert!(
+                bits_equal(&interp::eval_outputs(&g, &x).unwrap(), &want),
+                "{name} on {}",
+                k.name
+            );
+        }
+        let (opt, _) = jjt_opt::optimize(k, |_, _| {}).unwrap();
+        let got = interp::eval_outputs(&opt, &x).unwrap();
+        let (w, g) = (want[0].to_f64_vec(), got[0].to_f64_vec());
+        let scale = w.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        for (a, b) in g.iter().zip(&w) {
+            assert!((a - b).abs() <= 1e-12 * scale, "{}: {a} vs {b}", k.name);
+        }
+    }
+}
+
+fn seed_kernel_f64(n: usize, m: usize, strategy: jjt_ad::Strategy, mode: jjt_ad::Mode) -> Function {
+    let mut b = FunctionBuilder::new("seed");
+    let x = b.input("x", TensorType::new(DType::F64, [n])).unwrap();
+    let a = b
+        .constant(Const::Random {
+            ty: TensorType::new(DType::F64, [m, n]),
+            dist: Distribution::Uniform,
+            seed: 1701,
+            offset: 0,
+        })
+        .unwrap();
+    let y = b.matmul(a, x).unwrap();
+    let y = b.binary_scalar(Binary::Div, y, n as f64, false).unwrap();
+    let out = b.unary(Unary::Sqrt, y).unwrap();
+    let f = b.finish(out).unwrap();
+    KernelSpec { wrt: vec!["x".into()], strategy, mode, ..Default::default() }.kernel(&f).unwrap()
+}
