@@ -179,6 +179,9 @@ pub enum Error {
     /// Compiling or calling native code failed.
     #[error("{0}")]
     Jit(#[from] JitError),
+    /// A tensor whose data does not match its shape.
+    #[error("{0}")]
+    Shape(#[from] jjt_ir::tensor::TensorShapeError),
 }
 
 /// Builds the graph of K = J(p1)·J(p2)ᵀ (or of v ↦ K·v) for a function.
