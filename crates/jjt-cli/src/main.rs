@@ -14,6 +14,8 @@
 mod bench;
 mod bind;
 mod check;
+mod progress;
+mod tiles;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -92,9 +94,20 @@ enum Command {
         io: KernelIo,
         #[command(flatten)]
         opts: KernelOpts,
+        #[command(flatten)]
+        tiles: tiles::TileOpts,
         /// Write K to this .npy file; without it the values are printed.
         #[arg(short, long)]
         output: Option<PathBuf>,
+    },
+    /// Assemble kernel blocks (written by `jjt kernel --rows A:B --cols C:D`) into one kernel.
+    Merge {
+        /// Blocks as A:B,C:D=FILE.npy (rows A..B of side 1, columns C..D of side 2).
+        #[arg(required = true, value_name = "A:B,C:D=FILE.npy")]
+        blocks: Vec<String>,
+        /// Where to write the whole kernel.
+        #[arg(short, long)]
+        output: PathBuf,
     },
     /// Compute K·v = J(p1)·J(p2)ᵀ·v without building J or K.
     Apply {
@@ -468,11 +481,28 @@ fn run(cli: Cli) -> Result<(), CliError> {
             let args = bind::bind_named(&f, &inputs, "--in", false)?;
             write_result(backend.run(&f, &args)?, output)
         }
-        Command::Kernel { io, opts, output } => {
+        Command::Kernel { io, opts, tiles, output } => {
             let f = load(&io.model, opts.f64)?;
             let (spec, args) = bind::bind_kernel(&f, &io, &opts, None)?;
-            let k = kernel_graph(&f, &spec, &opts)?;
-            write_result(opts.backend.run(&k, &args)?, output)
+            let k = match (spec.batch, spec.examples, opts.backend) {
+                (Some(batch), Examples::All, Backend::Jit) => {
+                    tiles::run(&f, &spec, &opts, &tiles, batch, &args)?
+                }
+                _ => {
+                    if tiles.rows.is_some() || tiles.cols.is_some() {
+                        return Err(CliError::Batch(
+                            "--rows/--cols need batched per-side inputs, --examples all and --backend jit".into(),
+                        ));
+                    }
+                    opts.backend.run(&kernel_graph(&f, &spec, &opts)?, &args)?
+                }
+            };
+            write_result(k, output)
+        }
+        Command::Merge { blocks, output } => {
+            let k = tiles::merge(&blocks)?;
+            jjt_npy::write_file(&output, &k.into_array())
+                .map_err(|source| CliError::WriteNpy { path: output, source })
         }
         Command::Apply { io, opts, v, output } => {
             let f = load(&io.model, opts.f64)?;

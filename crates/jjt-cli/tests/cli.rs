@@ -504,3 +504,179 @@ fn kernels_of_scalar_and_bool_outputs() {
     );
     fails_with(&["bench", &seed_model(), "--reps", "0"], &["--reps"]);
 }
+
+/// A small f32 MLP model and its parameter and batch files (64 and 48 examples).
+fn tile_setup() -> (String, Vec<String>, String, String) {
+    let dir = tmp("tiles");
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = dir.join("m.jjt");
+    std::fs::write(
+        &model,
+        "func mlp(x: f32[2], w0: f32[2,16], b0: f32[16], w1: f32[16,16], b1: f32[16], w2: f32[16,3], b2: f32[3]) -> f32[3] {\n  h0 = tanh(x @ w0 + b0)\n  h1 = tanh(h0 @ w1 + b1)\n  return h1 @ w2 + b2\n}\n",
+    )
+    .unwrap();
+    let mut rng = jjt::RandomState::new(4);
+    let mut write = |name: &str, shape: Vec<usize>| -> String {
+        let n: usize = shape.iter().product();
+        let v = rng.randn_f64([n]).unwrap().to_f64_vec().iter().map(|x| (x / 4.0) as f32).collect();
+        let p = dir.join(format!("{name}.npy"));
+        jjt_npy::write_file(&p, &jjt_npy::Array { shape, data: jjt_npy::Data::F32(v) }).unwrap();
+        p.display().to_string()
+    };
+    let mut shared = Vec::new();
+    for (n, s) in [
+        ("w0", vec![2, 16]),
+        ("b0", vec![16]),
+        ("w1", vec![16, 16]),
+        ("b1", vec![16]),
+        ("w2", vec![16, 3]),
+        ("b2", vec![3]),
+    ] {
+        shared.push("--shared".to_string());
+        shared.push(format!("{n}={}", write(n, s)));
+    }
+    let (xa, xb) = (write("xa", vec![64, 2]), write("xb", vec![48, 2]));
+    (model.display().to_string(), shared, xa, xb)
+}
+
+fn tile_kernel(model: &str, shared: &[String], xa: &str, xb: &str, extra: &[&str], out: &Path) {
+    let mut args: Vec<&str> = vec![
+        "kernel",
+        model,
+        "--wrt",
+        "w0,b0,w1,b1,w2,b2",
+        "--x1",
+        xa,
+        "--x2",
+        xb,
+        "--tile",
+        "8",
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    args.extend(shared.iter().map(String::as_str));
+    args.extend_from_slice(extra);
+    let o = jjt(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn blocks_reassemble_the_whole_kernel_bit_for_bit() {
+    let (model, shared, xa, xb) = tile_setup();
+    let (xa, xb) = (format!("x={xa}"), format!("x={xb}"));
+    let whole = tmp("whole.npy");
+    tile_kernel(&model, &shared, &xa, &xb, &[], &whole);
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = |n: usize| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        (rng % n as u64) as usize
+    };
+    for trial in 0..3 {
+        // A random grid: cuts at random rows and columns (not aligned to the tiles).
+        let mut rows = vec![0, 64];
+        let mut cols = vec![0, 48];
+        for _ in 0..1 + next(3) {
+            rows.push(1 + next(63));
+            cols.push(1 + next(47));
+        }
+        rows.sort_unstable();
+        rows.dedup();
+        cols.sort_unstable();
+        cols.dedup();
+        let mut parts = Vec::new();
+        for r in rows.windows(2) {
+            for c in cols.windows(2) {
+                let out = tmp(&format!("block_{trial}_{}_{}.npy", r[0], c[0]));
+                let (rr, cc) = (format!("{}:{}", r[0], r[1]), format!("{}:{}", c[0], c[1]));
+                tile_kernel(
+                    &model,
+                    &shared,
+                    &xa,
+                    &xb,
+                    &["--rows", &rr, "--cols", &cc, "--threads", "2"],
+                    &out,
+                );
+                parts.push(format!("{rr},{cc}={}", out.display()));
+            }
+        }
+        let merged = tmp(&format!("merged_{trial}.npy"));
+        let mut args = vec!["merge".to_string()];
+        args.extend(parts);
+        args.extend(["-o".to_string(), merged.display().to_string()]);
+        let o = jjt(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(
+            std::fs::read(&merged).unwrap(),
+            std::fs::read(&whole).unwrap(),
+            "trial {trial}: rows {rows:?} cols {cols:?}"
+        );
+    }
+    // Merging one block that is the whole kernel gives it back; gaps and overlaps are errors.
+    let again = tmp("again.npy");
+    let whole_s = whole.display().to_string();
+    let o = jjt(&["merge", &format!("0:64,0:48={whole_s}"), "-o", again.to_str().unwrap()]);
+    assert!(o.status.success());
+    assert_eq!(std::fs::read(&again).unwrap(), std::fs::read(&whole).unwrap());
+    fails_with(
+        &[
+            "merge",
+            &format!("0:64,0:48={whole_s}"),
+            &format!("0:64,0:48={whole_s}"),
+            "-o",
+            again.to_str().unwrap(),
+        ],
+        &["more than once"],
+    );
+    fails_with(
+        &["merge", &format!("0:64,1:49={whole_s}"), "-o", again.to_str().unwrap()],
+        &["not covered"],
+    );
+}
+
+#[test]
+fn progress_bar_shows_in_a_terminal_and_not_with_quiet() {
+    // The MLP of examples/models/mlp.jjt on 64 × 48 examples, one example pair per tile and one
+    // thread: 3072 tile calls, a few seconds of work.
+    let model = root().join("examples/models/mlp.jjt").display().to_string();
+    let files: Vec<String> =
+        mlp_files().into_iter().filter(|a| !a.starts_with("--x") && !a.starts_with("x=")).collect();
+    let mut rng = jjt::RandomState::new(5);
+    let mut batch = |name: &str, n: usize| -> String {
+        let v = rng.randn_f64([n * 784]).unwrap().to_f64_vec().iter().map(|&x| x as f32).collect();
+        let p = tmp(name);
+        jjt_npy::write_file(
+            &p,
+            &jjt_npy::Array { shape: vec![n, 784], data: jjt_npy::Data::F32(v) },
+        )
+        .unwrap();
+        p.display().to_string()
+    };
+    let (xa, xb) = (batch("pa.npy", 64), batch("pb.npy", 48));
+    let out = tmp("progress.npy");
+    let mut cmd = format!(
+        "{} kernel {model} --wrt w0,b0,w1,b1,w2,b2 --mode trace --x1 x={xa} --x2 x={xb} --tile 1 --threads 1 -o {}",
+        env!("CARGO_BIN_EXE_jjt"),
+        out.display()
+    );
+    for s in &files {
+        cmd.push(' ');
+        cmd.push_str(s);
+    }
+    let run = |c: &str| -> String {
+        let o = Command::new("script")
+            .args(["-qec", c, "/dev/null"])
+            .output()
+            .expect("script(1) from util-linux");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    let shown = run(&cmd);
+    assert!(shown.contains("kernel blocks") && shown.contains("/3072"), "{shown}");
+    let quiet = run(&format!("{cmd} --quiet"));
+    assert!(!quiet.contains("kernel blocks"), "{quiet}");
+    // Not a terminal: no bar either.
+    let o = Command::new("sh").args(["-c", &cmd]).output().unwrap();
+    assert!(o.status.success() && !String::from_utf8_lossy(&o.stderr).contains("kernel blocks"));
+}

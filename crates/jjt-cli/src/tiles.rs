@@ -1,0 +1,243 @@
+//! Batched kernels in tiles: K is computed as T1×T2 blocks of example pairs, each by the same
+//! compiled tile kernel (inputs padded to full tiles), on a thread pool. Every entry K[b1, b2]
+//! depends only on x1[b1] and x2[b2] and is computed by the same code wherever it sits in a tile,
+//! so any block `--rows A:B --cols C:D` equals the same block of the whole kernel bit for bit, and
+//! blocks from many runs (or machines) reassemble exactly (`jjt merge`).
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use clap::Args;
+use jjt_ad::{KernelSpec, Role};
+use jjt_ir::{Data, Function, Shape, Tensor};
+
+use crate::{CliError, KernelOpts, kernel_graph};
+
+/// Tiling flags of `jjt kernel`.
+#[derive(Args, Debug, Default)]
+pub(crate) struct TileOpts {
+    /// Compute only side-1 examples A..B (a block of the kernel).
+    #[arg(long, value_name = "A:B")]
+    pub rows: Option<String>,
+    /// Compute only side-2 examples C..D.
+    #[arg(long, value_name = "C:D")]
+    pub cols: Option<String>,
+    /// Examples per tile on each side (the same for every run whose blocks are merged).
+    #[arg(long, default_value_t = 32)]
+    pub tile: usize,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+fn range(arg: &Option<String>, total: usize, flag: &str) -> Result<(usize, usize), CliError> {
+    let Some(s) = arg else { return Ok((0, total)) };
+    let bad = || CliError::Batch(format!("{flag} {s}: expected A:B with 0 <= A < B <= {total}"));
+    let (a, b) = s.split_once(':').ok_or_else(bad)?;
+    let (a, b) = (
+        a.trim().parse::<usize>().map_err(|_| bad())?,
+        b.trim().parse::<usize>().map_err(|_| bad())?,
+    );
+    if a >= b || b > total {
+        return Err(bad());
+    }
+    Ok((a, b))
+}
+
+/// Examples `from..from+n` of a batched tensor, padded to `tile` by repeating the first.
+fn take(t: &Tensor, from: usize, n: usize, tile: usize) -> Tensor {
+    let inner: usize = t.shape.dims()[1..].iter().product();
+    let pick = |k: usize| from + if k < n { k } else { 0 };
+    let mut shape = t.shape.0.clone();
+    shape[0] = tile;
+    let data = match &t.data {
+        Data::F32(v) => Data::F32(
+            (0..tile).flat_map(|k| v[pick(k) * inner..(pick(k) + 1) * inner].to_vec()).collect(),
+        ),
+        Data::F64(v) => Data::F64(
+            (0..tile).flat_map(|k| v[pick(k) * inner..(pick(k) + 1) * inner].to_vec()).collect(),
+        ),
+        Data::Bool(v) => Data::Bool(
+            (0..tile).flat_map(|k| v[pick(k) * inner..(pick(k) + 1) * inner].to_vec()).collect(),
+        ),
+    };
+    Tensor { shape: Shape(shape), data }
+}
+
+/// Copy the `rows × cols` corner of a tile result `[T1, T2, rest]` into `out` `[R, C, rest]` at
+/// (`r0`, `c0`).
+fn place(
+    out: &mut Data,
+    out_cols: usize,
+    rest: usize,
+    tile: &Tensor,
+    t2: usize,
+    (rows, cols): (usize, usize),
+    (r0, c0): (usize, usize),
+) {
+    macro_rules! copy {
+        ($o:expr, $t:expr) => {
+            for i in 0..rows {
+                for j in 0..cols {
+                    let src = (i * t2 + j) * rest;
+                    let dst = ((r0 + i) * out_cols + c0 + j) * rest;
+                    $o[dst..dst + rest].copy_from_slice(&$t[src..src + rest]);
+                }
+            }
+        };
+    }
+    match (out, &tile.data) {
+        (Data::F32(o), Data::F32(t)) => copy!(o, t),
+        (Data::F64(o), Data::F64(t)) => copy!(o, t),
+        (Data::Bool(o), Data::Bool(t)) => copy!(o, t),
+        _ => {}
+    }
+}
+
+/// K (or the requested block of it) in tiles.
+pub(crate) fn run(
+    f: &Function,
+    spec: &KernelSpec,
+    opts: &KernelOpts,
+    t: &TileOpts,
+    (b1, b2): (usize, usize),
+    args: &[Tensor],
+) -> Result<Tensor, CliError> {
+    let (r_lo, r_hi) = range(&t.rows, b1, "--rows")?;
+    let (c_lo, c_hi) = range(&t.cols, b2, "--cols")?;
+    let tile = t.tile.max(1);
+    let (t1, t2) = (tile.min(b1), tile.min(b2));
+    let tile_spec = KernelSpec { batch: Some((t1, t2)), ..spec.clone() };
+    let compiled = jjt_jit::compile(&kernel_graph(f, &tile_spec, opts)?)?;
+    let layout = spec.layout(f, false)?;
+    let out_ty = compiled.outputs()[0].clone();
+    let rest: usize = out_ty.shape.dims()[2..].iter().product();
+    let (rows, cols) = (r_hi - r_lo, c_hi - c_lo);
+    let mut shape = vec![rows, cols];
+    shape.extend_from_slice(&out_ty.shape.dims()[2..]);
+    let total = rows * cols * rest;
+    let zeros = Tensor::from_f64(&out_ty.with_shape(vec![total]), &vec![0.0; total])
+        .map_err(|e| CliError::Batch(e.to_string()))?;
+    let result = Mutex::new(zeros.data);
+    let jobs: Vec<(usize, usize)> = (r_lo..r_hi)
+        .step_by(t1)
+        .flat_map(|r| (c_lo..c_hi).step_by(t2).map(move |c| (r, c)))
+        .collect();
+    let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let threads = t
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let start = Instant::now();
+    let progress = crate::progress::Progress::new(jobs.len(), t.quiet);
+    let errors: Mutex<Vec<CliError>> = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..threads.min(jobs.len().max(1)) {
+            s.spawn(|| {
+                loop {
+                    let j = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&(r, c)) = jobs.get(j) else { break };
+                    let (nr, nc) = ((r_hi - r).min(t1), (c_hi - c).min(t2));
+                    let inputs: Vec<Tensor> = layout
+                        .iter()
+                        .zip(args)
+                        .map(|((_, role, _), a)| match role {
+                            Role::Side(1, _) => take(a, r, nr, t1),
+                            Role::Side(_, _) => take(a, c, nc, t2),
+                            _ => a.clone(),
+                        })
+                        .collect();
+                    let refs: Vec<&Tensor> = inputs.iter().collect();
+                    match compiled.call(&refs) {
+                        Ok(mut out) => {
+                            let k = out.remove(0);
+                            if let Ok(mut res) = result.lock() {
+                                place(&mut res, cols, rest, &k, t2, (nr, nc), (r - r_lo, c - c_lo));
+                            }
+                        }
+                        Err(e) => {
+                            if let Ok(mut errs) = errors.lock() {
+                                errs.push(CliError::Jit(e));
+                            }
+                            break;
+                        }
+                    }
+                    let d = done.fetch_add(1, Ordering::Relaxed) + 1;
+                    progress.update(d, start.elapsed());
+                }
+            });
+        }
+    });
+    progress.finish();
+    if let Some(e) = errors.into_inner().ok().and_then(|mut v| v.pop()) {
+        return Err(e);
+    }
+    let data = result.into_inner().map_err(|_| CliError::Batch("a worker thread failed".into()))?;
+    Tensor::new(shape, data).map_err(|e| CliError::Batch(e.to_string()))
+}
+
+/// Assemble blocks `A:B,C:D=FILE`.
+pub(crate) fn merge(blocks: &[String]) -> Result<Tensor, CliError> {
+    let mut parts = Vec::new();
+    for b in blocks {
+        let bad = || CliError::Batch(format!("block `{b}`: expected A:B,C:D=FILE.npy"));
+        let (ranges, file) = b.split_once('=').ok_or_else(bad)?;
+        let (rr, cc) = ranges.split_once(',').ok_or_else(bad)?;
+        let (r0, r1) = range(&Some(rr.to_string()), usize::MAX, "rows").map_err(|_| bad())?;
+        let (c0, c1) = range(&Some(cc.to_string()), usize::MAX, "cols").map_err(|_| bad())?;
+        let path = std::path::PathBuf::from(file);
+        let t = jjt_npy::read_file(&path).map(Tensor::from_array).map_err(|source| {
+            CliError::ReadInput { name: b.clone(), path: path.clone(), source }
+        })?;
+        let d = t.shape.dims();
+        if d.len() < 2 || d[0] != r1 - r0 || d[1] != c1 - c0 {
+            return Err(CliError::Batch(format!(
+                "block `{b}` has shape {}, but its ranges say [{}, {}, ...]",
+                t.shape,
+                r1 - r0,
+                c1 - c0
+            )));
+        }
+        parts.push((r0, c0, t));
+    }
+    let rows = parts.iter().map(|(r, _, t)| r + t.shape.dims()[0]).max().unwrap_or(0);
+    let cols = parts.iter().map(|(_, c, t)| c + t.shape.dims()[1]).max().unwrap_or(0);
+    let first = &parts[0].2;
+    let rest_dims = first.shape.dims()[2..].to_vec();
+    let rest: usize = rest_dims.iter().product();
+    let mut covered = vec![0u8; rows * cols];
+    for (r0, c0, t) in &parts {
+        if t.shape.dims()[2..] != rest_dims[..] || t.dtype() != first.dtype() {
+            return Err(CliError::Batch("blocks differ in dtype or in their trailing axes".into()));
+        }
+        for i in 0..t.shape.dims()[0] {
+            for j in 0..t.shape.dims()[1] {
+                covered[(r0 + i) * cols + c0 + j] += 1;
+            }
+        }
+    }
+    if let Some(k) = covered.iter().position(|&c| c != 1) {
+        let what = if covered[k] == 0 { "not covered" } else { "covered more than once" };
+        return Err(CliError::Batch(format!(
+            "entry ({}, {}) is {what} by the blocks",
+            k / cols,
+            k % cols
+        )));
+    }
+    let ty = first.ty().with_shape(vec![rows * cols * rest]);
+    let mut data = Tensor::from_f64(&ty, &vec![0.0; rows * cols * rest])
+        .map_err(|e| CliError::Batch(e.to_string()))?
+        .data;
+    for (r0, c0, t) in &parts {
+        let (nr, nc) = (t.shape.dims()[0], t.shape.dims()[1]);
+        place(&mut data, cols, rest, t, nc, (nr, nc), (*r0, *c0));
+    }
+    let mut shape = vec![rows, cols];
+    shape.extend(rest_dims);
+    Tensor::new(shape, data).map_err(|e| CliError::Batch(e.to_string()))
+}
