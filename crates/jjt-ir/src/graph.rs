@@ -71,7 +71,7 @@ pub type Graph = StableDiGraph<Node, Slot>;
 /// cotangent per differentiated input).
 ///
 /// Built by [`crate::FunctionBuilder`], which type-checks and hash-conses every node, or by
-/// [`Function::from_parts`] for hand-made graphs, which [`crate::verify`] checks.
+/// [`Function::from_parts`] for hand-made graphs, which [`crate::verify()`] checks.
 #[derive(Clone, Debug)]
 pub struct Function {
     /// The function's name.
@@ -82,7 +82,7 @@ pub struct Function {
 }
 
 impl Function {
-    /// Assemble a function from parts without checking anything. Run [`crate::verify`] on the
+    /// Assemble a function from parts without checking anything. Run [`crate::verify()`] on the
     /// result; every other consumer assumes a verified function.
     pub fn from_parts(
         name: impl Into<String>,

@@ -1,6 +1,6 @@
 //! The closed op set.
 //!
-//! [`Op`] is generated from the one list in [`define_ops!`] below. Every entry names a type that
+//! [`Op`] is generated from the one list in the `define_ops!` macro below. Every entry names a type that
 //! implements [`OpRule`] (shape inference, reference evaluation, attributes for the text format,
 //! traits) and [`ParseOp`] (reading it back from the text format). The traits have no default
 //! methods, so an op that forgets a rule does not compile; later stages (AD, batching, lowering)
