@@ -22,6 +22,12 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+//!
+//! # The smallest host program
+//!
+//! `examples/embed.rs`, in full:
+//!
+#![doc = concat!("```rust\n", include_str!("../examples/embed.rs"), "```")]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

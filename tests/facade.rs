@@ -76,3 +76,12 @@ fn staged_kernel_equals_one_shot_kernel() {
         assert_eq!(got, want);
     }
 }
+
+/// README and the crate docs show examples/embed.rs as it is.
+#[test]
+fn embed_example_is_shown_verbatim() {
+    let embed = include_str!("../examples/embed.rs");
+    assert!(embed.lines().count() < 40);
+    let readme = include_str!("../README.md");
+    assert!(readme.contains(embed), "README's copy of examples/embed.rs is out of date");
+}
