@@ -50,6 +50,7 @@
 //! ```
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod error;
 mod literal;
