@@ -29,6 +29,14 @@ pub enum AdError {
         /// Its dtype.
         dtype: DType,
     },
+    /// Kernels of a non-float output.
+    #[error("`{function}` returns {ty}; kernels need a floating-point (f32 or f64) output")]
+    OutputNotFloat {
+        /// The function.
+        function: String,
+        /// Its output type.
+        ty: TensorType,
+    },
     /// `wrt` is empty.
     #[error("no inputs to differentiate with respect to: give at least one `wrt` name")]
     NoWrt,

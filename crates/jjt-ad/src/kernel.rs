@@ -120,10 +120,7 @@ impl KernelSpec {
         }
         let out = f.output_type().cloned().ok_or(AdError::Cycle)?;
         if !is_float(out.dtype) {
-            return Err(AdError::NotFloat {
-                name: format!("the output of `{}`", f.name),
-                dtype: out.dtype,
-            });
+            return Err(AdError::OutputNotFloat { function: f.name.clone(), ty: out });
         }
         Ok(Plan { wrt, shared, out })
     }

@@ -61,7 +61,7 @@ pub(crate) fn run(b: &Bench) -> Result<(), CliError> {
     let args: Vec<Tensor> =
         g.params().iter().map(|p| random(&mut rng, &p.ty)).collect::<Result<_, _>>()?;
     let refs: Vec<&Tensor> = args.iter().collect();
-    let compiled = jjt_jit::compile(&g)?;
+    let compiled = jjt_jit::compile_with(&g, crate::jit_options(b.opts.max_memory))?;
     let out = compiled.call(&refs)?;
     let first_ms = start.elapsed().as_secs_f64() * 1e3;
     let mut times = Vec::with_capacity(b.reps);

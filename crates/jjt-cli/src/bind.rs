@@ -165,9 +165,11 @@ pub(crate) fn bind_kernel(
             };
             if shared[i].is_some() {
                 return Err(CliError::UnknownInput {
+                    reason: format!(
+                        "input `{name}` is given as --shared, so it has one value for both sides"
+                    ),
                     flag,
                     name,
-                    reason: "it is given as --shared, so it has one value for both sides".into(),
                     known: known(f),
                 });
             }

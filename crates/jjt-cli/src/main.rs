@@ -213,6 +213,14 @@ pub(crate) struct KernelOpts {
     /// Skip the optimiser (contraction reordering, constant folding) before compiling.
     #[arg(long)]
     no_opt: bool,
+    /// Memory budget of the compiled kernel (constants, scratch, any one value), in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 8192)]
+    max_memory: u64,
+}
+
+/// JIT options for a memory budget in MiB.
+pub(crate) fn jit_options(max_mib: u64) -> jjt_jit::Options {
+    jjt_jit::Options { max_bytes: max_mib.saturating_mul(1 << 20), ..Default::default() }
 }
 
 /// Pipeline stages `dump` can print.
@@ -255,11 +263,11 @@ enum Backend {
 }
 
 impl Backend {
-    fn run(self, f: &Function, args: &[Tensor]) -> Result<Tensor, CliError> {
+    fn run(self, f: &Function, args: &[Tensor], max_mib: u64) -> Result<Tensor, CliError> {
         match self {
             Backend::Interp => Ok(interp::eval(f, args)?),
             Backend::Jit => {
-                let c = jjt_jit::compile(f)?;
+                let c = jjt_jit::compile_with(f, jit_options(max_mib))?;
                 let refs: Vec<&Tensor> = args.iter().collect();
                 c.call(&refs)?
                     .into_iter()
@@ -479,7 +487,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Eval { model, inputs, output, backend } => {
             let f = parse_file(&model)?;
             let args = bind::bind_named(&f, &inputs, "--in", false)?;
-            write_result(backend.run(&f, &args)?, output)
+            write_result(backend.run(&f, &args, 8192)?, output)
         }
         Command::Kernel { io, opts, tiles, output } => {
             let f = load(&io.model, opts.f64)?;
@@ -494,7 +502,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
                             "--rows/--cols need batched per-side inputs, --examples all and --backend jit".into(),
                         ));
                     }
-                    opts.backend.run(&kernel_graph(&f, &spec, &opts)?, &args)?
+                    opts.backend.run(&kernel_graph(&f, &spec, &opts)?, &args, opts.max_memory)?
                 }
             };
             write_result(k, output)
@@ -508,7 +516,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             let f = load(&io.model, opts.f64)?;
             let (spec, args) = bind::bind_kernel(&f, &io, &opts, Some(&v))?;
             let a = optimized(&spec.apply(&f)?, opts.no_opt)?;
-            write_result(opts.backend.run(&a, &args)?, output)
+            write_result(opts.backend.run(&a, &args, opts.max_memory)?, output)
         }
         Command::Check { model, wrt, inputs, points, seed, range } => {
             let f = jjt_ad::promote_f64(&parse_file(&model)?)?;

@@ -112,7 +112,10 @@ pub(crate) fn run(
     let tile = t.tile.max(1);
     let (t1, t2) = (tile.min(b1), tile.min(b2));
     let tile_spec = KernelSpec { batch: Some((t1, t2)), ..spec.clone() };
-    let compiled = jjt_jit::compile(&kernel_graph(f, &tile_spec, opts)?)?;
+    let compiled = jjt_jit::compile_with(
+        &kernel_graph(f, &tile_spec, opts)?,
+        crate::jit_options(opts.max_memory),
+    )?;
     let layout = spec.layout(f, false)?;
     let out_ty = compiled.outputs()[0].clone();
     let rest: usize = out_ty.shape.dims()[2..].iter().product();

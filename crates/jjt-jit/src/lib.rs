@@ -128,6 +128,9 @@ pub struct Options {
     pub strict: bool,
     /// Never call the matrix multiply (for measuring where it pays off).
     pub no_gemm: bool,
+    /// Memory budget in bytes for the constants, the scratch arena and any single value
+    /// (0: [`MAX_BYTES`]).
+    pub max_bytes: u64,
 }
 
 type Entry = unsafe extern "C" fn(*const *const u8, *const *mut u8, *mut u8, *const *const u8);
@@ -172,14 +175,15 @@ fn codegen_err(e: impl fmt::Display) -> JitError {
 /// Compile `f`.
 pub fn compile_with(f: &Function, opts: Options) -> Result<Compiled, JitError> {
     jjt_ir::verify(f).map_err(JitError::Invalid)?;
-    check_sizes(f)?;
+    let budget = if opts.max_bytes == 0 { MAX_BYTES } else { opts.max_bytes };
+    check_sizes(f, budget)?;
     let plan = plan::plan(f)?;
     let layout = arena::layout(&plan);
-    if layout.size as u64 > MAX_BYTES {
+    if layout.size as u64 > budget {
         return Err(JitError::TooLarge {
             what: "the scratch arena".into(),
             needed: layout.size as u64,
-            limit: MAX_BYTES,
+            limit: budget,
         });
     }
 
@@ -338,7 +342,7 @@ pub const MAX_BYTES: u64 = 8 << 30;
 /// Every value must have a byte size that fits the budget (so no size arithmetic in the plan,
 /// the arena or the generated loops can overflow), and the constants evaluated at compile time
 /// must fit it together.
-fn check_sizes(f: &Function) -> Result<(), JitError> {
+fn check_sizes(f: &Function, budget: u64) -> Result<(), JitError> {
     let mut consts = 0u64;
     for id in f.node_ids() {
         let Some(node) = f.node(id) else { continue };
@@ -348,22 +352,22 @@ fn check_sizes(f: &Function) -> Result<(), JitError> {
             .checked_numel()
             .and_then(|n| (n as u64).checked_mul(plan::item_size(node.ty.dtype) as u64))
             .unwrap_or(u64::MAX);
-        if bytes > MAX_BYTES || node.ty.shape.dims().iter().any(|&d| d as u64 > MAX_BYTES) {
+        if bytes > budget || node.ty.shape.dims().iter().any(|&d| d as u64 > budget) {
             return Err(JitError::TooLarge {
                 what: format!("value {id} of type {}", node.ty),
                 needed: bytes,
-                limit: MAX_BYTES,
+                limit: budget,
             });
         }
         if matches!(node.op, jjt_ir::Op::Const(_)) {
             consts = consts.saturating_add(bytes);
         }
     }
-    if consts > MAX_BYTES {
+    if consts > budget {
         return Err(JitError::TooLarge {
             what: "the constants".into(),
             needed: consts,
-            limit: MAX_BYTES,
+            limit: budget,
         });
     }
     Ok(())

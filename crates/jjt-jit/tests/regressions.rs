@@ -109,3 +109,13 @@ fn scalar_wrt_diagonal_jacobian_contraction() {
         assert!((g - w).abs() <= 1e-6 * w.abs().max(1.0));
     }
 }
+
+#[test]
+fn the_memory_budget_is_configurable() {
+    let f = text::parse("func f(x: f32[1000]) -> f32[1000,1000] { return broadcast_to(x, shape=[1000,1000]) * 2.0 }").unwrap();
+    let tight = jjt_jit::Options { max_bytes: 1 << 20, ..Default::default() };
+    assert!(
+        matches!(jjt_jit::compile_with(&f, tight), Err(JitError::TooLarge { limit, .. }) if limit == 1 << 20)
+    );
+    assert!(compile(&f).is_ok());
+}
