@@ -214,7 +214,8 @@ pub(crate) struct KernelOpts {
     #[arg(long)]
     no_opt: bool,
     /// Memory budget of the compiled kernel (constants, scratch, any one value), in MiB.
-    #[arg(long, value_name = "MIB", default_value_t = 8192)]
+    #[arg(long, value_name = "MIB", default_value_t = 8192,
+          value_parser = clap::value_parser!(u64).range(1..))]
     max_memory: u64,
 }
 
@@ -379,6 +380,12 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
+            if let CliError::Jit(jjt_jit::JitError::TooLarge { .. }) = e {
+                eprintln!(
+                    "hint: raise --max-memory MIB, or compute K in blocks with \
+                     `jjt kernel ... --rows A:B --cols C:D` and `jjt merge` (docs/scale.md)"
+                );
+            }
             ExitCode::FAILURE
         }
     }

@@ -1,4 +1,4 @@
-//! What the user sees when they get something wrong: for each of 30 distinct mistakes, `jjt`
+//! What the user sees when they get something wrong: for each of 31 distinct mistakes, `jjt`
 //! exits with status 1 and one message that starts with `error: `, is not a Rust panic or a
 //! debug-formatted value, and names the offending file or input and what was expected. All
 //! messages together are one snapshot (paths replaced by placeholders).
@@ -52,6 +52,9 @@ fn user_mistakes() {
     let un = npy("un.npy", vec![2], jjt_npy::Data::F32(vec![1.0; 2]));
     let bools = npy("p.npy", vec![3], jjt_npy::Data::Bool(vec![true; 3]));
     let zeros = npy("z.npy", vec![10000], jjt_npy::Data::F32(vec![0.0; 10000]));
+    // K of an elementwise map of 3000 inputs is 3000×3000 f32 = 36 MB, over a 1 MiB budget.
+    let wide = write("wide.jjt", "func f(x: f32[3000]) -> f32[3000] { return exp(x) }");
+    let wide_x = npy("wide.npy", vec![3000], jjt_npy::Data::F32(vec![0.0; 3000]));
     let k = dir().join("k.npy").display().to_string();
     let kpart = format!("0:2,0:2={k}");
     let mut xs = vec![0.0f32; 2 * 2];
@@ -366,6 +369,22 @@ fn user_mistakes() {
             "zero repetitions",
             vec!["bench".into(), seed.clone(), "--reps".into(), "0".into()],
             vec!["--reps".into()],
+        ),
+        (
+            "over the memory budget",
+            vec![
+                "kernel".into(),
+                wide.clone(),
+                "--wrt".into(),
+                "x".into(),
+                "--x1".into(),
+                wide_x.clone(),
+                "--x2".into(),
+                wide_x.clone(),
+                "--max-memory".into(),
+                "1".into(),
+            ],
+            vec!["budget".into(), "--max-memory".into(), "--rows".into()],
         ),
     ];
     assert!(cases.len() >= 25);

@@ -63,6 +63,11 @@ impl FunctionBuilder {
         }
     }
 
+    /// Nodes built so far.
+    pub fn node_count(&self) -> usize {
+        self.graph.node_count()
+    }
+
     /// Declare the next input.
     pub fn input(&mut self, name: &str, ty: TensorType) -> Result<NodeId, IrError> {
         if !is_identifier(name) {

@@ -347,3 +347,39 @@ fn comparison_operators_bind_loosest() {
         assert!(print(&parse(&src).unwrap()).contains(name), "{op}");
     }
 }
+
+/// Text longer than the byte limit and functions with more nodes than the node limit are
+/// typed errors; a file over the limit is rejected from its size, before it is read.
+#[test]
+fn size_and_node_limits_are_typed_errors() {
+    use jjt_ir::text::{Limits, ModelFileError, parse_file_with_limits, parse_with_limits};
+    let body: String = (1..=50).map(|i| format!("  a{i} = sin(a{})\n", i - 1)).collect();
+    let src = format!("func f(a0: f64[3]) -> f64[3] {{\n{body}  return a50\n}}\n");
+    let roomy = Limits { max_bytes: src.len(), max_nodes: 51 };
+    assert!(parse_with_limits(&src, None, roomy).is_ok());
+
+    let short = Limits { max_bytes: src.len() - 1, ..roomy };
+    let e = parse_with_limits(&src, None, short).unwrap_err();
+    assert_eq!(e.kind, ParseErrorKind::TooLong { bytes: src.len(), limit: src.len() - 1 });
+    assert_eq!((e.line, e.col), (1, 1));
+
+    // 1 input + 50 sines = 51 nodes; with a limit of 40 the 40th statement (line 41) fails.
+    let few = Limits { max_nodes: 40, ..roomy };
+    let e = parse_with_limits(&src, None, few).unwrap_err();
+    assert_eq!(e.kind, ParseErrorKind::TooManyNodes { limit: 40 });
+    assert_eq!((e.line, e.col), (41, 3));
+    assert!(e.to_string().contains("more than 40 nodes"), "{e}");
+
+    let dir = std::env::temp_dir().join(format!("jjt-limits-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("big.jjt");
+    std::fs::write(&path, &src).unwrap();
+    match parse_file_with_limits(&path, short) {
+        Err(ModelFileError::TooLong { path: p, bytes, limit }) => {
+            assert_eq!((p, bytes, limit), (path.clone(), src.len() as u64, src.len() - 1));
+        }
+        other => panic!("expected TooLong, got {other:?}"),
+    }
+    assert!(parse_file_with_limits(&path, roomy).is_ok());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -7,7 +7,8 @@ mod parser;
 mod printer;
 
 pub use parser::{
-    MAX_DEPTH, ModelFileError, ParseError, ParseErrorKind, parse, parse_file, parse_with_base,
+    Limits, MAX_DEPTH, MAX_NODES, MAX_SOURCE_BYTES, ModelFileError, ParseError, ParseErrorKind,
+    parse, parse_file, parse_file_with_limits, parse_with_base, parse_with_limits,
 };
 pub(crate) use printer::layout;
 pub use printer::print;

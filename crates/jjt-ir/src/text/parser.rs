@@ -16,6 +16,28 @@ use crate::types::{DType, Shape, TensorType};
 /// Deepest nesting of expressions and attribute lists the parser accepts.
 pub const MAX_DEPTH: usize = 64;
 
+/// Largest model text the parser accepts, in bytes (weights belong in `npy("...")` files).
+pub const MAX_SOURCE_BYTES: usize = 64 << 20;
+
+/// Most nodes a parsed function may have.
+pub const MAX_NODES: usize = 1 << 22;
+
+/// Resource limits of the parser. [`Limits::default`] is [`MAX_SOURCE_BYTES`] and
+/// [`MAX_NODES`]; the nesting depth is always [`MAX_DEPTH`] (it bounds the parser's stack).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest accepted text, in bytes.
+    pub max_bytes: usize,
+    /// Most nodes in the parsed function.
+    pub max_nodes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits { max_bytes: MAX_SOURCE_BYTES, max_nodes: MAX_NODES }
+    }
+}
+
 /// What went wrong while parsing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -81,6 +103,18 @@ pub enum ParseErrorKind {
     },
     /// Nesting deeper than [`MAX_DEPTH`].
     TooDeep,
+    /// Text longer than [`Limits::max_bytes`].
+    TooLong {
+        /// Its length in bytes.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// More than [`Limits::max_nodes`] nodes.
+    TooManyNodes {
+        /// The limit.
+        limit: usize,
+    },
 }
 
 impl fmt::Display for ParseErrorKind {
@@ -131,6 +165,15 @@ impl fmt::Display for ParseErrorKind {
             ParseErrorKind::TooDeep => {
                 write!(f, "expression nested deeper than {MAX_DEPTH} levels")
             }
+            ParseErrorKind::TooLong { bytes, limit } => write!(
+                f,
+                "model text is {bytes} bytes, more than the limit of {limit}; \
+                 keep weights in npy(\"...\") files"
+            ),
+            ParseErrorKind::TooManyNodes { limit } => write!(
+                f,
+                "the function has more than {limit} nodes; split it or keep weights in npy files"
+            ),
         }
     }
 }
@@ -185,6 +228,19 @@ pub fn parse(src: &str) -> Result<Function, ParseError> {
 
 /// Parse a function from text, resolving `npy("...")` paths against `base`.
 pub fn parse_with_base(src: &str, base: Option<&Path>) -> Result<Function, ParseError> {
+    parse_with_limits(src, base, Limits::default())
+}
+
+/// Parse a function from text under explicit resource limits.
+pub fn parse_with_limits(
+    src: &str,
+    base: Option<&Path>,
+    limits: Limits,
+) -> Result<Function, ParseError> {
+    if src.len() > limits.max_bytes {
+        let kind = ParseErrorKind::TooLong { bytes: src.len(), limit: limits.max_bytes };
+        return Err(ParseError::new(src, 1, 1, kind));
+    }
     let toks = lex(src)?;
     let mut p = Parser {
         src,
@@ -194,15 +250,27 @@ pub fn parse_with_base(src: &str, base: Option<&Path>) -> Result<Function, Parse
         env: HashMap::new(),
         depth: 0,
         base,
+        max_nodes: limits.max_nodes,
     };
     p.function()
 }
 
 /// Read and parse a model file; errors name the file.
 pub fn parse_file(path: &Path) -> Result<Function, ModelFileError> {
-    let src = std::fs::read_to_string(path)
-        .map_err(|source| ModelFileError::Io { path: path.to_path_buf(), source })?;
-    parse_with_base(&src, path.parent()).map_err(|mut e| {
+    parse_file_with_limits(path, Limits::default())
+}
+
+/// Read and parse a model file under explicit resource limits.
+pub fn parse_file_with_limits(path: &Path, limits: Limits) -> Result<Function, ModelFileError> {
+    let io = |source| ModelFileError::Io { path: path.to_path_buf(), source };
+    // Check the size before reading, so an oversized file is never loaded.
+    let bytes = std::fs::metadata(path).map_err(io)?.len();
+    if bytes > limits.max_bytes as u64 {
+        let limit = limits.max_bytes;
+        return Err(ModelFileError::TooLong { path: path.to_path_buf(), bytes, limit });
+    }
+    let src = std::fs::read_to_string(path).map_err(io)?;
+    parse_with_limits(&src, path.parent(), limits).map_err(|mut e| {
         e.file = Some(path.to_path_buf());
         ModelFileError::Parse(Box::new(e))
     })
@@ -222,6 +290,19 @@ pub enum ModelFileError {
     /// The text does not parse.
     #[error("{0}")]
     Parse(Box<ParseError>),
+    /// The file is longer than [`Limits::max_bytes`].
+    #[error(
+        "model `{}` is {bytes} bytes, more than the limit of {limit}; keep weights in npy(\"...\") files",
+        path.display()
+    )]
+    TooLong {
+        /// The file.
+        path: PathBuf,
+        /// Its size.
+        bytes: u64,
+        /// The limit.
+        limit: usize,
+    },
 }
 
 /// A value during parsing: a node, or a number literal whose dtype comes from its neighbours
@@ -240,6 +321,7 @@ struct Parser<'a> {
     env: HashMap<String, Val>,
     depth: usize,
     base: Option<&'a Path>,
+    max_nodes: usize,
 }
 
 const RESERVED: [&str; 9] = ["func", "return", "f32", "f64", "bool", "true", "false", "inf", "nan"];
@@ -410,6 +492,9 @@ impl<'a> Parser<'a> {
         }
         self.expect("=")?;
         let v = self.expr()?;
+        if self.b.node_count() > self.max_nodes {
+            return Err(self.err_at(&t, ParseErrorKind::TooManyNodes { limit: self.max_nodes }));
+        }
         if let Val::Node(id) = v {
             self.b.name_node(id, &name);
         }
