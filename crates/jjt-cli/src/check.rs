@@ -1,6 +1,7 @@
 //! `jjt check`: a gradient check for users. At random points (in f64), JVPs against central
 //! finite differences and VJPs by the dot-product test ⟨J t, c⟩ = ⟨t, Jᵀ c⟩.
 
+use jjt_ir::random::XorShift64 as Rng;
 use jjt_ir::{Function, Tensor, interp};
 
 use crate::CliError;
@@ -11,18 +12,6 @@ use crate::CliError;
 /// rounding.
 const JVP_TOL: f64 = 1e-5;
 const VJP_TOL: f64 = 1e-10;
-
-struct Rng(u64);
-
-impl Rng {
-    fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        let u = (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64;
-        lo + (hi - lo) * u
-    }
-}
 
 fn random(rng: &mut Rng, ty: &jjt_ir::TensorType, lo: f64, hi: f64) -> Result<Tensor, CliError> {
     let mut v: Vec<f64> = Vec::new();

@@ -133,18 +133,7 @@ pub fn diff(data: &[u8]) -> Result<(), String> {
 }
 
 /// xorshift64* for the driver.
-#[derive(Debug)]
-pub struct Rng(pub u64);
-
-impl Rng {
-    /// Next value.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
+pub use jjt_ir::random::XorShift64 as Rng;
 
 /// A random input: fresh bytes, or a mutated seed (byte flips, insertions, deletions, splices).
 pub fn input(rng: &mut Rng, seeds: &[Vec<u8>]) -> Vec<u8> {

@@ -118,3 +118,30 @@ pub fn draws(dist: Distribution, seed: u32, offset: u64, count: usize) -> Vec<f6
     }
     (0..count).map(|_| next()).collect()
 }
+
+/// xorshift64* (Vigna 2016): a small deterministic generator for random test inputs, fuzzing
+/// and the gradient check's probe points. Not NumPy-compatible (that is [`Mt19937`]). The
+/// state must be nonzero (zero stays zero).
+#[derive(Clone, Debug)]
+pub struct XorShift64(pub u64);
+
+impl XorShift64 {
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Uniform in `[lo, hi)`, from 53 random bits.
+    pub fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
+        let u = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        lo + (hi - lo) * u
+    }
+
+    /// Uniform in `0..n` (`n > 0`; modulo bias is below 2⁻⁵⁰ for the small `n` this serves).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+}

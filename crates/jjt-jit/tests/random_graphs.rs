@@ -15,22 +15,7 @@ use jjt_ir::{
 use jjt_jit::{Options, compile_with};
 use proptest::prelude::*;
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn uniform(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64 * 4.0 - 2.0
-    }
-}
+use jjt_ir::random::XorShift64 as Rng;
 
 fn random_graph(rng: &mut Rng) -> Function {
     let mut b = FunctionBuilder::new("g");
@@ -97,8 +82,11 @@ fn args(rng: &mut Rng, f: &Function) -> Vec<Tensor> {
     f.params()
         .iter()
         .map(|p| {
-            Tensor::from_f64(&p.ty, &(0..p.ty.numel()).map(|_| rng.uniform()).collect::<Vec<_>>())
-                .unwrap()
+            Tensor::from_f64(
+                &p.ty,
+                &(0..p.ty.numel()).map(|_| rng.uniform(-2.0, 2.0)).collect::<Vec<_>>(),
+            )
+            .unwrap()
         })
         .collect()
 }
@@ -156,12 +144,12 @@ proptest! {
         let v = vjp(&f, &names).unwrap();
         let mut va = x.clone();
         let out = f.output_type().unwrap().clone();
-        va.push(Tensor::from_f64(&out, &(0..out.numel()).map(|_| rng.uniform()).collect::<Vec<_>>()).unwrap());
+        va.push(Tensor::from_f64(&out, &(0..out.numel()).map(|_| rng.uniform(-2.0, 2.0)).collect::<Vec<_>>()).unwrap());
         compare(&v, &va)?;
         let spec = KernelSpec { wrt: vec![names[0].clone()], shared: names[1..].to_vec(), ..Default::default() };
         let k = spec.kernel(&f).unwrap();
         let layout = spec.layout(&f, false).unwrap();
-        let ka: Vec<Tensor> = layout.iter().map(|(_, _, t)| Tensor::from_f64(t, &(0..t.numel()).map(|_| rng.uniform()).collect::<Vec<_>>()).unwrap()).collect();
+        let ka: Vec<Tensor> = layout.iter().map(|(_, _, t)| Tensor::from_f64(t, &(0..t.numel()).map(|_| rng.uniform(-2.0, 2.0)).collect::<Vec<_>>()).unwrap()).collect();
         compare(&k, &ka)?;
     }
 }

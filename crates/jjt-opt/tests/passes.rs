@@ -14,29 +14,17 @@ use jjt_ir::random::Distribution;
 use jjt_ir::{Binary, DType, Function, FunctionBuilder, NodeId, Tensor, TensorType, Unary, interp};
 use proptest::prelude::*;
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn uniform(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64 * 4.0 - 2.0
-    }
-}
+use jjt_ir::random::XorShift64 as Rng;
 
 fn args(rng: &mut Rng, f: &Function) -> Vec<Tensor> {
     f.params()
         .iter()
         .map(|p| {
-            Tensor::from_f64(&p.ty, &(0..p.ty.numel()).map(|_| rng.uniform()).collect::<Vec<_>>())
-                .unwrap()
+            Tensor::from_f64(
+                &p.ty,
+                &(0..p.ty.numel()).map(|_| rng.uniform(-2.0, 2.0)).collect::<Vec<_>>(),
+            )
+            .unwrap()
         })
         .collect()
 }
@@ -216,7 +204,7 @@ fn seed_kernel_is_two_matrix_vector_products() {
         .map(|_| {
             Tensor::from_f64(
                 &TensorType::new(DType::F32, [n]),
-                &(0..n).map(|_| rng.uniform().abs()).collect::<Vec<_>>(),
+                &(0..n).map(|_| rng.uniform(-2.0, 2.0).abs()).collect::<Vec<_>>(),
             )
             .unwrap()
         })
@@ -413,7 +401,9 @@ fn passes_on_example_kernels() {
             .map(|p| {
                 Tensor::from_f64(
                     &p.ty,
-                    &(0..p.ty.numel()).map(|_| rng.uniform().abs() + 0.1).collect::<Vec<_>>(),
+                    &(0..p.ty.numel())
+                        .map(|_| rng.uniform(-2.0, 2.0).abs() + 0.1)
+                        .collect::<Vec<_>>(),
                 )
                 .unwrap()
             })

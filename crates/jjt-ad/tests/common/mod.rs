@@ -3,25 +3,8 @@
 
 use jjt_ir::{Data, Function, Tensor, TensorType, interp};
 
-/// xorshift64*: deterministic inputs without a dependency.
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    /// Uniform in [lo, hi).
-    pub fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
-        let u = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-        lo + (hi - lo) * u
-    }
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
-}
+/// xorshift64*: deterministic inputs.
+pub use jjt_ir::random::XorShift64 as Rng;
 
 /// Where an op's inputs are drawn from.
 #[derive(Clone, Copy, Debug)]
