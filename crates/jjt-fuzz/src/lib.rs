@@ -7,6 +7,8 @@
 //! Targets:
 //! - `parse`: model text (arbitrary bytes as UTF-8-lossy text), and if it parses, the printed
 //!   form must parse back to the same text;
+//! - `print`: structure-aware text: a random graph built from the bytes prints, parses back to
+//!   the same text, and computes the same values;
 //! - `npy`: `.npy` bytes (random and mutated valid files): read must return an array or an
 //!   error, and a successful read must write back to bytes that read again equal;
 //! - `diff`: a random graph built from the bytes: the JIT in strict mode equals the
@@ -25,7 +27,8 @@ use jjt_ir::{
 pub type Target = fn(&[u8]) -> Result<(), String>;
 
 /// The targets by name.
-pub const TARGETS: [(&str, Target); 3] = [("parse", parse), ("npy", npy), ("diff", diff)];
+pub const TARGETS: [(&str, Target); 4] =
+    [("parse", parse), ("print", print), ("npy", npy), ("diff", diff)];
 
 /// Model text.
 pub fn parse(data: &[u8]) -> Result<(), String> {
@@ -39,6 +42,44 @@ pub fn parse(data: &[u8]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Structure-aware text: a random graph built from the bytes prints to text that parses back
+/// to the same text, and the reparsed graph computes the same values bit for bit.
+pub fn print(data: &[u8]) -> Result<(), String> {
+    let Some(f) = graph(data) else { return Ok(()) };
+    let printed = text::print(&f);
+    let again = text::parse(&printed)
+        .map_err(|e| format!("printed graph does not parse: {e}\n{printed}"))?;
+    if text::print(&again) != printed {
+        return Err(format!("print(parse(print(g))) != print(g):\n{printed}"));
+    }
+    let args = args(&f, data)?;
+    let (a, b) = (interp::eval(&f, &args), interp::eval(&again, &args));
+    match (a, b) {
+        (Ok(a), Ok(b)) if bits(&a.to_f64_vec()) == bits(&b.to_f64_vec()) => Ok(()),
+        (Err(a), Err(b)) if a.to_string() == b.to_string() => Ok(()),
+        _ => Err(format!("the reparsed graph computes something else:\n{printed}")),
+    }
+}
+
+fn bits(v: &[f64]) -> Vec<u64> {
+    v.iter().map(|x| if x.is_nan() { u64::MAX } else { x.to_bits() }).collect()
+}
+
+/// Inputs for `f` from the second half of the bytes.
+fn args(f: &Function, data: &[u8]) -> Result<Vec<Tensor>, String> {
+    let mut g = Bytes(data, data.len() / 2);
+    f.params()
+        .iter()
+        .map(|p| {
+            Tensor::from_f64(
+                &p.ty,
+                &(0..p.ty.numel()).map(|_| (g.next() as f64 - 128.0) / 32.0).collect::<Vec<_>>(),
+            )
+        })
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())
 }
 
 /// `.npy` bytes.
@@ -99,18 +140,7 @@ fn graph(data: &[u8]) -> Option<Function> {
 /// Differential: JIT (strict) vs interpreter, optimised vs unoptimised.
 pub fn diff(data: &[u8]) -> Result<(), String> {
     let Some(f) = graph(data) else { return Ok(()) };
-    let mut g = Bytes(data, data.len() / 2);
-    let args: Vec<Tensor> = f
-        .params()
-        .iter()
-        .map(|p| {
-            Tensor::from_f64(
-                &p.ty,
-                &(0..p.ty.numel()).map(|_| (g.next() as f64 - 128.0) / 32.0).collect::<Vec<_>>(),
-            )
-        })
-        .collect::<Result<_, _>>()
-        .map_err(|e| e.to_string())?;
+    let args = args(&f, data)?;
     let want = interp::eval(&f, &args).map_err(|e| e.to_string())?;
     let refs: Vec<&Tensor> = args.iter().collect();
     let c = jjt_jit::compile_with(&f, jjt_jit::Options { strict: true, ..Default::default() })
