@@ -10,7 +10,8 @@ Workloads:
         vs JAX jit of the seed answer's indirect method (vmap over jvp(vjp)).
   seed-large (--seed-large): N = 1e6, M = 32, vs JAX jit indirect with A a constant.
   mlp:  784-512-512-10 tanh, B1 = B2 = 32, f32, wrt all parameters, full kernel, jjt auto,
-        vs neural-tangents NTK_VECTOR_PRODUCTS and STRUCTURED_DERIVATIVES with vmap_axes=0.
+        vs neural-tangents NTK_VECTOR_PRODUCTS and STRUCTURED_DERIVATIVES with vmap_axes=0;
+        and row mlp-ntvp: jjt with --strategy ntvp (no choice of strategy) vs NTK_VECTOR_PRODUCTS.
 Only stdlib; stdout is a table and one JSON line per row.
 """
 import argparse, json, os, re, subprocess, sys
@@ -71,12 +72,17 @@ def main():
         params = "w0,b0,w1,b1,w2,b2"
         mlp = jjt_bench(jjt, [os.path.join(ROOT, "examples/models/mlp.jjt"), "--wrt", params, "--shared", params,
                               "--batch", "32,32", "--reps", "5"])
+        mlp_ntvp = jjt_bench(jjt, [os.path.join(ROOT, "examples/models/mlp.jjt"), "--wrt", params, "--shared",
+                                   params, "--batch", "32,32", "--strategy", "ntvp", "--reps", "5"])
         py_nt = os.environ.get("PY_NT")
         if py_nt and os.path.exists(py_nt):
             for v in ("NTVP:full:vmap0", "SD:full:vmap0"):
                 out = run([py_nt, os.path.join(a.peers, "nt_mlp_ntk.py"), "--variant", v, "--reps", "5"])
                 d = [json.loads(l[5:]) for l in out.splitlines() if l.startswith("JSON:")][-1]
                 rows.append(("mlp", f"neural-tangents {v}", mlp["median_ms"], d["median_ms"], mlp["first_call_ms"], d["first_ms"]))
+                if v.startswith("NTVP"):
+                    rows.append(("mlp-ntvp", f"neural-tangents {v}", mlp_ntvp["median_ms"], d["median_ms"],
+                                 mlp_ntvp["first_call_ms"], d["first_ms"]))
         else:
             print("PY_NT not set: neural-tangents peers skipped", file=sys.stderr)
         rows.append(("mlp", "(jjt alone)", mlp["median_ms"], float("nan"), mlp["first_call_ms"], float("nan")))

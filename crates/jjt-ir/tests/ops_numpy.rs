@@ -116,3 +116,40 @@ fn fixtures_cover_every_op() {
         assert!(all.contains(&format!("{n}(")), "no fixture uses `{n}`");
     }
 }
+
+/// The interpreter's contraction sums each output's products in order c = 0, 1, …, k-1 in the
+/// operand dtype (the reference the JIT's strict mode matches bit for bit), also when the
+/// outputs span several of its internal chunks and the contracted axis is strided.
+#[test]
+fn contraction_sums_in_order_across_chunks() {
+    let (m, k, n) = (70, 37, 90); // 6300 outputs: more than one chunk of 4096
+    let mut s = 1u64;
+    let mut draw = |len: usize| -> Vec<f32> {
+        (0..len)
+            .map(|_| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 3.0
+            })
+            .collect()
+    };
+    let (a, b) = (draw(m * k), draw(k * n));
+    let src = format!(
+        "func f(a: f32[{m},{k}], b: f32[{k},{n}]) -> f32[{m},{n}] {{ return matmul(a, b) }}"
+    );
+    let f = text::parse(&src).unwrap();
+    let out = interp::eval(
+        &f,
+        &[Tensor::f32(vec![m, k], a.clone()).unwrap(), Tensor::f32(vec![k, n], b.clone()).unwrap()],
+    )
+    .unwrap();
+    let Data::F32(got) = &out.data else { panic!("expected f32") };
+    for i in 0..m {
+        for j in 0..n {
+            let mut acc = a[i * k] * b[j];
+            for c in 1..k {
+                acc += a[i * k + c] * b[c * n + j];
+            }
+            assert_eq!(got[i * n + j].to_bits(), acc.to_bits(), "output ({i}, {j})");
+        }
+    }
+}

@@ -65,6 +65,14 @@ impl DotGeneral {
         let csizes: Vec<usize> = self.lhs_contract.iter().map(|&i| ad[i]).collect();
         let nb = self.lhs_batch.len();
         let mut res = Vec::with_capacity(out.numel());
+        // One contracted axis (the common case): outputs in chunks, the contracted axis outside
+        // the loop over a chunk's outputs, so each output still sums its products in order.
+        const CHUNK: usize = 4096;
+        let contract = match csizes[..] {
+            [k] => (k, sa[self.lhs_contract[0]], sb[self.rhs_contract[0]]),
+            _ => (0, 0, 0),
+        };
+        let mut bases: Vec<(usize, usize)> = Vec::new();
         for_each_index(out.shape.dims(), |idx| {
             let (bi, rest) = idx.split_at(nb);
             let (ai, bj) = rest.split_at(a_free.len());
@@ -74,15 +82,12 @@ impl DotGeneral {
                 base_a += i * sa[self.lhs_batch[k]];
                 base_b += i * sb[self.rhs_batch[k]];
             }
-            if let [k] = csizes[..] {
-                // One contracted axis (the common case): a plain loop, same order.
-                let (ca, cb) = (sa[self.lhs_contract[0]], sb[self.rhs_contract[0]]);
-                let mut acc = T::zero();
-                for c in 0..k {
-                    let p = x[base_a + c * ca].mul(y[base_b + c * cb]);
-                    acc = if c == 0 { p } else { acc.add(p) };
+            if let [_] = csizes[..] {
+                bases.push((base_a, base_b));
+                if bases.len() == CHUNK {
+                    one_axis(x, y, &bases, contract, &mut res);
+                    bases.clear();
                 }
-                res.push(acc);
                 return;
             }
             let mut acc = T::zero();
@@ -100,7 +105,36 @@ impl DotGeneral {
             });
             res.push(acc);
         });
+        if !bases.is_empty() {
+            one_axis(x, y, &bases, contract, &mut res);
+        }
         Some(res)
+    }
+}
+
+/// Append the outputs whose operands start at `bases` of a contraction over one axis of
+/// `(length, lhs stride, rhs stride)`: `Σ_c x[a + c·sa]·y[b + c·sb]`, summed from `c = 0` up
+/// (the first product starts the sum, as in the general loop). The loop over `c` is outside
+/// the loop over outputs, so the operands stream through the cache.
+fn one_axis<T: Float>(
+    x: &[T],
+    y: &[T],
+    bases: &[(usize, usize)],
+    (k, sa, sb): (usize, usize, usize),
+    res: &mut Vec<T>,
+) {
+    let start = res.len();
+    if k == 0 {
+        res.extend(bases.iter().map(|_| T::zero()));
+        return;
+    }
+    res.extend(bases.iter().map(|&(a, b)| x[a].mul(y[b])));
+    let acc = &mut res[start..];
+    for c in 1..k {
+        let (oa, ob) = (c * sa, c * sb);
+        for (r, &(a, b)) in acc.iter_mut().zip(bases) {
+            *r = r.add(x[a + oa].mul(y[b + ob]));
+        }
     }
 }
 
