@@ -213,14 +213,23 @@ pub(crate) fn merge(blocks: &[String]) -> Result<Tensor, CliError> {
     let first = &parts[0].2;
     let rest_dims = first.shape.dims()[2..].to_vec();
     let rest: usize = rest_dims.iter().product();
-    let mut covered = vec![0u8; rows * cols];
+    // Shapes come from files (a block with a zero-sized trailing axis holds no data whatever
+    // its first two axes say), so sizes are checked and memory is reserved fallibly.
+    let too_large =
+        || CliError::Batch(format!("the merged kernel of {rows}×{cols} examples is too large"));
+    let entries = rows.checked_mul(cols).ok_or_else(too_large)?;
+    entries.checked_mul(rest.max(1)).ok_or_else(too_large)?;
+    let mut covered: Vec<u8> = Vec::new();
+    covered.try_reserve_exact(entries).map_err(|_| too_large())?;
+    covered.resize(entries, 0);
     for (r0, c0, t) in &parts {
         if t.shape.dims()[2..] != rest_dims[..] || t.dtype() != first.dtype() {
             return Err(CliError::Batch("blocks differ in dtype or in their trailing axes".into()));
         }
         for i in 0..t.shape.dims()[0] {
             for j in 0..t.shape.dims()[1] {
-                covered[(r0 + i) * cols + c0 + j] += 1;
+                let c = &mut covered[(r0 + i) * cols + c0 + j];
+                *c = c.saturating_add(1);
             }
         }
     }

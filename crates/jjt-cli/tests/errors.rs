@@ -1,4 +1,4 @@
-//! What the user sees when they get something wrong: for each of 31 distinct mistakes, `jjt`
+//! What the user sees when they get something wrong: for each of 32 distinct mistakes, `jjt`
 //! exits with status 1 and one message that starts with `error: `, is not a Rust panic or a
 //! debug-formatted value, and names the offending file or input and what was expected. All
 //! messages together are one snapshot (paths replaced by placeholders).
@@ -55,6 +55,8 @@ fn user_mistakes() {
     // K of an elementwise map of 3000 inputs is 3000×3000 f32 = 36 MB, over a 1 MiB budget.
     let wide = write("wide.jjt", "func f(x: f32[3000]) -> f32[3000] { return exp(x) }");
     let wide_x = npy("wide.npy", vec![3000], jjt_npy::Data::F32(vec![0.0; 3000]));
+    // A block whose trailing axis is empty holds no data, whatever its first two axes say.
+    let empty = npy("empty.npy", vec![1_000_000_000, 1_000_000_000, 0], jjt_npy::Data::F32(vec![]));
     let k = dir().join("k.npy").display().to_string();
     let kpart = format!("0:2,0:2={k}");
     let mut xs = vec![0.0f32; 2 * 2];
@@ -385,6 +387,16 @@ fn user_mistakes() {
                 "1".into(),
             ],
             vec!["budget".into(), "--max-memory".into(), "--rows".into()],
+        ),
+        (
+            "merged kernel too large",
+            vec![
+                "merge".into(),
+                format!("0:1000000000,0:1000000000={empty}"),
+                "-o".into(),
+                k.clone(),
+            ],
+            vec!["1000000000×1000000000".into(), "too large".into()],
         ),
     ];
     assert!(cases.len() >= 25);
