@@ -201,7 +201,7 @@ pub(crate) struct KernelOpts {
     /// For batched inputs: every example pair, or only b1 = b2.
     #[arg(long, value_enum, default_value_t = ExamplesArg::All)]
     examples: ExamplesArg,
-    /// ntvp: jvp∘vjp over the output basis (never builds J); jc: Jacobian contraction.
+    /// How K is built (auto: the cheapest by the cost model).
     #[arg(long, value_enum, default_value_t = StrategyArg::Auto)]
     strategy: StrategyArg,
     /// Compute in f64 (an f32 model and its inputs are promoted).
@@ -296,7 +296,9 @@ enum ExamplesArg {
 enum StrategyArg {
     /// Build with every strategy, optimise each, keep the cheapest by the cost model.
     Auto,
+    /// jvp∘vjp over the output basis (never builds J).
     Ntvp,
+    /// Jacobian contraction: build J1 and J2, contract them.
     Jc,
 }
 
