@@ -2,7 +2,7 @@
 //! axes of `shape`; each is either equal to the target size or 1 (stretched).
 
 use super::{Arity, CallArgs, OpRule, ParseOp, Traits, write_list};
-use super::{Lin, Op, ReduceKind, batched_front};
+use super::{Lin, Op, ReduceKind, batched_front, linear_jvp};
 use crate::builder::FunctionBuilder;
 use crate::error::IrError;
 use crate::error::{EvalError, TypeError};
@@ -74,8 +74,7 @@ impl OpRule for BroadcastTo {
         t: &[Option<NodeId>],
         _: NodeId,
     ) -> Result<Option<NodeId>, IrError> {
-        // Linear: the tangent goes through the same op.
-        t[0].map(|t| b.add(Op::BroadcastTo(self.clone()), &[t])).transpose()
+        linear_jvp(b, Op::BroadcastTo(self.clone()), t)
     }
 
     fn transpose(

@@ -312,6 +312,19 @@ impl CallArgs {
         }
     }
 
+    /// A keyword holding a list of non-negative integers, or `default` when it is absent.
+    pub fn take_usizes_or(
+        &mut self,
+        key: &str,
+        default: impl FnOnce() -> Vec<usize>,
+    ) -> Result<Vec<usize>, String> {
+        if self.keyword.iter().any(|(k, _)| k == key) {
+            self.take_usizes(key)
+        } else {
+            Ok(default())
+        }
+    }
+
     /// A keyword holding a list of integers that may be negative (axes), if present.
     pub fn take_axes(&mut self, key: &str) -> Result<Option<Vec<i64>>, String> {
         match self.take(key) {
@@ -496,4 +509,14 @@ pub(crate) fn keepdims(shape: &Shape, axes: &[usize]) -> Shape {
             .map(|(a, &d)| if axes.contains(&a) { 1 } else { d })
             .collect(),
     )
+}
+
+/// The JVP of a one-operand op that is linear in its operand (a reshape, a slice, …): the
+/// tangent goes through the same op.
+pub(crate) fn linear_jvp(
+    b: &mut FunctionBuilder,
+    op: Op,
+    t: &[Option<NodeId>],
+) -> Result<Option<NodeId>, IrError> {
+    t[0].map(|t| b.add(op, &[t])).transpose()
 }

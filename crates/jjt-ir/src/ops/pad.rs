@@ -4,7 +4,7 @@
 //! (all 0).
 
 use super::{Arity, CallArgs, OpRule, ParseOp, Traits, write_list};
-use super::{Lin, Op, batched_front};
+use super::{Lin, Op, batched_front, linear_jvp};
 use crate::builder::FunctionBuilder;
 use crate::error::IrError;
 use crate::error::{EvalError, TypeError};
@@ -94,8 +94,7 @@ impl OpRule for Pad {
         t: &[Option<NodeId>],
         _: NodeId,
     ) -> Result<Option<NodeId>, IrError> {
-        // Linear: the tangent goes through the same op.
-        t[0].map(|t| b.add(Op::Pad(self.clone()), &[t])).transpose()
+        linear_jvp(b, Op::Pad(self.clone()), t)
     }
 
     fn transpose(
@@ -142,11 +141,7 @@ impl ParseOp for Pad {
         (name == "pad").then(|| {
             let lo = args.take_usizes("lo")?;
             let hi = args.take_usizes("hi")?;
-            let interior = if args.keyword.iter().any(|(k, _)| k == "interior") {
-                args.take_usizes("interior")?
-            } else {
-                vec![0; lo.len()]
-            };
+            let interior = args.take_usizes_or("interior", || vec![0; lo.len()])?;
             Ok(Pad { lo, hi, interior })
         })
     }

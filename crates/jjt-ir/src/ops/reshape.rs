@@ -1,7 +1,7 @@
 //! `reshape(x, shape=[..])`: same elements in row-major order, new shape of equal size.
 
 use super::{Arity, CallArgs, OpRule, ParseOp, Traits, write_list};
-use super::{Lin, Op, batched_front};
+use super::{Lin, Op, batched_front, linear_jvp};
 use crate::builder::FunctionBuilder;
 use crate::error::IrError;
 use crate::error::{EvalError, TypeError};
@@ -53,8 +53,7 @@ impl OpRule for Reshape {
         t: &[Option<NodeId>],
         _: NodeId,
     ) -> Result<Option<NodeId>, IrError> {
-        // Linear: the tangent goes through the same op.
-        t[0].map(|t| b.add(Op::Reshape(self.clone()), &[t])).transpose()
+        linear_jvp(b, Op::Reshape(self.clone()), t)
     }
 
     fn transpose(

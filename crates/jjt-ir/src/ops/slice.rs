@@ -3,7 +3,7 @@
 //! `step` may be omitted (all 1).
 
 use super::{Arity, CallArgs, OpRule, ParseOp, Traits, write_list};
-use super::{Lin, Op, Pad, batched_front};
+use super::{Lin, Op, Pad, batched_front, linear_jvp};
 use crate::builder::FunctionBuilder;
 use crate::error::IrError;
 use crate::error::{EvalError, TypeError};
@@ -78,8 +78,7 @@ impl OpRule for Slice {
         t: &[Option<NodeId>],
         _: NodeId,
     ) -> Result<Option<NodeId>, IrError> {
-        // Linear: the tangent goes through the same op.
-        t[0].map(|t| b.add(Op::Slice(self.clone()), &[t])).transpose()
+        linear_jvp(b, Op::Slice(self.clone()), t)
     }
 
     fn transpose(
@@ -130,11 +129,7 @@ impl ParseOp for Slice {
         (name == "slice").then(|| {
             let start = args.take_usizes("start")?;
             let stop = args.take_usizes("stop")?;
-            let step = if args.keyword.iter().any(|(k, _)| k == "step") {
-                args.take_usizes("step")?
-            } else {
-                vec![1; start.len()]
-            };
+            let step = args.take_usizes_or("step", || vec![1; start.len()])?;
             Ok(Slice { start, stop, step })
         })
     }

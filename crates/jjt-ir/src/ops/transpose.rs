@@ -2,7 +2,7 @@
 //! (NumPy's `np.transpose(x, perm)`).
 
 use super::{Arity, CallArgs, OpRule, ParseOp, Traits, write_list};
-use super::{Lin, Op, batched_front};
+use super::{Lin, Op, batched_front, linear_jvp};
 use crate::builder::FunctionBuilder;
 use crate::error::IrError;
 use crate::error::{EvalError, TypeError};
@@ -84,8 +84,7 @@ impl OpRule for Transpose {
         t: &[Option<NodeId>],
         _: NodeId,
     ) -> Result<Option<NodeId>, IrError> {
-        // Linear: the tangent goes through the same op.
-        t[0].map(|t| b.add(Op::Transpose(self.clone()), &[t])).transpose()
+        linear_jvp(b, Op::Transpose(self.clone()), t)
     }
 
     fn transpose(
