@@ -26,7 +26,8 @@ pub(crate) struct TileOpts {
     /// Examples per tile on each side (the same for every run whose blocks are merged).
     #[arg(long, default_value_t = 32)]
     pub tile: usize,
-    /// Worker threads (default: all cores).
+    /// Threads (default: all cores): tiles run one per thread; a single tile splits its matrix
+    /// multiplies across them.
     #[arg(long)]
     pub threads: Option<usize>,
     /// No progress bar.
@@ -112,10 +113,18 @@ pub(crate) fn run(
     let tile = t.tile.max(1);
     let (t1, t2) = (tile.min(b1), tile.min(b2));
     let tile_spec = KernelSpec { batch: Some((t1, t2)), ..spec.clone() };
-    let compiled = jjt_jit::compile_with(
-        &kernel_graph(f, &tile_spec, opts)?,
-        crate::jit_options(opts.max_memory),
-    )?;
+    let threads = t
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    // Tiles that already run one per core keep each tile's matrix multiplies on its own
+    // thread; a single tile (or worker) lets them use every core.
+    let n_jobs = (r_hi - r_lo).div_ceil(t1).saturating_mul((c_hi - c_lo).div_ceil(t2));
+    let jit = jjt_jit::Options {
+        threads: if threads.min(n_jobs) > 1 { 1 } else { threads },
+        ..crate::jit_options(opts.max_memory)
+    };
+    let compiled = jjt_jit::compile_with(&kernel_graph(f, &tile_spec, opts)?, jit)?;
     let layout = spec.layout(f, false)?;
     let out_ty = compiled.outputs()[0].clone();
     let rest: usize = out_ty.shape.dims()[2..].iter().product();
@@ -132,10 +141,6 @@ pub(crate) fn run(
         .collect();
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
-    let threads = t
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1);
     let start = Instant::now();
     let progress = crate::progress::Progress::new(jobs.len(), t.quiet);
     let errors: Mutex<Vec<CliError>> = Mutex::new(Vec::new());

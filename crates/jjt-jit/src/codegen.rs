@@ -59,6 +59,8 @@ pub(crate) struct Cg<'a, 'b> {
     pub strict: bool,
     /// Large contractions may call the matrix multiply.
     pub gemm: bool,
+    /// Threads one matrix multiply may use (≥ 1).
+    pub threads: usize,
 }
 
 fn flags() -> MemFlagsData {
@@ -848,7 +850,7 @@ impl<'a, 'b> Cg<'a, 'b> {
             let a = cg.addr(&lo, idx);
             let b = cg.addr(&ro, idx);
             let c = cg.addr(&oo, idx);
-            let mut args = Vec::with_capacity(12);
+            let mut args = Vec::with_capacity(13);
             for v in [m as i64, k as i64, n as i64] {
                 args.push(cg.iconst(v));
             }
@@ -857,6 +859,8 @@ impl<'a, 'b> Cg<'a, 'b> {
                 args.push(cg.iconst(rs as i64));
                 args.push(cg.iconst(cs as i64));
             }
+            let threads = cg.iconst(cg.threads as i64);
+            args.push(threads);
             cg.b.ins().call(f, &args);
             Ok(())
         })?;
@@ -877,9 +881,10 @@ pub(crate) fn expr_dtype(e: &Expr) -> DType {
     }
 }
 
-/// The Cranelift signature of the matrix multiply: 12 pointer-sized arguments.
+/// The Cranelift signature of the matrix multiply: 13 pointer-sized arguments (dimensions,
+/// three strided operands, the number of threads it may use).
 pub(crate) fn gemm_signature(sig: &mut ir::Signature) {
-    for _ in 0..12 {
+    for _ in 0..13 {
         sig.params.push(AbiParam::new(types::I64));
     }
 }

@@ -41,7 +41,117 @@ pub const GEMM_THRESHOLD: usize = 1 << 15;
 /// | 320×512×512 | 28 500 | 1 727 |
 pub const GEMM_MIN_MN: usize = 8;
 
-/// `c[m×n] = a[m×k]·b[k×n]` in f32, strides in elements.
+/// Multiply-adds from which a matrix multiply is split across threads. Below it the cost of
+/// waking a pool thread (a few microseconds) is not repaid; above it each half still runs
+/// for ≥ 40 µs on this machine.
+pub const PAR_THRESHOLD: usize = 1 << 22;
+
+/// The smallest extent (rows of A or columns of B) a thread's share is cut to: a multiple of
+/// the micro-kernels' register tiles, so a split never leaves a ragged tile on both sides.
+const PAR_GRAIN: usize = 32;
+
+/// One strided product `c = a·b`, as passed by the generated code.
+struct Product<T> {
+    m: usize,
+    k: usize,
+    n: usize,
+    a: *const T,
+    rsa: isize,
+    csa: isize,
+    b: *const T,
+    rsb: isize,
+    csb: isize,
+    c: *mut T,
+    rsc: isize,
+    csc: isize,
+}
+
+// Not derived: a derive would require `T: Copy`, and only the pointers are copied.
+impl<T> Clone for Product<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Product<T> {}
+
+// SAFETY: a `Product` is only sent to another thread by `run_split`, which cuts the output into
+// disjoint row or column blocks; each thread writes only its own block of `c` and reads `a` and
+// `b`, which no thread writes. The caller of `jjt_sgemm`/`jjt_dgemm` keeps every buffer alive
+// until the call returns, and `rayon::join` returns only after both halves finish.
+unsafe impl<T> Send for Product<T> {}
+
+impl<T> Product<T> {
+    /// Split into the first `at` rows (or columns, if `cols`) and the rest.
+    fn cut(self, at: usize, cols: bool) -> (Self, Self) {
+        let mut first = self;
+        let mut second = self;
+        if cols {
+            first.n = at;
+            second.n = self.n - at;
+            second.b = self.b.wrapping_offset(at as isize * self.csb);
+            second.c = self.c.wrapping_offset(at as isize * self.csc);
+        } else {
+            first.m = at;
+            second.m = self.m - at;
+            second.a = self.a.wrapping_offset(at as isize * self.rsa);
+            second.c = self.c.wrapping_offset(at as isize * self.rsc);
+        }
+        (first, second)
+    }
+}
+
+/// Run `p` on up to `threads` threads: halve the longer of M and N (in multiples of
+/// [`PAR_GRAIN`]) and recurse with `rayon::join`, until a part is below [`PAR_THRESHOLD`] or
+/// has one thread. Every output element is computed by one single-threaded call, so the
+/// result does not depend on the thread count.
+///
+/// # Safety
+/// As [`jjt_sgemm`].
+unsafe fn run_split<T>(p: Product<T>, threads: usize, one: unsafe fn(Product<T>)) {
+    let work = p.m.saturating_mul(p.n).saturating_mul(p.k);
+    let cols = p.n > p.m;
+    let extent = if cols { p.n } else { p.m };
+    if threads <= 1 || work < PAR_THRESHOLD || extent < 2 * PAR_GRAIN {
+        // SAFETY: forwarded from the caller.
+        unsafe { one(p) };
+        return;
+    }
+    let left = threads / 2;
+    let at = (extent * left / threads).div_ceil(PAR_GRAIN) * PAR_GRAIN;
+    let at = at.clamp(PAR_GRAIN, extent - PAR_GRAIN);
+    let (x, y) = p.cut(at, cols);
+    rayon::join(
+        // SAFETY: `x` and `y` write disjoint blocks of the caller's output (see `Product`).
+        move || unsafe { run_split(x, left, one) },
+        // SAFETY: as above.
+        move || unsafe { run_split(y, threads - left, one) },
+    );
+}
+
+/// # Safety
+/// As [`jjt_sgemm`]; the pointers are aligned.
+unsafe fn sgemm_one(p: Product<f32>) {
+    // SAFETY: the caller (generated code) guarantees the pointers cover the strided ranges and
+    // that `c` is a distinct buffer; they are aligned, as matrixmultiply needs.
+    unsafe {
+        matrixmultiply::sgemm(
+            p.m, p.k, p.n, 1.0, p.a, p.rsa, p.csa, p.b, p.rsb, p.csb, 0.0, p.c, p.rsc, p.csc,
+        )
+    }
+}
+
+/// # Safety
+/// As [`jjt_sgemm`]; the pointers are aligned.
+unsafe fn dgemm_one(p: Product<f64>) {
+    // SAFETY: as in `sgemm_one`.
+    unsafe {
+        matrixmultiply::dgemm(
+            p.m, p.k, p.n, 1.0, p.a, p.rsa, p.csa, p.b, p.rsb, p.csb, 0.0, p.c, p.rsc, p.csc,
+        )
+    }
+}
+
+/// `c[m×n] = a[m×k]·b[k×n]` in f32, strides in elements, on up to `threads` threads.
 ///
 /// # Safety
 /// The pointers must be valid for every element the dimensions and strides address, and `c`
@@ -60,18 +170,19 @@ pub(crate) unsafe extern "C" fn jjt_sgemm(
     c: *mut f32,
     rsc: isize,
     csc: isize,
+    threads: usize,
 ) {
     if !(a.is_aligned() && b.is_aligned() && c.is_aligned()) {
         // SAFETY: as below; the fallback reads and writes through unaligned accesses only.
         unsafe { unaligned_gemm(m, k, n, a, rsa, csa, b, rsb, csb, c, rsc, csc) };
         return;
     }
-    // SAFETY: the caller (generated code) guarantees the pointers cover the strided ranges and
-    // that `c` is a distinct buffer; they are aligned (checked above), as matrixmultiply needs.
-    unsafe { matrixmultiply::sgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, 0.0, c, rsc, csc) }
+    let p = Product { m, k, n, a, rsa, csa, b, rsb, csb, c, rsc, csc };
+    // SAFETY: forwarded from the caller; the pointers are aligned (checked above).
+    unsafe { run_split(p, threads, sgemm_one) }
 }
 
-/// `c[m×n] = a[m×k]·b[k×n]` in f64, strides in elements.
+/// `c[m×n] = a[m×k]·b[k×n]` in f64, strides in elements, on up to `threads` threads.
 ///
 /// # Safety
 /// As [`jjt_sgemm`].
@@ -89,14 +200,16 @@ pub(crate) unsafe extern "C" fn jjt_dgemm(
     c: *mut f64,
     rsc: isize,
     csc: isize,
+    threads: usize,
 ) {
     if !(a.is_aligned() && b.is_aligned() && c.is_aligned()) {
         // SAFETY: as in `jjt_sgemm`.
         unsafe { unaligned_gemm(m, k, n, a, rsa, csa, b, rsb, csb, c, rsc, csc) };
         return;
     }
+    let p = Product { m, k, n, a, rsa, csa, b, rsb, csb, c, rsc, csc };
     // SAFETY: as in `jjt_sgemm`.
-    unsafe { matrixmultiply::dgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, 0.0, c, rsc, csc) }
+    unsafe { run_split(p, threads, dgemm_one) }
 }
 
 /// The product for buffers that are not aligned to their element type (only `call_raw` can

@@ -131,6 +131,22 @@ pub struct Options {
     /// Memory budget in bytes for the constants, the scratch arena and any single value
     /// (0: [`MAX_BYTES`]).
     pub max_bytes: u64,
+    /// Threads a large matrix multiply may split across (0: every core, as
+    /// `std::thread::available_parallelism` reports; 1: the calling thread only). The work runs
+    /// on one process-wide pool of one thread per core, so kernels called from several threads
+    /// at once (as `jjt kernel --tile` does) share the cores rather than oversubscribe them.
+    pub threads: usize,
+}
+
+impl Options {
+    /// The thread count a matrix multiply uses: [`Options::threads`], with 0 resolved to the
+    /// number of cores.
+    pub fn gemm_threads(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            t => t,
+        }
+    }
 }
 
 type Entry = unsafe extern "C" fn(*const *const u8, *const *mut u8, *mut u8, *const *const u8);
@@ -283,6 +299,7 @@ pub fn compile_with(f: &Function, opts: Options) -> Result<Compiled, JitError> {
             vaxis: 0,
             strict: opts.strict,
             gemm: !opts.strict && !opts.no_gemm,
+            threads: opts.gemm_threads(),
         };
         for step in &plan.steps {
             cg.step(step)?;

@@ -403,18 +403,7 @@ impl<'f> Planner<'f> {
                     View::contiguous(v.buf, &ty.shape, ty.dtype)
                 } else {
                     // Copy to contiguous scratch, then reinterpret.
-                    let bytes = src_shape.numel() * item_size(ty.dtype);
-                    self.plan.scratch.push(bytes);
-                    let tmp = View::contiguous(
-                        Buf::Scratch(self.plan.scratch.len() - 1),
-                        &src_shape,
-                        ty.dtype,
-                    );
-                    self.plan.steps.push(Step::Map {
-                        dst: tmp.clone(),
-                        shape: src_shape.0.clone(),
-                        expr: Expr::Load(v),
-                    });
+                    let tmp = self.copy_contiguous(v, &src_shape);
                     View::contiguous(tmp.buf, &ty.shape, ty.dtype)
                 };
                 self.layout_result(n, Val::View(v));
@@ -437,6 +426,12 @@ impl<'f> Planner<'f> {
             Op::BroadcastTo(bc) => {
                 let from = self.ty(ops[0]).shape.clone();
                 let mut v = self.view(ops[0]);
+                // A strided source (a transpose, a slice) that the broadcast reads many times
+                // is copied once into contiguous order, so the loops reading the broadcast
+                // run along unit strides (and vectorise) instead of gathering every element.
+                if bc.shape.numel() >= 2 * from.numel() && !v.is_contiguous(&from) {
+                    v = self.copy_contiguous(v, &from);
+                }
                 let lead = bc.shape.rank() - from.rank();
                 let mut strides = vec![0isize; lead];
                 for (a, &d) in from.dims().iter().enumerate() {
@@ -480,6 +475,19 @@ impl<'f> Planner<'f> {
             }
         }
         Ok(())
+    }
+
+    /// Copy a strided view into a new contiguous scratch buffer of `shape`.
+    fn copy_contiguous(&mut self, v: View, shape: &Shape) -> View {
+        let bytes = shape.numel() * item_size(v.dtype);
+        self.plan.scratch.push(bytes);
+        let tmp = View::contiguous(Buf::Scratch(self.plan.scratch.len() - 1), shape, v.dtype);
+        self.plan.steps.push(Step::Map {
+            dst: tmp.clone(),
+            shape: shape.0.clone(),
+            expr: Expr::Load(v),
+        });
+        tmp
     }
 
     /// A layout op's result: a view or remapped expression, materialised into its output

@@ -373,3 +373,62 @@ fn contractions_within_rounding_bound() {
         }
     }
 }
+
+/// Products above `jjt_jit::gemm::PAR_THRESHOLD` are cut into row or column blocks, one per
+/// thread. Each output element is still computed by one single-threaded call over the same K
+/// order, so the result must be bit for bit the same for every thread count (including ragged
+/// splits: 203 rows, 203 columns), and within 2·K·u·Σ|terms| of the interpreter.
+#[test]
+fn threaded_matrix_multiply_is_independent_of_thread_count() {
+    let shapes = [
+        // (lhs shape, rhs shape, dims): rows split; columns split; a transposed right operand.
+        (vec![203, 300], vec![300, 97], vec![1], vec![0]),
+        (vec![40, 520], vec![520, 203], vec![1], vec![0]),
+        (vec![150, 256], vec![130, 256], vec![1], vec![1]),
+    ];
+    for d in [DType::F32, DType::F64] {
+        for (sa, sb, lc, rc) in &shapes {
+            let k = sa[lc[0]];
+            assert!(sa[1 - lc[0]] * sb[1 - rc[0]] * k >= jjt_jit::gemm::PAR_THRESHOLD);
+            let dims = DotGeneral {
+                lhs_contract: lc.clone(),
+                rhs_contract: rc.clone(),
+                ..Default::default()
+            };
+            let (ta, tb) = (TensorType::new(d, sa.clone()), TensorType::new(d, sb.clone()));
+            let f = func("mm", &[ta.clone(), tb.clone()], |b, x| {
+                b.dot_general(x[0], x[1], dims.clone()).unwrap()
+            });
+            let xs = [&ta, &tb].map(|t| {
+                let v: Vec<f64> = (0..t.numel()).map(|i| (i as f64 * 0.731).sin()).collect();
+                Tensor::from_f64(t, &v).unwrap()
+            });
+            let call = |threads: usize| {
+                let c = compile_with(&f, Options { threads, ..Options::default() }).unwrap();
+                c.call(&[&xs[0], &xs[1]]).unwrap().remove(0).to_f64_vec()
+            };
+            let one = call(1);
+            for threads in [2, 3, 5] {
+                let got = call(threads);
+                assert!(
+                    got.iter().zip(&one).all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{d} {sa:?}·{sb:?}: {threads} threads differ from 1"
+                );
+            }
+            let want = interp::eval(&f, &xs).unwrap().to_f64_vec();
+            let abs: Vec<Tensor> = xs
+                .iter()
+                .map(|t| {
+                    let v: Vec<f64> = t.to_f64_vec().iter().map(|v| v.abs()).collect();
+                    Tensor::from_f64(&t.ty(), &v).unwrap()
+                })
+                .collect();
+            let scale = interp::eval(&f, &abs).unwrap().to_f64_vec();
+            let u = if d == DType::F32 { f64::from(f32::EPSILON) } else { f64::EPSILON } / 2.0;
+            for ((g, w), s) in one.iter().zip(&want).zip(&scale) {
+                let bound = 2.0 * k as f64 * u * s + 2.0 * u * w.abs();
+                assert!((g - w).abs() <= bound, "{d}: {g:e} vs {w:e}, bound {bound:e}");
+            }
+        }
+    }
+}
