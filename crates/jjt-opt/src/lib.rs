@@ -9,6 +9,7 @@
 //! | `basis` | contractions with an identity (one-hot bases) become transposes | values for finite inputs |
 //! | `fold` | evaluates constant-only nodes at compile time (never to NaN) | values, bit for bit |
 //! | `reorder` | re-evaluates trees of contractions in the cheapest order | values up to reassociation of sums |
+//! | `layout` | sinks transposes toward producers, into contractions that can emit the permuted layout | values, bit for bit |
 //!
 //! The cost model ([`cost`]) prices graphs in multiply-adds, bytes and peak live bytes.
 
@@ -21,6 +22,7 @@ pub mod cost;
 pub mod cse;
 pub mod dce;
 pub mod fold;
+pub mod layout;
 pub mod reorder;
 pub mod simplify;
 pub mod stage;
@@ -45,8 +47,8 @@ pub struct PassReport {
 }
 
 /// The names of the passes, in pipeline order.
-pub const PASSES: [&str; 8] =
-    ["cse", "simplify", "basis", "fold", "reorder", "fold", "simplify", "dce"];
+pub const PASSES: [&str; 9] =
+    ["cse", "simplify", "basis", "fold", "reorder", "fold", "simplify", "layout", "dce"];
 
 /// Run the pipeline. `after` is called with each pass's name and result (for
 /// `--print-after`).
@@ -62,6 +64,10 @@ pub fn optimize(
             "cse" => (cse(&g)?, vec![]),
             "simplify" => {
                 let (h, s) = simplify::simplify(&g)?;
+                (h, s.into_iter().map(|(k, v)| (k.to_string(), v as f64)).collect())
+            }
+            "layout" => {
+                let (h, s) = layout::canonicalize(&g)?;
                 (h, s.into_iter().map(|(k, v)| (k.to_string(), v as f64)).collect())
             }
             "basis" => {

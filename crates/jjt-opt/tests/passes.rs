@@ -1,5 +1,5 @@
 //! Every pass against the unoptimised graph, with the interpreter as the oracle:
-//! - `cse`, `simplify`, `fold`, `dce` preserve values bit for bit (NaNs as "both NaN"), on random graphs
+//! - `cse`, `simplify`, `layout`, `fold`, `dce` preserve values bit for bit (NaNs as "both NaN"), on random graphs
 //!   (256 by default; `PROPTEST_CASES` raises it) and on the example kernels;
 //! - `reorder` may reassociate sums: on random contraction trees (with transposes and constant
 //!   leaves) the result stays within 2·n·u·Σ|terms|, where Σ|terms| is the same tree evaluated
@@ -99,7 +99,9 @@ proptest! {
         let (folded, _) = jjt_opt::fold::fold(&f).unwrap();
         prop_assert!(bits_equal(&interp::eval_outputs(&folded, &x).unwrap(), &want), "fold\n{}", jjt_ir::text::print(&f));
         prop_assert!(bits_equal(&interp::eval_outputs(&f.pruned(), &x).unwrap(), &want), "dce");
-        for g in [&cse, &folded, &simple] {
+        let (laid, _) = jjt_opt::layout::canonicalize(&f).unwrap();
+        prop_assert!(bits_equal(&interp::eval_outputs(&laid, &x).unwrap(), &want), "layout\n{}", jjt_ir::text::print(&f));
+        for g in [&cse, &folded, &simple, &laid] {
             prop_assert!(jjt_ir::verify(g).is_ok());
         }
     }
@@ -213,6 +215,77 @@ fn seed_kernel_is_two_matrix_vector_products() {
     let got = interp::eval(&g, &x).unwrap().to_f64_vec();
     for (a, b) in got.iter().zip(&want) {
         assert!((a - b).abs() <= 1e-5 * b.abs(), "{a} vs {b}");
+    }
+}
+
+/// Every permutation of `0..n`, in lexicographic order.
+fn permutations(n: usize) -> Vec<Vec<usize>> {
+    if n == 0 {
+        return vec![vec![]];
+    }
+    let mut out = Vec::new();
+    for first in 0..n {
+        for rest in permutations(n - 1) {
+            let mut p = vec![first];
+            p.extend(rest.into_iter().map(|r| if r >= first { r + 1 } else { r }));
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// `dot_general` of x[b=2, l1=3, c=5, l2=4] and y[c=5, b=2, r=6] has output axes
+/// [b, l1, l2, r]. For each of the 24 permutations of that output (through an elementwise op
+/// that `layout` must sink through), the layout pass keeps the values bit for bit, and absorbs
+/// the transpose into the contraction exactly when the permuted order is `b` first and then the
+/// two free blocks unbroken ({l1, l2} in any order, r before or after) — counted here from the
+/// permutation alone — leaving no transpose of a contraction behind. With a second user of the
+/// contraction, it never does.
+#[test]
+fn transposes_sink_into_contractions_that_can_emit_their_layout() {
+    let mut rng = Rng(41);
+    for perm in permutations(4) {
+        for shared in [false, true] {
+            let mut b = FunctionBuilder::new("t");
+            let x = b.input("x", TensorType::new(DType::F64, [2, 3, 5, 4])).unwrap();
+            let y = b.input("y", TensorType::new(DType::F64, [5, 2, 6])).unwrap();
+            let dims = DotGeneral {
+                lhs_contract: vec![2],
+                rhs_contract: vec![0],
+                lhs_batch: vec![0],
+                rhs_batch: vec![1],
+            };
+            let d = b.dot_general(x, y, dims).unwrap();
+            let e = b.unary(Unary::Tanh, d).unwrap();
+            let t = b.transpose(e, &perm).unwrap();
+            let out = if shared {
+                let s = b.reduce(jjt_ir::ops::ReduceKind::Sum, d, None).unwrap();
+                let s = b.broadcast_to(s, &b.ty(t).unwrap().shape.clone()).unwrap();
+                b.binary(Binary::Add, t, s).unwrap()
+            } else {
+                t
+            };
+            let f = b.finish(out).unwrap();
+            let xs = args(&mut rng, &f);
+            let (g, hits) = jjt_opt::layout::canonicalize(&f).unwrap();
+            assert!(jjt_ir::verify(&g).is_ok());
+            let want = interp::eval_outputs(&f, &xs).unwrap();
+            assert!(bits_equal(&interp::eval_outputs(&g, &xs).unwrap(), &want), "{perm:?}");
+            let rest = &perm[1..];
+            let lhs = |p: usize| p == 1 || p == 2;
+            let blocks = rest.windows(2).filter(|w| lhs(w[0]) != lhs(w[1])).count();
+            let identity = perm == [0, 1, 2, 3];
+            let expressible = !identity && perm[0] == 0 && blocks <= 1 && !shared;
+            let fired = hits.get("transpose_into_dot_general").copied().unwrap_or(0);
+            assert_eq!(fired, usize::from(expressible), "{perm:?} shared={shared}: {hits:?}");
+            let transposed_dot = g.topo_order().unwrap().into_iter().any(|n| {
+                matches!(g.node(n).unwrap().op, jjt_ir::Op::Transpose(_))
+                    && g.operands(n)
+                        .iter()
+                        .any(|&o| matches!(g.node(o).unwrap().op, jjt_ir::Op::DotGeneral(_)))
+            });
+            assert_eq!(transposed_dot, !identity && !expressible, "{perm:?}");
+        }
     }
 }
 
@@ -414,6 +487,7 @@ fn passes_on_example_kernels() {
             ("simplify", jjt_opt::simplify::simplify(k).unwrap().0),
             ("fold", jjt_opt::fold::fold(k).unwrap().0),
             ("dce", jjt_opt::dce::dce(k)),
+            ("layout", jjt_opt::layout::canonicalize(k).unwrap().0),
         ] {
             assert!(
                 bits_equal(&interp::eval_outputs(&g, &x).unwrap(), &want),

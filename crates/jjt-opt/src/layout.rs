@@ -1,0 +1,198 @@
+//! Layout canonicalisation: transposes sink toward the values they permute, until they meet a
+//! graph input, a value with other users, or a contraction that can produce the permuted
+//! layout itself.
+//!
+//! Rules (counted by name, as in [`crate::simplify`]):
+//! - `transpose_of_transpose`: `transpose(transpose(x, p), q)` → `transpose(x, p∘q)`;
+//! - `transpose_through_elementwise`: `transpose(f(a, b, …))` → `f(transpose(a), transpose(b), …)`
+//!   for an elementwise `f` (unary, binary, compare, select, convert) whose result has no other
+//!   user, so nothing is computed twice;
+//! - `transpose_of_full`: a transposed splat is the splat of the permuted shape;
+//! - `transpose_into_dot_general`: a `dot_general` (with no other user) whose permuted output
+//!   order is still batch axes, then one operand's free axes, then the other's, is rebuilt with
+//!   its operands transposed (free in the code generator: a transpose is a strided view) and,
+//!   if the permutation puts the right operand's axes first, the operands swapped.
+//!
+//! Why: a transpose of a computed value makes every reader of it walk memory with a large
+//! stride, which defeats vector loads; the kernel graphs end in sums of terms in different
+//! layouts (`[i,a,j,b]` Gram blocks, `[a,b,i,j]` outer products with an identity), and sinking
+//! the transposes lets a contraction write its result in the layout its readers want.
+//!
+//! Preserves: values bit for bit (a swapped contraction multiplies `y·x` instead of `x·y`,
+//! which IEEE multiplication makes identical, and sums over the contracted axes in the same
+//! order).
+
+use std::collections::HashMap;
+
+use jjt_ir::ops::{Const, DotGeneral, Transpose};
+use jjt_ir::{Function, FunctionBuilder, IrError, NodeId, Op};
+
+use crate::simplify::RuleHits;
+
+/// Canonicalise the layout ops of `f`; returns the new function and the hits per rule.
+pub fn canonicalize(f: &Function) -> Result<(Function, RuleHits), IrError> {
+    let order = f.topo_order().unwrap_or_default();
+    let mut users: HashMap<NodeId, usize> = HashMap::new();
+    for &n in &order {
+        for o in f.operands(n) {
+            *users.entry(o).or_default() += 1;
+        }
+    }
+    for &o in f.outputs() {
+        *users.entry(o).or_default() += 1;
+    }
+    let mut s = Sinker {
+        b: FunctionBuilder::new(f.name.clone()),
+        origin: HashMap::new(),
+        hits: RuleHits::new(),
+    };
+    let mut map: HashMap<NodeId, NodeId> = HashMap::new();
+    for p in f.params() {
+        map.insert(p.node, s.b.input(&p.name, p.ty.clone())?);
+    }
+    for n in order {
+        let Some(node) = f.node(n) else { continue };
+        if matches!(node.op, Op::Input(_)) {
+            continue;
+        }
+        let xs: Vec<NodeId> = f.operands(n).iter().map(|o| map[o]).collect();
+        let v = match &node.op {
+            Op::Transpose(Transpose { perm }) => s.sink(xs[0], perm)?,
+            op => s.b.add(op.clone(), &xs)?,
+        };
+        if let Some(name) = &node.name {
+            s.b.name_node(v, name);
+        }
+        let single = users.get(&n).copied().unwrap_or(0) == 1;
+        s.origin.entry(v).and_modify(|e| *e = false).or_insert(single);
+        map.insert(n, v);
+    }
+    let outs = f.outputs().iter().map(|o| map[o]).collect();
+    Ok((s.b.finish_many(outs)?.pruned(), s.hits))
+}
+
+struct Sinker {
+    b: FunctionBuilder,
+    /// For nodes copied from the input graph: whether it has exactly one user there (and no
+    /// other input node was merged into it). Nodes the rules create are absent: not sunk into.
+    origin: HashMap<NodeId, bool>,
+    hits: RuleHits,
+}
+
+impl Sinker {
+    fn hit(&mut self, name: &'static str) {
+        *self.hits.entry(name).or_insert(0) += 1;
+    }
+
+    fn single_use(&self, x: NodeId) -> bool {
+        self.origin.get(&x).copied().unwrap_or(false)
+    }
+
+    /// `transpose(x, perm)`, sunk as far as the rules allow.
+    fn sink(&mut self, x: NodeId, perm: &[usize]) -> Result<NodeId, IrError> {
+        if perm.iter().enumerate().all(|(i, &p)| i == p) {
+            return Ok(x);
+        }
+        let op = self.b.op(x)?.clone();
+        let xs = self.b.operands(x)?;
+        match op {
+            Op::Transpose(Transpose { perm: inner }) => {
+                self.hit("transpose_of_transpose");
+                let composed: Vec<usize> = perm.iter().map(|&p| inner[p]).collect();
+                self.sink(xs[0], &composed)
+            }
+            Op::Const(Const::Full { ty, bits }) => {
+                self.hit("transpose_of_full");
+                let dims = perm.iter().map(|&p| ty.shape.dims()[p]).collect::<Vec<_>>();
+                self.b.constant(Const::Full { ty: ty.with_shape(dims), bits })
+            }
+            Op::Unary(_) | Op::Binary(_) | Op::Compare(_) | Op::Select(_) | Op::Convert(_)
+                if self.single_use(x) =>
+            {
+                self.hit("transpose_through_elementwise");
+                let ys = xs.iter().map(|&o| self.sink(o, perm)).collect::<Result<Vec<_>, _>>()?;
+                self.b.add(op, &ys)
+            }
+            Op::DotGeneral(d) if self.single_use(x) => {
+                match self.absorb_into_dot(xs[0], xs[1], &d, perm)? {
+                    Some(v) => {
+                        self.hit("transpose_into_dot_general");
+                        Ok(v)
+                    }
+                    None => self.b.transpose(x, perm),
+                }
+            }
+            _ => self.b.transpose(x, perm),
+        }
+    }
+
+    /// `transpose(dot_general(x, y, d), perm)` as one `dot_general` of transposed operands, if
+    /// the permuted output is batch axes, then one operand's free axes, then the other's.
+    fn absorb_into_dot(
+        &mut self,
+        x: NodeId,
+        y: NodeId,
+        d: &DotGeneral,
+        perm: &[usize],
+    ) -> Result<Option<NodeId>, IrError> {
+        let (rx, ry) = (self.b.ty(x)?.rank(), self.b.ty(y)?.rank());
+        let nb = d.lhs_batch.len();
+        let lfree = DotGeneral::free_axes(rx, &d.lhs_contract, &d.lhs_batch);
+        let rfree = DotGeneral::free_axes(ry, &d.rhs_contract, &d.rhs_batch);
+        let nl = lfree.len();
+        let is_lhs = |p: usize| (nb..nb + nl).contains(&p);
+        if perm[..nb].iter().any(|&p| p >= nb) {
+            return Ok(None);
+        }
+        let rest = &perm[nb..];
+        let swapped = rest.first().is_some_and(|&p| !is_lhs(p));
+        let head = if swapped { rfree.len() } else { nl };
+        if rest[..head].iter().any(|&p| is_lhs(p) == swapped)
+            || rest[head..].iter().any(|&p| is_lhs(p) != swapped)
+        {
+            return Ok(None);
+        }
+        // Each operand, transposed to (batch in the new order, free in the new order, contract).
+        let lb: Vec<usize> = perm[..nb].iter().map(|&p| d.lhs_batch[p]).collect();
+        let rb: Vec<usize> = perm[..nb].iter().map(|&p| d.rhs_batch[p]).collect();
+        let lf: Vec<usize> = rest.iter().filter(|&&p| is_lhs(p)).map(|&p| lfree[p - nb]).collect();
+        let rf: Vec<usize> =
+            rest.iter().filter(|&&p| !is_lhs(p)).map(|&p| rfree[p - nb - nl]).collect();
+        let px: Vec<usize> = lb.iter().chain(&lf).chain(&d.lhs_contract).copied().collect();
+        let py: Vec<usize> = rb.iter().chain(&rf).chain(&d.rhs_contract).copied().collect();
+        let xt = self.plain_transpose(x, &px)?;
+        let yt = self.plain_transpose(y, &py)?;
+        let nc = d.lhs_contract.len();
+        let batch: Vec<usize> = (0..nb).collect();
+        let lc: Vec<usize> = (nb + lf.len()..nb + lf.len() + nc).collect();
+        let rc: Vec<usize> = (nb + rf.len()..nb + rf.len() + nc).collect();
+        let v = if swapped {
+            let dims = DotGeneral {
+                lhs_contract: rc,
+                rhs_contract: lc,
+                lhs_batch: batch.clone(),
+                rhs_batch: batch,
+            };
+            self.b.dot_general(yt, xt, dims)?
+        } else {
+            let dims = DotGeneral {
+                lhs_contract: lc,
+                rhs_contract: rc,
+                lhs_batch: batch.clone(),
+                rhs_batch: batch,
+            };
+            self.b.dot_general(xt, yt, dims)?
+        };
+        Ok(Some(v))
+    }
+
+    /// A transpose (none for the identity) that is not sunk: the operands of a contraction stay
+    /// where they are, read through strided views.
+    fn plain_transpose(&mut self, x: NodeId, perm: &[usize]) -> Result<NodeId, IrError> {
+        if perm.iter().enumerate().all(|(i, &p)| i == p) {
+            Ok(x)
+        } else {
+            self.b.transpose(x, perm)
+        }
+    }
+}
