@@ -650,54 +650,37 @@ impl<'a, 'b> Cg<'a, 'b> {
         }
         if k_vec {
             self.vaxis = cl;
-            let kn = cdims[cdims.len() - 1];
-            let outer_c = &cdims[..cdims.len() - 1];
-            let unroll = 4usize;
-            let step = w * unroll;
-            let full = (kn / step * step) as i64;
-            let vaccs: Vec<Variable> = (0..unroll).map(|_| self.b.declare_var(vec_ty(d))).collect();
-            let sacc = self.b.declare_var(scalar_ty(d));
-            return self.for_each(shape, &mut Vec::new(), &mut |cg, oidx| {
-                for &v in &vaccs {
-                    let z = cg.constant(Mode::Vector, d, 0.0);
-                    cg.b.def_var(v, z);
-                }
-                let z = cg.fconst(d, 0.0);
-                cg.b.def_var(sacc, z);
-                cg.for_each(outer_c, &mut oidx.to_vec(), &mut |cg, pre| {
-                    let mut idx = pre.to_vec();
-                    cg.counted(0, full, step as i64, &mut |cg, j| {
-                        for (u, &v) in vaccs.iter().enumerate() {
-                            let ju = cg.b.ins().iadd_imm_s(j, (u * w) as i64);
-                            idx.push(ju);
-                            cg.mac_into(v, &lv, &rv, &idx, Mode::Vector, d, &mac)?;
-                            idx.pop();
-                        }
-                        Ok(())
-                    })?;
-                    cg.counted(full, kn as i64, 1, &mut |cg, j| {
-                        idx.push(j);
-                        cg.mac_into(sacc, &lv, &rv, &idx, Mode::Scalar, d, &mac)?;
-                        idx.pop();
-                        Ok(())
-                    })
+            // An output axis along which one operand does not move (the rows of a
+            // matrix-vector product): blocks of `ROWS` outputs along it load that operand once
+            // per step and keep one accumulator set per output.
+            let block = (0..r)
+                .rev()
+                .find(|&a| shape[a] >= 2 && ((lv.strides[a] == 0) != (rv.strides[a] == 0)));
+            let Some(a) = block else {
+                return self.for_each(shape, &mut Vec::new(), &mut |cg, oidx| {
+                    cg.k_vec_rows(oidx, 1, 0, &lv, &rv, &cdims, dst, d, &mac)
+                });
+            };
+            const ROWS: usize = 4;
+            let rows = ROWS.min(shape[a]);
+            let (blocks, rem) = (shape[a] / rows, shape[a] % rows);
+            let mut blocked = shape.to_vec();
+            blocked[a] = blocks;
+            self.for_each(&blocked, &mut Vec::new(), &mut |cg, bidx| {
+                let mut oidx = bidx.to_vec();
+                oidx[a] = cg.b.ins().imul_imm_s(bidx[a], rows as i64);
+                cg.k_vec_rows(&oidx, rows, a, &lv, &rv, &cdims, dst, d, &mac)
+            })?;
+            if rem > 0 {
+                let mut tail = shape.to_vec();
+                tail[a] = rem;
+                self.for_each(&tail, &mut Vec::new(), &mut |cg, tidx| {
+                    let mut oidx = tidx.to_vec();
+                    oidx[a] = cg.b.ins().iadd_imm_s(tidx[a], (blocks * rows) as i64);
+                    cg.k_vec_rows(&oidx, 1, a, &lv, &rv, &cdims, dst, d, &mac)
                 })?;
-                // Horizontal sum of the vector accumulators, then the scalar tail.
-                let mut tot = cg.b.use_var(vaccs[0]);
-                for &v in &vaccs[1..] {
-                    let x = cg.b.use_var(v);
-                    tot = cg.b.ins().fadd(tot, x);
-                }
-                let mut s = cg.b.ins().extractlane(tot, 0u8);
-                for l in 1..w {
-                    let x = cg.b.ins().extractlane(tot, l as u8);
-                    s = cg.b.ins().fadd(s, x);
-                }
-                let t = cg.b.use_var(sacc);
-                let s = cg.b.ins().fadd(s, t);
-                cg.store(s, dst, oidx);
-                Ok(())
-            });
+            }
+            return Ok(());
         }
         let sacc = self.b.declare_var(scalar_ty(d));
         let plain = |cg: &mut Self, acc: Value, x: Value, y: Value| -> Value {
@@ -707,6 +690,100 @@ impl<'a, 'b> Cg<'a, 'b> {
         self.for_each(shape, &mut Vec::new(), &mut |cg, oidx| {
             cg.scalar_dot(sacc, &lv, &rv, &cdims, oidx, dst, d, &plain)
         })
+    }
+
+    /// `rows` outputs at `oidx`, `oidx + e_a`, … (along output axis `a`), each a dot product
+    /// vectorised along the innermost contracted axis (contiguous in both operands). The
+    /// operand that does not move along `a` is loaded once per step for all rows.
+    #[allow(clippy::too_many_arguments)]
+    fn k_vec_rows(
+        &mut self,
+        oidx: &[Value],
+        rows: usize,
+        a: usize,
+        lv: &View,
+        rv: &View,
+        cdims: &[usize],
+        dst: &View,
+        d: DType,
+        mac: &dyn Fn(&mut Self, Value, Value, Value) -> Value,
+    ) -> Result<(), JitError> {
+        let w = lanes(d);
+        let kn = cdims[cdims.len() - 1];
+        let outer_c = &cdims[..cdims.len() - 1];
+        // Independent accumulators per row hide the FMA latency: 4 for one row, 2 for more.
+        let unroll = if rows == 1 { 4 } else { 2 };
+        let step = w * unroll;
+        let full = (kn / step * step) as i64;
+        let lhs_shared = lv.strides.get(a) == Some(&0);
+        let vaccs: Vec<Vec<Variable>> = (0..rows)
+            .map(|_| (0..unroll).map(|_| self.b.declare_var(vec_ty(d))).collect())
+            .collect();
+        let saccs: Vec<Variable> = (0..rows).map(|_| self.b.declare_var(scalar_ty(d))).collect();
+        for row in 0..rows {
+            for &v in &vaccs[row] {
+                let z = self.constant(Mode::Vector, d, 0.0);
+                self.b.def_var(v, z);
+            }
+            let z = self.fconst(d, 0.0);
+            self.b.def_var(saccs[row], z);
+        }
+        let row_index = |cg: &mut Self, base: &[Value], row: usize| -> Vec<Value> {
+            let mut idx = base.to_vec();
+            if row > 0 {
+                idx[a] = cg.b.ins().iadd_imm_s(base[a], row as i64);
+            }
+            idx
+        };
+        self.for_each(outer_c, &mut oidx.to_vec(), &mut |cg, pre| {
+            let starts: Vec<Vec<Value>> = (0..rows).map(|row| row_index(cg, pre, row)).collect();
+            cg.counted(0, full, step as i64, &mut |cg, j| {
+                for u in 0..unroll {
+                    let ju = cg.b.ins().iadd_imm_s(j, (u * w) as i64);
+                    let mut idx = starts[0].clone();
+                    idx.push(ju);
+                    let shared = if lhs_shared { lv } else { rv };
+                    let s = cg.eval(&Expr::Load(shared.clone()), &idx, Mode::Vector, d)?;
+                    for (start, accs) in starts.iter().zip(&vaccs) {
+                        let mut idx = start.clone();
+                        idx.push(ju);
+                        let moving = if lhs_shared { rv } else { lv };
+                        let o = cg.eval(&Expr::Load(moving.clone()), &idx, Mode::Vector, d)?;
+                        let (x, y) = if lhs_shared { (s, o) } else { (o, s) };
+                        let acc = cg.b.use_var(accs[u]);
+                        let acc = mac(cg, acc, x, y);
+                        cg.b.def_var(accs[u], acc);
+                    }
+                }
+                Ok(())
+            })?;
+            cg.counted(full, kn as i64, 1, &mut |cg, j| {
+                for row in 0..rows {
+                    let mut idx = starts[row].clone();
+                    idx.push(j);
+                    cg.mac_into(saccs[row], lv, rv, &idx, Mode::Scalar, d, mac)?;
+                }
+                Ok(())
+            })
+        })?;
+        // Horizontal sum of each row's vector accumulators, then its scalar tail.
+        for row in 0..rows {
+            let mut tot = self.b.use_var(vaccs[row][0]);
+            for &v in &vaccs[row][1..] {
+                let x = self.b.use_var(v);
+                tot = self.b.ins().fadd(tot, x);
+            }
+            let mut s = self.b.ins().extractlane(tot, 0u8);
+            for l in 1..w {
+                let x = self.b.ins().extractlane(tot, l as u8);
+                s = self.b.ins().fadd(s, x);
+            }
+            let t = self.b.use_var(saccs[row]);
+            let s = self.b.ins().fadd(s, t);
+            let idx = row_index(self, oidx, row);
+            self.store(s, dst, &idx);
+        }
+        Ok(())
     }
 
     /// `acc += lv[idx]·rv[idx]` (in `mode`), with `mac` choosing fused or separate rounding.

@@ -323,6 +323,26 @@ fn contractions_within_rounding_bound() {
                 DotGeneral { lhs_contract: vec![0], rhs_contract: vec![0], ..Default::default() },
                 n,
             ));
+            // Matrix-vector and vector-matrix products (rows blocked by 4, with a ragged tail),
+            // and a batched one.
+            let v = |l: usize, r: usize| DotGeneral {
+                lhs_contract: vec![l],
+                rhs_contract: vec![r],
+                ..Default::default()
+            };
+            shapes.push((vec![7, n], vec![n], v(1, 0), n));
+            shapes.push((vec![n], vec![6, n], v(0, 1), n));
+            shapes.push((
+                vec![2, 5, n],
+                vec![2, n],
+                DotGeneral {
+                    lhs_contract: vec![2],
+                    rhs_contract: vec![1],
+                    lhs_batch: vec![0],
+                    rhs_batch: vec![0],
+                },
+                n,
+            ));
             shapes.push((
                 vec![2, 3, n],
                 vec![2, 4, n],
