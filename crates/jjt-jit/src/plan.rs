@@ -209,6 +209,11 @@ struct Planner<'f> {
     vals: HashMap<NodeId, Val>,
     users: HashMap<NodeId, usize>,
     outputs: HashMap<NodeId, Vec<usize>>,
+    /// Operands computed straight into their concatenation's buffer: the concat node and the
+    /// operand's offset along the joined axis.
+    slots: HashMap<NodeId, (NodeId, usize)>,
+    /// The buffer of each concatenation, once allocated.
+    concat_bufs: HashMap<NodeId, View>,
     plan: Plan,
 }
 
@@ -234,11 +239,14 @@ pub fn plan(f: &Function) -> Result<Plan, JitError> {
     for (k, &o) in f.outputs().iter().enumerate() {
         outputs.entry(o).or_default().push(k);
     }
+    let slots = concat_slots(f, &order, &outputs);
     let mut p = Planner {
         f,
         vals: HashMap::new(),
         users,
         outputs,
+        slots,
+        concat_bufs: HashMap::new(),
         plan: Plan { steps: vec![], scratch: vec![], consts: vec![] },
     };
     for &n in &order {
@@ -255,6 +263,42 @@ pub fn plan(f: &Function) -> Result<Plan, JitError> {
         }
     }
     Ok(p.plan)
+}
+
+/// The operands of concatenations that can be computed in place, in their concatenation's
+/// buffer: operands that are computed (not inputs or constants), not outputs, used by one
+/// concatenation once, along an axis with only unit axes before it (so each part is a contiguous
+/// block of the whole and every step writing it sees a contiguous destination).
+fn concat_slots(
+    f: &Function,
+    order: &[NodeId],
+    outputs: &HashMap<NodeId, Vec<usize>>,
+) -> HashMap<NodeId, (NodeId, usize)> {
+    let mut slots: HashMap<NodeId, (NodeId, usize)> = HashMap::new();
+    let mut seen: HashMap<NodeId, usize> = HashMap::new();
+    for &n in order {
+        let Some(node) = f.node(n) else { continue };
+        let Op::Concat(c) = &node.op else { continue };
+        let ops = f.operands(n);
+        for &o in &ops {
+            *seen.entry(o).or_default() += 1;
+        }
+        if node.ty.shape.dims()[..c.axis].iter().product::<usize>() != 1 {
+            continue;
+        }
+        let mut off = 0usize;
+        for &o in &ops {
+            let Some(on) = f.node(o) else { continue };
+            let computed = !matches!(on.op, Op::Input(_) | Op::Const(_));
+            if computed && !outputs.contains_key(&o) {
+                slots.insert(o, (n, off));
+            }
+            off += on.ty.shape.dims()[c.axis];
+        }
+    }
+    // An operand joined more than once (in one concatenation or several) keeps its own buffer.
+    slots.retain(|o, _| seen.get(o) == Some(&1));
+    slots
 }
 
 impl<'f> Planner<'f> {
@@ -289,9 +333,29 @@ impl<'f> Planner<'f> {
         if let Some(ks) = self.outputs.get(&n) {
             return View::contiguous(Buf::Output(ks[0]), &ty.shape, ty.dtype);
         }
+        if let Some(&(c, off)) = self.slots.get(&n) {
+            let whole = self.concat_buffer(c);
+            let Op::Concat(cc) = &self.f.node(c).expect("planned nodes exist").op else {
+                unreachable!("slots point at concatenations")
+            };
+            let mut part = View::contiguous(whole.buf, &ty.shape, ty.dtype);
+            part.offset = whole.offset + off as isize * whole.strides[cc.axis];
+            return part;
+        }
         let bytes = ty.numel() * item_size(ty.dtype);
         self.plan.scratch.push(bytes);
         View::contiguous(Buf::Scratch(self.plan.scratch.len() - 1), &ty.shape, ty.dtype)
+    }
+
+    /// The buffer of concatenation `c`, allocated on first use (by `c` or by an operand
+    /// computed in place).
+    fn concat_buffer(&mut self, c: NodeId) -> View {
+        if let Some(v) = self.concat_bufs.get(&c) {
+            return v.clone();
+        }
+        let v = self.destination(c);
+        self.concat_bufs.insert(c, v.clone());
+        v
     }
 
     fn materialise(&mut self, n: NodeId, expr: Expr) -> View {
@@ -441,7 +505,7 @@ impl<'f> Planner<'f> {
                 self.layout_result(n, Val::View(v));
             }
             Op::Concat(c) => {
-                let dst = self.destination(n);
+                let dst = self.concat_buffer(n);
                 let mut off = 0usize;
                 for &o in &ops {
                     let shape = self.ty(o).shape.0.clone();
@@ -449,7 +513,11 @@ impl<'f> Planner<'f> {
                     sub.offset += off as isize * dst.strides[c.axis];
                     off += shape[c.axis];
                     let expr = self.expr(o);
-                    if shape.contains(&0) {
+                    // An operand computed in place (see `concat_slots`) is already there.
+                    let in_place = matches!(&expr, Expr::Load(v) if v.buf == sub.buf
+                        && v.offset == sub.offset
+                        && shape.iter().enumerate().all(|(a, &d)| d <= 1 || v.strides[a] == sub.strides[a]));
+                    if shape.contains(&0) || in_place {
                         continue;
                     }
                     self.plan.steps.push(Step::Map { dst: sub, shape, expr });

@@ -10,6 +10,7 @@
 //! | `fold` | evaluates constant-only nodes at compile time (never to NaN) | values, bit for bit |
 //! | `reorder` | re-evaluates trees of contractions in the cheapest order | values up to reassociation of sums |
 //! | `layout` | sinks transposes toward producers, into contractions that can emit the permuted layout | values, bit for bit |
+//! | `siblings` | joins contractions that share an operand (both sides' products with θ) into one | values, bit for bit |
 //!
 //! The cost model ([`cost`]) prices graphs in multiply-adds, bytes and peak live bytes.
 
@@ -24,6 +25,7 @@ pub mod dce;
 pub mod fold;
 pub mod layout;
 pub mod reorder;
+pub mod siblings;
 pub mod simplify;
 pub mod stage;
 
@@ -47,8 +49,9 @@ pub struct PassReport {
 }
 
 /// The names of the passes, in pipeline order.
-pub const PASSES: [&str; 9] =
-    ["cse", "simplify", "basis", "fold", "reorder", "fold", "simplify", "layout", "dce"];
+pub const PASSES: [&str; 10] = [
+    "cse", "simplify", "basis", "fold", "reorder", "fold", "simplify", "layout", "siblings", "dce",
+];
 
 /// Run the pipeline. `after` is called with each pass's name and result (for
 /// `--print-after`).
@@ -69,6 +72,16 @@ pub fn optimize(
             "layout" => {
                 let (h, s) = layout::canonicalize(&g)?;
                 (h, s.into_iter().map(|(k, v)| (k.to_string(), v as f64)).collect())
+            }
+            "siblings" => {
+                let (h, s) = siblings::join(&g)?;
+                (
+                    h,
+                    vec![
+                        ("groups".to_string(), s.groups as f64),
+                        ("joined".to_string(), s.joined as f64),
+                    ],
+                )
             }
             "basis" => {
                 let (h, s) = basis::eliminate(&g)?;

@@ -1,5 +1,5 @@
 //! Every pass against the unoptimised graph, with the interpreter as the oracle:
-//! - `cse`, `simplify`, `layout`, `fold`, `dce` preserve values bit for bit (NaNs as "both NaN"), on random graphs
+//! - `cse`, `simplify`, `layout`, `siblings`, `fold`, `dce` preserve values bit for bit (NaNs as "both NaN"), on random graphs
 //!   (256 by default; `PROPTEST_CASES` raises it) and on the example kernels;
 //! - `reorder` may reassociate sums: on random contraction trees (with transposes and constant
 //!   leaves) the result stays within 2·n·u·Σ|terms|, where Σ|terms| is the same tree evaluated
@@ -101,7 +101,9 @@ proptest! {
         prop_assert!(bits_equal(&interp::eval_outputs(&f.pruned(), &x).unwrap(), &want), "dce");
         let (laid, _) = jjt_opt::layout::canonicalize(&f).unwrap();
         prop_assert!(bits_equal(&interp::eval_outputs(&laid, &x).unwrap(), &want), "layout\n{}", jjt_ir::text::print(&f));
-        for g in [&cse, &folded, &simple, &laid] {
+        let (joined, _) = jjt_opt::siblings::join_from(&f, 0).unwrap();
+        prop_assert!(bits_equal(&interp::eval_outputs(&joined, &x).unwrap(), &want), "siblings\n{}", jjt_ir::text::print(&f));
+        for g in [&cse, &folded, &simple, &laid, &joined] {
             prop_assert!(jjt_ir::verify(g).is_ok());
         }
     }
@@ -287,6 +289,42 @@ fn transposes_sink_into_contractions_that_can_emit_their_layout() {
             assert_eq!(transposed_dot, !identity && !expressible, "{perm:?}");
         }
     }
+}
+
+/// Products with one weight `w`: `x1·w`, `x2·w` join (shared right operand); `tanh(x1·w)·w`
+/// has the same shape and weight but depends on `x1·w`, so it stays apart; `w·x1ᵀ`, `w·x2ᵀ` join
+/// (shared left operand, joined output axis 1). Values bit for bit; both groups join the same
+/// parts (x1, x2), so the builder's hash-consing leaves one concatenation.
+#[test]
+fn sibling_products_join_without_cycles() {
+    let f = jjt_ir::text::parse(
+        "func f(x1: f64[4,6], x2: f64[4,6], w: f64[6,6]) -> f64[4,6] {
+  y1 = x1 @ w
+  y2 = x2 @ w
+  z = tanh(y1) @ w
+  u1 = dot_general(w, x1, contract=[[1],[1]], batch=[[],[]])
+  u2 = dot_general(w, x2, contract=[[1],[1]], batch=[[],[]])
+  return y1 + y2 + z + transpose(u1, perm=[1,0]) + transpose(u2, perm=[1,0])
+}",
+    )
+    .unwrap();
+    let (g, stats) = jjt_opt::siblings::join_from(&f, 0).unwrap();
+    assert!(jjt_ir::verify(&g).is_ok());
+    assert_eq!((stats.groups, stats.joined), (2, 4), "{}", jjt_ir::text::print(&g));
+    let concats = g
+        .topo_order()
+        .unwrap()
+        .into_iter()
+        .filter(|&n| matches!(g.node(n).unwrap().op, jjt_ir::Op::Concat(_)))
+        .count();
+    assert_eq!(concats, 1, "{}", jjt_ir::text::print(&g));
+    let mut rng = Rng(5);
+    let x = args(&mut rng, &f);
+    let want = interp::eval_outputs(&f, &x).unwrap();
+    assert!(bits_equal(&interp::eval_outputs(&g, &x).unwrap(), &want));
+    // Below the size threshold nothing is joined.
+    let (_, stats) = jjt_opt::siblings::join(&f).unwrap();
+    assert_eq!(stats.groups, 0);
 }
 
 #[test]
@@ -488,6 +526,7 @@ fn passes_on_example_kernels() {
             ("fold", jjt_opt::fold::fold(k).unwrap().0),
             ("dce", jjt_opt::dce::dce(k)),
             ("layout", jjt_opt::layout::canonicalize(k).unwrap().0),
+            ("siblings", jjt_opt::siblings::join_from(k, 0).unwrap().0),
         ] {
             assert!(
                 bits_equal(&interp::eval_outputs(&g, &x).unwrap(), &want),

@@ -1,0 +1,247 @@
+//! Sibling contractions: `dot_general(a₁, w)`, `dot_general(a₂, w)`, … with the same `w` (the
+//! same node), the same axes and operands `aᵢ` of one type become one contraction of
+//! `concat(a₁, a₂, …)` along the first free axis of the `aᵢ`, whose result is sliced back into
+//! the parts. Likewise for a shared left operand.
+//!
+//! Why: a kernel evaluates the model on both sides, p1 and p2, with the same shared parameters
+//! θ, so every layer's product with a weight appears twice (forward, and again in the
+//! backward pass). One product with twice the rows reads and packs the weight once and gives the
+//! matrix multiply a better shape; the code generator writes the parts straight into the joined
+//! buffer, so the concatenation costs no copy when the parts are computed.
+//!
+//! Only products with at least [`MIN_MADDS`] multiply-adds each whose shared operand has at least
+//! as many elements as each part are joined (the saving is the repeated pass over the shared
+//! operand), and a product whose operand depends on another member's result (a weight applied
+//! twice in a chain) stays apart.
+//!
+//! Preserves: values bit for bit (each output element is the same sum in the same order).
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+
+use jjt_ir::ops::{DotGeneral, Slice};
+use jjt_ir::{Function, FunctionBuilder, IrError, NodeId, Op, TensorType};
+
+/// Multiply-adds from which a product is worth joining with its siblings.
+pub const MIN_MADDS: usize = 1 << 15;
+
+/// What the pass did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SiblingStats {
+    /// Groups of sibling products joined.
+    pub groups: usize,
+    /// Products replaced by slices of a joined one.
+    pub joined: usize,
+}
+
+/// One group: the shared operand sits on `shared_lhs`'s side; `parts` are the other operands,
+/// `members` the products, in the same order.
+struct Group {
+    shared_lhs: bool,
+    members: Vec<NodeId>,
+    /// Axis of the parts along which they are joined.
+    axis: usize,
+    /// The same axis's position in the product's output.
+    out_axis: usize,
+}
+
+/// Join sibling contractions of `f` (those of at least [`MIN_MADDS`] multiply-adds).
+pub fn join(f: &Function) -> Result<(Function, SiblingStats), IrError> {
+    join_from(f, MIN_MADDS)
+}
+
+/// [`join`] with another size threshold (tests use 0, to exercise the pass on small graphs).
+pub fn join_from(f: &Function, min_madds: usize) -> Result<(Function, SiblingStats), IrError> {
+    let Some(order) = f.topo_order() else { return Ok((f.clone(), SiblingStats::default())) };
+    let groups = find_groups(f, &order, min_madds);
+    if groups.is_empty() {
+        return Ok((f.clone(), SiblingStats::default()));
+    }
+    let mut group_of: HashMap<NodeId, usize> = HashMap::new();
+    for (g, grp) in groups.iter().enumerate() {
+        for &m in &grp.members {
+            group_of.insert(m, g);
+        }
+    }
+    // Order the nodes so that every member comes after every member's operands.
+    let Some(order) = order_with_groups(f, &order, &groups) else {
+        return Ok((f.clone(), SiblingStats::default()));
+    };
+    let mut b = FunctionBuilder::new(f.name.clone());
+    let mut map: HashMap<NodeId, NodeId> = HashMap::new();
+    for p in f.params() {
+        map.insert(p.node, b.input(&p.name, p.ty.clone())?);
+    }
+    let mut stats = SiblingStats::default();
+    for n in order {
+        if map.contains_key(&n) {
+            continue;
+        }
+        let Some(node) = f.node(n) else { continue };
+        if let Some(&g) = group_of.get(&n) {
+            let grp = &groups[g];
+            let Op::DotGeneral(dims) = &node.op else { unreachable!("groups hold products") };
+            let ops = f.operands(n);
+            let shared = map[&ops[usize::from(!grp.shared_lhs)]];
+            let parts: Vec<NodeId> = grp
+                .members
+                .iter()
+                .map(|&m| map[&f.operands(m)[usize::from(grp.shared_lhs)]])
+                .collect();
+            let joined = b.concat(&parts, grp.axis as i64)?;
+            let (x, y) = if grp.shared_lhs { (shared, joined) } else { (joined, shared) };
+            let whole = b.dot_general(x, y, dims.clone())?;
+            let dims_out = b.ty(whole)?.shape.0.clone();
+            let len = f.node(n).map(|nd| nd.ty.shape.dims()[grp.out_axis]).unwrap_or(0);
+            for (k, &m) in grp.members.iter().enumerate() {
+                let mut start = vec![0; dims_out.len()];
+                let mut stop = dims_out.clone();
+                start[grp.out_axis] = k * len;
+                stop[grp.out_axis] = (k + 1) * len;
+                let step = vec![1; dims_out.len()];
+                let part = b.add(Op::Slice(Slice { start, stop, step: step.clone() }), &[whole])?;
+                if let Some(name) = f.node(m).and_then(|nd| nd.name.clone()) {
+                    b.name_node(part, &name);
+                }
+                map.insert(m, part);
+            }
+            stats.groups += 1;
+            stats.joined += grp.members.len();
+            continue;
+        }
+        if matches!(node.op, Op::Input(_)) {
+            continue;
+        }
+        let xs: Vec<NodeId> = f.operands(n).iter().map(|o| map[o]).collect();
+        let v = b.add(node.op.clone(), &xs)?;
+        if let Some(name) = &node.name {
+            b.name_node(v, name);
+        }
+        map.insert(n, v);
+    }
+    let outs = f.outputs().iter().map(|o| map[o]).collect();
+    Ok((b.finish_many(outs)?.pruned(), stats))
+}
+
+/// Groups of joinable siblings (two or more members each, every product in at most one group).
+fn find_groups(f: &Function, order: &[NodeId], min_madds: usize) -> Vec<Group> {
+    // Key: (shared operand, its side, the axes and the other operand's type).
+    type Key = (NodeId, bool, String);
+    let mut by_key: BTreeMap<Key, Vec<NodeId>> = BTreeMap::new();
+    let mut taken: HashSet<NodeId> = HashSet::new();
+    for shared_lhs in [false, true] {
+        for &n in order {
+            let Some(node) = f.node(n) else { continue };
+            let Op::DotGeneral(d) = &node.op else { continue };
+            let ops = f.operands(n);
+            let (shared, part) = if shared_lhs { (ops[0], ops[1]) } else { (ops[1], ops[0]) };
+            let (Some(st), Some(pt)) = (f.node(shared), f.node(part)) else { continue };
+            let madds = node.ty.numel().saturating_mul(contracted(d, &st.ty, shared_lhs));
+            if madds < min_madds || st.ty.numel() < pt.ty.numel() || shared == part {
+                continue;
+            }
+            let what = format!("{d:?} {:?}", pt.ty);
+            by_key.entry((shared, shared_lhs, what)).or_default().push(n);
+        }
+    }
+    let mut groups = Vec::new();
+    for ((_, shared_lhs, _), candidates) in by_key {
+        // Greedily, in graph order: a product joins unless its operand depends on a member
+        // already taken or a member's operand depends on it (joining would make a cycle).
+        let mut members: Vec<NodeId> = Vec::new();
+        for m in candidates.into_iter().filter(|m| !taken.contains(m)) {
+            members.push(m);
+            if depends_on_each_other(f, &members, usize::from(shared_lhs)) {
+                members.pop();
+            }
+        }
+        if members.len() < 2 {
+            continue;
+        }
+        let Some(node) = f.node(members[0]) else { continue };
+        let Op::DotGeneral(d) = &node.op else { continue };
+        let part_rank =
+            f.node(f.operands(members[0])[usize::from(shared_lhs)]).map_or(0, |p| p.ty.rank());
+        let (contract, batch) = if shared_lhs {
+            (&d.rhs_contract, &d.rhs_batch)
+        } else {
+            (&d.lhs_contract, &d.lhs_batch)
+        };
+        let Some(&axis) = DotGeneral::free_axes(part_rank, contract, batch).first() else {
+            continue;
+        };
+        let nb = d.lhs_batch.len();
+        let out_axis = if shared_lhs {
+            nb + DotGeneral::free_axes(
+                f.node(f.operands(members[0])[0]).map_or(0, |p| p.ty.rank()),
+                &d.lhs_contract,
+                &d.lhs_batch,
+            )
+            .len()
+        } else {
+            nb
+        };
+        taken.extend(members.iter().copied());
+        groups.push(Group { shared_lhs, members, axis, out_axis });
+    }
+    groups
+}
+
+/// The product of the contracted dimensions, read from the shared operand's type.
+fn contracted(d: &DotGeneral, shared: &TensorType, shared_lhs: bool) -> usize {
+    let axes = if shared_lhs { &d.lhs_contract } else { &d.rhs_contract };
+    axes.iter().map(|&a| shared.shape.dims()[a]).product()
+}
+
+/// Whether any member is an ancestor of another member's joined operand (joining would make
+/// a cycle).
+fn depends_on_each_other(f: &Function, members: &[NodeId], part_slot: usize) -> bool {
+    let set: HashSet<NodeId> = members.iter().copied().collect();
+    let mut seen: HashSet<NodeId> = HashSet::new();
+    let mut stack: Vec<NodeId> = members.iter().map(|&m| f.operands(m)[part_slot]).collect();
+    while let Some(n) = stack.pop() {
+        if set.contains(&n) {
+            return true;
+        }
+        if seen.insert(n) {
+            stack.extend(f.operands(n));
+        }
+    }
+    false
+}
+
+/// A topological order of `f` in which each group's members come after all of the members'
+/// operands (Kahn's algorithm with those extra edges); `None` if they make a cycle.
+fn order_with_groups(f: &Function, order: &[NodeId], groups: &[Group]) -> Option<Vec<NodeId>> {
+    let mut preds: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
+    for &n in order {
+        preds.insert(n, f.operands(n));
+    }
+    for g in groups {
+        let all: Vec<NodeId> = g.members.iter().flat_map(|&m| f.operands(m)).collect();
+        for &m in &g.members {
+            preds.get_mut(&m)?.extend(all.iter().copied());
+        }
+    }
+    let mut indeg: HashMap<NodeId, usize> = HashMap::new();
+    let mut succs: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
+    for (&n, ps) in &preds {
+        indeg.insert(n, ps.len());
+        for &p in ps {
+            succs.entry(p).or_default().push(n);
+        }
+    }
+    let mut ready: VecDeque<NodeId> =
+        order.iter().copied().filter(|n| indeg.get(n) == Some(&0)).collect();
+    let mut out = Vec::with_capacity(order.len());
+    while let Some(n) = ready.pop_front() {
+        out.push(n);
+        for &s in succs.get(&n).map(Vec::as_slice).unwrap_or(&[]) {
+            let d = indeg.get_mut(&s)?;
+            *d -= 1;
+            if *d == 0 {
+                ready.push_back(s);
+            }
+        }
+    }
+    (out.len() == order.len()).then_some(out)
+}
