@@ -241,6 +241,9 @@ pub(crate) enum Stage {
     Apply,
     /// The kernel (or the graph selected by `--of`) after the optimiser, with its cost.
     Optimized,
+    /// The optimised kernel split for repeated calls: `prepare` (what depends on the shared
+    /// inputs alone, run once) and the per-call function (what `jjt kernel` runs per tile).
+    Staged,
     /// Cranelift IR of the graph selected by `--of`.
     Clif,
     /// Machine code (Cranelift's listing) of the graph selected by `--of`.
@@ -422,7 +425,10 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 }
             };
             let of = of.unwrap_or(if wrt.is_empty() { Stage::Traced } else { Stage::Kernel });
-            if matches!(of, Stage::Clif | Stage::Asm | Stage::Linearize | Stage::Optimized) {
+            if matches!(
+                of,
+                Stage::Clif | Stage::Asm | Stage::Linearize | Stage::Optimized | Stage::Staged
+            ) {
                 return Err(CliError::Batch("--of takes traced, jvp, vjp, kernel or apply".into()));
             }
             if matches!(stage, Stage::Optimized) {
@@ -454,6 +460,30 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 }
                 out.push_str(&text);
                 out.push_str(&render(&opt, format));
+                return emit(&out, output.as_deref());
+            }
+            if matches!(stage, Stage::Staged) {
+                let g = optimized(
+                    &stage_graphs(&f, Stage::Kernel, &wrt, &shared, batch, &opts)?.remove(0),
+                    opts.no_opt,
+                )?;
+                let spec = opts.spec(&wrt, &shared, batch);
+                let flags: Vec<bool> = spec
+                    .layout(&f, false)?
+                    .iter()
+                    .map(|(_, role, _)| matches!(role, jjt_ad::Role::Shared(_)))
+                    .collect();
+                let st = jjt_opt::stage::stage(&g, &flags)
+                    .map_err(|e| CliError::Batch(format!("cannot stage the kernel: {e}")))?;
+                let mut out = match &st.prepare {
+                    Some(p) => format!(
+                        "# prepare: run once per value of the shared inputs\n{}\n",
+                        render(p, format)
+                    ),
+                    None => "# prepare: nothing depends on the shared inputs alone\n".to_string(),
+                };
+                out.push_str("# per call: takes the prepared values as its last inputs\n");
+                out.push_str(&render(&st.call, format));
                 return emit(&out, output.as_deref());
             }
             if matches!(stage, Stage::Clif | Stage::Asm) {
@@ -550,7 +580,9 @@ pub(crate) fn stage_graphs(
         if wrt.is_empty() { Err(CliError::NeedWrt { stage: name }) } else { Ok(()) }
     };
     Ok(match stage {
-        Stage::Traced | Stage::Clif | Stage::Asm | Stage::Optimized => vec![f.clone()],
+        Stage::Traced | Stage::Clif | Stage::Asm | Stage::Optimized | Stage::Staged => {
+            vec![f.clone()]
+        }
         Stage::Jvp => {
             need("jvp")?;
             vec![jjt_ad::jvp(f, wrt)?]

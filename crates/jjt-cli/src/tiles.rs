@@ -3,6 +3,10 @@
 //! depends only on x1[b1] and x2[b2] and is computed by the same code wherever it sits in a tile,
 //! so any block `--rows A:B --cols C:D` equals the same block of the whole kernel bit for bit, and
 //! blocks from many runs (or machines) reassemble exactly (`jjt merge`).
+//!
+//! The tile kernel is staged ([`jjt_opt::stage`]): the part that depends only on the shared
+//! inputs θ (products of weights, say) is computed once, before the tiles, and passed to every
+//! tile as extra inputs.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -124,8 +128,21 @@ pub(crate) fn run(
         threads: if threads.min(n_jobs) > 1 { 1 } else { threads },
         ..crate::jit_options(opts.max_memory)
     };
-    let compiled = jjt_jit::compile_with(&kernel_graph(f, &tile_spec, opts)?, jit)?;
     let layout = spec.layout(f, false)?;
+    // Staging: what depends only on the shared inputs (θ) runs once, not once per tile.
+    let shared: Vec<bool> =
+        layout.iter().map(|(_, role, _)| matches!(role, Role::Shared(_))).collect();
+    let staged = jjt_opt::stage::stage(&kernel_graph(f, &tile_spec, opts)?, &shared)
+        .map_err(|e| CliError::Batch(format!("cannot stage the kernel: {e}")))?;
+    let hoisted: Vec<Tensor> = match &staged.prepare {
+        Some(p) => {
+            let prepare = jjt_jit::compile_with(p, jit)?;
+            let inputs: Vec<&Tensor> = staged.prepare_inputs.iter().map(|&i| &args[i]).collect();
+            prepare.call(&inputs)?
+        }
+        None => Vec::new(),
+    };
+    let compiled = jjt_jit::compile_with(&staged.call, jit)?;
     let out_ty = compiled.outputs()[0].clone();
     let rest: usize = out_ty.shape.dims()[2..].iter().product();
     let (rows, cols) = (r_hi - r_lo, c_hi - c_lo);
@@ -151,16 +168,16 @@ pub(crate) fn run(
                     let j = next.fetch_add(1, Ordering::Relaxed);
                     let Some(&(r, c)) = jobs.get(j) else { break };
                     let (nr, nc) = ((r_hi - r).min(t1), (c_hi - c).min(t2));
-                    let inputs: Vec<Tensor> = layout
+                    let inputs: Vec<Tensor> = staged
+                        .call_inputs
                         .iter()
-                        .zip(args)
-                        .map(|((_, role, _), a)| match role {
-                            Role::Side(1, _) => take(a, r, nr, t1),
-                            Role::Side(_, _) => take(a, c, nc, t2),
-                            _ => a.clone(),
+                        .map(|&i| match layout[i].1 {
+                            Role::Side(1, _) => take(&args[i], r, nr, t1),
+                            Role::Side(_, _) => take(&args[i], c, nc, t2),
+                            _ => args[i].clone(),
                         })
                         .collect();
-                    let refs: Vec<&Tensor> = inputs.iter().collect();
+                    let refs: Vec<&Tensor> = inputs.iter().chain(&hoisted).collect();
                     match compiled.call(&refs) {
                         Ok(mut out) => {
                             let k = out.remove(0);

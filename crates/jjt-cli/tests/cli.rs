@@ -680,3 +680,96 @@ fn progress_bar_shows_in_a_terminal_and_not_with_quiet() {
     let o = Command::new("sh").args(["-c", &cmd]).output().unwrap();
     assert!(o.status.success() && !String::from_utf8_lossy(&o.stderr).contains("kernel blocks"));
 }
+
+/// f(x) = tanh(A·x) with A shared: the tiled kernel stages A·Aᵀ-like products of A alone out of
+/// the tiles (computed once, passed to every tile). Its blocks K[i, j] = J(x1ᵢ)·J(x2ⱼ)ᵀ, with
+/// J(x) = diag(1 − tanh²(A·x))·A, must equal this explicit-Jacobian oracle (f64; sums of 6
+/// products, so 1e-12 relative is far above the rounding), for ragged tiles and 1 or 2 threads.
+#[test]
+fn staged_tiles_match_explicit_jacobians() {
+    let model = tmp("tanh_ax.jjt");
+    std::fs::write(&model, "func f(x: f64[6], a: f64[4,6]) -> f64[4] {\n  return tanh(a @ x)\n}\n")
+        .unwrap();
+    let mut rng = jjt::RandomState::new(3);
+    let a = rng.randn_f64([4, 6]).unwrap().to_f64_vec();
+    let (b1, b2) = (5usize, 3usize);
+    let x1 = rng.randn_f64([b1, 6]).unwrap().to_f64_vec();
+    let x2 = rng.randn_f64([b2, 6]).unwrap().to_f64_vec();
+    let save = |name: &str, v: &[f64], shape: Vec<usize>| {
+        let p = tmp(name);
+        jjt_npy::write_file(&p, &jjt_npy::Array { shape, data: jjt_npy::Data::F64(v.to_vec()) })
+            .unwrap();
+        p.display().to_string()
+    };
+    let (pa, p1, p2) = (
+        save("tanh_a.npy", &a, vec![4, 6]),
+        save("tanh_x1.npy", &x1, vec![b1, 6]),
+        save("tanh_x2.npy", &x2, vec![b2, 6]),
+    );
+    let jac = |x: &[f64]| -> Vec<f64> {
+        let mut j = vec![0.0; 24];
+        for r in 0..4 {
+            let z: f64 = (0..6).map(|c| a[r * 6 + c] * x[c]).sum();
+            let d = 1.0 - z.tanh().powi(2);
+            for c in 0..6 {
+                j[r * 6 + c] = d * a[r * 6 + c];
+            }
+        }
+        j
+    };
+    let mut want = Vec::new();
+    for i in 0..b1 {
+        let j1 = jac(&x1[i * 6..(i + 1) * 6]);
+        for j in 0..b2 {
+            let j2 = jac(&x2[j * 6..(j + 1) * 6]);
+            for r in 0..4 {
+                for s in 0..4 {
+                    want.push((0..6).map(|c| j1[r * 6 + c] * j2[s * 6 + c]).sum::<f64>());
+                }
+            }
+        }
+    }
+    for threads in ["1", "2"] {
+        let out = tmp(&format!("tanh_k{threads}.npy"));
+        let o = jjt(&[
+            "kernel",
+            model.to_str().unwrap(),
+            "--wrt",
+            "x",
+            "--shared",
+            &format!("a={pa}"),
+            "--x1",
+            &format!("x={p1}"),
+            "--x2",
+            &format!("x={p2}"),
+            "--tile",
+            "2",
+            "--threads",
+            threads,
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(jjt_npy::read_file(&out).unwrap().shape, vec![b1, b2, 4, 4]);
+        assert_rel("staged tiles", &read(&out), &want, 1e-12);
+    }
+    // What the tiles share: `jjt dump --stage staged` shows A·Aᵀ in `prepare` and the per-call
+    // function taking it as an input.
+    let o = jjt(&[
+        "dump",
+        model.to_str().unwrap(),
+        "--stage",
+        "staged",
+        "--wrt",
+        "x",
+        "--shared",
+        "a",
+        "--batch",
+        "2,2",
+    ]);
+    let text = stdout(&o);
+    let (prepare, call) = text.split_once("# per call").unwrap();
+    assert!(prepare.contains("func f_kernel_prepare(a: f64[4,6]) -> f64[4,4]"), "{text}");
+    assert!(prepare.contains("dot_general(a, a, contract=[[1],[1]]"), "{text}");
+    assert!(call.contains("hoisted0: f64[4,4]) -> f64[2,2,4,4]"), "{text}");
+}
