@@ -65,14 +65,18 @@ impl DotGeneral {
         let csizes: Vec<usize> = self.lhs_contract.iter().map(|&i| ad[i]).collect();
         let nb = self.lhs_batch.len();
         let mut res = Vec::with_capacity(out.numel());
-        // One contracted axis (the common case): outputs in chunks, the contracted axis outside
-        // the loop over a chunk's outputs, so each output still sums its products in order.
-        const CHUNK: usize = 4096;
-        let contract = match csizes[..] {
-            [k] => (k, sa[self.lhs_contract[0]], sb[self.rhs_contract[0]]),
-            _ => (0, 0, 0),
-        };
-        let mut bases: Vec<(usize, usize)> = Vec::new();
+        if let [k] = csizes[..] {
+            let contract = (k, sa[self.lhs_contract[0]], sb[self.rhs_contract[0]]);
+            let a_off = offsets(ad, &a_free, &sa);
+            let b_off = offsets(bd, &b_free, &sb);
+            let batch_dims: Vec<usize> = self.lhs_batch.iter().map(|&a| ad[a]).collect();
+            for_each_index(&batch_dims, |bi| {
+                let ba: usize = bi.iter().zip(&self.lhs_batch).map(|(&i, &a)| i * sa[a]).sum();
+                let bb: usize = bi.iter().zip(&self.rhs_batch).map(|(&i, &a)| i * sb[a]).sum();
+                one_axis(x, y, (ba, &a_off), (bb, &b_off), contract, &mut res);
+            });
+            return Some(res);
+        }
         for_each_index(out.shape.dims(), |idx| {
             let (bi, rest) = idx.split_at(nb);
             let (ai, bj) = rest.split_at(a_free.len());
@@ -81,14 +85,6 @@ impl DotGeneral {
             for (k, &i) in bi.iter().enumerate() {
                 base_a += i * sa[self.lhs_batch[k]];
                 base_b += i * sb[self.rhs_batch[k]];
-            }
-            if let [_] = csizes[..] {
-                bases.push((base_a, base_b));
-                if bases.len() == CHUNK {
-                    one_axis(x, y, &bases, contract, &mut res);
-                    bases.clear();
-                }
-                return;
             }
             let mut acc = T::zero();
             let mut first = true;
@@ -105,35 +101,70 @@ impl DotGeneral {
             });
             res.push(acc);
         });
-        if !bases.is_empty() {
-            one_axis(x, y, &bases, contract, &mut res);
-        }
         Some(res)
     }
 }
 
-/// Append the outputs whose operands start at `bases` of a contraction over one axis of
-/// `(length, lhs stride, rhs stride)`: `Σ_c x[a + c·sa]·y[b + c·sb]`, summed from `c = 0` up
-/// (the first product starts the sum, as in the general loop). The loop over `c` is outside
-/// the loop over outputs, so the operands stream through the cache.
+/// Element offsets of every index of the axes `axes` of an operand (row-major order).
+fn offsets(dims: &[usize], axes: &[usize], strides: &[usize]) -> Vec<usize> {
+    let shape: Vec<usize> = axes.iter().map(|&a| dims[a]).collect();
+    let mut v = Vec::new();
+    for_each_index(&shape, |idx| v.push(idx.iter().zip(axes).map(|(&i, &a)| i * strides[a]).sum()));
+    v
+}
+
+/// Outputs computed together: a block of left free indices × every right free index.
+const CHUNK: usize = 4096;
+
+/// Append one batch entry's outputs of a contraction over one axis of
+/// `(length, lhs stride, rhs stride)`, in output order (left free, then right free indices):
+/// `out[i, j] = Σ_c x[xa + a_off[i] + c·sa]·y[yb + b_off[j] + c·sb]`, each summed from `c = 0`
+/// up, the first product starting the sum (as in the general loop). The loop over `c` is
+/// outside the loops over a block of outputs, and for each `c` the block is a rank-1 update
+/// `acc[i, ·] += x_i·y_·` whose inner loop runs along contiguous memory: the same sums in the
+/// same order, computed an order of magnitude faster than output by output.
 fn one_axis<T: Float>(
     x: &[T],
     y: &[T],
-    bases: &[(usize, usize)],
+    (xa, a_off): (usize, &[usize]),
+    (yb, b_off): (usize, &[usize]),
     (k, sa, sb): (usize, usize, usize),
     res: &mut Vec<T>,
 ) {
-    let start = res.len();
-    if k == 0 {
-        res.extend(bases.iter().map(|_| T::zero()));
+    let (nl, nr) = (a_off.len(), b_off.len());
+    if nl == 0 || nr == 0 {
         return;
     }
-    res.extend(bases.iter().map(|&(a, b)| x[a].mul(y[b])));
-    let acc = &mut res[start..];
-    for c in 1..k {
-        let (oa, ob) = (c * sa, c * sb);
-        for (r, &(a, b)) in acc.iter_mut().zip(bases) {
-            *r = r.add(x[a + oa].mul(y[b + ob]));
+    if k == 0 {
+        res.extend((0..nl * nr).map(|_| T::zero()));
+        return;
+    }
+    let rows_per = (CHUNK / nr).clamp(1, nl);
+    let mut xs = vec![T::zero(); rows_per];
+    let mut ys = vec![T::zero(); nr];
+    for r0 in (0..nl).step_by(rows_per) {
+        let rows = rows_per.min(nl - r0);
+        let start = res.len();
+        res.resize(start + rows * nr, T::zero());
+        let acc = &mut res[start..];
+        for c in 0..k {
+            for (v, &o) in ys.iter_mut().zip(b_off) {
+                *v = y[yb + o + c * sb];
+            }
+            for (v, &o) in xs.iter_mut().zip(&a_off[r0..r0 + rows]) {
+                *v = x[xa + o + c * sa];
+            }
+            for (row, &a) in acc.chunks_exact_mut(nr).zip(&xs) {
+                if c == 0 {
+                    for (r, &v) in row.iter_mut().zip(&ys) {
+                        *r = a.mul(v);
+                    }
+                } else {
+                    for (r, &v) in row.iter_mut().zip(&ys) {
+                        *r = r.add(a.mul(v));
+                    }
+                }
+            }
         }
     }
 }
