@@ -35,9 +35,11 @@ pub enum AutoError {
 pub fn choose(spec: &KernelSpec, f: &Function) -> Result<Choice, AutoError> {
     let mut best: Option<Choice> = None;
     let mut candidates = Vec::new();
+    // The candidates fold the same products of constants (A·Aᵀ, say): once is enough.
+    let mut folds = crate::fold::FoldCache::default();
     for strategy in [Strategy::Ntvp, Strategy::Jc] {
         let k = KernelSpec { strategy, ..spec.clone() }.kernel(f)?;
-        let (opt, _) = crate::optimize(&k, |_, _| {})?;
+        let (opt, _) = crate::optimize_cached(&k, |_, _| {}, &mut folds)?;
         let c = cost(&opt);
         candidates.push((strategy, c.clone()));
         let better = match &best {

@@ -27,9 +27,32 @@ fn as_const(t: &Tensor) -> Const {
     }
 }
 
+/// Folded values by the structure of the constant expression that computed them, shared by
+/// several runs of [`fold_cached`] (`auto` optimises one kernel per strategy, and the
+/// candidates fold the same products of constants). A key is the expression printed in full
+/// (ops with their attributes, constants with their seeds or values); expressions whose key
+/// would exceed [`MAX_KEY`] bytes (large literal constants) are not cached.
+#[derive(Debug, Default)]
+pub struct FoldCache {
+    /// `None`: evaluated and found not foldable (NaN, or larger than its operands).
+    values: HashMap<String, Option<Tensor>>,
+    /// Lookups answered from the cache.
+    pub hits: usize,
+}
+
+/// Longest cache key, in bytes.
+pub const MAX_KEY: usize = 4096;
+
 /// Fold constant subgraphs of `f`.
 pub fn fold(f: &Function) -> Result<(Function, FoldStats), IrError> {
+    fold_cached(f, &mut FoldCache::default())
+}
+
+/// [`fold`], reusing and filling `cache`.
+pub fn fold_cached(f: &Function, cache: &mut FoldCache) -> Result<(Function, FoldStats), IrError> {
     let mut stats = FoldStats::default();
+    // The cache key of each constant-valued node (None: too long to cache).
+    let mut keys: HashMap<NodeId, Option<String>> = HashMap::new();
     let mut b = FunctionBuilder::new(f.name.clone());
     let mut map: HashMap<NodeId, NodeId> = HashMap::new();
     // Values of constants, computed only when a consumer is folded (random and literal
@@ -46,21 +69,42 @@ pub fn fold(f: &Function) -> Result<(Function, FoldStats), IrError> {
             Op::Input(_) => continue,
             Op::Const(c) => {
                 consts.insert(n, c.clone());
+                keys.insert(n, Some(format!("{c:?}")).filter(|k| k.len() <= MAX_KEY));
                 b.constant(c.clone())?
             }
             op if !ops.is_empty()
                 && ops.iter().all(|o| values.contains_key(o) || consts.contains_key(o)) =>
             {
-                for o in &ops {
-                    if !values.contains_key(o) {
-                        values.insert(*o, consts[o].value());
+                let parts: Option<Vec<&str>> =
+                    ops.iter().map(|o| keys.get(o).and_then(|k| k.as_deref())).collect();
+                let key = parts
+                    .map(|p| format!("{op:?}({})", p.join(",")))
+                    .filter(|k| k.len() <= MAX_KEY);
+                let cached = key.as_ref().and_then(|k| cache.values.get(k)).cloned();
+                let folded = match cached {
+                    Some(v) => {
+                        cache.hits += 1;
+                        v
                     }
-                }
-                let args: Vec<&Tensor> = ops.iter().map(|o| &values[o]).collect();
-                let in_elems: usize = args.iter().map(|t| t.numel()).sum();
-                let folded = op.rule().eval(&args, &node.ty, &[]).ok().filter(|t| {
-                    t.numel() <= in_elems.max(1) && !t.to_f64_vec().iter().any(|x| x.is_nan())
-                });
+                    None => {
+                        for o in &ops {
+                            if !values.contains_key(o) {
+                                values.insert(*o, consts[o].value());
+                            }
+                        }
+                        let args: Vec<&Tensor> = ops.iter().map(|o| &values[o]).collect();
+                        let in_elems: usize = args.iter().map(|t| t.numel()).sum();
+                        let v = op.rule().eval(&args, &node.ty, &[]).ok().filter(|t| {
+                            t.numel() <= in_elems.max(1)
+                                && !t.to_f64_vec().iter().any(|x| x.is_nan())
+                        });
+                        if let Some(k) = &key {
+                            cache.values.insert(k.clone(), v.clone());
+                        }
+                        v
+                    }
+                };
+                keys.insert(n, key);
                 match folded {
                     Some(t) => {
                         stats.folded += 1;

@@ -57,7 +57,17 @@ pub const PASSES: [&str; 10] = [
 /// `--print-after`).
 pub fn optimize(
     f: &Function,
+    after: impl FnMut(&'static str, &Function),
+) -> Result<(Function, Vec<PassReport>), IrError> {
+    optimize_cached(f, after, &mut fold::FoldCache::default())
+}
+
+/// [`optimize`], with constant folding reusing and filling `cache` (for optimising several
+/// graphs that share constant subexpressions, as `auto`'s candidates do).
+pub fn optimize_cached(
+    f: &Function,
     mut after: impl FnMut(&'static str, &Function),
+    cache: &mut fold::FoldCache,
 ) -> Result<(Function, Vec<PassReport>), IrError> {
     let mut g = f.clone();
     let mut reports = Vec::new();
@@ -88,8 +98,15 @@ pub fn optimize(
                 (h, vec![("eliminated".to_string(), s.eliminated as f64)])
             }
             "fold" => {
-                let (h, s) = fold::fold(&g)?;
-                (h, vec![("folded".to_string(), s.folded as f64)])
+                let hits = cache.hits;
+                let (h, s) = fold::fold_cached(&g, cache)?;
+                (
+                    h,
+                    vec![
+                        ("folded".to_string(), s.folded as f64),
+                        ("cached".to_string(), (cache.hits - hits) as f64),
+                    ],
+                )
             }
             "reorder" => {
                 let (h, s) = reorder::reorder(&g)?;

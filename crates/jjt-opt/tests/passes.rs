@@ -327,6 +327,31 @@ fn sibling_products_join_without_cycles() {
     assert_eq!(stats.groups, 0);
 }
 
+/// A fold cache shared by several optimisations (as `auto` shares one between its candidates):
+/// the jc kernel folds A·Aᵀ from the cache after the ntvp kernel of the same A, but not after
+/// the ntvp kernel of an A with another seed; with or without the cache, the optimised graphs
+/// are the same.
+#[test]
+fn fold_cache_reuses_only_equal_constant_expressions() {
+    use jjt_ad::{Mode, Strategy};
+    let print = |f: &Function| jjt_ir::text::print(f);
+    let jc_hits_after = |ntvp_seed: u32| {
+        let mut cache = jjt_opt::fold::FoldCache::default();
+        let mut jc_hits = 0;
+        for (strategy, seed) in [(Strategy::Ntvp, ntvp_seed), (Strategy::Jc, 1701)] {
+            let k = seed_kernel_seeded(300, 4, strategy, Mode::Full, seed);
+            let before = cache.hits;
+            let (cached, _) = jjt_opt::optimize_cached(&k, |_, _| {}, &mut cache).unwrap();
+            let (fresh, _) = jjt_opt::optimize(&k, |_, _| {}).unwrap();
+            assert_eq!(print(&cached), print(&fresh), "{strategy:?} seed {seed}");
+            jc_hits = cache.hits - before;
+        }
+        jc_hits
+    };
+    let (same, other) = (jc_hits_after(1701), jc_hits_after(1702));
+    assert!(same > other, "hits after the same A: {same}, after another A: {other}");
+}
+
 #[test]
 fn simplifier_rules_fire_and_count() {
     let f = jjt_ir::text::parse(
@@ -545,13 +570,23 @@ fn passes_on_example_kernels() {
 }
 
 fn seed_kernel_f64(n: usize, m: usize, strategy: jjt_ad::Strategy, mode: jjt_ad::Mode) -> Function {
+    seed_kernel_seeded(n, m, strategy, mode, 1701)
+}
+
+fn seed_kernel_seeded(
+    n: usize,
+    m: usize,
+    strategy: jjt_ad::Strategy,
+    mode: jjt_ad::Mode,
+    seed: u32,
+) -> Function {
     let mut b = FunctionBuilder::new("seed");
     let x = b.input("x", TensorType::new(DType::F64, [n])).unwrap();
     let a = b
         .constant(Const::Random {
             ty: TensorType::new(DType::F64, [m, n]),
             dist: Distribution::Uniform,
-            seed: 1701,
+            seed,
             offset: 0,
         })
         .unwrap();
