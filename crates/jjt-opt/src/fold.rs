@@ -86,6 +86,17 @@ pub fn fold_cached(f: &Function, cache: &mut FoldCache) -> Result<(Function, Fol
                         cache.hits += 1;
                         v
                     }
+                    // A result larger than its operands is not folded: decided from the
+                    // types, before evaluating (it could be too large to allocate).
+                    None if node.ty.numel()
+                        > ops
+                            .iter()
+                            .filter_map(|o| f.node(*o).map(|x| x.ty.numel()))
+                            .sum::<usize>()
+                            .max(1) =>
+                    {
+                        None
+                    }
                     None => {
                         for o in &ops {
                             if !values.contains_key(o) {

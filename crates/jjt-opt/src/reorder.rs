@@ -1,7 +1,10 @@
-//! Contraction reordering. Maximal trees of `dot_general`s (each inner node used once, by its
-//! parent) are read as one einsum over their leaves, and re-evaluated in the pairwise order of
-//! least cost: optimal (dynamic programming over subsets) for up to [`EXACT_LEAVES`] leaves,
-//! greedy beyond. Pairs of leaves that depend only on constants cost nothing per call (constant
+//! Contraction reordering. Maximal trees of contractions (`dot_general`), elementwise products
+//! (`mul`: scalings by diagonals), broadcasts, sums and transposes — each inner node used once,
+//! by its parent — are read as one einsum over their leaves, and re-evaluated in the pairwise
+//! order of least cost: optimal (dynamic programming over subsets) for up to [`EXACT_LEAVES`]
+//! leaves, greedy beyond. A label that no leaf carries (a sum over a broadcast axis, an output
+//! axis made by a broadcast alone) is not an einsum of the leaves; such trees are left as
+//! written. Pairs of leaves that depend only on constants cost nothing per call (constant
 //! folding evaluates them once), so `A·(Aᵀ·D)` becomes `(A·Aᵀ)·D` with `A·Aᵀ` precomputed.
 //!
 //! Preserves: values up to reassociation of sums (the result is the same einsum; rounding may
@@ -9,8 +12,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use jjt_ir::ops::DotGeneral;
-use jjt_ir::{Function, FunctionBuilder, IrError, NodeId, Op};
+use jjt_ir::ops::{DotGeneral, ReduceKind};
+use jjt_ir::{Binary, Function, FunctionBuilder, IrError, NodeId, Op};
 
 use crate::cost::constant_nodes;
 
@@ -52,6 +55,33 @@ fn users(f: &Function) -> HashMap<NodeId, usize> {
         }
     }
     u
+}
+
+/// The ops an einsum network is made of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Dot,
+    Mul,
+    Transpose,
+    Broadcast,
+    Sum,
+}
+
+fn kind(f: &Function, n: NodeId) -> Option<Kind> {
+    let node = f.node(n)?;
+    match &node.op {
+        Op::DotGeneral(_) => Some(Kind::Dot),
+        Op::Binary(Binary::Mul) if node.ty.dtype != jjt_ir::DType::Bool => Some(Kind::Mul),
+        Op::Transpose(_) => Some(Kind::Transpose),
+        Op::BroadcastTo(_) => Some(Kind::Broadcast),
+        Op::Reduce(r) if r.kind == ReduceKind::Sum => Some(Kind::Sum),
+        _ => None,
+    }
+}
+
+/// Nodes that can be the root of a network: a contraction, a product or a sum.
+fn is_root_kind(k: Option<Kind>) -> bool {
+    matches!(k, Some(Kind::Dot | Kind::Mul | Kind::Sum))
 }
 
 /// Read the tree under `root` into an einsum network.
@@ -117,6 +147,12 @@ fn network(
                 stack.push((ops[1], rl));
                 stack.push((ops[0], ll));
             }
+            Some(Op::Binary(Binary::Mul)) if n == root || inner.contains(&n) => {
+                // An elementwise product: both operands carry the output's labels.
+                let ops = f.operands(n);
+                stack.push((ops[1], labels.clone()));
+                stack.push((ops[0], labels));
+            }
             Some(Op::Transpose(t)) if inner.contains(&n) => {
                 // Output axis i is operand axis perm[i]: the operand's labels, permuted back.
                 let mut ol = vec![0; labels.len()];
@@ -124,6 +160,45 @@ fn network(
                     ol[p] = labels[i];
                 }
                 stack.push((f.operands(n)[0], ol));
+            }
+            Some(Op::BroadcastTo(bc)) if inner.contains(&n) => {
+                // The operand's axes are the trailing ones; a size-1 axis that is expanded gets a
+                // label of its own (of size 1, summed away for free).
+                let o = f.operands(n)[0];
+                let from = f.node(o).map(|x| x.ty.shape.0.clone()).unwrap_or_default();
+                let lead = bc.shape.rank() - from.len();
+                let ol = from
+                    .iter()
+                    .enumerate()
+                    .map(|(a, &d)| {
+                        if d == 1 && bc.shape.dims()[lead + a] != 1 {
+                            let l = fresh();
+                            size.insert(l, 1);
+                            l
+                        } else {
+                            labels[lead + a]
+                        }
+                    })
+                    .collect();
+                stack.push((o, ol));
+            }
+            Some(Op::Reduce(r)) if n == root || inner.contains(&n) => {
+                // A sum: the operand carries the output's labels and a new one per summed axis.
+                let o = f.operands(n)[0];
+                let from = f.node(o).map(|x| x.ty.shape.0.clone()).unwrap_or_default();
+                let mut kept = labels.iter();
+                let ol = (0..from.len())
+                    .map(|a| {
+                        if r.axes.contains(&a) {
+                            let l = fresh();
+                            size.insert(l, from[a]);
+                            l
+                        } else {
+                            kept.next().copied().unwrap_or(0)
+                        }
+                    })
+                    .collect();
+                stack.push((o, ol));
             }
             _ => leaves.push(Leaf { node: n, labels, constant: consts.contains(&n) }),
         }
@@ -161,8 +236,12 @@ fn is_const(net: &Network, set: u64) -> bool {
 }
 
 /// Multiply-adds of contracting two subsets: the product of the sizes of all their labels.
+/// Free when both are constant and the result is no larger than the two together (constant
+/// folding then evaluates it once; it does not fold results that grow).
 fn pair_cost(net: &Network, a: u64, b: u64) -> f64 {
-    if is_const(net, a | b) {
+    let elems =
+        |set: u64| -> f64 { result_labels(net, set).iter().map(|l| net.size[l] as f64).product() };
+    if is_const(net, a | b) && elems(a | b) <= elems(a) + elems(b) {
         return 0.0;
     }
     // Labels each side still carries (its result labels).
@@ -257,12 +336,12 @@ fn written_cost(f: &Function, root: NodeId, inner: &HashSet<NodeId>, net: &Netwo
         next: &mut usize,
         acc: &mut Vec<(u64, u64)>,
     ) -> u64 {
-        if matches!(f.node(n).map(|x| &x.op), Some(Op::Transpose(_))) && inner.contains(&n) {
+        let k = kind(f, n);
+        let in_tree = n == root || inner.contains(&n);
+        if in_tree && matches!(k, Some(Kind::Transpose | Kind::Broadcast | Kind::Sum)) {
             return walk(f, f.operands(n)[0], root, inner, next, acc);
         }
-        let is_dot = matches!(f.node(n).map(|x| &x.op), Some(Op::DotGeneral(_)))
-            && (n == root || inner.contains(&n));
-        if !is_dot {
+        if !(in_tree && matches!(k, Some(Kind::Dot | Kind::Mul))) {
             let s = 1u64 << *next;
             *next += 1;
             return s;
@@ -292,9 +371,12 @@ fn emit(
         return Ok((leaf_nodes[i], net.leaves[i].labels.clone()));
     }
     let (t, u) = split[&set];
+    let keep = result_labels(net, set);
     let (x, lx) = emit(b, net, leaf_nodes, split, t)?;
     let (y, ly) = emit(b, net, leaf_nodes, split, u)?;
-    let keep = result_labels(net, set);
+    // Labels that only one side carries and nothing after needs are summed first.
+    let (x, lx) = sum_alone(b, x, lx, &ly, &keep)?;
+    let (y, ly) = sum_alone(b, y, ly, &lx, &keep)?;
     let mut d = DotGeneral::default();
     let mut out = Vec::new();
     for (i, l) in lx.iter().enumerate() {
@@ -314,34 +396,67 @@ fn emit(
     Ok((b.dot_general(x, y, d)?, out))
 }
 
+/// `x` (labels `lx`) summed over the labels that neither `other` nor `keep` holds.
+fn sum_alone(
+    b: &mut FunctionBuilder,
+    x: NodeId,
+    lx: Vec<Label>,
+    other: &[Label],
+    keep: &[Label],
+) -> Result<(NodeId, Vec<Label>), IrError> {
+    let alone: Vec<i64> = (0..lx.len())
+        .filter(|&i| !other.contains(&lx[i]) && !keep.contains(&lx[i]))
+        .map(|i| i as i64)
+        .collect();
+    if alone.is_empty() {
+        return Ok((x, lx));
+    }
+    let rest = lx.iter().enumerate().filter(|(i, _)| !alone.contains(&(*i as i64)));
+    let rest: Vec<Label> = rest.map(|(_, &l)| l).collect();
+    Ok((b.reduce(ReduceKind::Sum, x, Some(&alone))?, rest))
+}
+
+/// Whether every output label and every label of size above 1 is carried by some leaf (else
+/// the tree is not an einsum of its leaves: a sum over a broadcast axis multiplies by its
+/// length, and an output axis made by a broadcast alone has no leaf to come from).
+fn well_formed(net: &Network) -> bool {
+    let carried: HashSet<Label> =
+        net.leaves.iter().flat_map(|l| l.labels.iter().copied()).collect();
+    net.out.iter().all(|l| carried.contains(l))
+        && net.size.iter().all(|(l, &d)| d <= 1 || carried.contains(l))
+}
+
 /// Reorder every contraction tree of `f` whose cost drops.
 pub fn reorder(f: &Function) -> Result<(Function, ReorderStats), IrError> {
     let uses = users(f);
     let outputs: HashSet<NodeId> = f.outputs().iter().copied().collect();
     let consts = constant_nodes(f);
-    let is_dot = |n: NodeId| matches!(f.node(n).map(|x| &x.op), Some(Op::DotGeneral(_)));
-    // Inner nodes: dots and transposes used once, by a dot or an inner transpose, and not
-    // outputs (decided from the users down, so a transpose counts only inside a tree).
-    let is_transpose = |n: NodeId| matches!(f.node(n).map(|x| &x.op), Some(Op::Transpose(_)));
+    // Inner nodes: network ops used once, by a node of the same network (a contraction, a
+    // product, a sum, or an inner transpose or broadcast), and not outputs (decided from the
+    // users down, so a transpose or broadcast counts only inside a tree).
     let mut inner: HashSet<NodeId> = HashSet::new();
     let mut order = f.topo_order().unwrap_or_default();
     order.reverse();
     for &n in &order {
-        if !(is_dot(n) || is_transpose(n)) || uses.get(&n) != Some(&1) || outputs.contains(&n) {
+        if kind(f, n).is_none() || uses.get(&n) != Some(&1) || outputs.contains(&n) {
             continue;
         }
-        if f.users(n).iter().all(|&u| is_dot(u) || (is_transpose(u) && inner.contains(&u))) {
+        let in_network = |u: NodeId| {
+            let k = kind(f, u);
+            is_root_kind(k) || (k.is_some() && inner.contains(&u))
+        };
+        if f.users(n).iter().all(|&u| in_network(u)) {
             inner.insert(n);
         }
     }
     let mut stats = ReorderStats::default();
     let mut plans: HashMap<NodeId, (Network, Vec<(u64, u64)>)> = HashMap::new();
     for n in f.node_ids() {
-        if !is_dot(n) || inner.contains(&n) {
+        if !is_root_kind(kind(f, n)) || inner.contains(&n) {
             continue;
         }
         let net = network(f, n, &inner, &consts);
-        if net.leaves.len() < 3 || net.leaves.len() > 63 {
+        if net.leaves.len() < 3 || net.leaves.len() > 63 || !well_formed(&net) {
             continue;
         }
         stats.networks += 1;

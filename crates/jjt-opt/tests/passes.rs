@@ -2,7 +2,8 @@
 //! - `cse`, `simplify`, `layout`, `siblings`, `fold`, `dce` preserve values bit for bit (NaNs as "both NaN"), on random graphs
 //!   (256 by default; `PROPTEST_CASES` raises it) and on the example kernels;
 //! - `reorder` may reassociate sums: on random contraction trees (with transposes and constant
-//!   leaves) the result stays within 2·n·u·Σ|terms|, where Σ|terms| is the same tree evaluated
+//!   leaves) and random networks with elementwise products, scalings by broadcast vectors and
+//!   sums, the result stays within 2·n·u·Σ|terms|, where Σ|terms| is the same tree evaluated
 //!   on the absolute values of its leaves and n the number of multiply-adds per output element.
 //!   (Each evaluation order is within n·u·Σ|terms| of the exact einsum.)
 //! - the seed kernel after the pipeline costs at most 2.2·M·N + 100·M² multiply-adds per call
@@ -109,9 +110,10 @@ proptest! {
     }
 
     #[test]
-    fn reorder_stays_within_the_rounding_bound(seed in any::<u64>()) {
+    fn reorder_stays_within_the_rounding_bound(seed in any::<u64>(), scalings in any::<bool>()) {
         let mut rng = Rng(seed | 1);
-        let (f, abs_f, n_terms) = random_tree(&mut rng);
+        let (f, abs_f, n_terms) =
+            if scalings { random_network(&mut rng) } else { random_tree(&mut rng) };
         let (g, _) = jjt_opt::reorder::reorder(&f).unwrap();
         prop_assert!(jjt_ir::verify(&g).is_ok());
         let x = args(&mut rng, &f);
@@ -124,6 +126,63 @@ proptest! {
             prop_assert!((got[i] - want[i]).abs() <= bound, "element {i}: {} vs {}, bound {bound:e}", got[i], want[i]);
         }
     }
+}
+
+/// A random network of contractions, elementwise products (Hadamard, and scalings of rows or
+/// columns by broadcast vectors), transposes and sums: `(A·B) ∘ (C·D) ∘ …`, maybe transposed,
+/// maybe summed over an axis. The same network over |leaves| (the constant B replaced by |B|),
+/// and the rounding-step count of an output element: the products it sums (k1·k2, times the
+/// summed length), plus 5 for the up to five multiplications forming each product (each
+/// evaluation order is within that many u·Σ|terms| of the exact value).
+fn random_network(rng: &mut Rng) -> (Function, Function, usize) {
+    let [p, k1, q, k2] = [(); 4].map(|_| 1 + rng.below(6));
+    let (col, row, flip) = (rng.below(2) == 1, rng.below(2) == 1, rng.below(2) == 1);
+    let sum_axis = rng.below(3); // 2: no sum
+    let build = |abs: bool| {
+        let mut b = FunctionBuilder::new("n");
+        let f64_ty = |d: &[usize]| TensorType::new(DType::F64, d.to_vec());
+        let a = b.input("a", f64_ty(&[p, k1])).unwrap();
+        let c0 = b
+            .constant(Const::Random {
+                ty: f64_ty(&[k1, q]),
+                dist: Distribution::Normal,
+                seed: 5,
+                offset: 0,
+            })
+            .unwrap();
+        let bb = if abs { b.unary(Unary::Abs, c0).unwrap() } else { c0 };
+        let c = b.input("c", f64_ty(&[p, k2])).unwrap();
+        let d = b.input("d", f64_ty(&[k2, q])).unwrap();
+        let v = b.input("v", f64_ty(&[q])).unwrap();
+        let w = b.input("w", f64_ty(&[p])).unwrap();
+        let mm = DotGeneral { lhs_contract: vec![1], rhs_contract: vec![0], ..Default::default() };
+        let ab = b.dot_general(a, bb, mm.clone()).unwrap();
+        let cd = b.dot_general(c, d, mm).unwrap();
+        let mut h = b.binary(Binary::Mul, ab, cd).unwrap();
+        let shape = jjt_ir::Shape(vec![p, q]);
+        if col {
+            let vb = b.broadcast_to(v, &shape).unwrap();
+            h = b.binary(Binary::Mul, h, vb).unwrap();
+        }
+        if row {
+            let wr = b.reshape(w, vec![p, 1]).unwrap();
+            let wb = b.broadcast_to(wr, &shape).unwrap();
+            h = b.binary(Binary::Mul, wb, h).unwrap();
+        }
+        if flip {
+            h = b.transpose(h, &[1, 0]).unwrap();
+        }
+        if sum_axis < 2 {
+            h = b.reduce(jjt_ir::ops::ReduceKind::Sum, h, Some(&[sum_axis as i64])).unwrap();
+        }
+        b.finish(h).unwrap()
+    };
+    let summed = match (sum_axis, flip) {
+        (2, _) => 1,
+        (0, false) | (1, true) => p,
+        _ => q,
+    };
+    (build(false), build(true), k1 * k2 * summed + 5)
 }
 
 /// A random left-deep or right-deep chain of matrix products over inputs and constants, with
@@ -350,6 +409,43 @@ fn fold_cache_reuses_only_equal_constant_expressions() {
     };
     let (same, other) = (jc_hits_after(1701), jc_hits_after(1702));
     assert!(same > other, "hits after the same A: {same}, after another A: {other}");
+}
+
+/// `Σ_j (A·B)[i, j]·v[j]` — a product, a column scaling and a sum — is the einsum A·(B·v):
+/// reordering reads the whole network and evaluates it as two matrix–vector products
+/// (2·n² multiply-adds instead of n³ + n²), with no n×n intermediate, within the rounding bound
+/// 2·(n² + 2)·u·Σ|terms| (n² products of three factors per output element).
+#[test]
+fn reorder_sees_through_scalings_and_sums() {
+    let n = 20;
+    let src = format!(
+        "func f(a: f64[{n},{n}], b: f64[{n},{n}], v: f64[{n}]) -> f64[{n}] {{
+  return sum((a @ b) * v, axes=[1])
+}}"
+    );
+    let f = jjt_ir::text::parse(&src).unwrap();
+    let (g, stats) = jjt_opt::reorder::reorder(&f).unwrap();
+    assert!(jjt_ir::verify(&g).is_ok());
+    assert_eq!(stats.rewritten, 1, "{}", jjt_ir::text::print(&g));
+    assert_eq!(stats.flops_after, (2 * n * n) as f64, "{stats:?}");
+    let c = jjt_opt::cost::cost(&g);
+    assert!(c.largest <= n, "{c}\n{}", jjt_ir::text::print(&g));
+    let mut rng = Rng(17);
+    let x = args(&mut rng, &f);
+    let want = interp::eval(&f, &x).unwrap().to_f64_vec();
+    let got = interp::eval(&g, &x).unwrap().to_f64_vec();
+    let absx: Vec<Tensor> = x
+        .iter()
+        .map(|t| {
+            let v: Vec<f64> = t.to_f64_vec().iter().map(|v| v.abs()).collect();
+            Tensor::from_f64(&t.ty(), &v).unwrap()
+        })
+        .collect();
+    let scale = interp::eval(&f, &absx).unwrap().to_f64_vec();
+    for ((g, w), s) in got.iter().zip(&want).zip(&scale) {
+        let bound = 2.0 * (n * n + 2) as f64 * f64::EPSILON / 2.0 * s;
+        assert!((g - w).abs() <= bound, "{g} vs {w}, bound {bound:e}");
+    }
 }
 
 #[test]
