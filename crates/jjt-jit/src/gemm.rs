@@ -77,7 +77,7 @@ impl<T> Copy for Product<T> {}
 // SAFETY: a `Product` is only sent to another thread by `run_split`, which cuts the output into
 // disjoint row or column blocks; each thread writes only its own block of `c` and reads `a` and
 // `b`, which no thread writes. The caller of `jjt_sgemm`/`jjt_dgemm` keeps every buffer alive
-// until the call returns, and `rayon::join` returns only after both halves finish.
+// until the call returns, and `pool::join` returns only after both halves finish.
 unsafe impl<T> Send for Product<T> {}
 
 impl<T> Product<T> {
@@ -101,13 +101,13 @@ impl<T> Product<T> {
 }
 
 /// Run `p` on up to `threads` threads: halve the longer of M and N (in multiples of
-/// [`PAR_GRAIN`]) and recurse with `rayon::join`, until a part is below [`PAR_THRESHOLD`] or
+/// [`PAR_GRAIN`]) and recurse with [`crate::pool::join`] (this thread and a helper), until a part is below [`PAR_THRESHOLD`] or
 /// has one thread. Every output element is computed by one single-threaded call, so the
 /// result does not depend on the thread count.
 ///
 /// # Safety
 /// As [`jjt_sgemm`].
-unsafe fn run_split<T>(p: Product<T>, threads: usize, one: unsafe fn(Product<T>)) {
+unsafe fn run_split<T: 'static>(p: Product<T>, threads: usize, one: unsafe fn(Product<T>)) {
     let work = p.m.saturating_mul(p.n).saturating_mul(p.k);
     let cols = p.n > p.m;
     let extent = if cols { p.n } else { p.m };
@@ -120,10 +120,10 @@ unsafe fn run_split<T>(p: Product<T>, threads: usize, one: unsafe fn(Product<T>)
     let at = (extent * left / threads).div_ceil(PAR_GRAIN) * PAR_GRAIN;
     let at = at.clamp(PAR_GRAIN, extent - PAR_GRAIN);
     let (x, y) = p.cut(at, cols);
-    rayon::join(
+    crate::pool::join(
         // SAFETY: `x` and `y` write disjoint blocks of the caller's output (see `Product`).
         move || unsafe { run_split(x, left, one) },
-        // SAFETY: as above.
+        // SAFETY: as above; `pool::join` returns only after this part has finished.
         move || unsafe { run_split(y, threads - left, one) },
     );
 }

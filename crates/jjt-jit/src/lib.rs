@@ -16,6 +16,7 @@ mod codegen;
 pub mod gemm;
 pub mod libm;
 pub mod plan;
+mod pool;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -132,9 +133,11 @@ pub struct Options {
     /// (0: [`MAX_BYTES`]).
     pub max_bytes: u64,
     /// Threads a large matrix multiply may split across (0: every core, as
-    /// `std::thread::available_parallelism` reports; 1: the calling thread only). The work runs
-    /// on one process-wide pool of one thread per core, so kernels called from several threads
-    /// at once (as `jjt kernel --tile` does) share the cores rather than oversubscribe them.
+    /// `std::thread::available_parallelism` reports; 1: the calling thread only). The calling
+    /// thread computes one part and process-wide helper threads (one per further core) the
+    /// others; a part finding no idle helper (kernels called from several threads at once, as
+    /// `jjt kernel --tile` does) runs on its caller, so the cores are shared, never
+    /// oversubscribed. Helpers spin for 2 ms after each part before sleeping (see `pool`).
     pub threads: usize,
 }
 

@@ -137,3 +137,32 @@ fn compile_call_drop_cycles_return_memory() {
     assert!(after <= base + 64 * 1024, "resident memory grew from {base} KiB to {after} KiB");
     let _ = DType::F32;
 }
+
+/// Large products split across helper threads, called from four threads at once: callers that
+/// find every helper busy compute their parts themselves, and every result equals the
+/// single-threaded one bit for bit.
+#[test]
+fn concurrent_split_products_agree() {
+    let f = text::parse(
+        "func f(a: f32[256,300], b: f32[300,200]) -> f32[256,200] {\n  return a @ b\n}",
+    )
+    .unwrap();
+    let a =
+        Tensor::f32([256, 300], (0..76_800).map(|i| (i as f32 * 0.013).sin()).collect()).unwrap();
+    let b =
+        Tensor::f32([300, 200], (0..60_000).map(|i| (i as f32 * 0.007).cos()).collect()).unwrap();
+    let one =
+        jjt_jit::compile_with(&f, jjt_jit::Options { threads: 1, ..Default::default() }).unwrap();
+    let want = one.call(&[&a, &b]).unwrap();
+    let split =
+        jjt_jit::compile_with(&f, jjt_jit::Options { threads: 2, ..Default::default() }).unwrap();
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for _ in 0..50 {
+                    assert_eq!(split.call(&[&a, &b]).unwrap(), want);
+                }
+            });
+        }
+    });
+}
