@@ -72,7 +72,7 @@ fn serve(h: &'static Helper) {
         let mut spins = 0u32;
         while h.state.load(Ordering::SeqCst) != POSTED {
             spins = spins.wrapping_add(1);
-            if spins % 256 != 0 || start.elapsed() < SPIN {
+            if !spins.is_multiple_of(256) || start.elapsed() < SPIN {
                 std::hint::spin_loop();
                 continue;
             }
