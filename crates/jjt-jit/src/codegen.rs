@@ -61,6 +61,9 @@ pub(crate) struct Cg<'a, 'b> {
     pub gemm: bool,
     /// Threads one matrix multiply may use (≥ 1).
     pub threads: usize,
+    /// Inside a loop along `axis`: the address of each view at index 0 of that axis (computed
+    /// once per row, before the loop), so the loop body adds one product per access.
+    pub rows: Option<(usize, Vec<(View, Value)>)>,
 }
 
 fn flags() -> MemFlagsData {
@@ -141,6 +144,21 @@ impl<'a, 'b> Cg<'a, 'b> {
     /// The address of `view` at `idx` (one index per axis of the view's index space).
     fn addr(&mut self, view: &View, idx: &[Value]) -> Value {
         let size = item_size(view.dtype) as i64;
+        let row = self.rows.as_ref().and_then(|(axis, ptrs)| {
+            let p = ptrs.iter().find(|(v, _)| v == view)?.1;
+            Some((*axis, p))
+        });
+        if let Some((axis, p)) = row
+            && let Some(&i) = idx.get(axis)
+        {
+            return match view.strides[axis] {
+                0 => p,
+                s => {
+                    let t = self.b.ins().imul_imm_s(i, s as i64 * size);
+                    self.b.ins().iadd(p, t)
+                }
+            };
+        }
         let base = self.bases[&view.buf];
         let mut a = if view.offset != 0 {
             let off = self.iconst(view.offset as i64 * size);
@@ -431,23 +449,40 @@ impl<'a, 'b> Cg<'a, 'b> {
         }
         let n = shape[r - 1];
         let full = (n / w * w) as i64;
+        let pairs = (n / (2 * w) * 2 * w) as i64;
         self.vaxis = r - 1;
+        let mut views = expr.views();
+        views.push(dst.clone());
         self.for_each(&shape[..r - 1], &mut Vec::new(), &mut |cg, outer| {
+            // Each view's address at the start of this row, once; the loops below add i·stride.
             let mut idx = outer.to_vec();
-            cg.counted(0, full, w as i64, &mut |cg, i| {
+            idx.push(cg.iconst(0));
+            let mut ptrs: Vec<(View, Value)> = Vec::new();
+            for v in &views {
+                if !ptrs.iter().any(|(p, _)| p == v) {
+                    let a = cg.addr(v, &idx);
+                    ptrs.push((v.clone(), a));
+                }
+            }
+            idx.pop();
+            let outer_rows = cg.rows.replace((r - 1, ptrs));
+            let mut one = |cg: &mut Self, i: Value, mode: Mode| -> Result<(), JitError> {
                 idx.push(i);
-                let v = cg.eval(expr, &idx, Mode::Vector, d)?;
+                let v = cg.eval(expr, &idx, mode, d)?;
                 cg.store(v, dst, &idx);
                 idx.pop();
                 Ok(())
+            };
+            // Two vectors per iteration, then one, then the scalar tail.
+            cg.counted(0, pairs, 2 * w as i64, &mut |cg, i| {
+                one(cg, i, Mode::Vector)?;
+                let j = cg.b.ins().iadd_imm_s(i, w as i64);
+                one(cg, j, Mode::Vector)
             })?;
-            cg.counted(full, n as i64, 1, &mut |cg, i| {
-                idx.push(i);
-                let v = cg.eval(expr, &idx, Mode::Scalar, d)?;
-                cg.store(v, dst, &idx);
-                idx.pop();
-                Ok(())
-            })
+            cg.counted(pairs, full, w as i64, &mut |cg, i| one(cg, i, Mode::Vector))?;
+            cg.counted(full, n as i64, 1, &mut |cg, i| one(cg, i, Mode::Scalar))?;
+            cg.rows = outer_rows;
+            Ok(())
         })
     }
 

@@ -303,6 +303,7 @@ pub fn compile_with(f: &Function, opts: Options) -> Result<Compiled, JitError> {
             strict: opts.strict,
             gemm: !opts.strict && !opts.no_gemm,
             threads: opts.gemm_threads(),
+            rows: None,
         };
         for step in &plan.steps {
             cg.step(step)?;
