@@ -33,6 +33,26 @@ pub(crate) struct Imports {
     pub libm: HashMap<(Libm, bool), FuncRef>,
     /// f32 (`false`) / f64 (`true`) matrix multiply.
     pub gemm: HashMap<bool, FuncRef>,
+    /// `jjt_par_map`: a row function run over row ranges on several threads.
+    pub par_map: FuncRef,
+}
+
+/// Elements from which an elementwise step runs its rows on several threads: below it,
+/// handing half the rows to a helper costs more than it saves.
+pub(crate) const PAR_MAP_ELEMS: usize = 1 << 13;
+
+/// Whether `step` runs its rows on several threads: an elementwise step of rank ≥ 2 with at
+/// least two rows and [`PAR_MAP_ELEMS`] elements, when more than one thread may be used.
+pub(crate) fn parallel_map(step: &Step, threads: usize) -> bool {
+    match step {
+        Step::Map { shape, .. } => {
+            threads > 1
+                && shape.len() >= 2
+                && shape[0] >= 2
+                && shape.iter().product::<usize>() >= PAR_MAP_ELEMS
+        }
+        _ => false,
+    }
 }
 
 /// Contractions over at most this many elements are unrolled in the vector-over-outputs form.
@@ -416,6 +436,28 @@ impl<'a, 'b> Cg<'a, 'b> {
     }
 
     /// Emit one step.
+    /// Call `jjt_par_map` with the row function `part` of the elementwise `step`.
+    pub fn call_rows(&mut self, part: FuncRef, step: &Step, params: [Value; 4]) {
+        let Step::Map { shape, .. } = step else { return };
+        let f = self.b.ins().func_addr(types::I64, part);
+        let mut args = vec![f];
+        args.extend(params);
+        let rows = self.iconst(shape[0] as i64);
+        let threads = self.iconst(self.threads as i64);
+        args.push(rows);
+        args.push(threads);
+        let par = self.imports.par_map;
+        self.b.ins().call(par, &args);
+    }
+
+    /// The rows `[lo, hi)` of the outermost axis of the elementwise `step`.
+    pub fn step_rows(&mut self, step: &Step, lo: Value, hi: Value) -> Result<(), JitError> {
+        match step {
+            Step::Map { dst, shape, expr } => self.map_in(dst, shape, expr, Some((lo, hi))),
+            _ => Err(JitError::Codegen("only elementwise steps run by rows".into())),
+        }
+    }
+
     pub fn step(&mut self, s: &Step) -> Result<(), JitError> {
         match s {
             Step::Map { dst, shape, expr } => self.map(dst, shape, expr),
@@ -429,6 +471,47 @@ impl<'a, 'b> Cg<'a, 'b> {
     }
 
     fn map(&mut self, dst: &View, shape: &[usize], expr: &Expr) -> Result<(), JitError> {
+        self.map_in(dst, shape, expr, None)
+    }
+
+    /// Loops over `dims` like [`Cg::for_each`], but with the outermost axis running over the
+    /// dynamic range `rows` when given.
+    fn for_rows(
+        &mut self,
+        dims: &[usize],
+        rows: Option<(Value, Value)>,
+        body: &mut IndexBody<'a, 'b, '_>,
+    ) -> Result<(), JitError> {
+        let Some((lo, hi)) = rows else {
+            return self.for_each(dims, &mut Vec::new(), body);
+        };
+        let header = self.b.create_block();
+        let blk = self.b.create_block();
+        let exit = self.b.create_block();
+        let i = self.b.append_block_param(header, types::I64);
+        self.b.ins().jump(header, &[BlockArg::Value(lo)]);
+        self.b.switch_to_block(header);
+        let c = self.b.ins().icmp(IntCC::SignedLessThan, i, hi);
+        self.b.ins().brif(c, blk, &[], exit, &[]);
+        self.b.switch_to_block(blk);
+        self.b.seal_block(blk);
+        self.for_each(&dims[1..], &mut vec![i], body)?;
+        let next = self.b.ins().iadd_imm_s(i, 1);
+        self.b.ins().jump(header, &[BlockArg::Value(next)]);
+        self.b.seal_block(header);
+        self.b.switch_to_block(exit);
+        self.b.seal_block(exit);
+        Ok(())
+    }
+
+    /// An elementwise step, over all rows or (`rows`) over a range of its outermost axis.
+    fn map_in(
+        &mut self,
+        dst: &View,
+        shape: &[usize],
+        expr: &Expr,
+        rows: Option<(Value, Value)>,
+    ) -> Result<(), JitError> {
         if shape.contains(&0) {
             return Ok(());
         }
@@ -441,7 +524,7 @@ impl<'a, 'b> Cg<'a, 'b> {
             && shape[r - 1] >= w
             && vectorizable(expr, d, r - 1);
         if !vec_ok {
-            return self.for_each(shape, &mut Vec::new(), &mut |cg, idx| {
+            return self.for_rows(shape, rows, &mut |cg, idx| {
                 let v = cg.eval(expr, idx, Mode::Scalar, d)?;
                 cg.store(v, dst, idx);
                 Ok(())
@@ -453,7 +536,9 @@ impl<'a, 'b> Cg<'a, 'b> {
         self.vaxis = r - 1;
         let mut views = expr.views();
         views.push(dst.clone());
-        self.for_each(&shape[..r - 1], &mut Vec::new(), &mut |cg, outer| {
+        // Row ranges split the outermost axis, which is never the vector axis (rank ≥ 2).
+        let rows = rows.filter(|_| r >= 2);
+        self.for_rows(&shape[..r - 1], rows, &mut |cg, outer| {
             // Each view's address at the start of this row, once; the loops below add i·stride.
             let mut idx = outer.to_vec();
             idx.push(cg.iconst(0));

@@ -225,8 +225,36 @@ pub fn compile_with(f: &Function, opts: Options) -> Result<Compiled, JitError> {
     }
     jb.symbol("jjt_sgemm", gemm::jjt_sgemm as *const u8);
     jb.symbol("jjt_dgemm", gemm::jjt_dgemm as *const u8);
+    jb.symbol("jjt_par_map", pool::jjt_par_map as *const u8);
     let mut module = JITModule::new(jb);
     let ptr = module.target_config().pointer_type();
+    let threads = opts.gemm_threads();
+    let g = Gen { f, plan: &plan, layout: &layout, opts: &opts, fma, threads };
+
+    // Large elementwise steps run their rows on several threads: each becomes a function of
+    // (buffers..., first row, end row) that the entry calls through `jjt_par_map`.
+    let mut fctx = FunctionBuilderContext::new();
+    let mut parts: HashMap<usize, cranelift_module::FuncId> = HashMap::new();
+    let mut part_clif = String::new();
+    for (k, step) in plan.steps.iter().enumerate() {
+        if !codegen::parallel_map(step, threads) {
+            continue;
+        }
+        let mut sig = module.make_signature();
+        for _ in 0..4 {
+            sig.params.push(AbiParam::new(ptr));
+        }
+        sig.params.push(AbiParam::new(types::I64));
+        sig.params.push(AbiParam::new(types::I64));
+        let name = format!("jjt_{}_rows{k}", sanitize(&f.name));
+        let id = module.declare_function(&name, Linkage::Local, &sig).map_err(codegen_err)?;
+        let (clif, _) = g.define(&mut module, &mut fctx, id, sig, Body::Rows(step))?;
+        if let Some(c) = clif {
+            part_clif.push_str(&c);
+            part_clif.push('\n');
+        }
+        parts.insert(k, id);
+    }
 
     let mut sig = module.make_signature();
     for _ in 0..4 {
@@ -235,99 +263,8 @@ pub fn compile_with(f: &Function, opts: Options) -> Result<Compiled, JitError> {
     let fid = module
         .declare_function(&format!("jjt_{}", sanitize(&f.name)), Linkage::Export, &sig)
         .map_err(codegen_err)?;
-    let mut ctx = module.make_context();
-    ctx.func.signature = sig;
-    ctx.func.name = UserFuncName::user(0, fid.as_u32());
-
-    // Imports.
-    let mut libm_refs = HashMap::new();
-    for l in Libm::ALL {
-        for wide in [false, true] {
-            let t = if wide { types::F64 } else { types::F32 };
-            let mut s = module.make_signature();
-            for _ in 0..l.arity() {
-                s.params.push(AbiParam::new(t));
-            }
-            s.returns.push(AbiParam::new(t));
-            let id = module
-                .declare_function(l.symbol(wide).0, Linkage::Import, &s)
-                .map_err(codegen_err)?;
-            libm_refs.insert((l, wide), module.declare_func_in_func(id, &mut ctx.func));
-        }
-    }
-    let mut gemm_refs = HashMap::new();
-    for (wide, name) in [(false, "jjt_sgemm"), (true, "jjt_dgemm")] {
-        let mut s = module.make_signature();
-        codegen::gemm_signature(&mut s);
-        let id = module.declare_function(name, Linkage::Import, &s).map_err(codegen_err)?;
-        gemm_refs.insert(wide, module.declare_func_in_func(id, &mut ctx.func));
-    }
-
-    let mut fctx = FunctionBuilderContext::new();
-    {
-        let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
-        let entry = b.create_block();
-        b.append_block_params_for_function_params(entry);
-        b.switch_to_block(entry);
-        b.seal_block(entry);
-        let p = b.block_params(entry).to_vec();
-        let (ins, outs, arena_base, consts) = (p[0], p[1], p[2], p[3]);
-        let mut bases = HashMap::new();
-        let load_ptr = |b: &mut FunctionBuilder, base, i: usize| {
-            b.ins().load(
-                ptr,
-                cranelift_codegen::ir::MemFlagsData::new().with_notrap(),
-                base,
-                (8 * i) as i32,
-            )
-        };
-        for i in 0..f.params().len() {
-            bases.insert(Buf::Input(i), load_ptr(&mut b, ins, i));
-        }
-        for i in 0..f.outputs().len() {
-            bases.insert(Buf::Output(i), load_ptr(&mut b, outs, i));
-        }
-        for i in 0..plan.consts.len() {
-            bases.insert(Buf::Const(i), load_ptr(&mut b, consts, i));
-        }
-        for (i, &off) in layout.offsets.iter().enumerate() {
-            let v = b.ins().iadd_imm_s(arena_base, off as i64);
-            bases.insert(Buf::Scratch(i), v);
-        }
-        let mut cg = codegen::Cg {
-            b: &mut b,
-            bases,
-            imports: codegen::Imports { libm: libm_refs, gemm: gemm_refs },
-            fma,
-            vaxis: 0,
-            strict: opts.strict,
-            gemm: !opts.strict && !opts.no_gemm,
-            threads: opts.gemm_threads(),
-            rows: None,
-        };
-        for step in &plan.steps {
-            cg.step(step)?;
-        }
-        b.ins().return_(&[]);
-        b.finalize(module.target_config());
-    }
-    let clif = opts.keep_clif.then(|| ctx.func.display().to_string());
-    ctx.set_disasm(opts.keep_asm);
-    if let Err(e) = module.define_function(fid, &mut ctx) {
-        let detail = match &e {
-            cranelift_module::ModuleError::Compilation(
-                cranelift_codegen::CodegenError::Verifier(errs),
-            ) => cranelift_codegen::print_errors::pretty_verifier_error(
-                &ctx.func,
-                None,
-                errs.clone(),
-            ),
-            other => other.to_string(),
-        };
-        return Err(JitError::Codegen(detail));
-    }
-    let asm = if opts.keep_asm { ctx.compiled_code().and_then(|c| c.vcode.clone()) } else { None };
-    module.clear_context(&mut ctx);
+    let (clif, asm) = g.define(&mut module, &mut fctx, fid, sig, Body::Entry(&parts))?;
+    let clif = clif.map(|c| c + &part_clif);
     module.finalize_definitions().map_err(codegen_err)?;
     let code = module.get_finalized_function(fid);
     // SAFETY: `code` is the address of the function just defined with the signature
@@ -354,6 +291,159 @@ pub fn compile_with(f: &Function, opts: Options) -> Result<Compiled, JitError> {
         asm,
         steps: plan.steps.len(),
     })
+}
+
+/// What one generated function computes.
+enum Body<'s> {
+    /// The entry point: every step, calling the row functions of the parallel ones.
+    Entry(&'s HashMap<usize, cranelift_module::FuncId>),
+    /// One elementwise step over the rows `[params[4], params[5])` of its outermost axis.
+    Rows(&'s plan::Step),
+}
+
+/// Everything a generated function is made from.
+struct Gen<'a> {
+    f: &'a Function,
+    plan: &'a plan::Plan,
+    layout: &'a arena::Layout,
+    opts: &'a Options,
+    fma: bool,
+    threads: usize,
+}
+
+impl Gen<'_> {
+    /// Build and define function `id`; returns its Cranelift IR text and machine-code listing
+    /// when the options ask for them.
+    fn define(
+        &self,
+        module: &mut JITModule,
+        fctx: &mut FunctionBuilderContext,
+        id: cranelift_module::FuncId,
+        sig: cranelift_codegen::ir::Signature,
+        body: Body<'_>,
+    ) -> Result<(Option<String>, Option<String>), JitError> {
+        let ptr = module.target_config().pointer_type();
+        let mut ctx = module.make_context();
+        ctx.func.signature = sig;
+        ctx.func.name = UserFuncName::user(0, id.as_u32());
+        // Imports.
+        let mut libm_refs = HashMap::new();
+        for l in Libm::ALL {
+            for wide in [false, true] {
+                let t = if wide { types::F64 } else { types::F32 };
+                let mut s = module.make_signature();
+                for _ in 0..l.arity() {
+                    s.params.push(AbiParam::new(t));
+                }
+                s.returns.push(AbiParam::new(t));
+                let fid = module
+                    .declare_function(l.symbol(wide).0, Linkage::Import, &s)
+                    .map_err(codegen_err)?;
+                libm_refs.insert((l, wide), module.declare_func_in_func(fid, &mut ctx.func));
+            }
+        }
+        let mut gemm_refs = HashMap::new();
+        for (wide, name) in [(false, "jjt_sgemm"), (true, "jjt_dgemm")] {
+            let mut s = module.make_signature();
+            codegen::gemm_signature(&mut s);
+            let fid = module.declare_function(name, Linkage::Import, &s).map_err(codegen_err)?;
+            gemm_refs.insert(wide, module.declare_func_in_func(fid, &mut ctx.func));
+        }
+        let mut s = module.make_signature();
+        for _ in 0..5 {
+            s.params.push(AbiParam::new(ptr));
+        }
+        s.params.push(AbiParam::new(types::I64));
+        s.params.push(AbiParam::new(types::I64));
+        let fid =
+            module.declare_function("jjt_par_map", Linkage::Import, &s).map_err(codegen_err)?;
+        let par_map = module.declare_func_in_func(fid, &mut ctx.func);
+        let mut part_refs = HashMap::new();
+        if let Body::Entry(parts) = &body {
+            for (&k, &pid) in parts.iter() {
+                part_refs.insert(k, module.declare_func_in_func(pid, &mut ctx.func));
+            }
+        }
+        {
+            let mut b = FunctionBuilder::new(&mut ctx.func, fctx);
+            let entry = b.create_block();
+            b.append_block_params_for_function_params(entry);
+            b.switch_to_block(entry);
+            b.seal_block(entry);
+            let p = b.block_params(entry).to_vec();
+            let (ins, outs, arena_base, consts) = (p[0], p[1], p[2], p[3]);
+            let mut bases = HashMap::new();
+            let load_ptr = |b: &mut FunctionBuilder, base, i: usize| {
+                b.ins().load(
+                    ptr,
+                    cranelift_codegen::ir::MemFlagsData::new().with_notrap(),
+                    base,
+                    (8 * i) as i32,
+                )
+            };
+            for i in 0..self.f.params().len() {
+                bases.insert(Buf::Input(i), load_ptr(&mut b, ins, i));
+            }
+            for i in 0..self.f.outputs().len() {
+                bases.insert(Buf::Output(i), load_ptr(&mut b, outs, i));
+            }
+            for i in 0..self.plan.consts.len() {
+                bases.insert(Buf::Const(i), load_ptr(&mut b, consts, i));
+            }
+            for (i, &off) in self.layout.offsets.iter().enumerate() {
+                let v = b.ins().iadd_imm_s(arena_base, off as i64);
+                bases.insert(Buf::Scratch(i), v);
+            }
+            let mut cg = codegen::Cg {
+                b: &mut b,
+                bases,
+                imports: codegen::Imports { libm: libm_refs, gemm: gemm_refs, par_map },
+                fma: self.fma,
+                vaxis: 0,
+                strict: self.opts.strict,
+                gemm: !self.opts.strict && !self.opts.no_gemm,
+                threads: self.threads,
+                rows: None,
+            };
+            match body {
+                Body::Entry(_) => {
+                    for (k, step) in self.plan.steps.iter().enumerate() {
+                        match part_refs.get(&k) {
+                            Some(&part) => {
+                                cg.call_rows(part, step, [ins, outs, arena_base, consts])
+                            }
+                            None => cg.step(step)?,
+                        }
+                    }
+                }
+                Body::Rows(step) => cg.step_rows(step, p[4], p[5])?,
+            }
+            b.ins().return_(&[]);
+            b.finalize(module.target_config());
+        }
+        let clif = self.opts.keep_clif.then(|| ctx.func.display().to_string());
+        ctx.set_disasm(self.opts.keep_asm);
+        if let Err(e) = module.define_function(id, &mut ctx) {
+            let detail = match &e {
+                cranelift_module::ModuleError::Compilation(
+                    cranelift_codegen::CodegenError::Verifier(errs),
+                ) => cranelift_codegen::print_errors::pretty_verifier_error(
+                    &ctx.func,
+                    None,
+                    errs.clone(),
+                ),
+                other => other.to_string(),
+            };
+            return Err(JitError::Codegen(detail));
+        }
+        let asm = if self.opts.keep_asm {
+            ctx.compiled_code().and_then(|c| c.vcode.clone())
+        } else {
+            None
+        };
+        module.clear_context(&mut ctx);
+        Ok((clif, asm))
+    }
 }
 
 /// The most memory one compiled function may use for its constants and for its arena (each),

@@ -117,3 +117,63 @@ pub(crate) fn join(first: impl FnOnce(), second: impl FnOnce() + Send + 'static)
     h.state.store(IDLE, Ordering::SeqCst);
     h.busy.store(false, Ordering::SeqCst);
 }
+
+/// A row function of an elementwise step: (inputs, outputs, arena, constants, first row, end).
+type RowFn =
+    unsafe extern "C" fn(*const *const u8, *const *mut u8, *mut u8, *const *const u8, i64, i64);
+
+/// The buffers of one call, handed to the threads that run its rows.
+#[derive(Clone, Copy)]
+struct Call {
+    rows: RowFn,
+    ins: *const *const u8,
+    outs: *const *mut u8,
+    arena: *mut u8,
+    consts: *const *const u8,
+}
+
+// SAFETY: a `Call` is only sent by `run_rows`, which gives each thread a disjoint range of rows
+// of one elementwise step. A row function writes only its rows of the step's destination (a
+// buffer no other step of the call touches meanwhile) and reads buffers no thread writes; the
+// entry function that called `jjt_par_map` keeps every buffer alive and waits for it.
+unsafe impl Send for Call {}
+
+/// Run rows `[lo, hi)` of `c` on up to `threads` threads (halving, this thread and a helper).
+///
+/// # Safety
+/// As [`jjt_par_map`].
+unsafe fn run_rows(c: Call, lo: i64, hi: i64, threads: i64) {
+    if threads <= 1 || hi - lo < 2 {
+        // SAFETY: forwarded from the caller.
+        unsafe { (c.rows)(c.ins, c.outs, c.arena, c.consts, lo, hi) };
+        return;
+    }
+    let left = threads / 2;
+    let mid = lo + (hi - lo) * left / threads;
+    join(
+        // SAFETY: `[lo, mid)` and `[mid, hi)` are disjoint rows (see `Call`).
+        move || unsafe { run_rows(c, lo, mid, left) },
+        // SAFETY: as above; `join` returns only after this part has finished.
+        move || unsafe { run_rows(c, mid, hi, threads - left) },
+    );
+}
+
+/// Called by generated code: run the row function `rows` over rows `[0, n)` on up to `threads`
+/// threads.
+///
+/// # Safety
+/// `rows` must be a row function compiled for the same entry point as its caller, and the four
+/// pointers the caller's own arguments (valid for the whole call).
+pub(crate) unsafe extern "C" fn jjt_par_map(
+    rows: RowFn,
+    ins: *const *const u8,
+    outs: *const *mut u8,
+    arena: *mut u8,
+    consts: *const *const u8,
+    n: i64,
+    threads: i64,
+) {
+    let c = Call { rows, ins, outs, arena, consts };
+    // SAFETY: forwarded from the caller.
+    unsafe { run_rows(c, 0, n, threads) }
+}

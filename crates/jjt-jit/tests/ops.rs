@@ -497,3 +497,39 @@ fn concat_parts_are_computed_in_place() {
         }
     }
 }
+
+/// Elementwise steps with at least 2¹³ elements and two rows run their rows on several threads
+/// (row functions called through `jjt_par_map`): vectorised rows, strided (scalar) rows, rows of
+/// a concatenation's and a padding's sub-boxes, bool rows, libm calls. Each output element is
+/// the same computation on any thread, so every thread count must give the interpreter's bits.
+#[test]
+fn parallel_rows_are_bit_exact() {
+    let m = "func f(x: f32[67,129], y: f32[129,67], z: f64[3,70,40]) -> f32[67,129] {
+  a = tanh(x) * transpose(y, perm=[1,0]) + sum(x)
+  b = concat(a, x * 2.0, axis=0)
+  c = pad(b, lo=[1,0], hi=[2,3])
+  d = select(x > 0.5, exp(x), sqrt(abs(x)))
+  e = convert(sum(z * z, axes=[0]), to=f32)
+  return slice(c, start=[1,0], stop=[68,129], step=[1,1]) + d + sum(e)
+}";
+    let f = jjt_ir::text::parse(m).unwrap();
+    let xs: Vec<Tensor> = f
+        .params()
+        .iter()
+        .enumerate()
+        .map(|(k, p)| {
+            let v: Vec<f64> =
+                (0..p.ty.numel()).map(|i| ((i * 7 + k * 13) as f64 * 0.0137).sin()).collect();
+            Tensor::from_f64(&p.ty, &v).unwrap()
+        })
+        .collect();
+    let want = interp::eval(&f, &xs).unwrap().to_f64_vec();
+    let refs: Vec<&Tensor> = xs.iter().collect();
+    for threads in [1, 2, 3] {
+        let c = compile_with(&f, Options { strict: true, threads, ..Options::default() }).unwrap();
+        let got = c.call(&refs).unwrap().remove(0).to_f64_vec();
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!(same_bits(*g, *w), "{threads} threads, element {i}: {g:e} vs {w:e}");
+        }
+    }
+}
