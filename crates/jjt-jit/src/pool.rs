@@ -20,14 +20,17 @@ pub const SPIN: Duration = Duration::from_millis(2);
 
 const IDLE: u8 = 0;
 const POSTED: u8 = 1;
-const DONE: u8 = 2;
+const RUNNING: u8 = 2;
+const DONE: u8 = 3;
 
 type Job = Box<dyn FnOnce() + Send>;
 
 struct Helper {
     /// Claimed by a caller (from posting a job until collecting its completion).
     busy: AtomicBool,
-    /// `IDLE` → `POSTED` (by the caller) → `DONE` (by the helper) → `IDLE` (by the caller).
+    /// `IDLE` → `POSTED` (by the caller) → `RUNNING` → `DONE` (by the helper) → `IDLE` (by
+    /// the caller); or `POSTED` → `IDLE` when the caller takes a job back that the helper has
+    /// not started.
     state: AtomicU8,
     job: Mutex<Option<Job>>,
     /// The helper is asleep on `wake` (or about to be).
@@ -83,6 +86,9 @@ fn serve(h: &'static Helper) {
             }
             h.parked.store(false, Ordering::SeqCst);
         }
+        if h.state.compare_exchange(POSTED, RUNNING, Ordering::SeqCst, Ordering::SeqCst).is_err() {
+            continue; // The caller took the job back.
+        }
         let job = h.job.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(job) = job {
             // A panicking part must not leave its caller waiting forever; the product's
@@ -93,8 +99,9 @@ fn serve(h: &'static Helper) {
     }
 }
 
-/// Run `first` on this thread and `second` on an idle helper if there is one (else on this
-/// thread too, after `first`); returns when both have finished.
+/// Run `first` on this thread and `second` on an idle helper if there is one (else, or if the
+/// helper has not started it by the time `first` is done, on this thread after `first`);
+/// returns when both have finished.
 pub(crate) fn join(first: impl FnOnce(), second: impl FnOnce() + Send + 'static) {
     let claimed = helpers()
         .iter()
@@ -111,6 +118,16 @@ pub(crate) fn join(first: impl FnOnce(), second: impl FnOnce() + Send + 'static)
         h.wake.notify_one();
     }
     first();
+    // A helper that has not started yet (the host may not have scheduled it) loses its job to
+    // the caller, who is free now; one that has started is waited for.
+    if h.state.compare_exchange(POSTED, IDLE, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+        let job = h.job.lock().unwrap_or_else(|e| e.into_inner()).take();
+        h.busy.store(false, Ordering::SeqCst);
+        if let Some(job) = job {
+            job();
+        }
+        return;
+    }
     while h.state.load(Ordering::SeqCst) != DONE {
         std::hint::spin_loop();
     }
