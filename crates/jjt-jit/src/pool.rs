@@ -194,3 +194,43 @@ pub(crate) unsafe extern "C" fn jjt_par_map(
     // SAFETY: forwarded from the caller.
     unsafe { run_rows(c, 0, n, threads) }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+
+    /// Tiny parts, so every path happens many times: the helper runs the second part, the
+    /// caller takes it back before the helper starts, or (from four callers at once) finds no
+    /// idle helper. Each part must run exactly once per call, and `join` return after both.
+    #[test]
+    fn every_part_runs_exactly_once() {
+        let seconds = Arc::new(AtomicUsize::new(0));
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                let seconds = Arc::clone(&seconds);
+                s.spawn(move || {
+                    for i in 0..5000usize {
+                        let mut first = 0;
+                        let before = seconds.load(Ordering::SeqCst);
+                        let done = Arc::new(AtomicBool::new(false));
+                        let (sec, d) = (Arc::clone(&seconds), Arc::clone(&done));
+                        join(
+                            || first += 1,
+                            move || {
+                                sec.fetch_add(1, Ordering::SeqCst);
+                                d.store(true, Ordering::SeqCst);
+                            },
+                        );
+                        assert_eq!(first, 1, "call {i}");
+                        assert!(done.load(Ordering::SeqCst), "call {i}: join returned early");
+                        assert!(seconds.load(Ordering::SeqCst) > before);
+                    }
+                });
+            }
+        });
+        assert_eq!(seconds.load(Ordering::SeqCst), 4 * 5000);
+    }
+}
