@@ -8,6 +8,9 @@
 //!   for an elementwise `f` (unary, binary, compare, select, convert) whose result has no other
 //!   user, so nothing is computed twice;
 //! - `transpose_of_full`: a transposed splat is the splat of the permuted shape;
+//! - `transpose_through_broadcast`: `transpose(broadcast_to(x))` → `broadcast_to(transpose(x))`
+//!   when the permutation keeps the broadcast's new leading axes in place (broadcasting is
+//!   axis-wise on the others), so the transpose keeps sinking toward `x`;
 //! - `transpose_into_dot_general`: a `dot_general` (with no other user) whose permuted output
 //!   order is still batch axes, then one operand's free axes, then the other's, is rebuilt with
 //!   its operands transposed (free in the code generator: a transpose is a strided view) and,
@@ -100,6 +103,20 @@ impl Sinker {
                 self.hit("transpose_of_transpose");
                 let composed: Vec<usize> = perm.iter().map(|&p| inner[p]).collect();
                 self.sink(xs[0], &composed)
+            }
+            Op::BroadcastTo(bc) => {
+                // Broadcasting is axis-wise once the new leading axes are set aside: a
+                // permutation that keeps them in place moves to the operand.
+                let rank = self.b.ty(xs[0])?.rank();
+                let lead = perm.len() - rank;
+                if perm[..lead].iter().enumerate().any(|(i, &p)| i != p) {
+                    return self.b.transpose(x, perm);
+                }
+                self.hit("transpose_through_broadcast");
+                let inner: Vec<usize> = perm[lead..].iter().map(|&p| p - lead).collect();
+                let y = self.sink(xs[0], &inner)?;
+                let dims: Vec<usize> = perm.iter().map(|&p| bc.shape.dims()[p]).collect();
+                self.b.broadcast_to(y, &jjt_ir::Shape(dims))
             }
             Op::Const(Const::Full { ty, bits }) => {
                 self.hit("transpose_of_full");

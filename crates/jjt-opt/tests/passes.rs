@@ -448,6 +448,37 @@ fn reorder_sees_through_scalings_and_sums() {
     }
 }
 
+/// A transpose moves through a broadcast to its operand when it keeps the broadcast's new
+/// leading axes in place (then through `tanh` to the input, leaving a transposed view of `x`
+/// under the broadcast), and stays put when it moves them. Values bit for bit either way.
+#[test]
+fn transposes_sink_through_broadcasts() {
+    for (perm, moves) in [([0, 2, 1], true), ([1, 0, 2], false), ([2, 1, 0], false)] {
+        let mut b = FunctionBuilder::new("t");
+        let x = b.input("x", TensorType::new(DType::F64, [3, 1])).unwrap();
+        let e = b.unary(Unary::Tanh, x).unwrap();
+        let shape = jjt_ir::Shape(vec![2, 3, 4]);
+        let bc = b.broadcast_to(e, &shape).unwrap();
+        let t = b.transpose(bc, &perm).unwrap();
+        let f = b.finish(t).unwrap();
+        let (g, hits) = jjt_opt::layout::canonicalize(&f).unwrap();
+        assert!(jjt_ir::verify(&g).is_ok());
+        let fired = hits.get("transpose_through_broadcast").copied().unwrap_or(0);
+        assert_eq!(fired, usize::from(moves), "{perm:?}: {hits:?}");
+        let out = g.node(g.output()).unwrap();
+        assert_eq!(
+            matches!(out.op, jjt_ir::Op::BroadcastTo(_)),
+            moves,
+            "{perm:?}\n{}",
+            jjt_ir::text::print(&g)
+        );
+        let mut rng = Rng(3);
+        let xs = args(&mut rng, &f);
+        let want = interp::eval_outputs(&f, &xs).unwrap();
+        assert!(bits_equal(&interp::eval_outputs(&g, &xs).unwrap(), &want), "{perm:?}");
+    }
+}
+
 #[test]
 fn simplifier_rules_fire_and_count() {
     let f = jjt_ir::text::parse(
