@@ -232,14 +232,25 @@ impl<'a, 'b> Cg<'a, 'b> {
         if from >= to {
             return Ok(());
         }
+        let (lo, hi) = (self.iconst(from), self.iconst(to));
+        self.counted_between(lo, hi, step, body)
+    }
+
+    /// `for (i = lo; i < hi; i += step) body(i)` with bounds computed at run time.
+    fn counted_between(
+        &mut self,
+        lo: Value,
+        hi: Value,
+        step: i64,
+        body: &mut dyn FnMut(&mut Self, Value) -> Result<(), JitError>,
+    ) -> Result<(), JitError> {
         let header = self.b.create_block();
         let blk = self.b.create_block();
         let exit = self.b.create_block();
         let i = self.b.append_block_param(header, types::I64);
-        let start = self.iconst(from);
-        self.b.ins().jump(header, &[BlockArg::Value(start)]);
+        self.b.ins().jump(header, &[BlockArg::Value(lo)]);
         self.b.switch_to_block(header);
-        let c = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, i, to);
+        let c = self.b.ins().icmp(IntCC::SignedLessThan, i, hi);
         self.b.ins().brif(c, blk, &[], exit, &[]);
         self.b.switch_to_block(blk);
         self.b.seal_block(blk);
@@ -485,23 +496,7 @@ impl<'a, 'b> Cg<'a, 'b> {
         let Some((lo, hi)) = rows else {
             return self.for_each(dims, &mut Vec::new(), body);
         };
-        let header = self.b.create_block();
-        let blk = self.b.create_block();
-        let exit = self.b.create_block();
-        let i = self.b.append_block_param(header, types::I64);
-        self.b.ins().jump(header, &[BlockArg::Value(lo)]);
-        self.b.switch_to_block(header);
-        let c = self.b.ins().icmp(IntCC::SignedLessThan, i, hi);
-        self.b.ins().brif(c, blk, &[], exit, &[]);
-        self.b.switch_to_block(blk);
-        self.b.seal_block(blk);
-        self.for_each(&dims[1..], &mut vec![i], body)?;
-        let next = self.b.ins().iadd_imm_s(i, 1);
-        self.b.ins().jump(header, &[BlockArg::Value(next)]);
-        self.b.seal_block(header);
-        self.b.switch_to_block(exit);
-        self.b.seal_block(exit);
-        Ok(())
+        self.counted_between(lo, hi, 1, &mut |cg, i| cg.for_each(&dims[1..], &mut vec![i], body))
     }
 
     /// An elementwise step, over all rows or (`rows`) over a range of its outermost axis.

@@ -172,12 +172,12 @@ pub(crate) unsafe extern "C" fn jjt_sgemm(
     csc: isize,
     threads: usize,
 ) {
+    let p = Product { m, k, n, a, rsa, csa, b, rsb, csb, c, rsc, csc };
     if !(a.is_aligned() && b.is_aligned() && c.is_aligned()) {
         // SAFETY: as below; the fallback reads and writes through unaligned accesses only.
-        unsafe { unaligned_gemm(m, k, n, a, rsa, csa, b, rsb, csb, c, rsc, csc) };
+        unsafe { unaligned_gemm(p) };
         return;
     }
-    let p = Product { m, k, n, a, rsa, csa, b, rsb, csb, c, rsc, csc };
     // SAFETY: forwarded from the caller; the pointers are aligned (checked above).
     unsafe { run_split(p, threads, sgemm_one) }
 }
@@ -202,12 +202,12 @@ pub(crate) unsafe extern "C" fn jjt_dgemm(
     csc: isize,
     threads: usize,
 ) {
+    let p = Product { m, k, n, a, rsa, csa, b, rsb, csb, c, rsc, csc };
     if !(a.is_aligned() && b.is_aligned() && c.is_aligned()) {
         // SAFETY: as in `jjt_sgemm`.
-        unsafe { unaligned_gemm(m, k, n, a, rsa, csa, b, rsb, csb, c, rsc, csc) };
+        unsafe { unaligned_gemm(p) };
         return;
     }
-    let p = Product { m, k, n, a, rsa, csa, b, rsb, csb, c, rsc, csc };
     // SAFETY: as in `jjt_sgemm`.
     unsafe { run_split(p, threads, dgemm_one) }
 }
@@ -217,38 +217,26 @@ pub(crate) unsafe extern "C" fn jjt_dgemm(
 ///
 /// # Safety
 /// As [`jjt_sgemm`], except that the pointers need not be aligned.
-#[allow(clippy::too_many_arguments)]
 unsafe fn unaligned_gemm<
     T: Copy + Default + std::ops::Add<Output = T> + std::ops::Mul<Output = T>,
 >(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: *const T,
-    rsa: isize,
-    csa: isize,
-    b: *const T,
-    rsb: isize,
-    csb: isize,
-    c: *mut T,
-    rsc: isize,
-    csc: isize,
+    p: Product<T>,
 ) {
-    for i in 0..m as isize {
-        for j in 0..n as isize {
+    for i in 0..p.m as isize {
+        for j in 0..p.n as isize {
             let mut acc = T::default();
-            for p in 0..k as isize {
-                // SAFETY: (i, p) and (p, j) are inside the ranges the caller guarantees.
+            for q in 0..p.k as isize {
+                // SAFETY: (i, q) and (q, j) are inside the ranges the caller guarantees.
                 let (x, y) = unsafe {
                     (
-                        a.offset(i * rsa + p * csa).read_unaligned(),
-                        b.offset(p * rsb + j * csb).read_unaligned(),
+                        p.a.offset(i * p.rsa + q * p.csa).read_unaligned(),
+                        p.b.offset(q * p.rsb + j * p.csb).read_unaligned(),
                     )
                 };
                 acc = acc + x * y;
             }
             // SAFETY: (i, j) is inside the output range the caller guarantees.
-            unsafe { c.offset(i * rsc + j * csc).write_unaligned(acc) };
+            unsafe { p.c.offset(i * p.rsc + j * p.csc).write_unaligned(acc) };
         }
     }
 }

@@ -45,6 +45,19 @@ fn input(ty: &TensorType, shift: usize) -> Tensor {
     Tensor::from_f64(ty, &v).unwrap()
 }
 
+/// Finite, varied inputs for `f`: input k holds sin((i + 7k)·step) at element i.
+fn waves(f: &Function, step: f64) -> Vec<Tensor> {
+    f.params()
+        .iter()
+        .enumerate()
+        .map(|(k, p)| {
+            let v: Vec<f64> =
+                (0..p.ty.numel()).map(|i| ((i + 7 * k) as f64 * step).sin()).collect();
+            Tensor::from_f64(&p.ty, &v).unwrap()
+        })
+        .collect()
+}
+
 fn same_bits(a: f64, b: f64) -> bool {
     a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
 }
@@ -479,16 +492,7 @@ fn concat_parts_are_computed_in_place() {
     ];
     for m in models {
         let f = jjt_ir::text::parse(m).unwrap();
-        let xs: Vec<Tensor> = f
-            .params()
-            .iter()
-            .enumerate()
-            .map(|(k, p)| {
-                let v: Vec<f64> =
-                    (0..p.ty.numel()).map(|i| ((i + 7 * k) as f64 * 0.37).sin()).collect();
-                Tensor::from_f64(&p.ty, &v).unwrap()
-            })
-            .collect();
+        let xs = waves(&f, 0.37);
         let want = interp::eval(&f, &xs).unwrap().to_f64_vec();
         let got = run(&f, &xs, true).to_f64_vec();
         assert_eq!(got.len(), want.len());
@@ -513,16 +517,7 @@ fn parallel_rows_are_bit_exact() {
   return slice(c, start=[1,0], stop=[68,129], step=[1,1]) + d + sum(e)
 }";
     let f = jjt_ir::text::parse(m).unwrap();
-    let xs: Vec<Tensor> = f
-        .params()
-        .iter()
-        .enumerate()
-        .map(|(k, p)| {
-            let v: Vec<f64> =
-                (0..p.ty.numel()).map(|i| ((i * 7 + k * 13) as f64 * 0.0137).sin()).collect();
-            Tensor::from_f64(&p.ty, &v).unwrap()
-        })
-        .collect();
+    let xs = waves(&f, 0.0137);
     let want = interp::eval(&f, &xs).unwrap().to_f64_vec();
     let refs: Vec<&Tensor> = xs.iter().collect();
     for threads in [1, 2, 3] {

@@ -17,12 +17,7 @@ pub fn cse(f: &Function) -> Result<Function, IrError> {
         if matches!(node.op, jjt_ir::Op::Input(_)) {
             continue;
         }
-        let xs: Vec<_> = f.operands(n).iter().map(|o| map[o]).collect();
-        let v = b.add(node.op.clone(), &xs)?;
-        if let Some(name) = &node.name {
-            b.name_node(v, name);
-        }
-        map.insert(n, v);
+        crate::copy_node(&mut b, f, n, &mut map)?;
     }
     let outs = f.outputs().iter().map(|o| map[o]).collect();
     Ok(b.finish_many(outs)?.pruned())

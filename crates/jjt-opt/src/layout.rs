@@ -183,24 +183,11 @@ impl Sinker {
         let batch: Vec<usize> = (0..nb).collect();
         let lc: Vec<usize> = (nb + lf.len()..nb + lf.len() + nc).collect();
         let rc: Vec<usize> = (nb + rf.len()..nb + rf.len() + nc).collect();
-        let v = if swapped {
-            let dims = DotGeneral {
-                lhs_contract: rc,
-                rhs_contract: lc,
-                lhs_batch: batch.clone(),
-                rhs_batch: batch,
-            };
-            self.b.dot_general(yt, xt, dims)?
-        } else {
-            let dims = DotGeneral {
-                lhs_contract: lc,
-                rhs_contract: rc,
-                lhs_batch: batch.clone(),
-                rhs_batch: batch,
-            };
-            self.b.dot_general(xt, yt, dims)?
-        };
-        Ok(Some(v))
+        let (lhs, rhs, lhs_contract, rhs_contract) =
+            if swapped { (yt, xt, rc, lc) } else { (xt, yt, lc, rc) };
+        let dims =
+            DotGeneral { lhs_contract, rhs_contract, lhs_batch: batch.clone(), rhs_batch: batch };
+        Ok(Some(self.b.dot_general(lhs, rhs, dims)?))
     }
 
     /// A transpose (none for the identity) that is not sunk: the operands of a contraction stay

@@ -35,6 +35,24 @@ use jjt_ir::{Function, IrError};
 
 pub use cse::cse;
 
+/// Copy node `n` of `f` into `b` (its operands mapped through `map`, its name kept) and
+/// record it in `map`: the replay step every rebuilding pass shares.
+pub(crate) fn copy_node(
+    b: &mut jjt_ir::FunctionBuilder,
+    f: &Function,
+    n: jjt_ir::NodeId,
+    map: &mut std::collections::HashMap<jjt_ir::NodeId, jjt_ir::NodeId>,
+) -> Result<jjt_ir::NodeId, IrError> {
+    let node = f.node(n).ok_or(IrError::UnknownNode(n))?;
+    let xs: Vec<jjt_ir::NodeId> = f.operands(n).iter().map(|o| map[o]).collect();
+    let v = b.add(node.op.clone(), &xs)?;
+    if let Some(name) = &node.name {
+        b.name_node(v, name);
+    }
+    map.insert(n, v);
+    Ok(v)
+}
+
 /// What one pass did.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PassReport {

@@ -111,12 +111,7 @@ pub fn join_from(f: &Function, min_madds: usize) -> Result<(Function, SiblingSta
         if matches!(node.op, Op::Input(_)) {
             continue;
         }
-        let xs: Vec<NodeId> = f.operands(n).iter().map(|o| map[o]).collect();
-        let v = b.add(node.op.clone(), &xs)?;
-        if let Some(name) = &node.name {
-            b.name_node(v, name);
-        }
-        map.insert(n, v);
+        crate::copy_node(&mut b, f, n, &mut map)?;
     }
     let outs = f.outputs().iter().map(|o| map[o]).collect();
     Ok((b.finish_many(outs)?.pruned(), stats))

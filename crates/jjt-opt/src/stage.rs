@@ -72,12 +72,7 @@ pub fn stage(f: &Function, shared: &[bool]) -> Result<Staged, IrError> {
             if matches!(node.op, Op::Input(_)) {
                 continue;
             }
-            let xs: Vec<NodeId> = f.operands(n).iter().map(|o| map[o]).collect();
-            let v = b.add(node.op.clone(), &xs)?;
-            if let Some(name) = &node.name {
-                b.name_node(v, name);
-            }
-            map.insert(n, v);
+            crate::copy_node(b, f, n, map)?;
         }
         Ok(())
     };
