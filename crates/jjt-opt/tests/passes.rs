@@ -1,6 +1,7 @@
 //! Every pass against the unoptimised graph, with the interpreter as the oracle:
 //! - `cse`, `simplify`, `layout`, `siblings`, `fold`, `dce` preserve values bit for bit (NaNs as "both NaN"), on random graphs
-//!   (256 by default; `PROPTEST_CASES` raises it) and on the example kernels;
+//!   (256 by default; `PROPTEST_CASES` raises it) and on the example kernels; `basis` on random
+//!   contractions with identities (finite inputs, as its contract says);
 //! - `reorder` may reassociate sums: on random contraction trees (with transposes and constant
 //!   leaves) and random networks with elementwise products, scalings by broadcast vectors and
 //!   sums, the result stays within 2·n·u·Σ|terms|, where Σ|terms| is the same tree evaluated
@@ -107,6 +108,34 @@ proptest! {
         for g in [&cse, &folded, &simple, &laid, &joined] {
             prop_assert!(jjt_ir::verify(g).is_ok());
         }
+    }
+
+    /// Basis elimination on random contractions with an identity: any operand shape, axis,
+    /// side and identity axis; each is eliminated and the values stay bit for bit (finite
+    /// inputs, through `tanh`).
+    #[test]
+    fn basis_elimination_preserves_values(seed in any::<u64>()) {
+        let mut rng = Rng(seed | 1);
+        let dims: Vec<usize> = (0..3).map(|_| 1 + rng.below(4)).collect();
+        let (axis, left, eye_axis) = (rng.below(3), rng.below(2) == 1, rng.below(2));
+        let n = dims[axis];
+        let mut b = FunctionBuilder::new("e");
+        let x = b.input("x", TensorType::new(DType::F64, dims.clone())).unwrap();
+        let y = b.unary(Unary::Tanh, x).unwrap();
+        let e = b.constant(Const::Eye { ty: TensorType::new(DType::F64, [n, n]) }).unwrap();
+        let d = if left {
+            DotGeneral { lhs_contract: vec![eye_axis], rhs_contract: vec![axis], ..Default::default() }
+        } else {
+            DotGeneral { lhs_contract: vec![axis], rhs_contract: vec![eye_axis], ..Default::default() }
+        };
+        let out = if left { b.dot_general(e, y, d) } else { b.dot_general(y, e, d) }.unwrap();
+        let out = b.binary_scalar(Binary::Mul, out, 2.0, false).unwrap();
+        let f = b.finish(out).unwrap();
+        let (g, stats) = jjt_opt::basis::eliminate(&f).unwrap();
+        prop_assert!(jjt_ir::verify(&g).is_ok());
+        prop_assert_eq!(stats.eliminated, 1);
+        let xs = args(&mut rng, &f);
+        prop_assert!(bits_equal(&interp::eval_outputs(&g, &xs).unwrap(), &interp::eval_outputs(&f, &xs).unwrap()));
     }
 
     #[test]
