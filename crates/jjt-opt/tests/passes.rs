@@ -708,6 +708,7 @@ fn passes_on_example_kernels() {
             ("dce", jjt_opt::dce::dce(k)),
             ("layout", jjt_opt::layout::canonicalize(k).unwrap().0),
             ("siblings", jjt_opt::siblings::join_from(k, 0).unwrap().0),
+            ("basis", jjt_opt::basis::eliminate(k).unwrap().0),
         ] {
             assert!(
                 bits_equal(&interp::eval_outputs(&g, &x).unwrap(), &want),
