@@ -39,7 +39,7 @@ pub(crate) struct Imports {
 
 /// Elements from which an elementwise step runs its rows on several threads: below it,
 /// handing half the rows to a helper costs more than it saves.
-pub(crate) const PAR_MAP_ELEMS: usize = 1 << 13;
+pub(crate) const PAR_MAP_ELEMS: usize = 1 << 14;
 
 /// Whether `step` runs its rows on several threads: an elementwise step of rank ≥ 2 with at
 /// least two rows and [`PAR_MAP_ELEMS`] elements, when more than one thread may be used.

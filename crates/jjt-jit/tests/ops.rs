@@ -502,19 +502,19 @@ fn concat_parts_are_computed_in_place() {
     }
 }
 
-/// Elementwise steps with at least 2¹³ elements and two rows run their rows on several threads
-/// (row functions called through `jjt_par_map`): vectorised rows, strided (scalar) rows, rows of
-/// a concatenation's and a padding's sub-boxes, bool rows, libm calls. Each output element is
+/// Elementwise steps with at least 2¹⁴ elements and two rows (here 2¹⁵ and more) run their rows
+/// on several threads (row functions called through `jjt_par_map`): vectorised rows, strided
+/// (scalar) rows, rows of a concatenation's and a padding's sub-boxes, bool rows, libm calls. Each output element is
 /// the same computation on any thread, so every thread count must give the interpreter's bits.
 #[test]
 fn parallel_rows_are_bit_exact() {
-    let m = "func f(x: f32[67,129], y: f32[129,67], z: f64[3,70,40]) -> f32[67,129] {
+    let m = "func f(x: f32[131,257], y: f32[257,131], z: f64[3,131,257]) -> f32[131,257] {
   a = tanh(x) * transpose(y, perm=[1,0]) + sum(x)
   b = concat(a, x * 2.0, axis=0)
   c = pad(b, lo=[1,0], hi=[2,3])
   d = select(x > 0.5, exp(x), sqrt(abs(x)))
   e = convert(sum(z * z, axes=[0]), to=f32)
-  return slice(c, start=[1,0], stop=[68,129], step=[1,1]) + d + sum(e)
+  return slice(c, start=[1,0], stop=[132,257], step=[1,1]) + d + e
 }";
     let f = jjt_ir::text::parse(m).unwrap();
     let xs = waves(&f, 0.0137);
