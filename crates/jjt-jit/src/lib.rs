@@ -6,8 +6,10 @@
 //! argument types, is `Send + Sync`, and gives each concurrent caller its own arena.
 //!
 //! This is the only crate of the workspace with `unsafe` code: the one conversion from the
-//! JIT's code pointer to a function pointer, the calls through it, and freeing the code
-//! memory; each block states why it is sound.
+//! JIT's code pointer to a function pointer, the calls through it, freeing the code memory,
+//! and the runtime functions the generated code calls with raw buffer pointers (the matrix
+//! multiply in `gemm`, the row runner in `pool`, which hand disjoint parts of one output to
+//! other threads); each block states why it is sound.
 
 #![warn(missing_docs)]
 
