@@ -18,6 +18,8 @@ pub(crate) struct Bench<'a> {
     pub reps: usize,
     pub apply: bool,
     pub seed: u32,
+    /// Threads per call (`None`: all cores).
+    pub threads: Option<usize>,
 }
 
 fn random(rng: &mut Mt19937, ty: &TensorType) -> Result<Tensor, CliError> {
@@ -42,6 +44,9 @@ pub(crate) fn run(b: &Bench) -> Result<(), CliError> {
     if b.reps == 0 {
         return Err(CliError::Batch("--reps must be at least 1".into()));
     }
+    if b.threads == Some(0) {
+        return Err(CliError::Batch("--threads must be at least 1".into()));
+    }
     let start = Instant::now();
     let f = load(b.model, b.opts.f64)?;
     let stage = match (b.wrt.is_empty(), b.apply) {
@@ -61,7 +66,12 @@ pub(crate) fn run(b: &Bench) -> Result<(), CliError> {
     let args: Vec<Tensor> =
         g.params().iter().map(|p| random(&mut rng, &p.ty)).collect::<Result<_, _>>()?;
     let refs: Vec<&Tensor> = args.iter().collect();
-    let compiled = jjt_jit::compile_with(&g, crate::jit_options(b.opts.max_memory))?;
+    let jit = jjt_jit::Options {
+        threads: b.threads.unwrap_or(0),
+        ..crate::jit_options(b.opts.max_memory)
+    };
+    let threads = jit.gemm_threads();
+    let compiled = jjt_jit::compile_with(&g, jit)?;
     let out = compiled.call(&refs)?;
     let first_ms = start.elapsed().as_secs_f64() * 1e3;
     let mut times = Vec::with_capacity(b.reps);
@@ -76,7 +86,7 @@ pub(crate) fn run(b: &Bench) -> Result<(), CliError> {
     let min = times.first().copied().unwrap_or(f64::NAN);
     let out_ty = out.first().map(|t| t.ty().to_string()).unwrap_or_default();
     println!(
-        "{}: {} -> {out_ty}; first call {first_ms:.3} ms (parse, transforms, compile, run); steady median {median:.4} ms, min {min:.4} ms over {} reps; arena {:.1} MiB",
+        "{}: {} -> {out_ty}; first call {first_ms:.3} ms (parse, transforms, compile, run); steady median {median:.4} ms, min {min:.4} ms over {} reps; arena {:.1} MiB; {threads} thread(s)",
         b.model.display(),
         if b.wrt.is_empty() {
             "model".to_string()
@@ -92,7 +102,7 @@ pub(crate) fn run(b: &Bench) -> Result<(), CliError> {
         compiled.arena_bytes() as f64 / (1 << 20) as f64,
     );
     println!(
-        "{{\"median_ms\": {median:.6}, \"min_ms\": {min:.6}, \"first_call_ms\": {first_ms:.3}, \"reps\": {}, \"peak_rss_mb\": {:.1}, \"arena_mb\": {:.3}}}",
+        "{{\"median_ms\": {median:.6}, \"min_ms\": {min:.6}, \"first_call_ms\": {first_ms:.3}, \"reps\": {}, \"peak_rss_mb\": {:.1}, \"arena_mb\": {:.3}, \"threads\": {threads}}}",
         b.reps,
         peak_rss_mb(),
         compiled.arena_bytes() as f64 / (1 << 20) as f64

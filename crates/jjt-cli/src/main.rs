@@ -147,6 +147,10 @@ enum Command {
         /// Seed of the random inputs (uniform in [0, 1)).
         #[arg(long, default_value_t = 0)]
         seed: u32,
+        /// Threads one call may use for its large matrix products and elementwise steps
+        /// (default: all cores; 1: the calling thread only).
+        #[arg(long)]
+        threads: Option<usize>,
     },
     /// Check a model's derivatives: JVPs against central finite differences and VJPs by the
     /// dot-product test, at random points, in f64. Exits with status 1 if a check fails.
@@ -504,7 +508,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             let text: Vec<String> = graphs.iter().map(|g| render(g, format)).collect();
             emit(&text.join("\n"), output.as_deref())
         }
-        Command::Bench { model, wrt, shared, batch, opts, reps, apply, seed } => {
+        Command::Bench { model, wrt, shared, batch, opts, reps, apply, seed, threads } => {
             let batch = match batch.as_deref() {
                 None => None,
                 Some(&[b1, b2]) => Some((b1, b2)),
@@ -521,6 +525,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 reps,
                 apply,
                 seed,
+                threads,
             })
         }
         Command::Eval { model, inputs, output, backend } => {

@@ -449,13 +449,26 @@ fn dump_clif_and_asm() {
 
 #[test]
 fn bench_prints_json_last() {
-    let o = jjt(&["bench", &seed_model(), "--wrt", "x", "--reps", "3"]);
-    let out = stdout(&o);
-    let last = out.lines().last().unwrap();
-    for key in
-        ["\"median_ms\":", "\"min_ms\":", "\"first_call_ms\":", "\"reps\": 3", "\"peak_rss_mb\":"]
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let model = seed_model();
+    for (flags, threads) in
+        [(vec![], cores), (vec!["--threads", "1"], 1), (vec!["--threads", "3"], 3)]
     {
-        assert!(last.starts_with('{') && last.ends_with('}') && last.contains(key), "{last}");
+        let mut args = vec!["bench", &model, "--wrt", "x", "--reps", "3"];
+        args.extend(flags);
+        let out = stdout(&jjt(&args));
+        let last = out.lines().last().unwrap();
+        let threads = format!("\"threads\": {threads}}}");
+        for key in [
+            "\"median_ms\":",
+            "\"min_ms\":",
+            "\"first_call_ms\":",
+            "\"reps\": 3",
+            "\"peak_rss_mb\":",
+            &threads,
+        ] {
+            assert!(last.starts_with('{') && last.ends_with('}') && last.contains(key), "{last}");
+        }
     }
 }
 

@@ -1,4 +1,4 @@
-//! What the user sees when they get something wrong: for each of 32 distinct mistakes, `jjt`
+//! What the user sees when they get something wrong: for each of 33 distinct mistakes, `jjt`
 //! exits with status 1 and one message that starts with `error: `, is not a Rust panic or a
 //! debug-formatted value, and names the offending file or input and what was expected. All
 //! messages together are one snapshot (paths replaced by placeholders).
@@ -371,6 +371,11 @@ fn user_mistakes() {
             "zero repetitions",
             vec!["bench".into(), seed.clone(), "--reps".into(), "0".into()],
             vec!["--reps".into()],
+        ),
+        (
+            "zero threads",
+            vec!["bench".into(), seed.clone(), "--threads".into(), "0".into()],
+            vec!["--threads".into(), "at least 1".into()],
         ),
         (
             "over the memory budget",
