@@ -20,6 +20,8 @@ pub(crate) struct Bench<'a> {
     pub seed: u32,
     /// Threads per call (`None`: all cores).
     pub threads: Option<usize>,
+    /// Time every step and print the costliest.
+    pub profile: bool,
 }
 
 fn random(rng: &mut Mt19937, ty: &TensorType) -> Result<Tensor, CliError> {
@@ -68,12 +70,14 @@ pub(crate) fn run(b: &Bench) -> Result<(), CliError> {
     let refs: Vec<&Tensor> = args.iter().collect();
     let jit = jjt_jit::Options {
         threads: b.threads.unwrap_or(0),
+        profile: b.profile,
         ..crate::jit_options(b.opts.max_memory)
     };
     let threads = jit.gemm_threads();
     let compiled = jjt_jit::compile_with(&g, jit)?;
     let out = compiled.call(&refs)?;
     let first_ms = start.elapsed().as_secs_f64() * 1e3;
+    jjt_jit::take_profile();
     let mut times = Vec::with_capacity(b.reps);
     for _ in 0..b.reps {
         let t = Instant::now();
@@ -101,6 +105,9 @@ pub(crate) fn run(b: &Bench) -> Result<(), CliError> {
         b.reps,
         compiled.arena_bytes() as f64 / (1 << 20) as f64,
     );
+    if b.profile {
+        print_profile(&jjt_jit::take_profile(), compiled.step_labels(), b.reps);
+    }
     println!(
         "{{\"median_ms\": {median:.6}, \"min_ms\": {min:.6}, \"first_call_ms\": {first_ms:.3}, \"reps\": {}, \"peak_rss_mb\": {:.1}, \"arena_mb\": {:.3}, \"threads\": {threads}}}",
         b.reps,
@@ -108,4 +115,26 @@ pub(crate) fn run(b: &Bench) -> Result<(), CliError> {
         compiled.arena_bytes() as f64 / (1 << 20) as f64
     );
     Ok(())
+}
+
+/// The costliest steps of the timed calls: milliseconds per call, share, what the step is.
+fn print_profile(totals: &[f64], labels: &[String], reps: usize) {
+    const TOP: usize = 12;
+    let sum: f64 = totals.iter().sum();
+    let mut order: Vec<usize> = (0..totals.len()).collect();
+    order.sort_by(|&a, &b| totals[b].total_cmp(&totals[a]));
+    println!(
+        "profile: {} steps, {:.4} ms per call in steps; the costliest {}:",
+        labels.len(),
+        sum * 1e3 / reps as f64,
+        TOP.min(order.len())
+    );
+    for &k in order.iter().take(TOP) {
+        let share = if sum > 0.0 { 100.0 * totals[k] / sum } else { 0.0 };
+        let label = labels.get(k).map_or("?", String::as_str);
+        println!(
+            "  step {k:>4}  {:>10.4} ms  {share:5.1} %  {label}",
+            totals[k] * 1e3 / reps as f64
+        );
+    }
 }

@@ -151,6 +151,10 @@ enum Command {
         /// (default: all cores; 1: the calling thread only).
         #[arg(long)]
         threads: Option<usize>,
+        /// Also time every step of the compiled kernel and print the costliest, with what each
+        /// step is and how it was compiled (before the JSON line).
+        #[arg(long)]
+        profile: bool,
     },
     /// Check a model's derivatives: JVPs against central finite differences and VJPs by the
     /// dot-product test, at random points, in f64. Exits with status 1 if a check fails.
@@ -508,7 +512,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             let text: Vec<String> = graphs.iter().map(|g| render(g, format)).collect();
             emit(&text.join("\n"), output.as_deref())
         }
-        Command::Bench { model, wrt, shared, batch, opts, reps, apply, seed, threads } => {
+        Command::Bench { model, wrt, shared, batch, opts, reps, apply, seed, threads, profile } => {
             let batch = match batch.as_deref() {
                 None => None,
                 Some(&[b1, b2]) => Some((b1, b2)),
@@ -526,6 +530,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 apply,
                 seed,
                 threads,
+                profile,
             })
         }
         Command::Eval { model, inputs, output, backend } => {

@@ -447,6 +447,42 @@ fn dump_clif_and_asm() {
     assert!(asm.contains("ret"), "{asm}");
 }
 
+/// `jjt bench --profile` lists the costliest steps (each with its share and what it is) before
+/// the JSON line; the listed shares add up to at most 100 %.
+#[test]
+fn bench_profile_lists_steps() {
+    let model = root().join("examples/models/mlp.jjt").display().to_string();
+    let p = "w0,b0,w1,b1,w2,b2";
+    let out = stdout(&jjt(&[
+        "bench",
+        &model,
+        "--wrt",
+        p,
+        "--shared",
+        p,
+        "--batch",
+        "4,3",
+        "--reps",
+        "2",
+        "--profile",
+    ]));
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines.last().unwrap().starts_with("{\"median_ms\""), "{out}");
+    let head = lines.iter().position(|l| l.starts_with("profile: ")).expect("a profile line");
+    let steps: Vec<&str> =
+        lines[head + 1..lines.len() - 1].iter().copied().filter(|l| l.contains(" step ")).collect();
+    assert!(!steps.is_empty() && steps.len() <= 12, "{out}");
+    let mut total = 0.0;
+    for l in &steps {
+        let pct: f64 =
+            l.split('%').next().unwrap().split_whitespace().last().unwrap().parse().unwrap();
+        total += pct;
+        assert!(l.contains("dot ") || l.contains("map ") || l.contains("reduce "), "{l}");
+    }
+    assert!(total <= 100.5, "{out}");
+    assert!(steps.iter().any(|l| l.contains("(matrix multiply)")), "{out}");
+}
+
 #[test]
 fn bench_prints_json_last() {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());

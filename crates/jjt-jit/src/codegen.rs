@@ -35,6 +35,8 @@ pub(crate) struct Imports {
     pub gemm: HashMap<bool, FuncRef>,
     /// `jjt_par_map`: a row function run over row ranges on several threads.
     pub par_map: FuncRef,
+    /// `jjt_profile_mark`, when profiling.
+    pub profile: Option<FuncRef>,
 }
 
 /// Elements from which an elementwise step runs its rows on several threads: below it,
@@ -84,6 +86,27 @@ pub(crate) struct Cg<'a, 'b> {
     /// Inside a loop along `axis`: the address of each view at index 0 of that axis (computed
     /// once per row, before the loop), so the loop body adds one product per access.
     pub rows: Option<(usize, Vec<(View, Value)>)>,
+    /// How the last step was emitted (for the profile's step labels).
+    pub how: &'static str,
+}
+
+/// A short description of a step: its kind, the destination's type and, for contractions, the
+/// operand shapes.
+pub(crate) fn describe(step: &Step) -> String {
+    let dims = |s: &[usize]| s.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(",");
+    match step {
+        Step::Map { dst, shape, .. } => format!("map {}[{}]", dst.dtype, dims(shape)),
+        Step::Reduce { dst, shape, axes, .. } => {
+            format!("reduce {}[{}] over axes {axes:?}", dst.dtype, dims(shape))
+        }
+        Step::Dot { dst, shape, lhs_shape, rhs_shape, .. } => format!(
+            "dot {}[{}]·[{}] -> [{}]",
+            dst.dtype,
+            dims(lhs_shape),
+            dims(rhs_shape),
+            dims(shape)
+        ),
+    }
 }
 
 fn flags() -> MemFlagsData {
@@ -447,8 +470,17 @@ impl<'a, 'b> Cg<'a, 'b> {
     }
 
     /// Emit one step.
+    /// With profiling on: the clock mark after step `k` (-1: on entry).
+    pub fn profile_mark(&mut self, k: i64) {
+        if let Some(f) = self.imports.profile {
+            let k = self.iconst(k);
+            self.b.ins().call(f, &[k]);
+        }
+    }
+
     /// Call `jjt_par_map` with the row function `part` of the elementwise `step`.
     pub fn call_rows(&mut self, part: FuncRef, step: &Step, params: [Value; 4]) {
+        self.how = "rows on threads";
         let Step::Map { shape, .. } = step else { return };
         let f = self.b.ins().func_addr(types::I64, part);
         let mut args = vec![f];
@@ -470,6 +502,7 @@ impl<'a, 'b> Cg<'a, 'b> {
     }
 
     pub fn step(&mut self, s: &Step) -> Result<(), JitError> {
+        self.how = "";
         match s {
             Step::Map { dst, shape, expr } => self.map(dst, shape, expr),
             Step::Reduce { dst, shape, axes, kind, expr } => {
@@ -644,6 +677,7 @@ impl<'a, 'b> Cg<'a, 'b> {
         if self.gemm
             && self.try_gemm(dst, shape, lhs, lhs_shape, rhs, rhs_shape, dims, &lfree, &rfree)?
         {
+            self.how = "matrix multiply";
             return Ok(());
         }
         let nb = dims.lhs_batch.len();
@@ -698,6 +732,7 @@ impl<'a, 'b> Cg<'a, 'b> {
             }
         };
         if out_vec {
+            self.how = "inline, vectors over outputs";
             self.vaxis = last;
             let n = shape[last];
             let full = (n / w * w) as i64;
@@ -764,6 +799,7 @@ impl<'a, 'b> Cg<'a, 'b> {
             });
         }
         if k_vec {
+            self.how = "inline, vectors along the contraction";
             self.vaxis = cl;
             // An output axis along which one operand does not move (the rows of a
             // matrix-vector product): blocks of `ROWS` outputs along it load that operand once
@@ -798,6 +834,7 @@ impl<'a, 'b> Cg<'a, 'b> {
             return Ok(());
         }
         let sacc = self.b.declare_var(scalar_ty(d));
+        self.how = "inline, scalar";
         let plain = |cg: &mut Self, acc: Value, x: Value, y: Value| -> Value {
             let p = cg.b.ins().fmul(x, y);
             cg.b.ins().fadd(acc, p)

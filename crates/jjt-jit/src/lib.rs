@@ -19,6 +19,9 @@ pub mod gemm;
 pub mod libm;
 pub mod plan;
 mod pool;
+mod profile;
+
+pub use profile::take_profile;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -134,6 +137,9 @@ pub struct Options {
     /// Memory budget in bytes for the constants, the scratch arena and any single value
     /// (0: [`MAX_BYTES`]).
     pub max_bytes: u64,
+    /// Time every step of every call on the calling thread, for [`take_profile`] (a call to a
+    /// clock after each step; [`Compiled::step_labels`] says what each step is).
+    pub profile: bool,
     /// Threads a large matrix multiply may split across (0: every core, as
     /// `std::thread::available_parallelism` reports; 1: the calling thread only). The calling
     /// thread computes one part and process-wide helper threads (one per further core) the
@@ -170,6 +176,7 @@ pub struct Compiled {
     clif: Option<String>,
     asm: Option<String>,
     steps: usize,
+    step_labels: Vec<String>,
 }
 
 impl fmt::Debug for Compiled {
@@ -228,6 +235,7 @@ pub fn compile_with(f: &Function, opts: Options) -> Result<Compiled, JitError> {
     jb.symbol("jjt_sgemm", gemm::jjt_sgemm as *const u8);
     jb.symbol("jjt_dgemm", gemm::jjt_dgemm as *const u8);
     jb.symbol("jjt_par_map", pool::jjt_par_map as *const u8);
+    jb.symbol("jjt_profile_mark", profile::jjt_profile_mark as *const u8);
     let mut module = JITModule::new(jb);
     let ptr = module.target_config().pointer_type();
     let threads = opts.gemm_threads();
@@ -250,7 +258,7 @@ pub fn compile_with(f: &Function, opts: Options) -> Result<Compiled, JitError> {
         sig.params.push(AbiParam::new(types::I64));
         let name = format!("jjt_{}_rows{k}", sanitize(&f.name));
         let id = module.declare_function(&name, Linkage::Local, &sig).map_err(codegen_err)?;
-        let (clif, _) = g.define(&mut module, &mut fctx, id, sig, Body::Rows(step))?;
+        let (clif, _, _) = g.define(&mut module, &mut fctx, id, sig, Body::Rows(step))?;
         if let Some(c) = clif {
             part_clif.push_str(&c);
             part_clif.push('\n');
@@ -265,7 +273,8 @@ pub fn compile_with(f: &Function, opts: Options) -> Result<Compiled, JitError> {
     let fid = module
         .declare_function(&format!("jjt_{}", sanitize(&f.name)), Linkage::Export, &sig)
         .map_err(codegen_err)?;
-    let (clif, asm) = g.define(&mut module, &mut fctx, fid, sig, Body::Entry(&parts))?;
+    let (clif, asm, step_labels) =
+        g.define(&mut module, &mut fctx, fid, sig, Body::Entry(&parts))?;
     let clif = clif.map(|c| c + &part_clif);
     module.finalize_definitions().map_err(codegen_err)?;
     let code = module.get_finalized_function(fid);
@@ -292,6 +301,7 @@ pub fn compile_with(f: &Function, opts: Options) -> Result<Compiled, JitError> {
         clif,
         asm,
         steps: plan.steps.len(),
+        step_labels,
     })
 }
 
@@ -323,8 +333,9 @@ impl Gen<'_> {
         id: cranelift_module::FuncId,
         sig: cranelift_codegen::ir::Signature,
         body: Body<'_>,
-    ) -> Result<(Option<String>, Option<String>), JitError> {
+    ) -> Result<(Option<String>, Option<String>, Vec<String>), JitError> {
         let ptr = module.target_config().pointer_type();
+        let mut labels = Vec::new();
         let mut ctx = module.make_context();
         ctx.func.signature = sig;
         ctx.func.name = UserFuncName::user(0, id.as_u32());
@@ -360,6 +371,16 @@ impl Gen<'_> {
         let fid =
             module.declare_function("jjt_par_map", Linkage::Import, &s).map_err(codegen_err)?;
         let par_map = module.declare_func_in_func(fid, &mut ctx.func);
+        let profile = if self.opts.profile {
+            let mut s = module.make_signature();
+            s.params.push(AbiParam::new(types::I64));
+            let fid = module
+                .declare_function("jjt_profile_mark", Linkage::Import, &s)
+                .map_err(codegen_err)?;
+            Some(module.declare_func_in_func(fid, &mut ctx.func))
+        } else {
+            None
+        };
         let mut part_refs = HashMap::new();
         if let Body::Entry(parts) = &body {
             for (&k, &pid) in parts.iter() {
@@ -399,16 +420,18 @@ impl Gen<'_> {
             let mut cg = codegen::Cg {
                 b: &mut b,
                 bases,
-                imports: codegen::Imports { libm: libm_refs, gemm: gemm_refs, par_map },
+                imports: codegen::Imports { libm: libm_refs, gemm: gemm_refs, par_map, profile },
                 fma: self.fma,
                 vaxis: 0,
                 strict: self.opts.strict,
                 gemm: !self.opts.strict && !self.opts.no_gemm,
                 threads: self.threads,
                 rows: None,
+                how: "",
             };
             match body {
                 Body::Entry(_) => {
+                    cg.profile_mark(-1);
                     for (k, step) in self.plan.steps.iter().enumerate() {
                         match part_refs.get(&k) {
                             Some(&part) => {
@@ -416,6 +439,13 @@ impl Gen<'_> {
                             }
                             None => cg.step(step)?,
                         }
+                        cg.profile_mark(k as i64);
+                        let how = if cg.how.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" ({})", cg.how)
+                        };
+                        labels.push(format!("{}{how}", codegen::describe(step)));
                     }
                 }
                 Body::Rows(step) => cg.step_rows(step, p[4], p[5])?,
@@ -444,7 +474,7 @@ impl Gen<'_> {
             None
         };
         module.clear_context(&mut ctx);
-        Ok((clif, asm))
+        Ok((clif, asm, labels))
     }
 }
 
@@ -661,6 +691,12 @@ impl Compiled {
     /// Number of loop steps in the generated code.
     pub fn steps(&self) -> usize {
         self.steps
+    }
+
+    /// What each step is (kind, types, and how it was compiled), in execution order: the
+    /// entries of [`take_profile`] for this function.
+    pub fn step_labels(&self) -> &[String] {
+        &self.step_labels
     }
 }
 

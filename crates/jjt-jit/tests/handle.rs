@@ -166,3 +166,30 @@ fn concurrent_split_products_agree() {
         }
     });
 }
+
+/// With `Options::profile`, every call adds each step's time to this thread's totals: one
+/// total per step label, none negative, together no more than the calls took; without it,
+/// nothing is recorded.
+#[test]
+fn profile_times_every_step() {
+    let f = model();
+    let x = inputs();
+    let c = jjt_jit::compile_with(&f, jjt_jit::Options { profile: true, ..Default::default() })
+        .unwrap();
+    assert_eq!(c.step_labels().len(), c.steps());
+    assert!(c.step_labels().iter().any(|l| l.starts_with("dot ")), "{:?}", c.step_labels());
+    jjt_jit::take_profile();
+    let t = std::time::Instant::now();
+    for _ in 0..100 {
+        c.call(&[&x[0], &x[1]]).unwrap();
+    }
+    let wall = t.elapsed().as_secs_f64();
+    let totals = jjt_jit::take_profile();
+    assert_eq!(totals.len(), c.steps(), "{totals:?}");
+    assert!(totals.iter().all(|&s| s >= 0.0));
+    assert!(totals.iter().sum::<f64>() <= wall, "{totals:?} vs {wall}");
+    assert!(jjt_jit::take_profile().is_empty(), "taking the profile resets it");
+    let plain = compile(&f).unwrap();
+    plain.call(&[&x[0], &x[1]]).unwrap();
+    assert!(jjt_jit::take_profile().is_empty(), "unprofiled calls record nothing");
+}
