@@ -313,6 +313,10 @@ enum Body<'s> {
     Rows(&'s plan::Step),
 }
 
+/// A defined function's Cranelift IR text and machine-code listing (when asked for) and the
+/// labels of its steps.
+type Defined = (Option<String>, Option<String>, Vec<String>);
+
 /// Everything a generated function is made from.
 struct Gen<'a> {
     f: &'a Function,
@@ -333,7 +337,7 @@ impl Gen<'_> {
         id: cranelift_module::FuncId,
         sig: cranelift_codegen::ir::Signature,
         body: Body<'_>,
-    ) -> Result<(Option<String>, Option<String>, Vec<String>), JitError> {
+    ) -> Result<Defined, JitError> {
         let ptr = module.target_config().pointer_type();
         let mut labels = Vec::new();
         let mut ctx = module.make_context();
