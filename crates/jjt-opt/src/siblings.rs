@@ -1,7 +1,8 @@
 //! Sibling contractions: `dot_general(a₁, w)`, `dot_general(a₂, w)`, … with the same `w` (the
-//! same node), the same axes and operands `aᵢ` of one type become one contraction of
-//! `concat(a₁, a₂, …)` along the first free axis of the `aᵢ`, whose result is sliced back into
-//! the parts. Likewise for a shared left operand.
+//! same node), the same axes and operands `aᵢ` of one dtype and shape (but for the joined axis)
+//! become one contraction of
+//! `concat(a₁, a₂, …)` along the first free axis of the `aᵢ` (their lengths along it may differ:
+//! B1 ≠ B2), whose result is sliced back into the parts. Likewise for a shared left operand.
 //!
 //! Why: a kernel evaluates the model on both sides, p1 and p2, with the same shared parameters
 //! θ, so every layer's product with a weight appears twice (forward, and again in the
@@ -91,12 +92,14 @@ pub fn join_from(f: &Function, min_madds: usize) -> Result<(Function, SiblingSta
             let (x, y) = if grp.shared_lhs { (shared, joined) } else { (joined, shared) };
             let whole = b.dot_general(x, y, dims.clone())?;
             let dims_out = b.ty(whole)?.shape.0.clone();
-            let len = f.node(n).map(|nd| nd.ty.shape.dims()[grp.out_axis]).unwrap_or(0);
-            for (k, &m) in grp.members.iter().enumerate() {
+            let mut at = 0;
+            for &m in &grp.members {
+                let len = f.node(m).map_or(0, |nd| nd.ty.shape.dims()[grp.out_axis]);
                 let mut start = vec![0; dims_out.len()];
                 let mut stop = dims_out.clone();
-                start[grp.out_axis] = k * len;
-                stop[grp.out_axis] = (k + 1) * len;
+                start[grp.out_axis] = at;
+                stop[grp.out_axis] = at + len;
+                at += len;
                 let step = vec![1; dims_out.len()];
                 let part = b.add(Op::Slice(Slice { start, stop, step: step.clone() }), &[whole])?;
                 if let Some(name) = f.node(m).and_then(|nd| nd.name.clone()) {
@@ -119,7 +122,8 @@ pub fn join_from(f: &Function, min_madds: usize) -> Result<(Function, SiblingSta
 
 /// Groups of joinable siblings (two or more members each, every product in at most one group).
 fn find_groups(f: &Function, order: &[NodeId], min_madds: usize) -> Vec<Group> {
-    // Key: (shared operand, its side, the axes and the other operand's type).
+    // Key: (shared operand, its side, the axes and the other operand's type but for its length
+    // along the joined axis).
     type Key = (NodeId, bool, String);
     let mut by_key: BTreeMap<Key, Vec<NodeId>> = BTreeMap::new();
     let mut taken: HashSet<NodeId> = HashSet::new();
@@ -134,7 +138,18 @@ fn find_groups(f: &Function, order: &[NodeId], min_madds: usize) -> Vec<Group> {
             if madds < min_madds || st.ty.numel() < pt.ty.numel() || shared == part {
                 continue;
             }
-            let what = format!("{d:?} {:?}", pt.ty);
+            // The other operands may differ in length along the joined axis (B1 ≠ B2).
+            let (contract, batch) = if shared_lhs {
+                (&d.rhs_contract, &d.rhs_batch)
+            } else {
+                (&d.lhs_contract, &d.lhs_batch)
+            };
+            let Some(&axis) = DotGeneral::free_axes(pt.ty.rank(), contract, batch).first() else {
+                continue;
+            };
+            let mut dims: Vec<String> = pt.ty.shape.dims().iter().map(|x| x.to_string()).collect();
+            dims[axis] = "*".into();
+            let what = format!("{d:?} {} [{}]", pt.ty.dtype, dims.join(","));
             by_key.entry((shared, shared_lhs, what)).or_default().push(n);
         }
     }

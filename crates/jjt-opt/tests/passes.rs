@@ -413,6 +413,19 @@ fn sibling_products_join_without_cycles() {
     // Below the size threshold nothing is joined.
     let (_, stats) = jjt_opt::siblings::join(&f).unwrap();
     assert_eq!(stats.groups, 0);
+    // Parts of different lengths along the joined axis (B1 = 4, B2 = 5) join too.
+    let f = jjt_ir::text::parse(
+        "func f(x1: f64[4,6], x2: f64[5,6], w: f64[6,6]) -> f64[6] {
+  return sum(x1 @ w, axes=[0]) + sum(tanh(x2 @ w), axes=[0])
+}",
+    )
+    .unwrap();
+    let (g, stats) = jjt_opt::siblings::join_from(&f, 0).unwrap();
+    assert!(jjt_ir::verify(&g).is_ok());
+    assert_eq!((stats.groups, stats.joined), (1, 2), "{}", jjt_ir::text::print(&g));
+    let x = args(&mut rng, &f);
+    let want = interp::eval_outputs(&f, &x).unwrap();
+    assert!(bits_equal(&interp::eval_outputs(&g, &x).unwrap(), &want));
 }
 
 /// A fold cache shared by several optimisations (as `auto` shares one between its candidates):
