@@ -89,7 +89,7 @@ pub(crate) fn run(b: &Bench) -> Result<(), CliError> {
     let median = if times.is_empty() { f64::NAN } else { times[times.len() / 2] };
     let min = times.first().copied().unwrap_or(f64::NAN);
     let out_ty = out.first().map(|t| t.ty().to_string()).unwrap_or_default();
-    println!(
+    outln!(
         "{}: {} -> {out_ty}; first call {first_ms:.3} ms (parse, transforms, compile, run); steady median {median:.4} ms, min {min:.4} ms over {} reps; arena {:.1} MiB; {threads} thread(s)",
         b.model.display(),
         if b.wrt.is_empty() {
@@ -108,7 +108,7 @@ pub(crate) fn run(b: &Bench) -> Result<(), CliError> {
     if b.profile {
         print_profile(&jjt_jit::take_profile(), compiled.step_labels(), b.reps);
     }
-    println!(
+    outln!(
         "{{\"median_ms\": {median:.6}, \"min_ms\": {min:.6}, \"first_call_ms\": {first_ms:.3}, \"reps\": {}, \"peak_rss_mb\": {:.1}, \"arena_mb\": {:.3}, \"threads\": {threads}}}",
         b.reps,
         peak_rss_mb(),
@@ -123,7 +123,7 @@ fn print_profile(totals: &[f64], labels: &[String], reps: usize) {
     let sum: f64 = totals.iter().sum();
     let mut order: Vec<usize> = (0..totals.len()).collect();
     order.sort_by(|&a, &b| totals[b].total_cmp(&totals[a]));
-    println!(
+    outln!(
         "profile: {} steps, {:.4} ms per call in steps; the costliest {}:",
         labels.len(),
         sum * 1e3 / reps as f64,
@@ -132,9 +132,6 @@ fn print_profile(totals: &[f64], labels: &[String], reps: usize) {
     for &k in order.iter().take(TOP) {
         let share = if sum > 0.0 { 100.0 * totals[k] / sum } else { 0.0 };
         let label = labels.get(k).map_or("?", String::as_str);
-        println!(
-            "  step {k:>4}  {:>10.4} ms  {share:5.1} %  {label}",
-            totals[k] * 1e3 / reps as f64
-        );
+        outln!("  step {k:>4}  {:>10.4} ms  {share:5.1} %  {label}", totals[k] * 1e3 / reps as f64);
     }
 }

@@ -37,7 +37,7 @@ pub(crate) fn run(
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let (mut worst_jvp, mut worst_vjp) = (0.0f64, 0.0f64);
     let mut worst_at = String::new();
-    println!("checking `{}` with respect to {} at {points} points (f64)", f.name, wrt.join(", "));
+    outln!("checking `{}` with respect to {} at {points} points (f64)", f.name, wrt.join(", "));
     for k in 0..points {
         let x: Vec<Tensor> = f
             .params()
@@ -120,20 +120,20 @@ pub(crate) fn run(
             worst_vjp = worst_vjp.max(if err.is_nan() { f64::INFINITY } else { err });
         }
     }
-    println!(
+    outln!(
         "worst JVP error vs finite differences: {worst_jvp:.2e} (tolerance {JVP_TOL:.0e}, relative to 1+|fd|)"
     );
     if !worst_at.is_empty() {
-        println!("  at {worst_at}");
+        outln!("  at {worst_at}");
     }
     if n_out == 1 {
-        println!("worst VJP dot-product error: {worst_vjp:.2e} (tolerance {VJP_TOL:.0e})");
+        outln!("worst VJP dot-product error: {worst_vjp:.2e} (tolerance {VJP_TOL:.0e})");
     }
     if worst_jvp > JVP_TOL || worst_vjp > VJP_TOL {
         return Err(CliError::CheckFailed(format!(
             "derivative check failed: JVP error {worst_jvp:.2e}, VJP error {worst_vjp:.2e}"
         )));
     }
-    println!("ok");
+    outln!("ok");
     Ok(())
 }

@@ -11,6 +11,14 @@
 
 #![forbid(unsafe_code)]
 
+/// `println!` for results: a closed pipe (`jjt ... | head`) ends the program quietly, as Unix
+/// tools do, instead of panicking (see [`write_out`]).
+macro_rules! outln {
+    ($($t:tt)*) => {
+        $crate::write_out(format_args!($($t)*), true)
+    };
+}
+
 mod bench;
 mod bind;
 mod check;
@@ -661,12 +669,31 @@ fn write_result(y: Tensor, output: Option<PathBuf>) -> Result<(), CliError> {
     }
 }
 
+/// Write to standard output (and a newline if `newline`). A reader that has gone away (a
+/// closed pipe) ends the program with status 0; another write error is reported and ends it
+/// with status 1.
+pub(crate) fn write_out(args: std::fmt::Arguments<'_>, newline: bool) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let written = out
+        .write_fmt(args)
+        .and_then(|()| if newline { out.write_all(b"\n") } else { Ok(()) })
+        .and_then(|()| out.flush());
+    if let Err(e) = written {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to standard output: {e}");
+        std::process::exit(1);
+    }
+}
+
 fn emit(text: &str, output: Option<&Path>) -> Result<(), CliError> {
     match output {
         Some(path) => std::fs::write(path, text)
             .map_err(|source| CliError::Write { path: path.to_path_buf(), source }),
         None => {
-            print!("{text}");
+            write_out(format_args!("{text}"), false);
             Ok(())
         }
     }

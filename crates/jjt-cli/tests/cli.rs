@@ -822,3 +822,33 @@ fn staged_tiles_match_explicit_jacobians() {
     assert!(prepare.contains("dot_general(a, a, contract=[[1],[1]]"), "{text}");
     assert!(call.contains("hoisted0: f64[4,4]) -> f64[2,2,4,4]"), "{text}");
 }
+
+/// A reader that stops early (`jjt eval ... | head -1`) ends `jjt` quietly: exit status 0, no
+/// panic about a broken pipe. The output (200 000 values) is far larger than a pipe's buffer,
+/// so the writes after the reader has gone fail.
+#[test]
+fn closed_pipe_ends_quietly() {
+    use std::io::{BufRead, BufReader};
+    let model = tmp("wide_eval.jjt");
+    std::fs::write(&model, "func f(x: f32[200000]) -> f32[200000] {\n  return x * 2.0\n}\n")
+        .unwrap();
+    let x = tmp("wide_eval_x.npy");
+    jjt_npy::write_file(
+        &x,
+        &jjt_npy::Array { shape: vec![200_000], data: jjt_npy::Data::F32(vec![0.5; 200_000]) },
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_jjt"))
+        .args(["eval", model.to_str().unwrap(), "--in", &format!("x={}", x.display())])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    assert!(first.contains("f32[200000]"), "{first}");
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
