@@ -739,6 +739,16 @@ impl<'a, 'b> Cg<'a, 'b> {
             let vacc = self.b.declare_var(vec_ty(d));
             let sacc = self.b.declare_var(scalar_ty(d));
             let unrolled = cdims.len() == 1 && cdims[0] <= UNROLL_K;
+            // A long contraction with one operand constant along the vector axis (a matrix
+            // product's rows): register tiles of outputs, see `out_vec_blocked`.
+            if !unrolled {
+                if lv.strides[last] == 0 && rv.strides[last] == 1 {
+                    return self.out_vec_blocked(dst, shape, &lv, &rv, true, &cdims, d, &mac);
+                }
+                if rv.strides[last] == 0 && lv.strides[last] == 1 {
+                    return self.out_vec_blocked(dst, shape, &rv, &lv, false, &cdims, d, &mac);
+                }
+            }
             return self.for_each(&shape[..last], &mut Vec::new(), &mut |cg, outer| {
                 let mut idx = outer.to_vec();
                 // Operand elements that do not change along the vector axis are loaded and
@@ -842,6 +852,138 @@ impl<'a, 'b> Cg<'a, 'b> {
         self.for_each(shape, &mut Vec::new(), &mut |cg, oidx| {
             cg.scalar_dot(sacc, &lv, &rv, &cdims, oidx, dst, d, &plain)
         })
+    }
+
+    /// A contraction vectorised over the output's innermost axis, in register tiles: up to
+    /// `ROWS` rows (an output axis along which the vector operand `vv` does not move) × `TILE`
+    /// vectors along the innermost axis, so each step of the contraction loads `TILE` vectors of
+    /// `vv` and `ROWS` splats of `sv` for `ROWS·TILE` multiply-adds (instead of two loads per
+    /// vector). Each output still sums its products in contraction order, from −0.
+    #[allow(clippy::too_many_arguments)]
+    fn out_vec_blocked(
+        &mut self,
+        dst: &View,
+        shape: &[usize],
+        sv: &View,
+        vv: &View,
+        splat_is_lhs: bool,
+        cdims: &[usize],
+        d: DType,
+        mac: &dyn Fn(&mut Self, Value, Value, Value) -> Value,
+    ) -> Result<(), JitError> {
+        const TILE: usize = 4;
+        const ROWS: usize = 2;
+        let w = lanes(d);
+        let last = shape.len() - 1;
+        let n = shape[last];
+        let ra =
+            (0..last).rev().find(|&a| shape[a] >= 2 && vv.strides[a] == 0 && sv.strides[a] != 0);
+        // Passes over the outer axes: (their extents, rows per tile, first row along `ra`).
+        let mut passes: Vec<(Vec<usize>, usize, usize)> = Vec::new();
+        match ra {
+            Some(a) => {
+                let mut blocked = shape[..last].to_vec();
+                blocked[a] = shape[a] / ROWS;
+                passes.push((blocked, ROWS, 0));
+                if !shape[a].is_multiple_of(ROWS) {
+                    let mut rest = shape[..last].to_vec();
+                    rest[a] = shape[a] % ROWS;
+                    passes.push((rest, 1, shape[a] / ROWS * ROWS));
+                }
+            }
+            None => passes.push((shape[..last].to_vec(), 1, 0)),
+        }
+        let (lv, rv) = if splat_is_lhs { (sv, vv) } else { (vv, sv) };
+        let tiles = (n / (TILE * w) * TILE * w) as i64;
+        let full = (n / w * w) as i64;
+        let sacc = self.b.declare_var(scalar_ty(d));
+        for (dims, rows, first) in passes {
+            self.for_each(&dims, &mut Vec::new(), &mut |cg, outer| {
+                let mut starts = Vec::with_capacity(rows);
+                for row in 0..rows {
+                    let mut idx = outer.to_vec();
+                    if let Some(a) = ra {
+                        let scaled = cg.b.ins().imul_imm_s(outer[a], rows as i64);
+                        idx[a] = cg.b.ins().iadd_imm_s(scaled, (first + row) as i64);
+                    }
+                    starts.push(idx);
+                }
+                for (from, to, u) in [(0, tiles, TILE), (tiles, full, 1)] {
+                    cg.counted(from, to, (u * w) as i64, &mut |cg, j| {
+                        cg.out_vec_tile(&starts, j, u, sv, vv, splat_is_lhs, cdims, dst, d, mac)
+                    })?;
+                }
+                for start in &starts {
+                    cg.counted(full, n as i64, 1, &mut |cg, j| {
+                        let mut idx = start.clone();
+                        idx.push(j);
+                        cg.scalar_dot(sacc, lv, rv, cdims, &idx, dst, d, mac)
+                    })?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// One register tile of [`Cg::out_vec_blocked`]: rows `starts` × `u` vectors from `j`.
+    #[allow(clippy::too_many_arguments)]
+    fn out_vec_tile(
+        &mut self,
+        starts: &[Vec<Value>],
+        j: Value,
+        u: usize,
+        sv: &View,
+        vv: &View,
+        splat_is_lhs: bool,
+        cdims: &[usize],
+        dst: &View,
+        d: DType,
+        mac: &dyn Fn(&mut Self, Value, Value, Value) -> Value,
+    ) -> Result<(), JitError> {
+        let w = lanes(d);
+        let accs: Vec<Vec<Variable>> = starts
+            .iter()
+            .map(|_| (0..u).map(|_| self.b.declare_var(vec_ty(d))).collect())
+            .collect();
+        for row in &accs {
+            for &a in row {
+                let z = self.constant(Mode::Vector, d, -0.0);
+                self.b.def_var(a, z);
+            }
+        }
+        let js: Vec<Value> = (0..u).map(|v| self.b.ins().iadd_imm_s(j, (v * w) as i64)).collect();
+        self.for_each(cdims, &mut Vec::new(), &mut |cg, kidx| {
+            let mut ys = Vec::with_capacity(u);
+            for &jv in &js {
+                let mut idx = starts[0].clone();
+                idx.push(jv);
+                idx.extend_from_slice(kidx);
+                ys.push(cg.eval(&Expr::Load(vv.clone()), &idx, Mode::Vector, d)?);
+            }
+            for (start, row) in starts.iter().zip(&accs) {
+                let mut idx = start.clone();
+                idx.push(j);
+                idx.extend_from_slice(kidx);
+                let x = cg.eval(&Expr::Load(sv.clone()), &idx, Mode::Vector, d)?;
+                for (&y, &a) in ys.iter().zip(row) {
+                    let (p, q) = if splat_is_lhs { (x, y) } else { (y, x) };
+                    let acc = cg.b.use_var(a);
+                    let acc = mac(cg, acc, p, q);
+                    cg.b.def_var(a, acc);
+                }
+            }
+            Ok(())
+        })?;
+        for (start, row) in starts.iter().zip(&accs) {
+            for (&jv, &a) in js.iter().zip(row) {
+                let mut idx = start.clone();
+                idx.push(jv);
+                let v = self.b.use_var(a);
+                self.store(v, dst, &idx);
+            }
+        }
+        Ok(())
     }
 
     /// `rows` outputs at `oidx`, `oidx + e_a`, … (along output axis `a`), each a dot product
