@@ -6,8 +6,6 @@
 //! NaN elsewhere in the contracted row would have made it NaN, and `−0` would have become `+0`;
 //! the transpose returns `x_i` itself.)
 
-use std::collections::HashMap;
-
 use jjt_ir::ops::{Const, DotGeneral};
 use jjt_ir::{Function, FunctionBuilder, IrError, NodeId, Op};
 
@@ -55,38 +53,18 @@ fn relabel(d: &DotGeneral, eye_is_lhs: bool, other_rank: usize) -> Option<Vec<us
 /// Replace contractions with identity matrices by transposes.
 pub fn eliminate(f: &Function) -> Result<(Function, BasisStats), IrError> {
     let mut stats = BasisStats::default();
-    let mut b = FunctionBuilder::new(f.name.clone());
-    let mut map: HashMap<NodeId, NodeId> = HashMap::new();
-    for p in f.params() {
-        map.insert(p.node, b.input(&p.name, p.ty.clone())?);
-    }
-    for n in f.topo_order().unwrap_or_default() {
-        let Some(node) = f.node(n) else { continue };
-        if matches!(node.op, Op::Input(_)) {
-            continue;
-        }
-        let xs: Vec<NodeId> = f.operands(n).iter().map(|o| map[o]).collect();
-        let mut v = None;
-        if let Op::DotGeneral(d) = &node.op {
-            for (eye_is_lhs, e, o) in [(true, xs[0], xs[1]), (false, xs[1], xs[0])] {
-                if v.is_none() && is_square_eye(&b, e) {
-                    let rank = b.ty(o)?.rank();
-                    if let Some(perm) = relabel(d, eye_is_lhs, rank) {
-                        stats.eliminated += 1;
-                        v = Some(b.transpose(o, &perm)?);
-                    }
+    let g = crate::rebuild(f, &mut |b, _, _, op, xs| {
+        let Op::DotGeneral(d) = op else { return Ok(None) };
+        for (eye_is_lhs, e, o) in [(true, xs[0], xs[1]), (false, xs[1], xs[0])] {
+            if is_square_eye(b, e) {
+                let rank = b.ty(o)?.rank();
+                if let Some(perm) = relabel(d, eye_is_lhs, rank) {
+                    stats.eliminated += 1;
+                    return Ok(Some(b.transpose(o, &perm)?));
                 }
             }
         }
-        let v = match v {
-            Some(v) => v,
-            None => b.add(node.op.clone(), &xs)?,
-        };
-        if let Some(name) = &node.name {
-            b.name_node(v, name);
-        }
-        map.insert(n, v);
-    }
-    let outs = f.outputs().iter().map(|o| map[o]).collect();
-    Ok((b.finish_many(outs)?.pruned(), stats))
+        Ok(None)
+    })?;
+    Ok((g, stats))
 }

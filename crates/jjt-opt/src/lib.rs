@@ -35,6 +35,45 @@ use jjt_ir::{Function, IrError};
 
 pub use cse::cse;
 
+/// What [`rebuild`]'s hook gets: the builder, the mapping of `f`'s nodes so far, the node's id
+/// in `f`, its op, and its operands already mapped.
+pub(crate) type Rewrite<'a> = dyn FnMut(
+        &mut jjt_ir::FunctionBuilder,
+        &std::collections::HashMap<jjt_ir::NodeId, jjt_ir::NodeId>,
+        jjt_ir::NodeId,
+        &jjt_ir::Op,
+        &[jjt_ir::NodeId],
+    ) -> Result<Option<jjt_ir::NodeId>, IrError>
+    + 'a;
+
+/// Rebuild `f` through a fresh (hash-consing, type-checking) builder in topological order:
+/// `rewrite` returns each non-input node's replacement, or `None` to copy it. Names are kept
+/// and the result is pruned. The passes that rewrite node by node share this loop.
+pub(crate) fn rebuild(f: &Function, rewrite: &mut Rewrite<'_>) -> Result<Function, IrError> {
+    let mut b = jjt_ir::FunctionBuilder::new(f.name.clone());
+    let mut map = std::collections::HashMap::new();
+    for p in f.params() {
+        map.insert(p.node, b.input(&p.name, p.ty.clone())?);
+    }
+    for n in f.topo_order().unwrap_or_default() {
+        let Some(node) = f.node(n) else { continue };
+        if matches!(node.op, jjt_ir::Op::Input(_)) {
+            continue;
+        }
+        let xs: Vec<jjt_ir::NodeId> = f.operands(n).iter().map(|o| map[o]).collect();
+        let v = match rewrite(&mut b, &map, n, &node.op, &xs)? {
+            Some(v) => v,
+            None => b.add(node.op.clone(), &xs)?,
+        };
+        if let Some(name) = &node.name {
+            b.name_node(v, name);
+        }
+        map.insert(n, v);
+    }
+    let outs = f.outputs().iter().map(|o| map[o]).collect();
+    Ok(b.finish_many(outs)?.pruned())
+}
+
 /// Copy node `n` of `f` into `b` (its operands mapped through `map`, its name kept) and
 /// record it in `map`: the replay step every rebuilding pass shares.
 pub(crate) fn copy_node(

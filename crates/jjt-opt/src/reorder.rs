@@ -472,54 +472,17 @@ pub fn reorder(f: &Function) -> Result<(Function, ReorderStats), IrError> {
     if plans.is_empty() {
         return Ok((f.clone(), stats));
     }
-    // Rebuild, replacing each rewritten root by its new tree.
-    let mut b = FunctionBuilder::new(f.name.clone());
-    let mut map: HashMap<NodeId, NodeId> = HashMap::new();
-    for p in f.params() {
-        map.insert(p.node, b.input(&p.name, p.ty.clone())?);
-    }
-    for n in f.topo_order().unwrap_or_default() {
-        let Some(node) = f.node(n) else { continue };
-        if matches!(node.op, Op::Input(_)) {
-            continue;
-        }
-        let new = if let Some((net, steps)) = plans.get(&n) {
-            let leaf_nodes: Vec<NodeId> = net.leaves.iter().map(|l| map[&l.node]).collect();
-            let split: HashMap<u64, (u64, u64)> =
-                steps.iter().map(|&(a, c)| (a | c, (a, c))).collect();
-            let full = (1u64 << net.leaves.len()) - 1;
-            let (v, labels) = emit(&mut b, net, &leaf_nodes, &split, full)?;
-            let perm: Vec<usize> =
-                net.out.iter().map(|l| labels.iter().position(|m| m == l).unwrap_or(0)).collect();
-            b.transpose(v, &perm)?
-        } else if inner.contains(&n) && plans.keys().any(|r| reaches(f, *r, n, &inner)) {
-            continue;
-        } else {
-            let xs: Vec<NodeId> = f.operands(n).iter().map(|o| map[o]).collect();
-            b.add(node.op.clone(), &xs)?
-        };
-        if let Some(name) = &node.name {
-            b.name_node(new, name);
-        }
-        map.insert(n, new);
-    }
-    let outs = f.outputs().iter().map(|o| map[o]).collect();
-    Ok((b.finish_many(outs)?.pruned(), stats))
-}
-
-/// Whether inner node `n` belongs to the tree of `root`.
-fn reaches(f: &Function, root: NodeId, n: NodeId, inner: &HashSet<NodeId>) -> bool {
-    let mut cur = n;
-    loop {
-        if cur == root {
-            return true;
-        }
-        if !inner.contains(&cur) {
-            return false;
-        }
-        match f.users(cur).first() {
-            Some(&u) => cur = u,
-            None => return false,
-        }
-    }
+    // Rebuild, replacing each rewritten root by its new tree (the old inner nodes, copied but
+    // unused, are pruned).
+    let g = crate::rebuild(f, &mut |b, map, n, _, _| {
+        let Some((net, steps)) = plans.get(&n) else { return Ok(None) };
+        let leaf_nodes: Vec<NodeId> = net.leaves.iter().map(|l| map[&l.node]).collect();
+        let split: HashMap<u64, (u64, u64)> = steps.iter().map(|&(a, c)| (a | c, (a, c))).collect();
+        let full = (1u64 << net.leaves.len()) - 1;
+        let (v, labels) = emit(b, net, &leaf_nodes, &split, full)?;
+        let perm: Vec<usize> =
+            net.out.iter().map(|l| labels.iter().position(|m| m == l).unwrap_or(0)).collect();
+        Ok(Some(b.transpose(v, &perm)?))
+    })?;
+    Ok((g, stats))
 }

@@ -6,7 +6,7 @@
 //!
 //! Preserves: values bit for bit.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use jjt_ir::ops::{BroadcastTo, Const, Reshape, Slice, Transpose};
 use jjt_ir::{Binary, Function, FunctionBuilder, IrError, NodeId, Op, Unary};
@@ -126,26 +126,6 @@ fn b_operand(b: &FunctionBuilder, n: NodeId) -> Result<Option<NodeId>, IrError> 
 /// Simplify `f`; returns the new function and the hits per rule.
 pub fn simplify(f: &Function) -> Result<(Function, RuleHits), IrError> {
     let mut hits = RuleHits::new();
-    let mut b = FunctionBuilder::new(f.name.clone());
-    let mut map: HashMap<NodeId, NodeId> = HashMap::new();
-    for p in f.params() {
-        map.insert(p.node, b.input(&p.name, p.ty.clone())?);
-    }
-    for n in f.topo_order().unwrap_or_default() {
-        let Some(node) = f.node(n) else { continue };
-        if matches!(node.op, Op::Input(_)) {
-            continue;
-        }
-        let xs: Vec<NodeId> = f.operands(n).iter().map(|o| map[o]).collect();
-        let v = match rewrite(&mut b, &node.op, &xs, &mut hits)? {
-            Some(v) => v,
-            None => b.add(node.op.clone(), &xs)?,
-        };
-        if let Some(name) = &node.name {
-            b.name_node(v, name);
-        }
-        map.insert(n, v);
-    }
-    let outs = f.outputs().iter().map(|o| map[o]).collect();
-    Ok((b.finish_many(outs)?.pruned(), hits))
+    let g = crate::rebuild(f, &mut |b, _, _, op, xs| rewrite(b, op, xs, &mut hits))?;
+    Ok((g, hits))
 }
