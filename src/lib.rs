@@ -276,34 +276,29 @@ impl<'f> Kernel<'f> {
         Ok(self.spec.apply(self.f)?)
     }
 
+    /// The graph of K, optimised: with the automatic strategy the cheapest candidate, else the
+    /// chosen strategy's graph through [`optimize`].
+    fn optimized(&self) -> Result<Function, Error> {
+        if !self.auto {
+            return optimize(&self.build()?);
+        }
+        let choice = jjt_opt::auto::choose(&self.spec, self.f).map_err(|e| match e {
+            jjt_opt::auto::AutoError::Ad(e) => Error::Ad(e),
+            jjt_opt::auto::AutoError::Ir(e) => Error::Ir(e),
+        })?;
+        Ok(choice.kernel)
+    }
+
     /// K(p1, p2), optimised ([`optimize`]) and compiled to native code: `call` it with the
     /// inputs of [`Kernel::layout`].
     pub fn compile(&self) -> Result<Compiled, Error> {
-        let graph = if self.auto {
-            jjt_opt::auto::choose(&self.spec, self.f)
-                .map_err(|e| match e {
-                    jjt_opt::auto::AutoError::Ad(e) => Error::Ad(e),
-                    jjt_opt::auto::AutoError::Ir(e) => Error::Ir(e),
-                })?
-                .kernel
-        } else {
-            optimize(&self.build()?)?
-        };
+        let graph = self.optimized()?;
         Ok(jjt_jit::compile(&graph)?)
     }
 
     /// K(p1, p2), optimised and compiled in two stages (see [`StagedKernel`]).
     pub fn compile_staged(&self) -> Result<StagedKernel, Error> {
-        let graph = if self.auto {
-            jjt_opt::auto::choose(&self.spec, self.f)
-                .map_err(|e| match e {
-                    jjt_opt::auto::AutoError::Ad(e) => Error::Ad(e),
-                    jjt_opt::auto::AutoError::Ir(e) => Error::Ir(e),
-                })?
-                .kernel
-        } else {
-            optimize(&self.build()?)?
-        };
+        let graph = self.optimized()?;
         let roles: Vec<Role> = self.layout(false)?.into_iter().map(|(_, r, _)| r).collect();
         let shared: Vec<bool> = roles.iter().map(|r| matches!(r, Role::Shared(_))).collect();
         let st = jjt_opt::stage::stage(&graph, &shared)?;

@@ -115,14 +115,7 @@ fn bind_args(
     let mut bound: Vec<Option<Tensor>> = vec![None; params.len()];
     for arg in args {
         let (name, file) = split(flag, arg, only)?;
-        let Some(i) = params.iter().position(|p| p.name == name) else {
-            return Err(CliError::UnknownInput {
-                reason: format!("the model has no input `{name}`"),
-                flag,
-                name,
-                known: known(f),
-            });
-        };
+        let i = input_index(f, flag, &name)?;
         if bound[i].is_some() {
             return Err(CliError::DuplicateInput(name));
         }
@@ -133,6 +126,16 @@ fn bind_args(
         bound[i] = Some(t);
     }
     Ok(bound)
+}
+
+/// The position of input `name` among the model's inputs, or the error naming them.
+fn input_index(f: &Function, flag: &'static str, name: &str) -> Result<usize, CliError> {
+    f.params().iter().position(|p| p.name == name).ok_or_else(|| CliError::UnknownInput {
+        reason: format!("the model has no input `{name}`"),
+        flag,
+        name: name.to_string(),
+        known: known(f),
+    })
 }
 
 /// Bind the files of `jjt kernel` / `jjt apply`: shared inputs, both sides' per-side inputs
@@ -155,14 +158,7 @@ pub(crate) fn bind_kernel(
     for (s, (flag, list)) in [("--x1", &io.x1), ("--x2", &io.x2)].into_iter().enumerate() {
         for arg in list {
             let (name, file) = split(flag, arg, only)?;
-            let Some(i) = params.iter().position(|p| p.name == name) else {
-                return Err(CliError::UnknownInput {
-                    reason: format!("the model has no input `{name}`"),
-                    flag,
-                    name,
-                    known: known(f),
-                });
-            };
+            let i = input_index(f, flag, &name)?;
             if shared[i].is_some() {
                 return Err(CliError::UnknownInput {
                     reason: format!(

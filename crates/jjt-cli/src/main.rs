@@ -412,6 +412,15 @@ fn main() -> ExitCode {
     }
 }
 
+/// The sizes of `--batch B1,B2`.
+fn batch_sizes(batch: Option<&[usize]>) -> Result<Option<(usize, usize)>, CliError> {
+    match batch {
+        None => Ok(None),
+        Some(&[b1, b2]) => Ok(Some((b1, b2))),
+        Some(_) => Err(CliError::Batch("--batch takes two sizes: --batch B1,B2".into())),
+    }
+}
+
 fn load(model: &Path, f64: bool) -> Result<Function, CliError> {
     let f = parse_file(model)?;
     Ok(if f64 { jjt_ad::promote_f64(&f)? } else { f })
@@ -433,13 +442,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             output,
         } => {
             let f = load(&model, opts.f64)?;
-            let batch = match batch.as_deref() {
-                None => None,
-                Some(&[b1, b2]) => Some((b1, b2)),
-                Some(_) => {
-                    return Err(CliError::Batch("--batch takes two sizes: --batch B1,B2".into()));
-                }
-            };
+            let batch = batch_sizes(batch.as_deref())?;
             let of = of.unwrap_or(if wrt.is_empty() { Stage::Traced } else { Stage::Kernel });
             if matches!(
                 of,
@@ -521,13 +524,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             emit(&text.join("\n"), output.as_deref())
         }
         Command::Bench { model, wrt, shared, batch, opts, reps, apply, seed, threads, profile } => {
-            let batch = match batch.as_deref() {
-                None => None,
-                Some(&[b1, b2]) => Some((b1, b2)),
-                Some(_) => {
-                    return Err(CliError::Batch("--batch takes two sizes: --batch B1,B2".into()));
-                }
-            };
+            let batch = batch_sizes(batch.as_deref())?;
             bench::run(&bench::Bench {
                 model: &model,
                 wrt: &wrt,

@@ -173,13 +173,8 @@ pub(crate) unsafe extern "C" fn jjt_sgemm(
     threads: usize,
 ) {
     let p = Product { m, k, n, a, rsa, csa, b, rsb, csb, c, rsc, csc };
-    if !(a.is_aligned() && b.is_aligned() && c.is_aligned()) {
-        // SAFETY: as below; the fallback reads and writes through unaligned accesses only.
-        unsafe { unaligned_gemm(p) };
-        return;
-    }
-    // SAFETY: forwarded from the caller; the pointers are aligned (checked above).
-    unsafe { run_split(p, threads, sgemm_one) }
+    // SAFETY: forwarded from the caller.
+    unsafe { product(p, threads, sgemm_one) }
 }
 
 /// `c[m×n] = a[m×k]·b[k×n]` in f64, strides in elements, on up to `threads` threads.
@@ -203,13 +198,28 @@ pub(crate) unsafe extern "C" fn jjt_dgemm(
     threads: usize,
 ) {
     let p = Product { m, k, n, a, rsa, csa, b, rsb, csb, c, rsc, csc };
-    if !(a.is_aligned() && b.is_aligned() && c.is_aligned()) {
-        // SAFETY: as in `jjt_sgemm`.
+    // SAFETY: forwarded from the caller.
+    unsafe { product(p, threads, dgemm_one) }
+}
+
+/// `p` with the library's routine `one` (split across up to `threads` threads), or with the
+/// plain loop when a buffer is not aligned to its element type (only `call_raw` can pass such
+/// buffers; the library needs aligned ones).
+///
+/// # Safety
+/// As [`jjt_sgemm`].
+unsafe fn product<T>(p: Product<T>, threads: usize, one: unsafe fn(Product<T>))
+where
+    T: Copy + Default + std::ops::Add<Output = T> + std::ops::Mul<Output = T> + 'static,
+{
+    if !(p.a.is_aligned() && p.b.is_aligned() && p.c.is_aligned()) {
+        // SAFETY: forwarded from the caller; the fallback reads and writes through unaligned
+        // accesses only.
         unsafe { unaligned_gemm(p) };
         return;
     }
-    // SAFETY: as in `jjt_sgemm`.
-    unsafe { run_split(p, threads, dgemm_one) }
+    // SAFETY: forwarded from the caller; the pointers are aligned (checked above).
+    unsafe { run_split(p, threads, one) }
 }
 
 /// The product for buffers that are not aligned to their element type (only `call_raw` can
