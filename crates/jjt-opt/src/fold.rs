@@ -69,7 +69,15 @@ pub fn fold_cached(f: &Function, cache: &mut FoldCache) -> Result<(Function, Fol
             Op::Input(_) => continue,
             Op::Const(c) => {
                 consts.insert(n, c.clone());
-                keys.insert(n, Some(format!("{c:?}")).filter(|k| k.len() <= MAX_KEY));
+                // A constant holding its values prints them all: decide from its size first,
+                // so a large one is never formatted (each value takes at least two bytes).
+                let holds_values = matches!(c, Const::Literal { .. } | Const::Npy { .. });
+                let key = if holds_values && c.ty().numel().saturating_mul(2) > MAX_KEY {
+                    None
+                } else {
+                    Some(format!("{c:?}")).filter(|k| k.len() <= MAX_KEY)
+                };
+                keys.insert(n, key);
                 b.constant(c.clone())?
             }
             op if !ops.is_empty()
