@@ -270,6 +270,9 @@ impl OpRule for Binary {
 }
 
 impl ParseOp for Binary {
+    fn names() -> Vec<&'static str> {
+        Binary::ALL.iter().map(|k| k.op_name()).collect()
+    }
     fn parse(name: &str, _: &mut CallArgs) -> Option<Result<Self, String>> {
         Binary::ALL.into_iter().find(|b| b.op_name() == name).map(Ok)
     }

@@ -113,6 +113,9 @@ impl OpRule for BroadcastTo {
 }
 
 impl ParseOp for BroadcastTo {
+    fn names() -> Vec<&'static str> {
+        vec!["broadcast_to"]
+    }
     fn parse(name: &str, args: &mut CallArgs) -> Option<Result<Self, String>> {
         (name == "broadcast_to")
             .then(|| Ok(BroadcastTo { shape: Shape(args.take_usizes("shape")?) }))

@@ -118,6 +118,9 @@ impl OpRule for Compare {
 }
 
 impl ParseOp for Compare {
+    fn names() -> Vec<&'static str> {
+        Compare::ALL.iter().map(|k| k.op_name()).collect()
+    }
     fn parse(name: &str, _: &mut CallArgs) -> Option<Result<Self, String>> {
         Compare::ALL.into_iter().find(|c| c.op_name() == name).map(Ok)
     }

@@ -167,6 +167,9 @@ impl OpRule for Concat {
 }
 
 impl ParseOp for Concat {
+    fn names() -> Vec<&'static str> {
+        vec!["concat"]
+    }
     fn parse(name: &str, args: &mut CallArgs) -> Option<Result<Self, String>> {
         (name == "concat").then(|| {
             let axis = args.take_int("axis")?;

@@ -355,10 +355,16 @@ pub fn load_npy(path: &str, base: Option<&Path>) -> Result<Tensor, jjt_npy::NpyE
     jjt_npy::read_file(&full).map(Tensor::from_array)
 }
 
+/// The text names of the constant ops.
+const CONST_NAMES: [&str; 9] =
+    ["const", "full", "zeros", "ones", "eye", "iota", "uniform", "normal", "npy"];
+
 impl ParseOp for Const {
+    fn names() -> Vec<&'static str> {
+        CONST_NAMES.to_vec()
+    }
     fn parse(name: &str, args: &mut CallArgs) -> Option<Result<Self, String>> {
-        let names = ["const", "full", "zeros", "ones", "eye", "iota", "uniform", "normal", "npy"];
-        if !names.contains(&name) {
+        if !CONST_NAMES.contains(&name) {
             return None;
         }
         if name == "npy" {

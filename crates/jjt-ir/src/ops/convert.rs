@@ -99,6 +99,9 @@ impl OpRule for Convert {
 }
 
 impl ParseOp for Convert {
+    fn names() -> Vec<&'static str> {
+        vec!["convert"]
+    }
     fn parse(name: &str, args: &mut CallArgs) -> Option<Result<Self, String>> {
         if name != "convert" {
             return None;

@@ -341,6 +341,9 @@ fn pair(args: &mut CallArgs, key: &str) -> Result<(Vec<usize>, Vec<usize>), Stri
 }
 
 impl ParseOp for DotGeneral {
+    fn names() -> Vec<&'static str> {
+        vec!["dot_general"]
+    }
     fn parse(name: &str, args: &mut CallArgs) -> Option<Result<Self, String>> {
         (name == "dot_general").then(|| {
             let (lhs_contract, rhs_contract) = pair(args, "contract")?;

@@ -72,6 +72,9 @@ impl OpRule for Input {
 }
 
 impl ParseOp for Input {
+    fn names() -> Vec<&'static str> {
+        vec!["input"]
+    }
     fn parse(_: &str, _: &mut CallArgs) -> Option<Result<Self, String>> {
         None
     }

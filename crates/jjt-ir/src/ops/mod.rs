@@ -140,6 +140,9 @@ pub trait OpRule {
 
 /// Reading an op back from the text format.
 pub trait ParseOp: Sized {
+    /// Every name this op family has in the text format (an op's [`OpRule::name`] is one of
+    /// them). `Op::all_names` joins these lists: the checklist every "every op" test iterates.
+    fn names() -> Vec<&'static str>;
     /// If `name` belongs to this op family, the op built from `args`, or why the arguments do
     /// not fit. Operands remain in `args` for the parser.
     fn parse(name: &str, args: &mut CallArgs) -> Option<Result<Self, String>>;
@@ -159,6 +162,14 @@ macro_rules! define_ops {
                 match self {
                     $( Op::$variant(o) => o, )*
                 }
+            }
+
+            /// Every op name, family by family in the order of the list: the checklist that
+            /// every "every op" test iterates (a test fails for a name it has no case for).
+            pub fn all_names() -> Vec<&'static str> {
+                let mut names = Vec::new();
+                $( names.extend(<$ty as ParseOp>::names()); )*
+                names
             }
 
             /// Build an op from a call in the text format (`None`: no op has that name).

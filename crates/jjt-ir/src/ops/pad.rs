@@ -137,6 +137,9 @@ impl OpRule for Pad {
 }
 
 impl ParseOp for Pad {
+    fn names() -> Vec<&'static str> {
+        vec!["pad"]
+    }
     fn parse(name: &str, args: &mut CallArgs) -> Option<Result<Self, String>> {
         (name == "pad").then(|| {
             let lo = args.take_usizes("lo")?;

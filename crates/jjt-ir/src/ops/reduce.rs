@@ -220,6 +220,9 @@ impl RawAxes {
 }
 
 impl ParseOp for Reduce {
+    fn names() -> Vec<&'static str> {
+        ReduceKind::ALL.iter().map(|k| k.op_name()).collect()
+    }
     fn parse(name: &str, args: &mut CallArgs) -> Option<Result<Self, String>> {
         let kind = ReduceKind::ALL.into_iter().find(|k| k.op_name() == name)?;
         let rank = args.operand_types.first().map_or(0, |t| t.rank());

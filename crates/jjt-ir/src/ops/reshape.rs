@@ -85,6 +85,9 @@ impl OpRule for Reshape {
 }
 
 impl ParseOp for Reshape {
+    fn names() -> Vec<&'static str> {
+        vec!["reshape"]
+    }
     fn parse(name: &str, args: &mut CallArgs) -> Option<Result<Self, String>> {
         (name == "reshape").then(|| Ok(Reshape { shape: Shape(args.take_usizes("shape")?) }))
     }

@@ -101,6 +101,9 @@ impl OpRule for Select {
 }
 
 impl ParseOp for Select {
+    fn names() -> Vec<&'static str> {
+        vec!["select"]
+    }
     fn parse(name: &str, _: &mut CallArgs) -> Option<Result<Self, String>> {
         (name == "select").then_some(Ok(Select))
     }

@@ -125,6 +125,9 @@ impl OpRule for Slice {
 }
 
 impl ParseOp for Slice {
+    fn names() -> Vec<&'static str> {
+        vec!["slice"]
+    }
     fn parse(name: &str, args: &mut CallArgs) -> Option<Result<Self, String>> {
         (name == "slice").then(|| {
             let start = args.take_usizes("start")?;

@@ -116,6 +116,9 @@ impl OpRule for Transpose {
 }
 
 impl ParseOp for Transpose {
+    fn names() -> Vec<&'static str> {
+        vec!["transpose"]
+    }
     fn parse(name: &str, args: &mut CallArgs) -> Option<Result<Self, String>> {
         (name == "transpose").then(|| Ok(Transpose { perm: args.take_usizes("perm")? }))
     }

@@ -272,6 +272,9 @@ impl OpRule for Unary {
 }
 
 impl ParseOp for Unary {
+    fn names() -> Vec<&'static str> {
+        Unary::ALL.iter().map(|k| k.op_name()).collect()
+    }
     fn parse(name: &str, _: &mut CallArgs) -> Option<Result<Self, String>> {
         Unary::ALL.into_iter().find(|u| u.op_name() == name).map(Ok)
     }
