@@ -294,10 +294,7 @@ impl FunctionBuilder {
         let (ta, tb) = (self.ty(a)?.clone(), self.ty(b)?.clone());
         let fail = |s: &Self, e: TypeError| s.type_error("matmul", &[a, b], e);
         if ta.rank() == 0 || tb.rank() == 0 {
-            return Err(fail(
-                self,
-                TypeError::Invalid("matmul needs operands of rank >= 1, not scalars".into()),
-            ));
+            return Err(fail(self, TypeError::MatmulScalar));
         }
         if ta.dtype != tb.dtype {
             return Err(fail(self, TypeError::DTypeMismatch(ta.dtype, tb.dtype)));
@@ -308,13 +305,8 @@ impl FunctionBuilder {
         let ka = ad[ad.len() - 1];
         let kb = if tb.rank() == 1 { bd[0] } else { bd[bd.len() - 2] };
         if ka != kb {
-            return Err(fail(
-                self,
-                TypeError::Invalid(format!(
-                    "contracted sizes differ: {} has {ka} columns, {} has {kb} rows",
-                    ta.shape, tb.shape
-                )),
-            ));
+            let (lhs, rhs) = (ta.shape.clone(), tb.shape.clone());
+            return Err(fail(self, TypeError::MatmulSizes { lhs, cols: ka, rhs, rows: kb }));
         }
         let a_batch = Shape(ad[..ad.len() - a_mat].to_vec());
         let b_batch = Shape(bd[..bd.len() - b_mat].to_vec());
@@ -391,7 +383,7 @@ impl FunctionBuilder {
             return Err(IrError::Type {
                 op: "concat",
                 operands: vec![],
-                source: TypeError::Invalid("needs at least one operand".into()),
+                source: TypeError::NoOperands,
             });
         };
         let rank = self.ty(first)?.rank();

@@ -54,9 +54,146 @@ pub enum TypeError {
     /// A result with more elements than `usize` can count.
     #[error("result shape {0} has too many elements")]
     TooLarge(Shape),
-    /// An attribute that does not fit the operands (message says which).
-    #[error("{0}")]
-    Invalid(String),
+    /// A per-axis attribute (`perm`, `start`, `lo`, ...) whose length is not the operand's rank.
+    #[error("`{attr}={}` has {} entries for an operand of rank {rank} (one per axis)", Shape(value.clone()), value.len())]
+    AttrLength {
+        /// The attribute's name.
+        attr: &'static str,
+        /// Its value.
+        value: Vec<usize>,
+        /// Rank of the operand.
+        rank: usize,
+    },
+    /// A `transpose` whose `perm` is not a permutation of the operand's axes.
+    #[error("perm {} is not a permutation of 0..{rank}", Shape(perm.clone()))]
+    Perm {
+        /// The permutation given.
+        perm: Vec<usize>,
+        /// Rank of the operand.
+        rank: usize,
+    },
+    /// A `slice` whose bounds on one axis do not fit the operand.
+    #[error(
+        "axis {axis}: slice {start}:{stop}:{step} does not fit size {size} (need 0 <= start <= stop <= size, step >= 1)"
+    )]
+    SliceBounds {
+        /// The axis.
+        axis: usize,
+        /// First index.
+        start: usize,
+        /// One past the last index.
+        stop: usize,
+        /// Stride.
+        step: usize,
+        /// The operand's size along the axis.
+        size: usize,
+    },
+    /// A `reshape` to a shape with another number of elements.
+    #[error("cannot reshape {from} ({} elements) to {to}", from.numel())]
+    ReshapeSize {
+        /// The operand's shape.
+        from: Shape,
+        /// The target shape.
+        to: Shape,
+    },
+    /// `concat` operands whose shapes differ on an axis other than the joined one (or in rank).
+    #[error("shapes {first} and {other} differ outside axis {axis}")]
+    ConcatShapes {
+        /// The first operand's shape.
+        first: Shape,
+        /// The shape that does not agree with it.
+        other: Shape,
+        /// The joined axis.
+        axis: usize,
+    },
+    /// A `concat` with no operands.
+    #[error("needs at least one operand")]
+    NoOperands,
+    /// Reduction axes (as stored in a built op) that are not sorted and distinct.
+    #[error("axes {} must be sorted and distinct", Shape(axes.clone()))]
+    UnsortedAxes {
+        /// The axes given.
+        axes: Vec<usize>,
+    },
+    /// An axis named twice in a reduction's `axes` (after negative axes are resolved).
+    #[error("axis {axis} is given twice in axes")]
+    RepeatedAxis {
+        /// The axis (non-negative).
+        axis: usize,
+    },
+    /// A `dot_general` operand axis that is both contracted and batch, or named twice.
+    #[error("{side} axis {axis} is used twice")]
+    DotAxisReused {
+        /// `lhs` or `rhs`.
+        side: &'static str,
+        /// The axis.
+        axis: usize,
+    },
+    /// `dot_general` axis lists that do not come in pairs.
+    #[error(
+        "contract and batch axes must come in pairs: contract has {} lhs and {} rhs axes, batch {} and {}",
+        contract.0, contract.1, batch.0, batch.1
+    )]
+    UnpairedAxes {
+        /// Lengths of the lhs and rhs contracted-axis lists.
+        contract: (usize, usize),
+        /// Lengths of the lhs and rhs batch-axis lists.
+        batch: (usize, usize),
+    },
+    /// A pair of `dot_general` axes (contracted or batch) of different sizes.
+    #[error(
+        "{kind} axes differ in size: lhs axis {lhs_axis} has {lhs_size} but rhs axis {rhs_axis} has {rhs_size}"
+    )]
+    PairedSizes {
+        /// `contracted` or `batch`.
+        kind: &'static str,
+        /// The lhs axis.
+        lhs_axis: usize,
+        /// Its size.
+        lhs_size: usize,
+        /// The paired rhs axis.
+        rhs_axis: usize,
+        /// Its size.
+        rhs_size: usize,
+    },
+    /// `matmul` of a scalar.
+    #[error("matmul needs operands of rank >= 1, not scalars")]
+    MatmulScalar,
+    /// `matmul` operands whose contracted sizes differ.
+    #[error("contracted sizes differ: {lhs} has {cols} columns, {rhs} has {rows} rows")]
+    MatmulSizes {
+        /// The left operand's shape.
+        lhs: Shape,
+        /// Its number of columns (last axis).
+        cols: usize,
+        /// The right operand's shape.
+        rhs: Shape,
+        /// Its number of rows (first axis of a vector, second to last otherwise).
+        rows: usize,
+    },
+    /// A literal constant with the wrong number of values.
+    #[error("constant of type {ty} needs {expected} values, got {got}")]
+    ConstLength {
+        /// The constant's type.
+        ty: TensorType,
+        /// Values its shape needs.
+        expected: usize,
+        /// Values given.
+        got: usize,
+    },
+    /// An `eye` constant of a rank other than 2.
+    #[error("eye needs a rank-2 type, got {0}")]
+    EyeRank(TensorType),
+    /// A random constant reaching past the draws one stream may give.
+    #[error("offset {offset} plus {draws} draws exceeds the limit of {limit} draws per stream")]
+    TooManyDraws {
+        /// Draws skipped before this constant.
+        offset: u64,
+        /// Draws this constant takes.
+        draws: usize,
+        /// The limit per stream.
+        limit: u64,
+    },
 }
 
 /// Errors from building graphs.

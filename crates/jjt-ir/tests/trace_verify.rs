@@ -44,7 +44,7 @@ fn shape_error_names_op_shapes_and_location() {
                 operands,
                 &[TensorType::new(DType::F32, [4, 5]), TensorType::new(DType::F32, [3])]
             );
-            assert!(matches!(source, TypeError::Invalid(_)));
+            assert!(matches!(source, TypeError::MatmulSizes { cols: 5, rows: 3, .. }));
             assert_eq!(location.line(), line);
             assert!(location.file().ends_with("trace_verify.rs"));
         }

@@ -43,10 +43,11 @@ impl OpRule for Concat {
                 && (0..first.rank())
                     .all(|a| a == self.axis || t.shape.dims()[a] == first.shape.dims()[a]);
             if !agree {
-                return Err(TypeError::Invalid(format!(
-                    "shapes {} and {} differ outside axis {}",
-                    first.shape, t.shape, self.axis
-                )));
+                return Err(TypeError::ConcatShapes {
+                    first: first.shape.clone(),
+                    other: t.shape.clone(),
+                    axis: self.axis,
+                });
             }
             total = total.saturating_add(t.shape.dims()[self.axis]);
         }

@@ -203,13 +203,10 @@ impl Const {
         let numel =
             ty.shape.checked_numel().ok_or_else(|| TypeError::TooLarge(ty.shape.clone()))?;
         match self {
-            Const::Literal { bits, .. } if bits.len() != numel => Err(TypeError::Invalid(format!(
-                "constant of type {ty} needs {numel} values, got {}",
-                bits.len()
-            ))),
-            Const::Eye { .. } if ty.rank() != 2 => {
-                Err(TypeError::Invalid(format!("eye needs a rank-2 type, got {ty}")))
+            Const::Literal { bits, .. } if bits.len() != numel => {
+                Err(TypeError::ConstLength { expected: numel, got: bits.len(), ty })
             }
+            Const::Eye { .. } if ty.rank() != 2 => Err(TypeError::EyeRank(ty)),
             Const::Iota { axis, .. } if *axis >= ty.rank() => {
                 Err(TypeError::Axis { axis: *axis as i64, rank: ty.rank() })
             }
@@ -221,10 +218,11 @@ impl Const {
                     .checked_add(numel as u64)
                     .is_none_or(|end| end > crate::random::MAX_DRAWS) =>
             {
-                Err(TypeError::Invalid(format!(
-                    "offset {offset} plus {numel} draws exceeds the limit of {} draws per stream",
-                    crate::random::MAX_DRAWS
-                )))
+                Err(TypeError::TooManyDraws {
+                    offset: *offset,
+                    draws: numel,
+                    limit: crate::random::MAX_DRAWS,
+                })
             }
             _ => Ok(()),
         }

@@ -38,7 +38,7 @@ impl DotGeneral {
 
     fn check_axes(
         &self,
-        which: &str,
+        which: &'static str,
         rank: usize,
         contract: &[usize],
         batch: &[usize],
@@ -49,7 +49,7 @@ impl DotGeneral {
                 return Err(TypeError::Axis { axis: a as i64, rank });
             }
             if seen[a] {
-                return Err(TypeError::Invalid(format!("{which} axis {a} is used twice")));
+                return Err(TypeError::DotAxisReused { side: which, axis: a });
             }
             seen[a] = true;
         }
@@ -185,7 +185,10 @@ impl OpRule for DotGeneral {
         if self.lhs_contract.len() != self.rhs_contract.len()
             || self.lhs_batch.len() != self.rhs_batch.len()
         {
-            return Err(TypeError::Invalid("contract and batch axes must come in pairs".into()));
+            return Err(TypeError::UnpairedAxes {
+                contract: (self.lhs_contract.len(), self.rhs_contract.len()),
+                batch: (self.lhs_batch.len(), self.rhs_batch.len()),
+            });
         }
         self.check_axes("lhs", a.rank(), &self.lhs_contract, &self.lhs_batch)?;
         self.check_axes("rhs", b.rank(), &self.rhs_contract, &self.rhs_batch)?;
@@ -196,10 +199,13 @@ impl OpRule for DotGeneral {
         ] {
             for (&i, &j) in l.iter().zip(r.iter()) {
                 if ad[i] != bd[j] {
-                    return Err(TypeError::Invalid(format!(
-                        "{kind} axes differ in size: lhs axis {i} has {} but rhs axis {j} has {}",
-                        ad[i], bd[j]
-                    )));
+                    return Err(TypeError::PairedSizes {
+                        kind,
+                        lhs_axis: i,
+                        lhs_size: ad[i],
+                        rhs_axis: j,
+                        rhs_size: bd[j],
+                    });
                 }
             }
         }

@@ -397,6 +397,14 @@ pub(crate) fn norm_axis(axis: i64, rank: usize) -> Result<usize, TypeError> {
     if a < 0 || a >= r { Err(TypeError::Axis { axis, rank }) } else { Ok(a as usize) }
 }
 
+/// Per-axis attributes (`perm`, `start`, `lo`, ...) need one entry per axis of the operand.
+pub(crate) fn per_axis(rank: usize, attrs: &[(&'static str, &[usize])]) -> Result<(), TypeError> {
+    match attrs.iter().find(|(_, v)| v.len() != rank) {
+        Some(&(attr, v)) => Err(TypeError::AttrLength { attr, value: v.to_vec(), rank }),
+        None => Ok(()),
+    }
+}
+
 /// Both operands must have the same dtype and shape (elementwise ops after broadcasting).
 pub(crate) fn same_type(a: &TensorType, b: &TensorType) -> Result<(), TypeError> {
     if a.dtype != b.dtype {

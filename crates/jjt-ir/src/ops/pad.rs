@@ -3,7 +3,7 @@
 //! value 0, non-negative amounts). The transpose of a strided slice; `interior` may be omitted
 //! (all 0).
 
-use super::{Arity, CallArgs, OpRule, ParseOp, Traits, write_list};
+use super::{Arity, CallArgs, OpRule, ParseOp, Traits, per_axis, write_list};
 use super::{Lin, Op, batched_front, linear_jvp};
 use crate::builder::FunctionBuilder;
 use crate::error::IrError;
@@ -43,13 +43,8 @@ impl OpRule for Pad {
     }
     fn infer(&self, operands: &[&TensorType]) -> Result<TensorType, TypeError> {
         let x = operands[0];
-        let r = x.rank();
-        if self.lo.len() != r || self.hi.len() != r || self.interior.len() != r {
-            return Err(TypeError::Invalid(format!(
-                "lo, hi and interior need {r} entries each for an operand of rank {r}"
-            )));
-        }
-        let dims = (0..r)
+        per_axis(x.rank(), &[("lo", &self.lo), ("hi", &self.hi), ("interior", &self.interior)])?;
+        let dims = (0..x.rank())
             .map(|a| self.padded(a, x.shape.dims()[a]))
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| TypeError::TooLarge(x.shape.clone()))?;

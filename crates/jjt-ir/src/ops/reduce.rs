@@ -108,7 +108,7 @@ impl OpRule for Reduce {
         let x = operands[0];
         want_float(x)?;
         if self.axes.windows(2).any(|w| w[0] >= w[1]) {
-            return Err(TypeError::Invalid("axes must be sorted and distinct".into()));
+            return Err(TypeError::UnsortedAxes { axes: self.axes.clone() });
         }
         if let Some(&a) = self.axes.iter().find(|&&a| a >= x.rank()) {
             return Err(TypeError::Axis { axis: a as i64, rank: x.rank() });
@@ -212,8 +212,8 @@ impl RawAxes {
             Some(v) => v.iter().map(|&a| norm_axis(a, rank)).collect::<Result<Vec<_>, _>>()?,
         };
         axes.sort_unstable();
-        if axes.windows(2).any(|w| w[0] == w[1]) {
-            return Err(TypeError::Invalid("axes must be distinct".into()));
+        if let Some(w) = axes.windows(2).find(|w| w[0] == w[1]) {
+            return Err(TypeError::RepeatedAxis { axis: w[0] });
         }
         Ok(axes)
     }

@@ -29,12 +29,7 @@ impl OpRule for Reshape {
     fn infer(&self, operands: &[&TensorType]) -> Result<TensorType, TypeError> {
         let x = operands[0];
         if self.shape.checked_numel() != Some(x.numel()) {
-            return Err(TypeError::Invalid(format!(
-                "cannot reshape {} ({} elements) to {}",
-                x.shape,
-                x.numel(),
-                self.shape
-            )));
+            return Err(TypeError::ReshapeSize { from: x.shape.clone(), to: self.shape.clone() });
         }
         Ok(x.with_shape(self.shape.clone()))
     }

@@ -2,7 +2,7 @@
 //! `0 <= start <= stop <= dim` and `step >= 1` (NumPy's `x[start:stop:step]` on each axis).
 //! `step` may be omitted (all 1).
 
-use super::{Arity, CallArgs, OpRule, ParseOp, Traits, write_list};
+use super::{Arity, CallArgs, OpRule, ParseOp, Traits, per_axis, write_list};
 use super::{Lin, Op, Pad, batched_front, linear_jvp};
 use crate::builder::FunctionBuilder;
 use crate::error::IrError;
@@ -34,19 +34,12 @@ impl OpRule for Slice {
     }
     fn infer(&self, operands: &[&TensorType]) -> Result<TensorType, TypeError> {
         let x = operands[0];
-        let r = x.rank();
-        if self.start.len() != r || self.stop.len() != r || self.step.len() != r {
-            return Err(TypeError::Invalid(format!(
-                "start, stop and step need {r} entries each for an operand of rank {r}"
-            )));
-        }
-        let mut dims = Vec::with_capacity(r);
+        per_axis(x.rank(), &[("start", &self.start), ("stop", &self.stop), ("step", &self.step)])?;
+        let mut dims = Vec::with_capacity(x.rank());
         for (axis, &d) in x.shape.dims().iter().enumerate() {
             let (a, b, s) = (self.start[axis], self.stop[axis], self.step[axis]);
             if s == 0 || a > b || b > d {
-                return Err(TypeError::Invalid(format!(
-                    "axis {axis}: slice {a}:{b}:{s} does not fit size {d} (need 0 <= start <= stop <= size, step >= 1)"
-                )));
+                return Err(TypeError::SliceBounds { axis, start: a, stop: b, step: s, size: d });
             }
             dims.push((b - a).div_ceil(s));
         }

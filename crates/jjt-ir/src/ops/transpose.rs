@@ -1,14 +1,14 @@
 //! `transpose(x, perm=[..])`: axis permutation; output axis `i` is input axis `perm[i]`
 //! (NumPy's `np.transpose(x, perm)`).
 
-use super::{Arity, CallArgs, OpRule, ParseOp, Traits, write_list};
+use super::{Arity, CallArgs, OpRule, ParseOp, Traits, per_axis, write_list};
 use super::{Lin, Op, batched_front, linear_jvp};
 use crate::builder::FunctionBuilder;
 use crate::error::IrError;
 use crate::error::{EvalError, TypeError};
 use crate::graph::NodeId;
 use crate::tensor::{Tensor, for_each_index};
-use crate::types::{Shape, TensorType};
+use crate::types::TensorType;
 
 /// Permute axes.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -42,22 +42,11 @@ impl OpRule for Transpose {
     }
     fn infer(&self, operands: &[&TensorType]) -> Result<TensorType, TypeError> {
         let x = operands[0];
+        per_axis(x.rank(), &[("perm", &self.perm)])?;
         let mut seen = vec![false; x.rank()];
-        if self.perm.len() != x.rank() {
-            return Err(TypeError::Invalid(format!(
-                "perm {} has {} entries for an operand of rank {}",
-                Shape(self.perm.clone()),
-                self.perm.len(),
-                x.rank()
-            )));
-        }
         for &p in &self.perm {
             if p >= x.rank() || seen[p] {
-                return Err(TypeError::Invalid(format!(
-                    "perm {} is not a permutation of 0..{}",
-                    Shape(self.perm.clone()),
-                    x.rank()
-                )));
+                return Err(TypeError::Perm { perm: self.perm.clone(), rank: x.rank() });
             }
             seen[p] = true;
         }

@@ -1,0 +1,160 @@
+//! Every way an op's attributes or operands can fail to fit has its own `TypeError` variant, and
+//! its message names the values involved.
+
+use std::sync::Arc;
+
+use jjt_ir::ops::{Concat, Const, DotGeneral, Op, Pad, Reduce, Reshape, Slice, Transpose};
+use jjt_ir::random::Distribution;
+use jjt_ir::{DType, FunctionBuilder, IrError, NodeId, ReduceKind, Shape, TensorType, TypeError};
+
+fn f32(shape: &[usize]) -> TensorType {
+    TensorType::new(DType::F32, shape.to_vec())
+}
+
+/// The type error of adding `op` to inputs of the given shapes, with its message.
+fn fails(op: Op, shapes: &[&[usize]]) -> (TypeError, String) {
+    let mut b = FunctionBuilder::new("f");
+    let xs: Vec<NodeId> = shapes
+        .iter()
+        .enumerate()
+        .map(|(i, s)| b.input(&format!("x{i}"), f32(s)).unwrap())
+        .collect();
+    match b.add(op, &xs) {
+        Err(IrError::Type { source, .. }) => {
+            let msg = source.to_string();
+            (source, msg)
+        }
+        other => panic!("expected a type error, got {other:?}"),
+    }
+}
+
+#[test]
+fn layout_attributes() {
+    let (e, m) = fails(Op::Transpose(Transpose { perm: vec![1, 0, 2] }), &[&[2, 3]]);
+    assert_eq!(e, TypeError::AttrLength { attr: "perm", value: vec![1, 0, 2], rank: 2 });
+    assert_eq!(m, "`perm=[1,0,2]` has 3 entries for an operand of rank 2 (one per axis)");
+
+    let (e, m) = fails(Op::Transpose(Transpose { perm: vec![1, 1] }), &[&[2, 3]]);
+    assert_eq!(e, TypeError::Perm { perm: vec![1, 1], rank: 2 });
+    assert_eq!(m, "perm [1,1] is not a permutation of 0..2");
+
+    let slice = Slice { start: vec![0, 0], stop: vec![2, 3], step: vec![1] };
+    let (e, _) = fails(Op::Slice(slice), &[&[2, 3]]);
+    assert_eq!(e, TypeError::AttrLength { attr: "step", value: vec![1], rank: 2 });
+
+    let slice = Slice { start: vec![0, 1], stop: vec![2, 4], step: vec![1, 1] };
+    let (e, m) = fails(Op::Slice(slice), &[&[2, 3]]);
+    assert_eq!(e, TypeError::SliceBounds { axis: 1, start: 1, stop: 4, step: 1, size: 3 });
+    assert!(m.starts_with("axis 1: slice 1:4:1 does not fit size 3"), "{m}");
+
+    let pad = Pad { lo: vec![0, 0], hi: vec![1], interior: vec![0, 0] };
+    let (e, _) = fails(Op::Pad(pad), &[&[2, 3]]);
+    assert_eq!(e, TypeError::AttrLength { attr: "hi", value: vec![1], rank: 2 });
+
+    let (e, m) = fails(Op::Reshape(Reshape { shape: Shape(vec![4]) }), &[&[2, 3]]);
+    assert_eq!(e, TypeError::ReshapeSize { from: Shape(vec![2, 3]), to: Shape(vec![4]) });
+    assert_eq!(m, "cannot reshape [2,3] (6 elements) to [4]");
+
+    let (e, m) = fails(Op::Concat(Concat { axis: 0 }), &[&[2, 3], &[2, 4]]);
+    assert_eq!(
+        e,
+        TypeError::ConcatShapes { first: Shape(vec![2, 3]), other: Shape(vec![2, 4]), axis: 0 }
+    );
+    assert_eq!(m, "shapes [2,3] and [2,4] differ outside axis 0");
+    let (e, _) = fails(Op::Concat(Concat { axis: 0 }), &[&[2, 3], &[2]]);
+    assert!(matches!(e, TypeError::ConcatShapes { .. }));
+}
+
+#[test]
+fn reduction_axes() {
+    let r = Reduce { kind: ReduceKind::Sum, axes: vec![1, 0] };
+    let (e, m) = fails(Op::Reduce(r), &[&[2, 3]]);
+    assert_eq!(e, TypeError::UnsortedAxes { axes: vec![1, 0] });
+    assert_eq!(m, "axes [1,0] must be sorted and distinct");
+
+    let mut b = FunctionBuilder::new("f");
+    let x = b.input("x", f32(&[2, 3])).unwrap();
+    match b.reduce(ReduceKind::Max, x, Some(&[1, -1])) {
+        Err(IrError::Type { op: "max", source: TypeError::RepeatedAxis { axis: 1 }, .. }) => {}
+        other => panic!("expected RepeatedAxis, got {other:?}"),
+    }
+}
+
+#[test]
+fn contractions() {
+    let d = DotGeneral { lhs_contract: vec![1], rhs_contract: vec![], ..DotGeneral::default() };
+    let (e, m) = fails(Op::DotGeneral(d), &[&[2, 3], &[3, 4]]);
+    assert_eq!(e, TypeError::UnpairedAxes { contract: (1, 0), batch: (0, 0) });
+    assert!(m.starts_with("contract and batch axes must come in pairs"), "{m}");
+
+    let d = DotGeneral {
+        lhs_contract: vec![1],
+        rhs_contract: vec![0],
+        lhs_batch: vec![1],
+        rhs_batch: vec![1],
+    };
+    let (e, m) = fails(Op::DotGeneral(d), &[&[2, 3], &[3, 4]]);
+    assert_eq!(e, TypeError::DotAxisReused { side: "lhs", axis: 1 });
+    assert_eq!(m, "lhs axis 1 is used twice");
+
+    let d = DotGeneral { lhs_contract: vec![1], rhs_contract: vec![0], ..DotGeneral::default() };
+    let (e, m) = fails(Op::DotGeneral(d), &[&[2, 3], &[4, 4]]);
+    let want = TypeError::PairedSizes {
+        kind: "contracted",
+        lhs_axis: 1,
+        lhs_size: 3,
+        rhs_axis: 0,
+        rhs_size: 4,
+    };
+    assert_eq!(e, want);
+    assert_eq!(m, "contracted axes differ in size: lhs axis 1 has 3 but rhs axis 0 has 4");
+
+    let mut b = FunctionBuilder::new("f");
+    let s = b.input("s", f32(&[])).unwrap();
+    let v = b.input("v", f32(&[3])).unwrap();
+    let m = b.input("m", f32(&[4, 5])).unwrap();
+    assert!(matches!(
+        b.matmul(s, v),
+        Err(IrError::Type { op: "matmul", source: TypeError::MatmulScalar, .. })
+    ));
+    match b.matmul(m, v) {
+        Err(IrError::Type { source: e @ TypeError::MatmulSizes { .. }, .. }) => {
+            let want = TypeError::MatmulSizes {
+                lhs: Shape(vec![4, 5]),
+                cols: 5,
+                rhs: Shape(vec![3]),
+                rows: 3,
+            };
+            assert_eq!(e, want);
+            assert_eq!(
+                e.to_string(),
+                "contracted sizes differ: [4,5] has 5 columns, [3] has 3 rows"
+            );
+        }
+        other => panic!("expected MatmulSizes, got {other:?}"),
+    }
+    assert!(matches!(
+        b.concat(&[], 0),
+        Err(IrError::Type { op: "concat", source: TypeError::NoOperands, .. })
+    ));
+}
+
+#[test]
+fn constants() {
+    let ty = f32(&[3]);
+    let lit = Const::Literal { ty: ty.clone(), bits: Arc::from(vec![0u64; 2]) };
+    let (e, m) = fails(Op::Const(lit), &[]);
+    assert_eq!(e, TypeError::ConstLength { ty: ty.clone(), expected: 3, got: 2 });
+    assert_eq!(m, "constant of type f32[3] needs 3 values, got 2");
+
+    let (e, m) = fails(Op::Const(Const::Eye { ty: ty.clone() }), &[]);
+    assert_eq!(e, TypeError::EyeRank(ty.clone()));
+    assert_eq!(m, "eye needs a rank-2 type, got f32[3]");
+
+    let offset = jjt_ir::random::MAX_DRAWS - 1;
+    let r = Const::Random { ty, dist: Distribution::Normal, seed: 0, offset };
+    let (e, m) = fails(Op::Const(r), &[]);
+    let limit = jjt_ir::random::MAX_DRAWS;
+    assert_eq!(e, TypeError::TooManyDraws { offset, draws: 3, limit });
+    assert!(m.contains("exceeds the limit"), "{m}");
+}
