@@ -29,7 +29,7 @@ pub fn jvp_into(
                 let ts: Vec<Option<NodeId>> = operands.iter().map(|o| t[o]).collect();
                 let y = b.add(op.clone(), &xs)?;
                 let ty = if is_float(node.ty.dtype) && ts.iter().any(Option::is_some) {
-                    op.rule().jvp(b, &xs, &ts, y)?
+                    op.rule().jvp(b, jjt_ir::ops::JvpArgs { x: &xs, t: &ts, y })?
                 } else {
                     None
                 };

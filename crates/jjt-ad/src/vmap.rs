@@ -43,7 +43,7 @@ pub fn vmap_into(
                 if ds.iter().all(Option::is_none) {
                     (b.add(op.clone(), &xs)?, None)
                 } else {
-                    op.rule().batch(b, &xs, &ds, size)?
+                    op.rule().batch(b, jjt_ir::ops::BatchArgs { x: &xs, dims: &ds, size })?
                 }
             }
         };

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use crate::error::EvalError;
 use crate::graph::{Function, NodeId};
+use crate::ops::EvalArgs;
 use crate::tensor::Tensor;
 use crate::verify::verify;
 
@@ -106,7 +107,7 @@ fn eval_nodes_limited(
                     .ok_or_else(|| EvalError::Internal(format!("{o} used before it was computed")))
             })
             .collect::<Result<_, _>>()?;
-        let v = node.op.rule().eval(&args, &node.ty, inputs)?;
+        let v = node.op.rule().eval(EvalArgs { x: &args, out: &node.ty, inputs })?;
         if v.ty() != node.ty {
             return Err(EvalError::Internal(format!(
                 "{id}: {} produced {} but its type is {}",

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use jjt_ir::ops::Const;
+use jjt_ir::ops::{Const, EvalArgs};
 use jjt_ir::{Function, FunctionBuilder, IrError, NodeId, Op, Tensor};
 
 /// Statistics of one run.
@@ -113,7 +113,8 @@ pub fn fold_cached(f: &Function, cache: &mut FoldCache) -> Result<(Function, Fol
                         }
                         let args: Vec<&Tensor> = ops.iter().map(|o| &values[o]).collect();
                         let in_elems: usize = args.iter().map(|t| t.numel()).sum();
-                        let v = op.rule().eval(&args, &node.ty, &[]).ok().filter(|t| {
+                        let a = EvalArgs { x: &args, out: &node.ty, inputs: &[] };
+                        let v = op.rule().eval(a).ok().filter(|t| {
                             t.numel() <= in_elems.max(1)
                                 && !t.to_f64_vec().iter().any(|x| x.is_nan())
                         });

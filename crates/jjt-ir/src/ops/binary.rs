@@ -10,11 +10,11 @@
 //! `log(1)` where `a = 0`, so neither produces NaN at 0. Transposition: `add`/`sub` are linear
 //! in both operands, `mul` in either one (not both), `div` in its numerator.
 
-use super::{Arity, CallArgs, OpRule, ParseOp, Traits, bad_dtype, same_type, want_float};
-use super::{Lin, batch_elementwise, not_linear};
+use super::not_linear;
+use super::{Arity, CallArgs, OpInfo, OpRule, ParseOp, Traits, bad_dtype, same_type, want_float};
+use super::{BatchArgs, BatchResult, EvalArgs, JvpArgs, JvpResult, Lin, TransposeResult};
 use crate::builder::FunctionBuilder;
-use crate::error::IrError;
-use crate::error::{EvalError, TypeError};
+use crate::error::{EvalError, IrError, TypeError};
 use crate::graph::NodeId;
 use crate::ops::{Compare, Unary};
 use crate::tensor::{Data, Float, Tensor};
@@ -101,27 +101,16 @@ impl Binary {
 }
 
 impl OpRule for Binary {
-    fn name(&self) -> &'static str {
-        self.op_name()
-    }
-    fn arity(&self) -> Arity {
-        Arity::Fixed(2)
-    }
-    fn traits(&self) -> Traits {
-        self.op_traits()
+    fn info(&self) -> OpInfo {
+        OpInfo::new(self.op_name(), Arity::Fixed(2), self.op_traits())
     }
     fn infer(&self, operands: &[&TensorType]) -> Result<TensorType, TypeError> {
         same_type(operands[0], operands[1])?;
         want_float(operands[0])?;
         Ok(operands[0].clone())
     }
-    fn eval(
-        &self,
-        operands: &[&Tensor],
-        _: &TensorType,
-        _: &[Tensor],
-    ) -> Result<Tensor, EvalError> {
-        let (a, b) = (operands[0], operands[1]);
+    fn eval(&self, args: EvalArgs<'_>) -> Result<Tensor, EvalError> {
+        let (a, b) = (args.x[0], args.x[1]);
         let data = match (&a.data, &b.data) {
             (Data::F32(x), Data::F32(y)) => {
                 Data::F32(x.iter().zip(y).map(|(&p, &q)| self.apply(p, q)).collect())
@@ -133,15 +122,9 @@ impl OpRule for Binary {
         };
         Ok(Tensor { shape: a.shape.clone(), data })
     }
-    fn jvp(
-        &self,
-        b: &mut FunctionBuilder,
-        x: &[NodeId],
-        t: &[Option<NodeId>],
-        y: NodeId,
-    ) -> Result<Option<NodeId>, IrError> {
-        let (a, c) = (x[0], x[1]);
-        let (ta, tc) = (t[0], t[1]);
+    fn jvp(&self, b: &mut FunctionBuilder, args: JvpArgs<'_>) -> JvpResult {
+        let (a, c, y) = (args.x[0], args.x[1], args.y);
+        let (ta, tc) = (args.t[0], args.t[1]);
         let ty = b.ty(a)?.clone();
         let mul = |b: &mut FunctionBuilder, p, q| b.binary(Binary::Mul, p, q);
         // Tangent terms of each operand, summed below.
@@ -220,12 +203,7 @@ impl OpRule for Binary {
             (p, q) => Ok(p.or(q)),
         }
     }
-    fn transpose(
-        &self,
-        b: &mut FunctionBuilder,
-        ct: NodeId,
-        operands: &[Lin],
-    ) -> Result<Vec<Option<NodeId>>, IrError> {
+    fn transpose(&self, b: &mut FunctionBuilder, ct: NodeId, operands: &[Lin]) -> TransposeResult {
         let (l, r) = (&operands[0], &operands[1]);
         match self {
             Binary::Add => Ok(vec![l.is_linear().then_some(ct), r.is_linear().then_some(ct)]),
@@ -257,14 +235,8 @@ impl OpRule for Binary {
             }
         }
     }
-    fn batch(
-        &self,
-        b: &mut FunctionBuilder,
-        x: &[NodeId],
-        dims: &[Option<usize>],
-        size: usize,
-    ) -> Result<(NodeId, Option<usize>), IrError> {
-        batch_elementwise(b, x, dims, size, |b, v| b.binary(*self, v[0], v[1]))
+    fn batch(&self, b: &mut FunctionBuilder, a: BatchArgs<'_>) -> BatchResult {
+        a.elementwise(b, |b, v| b.binary(*self, v[0], v[1]))
     }
     fn write_attrs(&self, _: &mut String) {}
 }

@@ -1,13 +1,13 @@
 //! `broadcast_to(x, shape=[..])`: NumPy broadcasting. The operand's axes align with the last
 //! axes of `shape`; each is either equal to the target size or 1 (stretched).
 
-use super::{Arity, CallArgs, OpRule, ParseOp, Traits, write_list};
-use super::{Lin, Op, ReduceKind, batched_front, linear_jvp};
+use super::{Arity, CallArgs, OpInfo, OpRule, ParseOp, Traits, write_list};
+use super::{BatchArgs, BatchResult, EvalArgs, JvpArgs, JvpResult, Lin, TransposeResult};
+use super::{ReduceKind, gather_view, lead, linear_transpose};
 use crate::builder::FunctionBuilder;
-use crate::error::IrError;
 use crate::error::{EvalError, TypeError};
 use crate::graph::NodeId;
-use crate::tensor::{Tensor, for_each_index};
+use crate::tensor::Tensor;
 use crate::types::{Shape, TensorType};
 
 /// Broadcast to `shape`.
@@ -29,14 +29,8 @@ impl BroadcastTo {
 }
 
 impl OpRule for BroadcastTo {
-    fn name(&self) -> &'static str {
-        "broadcast_to"
-    }
-    fn arity(&self) -> Arity {
-        Arity::Fixed(1)
-    }
-    fn traits(&self) -> Traits {
-        Traits { linear: true, ..Traits::default() }
+    fn info(&self) -> OpInfo {
+        OpInfo::new("broadcast_to", Arity::Fixed(1), Traits::LINEAR)
     }
     fn infer(&self, operands: &[&TensorType]) -> Result<TensorType, TypeError> {
         let x = operands[0];
@@ -48,64 +42,37 @@ impl OpRule for BroadcastTo {
         }
         Ok(x.with_shape(self.shape.clone()))
     }
-    fn eval(
-        &self,
-        operands: &[&Tensor],
-        out: &TensorType,
-        _: &[Tensor],
-    ) -> Result<Tensor, EvalError> {
-        let x = operands[0];
-        let from = x.shape.dims();
-        let lead = out.rank() - from.len();
-        let strides = x.shape.strides();
-        let mut index = Vec::with_capacity(out.numel());
-        for_each_index(out.shape.dims(), |idx| {
-            let flat = (0..from.len())
-                .map(|j| if from[j] == 1 { 0 } else { idx[lead + j] * strides[j] })
-                .sum();
-            index.push(flat);
-        });
-        Ok(x.gather(out.shape.clone(), &index))
+    fn eval(&self, a: EvalArgs<'_>) -> Result<Tensor, EvalError> {
+        // The operand's axes are the output's last ones; new and stretched axes do not move.
+        let from = a.x[0].shape.dims();
+        let strides = a.x[0].shape.strides();
+        let mut steps = vec![0; a.out.rank() - from.len()];
+        steps.extend((0..from.len()).map(|j| if from[j] == 1 { 0 } else { strides[j] }));
+        Ok(gather_view(a.x[0], a.out, 0, &steps))
     }
-    fn jvp(
-        &self,
-        b: &mut FunctionBuilder,
-        _: &[NodeId],
-        t: &[Option<NodeId>],
-        _: NodeId,
-    ) -> Result<Option<NodeId>, IrError> {
-        linear_jvp(b, Op::BroadcastTo(self.clone()), t)
+    fn jvp(&self, b: &mut FunctionBuilder, a: JvpArgs<'_>) -> JvpResult {
+        a.linear(b, self.clone())
     }
-
-    fn transpose(
-        &self,
-        b: &mut FunctionBuilder,
-        ct: NodeId,
-        operands: &[Lin],
-    ) -> Result<Vec<Option<NodeId>>, IrError> {
-        let Lin::Linear(ty) = &operands[0] else { return Ok(vec![None]) };
+    fn transpose(&self, b: &mut FunctionBuilder, ct: NodeId, operands: &[Lin]) -> TransposeResult {
         // Sum over the axes broadcasting created or stretched, then restore the size-1 axes.
-        let axes: Vec<i64> = self.broadcast_axes(&ty.shape).into_iter().map(|a| a as i64).collect();
-        let summed = if axes.is_empty() { ct } else { b.reduce(ReduceKind::Sum, ct, Some(&axes))? };
-        Ok(vec![Some(b.reshape(summed, ty.shape.clone())?)])
+        linear_transpose(operands, |ty| {
+            let axes: Vec<i64> =
+                self.broadcast_axes(&ty.shape).into_iter().map(|a| a as i64).collect();
+            let summed =
+                if axes.is_empty() { ct } else { b.reduce(ReduceKind::Sum, ct, Some(&axes))? };
+            b.reshape(summed, ty.shape.clone())
+        })
     }
-    fn batch(
-        &self,
-        b: &mut FunctionBuilder,
-        x: &[NodeId],
-        dims: &[Option<usize>],
-        size: usize,
-    ) -> Result<(NodeId, Option<usize>), IrError> {
-        let v = batched_front(b, x, dims, size)?;
-        // Align the operand's batch axis with the target's new leading axis.
-        let from = b.ty(v[0])?.shape.clone();
-        let mut aligned = vec![size];
-        aligned.extend(std::iter::repeat_n(1, self.shape.rank() - (from.rank() - 1)));
-        aligned.extend_from_slice(&from.dims()[1..]);
-        let r = b.reshape(v[0], aligned)?;
-        let mut target = vec![size];
-        target.extend_from_slice(self.shape.dims());
-        Ok((b.broadcast_to(r, &Shape(target))?, Some(0)))
+    fn batch(&self, b: &mut FunctionBuilder, a: BatchArgs<'_>) -> BatchResult {
+        a.leading(b, |b, v| {
+            // Align the operand's batch axis with the target's new leading axis.
+            let from = b.ty(v[0])?.shape.clone();
+            let mut aligned = vec![a.size];
+            aligned.extend(std::iter::repeat_n(1, self.shape.rank() - (from.rank() - 1)));
+            aligned.extend_from_slice(&from.dims()[1..]);
+            let r = b.reshape(v[0], aligned)?;
+            b.broadcast_to(r, &Shape(lead(a.size, self.shape.dims())))
+        })
     }
     fn write_attrs(&self, out: &mut String) {
         write_list(out, "shape", self.shape.dims());

@@ -2,10 +2,10 @@
 //! false). Operands have equal dtype and shape; ordered comparisons need floats, `eq` also
 //! accepts bool.
 
-use super::{Arity, CallArgs, OpRule, ParseOp, Traits, bad_dtype, same_type, want_float};
-use super::{Lin, batch_elementwise, not_linear};
+use super::not_linear;
+use super::{Arity, CallArgs, OpInfo, OpRule, ParseOp, Traits, bad_dtype, same_type, want_float};
+use super::{BatchArgs, BatchResult, EvalArgs, JvpArgs, JvpResult, Lin, TransposeResult};
 use crate::builder::FunctionBuilder;
-use crate::error::IrError;
 use crate::error::{EvalError, TypeError};
 use crate::graph::NodeId;
 use crate::tensor::{Data, Tensor};
@@ -50,14 +50,9 @@ impl Compare {
 }
 
 impl OpRule for Compare {
-    fn name(&self) -> &'static str {
-        self.op_name()
-    }
-    fn arity(&self) -> Arity {
-        Arity::Fixed(2)
-    }
-    fn traits(&self) -> Traits {
-        Traits { elementwise: true, commutative: *self == Compare::Eq, ..Traits::default() }
+    fn info(&self) -> OpInfo {
+        let traits = Traits { commutative: *self == Compare::Eq, ..Traits::ELEMENTWISE };
+        OpInfo::new(self.op_name(), Arity::Fixed(2), traits)
     }
     fn infer(&self, operands: &[&TensorType]) -> Result<TensorType, TypeError> {
         same_type(operands[0], operands[1])?;
@@ -66,13 +61,8 @@ impl OpRule for Compare {
         }
         Ok(operands[0].with_dtype(DType::Bool))
     }
-    fn eval(
-        &self,
-        operands: &[&Tensor],
-        _: &TensorType,
-        _: &[Tensor],
-    ) -> Result<Tensor, EvalError> {
-        let (a, b) = (operands[0], operands[1]);
+    fn eval(&self, args: EvalArgs<'_>) -> Result<Tensor, EvalError> {
+        let (a, b) = (args.x[0], args.x[1]);
         let out: Vec<bool> = match (&a.data, &b.data) {
             (Data::F32(x), Data::F32(y)) => {
                 x.iter().zip(y).map(|(p, q)| self.apply(p, q)).collect()
@@ -87,32 +77,15 @@ impl OpRule for Compare {
         };
         Ok(Tensor { shape: a.shape.clone(), data: Data::Bool(out) })
     }
-    fn jvp(
-        &self,
-        _: &mut FunctionBuilder,
-        _: &[NodeId],
-        _: &[Option<NodeId>],
-        _: NodeId,
-    ) -> Result<Option<NodeId>, IrError> {
+    fn jvp(&self, _: &mut FunctionBuilder, _: JvpArgs<'_>) -> JvpResult {
         // A bool result has no tangent.
         Ok(None)
     }
-    fn transpose(
-        &self,
-        _: &mut FunctionBuilder,
-        _: NodeId,
-        _: &[Lin],
-    ) -> Result<Vec<Option<NodeId>>, IrError> {
+    fn transpose(&self, _: &mut FunctionBuilder, _: NodeId, _: &[Lin]) -> TransposeResult {
         Err(not_linear(self.op_name(), "comparisons are not linear"))
     }
-    fn batch(
-        &self,
-        b: &mut FunctionBuilder,
-        x: &[NodeId],
-        dims: &[Option<usize>],
-        size: usize,
-    ) -> Result<(NodeId, Option<usize>), IrError> {
-        batch_elementwise(b, x, dims, size, |b, v| b.compare(*self, v[0], v[1]))
+    fn batch(&self, b: &mut FunctionBuilder, a: BatchArgs<'_>) -> BatchResult {
+        a.elementwise(b, |b, v| b.compare(*self, v[0], v[1]))
     }
     fn write_attrs(&self, _: &mut String) {}
 }

@@ -2,10 +2,10 @@
 
 use std::fmt::Write as _;
 
-use super::{Arity, CallArgs, OpRule, ParseOp, Traits, bad_dtype};
-use super::{Lin, Op, batched_front, zeros};
+use super::zeros;
+use super::{Arity, CallArgs, OpInfo, OpRule, ParseOp, Traits, bad_dtype};
+use super::{BatchArgs, BatchResult, EvalArgs, JvpArgs, JvpResult, Lin, TransposeResult};
 use crate::builder::FunctionBuilder;
-use crate::error::IrError;
 use crate::error::{EvalError, TypeError};
 use crate::graph::NodeId;
 use crate::tensor::{Data, Tensor, for_each_index};
@@ -19,14 +19,8 @@ pub struct Concat {
 }
 
 impl OpRule for Concat {
-    fn name(&self) -> &'static str {
-        "concat"
-    }
-    fn arity(&self) -> Arity {
-        Arity::AtLeast(1)
-    }
-    fn traits(&self) -> Traits {
-        Traits { linear: true, ..Traits::default() }
+    fn info(&self) -> OpInfo {
+        OpInfo::new("concat", Arity::AtLeast(1), Traits::LINEAR)
     }
     fn infer(&self, operands: &[&TensorType]) -> Result<TensorType, TypeError> {
         let first = operands[0];
@@ -55,12 +49,8 @@ impl OpRule for Concat {
         dims[self.axis] = total;
         Ok(first.with_shape(dims))
     }
-    fn eval(
-        &self,
-        operands: &[&Tensor],
-        out: &TensorType,
-        _: &[Tensor],
-    ) -> Result<Tensor, EvalError> {
+    fn eval(&self, a: EvalArgs<'_>) -> Result<Tensor, EvalError> {
+        let (operands, out) = (a.x, a.out);
         // For each output element: which operand and which flat index in it.
         let mut offsets = Vec::with_capacity(operands.len());
         let mut acc = 0;
@@ -106,15 +96,9 @@ impl OpRule for Concat {
         // starting at or before the index, and empty operands never own an index.
         Ok(Tensor { shape: out.shape.clone(), data })
     }
-    fn jvp(
-        &self,
-        b: &mut FunctionBuilder,
-        x: &[NodeId],
-        t: &[Option<NodeId>],
-        _: NodeId,
-    ) -> Result<Option<NodeId>, IrError> {
-        let mut parts = Vec::with_capacity(x.len());
-        for (&xi, ti) in x.iter().zip(t) {
+    fn jvp(&self, b: &mut FunctionBuilder, a: JvpArgs<'_>) -> JvpResult {
+        let mut parts = Vec::with_capacity(a.x.len());
+        for (&xi, ti) in a.x.iter().zip(a.t) {
             parts.push(match ti {
                 Some(t) => *t,
                 None => {
@@ -123,14 +107,9 @@ impl OpRule for Concat {
                 }
             });
         }
-        b.add(Op::Concat(*self), &parts).map(Some)
+        b.add((*self).into(), &parts).map(Some)
     }
-    fn transpose(
-        &self,
-        b: &mut FunctionBuilder,
-        ct: NodeId,
-        operands: &[Lin],
-    ) -> Result<Vec<Option<NodeId>>, IrError> {
+    fn transpose(&self, b: &mut FunctionBuilder, ct: NodeId, operands: &[Lin]) -> TransposeResult {
         let out = b.ty(ct)?.shape.clone();
         let mut offset = 0;
         let mut res = Vec::with_capacity(operands.len());
@@ -152,15 +131,8 @@ impl OpRule for Concat {
         }
         Ok(res)
     }
-    fn batch(
-        &self,
-        b: &mut FunctionBuilder,
-        x: &[NodeId],
-        dims: &[Option<usize>],
-        size: usize,
-    ) -> Result<(NodeId, Option<usize>), IrError> {
-        let v = batched_front(b, x, dims, size)?;
-        Ok((b.add(Op::Concat(Concat { axis: self.axis + 1 }), &v)?, Some(0)))
+    fn batch(&self, b: &mut FunctionBuilder, a: BatchArgs<'_>) -> BatchResult {
+        a.leading(b, |b, v| b.add(Concat { axis: self.axis + 1 }.into(), v))
     }
     fn write_attrs(&self, out: &mut String) {
         let _ = write!(out, ", axis={}", self.axis);

@@ -9,10 +9,9 @@ use std::hash::{Hash, Hasher};
 use std::path::Path;
 use std::sync::Arc;
 
-use super::Lin;
-use super::{Arity, AttrValue, CallArgs, OpRule, ParseOp, Traits};
+use super::{Arity, AttrValue, CallArgs, OpInfo, OpRule, ParseOp, Traits};
+use super::{BatchArgs, BatchResult, EvalArgs, JvpArgs, JvpResult, Lin, TransposeResult};
 use crate::builder::FunctionBuilder;
-use crate::error::IrError;
 use crate::error::{EvalError, TypeError};
 use crate::graph::NodeId;
 use crate::random::{Distribution, draws};
@@ -229,8 +228,9 @@ impl Const {
     }
 }
 
-impl OpRule for Const {
-    fn name(&self) -> &'static str {
+impl Const {
+    /// The op's name: which constructor prints this constant.
+    fn op_name(&self) -> &'static str {
         match self {
             Const::Literal { .. } => "const",
             Const::Full { bits, .. } if *bits == 0 => "zeros",
@@ -245,43 +245,26 @@ impl OpRule for Const {
             Const::Npy { .. } => "npy",
         }
     }
-    fn arity(&self) -> Arity {
-        Arity::Fixed(0)
-    }
-    fn traits(&self) -> Traits {
-        Traits { constant: true, ..Traits::default() }
+}
+
+impl OpRule for Const {
+    fn info(&self) -> OpInfo {
+        OpInfo::new(self.op_name(), Arity::Fixed(0), Traits { constant: true, ..Traits::NONE })
     }
     fn infer(&self, _: &[&TensorType]) -> Result<TensorType, TypeError> {
         self.check()?;
         Ok(self.ty())
     }
-    fn eval(&self, _: &[&Tensor], _: &TensorType, _: &[Tensor]) -> Result<Tensor, EvalError> {
+    fn eval(&self, _: EvalArgs<'_>) -> Result<Tensor, EvalError> {
         Ok(self.value())
     }
-    fn jvp(
-        &self,
-        _: &mut FunctionBuilder,
-        _: &[NodeId],
-        _: &[Option<NodeId>],
-        _: NodeId,
-    ) -> Result<Option<NodeId>, IrError> {
+    fn jvp(&self, _: &mut FunctionBuilder, _: JvpArgs<'_>) -> JvpResult {
         Ok(None)
     }
-    fn transpose(
-        &self,
-        _: &mut FunctionBuilder,
-        _: NodeId,
-        _: &[Lin],
-    ) -> Result<Vec<Option<NodeId>>, IrError> {
+    fn transpose(&self, _: &mut FunctionBuilder, _: NodeId, _: &[Lin]) -> TransposeResult {
         Ok(vec![])
     }
-    fn batch(
-        &self,
-        b: &mut FunctionBuilder,
-        _: &[NodeId],
-        _: &[Option<usize>],
-        _: usize,
-    ) -> Result<(NodeId, Option<usize>), IrError> {
+    fn batch(&self, b: &mut FunctionBuilder, _: BatchArgs<'_>) -> BatchResult {
         // A constant has no operands, so it is never batched.
         Ok((b.constant(self.clone())?, None))
     }
@@ -300,7 +283,7 @@ impl OpRule for Const {
                 out.push(']');
             }
             Const::Full { bits, .. } => {
-                if self.name() == "full" {
+                if self.op_name() == "full" {
                     let _ = write!(out, ", {}", fmt_value(f64::from_bits(*bits), ty.dtype));
                 }
             }

@@ -3,10 +3,10 @@
 
 use std::fmt::Write as _;
 
-use super::{Arity, AttrValue, CallArgs, OpRule, ParseOp, Traits};
-use super::{Lin, not_linear};
+use super::not_linear;
+use super::{Arity, AttrValue, CallArgs, OpInfo, OpRule, ParseOp, Traits};
+use super::{BatchArgs, BatchResult, EvalArgs, JvpArgs, JvpResult, Lin, TransposeResult};
 use crate::builder::FunctionBuilder;
-use crate::error::IrError;
 use crate::error::{EvalError, TypeError};
 use crate::graph::NodeId;
 use crate::tensor::{Data, Tensor};
@@ -21,25 +21,14 @@ pub struct Convert {
 }
 
 impl OpRule for Convert {
-    fn name(&self) -> &'static str {
-        "convert"
-    }
-    fn arity(&self) -> Arity {
-        Arity::Fixed(1)
-    }
-    fn traits(&self) -> Traits {
-        Traits { elementwise: true, ..Traits::default() }
+    fn info(&self) -> OpInfo {
+        OpInfo::new("convert", Arity::Fixed(1), Traits::ELEMENTWISE)
     }
     fn infer(&self, operands: &[&TensorType]) -> Result<TensorType, TypeError> {
         Ok(operands[0].with_dtype(self.to))
     }
-    fn eval(
-        &self,
-        operands: &[&Tensor],
-        _: &TensorType,
-        _: &[Tensor],
-    ) -> Result<Tensor, EvalError> {
-        let x = operands[0];
+    fn eval(&self, a: EvalArgs<'_>) -> Result<Tensor, EvalError> {
+        let x = a.x[0];
         let data = match (&x.data, self.to) {
             (Data::F32(v), DType::F64) => Data::F64(v.iter().map(|&a| f64::from(a)).collect()),
             (Data::F64(v), DType::F32) => Data::F32(v.iter().map(|&a| a as f32).collect()),
@@ -55,25 +44,14 @@ impl OpRule for Convert {
         };
         Ok(Tensor { shape: x.shape.clone(), data })
     }
-    fn jvp(
-        &self,
-        b: &mut FunctionBuilder,
-        x: &[NodeId],
-        t: &[Option<NodeId>],
-        _: NodeId,
-    ) -> Result<Option<NodeId>, IrError> {
-        let from = b.ty(x[0])?.dtype;
-        match t[0] {
+    fn jvp(&self, b: &mut FunctionBuilder, a: JvpArgs<'_>) -> JvpResult {
+        let from = b.ty(a.x[0])?.dtype;
+        match a.t[0] {
             Some(t) if is_float(from) && is_float(self.to) => b.convert(t, self.to).map(Some),
             _ => Ok(None),
         }
     }
-    fn transpose(
-        &self,
-        b: &mut FunctionBuilder,
-        ct: NodeId,
-        operands: &[Lin],
-    ) -> Result<Vec<Option<NodeId>>, IrError> {
+    fn transpose(&self, b: &mut FunctionBuilder, ct: NodeId, operands: &[Lin]) -> TransposeResult {
         match &operands[0] {
             Lin::Linear(ty) if is_float(ty.dtype) && is_float(self.to) => {
                 Ok(vec![Some(b.convert(ct, ty.dtype)?)])
@@ -84,14 +62,8 @@ impl OpRule for Convert {
             Lin::Known(_) => Ok(vec![None]),
         }
     }
-    fn batch(
-        &self,
-        b: &mut FunctionBuilder,
-        x: &[NodeId],
-        dims: &[Option<usize>],
-        _: usize,
-    ) -> Result<(NodeId, Option<usize>), IrError> {
-        Ok((b.convert(x[0], self.to)?, dims[0]))
+    fn batch(&self, b: &mut FunctionBuilder, a: BatchArgs<'_>) -> BatchResult {
+        Ok((b.convert(a.x[0], self.to)?, a.dims[0]))
     }
     fn write_attrs(&self, out: &mut String) {
         let _ = write!(out, ", to={}", self.to);

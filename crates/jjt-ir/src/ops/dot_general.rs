@@ -6,13 +6,12 @@
 
 use std::fmt::Write as _;
 
-use super::{
-    Arity, AttrValue, CallArgs, OpRule, ParseOp, Traits, bad_dtype, same_dtype_float, usizes,
-};
-use super::{Binary, Lin, move_to_front, not_linear};
+use super::view_offsets;
+use super::{Arity, AttrValue, CallArgs, OpInfo, OpRule, ParseOp, Traits};
+use super::{BatchArgs, BatchResult, EvalArgs, JvpArgs, JvpResult, Lin, TransposeResult};
+use super::{Binary, bad_dtype, move_to_front, not_linear, same_dtype_float, usizes};
 use crate::builder::FunctionBuilder;
-use crate::error::IrError;
-use crate::error::{EvalError, TypeError};
+use crate::error::{EvalError, IrError, TypeError};
 use crate::graph::NodeId;
 use crate::tensor::{Data, Float, Tensor, for_each_index};
 use crate::types::{Shape, TensorType};
@@ -108,9 +107,8 @@ impl DotGeneral {
 /// Element offsets of every index of the axes `axes` of an operand (row-major order).
 fn offsets(dims: &[usize], axes: &[usize], strides: &[usize]) -> Vec<usize> {
     let shape: Vec<usize> = axes.iter().map(|&a| dims[a]).collect();
-    let mut v = Vec::new();
-    for_each_index(&shape, |idx| v.push(idx.iter().zip(axes).map(|(&i, &a)| i * strides[a]).sum()));
-    v
+    let steps: Vec<usize> = axes.iter().map(|&a| strides[a]).collect();
+    view_offsets(&shape, 0, &steps)
 }
 
 /// Outputs computed together: a block of left free indices × every right free index.
@@ -170,14 +168,8 @@ fn one_axis<T: Float>(
 }
 
 impl OpRule for DotGeneral {
-    fn name(&self) -> &'static str {
-        "dot_general"
-    }
-    fn arity(&self) -> Arity {
-        Arity::Fixed(2)
-    }
-    fn traits(&self) -> Traits {
-        Traits::default()
+    fn info(&self) -> OpInfo {
+        OpInfo::new("dot_general", Arity::Fixed(2), Traits::NONE)
     }
     fn infer(&self, operands: &[&TensorType]) -> Result<TensorType, TypeError> {
         let (a, b) = (operands[0], operands[1]);
@@ -218,13 +210,8 @@ impl OpRule for DotGeneral {
         );
         Ok(a.with_shape(dims))
     }
-    fn eval(
-        &self,
-        operands: &[&Tensor],
-        out: &TensorType,
-        _: &[Tensor],
-    ) -> Result<Tensor, EvalError> {
-        let (a, b) = (operands[0], operands[1]);
+    fn eval(&self, args: EvalArgs<'_>) -> Result<Tensor, EvalError> {
+        let (a, b, out) = (args.x[0], args.x[1], args.out);
         let data = match a.data {
             Data::F32(_) => self.run::<f32>(a, b, out).map(Data::F32),
             Data::F64(_) => self.run::<f64>(a, b, out).map(Data::F64),
@@ -232,13 +219,8 @@ impl OpRule for DotGeneral {
         };
         Ok(Tensor { shape: out.shape.clone(), data: data.ok_or_else(|| bad_dtype("dot_general"))? })
     }
-    fn jvp(
-        &self,
-        b: &mut FunctionBuilder,
-        x: &[NodeId],
-        t: &[Option<NodeId>],
-        _: NodeId,
-    ) -> Result<Option<NodeId>, IrError> {
+    fn jvp(&self, b: &mut FunctionBuilder, a: JvpArgs<'_>) -> JvpResult {
+        let (x, t) = (a.x, a.t);
         // Bilinear: d(a·c) = ta·c + a·tc.
         let p = t[0].map(|t| b.dot_general(t, x[1], self.clone())).transpose()?;
         let q = t[1].map(|t| b.dot_general(x[0], t, self.clone())).transpose()?;
@@ -247,12 +229,7 @@ impl OpRule for DotGeneral {
             (p, q) => Ok(p.or(q)),
         }
     }
-    fn transpose(
-        &self,
-        b: &mut FunctionBuilder,
-        ct: NodeId,
-        operands: &[Lin],
-    ) -> Result<Vec<Option<NodeId>>, IrError> {
+    fn transpose(&self, b: &mut FunctionBuilder, ct: NodeId, operands: &[Lin]) -> TransposeResult {
         match (&operands[0], &operands[1]) {
             (Lin::Linear(tx), Lin::Known(y)) => {
                 let ty = b.ty(*y)?.clone();
@@ -277,13 +254,8 @@ impl OpRule for DotGeneral {
             )),
         }
     }
-    fn batch(
-        &self,
-        b: &mut FunctionBuilder,
-        x: &[NodeId],
-        dims: &[Option<usize>],
-        _: usize,
-    ) -> Result<(NodeId, Option<usize>), IrError> {
+    fn batch(&self, b: &mut FunctionBuilder, a: BatchArgs<'_>) -> BatchResult {
+        let (x, dims) = (a.x, a.dims);
         let shift = |v: &[usize]| v.iter().map(|a| a + 1).collect::<Vec<_>>();
         let nb = self.lhs_batch.len();
         match (dims[0], dims[1]) {

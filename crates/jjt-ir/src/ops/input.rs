@@ -1,11 +1,10 @@
 //! `Input`: the function's argument number `index`. Declared in the signature, never written
 //! as a call in the text format.
 
-use super::Lin;
-use super::{Arity, CallArgs, OpRule, ParseOp, Traits};
+use super::{Arity, CallArgs, OpInfo, OpRule, ParseOp, Traits};
+use super::{BatchArgs, BatchResult, EvalArgs, JvpArgs, JvpResult, Lin, TransposeResult};
 use crate::builder::FunctionBuilder;
-use crate::error::IrError;
-use crate::error::{EvalError, TypeError};
+use crate::error::{EvalError, IrError, TypeError};
 use crate::graph::NodeId;
 use crate::tensor::Tensor;
 use crate::types::TensorType;
@@ -20,49 +19,25 @@ pub struct Input {
 }
 
 impl OpRule for Input {
-    fn name(&self) -> &'static str {
-        "input"
-    }
-    fn arity(&self) -> Arity {
-        Arity::Fixed(0)
-    }
-    fn traits(&self) -> Traits {
-        Traits::default()
+    fn info(&self) -> OpInfo {
+        OpInfo::new("input", Arity::Fixed(0), Traits::NONE)
     }
     fn infer(&self, _: &[&TensorType]) -> Result<TensorType, TypeError> {
         Ok(self.ty.clone())
     }
-    fn eval(&self, _: &[&Tensor], _: &TensorType, inputs: &[Tensor]) -> Result<Tensor, EvalError> {
-        inputs.get(self.index).cloned().ok_or_else(|| {
+    fn eval(&self, a: EvalArgs<'_>) -> Result<Tensor, EvalError> {
+        a.inputs.get(self.index).cloned().ok_or_else(|| {
             EvalError::Internal(format!("no argument bound for input {}", self.index))
         })
     }
-    fn jvp(
-        &self,
-        _: &mut FunctionBuilder,
-        _: &[NodeId],
-        _: &[Option<NodeId>],
-        _: NodeId,
-    ) -> Result<Option<NodeId>, IrError> {
+    fn jvp(&self, _: &mut FunctionBuilder, _: JvpArgs<'_>) -> JvpResult {
         // Inputs have no operands; the transforms bind their tangents directly.
         Ok(None)
     }
-    fn transpose(
-        &self,
-        _: &mut FunctionBuilder,
-        _: NodeId,
-        _: &[Lin],
-    ) -> Result<Vec<Option<NodeId>>, IrError> {
+    fn transpose(&self, _: &mut FunctionBuilder, _: NodeId, _: &[Lin]) -> TransposeResult {
         Ok(vec![])
     }
-    fn batch(
-        &self,
-        b: &mut FunctionBuilder,
-        _: &[NodeId],
-        _: &[Option<usize>],
-        _: usize,
-    ) -> Result<(NodeId, Option<usize>), IrError> {
-        let _ = b;
+    fn batch(&self, _: &mut FunctionBuilder, _: BatchArgs<'_>) -> BatchResult {
         Err(IrError::RuleMisuse(format!(
             "input #{} is bound by the batching transform, not by a rule",
             self.index

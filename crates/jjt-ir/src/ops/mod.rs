@@ -11,6 +11,7 @@
 //! per op. Each row holds everything about that op, so "everything about an op in one place" is
 //! kept while the shared loop structure is written once.
 
+mod attrs;
 pub mod binary;
 pub mod broadcast;
 pub mod compare;
@@ -22,19 +23,20 @@ pub mod input;
 pub mod pad;
 pub mod reduce;
 pub mod reshape;
+mod rules;
 pub mod select;
 pub mod slice;
 pub mod transpose;
 pub mod unary;
 
-use std::fmt::Write as _;
-
 use crate::builder::FunctionBuilder;
-use crate::error::{EvalError, IrError, TypeError};
+use crate::error::{EvalError, TypeError};
 use crate::graph::NodeId;
 use crate::tensor::Tensor;
-use crate::types::{DType, Shape, TensorType};
+use crate::types::TensorType;
 
+pub use attrs::{AttrValue, CallArgs};
+pub(crate) use attrs::{usizes, write_list};
 pub use binary::Binary;
 pub use broadcast::BroadcastTo;
 pub use compare::Compare;
@@ -46,6 +48,9 @@ pub use input::Input;
 pub use pad::Pad;
 pub use reduce::{Reduce, ReduceKind};
 pub use reshape::Reshape;
+pub use rules::{BatchArgs, BatchResult, EvalArgs, JvpArgs, JvpResult, Lin, TransposeResult};
+pub(crate) use rules::{gather_view, keepdims, lead, linear_transpose, move_to_front};
+pub(crate) use rules::{not_linear, view_offsets, zeros};
 pub use select::Select;
 pub use slice::Slice;
 pub use transpose::Transpose;
@@ -83,56 +88,58 @@ pub struct Traits {
     pub constant: bool,
 }
 
-/// Everything the compiler knows about one op. No default methods: see the module docs.
-pub trait OpRule {
+impl Traits {
+    /// No special property.
+    pub const NONE: Traits =
+        Traits { elementwise: false, linear: false, commutative: false, constant: false };
+    /// Linear (the layout ops, `concat`).
+    pub const LINEAR: Traits = Traits { linear: true, ..Traits::NONE };
+    /// Elementwise.
+    pub const ELEMENTWISE: Traits = Traits { elementwise: true, ..Traits::NONE };
+}
+
+/// What an op is called, how many operands it takes and its properties.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpInfo {
     /// The op's name in the text format.
-    fn name(&self) -> &'static str;
+    pub name: &'static str,
     /// Number of operands.
-    fn arity(&self) -> Arity;
+    pub arity: Arity,
     /// Static properties.
-    fn traits(&self) -> Traits;
+    pub traits: Traits,
+}
+
+impl OpInfo {
+    /// An op of this name, operand count and traits.
+    pub const fn new(name: &'static str, arity: Arity, traits: Traits) -> OpInfo {
+        OpInfo { name, arity, traits }
+    }
+}
+
+/// Everything the compiler knows about one op. No default methods: see the module docs.
+///
+/// The rules emit through the builder `b`; their arguments come as one struct each
+/// ([`EvalArgs`], [`JvpArgs`], [`BatchArgs`]), so a rule's signature is one line and a rule
+/// that needs a new argument changes one struct, not every op.
+pub trait OpRule {
+    /// Name, operand count and static properties.
+    fn info(&self) -> OpInfo;
     /// The result type for operands of the given types, or why they do not fit.
-    /// The operand count has been checked against [`OpRule::arity`].
+    /// The operand count has been checked against [`OpInfo::arity`].
     fn infer(&self, operands: &[&TensorType]) -> Result<TensorType, TypeError>;
-    /// Reference evaluation, written for obviousness. `out` is the inferred result type and
-    /// `inputs` the function's arguments (read only by [`Input`]).
-    fn eval(
-        &self,
-        operands: &[&Tensor],
-        out: &TensorType,
-        inputs: &[Tensor],
-    ) -> Result<Tensor, EvalError>;
-    /// Forward-mode rule: emit the tangent of this op's output into `b`. `x` holds the operands'
-    /// primal values in `b`, `t` their tangents (`None` is a symbolic zero; the driver calls the
-    /// rule only when at least one is present), `y` the op's primal output in `b`. `None` means
+    /// Reference evaluation, written for obviousness.
+    fn eval(&self, a: EvalArgs<'_>) -> Result<Tensor, EvalError>;
+    /// Forward-mode rule: emit the tangent of this op's output into `b` (see [`JvpArgs`]; the
+    /// driver calls the rule only when at least one operand tangent is present). `None` means
     /// the output tangent is zero (e.g. bool results).
-    fn jvp(
-        &self,
-        b: &mut FunctionBuilder,
-        x: &[NodeId],
-        t: &[Option<NodeId>],
-        y: NodeId,
-    ) -> Result<Option<NodeId>, IrError>;
+    fn jvp(&self, b: &mut FunctionBuilder, a: JvpArgs<'_>) -> JvpResult;
     /// Transpose rule of an op that is linear in the operands marked [`Lin::Linear`] (the others
     /// are known values, [`Lin::Known`]): given the cotangent `ct` of the output, emit the
     /// cotangent of each linear operand (`None` for known operands). Ops that are not linear in
     /// the marked operands return [`IrError::NotLinear`].
-    fn transpose(
-        &self,
-        b: &mut FunctionBuilder,
-        ct: NodeId,
-        operands: &[Lin],
-    ) -> Result<Vec<Option<NodeId>>, IrError>;
-    /// Batching rule: `x` are the operands in `b`, `dims[i]` the batch axis of operand `i`
-    /// (`None`: not batched; at least one is batched), `size` the batch size. Returns the
-    /// output and its batch axis.
-    fn batch(
-        &self,
-        b: &mut FunctionBuilder,
-        x: &[NodeId],
-        dims: &[Option<usize>],
-        size: usize,
-    ) -> Result<(NodeId, Option<usize>), IrError>;
+    fn transpose(&self, b: &mut FunctionBuilder, ct: NodeId, operands: &[Lin]) -> TransposeResult;
+    /// Batching rule (see [`BatchArgs`]): the output and its batch axis.
+    fn batch(&self, b: &mut FunctionBuilder, a: BatchArgs<'_>) -> BatchResult;
     /// Appends the op's attributes in the text format (`, axes=[0,1]`); constants also write
     /// their leading type (`f32[5], `) since they have no operands.
     fn write_attrs(&self, out: &mut String);
@@ -155,6 +162,14 @@ macro_rules! define_ops {
         pub enum Op {
             $( $(#[$doc])* $variant($ty), )*
         }
+
+        $(
+            impl From<$ty> for Op {
+                fn from(op: $ty) -> Op {
+                    Op::$variant(op)
+                }
+            }
+        )*
 
         impl Op {
             /// The rules of this op.
@@ -221,17 +236,17 @@ define_ops! {
 impl Op {
     /// The op's name in the text format.
     pub fn name(&self) -> &'static str {
-        self.rule().name()
+        self.rule().info().name
     }
 
     /// Static properties.
     pub fn traits(&self) -> Traits {
-        self.rule().traits()
+        self.rule().info().traits
     }
 
     /// Check the operand count, then infer the result type.
     pub fn infer(&self, operands: &[&TensorType]) -> Result<TensorType, TypeError> {
-        let arity = self.rule().arity();
+        let arity = self.rule().info().arity;
         if !arity.accepts(operands.len()) {
             return Err(TypeError::Arity { arity, got: operands.len() });
         }
@@ -242,154 +257,6 @@ impl Op {
         Ok(ty)
     }
 }
-
-/// A value in a call's argument list, as the parser read it.
-#[derive(Clone, Debug, PartialEq)]
-pub enum AttrValue {
-    /// An integer literal.
-    Int(i64),
-    /// A float literal, kept as text so it can be read at the target precision.
-    Float(String),
-    /// `[a, b, ...]`.
-    List(Vec<AttrValue>),
-    /// A tensor type `f32[2,3]`.
-    Type(TensorType),
-    /// A bare dtype `f64`.
-    DType(DType),
-    /// A string literal.
-    Str(String),
-    /// `true` or `false`.
-    Bool(bool),
-}
-
-impl std::fmt::Display for AttrValue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            AttrValue::Int(i) => write!(f, "{i}"),
-            AttrValue::Float(s) => f.write_str(s),
-            AttrValue::List(items) => {
-                f.write_str("[")?;
-                for (i, v) in items.iter().enumerate() {
-                    if i > 0 {
-                        f.write_str(", ")?;
-                    }
-                    write!(f, "{v}")?;
-                }
-                f.write_str("]")
-            }
-            AttrValue::Type(t) => write!(f, "{t}"),
-            AttrValue::DType(d) => write!(f, "{d}"),
-            AttrValue::Str(s) => f.write_str(&constant::quote(s)),
-            AttrValue::Bool(b) => write!(f, "{b}"),
-        }
-    }
-}
-
-/// The non-operand arguments of a call: positional values (types, strings, literals of
-/// constants) and keyword attributes. Op parsers take what they need; the parser reports
-/// anything left over.
-#[derive(Clone, Debug, Default)]
-pub struct CallArgs {
-    /// Positional non-operand values in order.
-    pub positional: Vec<AttrValue>,
-    /// `name=value` attributes in order.
-    pub keyword: Vec<(String, AttrValue)>,
-    /// Types of the call's operands (already built), so attributes such as negative axes
-    /// can be resolved against their rank.
-    pub operand_types: Vec<TensorType>,
-    /// Folder that relative `npy("...")` paths are read from.
-    pub base_dir: Option<std::path::PathBuf>,
-}
-
-impl CallArgs {
-    /// Remove and return a keyword attribute.
-    pub fn take(&mut self, key: &str) -> Option<AttrValue> {
-        let i = self.keyword.iter().position(|(k, _)| k == key)?;
-        Some(self.keyword.remove(i).1)
-    }
-
-    /// Remove and return the first positional value.
-    pub fn take_positional(&mut self) -> Option<AttrValue> {
-        if self.positional.is_empty() { None } else { Some(self.positional.remove(0)) }
-    }
-
-    /// A required keyword holding a list of non-negative integers.
-    pub fn take_usizes(&mut self, key: &str) -> Result<Vec<usize>, String> {
-        match self.take(key) {
-            Some(v) => {
-                usizes(&v).ok_or_else(|| format!("`{key}` must be a list of non-negative integers"))
-            }
-            None => Err(format!("missing attribute `{key}=[...]`")),
-        }
-    }
-
-    /// A keyword holding a list of non-negative integers, or `default` when it is absent.
-    pub fn take_usizes_or(
-        &mut self,
-        key: &str,
-        default: impl FnOnce() -> Vec<usize>,
-    ) -> Result<Vec<usize>, String> {
-        if self.keyword.iter().any(|(k, _)| k == key) {
-            self.take_usizes(key)
-        } else {
-            Ok(default())
-        }
-    }
-
-    /// A keyword holding a list of integers that may be negative (axes), if present.
-    pub fn take_axes(&mut self, key: &str) -> Result<Option<Vec<i64>>, String> {
-        match self.take(key) {
-            None => Ok(None),
-            Some(AttrValue::List(items)) => items
-                .iter()
-                .map(|v| match v {
-                    AttrValue::Int(i) => Ok(*i),
-                    _ => Err(format!("`{key}` must be a list of integers")),
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map(Some),
-            Some(AttrValue::Int(i)) => Ok(Some(vec![i])),
-            Some(_) => Err(format!("`{key}` must be a list of integers")),
-        }
-    }
-
-    /// A required keyword holding one integer.
-    pub fn take_int(&mut self, key: &str) -> Result<i64, String> {
-        match self.take(key) {
-            Some(AttrValue::Int(i)) => Ok(i),
-            Some(_) => Err(format!("`{key}` must be an integer")),
-            None => Err(format!("missing attribute `{key}=...`")),
-        }
-    }
-
-    /// A leading positional tensor type (constants).
-    pub fn take_type(&mut self) -> Result<TensorType, String> {
-        match self.take_positional() {
-            Some(AttrValue::Type(t)) => Ok(t),
-            _ => Err("expected a tensor type such as `f32[2,3]` as the first argument".into()),
-        }
-    }
-}
-
-/// A list of non-negative integers.
-pub(crate) fn usizes(v: &AttrValue) -> Option<Vec<usize>> {
-    match v {
-        AttrValue::List(items) => items
-            .iter()
-            .map(|i| match i {
-                AttrValue::Int(i) => usize::try_from(*i).ok(),
-                _ => None,
-            })
-            .collect(),
-        _ => None,
-    }
-}
-
-/// Writes `, key=[a,b]`.
-pub(crate) fn write_list(out: &mut String, key: &str, items: &[usize]) {
-    let _ = write!(out, ", {key}={}", Shape(items.to_vec()));
-}
-
 /// Normalise a possibly negative axis against a rank.
 pub(crate) fn norm_axis(axis: i64, rank: usize) -> Result<usize, TypeError> {
     let r = rank as i64;
@@ -432,110 +299,4 @@ pub(crate) fn same_dtype_float(a: &TensorType, b: &TensorType) -> Result<(), Typ
         return Err(TypeError::DTypeMismatch(a.dtype, b.dtype));
     }
     want_float(a)
-}
-
-/// An operand as a transpose rule sees it.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Lin {
-    /// A linear operand (its value is not known), of this type.
-    Linear(TensorType),
-    /// A known value (a residual of the primal computation).
-    Known(NodeId),
-}
-
-impl Lin {
-    /// The known node, if any.
-    pub fn known(&self) -> Option<NodeId> {
-        match self {
-            Lin::Known(n) => Some(*n),
-            Lin::Linear(_) => None,
-        }
-    }
-
-    /// Whether this operand is linear.
-    pub fn is_linear(&self) -> bool {
-        matches!(self, Lin::Linear(_))
-    }
-}
-
-/// The error for a transpose rule asked to transpose in an operand it is not linear in.
-pub(crate) fn not_linear(op: &'static str, why: &str) -> IrError {
-    IrError::NotLinear { op, detail: why.to_string() }
-}
-
-/// A zero tensor of `ty`.
-pub(crate) fn zeros(b: &mut FunctionBuilder, ty: &TensorType) -> Result<NodeId, IrError> {
-    b.full(ty.clone(), 0.0)
-}
-
-/// Move axis `d` of `x` to the front.
-pub(crate) fn move_to_front(
-    b: &mut FunctionBuilder,
-    x: NodeId,
-    d: usize,
-) -> Result<NodeId, IrError> {
-    let rank = b.ty(x)?.rank();
-    let mut perm = vec![d];
-    perm.extend((0..rank).filter(|&a| a != d));
-    b.transpose(x, &perm)
-}
-
-/// Operands with their batch axis at the front; unbatched operands broadcast to `[size, ...]`.
-pub(crate) fn batched_front(
-    b: &mut FunctionBuilder,
-    x: &[NodeId],
-    dims: &[Option<usize>],
-    size: usize,
-) -> Result<Vec<NodeId>, IrError> {
-    x.iter()
-        .zip(dims)
-        .map(|(&v, d)| match d {
-            Some(d) => move_to_front(b, v, *d),
-            None => {
-                let mut shape = vec![size];
-                shape.extend_from_slice(b.ty(v)?.shape.dims());
-                b.broadcast_to(v, &Shape(shape))
-            }
-        })
-        .collect()
-}
-
-/// The batching rule of elementwise ops: operands that share one batch axis stay as they
-/// are; otherwise all move to the front (unbatched ones broadcast).
-pub(crate) fn batch_elementwise(
-    b: &mut FunctionBuilder,
-    x: &[NodeId],
-    dims: &[Option<usize>],
-    size: usize,
-    apply: impl FnOnce(&mut FunctionBuilder, &[NodeId]) -> Result<NodeId, IrError>,
-) -> Result<(NodeId, Option<usize>), IrError> {
-    if let Some(Some(d0)) = dims.first()
-        && dims.iter().all(|d| *d == Some(*d0))
-    {
-        return Ok((apply(b, x)?, Some(*d0)));
-    }
-    let v = batched_front(b, x, dims, size)?;
-    Ok((apply(b, &v)?, Some(0)))
-}
-
-/// `x`'s shape with the reduced `axes` kept as size 1 (NumPy's keepdims).
-pub(crate) fn keepdims(shape: &Shape, axes: &[usize]) -> Shape {
-    Shape(
-        shape
-            .dims()
-            .iter()
-            .enumerate()
-            .map(|(a, &d)| if axes.contains(&a) { 1 } else { d })
-            .collect(),
-    )
-}
-
-/// The JVP of a one-operand op that is linear in its operand (a reshape, a slice, …): the
-/// tangent goes through the same op.
-pub(crate) fn linear_jvp(
-    b: &mut FunctionBuilder,
-    op: Op,
-    t: &[Option<NodeId>],
-) -> Result<Option<NodeId>, IrError> {
-    t[0].map(|t| b.add(op, &[t])).transpose()
 }

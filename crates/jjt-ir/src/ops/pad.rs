@@ -3,13 +3,13 @@
 //! value 0, non-negative amounts). The transpose of a strided slice; `interior` may be omitted
 //! (all 0).
 
-use super::{Arity, CallArgs, OpRule, ParseOp, Traits, per_axis, write_list};
-use super::{Lin, Op, batched_front, linear_jvp};
+use super::{Arity, CallArgs, OpInfo, OpRule, ParseOp, Traits, per_axis, write_list};
+use super::{BatchArgs, BatchResult, EvalArgs, JvpArgs, JvpResult, Lin, TransposeResult};
+use super::{lead, linear_transpose, view_offsets};
 use crate::builder::FunctionBuilder;
-use crate::error::IrError;
 use crate::error::{EvalError, TypeError};
 use crate::graph::NodeId;
-use crate::tensor::{Data, Tensor, for_each_index};
+use crate::tensor::{Data, Tensor};
 use crate::types::TensorType;
 
 /// Zero padding.
@@ -32,14 +32,8 @@ impl Pad {
 }
 
 impl OpRule for Pad {
-    fn name(&self) -> &'static str {
-        "pad"
-    }
-    fn arity(&self) -> Arity {
-        Arity::Fixed(1)
-    }
-    fn traits(&self) -> Traits {
-        Traits { linear: true, ..Traits::default() }
+    fn info(&self) -> OpInfo {
+        OpInfo::new("pad", Arity::Fixed(1), Traits::LINEAR)
     }
     fn infer(&self, operands: &[&TensorType]) -> Result<TensorType, TypeError> {
         let x = operands[0];
@@ -50,23 +44,14 @@ impl OpRule for Pad {
             .ok_or_else(|| TypeError::TooLarge(x.shape.clone()))?;
         Ok(x.with_shape(dims))
     }
-    fn eval(
-        &self,
-        operands: &[&Tensor],
-        out: &TensorType,
-        _: &[Tensor],
-    ) -> Result<Tensor, EvalError> {
-        let x = operands[0];
+    fn eval(&self, a: EvalArgs<'_>) -> Result<Tensor, EvalError> {
+        // Input index `i` on axis `k` goes to output index `lo[k] + i·(interior[k] + 1)`.
+        let (x, out) = (a.x[0], a.out);
         let strides = out.shape.strides();
-        let mut targets = Vec::with_capacity(x.numel());
-        for_each_index(x.shape.dims(), |idx| {
-            targets.push(
-                idx.iter()
-                    .enumerate()
-                    .map(|(a, &i)| (self.lo[a] + i * (self.interior[a] + 1)) * strides[a])
-                    .sum::<usize>(),
-            );
-        });
+        let base = self.lo.iter().zip(&strides).map(|(l, s)| l * s).sum();
+        let steps: Vec<usize> =
+            self.interior.iter().zip(&strides).map(|(i, s)| (i + 1) * s).collect();
+        let targets = view_offsets(x.shape.dims(), base, &steps);
         fn place<T: Copy>(src: &[T], zero: T, n: usize, targets: &[usize]) -> Vec<T> {
             let mut v = vec![zero; n];
             for (&t, &s) in targets.iter().zip(src) {
@@ -82,45 +67,25 @@ impl OpRule for Pad {
         };
         Ok(Tensor { shape: out.shape.clone(), data })
     }
-    fn jvp(
-        &self,
-        b: &mut FunctionBuilder,
-        _: &[NodeId],
-        t: &[Option<NodeId>],
-        _: NodeId,
-    ) -> Result<Option<NodeId>, IrError> {
-        linear_jvp(b, Op::Pad(self.clone()), t)
+    fn jvp(&self, b: &mut FunctionBuilder, a: JvpArgs<'_>) -> JvpResult {
+        a.linear(b, self.clone())
     }
-
-    fn transpose(
-        &self,
-        b: &mut FunctionBuilder,
-        ct: NodeId,
-        operands: &[Lin],
-    ) -> Result<Vec<Option<NodeId>>, IrError> {
-        let Lin::Linear(ty) = &operands[0] else { return Ok(vec![None]) };
-        let step: Vec<usize> = self.interior.iter().map(|i| i + 1).collect();
-        let stop: Vec<usize> = ty
-            .shape
-            .dims()
-            .iter()
-            .enumerate()
-            .map(|(a, &d)| if d == 0 { self.lo[a] } else { self.lo[a] + (d - 1) * step[a] + 1 })
-            .collect();
-        Ok(vec![Some(b.slice(ct, &self.lo, &stop, &step)?)])
+    fn transpose(&self, b: &mut FunctionBuilder, ct: NodeId, operands: &[Lin]) -> TransposeResult {
+        linear_transpose(operands, |ty| {
+            let step: Vec<usize> = self.interior.iter().map(|i| i + 1).collect();
+            let stop: Vec<usize> = ty
+                .shape
+                .dims()
+                .iter()
+                .enumerate()
+                .map(|(a, &d)| if d == 0 { self.lo[a] } else { self.lo[a] + (d - 1) * step[a] + 1 })
+                .collect();
+            b.slice(ct, &self.lo, &stop, &step)
+        })
     }
-    fn batch(
-        &self,
-        b: &mut FunctionBuilder,
-        x: &[NodeId],
-        dims: &[Option<usize>],
-        size: usize,
-    ) -> Result<(NodeId, Option<usize>), IrError> {
-        let v = batched_front(b, x, dims, size)?;
-        let cat =
-            |rest: &[usize]| std::iter::once(0).chain(rest.iter().copied()).collect::<Vec<_>>();
-        let pad = Pad { lo: cat(&self.lo), hi: cat(&self.hi), interior: cat(&self.interior) };
-        Ok((b.add(Op::Pad(pad), &[v[0]])?, Some(0)))
+    fn batch(&self, b: &mut FunctionBuilder, a: BatchArgs<'_>) -> BatchResult {
+        let (lo, hi, interior) = (lead(0, &self.lo), lead(0, &self.hi), lead(0, &self.interior));
+        a.leading(b, |b, v| b.add(Pad { lo, hi, interior }.into(), v))
     }
     fn write_attrs(&self, out: &mut String) {
         write_list(out, "lo", &self.lo);

@@ -6,12 +6,11 @@
 //! The derivative of `max` averages the tangent over the maximal elements (ties share it
 //! evenly, as in JAX). `sum` and `mean` are linear; their transpose broadcasts back.
 
-use super::{
-    Arity, CallArgs, OpRule, ParseOp, Traits, bad_dtype, norm_axis, want_float, write_list,
-};
-use super::{Binary, Compare, Lin, Op, batched_front, keepdims, not_linear, zeros};
+use super::{Arity, CallArgs, OpInfo, OpRule, ParseOp, Traits};
+use super::{BatchArgs, BatchResult, EvalArgs, JvpArgs, JvpResult, Lin, TransposeResult};
+use super::{Binary, Compare, bad_dtype, keepdims, norm_axis, not_linear, want_float};
+use super::{linear_transpose, write_list, zeros};
 use crate::builder::FunctionBuilder;
-use crate::error::IrError;
 use crate::error::{EvalError, TypeError};
 use crate::graph::NodeId;
 use crate::tensor::{Data, Float, Tensor, for_each_index};
@@ -95,14 +94,9 @@ impl Reduce {
 }
 
 impl OpRule for Reduce {
-    fn name(&self) -> &'static str {
-        self.kind.op_name()
-    }
-    fn arity(&self) -> Arity {
-        Arity::Fixed(1)
-    }
-    fn traits(&self) -> Traits {
-        Traits { linear: self.kind != ReduceKind::Max, ..Traits::default() }
+    fn info(&self) -> OpInfo {
+        let traits = Traits { linear: self.kind != ReduceKind::Max, ..Traits::NONE };
+        OpInfo::new(self.kind.op_name(), Arity::Fixed(1), traits)
     }
     fn infer(&self, operands: &[&TensorType]) -> Result<TensorType, TypeError> {
         let x = operands[0];
@@ -123,13 +117,8 @@ impl OpRule for Reduce {
             .collect();
         Ok(x.with_shape(dims))
     }
-    fn eval(
-        &self,
-        operands: &[&Tensor],
-        out: &TensorType,
-        _: &[Tensor],
-    ) -> Result<Tensor, EvalError> {
-        let x = operands[0];
+    fn eval(&self, a: EvalArgs<'_>) -> Result<Tensor, EvalError> {
+        let (x, out) = (a.x[0], a.out);
         let dims = x.shape.dims();
         let data = match &x.data {
             Data::F32(v) => Data::F32(self.run(v, dims, out)),
@@ -138,16 +127,11 @@ impl OpRule for Reduce {
         };
         Ok(Tensor { shape: out.shape.clone(), data })
     }
-    fn jvp(
-        &self,
-        b: &mut FunctionBuilder,
-        x: &[NodeId],
-        t: &[Option<NodeId>],
-        y: NodeId,
-    ) -> Result<Option<NodeId>, IrError> {
-        let Some(t) = t[0] else { return Ok(None) };
+    fn jvp(&self, b: &mut FunctionBuilder, a: JvpArgs<'_>) -> JvpResult {
+        let (x, y) = (a.x, a.y);
+        let Some(t) = a.t[0] else { return Ok(None) };
         match self.kind {
-            ReduceKind::Sum | ReduceKind::Mean => b.add(Op::Reduce(self.clone()), &[t]).map(Some),
+            ReduceKind::Sum | ReduceKind::Mean => a.linear(b, self.clone()),
             // The tangent at the maximising elements, averaged over ties (as in JAX).
             ReduceKind::Max => {
                 let ty = b.ty(x[0])?.clone();
@@ -158,40 +142,29 @@ impl OpRule for Reduce {
                 let picked = b.select(at, t, z)?;
                 let ones = b.convert(at, ty.dtype)?;
                 let sum = Reduce { kind: ReduceKind::Sum, axes: self.axes.clone() };
-                let num = b.add(Op::Reduce(sum.clone()), &[picked])?;
-                let cnt = b.add(Op::Reduce(sum), &[ones])?;
+                let num = b.add(sum.clone().into(), &[picked])?;
+                let cnt = b.add(sum.into(), &[ones])?;
                 b.binary(Binary::Div, num, cnt).map(Some)
             }
         }
     }
-    fn transpose(
-        &self,
-        b: &mut FunctionBuilder,
-        ct: NodeId,
-        operands: &[Lin],
-    ) -> Result<Vec<Option<NodeId>>, IrError> {
-        let Lin::Linear(ty) = &operands[0] else { return Ok(vec![None]) };
-        let ct = match self.kind {
-            ReduceKind::Sum => ct,
-            ReduceKind::Mean => {
-                let n: usize = self.axes.iter().map(|&a| ty.shape.dims()[a]).product();
-                b.binary_scalar(Binary::Div, ct, n as f64, false)?
-            }
-            ReduceKind::Max => return Err(not_linear("max", "max is not linear")),
-        };
-        let kept = b.reshape(ct, keepdims(&ty.shape, &self.axes))?;
-        Ok(vec![Some(b.broadcast_to(kept, &ty.shape)?)])
+    fn transpose(&self, b: &mut FunctionBuilder, ct: NodeId, operands: &[Lin]) -> TransposeResult {
+        linear_transpose(operands, |ty| {
+            let ct = match self.kind {
+                ReduceKind::Sum => ct,
+                ReduceKind::Mean => {
+                    let n: usize = self.axes.iter().map(|&a| ty.shape.dims()[a]).product();
+                    b.binary_scalar(Binary::Div, ct, n as f64, false)?
+                }
+                ReduceKind::Max => return Err(not_linear("max", "max is not linear")),
+            };
+            let kept = b.reshape(ct, keepdims(&ty.shape, &self.axes))?;
+            b.broadcast_to(kept, &ty.shape)
+        })
     }
-    fn batch(
-        &self,
-        b: &mut FunctionBuilder,
-        x: &[NodeId],
-        dims: &[Option<usize>],
-        size: usize,
-    ) -> Result<(NodeId, Option<usize>), IrError> {
-        let v = batched_front(b, x, dims, size)?;
+    fn batch(&self, b: &mut FunctionBuilder, a: BatchArgs<'_>) -> BatchResult {
         let r = Reduce { kind: self.kind, axes: self.axes.iter().map(|a| a + 1).collect() };
-        Ok((b.add(Op::Reduce(r), &[v[0]])?, Some(0)))
+        a.leading(b, |b, v| b.add(r.into(), v))
     }
     fn write_attrs(&self, out: &mut String) {
         write_list(out, "axes", &self.axes);

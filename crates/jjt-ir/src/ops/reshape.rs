@@ -1,9 +1,9 @@
 //! `reshape(x, shape=[..])`: same elements in row-major order, new shape of equal size.
 
-use super::{Arity, CallArgs, OpRule, ParseOp, Traits, write_list};
-use super::{Lin, Op, batched_front, linear_jvp};
+use super::{Arity, CallArgs, OpInfo, OpRule, ParseOp, Traits, write_list};
+use super::{BatchArgs, BatchResult, EvalArgs, JvpArgs, JvpResult, Lin, TransposeResult};
+use super::{lead, linear_transpose};
 use crate::builder::FunctionBuilder;
-use crate::error::IrError;
 use crate::error::{EvalError, TypeError};
 use crate::graph::NodeId;
 use crate::tensor::Tensor;
@@ -17,14 +17,8 @@ pub struct Reshape {
 }
 
 impl OpRule for Reshape {
-    fn name(&self) -> &'static str {
-        "reshape"
-    }
-    fn arity(&self) -> Arity {
-        Arity::Fixed(1)
-    }
-    fn traits(&self) -> Traits {
-        Traits { linear: true, ..Traits::default() }
+    fn info(&self) -> OpInfo {
+        OpInfo::new("reshape", Arity::Fixed(1), Traits::LINEAR)
     }
     fn infer(&self, operands: &[&TensorType]) -> Result<TensorType, TypeError> {
         let x = operands[0];
@@ -33,46 +27,17 @@ impl OpRule for Reshape {
         }
         Ok(x.with_shape(self.shape.clone()))
     }
-    fn eval(
-        &self,
-        operands: &[&Tensor],
-        _: &TensorType,
-        _: &[Tensor],
-    ) -> Result<Tensor, EvalError> {
-        Ok(Tensor { shape: self.shape.clone(), data: operands[0].data.clone() })
+    fn eval(&self, a: EvalArgs<'_>) -> Result<Tensor, EvalError> {
+        Ok(Tensor { shape: self.shape.clone(), data: a.x[0].data.clone() })
     }
-    fn jvp(
-        &self,
-        b: &mut FunctionBuilder,
-        _: &[NodeId],
-        t: &[Option<NodeId>],
-        _: NodeId,
-    ) -> Result<Option<NodeId>, IrError> {
-        linear_jvp(b, Op::Reshape(self.clone()), t)
+    fn jvp(&self, b: &mut FunctionBuilder, a: JvpArgs<'_>) -> JvpResult {
+        a.linear(b, self.clone())
     }
-
-    fn transpose(
-        &self,
-        b: &mut FunctionBuilder,
-        ct: NodeId,
-        operands: &[Lin],
-    ) -> Result<Vec<Option<NodeId>>, IrError> {
-        match &operands[0] {
-            Lin::Linear(ty) => Ok(vec![Some(b.reshape(ct, ty.shape.clone())?)]),
-            Lin::Known(_) => Ok(vec![None]),
-        }
+    fn transpose(&self, b: &mut FunctionBuilder, ct: NodeId, operands: &[Lin]) -> TransposeResult {
+        linear_transpose(operands, |ty| b.reshape(ct, ty.shape.clone()))
     }
-    fn batch(
-        &self,
-        b: &mut FunctionBuilder,
-        x: &[NodeId],
-        dims: &[Option<usize>],
-        size: usize,
-    ) -> Result<(NodeId, Option<usize>), IrError> {
-        let v = batched_front(b, x, dims, size)?;
-        let mut shape = vec![size];
-        shape.extend_from_slice(self.shape.dims());
-        Ok((b.reshape(v[0], shape)?, Some(0)))
+    fn batch(&self, b: &mut FunctionBuilder, a: BatchArgs<'_>) -> BatchResult {
+        a.leading(b, |b, v| b.reshape(v[0], lead(a.size, self.shape.dims())))
     }
     fn write_attrs(&self, out: &mut String) {
         write_list(out, "shape", self.shape.dims());

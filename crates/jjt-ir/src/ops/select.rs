@@ -5,10 +5,10 @@
 //! mode the untaken branch receives a zero cotangent (see docs/ad.md for what that means at
 //! points where the branch itself is not finite).
 
-use super::{Arity, CallArgs, OpRule, ParseOp, Traits, bad_dtype, same_type};
-use super::{Lin, batch_elementwise, not_linear, zeros};
+use super::{Arity, CallArgs, OpInfo, OpRule, ParseOp, Traits, bad_dtype, same_type};
+use super::{BatchArgs, BatchResult, EvalArgs, JvpArgs, JvpResult, Lin, TransposeResult};
+use super::{not_linear, zeros};
 use crate::builder::FunctionBuilder;
-use crate::error::IrError;
 use crate::error::{EvalError, TypeError};
 use crate::graph::NodeId;
 use crate::tensor::{Data, Tensor};
@@ -19,14 +19,8 @@ use crate::types::{DType, TensorType};
 pub struct Select;
 
 impl OpRule for Select {
-    fn name(&self) -> &'static str {
-        "select"
-    }
-    fn arity(&self) -> Arity {
-        Arity::Fixed(3)
-    }
-    fn traits(&self) -> Traits {
-        Traits { elementwise: true, ..Traits::default() }
+    fn info(&self) -> OpInfo {
+        OpInfo::new("select", Arity::Fixed(3), Traits::ELEMENTWISE)
     }
     fn infer(&self, operands: &[&TensorType]) -> Result<TensorType, TypeError> {
         let (p, a, b) = (operands[0], operands[1], operands[2]);
@@ -39,12 +33,8 @@ impl OpRule for Select {
         }
         Ok(a.clone())
     }
-    fn eval(
-        &self,
-        operands: &[&Tensor],
-        _: &TensorType,
-        _: &[Tensor],
-    ) -> Result<Tensor, EvalError> {
+    fn eval(&self, a: EvalArgs<'_>) -> Result<Tensor, EvalError> {
+        let operands = a.x;
         fn pick<T: Copy>(p: &[bool], a: &[T], b: &[T]) -> Vec<T> {
             p.iter().zip(a.iter().zip(b)).map(|(&c, (&x, &y))| if c { x } else { y }).collect()
         }
@@ -57,13 +47,8 @@ impl OpRule for Select {
         };
         Ok(Tensor { shape: operands[1].shape.clone(), data })
     }
-    fn jvp(
-        &self,
-        b: &mut FunctionBuilder,
-        x: &[NodeId],
-        t: &[Option<NodeId>],
-        _: NodeId,
-    ) -> Result<Option<NodeId>, IrError> {
+    fn jvp(&self, b: &mut FunctionBuilder, a: JvpArgs<'_>) -> JvpResult {
+        let (x, t) = (a.x, a.t);
         let ty = b.ty(x[1])?.clone();
         let (ta, tb) = match (t[1], t[2]) {
             (None, None) => return Ok(None),
@@ -73,12 +58,7 @@ impl OpRule for Select {
         };
         b.select(x[0], ta, tb).map(Some)
     }
-    fn transpose(
-        &self,
-        b: &mut FunctionBuilder,
-        ct: NodeId,
-        operands: &[Lin],
-    ) -> Result<Vec<Option<NodeId>>, IrError> {
+    fn transpose(&self, b: &mut FunctionBuilder, ct: NodeId, operands: &[Lin]) -> TransposeResult {
         let Lin::Known(p) = operands[0] else {
             return Err(not_linear("select", "the predicate must be known"));
         };
@@ -88,14 +68,8 @@ impl OpRule for Select {
         let on_false = if operands[2].is_linear() { Some(b.select(p, z, ct)?) } else { None };
         Ok(vec![None, on_true, on_false])
     }
-    fn batch(
-        &self,
-        b: &mut FunctionBuilder,
-        x: &[NodeId],
-        dims: &[Option<usize>],
-        size: usize,
-    ) -> Result<(NodeId, Option<usize>), IrError> {
-        batch_elementwise(b, x, dims, size, |b, v| b.select(v[0], v[1], v[2]))
+    fn batch(&self, b: &mut FunctionBuilder, a: BatchArgs<'_>) -> BatchResult {
+        a.elementwise(b, |b, v| b.select(v[0], v[1], v[2]))
     }
     fn write_attrs(&self, _: &mut String) {}
 }

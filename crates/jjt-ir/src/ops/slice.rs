@@ -2,13 +2,13 @@
 //! `0 <= start <= stop <= dim` and `step >= 1` (NumPy's `x[start:stop:step]` on each axis).
 //! `step` may be omitted (all 1).
 
-use super::{Arity, CallArgs, OpRule, ParseOp, Traits, per_axis, write_list};
-use super::{Lin, Op, Pad, batched_front, linear_jvp};
+use super::{Arity, CallArgs, OpInfo, OpRule, ParseOp, Traits, per_axis, write_list};
+use super::{BatchArgs, BatchResult, EvalArgs, JvpArgs, JvpResult, Lin, TransposeResult};
+use super::{Pad, gather_view, lead, linear_transpose};
 use crate::builder::FunctionBuilder;
-use crate::error::IrError;
 use crate::error::{EvalError, TypeError};
 use crate::graph::NodeId;
-use crate::tensor::{Tensor, for_each_index};
+use crate::tensor::Tensor;
 use crate::types::{Shape, TensorType};
 
 /// A strided slice.
@@ -23,14 +23,8 @@ pub struct Slice {
 }
 
 impl OpRule for Slice {
-    fn name(&self) -> &'static str {
-        "slice"
-    }
-    fn arity(&self) -> Arity {
-        Arity::Fixed(1)
-    }
-    fn traits(&self) -> Traits {
-        Traits { linear: true, ..Traits::default() }
+    fn info(&self) -> OpInfo {
+        OpInfo::new("slice", Arity::Fixed(1), Traits::LINEAR)
     }
     fn infer(&self, operands: &[&TensorType]) -> Result<TensorType, TypeError> {
         let x = operands[0];
@@ -45,68 +39,35 @@ impl OpRule for Slice {
         }
         Ok(x.with_shape(dims))
     }
-    fn eval(
-        &self,
-        operands: &[&Tensor],
-        out: &TensorType,
-        _: &[Tensor],
-    ) -> Result<Tensor, EvalError> {
-        let x = operands[0];
-        let strides = x.shape.strides();
-        let mut index = Vec::with_capacity(out.numel());
-        for_each_index(out.shape.dims(), |idx| {
-            index.push(
-                idx.iter()
-                    .enumerate()
-                    .map(|(a, &i)| (self.start[a] + i * self.step[a]) * strides[a])
-                    .sum(),
-            );
-        });
-        Ok(x.gather(out.shape.clone(), &index))
+    fn eval(&self, a: EvalArgs<'_>) -> Result<Tensor, EvalError> {
+        // Output index `i` on axis `k` reads input index `start[k] + i·step[k]`.
+        let strides = a.x[0].shape.strides();
+        let base = self.start.iter().zip(&strides).map(|(s, st)| s * st).sum();
+        let steps: Vec<usize> = self.step.iter().zip(&strides).map(|(s, st)| s * st).collect();
+        Ok(gather_view(a.x[0], a.out, base, &steps))
     }
-    fn jvp(
-        &self,
-        b: &mut FunctionBuilder,
-        _: &[NodeId],
-        t: &[Option<NodeId>],
-        _: NodeId,
-    ) -> Result<Option<NodeId>, IrError> {
-        linear_jvp(b, Op::Slice(self.clone()), t)
+    fn jvp(&self, b: &mut FunctionBuilder, a: JvpArgs<'_>) -> JvpResult {
+        a.linear(b, self.clone())
     }
-
-    fn transpose(
-        &self,
-        b: &mut FunctionBuilder,
-        ct: NodeId,
-        operands: &[Lin],
-    ) -> Result<Vec<Option<NodeId>>, IrError> {
-        let Lin::Linear(ty) = &operands[0] else { return Ok(vec![None]) };
+    fn transpose(&self, b: &mut FunctionBuilder, ct: NodeId, operands: &[Lin]) -> TransposeResult {
         // Zero-pad back: `start` before, `step - 1` between, the rest after.
         let out = b.ty(ct)?.shape.clone();
-        let mut hi = Vec::with_capacity(ty.rank());
-        for (a, &d) in ty.shape.dims().iter().enumerate() {
-            let o = out.dims()[a];
-            let used =
-                if o == 0 { self.start[a] } else { self.start[a] + (o - 1) * self.step[a] + 1 };
-            hi.push(d - used);
-        }
-        let interior = self.step.iter().map(|s| s - 1).collect();
-        let pad = Pad { lo: self.start.clone(), hi, interior };
-        Ok(vec![Some(b.add(Op::Pad(pad), &[ct])?)])
+        linear_transpose(operands, |ty| {
+            let mut hi = Vec::with_capacity(ty.rank());
+            for (a, &d) in ty.shape.dims().iter().enumerate() {
+                let o = out.dims()[a];
+                let used =
+                    if o == 0 { self.start[a] } else { self.start[a] + (o - 1) * self.step[a] + 1 };
+                hi.push(d - used);
+            }
+            let interior = self.step.iter().map(|s| s - 1).collect();
+            b.add(Pad { lo: self.start.clone(), hi, interior }.into(), &[ct])
+        })
     }
-    fn batch(
-        &self,
-        b: &mut FunctionBuilder,
-        x: &[NodeId],
-        dims: &[Option<usize>],
-        size: usize,
-    ) -> Result<(NodeId, Option<usize>), IrError> {
-        let v = batched_front(b, x, dims, size)?;
-        let cat = |first: usize, rest: &[usize]| {
-            std::iter::once(first).chain(rest.iter().copied()).collect::<Vec<_>>()
-        };
-        let s = b.slice(v[0], &cat(0, &self.start), &cat(size, &self.stop), &cat(1, &self.step))?;
-        Ok((s, Some(0)))
+    fn batch(&self, b: &mut FunctionBuilder, a: BatchArgs<'_>) -> BatchResult {
+        let (start, stop, step) =
+            (lead(0, &self.start), lead(a.size, &self.stop), lead(1, &self.step));
+        a.leading(b, |b, v| b.slice(v[0], &start, &stop, &step))
     }
     fn write_attrs(&self, out: &mut String) {
         write_list(out, "start", &self.start);

@@ -1,13 +1,13 @@
 //! `transpose(x, perm=[..])`: axis permutation; output axis `i` is input axis `perm[i]`
 //! (NumPy's `np.transpose(x, perm)`).
 
-use super::{Arity, CallArgs, OpRule, ParseOp, Traits, per_axis, write_list};
-use super::{Lin, Op, batched_front, linear_jvp};
+use super::{Arity, CallArgs, OpInfo, OpRule, ParseOp, Traits, per_axis, write_list};
+use super::{BatchArgs, BatchResult, EvalArgs, JvpArgs, JvpResult, Lin, TransposeResult};
+use super::{gather_view, linear_transpose};
 use crate::builder::FunctionBuilder;
-use crate::error::IrError;
 use crate::error::{EvalError, TypeError};
 use crate::graph::NodeId;
-use crate::tensor::{Tensor, for_each_index};
+use crate::tensor::Tensor;
 use crate::types::TensorType;
 
 /// Permute axes.
@@ -31,14 +31,8 @@ impl Transpose {
 }
 
 impl OpRule for Transpose {
-    fn name(&self) -> &'static str {
-        "transpose"
-    }
-    fn arity(&self) -> Arity {
-        Arity::Fixed(1)
-    }
-    fn traits(&self) -> Traits {
-        Traits { linear: true, ..Traits::default() }
+    fn info(&self) -> OpInfo {
+        OpInfo::new("transpose", Arity::Fixed(1), Traits::LINEAR)
     }
     fn infer(&self, operands: &[&TensorType]) -> Result<TensorType, TypeError> {
         let x = operands[0];
@@ -52,52 +46,21 @@ impl OpRule for Transpose {
         }
         Ok(x.with_shape(self.perm.iter().map(|&p| x.shape.dims()[p]).collect::<Vec<_>>()))
     }
-    fn eval(
-        &self,
-        operands: &[&Tensor],
-        out: &TensorType,
-        _: &[Tensor],
-    ) -> Result<Tensor, EvalError> {
-        let x = operands[0];
-        let strides = x.shape.strides();
-        let mut index = Vec::with_capacity(out.numel());
-        for_each_index(out.shape.dims(), |idx| {
-            index.push(idx.iter().zip(&self.perm).map(|(&i, &p)| i * strides[p]).sum());
-        });
-        Ok(x.gather(out.shape.clone(), &index))
+    fn eval(&self, a: EvalArgs<'_>) -> Result<Tensor, EvalError> {
+        // Output axis `k` walks input axis `perm[k]`.
+        let strides = a.x[0].shape.strides();
+        let steps: Vec<usize> = self.perm.iter().map(|&p| strides[p]).collect();
+        Ok(gather_view(a.x[0], a.out, 0, &steps))
     }
-    fn jvp(
-        &self,
-        b: &mut FunctionBuilder,
-        _: &[NodeId],
-        t: &[Option<NodeId>],
-        _: NodeId,
-    ) -> Result<Option<NodeId>, IrError> {
-        linear_jvp(b, Op::Transpose(self.clone()), t)
+    fn jvp(&self, b: &mut FunctionBuilder, a: JvpArgs<'_>) -> JvpResult {
+        a.linear(b, self.clone())
     }
-
-    fn transpose(
-        &self,
-        b: &mut FunctionBuilder,
-        ct: NodeId,
-        operands: &[Lin],
-    ) -> Result<Vec<Option<NodeId>>, IrError> {
-        match &operands[0] {
-            Lin::Linear(_) => Ok(vec![Some(b.transpose(ct, &self.inverse())?)]),
-            Lin::Known(_) => Ok(vec![None]),
-        }
+    fn transpose(&self, b: &mut FunctionBuilder, ct: NodeId, operands: &[Lin]) -> TransposeResult {
+        linear_transpose(operands, |_| b.transpose(ct, &self.inverse()))
     }
-    fn batch(
-        &self,
-        b: &mut FunctionBuilder,
-        x: &[NodeId],
-        dims: &[Option<usize>],
-        size: usize,
-    ) -> Result<(NodeId, Option<usize>), IrError> {
-        let v = batched_front(b, x, dims, size)?;
-        let mut perm = vec![0];
-        perm.extend(self.perm.iter().map(|p| p + 1));
-        Ok((b.transpose(v[0], &perm)?, Some(0)))
+    fn batch(&self, b: &mut FunctionBuilder, a: BatchArgs<'_>) -> BatchResult {
+        let perm: Vec<usize> = std::iter::once(0).chain(self.perm.iter().map(|p| p + 1)).collect();
+        a.leading(b, |b, v| b.transpose(v[0], &perm))
     }
     fn write_attrs(&self, out: &mut String) {
         write_list(out, "perm", &self.perm);

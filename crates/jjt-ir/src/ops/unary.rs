@@ -12,10 +12,10 @@
 //! tangent at 0 gives `0·inf = NaN`; `sigmoid` and `tanh` have exactly zero derivative when
 //! saturated. Only `neg` is linear; the others' transpose rules report "not linear".
 
-use super::{Arity, CallArgs, OpRule, ParseOp, Traits, bad_dtype, want_float};
-use super::{Lin, not_linear};
+use super::{Arity, CallArgs, OpInfo, OpRule, ParseOp, Traits, bad_dtype, want_float};
+use super::{BatchArgs, BatchResult, EvalArgs, JvpArgs, JvpResult, Lin, TransposeResult};
+use super::{linear_transpose, not_linear};
 use crate::builder::FunctionBuilder;
-use crate::error::IrError;
 use crate::error::{EvalError, TypeError};
 use crate::graph::NodeId;
 use crate::ops::{Binary, Compare};
@@ -142,26 +142,16 @@ impl Unary {
 }
 
 impl OpRule for Unary {
-    fn name(&self) -> &'static str {
-        self.op_name()
-    }
-    fn arity(&self) -> Arity {
-        Arity::Fixed(1)
-    }
-    fn traits(&self) -> Traits {
-        Traits { elementwise: true, linear: self.is_linear(), ..Traits::default() }
+    fn info(&self) -> OpInfo {
+        let traits = Traits { linear: self.is_linear(), ..Traits::ELEMENTWISE };
+        OpInfo::new(self.op_name(), Arity::Fixed(1), traits)
     }
     fn infer(&self, operands: &[&TensorType]) -> Result<TensorType, TypeError> {
         want_float(operands[0])?;
         Ok(operands[0].clone())
     }
-    fn eval(
-        &self,
-        operands: &[&Tensor],
-        _: &TensorType,
-        _: &[Tensor],
-    ) -> Result<Tensor, EvalError> {
-        let x = operands[0];
+    fn eval(&self, a: EvalArgs<'_>) -> Result<Tensor, EvalError> {
+        let x = a.x[0];
         let data = match &x.data {
             Data::F32(v) => Data::F32(v.iter().map(|&a| self.apply(a)).collect()),
             Data::F64(v) => Data::F64(v.iter().map(|&a| self.apply(a)).collect()),
@@ -169,20 +159,15 @@ impl OpRule for Unary {
         };
         Ok(Tensor { shape: x.shape.clone(), data })
     }
-    fn jvp(
-        &self,
-        b: &mut FunctionBuilder,
-        x: &[NodeId],
-        t: &[Option<NodeId>],
-        y: NodeId,
-    ) -> Result<Option<NodeId>, IrError> {
-        let (x, Some(t)) = (x[0], t[0]) else { return Ok(None) };
+    fn jvp(&self, b: &mut FunctionBuilder, a: JvpArgs<'_>) -> JvpResult {
+        let (x, y) = (a.x[0], a.y);
+        let Some(t) = a.t[0] else { return Ok(None) };
         let ty = b.ty(x)?.clone();
         // Constants are made where a rule needs them, so no rule leaves unused nodes.
         let k = |b: &mut FunctionBuilder, v: f64| b.full(ty.clone(), v);
         let mul = |b: &mut FunctionBuilder, p, q| b.binary(Binary::Mul, p, q);
         let d = match self {
-            Unary::Neg => return b.unary(Unary::Neg, t).map(Some),
+            Unary::Neg => return a.linear(b, Unary::Neg),
             // sign(x)·t with sign(0) = 0, so |x|'(0) = 0.
             Unary::Abs => {
                 let zero = k(b, 0.0)?;
@@ -247,26 +232,14 @@ impl OpRule for Unary {
         };
         mul(b, t, d).map(Some)
     }
-    fn transpose(
-        &self,
-        b: &mut FunctionBuilder,
-        ct: NodeId,
-        operands: &[Lin],
-    ) -> Result<Vec<Option<NodeId>>, IrError> {
-        match (self, &operands[0]) {
-            (Unary::Neg, Lin::Linear(_)) => Ok(vec![Some(b.unary(Unary::Neg, ct)?)]),
-            (Unary::Neg, Lin::Known(_)) => Ok(vec![None]),
+    fn transpose(&self, b: &mut FunctionBuilder, ct: NodeId, operands: &[Lin]) -> TransposeResult {
+        match self {
+            Unary::Neg => linear_transpose(operands, |_| b.unary(Unary::Neg, ct)),
             _ => Err(not_linear(self.op_name(), "only neg is linear among the unary ops")),
         }
     }
-    fn batch(
-        &self,
-        b: &mut FunctionBuilder,
-        x: &[NodeId],
-        dims: &[Option<usize>],
-        _: usize,
-    ) -> Result<(NodeId, Option<usize>), IrError> {
-        Ok((b.unary(*self, x[0])?, dims[0]))
+    fn batch(&self, b: &mut FunctionBuilder, a: BatchArgs<'_>) -> BatchResult {
+        Ok((b.unary(*self, a.x[0])?, a.dims[0]))
     }
     fn write_attrs(&self, _: &mut String) {}
 }
