@@ -1,10 +1,13 @@
 //! The closed op set.
 //!
-//! [`Op`] is generated from the one list in the `define_ops!` macro below. Every entry names a type that
-//! implements [`OpRule`] (shape inference, reference evaluation, attributes for the text format,
-//! traits) and [`ParseOp`] (reading it back from the text format). The traits have no default
-//! methods, so an op that forgets a rule does not compile; later stages (AD, batching, lowering)
-//! add their rules to the same traits.
+//! [`Op`] is generated from the one list in the `define_ops!` macro below. Every entry names a
+//! type that implements [`OpRule`] (name, arity and traits, shape inference, reference
+//! evaluation, the JVP, transpose and batching rules, attributes for the text format) and
+//! [`ParseOp`] (its names, and reading it back from the text format). The traits have no default
+//! methods, so an op that forgets a rule does not compile. What many rules share (the JVP and
+//! transpose of an op linear in its one operand, leading-axis batching, strided gathers) is a
+//! helper in `rules.rs` that each rule calls explicitly. ARCHITECTURE.md ("Adding an op") lists
+//! every file a new op touches.
 //!
 //! Ops that differ only in their scalar function (the unary and binary elementwise ops, the
 //! comparisons) are rows of one table each: an enum whose methods are exhaustive matches, one arm
