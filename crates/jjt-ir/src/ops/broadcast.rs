@@ -43,7 +43,8 @@ impl OpRule for BroadcastTo {
         Ok(x.with_shape(self.shape.clone()))
     }
     fn eval(&self, a: EvalArgs<'_>) -> Result<Tensor, EvalError> {
-        // The operand's axes are the output's last ones; new and stretched axes do not move.
+        // The operand's axes are the output's last ones; new and stretched (size-1) axes have
+        // stride 0: every index along them reads the same element.
         let from = a.x[0].shape.dims();
         let strides = a.x[0].shape.strides();
         let mut steps = vec![0; a.out.rank() - from.len()];

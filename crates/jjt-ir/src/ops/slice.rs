@@ -51,8 +51,8 @@ impl OpRule for Slice {
     }
     fn transpose(&self, b: &mut FunctionBuilder, ct: NodeId, operands: &[Lin]) -> TransposeResult {
         // Zero-pad back: `start` before, `step - 1` between, the rest after.
-        let out = b.ty(ct)?.shape.clone();
         linear_transpose(operands, |ty| {
+            let out = b.ty(ct)?.shape.clone();
             let mut hi = Vec::with_capacity(ty.rank());
             for (a, &d) in ty.shape.dims().iter().enumerate() {
                 let o = out.dims()[a];
