@@ -28,14 +28,14 @@ pub mod vmap;
 pub use cast::promote_f64;
 pub use error::AdError;
 pub use jvp::{jvp, jvp_into};
-pub use kernel::{Examples, KernelSpec, Mode, Role, Strategy};
+pub use kernel::{Examples, Form, KernelSpec, Mode, Role, Strategy};
 
 pub use linearize::{Linearized, linearize};
 pub use transpose::{transpose, transpose_into};
 pub use vjp::{vjp, vjp_into};
 pub use vmap::{vmap, vmap_into};
 
-use jjt_ir::{Function, FunctionBuilder, NodeId, Op};
+use jjt_ir::{Function, FunctionBuilder, NodeId, Op, Replay};
 
 /// Positions of the named inputs, in signature order, with clear errors for unknown names.
 pub fn input_mask(f: &Function, names: &[impl AsRef<str>]) -> Result<Vec<bool>, AdError> {
@@ -78,23 +78,34 @@ pub fn inline_into(
     f: &Function,
     args: &[NodeId],
 ) -> Result<Vec<NodeId>, AdError> {
-    let order = f.topo_order().ok_or(AdError::Cycle)?;
-    let mut map = std::collections::HashMap::new();
-    for n in order {
-        let Some(node) = f.node(n) else { continue };
-        let new = match &node.op {
-            Op::Input(i) => args[i.index],
-            op => {
-                let xs: Vec<NodeId> = f.operands(n).iter().map(|o| map[o]).collect();
-                b.add(op.clone(), &xs)?
-            }
-        };
-        if let Some(name) = &node.name {
-            b.name_node(new, name);
-        }
-        map.insert(n, new);
-    }
-    Ok(f.outputs().iter().map(|o| map[o]).collect())
+    let mut r = Replay::new(f);
+    r.run(
+        b,
+        |_| true,
+        |b, v| match &v.node.op {
+            Op::Input(i) => bound(f, args, i.index),
+            _ => Ok(v.copy(b)?),
+        },
+    )?;
+    Ok(r.outputs()?)
+}
+
+/// The value bound to input `index` of `f` (a replay hook's answer for an input node).
+pub(crate) fn bound<T: Copy>(f: &Function, args: &[T], index: usize) -> Result<T, AdError> {
+    args.get(index)
+        .copied()
+        .ok_or_else(|| AdError::UnboundInput { function: f.name.clone(), index })
+}
+
+/// The types of `f`'s outputs, each a node of its graph.
+pub(crate) fn output_types(f: &Function) -> Result<Vec<jjt_ir::TensorType>, AdError> {
+    f.output_types()
+        .into_iter()
+        .enumerate()
+        .map(|(index, ty)| {
+            ty.cloned().ok_or_else(|| AdError::MissingOutput { function: f.name.clone(), index })
+        })
+        .collect()
 }
 
 /// A builder holding copies of `f`'s inputs (same names and types), and their nodes.

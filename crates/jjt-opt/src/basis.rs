@@ -51,10 +51,10 @@ fn relabel(d: &DotGeneral, eye_is_lhs: bool, other_rank: usize) -> Option<Vec<us
 }
 
 /// Replace contractions with identity matrices by transposes.
-pub fn eliminate(f: &Function) -> Result<(Function, BasisStats), IrError> {
+pub fn basis(f: &Function) -> Result<(Function, BasisStats), IrError> {
     let mut stats = BasisStats::default();
-    let g = crate::rebuild(f, &mut |b, _, _, op, xs| {
-        let Op::DotGeneral(d) = op else { return Ok(None) };
+    let g = crate::rebuild(f, |b, v| {
+        let (Op::DotGeneral(d), xs) = (&v.node.op, v.args) else { return Ok(None) };
         for (eye_is_lhs, e, o) in [(true, xs[0], xs[1]), (false, xs[1], xs[0])] {
             if is_square_eye(b, e) {
                 let rank = b.ty(o)?.rank();

@@ -46,13 +46,13 @@ struct Group {
 }
 
 /// Join sibling contractions of `f` (those of at least [`MIN_MADDS`] multiply-adds).
-pub fn join(f: &Function) -> Result<(Function, SiblingStats), IrError> {
-    join_from(f, MIN_MADDS)
+pub fn siblings(f: &Function) -> Result<(Function, SiblingStats), IrError> {
+    siblings_with(f, MIN_MADDS)
 }
 
-/// [`join`] with another size threshold (tests use 0, to exercise the pass on small graphs).
-pub fn join_from(f: &Function, min_madds: usize) -> Result<(Function, SiblingStats), IrError> {
-    let Some(order) = f.topo_order() else { return Ok((f.clone(), SiblingStats::default())) };
+/// [`siblings`] with another size threshold (tests use 0, to exercise the pass on small graphs).
+pub fn siblings_with(f: &Function, min_madds: usize) -> Result<(Function, SiblingStats), IrError> {
+    let order = f.topo_order();
     let groups = find_groups(f, &order, min_madds);
     if groups.is_empty() {
         return Ok((f.clone(), SiblingStats::default()));
@@ -68,56 +68,45 @@ pub fn join_from(f: &Function, min_madds: usize) -> Result<(Function, SiblingSta
         return Ok((f.clone(), SiblingStats::default()));
     };
     let mut b = FunctionBuilder::new(f.name.clone());
-    let mut map: HashMap<NodeId, NodeId> = HashMap::new();
-    for p in f.params() {
-        map.insert(p.node, b.input(&p.name, p.ty.clone())?);
-    }
+    let mut r = crate::replay_inputs(f, &mut b)?;
     let mut stats = SiblingStats::default();
-    for n in order {
-        if map.contains_key(&n) {
-            continue;
+    // The slices standing for the members of a group joined already.
+    let mut parts: HashMap<NodeId, NodeId> = HashMap::new();
+    r.run_in(&mut b, order, |b, v| {
+        if let Some(&part) = parts.get(&v.id) {
+            return Ok(part);
         }
-        let Some(node) = f.node(n) else { continue };
-        if let Some(&g) = group_of.get(&n) {
-            let grp = &groups[g];
-            let Op::DotGeneral(dims) = &node.op else { unreachable!("groups hold products") };
-            let ops = f.operands(n);
-            let shared = map[&ops[usize::from(!grp.shared_lhs)]];
-            let parts: Vec<NodeId> = grp
-                .members
-                .iter()
-                .map(|&m| map[&f.operands(m)[usize::from(grp.shared_lhs)]])
-                .collect();
-            let joined = b.concat(&parts, grp.axis as i64)?;
-            let (x, y) = if grp.shared_lhs { (shared, joined) } else { (joined, shared) };
-            let whole = b.dot_general(x, y, dims.clone())?;
-            let dims_out = b.ty(whole)?.shape.0.clone();
-            let mut at = 0;
-            for &m in &grp.members {
-                let len = f.node(m).map_or(0, |nd| nd.ty.shape.dims()[grp.out_axis]);
-                let mut start = vec![0; dims_out.len()];
-                let mut stop = dims_out.clone();
-                start[grp.out_axis] = at;
-                stop[grp.out_axis] = at + len;
-                at += len;
-                let step = vec![1; dims_out.len()];
-                let part = b.add(Op::Slice(Slice { start, stop, step: step.clone() }), &[whole])?;
-                if let Some(name) = f.node(m).and_then(|nd| nd.name.clone()) {
-                    b.name_node(part, &name);
-                }
-                map.insert(m, part);
-            }
-            stats.groups += 1;
-            stats.joined += grp.members.len();
-            continue;
+        let (Some(&g), Op::DotGeneral(dims)) = (group_of.get(&v.id), &v.node.op) else {
+            return v.copy(b);
+        };
+        let grp = &groups[g];
+        let shared = v.args[usize::from(!grp.shared_lhs)];
+        let joined: Vec<NodeId> = grp
+            .members
+            .iter()
+            .map(|&m| v.get(f.operands(m)[usize::from(grp.shared_lhs)]))
+            .collect::<Result<_, _>>()?;
+        let joined = b.concat(&joined, grp.axis as i64)?;
+        let (x, y) = if grp.shared_lhs { (shared, joined) } else { (joined, shared) };
+        let whole = b.dot_general(x, y, dims.clone())?;
+        let dims_out = b.ty(whole)?.shape.0.clone();
+        let mut at = 0;
+        for &m in &grp.members {
+            let len = f.node(m).map_or(0, |nd| nd.ty.shape.dims()[grp.out_axis]);
+            let mut start = vec![0; dims_out.len()];
+            let mut stop = dims_out.clone();
+            start[grp.out_axis] = at;
+            stop[grp.out_axis] = at + len;
+            at += len;
+            let step = vec![1; dims_out.len()];
+            let part = b.add(Op::Slice(Slice { start, stop, step }), &[whole])?;
+            parts.insert(m, part);
         }
-        if matches!(node.op, Op::Input(_)) {
-            continue;
-        }
-        crate::copy_node(&mut b, f, n, &mut map)?;
-    }
-    let outs = f.outputs().iter().map(|o| map[o]).collect();
-    Ok((b.finish_many(outs)?.pruned(), stats))
+        stats.groups += 1;
+        stats.joined += grp.members.len();
+        parts.get(&v.id).copied().ok_or(IrError::UnknownNode(v.id))
+    })?;
+    Ok((b.finish_many(r.outputs()?)?.pruned(), stats))
 }
 
 /// Groups of joinable siblings (two or more members each, every product in at most one group).
@@ -205,18 +194,8 @@ fn contracted(d: &DotGeneral, shared: &TensorType, shared_lhs: bool) -> usize {
 /// Whether any member is an ancestor of another member's joined operand (joining would make
 /// a cycle).
 fn depends_on_each_other(f: &Function, members: &[NodeId], part_slot: usize) -> bool {
-    let set: HashSet<NodeId> = members.iter().copied().collect();
-    let mut seen: HashSet<NodeId> = HashSet::new();
-    let mut stack: Vec<NodeId> = members.iter().map(|&m| f.operands(m)[part_slot]).collect();
-    while let Some(n) = stack.pop() {
-        if set.contains(&n) {
-            return true;
-        }
-        if seen.insert(n) {
-            stack.extend(f.operands(n));
-        }
-    }
-    false
+    let ancestors = f.backward_closure(members.iter().map(|&m| f.operands(m)[part_slot]));
+    members.iter().any(|&m| ancestors.contains(m))
 }
 
 /// A topological order of `f` in which each group's members come after all of the members'
@@ -234,10 +213,12 @@ fn order_with_groups(f: &Function, order: &[NodeId], groups: &[Group]) -> Option
     }
     let mut indeg: HashMap<NodeId, usize> = HashMap::new();
     let mut succs: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
-    for (&n, ps) in &preds {
-        indeg.insert(n, ps.len());
+    // In `order`, not the map's order: the result must not depend on hashing.
+    for n in order {
+        let ps = preds.get(n)?;
+        indeg.insert(*n, ps.len());
         for &p in ps {
-            succs.entry(p).or_default().push(n);
+            succs.entry(p).or_default().push(*n);
         }
     }
     let mut ready: VecDeque<NodeId> =
