@@ -75,6 +75,39 @@ pub(crate) fn replay_inputs<'f>(
     Ok(r)
 }
 
+/// One operand of a `dot_general`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Side {
+    Lhs,
+    Rhs,
+}
+
+impl Side {
+    /// The operand's slot.
+    pub(crate) fn slot(self) -> usize {
+        match self {
+            Side::Lhs => 0,
+            Side::Rhs => 1,
+        }
+    }
+
+    /// The other operand.
+    pub(crate) fn other(self) -> Side {
+        match self {
+            Side::Lhs => Side::Rhs,
+            Side::Rhs => Side::Lhs,
+        }
+    }
+
+    /// This operand's contracted and batch axes.
+    pub(crate) fn axes(self, d: &jjt_ir::ops::DotGeneral) -> (&[usize], &[usize]) {
+        match self {
+            Side::Lhs => (&d.lhs_contract, &d.lhs_batch),
+            Side::Rhs => (&d.rhs_contract, &d.rhs_batch),
+        }
+    }
+}
+
 /// One pass of the pipeline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]

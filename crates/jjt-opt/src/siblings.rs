@@ -22,6 +22,8 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use jjt_ir::ops::{DotGeneral, Slice};
 use jjt_ir::{Function, FunctionBuilder, IrError, NodeId, Op, TensorType};
 
+use crate::Side;
+
 /// Multiply-adds from which a product is worth joining with its siblings.
 pub const MIN_MADDS: usize = 1 << 15;
 
@@ -34,10 +36,9 @@ pub struct SiblingStats {
     pub joined: usize,
 }
 
-/// One group: the shared operand sits on `shared_lhs`'s side; `parts` are the other operands,
-/// `members` the products, in the same order.
+/// One group: the shared operand is operand `shared` of every member, the parts the other one.
 struct Group {
-    shared_lhs: bool,
+    shared: Side,
     members: Vec<NodeId>,
     /// Axis of the parts along which they are joined.
     axis: usize,
@@ -80,14 +81,17 @@ pub fn siblings_with(f: &Function, min_madds: usize) -> Result<(Function, Siblin
             return v.copy(b);
         };
         let grp = &groups[g];
-        let shared = v.args[usize::from(!grp.shared_lhs)];
+        let shared = v.args[grp.shared.slot()];
         let joined: Vec<NodeId> = grp
             .members
             .iter()
-            .map(|&m| v.get(f.operands(m)[usize::from(grp.shared_lhs)]))
+            .map(|&m| v.get(f.operands(m)[grp.shared.other().slot()]))
             .collect::<Result<_, _>>()?;
         let joined = b.concat(&joined, grp.axis as i64)?;
-        let (x, y) = if grp.shared_lhs { (shared, joined) } else { (joined, shared) };
+        let (x, y) = match grp.shared {
+            Side::Lhs => (shared, joined),
+            Side::Rhs => (joined, shared),
+        };
         let whole = b.dot_general(x, y, dims.clone())?;
         let dims_out = b.ty(whole)?.shape.0.clone();
         let mut at = 0;
@@ -111,45 +115,42 @@ pub fn siblings_with(f: &Function, min_madds: usize) -> Result<(Function, Siblin
 
 /// Groups of joinable siblings (two or more members each, every product in at most one group).
 fn find_groups(f: &Function, order: &[NodeId], min_madds: usize) -> Vec<Group> {
-    // Key: (shared operand, its side, the axes and the other operand's type but for its length
-    // along the joined axis).
-    type Key = (NodeId, bool, String);
+    // Key: (shared operand, the parts' side, the axes and the other operand's type but for its
+    // length along the joined axis).
+    type Key = (NodeId, Side, String);
     let mut by_key: BTreeMap<Key, Vec<NodeId>> = BTreeMap::new();
     let mut taken: HashSet<NodeId> = HashSet::new();
-    for shared_lhs in [false, true] {
+    for side in [Side::Rhs, Side::Lhs] {
         for &n in order {
             let Some(node) = f.node(n) else { continue };
             let Op::DotGeneral(d) = &node.op else { continue };
             let ops = f.operands(n);
-            let (shared, part) = if shared_lhs { (ops[0], ops[1]) } else { (ops[1], ops[0]) };
+            let (shared, part) = (ops[side.slot()], ops[side.other().slot()]);
             let (Some(st), Some(pt)) = (f.node(shared), f.node(part)) else { continue };
-            let madds = node.ty.numel().saturating_mul(contracted(d, &st.ty, shared_lhs));
+            let madds = node.ty.numel().saturating_mul(contracted(d, &st.ty, side));
             if madds < min_madds || st.ty.numel() < pt.ty.numel() || shared == part {
                 continue;
             }
             // The other operands may differ in length along the joined axis (B1 ≠ B2).
-            let (contract, batch) = if shared_lhs {
-                (&d.rhs_contract, &d.rhs_batch)
-            } else {
-                (&d.lhs_contract, &d.lhs_batch)
-            };
+            let (contract, batch) = side.other().axes(d);
             let Some(&axis) = DotGeneral::free_axes(pt.ty.rank(), contract, batch).first() else {
                 continue;
             };
             let mut dims: Vec<String> = pt.ty.shape.dims().iter().map(|x| x.to_string()).collect();
             dims[axis] = "*".into();
             let what = format!("{d:?} {} [{}]", pt.ty.dtype, dims.join(","));
-            by_key.entry((shared, shared_lhs, what)).or_default().push(n);
+            by_key.entry((shared, side.other(), what)).or_default().push(n);
         }
     }
     let mut groups = Vec::new();
-    for ((_, shared_lhs, _), candidates) in by_key {
+    for ((_, parts_side, _), candidates) in by_key {
+        let side = parts_side.other();
         // Greedily, in graph order: a product joins unless its operand depends on a member
         // already taken or a member's operand depends on it (joining would make a cycle).
         let mut members: Vec<NodeId> = Vec::new();
         for m in candidates.into_iter().filter(|m| !taken.contains(m)) {
             members.push(m);
-            if depends_on_each_other(f, &members, usize::from(shared_lhs)) {
+            if depends_on_each_other(f, &members, side.other().slot()) {
                 members.pop();
             }
         }
@@ -159,17 +160,13 @@ fn find_groups(f: &Function, order: &[NodeId], min_madds: usize) -> Vec<Group> {
         let Some(node) = f.node(members[0]) else { continue };
         let Op::DotGeneral(d) = &node.op else { continue };
         let part_rank =
-            f.node(f.operands(members[0])[usize::from(shared_lhs)]).map_or(0, |p| p.ty.rank());
-        let (contract, batch) = if shared_lhs {
-            (&d.rhs_contract, &d.rhs_batch)
-        } else {
-            (&d.lhs_contract, &d.lhs_batch)
-        };
+            f.node(f.operands(members[0])[side.other().slot()]).map_or(0, |p| p.ty.rank());
+        let (contract, batch) = side.other().axes(d);
         let Some(&axis) = DotGeneral::free_axes(part_rank, contract, batch).first() else {
             continue;
         };
         let nb = d.lhs_batch.len();
-        let out_axis = if shared_lhs {
+        let out_axis = if side == Side::Lhs {
             nb + DotGeneral::free_axes(
                 f.node(f.operands(members[0])[0]).map_or(0, |p| p.ty.rank()),
                 &d.lhs_contract,
@@ -180,14 +177,14 @@ fn find_groups(f: &Function, order: &[NodeId], min_madds: usize) -> Vec<Group> {
             nb
         };
         taken.extend(members.iter().copied());
-        groups.push(Group { shared_lhs, members, axis, out_axis });
+        groups.push(Group { shared: side, members, axis, out_axis });
     }
     groups
 }
 
 /// The product of the contracted dimensions, read from the shared operand's type.
-fn contracted(d: &DotGeneral, shared: &TensorType, shared_lhs: bool) -> usize {
-    let axes = if shared_lhs { &d.lhs_contract } else { &d.rhs_contract };
+fn contracted(d: &DotGeneral, shared: &TensorType, side: Side) -> usize {
+    let axes = side.axes(d).0;
     axes.iter().map(|&a| shared.shape.dims()[a]).product()
 }
 
