@@ -1,9 +1,9 @@
 //! Forward mode: push tangents through the graph with each op's JVP rule.
 
 use jjt_ir::types::is_float;
-use jjt_ir::{Function, FunctionBuilder, NodeId, Op, Replay};
+use jjt_ir::{Function, FunctionBuilder, NodeId};
 
-use crate::{AdError, bound, builder_like, fresh_name, input_mask, or_zeros};
+use crate::{AdError, builder_like, fresh_name, input_mask, or_zeros, replay_bound};
 
 /// Emit the JVP of `f` into `b`: `primals[i]` and `tangents[i]` stand for input `i` and its
 /// tangent (`None`: zero). Returns the primal outputs and their tangents (`None`: zero, and
@@ -14,30 +14,20 @@ pub fn jvp_into(
     primals: &[NodeId],
     tangents: &[Option<NodeId>],
 ) -> Result<(Vec<NodeId>, Vec<Option<NodeId>>), AdError> {
-    let mut r = Replay::new(f);
-    r.run(
-        b,
-        |_| true,
-        |b, v| {
-            let op = &v.node.op;
-            if let Op::Input(i) = op {
-                return Ok::<_, AdError>((
-                    bound(f, primals, i.index)?,
-                    bound(f, tangents, i.index)?,
-                ));
-            }
-            let xs = v.arg_nodes();
-            let ts: Vec<Option<NodeId>> = v.args.iter().map(|&(_, t)| t).collect();
-            let y = b.add(op.clone(), &xs)?;
-            let t = if is_float(v.node.ty.dtype) && ts.iter().any(Option::is_some) {
-                op.rule().jvp(b, &xs, &ts, y)?
-            } else {
-                None
-            };
-            Ok((y, t))
-        },
-    )?;
-    Ok(r.outputs()?.into_iter().unzip())
+    let args: Vec<(NodeId, Option<NodeId>)> =
+        primals.iter().copied().zip(tangents.to_vec()).collect();
+    let outs = replay_bound(b, f, &args, |b, v| {
+        let xs = v.arg_nodes();
+        let ts: Vec<Option<NodeId>> = v.args.iter().map(|&(_, t)| t).collect();
+        let y = b.add(v.node.op.clone(), &xs)?;
+        let t = if is_float(v.node.ty.dtype) && ts.iter().any(Option::is_some) {
+            v.node.op.rule().jvp(b, &xs, &ts, y)?
+        } else {
+            None
+        };
+        Ok((y, t))
+    })?;
+    Ok(outs.into_iter().unzip())
 }
 
 /// The JVP of `f` with respect to the inputs named in `wrt`, as a function of

@@ -35,7 +35,7 @@ pub use transpose::{transpose, transpose_into};
 pub use vjp::{vjp, vjp_into};
 pub use vmap::{vmap, vmap_into};
 
-use jjt_ir::{Function, FunctionBuilder, NodeId, Op, Replay};
+use jjt_ir::{Function, FunctionBuilder, NodeId, Op, Replay, Replayed, Visit};
 
 /// Positions of the named inputs, in signature order, with clear errors for unknown names.
 pub fn input_mask(f: &Function, names: &[impl AsRef<str>]) -> Result<Vec<bool>, AdError> {
@@ -78,23 +78,30 @@ pub fn inline_into(
     f: &Function,
     args: &[NodeId],
 ) -> Result<Vec<NodeId>, AdError> {
+    replay_bound(b, f, args, |b, v| Ok(v.copy(b)?))
+}
+
+/// Replay `f` into `b`, input `i` standing for `args[i]` and every other node for what `hook`
+/// emits; returns what the outputs stand for. The walk of every `*_into` transform.
+pub(crate) fn replay_bound<T: Replayed>(
+    b: &mut FunctionBuilder,
+    f: &Function,
+    args: &[T],
+    mut hook: impl FnMut(&mut FunctionBuilder, &Visit<'_, T>) -> Result<T, AdError>,
+) -> Result<Vec<T>, AdError> {
     let mut r = Replay::new(f);
     r.run(
         b,
         |_| true,
         |b, v| match &v.node.op {
-            Op::Input(i) => bound(f, args, i.index),
-            _ => Ok(v.copy(b)?),
+            Op::Input(i) => args
+                .get(i.index)
+                .copied()
+                .ok_or_else(|| AdError::UnboundInput { function: f.name.clone(), index: i.index }),
+            _ => hook(b, &v),
         },
     )?;
     Ok(r.outputs()?)
-}
-
-/// The value bound to input `index` of `f` (a replay hook's answer for an input node).
-pub(crate) fn bound<T: Copy>(f: &Function, args: &[T], index: usize) -> Result<T, AdError> {
-    args.get(index)
-        .copied()
-        .ok_or_else(|| AdError::UnboundInput { function: f.name.clone(), index })
 }
 
 /// The types of `f`'s outputs, each a node of its graph.

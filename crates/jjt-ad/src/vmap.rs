@@ -1,8 +1,8 @@
 //! Batching: apply each op's batching rule to map a function over a new axis.
 
-use jjt_ir::{Function, FunctionBuilder, NodeId, Op, Replay, Shape};
+use jjt_ir::{Function, FunctionBuilder, NodeId, Shape};
 
-use crate::{AdError, bound};
+use crate::{AdError, replay_bound};
 
 /// Emit `f` mapped over a batch axis into `b`: `args[i]` is batched along `dims[i]` (or not
 /// batched), `size` is the batch size. Returns each output with its batch axis (`None`: the
@@ -28,25 +28,16 @@ pub fn vmap_into(
             }
         }
     }
-    let mut r = Replay::new(f);
-    r.run(
-        b,
-        |_| true,
-        |b, v| {
-            let op = &v.node.op;
-            if let Op::Input(i) = op {
-                return Ok::<_, AdError>((bound(f, args, i.index)?, bound(f, dims, i.index)?));
-            }
-            let xs = v.arg_nodes();
-            let ds: Vec<Option<usize>> = v.args.iter().map(|&(_, d)| d).collect();
-            if ds.iter().all(Option::is_none) {
-                Ok((b.add(op.clone(), &xs)?, None))
-            } else {
-                Ok(op.rule().batch(b, &xs, &ds, size)?)
-            }
-        },
-    )?;
-    Ok(r.outputs()?)
+    let args: Vec<(NodeId, Option<usize>)> = args.iter().copied().zip(dims.to_vec()).collect();
+    replay_bound(b, f, &args, |b, v| {
+        let xs = v.arg_nodes();
+        let ds: Vec<Option<usize>> = v.args.iter().map(|&(_, d)| d).collect();
+        if ds.iter().all(Option::is_none) {
+            Ok((b.add(v.node.op.clone(), &xs)?, None))
+        } else {
+            Ok(v.node.op.rule().batch(b, &xs, &ds, size)?)
+        }
+    })
 }
 
 /// Move an output's batch axis to the front, broadcasting an unbatched output.

@@ -108,25 +108,27 @@ impl Side {
     }
 }
 
-/// One pass of the pipeline.
+/// One pass of the pipeline. Each module's entry point is named after its pass
+/// (`basis::basis`, `fold::fold`, ...; `*_with` takes an extra setting), and [`Pass::run`]
+/// runs any of them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Pass {
-    /// [`cse()`]: share equal subexpressions.
+    /// Share equal subexpressions (`cse::cse`).
     Cse,
-    /// [`simplify::simplify`]: IEEE-safe algebraic rules.
+    /// IEEE-safe algebraic rules, counted by name (`simplify::simplify`).
     Simplify,
-    /// [`basis::basis`]: products with identity bases become relabellings.
+    /// Products with identity bases become relabellings (`basis::basis`).
     Basis,
-    /// [`fold::fold`]: constant folding.
+    /// Evaluate constant-only nodes once (`fold::fold`).
     Fold,
-    /// [`reorder::reorder`]: einsum trees in the cheapest order.
+    /// Re-evaluate einsum trees in the cheapest order (`reorder::reorder`).
     Reorder,
-    /// [`layout::layout`]: transposes sink into producers.
+    /// Sink transposes into the contractions that produce them (`layout::layout`).
     Layout,
-    /// [`siblings::siblings`]: products sharing an operand joined into one.
+    /// Join products that share an operand (`siblings::siblings`).
     Siblings,
-    /// [`dce::dce`]: drop nodes no output uses.
+    /// Drop nodes no output uses (`dce::dce`).
     Dce,
 }
 
