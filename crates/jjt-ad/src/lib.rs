@@ -1,7 +1,8 @@
 //! Source-to-source transforms on jjt graphs.
 //!
-//! Every transform is a function from graph to graph: it never mutates its input, walks it in
-//! a deterministic topological order and writes into a fresh [`FunctionBuilder`]. Each comes in
+//! Every transform is a function from graph to graph: it never mutates its input, walks it with
+//! [`jjt_ir::Replay`] (a deterministic topological order, a per-node hook that calls the op's
+//! rule) and writes into a fresh [`FunctionBuilder`]. Each comes in
 //! two forms: `*_into`, which emits into a builder given the nodes standing for the arguments
 //! (so transforms compose without intermediate functions), and a function-level form that
 //! returns a new, verified [`Function`].
