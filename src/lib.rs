@@ -160,7 +160,7 @@ pub fn optimize(f: &Function) -> Result<Function, Error> {
     Ok(jjt_opt::optimize(f, |_, _| {})?.0)
 }
 pub use jjt_ad::{
-    Examples, KernelSpec, Mode, Role, Strategy, jvp, linearize, promote_f64, vjp, vmap,
+    Examples, Form, KernelSpec, Mode, Role, Strategy, jvp, linearize, promote_f64, vjp, vmap,
 };
 
 /// Any error the facade can return.
@@ -262,8 +262,8 @@ impl<'f> Kernel<'f> {
     }
 
     /// The kernel's inputs in order, with what each stands for.
-    pub fn layout(&self, apply: bool) -> Result<Vec<(String, Role, TensorType)>, Error> {
-        Ok(self.spec.layout(self.f, apply)?)
+    pub fn layout(&self, form: Form) -> Result<Vec<(String, Role, TensorType)>, Error> {
+        Ok(self.spec.layout(self.f, form)?)
     }
 
     /// The graph of K(p1, p2): inputs as in [`Kernel::layout`].
@@ -299,7 +299,7 @@ impl<'f> Kernel<'f> {
     /// K(p1, p2), optimised and compiled in two stages (see [`StagedKernel`]).
     pub fn compile_staged(&self) -> Result<StagedKernel, Error> {
         let graph = self.optimized()?;
-        let roles: Vec<Role> = self.layout(false)?.into_iter().map(|(_, r, _)| r).collect();
+        let roles: Vec<Role> = self.layout(Form::Kernel)?.into_iter().map(|(_, r, _)| r).collect();
         let shared: Vec<bool> = roles.iter().map(|r| matches!(r, Role::Shared(_))).collect();
         let st = jjt_opt::stage::stage(&graph, &shared)?;
         Ok(StagedKernel {

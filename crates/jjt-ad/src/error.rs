@@ -1,5 +1,6 @@
 //! Errors of the transforms.
 
+use jjt_ir::tensor::TensorShapeError;
 use jjt_ir::{DType, IrError, TensorType};
 
 /// Why a transform could not be built.
@@ -90,7 +91,39 @@ pub enum AdError {
     /// Per-side inputs batched inconsistently.
     #[error("per-side inputs must all be batched with one batch size per side: {0}")]
     Batching(String),
-    /// The graph has a cycle (it did not come from the builder).
-    #[error("the function's graph has a cycle")]
-    Cycle,
+    /// An input of the function being replayed has no node bound to it (`transpose_into`'s
+    /// `known`, `jvp_into`'s `primals`, ... shorter than the signature or `None` there).
+    #[error("input #{index} of `{function}` is not bound to a value")]
+    UnboundInput {
+        /// The function.
+        function: String,
+        /// The input's position in its signature.
+        index: usize,
+    },
+    /// An output of the function is not a node of its graph (a hand-made, unverified function).
+    #[error("output #{index} of `{function}` is not a node of its graph")]
+    MissingOutput {
+        /// The function.
+        function: String,
+        /// The output's position.
+        index: usize,
+    },
+    /// `transpose` got a different number of linearity flags than the function has inputs.
+    #[error("{flags} linearity flags for the {inputs} inputs of `{function}`")]
+    LinearityFlags {
+        /// The function.
+        function: String,
+        /// Flags given.
+        flags: usize,
+        /// Its inputs.
+        inputs: usize,
+    },
+    /// An `npy` constant whose values could not be rebuilt in f64.
+    #[error("npy constant `{path}` cannot be promoted to f64: {source}")]
+    Promote {
+        /// The constant's file.
+        path: String,
+        /// Why.
+        source: TensorShapeError,
+    },
 }

@@ -1,11 +1,9 @@
 //! Forward mode: push tangents through the graph with each op's JVP rule.
 
-use std::collections::HashMap;
-
 use jjt_ir::types::is_float;
-use jjt_ir::{Function, FunctionBuilder, NodeId, Op};
+use jjt_ir::{Function, FunctionBuilder, NodeId};
 
-use crate::{AdError, builder_like, fresh_name, input_mask, or_zeros};
+use crate::{AdError, builder_like, fresh_name, input_mask, or_zeros, replay_bound};
 
 /// Emit the JVP of `f` into `b`: `primals[i]` and `tangents[i]` stand for input `i` and its
 /// tangent (`None`: zero). Returns the primal outputs and their tangents (`None`: zero, and
@@ -16,35 +14,20 @@ pub fn jvp_into(
     primals: &[NodeId],
     tangents: &[Option<NodeId>],
 ) -> Result<(Vec<NodeId>, Vec<Option<NodeId>>), AdError> {
-    let order = f.topo_order().ok_or(AdError::Cycle)?;
-    let mut p: HashMap<NodeId, NodeId> = HashMap::new();
-    let mut t: HashMap<NodeId, Option<NodeId>> = HashMap::new();
-    for n in order {
-        let Some(node) = f.node(n) else { continue };
-        let (y, ty) = match &node.op {
-            Op::Input(i) => (primals[i.index], tangents[i.index]),
-            op => {
-                let operands = f.operands(n);
-                let xs: Vec<NodeId> = operands.iter().map(|o| p[o]).collect();
-                let ts: Vec<Option<NodeId>> = operands.iter().map(|o| t[o]).collect();
-                let y = b.add(op.clone(), &xs)?;
-                let ty = if is_float(node.ty.dtype) && ts.iter().any(Option::is_some) {
-                    op.rule().jvp(b, jjt_ir::ops::JvpArgs { x: &xs, t: &ts, y })?
-                } else {
-                    None
-                };
-                (y, ty)
-            }
+    let args: Vec<(NodeId, Option<NodeId>)> =
+        primals.iter().copied().zip(tangents.to_vec()).collect();
+    let outs = replay_bound(b, f, &args, |b, v| {
+        let xs = v.arg_nodes();
+        let ts: Vec<Option<NodeId>> = v.args.iter().map(|&(_, t)| t).collect();
+        let y = b.add(v.node.op.clone(), &xs)?;
+        let t = if is_float(v.node.ty.dtype) && ts.iter().any(Option::is_some) {
+            v.node.op.rule().jvp(b, jjt_ir::ops::JvpArgs { x: &xs, t: &ts, y })?
+        } else {
+            None
         };
-        if let Some(name) = &node.name {
-            b.name_node(y, name);
-        }
-        p.insert(n, y);
-        t.insert(n, ty);
-    }
-    let outs = f.outputs().iter().map(|o| p[o]).collect();
-    let touts = f.outputs().iter().map(|o| t[o]).collect();
-    Ok((outs, touts))
+        Ok((y, t))
+    })?;
+    Ok(outs.into_iter().unzip())
 }
 
 /// The JVP of `f` with respect to the inputs named in `wrt`, as a function of

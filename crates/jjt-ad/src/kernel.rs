@@ -60,6 +60,15 @@ pub enum Strategy {
     Jc,
 }
 
+/// Which function a kernel description is built into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Form {
+    /// K(p1, p2) itself ([`KernelSpec::kernel`]).
+    Kernel,
+    /// The operator v ↦ K(p1, p2)·v ([`KernelSpec::apply`]), which takes `v` as its last input.
+    Apply,
+}
+
 /// What a kernel function's input stands for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -118,7 +127,10 @@ impl KernelSpec {
         {
             return Err(AdError::DiagonalBatch { b1, b2 });
         }
-        let out = f.output_type().cloned().ok_or(AdError::Cycle)?;
+        let out = f
+            .output_type()
+            .cloned()
+            .ok_or_else(|| AdError::MissingOutput { function: f.name.clone(), index: 0 })?;
         if !is_float(out.dtype) {
             return Err(AdError::OutputNotFloat { function: f.name.clone(), ty: out });
         }
@@ -130,9 +142,19 @@ impl KernelSpec {
     pub fn layout(
         &self,
         f: &Function,
-        apply: bool,
+        form: Form,
     ) -> Result<Vec<(String, Role, TensorType)>, AdError> {
         let plan = self.plan(f)?;
+        let (mut v, mut taken) = self.inputs(f, &plan);
+        match form {
+            Form::Kernel => {}
+            Form::Apply => v.push(self.v_input(&plan, &mut taken)),
+        }
+        Ok(v)
+    }
+
+    /// The per-side and shared inputs (K's inputs), and the names they take.
+    fn inputs(&self, f: &Function, plan: &Plan) -> (Vec<(String, Role, TensorType)>, Vec<String>) {
         let mut taken: Vec<String> = f.params().iter().map(|p| p.name.clone()).collect();
         let mut v = Vec::new();
         for side in [1u8, 2] {
@@ -156,17 +178,18 @@ impl KernelSpec {
                 v.push((p.name.clone(), Role::Shared(i), p.ty.clone()));
             }
         }
-        if apply {
-            let mut d = match (self.batch, self.examples) {
-                (Some((_, b2)), Examples::All) => vec![b2],
-                (Some((b, _)), Examples::Diagonal) => vec![b],
-                (None, _) => vec![],
-            };
-            d.extend_from_slice(plan.out.shape.dims());
-            let name = fresh_name("v", &mut taken);
-            v.push((name, Role::V, plan.out.with_shape(d)));
-        }
-        Ok(v)
+        (v, taken)
+    }
+
+    /// The operator's `v`: the output's type, with the batch axis of side 2's examples.
+    fn v_input(&self, plan: &Plan, taken: &mut Vec<String>) -> (String, Role, TensorType) {
+        let mut d = match (self.batch, self.examples) {
+            (Some((_, b2)), Examples::All) => vec![b2],
+            (Some((b, _)), Examples::Diagonal) => vec![b],
+            (None, _) => vec![],
+        };
+        d.extend_from_slice(plan.out.shape.dims());
+        (fresh_name("v", taken), Role::V, plan.out.with_shape(d))
     }
 
     /// The graph of K(p1, p2).
@@ -174,7 +197,7 @@ impl KernelSpec {
         let plan = self.plan(f)?;
         let unbatched = KernelSpec { batch: None, ..self.clone() };
         let k0 = unbatched.unbatched_kernel(f, &plan)?;
-        let layout = self.layout(f, false)?;
+        let layout = self.layout(f, Form::Kernel)?;
         let mut b = FunctionBuilder::new(format!("{}_kernel", f.name));
         let args: Vec<NodeId> =
             layout.iter().map(|(n, _, ty)| b.input(n, ty.clone())).collect::<Result<_, _>>()?;
@@ -209,16 +232,19 @@ impl KernelSpec {
     /// `(K·v)[b1] = Σ_b2 K[b1, b2]·v[b2]` (example-diagonal: `K[b, b]·v[b]`).
     pub fn apply(&self, f: &Function) -> Result<Function, AdError> {
         let plan = self.plan(f)?;
-        let layout = self.layout(f, true)?;
+        let (mut layout, mut taken) = self.inputs(f, &plan);
         let mut b = FunctionBuilder::new(format!("{}_apply", f.name));
-        let args: Vec<NodeId> =
+        let mut args: Vec<NodeId> =
             layout.iter().map(|(n, _, ty)| b.input(n, ty.clone())).collect::<Result<_, _>>()?;
+        let (name, role, ty) = self.v_input(&plan, &mut taken);
+        let v = b.input(&name, ty.clone())?;
+        let sides = Sides { f, plan: &plan, layout: &layout, args: &args };
         let out = match (self.batch, self.examples) {
-            (None, _) => apply_body(&mut b, f, &plan, &layout, &args, None)?,
-            (Some((b1, b2)), Examples::All) => {
-                apply_body(&mut b, f, &plan, &layout, &args, Some((b1, b2)))?
-            }
+            (None, _) => apply_body(&mut b, &sides, v, None)?,
+            (Some((b1, b2)), Examples::All) => apply_body(&mut b, &sides, v, Some((b1, b2)))?,
             (Some((bb, _)), Examples::Diagonal) => {
+                layout.push((name, role, ty));
+                args.push(v);
                 let unbatched = KernelSpec { batch: None, ..self.clone() };
                 let a0 = unbatched.apply(f)?;
                 let axes: Vec<Option<usize>> = layout
@@ -234,7 +260,7 @@ impl KernelSpec {
 
     /// The unbatched kernel: inputs as in [`KernelSpec::layout`] without batching.
     fn unbatched_kernel(&self, f: &Function, plan: &Plan) -> Result<Function, AdError> {
-        let layout = self.layout(f, false)?;
+        let layout = self.layout(f, Form::Kernel)?;
         let mut b = FunctionBuilder::new(format!("{}_kernel", f.name));
         let args: Vec<NodeId> =
             layout.iter().map(|(n, _, ty)| b.input(n, ty.clone())).collect::<Result<_, _>>()?;
@@ -264,8 +290,9 @@ impl KernelSpec {
             }
             Strategy::Jc => {
                 let vf = crate::vjp(f, &self.wrt)?;
-                let j1 = jacobians(&mut b, &vf, &side_args(f, plan, &layout, &args, 1), basis, o)?;
-                let j2 = jacobians(&mut b, &vf, &side_args(f, plan, &layout, &args, 2), basis, o)?;
+                let sides = Sides { f, plan, layout: &layout, args: &args };
+                let j1 = jacobians(&mut b, &vf, &sides.args(1), basis, o)?;
+                let j2 = jacobians(&mut b, &vf, &sides.args(2), basis, o)?;
                 let mut total: Option<NodeId> = None;
                 for (a, c) in j1.into_iter().zip(j2) {
                     let r = b.ty(a)?.rank();
@@ -331,21 +358,25 @@ fn diagonal(
     Ok(b.reshape(d, out_dims.to_vec())?)
 }
 
-/// f's arguments (in f's order) for one side.
-fn side_args(
-    f: &Function,
-    plan: &Plan,
-    layout: &[(String, Role, TensorType)],
-    args: &[NodeId],
-    side: u8,
-) -> Vec<NodeId> {
-    (0..f.params().len())
-        .map(|i| {
-            let want = if plan.shared[i] { Role::Shared(i) } else { Role::Side(side, i) };
-            let k = layout.iter().position(|(_, r, _)| *r == want).unwrap_or(0);
-            args[k]
-        })
-        .collect()
+/// A kernel function's inputs (`layout`, bound to `args`) as the arguments of f on each side.
+struct Sides<'a> {
+    f: &'a Function,
+    plan: &'a Plan,
+    layout: &'a [(String, Role, TensorType)],
+    args: &'a [NodeId],
+}
+
+impl Sides<'_> {
+    /// f's arguments (in f's order) for one side.
+    fn args(&self, side: u8) -> Vec<NodeId> {
+        (0..self.f.params().len())
+            .map(|i| {
+                let want = if self.plan.shared[i] { Role::Shared(i) } else { Role::Side(side, i) };
+                let k = self.layout.iter().position(|(_, r, _)| *r == want).unwrap_or(0);
+                self.args[k]
+            })
+            .collect()
+    }
 }
 
 /// J_w for every wrt input, `[O, w...]` each: the VJP vmapped over the output basis.
@@ -371,15 +402,13 @@ fn jacobians(
 /// side 1's examples.
 fn apply_body(
     b: &mut FunctionBuilder,
-    f: &Function,
-    plan: &Plan,
-    layout: &[(String, Role, TensorType)],
-    args: &[NodeId],
+    sides: &Sides<'_>,
+    v: NodeId,
     batch: Option<(usize, usize)>,
 ) -> Result<NodeId, AdError> {
-    let v = *args.last().ok_or(AdError::Cycle)?;
-    let a1 = side_args(f, plan, layout, args, 1);
-    let a2 = side_args(f, plan, layout, args, 2);
+    let (f, plan) = (sides.f, sides.plan);
+    let a1 = sides.args(1);
+    let a2 = sides.args(2);
     let (f1, f2) = match batch {
         None => (f.clone(), f.clone()),
         Some((b1, b2)) => {

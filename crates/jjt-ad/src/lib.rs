@@ -1,7 +1,8 @@
 //! Source-to-source transforms on jjt graphs.
 //!
-//! Every transform is a function from graph to graph: it never mutates its input, walks it in
-//! a deterministic topological order and writes into a fresh [`FunctionBuilder`]. Each comes in
+//! Every transform is a function from graph to graph: it never mutates its input, walks it with
+//! [`jjt_ir::Replay`] (a deterministic topological order, a per-node hook that calls the op's
+//! rule) and writes into a fresh [`FunctionBuilder`]. Each comes in
 //! two forms: `*_into`, which emits into a builder given the nodes standing for the arguments
 //! (so transforms compose without intermediate functions), and a function-level form that
 //! returns a new, verified [`Function`].
@@ -28,14 +29,14 @@ pub mod vmap;
 pub use cast::promote_f64;
 pub use error::AdError;
 pub use jvp::{jvp, jvp_into};
-pub use kernel::{Examples, KernelSpec, Mode, Role, Strategy};
+pub use kernel::{Examples, Form, KernelSpec, Mode, Role, Strategy};
 
 pub use linearize::{Linearized, linearize};
 pub use transpose::{transpose, transpose_into};
 pub use vjp::{vjp, vjp_into};
 pub use vmap::{vmap, vmap_into};
 
-use jjt_ir::{Function, FunctionBuilder, NodeId, Op};
+use jjt_ir::{Function, FunctionBuilder, NodeId, Op, Replay, Replayed, Visit};
 
 /// Positions of the named inputs, in signature order, with clear errors for unknown names.
 pub fn input_mask(f: &Function, names: &[impl AsRef<str>]) -> Result<Vec<bool>, AdError> {
@@ -78,23 +79,41 @@ pub fn inline_into(
     f: &Function,
     args: &[NodeId],
 ) -> Result<Vec<NodeId>, AdError> {
-    let order = f.topo_order().ok_or(AdError::Cycle)?;
-    let mut map = std::collections::HashMap::new();
-    for n in order {
-        let Some(node) = f.node(n) else { continue };
-        let new = match &node.op {
-            Op::Input(i) => args[i.index],
-            op => {
-                let xs: Vec<NodeId> = f.operands(n).iter().map(|o| map[o]).collect();
-                b.add(op.clone(), &xs)?
-            }
-        };
-        if let Some(name) = &node.name {
-            b.name_node(new, name);
-        }
-        map.insert(n, new);
-    }
-    Ok(f.outputs().iter().map(|o| map[o]).collect())
+    replay_bound(b, f, args, |b, v| Ok(v.copy(b)?))
+}
+
+/// Replay `f` into `b`, input `i` standing for `args[i]` and every other node for what `hook`
+/// emits; returns what the outputs stand for. The walk of every `*_into` transform.
+pub(crate) fn replay_bound<T: Replayed>(
+    b: &mut FunctionBuilder,
+    f: &Function,
+    args: &[T],
+    mut hook: impl FnMut(&mut FunctionBuilder, &Visit<'_, T>) -> Result<T, AdError>,
+) -> Result<Vec<T>, AdError> {
+    let mut r = Replay::new(f);
+    r.run(
+        b,
+        |_| true,
+        |b, v| match &v.node.op {
+            Op::Input(i) => args
+                .get(i.index)
+                .copied()
+                .ok_or_else(|| AdError::UnboundInput { function: f.name.clone(), index: i.index }),
+            _ => hook(b, &v),
+        },
+    )?;
+    Ok(r.outputs()?)
+}
+
+/// The types of `f`'s outputs, each a node of its graph.
+pub(crate) fn output_types(f: &Function) -> Result<Vec<jjt_ir::TensorType>, AdError> {
+    f.output_types()
+        .into_iter()
+        .enumerate()
+        .map(|(index, ty)| {
+            ty.cloned().ok_or_else(|| AdError::MissingOutput { function: f.name.clone(), index })
+        })
+        .collect()
 }
 
 /// A builder holding copies of `f`'s inputs (same names and types), and their nodes.

@@ -7,12 +7,12 @@
 //! node from several users are summed. A node that receives no cotangent is skipped (symbolic
 //! zero), so zero cotangents in give exactly zero out.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use jjt_ir::ops::Lin;
-use jjt_ir::{Binary, Function, FunctionBuilder, NodeId, Op};
+use jjt_ir::{Binary, Function, FunctionBuilder, IrError, NodeId, Op, Replay};
 
-use crate::{AdError, fresh_name, or_zeros};
+use crate::{AdError, fresh_name, or_zeros, output_types};
 
 /// Emit the transpose of `lf` into `b`. `linear[i]` marks the inputs `lf` is linear in;
 /// `known[i]` binds each other input to a node of `b`; `out_cts[j]` is the cotangent of output
@@ -25,59 +25,36 @@ pub fn transpose_into(
     known: &[Option<NodeId>],
     out_cts: &[Option<NodeId>],
 ) -> Result<Vec<Option<NodeId>>, AdError> {
-    let order = lf.topo_order().ok_or(AdError::Cycle)?;
-    // Which nodes are linear.
-    let mut is_lin: HashSet<NodeId> = HashSet::new();
-    for &n in &order {
-        let Some(node) = lf.node(n) else { continue };
-        let lin = match &node.op {
-            Op::Input(i) => linear[i.index],
-            _ => lf.operands(n).iter().any(|o| is_lin.contains(o)),
-        };
-        if lin {
-            is_lin.insert(n);
-        }
-    }
+    // Linear nodes: those that depend on a linear input.
+    let lin_inputs = lf.params().iter().zip(linear).filter(|&(_, &l)| l).map(|(p, _)| p.node);
+    let is_lin = lf.forward_closure(lin_inputs);
     // Known nodes that linear nodes read, and what they depend on, replayed in order.
-    let mut needed: HashSet<NodeId> = HashSet::new();
-    let mut stack: Vec<NodeId> =
-        is_lin.iter().flat_map(|&n| lf.operands(n)).filter(|o| !is_lin.contains(o)).collect();
-    while let Some(n) = stack.pop() {
-        if needed.insert(n) {
-            stack.extend(lf.operands(n));
-        }
-    }
-    let mut val: HashMap<NodeId, NodeId> = HashMap::new();
-    for &n in &order {
-        if !needed.contains(&n) {
-            continue;
-        }
-        let Some(node) = lf.node(n) else { continue };
-        let v = match &node.op {
-            Op::Input(i) => known[i.index].ok_or_else(|| {
-                AdError::InAxes(format!("known input #{} of `{}` is not bound", i.index, lf.name))
-            })?,
-            op => {
-                let xs: Vec<NodeId> = lf.operands(n).iter().map(|o| val[o]).collect();
-                b.add(op.clone(), &xs)?
-            }
-        };
-        val.insert(n, v);
-    }
+    let read = is_lin.iter().flat_map(|n| lf.operands(n)).filter(|&o| !is_lin.contains(o));
+    let needed = lf.backward_closure(read);
+    let mut known_val = Replay::new(lf);
+    known_val.run(
+        b,
+        |n| needed.contains(n),
+        |b, v| match &v.node.op {
+            Op::Input(i) => known
+                .get(i.index)
+                .copied()
+                .flatten()
+                .ok_or_else(|| AdError::UnboundInput { function: lf.name.clone(), index: i.index }),
+            _ => Ok(v.copy(b)?),
+        },
+    )?;
     // Accumulate cotangents backwards.
     let mut ct: HashMap<NodeId, NodeId> = HashMap::new();
     for (&o, c) in lf.outputs().iter().zip(out_cts) {
-        if let (Some(c), true) = (c, is_lin.contains(&o)) {
+        if let (Some(c), true) = (c, is_lin.contains(o)) {
             accumulate(b, &mut ct, o, *c)?;
         }
     }
     let mut result = vec![None; lf.params().len()];
-    for &n in order.iter().rev() {
-        if !is_lin.contains(&n) {
-            continue;
-        }
+    for n in is_lin.iter().rev() {
         let Some(c) = ct.remove(&n) else { continue };
-        let Some(node) = lf.node(n) else { continue };
+        let node = lf.node(n).ok_or(IrError::UnknownNode(n))?;
         if let Op::Input(i) = &node.op {
             result[i.index] = Some(c);
             continue;
@@ -85,16 +62,11 @@ pub fn transpose_into(
         let operands = lf.operands(n);
         let lins: Vec<Lin> = operands
             .iter()
-            .map(|o| {
-                if is_lin.contains(o) {
-                    Lin::Linear(
-                        lf.node(*o).map(|x| x.ty.clone()).unwrap_or_else(|| node.ty.clone()),
-                    )
-                } else {
-                    Lin::Known(val[o])
-                }
+            .map(|&o| match lf.node(o) {
+                Some(x) if is_lin.contains(o) => Ok(Lin::Linear(x.ty.clone())),
+                _ => known_val.get(o).map(Lin::Known),
             })
-            .collect();
+            .collect::<Result<_, _>>()?;
         let cts = node.op.rule().transpose(b, c, &lins)?;
         for (o, c) in operands.iter().zip(cts) {
             if let Some(c) = c {
@@ -124,11 +96,11 @@ fn accumulate(
 /// (zeros where nothing flows). Cotangent inputs are named `<output>_ct` (`ct0`, `ct1`, ...).
 pub fn transpose(lf: &Function, linear: &[bool]) -> Result<Function, AdError> {
     if linear.len() != lf.params().len() {
-        return Err(AdError::InAxes(format!(
-            "{} linearity flags for {} inputs",
-            linear.len(),
-            lf.params().len()
-        )));
+        return Err(AdError::LinearityFlags {
+            function: lf.name.clone(),
+            flags: linear.len(),
+            inputs: lf.params().len(),
+        });
     }
     let mut b = FunctionBuilder::new(format!("{}_transpose", lf.name));
     let mut taken: Vec<String> = lf.params().iter().map(|p| p.name.clone()).collect();
@@ -139,8 +111,7 @@ pub fn transpose(lf: &Function, linear: &[bool]) -> Result<Function, AdError> {
         }
     }
     let mut cts = Vec::new();
-    for (j, ty) in lf.output_types().into_iter().enumerate() {
-        let ty = ty.cloned().ok_or(AdError::Cycle)?;
+    for (j, ty) in output_types(lf)?.into_iter().enumerate() {
         let name = fresh_name(&format!("ct{j}"), &mut taken);
         cts.push(Some(b.input(&name, ty)?));
     }

@@ -7,7 +7,7 @@ use jjt_ir::{Function, FunctionBuilder, NodeId};
 
 use crate::jvp::jvp_mask;
 use crate::transpose::transpose_into;
-use crate::{AdError, builder_like, fresh_name, inline_into, input_mask, or_zeros};
+use crate::{AdError, builder_like, fresh_name, inline_into, input_mask, or_zeros, output_types};
 
 /// Emit the VJP of `f` into `b`: inputs bound to `primals`, differentiated inputs marked in
 /// `wrt`, output cotangents `out_cts` (`None`: zero). Returns the primal outputs and one
@@ -62,8 +62,7 @@ pub fn vjp(f: &Function, wrt: &[impl AsRef<str>]) -> Result<Function, AdError> {
     let mut taken: Vec<String> = f.params().iter().map(|p| p.name.clone()).collect();
     let n_out = f.outputs().len();
     let mut cts = Vec::with_capacity(n_out);
-    for (j, ty) in f.output_types().into_iter().enumerate() {
-        let ty = ty.cloned().ok_or(AdError::Cycle)?;
+    for (j, ty) in output_types(f)?.into_iter().enumerate() {
         let base = if n_out == 1 { "ct".to_string() } else { format!("ct{j}") };
         let name = fresh_name(&base, &mut taken);
         cts.push(Some(b.input(&name, ty)?));

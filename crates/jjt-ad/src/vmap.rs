@@ -1,10 +1,8 @@
 //! Batching: apply each op's batching rule to map a function over a new axis.
 
-use std::collections::HashMap;
+use jjt_ir::{Function, FunctionBuilder, NodeId, Shape};
 
-use jjt_ir::{Function, FunctionBuilder, NodeId, Op, Shape};
-
-use crate::AdError;
+use crate::{AdError, replay_bound};
 
 /// Emit `f` mapped over a batch axis into `b`: `args[i]` is batched along `dims[i]` (or not
 /// batched), `size` is the batch size. Returns each output with its batch axis (`None`: the
@@ -30,29 +28,16 @@ pub fn vmap_into(
             }
         }
     }
-    let order = f.topo_order().ok_or(AdError::Cycle)?;
-    let mut val: HashMap<NodeId, (NodeId, Option<usize>)> = HashMap::new();
-    for n in order {
-        let Some(node) = f.node(n) else { continue };
-        let v = match &node.op {
-            Op::Input(i) => (args[i.index], dims[i.index]),
-            op => {
-                let operands = f.operands(n);
-                let xs: Vec<NodeId> = operands.iter().map(|o| val[o].0).collect();
-                let ds: Vec<Option<usize>> = operands.iter().map(|o| val[o].1).collect();
-                if ds.iter().all(Option::is_none) {
-                    (b.add(op.clone(), &xs)?, None)
-                } else {
-                    op.rule().batch(b, jjt_ir::ops::BatchArgs { x: &xs, dims: &ds, size })?
-                }
-            }
-        };
-        if let Some(name) = &node.name {
-            b.name_node(v.0, name);
+    let args: Vec<(NodeId, Option<usize>)> = args.iter().copied().zip(dims.to_vec()).collect();
+    replay_bound(b, f, &args, |b, v| {
+        let xs = v.arg_nodes();
+        let ds: Vec<Option<usize>> = v.args.iter().map(|&(_, d)| d).collect();
+        if ds.iter().all(Option::is_none) {
+            Ok((b.add(v.node.op.clone(), &xs)?, None))
+        } else {
+            Ok(v.node.op.rule().batch(b, jjt_ir::ops::BatchArgs { x: &xs, dims: &ds, size })?)
         }
-        val.insert(n, v);
-    }
-    Ok(f.outputs().iter().map(|o| val[o]).collect())
+    })
 }
 
 /// Move an output's batch axis to the front, broadcasting an unbatched output.

@@ -177,7 +177,7 @@ fn check_all(s: &Setup, rng: &mut Rng, batches: &[Option<(usize, usize)>]) {
                     strategy: Strategy::Ntvp,
                     batch,
                 };
-                let layout = spec.layout(&s.f, false).unwrap();
+                let layout = spec.layout(&s.f, jjt_ad::Form::Kernel).unwrap();
                 let args = random_args(rng, &layout, s.domain);
                 let want = oracle(s, &spec, &args);
                 let inputs: Vec<Tensor> = args.iter().map(|(_, t)| t.clone()).collect();
@@ -199,7 +199,7 @@ fn check_all(s: &Setup, rng: &mut Rng, batches: &[Option<(usize, usize)>]) {
                 strategy: Strategy::Ntvp,
                 batch,
             };
-            let layout = spec.layout(&s.f, true).unwrap();
+            let layout = spec.layout(&s.f, jjt_ad::Form::Apply).unwrap();
             let args = random_args(rng, &layout, s.domain);
             let full = oracle(s, &spec, &args[..args.len() - 1]);
             let v = args.last().unwrap().1.to_f64_vec();

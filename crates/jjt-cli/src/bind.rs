@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use jjt_ad::{KernelSpec, Role};
+use jjt_ad::{Form, KernelSpec, Role};
 use jjt_ir::{DType, Function, Tensor, TensorType};
 
 use crate::{CliError, KernelIo, KernelOpts};
@@ -227,7 +227,7 @@ pub(crate) fn bind_kernel(
         .map(|(p, _)| p.name.clone())
         .collect();
     let spec = opts.spec(&io.wrt, &shared_names, batch);
-    let layout = spec.layout(f, v.is_some())?;
+    let layout = spec.layout(f, if v.is_some() { Form::Apply } else { Form::Kernel })?;
     let mut args = Vec::with_capacity(layout.len());
     for (name, role, ty) in layout {
         let t = match role {

@@ -70,8 +70,8 @@ enum Command {
         #[arg(long, value_enum)]
         of: Option<Stage>,
         /// With `--stage optimized`: also print the graph after this pass.
-        #[arg(long, value_name = "PASS")]
-        print_after: Option<String>,
+        #[arg(long, value_enum, value_name = "PASS")]
+        print_after: Option<jjt_opt::Pass>,
         /// With `--stage optimized`: print per-pass time and rule hits.
         #[arg(long)]
         stats: bool,
@@ -453,9 +453,9 @@ fn run(cli: Cli) -> Result<(), CliError> {
             if matches!(stage, Stage::Optimized) {
                 let g = stage_graphs(&f, of, &wrt, &shared, batch, &opts)?.remove(0);
                 let mut text = String::new();
-                let (opt, reports) = jjt_opt::optimize(&g, |name, h| {
-                    if print_after.as_deref() == Some(name) {
-                        text.push_str(&format!("# after {name}\n{}\n", render(h, format)));
+                let (opt, reports) = jjt_opt::optimize(&g, |pass, h| {
+                    if print_after == Some(pass) {
+                        text.push_str(&format!("# after {pass}\n{}\n", render(h, format)));
                     }
                 })
                 .map_err(|e| CliError::Batch(e.to_string()))?;
@@ -466,14 +466,9 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 );
                 if stats {
                     for r in &reports {
-                        let hits: Vec<String> =
-                            r.hits.iter().map(|(k, v)| format!("{k}={v}")).collect();
                         out.push_str(&format!(
                             "# pass {:8} {:8.3} ms  {} nodes  {}\n",
-                            r.name,
-                            r.ms,
-                            r.nodes,
-                            hits.join(" ")
+                            r.pass, r.ms, r.nodes, r.stats
                         ));
                     }
                 }
@@ -488,7 +483,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 )?;
                 let spec = opts.spec(&wrt, &shared, batch);
                 let flags: Vec<bool> = spec
-                    .layout(&f, false)?
+                    .layout(&f, jjt_ad::Form::Kernel)?
                     .iter()
                     .map(|(_, role, _)| matches!(role, jjt_ad::Role::Shared(_)))
                     .collect();

@@ -128,7 +128,7 @@ pub(crate) fn run(
         threads: if threads.min(n_jobs) > 1 { 1 } else { threads },
         ..crate::jit_options(opts.max_memory)
     };
-    let layout = spec.layout(f, false)?;
+    let layout = spec.layout(f, jjt_ad::Form::Kernel)?;
     // Staging: what depends only on the shared inputs (θ) runs once, not once per tile.
     let shared: Vec<bool> =
         layout.iter().map(|(_, role, _)| matches!(role, Role::Shared(_))).collect();

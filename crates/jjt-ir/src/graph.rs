@@ -1,6 +1,7 @@
 //! Functions as graphs: a petgraph `StableDiGraph` whose nodes are ops and whose edges run
 //! from operand to user, weighted by the operand's slot.
 
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use petgraph::Direction;
@@ -170,18 +171,13 @@ impl Function {
     /// A copy without the nodes no output depends on (inputs are always kept). Node order,
     /// names and operand slots are preserved.
     pub fn pruned(&self) -> Function {
-        let mut live = std::collections::HashSet::new();
-        let mut stack: Vec<NodeId> = self.outputs.clone();
-        stack.extend(self.params.iter().map(|p| p.node));
-        while let Some(n) = stack.pop() {
-            if self.graph.node_weight(n.0).is_some() && live.insert(n) {
-                stack.extend(self.operands(n));
-            }
-        }
+        let live = self.backward_closure(
+            self.outputs.iter().copied().chain(self.params.iter().map(|p| p.node)),
+        );
         let mut graph = Graph::default();
-        let mut map = std::collections::HashMap::new();
+        let mut map = HashMap::new();
         for id in self.node_ids() {
-            if live.contains(&id) {
+            if live.contains(id) {
                 map.insert(id, NodeId(graph.add_node(self.graph[id.0].clone())));
             }
         }
@@ -207,25 +203,35 @@ impl Function {
         Function { name: self.name.clone(), graph, params, outputs }
     }
 
-    /// A topological order of all nodes: operands before users, ties broken by index, so the
-    /// order is deterministic. `None` if the graph has a cycle.
-    pub fn topo_order(&self) -> Option<Vec<NodeId>> {
-        petgraph::algo::toposort(&self.graph, None).ok().map(|v| {
-            // toposort is deterministic for a given graph; re-sort by a stable key so that
-            // the order does not depend on petgraph's traversal details.
-            let mut depth = std::collections::BTreeMap::new();
-            for n in &v {
-                let d = self
-                    .operands(NodeId(*n))
-                    .iter()
-                    .map(|o| depth.get(o).copied().unwrap_or(0) + 1)
-                    .max()
-                    .unwrap_or(0usize);
-                depth.insert(NodeId(*n), d);
+    /// A topological order of all nodes: operands before users, then by depth (the longest
+    /// path from a node without operands) and index, so the order is deterministic. It cannot
+    /// fail: the builder adds a node after its operands, so built functions have no cycle.
+    /// A hand-made graph with a cycle (which [`crate::verify()`] rejects) still gets an order
+    /// of all its nodes; an edge that closes a cycle is ignored.
+    pub fn topo_order(&self) -> Vec<NodeId> {
+        let mut depth: HashMap<NodeId, usize> = HashMap::with_capacity(self.node_count());
+        let mut open: HashSet<NodeId> = HashSet::new();
+        for start in self.node_ids() {
+            let mut stack = vec![(start, false)];
+            while let Some((n, operands_done)) = stack.pop() {
+                if operands_done {
+                    let d = self
+                        .operands(n)
+                        .iter()
+                        .filter_map(|o| depth.get(o).map(|d| d + 1))
+                        .max()
+                        .unwrap_or(0);
+                    depth.insert(n, d);
+                    open.remove(&n);
+                } else if !depth.contains_key(&n) && open.insert(n) {
+                    stack.push((n, true));
+                    let operands = self.operands(n);
+                    stack.extend(operands.into_iter().rev().map(|o| (o, false)));
+                }
             }
-            let mut order: Vec<NodeId> = v.into_iter().map(NodeId).collect();
-            order.sort_by_key(|n| (depth[n], *n));
-            order
-        })
+        }
+        let mut order: Vec<NodeId> = self.node_ids().collect();
+        order.sort_by_key(|n| (depth[n], *n));
+        order
     }
 }

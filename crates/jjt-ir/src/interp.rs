@@ -76,17 +76,12 @@ fn eval_nodes_limited(
 ) -> Result<HashMap<NodeId, Tensor>, EvalError> {
     verify(f).map_err(EvalError::Invalid)?;
     check_inputs(f, inputs)?;
-    let order =
-        f.topo_order().ok_or_else(|| EvalError::Internal("cycle after verification".into()))?;
-    // Only the nodes the wanted ones depend on.
-    let mut needed = std::collections::HashSet::new();
-    let mut stack: Vec<NodeId> = wanted.to_vec();
-    while let Some(n) = stack.pop() {
-        if needed.insert(n) {
-            stack.extend(f.operands(n));
-        }
+    if let Some(n) = wanted.iter().find(|&&n| f.node(n).is_none()) {
+        return Err(EvalError::Internal(format!("{n} is not a node of `{}`", f.name)));
     }
-    let needed_bytes = needed.iter().try_fold(0u64, |acc, &n| {
+    // Only the nodes the wanted ones depend on.
+    let needed = f.backward_closure(wanted.iter().copied());
+    let needed_bytes = needed.iter().try_fold(0u64, |acc, n| {
         let ty = &f.node(n)?.ty;
         let numel = u64::try_from(ty.shape.checked_numel()?).ok()?;
         acc.checked_add(numel.checked_mul(jjt_npy::DType::item_size(ty.dtype) as u64)?)
@@ -96,7 +91,7 @@ fn eval_nodes_limited(
         _ => return Err(EvalError::TooLarge { needed: needed_bytes, limit: max_bytes }),
     }
     let mut values: HashMap<NodeId, Tensor> = HashMap::new();
-    for id in order.into_iter().filter(|n| needed.contains(n)) {
+    for id in needed.iter() {
         let node = f.node(id).ok_or_else(|| EvalError::Internal(format!("{id} vanished")))?;
         let operands = f.operands(id);
         let args: Vec<&Tensor> = operands

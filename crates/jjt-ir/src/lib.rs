@@ -24,6 +24,7 @@ pub mod text;
 pub mod trace;
 pub mod types;
 pub mod verify;
+pub mod walk;
 
 pub use builder::FunctionBuilder;
 pub use error::{EvalError, IrError, TypeError};
@@ -33,3 +34,4 @@ pub use tensor::{Data, Tensor};
 pub use trace::{TraceError, Tracer, Var, trace};
 pub use types::{DType, Shape, TensorType};
 pub use verify::{VerifyError, VerifyErrors, verify};
+pub use walk::{NodeSet, Replay, Replayed, Visit};

@@ -228,7 +228,7 @@ pub fn item_size(d: DType) -> usize {
 
 /// Plan `f`.
 pub fn plan(f: &Function) -> Result<Plan, JitError> {
-    let order = f.topo_order().ok_or_else(|| JitError::Unsupported("graph has a cycle".into()))?;
+    let order = f.topo_order();
     let mut users: HashMap<NodeId, usize> = HashMap::new();
     for &n in &order {
         for o in f.operands(n) {

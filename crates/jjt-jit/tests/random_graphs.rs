@@ -148,7 +148,7 @@ proptest! {
         compare(&v, &va)?;
         let spec = KernelSpec { wrt: vec![names[0].clone()], shared: names[1..].to_vec(), ..Default::default() };
         let k = spec.kernel(&f).unwrap();
-        let layout = spec.layout(&f, false).unwrap();
+        let layout = spec.layout(&f, jjt_ad::Form::Kernel).unwrap();
         let ka: Vec<Tensor> = layout.iter().map(|(_, _, t)| Tensor::from_f64(t, &(0..t.numel()).map(|_| rng.uniform(-2.0, 2.0)).collect::<Vec<_>>()).unwrap()).collect();
         compare(&k, &ka)?;
     }

@@ -39,7 +39,7 @@ pub fn choose(spec: &KernelSpec, f: &Function) -> Result<Choice, AutoError> {
     let mut folds = crate::fold::FoldCache::default();
     for strategy in [Strategy::Ntvp, Strategy::Jc] {
         let k = KernelSpec { strategy, ..spec.clone() }.kernel(f)?;
-        let (opt, _) = crate::optimize_cached(&k, |_, _| {}, &mut folds)?;
+        let (opt, _) = crate::optimize_with(&k, |_, _| {}, &mut folds)?;
         let c = cost(&opt);
         candidates.push((strategy, c.clone()));
         let better = match &best {

@@ -9,6 +9,8 @@
 use jjt_ir::ops::{Const, DotGeneral};
 use jjt_ir::{Function, FunctionBuilder, IrError, NodeId, Op};
 
+use crate::Side;
+
 /// Statistics of one run.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BasisStats {
@@ -27,15 +29,11 @@ fn is_square_eye(b: &FunctionBuilder, n: NodeId) -> bool {
 
 /// If `eye` (operand `slot` of `d`) is a square identity contracted on one axis with no batch
 /// axes, the permutation of the other operand that equals the contraction.
-fn relabel(d: &DotGeneral, eye_is_lhs: bool, other_rank: usize) -> Option<Vec<usize>> {
+fn relabel(d: &DotGeneral, eye: Side, other_rank: usize) -> Option<Vec<usize>> {
     if !d.lhs_batch.is_empty() {
         return None;
     }
-    let (ec, oc) = if eye_is_lhs {
-        (&d.lhs_contract, &d.rhs_contract)
-    } else {
-        (&d.rhs_contract, &d.lhs_contract)
-    };
+    let (ec, oc) = (eye.axes(d).0, eye.other().axes(d).0);
     if ec.len() != 1 {
         return None;
     }
@@ -43,22 +41,22 @@ fn relabel(d: &DotGeneral, eye_is_lhs: bool, other_rank: usize) -> Option<Vec<us
     let others: Vec<usize> = (0..other_rank).filter(|&a| a != j).collect();
     // Output: eye's free axis (which takes the contracted axis' index), then the other's free
     // axes — or the reverse when the identity is on the right.
-    Some(if eye_is_lhs {
-        std::iter::once(j).chain(others).collect()
-    } else {
-        others.into_iter().chain(std::iter::once(j)).collect()
+    Some(match eye {
+        Side::Lhs => std::iter::once(j).chain(others).collect(),
+        Side::Rhs => others.into_iter().chain(std::iter::once(j)).collect(),
     })
 }
 
 /// Replace contractions with identity matrices by transposes.
-pub fn eliminate(f: &Function) -> Result<(Function, BasisStats), IrError> {
+pub fn basis(f: &Function) -> Result<(Function, BasisStats), IrError> {
     let mut stats = BasisStats::default();
-    let g = crate::rebuild(f, &mut |b, _, _, op, xs| {
-        let Op::DotGeneral(d) = op else { return Ok(None) };
-        for (eye_is_lhs, e, o) in [(true, xs[0], xs[1]), (false, xs[1], xs[0])] {
+    let g = crate::rebuild(f, |b, v| {
+        let (Op::DotGeneral(d), xs) = (&v.node.op, v.args) else { return Ok(None) };
+        for eye in [Side::Lhs, Side::Rhs] {
+            let (e, o) = (xs[eye.slot()], xs[eye.other().slot()]);
             if is_square_eye(b, e) {
                 let rank = b.ty(o)?.rank();
-                if let Some(perm) = relabel(d, eye_is_lhs, rank) {
+                if let Some(perm) = relabel(d, eye, rank) {
                     stats.eliminated += 1;
                     return Ok(Some(b.transpose(o, &perm)?));
                 }

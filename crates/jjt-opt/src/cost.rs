@@ -45,18 +45,8 @@ impl fmt::Display for Cost {
 
 /// Nodes that depend on no input.
 pub fn constant_nodes(f: &Function) -> HashSet<NodeId> {
-    let mut c = HashSet::new();
-    for n in f.topo_order().unwrap_or_default() {
-        let Some(node) = f.node(n) else { continue };
-        let is_const = match node.op {
-            Op::Input(_) => false,
-            _ => f.operands(n).iter().all(|o| c.contains(o)),
-        };
-        if is_const {
-            c.insert(n);
-        }
-    }
-    c
+    let from_inputs = f.forward_closure(f.params().iter().map(|p| p.node));
+    f.node_ids().filter(|&n| !from_inputs.contains(n)).collect()
 }
 
 /// Operations of one node.
@@ -102,7 +92,7 @@ fn bytes(f: &Function, n: NodeId) -> f64 {
 /// The cost of `f`.
 pub fn cost(f: &Function) -> Cost {
     let consts = constant_nodes(f);
-    let order = f.topo_order().unwrap_or_default();
+    let order = f.topo_order();
     let mut c = Cost::default();
     let mut last_use: HashMap<NodeId, usize> = HashMap::new();
     for (i, &n) in order.iter().enumerate() {

@@ -16,6 +16,8 @@ use jjt_ir::{Function, FunctionBuilder, IrError, NodeId, Op, Tensor};
 pub struct FoldStats {
     /// Nodes replaced by constants.
     pub folded: usize,
+    /// Lookups answered from the [`FoldCache`].
+    pub cached: usize,
 }
 
 fn as_const(t: &Tensor) -> Const {
@@ -28,7 +30,7 @@ fn as_const(t: &Tensor) -> Const {
 }
 
 /// Folded values by the structure of the constant expression that computed them, shared by
-/// several runs of [`fold_cached`] (`auto` optimises one kernel per strategy, and the
+/// several runs of [`fold_with`] (`auto` optimises one kernel per strategy, and the
 /// candidates fold the same products of constants). A key is the expression printed in full
 /// (ops with their attributes, constants with their seeds or values); expressions whose key
 /// would exceed [`MAX_KEY`] bytes (large literal constants) are not cached.
@@ -45,110 +47,104 @@ pub const MAX_KEY: usize = 4096;
 
 /// Fold constant subgraphs of `f`.
 pub fn fold(f: &Function) -> Result<(Function, FoldStats), IrError> {
-    fold_cached(f, &mut FoldCache::default())
+    fold_with(f, &mut FoldCache::default())
 }
 
 /// [`fold`], reusing and filling `cache`.
-pub fn fold_cached(f: &Function, cache: &mut FoldCache) -> Result<(Function, FoldStats), IrError> {
+pub fn fold_with(f: &Function, cache: &mut FoldCache) -> Result<(Function, FoldStats), IrError> {
     let mut stats = FoldStats::default();
     // The cache key of each constant-valued node (None: too long to cache).
     let mut keys: HashMap<NodeId, Option<String>> = HashMap::new();
     let mut b = FunctionBuilder::new(f.name.clone());
-    let mut map: HashMap<NodeId, NodeId> = HashMap::new();
     // Values of constants, computed only when a consumer is folded (random and literal
     // constants can be large).
     let mut values: HashMap<NodeId, Tensor> = HashMap::new();
     let mut consts: HashMap<NodeId, Const> = HashMap::new();
-    for p in f.params() {
-        map.insert(p.node, b.input(&p.name, p.ty.clone())?);
-    }
-    for n in f.topo_order().unwrap_or_default() {
-        let Some(node) = f.node(n) else { continue };
-        let ops = f.operands(n);
-        let new = match &node.op {
-            Op::Input(_) => continue,
-            Op::Const(c) => {
-                consts.insert(n, c.clone());
-                // A constant holding its values prints them all: decide from its size first,
-                // so a large one is never formatted (each value takes at least two bytes).
-                let holds_values = matches!(c, Const::Literal { .. } | Const::Npy { .. });
-                let key = if holds_values && c.ty().numel().saturating_mul(2) > MAX_KEY {
-                    None
-                } else {
-                    Some(format!("{c:?}")).filter(|k| k.len() <= MAX_KEY)
-                };
-                keys.insert(n, key);
-                b.constant(c.clone())?
-            }
-            op if !ops.is_empty()
-                && ops.iter().all(|o| values.contains_key(o) || consts.contains_key(o)) =>
-            {
-                let parts: Option<Vec<&str>> =
-                    ops.iter().map(|o| keys.get(o).and_then(|k| k.as_deref())).collect();
-                let key = parts
-                    .map(|p| format!("{op:?}({})", p.join(",")))
-                    .filter(|k| k.len() <= MAX_KEY);
-                let cached = key.as_ref().and_then(|k| cache.values.get(k)).cloned();
-                let folded = match cached {
-                    Some(v) => {
-                        cache.hits += 1;
-                        v
-                    }
-                    // A result larger than its operands is not folded: decided from the
-                    // types, before evaluating (it could be too large to allocate).
-                    None if node.ty.numel()
-                        > ops
-                            .iter()
-                            .filter_map(|o| f.node(*o).map(|x| x.ty.numel()))
-                            .sum::<usize>()
-                            .max(1) =>
-                    {
+    let hits_before = cache.hits;
+    let mut r = crate::replay_inputs(f, &mut b)?;
+    r.run(
+        &mut b,
+        |_| true,
+        |b, v| {
+            let (n, node) = (v.id, v.node);
+            let ops = f.operands(n);
+            Ok::<_, IrError>(match &node.op {
+                Op::Const(c) => {
+                    consts.insert(n, c.clone());
+                    // A constant holding its values prints them all: decide from its size first,
+                    // so a large one is never formatted (each value takes at least two bytes).
+                    let holds_values = matches!(c, Const::Literal { .. } | Const::Npy { .. });
+                    let key = if holds_values && c.ty().numel().saturating_mul(2) > MAX_KEY {
                         None
-                    }
-                    None => {
-                        for o in &ops {
-                            if !values.contains_key(o) {
-                                values.insert(*o, consts[o].value());
+                    } else {
+                        Some(format!("{c:?}")).filter(|k| k.len() <= MAX_KEY)
+                    };
+                    keys.insert(n, key);
+                    b.constant(c.clone())?
+                }
+                op if !ops.is_empty()
+                    && ops.iter().all(|o| values.contains_key(o) || consts.contains_key(o)) =>
+                {
+                    let parts: Option<Vec<&str>> =
+                        ops.iter().map(|o| keys.get(o).and_then(|k| k.as_deref())).collect();
+                    let key = parts
+                        .map(|p| format!("{op:?}({})", p.join(",")))
+                        .filter(|k| k.len() <= MAX_KEY);
+                    let cached = key.as_ref().and_then(|k| cache.values.get(k)).cloned();
+                    let folded = match cached {
+                        Some(v) => {
+                            cache.hits += 1;
+                            v
+                        }
+                        // A result larger than its operands is not folded: decided from the
+                        // types, before evaluating (it could be too large to allocate).
+                        None if node.ty.numel()
+                            > ops
+                                .iter()
+                                .filter_map(|o| f.node(*o).map(|x| x.ty.numel()))
+                                .sum::<usize>()
+                                .max(1) =>
+                        {
+                            None
+                        }
+                        None => {
+                            for o in &ops {
+                                if !values.contains_key(o) {
+                                    values.insert(*o, consts[o].value());
+                                }
                             }
+                            let args: Vec<&Tensor> = ops.iter().map(|o| &values[o]).collect();
+                            let in_elems: usize = args.iter().map(|t| t.numel()).sum();
+                            let v = op
+                                .rule()
+                                .eval(EvalArgs { x: &args, out: &node.ty, inputs: &[] })
+                                .ok()
+                                .filter(|t| {
+                                    t.numel() <= in_elems.max(1)
+                                        && !t.to_f64_vec().iter().any(|x| x.is_nan())
+                                });
+                            if let Some(k) = &key {
+                                cache.values.insert(k.clone(), v.clone());
+                            }
+                            v
                         }
-                        let args: Vec<&Tensor> = ops.iter().map(|o| &values[o]).collect();
-                        let in_elems: usize = args.iter().map(|t| t.numel()).sum();
-                        let a = EvalArgs { x: &args, out: &node.ty, inputs: &[] };
-                        let v = op.rule().eval(a).ok().filter(|t| {
-                            t.numel() <= in_elems.max(1)
-                                && !t.to_f64_vec().iter().any(|x| x.is_nan())
-                        });
-                        if let Some(k) = &key {
-                            cache.values.insert(k.clone(), v.clone());
+                    };
+                    keys.insert(n, key);
+                    match folded {
+                        Some(t) => {
+                            stats.folded += 1;
+                            let c = as_const(&t);
+                            consts.insert(n, c.clone());
+                            values.insert(n, t);
+                            b.constant(c)?
                         }
-                        v
-                    }
-                };
-                keys.insert(n, key);
-                match folded {
-                    Some(t) => {
-                        stats.folded += 1;
-                        let c = as_const(&t);
-                        consts.insert(n, c.clone());
-                        values.insert(n, t);
-                        b.constant(c)?
-                    }
-                    None => {
-                        let xs: Vec<NodeId> = ops.iter().map(|o| map[o]).collect();
-                        b.add(op.clone(), &xs)?
+                        None => v.copy(b)?,
                     }
                 }
-            }
-            op => {
-                let xs: Vec<NodeId> = ops.iter().map(|o| map[o]).collect();
-                b.add(op.clone(), &xs)?
-            }
-        };
-        if let Some(name) = &node.name {
-            b.name_node(new, name);
-        }
-        map.insert(n, new);
-    }
-    let outs = f.outputs().iter().map(|o| map[o]).collect();
-    Ok((b.finish_many(outs)?.pruned(), stats))
+                _ => v.copy(b)?,
+            })
+        },
+    )?;
+    stats.cached = cache.hits - hits_before;
+    Ok((b.finish_many(r.outputs()?)?.pruned(), stats))
 }

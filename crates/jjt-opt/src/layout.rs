@@ -33,10 +33,9 @@ use jjt_ir::{Function, FunctionBuilder, IrError, NodeId, Op};
 use crate::simplify::RuleHits;
 
 /// Canonicalise the layout ops of `f`; returns the new function and the hits per rule.
-pub fn canonicalize(f: &Function) -> Result<(Function, RuleHits), IrError> {
-    let order = f.topo_order().unwrap_or_default();
+pub fn layout(f: &Function) -> Result<(Function, RuleHits), IrError> {
     let mut users: HashMap<NodeId, usize> = HashMap::new();
-    for &n in &order {
+    for n in f.node_ids() {
         for o in f.operands(n) {
             *users.entry(o).or_default() += 1;
         }
@@ -44,45 +43,36 @@ pub fn canonicalize(f: &Function) -> Result<(Function, RuleHits), IrError> {
     for &o in f.outputs() {
         *users.entry(o).or_default() += 1;
     }
-    let mut s = Sinker {
-        b: FunctionBuilder::new(f.name.clone()),
-        origin: HashMap::new(),
-        hits: RuleHits::new(),
-    };
-    let mut map: HashMap<NodeId, NodeId> = HashMap::new();
-    for p in f.params() {
-        map.insert(p.node, s.b.input(&p.name, p.ty.clone())?);
-    }
-    for n in order {
-        let Some(node) = f.node(n) else { continue };
-        if matches!(node.op, Op::Input(_)) {
-            continue;
-        }
-        let xs: Vec<NodeId> = f.operands(n).iter().map(|o| map[o]).collect();
-        let v = match &node.op {
-            Op::Transpose(Transpose { perm }) => s.sink(xs[0], perm)?,
-            op => s.b.add(op.clone(), &xs)?,
-        };
-        if let Some(name) = &node.name {
-            s.b.name_node(v, name);
-        }
-        let single = users.get(&n).copied().unwrap_or(0) == 1;
-        s.origin.entry(v).and_modify(|e| *e = false).or_insert(single);
-        map.insert(n, v);
-    }
-    let outs = f.outputs().iter().map(|o| map[o]).collect();
-    Ok((s.b.finish_many(outs)?.pruned(), s.hits))
+    let mut origin = HashMap::new();
+    let mut hits = RuleHits::new();
+    let mut b = FunctionBuilder::new(f.name.clone());
+    let mut r = crate::replay_inputs(f, &mut b)?;
+    r.run(
+        &mut b,
+        |_| true,
+        |b, v| {
+            let mut s = Sinker { b, origin: &mut origin, hits: &mut hits };
+            let x = match &v.node.op {
+                Op::Transpose(Transpose { perm }) => s.sink(v.args[0], perm)?,
+                _ => v.copy(s.b)?,
+            };
+            let single = users.get(&v.id).copied().unwrap_or(0) == 1;
+            s.origin.entry(x).and_modify(|e| *e = false).or_insert(single);
+            Ok::<_, IrError>(x)
+        },
+    )?;
+    Ok((b.finish_many(r.outputs()?)?.pruned(), hits))
 }
 
-struct Sinker {
-    b: FunctionBuilder,
+struct Sinker<'a> {
+    b: &'a mut FunctionBuilder,
     /// For nodes copied from the input graph: whether it has exactly one user there (and no
     /// other input node was merged into it). Nodes the rules create are absent: not sunk into.
-    origin: HashMap<NodeId, bool>,
-    hits: RuleHits,
+    origin: &'a mut HashMap<NodeId, bool>,
+    hits: &'a mut RuleHits,
 }
 
-impl Sinker {
+impl Sinker<'_> {
     fn hit(&mut self, name: &'static str) {
         *self.hits.entry(name).or_insert(0) += 1;
     }

@@ -29,164 +29,269 @@ pub mod siblings;
 pub mod simplify;
 pub mod stage;
 
+use std::fmt;
 use std::time::Instant;
 
-use jjt_ir::{Function, IrError};
+use jjt_ir::{Function, FunctionBuilder, IrError, NodeId, Replay, Visit};
 
 pub use cse::cse;
 
-/// What [`rebuild`]'s hook gets: the builder, the mapping of `f`'s nodes so far, the node's id
-/// in `f`, its op, and its operands already mapped.
-pub(crate) type Rewrite<'a> = dyn FnMut(
-        &mut jjt_ir::FunctionBuilder,
-        &std::collections::HashMap<jjt_ir::NodeId, jjt_ir::NodeId>,
-        jjt_ir::NodeId,
-        &jjt_ir::Op,
-        &[jjt_ir::NodeId],
-    ) -> Result<Option<jjt_ir::NodeId>, IrError>
-    + 'a;
+use crate::basis::BasisStats;
+use crate::fold::{FoldCache, FoldStats};
+use crate::reorder::ReorderStats;
+use crate::siblings::SiblingStats;
+use crate::simplify::RuleHits;
 
 /// Rebuild `f` through a fresh (hash-consing, type-checking) builder in topological order:
-/// `rewrite` returns each non-input node's replacement, or `None` to copy it. Names are kept
-/// and the result is pruned. The passes that rewrite node by node share this loop.
-pub(crate) fn rebuild(f: &Function, rewrite: &mut Rewrite<'_>) -> Result<Function, IrError> {
-    let mut b = jjt_ir::FunctionBuilder::new(f.name.clone());
-    let mut map = std::collections::HashMap::new();
-    for p in f.params() {
-        map.insert(p.node, b.input(&p.name, p.ty.clone())?);
-    }
-    for n in f.topo_order().unwrap_or_default() {
-        let Some(node) = f.node(n) else { continue };
-        if matches!(node.op, jjt_ir::Op::Input(_)) {
-            continue;
-        }
-        let xs: Vec<jjt_ir::NodeId> = f.operands(n).iter().map(|o| map[o]).collect();
-        let v = match rewrite(&mut b, &map, n, &node.op, &xs)? {
-            Some(v) => v,
-            None => b.add(node.op.clone(), &xs)?,
-        };
-        if let Some(name) = &node.name {
-            b.name_node(v, name);
-        }
-        map.insert(n, v);
-    }
-    let outs = f.outputs().iter().map(|o| map[o]).collect();
-    Ok(b.finish_many(outs)?.pruned())
+/// `rewrite` returns each non-input node's replacement (it can look up what earlier nodes were
+/// mapped to with [`Visit::get`]), or `None` to copy it. Names are kept and the result is
+/// pruned. The passes that rewrite node by node share this loop.
+pub(crate) fn rebuild(
+    f: &Function,
+    mut rewrite: impl FnMut(&mut FunctionBuilder, &Visit<'_, NodeId>) -> Result<Option<NodeId>, IrError>,
+) -> Result<Function, IrError> {
+    let mut b = FunctionBuilder::new(f.name.clone());
+    let mut r = replay_inputs(f, &mut b)?;
+    r.run(
+        &mut b,
+        |_| true,
+        |b, v| match rewrite(b, &v)? {
+            Some(new) => Ok(new),
+            None => v.copy(b),
+        },
+    )?;
+    b.finish_many(r.outputs()?).map(|g| g.pruned())
 }
 
-/// Copy node `n` of `f` into `b` (its operands mapped through `map`, its name kept) and
-/// record it in `map`: the replay step every rebuilding pass shares.
-pub(crate) fn copy_node(
-    b: &mut jjt_ir::FunctionBuilder,
-    f: &Function,
-    n: jjt_ir::NodeId,
-    map: &mut std::collections::HashMap<jjt_ir::NodeId, jjt_ir::NodeId>,
-) -> Result<jjt_ir::NodeId, IrError> {
-    let node = f.node(n).ok_or(IrError::UnknownNode(n))?;
-    let xs: Vec<jjt_ir::NodeId> = f.operands(n).iter().map(|o| map[o]).collect();
-    let v = b.add(node.op.clone(), &xs)?;
-    if let Some(name) = &node.name {
-        b.name_node(v, name);
+/// A replay of `f` with its inputs bound to copies in `b` (same names and types).
+pub(crate) fn replay_inputs<'f>(
+    f: &'f Function,
+    b: &mut FunctionBuilder,
+) -> Result<Replay<'f, NodeId>, IrError> {
+    let mut r = Replay::new(f);
+    for p in f.params() {
+        r.bind(p.node, b.input(&p.name, p.ty.clone())?);
     }
-    map.insert(n, v);
-    Ok(v)
+    Ok(r)
+}
+
+/// One operand of a `dot_general`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Side {
+    Lhs,
+    Rhs,
+}
+
+impl Side {
+    /// The operand's slot.
+    pub(crate) fn slot(self) -> usize {
+        match self {
+            Side::Lhs => 0,
+            Side::Rhs => 1,
+        }
+    }
+
+    /// The other operand.
+    pub(crate) fn other(self) -> Side {
+        match self {
+            Side::Lhs => Side::Rhs,
+            Side::Rhs => Side::Lhs,
+        }
+    }
+
+    /// This operand's contracted and batch axes.
+    pub(crate) fn axes(self, d: &jjt_ir::ops::DotGeneral) -> (&[usize], &[usize]) {
+        match self {
+            Side::Lhs => (&d.lhs_contract, &d.lhs_batch),
+            Side::Rhs => (&d.rhs_contract, &d.rhs_batch),
+        }
+    }
+}
+
+/// One pass of the pipeline. Each module's entry point is named after its pass
+/// (`basis::basis`, `fold::fold`, ...; `*_with` takes an extra setting), and [`Pass::run`]
+/// runs any of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum Pass {
+    /// Share equal subexpressions (`cse::cse`).
+    Cse,
+    /// IEEE-safe algebraic rules, counted by name (`simplify::simplify`).
+    Simplify,
+    /// Products with identity bases become relabellings (`basis::basis`).
+    Basis,
+    /// Evaluate constant-only nodes once (`fold::fold`).
+    Fold,
+    /// Re-evaluate einsum trees in the cheapest order (`reorder::reorder`).
+    Reorder,
+    /// Sink transposes into the contractions that produce them (`layout::layout`).
+    Layout,
+    /// Join products that share an operand (`siblings::siblings`).
+    Siblings,
+    /// Drop nodes no output uses (`dce::dce`).
+    Dce,
+}
+
+impl Pass {
+    /// The pipeline [`optimize`] runs, in order.
+    pub const PIPELINE: [Pass; 10] = [
+        Pass::Cse,
+        Pass::Simplify,
+        Pass::Basis,
+        Pass::Fold,
+        Pass::Reorder,
+        Pass::Fold,
+        Pass::Simplify,
+        Pass::Layout,
+        Pass::Siblings,
+        Pass::Dce,
+    ];
+
+    /// The pass's name (as `--print-after` spells it).
+    pub fn name(self) -> &'static str {
+        match self {
+            Pass::Cse => "cse",
+            Pass::Simplify => "simplify",
+            Pass::Basis => "basis",
+            Pass::Fold => "fold",
+            Pass::Reorder => "reorder",
+            Pass::Layout => "layout",
+            Pass::Siblings => "siblings",
+            Pass::Dce => "dce",
+        }
+    }
+
+    /// Run the pass on `f` (constant folding reuses and fills `cache`).
+    pub fn run(
+        self,
+        f: &Function,
+        cache: &mut FoldCache,
+    ) -> Result<(Function, PassStats), IrError> {
+        Ok(match self {
+            Pass::Cse => (cse(f)?, PassStats::Cse),
+            Pass::Simplify => {
+                let (g, s) = simplify::simplify(f)?;
+                (g, PassStats::Simplify(s))
+            }
+            Pass::Basis => {
+                let (g, s) = basis::basis(f)?;
+                (g, PassStats::Basis(s))
+            }
+            Pass::Fold => {
+                let (g, s) = fold::fold_with(f, cache)?;
+                (g, PassStats::Fold(s))
+            }
+            Pass::Reorder => {
+                let (g, s) = reorder::reorder(f)?;
+                (g, PassStats::Reorder(s))
+            }
+            Pass::Layout => {
+                let (g, s) = layout::layout(f)?;
+                (g, PassStats::Layout(s))
+            }
+            Pass::Siblings => {
+                let (g, s) = siblings::siblings(f)?;
+                (g, PassStats::Siblings(s))
+            }
+            Pass::Dce => (dce::dce(f), PassStats::Dce),
+        })
+    }
+}
+
+impl fmt::Display for Pass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+/// What one pass counted, typed per pass. Displayed as `name=value` pairs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PassStats {
+    /// Nothing counted.
+    Cse,
+    /// Hits per rule.
+    Simplify(RuleHits),
+    /// Contractions with identities eliminated.
+    Basis(BasisStats),
+    /// Nodes folded, cache hits.
+    Fold(FoldStats),
+    /// Trees found and rewritten, multiply-adds before and after.
+    Reorder(ReorderStats),
+    /// Hits per rule.
+    Layout(RuleHits),
+    /// Groups and products joined.
+    Siblings(SiblingStats),
+    /// Nothing counted.
+    Dce,
+}
+
+impl fmt::Display for PassStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let pairs: Vec<String> = match self {
+            PassStats::Cse | PassStats::Dce => vec![],
+            PassStats::Simplify(h) | PassStats::Layout(h) => {
+                h.iter().map(|(k, v)| format!("{k}={v}")).collect()
+            }
+            PassStats::Basis(s) => vec![format!("eliminated={}", s.eliminated)],
+            PassStats::Fold(s) => {
+                vec![format!("folded={}", s.folded), format!("cached={}", s.cached)]
+            }
+            PassStats::Reorder(s) => vec![
+                format!("networks={}", s.networks),
+                format!("rewritten={}", s.rewritten),
+                format!("flops_before={}", s.flops_before),
+                format!("flops_after={}", s.flops_after),
+            ],
+            PassStats::Siblings(s) => {
+                vec![format!("groups={}", s.groups), format!("joined={}", s.joined)]
+            }
+        };
+        f.write_str(&pairs.join(" "))
+    }
 }
 
 /// What one pass did.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PassReport {
     /// The pass.
-    pub name: &'static str,
+    pub pass: Pass,
     /// Wall time, in milliseconds.
     pub ms: f64,
-    /// Rule hits and other counts, as `name=value` pairs.
-    pub hits: Vec<(String, f64)>,
+    /// What it counted.
+    pub stats: PassStats,
     /// Nodes after the pass.
     pub nodes: usize,
 }
 
-/// The names of the passes, in pipeline order.
-pub const PASSES: [&str; 10] = [
-    "cse", "simplify", "basis", "fold", "reorder", "fold", "simplify", "layout", "siblings", "dce",
-];
-
-/// Run the pipeline. `after` is called with each pass's name and result (for
-/// `--print-after`).
+/// Run the pipeline ([`Pass::PIPELINE`]). `after` is called with each pass and its result
+/// (for `--print-after`).
 pub fn optimize(
     f: &Function,
-    after: impl FnMut(&'static str, &Function),
+    after: impl FnMut(Pass, &Function),
 ) -> Result<(Function, Vec<PassReport>), IrError> {
-    optimize_cached(f, after, &mut fold::FoldCache::default())
+    optimize_with(f, after, &mut FoldCache::default())
 }
 
 /// [`optimize`], with constant folding reusing and filling `cache` (for optimising several
 /// graphs that share constant subexpressions, as `auto`'s candidates do).
-pub fn optimize_cached(
+pub fn optimize_with(
     f: &Function,
-    mut after: impl FnMut(&'static str, &Function),
-    cache: &mut fold::FoldCache,
+    mut after: impl FnMut(Pass, &Function),
+    cache: &mut FoldCache,
 ) -> Result<(Function, Vec<PassReport>), IrError> {
     let mut g = f.clone();
     let mut reports = Vec::new();
-    for name in PASSES {
+    for pass in Pass::PIPELINE {
         let t = Instant::now();
-        let (next, hits) = match name {
-            "cse" => (cse(&g)?, vec![]),
-            "simplify" => {
-                let (h, s) = simplify::simplify(&g)?;
-                (h, s.into_iter().map(|(k, v)| (k.to_string(), v as f64)).collect())
-            }
-            "layout" => {
-                let (h, s) = layout::canonicalize(&g)?;
-                (h, s.into_iter().map(|(k, v)| (k.to_string(), v as f64)).collect())
-            }
-            "siblings" => {
-                let (h, s) = siblings::join(&g)?;
-                (
-                    h,
-                    vec![
-                        ("groups".to_string(), s.groups as f64),
-                        ("joined".to_string(), s.joined as f64),
-                    ],
-                )
-            }
-            "basis" => {
-                let (h, s) = basis::eliminate(&g)?;
-                (h, vec![("eliminated".to_string(), s.eliminated as f64)])
-            }
-            "fold" => {
-                let hits = cache.hits;
-                let (h, s) = fold::fold_cached(&g, cache)?;
-                (
-                    h,
-                    vec![
-                        ("folded".to_string(), s.folded as f64),
-                        ("cached".to_string(), (cache.hits - hits) as f64),
-                    ],
-                )
-            }
-            "reorder" => {
-                let (h, s) = reorder::reorder(&g)?;
-                (
-                    h,
-                    vec![
-                        ("networks".to_string(), s.networks as f64),
-                        ("rewritten".to_string(), s.rewritten as f64),
-                        ("flops_before".to_string(), s.flops_before),
-                        ("flops_after".to_string(), s.flops_after),
-                    ],
-                )
-            }
-            _ => (dce::dce(&g), vec![]),
-        };
+        let (next, stats) = pass.run(&g, cache)?;
         jjt_ir::verify(&next).map_err(IrError::Verify)?;
         reports.push(PassReport {
-            name,
+            pass,
             ms: t.elapsed().as_secs_f64() * 1e3,
-            hits,
+            stats,
             nodes: next.node_count(),
         });
-        after(name, &next);
+        after(pass, &next);
         g = next;
     }
     Ok((g, reports))

@@ -435,9 +435,7 @@ pub fn reorder(f: &Function) -> Result<(Function, ReorderStats), IrError> {
     // product, a sum, or an inner transpose or broadcast), and not outputs (decided from the
     // users down, so a transpose or broadcast counts only inside a tree).
     let mut inner: HashSet<NodeId> = HashSet::new();
-    let mut order = f.topo_order().unwrap_or_default();
-    order.reverse();
-    for &n in &order {
+    for n in f.topo_order().into_iter().rev() {
         if kind(f, n).is_none() || uses.get(&n) != Some(&1) || outputs.contains(&n) {
             continue;
         }
@@ -474,9 +472,9 @@ pub fn reorder(f: &Function) -> Result<(Function, ReorderStats), IrError> {
     }
     // Rebuild, replacing each rewritten root by its new tree (the old inner nodes, copied but
     // unused, are pruned).
-    let g = crate::rebuild(f, &mut |b, map, n, _, _| {
-        let Some((net, steps)) = plans.get(&n) else { return Ok(None) };
-        let leaf_nodes: Vec<NodeId> = net.leaves.iter().map(|l| map[&l.node]).collect();
+    let g = crate::rebuild(f, |b, v| {
+        let Some((net, steps)) = plans.get(&v.id) else { return Ok(None) };
+        let leaf_nodes = net.leaves.iter().map(|l| v.get(l.node)).collect::<Result<Vec<_>, _>>()?;
         let split: HashMap<u64, (u64, u64)> = steps.iter().map(|&(a, c)| (a | c, (a, c))).collect();
         let full = (1u64 << net.leaves.len()) - 1;
         let (v, labels) = emit(b, net, &leaf_nodes, &split, full)?;

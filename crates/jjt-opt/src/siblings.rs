@@ -22,6 +22,8 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use jjt_ir::ops::{DotGeneral, Slice};
 use jjt_ir::{Function, FunctionBuilder, IrError, NodeId, Op, TensorType};
 
+use crate::Side;
+
 /// Multiply-adds from which a product is worth joining with its siblings.
 pub const MIN_MADDS: usize = 1 << 15;
 
@@ -34,10 +36,9 @@ pub struct SiblingStats {
     pub joined: usize,
 }
 
-/// One group: the shared operand sits on `shared_lhs`'s side; `parts` are the other operands,
-/// `members` the products, in the same order.
+/// One group: the shared operand is operand `shared` of every member, the parts the other one.
 struct Group {
-    shared_lhs: bool,
+    shared: Side,
     members: Vec<NodeId>,
     /// Axis of the parts along which they are joined.
     axis: usize,
@@ -46,13 +47,13 @@ struct Group {
 }
 
 /// Join sibling contractions of `f` (those of at least [`MIN_MADDS`] multiply-adds).
-pub fn join(f: &Function) -> Result<(Function, SiblingStats), IrError> {
-    join_from(f, MIN_MADDS)
+pub fn siblings(f: &Function) -> Result<(Function, SiblingStats), IrError> {
+    siblings_with(f, MIN_MADDS)
 }
 
-/// [`join`] with another size threshold (tests use 0, to exercise the pass on small graphs).
-pub fn join_from(f: &Function, min_madds: usize) -> Result<(Function, SiblingStats), IrError> {
-    let Some(order) = f.topo_order() else { return Ok((f.clone(), SiblingStats::default())) };
+/// [`siblings`] with another size threshold (tests use 0, to exercise the pass on small graphs).
+pub fn siblings_with(f: &Function, min_madds: usize) -> Result<(Function, SiblingStats), IrError> {
+    let order = f.topo_order();
     let groups = find_groups(f, &order, min_madds);
     if groups.is_empty() {
         return Ok((f.clone(), SiblingStats::default()));
@@ -68,99 +69,88 @@ pub fn join_from(f: &Function, min_madds: usize) -> Result<(Function, SiblingSta
         return Ok((f.clone(), SiblingStats::default()));
     };
     let mut b = FunctionBuilder::new(f.name.clone());
-    let mut map: HashMap<NodeId, NodeId> = HashMap::new();
-    for p in f.params() {
-        map.insert(p.node, b.input(&p.name, p.ty.clone())?);
-    }
+    let mut r = crate::replay_inputs(f, &mut b)?;
     let mut stats = SiblingStats::default();
-    for n in order {
-        if map.contains_key(&n) {
-            continue;
+    // The slices standing for the members of a group joined already.
+    let mut parts: HashMap<NodeId, NodeId> = HashMap::new();
+    r.run_in(&mut b, order, |b, v| {
+        if let Some(&part) = parts.get(&v.id) {
+            return Ok(part);
         }
-        let Some(node) = f.node(n) else { continue };
-        if let Some(&g) = group_of.get(&n) {
-            let grp = &groups[g];
-            let Op::DotGeneral(dims) = &node.op else { unreachable!("groups hold products") };
-            let ops = f.operands(n);
-            let shared = map[&ops[usize::from(!grp.shared_lhs)]];
-            let parts: Vec<NodeId> = grp
-                .members
-                .iter()
-                .map(|&m| map[&f.operands(m)[usize::from(grp.shared_lhs)]])
-                .collect();
-            let joined = b.concat(&parts, grp.axis as i64)?;
-            let (x, y) = if grp.shared_lhs { (shared, joined) } else { (joined, shared) };
-            let whole = b.dot_general(x, y, dims.clone())?;
-            let dims_out = b.ty(whole)?.shape.0.clone();
-            let mut at = 0;
-            for &m in &grp.members {
-                let len = f.node(m).map_or(0, |nd| nd.ty.shape.dims()[grp.out_axis]);
-                let mut start = vec![0; dims_out.len()];
-                let mut stop = dims_out.clone();
-                start[grp.out_axis] = at;
-                stop[grp.out_axis] = at + len;
-                at += len;
-                let step = vec![1; dims_out.len()];
-                let part = b.add(Op::Slice(Slice { start, stop, step: step.clone() }), &[whole])?;
-                if let Some(name) = f.node(m).and_then(|nd| nd.name.clone()) {
-                    b.name_node(part, &name);
-                }
-                map.insert(m, part);
-            }
-            stats.groups += 1;
-            stats.joined += grp.members.len();
-            continue;
+        let (Some(&g), Op::DotGeneral(dims)) = (group_of.get(&v.id), &v.node.op) else {
+            return v.copy(b);
+        };
+        let grp = &groups[g];
+        let shared = v.args[grp.shared.slot()];
+        let joined: Vec<NodeId> = grp
+            .members
+            .iter()
+            .map(|&m| v.get(f.operands(m)[grp.shared.other().slot()]))
+            .collect::<Result<_, _>>()?;
+        let joined = b.concat(&joined, grp.axis as i64)?;
+        let (x, y) = match grp.shared {
+            Side::Lhs => (shared, joined),
+            Side::Rhs => (joined, shared),
+        };
+        let whole = b.dot_general(x, y, dims.clone())?;
+        let dims_out = b.ty(whole)?.shape.0.clone();
+        let mut at = 0;
+        for &m in &grp.members {
+            let len = f.node(m).map_or(0, |nd| nd.ty.shape.dims()[grp.out_axis]);
+            let mut start = vec![0; dims_out.len()];
+            let mut stop = dims_out.clone();
+            start[grp.out_axis] = at;
+            stop[grp.out_axis] = at + len;
+            at += len;
+            let step = vec![1; dims_out.len()];
+            let part = b.add(Op::Slice(Slice { start, stop, step }), &[whole])?;
+            parts.insert(m, part);
         }
-        if matches!(node.op, Op::Input(_)) {
-            continue;
-        }
-        crate::copy_node(&mut b, f, n, &mut map)?;
-    }
-    let outs = f.outputs().iter().map(|o| map[o]).collect();
-    Ok((b.finish_many(outs)?.pruned(), stats))
+        stats.groups += 1;
+        stats.joined += grp.members.len();
+        parts.get(&v.id).copied().ok_or(IrError::UnknownNode(v.id))
+    })?;
+    Ok((b.finish_many(r.outputs()?)?.pruned(), stats))
 }
 
 /// Groups of joinable siblings (two or more members each, every product in at most one group).
 fn find_groups(f: &Function, order: &[NodeId], min_madds: usize) -> Vec<Group> {
-    // Key: (shared operand, its side, the axes and the other operand's type but for its length
-    // along the joined axis).
-    type Key = (NodeId, bool, String);
+    // Key: (shared operand, the parts' side, the axes and the other operand's type but for its
+    // length along the joined axis).
+    type Key = (NodeId, Side, String);
     let mut by_key: BTreeMap<Key, Vec<NodeId>> = BTreeMap::new();
     let mut taken: HashSet<NodeId> = HashSet::new();
-    for shared_lhs in [false, true] {
+    for side in [Side::Rhs, Side::Lhs] {
         for &n in order {
             let Some(node) = f.node(n) else { continue };
             let Op::DotGeneral(d) = &node.op else { continue };
             let ops = f.operands(n);
-            let (shared, part) = if shared_lhs { (ops[0], ops[1]) } else { (ops[1], ops[0]) };
+            let (shared, part) = (ops[side.slot()], ops[side.other().slot()]);
             let (Some(st), Some(pt)) = (f.node(shared), f.node(part)) else { continue };
-            let madds = node.ty.numel().saturating_mul(contracted(d, &st.ty, shared_lhs));
+            let madds = node.ty.numel().saturating_mul(contracted(d, &st.ty, side));
             if madds < min_madds || st.ty.numel() < pt.ty.numel() || shared == part {
                 continue;
             }
             // The other operands may differ in length along the joined axis (B1 ≠ B2).
-            let (contract, batch) = if shared_lhs {
-                (&d.rhs_contract, &d.rhs_batch)
-            } else {
-                (&d.lhs_contract, &d.lhs_batch)
-            };
+            let (contract, batch) = side.other().axes(d);
             let Some(&axis) = DotGeneral::free_axes(pt.ty.rank(), contract, batch).first() else {
                 continue;
             };
             let mut dims: Vec<String> = pt.ty.shape.dims().iter().map(|x| x.to_string()).collect();
             dims[axis] = "*".into();
             let what = format!("{d:?} {} [{}]", pt.ty.dtype, dims.join(","));
-            by_key.entry((shared, shared_lhs, what)).or_default().push(n);
+            by_key.entry((shared, side.other(), what)).or_default().push(n);
         }
     }
     let mut groups = Vec::new();
-    for ((_, shared_lhs, _), candidates) in by_key {
+    for ((_, parts_side, _), candidates) in by_key {
+        let side = parts_side.other();
         // Greedily, in graph order: a product joins unless its operand depends on a member
         // already taken or a member's operand depends on it (joining would make a cycle).
         let mut members: Vec<NodeId> = Vec::new();
         for m in candidates.into_iter().filter(|m| !taken.contains(m)) {
             members.push(m);
-            if depends_on_each_other(f, &members, usize::from(shared_lhs)) {
+            if depends_on_each_other(f, &members, side.other().slot()) {
                 members.pop();
             }
         }
@@ -170,17 +160,13 @@ fn find_groups(f: &Function, order: &[NodeId], min_madds: usize) -> Vec<Group> {
         let Some(node) = f.node(members[0]) else { continue };
         let Op::DotGeneral(d) = &node.op else { continue };
         let part_rank =
-            f.node(f.operands(members[0])[usize::from(shared_lhs)]).map_or(0, |p| p.ty.rank());
-        let (contract, batch) = if shared_lhs {
-            (&d.rhs_contract, &d.rhs_batch)
-        } else {
-            (&d.lhs_contract, &d.lhs_batch)
-        };
+            f.node(f.operands(members[0])[side.other().slot()]).map_or(0, |p| p.ty.rank());
+        let (contract, batch) = side.other().axes(d);
         let Some(&axis) = DotGeneral::free_axes(part_rank, contract, batch).first() else {
             continue;
         };
         let nb = d.lhs_batch.len();
-        let out_axis = if shared_lhs {
+        let out_axis = if side == Side::Lhs {
             nb + DotGeneral::free_axes(
                 f.node(f.operands(members[0])[0]).map_or(0, |p| p.ty.rank()),
                 &d.lhs_contract,
@@ -191,32 +177,22 @@ fn find_groups(f: &Function, order: &[NodeId], min_madds: usize) -> Vec<Group> {
             nb
         };
         taken.extend(members.iter().copied());
-        groups.push(Group { shared_lhs, members, axis, out_axis });
+        groups.push(Group { shared: side, members, axis, out_axis });
     }
     groups
 }
 
 /// The product of the contracted dimensions, read from the shared operand's type.
-fn contracted(d: &DotGeneral, shared: &TensorType, shared_lhs: bool) -> usize {
-    let axes = if shared_lhs { &d.lhs_contract } else { &d.rhs_contract };
+fn contracted(d: &DotGeneral, shared: &TensorType, side: Side) -> usize {
+    let axes = side.axes(d).0;
     axes.iter().map(|&a| shared.shape.dims()[a]).product()
 }
 
 /// Whether any member is an ancestor of another member's joined operand (joining would make
 /// a cycle).
 fn depends_on_each_other(f: &Function, members: &[NodeId], part_slot: usize) -> bool {
-    let set: HashSet<NodeId> = members.iter().copied().collect();
-    let mut seen: HashSet<NodeId> = HashSet::new();
-    let mut stack: Vec<NodeId> = members.iter().map(|&m| f.operands(m)[part_slot]).collect();
-    while let Some(n) = stack.pop() {
-        if set.contains(&n) {
-            return true;
-        }
-        if seen.insert(n) {
-            stack.extend(f.operands(n));
-        }
-    }
-    false
+    let ancestors = f.backward_closure(members.iter().map(|&m| f.operands(m)[part_slot]));
+    members.iter().any(|&m| ancestors.contains(m))
 }
 
 /// A topological order of `f` in which each group's members come after all of the members'
@@ -234,10 +210,12 @@ fn order_with_groups(f: &Function, order: &[NodeId], groups: &[Group]) -> Option
     }
     let mut indeg: HashMap<NodeId, usize> = HashMap::new();
     let mut succs: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
-    for (&n, ps) in &preds {
-        indeg.insert(n, ps.len());
+    // In `order`, not the map's order: the result must not depend on hashing.
+    for n in order {
+        let ps = preds.get(n)?;
+        indeg.insert(*n, ps.len());
         for &p in ps {
-            succs.entry(p).or_default().push(n);
+            succs.entry(p).or_default().push(*n);
         }
     }
     let mut ready: VecDeque<NodeId> =

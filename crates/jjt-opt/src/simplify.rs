@@ -126,6 +126,6 @@ fn b_operand(b: &FunctionBuilder, n: NodeId) -> Result<Option<NodeId>, IrError> 
 /// Simplify `f`; returns the new function and the hits per rule.
 pub fn simplify(f: &Function) -> Result<(Function, RuleHits), IrError> {
     let mut hits = RuleHits::new();
-    let g = crate::rebuild(f, &mut |b, _, _, op, xs| rewrite(b, op, xs, &mut hits))?;
+    let g = crate::rebuild(f, |b, v| rewrite(b, &v.node.op, v.args, &mut hits))?;
     Ok((g, hits))
 }
