@@ -23,7 +23,7 @@ mod profile;
 
 pub use profile::take_profile;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Mutex;
 
@@ -244,7 +244,7 @@ pub fn compile_with(f: &Function, opts: Options) -> Result<Compiled, JitError> {
     // Large elementwise steps run their rows on several threads: each becomes a function of
     // (buffers..., first row, end row) that the entry calls through `jjt_par_map`.
     let mut fctx = FunctionBuilderContext::new();
-    let mut parts: HashMap<usize, cranelift_module::FuncId> = HashMap::new();
+    let mut parts: BTreeMap<usize, cranelift_module::FuncId> = BTreeMap::new();
     let mut part_clif = String::new();
     for (k, step) in plan.steps.iter().enumerate() {
         if !codegen::parallel_map(step, threads) {
@@ -308,7 +308,7 @@ pub fn compile_with(f: &Function, opts: Options) -> Result<Compiled, JitError> {
 /// What one generated function computes.
 enum Body<'s> {
     /// The entry point: every step, calling the row functions of the parallel ones.
-    Entry(&'s HashMap<usize, cranelift_module::FuncId>),
+    Entry(&'s BTreeMap<usize, cranelift_module::FuncId>),
     /// One elementwise step over the rows `[params[4], params[5])` of its outermost axis.
     Rows(&'s plan::Step),
 }
