@@ -191,8 +191,8 @@ pub(crate) unsafe extern "C" fn jjt_sgemm(
     threads: usize,
 ) {
     let p = Product { m, k, n, a, rsa, csa, b, rsb, csb, c, rsc, csc };
-    // SAFETY: forwarded from the caller.
-    unsafe { product(p, threads, sgemm_one) }
+    // SAFETY: forwarded from the caller. A panic stops at `guard` (see `pool`).
+    crate::pool::guard(move || unsafe { product(p, threads, sgemm_one) })
 }
 
 /// `c[m×n] = a[m×k]·b[k×n]` in f64, strides in elements, on up to `threads` threads.
@@ -215,8 +215,8 @@ pub(crate) unsafe extern "C" fn jjt_dgemm(
     threads: usize,
 ) {
     let p = Product { m, k, n, a, rsa, csa, b, rsb, csb, c, rsc, csc };
-    // SAFETY: forwarded from the caller.
-    unsafe { product(p, threads, dgemm_one) }
+    // SAFETY: forwarded from the caller. A panic stops at `guard` (see `pool`).
+    crate::pool::guard(move || unsafe { product(p, threads, dgemm_one) })
 }
 
 /// `p` with the library's routine `one` (split across up to `threads` threads), or with the

@@ -7,8 +7,7 @@ use std::sync::Mutex;
 use cranelift_jit::JITModule;
 use jjt_ir::{DType, Data, Tensor, TensorType};
 
-use crate::JitError;
-use crate::plan;
+use crate::{JitError, plan, pool};
 
 /// Scratch memory for one call: `u64` words (so 8-byte aligned), with the arena starting at
 /// the first 64-byte boundary inside.
@@ -106,7 +105,8 @@ fn zeros(ty: &TensorType) -> Result<Data, JitError> {
 }
 
 impl Compiled {
-    /// Run on `inputs` (in signature order); returns the outputs.
+    /// Run on `inputs` (in signature order); returns the outputs, or
+    /// [`JitError::WorkerPanicked`] if a part of a multi-threaded step panicked.
     pub fn call(&self, inputs: &[&Tensor]) -> Result<Vec<Tensor>, JitError> {
         self.check_inputs(inputs)?;
         let mut outs: Vec<Tensor> = self
@@ -193,6 +193,8 @@ impl Compiled {
             _ => Arena::new(self.arena_bytes)?,
         };
         let consts: Vec<*const u8> = self.consts.iter().map(data_ptr).collect();
+        // Nothing is pending on this thread (every call collects its own), but be sure.
+        let _ = pool::take_failure();
         // SAFETY: the entry point was compiled from a verified graph whose every memory access
         // stays within the buffers described by the signature types: `inputs` and `outputs`
         // hold one pointer per parameter / output, each to at least the number of bytes its
@@ -204,7 +206,11 @@ impl Compiled {
         if let Ok(mut pool) = self.arenas.lock() {
             pool.push(arena);
         }
-        Ok(())
+        // A part of a multi-threaded step that panicked left its block unwritten.
+        match pool::take_failure() {
+            Some(p) => Err(JitError::WorkerPanicked { thread: p.thread, message: p.message }),
+            None => Ok(()),
+        }
     }
 
     /// Bytes of scratch memory one call uses (the arena; inputs and outputs not counted).

@@ -41,4 +41,6 @@ pub use compile::{compile, compile_with};
 pub use error::JitError;
 pub use handle::Compiled;
 pub use options::{MAX_BYTES, Options};
+#[doc(hidden)]
+pub use pool::{InjectedPanic, inject_panic};
 pub use profile::take_profile;
