@@ -104,6 +104,21 @@ fn zeros(ty: &TensorType) -> Result<Data, JitError> {
     })
 }
 
+/// Each raw buffer (`what`: "input" or "output") must hold exactly its type's bytes.
+fn check_sizes<'t>(
+    what: &'static str,
+    lens: impl Iterator<Item = usize>,
+    types: impl IntoIterator<Item = &'t TensorType>,
+) -> Result<(), JitError> {
+    for (index, (actual, t)) in lens.zip(types).enumerate() {
+        let expected = t.numel() * plan::item_size(t.dtype);
+        if actual != expected {
+            return Err(JitError::BufferSize { what, index, expected, actual });
+        }
+    }
+    Ok(())
+}
+
 impl Compiled {
     /// Run on `inputs` (in signature order); returns the outputs, or
     /// [`JitError::WorkerPanicked`] if a part of a multi-threaded step panicked.
@@ -123,24 +138,9 @@ impl Compiled {
     /// Run on raw little-endian buffers (inputs in signature order; outputs written in place).
     /// Buffers may start at any address; their lengths must match the types exactly.
     pub fn call_raw(&self, inputs: &[&[u8]], outputs: &mut [&mut [u8]]) -> Result<(), JitError> {
-        if inputs.len() != self.params.len() {
-            return Err(JitError::InputCount {
-                function: self.name.clone(),
-                expected: self.params.len(),
-                got: inputs.len(),
-            });
-        }
-        for (index, (b, (_, t))) in inputs.iter().zip(&self.params).enumerate() {
-            let expected = t.numel() * plan::item_size(t.dtype);
-            if b.len() != expected {
-                return Err(JitError::BufferSize {
-                    what: "input",
-                    index,
-                    expected,
-                    actual: b.len(),
-                });
-            }
-        }
+        self.check_count(inputs.len())?;
+        let lens = inputs.iter().map(|b| b.len());
+        check_sizes("input", lens, self.params.iter().map(|(_, t)| t))?;
         if outputs.len() != self.outputs.len() {
             return Err(JitError::BufferSize {
                 what: "output count",
@@ -149,30 +149,26 @@ impl Compiled {
                 actual: outputs.len(),
             });
         }
-        for (index, (b, t)) in outputs.iter().zip(&self.outputs).enumerate() {
-            let expected = t.numel() * plan::item_size(t.dtype);
-            if b.len() != expected {
-                return Err(JitError::BufferSize {
-                    what: "output",
-                    index,
-                    expected,
-                    actual: b.len(),
-                });
-            }
-        }
+        check_sizes("output", outputs.iter().map(|b| b.len()), &self.outputs)?;
         let in_ptrs: Vec<*const u8> = inputs.iter().map(|b| b.as_ptr()).collect();
         let out_ptrs: Vec<*mut u8> = outputs.iter_mut().map(|b| b.as_mut_ptr()).collect();
         self.run(&in_ptrs, &out_ptrs)
     }
 
-    fn check_inputs(&self, inputs: &[&Tensor]) -> Result<(), JitError> {
-        if inputs.len() != self.params.len() {
+    /// The number of inputs must be the function's.
+    fn check_count(&self, got: usize) -> Result<(), JitError> {
+        if got != self.params.len() {
             return Err(JitError::InputCount {
                 function: self.name.clone(),
                 expected: self.params.len(),
-                got: inputs.len(),
+                got,
             });
         }
+        Ok(())
+    }
+
+    fn check_inputs(&self, inputs: &[&Tensor]) -> Result<(), JitError> {
+        self.check_count(inputs.len())?;
         for (index, (t, (name, ty))) in inputs.iter().zip(&self.params).enumerate() {
             let consistent = t.data.len() == t.shape.checked_numel().unwrap_or(usize::MAX);
             if t.ty() != *ty || !consistent {
