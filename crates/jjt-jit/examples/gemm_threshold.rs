@@ -8,11 +8,12 @@ use std::time::Instant;
 use jjt_ir::{DType, Tensor, TensorType, text};
 use jjt_jit::{Options, compile_with};
 
-fn time(m: usize, k: usize, n: usize, no_gemm: bool) -> f64 {
+/// Median µs of one `[m,k]·[k,n]` product compiled with `opts`.
+fn time(m: usize, k: usize, n: usize, opts: Options) -> f64 {
     let src =
         format!("func f(a: f32[{m},{k}], b: f32[{k},{n}]) -> f32[{m},{n}] {{ return a @ b }}");
     let f = text::parse(&src).unwrap();
-    let c = compile_with(&f, Options { no_gemm, ..Options::default() }).unwrap();
+    let c = compile_with(&f, opts).unwrap();
     let a = Tensor::from_f64(&TensorType::new(DType::F32, [m, k]), &vec![0.5; m * k]).unwrap();
     let b = Tensor::from_f64(&TensorType::new(DType::F32, [k, n]), &vec![0.25; k * n]).unwrap();
     let mut ts = Vec::new();
@@ -44,7 +45,8 @@ fn main() {
         (4, 784, 512),
         (512, 32, 4),
     ] {
-        let (a, b) = (time(m, k, n, true), time(m, k, n, false));
+        let inline = Options { no_gemm: true, ..Options::default() };
+        let (a, b) = (time(m, k, n, inline), time(m, k, n, Options::default()));
         println!("{m:>6} {k:>6} {n:>6} {a:>12.1} {b:>12.1} {:>8.2}", a / b);
     }
 }

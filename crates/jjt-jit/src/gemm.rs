@@ -80,21 +80,38 @@ impl<T> Copy for Product<T> {}
 // until the call returns, and `pool::join` returns only after both halves finish.
 unsafe impl<T> Send for Product<T> {}
 
+/// Which output axis a product is cut along.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Cut {
+    /// Rows of A and C.
+    Rows,
+    /// Columns of B and C.
+    Cols,
+}
+
 impl<T> Product<T> {
-    /// Split into the first `at` rows (or columns, if `cols`) and the rest.
-    fn cut(self, at: usize, cols: bool) -> (Self, Self) {
+    /// The axis to cut along (the longer one) and its extent.
+    fn longer(&self) -> (Cut, usize) {
+        if self.n > self.m { (Cut::Cols, self.n) } else { (Cut::Rows, self.m) }
+    }
+
+    /// Split into the first `at` rows (or columns) and the rest.
+    fn cut(self, at: usize, along: Cut) -> (Self, Self) {
         let mut first = self;
         let mut second = self;
-        if cols {
-            first.n = at;
-            second.n = self.n - at;
-            second.b = self.b.wrapping_offset(at as isize * self.csb);
-            second.c = self.c.wrapping_offset(at as isize * self.csc);
-        } else {
-            first.m = at;
-            second.m = self.m - at;
-            second.a = self.a.wrapping_offset(at as isize * self.rsa);
-            second.c = self.c.wrapping_offset(at as isize * self.rsc);
+        match along {
+            Cut::Cols => {
+                first.n = at;
+                second.n = self.n - at;
+                second.b = self.b.wrapping_offset(at as isize * self.csb);
+                second.c = self.c.wrapping_offset(at as isize * self.csc);
+            }
+            Cut::Rows => {
+                first.m = at;
+                second.m = self.m - at;
+                second.a = self.a.wrapping_offset(at as isize * self.rsa);
+                second.c = self.c.wrapping_offset(at as isize * self.rsc);
+            }
         }
         (first, second)
     }
@@ -109,8 +126,7 @@ impl<T> Product<T> {
 /// As [`jjt_sgemm`].
 unsafe fn run_split<T: 'static>(p: Product<T>, threads: usize, one: unsafe fn(Product<T>)) {
     let work = p.m.saturating_mul(p.n).saturating_mul(p.k);
-    let cols = p.n > p.m;
-    let extent = if cols { p.n } else { p.m };
+    let (along, extent) = p.longer();
     if threads <= 1 || work < PAR_THRESHOLD || extent < 2 * PAR_GRAIN {
         // SAFETY: forwarded from the caller.
         unsafe { one(p) };
@@ -119,7 +135,7 @@ unsafe fn run_split<T: 'static>(p: Product<T>, threads: usize, one: unsafe fn(Pr
     let left = threads / 2;
     let at = (extent * left / threads).div_ceil(PAR_GRAIN) * PAR_GRAIN;
     let at = at.clamp(PAR_GRAIN, extent - PAR_GRAIN);
-    let (x, y) = p.cut(at, cols);
+    let (x, y) = p.cut(at, along);
     crate::pool::join(
         // SAFETY: `x` and `y` write disjoint blocks of the caller's output (see `Product`).
         move || unsafe { run_split(x, left, one) },
@@ -153,10 +169,12 @@ unsafe fn dgemm_one(p: Product<f64>) {
 
 /// `c[m×n] = a[m×k]·b[k×n]` in f32, strides in elements, on up to `threads` threads.
 ///
+/// The thirteen arguments are the C ABI the generated code calls (`gemm_call` in `codegen`),
+/// so they are not grouped into a struct here; [`Product`] groups them on entry.
+///
 /// # Safety
 /// The pointers must be valid for every element the dimensions and strides address, and `c`
 /// must not overlap `a` or `b`.
-#[allow(clippy::too_many_arguments)]
 pub(crate) unsafe extern "C" fn jjt_sgemm(
     m: usize,
     k: usize,
@@ -173,15 +191,14 @@ pub(crate) unsafe extern "C" fn jjt_sgemm(
     threads: usize,
 ) {
     let p = Product { m, k, n, a, rsa, csa, b, rsb, csb, c, rsc, csc };
-    // SAFETY: forwarded from the caller.
-    unsafe { product(p, threads, sgemm_one) }
+    // SAFETY: forwarded from the caller. A panic stops at `guard` (see `pool`).
+    crate::pool::guard(move || unsafe { product(p, threads, sgemm_one) })
 }
 
 /// `c[m×n] = a[m×k]·b[k×n]` in f64, strides in elements, on up to `threads` threads.
 ///
 /// # Safety
 /// As [`jjt_sgemm`].
-#[allow(clippy::too_many_arguments)]
 pub(crate) unsafe extern "C" fn jjt_dgemm(
     m: usize,
     k: usize,
@@ -198,8 +215,8 @@ pub(crate) unsafe extern "C" fn jjt_dgemm(
     threads: usize,
 ) {
     let p = Product { m, k, n, a, rsa, csa, b, rsb, csb, c, rsc, csc };
-    // SAFETY: forwarded from the caller.
-    unsafe { product(p, threads, dgemm_one) }
+    // SAFETY: forwarded from the caller. A panic stops at `guard` (see `pool`).
+    crate::pool::guard(move || unsafe { product(p, threads, dgemm_one) })
 }
 
 /// `p` with the library's routine `one` (split across up to `threads` threads), or with the

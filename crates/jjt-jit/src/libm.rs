@@ -7,8 +7,8 @@
 //! | sigmoid, softplus | inline arithmetic around calls to exp / log1p (scalar loop) |
 //! | neg, abs, sqrt, rsqrt, recip, square, relu, add, sub, mul, div, maximum, minimum | inline, SIMD |
 
-use jjt_ir::Unary;
 use jjt_ir::ops::Binary;
+use jjt_ir::{DType, Unary};
 
 macro_rules! unary_fns {
     ($($name:ident, $t:ty, $m:ident;)*) => {
@@ -36,6 +36,46 @@ extern "C" fn jjt_pow_f32(x: f32, y: f32) -> f32 {
 
 extern "C" fn jjt_pow_f64(x: f64, y: f64) -> f64 {
     x.powf(y)
+}
+
+/// The float type a runtime function works in: each function of [`Libm`] and the matrix
+/// multiply exist once per precision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Precision {
+    /// `f32`.
+    F32,
+    /// `f64`.
+    F64,
+}
+
+impl Precision {
+    /// Both precisions, f32 first.
+    pub const ALL: [Precision; 2] = [Precision::F32, Precision::F64];
+
+    /// The precision of a float dtype (`bool` values are never passed to these functions;
+    /// they map to f32).
+    pub fn of(d: DType) -> Precision {
+        if d == DType::F64 { Precision::F64 } else { Precision::F32 }
+    }
+}
+
+/// A value per precision (the matrix multiply's two symbols, ...).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PerPrecision<T> {
+    /// For f32.
+    pub f32: T,
+    /// For f64.
+    pub f64: T,
+}
+
+impl<T: Copy> PerPrecision<T> {
+    /// The value for `p`.
+    pub fn get(&self, p: Precision) -> T {
+        match p {
+            Precision::F32 => self.f32,
+            Precision::F64 => self.f64,
+        }
+    }
 }
 
 /// A function the generated code calls.
@@ -104,25 +144,26 @@ impl Libm {
         b == Binary::Pow
     }
 
-    /// Symbol name and address for f32 (`false`) or f64 (`true`).
-    pub fn symbol(self, f64: bool) -> (&'static str, *const u8) {
-        match (self, f64) {
-            (Libm::Exp, false) => ("jjt_exp_f32", jjt_exp_f32 as *const u8),
-            (Libm::Exp, true) => ("jjt_exp_f64", jjt_exp_f64 as *const u8),
-            (Libm::Log, false) => ("jjt_log_f32", jjt_log_f32 as *const u8),
-            (Libm::Log, true) => ("jjt_log_f64", jjt_log_f64 as *const u8),
-            (Libm::Log1p, false) => ("jjt_log1p_f32", jjt_log1p_f32 as *const u8),
-            (Libm::Log1p, true) => ("jjt_log1p_f64", jjt_log1p_f64 as *const u8),
-            (Libm::Expm1, false) => ("jjt_expm1_f32", jjt_expm1_f32 as *const u8),
-            (Libm::Expm1, true) => ("jjt_expm1_f64", jjt_expm1_f64 as *const u8),
-            (Libm::Sin, false) => ("jjt_sin_f32", jjt_sin_f32 as *const u8),
-            (Libm::Sin, true) => ("jjt_sin_f64", jjt_sin_f64 as *const u8),
-            (Libm::Cos, false) => ("jjt_cos_f32", jjt_cos_f32 as *const u8),
-            (Libm::Cos, true) => ("jjt_cos_f64", jjt_cos_f64 as *const u8),
-            (Libm::Tanh, false) => ("jjt_tanh_f32", jjt_tanh_f32 as *const u8),
-            (Libm::Tanh, true) => ("jjt_tanh_f64", jjt_tanh_f64 as *const u8),
-            (Libm::Pow, false) => ("jjt_pow_f32", jjt_pow_f32 as *const u8),
-            (Libm::Pow, true) => ("jjt_pow_f64", jjt_pow_f64 as *const u8),
+    /// Symbol name and address of the function in precision `p`.
+    pub fn symbol(self, p: Precision) -> (&'static str, *const u8) {
+        use Precision::{F32, F64};
+        match (self, p) {
+            (Libm::Exp, F32) => ("jjt_exp_f32", jjt_exp_f32 as *const u8),
+            (Libm::Exp, F64) => ("jjt_exp_f64", jjt_exp_f64 as *const u8),
+            (Libm::Log, F32) => ("jjt_log_f32", jjt_log_f32 as *const u8),
+            (Libm::Log, F64) => ("jjt_log_f64", jjt_log_f64 as *const u8),
+            (Libm::Log1p, F32) => ("jjt_log1p_f32", jjt_log1p_f32 as *const u8),
+            (Libm::Log1p, F64) => ("jjt_log1p_f64", jjt_log1p_f64 as *const u8),
+            (Libm::Expm1, F32) => ("jjt_expm1_f32", jjt_expm1_f32 as *const u8),
+            (Libm::Expm1, F64) => ("jjt_expm1_f64", jjt_expm1_f64 as *const u8),
+            (Libm::Sin, F32) => ("jjt_sin_f32", jjt_sin_f32 as *const u8),
+            (Libm::Sin, F64) => ("jjt_sin_f64", jjt_sin_f64 as *const u8),
+            (Libm::Cos, F32) => ("jjt_cos_f32", jjt_cos_f32 as *const u8),
+            (Libm::Cos, F64) => ("jjt_cos_f64", jjt_cos_f64 as *const u8),
+            (Libm::Tanh, F32) => ("jjt_tanh_f32", jjt_tanh_f32 as *const u8),
+            (Libm::Tanh, F64) => ("jjt_tanh_f64", jjt_tanh_f64 as *const u8),
+            (Libm::Pow, F32) => ("jjt_pow_f32", jjt_pow_f32 as *const u8),
+            (Libm::Pow, F64) => ("jjt_pow_f64", jjt_pow_f64 as *const u8),
         }
     }
 

@@ -111,63 +111,78 @@ impl Expr {
     }
 }
 
+/// An elementwise step: `dst[i] = expr(i)` for every `i` in `shape`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MapStep {
+    /// Destination (strided: concat and pad write into sub-boxes).
+    pub dst: View,
+    /// Index space.
+    pub shape: Vec<usize>,
+    /// Value per element.
+    pub expr: Expr,
+}
+
+/// A reduction: `dst[kept(i)] = reduce over the reduced axes of expr(i)`, `i` over `shape`
+/// (the input's).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReduceStep {
+    /// Destination, contiguous over the kept axes.
+    pub dst: View,
+    /// The input's index space.
+    pub shape: Vec<usize>,
+    /// Reduced axes (sorted).
+    pub axes: Vec<usize>,
+    /// Sum, mean or max.
+    pub kind: ReduceKind,
+    /// Input value per element.
+    pub expr: Expr,
+}
+
+/// A general contraction into a contiguous destination.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DotStep {
+    /// Destination.
+    pub dst: View,
+    /// Output shape.
+    pub shape: Vec<usize>,
+    /// Left operand (strides over its own shape).
+    pub lhs: View,
+    /// Left operand's shape.
+    pub lhs_shape: Vec<usize>,
+    /// Right operand.
+    pub rhs: View,
+    /// Right operand's shape.
+    pub rhs_shape: Vec<usize>,
+    /// Axes.
+    pub dims: DotGeneral,
+}
+
 /// One materialising loop nest.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Step {
-    /// `dst[i] = expr(i)` for every `i` in `shape`.
-    Map {
-        /// Destination (strided: concat and pad write into sub-boxes).
-        dst: View,
-        /// Index space.
-        shape: Vec<usize>,
-        /// Value per element.
-        expr: Expr,
-    },
-    /// `dst[kept(i)] = reduce over the reduced axes of expr(i)`, `i` over `shape` (the input's).
-    Reduce {
-        /// Destination, contiguous over the kept axes.
-        dst: View,
-        /// The input's index space.
-        shape: Vec<usize>,
-        /// Reduced axes (sorted).
-        axes: Vec<usize>,
-        /// Sum, mean or max.
-        kind: ReduceKind,
-        /// Input value per element.
-        expr: Expr,
-    },
-    /// General contraction into a contiguous destination.
-    Dot {
-        /// Destination.
-        dst: View,
-        /// Output shape.
-        shape: Vec<usize>,
-        /// Left operand (strides over its own shape).
-        lhs: View,
-        /// Left operand's shape.
-        lhs_shape: Vec<usize>,
-        /// Right operand.
-        rhs: View,
-        /// Right operand's shape.
-        rhs_shape: Vec<usize>,
-        /// Axes.
-        dims: DotGeneral,
-    },
+    /// Elementwise.
+    Map(MapStep),
+    /// Reduction.
+    Reduce(ReduceStep),
+    /// Contraction.
+    Dot(DotStep),
 }
 
 impl Step {
     /// The buffer this step writes.
     pub fn dst(&self) -> &View {
         match self {
-            Step::Map { dst, .. } | Step::Reduce { dst, .. } | Step::Dot { dst, .. } => dst,
+            Step::Map(MapStep { dst, .. })
+            | Step::Reduce(ReduceStep { dst, .. })
+            | Step::Dot(DotStep { dst, .. }) => dst,
         }
     }
 
     /// Every view this step reads.
     pub fn reads(&self) -> Vec<View> {
         match self {
-            Step::Map { expr, .. } | Step::Reduce { expr, .. } => expr.views(),
-            Step::Dot { lhs, rhs, .. } => vec![lhs.clone(), rhs.clone()],
+            Step::Map(MapStep { expr, .. }) | Step::Reduce(ReduceStep { expr, .. }) => expr.views(),
+            Step::Dot(DotStep { lhs, rhs, .. }) => vec![lhs.clone(), rhs.clone()],
         }
     }
 }
@@ -259,7 +274,7 @@ pub fn plan(f: &Function) -> Result<Plan, JitError> {
         let done = matches!(p.vals.get(&o), Some(Val::View(v)) if *v == dst);
         if !done {
             let expr = p.expr(o);
-            p.plan.steps.push(Step::Map { dst, shape: ty.shape.0.clone(), expr });
+            p.plan.steps.push(Step::Map(MapStep { dst, shape: ty.shape.0.clone(), expr }));
         }
     }
     Ok(p.plan)
@@ -361,7 +376,7 @@ impl<'f> Planner<'f> {
     fn materialise(&mut self, n: NodeId, expr: Expr) -> View {
         let dst = self.destination(n);
         let shape = self.ty(n).shape.0.clone();
-        self.plan.steps.push(Step::Map { dst: dst.clone(), shape, expr });
+        self.plan.steps.push(Step::Map(MapStep { dst: dst.clone(), shape, expr }));
         dst
     }
 
@@ -435,20 +450,20 @@ impl<'f> Planner<'f> {
                 let shape = self.ty(ops[0]).shape.0.clone();
                 let expr = self.expr(ops[0]);
                 let dst = self.destination(n);
-                self.plan.steps.push(Step::Reduce {
+                self.plan.steps.push(Step::Reduce(ReduceStep {
                     dst: dst.clone(),
                     shape,
                     axes: r.axes.clone(),
                     kind: r.kind,
                     expr,
-                });
+                }));
                 self.vals.insert(n, Val::View(dst));
             }
             Op::DotGeneral(d) => {
                 let lhs = self.view(ops[0]);
                 let rhs = self.view(ops[1]);
                 let dst = self.destination(n);
-                self.plan.steps.push(Step::Dot {
+                self.plan.steps.push(Step::Dot(DotStep {
                     dst: dst.clone(),
                     shape: ty.shape.0.clone(),
                     lhs,
@@ -456,7 +471,7 @@ impl<'f> Planner<'f> {
                     rhs,
                     rhs_shape: self.ty(ops[1]).shape.0.clone(),
                     dims: d.clone(),
-                });
+                }));
                 self.vals.insert(n, Val::View(dst));
             }
             Op::Reshape(_) => {
@@ -520,17 +535,17 @@ impl<'f> Planner<'f> {
                     if shape.contains(&0) || in_place {
                         continue;
                     }
-                    self.plan.steps.push(Step::Map { dst: sub, shape, expr });
+                    self.plan.steps.push(Step::Map(MapStep { dst: sub, shape, expr }));
                 }
                 self.vals.insert(n, Val::View(dst));
             }
             Op::Pad(Pad { lo, interior, .. }) => {
                 let dst = self.destination(n);
-                self.plan.steps.push(Step::Map {
+                self.plan.steps.push(Step::Map(MapStep {
                     dst: dst.clone(),
                     shape: ty.shape.0.clone(),
                     expr: Expr::Scalar(0, ty.dtype),
-                });
+                }));
                 let mut sub = dst.clone();
                 for a in 0..lo.len() {
                     sub.offset += lo[a] as isize * dst.strides[a];
@@ -538,7 +553,7 @@ impl<'f> Planner<'f> {
                 }
                 let shape = self.ty(ops[0]).shape.0.clone();
                 let expr = self.expr(ops[0]);
-                self.plan.steps.push(Step::Map { dst: sub, shape, expr });
+                self.plan.steps.push(Step::Map(MapStep { dst: sub, shape, expr }));
                 self.vals.insert(n, Val::View(dst));
             }
         }
@@ -550,11 +565,11 @@ impl<'f> Planner<'f> {
         let bytes = shape.numel() * item_size(v.dtype);
         self.plan.scratch.push(bytes);
         let tmp = View::contiguous(Buf::Scratch(self.plan.scratch.len() - 1), shape, v.dtype);
-        self.plan.steps.push(Step::Map {
+        self.plan.steps.push(Step::Map(MapStep {
             dst: tmp.clone(),
             shape: shape.0.clone(),
             expr: Expr::Load(v),
-        });
+        }));
         tmp
     }
 

@@ -9,8 +9,19 @@
 //! the host has descheduled); thread pools for numerical code (OpenMP runtimes, Eigen's)
 //! spin-then-sleep for the same reason. If no helper is idle (other callers hold them all),
 //! the caller computes the part itself: no waiting on other callers, no oversubscription.
+//!
+//! **Panics.** A part that panics (a bug: the parts are generated code and the matrix
+//! multiply) must neither leave its caller waiting nor let the call return `Ok` with a block
+//! never written. [`join`] catches a panic in either part, waits for the other, and resumes the
+//! panic on its caller (tagged with the thread it happened on, [`PartPanic`]); the runtime
+//! functions that generated code calls catch it at their `extern "C"` boundary ([`guard`]:
+//! unwinding through generated code is not allowed) and record it for the calling thread, and
+//! [`crate::Compiled`]'s call returns [`crate::JitError::WorkerPanicked`]. Helpers survive a
+//! panic and serve the next call.
 
-use std::panic::AssertUnwindSafe;
+use std::any::Any;
+use std::cell::Cell;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -25,6 +36,95 @@ const DONE: u8 = 3;
 
 type Job = Box<dyn FnOnce() + Send>;
 
+/// A part that panicked: the thread it ran on and its message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PartPanic {
+    /// The thread's name (`jjt-gemm-N` for a helper).
+    pub thread: String,
+    /// The panic message.
+    pub message: String,
+}
+
+/// A caught panic as a [`PartPanic`]: one resumed from a nested part keeps its thread;
+/// anything else happened on this thread.
+fn tag(payload: Box<dyn Any + Send>) -> PartPanic {
+    let payload = match payload.downcast::<PartPanic>() {
+        Ok(p) => return *p,
+        Err(other) => other,
+    };
+    let message = match (payload.downcast_ref::<&str>(), payload.downcast_ref::<String>()) {
+        (Some(s), _) => (*s).to_string(),
+        (None, Some(s)) => s.clone(),
+        (None, None) => "a panic without a message".to_string(),
+    };
+    let thread = std::thread::current().name().unwrap_or("unnamed").to_string();
+    PartPanic { thread, message }
+}
+
+/// Run `part`, returning its panic if it panics.
+fn catch(part: impl FnOnce()) -> Option<PartPanic> {
+    catch_unwind(AssertUnwindSafe(part)).err().map(tag)
+}
+
+thread_local! {
+    /// The first panic caught by [`guard`] on this thread since [`take_failure`].
+    static FAILURE: Cell<Option<PartPanic>> = const { Cell::new(None) };
+}
+
+/// Run the body of a runtime function that generated code calls. Unwinding out of an
+/// `extern "C"` function would abort the process, so a panic is caught here and recorded for
+/// this thread; the generated code carries on (its results are discarded) and the handle's
+/// call reports it ([`take_failure`]).
+pub(crate) fn guard(body: impl FnOnce()) {
+    let Some(part) = catch(body) else { return };
+    FAILURE.with(|f| {
+        let first = f.take().unwrap_or(part);
+        f.set(Some(first));
+    });
+}
+
+/// The panic [`guard`] recorded on this thread, if any (and forget it).
+pub(crate) fn take_failure() -> Option<PartPanic> {
+    FAILURE.with(Cell::take)
+}
+
+/// Which part of the next [`join`] panics, for tests ([`inject_panic`]).
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InjectedPanic {
+    /// The part the caller computes itself.
+    First,
+    /// The part offered to a helper (run by the helper, or by the caller if it takes it back).
+    Second,
+}
+
+/// No injected panic pending.
+const NO_INJECTION: u8 = 0;
+static INJECTED: AtomicU8 = AtomicU8::new(NO_INJECTION);
+
+/// Test hook: make one part of the next [`join`] in this process panic. Production code never
+/// calls it; a test calls it to check that such a failure reaches the caller.
+#[doc(hidden)]
+pub fn inject_panic(part: InjectedPanic) {
+    let code = match part {
+        InjectedPanic::First => 1,
+        InjectedPanic::Second => 2,
+    };
+    INJECTED.store(code, Ordering::SeqCst);
+}
+
+/// The injected panic for this join, if one is pending (it fires once).
+fn take_injection() -> Option<InjectedPanic> {
+    if INJECTED.load(Ordering::Relaxed) == NO_INJECTION {
+        return None;
+    }
+    match INJECTED.swap(NO_INJECTION, Ordering::SeqCst) {
+        1 => Some(InjectedPanic::First),
+        2 => Some(InjectedPanic::Second),
+        _ => None,
+    }
+}
+
 struct Helper {
     /// Claimed by a caller (from posting a job until collecting its completion).
     busy: AtomicBool,
@@ -33,6 +133,8 @@ struct Helper {
     /// not started.
     state: AtomicU8,
     job: Mutex<Option<Job>>,
+    /// The panic of the last job, until its caller collects it.
+    panic: Mutex<Option<PartPanic>>,
     /// The helper is asleep on `wake` (or about to be).
     parked: AtomicBool,
     sleep: Mutex<()>,
@@ -49,6 +151,7 @@ fn helpers() -> &'static [Helper] {
                 busy: AtomicBool::new(false),
                 state: AtomicU8::new(IDLE),
                 job: Mutex::new(None),
+                panic: Mutex::new(None),
                 parked: AtomicBool::new(false),
                 sleep: Mutex::new(()),
                 wake: Condvar::new(),
@@ -91,9 +194,11 @@ fn serve(h: &'static Helper) {
         }
         let job = h.job.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(job) = job {
-            // A panicking part must not leave its caller waiting forever; the product's
-            // routines do not panic, so this only guards against the unexpected.
-            let _ = std::panic::catch_unwind(AssertUnwindSafe(job));
+            // A panicking part must not leave its caller waiting forever, nor kill the helper:
+            // the panic goes to the caller, who resumes it.
+            if let Some(p) = catch(job) {
+                *h.panic.lock().unwrap_or_else(|e| e.into_inner()) = Some(p);
+            }
         }
         h.state.store(DONE, Ordering::SeqCst);
     }
@@ -101,15 +206,29 @@ fn serve(h: &'static Helper) {
 
 /// Run `first` on this thread and `second` on an idle helper if there is one (else, or if the
 /// helper has not started it by the time `first` is done, on this thread after `first`);
-/// returns when both have finished.
+/// returns when both have finished. If either panicked, the panic is resumed here after both
+/// have finished (the first part's if both did), as a [`PartPanic`].
 pub(crate) fn join(first: impl FnOnce(), second: impl FnOnce() + Send + 'static) {
+    let injected = take_injection();
+    let first = move || {
+        if injected == Some(InjectedPanic::First) {
+            panic!("injected panic in the caller's part");
+        }
+        first()
+    };
+    let second = move || {
+        if injected == Some(InjectedPanic::Second) {
+            panic!("injected panic in the helper's part");
+        }
+        second()
+    };
     let claimed = helpers()
         .iter()
         .find(|h| h.busy.compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst).is_ok());
     let Some(h) = claimed else {
-        first();
-        second();
-        return;
+        let a = catch(first);
+        let b = catch(second);
+        return resume(a.or(b));
     };
     *h.job.lock().unwrap_or_else(|e| e.into_inner()) = Some(Box::new(second));
     h.state.store(POSTED, Ordering::SeqCst);
@@ -117,22 +236,30 @@ pub(crate) fn join(first: impl FnOnce(), second: impl FnOnce() + Send + 'static)
         let _guard = h.sleep.lock().unwrap_or_else(|e| e.into_inner());
         h.wake.notify_one();
     }
-    first();
+    // The helper may be writing its block: even if `first` panics, wait for it below.
+    let a = catch(first);
     // A helper that has not started yet (the host may not have scheduled it) loses its job to
     // the caller, who is free now; one that has started is waited for.
     if h.state.compare_exchange(POSTED, IDLE, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
         let job = h.job.lock().unwrap_or_else(|e| e.into_inner()).take();
         h.busy.store(false, Ordering::SeqCst);
-        if let Some(job) = job {
-            job();
-        }
-        return;
+        let b = job.and_then(catch);
+        return resume(a.or(b));
     }
     while h.state.load(Ordering::SeqCst) != DONE {
         std::hint::spin_loop();
     }
+    let b = h.panic.lock().unwrap_or_else(|e| e.into_inner()).take();
     h.state.store(IDLE, Ordering::SeqCst);
     h.busy.store(false, Ordering::SeqCst);
+    resume(a.or(b));
+}
+
+/// Resume `panic` on this thread, if there is one.
+fn resume(panic: Option<PartPanic>) {
+    if let Some(p) = panic {
+        resume_unwind(Box::new(p));
+    }
 }
 
 /// A row function of an elementwise step: (inputs, outputs, arena, constants, first row, end).
@@ -191,8 +318,8 @@ pub(crate) unsafe extern "C" fn jjt_par_map(
     threads: i64,
 ) {
     let c = Call { rows, ins, outs, arena, consts };
-    // SAFETY: forwarded from the caller.
-    unsafe { run_rows(c, 0, n, threads) }
+    // SAFETY: forwarded from the caller. A panic in a part stops at `guard`.
+    guard(move || unsafe { run_rows(c, 0, n, threads) })
 }
 
 #[cfg(test)]
@@ -202,11 +329,15 @@ mod tests {
 
     use super::*;
 
+    /// The helpers are process-wide: tests that need them to themselves take turns.
+    static SERIAL: Mutex<()> = Mutex::new(());
+
     /// Tiny parts, so every path happens many times: the helper runs the second part, the
     /// caller takes it back before the helper starts, or (from four callers at once) finds no
     /// idle helper. Each part must run exactly once per call, and `join` return after both.
     #[test]
     fn every_part_runs_exactly_once() {
+        let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let seconds = Arc::new(AtomicUsize::new(0));
         std::thread::scope(|s| {
             for _ in 0..4 {
@@ -232,5 +363,89 @@ mod tests {
             }
         });
         assert_eq!(seconds.load(Ordering::SeqCst), 4 * 5000);
+    }
+
+    /// `join` run inside `catch_unwind`: the panic it resumed, if any.
+    fn joined(first: impl FnOnce(), second: impl FnOnce() + Send + 'static) -> Option<PartPanic> {
+        let r = catch_unwind(AssertUnwindSafe(|| join(first, second)));
+        r.err().map(|p| *p.downcast::<PartPanic>().expect("join resumes a PartPanic"))
+    }
+
+    /// A panic in the helper's part reaches the caller (tagged with the helper's name), a panic
+    /// in the caller's part is resumed only after the helper's part has finished, and the
+    /// helper serves the next join afterwards; three rounds, so a helper that died or stayed
+    /// claimed would show.
+    #[test]
+    fn a_panicking_part_reaches_the_caller_and_the_pool_keeps_working() {
+        let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let have_helper = !helpers().is_empty();
+        for round in 0..3 {
+            // The caller's part waits (at most 5 s) until the second part has started, so a
+            // helper, not the caller taking it back, runs it.
+            let started = Arc::new(AtomicBool::new(false));
+            let s = Arc::clone(&started);
+            let p = joined(
+                || {
+                    let t = Instant::now();
+                    while !started.load(Ordering::SeqCst) && t.elapsed() < Duration::from_secs(5) {
+                        std::hint::spin_loop();
+                    }
+                },
+                move || {
+                    s.store(true, Ordering::SeqCst);
+                    panic!("helper part {round} fails");
+                },
+            )
+            .expect("the helper's panic reaches the caller");
+            assert_eq!(p.message, format!("helper part {round} fails"));
+            if have_helper {
+                assert!(p.thread.starts_with("jjt-gemm-"), "ran on {}", p.thread);
+            }
+
+            // The caller's part panics at once; the helper's part is still writing.
+            let finished = Arc::new(AtomicBool::new(false));
+            let f = Arc::clone(&finished);
+            let p = joined(
+                || panic!("caller part {round} fails"),
+                move || {
+                    std::thread::sleep(Duration::from_millis(20));
+                    f.store(true, Ordering::SeqCst);
+                },
+            )
+            .expect("the caller's panic is resumed");
+            assert_eq!(p.message, format!("caller part {round} fails"));
+            assert!(finished.load(Ordering::SeqCst), "join resumed before the other part ended");
+
+            // The pool still works: both parts run, nothing is reported.
+            let ran = Arc::new(AtomicUsize::new(0));
+            let r = Arc::clone(&ran);
+            let mut first = 0;
+            let p = joined(
+                || first += 1,
+                move || {
+                    r.fetch_add(1, Ordering::SeqCst);
+                },
+            );
+            assert_eq!((p, first, ran.load(Ordering::SeqCst)), (None, 1, 1));
+        }
+        assert!(
+            helpers().iter().all(|h| !h.busy.load(Ordering::SeqCst)),
+            "every helper is free again"
+        );
+    }
+
+    /// `guard` stops a panic (as the `extern "C"` runtime functions need) and keeps the first
+    /// one for `take_failure`, which forgets it.
+    #[test]
+    fn guard_records_the_first_panic_for_this_thread() {
+        assert_eq!(take_failure(), None);
+        guard(|| {});
+        assert_eq!(take_failure(), None);
+        guard(|| panic!("first"));
+        guard(|| panic!("second"));
+        let f = take_failure().expect("recorded");
+        assert_eq!(f.message, "first");
+        assert_eq!(Some(f.thread.as_str()), std::thread::current().name());
+        assert_eq!(take_failure(), None);
     }
 }

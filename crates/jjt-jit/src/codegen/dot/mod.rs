@@ -1,0 +1,322 @@
+//! Contractions (`dot_general`). [`strategy`] chooses how a [`DotStep`] is computed; one module
+//! per strategy emits it:
+//!
+//! | strategy | module | when |
+//! |---|---|---|
+//! | [`DotStrategy::Gemm`] | `gemm_call` | large, and the axes flatten to (M×K)·(K×N) |
+//! | [`DotStrategy::OutputVectors`] | `out_vec` | the output's innermost axis is contiguous and both operands advance by 0 or 1 along it |
+//! | [`DotStrategy::RegisterTiles`] | `out_vec` | as above, a long contraction, one operand constant along the vector axis |
+//! | [`DotStrategy::ContractionVectors`], [`DotStrategy::MatrixVector`] | `k_vec` | not strict, the innermost contracted axis contiguous in both operands |
+//! | [`DotStrategy::Scalar`] | here | otherwise (and in strict mode), in the interpreter's order |
+//!
+//! Every inline form reads the operands as views over the output's index space with the
+//! contracted axes appended (a [`Contraction`]).
+
+mod gemm_call;
+mod k_vec;
+mod out_vec;
+
+use cranelift_codegen::ir::{InstBuilder, Value};
+use cranelift_frontend::Variable;
+use jjt_ir::DType;
+use jjt_ir::ops::DotGeneral;
+
+use self::gemm_call::GemmCall;
+use super::{Cg, GemmUse, Mac, Mode, Policy, Summation, lanes, scalar_ty};
+use crate::JitError;
+use crate::plan::{DotStep, Expr, MapStep, View};
+
+/// Contractions over at most this many elements are unrolled in the vector-over-outputs form.
+const UNROLL_K: usize = 16;
+
+/// One of the two operands of a contraction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Side {
+    Lhs,
+    Rhs,
+}
+
+impl Side {
+    /// The other operand.
+    fn other(self) -> Side {
+        match self {
+            Side::Lhs => Side::Rhs,
+            Side::Rhs => Side::Lhs,
+        }
+    }
+
+    /// `(lhs, rhs)` from this side's value and the other side's.
+    fn order<T>(self, this: T, other: T) -> (T, T) {
+        match self {
+            Side::Lhs => (this, other),
+            Side::Rhs => (other, this),
+        }
+    }
+}
+
+/// How the contracted axes are walked in [`DotStrategy::OutputVectors`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Walk {
+    /// A short contraction (one axis of at most [`UNROLL_K`]): straight-line code.
+    Unrolled,
+    /// A loop nest.
+    Loop,
+}
+
+/// How a contraction is computed.
+#[derive(Clone, Debug, PartialEq)]
+enum DotStrategy {
+    /// The output has no elements: nothing to do.
+    Empty,
+    /// A contracted axis has length 0: the output is zeros.
+    Zeros,
+    /// Calls to the matrix multiply, in loops over the remaining axes.
+    Gemm(Box<GemmCall>),
+    /// Vectors over the output's innermost axis (lanes are independent outputs).
+    OutputVectors(Walk),
+    /// Vectors over the output's innermost axis in register tiles; the operand on `splat`'s
+    /// side does not move along that axis and is splatted.
+    RegisterTiles {
+        /// The operand that is constant along the vector axis.
+        splat: Side,
+    },
+    /// Vectors along the innermost contracted axis, one output at a time.
+    ContractionVectors,
+    /// Vectors along the innermost contracted axis, in blocks of outputs along `axis`, an
+    /// output axis along which one operand does not move (the rows of a matrix–vector
+    /// product), so that operand is loaded once per block.
+    MatrixVector {
+        /// The output axis of the blocks.
+        axis: usize,
+    },
+    /// One output at a time, in the interpreter's order (bit-identical to it).
+    Scalar,
+}
+
+impl DotStrategy {
+    /// How the step was compiled, for the profile's step labels.
+    fn label(&self) -> &'static str {
+        match self {
+            DotStrategy::Empty | DotStrategy::Zeros => "",
+            DotStrategy::Gemm(_) => "matrix multiply",
+            DotStrategy::OutputVectors(_) | DotStrategy::RegisterTiles { .. } => {
+                "inline, vectors over outputs"
+            }
+            DotStrategy::ContractionVectors | DotStrategy::MatrixVector { .. } => {
+                "inline, vectors along the contraction"
+            }
+            DotStrategy::Scalar => "inline, scalar",
+        }
+    }
+}
+
+/// A contraction over the output's index space: both operands as views over the output's
+/// axes with the contracted axes appended (stride 0 along the axes an operand does not have).
+struct Contraction<'s> {
+    /// Destination.
+    dst: &'s View,
+    /// Output shape.
+    shape: &'s [usize],
+    /// Left operand over `shape ++ cdims`.
+    lhs: View,
+    /// Right operand over `shape ++ cdims`.
+    rhs: View,
+    /// Extents of the contracted axes.
+    cdims: Vec<usize>,
+    /// How a product is added to its accumulator.
+    mac: Mac,
+}
+
+impl<'s> Contraction<'s> {
+    fn new(s: &'s DotStep, mac: Mac) -> Self {
+        let DotStep { dst, shape, lhs, lhs_shape, rhs, rhs_shape, dims } = s;
+        let lfree = DotGeneral::free_axes(lhs_shape.len(), &dims.lhs_contract, &dims.lhs_batch);
+        let rfree = DotGeneral::free_axes(rhs_shape.len(), &dims.rhs_contract, &dims.rhs_batch);
+        let nb = dims.lhs_batch.len();
+        let expand =
+            |v: &View, batch: &[usize], free: &[usize], start: usize, contract: &[usize]| {
+                let mut strides = vec![0isize; shape.len() + contract.len()];
+                for (k, &a) in batch.iter().enumerate() {
+                    strides[k] = v.strides[a];
+                }
+                for (k, &a) in free.iter().enumerate() {
+                    strides[start + k] = v.strides[a];
+                }
+                for (k, &a) in contract.iter().enumerate() {
+                    strides[shape.len() + k] = v.strides[a];
+                }
+                View { strides, ..v.clone() }
+            };
+        Contraction {
+            dst,
+            shape,
+            lhs: expand(lhs, &dims.lhs_batch, &lfree, nb, &dims.lhs_contract),
+            rhs: expand(rhs, &dims.rhs_batch, &rfree, nb + lfree.len(), &dims.rhs_contract),
+            cdims: dims.lhs_contract.iter().map(|&a| lhs_shape[a]).collect(),
+            mac,
+        }
+    }
+
+    fn dtype(&self) -> DType {
+        self.dst.dtype
+    }
+
+    /// The operand on `side`.
+    fn operand(&self, side: Side) -> &View {
+        match side {
+            Side::Lhs => &self.lhs,
+            Side::Rhs => &self.rhs,
+        }
+    }
+}
+
+/// How to compute `s` (with its operands over the output's index space, `c`) under `policy`.
+fn strategy(s: &DotStep, c: &Contraction<'_>, policy: &Policy) -> DotStrategy {
+    let (shape, lv, rv, cdims, d) = (c.shape, &c.lhs, &c.rhs, &c.cdims, c.dtype());
+    if shape.contains(&0) {
+        return DotStrategy::Empty;
+    }
+    if cdims.iter().product::<usize>() == 0 {
+        return DotStrategy::Zeros;
+    }
+    if policy.gemm == GemmUse::Call
+        && let Some(call) = GemmCall::plan(s)
+    {
+        return DotStrategy::Gemm(Box::new(call));
+    }
+    let r = shape.len();
+    let w = lanes(d);
+    let last = r.saturating_sub(1);
+    // Vector over the output's innermost axis: lanes are independent outputs.
+    let out_vec = r > 0
+        && d != DType::Bool
+        && c.dst.strides[last] == 1
+        && shape[last] >= w
+        && matches!(lv.strides[last], 0 | 1)
+        && matches!(rv.strides[last], 0 | 1);
+    if out_vec {
+        if cdims.len() == 1 && cdims[0] <= UNROLL_K {
+            return DotStrategy::OutputVectors(Walk::Unrolled);
+        }
+        // A long contraction with one operand constant along the vector axis (a matrix
+        // product's rows): register tiles of outputs.
+        if lv.strides[last] == 0 && rv.strides[last] == 1 {
+            return DotStrategy::RegisterTiles { splat: Side::Lhs };
+        }
+        if rv.strides[last] == 0 && lv.strides[last] == 1 {
+            return DotStrategy::RegisterTiles { splat: Side::Rhs };
+        }
+        return DotStrategy::OutputVectors(Walk::Loop);
+    }
+    // Vector along the innermost contracted axis: a dot product of contiguous runs.
+    let cl = (r + cdims.len()).saturating_sub(1);
+    let k_vec = policy.summation == Summation::Reassociate
+        && d != DType::Bool
+        && !cdims.is_empty()
+        && lv.strides[cl] == 1
+        && rv.strides[cl] == 1
+        && cdims[cdims.len() - 1] >= 2 * w;
+    if k_vec {
+        let block =
+            (0..r).rev().find(|&a| shape[a] >= 2 && ((lv.strides[a] == 0) != (rv.strides[a] == 0)));
+        return match block {
+            Some(axis) => DotStrategy::MatrixVector { axis },
+            None => DotStrategy::ContractionVectors,
+        };
+    }
+    DotStrategy::Scalar
+}
+
+impl Cg<'_, '_> {
+    /// A contraction step, computed as [`strategy`] chooses.
+    pub(super) fn dot(&mut self, s: &DotStep) -> Result<(), JitError> {
+        let c = Contraction::new(s, self.policy.mac);
+        let how = strategy(s, &c, &self.policy);
+        let r = c.shape.len();
+        match &how {
+            DotStrategy::Empty => return Ok(()),
+            DotStrategy::Zeros => {
+                let zeros = Expr::Scalar(0f64.to_bits(), c.dtype());
+                return self.map(&MapStep {
+                    dst: c.dst.clone(),
+                    shape: c.shape.to_vec(),
+                    expr: zeros,
+                });
+            }
+            DotStrategy::Gemm(call) => self.gemm_call(call)?,
+            DotStrategy::OutputVectors(walk) => {
+                self.vaxis = r - 1;
+                self.out_vec(&c, *walk)?;
+            }
+            DotStrategy::RegisterTiles { splat } => {
+                self.vaxis = r - 1;
+                self.out_vec_tiles(&c, *splat)?;
+            }
+            DotStrategy::ContractionVectors => {
+                self.vaxis = (r + c.cdims.len()).saturating_sub(1);
+                self.k_vec(&c)?;
+            }
+            DotStrategy::MatrixVector { axis } => {
+                self.vaxis = (r + c.cdims.len()).saturating_sub(1);
+                self.k_vec_blocks(&c, *axis)?;
+            }
+            DotStrategy::Scalar => {
+                // The interpreter's arithmetic: a rounded product, then a rounded sum.
+                let c = Contraction { mac: Mac::Separate, ..c };
+                let sacc = self.b.declare_var(scalar_ty(c.dtype()));
+                self.for_each(c.shape, &mut Vec::new(), &mut |cg, oidx| {
+                    cg.scalar_dot(sacc, &c, oidx)
+                })?;
+            }
+        }
+        self.how = how.label();
+        Ok(())
+    }
+
+    /// `acc + x·y`, rounded as `m` says.
+    fn mac(&mut self, m: Mac, acc: Value, x: Value, y: Value) -> Value {
+        match m {
+            Mac::Fused => self.b.ins().fma(x, y, acc),
+            Mac::Separate => {
+                let p = self.b.ins().fmul(x, y);
+                self.b.ins().fadd(acc, p)
+            }
+        }
+    }
+
+    /// `acc += lhs[idx]·rhs[idx]` (in `mode`).
+    fn mac_into(
+        &mut self,
+        acc: Variable,
+        c: &Contraction<'_>,
+        idx: &[Value],
+        mode: Mode,
+    ) -> Result<(), JitError> {
+        let d = c.dtype();
+        let x = self.eval(&Expr::Load(c.lhs.clone()), idx, mode, d)?;
+        let y = self.eval(&Expr::Load(c.rhs.clone()), idx, mode, d)?;
+        let a = self.b.use_var(acc);
+        let a2 = self.mac(c.mac, a, x, y);
+        self.b.def_var(acc, a2);
+        Ok(())
+    }
+
+    /// One output element of a contraction, accumulated in the interpreter's order from -0.0
+    /// (so the result equals the interpreter's "first product, then sums" bit for bit when
+    /// the multiply-add is [`Mac::Separate`]).
+    fn scalar_dot(
+        &mut self,
+        acc: Variable,
+        c: &Contraction<'_>,
+        oidx: &[Value],
+    ) -> Result<(), JitError> {
+        let z = self.fconst(c.dtype(), -0.0);
+        self.b.def_var(acc, z);
+        self.for_each(&c.cdims, &mut oidx.to_vec(), &mut |cg, all| {
+            cg.mac_into(acc, c, all, Mode::Scalar)
+        })?;
+        let a = self.b.use_var(acc);
+        self.store(a, c.dst, oidx);
+        Ok(())
+    }
+}

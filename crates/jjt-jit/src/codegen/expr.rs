@@ -1,0 +1,246 @@
+//! Evaluating a fused expression at an index, on one element or on a vector of lanes, and
+//! the arithmetic of each unary and binary op (inline, or a call to [`crate::libm`]).
+
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Value, types};
+use jjt_ir::DType;
+use jjt_ir::ops::{Binary, Compare, Unary};
+
+use super::{Cg, Mode, flags, mask_ty, scalar_ty, vec_ty};
+use crate::JitError;
+use crate::libm::{Libm, Precision};
+use crate::plan::Expr;
+
+fn float_cc(c: Compare) -> FloatCC {
+    match c {
+        Compare::Gt => FloatCC::GreaterThan,
+        Compare::Ge => FloatCC::GreaterThanOrEqual,
+        Compare::Lt => FloatCC::LessThan,
+        Compare::Le => FloatCC::LessThanOrEqual,
+        Compare::Eq => FloatCC::Equal,
+    }
+}
+
+/// Whether `e` can run on `d`-typed vectors along an axis where the views advance by
+/// `strides[i]` (the innermost stride of each view).
+pub(super) fn vectorizable(e: &Expr, d: DType, axis: usize) -> bool {
+    match e {
+        Expr::Load(v) => v.dtype == d && matches!(v.strides.get(axis), Some(0) | Some(1)),
+        Expr::Scalar(_, dt) => *dt == d || *dt == DType::Bool,
+        Expr::Unary(u, a) => !Libm::unary_calls(*u) && vectorizable(a, d, axis),
+        Expr::Binary(op, a, b) => {
+            !Libm::binary_calls(*op) && vectorizable(a, d, axis) && vectorizable(b, d, axis)
+        }
+        Expr::Compare(_, a, b, dt) => {
+            *dt == d && vectorizable(a, d, axis) && vectorizable(b, d, axis)
+        }
+        Expr::Select(p, a, b) => {
+            vectorizable(p, d, axis) && vectorizable(a, d, axis) && vectorizable(b, d, axis)
+        }
+        Expr::Convert(from, to, a) => {
+            let ok = (*from == DType::Bool && *to == d)
+                || (*from == d && *to == DType::Bool)
+                || from == to;
+            ok && vectorizable(a, d, axis)
+        }
+    }
+}
+
+/// The dtype an expression produces.
+fn expr_dtype(e: &Expr) -> DType {
+    match e {
+        Expr::Load(v) => v.dtype,
+        Expr::Scalar(_, d) => *d,
+        Expr::Unary(_, a) => expr_dtype(a),
+        Expr::Binary(_, a, _) => expr_dtype(a),
+        Expr::Compare(..) => DType::Bool,
+        Expr::Select(_, a, _) => expr_dtype(a),
+        Expr::Convert(_, to, _) => *to,
+    }
+}
+
+impl Cg<'_, '_> {
+    fn call(&mut self, f: Libm, d: DType, args: &[Value]) -> Value {
+        let r = self.imports.libm[&(f, Precision::of(d))];
+        let inst = self.b.ins().call(r, args);
+        self.b.inst_results(inst)[0]
+    }
+
+    /// `c ? x : y` for a scalar bool (i8) or a lane mask.
+    pub(super) fn choose(&mut self, mode: Mode, d: DType, c: Value, x: Value, y: Value) -> Value {
+        match mode {
+            Mode::Scalar => self.b.ins().select(c, x, y),
+            Mode::Vector => {
+                let m = self.b.ins().bitcast(vec_ty(d), MemFlagsData::new(), c);
+                self.b.ins().bitselect(m, x, y)
+            }
+        }
+    }
+
+    pub(super) fn splat_or(&mut self, mode: Mode, d: DType, v: Value) -> Value {
+        match mode {
+            Mode::Scalar => v,
+            Mode::Vector => self.b.ins().splat(vec_ty(d), v),
+        }
+    }
+
+    pub(super) fn constant(&mut self, mode: Mode, d: DType, v: f64) -> Value {
+        let s = self.fconst(d, v);
+        self.splat_or(mode, d, s)
+    }
+
+    /// Evaluate `e` at `idx`. In vector mode `d` is the lane type and the innermost index is the
+    /// first of `lanes(d)` consecutive elements; bools are lane masks.
+    pub(super) fn eval(
+        &mut self,
+        e: &Expr,
+        idx: &[Value],
+        mode: Mode,
+        d: DType,
+    ) -> Result<Value, JitError> {
+        Ok(match e {
+            Expr::Load(v) => {
+                let a = self.addr(v, idx);
+                let along = v.strides.get(self.vaxis).copied().unwrap_or(0);
+                match mode {
+                    Mode::Vector if along != 0 => self.b.ins().load(vec_ty(v.dtype), flags(), a, 0),
+                    _ => {
+                        let s = self.b.ins().load(scalar_ty(v.dtype), flags(), a, 0);
+                        self.splat_or(mode, v.dtype, s)
+                    }
+                }
+            }
+            Expr::Scalar(bits, dt) => {
+                let x = f64::from_bits(*bits);
+                match (mode, dt) {
+                    (Mode::Vector, DType::Bool) => {
+                        let lane = if d == DType::F64 { types::I64 } else { types::I32 };
+                        let s = self.b.ins().iconst(lane, if x != 0.0 { -1 } else { 0 });
+                        self.b.ins().splat(mask_ty(d), s)
+                    }
+                    _ => self.constant(mode, *dt, x),
+                }
+            }
+            Expr::Unary(u, a) => {
+                let dt = expr_dtype(a);
+                let x = self.eval(a, idx, mode, d)?;
+                self.unary(*u, x, mode, dt)
+            }
+            Expr::Binary(op, a, b) => {
+                let dt = expr_dtype(a);
+                let x = self.eval(a, idx, mode, d)?;
+                let y = self.eval(b, idx, mode, d)?;
+                self.binary(*op, x, y, mode, dt)
+            }
+            Expr::Compare(c, a, b, dt) => {
+                let x = self.eval(a, idx, mode, d)?;
+                let y = self.eval(b, idx, mode, d)?;
+                if *dt == DType::Bool {
+                    self.b.ins().icmp(IntCC::Equal, x, y)
+                } else {
+                    self.b.ins().fcmp(float_cc(*c), x, y)
+                }
+            }
+            Expr::Select(p, a, b) => {
+                let dt = expr_dtype(a);
+                let c = self.eval(p, idx, mode, d)?;
+                let x = self.eval(a, idx, mode, d)?;
+                let y = self.eval(b, idx, mode, d)?;
+                self.choose(mode, dt, c, x, y)
+            }
+            Expr::Convert(from, to, a) => {
+                let x = self.eval(a, idx, mode, d)?;
+                match (from, to) {
+                    (f, t) if f == t => x,
+                    (DType::F32, DType::F64) => self.b.ins().fpromote(types::F64, x),
+                    (DType::F64, DType::F32) => self.b.ins().fdemote(types::F32, x),
+                    (DType::Bool, t) => {
+                        let one = self.constant(mode, *t, 1.0);
+                        let zero = self.constant(mode, *t, 0.0);
+                        self.choose(mode, *t, x, one, zero)
+                    }
+                    (f, DType::Bool) => {
+                        let zero = self.constant(mode, *f, 0.0);
+                        self.b.ins().fcmp(FloatCC::NotEqual, x, zero)
+                    }
+                    (_, _) => x,
+                }
+            }
+        })
+    }
+
+    fn unary(&mut self, u: Unary, x: Value, mode: Mode, d: DType) -> Value {
+        match u {
+            Unary::Neg => self.b.ins().fneg(x),
+            Unary::Abs => self.b.ins().fabs(x),
+            Unary::Sqrt => self.b.ins().sqrt(x),
+            Unary::Rsqrt => {
+                let s = self.b.ins().sqrt(x);
+                let one = self.constant(mode, d, 1.0);
+                self.b.ins().fdiv(one, s)
+            }
+            Unary::Recip => {
+                let one = self.constant(mode, d, 1.0);
+                self.b.ins().fdiv(one, x)
+            }
+            Unary::Square => self.b.ins().fmul(x, x),
+            // x if x > 0 or NaN, else +0.
+            Unary::Relu => {
+                let zero = self.constant(mode, d, 0.0);
+                let c = self.b.ins().fcmp(FloatCC::UnorderedOrGreaterThan, x, zero);
+                self.choose(mode, d, c, x, zero)
+            }
+            // 1 / (1 + exp(-x)), as the interpreter computes it.
+            Unary::Sigmoid => {
+                let n = self.b.ins().fneg(x);
+                let e = self.call(Libm::Exp, d, &[n]);
+                let one = self.fconst(d, 1.0);
+                let den = self.b.ins().fadd(one, e);
+                self.b.ins().fdiv(one, den)
+            }
+            // NaN stays NaN; else max(x, 0) + log1p(exp(-|x|)).
+            Unary::Softplus => {
+                let a = self.b.ins().fabs(x);
+                let n = self.b.ins().fneg(a);
+                let e = self.call(Libm::Exp, d, &[n]);
+                let l = self.call(Libm::Log1p, d, &[e]);
+                let zero = self.fconst(d, 0.0);
+                let gt = self.b.ins().fcmp(FloatCC::GreaterThan, x, zero);
+                let pos = self.b.ins().select(gt, x, zero);
+                let r = self.b.ins().fadd(pos, l);
+                let nan = self.b.ins().fcmp(FloatCC::Unordered, x, x);
+                self.b.ins().select(nan, x, r)
+            }
+            Unary::Exp
+            | Unary::Log
+            | Unary::Log1p
+            | Unary::Expm1
+            | Unary::Sin
+            | Unary::Cos
+            | Unary::Tanh => {
+                let f = Libm::of_unary(u).unwrap_or(Libm::Exp);
+                self.call(f, d, &[x])
+            }
+        }
+    }
+
+    pub(super) fn binary(&mut self, op: Binary, x: Value, y: Value, mode: Mode, d: DType) -> Value {
+        match op {
+            Binary::Add => self.b.ins().fadd(x, y),
+            Binary::Sub => self.b.ins().fsub(x, y),
+            Binary::Mul => self.b.ins().fmul(x, y),
+            Binary::Div => self.b.ins().fdiv(x, y),
+            Binary::Pow => self.call(Libm::Pow, d, &[x, y]),
+            // NaN in either: x + y (NaN); else the larger (smaller), the first at ties.
+            Binary::Maximum | Binary::Minimum => {
+                let cc =
+                    if op == Binary::Maximum { FloatCC::GreaterThan } else { FloatCC::LessThan };
+                let wins = self.b.ins().fcmp(cc, y, x);
+                let r = self.choose(mode, d, wins, y, x);
+                let uno = self.b.ins().fcmp(FloatCC::Unordered, x, y);
+                let s = self.b.ins().fadd(x, y);
+                self.choose(mode, d, uno, s, r)
+            }
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! Loop nests and addresses: counted loops with SSA index variables, nested loops over an
+//! index space (optionally with the outermost axis over a run-time row range), and the address
+//! of a strided view at an index.
+
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::{BlockArg, InstBuilder, Value, types};
+
+use super::Cg;
+use crate::JitError;
+use crate::plan::{View, item_size};
+
+/// A loop body receiving the index of every axis.
+pub(super) type IndexBody<'a, 'b, 'c> =
+    dyn FnMut(&mut Cg<'a, 'b>, &[Value]) -> Result<(), JitError> + 'c;
+
+impl<'a, 'b> Cg<'a, 'b> {
+    /// The address of `view` at `idx` (one index per axis of the view's index space).
+    pub(super) fn addr(&mut self, view: &View, idx: &[Value]) -> Value {
+        let size = item_size(view.dtype) as i64;
+        let row = self.rows.as_ref().and_then(|(axis, ptrs)| {
+            let p = ptrs.iter().find(|(v, _)| v == view)?.1;
+            Some((*axis, p))
+        });
+        if let Some((axis, p)) = row
+            && let Some(&i) = idx.get(axis)
+        {
+            return match view.strides[axis] {
+                0 => p,
+                s => {
+                    let t = self.b.ins().imul_imm_s(i, s as i64 * size);
+                    self.b.ins().iadd(p, t)
+                }
+            };
+        }
+        let base = self.bases[&view.buf];
+        let mut a = if view.offset != 0 {
+            let off = self.iconst(view.offset as i64 * size);
+            self.b.ins().iadd(base, off)
+        } else {
+            base
+        };
+        for (i, &s) in view.strides.iter().enumerate() {
+            if s != 0 {
+                let t = self.b.ins().imul_imm_s(idx[i], s as i64 * size);
+                a = self.b.ins().iadd(a, t);
+            }
+        }
+        a
+    }
+
+    /// Emit nested counted loops over `dims`, calling `body` with the index of every axis.
+    pub(super) fn for_each(
+        &mut self,
+        dims: &[usize],
+        prefix: &mut Vec<Value>,
+        body: &mut IndexBody<'a, 'b, '_>,
+    ) -> Result<(), JitError> {
+        let Some((&n, rest)) = dims.split_first() else {
+            let idx = prefix.clone();
+            return body(self, &idx);
+        };
+        if n == 1 {
+            let z = self.iconst(0);
+            prefix.push(z);
+            self.for_each(rest, prefix, body)?;
+            prefix.pop();
+            return Ok(());
+        }
+        self.counted(0, n as i64, 1, &mut |cg, i| {
+            prefix.push(i);
+            let r = cg.for_each(rest, prefix, body);
+            prefix.pop();
+            r
+        })
+    }
+
+    /// `for (i = from; i < to; i += step) body(i)`.
+    pub(super) fn counted(
+        &mut self,
+        from: i64,
+        to: i64,
+        step: i64,
+        body: &mut dyn FnMut(&mut Self, Value) -> Result<(), JitError>,
+    ) -> Result<(), JitError> {
+        if from >= to {
+            return Ok(());
+        }
+        let (lo, hi) = (self.iconst(from), self.iconst(to));
+        self.counted_between(lo, hi, step, body)
+    }
+
+    /// `for (i = lo; i < hi; i += step) body(i)` with bounds computed at run time.
+    pub(super) fn counted_between(
+        &mut self,
+        lo: Value,
+        hi: Value,
+        step: i64,
+        body: &mut dyn FnMut(&mut Self, Value) -> Result<(), JitError>,
+    ) -> Result<(), JitError> {
+        let header = self.b.create_block();
+        let blk = self.b.create_block();
+        let exit = self.b.create_block();
+        let i = self.b.append_block_param(header, types::I64);
+        self.b.ins().jump(header, &[BlockArg::Value(lo)]);
+        self.b.switch_to_block(header);
+        let c = self.b.ins().icmp(IntCC::SignedLessThan, i, hi);
+        self.b.ins().brif(c, blk, &[], exit, &[]);
+        self.b.switch_to_block(blk);
+        self.b.seal_block(blk);
+        body(self, i)?;
+        let next = self.b.ins().iadd_imm_s(i, step);
+        self.b.ins().jump(header, &[BlockArg::Value(next)]);
+        self.b.seal_block(header);
+        self.b.switch_to_block(exit);
+        self.b.seal_block(exit);
+        Ok(())
+    }
+
+    /// Loops over `dims` like [`Cg::for_each`], but with the outermost axis running over the
+    /// dynamic range `rows` when given.
+    pub(super) fn for_rows(
+        &mut self,
+        dims: &[usize],
+        rows: Option<(Value, Value)>,
+        body: &mut IndexBody<'a, 'b, '_>,
+    ) -> Result<(), JitError> {
+        let Some((lo, hi)) = rows else {
+            return self.for_each(dims, &mut Vec::new(), body);
+        };
+        self.counted_between(lo, hi, 1, &mut |cg, i| cg.for_each(&dims[1..], &mut vec![i], body))
+    }
+}

@@ -1,0 +1,120 @@
+//! Elementwise steps: one loop nest whose innermost loop runs on vectors when it can (two
+//! vectors per iteration, then one, then a scalar tail), and the row functions that run a large
+//! step's rows on several threads through `jjt_par_map`.
+
+use cranelift_codegen::ir::{FuncRef, InstBuilder, Value, types};
+use jjt_ir::DType;
+
+use super::expr::vectorizable;
+use super::{Cg, Mode, lanes};
+use crate::JitError;
+use crate::plan::{MapStep, Step, View};
+
+/// Elements from which an elementwise step runs its rows on several threads: below it,
+/// handing half the rows to a helper costs more than it saves.
+pub(crate) const PAR_MAP_ELEMS: usize = 1 << 14;
+
+/// The elementwise `step`, if it runs its rows on several threads: rank ≥ 2 with at least two
+/// rows and [`PAR_MAP_ELEMS`] elements, when more than one thread may be used.
+pub(crate) fn parallel_map(step: &Step, threads: usize) -> Option<&MapStep> {
+    match step {
+        Step::Map(m) => {
+            let shape = &m.shape;
+            let parallel = threads > 1
+                && shape.len() >= 2
+                && shape[0] >= 2
+                && shape.iter().product::<usize>() >= PAR_MAP_ELEMS;
+            parallel.then_some(m)
+        }
+        Step::Reduce(_) | Step::Dot(_) => None,
+    }
+}
+
+impl Cg<'_, '_> {
+    /// Call `jjt_par_map` with the row function `part` of the elementwise step `m`.
+    pub fn call_rows(&mut self, part: FuncRef, m: &MapStep, params: [Value; 4]) {
+        self.how = "rows on threads";
+        let f = self.b.ins().func_addr(types::I64, part);
+        let mut args = vec![f];
+        args.extend(params);
+        let rows = self.iconst(m.shape[0] as i64);
+        let threads = self.iconst(self.policy.threads as i64);
+        args.push(rows);
+        args.push(threads);
+        let par = self.imports.par_map;
+        self.b.ins().call(par, &args);
+    }
+
+    /// The rows `[lo, hi)` of the outermost axis of the elementwise step `m` (the body of its
+    /// row function).
+    pub fn map_rows(&mut self, m: &MapStep, lo: Value, hi: Value) -> Result<(), JitError> {
+        self.map_in(m, Some((lo, hi)))
+    }
+
+    /// An elementwise step.
+    pub(super) fn map(&mut self, m: &MapStep) -> Result<(), JitError> {
+        self.map_in(m, None)
+    }
+
+    /// An elementwise step, over all rows or (`rows`) over a range of its outermost axis.
+    fn map_in(&mut self, m: &MapStep, rows: Option<(Value, Value)>) -> Result<(), JitError> {
+        let MapStep { dst, shape, expr } = m;
+        if shape.contains(&0) {
+            return Ok(());
+        }
+        let d = dst.dtype;
+        let r = shape.len();
+        let w = lanes(d);
+        let vec_ok = r > 0
+            && d != DType::Bool
+            && dst.strides[r - 1] == 1
+            && shape[r - 1] >= w
+            && vectorizable(expr, d, r - 1);
+        if !vec_ok {
+            return self.for_rows(shape, rows, &mut |cg, idx| {
+                let v = cg.eval(expr, idx, Mode::Scalar, d)?;
+                cg.store(v, dst, idx);
+                Ok(())
+            });
+        }
+        let n = shape[r - 1];
+        let full = (n / w * w) as i64;
+        let pairs = (n / (2 * w) * 2 * w) as i64;
+        self.vaxis = r - 1;
+        let mut views = expr.views();
+        views.push(dst.clone());
+        // Row ranges split the outermost axis, which is never the vector axis (rank ≥ 2).
+        let rows = rows.filter(|_| r >= 2);
+        self.for_rows(&shape[..r - 1], rows, &mut |cg, outer| {
+            // Each view's address at the start of this row, once; the loops below add i·stride.
+            let mut idx = outer.to_vec();
+            idx.push(cg.iconst(0));
+            let mut ptrs: Vec<(View, Value)> = Vec::new();
+            for v in &views {
+                if !ptrs.iter().any(|(p, _)| p == v) {
+                    let a = cg.addr(v, &idx);
+                    ptrs.push((v.clone(), a));
+                }
+            }
+            idx.pop();
+            let outer_rows = cg.rows.replace((r - 1, ptrs));
+            let mut one = |cg: &mut Self, i: Value, mode: Mode| -> Result<(), JitError> {
+                idx.push(i);
+                let v = cg.eval(expr, &idx, mode, d)?;
+                cg.store(v, dst, &idx);
+                idx.pop();
+                Ok(())
+            };
+            // Two vectors per iteration, then one, then the scalar tail.
+            cg.counted(0, pairs, 2 * w as i64, &mut |cg, i| {
+                one(cg, i, Mode::Vector)?;
+                let j = cg.b.ins().iadd_imm_s(i, w as i64);
+                one(cg, j, Mode::Vector)
+            })?;
+            cg.counted(pairs, full, w as i64, &mut |cg, i| one(cg, i, Mode::Vector))?;
+            cg.counted(full, n as i64, 1, &mut |cg, i| one(cg, i, Mode::Scalar))?;
+            cg.rows = outer_rows;
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,205 @@
+//! Lowering a [`Plan`](crate::plan::Plan) to Cranelift IR: one function per graph with the
+//! fixed C ABI
+//! `fn(inputs: *const *const u8, outputs: *const *mut u8, arena: *mut u8, consts: *const *const u8)`.
+//!
+//! Every step is a loop nest over a static index space (`loops`). Addresses are
+//! `base + (offset + Σ index·stride)·size`; all memory accesses are unaligned-tolerant
+//! (`notrap` without `aligned`), so buffers at any address work. No instruction that can trap
+//! is emitted: no integer division, no float-to-int conversion.
+//!
+//! One module per step kind: `map` (elementwise; the innermost loop runs on f32x4 / f64x2
+//! vectors when every value it reads advances by 0 or 1 element along that axis and it calls
+//! no function, a scalar loop handles the remainder), `reduce`, and `dot` (contractions, with
+//! one function choosing among the strategies). `expr` evaluates a fused expression, scalar or
+//! vector. Reductions and contractions accumulate in the interpreter's order (bit-identical)
+//! unless a vector form is used, which may reassociate: vector accumulators with a horizontal
+//! sum at the end, FMA when the host has it.
+
+mod dot;
+mod expr;
+mod loops;
+mod map;
+mod reduce;
+
+use std::collections::HashMap;
+
+use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Type, Value, types};
+use cranelift_codegen::isa::TargetIsa;
+use cranelift_frontend::FunctionBuilder;
+use jjt_ir::DType;
+
+pub(crate) use map::parallel_map;
+
+use crate::imports::Imports;
+use crate::plan::{Buf, DotStep, MapStep, ReduceStep, Step, View};
+use crate::{JitError, Options};
+
+/// How `acc + x·y` rounds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mac {
+    /// One rounding (an FMA instruction).
+    Fused,
+    /// A rounded product, then a rounded sum (the interpreter's arithmetic).
+    Separate,
+}
+
+/// The order in which a contraction may sum its products.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Summation {
+    /// The interpreter's order, so results are bit-identical ([`Options::strict`]).
+    InOrder,
+    /// Any order (vector accumulators along the contracted axis, the matrix multiply).
+    Reassociate,
+}
+
+/// Whether large contractions call the matrix multiply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum GemmUse {
+    /// Above the thresholds in [`crate::gemm`].
+    Call,
+    /// Never (strict mode, [`Options::no_gemm`]).
+    Never,
+}
+
+/// What the generated code may do, from the options and the host.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Policy {
+    /// How the vector forms of a contraction multiply-add: fused when the host has FMA and
+    /// the mode is not strict.
+    pub mac: Mac,
+    /// Whether contractions may reassociate their sums.
+    pub summation: Summation,
+    /// Whether large contractions call the matrix multiply.
+    pub gemm: GemmUse,
+    /// Threads one matrix multiply or elementwise step may use (≥ 1).
+    pub threads: usize,
+}
+
+impl Policy {
+    /// The policy for `opts` on the host `isa`.
+    pub fn new(opts: &Options, isa: &dyn TargetIsa) -> Policy {
+        let (mac, summation) = if opts.strict {
+            (Mac::Separate, Summation::InOrder)
+        } else {
+            (if isa.has_native_fma() { Mac::Fused } else { Mac::Separate }, Summation::Reassociate)
+        };
+        let gemm = if opts.strict || opts.no_gemm { GemmUse::Never } else { GemmUse::Call };
+        Policy { mac, summation, gemm, threads: opts.gemm_threads() }
+    }
+}
+
+/// How values are evaluated: one element, or a vector of lanes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Scalar,
+    Vector,
+}
+
+/// The state of lowering steps into one Cranelift function.
+pub(crate) struct Cg<'a, 'b> {
+    b: &'a mut FunctionBuilder<'b>,
+    /// The base address of every buffer.
+    bases: HashMap<Buf, Value>,
+    imports: Imports,
+    policy: Policy,
+    /// The axis (of the views' index space) that vector lanes run along.
+    vaxis: usize,
+    /// Inside a loop along `axis`: the address of each view at index 0 of that axis (computed
+    /// once per row, before the loop), so the loop body adds one product per access.
+    rows: Option<(usize, Vec<(View, Value)>)>,
+    /// How the last step was emitted (for the profile's step labels).
+    pub how: &'static str,
+}
+
+/// A short description of a step: its kind, the destination's type and, for contractions, the
+/// operand shapes.
+pub(crate) fn describe(step: &Step) -> String {
+    let dims = |s: &[usize]| s.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(",");
+    match step {
+        Step::Map(MapStep { dst, shape, .. }) => format!("map {}[{}]", dst.dtype, dims(shape)),
+        Step::Reduce(ReduceStep { dst, shape, axes, .. }) => {
+            format!("reduce {}[{}] over axes {axes:?}", dst.dtype, dims(shape))
+        }
+        Step::Dot(DotStep { dst, shape, lhs_shape, rhs_shape, .. }) => format!(
+            "dot {}[{}]·[{}] -> [{}]",
+            dst.dtype,
+            dims(lhs_shape),
+            dims(rhs_shape),
+            dims(shape)
+        ),
+    }
+}
+
+fn flags() -> MemFlagsData {
+    MemFlagsData::new().with_notrap()
+}
+
+fn scalar_ty(d: DType) -> Type {
+    match d {
+        DType::F32 => types::F32,
+        DType::F64 => types::F64,
+        DType::Bool => types::I8,
+    }
+}
+
+fn vec_ty(d: DType) -> Type {
+    match d {
+        DType::F64 => types::F64X2,
+        DType::F32 | DType::Bool => types::F32X4,
+    }
+}
+
+fn lanes(d: DType) -> usize {
+    if d == DType::F64 { 2 } else { 4 }
+}
+
+fn mask_ty(d: DType) -> Type {
+    if d == DType::F64 { types::I64X2 } else { types::I32X4 }
+}
+
+impl<'a, 'b> Cg<'a, 'b> {
+    /// Lower into `b`, whose buffers start at `bases`.
+    pub fn new(
+        b: &'a mut FunctionBuilder<'b>,
+        bases: HashMap<Buf, Value>,
+        imports: Imports,
+        policy: Policy,
+    ) -> Self {
+        Cg { b, bases, imports, policy, vaxis: 0, rows: None, how: "" }
+    }
+
+    fn iconst(&mut self, v: i64) -> Value {
+        self.b.ins().iconst(types::I64, v)
+    }
+
+    fn fconst(&mut self, d: DType, v: f64) -> Value {
+        match d {
+            DType::F32 => self.b.ins().f32const(v as f32),
+            DType::F64 => self.b.ins().f64const(v),
+            DType::Bool => self.b.ins().iconst(types::I8, i64::from(v != 0.0)),
+        }
+    }
+
+    fn store(&mut self, v: Value, dst: &View, idx: &[Value]) {
+        let a = self.addr(dst, idx);
+        self.b.ins().store(flags(), v, a, 0);
+    }
+
+    /// With profiling on: the clock mark after step `k` (-1: on entry).
+    pub fn profile_mark(&mut self, k: i64) {
+        if let Some(f) = self.imports.profile {
+            let k = self.iconst(k);
+            self.b.ins().call(f, &[k]);
+        }
+    }
+
+    /// Emit one step.
+    pub fn step(&mut self, s: &Step) -> Result<(), JitError> {
+        self.how = "";
+        match s {
+            Step::Map(m) => self.map(m),
+            Step::Reduce(r) => self.reduce(r),
+            Step::Dot(d) => self.dot(d),
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! The [`Compiled`] handle: owns the machine code and constants, checks arguments, and gives
+//! each concurrent call its own scratch arena.
+
+use std::fmt;
+use std::sync::Mutex;
+
+use cranelift_jit::JITModule;
+use jjt_ir::{DType, Data, Tensor, TensorType};
+
+use crate::{JitError, plan, pool};
+
+/// Scratch memory for one call: `u64` words (so 8-byte aligned), with the arena starting at
+/// the first 64-byte boundary inside.
+pub(crate) struct Arena {
+    words: Vec<u64>,
+}
+
+impl Arena {
+    fn new(bytes: usize) -> Result<Arena, JitError> {
+        let n = bytes.div_ceil(8) + 8;
+        let mut words = Vec::new();
+        words.try_reserve_exact(n).map_err(|_| JitError::Alloc(bytes))?;
+        words.resize(n, 0);
+        Ok(Arena { words })
+    }
+
+    fn base(&mut self) -> *mut u8 {
+        let p = self.words.as_mut_ptr().cast::<u8>();
+        p.wrapping_add(p.align_offset(64))
+    }
+}
+
+/// The entry point's C ABI: (inputs, outputs, arena, constants).
+pub(crate) type Entry =
+    unsafe extern "C" fn(*const *const u8, *const *mut u8, *mut u8, *const *const u8);
+
+/// A compiled function. Owns its machine code (freed on drop) and constants; `call` takes
+/// `&self` and may run on many threads at once, each with its own scratch arena.
+pub struct Compiled {
+    pub(crate) name: String,
+    pub(crate) entry: Entry,
+    pub(crate) module: Mutex<Option<JITModule>>,
+    pub(crate) params: Vec<(String, TensorType)>,
+    pub(crate) outputs: Vec<TensorType>,
+    pub(crate) consts: Vec<Data>,
+    pub(crate) arena_bytes: usize,
+    pub(crate) arenas: Mutex<Vec<Arena>>,
+    pub(crate) clif: Option<String>,
+    pub(crate) asm: Option<String>,
+    pub(crate) steps: usize,
+    pub(crate) step_labels: Vec<String>,
+}
+
+impl fmt::Debug for Compiled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Compiled")
+            .field("name", &self.name)
+            .field("inputs", &self.params)
+            .field("outputs", &self.outputs)
+            .field("arena_bytes", &self.arena_bytes)
+            .field("steps", &self.steps)
+            .finish_non_exhaustive()
+    }
+}
+
+fn data_ptr(d: &Data) -> *const u8 {
+    match d {
+        Data::F32(v) => v.as_ptr().cast(),
+        Data::F64(v) => v.as_ptr().cast(),
+        Data::Bool(v) => v.as_ptr().cast(),
+    }
+}
+
+fn data_mut_ptr(d: &mut Data) -> *mut u8 {
+    match d {
+        Data::F32(v) => v.as_mut_ptr().cast(),
+        Data::F64(v) => v.as_mut_ptr().cast(),
+        Data::Bool(v) => v.as_mut_ptr().cast(),
+    }
+}
+
+fn zeros(ty: &TensorType) -> Result<Data, JitError> {
+    let n = ty.numel();
+    let bytes = n.saturating_mul(plan::item_size(ty.dtype));
+    Ok(match ty.dtype {
+        DType::F32 => {
+            let mut v = Vec::new();
+            v.try_reserve_exact(n).map_err(|_| JitError::Alloc(bytes))?;
+            v.resize(n, 0.0f32);
+            Data::F32(v)
+        }
+        DType::F64 => {
+            let mut v = Vec::new();
+            v.try_reserve_exact(n).map_err(|_| JitError::Alloc(bytes))?;
+            v.resize(n, 0.0f64);
+            Data::F64(v)
+        }
+        DType::Bool => {
+            let mut v = Vec::new();
+            v.try_reserve_exact(n).map_err(|_| JitError::Alloc(bytes))?;
+            v.resize(n, false);
+            Data::Bool(v)
+        }
+    })
+}
+
+/// Each raw buffer (`what`: "input" or "output") must hold exactly its type's bytes.
+fn check_sizes<'t>(
+    what: &'static str,
+    lens: impl Iterator<Item = usize>,
+    types: impl IntoIterator<Item = &'t TensorType>,
+) -> Result<(), JitError> {
+    for (index, (actual, t)) in lens.zip(types).enumerate() {
+        let expected = t.numel() * plan::item_size(t.dtype);
+        if actual != expected {
+            return Err(JitError::BufferSize { what, index, expected, actual });
+        }
+    }
+    Ok(())
+}
+
+impl Compiled {
+    /// Run on `inputs` (in signature order); returns the outputs, or
+    /// [`JitError::WorkerPanicked`] if a part of a multi-threaded step panicked.
+    pub fn call(&self, inputs: &[&Tensor]) -> Result<Vec<Tensor>, JitError> {
+        self.check_inputs(inputs)?;
+        let mut outs: Vec<Tensor> = self
+            .outputs
+            .iter()
+            .map(|t| Ok(Tensor { shape: t.shape.clone(), data: zeros(t)? }))
+            .collect::<Result<_, JitError>>()?;
+        let in_ptrs: Vec<*const u8> = inputs.iter().map(|t| data_ptr(&t.data)).collect();
+        let out_ptrs: Vec<*mut u8> = outs.iter_mut().map(|t| data_mut_ptr(&mut t.data)).collect();
+        self.run(&in_ptrs, &out_ptrs)?;
+        Ok(outs)
+    }
+
+    /// Run on raw little-endian buffers (inputs in signature order; outputs written in place).
+    /// Buffers may start at any address; their lengths must match the types exactly.
+    pub fn call_raw(&self, inputs: &[&[u8]], outputs: &mut [&mut [u8]]) -> Result<(), JitError> {
+        self.check_count(inputs.len())?;
+        let lens = inputs.iter().map(|b| b.len());
+        check_sizes("input", lens, self.params.iter().map(|(_, t)| t))?;
+        if outputs.len() != self.outputs.len() {
+            return Err(JitError::BufferSize {
+                what: "output count",
+                index: 0,
+                expected: self.outputs.len(),
+                actual: outputs.len(),
+            });
+        }
+        check_sizes("output", outputs.iter().map(|b| b.len()), &self.outputs)?;
+        let in_ptrs: Vec<*const u8> = inputs.iter().map(|b| b.as_ptr()).collect();
+        let out_ptrs: Vec<*mut u8> = outputs.iter_mut().map(|b| b.as_mut_ptr()).collect();
+        self.run(&in_ptrs, &out_ptrs)
+    }
+
+    /// The number of inputs must be the function's.
+    fn check_count(&self, got: usize) -> Result<(), JitError> {
+        if got != self.params.len() {
+            return Err(JitError::InputCount {
+                function: self.name.clone(),
+                expected: self.params.len(),
+                got,
+            });
+        }
+        Ok(())
+    }
+
+    fn check_inputs(&self, inputs: &[&Tensor]) -> Result<(), JitError> {
+        self.check_count(inputs.len())?;
+        for (index, (t, (name, ty))) in inputs.iter().zip(&self.params).enumerate() {
+            let consistent = t.data.len() == t.shape.checked_numel().unwrap_or(usize::MAX);
+            if t.ty() != *ty || !consistent {
+                return Err(JitError::InputType {
+                    index,
+                    name: name.clone(),
+                    expected: ty.clone(),
+                    actual: t.ty(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn run(&self, inputs: &[*const u8], outputs: &[*mut u8]) -> Result<(), JitError> {
+        let mut arena = match self.arenas.lock().map(|mut pool| pool.pop()) {
+            Ok(Some(a)) => a,
+            _ => Arena::new(self.arena_bytes)?,
+        };
+        let consts: Vec<*const u8> = self.consts.iter().map(data_ptr).collect();
+        // Nothing is pending on this thread (every call collects its own), but be sure.
+        let _ = pool::take_failure();
+        // SAFETY: the entry point was compiled from a verified graph whose every memory access
+        // stays within the buffers described by the signature types: `inputs` and `outputs`
+        // hold one pointer per parameter / output, each to at least the number of bytes its
+        // type needs (checked by the callers `call` / `call_raw`); `consts` points to the
+        // constants this handle owns; the arena is at least `arena_bytes` long from its 64-byte
+        // aligned base and used by this call only. Outputs do not alias inputs (distinct
+        // borrows). The code memory is alive: `self.module` is freed only in `drop`.
+        unsafe { (self.entry)(inputs.as_ptr(), outputs.as_ptr(), arena.base(), consts.as_ptr()) };
+        if let Ok(mut pool) = self.arenas.lock() {
+            pool.push(arena);
+        }
+        // A part of a multi-threaded step that panicked left its block unwritten.
+        match pool::take_failure() {
+            Some(p) => Err(JitError::WorkerPanicked { thread: p.thread, message: p.message }),
+            None => Ok(()),
+        }
+    }
+
+    /// Bytes of scratch memory one call uses (the arena; inputs and outputs not counted).
+    pub fn arena_bytes(&self) -> usize {
+        self.arena_bytes
+    }
+
+    /// The input types, in order.
+    pub fn inputs(&self) -> impl Iterator<Item = &TensorType> {
+        self.params.iter().map(|(_, t)| t)
+    }
+
+    /// The output types, in order.
+    pub fn outputs(&self) -> &[TensorType] {
+        &self.outputs
+    }
+
+    /// The Cranelift IR, if kept ([`crate::Options::keep_clif`]).
+    pub fn clif(&self) -> Option<&str> {
+        self.clif.as_deref()
+    }
+
+    /// The machine code listing, if kept ([`crate::Options::keep_asm`]).
+    pub fn asm(&self) -> Option<&str> {
+        self.asm.as_deref()
+    }
+
+    /// Number of loop steps in the generated code.
+    pub fn steps(&self) -> usize {
+        self.steps
+    }
+
+    /// What each step is (kind, types, and how it was compiled), in execution order: the
+    /// entries of [`crate::take_profile`] for this function.
+    pub fn step_labels(&self) -> &[String] {
+        &self.step_labels
+    }
+}
+
+impl Drop for Compiled {
+    fn drop(&mut self) {
+        let module = match self.module.get_mut() {
+            Ok(m) => m.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        if let Some(m) = module {
+            // SAFETY: `drop` has `&mut self`, so no call through `entry` is running or can start;
+            // `entry` is private and dies with `self`.
+            unsafe { m.free_memory() };
+        }
+    }
+}

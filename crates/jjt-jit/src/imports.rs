@@ -1,0 +1,100 @@
+//! The runtime functions generated code calls, by symbol: the transcendental functions
+//! ([`crate::libm`]), the matrix multiply ([`crate::gemm`]), the row runner (`pool`) and the
+//! profile clock (`profile`). [`register`] tells the JIT where they are; [`Imports::declare`]
+//! makes them callable from one generated function.
+
+use std::collections::HashMap;
+
+use cranelift_codegen::ir::{self, AbiParam, FuncRef, types};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{Linkage, Module};
+
+use crate::error::codegen_err;
+use crate::libm::{Libm, PerPrecision, Precision};
+use crate::{JitError, Options, gemm, pool, profile};
+
+/// The matrix multiply's symbol per precision.
+const GEMM: PerPrecision<&str> = PerPrecision { f32: "jjt_sgemm", f64: "jjt_dgemm" };
+
+/// Register the address of every runtime function with the JIT.
+pub(crate) fn register(jb: &mut JITBuilder) {
+    for l in Libm::ALL {
+        for p in Precision::ALL {
+            let (name, ptr) = l.symbol(p);
+            jb.symbol(name, ptr);
+        }
+    }
+    jb.symbol(GEMM.f32, gemm::jjt_sgemm as *const u8);
+    jb.symbol(GEMM.f64, gemm::jjt_dgemm as *const u8);
+    jb.symbol("jjt_par_map", pool::jjt_par_map as *const u8);
+    jb.symbol("jjt_profile_mark", profile::jjt_profile_mark as *const u8);
+}
+
+/// The runtime functions as references in one generated function.
+pub(crate) struct Imports {
+    /// Each transcendental function, per precision.
+    pub libm: HashMap<(Libm, Precision), FuncRef>,
+    /// The matrix multiply, per precision.
+    pub gemm: PerPrecision<FuncRef>,
+    /// `jjt_par_map`: a row function run over row ranges on several threads.
+    pub par_map: FuncRef,
+    /// `jjt_profile_mark`, when profiling.
+    pub profile: Option<FuncRef>,
+}
+
+impl Imports {
+    /// Declare the runtime functions in `func` (the profile clock only if `opts` profile).
+    pub fn declare(
+        module: &mut JITModule,
+        func: &mut ir::Function,
+        opts: &Options,
+    ) -> Result<Imports, JitError> {
+        let ptr = module.target_config().pointer_type();
+        let mut import = |module: &mut JITModule, name: &str, sig: &ir::Signature| {
+            let fid = module.declare_function(name, Linkage::Import, sig).map_err(codegen_err)?;
+            Ok::<_, JitError>(module.declare_func_in_func(fid, func))
+        };
+        let mut libm = HashMap::new();
+        for l in Libm::ALL {
+            for p in Precision::ALL {
+                let t = match p {
+                    Precision::F32 => types::F32,
+                    Precision::F64 => types::F64,
+                };
+                let mut s = module.make_signature();
+                for _ in 0..l.arity() {
+                    s.params.push(AbiParam::new(t));
+                }
+                s.returns.push(AbiParam::new(t));
+                libm.insert((l, p), import(module, l.symbol(p).0, &s)?);
+            }
+        }
+        let mut s = module.make_signature();
+        gemm_signature(&mut s);
+        let gemm =
+            PerPrecision { f32: import(module, GEMM.f32, &s)?, f64: import(module, GEMM.f64, &s)? };
+        let mut s = module.make_signature();
+        for _ in 0..5 {
+            s.params.push(AbiParam::new(ptr));
+        }
+        s.params.push(AbiParam::new(types::I64));
+        s.params.push(AbiParam::new(types::I64));
+        let par_map = import(module, "jjt_par_map", &s)?;
+        let profile = if opts.profile {
+            let mut s = module.make_signature();
+            s.params.push(AbiParam::new(types::I64));
+            Some(import(module, "jjt_profile_mark", &s)?)
+        } else {
+            None
+        };
+        Ok(Imports { libm, gemm, par_map, profile })
+    }
+}
+
+/// The Cranelift signature of the matrix multiply: 13 pointer-sized arguments (dimensions,
+/// three strided operands, the number of threads it may use).
+fn gemm_signature(sig: &mut ir::Signature) {
+    for _ in 0..13 {
+        sig.params.push(AbiParam::new(types::I64));
+    }
+}
