@@ -169,3 +169,21 @@ fn operator_form_builds_no_jacobian_block_and_the_full_ntvp_form_does() {
         );
     }
 }
+
+#[test]
+fn optimised_full_kernels_of_the_seed_and_the_mlp_build_no_jacobian_block() {
+    // README: for K, the optimiser finds a program without J on these two (the strategy
+    // `auto` picks for each: `ntvp` with A·Aᵀ folded for the seed, `jc` contracted in the
+    // structured order for the MLP).
+    let all = models();
+    for (m, strategy) in [(&all[1], jjt::Strategy::Ntvp), (&all[3], jjt::Strategy::Jc)] {
+        let block = m.jacobian_block_numel();
+        let k = jjt::optimize(&m.kernel().strategy(strategy).build().unwrap()).unwrap();
+        let (max, node) = largest_intermediate(&k);
+        assert!(
+            max < block,
+            "{} {strategy}: the optimised kernel has a node of {max} elements ({node}); a block of J has {block}",
+            m.f.name
+        );
+    }
+}
