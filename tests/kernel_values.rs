@@ -95,6 +95,13 @@ struct Small {
     shared: Vec<&'static str>,
 }
 
+impl Small {
+    /// Its kernel on batches of `b1` and `b2` examples.
+    fn kernel(&self, b1: usize, b2: usize) -> Kernel<'_> {
+        Kernel::new(&self.f).wrt(self.wrt.clone()).shared(self.shared.clone()).batch(b1, b2)
+    }
+}
+
 fn small_models() -> Vec<Small> {
     // A two-layer tanh network, the NTK with respect to its shared parameters.
     let net = trace("net", |t| {
@@ -198,6 +205,15 @@ fn random_inputs(rng: &mut RandomState, layout: &[(String, Role, jjt::TensorType
     layout.iter().map(|(_, _, ty)| rng.randn_f64(ty.shape.clone()).unwrap()).collect()
 }
 
+/// The kernel with the automatic strategy and with each fixed one.
+fn strategies<'f>(base: &Kernel<'f>) -> [(&'static str, Kernel<'f>); 3] {
+    [
+        ("auto", base.clone()),
+        ("ntvp", base.clone().strategy(Strategy::Ntvp)),
+        ("jc", base.clone().strategy(Strategy::Jc)),
+    ]
+}
+
 // The JIT reassociates sums (vector lanes, matrix multiply blocks); every entry here sums at
 // most a few hundred f64 products of order 1, so it stays within ~1e-14 of the largest entry
 // of the interpreter's and the oracle's; 1e-10 leaves room and fails any wrong value.
@@ -209,21 +225,12 @@ fn example_diagonal_kernels_through_the_jit_match_interpreter_and_dense_jacobian
     let mut rng = RandomState::new(11);
     for m in small_models() {
         for mode in [Mode::Full, Mode::Trace, Mode::Diagonal] {
-            let base = Kernel::new(&m.f)
-                .wrt(m.wrt.clone())
-                .shared(m.shared.clone())
-                .batch(bb, bb)
-                .examples(Examples::Diagonal)
-                .mode(mode);
+            let base = m.kernel(bb, bb).examples(Examples::Diagonal).mode(mode);
             let layout = base.layout(false).unwrap();
             let inputs = random_inputs(&mut rng, &layout);
             let refs: Vec<&Tensor> = inputs.iter().collect();
             let dense = dense_diagonal_kernel(&m, mode, &layout, &inputs, bb);
-            for (name, k) in [
-                ("auto", base.clone()),
-                ("ntvp", base.clone().strategy(Strategy::Ntvp)),
-                ("jc", base.clone().strategy(Strategy::Jc)),
-            ] {
+            for (name, k) in strategies(&base) {
                 let what = format!("{} {mode} examples-diagonal {name}", m.f.name);
                 let interp = jjt::eval(&k.build().unwrap(), &inputs).unwrap();
                 assert_within(&format!("{what}: interpreter"), &interp.to_f64_vec(), &dense, 1e-12);
@@ -253,11 +260,7 @@ fn diagonal_mode_on_all_example_pairs_through_the_jit_matches_dense_jacobians() 
     let (b1, b2) = (2, 3);
     let mut rng = RandomState::new(12);
     for m in small_models() {
-        let base = Kernel::new(&m.f)
-            .wrt(m.wrt.clone())
-            .shared(m.shared.clone())
-            .batch(b1, b2)
-            .mode(Mode::Diagonal);
+        let base = m.kernel(b1, b2).mode(Mode::Diagonal);
         let layout = base.layout(false).unwrap();
         let inputs = random_inputs(&mut rng, &layout);
         let refs: Vec<&Tensor> = inputs.iter().collect();
@@ -273,11 +276,7 @@ fn diagonal_mode_on_all_example_pairs_through_the_jit_matches_dense_jacobians() 
                 );
             }
         }
-        for (name, k) in [
-            ("auto", base.clone()),
-            ("ntvp", base.clone().strategy(Strategy::Ntvp)),
-            ("jc", base.clone().strategy(Strategy::Jc)),
-        ] {
+        for (name, k) in strategies(&base) {
             let what = format!("{} diagonal {name}", m.f.name);
             let interp = jjt::eval(&k.build().unwrap(), &inputs).unwrap();
             let mut shape = vec![b1, b2];
@@ -295,11 +294,7 @@ fn example_diagonal_operator_through_the_jit_is_k_times_v_per_example() {
     let bb = 3;
     let mut rng = RandomState::new(13);
     for m in small_models() {
-        let k = Kernel::new(&m.f)
-            .wrt(m.wrt.clone())
-            .shared(m.shared.clone())
-            .batch(bb, bb)
-            .examples(Examples::Diagonal);
+        let k = m.kernel(bb, bb).examples(Examples::Diagonal);
         let layout = k.layout(true).unwrap();
         let inputs = random_inputs(&mut rng, &layout);
         let refs: Vec<&Tensor> = inputs.iter().collect();

@@ -17,7 +17,7 @@
 mod common;
 
 use common::{Rng, bits, eval, tensor};
-use jjt_ad::{jvp, linearize, transpose, vjp};
+use jjt_ad::{Linearized, jvp, linearize, transpose, vjp};
 use jjt_ir::ops::Pad;
 use jjt_ir::{
     Binary, Compare, DType, Function, FunctionBuilder, NodeId, Op, ReduceKind, Shape, Tensor,
@@ -34,10 +34,6 @@ struct Case {
 }
 
 impl Case {
-    fn wrt_mask(&self) -> Vec<bool> {
-        self.f.params().iter().map(|p| self.wrt.contains(&p.name)).collect()
-    }
-
     fn wrt_types(&self) -> Vec<TensorType> {
         self.f
             .params()
@@ -181,33 +177,74 @@ fn flat(ts: &[Tensor]) -> Vec<f64> {
     ts.iter().flat_map(Tensor::to_f64_vec).collect()
 }
 
+/// A random case, linearized, with a point x and a tangent t (values uniform in [-1, 1)).
+struct Drawn {
+    case: Case,
+    lin: Linearized,
+    x: Vec<Tensor>,
+    t: Vec<Tensor>,
+    /// The case in text, for failure messages.
+    what: String,
+}
+
+fn draw(rng: &mut Rng, id: usize) -> Drawn {
+    let case = random_case(rng, id);
+    let what = format!("wrt {}\n{}", case.wrt.join(","), jjt_ir::text::print(&case.f));
+    let lin = linearize(&case.f, &case.wrt).unwrap_or_else(|e| panic!("linearize: {e}\n{what}"));
+    let x = random_tensors(rng, &param_types(&case.f));
+    let t = random_tensors(rng, &case.wrt_types());
+    Drawn { case, lin, x, t, what }
+}
+
+impl Drawn {
+    /// The primal half's residual outputs at x.
+    fn residuals(&self) -> Vec<Tensor> {
+        eval(&self.lin.primal, &self.x)[self.case.f.outputs().len()..].to_vec()
+    }
+
+    /// J·t by the linear half.
+    fn linear_tangents(&self) -> Vec<Tensor> {
+        let mut args = self.residuals();
+        args.extend(self.t.iter().cloned());
+        eval(&self.lin.linear, &args)
+    }
+
+    /// f at x + s·t.
+    fn f_shifted(&self, s: f64) -> Vec<f64> {
+        let mut tangents = self.t.iter();
+        let args: Vec<Tensor> = (self.case.f.params().iter().zip(&self.x))
+            .map(|(p, xv)| {
+                if !self.case.wrt.contains(&p.name) {
+                    return xv.clone();
+                }
+                let tv = tangents.next().unwrap().to_f64_vec();
+                let v = xv.to_f64_vec().into_iter().zip(&tv).map(|(a, d)| a + s * d);
+                tensor(&p.ty, v.collect())
+            })
+            .collect();
+        flat(&eval(&self.case.f, &args))
+    }
+}
+
 #[test]
 fn primal_half_is_f_and_linear_half_is_the_jvp_tangent_bit_for_bit() {
     let mut rng = Rng(0x11ea);
     for id in 0..CASES {
-        let case = random_case(&mut rng, id);
-        let f = &case.f;
-        let what = format!("{}\n{}", case.wrt.join(","), jjt_ir::text::print(f));
-        let lin = linearize(f, &case.wrt).unwrap_or_else(|e| panic!("linearize: {e}\n{what}"));
+        let d = draw(&mut rng, id);
+        let (f, lin, what) = (&d.case.f, &d.lin, &d.what);
         let n_out = f.outputs().len();
         assert_eq!(lin.primal.outputs().len(), n_out + lin.residuals, "{what}");
-        assert_eq!(lin.linear.params().len(), lin.residuals + case.wrt.len(), "{what}");
+        assert_eq!(lin.linear.params().len(), lin.residuals + d.case.wrt.len(), "{what}");
         assert_eq!(lin.linear.outputs().len(), n_out, "{what}");
 
-        let x = random_tensors(&mut rng, &param_types(f));
-        let t = random_tensors(&mut rng, &case.wrt_types());
-        let y = eval(f, &x);
-        let primal = eval(&lin.primal, &x);
-        for (i, want) in y.iter().enumerate() {
+        let primal = eval(&lin.primal, &d.x);
+        for (i, want) in eval(f, &d.x).iter().enumerate() {
             assert_eq!(bits(&primal[i]), bits(want), "primal output {i}\n{what}");
         }
-
-        let mut jargs = x.clone();
-        jargs.extend(t.iter().cloned());
-        let jv = eval(&jvp(f, &case.wrt).unwrap(), &jargs);
-        let mut largs: Vec<Tensor> = primal[n_out..].to_vec();
-        largs.extend(t.iter().cloned());
-        let lt = eval(&lin.linear, &largs);
+        let mut jargs = d.x.clone();
+        jargs.extend(d.t.iter().cloned());
+        let jv = eval(&jvp(f, &d.case.wrt).unwrap(), &jargs);
+        let lt = d.linear_tangents();
         for (i, want) in jv[n_out..].iter().enumerate() {
             assert_eq!(lt[i].shape, want.shape, "tangent {i}\n{what}");
             assert_eq!(bits(&lt[i]), bits(want), "tangent {i}\n{what}");
@@ -218,60 +255,34 @@ fn primal_half_is_f_and_linear_half_is_the_jvp_tangent_bit_for_bit() {
 #[test]
 fn linear_half_matches_central_differences() {
     // (f(x + h·t) − f(x − h·t)) / 2h = J·t + O(h²·|f'''|) + O(u·|f| / h). With h = 2⁻¹⁴
-    // (6.1e-5), inputs in [-1, 1) and graphs of ≤ 12 nodes the truncation term is ~1e-9 and
-    // the rounding term ~1e-12, so 1e-6·(1 + |J·t|) is far above both while a wrong rule
-    // (error of the size of J·t) fails it. Where a kink of `maximum`, `max` or `select` lies
-    // within h·|t| of x the quotient is not the derivative: such a point is recognised by the
-    // quotient changing between h and h/2 by more than the bound, and skipped; at most one
+    // (6.1e-5), inputs in [-1, 1) and graphs of ≤ 15 generated nodes the truncation term is
+    // ~1e-9 and the rounding term ~1e-12, so 1e-6·(1 + |J·t|) is far above both while a wrong
+    // rule (error of the size of J·t) fails it. Where a kink of `maximum`, `max` or `select`
+    // lies within h·|t| of x the quotient is not the derivative: such a point is recognised by
+    // the quotient changing between h and h/2 by more than the bound, and skipped; at most one
     // case in eight may be skipped.
     let h = 2f64.powi(-14);
     let mut rng = Rng(0xfd);
     let mut skipped = 0;
     for id in 0..CASES {
-        let case = random_case(&mut rng, id);
-        let f = &case.f;
-        let what = format!("{}\n{}", case.wrt.join(","), jjt_ir::text::print(f));
-        let lin = linearize(f, &case.wrt).unwrap();
-        let x = random_tensors(&mut rng, &param_types(f));
-        let t = random_tensors(&mut rng, &case.wrt_types());
-        let n_out = f.outputs().len();
-        let mut largs = eval(&lin.primal, &x)[n_out..].to_vec();
-        largs.extend(t.iter().cloned());
-        let jt = flat(&eval(&lin.linear, &largs));
-
+        let d = draw(&mut rng, id);
+        let jt = flat(&d.linear_tangents());
         let quotient = |h: f64| -> Vec<f64> {
-            let shifted = |sign: f64| -> Vec<f64> {
-                let mut k = 0;
-                let args: Vec<Tensor> = f
-                    .params()
-                    .iter()
-                    .zip(&x)
-                    .map(|(p, xv)| {
-                        if !case.wrt.contains(&p.name) {
-                            return xv.clone();
-                        }
-                        let tv = t[k].to_f64_vec();
-                        k += 1;
-                        let v = xv.to_f64_vec().into_iter().zip(&tv).map(|(a, d)| a + sign * h * d);
-                        tensor(&p.ty, v.collect())
-                    })
-                    .collect();
-                flat(&eval(f, &args))
-            };
-            let (up, down) = (shifted(1.0), shifted(-1.0));
+            let (up, down) = (d.f_shifted(h), d.f_shifted(-h));
             up.iter().zip(&down).map(|(a, c)| (a - c) / (2.0 * h)).collect()
         };
         let (q1, q2) = (quotient(h), quotient(h / 2.0));
-        assert_eq!(q1.len(), jt.len(), "{what}");
+        assert_eq!(q1.len(), jt.len(), "{}", d.what);
         let tol = |v: f64| 1e-6 * (1.0 + v.abs());
         if q1.iter().zip(&q2).any(|(a, c)| (a - c).abs() > tol(*a)) {
             skipped += 1;
             continue;
         }
-        for (i, (q, d)) in q1.iter().zip(&jt).enumerate() {
+        for (i, (q, v)) in q1.iter().zip(&jt).enumerate() {
             assert!(
-                (q - d).abs() <= tol(*d),
-                "element {i}: J·t {d:e}, difference quotient {q:e}\n{what}"
+                (q - v).abs() <= tol(*v),
+                "element {i}: J·t {v:e}, difference quotient {q:e}\n{}",
+                d.what
             );
         }
     }
@@ -280,44 +291,35 @@ fn linear_half_matches_central_differences() {
 
 #[test]
 fn transpose_of_the_linear_half_passes_the_dot_product_test() {
-    // Both sides compute the bilinear form cᵀ·J·t, in different orders. Graphs have ≤ 12
-    // nodes over tensors of ≤ 48 elements with values of order 1–10, so each side is within a
-    // few hundred ulps of the magnitudes it sums; 1e-10·(1 + Σ|cᵢ·(J t)ᵢ| + Σ|tⱼ·(Jᵀc)ⱼ|) is
-    // above that by orders of magnitude, and far below the O(1) error of a wrong rule.
+    // Both sides compute the bilinear form cᵀ·J·t, in different orders. Graphs have ≤ 15
+    // generated nodes over tensors of ≤ 48 elements with values of order 1–10, so each side is
+    // within a few hundred ulps of the magnitudes it sums; 1e-10·(1 + Σ|cᵢ·(J t)ᵢ| +
+    // Σ|tⱼ·(Jᵀc)ⱼ|) is above that by orders of magnitude, and far below the O(1) error of a
+    // wrong rule.
     let mut rng = Rng(0xd07);
     for id in 0..CASES {
-        let case = random_case(&mut rng, id);
-        let f = &case.f;
-        let what = format!("{}\n{}", case.wrt.join(","), jjt_ir::text::print(f));
-        let lin = linearize(f, &case.wrt).unwrap();
-        let n_out = f.outputs().len();
+        let d = draw(&mut rng, id);
+        let (f, lin, what) = (&d.case.f, &d.lin, &d.what);
         let mut mask = vec![false; lin.residuals];
-        mask.extend(std::iter::repeat_n(true, case.wrt.len()));
+        mask.extend(std::iter::repeat_n(true, d.case.wrt.len()));
         let lt = transpose(&lin.linear, &mask).unwrap_or_else(|e| panic!("transpose: {e}\n{what}"));
-        assert_eq!(lt.params().len(), lin.residuals + n_out, "{what}");
-        assert_eq!(output_types(&lt), case.wrt_types(), "{what}");
+        assert_eq!(lt.params().len(), lin.residuals + f.outputs().len(), "{what}");
+        assert_eq!(output_types(&lt), d.case.wrt_types(), "{what}");
 
-        let x = random_tensors(&mut rng, &param_types(f));
-        let t = random_tensors(&mut rng, &case.wrt_types());
         let c = random_tensors(&mut rng, &output_types(f));
-        let residuals = eval(&lin.primal, &x)[n_out..].to_vec();
-        let mut largs = residuals.clone();
-        largs.extend(t.iter().cloned());
-        let jt = flat(&eval(&lin.linear, &largs));
-        let mut targs = residuals;
+        let jt = flat(&d.linear_tangents());
+        let mut targs = d.residuals();
         targs.extend(c.iter().cloned());
         let jtc = eval(&lt, &targs);
-
         let (lhs, lhs_abs) = common::dot(&jt, &flat(&c));
-        let (rhs, rhs_abs) = common::dot(&flat(&t), &flat(&jtc));
+        let (rhs, rhs_abs) = common::dot(&flat(&d.t), &flat(&jtc));
         let tol = 1e-10 * (1.0 + lhs_abs + rhs_abs);
         assert!((lhs - rhs).abs() <= tol, "⟨J t, c⟩ = {lhs:e}, ⟨t, Jᵀ c⟩ = {rhs:e}\n{what}");
 
         // vjp is transpose ∘ linearize emitted in one builder: the same cotangents.
-        let mut vargs = x.clone();
+        let mut vargs = d.x.clone();
         vargs.extend(c.iter().cloned());
-        let v = eval(&vjp(f, &case.wrt).unwrap(), &vargs);
-        let (vf, tf) = (flat(&v), flat(&jtc));
+        let (vf, tf) = (flat(&eval(&vjp(f, &d.case.wrt).unwrap(), &vargs)), flat(&jtc));
         assert_eq!(vf.len(), tf.len(), "{what}");
         for (i, (a, e)) in vf.iter().zip(&tf).enumerate() {
             assert!(
