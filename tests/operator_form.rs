@@ -123,7 +123,7 @@ fn largest_intermediate(g: &Function) -> (usize, String) {
     for n in depends {
         let node = g.node(n).unwrap();
         if !matches!(node.op, Op::Input(_)) && node.ty.numel() > largest.0 {
-            largest = (node.ty.numel(), format!("{} {}", node.op.rule().name(), node.ty));
+            largest = (node.ty.numel(), format!("{} {}", node.op.name(), node.ty));
         }
     }
     largest
