@@ -6,7 +6,9 @@
 //!   shot, staged and as the operator, against the interpreter on the unoptimised graph and
 //!   against the dense Jacobian product, built here from one-hot VJPs (rows of J).
 
-use jjt::{DType, Examples, Function, Kernel, Mode, RandomState, Role, Strategy, Tensor, trace};
+use jjt::{
+    DType, Examples, Form, Function, Kernel, Mode, RandomState, Role, Strategy, Tensor, trace,
+};
 
 const MLP_PARAMS: [&str; 6] = ["w0", "b0", "w1", "b1", "w2", "b2"];
 
@@ -226,7 +228,7 @@ fn example_diagonal_kernels_through_the_jit_match_interpreter_and_dense_jacobian
     for m in small_models() {
         for mode in [Mode::Full, Mode::Trace, Mode::Diagonal] {
             let base = m.kernel(bb, bb).examples(Examples::Diagonal).mode(mode);
-            let layout = base.layout(false).unwrap();
+            let layout = base.layout(Form::Kernel).unwrap();
             let inputs = random_inputs(&mut rng, &layout);
             let refs: Vec<&Tensor> = inputs.iter().collect();
             let dense = dense_diagonal_kernel(&m, mode, &layout, &inputs, bb);
@@ -261,7 +263,7 @@ fn diagonal_mode_on_all_example_pairs_through_the_jit_matches_dense_jacobians() 
     let mut rng = RandomState::new(12);
     for m in small_models() {
         let base = m.kernel(b1, b2).mode(Mode::Diagonal);
-        let layout = base.layout(false).unwrap();
+        let layout = base.layout(Form::Kernel).unwrap();
         let inputs = random_inputs(&mut rng, &layout);
         let refs: Vec<&Tensor> = inputs.iter().collect();
         let o = m.f.output_type().unwrap().numel();
@@ -295,12 +297,12 @@ fn example_diagonal_operator_through_the_jit_is_k_times_v_per_example() {
     let mut rng = RandomState::new(13);
     for m in small_models() {
         let k = m.kernel(bb, bb).examples(Examples::Diagonal);
-        let layout = k.layout(true).unwrap();
+        let layout = k.layout(Form::Apply).unwrap();
         let inputs = random_inputs(&mut rng, &layout);
         let refs: Vec<&Tensor> = inputs.iter().collect();
         let what = format!("{} apply examples-diagonal", m.f.name);
         // (K·v)[b] = K[b, b]·v[b] from the dense full kernel.
-        let kl = k.layout(false).unwrap();
+        let kl = k.layout(Form::Kernel).unwrap();
         let full = dense_diagonal_kernel(&m, Mode::Full, &kl, &inputs[..kl.len()], bb);
         let v = inputs.last().unwrap().to_f64_vec();
         let o = m.f.output_type().unwrap().numel();

@@ -6,7 +6,7 @@
 //! same measure finds it there, which shows the measure would catch J in the operator form.
 
 use jjt::ir::Op;
-use jjt::{DType, Function, Kernel, trace};
+use jjt::{DType, Form, Function, Kernel, trace};
 
 /// A model, the kernel's inputs J is taken with respect to, the shared ones, and batch sizes.
 struct Model {
@@ -101,7 +101,8 @@ impl Model {
     /// Elements of the kernel's inputs (p1, p2, shared, v) and of K·v's output.
     fn io_numel(&self) -> usize {
         let k = self.kernel();
-        let inputs: usize = k.layout(true).unwrap().iter().map(|(_, _, ty)| ty.numel()).sum();
+        let inputs: usize =
+            k.layout(Form::Apply).unwrap().iter().map(|(_, _, ty)| ty.numel()).sum();
         inputs + k.build_apply().unwrap().output_type().unwrap().numel()
     }
 }
