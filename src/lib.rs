@@ -1,5 +1,5 @@
 //! jjt computes products of Jacobians, K = J(p1)·J(p2)ᵀ, and the operator v ↦ J(p1)·J(p2)ᵀ·v,
-//! without building J. It is a compiler: a function is traced from a Rust closure (or parsed
+//! the latter without building J. It is a compiler: a function is traced from a closure (or parsed
 //! from a model file) into a tensor graph, which later stages transform, optimise and compile.
 //!
 //! This crate is the facade host programs use: tracing, the text format, the transforms

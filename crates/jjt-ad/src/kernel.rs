@@ -14,7 +14,10 @@
 //!
 //! **Strategies.**
 //! - `ntvp` (NTK-vector products): the operator form `jvp(f, p1)(vjp(f, p2)(v))`, vmapped over
-//!   the basis of the output space. Never materialises J.
+//!   the basis of the output space. The operator itself never builds J, but its VJP half
+//!   vmapped over the basis is J(p2), `[O, w...]` per `wrt` input: the full form builds J(p2)
+//!   with one VJP per basis vector, then applies the JVP at p1 to each row (J(p1) is never
+//!   built). The optimiser may remove J(p2) (on the seed it folds A·Aᵀ instead).
 //! - `jc` (Jacobian contraction): J1 and J2 by VJPs vmapped over the output basis, then
 //!   contracted over the parameter axes. Also the oracle for `ntvp`.
 //!

@@ -37,7 +37,7 @@ use jjt_ir::{EvalError, Function, Tensor, interp};
 #[command(
     name = "jjt",
     version,
-    about = "A compiler for products of Jacobians: K = J(p1)·J(p2)ᵀ without building J"
+    about = "A compiler for products of Jacobians: K = J(p1)·J(p2)ᵀ, and K·v without building J"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -315,7 +315,7 @@ enum ExamplesArg {
 enum StrategyArg {
     /// Build with every strategy, optimise each, keep the cheapest by the cost model.
     Auto,
-    /// jvp∘vjp over the output basis (never builds J).
+    /// jvp∘vjp over the output basis: builds J(p2) by VJPs, then applies JVPs at p1.
     Ntvp,
     /// Jacobian contraction: build J1 and J2, contract them.
     Jc,
