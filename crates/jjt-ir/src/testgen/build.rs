@@ -1,7 +1,7 @@
 //! The graph builder behind [`super::generate`]: one draw of an op kind per step, operands
 //! from a pool of float values, each with a bound on its magnitude.
 
-use super::{Config, Draw, LIMIT, Outputs, constant};
+use super::{Config, Draw, Outputs, constant};
 use crate::builder::{FunctionBuilder, broadcast_shapes};
 use crate::graph::{Function, NodeId};
 use crate::ops::{Binary, Compare, DotGeneral, Op, Pad, ReduceKind, Unary};
@@ -165,7 +165,7 @@ impl Gen<'_, '_> {
         if !self.cfg.domains {
             return Some(v);
         }
-        let v = self.bounded(v, 1e3)?;
+        let v = self.bounded(v, self.cfg.limit.sqrt())?;
         let s = self.b.unary(Unary::Square, v.id).ok()?;
         Some(Val { id: self.b.binary_scalar(Binary::Add, s, 0.5, false).ok()?, m: v.m * v.m + 0.5 })
     }
@@ -185,7 +185,7 @@ impl Gen<'_, '_> {
                 let from = self.ty(a.id).dtype;
                 let to = self.dtype();
                 if to != from && self.d.coin() {
-                    let a = self.bounded(a, LIMIT)?;
+                    let a = self.bounded(a, self.cfg.limit)?;
                     return Some(Val { id: self.b.convert(a.id, to).ok()?, m: a.m });
                 }
                 let p = self.b.compare_scalar(Compare::Gt, a.id, 0.0).ok()?;
@@ -204,7 +204,7 @@ impl Gen<'_, '_> {
                     Some(ax)
                 };
                 let n = t.numel().max(1) as f64;
-                let a = self.bounded(a, LIMIT / n)?;
+                let a = self.bounded(a, self.cfg.limit / n)?;
                 let id = self.b.reduce(kind, a.id, axes.as_deref()).ok()?;
                 Some(Val { id, m: if kind == ReduceKind::Sum { a.m * n } else { a.m } })
             }
@@ -313,7 +313,7 @@ impl Gen<'_, '_> {
         let (x, m) = match u {
             Unary::Neg | Unary::Abs | Unary::Relu => (a, a.m),
             Unary::Exp | Unary::Expm1 => {
-                let x = self.bounded(a, 13.0)?;
+                let x = self.bounded(a, self.cfg.limit.ln())?;
                 (x, x.m.exp())
             }
             Unary::Log => {
@@ -321,7 +321,7 @@ impl Gen<'_, '_> {
                 (x, x.m.ln().abs().max(0.7))
             }
             Unary::Log1p => {
-                let x = self.bounded(a, 1e3)?;
+                let x = self.bounded(a, self.cfg.limit.sqrt())?;
                 let x = if self.cfg.domains {
                     Val { id: self.b.unary(Unary::Square, x.id).ok()?, m: x.m * x.m }
                 } else {
@@ -335,7 +335,7 @@ impl Gen<'_, '_> {
             }
             Unary::Rsqrt | Unary::Recip => (self.positive(a)?, 2.0),
             Unary::Square => {
-                let x = self.bounded(a, 1e3)?;
+                let x = self.bounded(a, self.cfg.limit.sqrt())?;
                 (x, x.m * x.m)
             }
             Unary::Sin | Unary::Cos | Unary::Tanh | Unary::Sigmoid => (a, 1.0),
@@ -348,15 +348,15 @@ impl Gen<'_, '_> {
         let c = self.broadcastable(a);
         let (x, y, m) = match op {
             Binary::Add | Binary::Sub | Binary::Maximum | Binary::Minimum => {
-                let (x, y) = (self.bounded(a, LIMIT / 2.0)?, self.bounded(c, LIMIT / 2.0)?);
+                let (x, y) = (self.bounded(a, self.cfg.limit / 2.0)?, self.bounded(c, self.cfg.limit / 2.0)?);
                 (x, y, x.m + y.m)
             }
             Binary::Mul => {
-                let (x, y) = (self.bounded(a, 1e3)?, self.bounded(c, 1e3)?);
+                let (x, y) = (self.bounded(a, self.cfg.limit.sqrt())?, self.bounded(c, self.cfg.limit.sqrt())?);
                 (x, y, x.m * y.m)
             }
             Binary::Div => {
-                let (x, y) = (self.bounded(a, 1e5)?, self.positive(c)?);
+                let (x, y) = (self.bounded(a, self.cfg.limit / 2.0)?, self.positive(c)?);
                 (x, y, x.m * 2.0)
             }
             Binary::Pow => {
@@ -396,7 +396,7 @@ impl Gen<'_, '_> {
                 dims.rhs_batch.push(q);
             }
         }
-        let (x, y) = (self.bounded(a, 1e2)?, self.bounded(c, 1e2)?);
+        let (x, y) = (self.bounded(a, self.cfg.limit.sqrt() / 2.0)?, self.bounded(c, self.cfg.limit.sqrt() / 2.0)?);
         let id = self.b.dot_general(x.id, y.id, dims).ok()?;
         let t = self.ty(id);
         (t.numel() <= MAX_NUMEL && t.rank() <= 4).then_some(Val { id, m: x.m * y.m * k as f64 })
@@ -420,7 +420,7 @@ impl Gen<'_, '_> {
         }
         // Combine with the operand so the constant is used.
         let op = self.d.pick(&[Binary::Add, Binary::Mul, Binary::Sub]);
-        let x = self.bounded(a, 1e3)?;
+        let x = self.bounded(a, self.cfg.limit.sqrt())?;
         self.b.binary(op, x.id, k.id).ok().map(|id| Val { id, m: x.m * k.m.max(1.0) + k.m })
     }
 
@@ -455,10 +455,10 @@ impl Gen<'_, '_> {
                     });
                 }
                 let s = self.b.unary(Unary::Sin, s.unwrap_or(last.id))?;
-                let last = self.bounded(last, LIMIT).unwrap_or(last);
+                let last = self.bounded(last, self.cfg.limit).unwrap_or(last);
                 let mut out = self.b.binary(Binary::Mul, last.id, s)?;
                 for v in leaves.iter().rev().take(2) {
-                    let v = self.bounded(*v, LIMIT).unwrap_or(*v);
+                    let v = self.bounded(*v, self.cfg.limit).unwrap_or(*v);
                     let t = self.b.reduce(ReduceKind::Sum, v.id, None)?;
                     let t = self.b.convert(t, dt)?;
                     out = self.b.binary(Binary::Add, out, t)?;

@@ -8,7 +8,7 @@
 //!
 //! With [`Config::domains`] every op is kept in its domain: the operand of `log`, `sqrt`,
 //! `rsqrt`, a divisor, a `pow` base are made positive (`x² + ½`), `log1p`'s operand is `x²`,
-//! and an operand whose magnitude bound would make the result exceed [`LIMIT`] passes through
+//! and an operand whose magnitude bound would make the result exceed [`Config::limit`] passes through
 //! `tanh` first (bounds are tracked per node from the argument range). Without it, graphs reach
 //! NaN and infinities; [`finite_count`] counts finite outputs for tests that compare them.
 //!
@@ -31,8 +31,6 @@ use crate::types::{DType, TensorType};
 /// Graphs in the default run; over them every op name appears.
 pub const DEFAULT_CASES: u64 = 256;
 
-/// With [`Config::domains`], no intermediate value's magnitude bound exceeds this.
-pub const LIMIT: f64 = 1e6;
 
 /// Where random choices come from: a seeded xorshift64* or a byte string (exhausted bytes read
 /// as zero, so every byte string makes a graph).
@@ -126,8 +124,10 @@ pub struct Config {
     pub max_inputs: usize,
     /// Float dtypes of inputs and constants (non-empty); `convert` moves between them.
     pub dtypes: Vec<DType>,
-    /// Keep every op in its domain and magnitudes below [`LIMIT`] (see the module docs).
+    /// Keep every op in its domain and magnitudes below `limit` (see the module docs).
     pub domains: bool,
+    /// With `domains`, a bound on every intermediate value's magnitude (at least 10).
+    pub limit: f64,
     /// Allow `npy` constants (in memory, with a path no file has: text that holds one does
     /// not parse back).
     pub npy: bool,
@@ -148,6 +148,7 @@ impl Default for Config {
             max_inputs: 3,
             dtypes: vec![DType::F64, DType::F32],
             domains: false,
+            limit: 1e6,
             npy: true,
             roles: false,
             dot_weight: 1,
@@ -159,11 +160,13 @@ impl Default for Config {
 
 impl Config {
     /// Kernel-ready graphs: f64 inputs marked wrt/shared, one output of at most 6 elements
-    /// depending on every input, every op in its domain (finite values and derivatives).
+    /// depending on every input, every op in its domain and values below 100 (finite values
+    /// and derivatives of moderate size).
     pub fn kernel() -> Config {
         Config {
             dtypes: vec![DType::F64],
             domains: true,
+            limit: 1e2,
             roles: true,
             outputs: Outputs::Single(6),
             range: (-1.0, 1.0),
