@@ -13,6 +13,7 @@
 use jjt_ad::KernelSpec;
 use jjt_ir::ops::{Const, DotGeneral};
 use jjt_ir::random::Distribution;
+use jjt_ir::testgen::{self, Config, Draw};
 use jjt_ir::{Binary, DType, Function, FunctionBuilder, NodeId, Tensor, TensorType, Unary, interp};
 use proptest::prelude::*;
 
@@ -40,48 +41,13 @@ fn bits_equal(a: &[Tensor], b: &[Tensor]) -> bool {
     })
 }
 
-/// A random graph mixing elementwise ops, constants and contractions.
-fn random_graph(rng: &mut Rng) -> Function {
-    let mut b = FunctionBuilder::new("g");
-    let x = b.input("x", TensorType::new(DType::F64, [3, 4])).unwrap();
-    let y = b.input("y", TensorType::new(DType::F64, [4])).unwrap();
-    let c = b
-        .constant(Const::Random {
-            ty: TensorType::new(DType::F64, [4, 3]),
-            dist: Distribution::Normal,
-            seed: 9,
-            offset: 0,
-        })
-        .unwrap();
-    let mut pool = vec![x, y, c];
-    for _ in 0..3 + rng.below(8) {
-        let a = pool[rng.below(pool.len())];
-        let d = pool[rng.below(pool.len())];
-        let r = match rng.below(9) {
-            0 => b.unary(Unary::ALL[rng.below(Unary::ALL.len())], a),
-            1 | 2 => b.binary(Binary::ALL[rng.below(Binary::ALL.len())], a, d),
-            3 => b.matmul(a, d),
-            4 => b.transpose(a, &(0..b.ty(a).unwrap().rank()).rev().collect::<Vec<_>>()),
-            // Shapes the simplifier rewrites: x·1, x/1, x + (−0), x − 0, −(−x), select(p, x, x).
-            5 => {
-                let k = [
-                    (Binary::Mul, 1.0),
-                    (Binary::Div, 1.0),
-                    (Binary::Add, -0.0),
-                    (Binary::Sub, 0.0),
-                ][rng.below(4)];
-                b.binary_scalar(k.0, a, k.1, false)
-            }
-            6 => b.unary(Unary::Neg, a).and_then(|n| b.unary(Unary::Neg, n)),
-            7 => b.compare(jjt_ir::Compare::Gt, a, d).and_then(|p| b.select(p, a, a)),
-            _ => b.binary_scalar(Binary::Mul, a, 1.5, false),
-        };
-        if let Ok(n) = r {
-            pool.push(n);
-        }
-    }
-    let out = *pool.last().unwrap();
-    b.finish(out).unwrap()
+/// A random graph from the shared generator (every op, f32 and f64), with contractions drawn
+/// three times as often as other ops, and the simplifier's patterns (x·1, x/1, x + (−0), x − 0,
+/// −(−x), select(p, x, x)) among its steps; and arguments for it.
+fn random_graph(seed: u64) -> (Function, Vec<Tensor>) {
+    let cfg = Config { dot_weight: 3, ..Config::default() };
+    let case = testgen::generate(&mut Draw::seed(seed), &cfg);
+    (case.f, case.args)
 }
 
 proptest! {
@@ -90,9 +56,7 @@ proptest! {
     ))]
     #[test]
     fn exact_passes_preserve_values(seed in any::<u64>()) {
-        let mut rng = Rng(seed | 1);
-        let f = random_graph(&mut rng);
-        let x = args(&mut rng, &f);
+        let (f, x) = random_graph(seed);
         let want = interp::eval_outputs(&f, &x).unwrap();
         let cse = jjt_opt::cse(&f).unwrap();
         prop_assert!(bits_equal(&interp::eval_outputs(&cse, &x).unwrap(), &want), "cse");
