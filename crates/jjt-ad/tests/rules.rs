@@ -234,11 +234,15 @@ fn constants_have_zero_derivatives() {
         let f = b.finish(k).unwrap();
         let x = tensor(&ty(&[3]), sample(&mut rng, Domain::Range(-3.0, 3.0), 3));
         let t = tensor(&ty(&[3]), sample(&mut rng, Domain::Range(-1.0, 1.0), 3));
-        let j = jvp(&f, &["x".into()]).unwrap();
+        let j = jvp(&f, &["x"]).unwrap();
         let out = eval(&j, &[x.clone(), t]);
-        assert_eq!(out[0].to_f64_vec(), eval(&f, std::slice::from_ref(&x))[0].to_f64_vec(), "{name}");
+        assert_eq!(
+            out[0].to_f64_vec(),
+            eval(&f, std::slice::from_ref(&x))[0].to_f64_vec(),
+            "{name}"
+        );
         assert!(out[1].to_f64_vec().iter().all(|&z| z == 0.0), "{name}: tangent {:?}", out[1]);
-        let v = vjp(&f, &["x".into()]).unwrap();
+        let v = vjp(&f, &["x"]).unwrap();
         let ct = tensor(&ty(&[2, 3]), sample(&mut rng, Domain::Range(-1.0, 1.0), 6));
         let back = eval(&v, &[x, ct]);
         let last = back.last().unwrap().to_f64_vec();

@@ -23,7 +23,7 @@
 #![warn(missing_docs)]
 
 use jjt_ir::testgen::{self, Config, Draw};
-use jjt_ir::{DType, Function, Tensor, interp, text};
+use jjt_ir::{DType, Tensor, interp, text};
 
 /// A target: must not panic on any input; returns an error message for a wrong result.
 pub type Target = fn(&[u8]) -> Result<(), String>;
@@ -50,7 +50,8 @@ pub fn parse(data: &[u8]) -> Result<(), String> {
 /// to the same text, and the reparsed graph computes the same values bit for bit.
 pub fn print(data: &[u8]) -> Result<(), String> {
     // No `npy` constants: their file does not exist for the parser to read.
-    let case = testgen::generate(&mut Draw::bytes(data), &Config { npy: false, ..Config::default() });
+    let case =
+        testgen::generate(&mut Draw::bytes(data), &Config { npy: false, ..Config::default() });
     let f = &case.f;
     let printed = text::print(f);
     let again = text::parse(&printed)
@@ -108,7 +109,9 @@ fn within(got: &[Tensor], want: &[Tensor], tol: f64) -> bool {
             let (g, w) = (g.to_f64_vec(), w.to_f64_vec());
             let scale = w.iter().filter(|v| v.is_finite()).fold(1.0f64, |m, v| m.max(v.abs()));
             g.len() == w.len()
-                && g.iter().zip(&w).all(|(a, b)| same(*a, *b) || (tol > 0.0 && (a - b).abs() <= tol * scale))
+                && g.iter()
+                    .zip(&w)
+                    .all(|(a, b)| same(*a, *b) || (tol > 0.0 && (a - b).abs() <= tol * scale))
         })
 }
 

@@ -35,18 +35,35 @@ fn compare(f: &Function, inputs: &[Tensor]) -> Result<(), TestCaseError> {
         .call(&refs)
         .unwrap();
     let fast = compile_with(f, Options::default()).unwrap().call(&refs).unwrap();
-    prop_assert_eq!(testgen::finite_count(&fast), testgen::finite_count(&want), "fast: finite outputs\n{}", text::print(f));
+    prop_assert_eq!(
+        testgen::finite_count(&fast),
+        testgen::finite_count(&want),
+        "fast: finite outputs\n{}",
+        text::print(f)
+    );
     let tol = fast_tolerance(f);
     for ((w, s), q) in want.iter().zip(&strict).zip(&fast) {
         let (w, s, q) = (w.to_f64_vec(), s.to_f64_vec(), q.to_f64_vec());
         let scale = w.iter().filter(|v| v.is_finite()).fold(1.0f64, |m, v| m.max(v.abs()));
         for i in 0..w.len() {
             let same = w[i].to_bits() == s[i].to_bits() || (w[i].is_nan() && s[i].is_nan());
-            prop_assert!(same, "strict: element {i}: JIT {:e} vs interpreter {:e}\n{}", s[i], w[i], text::print(f));
+            prop_assert!(
+                same,
+                "strict: element {i}: JIT {:e} vs interpreter {:e}\n{}",
+                s[i],
+                w[i],
+                text::print(f)
+            );
             let close = (q[i] - w[i]).abs() <= tol * scale
                 || q[i].to_bits() == w[i].to_bits()
                 || (q[i].is_nan() && w[i].is_nan());
-            prop_assert!(close, "fast: element {i}: JIT {:e} vs interpreter {:e}\n{}", q[i], w[i], text::print(f));
+            prop_assert!(
+                close,
+                "fast: element {i}: JIT {:e} vs interpreter {:e}\n{}",
+                q[i],
+                w[i],
+                text::print(f)
+            );
         }
     }
     Ok(())
@@ -142,13 +159,23 @@ fn optimised_kernel_case(seed: u64) -> Result<(), TestCaseError> {
     let want = interp::eval_outputs(&reference, &inputs).unwrap();
     let got = run(&opt, &inputs, &shared, &v);
     let what = || format!("{v:?}\n{}\noptimised:\n{}", text::print(&case.f), text::print(&opt));
-    prop_assert_eq!(testgen::finite_count(&got), testgen::finite_count(&want), "finite outputs: {}", what());
+    prop_assert_eq!(
+        testgen::finite_count(&got),
+        testgen::finite_count(&want),
+        "finite outputs: {}",
+        what()
+    );
     prop_assert_eq!(got.len(), want.len());
     for (g, w) in got.iter().zip(&want) {
         prop_assert_eq!(&g.shape, &w.shape, "{}", what());
         for (i, (a, b)) in g.to_f64_vec().iter().zip(w.to_f64_vec()).enumerate() {
-            let ok = (a - b).abs() <= 1e-9 * (1.0 + b.abs()) || (a.is_nan() && b.is_nan()) || *a == b;
-            prop_assert!(ok, "element {i}: JIT on optimised {a:e} vs interpreter {b:e}: {}", what());
+            let ok =
+                (a - b).abs() <= 1e-9 * (1.0 + b.abs()) || (a.is_nan() && b.is_nan()) || *a == b;
+            prop_assert!(
+                ok,
+                "element {i}: JIT on optimised {a:e} vs interpreter {b:e}: {}",
+                what()
+            );
         }
     }
     Ok(())

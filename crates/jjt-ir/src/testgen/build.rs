@@ -80,7 +80,8 @@ fn const_bound(name: &str, ty: &TensorType) -> f64 {
 }
 
 pub(super) fn graph(d: &mut Draw, cfg: &Config) -> (Function, Vec<String>, Vec<String>) {
-    let mut g = Gen { b: FunctionBuilder::new("g"), d, cfg, pool: vec![], used: vec![], inputs: vec![] };
+    let mut g =
+        Gen { b: FunctionBuilder::new("g"), d, cfg, pool: vec![], used: vec![], inputs: vec![] };
     let (mut wrt, mut shared) = (vec![], vec![]);
     let n_in = 1 + g.d.below(cfg.max_inputs.max(1));
     for i in 0..n_in {
@@ -267,7 +268,8 @@ impl Gen<'_, '_> {
                 let c = self.partner(a, |x, y| {
                     x.dtype == y.dtype
                         && x.rank() == y.rank()
-                        && (0..x.rank()).all(|i| i == axis || x.shape.dims()[i] == y.shape.dims()[i])
+                        && (0..x.rank())
+                            .all(|i| i == axis || x.shape.dims()[i] == y.shape.dims()[i])
                 });
                 let parts = if self.d.coin() { vec![a.id, c.id] } else { vec![c.id, a.id, c.id] };
                 let id = self.b.concat(&parts, axis as i64).ok()?;
@@ -348,11 +350,17 @@ impl Gen<'_, '_> {
         let c = self.broadcastable(a);
         let (x, y, m) = match op {
             Binary::Add | Binary::Sub | Binary::Maximum | Binary::Minimum => {
-                let (x, y) = (self.bounded(a, self.cfg.limit / 2.0)?, self.bounded(c, self.cfg.limit / 2.0)?);
+                let (x, y) = (
+                    self.bounded(a, self.cfg.limit / 2.0)?,
+                    self.bounded(c, self.cfg.limit / 2.0)?,
+                );
                 (x, y, x.m + y.m)
             }
             Binary::Mul => {
-                let (x, y) = (self.bounded(a, self.cfg.limit.sqrt())?, self.bounded(c, self.cfg.limit.sqrt())?);
+                let (x, y) = (
+                    self.bounded(a, self.cfg.limit.sqrt())?,
+                    self.bounded(c, self.cfg.limit.sqrt())?,
+                );
                 (x, y, x.m * y.m)
             }
             Binary::Div => {
@@ -396,7 +404,10 @@ impl Gen<'_, '_> {
                 dims.rhs_batch.push(q);
             }
         }
-        let (x, y) = (self.bounded(a, self.cfg.limit.sqrt() / 2.0)?, self.bounded(c, self.cfg.limit.sqrt() / 2.0)?);
+        let (x, y) = (
+            self.bounded(a, self.cfg.limit.sqrt() / 2.0)?,
+            self.bounded(c, self.cfg.limit.sqrt() / 2.0)?,
+        );
         let id = self.b.dot_general(x.id, y.id, dims).ok()?;
         let t = self.ty(id);
         (t.numel() <= MAX_NUMEL && t.rank() <= 4).then_some(Val { id, m: x.m * y.m * k as f64 })
@@ -430,7 +441,9 @@ impl Gen<'_, '_> {
             .pool
             .iter()
             .zip(&self.used)
-            .filter(|(v, used)| !**used && v.id != last.id && !self.inputs.iter().any(|i| i.id == v.id))
+            .filter(|(v, used)| {
+                !**used && v.id != last.id && !self.inputs.iter().any(|i| i.id == v.id)
+            })
             .map(|(v, _)| *v)
             .collect();
         match self.cfg.outputs {

@@ -31,7 +31,6 @@ use crate::types::{DType, TensorType};
 /// Graphs in the default run; over them every op name appears.
 pub const DEFAULT_CASES: u64 = 256;
 
-
 /// Where random choices come from: a seeded xorshift64* or a byte string (exhausted bytes read
 /// as zero, so every byte string makes a graph).
 #[derive(Clone, Debug)]
@@ -93,7 +92,13 @@ impl<'a> Draw<'a> {
     /// A tensor of type `ty` with values uniform in `range` (bool: coin flips).
     pub fn tensor(&mut self, ty: &TensorType, (lo, hi): (f64, f64)) -> Tensor {
         let v: Vec<f64> = (0..ty.numel())
-            .map(|_| if ty.dtype == DType::Bool { f64::from(u8::from(self.coin())) } else { self.uniform(lo, hi) })
+            .map(|_| {
+                if ty.dtype == DType::Bool {
+                    f64::from(u8::from(self.coin()))
+                } else {
+                    self.uniform(lo, hi)
+                }
+            })
             .collect();
         Tensor::from_f64(ty, &v).unwrap_or_else(|_| unreachable!("values match the type"))
     }
