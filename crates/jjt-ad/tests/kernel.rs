@@ -9,10 +9,7 @@ mod common;
 use common::{Rng, eval, tensor};
 use jjt_ad::{Examples, KernelSpec, Mode, Role, Strategy, jvp};
 use jjt_ir::testgen::{self, Config, Draw};
-use jjt_ir::{
-    Binary, Compare, DType, Function, FunctionBuilder, NodeId, ReduceKind, Shape, Tensor,
-    TensorType, Unary,
-};
+use jjt_ir::{Binary, DType, Function, FunctionBuilder, Shape, Tensor, TensorType, Unary};
 
 /// One example's arguments in f's signature order.
 type Args = Vec<Tensor>;

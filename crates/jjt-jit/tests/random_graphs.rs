@@ -132,7 +132,7 @@ fn run(opt: &Function, inputs: &[Tensor], shared: &[bool], v: &Variant) -> Vec<T
     let hoisted = match &st.prepare {
         Some(p) => {
             let args: Vec<&Tensor> = st.prepare_inputs.iter().map(|&i| refs[i]).collect();
-            compile_with(p, options.clone()).unwrap().call(&args).unwrap()
+            compile_with(p, options).unwrap().call(&args).unwrap()
         }
         None => vec![],
     };

@@ -211,7 +211,7 @@ impl Gen<'_, '_> {
             }
             Kind::Reshape => {
                 let n = self.ty(a.id).numel();
-                let divisors: Vec<usize> = (1..=n).filter(|p| n % p == 0).collect();
+                let divisors: Vec<usize> = (1..=n).filter(|&p| n.is_multiple_of(p)).collect();
                 let p = self.d.pick(&divisors);
                 let shape = match self.d.below(3) {
                     0 => vec![n],
