@@ -250,20 +250,7 @@ fn expected_shape(f: &Function, spec: &KernelSpec) -> Shape {
 fn seed_kernel_matches_closed_form_and_oracle() {
     // f(x) = sqrt(A x / N) with small N; K = diag(g1) A Aᵀ diag(g2) / N², g = 0.5/sqrt(A x / N).
     let (m, n) = (3, 7);
-    let mut b = FunctionBuilder::new("seed");
-    let x = b.input("x", TensorType::new(DType::F64, [n])).unwrap();
-    let a = b
-        .constant(jjt_ir::ops::Const::Random {
-            ty: TensorType::new(DType::F64, [m, n]),
-            dist: jjt_ir::random::Distribution::Uniform,
-            seed: 1701,
-            offset: 0,
-        })
-        .unwrap();
-    let y = b.matmul(a, x).unwrap();
-    let y = b.binary_scalar(Binary::Div, y, n as f64, false).unwrap();
-    let out = b.unary(Unary::Sqrt, y).unwrap();
-    let f = b.finish(out).unwrap();
+    let f = testgen::seed_model(DType::F64, n, m, 1701);
     let aval = jjt_ir::random::draws(jjt_ir::random::Distribution::Uniform, 1701, 0, m * n);
     let mut rng = Rng(3);
     let x1: Vec<f64> = (0..n).map(|_| rng.uniform(0.0, 1.0)).collect();

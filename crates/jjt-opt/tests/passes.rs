@@ -217,20 +217,7 @@ fn random_tree(rng: &mut Rng) -> (Function, Function, usize) {
 }
 
 fn seed_kernel(n: usize, m: usize) -> Function {
-    let mut b = FunctionBuilder::new("f");
-    let x = b.input("x", TensorType::new(DType::F32, [n])).unwrap();
-    let a = b
-        .constant(Const::Random {
-            ty: TensorType::new(DType::F32, [m, n]),
-            dist: Distribution::Uniform,
-            seed: 1701,
-            offset: 0,
-        })
-        .unwrap();
-    let y = b.matmul(a, x).unwrap();
-    let y = b.binary_scalar(Binary::Div, y, n as f64, false).unwrap();
-    let out = b.unary(Unary::Sqrt, y).unwrap();
-    let f = b.finish(out).unwrap();
+    let f = testgen::seed_model(DType::F32, n, m, 1701);
     KernelSpec { wrt: vec!["x".into()], ..Default::default() }.kernel(&f).unwrap()
 }
 
@@ -505,15 +492,19 @@ fn simplifier_rules_fire_and_count() {
 /// N·O·FP + N²·O²·Σ widths — N = 32 examples per side, O = 10 outputs, FP = 784·512 + 512·512 +
 /// 512·10 multiply-adds of one forward pass, Σ widths = 512 + 512 + 10 (the layer outputs) — and
 /// whose peak live bytes are below the size of one Jacobian (N·O·P f32 values, P = 669 706).
-#[test]
-fn mlp_auto_plan_is_structured() {
+/// `examples/models/mlp.jjt` and its parameter names.
+fn mlp_model() -> (Function, Vec<String>) {
     let f = jjt_ir::text::parse_file(std::path::Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../examples/models/mlp.jjt"
     )))
     .unwrap();
-    let params: Vec<String> =
-        ["w0", "b0", "w1", "b1", "w2", "b2"].iter().map(|s| s.to_string()).collect();
+    (f, ["w0", "b0", "w1", "b1", "w2", "b2"].iter().map(|s| s.to_string()).collect())
+}
+
+#[test]
+fn mlp_auto_plan_is_structured() {
+    let (f, params) = mlp_model();
     let spec = KernelSpec {
         wrt: params.clone(),
         shared: params,
@@ -602,13 +593,7 @@ fn basis_elimination_is_a_relabelling() {
         );
     }
     // The MLP kernel's basis contraction (ct · w2ᵀ) disappears.
-    let f = jjt_ir::text::parse_file(std::path::Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../examples/models/mlp.jjt"
-    )))
-    .unwrap();
-    let params: Vec<String> =
-        ["w0", "b0", "w1", "b1", "w2", "b2"].iter().map(|s| s.to_string()).collect();
+    let (f, params) = mlp_model();
     let spec = KernelSpec {
         wrt: params.clone(),
         shared: params,
@@ -714,19 +699,6 @@ fn seed_kernel_seeded(
     mode: jjt_ad::Mode,
     seed: u32,
 ) -> Function {
-    let mut b = FunctionBuilder::new("seed");
-    let x = b.input("x", TensorType::new(DType::F64, [n])).unwrap();
-    let a = b
-        .constant(Const::Random {
-            ty: TensorType::new(DType::F64, [m, n]),
-            dist: Distribution::Uniform,
-            seed,
-            offset: 0,
-        })
-        .unwrap();
-    let y = b.matmul(a, x).unwrap();
-    let y = b.binary_scalar(Binary::Div, y, n as f64, false).unwrap();
-    let out = b.unary(Unary::Sqrt, y).unwrap();
-    let f = b.finish(out).unwrap();
+    let f = testgen::seed_model(DType::F64, n, m, seed);
     KernelSpec { wrt: vec!["x".into()], strategy, mode, ..Default::default() }.kernel(&f).unwrap()
 }

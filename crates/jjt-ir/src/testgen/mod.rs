@@ -246,3 +246,20 @@ pub fn constant(name: &str, ty: TensorType, draw: &mut Draw) -> Option<Const> {
         _ => return None,
     })
 }
+
+/// The seed job's function at any size: `sqrt(A·x / n)` for `x` of `n` elements and `A` the
+/// `m × n` draws of `uniform(seed)` (NumPy's `np.random.seed(seed); rand(m, n)`; the job's
+/// seed is 1701).
+pub fn seed_model(dtype: DType, n: usize, m: usize, seed: u32) -> Function {
+    let build = || -> Result<Function, crate::IrError> {
+        let mut b = crate::FunctionBuilder::new("seed");
+        let x = b.input("x", TensorType::new(dtype, [n]))?;
+        let ty = TensorType::new(dtype, [m, n]);
+        let a = b.constant(Const::Random { ty, dist: Distribution::Uniform, seed, offset: 0 })?;
+        let y = b.matmul(a, x)?;
+        let y = b.binary_scalar(crate::Binary::Div, y, n as f64, false)?;
+        let out = b.unary(crate::Unary::Sqrt, y)?;
+        b.finish(out)
+    };
+    build().unwrap_or_else(|e| unreachable!("the seed model is valid: {e}"))
+}
