@@ -454,7 +454,7 @@ impl Gen<'_, '_> {
                         outs.push(v.id);
                     }
                 }
-                self.b.finish_many(outs)
+                self.b.finish_many(outs).map(|f| f.pruned())
             }
             Outputs::Single(max) => {
                 let dt = self.ty(last.id).dtype;
@@ -470,7 +470,7 @@ impl Gen<'_, '_> {
                 let s = self.b.unary(Unary::Sin, s.unwrap_or(last.id))?;
                 let last = self.bounded(last, self.cfg.limit).unwrap_or(last);
                 let mut out = self.b.binary(Binary::Mul, last.id, s)?;
-                for v in leaves.iter().rev().take(2) {
+                for v in &leaves {
                     let v = self.bounded(*v, self.cfg.limit).unwrap_or(*v);
                     let t = self.b.reduce(ReduceKind::Sum, v.id, None)?;
                     let t = self.b.convert(t, dt)?;
@@ -479,7 +479,7 @@ impl Gen<'_, '_> {
                 while self.ty(out).numel() > max.max(1) {
                     out = self.b.reduce(ReduceKind::Sum, out, Some(&[0]))?;
                 }
-                self.b.finish(out)
+                self.b.finish(out).map(|f| f.pruned())
             }
         }
     }

@@ -113,10 +113,11 @@ impl<'a> Draw<'a> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outputs {
     /// Up to this many: the last node and other values no node uses (so they stay live).
+    /// Nodes no output depends on are dropped.
     Many(usize),
     /// One output with at most this many elements (summed over leading axes until it fits),
     /// depending on every input: the last node times `sin` of the sum of every input's sum,
-    /// plus the sums of other unused values.
+    /// plus the sums of every other value no node uses (so every node is live).
     Single(usize),
 }
 
@@ -157,7 +158,7 @@ impl Default for Config {
             npy: true,
             roles: false,
             dot_weight: 1,
-            outputs: Outputs::Many(3),
+            outputs: Outputs::Many(4),
             range: (-2.0, 2.0),
         }
     }
