@@ -8,10 +8,8 @@ mod common;
 
 use common::{Rng, eval, tensor};
 use jjt_ad::{Examples, KernelSpec, Mode, Role, Strategy, jvp};
-use jjt_ir::{
-    Binary, Compare, DType, Function, FunctionBuilder, NodeId, ReduceKind, Shape, Tensor,
-    TensorType, Unary,
-};
+use jjt_ir::testgen::{self, Config, Draw};
+use jjt_ir::{Binary, DType, Function, FunctionBuilder, Shape, Tensor, TensorType, Unary};
 
 /// One example's arguments in f's signature order.
 type Args = Vec<Tensor>;
@@ -252,20 +250,7 @@ fn expected_shape(f: &Function, spec: &KernelSpec) -> Shape {
 fn seed_kernel_matches_closed_form_and_oracle() {
     // f(x) = sqrt(A x / N) with small N; K = diag(g1) A Aᵀ diag(g2) / N², g = 0.5/sqrt(A x / N).
     let (m, n) = (3, 7);
-    let mut b = FunctionBuilder::new("seed");
-    let x = b.input("x", TensorType::new(DType::F64, [n])).unwrap();
-    let a = b
-        .constant(jjt_ir::ops::Const::Random {
-            ty: TensorType::new(DType::F64, [m, n]),
-            dist: jjt_ir::random::Distribution::Uniform,
-            seed: 1701,
-            offset: 0,
-        })
-        .unwrap();
-    let y = b.matmul(a, x).unwrap();
-    let y = b.binary_scalar(Binary::Div, y, n as f64, false).unwrap();
-    let out = b.unary(Unary::Sqrt, y).unwrap();
-    let f = b.finish(out).unwrap();
+    let f = testgen::seed_model(DType::F64, n, m, 1701);
     let aval = jjt_ir::random::draws(jjt_ir::random::Distribution::Uniform, 1701, 0, m * n);
     let mut rng = Rng(3);
     let x1: Vec<f64> = (0..n).map(|_| rng.uniform(0.0, 1.0)).collect();
@@ -331,96 +316,19 @@ fn mlp_kernel_matches_oracle() {
     check_all(&s, &mut rng, &[None, Some((3, 2))]);
 }
 
-/// A random graph over a per-side input x, a shared input th, and a second per-side input z
-/// that is not differentiated; wrt is a random non-empty subset.
-fn random_setup(rng: &mut Rng, id: usize) -> Setup {
-    let mut b = FunctionBuilder::new(format!("g{id}"));
-    let x = b.input("x", TensorType::new(DType::F64, [3])).unwrap();
-    let th = b.input("th", TensorType::new(DType::F64, [2, 3])).unwrap();
-    let z = b.input("z", TensorType::new(DType::F64, [2])).unwrap();
-    let mut pool: Vec<NodeId> = vec![x, th, z];
-    let steps = 4 + rng.below(6);
-    for _ in 0..steps {
-        let a = pool[rng.below(pool.len())];
-        let c = pool[rng.below(pool.len())];
-        let sa = b.ty(a).unwrap().shape.clone();
-        let sc = b.ty(c).unwrap().shape.clone();
-        let next = match rng.below(9) {
-            0 => b.unary(
-                [
-                    Unary::Tanh,
-                    Unary::Sin,
-                    Unary::Sigmoid,
-                    Unary::Softplus,
-                    Unary::Square,
-                    Unary::Cos,
-                ][rng.below(6)],
-                a,
-            ),
-            1 | 2 if jjt_ir::builder::broadcast_shapes(&sa, &sc).is_ok() => b.binary(
-                [Binary::Add, Binary::Sub, Binary::Mul, Binary::Maximum][rng.below(4)],
-                a,
-                c,
-            ),
-            3 if sa.rank() >= 1
-                && sc.rank() >= 1
-                && sa.dims()[sa.rank() - 1]
-                    == sc.dims()[if sc.rank() == 1 { 0 } else { sc.rank() - 2 }] =>
-            {
-                b.matmul(a, c)
-            }
-            4 if sa.rank() >= 1 => b.reduce(
-                [ReduceKind::Sum, ReduceKind::Mean, ReduceKind::Max][rng.below(3)],
-                a,
-                Some(&[rng.below(sa.rank()) as i64]),
-            ),
-            5 if sa.rank() == 2 => b.transpose(a, &[1, 0]),
-            6 if jjt_ir::builder::broadcast_shapes(&sa, &sc).is_ok() => {
-                let p = b.compare(Compare::Gt, a, c).unwrap();
-                b.select(p, a, c)
-            }
-            7 if sa.rank() >= 1 && sa.dims()[0] >= 2 => {
-                let mut stop = sa.0.clone();
-                stop[0] -= 1;
-                b.slice(a, &vec![0; sa.rank()], &stop, &vec![1; sa.rank()])
-            }
-            8 if sa == sc && sa.rank() >= 1 => b.concat(&[a, c], 0),
-            _ => {
-                let d = b.binary_scalar(Binary::Div, a, 2.0, false).unwrap();
-                b.unary(Unary::Tanh, d)
-            }
-        };
-        pool.push(next.unwrap());
-    }
-    // The output mixes the last node with a scalar of x and th, so it depends on both.
-    let last = *pool.last().unwrap();
-    let xs = b.reduce(ReduceKind::Sum, x, None).unwrap();
-    let ts = b.reduce(ReduceKind::Sum, th, None).unwrap();
-    let zs = b.reduce(ReduceKind::Sum, z, None).unwrap();
-    let s = b.binary(Binary::Mul, xs, ts).unwrap();
-    let s = b.binary(Binary::Add, s, zs).unwrap();
-    let s = b.unary(Unary::Sin, s).unwrap();
-    let out = b.binary(Binary::Mul, last, s).unwrap();
-    let out_shape = b.ty(out).unwrap().shape.clone();
-    let out = if out_shape.numel() > 6 {
-        b.reduce(ReduceKind::Sum, out, Some(&[0])).unwrap()
-    } else {
-        out
-    };
-    let f = b.finish(out).unwrap();
-    let wrt = match rng.below(3) {
-        0 => vec!["x".to_string()],
-        1 => vec!["th".to_string()],
-        _ => vec!["x".to_string(), "th".to_string()],
-    };
-    Setup { f, wrt, shared: vec!["th".into()], domain: (-1.0, 1.0) }
+/// A kernel-ready graph from the shared generator (`Config::kernel`: f64 inputs marked
+/// wrt/shared — at least one wrt — one output of at most 6 elements depending on every input,
+/// every op in its domain).
+fn random_setup(seed: u64) -> Setup {
+    let case = testgen::generate(&mut Draw::seed(seed), &Config::kernel());
+    Setup { f: case.f, wrt: case.wrt, shared: case.shared, domain: Config::kernel().range }
 }
 
 #[test]
 fn strategies_agree_with_oracle_on_random_graphs() {
     let mut rng = Rng(23);
     for id in 0..24 {
-        let s = random_setup(&mut rng, id);
+        let s = random_setup(id);
         check_all(&s, &mut rng, &[None, Some((2, 3)), Some((2, 2))]);
     }
 }

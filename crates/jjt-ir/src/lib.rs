@@ -20,6 +20,8 @@ pub mod interp;
 pub mod ops;
 pub mod random;
 pub mod tensor;
+#[cfg(feature = "testgen")]
+pub mod testgen;
 pub mod text;
 pub mod trace;
 pub mod types;

@@ -68,7 +68,9 @@ pub fn compile_with(f: &Function, opts: Options) -> Result<Compiled, JitError> {
         }
         sig.params.push(AbiParam::new(types::I64));
         sig.params.push(AbiParam::new(types::I64));
-        let name = format!("jjt_{}_rows{k}", sanitize(&f.name));
+        // Generated names start `jjt_entry_` / `jjt_rows`, which no runtime symbol does
+        // (`jjt_exp_f32`, `jjt_sgemm`, ...), so a model named after one cannot clash with it.
+        let name = format!("jjt_rows{k}_{}", sanitize(&f.name));
         let id = module.declare_function(&name, Linkage::Local, &sig).map_err(codegen_err)?;
         let defined = g.define(&mut module, &mut fctx, id, sig, Body::Rows(map))?;
         if let Some(c) = defined.clif {
@@ -83,7 +85,7 @@ pub fn compile_with(f: &Function, opts: Options) -> Result<Compiled, JitError> {
         sig.params.push(AbiParam::new(ptr));
     }
     let fid = module
-        .declare_function(&format!("jjt_{}", sanitize(&f.name)), Linkage::Export, &sig)
+        .declare_function(&format!("jjt_entry_{}", sanitize(&f.name)), Linkage::Export, &sig)
         .map_err(codegen_err)?;
     let defined = g.define(&mut module, &mut fctx, fid, sig, Body::Entry(&parts))?;
     let clif = defined.clif.map(|c| c + &part_clif);

@@ -22,6 +22,24 @@ fn inputs() -> Vec<Tensor> {
 }
 
 #[test]
+fn functions_named_like_runtime_symbols_compile() {
+    // Generated code calls runtime functions such as `jjt_exp_f32` and `jjt_par_map`; a model
+    // named after one must not clash with it. Large enough that the elementwise step also gets
+    // a row function.
+    for name in ["exp_f32", "tanh_f64", "par_map", "sgemm", "profile_mark", "rows0_f"] {
+        let f = text::parse(&format!(
+            "func {name}(x: f32[300,300]) -> f32[300,300] {{\n  return exp(x) * 2.0\n}}"
+        ))
+        .unwrap();
+        let x =
+            Tensor::f32([300, 300], (0..90_000).map(|i| (i % 7) as f32 * 0.1).collect()).unwrap();
+        let c = compile(&f).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let got = c.call(&[&x]).unwrap();
+        assert_eq!(got, vec![interp::eval(&f, &[x.clone()]).unwrap()], "{name}");
+    }
+}
+
+#[test]
 fn handle_is_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<Compiled>();

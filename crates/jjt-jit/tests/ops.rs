@@ -541,3 +541,108 @@ fn parallel_rows_are_bit_exact() {
         }
     }
 }
+
+/// A case exercising the op named `name` (a name of `Op::all_names`) at dtype `d`, on one input
+/// of type `t` (`[2, 3]`), and whether its summation order may differ in fast mode; `None` for
+/// a name this table does not know, which fails `every_op_name_has_a_jit_case`.
+fn case_for(name: &str, d: DType, t: &TensorType) -> Option<(Function, bool)> {
+    let one = std::slice::from_ref(t);
+    let f = |body: &dyn Fn(&mut FunctionBuilder, NodeId) -> NodeId| {
+        func(&format!("case_{name}_{d}"), one, |b, x| body(b, x[0]))
+    };
+    if let Some(u) = Unary::ALL.into_iter().find(|u| u.op_name() == name) {
+        return Some((f(&|b, x| b.unary(u, x).unwrap()), false));
+    }
+    if let Some(op) = Binary::ALL.into_iter().find(|o| o.op_name() == name) {
+        return Some((
+            f(&|b, x| {
+                let y = b.unary(Unary::Sin, x).unwrap();
+                b.binary(op, x, y).unwrap()
+            }),
+            false,
+        ));
+    }
+    if let Some(c) = Compare::ALL.into_iter().find(|c| c.op_name() == name) {
+        return Some((
+            f(&|b, x| {
+                let y = b.transpose(x, &[1, 0]).unwrap();
+                let y = b.reshape(y, [2, 3]).unwrap();
+                b.compare(c, x, y).unwrap()
+            }),
+            false,
+        ));
+    }
+    if let Some(k) = ReduceKind::ALL.into_iter().find(|k| k.op_name() == name) {
+        return Some((f(&|b, x| b.reduce(k, x, Some(&[1])).unwrap()), k != ReduceKind::Max));
+    }
+    let mut draw = jjt_ir::testgen::Draw::seed(1);
+    if let Some(c) = jjt_ir::testgen::constant(name, t.clone(), &mut draw) {
+        return Some((
+            f(&|b, x| {
+                let k = b.constant(c.clone()).unwrap();
+                b.binary(Binary::Add, x, k).unwrap()
+            }),
+            false,
+        ));
+    }
+    let other = if d == DType::F32 { DType::F64 } else { DType::F32 };
+    Some(match name {
+        "input" => (func(&format!("case_input_{d}"), one, |_, x| x[0]), false),
+        "select" => (
+            f(&|b, x| {
+                let p = b.compare_scalar(Compare::Gt, x, 0.0).unwrap();
+                let y = b.unary(Unary::Exp, x).unwrap();
+                b.select(p, x, y).unwrap()
+            }),
+            false,
+        ),
+        "convert" => (f(&|b, x| b.convert(x, other).unwrap()), false),
+        "dot_general" => (
+            f(&|b, x| {
+                let y = b.transpose(x, &[1, 0]).unwrap();
+                b.matmul(x, y).unwrap()
+            }),
+            true,
+        ),
+        "reshape" => (f(&|b, x| b.reshape(x, [3, 1, 2]).unwrap()), false),
+        "transpose" => (f(&|b, x| b.transpose(x, &[1, 0]).unwrap()), false),
+        "broadcast_to" => (f(&|b, x| b.broadcast_to(x, &Shape(vec![2, 2, 3])).unwrap()), false),
+        "slice" => (f(&|b, x| b.slice(x, &[1, 0], &[2, 3], &[1, 2]).unwrap()), false),
+        "concat" => (f(&|b, x| b.concat(&[x, x], 1).unwrap()), false),
+        "pad" => (
+            f(&|b, x| {
+                b.add(Op::Pad(Pad { lo: vec![1, 0], hi: vec![0, 2], interior: vec![1, 1] }), &[x])
+                    .unwrap()
+            }),
+            false,
+        ),
+        _ => return None,
+    })
+}
+
+/// The op checklist: every name of `Op::all_names` has a JIT case (a new op without one fails
+/// here), checked in f32 and f64 on inputs with ±0, subnormals, ±inf and NaN: bit for bit in
+/// strict mode, and in fast mode too except where the summation order may differ (sums, means,
+/// contractions: their bounds are checked by the tests above).
+#[test]
+fn every_op_name_has_a_jit_case() {
+    let mut missing = Vec::new();
+    for name in Op::all_names() {
+        for d in [DType::F32, DType::F64] {
+            let t = TensorType::new(d, [2, 3]);
+            let Some((f, reorders)) = case_for(name, d, &t) else {
+                missing.push(name);
+                break;
+            };
+            let x = input(&t, 3);
+            if reorders {
+                let want = interp::eval(&f, std::slice::from_ref(&x)).unwrap().to_f64_vec();
+                let got = run(&f, std::slice::from_ref(&x), true).to_f64_vec();
+                assert!(got.iter().zip(&want).all(|(g, w)| same_bits(*g, *w)), "{}", f.name);
+            } else {
+                check_exact(&f, std::slice::from_ref(&x));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "no JIT case for {missing:?}");
+}

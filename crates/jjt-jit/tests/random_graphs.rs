@@ -1,94 +1,30 @@
-//! Property test: random graphs (a structure-aware generator over the whole op set), and the
-//! JVP, VJP and kernel graphs derived from them, give the same values compiled in strict mode
-//! as in the interpreter, bit for bit (NaNs as "both NaN"); in the default (fast) mode within
-//! a relative 1e-9 of the largest magnitude (only summation order may differ, on f64 values of
-//! order 1 and sums of at most a few hundred terms).
+//! Property tests over graphs from the shared generator (`jjt_ir::testgen`, every op, f32 and
+//! f64, half the cases with every op kept in its domain, half reaching NaN and infinities):
 //!
-//! 256 cases by default; set `PROPTEST_CASES` to run more (e.g. `PROPTEST_CASES=20000`).
+//! - `jit_equals_interpreter`: each graph, and the JVP, VJP and default kernel derived from a
+//!   kernel-ready one, give the same values compiled in strict mode as in the interpreter, bit
+//!   for bit (NaNs as "both NaN"); in the default (fast) mode within a relative 1e-9 (f64) or
+//!   1e-4 (f32) of the largest finite magnitude (only summation order may differ, on sums of
+//!   at most a few hundred terms), with the same count of finite outputs.
+//! - `optimised_kernels_equal_interpreter`: what the optimiser hands the JIT. Each case draws a
+//!   strategy (ntvp, jc, auto), a mode (full, trace, diagonal, operator form), example batching
+//!   (none, all pairs, `Examples::Diagonal`), staged or not (`jjt_opt::stage`: prepare +
+//!   per call) and strict or fast mode; the optimised kernel, compiled, equals the interpreter
+//!   on the unoptimised kernel graph within |a − b| ≤ 1e-9·(1 + |ref|) per element, and the
+//!   counts of finite outputs are equal. f64, values below 100 (`Config::kernel`): the
+//!   reassociated sums have at most a few hundred terms, so their error is far below the bound.
+//!
+//! 256 cases each by default; set `PROPTEST_CASES` to run more (e.g. `PROPTEST_CASES=20000`).
 
-use jjt_ad::{KernelSpec, jvp, vjp};
-use jjt_ir::ops::{Pad, ReduceKind};
-use jjt_ir::{
-    Binary, Compare, DType, Function, FunctionBuilder, NodeId, Op, Shape, Tensor, TensorType,
-    Unary, interp,
-};
+use jjt_ad::{Examples, KernelSpec, Mode, Role, Strategy, jvp, vjp};
+use jjt_ir::testgen::{self, Config, Draw};
+use jjt_ir::{DType, Function, Tensor, interp, text};
 use jjt_jit::{Options, compile_with};
 use proptest::prelude::*;
 
-use jjt_ir::random::XorShift64 as Rng;
-
-fn random_graph(rng: &mut Rng) -> Function {
-    let mut b = FunctionBuilder::new("g");
-    let shapes: [&[usize]; 5] = [&[3], &[2, 3], &[3, 1], &[4], &[]];
-    let n_in = 1 + rng.below(3);
-    let mut pool: Vec<NodeId> = (0..n_in)
-        .map(|i| {
-            b.input(
-                &format!("x{i}"),
-                TensorType::new(DType::F64, shapes[rng.below(shapes.len())].to_vec()),
-            )
-            .unwrap()
-        })
-        .collect();
-    let steps = 3 + rng.below(8);
-    for _ in 0..steps {
-        let a = pool[rng.below(pool.len())];
-        let c = pool[rng.below(pool.len())];
-        let sa = b.ty(a).unwrap().shape.clone();
-        let sc = b.ty(c).unwrap().shape.clone();
-        let r = sa.rank();
-        let out = match rng.below(14) {
-            0 | 1 => Some(b.unary(Unary::ALL[rng.below(Unary::ALL.len())], a)),
-            2 | 3 => Some(b.binary(Binary::ALL[rng.below(Binary::ALL.len())], a, c)),
-            4 => b.compare(Compare::ALL[rng.below(5)], a, c).ok().map(|p| b.select(p, a, c)),
-            5 if r >= 1
-                && sa.dims()[r - 1] == sc.dims().first().copied().unwrap_or(0)
-                && sc.rank() <= 2
-                && sc.rank() >= 1 =>
-            {
-                Some(b.matmul(a, c))
-            }
-            6 if r >= 1 => {
-                Some(b.reduce(ReduceKind::ALL[rng.below(3)], a, Some(&[rng.below(r) as i64])))
-            }
-            7 if r == 2 => Some(b.transpose(a, &[1, 0])),
-            8 if r >= 1 => Some(b.reshape(a, [sa.numel()])),
-            9 if r >= 1 && sa.dims()[0] >= 2 => {
-                let mut stop = sa.0.clone();
-                stop[0] -= 1;
-                let mut step = vec![1; r];
-                step[0] = 2;
-                Some(b.slice(a, &vec![0; r], &stop, &step))
-            }
-            10 => Some(
-                b.add(Op::Pad(Pad { lo: vec![1; r], hi: vec![0; r], interior: vec![1; r] }), &[a]),
-            ),
-            11 if sa == sc && r >= 1 => Some(b.concat(&[a, c], 0)),
-            12 => Some(b.broadcast_to(a, &Shape([vec![2], sa.0.clone()].concat()))),
-            _ => Some(b.binary_scalar(Binary::Mul, a, 0.5, false)),
-        };
-        if let Some(Ok(n)) = out {
-            pool.push(n);
-        }
-    }
-    let last = *pool.last().unwrap();
-    // Keep outputs small for the kernel.
-    let n = b.ty(last).unwrap().numel();
-    let out = if n > 6 { b.reduce(ReduceKind::Sum, last, None).unwrap() } else { last };
-    b.finish(out).unwrap()
-}
-
-fn args(rng: &mut Rng, f: &Function) -> Vec<Tensor> {
-    f.params()
-        .iter()
-        .map(|p| {
-            Tensor::from_f64(
-                &p.ty,
-                &(0..p.ty.numel()).map(|_| rng.uniform(-2.0, 2.0)).collect::<Vec<_>>(),
-            )
-            .unwrap()
-        })
-        .collect()
+fn fast_tolerance(f: &Function) -> f64 {
+    let f32_out = f.output_types().iter().any(|t| t.is_some_and(|t| t.dtype == DType::F32));
+    if f32_out { 1e-4 } else { 1e-9 }
 }
 
 fn compare(f: &Function, inputs: &[Tensor]) -> Result<(), TestCaseError> {
@@ -99,6 +35,13 @@ fn compare(f: &Function, inputs: &[Tensor]) -> Result<(), TestCaseError> {
         .call(&refs)
         .unwrap();
     let fast = compile_with(f, Options::default()).unwrap().call(&refs).unwrap();
+    prop_assert_eq!(
+        testgen::finite_count(&fast),
+        testgen::finite_count(&want),
+        "fast: finite outputs\n{}",
+        text::print(f)
+    );
+    let tol = fast_tolerance(f);
     for ((w, s), q) in want.iter().zip(&strict).zip(&fast) {
         let (w, s, q) = (w.to_f64_vec(), s.to_f64_vec(), q.to_f64_vec());
         let scale = w.iter().filter(|v| v.is_finite()).fold(1.0f64, |m, v| m.max(v.abs()));
@@ -109,9 +52,9 @@ fn compare(f: &Function, inputs: &[Tensor]) -> Result<(), TestCaseError> {
                 "strict: element {i}: JIT {:e} vs interpreter {:e}\n{}",
                 s[i],
                 w[i],
-                jjt_ir::text::print(f)
+                text::print(f)
             );
-            let close = (q[i] - w[i]).abs() <= 1e-9 * scale
+            let close = (q[i] - w[i]).abs() <= tol * scale
                 || q[i].to_bits() == w[i].to_bits()
                 || (q[i].is_nan() && w[i].is_nan());
             prop_assert!(
@@ -119,37 +62,159 @@ fn compare(f: &Function, inputs: &[Tensor]) -> Result<(), TestCaseError> {
                 "fast: element {i}: JIT {:e} vs interpreter {:e}\n{}",
                 q[i],
                 w[i],
-                jjt_ir::text::print(f)
+                text::print(f)
             );
         }
     }
     Ok(())
 }
 
+/// One drawn way of building, optimising and compiling a kernel.
+#[derive(Clone, Debug)]
+struct Variant {
+    strategy: Option<Strategy>, // None: auto
+    mode: Option<Mode>,         // None: the operator form
+    batch: Option<((usize, usize), Examples)>,
+    staged: bool,
+    strict: bool,
+}
+
+fn variant(d: &mut Draw) -> Variant {
+    let strategy = d.pick(&[Some(Strategy::Ntvp), Some(Strategy::Jc), None]);
+    let mode = d.pick(&[Some(Mode::Full), Some(Mode::Trace), Some(Mode::Diagonal), None]);
+    let batch = match d.below(3) {
+        0 => None,
+        1 => Some(((1 + d.below(3), 1 + d.below(3)), Examples::All)),
+        _ => {
+            let b = 1 + d.below(3);
+            Some(((b, b), Examples::Diagonal))
+        }
+    };
+    Variant { strategy, mode, batch, staged: d.coin(), strict: d.coin() }
+}
+
+/// The unoptimised kernel (the reference), the optimised one, and its layout's roles.
+fn kernels(
+    f: &Function,
+    spec: &KernelSpec,
+    v: &Variant,
+) -> (Function, Function, Vec<(String, Role, jjt_ir::TensorType)>) {
+    let apply = v.mode.is_none();
+    let form = if apply { jjt_ad::Form::Apply } else { jjt_ad::Form::Kernel };
+    let layout = spec.layout(f, form).unwrap();
+    if apply {
+        let k = spec.apply(f).unwrap();
+        let (opt, _) = jjt_opt::optimize(&k, |_, _| {}).unwrap();
+        return (k, opt, layout);
+    }
+    match v.strategy {
+        Some(_) => {
+            let k = spec.kernel(f).unwrap();
+            let (opt, _) = jjt_opt::optimize(&k, |_, _| {}).unwrap();
+            (k, opt, layout)
+        }
+        None => {
+            let choice = jjt_opt::auto::choose(spec, f).unwrap();
+            let k = KernelSpec { strategy: choice.strategy, ..spec.clone() }.kernel(f).unwrap();
+            (k, choice.kernel, layout)
+        }
+    }
+}
+
+/// Run the optimised kernel `opt` on `inputs` through the JIT, whole or staged as the facade's
+/// `compile_staged` does (prepare on the shared inputs, then the per-call part).
+fn run(opt: &Function, inputs: &[Tensor], shared: &[bool], v: &Variant) -> Vec<Tensor> {
+    let options = Options { strict: v.strict, ..Options::default() };
+    let refs: Vec<&Tensor> = inputs.iter().collect();
+    if !v.staged {
+        return compile_with(opt, options).unwrap().call(&refs).unwrap();
+    }
+    let st = jjt_opt::stage::stage(opt, shared).unwrap();
+    let hoisted = match &st.prepare {
+        Some(p) => {
+            let args: Vec<&Tensor> = st.prepare_inputs.iter().map(|&i| refs[i]).collect();
+            compile_with(p, options).unwrap().call(&args).unwrap()
+        }
+        None => vec![],
+    };
+    let mut args: Vec<&Tensor> = st.call_inputs.iter().map(|&i| refs[i]).collect();
+    args.extend(hoisted.iter());
+    compile_with(&st.call, options).unwrap().call(&args).unwrap()
+}
+
+fn optimised_kernel_case(seed: u64) -> Result<(), TestCaseError> {
+    let mut d = Draw::seed(seed);
+    let case = testgen::generate(&mut d, &Config { max_steps: 8, ..Config::kernel() });
+    let v = variant(&mut d);
+    let spec = KernelSpec {
+        wrt: case.wrt.clone(),
+        shared: case.shared.clone(),
+        mode: v.mode.unwrap_or(Mode::Full),
+        examples: v.batch.map_or(Examples::All, |b| b.1),
+        strategy: v.strategy.unwrap_or(Strategy::Ntvp),
+        batch: v.batch.map(|b| b.0),
+    };
+    let (reference, opt, layout) = kernels(&case.f, &spec, &v);
+    let inputs: Vec<Tensor> = layout.iter().map(|(_, _, t)| d.tensor(t, (-1.0, 1.0))).collect();
+    let shared: Vec<bool> = layout.iter().map(|(_, r, _)| matches!(r, Role::Shared(_))).collect();
+    let want = interp::eval_outputs(&reference, &inputs).unwrap();
+    let got = run(&opt, &inputs, &shared, &v);
+    let what = || format!("{v:?}\n{}\noptimised:\n{}", text::print(&case.f), text::print(&opt));
+    prop_assert_eq!(
+        testgen::finite_count(&got),
+        testgen::finite_count(&want),
+        "finite outputs: {}",
+        what()
+    );
+    prop_assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(&want) {
+        prop_assert_eq!(&g.shape, &w.shape, "{}", what());
+        for (i, (a, b)) in g.to_f64_vec().iter().zip(w.to_f64_vec()).enumerate() {
+            let ok =
+                (a - b).abs() <= 1e-9 * (1.0 + b.abs()) || (a.is_nan() && b.is_nan()) || *a == b;
+            prop_assert!(
+                ok,
+                "element {i}: JIT on optimised {a:e} vs interpreter {b:e}: {}",
+                what()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(
-        std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256)
-    ))]
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
     #[test]
     fn jit_equals_interpreter(seed in any::<u64>()) {
-        let mut rng = Rng(seed | 1);
-        let f = random_graph(&mut rng);
-        let x = args(&mut rng, &f);
-        compare(&f, &x)?;
+        let mut d = Draw::seed(seed);
+        let cfg = Config { domains: seed & 1 == 1, ..Config::default() };
+        let case = testgen::generate(&mut d, &cfg);
+        compare(&case.f, &case.args)?;
+        // The transforms of a kernel-ready graph (f64, one output, wrt/shared roles).
+        let k = testgen::generate(&mut d, &Config { domains: cfg.domains, ..Config::kernel() });
+        let (f, x) = (&k.f, &k.args);
         let names: Vec<String> = f.params().iter().map(|p| p.name.clone()).collect();
-        let j = jvp(&f, &names).unwrap();
+        let j = jvp(f, &names).unwrap();
         let mut ja = x.clone();
-        ja.extend(args(&mut rng, &f));
+        ja.extend(d.args(f, (-2.0, 2.0)));
         compare(&j, &ja)?;
-        let v = vjp(&f, &names).unwrap();
+        let v = vjp(f, &names).unwrap();
         let mut va = x.clone();
-        let out = f.output_type().unwrap().clone();
-        va.push(Tensor::from_f64(&out, &(0..out.numel()).map(|_| rng.uniform(-2.0, 2.0)).collect::<Vec<_>>()).unwrap());
+        va.push(d.tensor(f.output_type().unwrap(), (-2.0, 2.0)));
         compare(&v, &va)?;
-        let spec = KernelSpec { wrt: vec![names[0].clone()], shared: names[1..].to_vec(), ..Default::default() };
-        let k = spec.kernel(&f).unwrap();
-        let layout = spec.layout(&f, jjt_ad::Form::Kernel).unwrap();
-        let ka: Vec<Tensor> = layout.iter().map(|(_, _, t)| Tensor::from_f64(t, &(0..t.numel()).map(|_| rng.uniform(-2.0, 2.0)).collect::<Vec<_>>()).unwrap()).collect();
-        compare(&k, &ka)?;
+        let spec = KernelSpec { wrt: k.wrt.clone(), shared: k.shared.clone(), ..Default::default() };
+        let kernel = spec.kernel(f).unwrap();
+        let layout = spec.layout(f, jjt_ad::Form::Kernel).unwrap();
+        let ka: Vec<Tensor> = layout.iter().map(|(_, _, t)| d.tensor(t, (-2.0, 2.0))).collect();
+        compare(&kernel, &ka)?;
+    }
+
+    #[test]
+    fn optimised_kernels_equal_interpreter(seed in any::<u64>()) {
+        optimised_kernel_case(seed)?;
     }
 }

@@ -13,6 +13,7 @@
 use jjt_ad::KernelSpec;
 use jjt_ir::ops::{Const, DotGeneral};
 use jjt_ir::random::Distribution;
+use jjt_ir::testgen::{self, Config, Draw};
 use jjt_ir::{Binary, DType, Function, FunctionBuilder, NodeId, Tensor, TensorType, Unary, interp};
 use proptest::prelude::*;
 
@@ -40,48 +41,13 @@ fn bits_equal(a: &[Tensor], b: &[Tensor]) -> bool {
     })
 }
 
-/// A random graph mixing elementwise ops, constants and contractions.
-fn random_graph(rng: &mut Rng) -> Function {
-    let mut b = FunctionBuilder::new("g");
-    let x = b.input("x", TensorType::new(DType::F64, [3, 4])).unwrap();
-    let y = b.input("y", TensorType::new(DType::F64, [4])).unwrap();
-    let c = b
-        .constant(Const::Random {
-            ty: TensorType::new(DType::F64, [4, 3]),
-            dist: Distribution::Normal,
-            seed: 9,
-            offset: 0,
-        })
-        .unwrap();
-    let mut pool = vec![x, y, c];
-    for _ in 0..3 + rng.below(8) {
-        let a = pool[rng.below(pool.len())];
-        let d = pool[rng.below(pool.len())];
-        let r = match rng.below(9) {
-            0 => b.unary(Unary::ALL[rng.below(Unary::ALL.len())], a),
-            1 | 2 => b.binary(Binary::ALL[rng.below(Binary::ALL.len())], a, d),
-            3 => b.matmul(a, d),
-            4 => b.transpose(a, &(0..b.ty(a).unwrap().rank()).rev().collect::<Vec<_>>()),
-            // Shapes the simplifier rewrites: x·1, x/1, x + (−0), x − 0, −(−x), select(p, x, x).
-            5 => {
-                let k = [
-                    (Binary::Mul, 1.0),
-                    (Binary::Div, 1.0),
-                    (Binary::Add, -0.0),
-                    (Binary::Sub, 0.0),
-                ][rng.below(4)];
-                b.binary_scalar(k.0, a, k.1, false)
-            }
-            6 => b.unary(Unary::Neg, a).and_then(|n| b.unary(Unary::Neg, n)),
-            7 => b.compare(jjt_ir::Compare::Gt, a, d).and_then(|p| b.select(p, a, a)),
-            _ => b.binary_scalar(Binary::Mul, a, 1.5, false),
-        };
-        if let Ok(n) = r {
-            pool.push(n);
-        }
-    }
-    let out = *pool.last().unwrap();
-    b.finish(out).unwrap()
+/// A random graph from the shared generator (every op, f32 and f64), with contractions drawn
+/// three times as often as other ops, and the simplifier's patterns (x·1, x/1, x + (−0), x − 0,
+/// −(−x), select(p, x, x)) among its steps; and arguments for it.
+fn random_graph(seed: u64) -> (Function, Vec<Tensor>) {
+    let cfg = Config { dot_weight: 3, ..Config::default() };
+    let case = testgen::generate(&mut Draw::seed(seed), &cfg);
+    (case.f, case.args)
 }
 
 proptest! {
@@ -90,9 +56,7 @@ proptest! {
     ))]
     #[test]
     fn exact_passes_preserve_values(seed in any::<u64>()) {
-        let mut rng = Rng(seed | 1);
-        let f = random_graph(&mut rng);
-        let x = args(&mut rng, &f);
+        let (f, x) = random_graph(seed);
         let want = interp::eval_outputs(&f, &x).unwrap();
         let cse = jjt_opt::cse(&f).unwrap();
         prop_assert!(bits_equal(&interp::eval_outputs(&cse, &x).unwrap(), &want), "cse");
@@ -253,20 +217,7 @@ fn random_tree(rng: &mut Rng) -> (Function, Function, usize) {
 }
 
 fn seed_kernel(n: usize, m: usize) -> Function {
-    let mut b = FunctionBuilder::new("f");
-    let x = b.input("x", TensorType::new(DType::F32, [n])).unwrap();
-    let a = b
-        .constant(Const::Random {
-            ty: TensorType::new(DType::F32, [m, n]),
-            dist: Distribution::Uniform,
-            seed: 1701,
-            offset: 0,
-        })
-        .unwrap();
-    let y = b.matmul(a, x).unwrap();
-    let y = b.binary_scalar(Binary::Div, y, n as f64, false).unwrap();
-    let out = b.unary(Unary::Sqrt, y).unwrap();
-    let f = b.finish(out).unwrap();
+    let f = testgen::seed_model(DType::F32, n, m, 1701);
     KernelSpec { wrt: vec!["x".into()], ..Default::default() }.kernel(&f).unwrap()
 }
 
@@ -540,15 +491,19 @@ fn simplifier_rules_fire_and_count() {
 /// N·O·FP + N²·O²·Σ widths — N = 32 examples per side, O = 10 outputs, FP = 784·512 + 512·512 +
 /// 512·10 multiply-adds of one forward pass, Σ widths = 512 + 512 + 10 (the layer outputs) — and
 /// whose peak live bytes are below the size of one Jacobian (N·O·P f32 values, P = 669 706).
-#[test]
-fn mlp_auto_plan_is_structured() {
+/// `examples/models/mlp.jjt` and its parameter names.
+fn mlp_model() -> (Function, Vec<String>) {
     let f = jjt_ir::text::parse_file(std::path::Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../examples/models/mlp.jjt"
     )))
     .unwrap();
-    let params: Vec<String> =
-        ["w0", "b0", "w1", "b1", "w2", "b2"].iter().map(|s| s.to_string()).collect();
+    (f, ["w0", "b0", "w1", "b1", "w2", "b2"].iter().map(|s| s.to_string()).collect())
+}
+
+#[test]
+fn mlp_auto_plan_is_structured() {
+    let (f, params) = mlp_model();
     let spec = KernelSpec {
         wrt: params.clone(),
         shared: params,
@@ -637,13 +592,7 @@ fn basis_elimination_is_a_relabelling() {
         );
     }
     // The MLP kernel's basis contraction (ct · w2ᵀ) disappears.
-    let f = jjt_ir::text::parse_file(std::path::Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../examples/models/mlp.jjt"
-    )))
-    .unwrap();
-    let params: Vec<String> =
-        ["w0", "b0", "w1", "b1", "w2", "b2"].iter().map(|s| s.to_string()).collect();
+    let (f, params) = mlp_model();
     let spec = KernelSpec {
         wrt: params.clone(),
         shared: params,
@@ -749,19 +698,6 @@ fn seed_kernel_seeded(
     mode: jjt_ad::Mode,
     seed: u32,
 ) -> Function {
-    let mut b = FunctionBuilder::new("seed");
-    let x = b.input("x", TensorType::new(DType::F64, [n])).unwrap();
-    let a = b
-        .constant(Const::Random {
-            ty: TensorType::new(DType::F64, [m, n]),
-            dist: Distribution::Uniform,
-            seed,
-            offset: 0,
-        })
-        .unwrap();
-    let y = b.matmul(a, x).unwrap();
-    let y = b.binary_scalar(Binary::Div, y, n as f64, false).unwrap();
-    let out = b.unary(Unary::Sqrt, y).unwrap();
-    let f = b.finish(out).unwrap();
+    let f = testgen::seed_model(DType::F64, n, m, seed);
     KernelSpec { wrt: vec!["x".into()], strategy, mode, ..Default::default() }.kernel(&f).unwrap()
 }
