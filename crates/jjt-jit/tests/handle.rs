@@ -35,7 +35,7 @@ fn functions_named_like_runtime_symbols_compile() {
             Tensor::f32([300, 300], (0..90_000).map(|i| (i % 7) as f32 * 0.1).collect()).unwrap();
         let c = compile(&f).unwrap_or_else(|e| panic!("{name}: {e}"));
         let got = c.call(&[&x]).unwrap();
-        assert_eq!(got, vec![interp::eval(&f, &[x.clone()]).unwrap()], "{name}");
+        assert_eq!(got, vec![interp::eval(&f, std::slice::from_ref(&x)).unwrap()], "{name}");
     }
 }
 
