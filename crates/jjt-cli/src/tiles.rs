@@ -16,7 +16,9 @@ use clap::Args;
 use jjt_ad::{KernelSpec, Role};
 use jjt_ir::{Data, Function, Shape, Tensor};
 
-use crate::{CliError, KernelOpts, kernel_graph};
+use crate::CliError;
+use crate::args::KernelOpts;
+use crate::pipeline::{jit_options, kernel_graph};
 
 /// Tiling flags of `jjt kernel`.
 #[derive(Args, Debug, Default)]
@@ -39,9 +41,13 @@ pub(crate) struct TileOpts {
     pub quiet: bool,
 }
 
-fn range(arg: &Option<String>, total: usize, flag: &str) -> Result<(usize, usize), CliError> {
+fn range(
+    arg: &Option<String>,
+    total: usize,
+    flag: &'static str,
+) -> Result<(usize, usize), CliError> {
     let Some(s) = arg else { return Ok((0, total)) };
-    let bad = || CliError::Batch(format!("{flag} {s}: expected A:B with 0 <= A < B <= {total}"));
+    let bad = || CliError::BadRange { flag, arg: s.clone(), total };
     let (a, b) = s.split_once(':').ok_or_else(bad)?;
     let (a, b) = (
         a.trim().parse::<usize>().map_err(|_| bad())?,
@@ -126,14 +132,14 @@ pub(crate) fn run(
     let n_jobs = (r_hi - r_lo).div_ceil(t1).saturating_mul((c_hi - c_lo).div_ceil(t2));
     let jit = jjt_jit::Options {
         threads: if threads.min(n_jobs) > 1 { 1 } else { threads },
-        ..crate::jit_options(opts.max_memory)
+        ..jit_options(opts.max_memory)
     };
     let layout = spec.layout(f, false)?;
     // Staging: what depends only on the shared inputs (θ) runs once, not once per tile.
     let shared: Vec<bool> =
         layout.iter().map(|(_, role, _)| matches!(role, Role::Shared(_))).collect();
     let staged = jjt_opt::stage::stage(&kernel_graph(f, &tile_spec, opts)?, &shared)
-        .map_err(|e| CliError::Batch(format!("cannot stage the kernel: {e}")))?;
+        .map_err(CliError::Stage)?;
     let hoisted: Vec<Tensor> = match &staged.prepare {
         Some(p) => {
             let prepare = jjt_jit::compile_with(p, jit)?;
@@ -149,8 +155,7 @@ pub(crate) fn run(
     let mut shape = vec![rows, cols];
     shape.extend_from_slice(&out_ty.shape.dims()[2..]);
     let total = rows * cols * rest;
-    let zeros = Tensor::from_f64(&out_ty.with_shape(vec![total]), &vec![0.0; total])
-        .map_err(|e| CliError::Batch(e.to_string()))?;
+    let zeros = Tensor::from_f64(&out_ty.with_shape(vec![total]), &vec![0.0; total])?;
     let result = Mutex::new(zeros.data);
     let jobs: Vec<(usize, usize)> = (r_lo..r_hi)
         .step_by(t1)
@@ -202,15 +207,15 @@ pub(crate) fn run(
     if let Some(e) = errors.into_inner().ok().and_then(|mut v| v.pop()) {
         return Err(e);
     }
-    let data = result.into_inner().map_err(|_| CliError::Batch("a worker thread failed".into()))?;
-    Tensor::new(shape, data).map_err(|e| CliError::Batch(e.to_string()))
+    let data = result.into_inner().map_err(|_| CliError::WorkerPanicked)?;
+    Ok(Tensor::new(shape, data)?)
 }
 
 /// Assemble blocks `A:B,C:D=FILE`.
 pub(crate) fn merge(blocks: &[String]) -> Result<Tensor, CliError> {
     let mut parts = Vec::new();
     for b in blocks {
-        let bad = || CliError::Batch(format!("block `{b}`: expected A:B,C:D=FILE.npy"));
+        let bad = || CliError::BadBlock(b.clone());
         let (ranges, file) = b.split_once('=').ok_or_else(bad)?;
         let (rr, cc) = ranges.split_once(',').ok_or_else(bad)?;
         let (r0, r1) = range(&Some(rr.to_string()), usize::MAX, "rows").map_err(|_| bad())?;
@@ -221,12 +226,12 @@ pub(crate) fn merge(blocks: &[String]) -> Result<Tensor, CliError> {
         })?;
         let d = t.shape.dims();
         if d.len() < 2 || d[0] != r1 - r0 || d[1] != c1 - c0 {
-            return Err(CliError::Batch(format!(
-                "block `{b}` has shape {}, but its ranges say [{}, {}, ...]",
-                t.shape,
-                r1 - r0,
-                c1 - c0
-            )));
+            return Err(CliError::BlockShape {
+                block: b.clone(),
+                shape: t.shape.clone(),
+                rows: r1 - r0,
+                cols: c1 - c0,
+            });
         }
         parts.push((r0, c0, t));
     }
@@ -237,8 +242,7 @@ pub(crate) fn merge(blocks: &[String]) -> Result<Tensor, CliError> {
     let rest: usize = rest_dims.iter().product();
     // Shapes come from files (a block with a zero-sized trailing axis holds no data whatever
     // its first two axes say), so sizes are checked and memory is reserved fallibly.
-    let too_large =
-        || CliError::Batch(format!("the merged kernel of {rows}×{cols} examples is too large"));
+    let too_large = || CliError::MergeTooLarge { rows, cols };
     let entries = rows.checked_mul(cols).ok_or_else(too_large)?;
     entries.checked_mul(rest.max(1)).ok_or_else(too_large)?;
     let mut covered: Vec<u8> = Vec::new();
@@ -246,7 +250,7 @@ pub(crate) fn merge(blocks: &[String]) -> Result<Tensor, CliError> {
     covered.resize(entries, 0);
     for (r0, c0, t) in &parts {
         if t.shape.dims()[2..] != rest_dims[..] || t.dtype() != first.dtype() {
-            return Err(CliError::Batch("blocks differ in dtype or in their trailing axes".into()));
+            return Err(CliError::BlocksDiffer);
         }
         for i in 0..t.shape.dims()[0] {
             for j in 0..t.shape.dims()[1] {
@@ -256,22 +260,15 @@ pub(crate) fn merge(blocks: &[String]) -> Result<Tensor, CliError> {
         }
     }
     if let Some(k) = covered.iter().position(|&c| c != 1) {
-        let what = if covered[k] == 0 { "not covered" } else { "covered more than once" };
-        return Err(CliError::Batch(format!(
-            "entry ({}, {}) is {what} by the blocks",
-            k / cols,
-            k % cols
-        )));
+        return Err(CliError::BlockCoverage { row: k / cols, col: k % cols, times: covered[k] });
     }
     let ty = first.ty().with_shape(vec![rows * cols * rest]);
-    let mut data = Tensor::from_f64(&ty, &vec![0.0; rows * cols * rest])
-        .map_err(|e| CliError::Batch(e.to_string()))?
-        .data;
+    let mut data = Tensor::from_f64(&ty, &vec![0.0; rows * cols * rest])?.data;
     for (r0, c0, t) in &parts {
         let (nr, nc) = (t.shape.dims()[0], t.shape.dims()[1]);
         place(&mut data, cols, rest, t, nc, (nr, nc), (*r0, *c0));
     }
     let mut shape = vec![rows, cols];
     shape.extend(rest_dims);
-    Tensor::new(shape, data).map_err(|e| CliError::Batch(e.to_string()))
+    Ok(Tensor::new(shape, data)?)
 }
