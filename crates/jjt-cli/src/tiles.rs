@@ -166,44 +166,60 @@ pub(crate) fn run(
     let start = Instant::now();
     let progress = crate::progress::Progress::new(jobs.len(), t.quiet);
     let errors: Mutex<Vec<CliError>> = Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for _ in 0..threads.min(jobs.len().max(1)) {
-            s.spawn(|| {
-                loop {
-                    let j = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(&(r, c)) = jobs.get(j) else { break };
-                    let (nr, nc) = ((r_hi - r).min(t1), (c_hi - c).min(t2));
-                    let inputs: Vec<Tensor> = staged
-                        .call_inputs
-                        .iter()
-                        .map(|&i| match layout[i].1 {
-                            Role::Side(1, _) => take(&args[i], r, nr, t1),
-                            Role::Side(_, _) => take(&args[i], c, nc, t2),
-                            _ => args[i].clone(),
-                        })
-                        .collect();
-                    let refs: Vec<&Tensor> = inputs.iter().chain(&hoisted).collect();
-                    match compiled.call(&refs) {
-                        Ok(mut out) => {
-                            let k = out.remove(0);
-                            if let Ok(mut res) = result.lock() {
-                                place(&mut res, cols, rest, &k, t2, (nr, nc), (r - r_lo, c - c_lo));
+    // A worker that panics has left its tiles unwritten: joining every worker here turns that
+    // into an error instead of a kernel with holes (or a panic of the whole program).
+    let panicked = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads.min(jobs.len().max(1)))
+            .map(|_| {
+                s.spawn(|| {
+                    loop {
+                        let j = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(&(r, c)) = jobs.get(j) else { break };
+                        let (nr, nc) = ((r_hi - r).min(t1), (c_hi - c).min(t2));
+                        let inputs: Vec<Tensor> = staged
+                            .call_inputs
+                            .iter()
+                            .map(|&i| match layout[i].1 {
+                                Role::Side(1, _) => take(&args[i], r, nr, t1),
+                                Role::Side(_, _) => take(&args[i], c, nc, t2),
+                                _ => args[i].clone(),
+                            })
+                            .collect();
+                        let refs: Vec<&Tensor> = inputs.iter().chain(&hoisted).collect();
+                        match compiled.call(&refs) {
+                            Ok(mut out) => {
+                                let k = out.remove(0);
+                                if let Ok(mut res) = result.lock() {
+                                    place(
+                                        &mut res,
+                                        cols,
+                                        rest,
+                                        &k,
+                                        t2,
+                                        (nr, nc),
+                                        (r - r_lo, c - c_lo),
+                                    );
+                                }
+                            }
+                            Err(e) => {
+                                if let Ok(mut errs) = errors.lock() {
+                                    errs.push(CliError::Jit(e));
+                                }
+                                break;
                             }
                         }
-                        Err(e) => {
-                            if let Ok(mut errs) = errors.lock() {
-                                errs.push(CliError::Jit(e));
-                            }
-                            break;
-                        }
+                        let d = done.fetch_add(1, Ordering::Relaxed) + 1;
+                        progress.update(d, start.elapsed());
                     }
-                    let d = done.fetch_add(1, Ordering::Relaxed) + 1;
-                    progress.update(d, start.elapsed());
-                }
-            });
-        }
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join()).filter(Result::is_err).count() > 0
     });
     progress.finish();
+    if panicked {
+        return Err(CliError::WorkerPanicked);
+    }
     if let Some(e) = errors.into_inner().ok().and_then(|mut v| v.pop()) {
         return Err(e);
     }
