@@ -90,11 +90,12 @@ impl StagedKernel {
     pub fn prepare(&self, shared: &[&Tensor]) -> Result<Prepared<'_>, Error> {
         let n_shared = self.roles.iter().filter(|r| matches!(r, Role::Shared(_))).count();
         if shared.len() != n_shared {
-            return Err(Error::Jit(JitError::InputCount {
-                function: "prepare".into(),
+            return Err(Error::ArgumentCount {
+                call: "prepare",
                 expected: n_shared,
+                what: "shared inputs",
                 got: shared.len(),
-            }));
+            });
         }
         let first_shared =
             self.roles.iter().position(|r| matches!(r, Role::Shared(_))).unwrap_or(0);
@@ -114,11 +115,12 @@ impl Prepared<'_> {
         let k = self.kernel;
         let n_sides = k.roles.iter().filter(|r| matches!(r, Role::Side(..))).count();
         if sides.len() != n_sides {
-            return Err(Error::Jit(JitError::InputCount {
-                function: "eval".into(),
+            return Err(Error::ArgumentCount {
+                call: "eval",
                 expected: n_sides,
+                what: "per-side inputs",
                 got: sides.len(),
-            }));
+            });
         }
         let first_shared =
             k.roles.iter().position(|r| matches!(r, Role::Shared(_))).unwrap_or(n_sides);
@@ -188,6 +190,27 @@ pub enum Error {
     /// A tensor whose data does not match its shape.
     #[error("{0}")]
     Shape(#[from] jjt_ir::tensor::TensorShapeError),
+    /// [`StagedKernel::prepare`] or [`Prepared::eval`] called with the wrong number of tensors.
+    #[error("`{call}` takes {expected} {what}, got {got}")]
+    ArgumentCount {
+        /// The method called: `prepare` or `eval`.
+        call: &'static str,
+        /// How many tensors it takes.
+        expected: usize,
+        /// What they are: shared or per-side inputs.
+        what: &'static str,
+        /// How many it was given.
+        got: usize,
+    },
+}
+
+/// Which function of a kernel: K(p1, p2) itself or the operator v ↦ K(p1, p2)·v.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Form {
+    /// K: [`Kernel::build`], [`Kernel::compile`].
+    Kernel,
+    /// v ↦ K·v, whose last input is `v`: [`Kernel::build_apply`], [`Kernel::compile_apply`].
+    Apply,
 }
 
 /// Builds the graph of K = J(p1)·J(p2)ᵀ (or of v ↦ K·v) for a function.
@@ -261,9 +284,9 @@ impl<'f> Kernel<'f> {
         &self.spec
     }
 
-    /// The kernel's inputs in order, with what each stands for.
-    pub fn layout(&self, apply: bool) -> Result<Vec<(String, Role, TensorType)>, Error> {
-        Ok(self.spec.layout(self.f, apply)?)
+    /// The inputs of the kernel or of its operator form, in order, with what each stands for.
+    pub fn layout(&self, form: Form) -> Result<Vec<(String, Role, TensorType)>, Error> {
+        Ok(self.spec.layout(self.f, form == Form::Apply)?)
     }
 
     /// The graph of K(p1, p2): inputs as in [`Kernel::layout`].
@@ -299,7 +322,7 @@ impl<'f> Kernel<'f> {
     /// K(p1, p2), optimised and compiled in two stages (see [`StagedKernel`]).
     pub fn compile_staged(&self) -> Result<StagedKernel, Error> {
         let graph = self.optimized()?;
-        let roles: Vec<Role> = self.layout(false)?.into_iter().map(|(_, r, _)| r).collect();
+        let roles: Vec<Role> = self.layout(Form::Kernel)?.into_iter().map(|(_, r, _)| r).collect();
         let shared: Vec<bool> = roles.iter().map(|r| matches!(r, Role::Shared(_))).collect();
         let st = jjt_opt::stage::stage(&graph, &shared)?;
         Ok(StagedKernel {
