@@ -263,7 +263,7 @@ fn seed_kernel_matches_closed_form_and_oracle() {
         })
         .unwrap();
     let y = b.matmul(a, x).unwrap();
-    let y = b.binary_scalar(Binary::Div, y, n as f64, false).unwrap();
+    let y = b.binary_scalar(Binary::Div, y, n as f64, jjt_ir::ScalarSide::Right).unwrap();
     let out = b.unary(Unary::Sqrt, y).unwrap();
     let f = b.finish(out).unwrap();
     let aval = jjt_ir::random::draws(jjt_ir::random::Distribution::Uniform, 1701, 0, m * n);
@@ -386,7 +386,7 @@ fn random_setup(rng: &mut Rng, id: usize) -> Setup {
             }
             8 if sa == sc && sa.rank() >= 1 => b.concat(&[a, c], 0),
             _ => {
-                let d = b.binary_scalar(Binary::Div, a, 2.0, false).unwrap();
+                let d = b.binary_scalar(Binary::Div, a, 2.0, jjt_ir::ScalarSide::Right).unwrap();
                 b.unary(Unary::Tanh, d)
             }
         };

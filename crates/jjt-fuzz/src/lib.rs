@@ -127,7 +127,7 @@ fn graph(data: &[u8]) -> Option<Function> {
             2 => b.matmul(a, c),
             3 => b.reduce(ReduceKind::ALL[g.next() % 3], a, None),
             4 => b.transpose(a, &(0..b.ty(a).ok()?.rank()).rev().collect::<Vec<_>>()),
-            _ => b.binary_scalar(Binary::Mul, a, 0.5, false),
+            _ => b.binary_scalar(Binary::Mul, a, 0.5, jjt_ir::ScalarSide::Right),
         };
         if let Ok(n) = r {
             pool.push(n);

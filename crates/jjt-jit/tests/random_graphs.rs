@@ -65,7 +65,7 @@ fn random_graph(rng: &mut Rng) -> Function {
             ),
             11 if sa == sc && r >= 1 => Some(b.concat(&[a, c], 0)),
             12 => Some(b.broadcast_to(a, &Shape([vec![2], sa.0.clone()].concat()))),
-            _ => Some(b.binary_scalar(Binary::Mul, a, 0.5, false)),
+            _ => Some(b.binary_scalar(Binary::Mul, a, 0.5, jjt_ir::ScalarSide::Right)),
         };
         if let Some(Ok(n)) = out {
             pool.push(n);

@@ -70,11 +70,11 @@ fn random_graph(rng: &mut Rng) -> Function {
                     (Binary::Add, -0.0),
                     (Binary::Sub, 0.0),
                 ][rng.below(4)];
-                b.binary_scalar(k.0, a, k.1, false)
+                b.binary_scalar(k.0, a, k.1, jjt_ir::ScalarSide::Right)
             }
             6 => b.unary(Unary::Neg, a).and_then(|n| b.unary(Unary::Neg, n)),
             7 => b.compare(jjt_ir::Compare::Gt, a, d).and_then(|p| b.select(p, a, a)),
-            _ => b.binary_scalar(Binary::Mul, a, 1.5, false),
+            _ => b.binary_scalar(Binary::Mul, a, 1.5, jjt_ir::ScalarSide::Right),
         };
         if let Ok(n) = r {
             pool.push(n);
@@ -129,7 +129,7 @@ proptest! {
             DotGeneral { lhs_contract: vec![axis], rhs_contract: vec![eye_axis], ..Default::default() }
         };
         let out = if left { b.dot_general(e, y, d) } else { b.dot_general(y, e, d) }.unwrap();
-        let out = b.binary_scalar(Binary::Mul, out, 2.0, false).unwrap();
+        let out = b.binary_scalar(Binary::Mul, out, 2.0, jjt_ir::ScalarSide::Right).unwrap();
         let f = b.finish(out).unwrap();
         let (g, stats) = jjt_opt::basis::eliminate(&f).unwrap();
         prop_assert!(jjt_ir::verify(&g).is_ok());
@@ -264,7 +264,7 @@ fn seed_kernel(n: usize, m: usize) -> Function {
         })
         .unwrap();
     let y = b.matmul(a, x).unwrap();
-    let y = b.binary_scalar(Binary::Div, y, n as f64, false).unwrap();
+    let y = b.binary_scalar(Binary::Div, y, n as f64, jjt_ir::ScalarSide::Right).unwrap();
     let out = b.unary(Unary::Sqrt, y).unwrap();
     let f = b.finish(out).unwrap();
     KernelSpec { wrt: vec!["x".into()], ..Default::default() }.kernel(&f).unwrap()
@@ -761,7 +761,7 @@ fn seed_kernel_seeded(
         })
         .unwrap();
     let y = b.matmul(a, x).unwrap();
-    let y = b.binary_scalar(Binary::Div, y, n as f64, false).unwrap();
+    let y = b.binary_scalar(Binary::Div, y, n as f64, jjt_ir::ScalarSide::Right).unwrap();
     let out = b.unary(Unary::Sqrt, y).unwrap();
     let f = b.finish(out).unwrap();
     KernelSpec { wrt: vec!["x".into()], strategy, mode, ..Default::default() }.kernel(&f).unwrap()
