@@ -56,12 +56,17 @@ fn compiled_kernel_matches_interpreted_kernel() {
     }
 }
 
+/// The MLP of examples/models/mlp.jjt and its parameters.
+fn mlp() -> jjt::Function {
+    jjt::load_model(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/models/mlp.jjt")).unwrap()
+}
+
+const MLP_PARAMS: [&str; 6] = ["w0", "b0", "w1", "b1", "w2", "b2"];
+
 #[test]
 fn staged_kernel_equals_one_shot_kernel() {
-    let f =
-        jjt::load_model(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/models/mlp.jjt")).unwrap();
-    let params = ["w0", "b0", "w1", "b1", "w2", "b2"];
-    let kernel = jjt::Kernel::new(&f).wrt(params).shared(params).batch(3, 2);
+    let f = mlp();
+    let kernel = jjt::Kernel::new(&f).wrt(MLP_PARAMS).shared(MLP_PARAMS).batch(3, 2);
     let one_shot = kernel.compile().unwrap();
     let staged = kernel.compile_staged().unwrap();
     let mut rng = RandomState::new(2);
@@ -79,10 +84,8 @@ fn staged_kernel_equals_one_shot_kernel() {
 
 #[test]
 fn staged_kernel_argument_counts_and_layouts() {
-    let f =
-        jjt::load_model(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/models/mlp.jjt")).unwrap();
-    let params = ["w0", "b0", "w1", "b1", "w2", "b2"];
-    let kernel = jjt::Kernel::new(&f).wrt(params).shared(params).batch(3, 2);
+    let f = mlp();
+    let kernel = jjt::Kernel::new(&f).wrt(MLP_PARAMS).shared(MLP_PARAMS).batch(3, 2);
     // Two per-side inputs, six shared ones; the operator form adds `v` last.
     let layout = kernel.layout(jjt::Form::Kernel).unwrap();
     let roles: Vec<jjt::Role> = layout.iter().map(|(_, r, _)| *r).collect();
