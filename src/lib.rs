@@ -89,14 +89,7 @@ impl StagedKernel {
     /// them.
     pub fn prepare(&self, shared: &[&Tensor]) -> Result<Prepared<'_>, Error> {
         let n_shared = self.roles.iter().filter(|r| matches!(r, Role::Shared(_))).count();
-        if shared.len() != n_shared {
-            return Err(Error::ArgumentCount {
-                call: "prepare",
-                expected: n_shared,
-                what: "shared inputs",
-                got: shared.len(),
-            });
-        }
+        argument_count("prepare", "shared inputs", n_shared, shared.len())?;
         let first_shared =
             self.roles.iter().position(|r| matches!(r, Role::Shared(_))).unwrap_or(0);
         let args: Vec<&Tensor> =
@@ -114,14 +107,7 @@ impl Prepared<'_> {
     pub fn eval(&self, sides: &[&Tensor]) -> Result<Tensor, Error> {
         let k = self.kernel;
         let n_sides = k.roles.iter().filter(|r| matches!(r, Role::Side(..))).count();
-        if sides.len() != n_sides {
-            return Err(Error::ArgumentCount {
-                call: "eval",
-                expected: n_sides,
-                what: "per-side inputs",
-                got: sides.len(),
-            });
-        }
+        argument_count("eval", "per-side inputs", n_sides, sides.len())?;
         let first_shared =
             k.roles.iter().position(|r| matches!(r, Role::Shared(_))).unwrap_or(n_sides);
         let mut args: Vec<&Tensor> = k
@@ -133,6 +119,16 @@ impl Prepared<'_> {
         let mut out = k.call.call(&args)?;
         Ok(out.remove(0))
     }
+}
+
+/// [`Error::ArgumentCount`] unless `got == expected`.
+fn argument_count(
+    call: &'static str,
+    what: &'static str,
+    expected: usize,
+    got: usize,
+) -> Result<(), Error> {
+    if got == expected { Ok(()) } else { Err(Error::ArgumentCount { call, expected, what, got }) }
 }
 
 /// `f.compile()` for functions: native code through the JIT.

@@ -229,8 +229,9 @@ pub(crate) struct KernelOpts {
     #[arg(long, value_enum, default_value_t = Backend::Jit)]
     pub backend: Backend,
     /// Skip the optimiser (contraction reordering, constant folding) before compiling.
-    #[arg(long)]
-    pub no_opt: bool,
+    #[arg(long = "no-opt", action = ArgAction::SetTrue,
+          value_parser = BoolishValueParser::new().map(Optimizer::from_no_opt_flag))]
+    pub optimizer: Optimizer,
     /// Memory budget of the compiled kernel (constants, scratch, any one value), in MiB.
     #[arg(long, value_name = "MIB", default_value_t = 8192,
           value_parser = clap::value_parser!(u64).range(1..))]
@@ -249,6 +250,21 @@ pub(crate) enum Precision {
 impl Precision {
     fn from_f64_flag(f64: bool) -> Precision {
         if f64 { Precision::F64 } else { Precision::AsModel }
+    }
+}
+
+/// Whether graphs go through the optimiser before they run (`--no-opt` skips it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Optimizer {
+    /// Optimise (and with `--strategy auto`, pick the cheapest optimised candidate).
+    Run,
+    /// Run the graph as the transforms built it.
+    Skip,
+}
+
+impl Optimizer {
+    fn from_no_opt_flag(no_opt: bool) -> Optimizer {
+        if no_opt { Optimizer::Skip } else { Optimizer::Run }
     }
 }
 

@@ -44,7 +44,7 @@ pub(crate) fn run(b: &BenchArgs) -> Result<(), CliError> {
     let g: Function = if matches!(stage, Stage::Kernel) {
         kernel_graph(&f, &b.target.spec(&b.opts)?, &b.opts)?
     } else {
-        optimized(&stage_graphs(&f, stage, &b.target, &b.opts)?.remove(0), b.opts.no_opt)?
+        optimized(&stage_graphs(&f, stage, &b.target, &b.opts)?.remove(0), b.opts.optimizer)?
     };
     let mut rng = Mt19937::new(b.seed);
     let args: Vec<Tensor> =

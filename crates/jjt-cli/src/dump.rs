@@ -50,7 +50,8 @@ pub(crate) fn run(a: &DumpArgs) -> Result<(), CliError> {
         return emit(&out, output.as_deref());
     }
     if matches!(stage, Stage::Staged) {
-        let g = optimized(&stage_graphs(&f, Stage::Kernel, target, opts)?.remove(0), opts.no_opt)?;
+        let g =
+            optimized(&stage_graphs(&f, Stage::Kernel, target, opts)?.remove(0), opts.optimizer)?;
         let spec = opts.spec(wrt, &target.shared, batch);
         let flags: Vec<bool> = spec
             .layout(&f, false)?
@@ -70,7 +71,7 @@ pub(crate) fn run(a: &DumpArgs) -> Result<(), CliError> {
         return emit(&out, output.as_deref());
     }
     if matches!(stage, Stage::Clif | Stage::Asm) {
-        let g = optimized(&stage_graphs(&f, of, target, opts)?.remove(0), opts.no_opt)?;
+        let g = optimized(&stage_graphs(&f, of, target, opts)?.remove(0), opts.optimizer)?;
         let keep = jjt_jit::Options {
             keep_clif: matches!(stage, Stage::Clif),
             keep_asm: matches!(stage, Stage::Asm),

@@ -16,7 +16,7 @@
 /// tools do, instead of panicking (see [`write_out`]).
 macro_rules! outln {
     ($($t:tt)*) => {
-        $crate::write_out(format_args!($($t)*), true)
+        $crate::write_out(format_args!("{}\n", format_args!($($t)*)))
     };
 }
 
@@ -98,7 +98,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Apply { io, opts, v, output } => {
             let f = load(&io.model, opts.precision)?;
             let (spec, args) = bind::bind_kernel(&f, &io, &opts, Some(&v))?;
-            let a = optimized(&spec.apply(&f)?, opts.no_opt)?;
+            let a = optimized(&spec.apply(&f)?, opts.optimizer)?;
             write_result(opts.backend.run(&a, &args, opts.max_memory)?, output)
         }
         Command::Check { model, wrt, inputs, points, seed, range } => {

@@ -14,16 +14,12 @@ pub(crate) fn write_result(y: Tensor, output: Option<PathBuf>) -> Result<(), Cli
     }
 }
 
-/// Write to standard output (and a newline if `newline`). A reader that has gone away (a
-/// closed pipe) ends the program with status 0; another write error is reported and ends it
-/// with status 1.
-pub(crate) fn write_out(args: std::fmt::Arguments<'_>, newline: bool) {
+/// Write to standard output. A reader that has gone away (a closed pipe) ends the program with
+/// status 0; another write error is reported and ends it with status 1.
+pub(crate) fn write_out(args: std::fmt::Arguments<'_>) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
-    let written = out
-        .write_fmt(args)
-        .and_then(|()| if newline { out.write_all(b"\n") } else { Ok(()) })
-        .and_then(|()| out.flush());
+    let written = out.write_fmt(args).and_then(|()| out.flush());
     if let Err(e) = written {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             std::process::exit(0);
@@ -38,7 +34,7 @@ pub(crate) fn emit(text: &str, output: Option<&Path>) -> Result<(), CliError> {
         Some(path) => std::fs::write(path, text)
             .map_err(|source| CliError::Write { path: path.to_path_buf(), source }),
         None => {
-            write_out(format_args!("{text}"), false);
+            write_out(format_args!("{text}"));
             Ok(())
         }
     }

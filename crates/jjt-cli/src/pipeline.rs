@@ -8,7 +8,7 @@ use jjt_ir::text::parse_file;
 use jjt_ir::{Function, Tensor, interp};
 
 use crate::CliError;
-use crate::args::{Backend, KernelOpts, Precision, Stage, StrategyArg, Target};
+use crate::args::{Backend, KernelOpts, Optimizer, Precision, Stage, StrategyArg, Target};
 
 /// Parse a model file, promoted to f64 with [`Precision::F64`].
 pub(crate) fn load(model: &Path, precision: Precision) -> Result<Function, CliError> {
@@ -92,16 +92,18 @@ pub(crate) fn kernel_graph(
     spec: &KernelSpec,
     opts: &KernelOpts,
 ) -> Result<Function, CliError> {
-    if matches!(opts.strategy, StrategyArg::Auto) && !opts.no_opt {
+    if matches!(opts.strategy, StrategyArg::Auto) && opts.optimizer == Optimizer::Run {
         return Ok(jjt_opt::auto::choose(spec, f)?.kernel);
     }
-    optimized(&spec.kernel(f)?, opts.no_opt)
+    optimized(&spec.kernel(f)?, opts.optimizer)
 }
 
 /// The graph after the optimiser (unless `--no-opt`).
-pub(crate) fn optimized(g: &Function, no_opt: bool) -> Result<Function, CliError> {
-    if no_opt {
-        return Ok(g.clone());
+pub(crate) fn optimized(g: &Function, optimizer: Optimizer) -> Result<Function, CliError> {
+    match optimizer {
+        Optimizer::Skip => Ok(g.clone()),
+        Optimizer::Run => {
+            jjt_opt::optimize(g, |_, _| {}).map(|(h, _)| h).map_err(CliError::Optimize)
+        }
     }
-    jjt_opt::optimize(g, |_, _| {}).map(|(h, _)| h).map_err(CliError::Optimize)
 }
