@@ -1,7 +1,7 @@
 //! The header of a `.npy` file: the preamble (magic, version, header length) and the Python
 //! dict literal with `descr`, `fortran_order` and `shape`, validated before any data is read.
 
-use crate::literal::{self, Encoding, Kind, Node};
+use crate::literal::{self, Encoding, Kind, Longs, Node};
 use crate::{DType, NpyError, element_count, format_shape};
 
 /// The magic string every `.npy` file starts with.
@@ -114,7 +114,8 @@ pub fn read_header(bytes: &[u8]) -> Result<Header, NpyError> {
     } else {
         Encoding::Latin1
     };
-    let root = literal::parse(text, encoding, pre.version <= (2, 0))?;
+    let longs = if pre.version <= (2, 0) { Longs::Accepted } else { Longs::Rejected };
+    let root = literal::parse(text, encoding, longs)?;
     let Kind::Dict(entries) = root.kind else {
         return Err(NpyError::HeaderNotDict { found: root.kind.describe() });
     };
@@ -301,7 +302,8 @@ mod tests {
         let len = u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize;
         assert!(len > usize::from(u16::MAX));
         let text = &bytes[12..12 + len];
-        let Kind::Dict(entries) = literal::parse(text, Encoding::Latin1, false).unwrap().kind
+        let Kind::Dict(entries) =
+            literal::parse(text, Encoding::Latin1, Longs::Rejected).unwrap().kind
         else {
             panic!("not a dict")
         };
