@@ -208,3 +208,40 @@ fn messages_of_internal_failures() {
         assert_eq!(e.to_string(), want);
     }
 }
+
+/// A tile worker that panics leaves its tiles unwritten: `jjt kernel` must fail with
+/// [`CliError::WorkerPanicked`] rather than return the kernel with holes or abort.
+#[test]
+fn a_panicking_tile_worker_is_an_error() {
+    use std::sync::atomic::Ordering;
+    let two = model("twoin_panic.jjt", "func f(x: f32[2], z: f32[2]) -> f32[2] { return x * z }");
+    let b = f32s("b4.npy", vec![4, 2]);
+    let (x, z) = (format!("x={b}"), format!("z={b}"));
+    let args = [
+        "kernel",
+        &two,
+        "--wrt",
+        "x",
+        "--x1",
+        &x,
+        "--x1",
+        &z,
+        "--x2",
+        &x,
+        "--x2",
+        &z,
+        "--tile",
+        "1",
+        "--threads",
+        "2",
+    ];
+    crate::tiles::PANIC_IN_WORKER.store(true, Ordering::Relaxed);
+    let cli = Cli::try_parse_from(std::iter::once("jjt").chain(args)).unwrap();
+    let result = crate::run(cli);
+    crate::tiles::PANIC_IN_WORKER.store(false, Ordering::Relaxed);
+    assert!(matches!(result, Err(CliError::WorkerPanicked)), "{result:?}");
+    // Without the injected panic the same command succeeds.
+    let o = tmp("k_panic.npy").display().to_string();
+    let cli = Cli::try_parse_from(std::iter::once("jjt").chain(args).chain(["-o", &o])).unwrap();
+    assert!(crate::run(cli).is_ok());
+}

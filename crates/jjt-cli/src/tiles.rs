@@ -20,6 +20,11 @@ use crate::CliError;
 use crate::args::KernelOpts;
 use crate::pipeline::{jit_options, kernel_graph};
 
+/// Tests set this to make every tile worker panic (see `tests.rs`).
+#[cfg(test)]
+pub(crate) static PANIC_IN_WORKER: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
 /// Tiling flags of `jjt kernel`.
 #[derive(Args, Debug, Default)]
 pub(crate) struct TileOpts {
@@ -175,6 +180,10 @@ pub(crate) fn run(
                     loop {
                         let j = next.fetch_add(1, Ordering::Relaxed);
                         let Some(&(r, c)) = jobs.get(j) else { break };
+                        #[cfg(test)]
+                        if PANIC_IN_WORKER.load(Ordering::Relaxed) {
+                            panic!("injected panic in a tile worker");
+                        }
                         let (nr, nc) = ((r_hi - r).min(t1), (c_hi - c).min(t2));
                         let inputs: Vec<Tensor> = staged
                             .call_inputs
