@@ -89,13 +89,7 @@ impl StagedKernel {
     /// them.
     pub fn prepare(&self, shared: &[&Tensor]) -> Result<Prepared<'_>, Error> {
         let n_shared = self.roles.iter().filter(|r| matches!(r, Role::Shared(_))).count();
-        if shared.len() != n_shared {
-            return Err(Error::Jit(JitError::InputCount {
-                function: "prepare".into(),
-                expected: n_shared,
-                got: shared.len(),
-            }));
-        }
+        argument_count("prepare", "shared inputs", n_shared, shared.len())?;
         let first_shared =
             self.roles.iter().position(|r| matches!(r, Role::Shared(_))).unwrap_or(0);
         let args: Vec<&Tensor> =
@@ -113,13 +107,7 @@ impl Prepared<'_> {
     pub fn eval(&self, sides: &[&Tensor]) -> Result<Tensor, Error> {
         let k = self.kernel;
         let n_sides = k.roles.iter().filter(|r| matches!(r, Role::Side(..))).count();
-        if sides.len() != n_sides {
-            return Err(Error::Jit(JitError::InputCount {
-                function: "eval".into(),
-                expected: n_sides,
-                got: sides.len(),
-            }));
-        }
+        argument_count("eval", "per-side inputs", n_sides, sides.len())?;
         let first_shared =
             k.roles.iter().position(|r| matches!(r, Role::Shared(_))).unwrap_or(n_sides);
         let mut args: Vec<&Tensor> = k
@@ -131,6 +119,16 @@ impl Prepared<'_> {
         let mut out = k.call.call(&args)?;
         Ok(out.remove(0))
     }
+}
+
+/// [`Error::ArgumentCount`] unless `got == expected`.
+fn argument_count(
+    call: &'static str,
+    what: &'static str,
+    expected: usize,
+    got: usize,
+) -> Result<(), Error> {
+    if got == expected { Ok(()) } else { Err(Error::ArgumentCount { call, expected, what, got }) }
 }
 
 /// `f.compile()` for functions: native code through the JIT.
@@ -188,6 +186,18 @@ pub enum Error {
     /// A tensor whose data does not match its shape.
     #[error("{0}")]
     Shape(#[from] jjt_ir::tensor::TensorShapeError),
+    /// [`StagedKernel::prepare`] or [`Prepared::eval`] called with the wrong number of tensors.
+    #[error("`{call}` takes {expected} {what}, got {got}")]
+    ArgumentCount {
+        /// The method called: `prepare` or `eval`.
+        call: &'static str,
+        /// How many tensors it takes.
+        expected: usize,
+        /// What they are: shared or per-side inputs.
+        what: &'static str,
+        /// How many it was given.
+        got: usize,
+    },
 }
 
 /// Builds the graph of K = J(p1)·J(p2)ᵀ (or of v ↦ K·v) for a function.
@@ -261,7 +271,7 @@ impl<'f> Kernel<'f> {
         &self.spec
     }
 
-    /// The kernel's inputs in order, with what each stands for.
+    /// The inputs of the kernel or of its operator form, in order, with what each stands for.
     pub fn layout(&self, form: Form) -> Result<Vec<(String, Role, TensorType)>, Error> {
         Ok(self.spec.layout(self.f, form)?)
     }

@@ -56,12 +56,17 @@ fn compiled_kernel_matches_interpreted_kernel() {
     }
 }
 
+/// The MLP of examples/models/mlp.jjt and its parameters.
+fn mlp() -> jjt::Function {
+    jjt::load_model(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/models/mlp.jjt")).unwrap()
+}
+
+const MLP_PARAMS: [&str; 6] = ["w0", "b0", "w1", "b1", "w2", "b2"];
+
 #[test]
 fn staged_kernel_equals_one_shot_kernel() {
-    let f =
-        jjt::load_model(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/models/mlp.jjt")).unwrap();
-    let params = ["w0", "b0", "w1", "b1", "w2", "b2"];
-    let kernel = jjt::Kernel::new(&f).wrt(params).shared(params).batch(3, 2);
+    let f = mlp();
+    let kernel = jjt::Kernel::new(&f).wrt(MLP_PARAMS).shared(MLP_PARAMS).batch(3, 2);
     let one_shot = kernel.compile().unwrap();
     let staged = kernel.compile_staged().unwrap();
     let mut rng = RandomState::new(2);
@@ -75,6 +80,38 @@ fn staged_kernel_equals_one_shot_kernel() {
         // The same optimised graph, split in two: the same values.
         assert_eq!(got, want);
     }
+}
+
+#[test]
+fn staged_kernel_argument_counts_and_layouts() {
+    let f = mlp();
+    let kernel = jjt::Kernel::new(&f).wrt(MLP_PARAMS).shared(MLP_PARAMS).batch(3, 2);
+    // Two per-side inputs, six shared ones; the operator form adds `v` last.
+    let layout = kernel.layout(jjt::Form::Kernel).unwrap();
+    let roles: Vec<jjt::Role> = layout.iter().map(|(_, r, _)| *r).collect();
+    assert_eq!(roles[..2], [jjt::Role::Side(1, 0), jjt::Role::Side(2, 0)]);
+    assert!(roles[2..].iter().all(|r| matches!(r, jjt::Role::Shared(_))) && roles.len() == 8);
+    let apply = kernel.layout(jjt::Form::Apply).unwrap();
+    assert_eq!(apply[..8], layout[..]);
+    assert!(apply.len() == 9 && apply[8].1 == jjt::Role::V, "{apply:?}");
+    let staged = kernel.compile_staged().unwrap();
+    let mut rng = RandomState::new(2);
+    let args: Vec<jjt::Tensor> =
+        layout.iter().map(|(_, _, t)| rng.randn_f32(t.shape.clone()).unwrap()).collect();
+    let refs: Vec<&jjt::Tensor> = args.iter().collect();
+    let e = staged.prepare(&refs[3..]).unwrap_err();
+    assert!(
+        matches!(e, jjt::Error::ArgumentCount { call: "prepare", expected: 6, got: 5, .. }),
+        "{e:?}"
+    );
+    assert_eq!(e.to_string(), "`prepare` takes 6 shared inputs, got 5");
+    let prepared = staged.prepare(&refs[2..]).unwrap();
+    let e = prepared.eval(&refs[..1]).unwrap_err();
+    assert!(
+        matches!(e, jjt::Error::ArgumentCount { call: "eval", expected: 2, got: 1, .. }),
+        "{e:?}"
+    );
+    assert_eq!(e.to_string(), "`eval` takes 2 per-side inputs, got 1");
 }
 
 /// README and the crate docs show examples/embed.rs as it is.

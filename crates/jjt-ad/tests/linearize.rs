@@ -119,7 +119,7 @@ fn random_node(b: &mut FunctionBuilder, rng: &mut Rng, x: NodeId, y: NodeId) -> 
         // x / (1 + y²): a division whose denominator stays ≥ 1.
         3 => {
             let sq = b.unary(Unary::Square, y).ok()?;
-            let den = b.binary_scalar(Binary::Add, sq, 1.0, false).ok()?;
+            let den = b.binary_scalar(Binary::Add, sq, 1.0, jjt_ir::ScalarSide::Right).ok()?;
             b.binary(Binary::Div, x, den)
         }
         4 => b.matmul(x, y),

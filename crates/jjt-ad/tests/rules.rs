@@ -102,7 +102,8 @@ fn cases() -> Vec<Case> {
                 vec![any, any],
                 |b, x| {
                     let p = b.compare(c, x[0], x[1]).unwrap();
-                    let two = b.binary_scalar(Binary::Mul, x[0], 2.0, false).unwrap();
+                    let two =
+                        b.binary_scalar(Binary::Mul, x[0], 2.0, jjt_ir::ScalarSide::Right).unwrap();
                     b.select(p, two, x[1]).unwrap()
                 },
             ));

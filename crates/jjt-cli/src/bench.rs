@@ -1,35 +1,21 @@
 //! `jjt bench`: first-call and steady-state timings of a kernel on random inputs, in one
 //! process. The last line printed is one JSON object.
 
-use std::path::Path;
 use std::time::Instant;
 
 use jjt_ir::random::Mt19937;
 use jjt_ir::{Function, Tensor, TensorType};
 
-use crate::{CliError, KernelOpts, Stage, load, stage_graphs};
-
-pub(crate) struct Bench<'a> {
-    pub model: &'a Path,
-    pub wrt: &'a [String],
-    pub shared: &'a [String],
-    pub batch: Option<(usize, usize)>,
-    pub opts: &'a KernelOpts,
-    pub reps: usize,
-    pub apply: bool,
-    pub seed: u32,
-    /// Threads per call (`None`: all cores).
-    pub threads: Option<usize>,
-    /// Time every step and print the costliest.
-    pub profile: bool,
-}
+use crate::CliError;
+use crate::args::{BenchArgs, Stage};
+use crate::pipeline::{jit_options, kernel_graph, load, optimized, stage_graphs};
+use jjt_ad::Form;
 
 fn random(rng: &mut Mt19937, ty: &TensorType) -> Result<Tensor, CliError> {
     let mut v: Vec<f64> = Vec::new();
-    v.try_reserve_exact(ty.numel())
-        .map_err(|_| CliError::Batch(format!("cannot allocate a random input of type {ty}")))?;
+    v.try_reserve_exact(ty.numel()).map_err(|_| CliError::Alloc(ty.clone()))?;
     v.extend((0..ty.numel()).map(|_| rng.next_f64()));
-    Tensor::from_f64(ty, &v).map_err(|e| CliError::Batch(e.to_string()))
+    Ok(Tensor::from_f64(ty, &v)?)
 }
 
 /// Peak resident set size of this process, in MiB (VmHWM).
@@ -42,27 +28,24 @@ fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kib| kib / 1024.0)
 }
 
-pub(crate) fn run(b: &Bench) -> Result<(), CliError> {
+pub(crate) fn run(b: &BenchArgs) -> Result<(), CliError> {
     if b.reps == 0 {
-        return Err(CliError::Batch("--reps must be at least 1".into()));
+        return Err(CliError::Usage("--reps must be at least 1"));
     }
     if b.threads == Some(0) {
-        return Err(CliError::Batch("--threads must be at least 1".into()));
+        return Err(CliError::Usage("--threads must be at least 1"));
     }
     let start = Instant::now();
-    let f = load(b.model, b.opts.f64)?;
-    let stage = match (b.wrt.is_empty(), b.apply) {
+    let f = load(&b.model, b.opts.precision)?;
+    let stage = match (b.target.wrt.is_empty(), b.form) {
         (true, _) => Stage::Traced,
-        (false, false) => Stage::Kernel,
-        (false, true) => Stage::Apply,
+        (false, Form::Kernel) => Stage::Kernel,
+        (false, Form::Apply) => Stage::Apply,
     };
     let g: Function = if matches!(stage, Stage::Kernel) {
-        crate::kernel_graph(&f, &b.opts.spec(b.wrt, b.shared, b.batch), b.opts)?
+        kernel_graph(&f, &b.target.spec(&b.opts)?, &b.opts)?
     } else {
-        crate::optimized(
-            &stage_graphs(&f, stage, b.wrt, b.shared, b.batch, b.opts)?.remove(0),
-            b.opts.no_opt,
-        )?
+        optimized(&stage_graphs(&f, stage, &b.target, &b.opts)?.remove(0), b.opts.optimizer)?
     };
     let mut rng = Mt19937::new(b.seed);
     let args: Vec<Tensor> =
@@ -71,7 +54,7 @@ pub(crate) fn run(b: &Bench) -> Result<(), CliError> {
     let jit = jjt_jit::Options {
         threads: b.threads.unwrap_or(0),
         profile: b.profile,
-        ..crate::jit_options(b.opts.max_memory)
+        ..jit_options(b.opts.max_memory)
     };
     let threads = jit.gemm_threads();
     let compiled = jjt_jit::compile_with(&g, jit)?;
@@ -92,12 +75,15 @@ pub(crate) fn run(b: &Bench) -> Result<(), CliError> {
     outln!(
         "{}: {} -> {out_ty}; first call {first_ms:.3} ms (parse, transforms, compile, run); steady median {median:.4} ms, min {min:.4} ms over {} reps; arena {:.1} MiB; {threads} thread(s)",
         b.model.display(),
-        if b.wrt.is_empty() {
+        if b.target.wrt.is_empty() {
             "model".to_string()
         } else {
             format!(
                 "{} {} {}",
-                if b.apply { "apply" } else { "kernel" },
+                match b.form {
+                    Form::Kernel => "kernel",
+                    Form::Apply => "apply",
+                },
                 b.opts.mode_name(),
                 b.opts.strategy_name()
             )

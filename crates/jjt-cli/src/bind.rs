@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use jjt_ad::{Form, KernelSpec, Role};
 use jjt_ir::{DType, Function, Tensor, TensorType};
 
-use crate::{CliError, KernelIo, KernelOpts};
+use crate::CliError;
+use crate::args::{KernelIo, KernelOpts, Precision};
 
 fn known(f: &Function) -> String {
     f.params().iter().map(|p| format!("{}: {}", p.name, p.ty)).collect::<Vec<_>>().join(", ")
@@ -27,19 +28,20 @@ fn split<'a>(
     }
 }
 
-/// Read a file for input `name`, promoting f32 to f64 when `promote` and the model wants f64.
+/// Read a file for input `name`, promoting f32 to f64 with [`Precision::F64`] when the model
+/// wants f64.
 fn read(
     name: &str,
     path: &Path,
     want: DType,
-    promote: bool,
+    precision: Precision,
 ) -> Result<(PathBuf, Tensor), CliError> {
     let t = jjt_npy::read_file(path).map(Tensor::from_array).map_err(|source| {
         CliError::ReadInput { name: name.to_string(), path: path.to_path_buf(), source }
     })?;
-    let t = if promote && t.dtype() == DType::F32 && want == DType::F64 {
+    let t = if precision == Precision::F64 && t.dtype() == DType::F32 && want == DType::F64 {
         let ty = t.ty().with_dtype(DType::F64);
-        Tensor::from_f64(&ty, &t.to_f64_vec()).map_err(|e| CliError::Batch(e.to_string()))?
+        Tensor::from_f64(&ty, &t.to_f64_vec())?
     } else {
         t
     };
@@ -75,9 +77,9 @@ pub(crate) fn bind_named(
     f: &Function,
     args: &[String],
     flag: &'static str,
-    promote: bool,
+    precision: Precision,
 ) -> Result<Vec<Tensor>, CliError> {
-    let partial = bind_some(f, args, flag, promote)?;
+    let partial = bind_some(f, args, flag, precision)?;
     f.params()
         .iter()
         .zip(partial)
@@ -96,10 +98,10 @@ pub(crate) fn bind_some(
     f: &Function,
     args: &[String],
     flag: &'static str,
-    promote: bool,
+    precision: Precision,
 ) -> Result<Vec<Option<Tensor>>, CliError> {
     let only = (f.params().len() == 1).then(|| f.params()[0].name.as_str());
-    bind_args(f, args, flag, promote, only)
+    bind_args(f, args, flag, precision, only)
 }
 
 /// Bind `NAME=FILE` arguments (a bare `FILE` means `only`, when given) to inputs of `f`,
@@ -108,7 +110,7 @@ fn bind_args(
     f: &Function,
     args: &[String],
     flag: &'static str,
-    promote: bool,
+    precision: Precision,
     only: Option<&str>,
 ) -> Result<Vec<Option<Tensor>>, CliError> {
     let params = f.params();
@@ -119,7 +121,7 @@ fn bind_args(
         if bound[i].is_some() {
             return Err(CliError::DuplicateInput(name));
         }
-        let (path, t) = read(&name, Path::new(file), params[i].ty.dtype, promote)?;
+        let (path, t) = read(&name, Path::new(file), params[i].ty.dtype, precision)?;
         if t.ty() != params[i].ty {
             return Err(type_error(&name, &path, params[i].ty.to_string(), &t, &params[i].ty));
         }
@@ -148,9 +150,9 @@ pub(crate) fn bind_kernel(
     v: Option<&Path>,
 ) -> Result<(KernelSpec, Vec<Tensor>), CliError> {
     let params = f.params();
-    let promote = opts.f64;
+    let precision = opts.precision;
     // Shared inputs first: they decide which inputs are per-side.
-    let mut shared = bind_args(f, &io.shared, "--shared", promote, None)?;
+    let mut shared = bind_args(f, &io.shared, "--shared", precision, None)?;
     let per_side: Vec<usize> = (0..params.len()).filter(|&i| shared[i].is_none()).collect();
     let only = (per_side.len() == 1).then(|| params[per_side[0]].name.as_str());
     let mut sides: [Vec<Option<Tensor>>; 2] = [vec![None; params.len()], vec![None; params.len()]];
@@ -173,7 +175,7 @@ pub(crate) fn bind_kernel(
                 return Err(CliError::DuplicateInput(name));
             }
             let want = &params[i].ty;
-            let (path, t) = read(&name, Path::new(file), want.dtype, promote)?;
+            let (path, t) = read(&name, Path::new(file), want.dtype, precision)?;
             let dims = t.shape.dims();
             let this_batch = if t.ty() == *want {
                 None
@@ -189,12 +191,13 @@ pub(crate) fn bind_kernel(
             match batch[s] {
                 None => batch[s] = Some(this_batch),
                 Some(b) if b == this_batch => {}
-                Some(b) => {
-                    return Err(CliError::Batch(format!(
-                        "{flag} inputs disagree on the example batch: `{name}` has {}, an earlier one {}",
-                        describe(this_batch),
-                        describe(b)
-                    )));
+                Some(earlier) => {
+                    return Err(CliError::BatchDisagrees {
+                        flag,
+                        name,
+                        batch: this_batch,
+                        earlier,
+                    });
                 }
             }
             sides[s][i] = Some(t);
@@ -212,13 +215,7 @@ pub(crate) fn bind_kernel(
     let batch = match (batch[0].flatten(), batch[1].flatten()) {
         (None, None) => None,
         (Some(b1), Some(b2)) => Some((b1, b2)),
-        (b1, b2) => {
-            return Err(CliError::Batch(format!(
-                "side 1 has {} but side 2 has {}: batch both sides or neither",
-                describe(b1),
-                describe(b2)
-            )));
-        }
+        (side1, side2) => return Err(CliError::OneSideBatched { side1, side2 }),
     };
     let shared_names: Vec<String> = params
         .iter()
@@ -235,23 +232,14 @@ pub(crate) fn bind_kernel(
             Role::Shared(i) => shared[i].take(),
             Role::V => {
                 let path = v.unwrap_or(Path::new(""));
-                let (path, t) = read("v", path, ty.dtype, promote)?;
+                let (path, t) = read("v", path, ty.dtype, precision)?;
                 if t.ty() != ty {
                     return Err(type_error("v", &path, ty.to_string(), &t, &ty));
                 }
                 Some(t)
             }
         };
-        args.push(t.ok_or_else(|| {
-            CliError::Batch(format!("internal: kernel input `{name}` was not bound"))
-        })?);
+        args.push(t.ok_or(CliError::Unbound(name))?);
     }
     Ok((spec, args))
-}
-
-fn describe(b: Option<usize>) -> String {
-    match b {
-        Some(b) => format!("a batch of {b} examples"),
-        None => "no batch axis".into(),
-    }
 }

@@ -5,6 +5,7 @@ use jjt_ir::random::XorShift64 as Rng;
 use jjt_ir::{Function, Tensor, interp};
 
 use crate::CliError;
+use crate::args::Precision;
 
 /// Thresholds: central differences with h = 1e-6 have truncation error ~h²·|f'''| and
 /// rounding error ~u·|f|/h ≈ 1e-10·|f|; 1e-5 relative flags real errors, not noise. The
@@ -15,10 +16,9 @@ const VJP_TOL: f64 = 1e-10;
 
 fn random(rng: &mut Rng, ty: &jjt_ir::TensorType, lo: f64, hi: f64) -> Result<Tensor, CliError> {
     let mut v: Vec<f64> = Vec::new();
-    v.try_reserve_exact(ty.numel())
-        .map_err(|_| CliError::Batch(format!("cannot allocate a random input of type {ty}")))?;
+    v.try_reserve_exact(ty.numel()).map_err(|_| CliError::Alloc(ty.clone()))?;
     v.extend((0..ty.numel()).map(|_| rng.uniform(lo, hi)));
-    Tensor::from_f64(ty, &v).map_err(|e| CliError::Batch(e.to_string()))
+    Ok(Tensor::from_f64(ty, &v)?)
 }
 
 pub(crate) fn run(
@@ -29,7 +29,7 @@ pub(crate) fn run(
     seed: u64,
     (lo, hi): (f64, f64),
 ) -> Result<(), CliError> {
-    let fixed = crate::bind::bind_some(f, inputs, "--in", true)?;
+    let fixed = crate::bind::bind_some(f, inputs, "--in", Precision::F64)?;
     let j = jjt_ad::jvp(f, wrt)?;
     let v = jjt_ad::vjp(f, wrt)?;
     let mask = jjt_ad::input_mask(f, wrt)?;
@@ -73,7 +73,7 @@ pub(crate) fn run(
                     let d = ti.next().map(Tensor::to_f64_vec).unwrap_or_default();
                     let v: Vec<f64> =
                         xv.to_f64_vec().iter().zip(d).map(|(a, b)| a + s * b).collect();
-                    Tensor::from_f64(&p.ty, &v).map_err(|e| CliError::Batch(e.to_string()))
+                    Ok(Tensor::from_f64(&p.ty, &v)?)
                 })
                 .collect()
         };
@@ -130,9 +130,7 @@ pub(crate) fn run(
         outln!("worst VJP dot-product error: {worst_vjp:.2e} (tolerance {VJP_TOL:.0e})");
     }
     if worst_jvp > JVP_TOL || worst_vjp > VJP_TOL {
-        return Err(CliError::CheckFailed(format!(
-            "derivative check failed: JVP error {worst_jvp:.2e}, VJP error {worst_vjp:.2e}"
-        )));
+        return Err(CliError::CheckFailed { jvp: worst_jvp, vjp: worst_vjp });
     }
     outln!("ok");
     Ok(())

@@ -16,7 +16,14 @@ use clap::Args;
 use jjt_ad::{KernelSpec, Role};
 use jjt_ir::{Data, Function, Shape, Tensor};
 
-use crate::{CliError, KernelOpts, kernel_graph};
+use crate::CliError;
+use crate::args::KernelOpts;
+use crate::pipeline::{jit_options, kernel_graph};
+
+/// Tests set this to make every tile worker panic (see `tests.rs`).
+#[cfg(test)]
+pub(crate) static PANIC_IN_WORKER: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
 
 /// Tiling flags of `jjt kernel`.
 #[derive(Args, Debug, Default)]
@@ -39,9 +46,13 @@ pub(crate) struct TileOpts {
     pub quiet: bool,
 }
 
-fn range(arg: &Option<String>, total: usize, flag: &str) -> Result<(usize, usize), CliError> {
+fn range(
+    arg: &Option<String>,
+    total: usize,
+    flag: &'static str,
+) -> Result<(usize, usize), CliError> {
     let Some(s) = arg else { return Ok((0, total)) };
-    let bad = || CliError::Batch(format!("{flag} {s}: expected A:B with 0 <= A < B <= {total}"));
+    let bad = || CliError::BadRange { flag, arg: s.clone(), total };
     let (a, b) = s.split_once(':').ok_or_else(bad)?;
     let (a, b) = (
         a.trim().parse::<usize>().map_err(|_| bad())?,
@@ -126,14 +137,14 @@ pub(crate) fn run(
     let n_jobs = (r_hi - r_lo).div_ceil(t1).saturating_mul((c_hi - c_lo).div_ceil(t2));
     let jit = jjt_jit::Options {
         threads: if threads.min(n_jobs) > 1 { 1 } else { threads },
-        ..crate::jit_options(opts.max_memory)
+        ..jit_options(opts.max_memory)
     };
     let layout = spec.layout(f, jjt_ad::Form::Kernel)?;
     // Staging: what depends only on the shared inputs (θ) runs once, not once per tile.
     let shared: Vec<bool> =
         layout.iter().map(|(_, role, _)| matches!(role, Role::Shared(_))).collect();
     let staged = jjt_opt::stage::stage(&kernel_graph(f, &tile_spec, opts)?, &shared)
-        .map_err(|e| CliError::Batch(format!("cannot stage the kernel: {e}")))?;
+        .map_err(CliError::Stage)?;
     let hoisted: Vec<Tensor> = match &staged.prepare {
         Some(p) => {
             let prepare = jjt_jit::compile_with(p, jit)?;
@@ -149,8 +160,7 @@ pub(crate) fn run(
     let mut shape = vec![rows, cols];
     shape.extend_from_slice(&out_ty.shape.dims()[2..]);
     let total = rows * cols * rest;
-    let zeros = Tensor::from_f64(&out_ty.with_shape(vec![total]), &vec![0.0; total])
-        .map_err(|e| CliError::Batch(e.to_string()))?;
+    let zeros = Tensor::from_f64(&out_ty.with_shape(vec![total]), &vec![0.0; total])?;
     let result = Mutex::new(zeros.data);
     let jobs: Vec<(usize, usize)> = (r_lo..r_hi)
         .step_by(t1)
@@ -161,56 +171,76 @@ pub(crate) fn run(
     let start = Instant::now();
     let progress = crate::progress::Progress::new(jobs.len(), t.quiet);
     let errors: Mutex<Vec<CliError>> = Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for _ in 0..threads.min(jobs.len().max(1)) {
-            s.spawn(|| {
-                loop {
-                    let j = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(&(r, c)) = jobs.get(j) else { break };
-                    let (nr, nc) = ((r_hi - r).min(t1), (c_hi - c).min(t2));
-                    let inputs: Vec<Tensor> = staged
-                        .call_inputs
-                        .iter()
-                        .map(|&i| match layout[i].1 {
-                            Role::Side(1, _) => take(&args[i], r, nr, t1),
-                            Role::Side(_, _) => take(&args[i], c, nc, t2),
-                            _ => args[i].clone(),
-                        })
-                        .collect();
-                    let refs: Vec<&Tensor> = inputs.iter().chain(&hoisted).collect();
-                    match compiled.call(&refs) {
-                        Ok(mut out) => {
-                            let k = out.remove(0);
-                            if let Ok(mut res) = result.lock() {
-                                place(&mut res, cols, rest, &k, t2, (nr, nc), (r - r_lo, c - c_lo));
+    // A worker that panics has left its tiles unwritten: joining every worker here turns that
+    // into an error instead of a kernel with holes (or a panic of the whole program).
+    let panicked = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads.min(jobs.len().max(1)))
+            .map(|_| {
+                s.spawn(|| {
+                    loop {
+                        let j = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(&(r, c)) = jobs.get(j) else { break };
+                        #[cfg(test)]
+                        if PANIC_IN_WORKER.load(Ordering::Relaxed) {
+                            panic!("injected panic in a tile worker");
+                        }
+                        let (nr, nc) = ((r_hi - r).min(t1), (c_hi - c).min(t2));
+                        let inputs: Vec<Tensor> = staged
+                            .call_inputs
+                            .iter()
+                            .map(|&i| match layout[i].1 {
+                                Role::Side(1, _) => take(&args[i], r, nr, t1),
+                                Role::Side(_, _) => take(&args[i], c, nc, t2),
+                                _ => args[i].clone(),
+                            })
+                            .collect();
+                        let refs: Vec<&Tensor> = inputs.iter().chain(&hoisted).collect();
+                        match compiled.call(&refs) {
+                            Ok(mut out) => {
+                                let k = out.remove(0);
+                                if let Ok(mut res) = result.lock() {
+                                    place(
+                                        &mut res,
+                                        cols,
+                                        rest,
+                                        &k,
+                                        t2,
+                                        (nr, nc),
+                                        (r - r_lo, c - c_lo),
+                                    );
+                                }
+                            }
+                            Err(e) => {
+                                if let Ok(mut errs) = errors.lock() {
+                                    errs.push(CliError::Jit(e));
+                                }
+                                break;
                             }
                         }
-                        Err(e) => {
-                            if let Ok(mut errs) = errors.lock() {
-                                errs.push(CliError::Jit(e));
-                            }
-                            break;
-                        }
+                        let d = done.fetch_add(1, Ordering::Relaxed) + 1;
+                        progress.update(d, start.elapsed());
                     }
-                    let d = done.fetch_add(1, Ordering::Relaxed) + 1;
-                    progress.update(d, start.elapsed());
-                }
-            });
-        }
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join()).filter(Result::is_err).count() > 0
     });
     progress.finish();
+    if panicked {
+        return Err(CliError::WorkerPanicked);
+    }
     if let Some(e) = errors.into_inner().ok().and_then(|mut v| v.pop()) {
         return Err(e);
     }
-    let data = result.into_inner().map_err(|_| CliError::Batch("a worker thread failed".into()))?;
-    Tensor::new(shape, data).map_err(|e| CliError::Batch(e.to_string()))
+    let data = result.into_inner().map_err(|_| CliError::WorkerPanicked)?;
+    Ok(Tensor::new(shape, data)?)
 }
 
 /// Assemble blocks `A:B,C:D=FILE`.
 pub(crate) fn merge(blocks: &[String]) -> Result<Tensor, CliError> {
     let mut parts = Vec::new();
     for b in blocks {
-        let bad = || CliError::Batch(format!("block `{b}`: expected A:B,C:D=FILE.npy"));
+        let bad = || CliError::BadBlock(b.clone());
         let (ranges, file) = b.split_once('=').ok_or_else(bad)?;
         let (rr, cc) = ranges.split_once(',').ok_or_else(bad)?;
         let (r0, r1) = range(&Some(rr.to_string()), usize::MAX, "rows").map_err(|_| bad())?;
@@ -221,12 +251,12 @@ pub(crate) fn merge(blocks: &[String]) -> Result<Tensor, CliError> {
         })?;
         let d = t.shape.dims();
         if d.len() < 2 || d[0] != r1 - r0 || d[1] != c1 - c0 {
-            return Err(CliError::Batch(format!(
-                "block `{b}` has shape {}, but its ranges say [{}, {}, ...]",
-                t.shape,
-                r1 - r0,
-                c1 - c0
-            )));
+            return Err(CliError::BlockShape {
+                block: b.clone(),
+                shape: t.shape.clone(),
+                rows: r1 - r0,
+                cols: c1 - c0,
+            });
         }
         parts.push((r0, c0, t));
     }
@@ -237,8 +267,7 @@ pub(crate) fn merge(blocks: &[String]) -> Result<Tensor, CliError> {
     let rest: usize = rest_dims.iter().product();
     // Shapes come from files (a block with a zero-sized trailing axis holds no data whatever
     // its first two axes say), so sizes are checked and memory is reserved fallibly.
-    let too_large =
-        || CliError::Batch(format!("the merged kernel of {rows}×{cols} examples is too large"));
+    let too_large = || CliError::MergeTooLarge { rows, cols };
     let entries = rows.checked_mul(cols).ok_or_else(too_large)?;
     entries.checked_mul(rest.max(1)).ok_or_else(too_large)?;
     let mut covered: Vec<u8> = Vec::new();
@@ -246,7 +275,7 @@ pub(crate) fn merge(blocks: &[String]) -> Result<Tensor, CliError> {
     covered.resize(entries, 0);
     for (r0, c0, t) in &parts {
         if t.shape.dims()[2..] != rest_dims[..] || t.dtype() != first.dtype() {
-            return Err(CliError::Batch("blocks differ in dtype or in their trailing axes".into()));
+            return Err(CliError::BlocksDiffer);
         }
         for i in 0..t.shape.dims()[0] {
             for j in 0..t.shape.dims()[1] {
@@ -256,22 +285,15 @@ pub(crate) fn merge(blocks: &[String]) -> Result<Tensor, CliError> {
         }
     }
     if let Some(k) = covered.iter().position(|&c| c != 1) {
-        let what = if covered[k] == 0 { "not covered" } else { "covered more than once" };
-        return Err(CliError::Batch(format!(
-            "entry ({}, {}) is {what} by the blocks",
-            k / cols,
-            k % cols
-        )));
+        return Err(CliError::BlockCoverage { row: k / cols, col: k % cols, times: covered[k] });
     }
     let ty = first.ty().with_shape(vec![rows * cols * rest]);
-    let mut data = Tensor::from_f64(&ty, &vec![0.0; rows * cols * rest])
-        .map_err(|e| CliError::Batch(e.to_string()))?
-        .data;
+    let mut data = Tensor::from_f64(&ty, &vec![0.0; rows * cols * rest])?.data;
     for (r0, c0, t) in &parts {
         let (nr, nc) = (t.shape.dims()[0], t.shape.dims()[1]);
         place(&mut data, cols, rest, t, nc, (nr, nc), (*r0, *c0));
     }
     let mut shape = vec![rows, cols];
     shape.extend(rest_dims);
-    Tensor::new(shape, data).map_err(|e| CliError::Batch(e.to_string()))
+    Ok(Tensor::new(shape, data)?)
 }

@@ -168,79 +168,44 @@ fn assert_rel(what: &str, got: &[f64], want: &[f64], tol: f64) {
     }
 }
 
+/// `jjt COMMAND ARGS... -o OUT`, which must succeed; the values written to OUT.
+fn run_to(command: &str, args: &[&str], out: &Path) -> Vec<f64> {
+    let mut all = vec![command];
+    all.extend_from_slice(args);
+    all.extend(["-o", out.to_str().unwrap()]);
+    let o = jjt(&all);
+    assert!(o.status.success(), "{all:?}: {}", String::from_utf8_lossy(&o.stderr));
+    read(out)
+}
+
 #[test]
 fn kernel_seed_matches_numpy_closed_form() {
     let m = seed_model();
     for strategy in ["ntvp", "jc"] {
-        let out = tmp(&format!("k_{strategy}.npy"));
-        let o = jjt(&[
+        let x1 = format!("x={}", fixture("x1_f32.npy"));
+        let args = ["--wrt", "x", "--x1", &x1, "--x2", &fixture("x2_f32.npy")];
+        let k = run_to(
             "kernel",
-            &m,
-            "--wrt",
-            "x",
-            "--x1",
-            &format!("x={}", fixture("x1_f32.npy")),
-            "--x2",
-            &fixture("x2_f32.npy"),
-            "--strategy",
-            strategy,
-            "-o",
-            out.to_str().unwrap(),
-        ]);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            &[&[&m, "--strategy", strategy], &args[..]].concat(),
+            &tmp(&format!("k_{strategy}.npy")),
+        );
         // f32: sums of 10^4 terms in f32 plus a few roundings; 1e-5 of the largest entry.
-        assert_rel(
-            &format!("f32 {strategy}"),
-            &read(&out),
-            &read_fixture("k_seed_f32data_ref.npy"),
-            1e-5,
-        );
-        let out64 = tmp(&format!("k64_{strategy}.npy"));
-        let o = jjt(&[
-            "kernel",
-            &m,
-            "--f64",
-            "--wrt",
-            "x",
-            "--x1",
-            &fixture("x1_f64.npy"),
-            "--x2",
-            &fixture("x2_f64.npy"),
-            "--strategy",
-            strategy,
-            "-o",
-            out64.to_str().unwrap(),
-        ]);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_rel(&format!("f32 {strategy}"), &k, &read_fixture("k_seed_f32data_ref.npy"), 1e-5);
+        let (x1, x2) = (fixture("x1_f64.npy"), fixture("x2_f64.npy"));
+        let args = [&m, "--f64", "--wrt", "x", "--x1", &x1, "--x2", &x2, "--strategy", strategy];
+        let k = run_to("kernel", &args, &tmp(&format!("k64_{strategy}.npy")));
         // f64: n·u·Σ|terms| with n = 10^4 is 1.1e-12 of each sum.
-        assert_rel(
-            &format!("f64 {strategy}"),
-            &read(&out64),
-            &read_fixture("k_seed_f64_ref.npy"),
-            1e-12,
-        );
+        assert_rel(&format!("f64 {strategy}"), &k, &read_fixture("k_seed_f64_ref.npy"), 1e-12);
     }
 }
 
 #[test]
 fn apply_seed_matches_k_times_v() {
-    let out = tmp("kv.npy");
-    let o = jjt(&[
-        "apply",
-        &seed_model(),
-        "--wrt",
-        "x",
-        "--x1",
-        &fixture("x1_f32.npy"),
-        "--x2",
-        &fixture("x2_f32.npy"),
-        "--v",
-        &fixture("v_f32.npy"),
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_rel("K·v", &read(&out), &read_fixture("kv_seed_f32data_ref.npy"), 1e-5);
+    let (m, x1, x2, v) =
+        (seed_model(), fixture("x1_f32.npy"), fixture("x2_f32.npy"), fixture("v_f32.npy"));
+    let kv =
+        run_to("apply", &[&m, "--wrt", "x", "--x1", &x1, "--x2", &x2, "--v", &v], &tmp("kv.npy"));
+    assert_rel("K·v", &kv, &read_fixture("kv_seed_f32data_ref.npy"), 1e-5);
 }
 
 /// Parameters and inputs of the MLP test as NumPy's legacy generator makes them (see
@@ -296,24 +261,13 @@ fn mlp_trace_kernel_matches_dense_jacobian_oracle() {
         ("", 1e-4, "auto"),
     ] {
         let out = tmp(&format!("k_mlp{prec}{strategy}.npy"));
-        let mut args: Vec<&str> = vec![
-            "kernel",
-            &model,
-            "--wrt",
-            wrt,
-            "--mode",
-            "trace",
-            "--strategy",
-            strategy,
-            "-o",
-            out.to_str().unwrap(),
-        ];
+        let mut args: Vec<&str> =
+            vec![&model, "--wrt", wrt, "--mode", "trace", "--strategy", strategy];
         if !prec.is_empty() {
             args.push(prec);
         }
         args.extend(files.iter().map(String::as_str));
-        let o = jjt(&args);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        run_to("kernel", &args, &out);
         let a = jjt_npy::read_file(&out).unwrap();
         assert_eq!(a.shape, vec![4, 3]);
         // f64: the kernel and the oracle each sum ~7·10^5 products; both far below 1e-10.
@@ -415,23 +369,8 @@ fn jit_and_interpreter_backends_agree() {
     let (x1, x2) = (fixture("x1_f32.npy"), fixture("x2_f32.npy"));
     let mut results = Vec::new();
     for backend in ["jit", "interp"] {
-        let out = tmp(&format!("k_{backend}.npy"));
-        let o = jjt(&[
-            "kernel",
-            &m,
-            "--wrt",
-            "x",
-            "--x1",
-            &x1,
-            "--x2",
-            &x2,
-            "--backend",
-            backend,
-            "-o",
-            out.to_str().unwrap(),
-        ]);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        results.push(read(&out));
+        let args = [&m, "--wrt", "x", "--x1", &x1, "--x2", &x2, "--backend", backend];
+        results.push(run_to("kernel", &args, &tmp(&format!("k_{backend}.npy"))));
     }
     // The JIT may reassociate the 10^4-term sums (vector partial sums, FMA).
     assert_rel("jit vs interp", &results[0], &results[1], 1e-5);
@@ -519,30 +458,12 @@ fn kernels_of_scalar_and_bool_outputs() {
     )
     .unwrap();
     let w = w.display().to_string();
-    let (a, b) = (tmp("k_so_jit.npy"), tmp("k_so_interp.npy"));
-    for (out, backend) in [(&a, "jit"), (&b, "interp")] {
-        let o = jjt(&[
-            "kernel",
-            so.to_str().unwrap(),
-            "--wrt",
-            "w",
-            "--x1",
-            &w,
-            "--x2",
-            &w,
-            "--mode",
-            "trace",
-            "--backend",
-            backend,
-            "-o",
-            out.to_str().unwrap(),
-        ]);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    }
     // K = Σ cos(w)², computed here directly.
     let want: f64 = [0.1f32, 0.2, 0.3].iter().map(|&x| f64::from(x.cos()).powi(2)).sum();
-    for out in [&a, &b] {
-        let got = read(out)[0];
+    for backend in ["jit", "interp"] {
+        let args = [so.to_str().unwrap(), "--wrt", "w", "--x1", &w, "--x2", &w, "--mode", "trace"];
+        let out = tmp(&format!("k_so_{backend}.npy"));
+        let got = run_to("kernel", &[&args[..], &["--backend", backend]].concat(), &out)[0];
         assert!((got - want).abs() <= 1e-6, "{got} vs {want}");
     }
     let bo = tmp("bo.jjt");
@@ -589,24 +510,11 @@ fn tile_setup() -> (String, Vec<String>, String, String) {
 }
 
 fn tile_kernel(model: &str, shared: &[String], xa: &str, xb: &str, extra: &[&str], out: &Path) {
-    let mut args: Vec<&str> = vec![
-        "kernel",
-        model,
-        "--wrt",
-        "w0,b0,w1,b1,w2,b2",
-        "--x1",
-        xa,
-        "--x2",
-        xb,
-        "--tile",
-        "8",
-        "-o",
-        out.to_str().unwrap(),
-    ];
+    let mut args: Vec<&str> =
+        vec![model, "--wrt", "w0,b0,w1,b1,w2,b2", "--x1", xa, "--x2", xb, "--tile", "8"];
     args.extend(shared.iter().map(String::as_str));
     args.extend_from_slice(extra);
-    let o = jjt(&args);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    run_to("kernel", &args, out);
 }
 
 #[test]
@@ -778,45 +686,20 @@ fn staged_tiles_match_explicit_jacobians() {
             }
         }
     }
+    let (pa, p1, p2) = (format!("a={pa}"), format!("x={p1}"), format!("x={p2}"));
+    let model = model.to_str().unwrap();
     for threads in ["1", "2"] {
         let out = tmp(&format!("tanh_k{threads}.npy"));
-        let o = jjt(&[
-            "kernel",
-            model.to_str().unwrap(),
-            "--wrt",
-            "x",
-            "--shared",
-            &format!("a={pa}"),
-            "--x1",
-            &format!("x={p1}"),
-            "--x2",
-            &format!("x={p2}"),
-            "--tile",
-            "2",
-            "--threads",
-            threads,
-            "-o",
-            out.to_str().unwrap(),
-        ]);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let args = [model, "--wrt", "x", "--shared", &pa, "--x1", &p1, "--x2", &p2, "--tile", "2"];
+        let k = run_to("kernel", &[&args[..], &["--threads", threads]].concat(), &out);
         assert_eq!(jjt_npy::read_file(&out).unwrap().shape, vec![b1, b2, 4, 4]);
-        assert_rel("staged tiles", &read(&out), &want, 1e-12);
+        assert_rel("staged tiles", &k, &want, 1e-12);
     }
     // What the tiles share: `jjt dump --stage staged` shows A·Aᵀ in `prepare` and the per-call
     // function taking it as an input.
-    let o = jjt(&[
-        "dump",
-        model.to_str().unwrap(),
-        "--stage",
-        "staged",
-        "--wrt",
-        "x",
-        "--shared",
-        "a",
-        "--batch",
-        "2,2",
-    ]);
-    let text = stdout(&o);
+    let args =
+        ["dump", model, "--stage", "staged", "--wrt", "x", "--shared", "a", "--batch", "2,2"];
+    let text = stdout(&jjt(&args));
     let (prepare, call) = text.split_once("# per call").unwrap();
     assert!(prepare.contains("func f_kernel_prepare(a: f64[4,6]) -> f64[4,4]"), "{text}");
     assert!(prepare.contains("dot_general(a, a, contract=[[1],[1]]"), "{text}");

@@ -22,6 +22,10 @@ fn write(name: &str, text: &str) -> String {
     p.display().to_string()
 }
 
+fn args(a: &[&str]) -> Vec<String> {
+    a.iter().map(|s| s.to_string()).collect()
+}
+
 fn npy(name: &str, shape: Vec<usize>, data: jjt_npy::Data) -> String {
     let p = dir().join(name);
     jjt_npy::write_file(&p, &jjt_npy::Array { shape, data }).unwrap();
@@ -62,346 +66,170 @@ fn user_mistakes() {
     let mut xs = vec![0.0f32; 2 * 2];
     xs[0] = 1.0;
     let kblock = npy("kblock.npy", vec![2, 2], jjt_npy::Data::F32(xs));
-    let cases: Vec<(&str, Vec<String>, Vec<String>)> = vec![
-        (
-            "model file missing",
-            vec!["dump".into(), "/nonexistent/m.jjt".into()],
-            vec!["/nonexistent/m.jjt".into()],
-        ),
-        (
-            "model text error",
-            vec!["dump".into(), bad_model.clone()],
-            vec!["bad.jjt:2:14".into(), "expected".into()],
-        ),
-        (
-            "missing input",
-            vec!["eval".into(), seed.clone()],
-            vec!["`x`".into(), "f32[10000]".into()],
-        ),
+    // `jjt kernel TWO_IN --wrt x` with side-1 files x, z and side-2 files x, z.
+    let two_in_kernel = |[x1, z1]: [&str; 2], [x2, z2]: [&str; 2], extra: &[&str]| {
+        let (x1, z1, x2, z2) =
+            (format!("x={x1}"), format!("z={z1}"), format!("x={x2}"), format!("z={z2}"));
+        let mut a = vec!["kernel", &two_in, "--wrt", "x"];
+        a.extend_from_slice(extra);
+        a.extend(["--x1", &x1, "--x1", &z1, "--x2", &x2, "--x2", &z2]);
+        args(&a)
+    };
+    let (in_x1, in_x64, in_short) = (format!("x={x1}"), format!("x={x64}"), format!("x={short}"));
+    let (p_bools, two_in_x1) = (format!("p={bools}"), format!("={x1}"));
+    let cases: Vec<(&str, Vec<String>, &[&str])> = vec![
+        ("model file missing", args(&["dump", "/nonexistent/m.jjt"]), &["/nonexistent/m.jjt"]),
+        ("model text error", args(&["dump", &bad_model]), &["bad.jjt:2:14", "expected"]),
+        ("missing input", args(&["eval", &seed]), &["`x`", "f32[10000]"]),
         (
             "unknown input",
-            vec!["eval".into(), seed.clone(), "--in".into(), format!("y={x1}")],
-            vec!["`y`".into(), "x: f32[10000]".into()],
+            args(&["eval", &seed, "--in", &format!("y={x1}")]),
+            &["`y`", "x: f32[10000]"],
         ),
-        (
-            "input twice",
-            vec![
-                "eval".into(),
-                seed.clone(),
-                "--in".into(),
-                format!("x={x1}"),
-                "--in".into(),
-                format!("x={x1}"),
-            ],
-            vec!["`x`".into(), "twice".into()],
-        ),
+        ("input twice", args(&["eval", &seed, "--in", &in_x1, "--in", &in_x1]), &["`x`", "twice"]),
         (
             "wrong dtype",
-            vec!["eval".into(), seed.clone(), "--in".into(), format!("x={x64}")],
-            vec!["x2_f64.npy".into(), "expected f32[10000]".into(), "f64[10000]".into()],
+            args(&["eval", &seed, "--in", &in_x64]),
+            &["x2_f64.npy", "expected f32[10000]", "f64[10000]"],
         ),
         (
             "wrong shape",
-            vec!["eval".into(), seed.clone(), "--in".into(), format!("x={short}")],
-            vec!["short.npy".into(), "expected f32[10000]".into(), "f32[3]".into()],
+            args(&["eval", &seed, "--in", &in_short]),
+            &["short.npy", "expected f32[10000]", "f32[3]"],
         ),
         (
             "unsupported npy dtype",
-            vec!["eval".into(), seed.clone(), "--in".into(), format!("x={ints}")],
-            vec!["ints.npy".into(), "<i8".into()],
+            args(&["eval", &seed, "--in", &format!("x={ints}")]),
+            &["ints.npy", "<i8"],
         ),
         (
             "npy missing",
-            vec!["eval".into(), seed.clone(), "--in".into(), "x=/nonexistent/x.npy".into()],
-            vec!["/nonexistent/x.npy".into()],
+            args(&["eval", &seed, "--in", "x=/nonexistent/x.npy"]),
+            &["/nonexistent/x.npy"],
         ),
         (
             "not an npy file",
-            vec!["eval".into(), seed.clone(), "--in".into(), format!("x={magic}")],
-            vec!["magic.npy".into(), "magic".into()],
+            args(&["eval", &seed, "--in", &format!("x={magic}")]),
+            &["magic.npy", "magic"],
         ),
         (
             "bad --in syntax",
-            vec!["eval".into(), two_in.clone(), "--in".into(), format!("={x1}")],
-            vec!["--in".into(), "NAME=FILE.npy".into()],
+            args(&["eval", &two_in, "--in", &two_in_x1]),
+            &["--in", "NAME=FILE.npy"],
         ),
         (
             "bare file, two inputs",
-            vec!["eval".into(), two_in.clone(), "--in".into(), un.clone()],
-            vec!["--in".into(), "NAME=FILE.npy".into()],
+            args(&["eval", &two_in, "--in", &un]),
+            &["--in", "NAME=FILE.npy"],
         ),
         (
             "unknown wrt",
-            vec![
-                "kernel".into(),
-                seed.clone(),
-                "--wrt".into(),
-                "w".into(),
-                "--x1".into(),
-                x1.clone(),
-                "--x2".into(),
-                x2.clone(),
-            ],
-            vec!["`w`".into(), "x: f32[10000]".into()],
+            args(&["kernel", &seed, "--wrt", "w", "--x1", &x1, "--x2", &x2]),
+            &["`w`", "x: f32[10000]"],
         ),
         (
             "wrt a bool input",
-            vec![
-                "kernel".into(),
-                bool_model.clone(),
-                "--wrt".into(),
-                "p".into(),
-                "--x1".into(),
-                format!("p={bools}"),
-                "--x1".into(),
-                format!("x={short}"),
-                "--x2".into(),
-                format!("p={bools}"),
-                "--x2".into(),
-                format!("x={short}"),
-            ],
-            vec!["`p`".into(), "bool".into()],
+            args(&[
+                "kernel",
+                &bool_model,
+                "--wrt",
+                "p",
+                "--x1",
+                &p_bools,
+                "--x1",
+                &in_short,
+                "--x2",
+                &p_bools,
+                "--x2",
+                &in_short,
+            ]),
+            &["`p`", "bool"],
         ),
-        (
-            "side 2 missing",
-            vec![
-                "kernel".into(),
-                seed.clone(),
-                "--wrt".into(),
-                "x".into(),
-                "--x1".into(),
-                x1.clone(),
-            ],
-            vec!["`x`".into(), "--x2".into()],
-        ),
+        ("side 2 missing", args(&["kernel", &seed, "--wrt", "x", "--x1", &x1]), &["`x`", "--x2"]),
         (
             "one side batched",
-            vec![
-                "kernel".into(),
-                two_in.clone(),
-                "--wrt".into(),
-                "x".into(),
-                "--x1".into(),
-                format!("x={b2}"),
-                "--x1".into(),
-                format!("z={b2}"),
-                "--x2".into(),
-                format!("x={un}"),
-                "--x2".into(),
-                format!("z={un}"),
-            ],
-            vec!["side 1".into(), "side 2".into(), "batch".into()],
+            two_in_kernel([&b2, &b2], [&un, &un], &[]),
+            &["side 1", "side 2", "batch"],
         ),
         (
             "batches disagree",
-            vec![
-                "kernel".into(),
-                two_in.clone(),
-                "--wrt".into(),
-                "x".into(),
-                "--x1".into(),
-                format!("x={b2}"),
-                "--x1".into(),
-                format!("z={b3}"),
-                "--x2".into(),
-                format!("x={b2}"),
-                "--x2".into(),
-                format!("z={b2}"),
-            ],
-            vec!["--x1".into(), "`z`".into(), "3 examples".into()],
+            two_in_kernel([&b2, &b3], [&b2, &b2], &[]),
+            &["--x1", "`z`", "3 examples"],
         ),
         (
             "shared and per-side",
-            vec![
-                "kernel".into(),
-                seed.clone(),
-                "--wrt".into(),
-                "x".into(),
-                "--shared".into(),
-                format!("x={x1}"),
-                "--x1".into(),
-                format!("x={x1}"),
-            ],
-            vec!["`x`".into(), "--shared".into()],
+            args(&["kernel", &seed, "--wrt", "x", "--shared", &in_x1, "--x1", &in_x1]),
+            &["`x`", "--shared"],
         ),
         (
             "diagonal needs equal batches",
-            vec![
-                "kernel".into(),
-                two_in.clone(),
-                "--wrt".into(),
-                "x".into(),
-                "--examples".into(),
-                "diagonal".into(),
-                "--x1".into(),
-                format!("x={b2}"),
-                "--x1".into(),
-                format!("z={b2}"),
-                "--x2".into(),
-                format!("x={b3}"),
-                "--x2".into(),
-                format!("z={b3}"),
-            ],
-            vec!["equal batch sizes".into(), "2".into(), "3".into()],
+            two_in_kernel([&b2, &b2], [&b3, &b3], &["--examples", "diagonal"]),
+            &["equal batch sizes", "2", "3"],
         ),
         (
             "bool output",
-            vec![
-                "kernel".into(),
-                bool_out.clone(),
-                "--wrt".into(),
-                "x".into(),
-                "--x1".into(),
-                short.clone(),
-                "--x2".into(),
-                short.clone(),
-            ],
-            vec!["bool[3]".into(), "floating-point".into()],
+            args(&["kernel", &bool_out, "--wrt", "x", "--x1", &short, "--x2", &short]),
+            &["bool[3]", "floating-point"],
         ),
         (
             "several outputs",
-            vec![
-                "kernel".into(),
-                two_out.clone(),
-                "--wrt".into(),
-                "x".into(),
-                "--x1".into(),
-                short.clone(),
-                "--x2".into(),
-                short.clone(),
-            ],
-            vec!["2 outputs".into(), "one output".into()],
+            args(&["kernel", &two_out, "--wrt", "x", "--x1", &short, "--x2", &short]),
+            &["2 outputs", "one output"],
         ),
         (
             "v of the wrong shape",
-            vec![
-                "apply".into(),
-                seed.clone(),
-                "--wrt".into(),
-                "x".into(),
-                "--x1".into(),
-                x1.clone(),
-                "--x2".into(),
-                x2.clone(),
-                "--v".into(),
-                x1.clone(),
-            ],
-            vec!["`v`".into(), "expected f32[5]".into()],
+            args(&["apply", &seed, "--wrt", "x", "--x1", &x1, "--x2", &x2, "--v", &x1]),
+            &["`v`", "expected f32[5]"],
         ),
-        (
-            "stage needs wrt",
-            vec!["dump".into(), seed.clone(), "--stage".into(), "vjp".into()],
-            vec!["--stage vjp".into(), "--wrt".into()],
-        ),
+        ("stage needs wrt", args(&["dump", &seed, "--stage", "vjp"]), &["--stage vjp", "--wrt"]),
         (
             "batch needs two sizes",
-            vec![
-                "dump".into(),
-                seed.clone(),
-                "--stage".into(),
-                "kernel".into(),
-                "--wrt".into(),
-                "x".into(),
-                "--batch".into(),
-                "2,3,4".into(),
-            ],
-            vec!["--batch".into(), "B1,B2".into()],
+            args(&["dump", &seed, "--stage", "kernel", "--wrt", "x", "--batch", "2,3,4"]),
+            &["--batch", "B1,B2"],
         ),
-        (
-            "bad --of",
-            vec![
-                "dump".into(),
-                seed.clone(),
-                "--stage".into(),
-                "clif".into(),
-                "--of".into(),
-                "asm".into(),
-            ],
-            vec!["--of".into(), "kernel".into()],
-        ),
+        ("bad --of", args(&["dump", &seed, "--stage", "clif", "--of", "asm"]), &["--of", "kernel"]),
         (
             "rows out of range",
-            vec![
-                "kernel".into(),
-                two_in.clone(),
-                "--wrt".into(),
-                "x".into(),
-                "--rows".into(),
-                "0:9".into(),
-                "--x1".into(),
-                format!("x={b2}"),
-                "--x1".into(),
-                format!("z={b2}"),
-                "--x2".into(),
-                format!("x={b2}"),
-                "--x2".into(),
-                format!("z={b2}"),
-            ],
-            vec!["--rows 0:9".into(), "<= 2".into()],
+            two_in_kernel([&b2, &b2], [&b2, &b2], &["--rows", "0:9"]),
+            &["--rows 0:9", "<= 2"],
         ),
         (
             "merge with a gap",
-            vec![
-                "merge".into(),
-                format!("0:2,0:2={kblock}"),
-                format!("2:3,0:2={kblock}"),
-                "-o".into(),
-                k.clone(),
-            ],
-            vec!["kblock.npy".into(), "2:3,0:2".into()],
+            args(&["merge", &format!("0:2,0:2={kblock}"), &format!("2:3,0:2={kblock}"), "-o", &k]),
+            &["kblock.npy", "2:3,0:2"],
         ),
         (
             "merge syntax",
-            vec!["merge".into(), kpart.replace(',', ";"), "-o".into(), k.clone()],
-            vec!["A:B,C:D=FILE.npy".into()],
+            args(&["merge", &kpart.replace(',', ";"), "-o", &k]),
+            &["A:B,C:D=FILE.npy"],
         ),
         (
             "gradient check fails",
-            vec![
-                "check".into(),
-                seed.clone(),
-                "--wrt".into(),
-                "x".into(),
-                "--in".into(),
-                format!("x={zeros}"),
-            ],
-            vec!["derivative check failed".into()],
+            args(&["check", &seed, "--wrt", "x", "--in", &format!("x={zeros}")]),
+            &["derivative check failed"],
         ),
-        (
-            "zero repetitions",
-            vec!["bench".into(), seed.clone(), "--reps".into(), "0".into()],
-            vec!["--reps".into()],
-        ),
-        (
-            "zero threads",
-            vec!["bench".into(), seed.clone(), "--threads".into(), "0".into()],
-            vec!["--threads".into(), "at least 1".into()],
-        ),
+        ("zero repetitions", args(&["bench", &seed, "--reps", "0"]), &["--reps"]),
+        ("zero threads", args(&["bench", &seed, "--threads", "0"]), &["--threads", "at least 1"]),
         (
             "over the memory budget",
-            vec![
-                "kernel".into(),
-                wide.clone(),
-                "--wrt".into(),
-                "x".into(),
-                "--x1".into(),
-                wide_x.clone(),
-                "--x2".into(),
-                wide_x.clone(),
-                "--max-memory".into(),
-                "1".into(),
-            ],
-            vec!["budget".into(), "--max-memory".into(), "--rows".into()],
+            args(&[
+                "kernel",
+                &wide,
+                "--wrt",
+                "x",
+                "--x1",
+                &wide_x,
+                "--x2",
+                &wide_x,
+                "--max-memory",
+                "1",
+            ]),
+            &["budget", "--max-memory", "--rows"],
         ),
         (
             "merged kernel too large",
-            vec![
-                "merge".into(),
-                format!("0:1000000000,0:1000000000={empty}"),
-                "-o".into(),
-                k.clone(),
-            ],
-            vec!["1000000000×1000000000".into(), "too large".into()],
+            args(&["merge", &format!("0:1000000000,0:1000000000={empty}"), "-o", &k]),
+            &["1000000000×1000000000", "too large"],
         ),
     ];
     assert!(cases.len() >= 25);
@@ -421,8 +249,8 @@ fn user_mistakes() {
                 "{what}: looks like a debug-formatted value ({debug}):\n{err}"
             );
         }
-        for n in needles {
-            assert!(err.contains(n.as_str()), "{what}: missing `{n}` in\n{err}");
+        for n in needles.iter() {
+            assert!(err.contains(n), "{what}: missing `{n}` in\n{err}");
         }
         snapshot.push_str(&format!("## {what}\n{err}\n"));
     }

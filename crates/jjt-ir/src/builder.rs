@@ -19,6 +19,16 @@ use crate::ops::{
 use crate::types::{DType, Shape, TensorType};
 use crate::verify::verify;
 
+/// Where the scalar of [`FunctionBuilder::binary_scalar`] stands: `value op x` or `x op value`
+/// (the two differ for `-`, `/`, `pow`, ...).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScalarSide {
+    /// `value op x`.
+    Left,
+    /// `x op value`.
+    Right,
+}
+
 /// Builds a [`Function`] node by node.
 #[derive(Debug)]
 pub struct FunctionBuilder {
@@ -229,21 +239,20 @@ impl FunctionBuilder {
         self.add(Op::Binary(b), &v)
     }
 
-    /// `x op value` (or `value op x` when `scalar_first`), the scalar taking `x`'s dtype:
-    /// NumPy's weak scalar rule.
+    /// `x op value` ([`ScalarSide::Right`]) or `value op x` ([`ScalarSide::Left`]), the scalar
+    /// taking `x`'s dtype: NumPy's weak scalar rule.
     pub fn binary_scalar(
         &mut self,
         b: Binary,
         x: NodeId,
         value: f64,
-        scalar_first: bool,
+        side: ScalarSide,
     ) -> Result<NodeId, IrError> {
         let ty = self.ty(x)?.clone();
         let c = self.full(ty, value)?;
-        if scalar_first {
-            self.add(Op::Binary(b), &[c, x])
-        } else {
-            self.add(Op::Binary(b), &[x, c])
+        match side {
+            ScalarSide::Left => self.add(Op::Binary(b), &[c, x]),
+            ScalarSide::Right => self.add(Op::Binary(b), &[x, c]),
         }
     }
 

@@ -28,7 +28,7 @@ pub mod types;
 pub mod verify;
 pub mod walk;
 
-pub use builder::FunctionBuilder;
+pub use builder::{FunctionBuilder, ScalarSide};
 pub use error::{EvalError, IrError, TypeError};
 pub use graph::{Function, Node, NodeId, Param};
 pub use ops::{Binary, Compare, Op, ReduceKind, Unary};

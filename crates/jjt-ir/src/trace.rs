@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::panic::Location;
 use std::rc::Rc;
 
-use crate::builder::FunctionBuilder;
+use crate::builder::{FunctionBuilder, ScalarSide};
 use crate::error::IrError;
 use crate::graph::{Function, NodeId};
 use crate::ops::{Binary, Compare, Const, DotGeneral, ReduceKind, Unary};
@@ -338,8 +338,8 @@ impl Var {
     }
 
     #[track_caller]
-    fn scalar(&self, op: Binary, value: f64, scalar_first: bool) -> Var {
-        self.apply(Location::caller(), |b, x| b.binary_scalar(op, x, value, scalar_first))
+    fn scalar(&self, op: Binary, value: f64, side: ScalarSide) -> Var {
+        self.apply(Location::caller(), |b, x| b.binary_scalar(op, x, value, side))
     }
 
     unary_methods! {
@@ -355,7 +355,7 @@ impl Var {
     /// `self ** value` with a scalar exponent.
     #[track_caller]
     pub fn powf(&self, value: f64) -> Var {
-        self.scalar(Binary::Pow, value, false)
+        self.scalar(Binary::Pow, value, ScalarSide::Right)
     }
 
     /// NumPy's `self @ other`.
@@ -469,28 +469,28 @@ macro_rules! operator {
             type Output = Var;
             #[track_caller]
             fn $method(self, rhs: f64) -> Var {
-                self.scalar(Binary::$op, rhs, false)
+                self.scalar(Binary::$op, rhs, ScalarSide::Right)
             }
         }
         impl std::ops::$trait<f64> for &Var {
             type Output = Var;
             #[track_caller]
             fn $method(self, rhs: f64) -> Var {
-                self.scalar(Binary::$op, rhs, false)
+                self.scalar(Binary::$op, rhs, ScalarSide::Right)
             }
         }
         impl std::ops::$trait<Var> for f64 {
             type Output = Var;
             #[track_caller]
             fn $method(self, rhs: Var) -> Var {
-                rhs.scalar(Binary::$op, self, true)
+                rhs.scalar(Binary::$op, self, ScalarSide::Left)
             }
         }
         impl std::ops::$trait<&Var> for f64 {
             type Output = Var;
             #[track_caller]
             fn $method(self, rhs: &Var) -> Var {
-                rhs.scalar(Binary::$op, self, true)
+                rhs.scalar(Binary::$op, self, ScalarSide::Left)
             }
         }
     };

@@ -210,7 +210,7 @@ fn elementwise_ops_are_bit_exact() {
                 let s = b.binary(Binary::Add, x[0], x[1]).unwrap();
                 let r = b.unary(Unary::Relu, s).unwrap();
                 let e = b.unary(Unary::Tanh, r).unwrap();
-                b.binary_scalar(Binary::Mul, e, 0.25, true).unwrap()
+                b.binary_scalar(Binary::Mul, e, 0.25, jjt_ir::ScalarSide::Left).unwrap()
             });
             check_exact(&f, &[input(&t, 0), input(&t, 9)]);
         }

@@ -64,12 +64,18 @@ impl Kind {
     }
 }
 
+/// Whether integer literals may carry the trailing `L` numpy wrote under Python 2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Longs {
+    /// `2L` is 2 (formats 1.0 and 2.0).
+    Accepted,
+    /// `2L` is a syntax error (format 3.0).
+    Rejected,
+}
+
 /// Parses `src` as exactly one literal surrounded by optional whitespace.
-///
-/// `python2_longs` accepts integer literals with a trailing `L` as written by
-/// numpy under Python 2 (formats 1.0 and 2.0 only).
-pub(crate) fn parse(src: &[u8], encoding: Encoding, python2_longs: bool) -> Result<Node, NpyError> {
-    let mut p = Parser { src, pos: 0, encoding, python2_longs };
+pub(crate) fn parse(src: &[u8], encoding: Encoding, longs: Longs) -> Result<Node, NpyError> {
+    let mut p = Parser { src, pos: 0, encoding, longs };
     p.skip_ws();
     let node = p.value(0)?;
     p.skip_ws();
@@ -96,7 +102,7 @@ struct Parser<'a> {
     src: &'a [u8],
     pos: usize,
     encoding: Encoding,
-    python2_longs: bool,
+    longs: Longs,
 }
 
 impl Parser<'_> {
@@ -298,7 +304,7 @@ impl Parser<'_> {
         }
         let token = self.src.get(digits_start..self.pos).unwrap_or_default();
         let digits = match token.split_last() {
-            Some((b'L' | b'l', rest)) if self.python2_longs => rest,
+            Some((b'L' | b'l', rest)) if self.longs == Longs::Accepted => rest,
             _ => token,
         };
         let kind = if !digits.is_empty() && digits.iter().all(u8::is_ascii_digit) {
@@ -367,7 +373,7 @@ mod tests {
     use super::*;
 
     fn p(s: &str) -> Result<Node, NpyError> {
-        parse(s.as_bytes(), Encoding::Latin1, true)
+        parse(s.as_bytes(), Encoding::Latin1, Longs::Accepted)
     }
 
     fn kind(s: &str) -> Kind {
@@ -403,7 +409,7 @@ mod tests {
         assert_eq!(kind("- -3"), int(3));
         assert_eq!(kind("+7"), int(7));
         assert_eq!(kind("5L"), int(5));
-        assert!(parse(b"5L", Encoding::Latin1, false).is_err());
+        assert!(parse(b"5L", Encoding::Latin1, Longs::Rejected).is_err());
         assert_eq!(
             kind("99999999999999999999999999999999"),
             Kind::Int { negative: false, magnitude: None }
@@ -430,18 +436,21 @@ mod tests {
 
     #[test]
     fn latin1_and_utf8_strings() {
-        assert_eq!(parse(b"'\xe9'", Encoding::Latin1, true).unwrap().kind, Kind::Str("é".into()));
         assert_eq!(
-            parse("'é'".as_bytes(), Encoding::Utf8, false).unwrap().kind,
+            parse(b"'\xe9'", Encoding::Latin1, Longs::Accepted).unwrap().kind,
+            Kind::Str("é".into())
+        );
+        assert_eq!(
+            parse("'é'".as_bytes(), Encoding::Utf8, Longs::Rejected).unwrap().kind,
             Kind::Str("é".into())
         );
         assert!(matches!(
-            parse(b"'\xe9'", Encoding::Utf8, false),
+            parse(b"'\xe9'", Encoding::Utf8, Longs::Rejected),
             Err(NpyError::HeaderEncoding { offset: 1 })
         ));
         // Non-ASCII outside strings is a syntax error.
         assert!(matches!(
-            parse(b"{\xe9}", Encoding::Latin1, false),
+            parse(b"{\xe9}", Encoding::Latin1, Longs::Rejected),
             Err(NpyError::HeaderSyntax { offset: 1, .. })
         ));
     }

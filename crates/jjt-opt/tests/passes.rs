@@ -93,7 +93,7 @@ proptest! {
             DotGeneral { lhs_contract: vec![axis], rhs_contract: vec![eye_axis], ..Default::default() }
         };
         let out = if left { b.dot_general(e, y, d) } else { b.dot_general(y, e, d) }.unwrap();
-        let out = b.binary_scalar(Binary::Mul, out, 2.0, false).unwrap();
+        let out = b.binary_scalar(Binary::Mul, out, 2.0, jjt_ir::ScalarSide::Right).unwrap();
         let f = b.finish(out).unwrap();
         let (g, stats) = jjt_opt::basis::basis(&f).unwrap();
         prop_assert!(jjt_ir::verify(&g).is_ok());

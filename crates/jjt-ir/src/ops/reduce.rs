@@ -154,7 +154,7 @@ impl OpRule for Reduce {
                 ReduceKind::Sum => ct,
                 ReduceKind::Mean => {
                     let n: usize = self.axes.iter().map(|&a| ty.shape.dims()[a]).product();
-                    b.binary_scalar(Binary::Div, ct, n as f64, false)?
+                    b.binary_scalar(Binary::Div, ct, n as f64, crate::ScalarSide::Right)?
                 }
                 ReduceKind::Max => return Err(not_linear("max", "max is not linear")),
             };

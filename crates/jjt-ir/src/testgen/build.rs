@@ -168,7 +168,10 @@ impl Gen<'_, '_> {
         }
         let v = self.bounded(v, self.cfg.limit.sqrt())?;
         let s = self.b.unary(Unary::Square, v.id).ok()?;
-        Some(Val { id: self.b.binary_scalar(Binary::Add, s, 0.5, false).ok()?, m: v.m * v.m + 0.5 })
+        Some(Val {
+            id: self.b.binary_scalar(Binary::Add, s, 0.5, crate::ScalarSide::Right).ok()?,
+            m: v.m * v.m + 0.5,
+        })
     }
 
     fn step(&mut self, kind: Kind) -> Option<Val> {
@@ -303,7 +306,7 @@ impl Gen<'_, '_> {
                             (Binary::Add, -0.0),
                             (Binary::Sub, 0.0),
                         ][i];
-                        self.b.binary_scalar(op, a.id, k, false).ok()?
+                        self.b.binary_scalar(op, a.id, k, crate::ScalarSide::Right).ok()?
                     }
                 };
                 Some(Val { id, m: a.m })

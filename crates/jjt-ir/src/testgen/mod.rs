@@ -258,7 +258,7 @@ pub fn seed_model(dtype: DType, n: usize, m: usize, seed: u32) -> Function {
         let ty = TensorType::new(dtype, [m, n]);
         let a = b.constant(Const::Random { ty, dist: Distribution::Uniform, seed, offset: 0 })?;
         let y = b.matmul(a, x)?;
-        let y = b.binary_scalar(crate::Binary::Div, y, n as f64, false)?;
+        let y = b.binary_scalar(crate::Binary::Div, y, n as f64, crate::ScalarSide::Right)?;
         let out = b.unary(crate::Unary::Sqrt, y)?;
         b.finish(out)
     };

@@ -1,6 +1,6 @@
 //! Tokens of the text format, each with its line and column (1-based, in characters).
 
-use super::parser::{ParseError, ParseErrorKind};
+use super::error::{ParseError, ParseErrorKind};
 
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Tok {

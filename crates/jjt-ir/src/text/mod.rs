@@ -2,13 +2,16 @@
 //! parser for the same language plus nested expressions and infix operators. The grammar is in
 //! `docs/format.md`.
 
+mod error;
+mod expr;
 mod lexer;
 mod parser;
 mod printer;
 
+pub use error::{ModelFileError, ParseError, ParseErrorKind};
 pub use parser::{
-    Limits, MAX_DEPTH, MAX_NODES, MAX_SOURCE_BYTES, ModelFileError, ParseError, ParseErrorKind,
-    parse, parse_file, parse_file_with_limits, parse_with_base, parse_with_limits,
+    Limits, MAX_DEPTH, MAX_NODES, MAX_SOURCE_BYTES, parse, parse_file, parse_file_with_limits,
+    parse_with_base, parse_with_limits,
 };
 pub(crate) use printer::layout;
 pub use printer::print;

@@ -3,14 +3,13 @@
 //! with a caret under the offending text.
 
 use std::collections::HashMap;
-use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use super::error::{ModelFileError, ParseError, ParseErrorKind};
 use super::lexer::{Tok, Token, lex};
 use crate::builder::FunctionBuilder;
 use crate::error::IrError;
 use crate::graph::{Function, NodeId};
-use crate::ops::{AttrValue, Binary, CallArgs, Compare, Op, Unary};
 use crate::types::{DType, Shape, TensorType};
 
 /// Deepest nesting of expressions and attribute lists the parser accepts.
@@ -37,189 +36,6 @@ impl Default for Limits {
         Limits { max_bytes: MAX_SOURCE_BYTES, max_nodes: MAX_NODES }
     }
 }
-
-/// What went wrong while parsing.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ParseErrorKind {
-    /// A character that starts no token.
-    UnexpectedChar(char),
-    /// A string literal without its closing quote.
-    UnterminatedString,
-    /// A malformed number.
-    BadNumber(String),
-    /// Something other than what the grammar allows here.
-    Expected {
-        /// What the grammar wanted.
-        expected: String,
-        /// What was there.
-        found: String,
-    },
-    /// A name used before it was defined.
-    UnknownName(String),
-    /// A call to a name that is no op.
-    UnknownOp(String),
-    /// A name assigned twice (each name is defined once).
-    Redefined(String),
-    /// A name that cannot be defined (a keyword or dtype).
-    Reserved(String),
-    /// Two parameters with one name.
-    DuplicateParam(String),
-    /// An unknown element type.
-    UnknownDType(String),
-    /// An integer that does not fit.
-    IntOverflow(String),
-    /// The op's operands do not fit it (shapes, dtypes).
-    Type(String),
-    /// The op's attributes are missing or wrong.
-    Attr {
-        /// The op.
-        op: String,
-        /// What is wrong.
-        message: String,
-    },
-    /// An argument no op parameter takes.
-    UnusedArg {
-        /// The op.
-        op: String,
-        /// The argument.
-        arg: String,
-    },
-    /// A literal whose dtype cannot be inferred from a neighbour.
-    UntypedLiteral,
-    /// The returned value's type differs from the signature.
-    ReturnType {
-        /// Declared in the signature.
-        declared: TensorType,
-        /// Type of the returned value.
-        actual: TensorType,
-    },
-    /// `return` lists a different number of values than the signature.
-    ReturnCount {
-        /// Outputs in the signature.
-        declared: usize,
-        /// Values returned.
-        actual: usize,
-    },
-    /// Nesting deeper than [`MAX_DEPTH`].
-    TooDeep,
-    /// Text longer than [`Limits::max_bytes`].
-    TooLong {
-        /// Its length in bytes.
-        bytes: usize,
-        /// The limit.
-        limit: usize,
-    },
-    /// More than [`Limits::max_nodes`] nodes.
-    TooManyNodes {
-        /// The limit.
-        limit: usize,
-    },
-}
-
-impl fmt::Display for ParseErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ParseErrorKind::UnexpectedChar(c) => write!(f, "unexpected character {c:?}"),
-            ParseErrorKind::UnterminatedString => {
-                write!(f, "string literal is not closed (missing `\"`)")
-            }
-            ParseErrorKind::BadNumber(s) => write!(f, "malformed number `{s}`"),
-            ParseErrorKind::Expected { expected, found } => {
-                write!(f, "expected {expected}, found {found}")
-            }
-            ParseErrorKind::UnknownName(s) => {
-                write!(f, "`{s}` is not defined (define it with `{s} = ...` first)")
-            }
-            ParseErrorKind::UnknownOp(s) => {
-                write!(f, "`{s}` is not an op (see docs/format.md for the op list)")
-            }
-            ParseErrorKind::Redefined(s) => {
-                write!(f, "`{s}` is already defined; each name is assigned once")
-            }
-            ParseErrorKind::Reserved(s) => {
-                write!(f, "`{s}` is reserved and cannot be used as a name")
-            }
-            ParseErrorKind::DuplicateParam(s) => write!(f, "parameter `{s}` is declared twice"),
-            ParseErrorKind::UnknownDType(s) => {
-                write!(f, "unknown element type `{s}` (expected f32, f64 or bool)")
-            }
-            ParseErrorKind::IntOverflow(s) => write!(f, "integer `{s}` is too large"),
-            ParseErrorKind::Type(s) => write!(f, "{s}"),
-            ParseErrorKind::Attr { op, message } => write!(f, "{op}: {message}"),
-            ParseErrorKind::UnusedArg { op, arg } => {
-                write!(f, "{op} does not take the argument `{arg}`")
-            }
-            ParseErrorKind::UntypedLiteral => {
-                write!(
-                    f,
-                    "cannot infer this literal's dtype; combine it with a tensor or write full(f32[], v)"
-                )
-            }
-            ParseErrorKind::ReturnType { declared, actual } => {
-                write!(f, "returned value has type {actual}, but the signature declares {declared}")
-            }
-            ParseErrorKind::ReturnCount { declared, actual } => {
-                write!(f, "returns {actual} values, but the signature declares {declared}")
-            }
-            ParseErrorKind::TooDeep => {
-                write!(f, "expression nested deeper than {MAX_DEPTH} levels")
-            }
-            ParseErrorKind::TooLong { bytes, limit } => write!(
-                f,
-                "model text is {bytes} bytes, more than the limit of {limit}; \
-                 keep weights in npy(\"...\") files"
-            ),
-            ParseErrorKind::TooManyNodes { limit } => write!(
-                f,
-                "the function has more than {limit} nodes; split it or keep weights in npy files"
-            ),
-        }
-    }
-}
-
-/// A parse error with its position and the source line, displayed with a caret.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ParseError {
-    /// What went wrong.
-    pub kind: ParseErrorKind,
-    /// 1-based line.
-    pub line: usize,
-    /// 1-based column, in characters.
-    pub col: usize,
-    /// The source line.
-    pub line_text: String,
-    /// The file, when parsed from one.
-    pub file: Option<PathBuf>,
-}
-
-impl ParseError {
-    pub(crate) fn new(src: &str, line: usize, col: usize, kind: ParseErrorKind) -> ParseError {
-        let line_text = src.lines().nth(line.saturating_sub(1)).unwrap_or("").to_string();
-        ParseError { kind, line, col, line_text, file: None }
-    }
-}
-
-impl fmt::Display for ParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let file = self.file.as_ref().map_or("<input>".to_string(), |p| p.display().to_string());
-        let num = self.line.to_string();
-        let pad = " ".repeat(num.len());
-        let caret_pad: String = self
-            .line_text
-            .chars()
-            .take(self.col.saturating_sub(1))
-            .map(|c| if c == '\t' { '\t' } else { ' ' })
-            .collect();
-        write!(
-            f,
-            "{}\n{pad}--> {file}:{}:{}\n{pad} |\n{num} | {}\n{pad} | {caret_pad}^",
-            self.kind, self.line, self.col, self.line_text
-        )
-    }
-}
-
-impl std::error::Error for ParseError {}
 
 /// Parse a function from text. `npy("...")` paths resolve against the current folder.
 pub fn parse(src: &str) -> Result<Function, ParseError> {
@@ -276,68 +92,40 @@ pub fn parse_file_with_limits(path: &Path, limits: Limits) -> Result<Function, M
     })
 }
 
-/// Errors reading a model file.
-#[derive(Debug, thiserror::Error)]
-pub enum ModelFileError {
-    /// The file could not be read.
-    #[error("cannot read model `{}`: {source}", path.display())]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The text does not parse.
-    #[error("{0}")]
-    Parse(Box<ParseError>),
-    /// The file is longer than [`Limits::max_bytes`].
-    #[error(
-        "model `{}` is {bytes} bytes, more than the limit of {limit}; keep weights in npy(\"...\") files",
-        path.display()
-    )]
-    TooLong {
-        /// The file.
-        path: PathBuf,
-        /// Its size.
-        bytes: u64,
-        /// The limit.
-        limit: usize,
-    },
-}
-
 /// A value during parsing: a node, or a number literal whose dtype comes from its neighbours
 /// (NumPy's weak scalars).
 #[derive(Clone, Debug)]
-enum Val {
+pub(super) enum Val {
     Node(NodeId),
     Lit(String),
 }
 
-struct Parser<'a> {
-    src: &'a str,
-    toks: Vec<Token>,
-    pos: usize,
-    b: FunctionBuilder,
-    env: HashMap<String, Val>,
-    depth: usize,
-    base: Option<&'a Path>,
-    max_nodes: usize,
+pub(super) struct Parser<'a> {
+    pub(super) src: &'a str,
+    pub(super) toks: Vec<Token>,
+    pub(super) pos: usize,
+    pub(super) b: FunctionBuilder,
+    pub(super) env: HashMap<String, Val>,
+    pub(super) depth: usize,
+    pub(super) base: Option<&'a Path>,
+    pub(super) max_nodes: usize,
 }
 
-const RESERVED: [&str; 9] = ["func", "return", "f32", "f64", "bool", "true", "false", "inf", "nan"];
+pub(super) const RESERVED: [&str; 9] =
+    ["func", "return", "f32", "f64", "bool", "true", "false", "inf", "nan"];
 
-type PResult<T> = Result<T, ParseError>;
+pub(super) type PResult<T> = Result<T, ParseError>;
 
 impl<'a> Parser<'a> {
-    fn peek(&self) -> &Token {
+    pub(super) fn peek(&self) -> &Token {
         &self.toks[self.pos.min(self.toks.len() - 1)]
     }
 
-    fn peek_at(&self, k: usize) -> &Tok {
+    pub(super) fn peek_at(&self, k: usize) -> &Tok {
         &self.toks[(self.pos + k).min(self.toks.len() - 1)].tok
     }
 
-    fn next(&mut self) -> Token {
+    pub(super) fn next(&mut self) -> Token {
         let t = self.peek().clone();
         if self.pos < self.toks.len() - 1 {
             self.pos += 1;
@@ -345,16 +133,16 @@ impl<'a> Parser<'a> {
         t
     }
 
-    fn err_at(&self, t: &Token, kind: ParseErrorKind) -> ParseError {
+    pub(super) fn err_at(&self, t: &Token, kind: ParseErrorKind) -> ParseError {
         ParseError::new(self.src, t.line, t.col, kind)
     }
 
-    fn expected(&self, what: &str) -> ParseError {
+    pub(super) fn expected(&self, what: &str) -> ParseError {
         let t = self.peek();
         self.err_at(t, ParseErrorKind::Expected { expected: what.into(), found: t.tok.describe() })
     }
 
-    fn eat(&mut self, p: &str) -> bool {
+    pub(super) fn eat(&mut self, p: &str) -> bool {
         if self.peek().tok == Tok::Punct(static_punct(p)) {
             self.pos += 1;
             true
@@ -363,7 +151,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn expect(&mut self, p: &str) -> PResult<Token> {
+    pub(super) fn expect(&mut self, p: &str) -> PResult<Token> {
         if self.peek().tok == Tok::Punct(static_punct(p)) {
             Ok(self.next())
         } else {
@@ -371,14 +159,14 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn keyword(&mut self, kw: &str) -> PResult<Token> {
+    pub(super) fn keyword(&mut self, kw: &str) -> PResult<Token> {
         match &self.peek().tok {
             Tok::Ident(s) if s == kw => Ok(self.next()),
             _ => Err(self.expected(&format!("`{kw}`"))),
         }
     }
 
-    fn ident(&mut self, what: &str) -> PResult<(String, Token)> {
+    pub(super) fn ident(&mut self, what: &str) -> PResult<(String, Token)> {
         let t = self.peek().clone();
         match &t.tok {
             Tok::Ident(s) => {
@@ -389,7 +177,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn enter(&mut self) -> PResult<()> {
+    pub(super) fn enter(&mut self) -> PResult<()> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
             let t = self.peek().clone();
@@ -398,12 +186,12 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
-    fn ir_err(&self, t: &Token, e: IrError) -> ParseError {
+    pub(super) fn ir_err(&self, t: &Token, e: IrError) -> ParseError {
         self.err_at(t, ParseErrorKind::Type(e.to_string()))
     }
 
     // func NAME ( params ) -> type { stmts return expr }
-    fn function(&mut self) -> PResult<Function> {
+    pub(super) fn function(&mut self) -> PResult<Function> {
         self.keyword("func")?;
         let (name, nt) = self.ident("a function name")?;
         self.check_definable(&name, &nt)?;
@@ -477,14 +265,14 @@ impl<'a> Parser<'a> {
         b.finish_many(outs.into_iter().map(|(o, _)| o).collect()).map_err(|e| self.ir_err(&rt, e))
     }
 
-    fn check_definable(&self, name: &str, t: &Token) -> PResult<()> {
+    pub(super) fn check_definable(&self, name: &str, t: &Token) -> PResult<()> {
         if RESERVED.contains(&name) {
             return Err(self.err_at(t, ParseErrorKind::Reserved(name.into())));
         }
         Ok(())
     }
 
-    fn statement(&mut self) -> PResult<()> {
+    pub(super) fn statement(&mut self) -> PResult<()> {
         let (name, t) = self.ident("a name")?;
         self.check_definable(&name, &t)?;
         if self.env.contains_key(&name) {
@@ -502,7 +290,7 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
-    fn tensor_type(&mut self) -> PResult<TensorType> {
+    pub(super) fn tensor_type(&mut self) -> PResult<TensorType> {
         let (name, t) = self.ident("a tensor type such as f32[2,3]")?;
         let dtype =
             dtype_of(&name).ok_or_else(|| self.err_at(&t, ParseErrorKind::UnknownDType(name)))?;
@@ -536,366 +324,9 @@ impl<'a> Parser<'a> {
         }
         Ok(TensorType::new(dtype, Shape(dims)))
     }
-
-    // expr := term (('+'|'-') term)*
-    // expr := sum (('<'|'<='|'>'|'>='|'==') sum)?   (comparisons do not chain)
-    fn expr(&mut self) -> PResult<Val> {
-        self.enter()?;
-        let lhs = self.sum()?;
-        let t = self.peek().clone();
-        let cmp = match t.tok {
-            Tok::Punct(">") => Some((Compare::Gt, false)),
-            Tok::Punct(">=") => Some((Compare::Ge, false)),
-            Tok::Punct("<") => Some((Compare::Gt, true)),
-            Tok::Punct("<=") => Some((Compare::Ge, true)),
-            Tok::Punct("==") => Some((Compare::Eq, false)),
-            _ => None,
-        };
-        let v = match cmp {
-            None => lhs,
-            Some((c, swap)) => {
-                self.pos += 1;
-                let rhs = self.sum()?;
-                // `a < b` is `lt(a, b)`; written as the mirrored op so literals type alike.
-                let (c, l, r) = match (c, swap) {
-                    (Compare::Gt, true) => (Compare::Lt, lhs, rhs),
-                    (Compare::Ge, true) => (Compare::Le, lhs, rhs),
-                    (c, _) => (c, lhs, rhs),
-                };
-                self.compare(c, l, r, &t)?
-            }
-        };
-        self.depth -= 1;
-        Ok(v)
-    }
-
-    // sum := term (('+'|'-') term)*
-    fn sum(&mut self) -> PResult<Val> {
-        let mut lhs = self.term()?;
-        loop {
-            let t = self.peek().clone();
-            let op = match t.tok {
-                Tok::Punct("+") => Binary::Add,
-                Tok::Punct("-") => Binary::Sub,
-                _ => break,
-            };
-            self.pos += 1;
-            let rhs = self.term()?;
-            lhs = self.binary(op, lhs, rhs, &t)?;
-        }
-        Ok(lhs)
-    }
-
-    fn compare(&mut self, c: Compare, lhs: Val, rhs: Val, t: &Token) -> PResult<Val> {
-        let id = match (&lhs, &rhs) {
-            (Val::Node(a), Val::Node(b)) => self.b.compare(c, *a, *b),
-            (Val::Node(a), Val::Lit(_)) => {
-                let ty = self.b.ty(*a).map_err(|e| self.ir_err(t, e))?.clone();
-                let k = self.node_of(rhs, t, Some(&ty))?;
-                self.b.compare(c, *a, k)
-            }
-            (Val::Lit(_), Val::Node(b)) => {
-                let ty = self.b.ty(*b).map_err(|e| self.ir_err(t, e))?.clone();
-                let k = self.node_of(lhs, t, Some(&ty))?;
-                self.b.compare(c, k, *b)
-            }
-            (Val::Lit(_), Val::Lit(_)) => {
-                return Err(self.err_at(t, ParseErrorKind::UntypedLiteral));
-            }
-        };
-        Ok(Val::Node(id.map_err(|e| self.ir_err(t, e))?))
-    }
-
-    // term := unary (('*'|'/'|'@') unary)*
-    fn term(&mut self) -> PResult<Val> {
-        let mut lhs = self.unary()?;
-        loop {
-            let t = self.peek().clone();
-            let op = match t.tok {
-                Tok::Punct("*") => Some(Binary::Mul),
-                Tok::Punct("/") => Some(Binary::Div),
-                Tok::Punct("@") => None,
-                _ => break,
-            };
-            self.pos += 1;
-            let rhs = self.unary()?;
-            lhs = match op {
-                Some(op) => self.binary(op, lhs, rhs, &t)?,
-                None => {
-                    let a = self.node_of(lhs, &t, None)?;
-                    let b = self.node_of(rhs, &t, None)?;
-                    Val::Node(self.b.matmul(a, b).map_err(|e| self.ir_err(&t, e))?)
-                }
-            };
-        }
-        Ok(lhs)
-    }
-
-    // unary := '-' unary | atom
-    fn unary(&mut self) -> PResult<Val> {
-        let t = self.peek().clone();
-        if self.eat("-") {
-            self.enter()?;
-            let v = self.unary()?;
-            self.depth -= 1;
-            return match v {
-                Val::Lit(s) => Ok(Val::Lit(match s.strip_prefix('-') {
-                    Some(rest) => rest.to_string(),
-                    None => format!("-{s}"),
-                })),
-                Val::Node(id) => {
-                    Ok(Val::Node(self.b.unary(Unary::Neg, id).map_err(|e| self.ir_err(&t, e))?))
-                }
-            };
-        }
-        self.atom()
-    }
-
-    fn atom(&mut self) -> PResult<Val> {
-        let t = self.peek().clone();
-        match &t.tok {
-            Tok::Int(s) | Tok::Float(s) => {
-                self.pos += 1;
-                Ok(Val::Lit(s.clone()))
-            }
-            Tok::Ident(s) if s == "inf" || s == "nan" => {
-                self.pos += 1;
-                Ok(Val::Lit(s.clone()))
-            }
-            Tok::Ident(s) if RESERVED.contains(&s.as_str()) => Err(self.expected("an expression")),
-            Tok::Ident(name) => {
-                self.pos += 1;
-                if self.peek().tok == Tok::Punct("(") {
-                    self.call(name.clone(), &t)
-                } else {
-                    self.env
-                        .get(name)
-                        .cloned()
-                        .ok_or_else(|| self.err_at(&t, ParseErrorKind::UnknownName(name.clone())))
-                }
-            }
-            Tok::Punct("(") => {
-                self.pos += 1;
-                let v = self.expr()?;
-                self.expect(")")?;
-                Ok(v)
-            }
-            _ => Err(self.expected("an expression")),
-        }
-    }
-
-    /// A literal becomes a `full` constant of type `like`.
-    fn node_of(&mut self, v: Val, t: &Token, like: Option<&TensorType>) -> PResult<NodeId> {
-        match (v, like) {
-            (Val::Node(id), _) => Ok(id),
-            (Val::Lit(s), Some(ty)) => {
-                let value =
-                    crate::ops::constant::parse_value(&AttrValue::Float(s.clone()), ty.dtype)
-                        .map_err(|_| self.err_at(t, ParseErrorKind::BadNumber(s)))?;
-                self.b.full(ty.clone(), value).map_err(|e| self.ir_err(t, e))
-            }
-            (Val::Lit(_), None) => Err(self.err_at(t, ParseErrorKind::UntypedLiteral)),
-        }
-    }
-
-    fn binary(&mut self, op: Binary, lhs: Val, rhs: Val, t: &Token) -> PResult<Val> {
-        let id = match (&lhs, &rhs) {
-            (Val::Node(a), Val::Node(b)) => self.b.binary(op, *a, *b),
-            (Val::Node(a), Val::Lit(_)) => {
-                let ty = self.b.ty(*a).map_err(|e| self.ir_err(t, e))?.clone();
-                let c = self.node_of(rhs, t, Some(&ty))?;
-                self.b.binary(op, *a, c)
-            }
-            (Val::Lit(_), Val::Node(b)) => {
-                let ty = self.b.ty(*b).map_err(|e| self.ir_err(t, e))?.clone();
-                let c = self.node_of(lhs, t, Some(&ty))?;
-                self.b.binary(op, c, *b)
-            }
-            (Val::Lit(_), Val::Lit(_)) => {
-                return Err(self.err_at(t, ParseErrorKind::UntypedLiteral));
-            }
-        };
-        Ok(Val::Node(id.map_err(|e| self.ir_err(t, e))?))
-    }
-
-    fn call(&mut self, name: String, t: &Token) -> PResult<Val> {
-        self.expect("(")?;
-        self.enter()?;
-        let mut operands: Vec<(Val, Token)> = Vec::new();
-        let mut args =
-            CallArgs { base_dir: self.base.map(Path::to_path_buf), ..CallArgs::default() };
-        if !self.eat(")") {
-            loop {
-                let at = self.peek().clone();
-                let is_kw = matches!(at.tok, Tok::Ident(_)) && *self.peek_at(1) == Tok::Punct("=");
-                let is_type = matches!(&at.tok, Tok::Ident(s) if dtype_of(s).is_some())
-                    && *self.peek_at(1) == Tok::Punct("[");
-                if is_kw {
-                    let (key, kt) = self.ident("an attribute name")?;
-                    if args.keyword.iter().any(|(k, _)| *k == key) {
-                        let message = format!("attribute `{key}` is given twice");
-                        return Err(self.err_at(&kt, ParseErrorKind::Attr { op: name, message }));
-                    }
-                    self.expect("=")?;
-                    let v = self.attr_value()?;
-                    args.keyword.push((key, v));
-                } else if is_type
-                    || matches!(at.tok, Tok::Str(_) | Tok::Punct("["))
-                    || (!operands.is_empty() || !args.positional.is_empty()) && is_const_op(&name)
-                {
-                    let v = self.attr_value()?;
-                    args.positional.push(v);
-                } else {
-                    let v = self.expr()?;
-                    operands.push((v, at));
-                }
-                if self.eat(")") {
-                    break;
-                }
-                self.expect(",")?;
-            }
-        }
-        self.depth -= 1;
-        if name == "matmul" {
-            if operands.len() != 2 || !args.positional.is_empty() || !args.keyword.is_empty() {
-                return Err(self.err_at(
-                    t,
-                    ParseErrorKind::Attr {
-                        op: name,
-                        message: "takes exactly two operands: matmul(a, b)".into(),
-                    },
-                ));
-            }
-            let (b, bt) = operands.pop().ok_or_else(|| self.expected("an operand"))?;
-            let (a, at) = operands.pop().ok_or_else(|| self.expected("an operand"))?;
-            let a = self.node_of(a, &at, None)?;
-            let b = self.node_of(b, &bt, None)?;
-            return Ok(Val::Node(self.b.matmul(a, b).map_err(|e| self.ir_err(t, e))?));
-        }
-        if Op::parse_call(&name, &mut CallArgs::default()).is_none() {
-            return Err(self.err_at(t, ParseErrorKind::UnknownOp(name)));
-        }
-        // Literal operands take the dtype of the first float operand and the broadcast shape
-        // of all operands.
-        let nodes: Vec<NodeId> = operands
-            .iter()
-            .filter_map(|(v, _)| if let Val::Node(n) = v { Some(*n) } else { None })
-            .collect();
-        let mut like: Option<TensorType> = None;
-        for &n in &nodes {
-            let ty = self.b.ty(n).map_err(|e| self.ir_err(t, e))?.clone();
-            like = Some(match like {
-                None => ty,
-                Some(l) => {
-                    let shape = crate::builder::broadcast_shapes(&l.shape, &ty.shape)
-                        .unwrap_or(l.shape.clone());
-                    let dtype = if crate::types::is_float(l.dtype) { l.dtype } else { ty.dtype };
-                    TensorType::new(dtype, shape)
-                }
-            });
-        }
-        let like = like.filter(|l| crate::types::is_float(l.dtype));
-        let mut ids = Vec::with_capacity(operands.len());
-        for (v, vt) in operands {
-            ids.push(self.node_of(v, &vt, like.as_ref())?);
-        }
-        args.operand_types = ids
-            .iter()
-            .map(|&i| self.b.ty(i).cloned())
-            .collect::<Result<_, _>>()
-            .map_err(|e| self.ir_err(t, e))?;
-        let op = match Op::parse_call(&name, &mut args) {
-            None => return Err(self.err_at(t, ParseErrorKind::UnknownOp(name))),
-            Some(Err(message)) => {
-                return Err(self.err_at(t, ParseErrorKind::Attr { op: name, message }));
-            }
-            Some(Ok(op)) => op,
-        };
-        if let Some((k, _)) = args.keyword.first() {
-            return Err(self.err_at(t, ParseErrorKind::UnusedArg { op: name, arg: k.clone() }));
-        }
-        if let Some(v) = args.positional.first() {
-            return Err(self.err_at(t, ParseErrorKind::UnusedArg { op: name, arg: v.to_string() }));
-        }
-        let id = match op {
-            Op::Binary(bop) if ids.len() == 2 => self.b.binary(bop, ids[0], ids[1]),
-            Op::Compare(c) if ids.len() == 2 => self.b.compare(c, ids[0], ids[1]),
-            Op::Select(_) if ids.len() == 3 => self.b.select(ids[0], ids[1], ids[2]),
-            op => self.b.add(op, &ids),
-        };
-        Ok(Val::Node(id.map_err(|e| self.ir_err(t, e))?))
-    }
-
-    fn attr_value(&mut self) -> PResult<AttrValue> {
-        self.enter()?;
-        let t = self.next();
-        let v = match &t.tok {
-            Tok::Int(s) => AttrValue::Int(
-                s.parse::<i64>()
-                    .map_err(|_| self.err_at(&t, ParseErrorKind::IntOverflow(s.clone())))?,
-            ),
-            Tok::Float(s) => AttrValue::Float(s.clone()),
-            Tok::Str(s) => AttrValue::Str(s.clone()),
-            Tok::Punct("-") => match self.attr_value()? {
-                AttrValue::Int(0) => AttrValue::Float("-0".into()),
-                AttrValue::Int(i) => AttrValue::Int(-i),
-                AttrValue::Float(s) => AttrValue::Float(format!("-{s}")),
-                _ => {
-                    return Err(self.err_at(
-                        &t,
-                        ParseErrorKind::Expected {
-                            expected: "a number after `-`".into(),
-                            found: "something else".into(),
-                        },
-                    ));
-                }
-            },
-            Tok::Punct("[") => {
-                let mut items = Vec::new();
-                if !self.eat("]") {
-                    loop {
-                        items.push(self.attr_value()?);
-                        if self.eat("]") {
-                            break;
-                        }
-                        self.expect(",")?;
-                    }
-                }
-                AttrValue::List(items)
-            }
-            Tok::Ident(s) if s == "true" || s == "false" => AttrValue::Bool(s == "true"),
-            Tok::Ident(s) if s == "inf" || s == "nan" => AttrValue::Float(s.clone()),
-            Tok::Ident(s) if dtype_of(s).is_some() => {
-                if self.peek().tok == Tok::Punct("[") {
-                    self.pos -= 1;
-                    AttrValue::Type(self.tensor_type()?)
-                } else {
-                    AttrValue::DType(dtype_of(s).unwrap_or(DType::F64))
-                }
-            }
-            other => {
-                return Err(self.err_at(
-                    &t,
-                    ParseErrorKind::Expected {
-                        expected: "an attribute value".into(),
-                        found: other.describe(),
-                    },
-                ));
-            }
-        };
-        self.depth -= 1;
-        Ok(v)
-    }
 }
 
-fn is_const_op(name: &str) -> bool {
-    matches!(
-        name,
-        "const" | "full" | "zeros" | "ones" | "eye" | "iota" | "uniform" | "normal" | "npy"
-    )
-}
-
-fn dtype_of(s: &str) -> Option<DType> {
+pub(super) fn dtype_of(s: &str) -> Option<DType> {
     match s {
         "f32" => Some(DType::F32),
         "f64" => Some(DType::F64),

@@ -1,0 +1,383 @@
+//! The command line: subcommands, their flags and the value types of those flags.
+
+use std::path::PathBuf;
+
+use clap::builder::{BoolishValueParser, TypedValueParser};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use jjt_ad::{Examples, Form, KernelSpec, Mode, Strategy};
+
+use crate::CliError;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "jjt",
+    version,
+    about = "A compiler for products of Jacobians: K = J(p1)·J(p2)ᵀ, and K·v without building J"
+)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum Command {
+    /// Print a model's graph at a pipeline stage, as canonical text or Graphviz DOT.
+    Dump(DumpArgs),
+    /// Evaluate a model on .npy inputs.
+    Eval {
+        /// The model file.
+        model: PathBuf,
+        /// An input as NAME=FILE.npy (repeat once per input); a bare FILE.npy is accepted
+        /// when the model has exactly one input.
+        #[arg(long = "in", value_name = "NAME=FILE.npy")]
+        inputs: Vec<String>,
+        /// Write the result to this .npy file; without it the values are printed.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// How to evaluate.
+        #[arg(long, value_enum, default_value_t = Backend::Jit)]
+        backend: Backend,
+    },
+    /// Compute K = J(p1)·J(p2)ᵀ on .npy inputs.
+    Kernel {
+        #[command(flatten)]
+        io: KernelIo,
+        #[command(flatten)]
+        opts: KernelOpts,
+        #[command(flatten)]
+        tiles: crate::tiles::TileOpts,
+        /// Write K to this .npy file; without it the values are printed.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Assemble kernel blocks (written by `jjt kernel --rows A:B --cols C:D`) into one kernel.
+    Merge {
+        /// Blocks as A:B,C:D=FILE.npy (rows A..B of side 1, columns C..D of side 2).
+        #[arg(required = true, value_name = "A:B,C:D=FILE.npy")]
+        blocks: Vec<String>,
+        /// Where to write the whole kernel.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Compute K·v = J(p1)·J(p2)ᵀ·v without building J or K.
+    Apply {
+        #[command(flatten)]
+        io: KernelIo,
+        #[command(flatten)]
+        opts: KernelOpts,
+        /// The vector (batched: [B2, out...]) K is applied to.
+        #[arg(long, value_name = "V.npy")]
+        v: PathBuf,
+        /// Write K·v to this .npy file; without it the values are printed.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Time a kernel (or, without --wrt, the model itself) on random inputs: the first call
+    /// (parse, transforms, compile, first run) and the steady state. The last line is JSON.
+    Bench(BenchArgs),
+    /// Check a model's derivatives: JVPs against central finite differences and VJPs by the
+    /// dot-product test, at random points, in f64. Exits with status 1 if a check fails.
+    Check {
+        /// The model file.
+        model: PathBuf,
+        /// Inputs to differentiate, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        wrt: Vec<String>,
+        /// Fix inputs to these values (NAME=FILE.npy); the others are drawn uniformly from
+        /// [lo, hi).
+        #[arg(long = "in", value_name = "NAME=FILE.npy")]
+        inputs: Vec<String>,
+        /// Number of random points.
+        #[arg(long, default_value_t = 3)]
+        points: usize,
+        /// Seed of the random points.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Range the random inputs are drawn from.
+        #[arg(long, value_delimiter = ',', default_values_t = [0.1, 1.0], value_name = "LO,HI")]
+        range: Vec<f64>,
+    },
+}
+
+/// The flags of `jjt dump`.
+#[derive(Args, Debug)]
+pub(crate) struct DumpArgs {
+    /// The model file (jjt text format, see docs/format.md).
+    pub model: PathBuf,
+    /// Which stage to print.
+    #[arg(long, value_enum, default_value_t = Stage::Traced)]
+    pub stage: Stage,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    #[command(flatten)]
+    pub target: Target,
+    /// For `--stage optimized`, `clif` and `asm`: which graph (default: `kernel` with
+    /// `--wrt`, else the model).
+    #[arg(long, value_enum)]
+    pub of: Option<Stage>,
+    /// With `--stage optimized`: also print the graph after this pass.
+    #[arg(long, value_enum, value_name = "PASS")]
+    pub print_after: Option<jjt_opt::Pass>,
+    /// With `--stage optimized`: print per-pass time and rule hits.
+    #[arg(long)]
+    pub stats: bool,
+    #[command(flatten)]
+    pub opts: KernelOpts,
+    /// Write to this file instead of standard output.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+}
+
+/// The flags of `jjt bench`.
+#[derive(Args, Debug)]
+pub(crate) struct BenchArgs {
+    /// The model file.
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub target: Target,
+    #[command(flatten)]
+    pub opts: KernelOpts,
+    /// Timed repetitions after the first call.
+    #[arg(long, default_value_t = 20)]
+    pub reps: usize,
+    /// Time the operator form (K·v) instead of K.
+    #[arg(long = "apply", action = ArgAction::SetTrue,
+          value_parser = BoolishValueParser::new().map(form_from_apply_flag))]
+    pub form: Form,
+    /// Seed of the random inputs (uniform in [0, 1)).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u32,
+    /// Threads one call may use for its large matrix products and elementwise steps
+    /// (default: all cores; 1: the calling thread only).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Also time every step of the compiled kernel and print the costliest, with what each
+    /// step is and how it was compiled (before the JSON line).
+    #[arg(long)]
+    pub profile: bool,
+}
+
+/// What `dump` and `bench` differentiate, without input files: the names and batch sizes.
+#[derive(Args, Debug)]
+pub(crate) struct Target {
+    /// Inputs to differentiate, comma-separated (none: the model itself; `dump` needs them
+    /// for stages other than `traced`).
+    #[arg(long, value_delimiter = ',')]
+    pub wrt: Vec<String>,
+    /// Inputs shared by both sides of the kernel, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub shared: Vec<String>,
+    /// Example batch sizes B1,B2 of the per-side inputs.
+    #[arg(long, value_delimiter = ',', value_name = "B1,B2")]
+    pub batch: Option<Vec<usize>>,
+}
+
+impl Target {
+    /// The sizes of `--batch B1,B2`.
+    pub fn batch(&self) -> Result<Option<(usize, usize)>, CliError> {
+        match self.batch.as_deref() {
+            None => Ok(None),
+            Some(&[b1, b2]) => Ok(Some((b1, b2))),
+            Some(_) => Err(CliError::Usage("--batch takes two sizes: --batch B1,B2")),
+        }
+    }
+
+    /// The kernel these names and sizes describe, computed as `opts` say.
+    pub fn spec(&self, opts: &KernelOpts) -> Result<KernelSpec, CliError> {
+        Ok(opts.spec(&self.wrt, &self.shared, self.batch()?))
+    }
+}
+
+/// The model and the per-side and shared inputs of a kernel.
+#[derive(Args, Debug)]
+pub(crate) struct KernelIo {
+    /// The model file.
+    pub model: PathBuf,
+    /// Inputs J is taken with respect to, comma-separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub wrt: Vec<String>,
+    /// A side-1 input as NAME=FILE.npy (repeat per input; a bare FILE.npy when the model
+    /// has one per-side input). One extra leading axis makes it a batch of examples.
+    #[arg(long, value_name = "NAME=FILE.npy")]
+    pub x1: Vec<String>,
+    /// A side-2 input, like --x1.
+    #[arg(long, value_name = "NAME=FILE.npy")]
+    pub x2: Vec<String>,
+    /// An input shared by both sides (e.g. parameters) as NAME=FILE.npy.
+    #[arg(long, value_name = "NAME=FILE.npy")]
+    pub shared: Vec<String>,
+}
+
+/// How the kernel is computed and reduced.
+#[derive(Args, Debug)]
+pub(crate) struct KernelOpts {
+    /// Output mode: all output pairs, their trace, or their diagonal.
+    #[arg(long, value_enum, default_value_t = ModeArg::Full)]
+    pub mode: ModeArg,
+    /// For batched inputs: every example pair, or only b1 = b2.
+    #[arg(long, value_enum, default_value_t = ExamplesArg::All)]
+    pub examples: ExamplesArg,
+    /// How K is built (auto: the cheapest by the cost model).
+    #[arg(long, value_enum, default_value_t = StrategyArg::Auto)]
+    pub strategy: StrategyArg,
+    /// Compute in f64 (an f32 model and its inputs are promoted).
+    #[arg(long = "f64", action = ArgAction::SetTrue,
+          value_parser = BoolishValueParser::new().map(Precision::from_f64_flag))]
+    pub precision: Precision,
+    /// How to evaluate.
+    #[arg(long, value_enum, default_value_t = Backend::Jit)]
+    pub backend: Backend,
+    /// Skip the optimiser (contraction reordering, constant folding) before compiling.
+    #[arg(long = "no-opt", action = ArgAction::SetTrue,
+          value_parser = BoolishValueParser::new().map(Optimizer::from_no_opt_flag))]
+    pub optimizer: Optimizer,
+    /// Memory budget of the compiled kernel (constants, scratch, any one value), in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 8192,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_memory: u64,
+}
+
+/// The arithmetic a model is computed in (`--f64`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Precision {
+    /// The model's own dtypes; input files must match them.
+    AsModel,
+    /// f64: an f32 model and its f32 input files are promoted.
+    F64,
+}
+
+impl Precision {
+    fn from_f64_flag(f64: bool) -> Precision {
+        if f64 { Precision::F64 } else { Precision::AsModel }
+    }
+}
+
+/// Whether graphs go through the optimiser before they run (`--no-opt` skips it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Optimizer {
+    /// Optimise (and with `--strategy auto`, pick the cheapest optimised candidate).
+    Run,
+    /// Run the graph as the transforms built it.
+    Skip,
+}
+
+impl Optimizer {
+    fn from_no_opt_flag(no_opt: bool) -> Optimizer {
+        if no_opt { Optimizer::Skip } else { Optimizer::Run }
+    }
+}
+
+/// Which function of the kernel `bench` times: the `--apply` switch read as a [`Form`].
+fn form_from_apply_flag(apply: bool) -> Form {
+    if apply { Form::Apply } else { Form::Kernel }
+}
+
+/// Pipeline stages `dump` can print.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(crate) enum Stage {
+    /// The graph as parsed, before any transform.
+    Traced,
+    /// The JVP: (inputs, tangents of wrt) -> (outputs, output tangents).
+    Jvp,
+    /// The primal function (with residuals) and the linear function of the tangents.
+    Linearize,
+    /// The VJP: (inputs, output cotangent) -> cotangents of wrt.
+    Vjp,
+    /// The kernel K(p1, p2).
+    Kernel,
+    /// The operator v -> K(p1, p2)·v.
+    Apply,
+    /// The kernel (or the graph selected by `--of`) after the optimiser, with its cost.
+    Optimized,
+    /// The optimised kernel split for repeated calls: `prepare` (what depends on the shared
+    /// inputs alone, run once) and the per-call function (what `jjt kernel` runs per tile).
+    Staged,
+    /// Cranelift IR of the graph selected by `--of`.
+    Clif,
+    /// Machine code (Cranelift's listing) of the graph selected by `--of`.
+    Asm,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(crate) enum Format {
+    /// Canonical text (parses back to the same graph).
+    Text,
+    /// Graphviz DOT (`dot -Tsvg`).
+    Dot,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(crate) enum Backend {
+    /// Native code compiled with Cranelift.
+    Jit,
+    /// The reference interpreter (slow; the oracle the JIT is tested against).
+    Interp,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(crate) enum ModeArg {
+    Full,
+    Trace,
+    Diagonal,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(crate) enum ExamplesArg {
+    All,
+    Diagonal,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(crate) enum StrategyArg {
+    /// Build with every strategy, optimise each, keep the cheapest by the cost model.
+    Auto,
+    /// jvp∘vjp over the output basis: builds J(p2) by VJPs, then applies JVPs at p1.
+    Ntvp,
+    /// Jacobian contraction: build J1 and J2, contract them.
+    Jc,
+}
+
+impl KernelOpts {
+    pub fn mode_name(&self) -> &'static str {
+        match self.mode {
+            ModeArg::Full => "full",
+            ModeArg::Trace => "trace",
+            ModeArg::Diagonal => "diagonal",
+        }
+    }
+
+    pub fn strategy_name(&self) -> &'static str {
+        match self.strategy {
+            StrategyArg::Auto => "auto",
+            StrategyArg::Ntvp => "ntvp",
+            StrategyArg::Jc => "jc",
+        }
+    }
+
+    pub fn spec(
+        &self,
+        wrt: &[String],
+        shared: &[String],
+        batch: Option<(usize, usize)>,
+    ) -> KernelSpec {
+        KernelSpec {
+            wrt: wrt.to_vec(),
+            shared: shared.to_vec(),
+            mode: match self.mode {
+                ModeArg::Full => Mode::Full,
+                ModeArg::Trace => Mode::Trace,
+                ModeArg::Diagonal => Mode::Diagonal,
+            },
+            examples: match self.examples {
+                ExamplesArg::All => Examples::All,
+                ExamplesArg::Diagonal => Examples::Diagonal,
+            },
+            strategy: match self.strategy {
+                StrategyArg::Ntvp | StrategyArg::Auto => Strategy::Ntvp,
+                StrategyArg::Jc => Strategy::Jc,
+            },
+            batch,
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! `jjt dump`: a model's graph at a pipeline stage, as text or Graphviz DOT, optimised with
+//! its cost, split into its staged halves, or as Cranelift IR or machine code.
+
+use jjt_ir::Function;
+
+use crate::CliError;
+use crate::args::{DumpArgs, Format, Stage};
+use crate::output::emit;
+use crate::pipeline::{load, optimized, stage_graphs};
+
+pub(crate) fn run(a: &DumpArgs) -> Result<(), CliError> {
+    let DumpArgs { model, stage, format, target, of, print_after, stats, opts, output } = a;
+    let (stage, format, stats) = (*stage, *format, *stats);
+    let f = load(model, opts.precision)?;
+    let batch = target.batch()?;
+    let wrt = &target.wrt;
+    let of = of.unwrap_or(if wrt.is_empty() { Stage::Traced } else { Stage::Kernel });
+    if matches!(of, Stage::Clif | Stage::Asm | Stage::Linearize | Stage::Optimized | Stage::Staged)
+    {
+        return Err(CliError::Usage("--of takes traced, jvp, vjp, kernel or apply"));
+    }
+    if matches!(stage, Stage::Optimized) {
+        let g = stage_graphs(&f, of, target, opts)?.remove(0);
+        let mut text = String::new();
+        let (opt, reports) = jjt_opt::optimize(&g, |pass, h| {
+            if *print_after == Some(pass) {
+                text.push_str(&format!("# after {pass}\n{}\n", render(h, format)));
+            }
+        })
+        .map_err(CliError::Optimize)?;
+        let mut out = format!(
+            "# before: {}\n# after:  {}\n",
+            jjt_opt::cost::cost(&g),
+            jjt_opt::cost::cost(&opt)
+        );
+        if stats {
+            for r in &reports {
+                out.push_str(&format!(
+                    "# pass {:8} {:8.3} ms  {} nodes  {}\n",
+                    r.pass, r.ms, r.nodes, r.stats
+                ));
+            }
+        }
+        out.push_str(&text);
+        out.push_str(&render(&opt, format));
+        return emit(&out, output.as_deref());
+    }
+    if matches!(stage, Stage::Staged) {
+        let g =
+            optimized(&stage_graphs(&f, Stage::Kernel, target, opts)?.remove(0), opts.optimizer)?;
+        let spec = opts.spec(wrt, &target.shared, batch);
+        let flags: Vec<bool> = spec
+            .layout(&f, jjt_ad::Form::Kernel)?
+            .iter()
+            .map(|(_, role, _)| matches!(role, jjt_ad::Role::Shared(_)))
+            .collect();
+        let st = jjt_opt::stage::stage(&g, &flags).map_err(CliError::Stage)?;
+        let mut out = match &st.prepare {
+            Some(p) => format!(
+                "# prepare: run once per value of the shared inputs\n{}\n",
+                render(p, format)
+            ),
+            None => "# prepare: nothing depends on the shared inputs alone\n".to_string(),
+        };
+        out.push_str("# per call: takes the prepared values as its last inputs\n");
+        out.push_str(&render(&st.call, format));
+        return emit(&out, output.as_deref());
+    }
+    if matches!(stage, Stage::Clif | Stage::Asm) {
+        let g = optimized(&stage_graphs(&f, of, target, opts)?.remove(0), opts.optimizer)?;
+        let keep = jjt_jit::Options {
+            keep_clif: matches!(stage, Stage::Clif),
+            keep_asm: matches!(stage, Stage::Asm),
+            ..Default::default()
+        };
+        let c = jjt_jit::compile_with(&g, keep)?;
+        let text = c.clif().or(c.asm()).unwrap_or_default().to_string();
+        return emit(&text, output.as_deref());
+    }
+    let graphs = stage_graphs(&f, stage, target, opts)?;
+    let text: Vec<String> = graphs.iter().map(|g| render(g, format)).collect();
+    emit(&text.join("\n"), output.as_deref())
+}
+
+fn render(g: &Function, format: Format) -> String {
+    match format {
+        Format::Text => jjt_ir::text::print(g),
+        Format::Dot => jjt_ir::dot::to_dot(g),
+    }
+}

@@ -1,0 +1,114 @@
+//! Everything that can go wrong in `jjt`, one variant per kind of failure, each with a message
+//! that says what happened and what to do.
+
+use std::path::PathBuf;
+
+use jjt_ad::AdError;
+use jjt_ir::text::ModelFileError;
+use jjt_ir::{EvalError, IrError, Shape, TensorType};
+
+/// Everything that can go wrong, each with a message that says what to do.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CliError {
+    #[error("{0}")]
+    Model(#[from] ModelFileError),
+    #[error("{0}")]
+    Ad(#[from] AdError),
+    #[error("cannot read input `{name}` from {}: {source}", path.display())]
+    ReadInput { name: String, path: PathBuf, source: jjt_npy::NpyError },
+    #[error("`{flag} {arg}`: expected NAME=FILE.npy{}", if *single { "" } else { " (a bare FILE.npy is only accepted when exactly one input can be meant)" })]
+    BadInArg { flag: &'static str, arg: String, single: bool },
+    #[error("`{flag} {name}=...`: {reason}; the model's inputs are: {known}")]
+    UnknownInput { flag: &'static str, name: String, reason: String, known: String },
+    #[error("input `{0}` is given twice")]
+    DuplicateInput(String),
+    #[error("missing input `{name}` of type {ty}: pass {flag} {name}=FILE.npy")]
+    MissingInput { flag: &'static str, name: String, ty: String },
+    #[error("input `{name}` ({}): expected {expected}, the file holds {actual}{hint}", path.display())]
+    InputType { name: String, path: PathBuf, expected: String, actual: String, hint: String },
+    /// Flags that each parse but do not go together, or a value outside what a flag accepts.
+    #[error("{0}")]
+    Usage(&'static str),
+    /// `--rows` / `--cols` that is not a range `A:B` of examples.
+    #[error("{flag} {arg}: expected A:B with 0 <= A < B <= {total}")]
+    BadRange { flag: &'static str, arg: String, total: usize },
+    /// Input files of one side with different example batches.
+    #[error(
+        "{flag} inputs disagree on the example batch: `{name}` has {}, an earlier one {}",
+        describe(*batch),
+        describe(*earlier)
+    )]
+    BatchDisagrees {
+        flag: &'static str,
+        name: String,
+        batch: Option<usize>,
+        earlier: Option<usize>,
+    },
+    /// One side batched and the other not.
+    #[error(
+        "side 1 has {} but side 2 has {}: batch both sides or neither",
+        describe(*side1),
+        describe(*side2)
+    )]
+    OneSideBatched { side1: Option<usize>, side2: Option<usize> },
+    #[error("--stage {stage} needs --wrt NAMES (the inputs to differentiate)")]
+    NeedWrt { stage: &'static str },
+    /// A random input (`bench`, `check`) too large for memory.
+    #[error("cannot allocate a random input of type {0}")]
+    Alloc(TensorType),
+    /// The optimiser failed (a bug: every pass keeps the graph valid).
+    #[error("{0}")]
+    Optimize(#[source] IrError),
+    /// Building or optimising the candidates of `--strategy auto` failed.
+    #[error("{0}")]
+    Auto(#[from] jjt_opt::auto::AutoError),
+    /// Splitting the kernel into its shared-inputs part and its per-call part failed.
+    #[error("cannot stage the kernel: {0}")]
+    Stage(#[source] IrError),
+    /// A function without outputs reached evaluation.
+    #[error("the function has no output")]
+    NoOutput,
+    /// A thread computing kernel tiles panicked; its tiles were not written.
+    #[error("a worker thread failed (it panicked while computing kernel tiles)")]
+    WorkerPanicked,
+    /// Data that does not fit its shape: jjt made it, so this is a bug in jjt.
+    #[error("internal error: {0}")]
+    TensorShape(#[from] jjt_ir::tensor::TensorShapeError),
+    /// A kernel input the binding left empty: a bug in jjt.
+    #[error("internal: kernel input `{0}` was not bound")]
+    Unbound(String),
+    /// `jjt merge`: a block argument that is not `A:B,C:D=FILE.npy`.
+    #[error("block `{0}`: expected A:B,C:D=FILE.npy")]
+    BadBlock(String),
+    /// `jjt merge`: a block whose array does not have the shape its ranges say.
+    #[error("block `{block}` has shape {shape}, but its ranges say [{rows}, {cols}, ...]")]
+    BlockShape { block: String, shape: Shape, rows: usize, cols: usize },
+    /// `jjt merge`: blocks of different dtypes or trailing axes.
+    #[error("blocks differ in dtype or in their trailing axes")]
+    BlocksDiffer,
+    /// `jjt merge`: blocks that leave a gap or overlap.
+    #[error("entry ({row}, {col}) is {} by the blocks", if *times == 0 { "not covered" } else { "covered more than once" })]
+    BlockCoverage { row: usize, col: usize, times: u8 },
+    /// `jjt merge`: a kernel too large to hold.
+    #[error("the merged kernel of {rows}×{cols} examples is too large")]
+    MergeTooLarge { rows: usize, cols: usize },
+    #[error("evaluation failed: {0}")]
+    Eval(#[from] EvalError),
+    #[error("cannot write {}: {source}", path.display())]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("cannot write {}: {source}", path.display())]
+    WriteNpy { path: PathBuf, source: jjt_npy::NpyError },
+    /// `jjt check` found derivatives off by more than its tolerances.
+    #[error("derivative check failed: JVP error {jvp:.2e}, VJP error {vjp:.2e}")]
+    CheckFailed { jvp: f64, vjp: f64 },
+    #[error("{0}")]
+    Jit(#[from] jjt_jit::JitError),
+}
+
+/// An example batch as words.
+fn describe(b: Option<usize>) -> String {
+    match b {
+        Some(b) => format!("a batch of {b} examples"),
+        None => "no batch axis".into(),
+    }
+}

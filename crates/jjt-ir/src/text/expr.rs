@@ -1,0 +1,364 @@
+//! Expressions: infix operators with NumPy's weak scalars, calls of ops with their operands
+//! and attributes, and attribute values.
+
+use std::path::Path;
+
+use super::error::ParseErrorKind;
+use super::lexer::{Tok, Token};
+use super::parser::{PResult, Parser, RESERVED, Val, dtype_of};
+use crate::graph::NodeId;
+use crate::ops::{AttrValue, Binary, CallArgs, Compare, Op, Unary};
+use crate::types::{DType, TensorType};
+
+impl Parser<'_> {
+    // expr := term (('+'|'-') term)*
+    // expr := sum (('<'|'<='|'>'|'>='|'==') sum)?   (comparisons do not chain)
+    pub(super) fn expr(&mut self) -> PResult<Val> {
+        self.enter()?;
+        let lhs = self.sum()?;
+        let t = self.peek().clone();
+        let cmp = match t.tok {
+            Tok::Punct(">") => Some((Compare::Gt, false)),
+            Tok::Punct(">=") => Some((Compare::Ge, false)),
+            Tok::Punct("<") => Some((Compare::Gt, true)),
+            Tok::Punct("<=") => Some((Compare::Ge, true)),
+            Tok::Punct("==") => Some((Compare::Eq, false)),
+            _ => None,
+        };
+        let v = match cmp {
+            None => lhs,
+            Some((c, swap)) => {
+                self.pos += 1;
+                let rhs = self.sum()?;
+                // `a < b` is `lt(a, b)`; written as the mirrored op so literals type alike.
+                let (c, l, r) = match (c, swap) {
+                    (Compare::Gt, true) => (Compare::Lt, lhs, rhs),
+                    (Compare::Ge, true) => (Compare::Le, lhs, rhs),
+                    (c, _) => (c, lhs, rhs),
+                };
+                self.compare(c, l, r, &t)?
+            }
+        };
+        self.depth -= 1;
+        Ok(v)
+    }
+
+    // sum := term (('+'|'-') term)*
+    pub(super) fn sum(&mut self) -> PResult<Val> {
+        let mut lhs = self.term()?;
+        loop {
+            let t = self.peek().clone();
+            let op = match t.tok {
+                Tok::Punct("+") => Binary::Add,
+                Tok::Punct("-") => Binary::Sub,
+                _ => break,
+            };
+            self.pos += 1;
+            let rhs = self.term()?;
+            lhs = self.binary(op, lhs, rhs, &t)?;
+        }
+        Ok(lhs)
+    }
+
+    pub(super) fn compare(&mut self, c: Compare, lhs: Val, rhs: Val, t: &Token) -> PResult<Val> {
+        let (a, b) = self.infix_operands(lhs, rhs, t)?;
+        Ok(Val::Node(self.b.compare(c, a, b).map_err(|e| self.ir_err(t, e))?))
+    }
+
+    // term := unary (('*'|'/'|'@') unary)*
+    pub(super) fn term(&mut self) -> PResult<Val> {
+        let mut lhs = self.unary()?;
+        loop {
+            let t = self.peek().clone();
+            let op = match t.tok {
+                Tok::Punct("*") => Some(Binary::Mul),
+                Tok::Punct("/") => Some(Binary::Div),
+                Tok::Punct("@") => None,
+                _ => break,
+            };
+            self.pos += 1;
+            let rhs = self.unary()?;
+            lhs = match op {
+                Some(op) => self.binary(op, lhs, rhs, &t)?,
+                None => {
+                    let a = self.node_of(lhs, &t, None)?;
+                    let b = self.node_of(rhs, &t, None)?;
+                    Val::Node(self.b.matmul(a, b).map_err(|e| self.ir_err(&t, e))?)
+                }
+            };
+        }
+        Ok(lhs)
+    }
+
+    // unary := '-' unary | atom
+    pub(super) fn unary(&mut self) -> PResult<Val> {
+        let t = self.peek().clone();
+        if self.eat("-") {
+            self.enter()?;
+            let v = self.unary()?;
+            self.depth -= 1;
+            return match v {
+                Val::Lit(s) => Ok(Val::Lit(match s.strip_prefix('-') {
+                    Some(rest) => rest.to_string(),
+                    None => format!("-{s}"),
+                })),
+                Val::Node(id) => {
+                    Ok(Val::Node(self.b.unary(Unary::Neg, id).map_err(|e| self.ir_err(&t, e))?))
+                }
+            };
+        }
+        self.atom()
+    }
+
+    pub(super) fn atom(&mut self) -> PResult<Val> {
+        let t = self.peek().clone();
+        match &t.tok {
+            Tok::Int(s) | Tok::Float(s) => {
+                self.pos += 1;
+                Ok(Val::Lit(s.clone()))
+            }
+            Tok::Ident(s) if s == "inf" || s == "nan" => {
+                self.pos += 1;
+                Ok(Val::Lit(s.clone()))
+            }
+            Tok::Ident(s) if RESERVED.contains(&s.as_str()) => Err(self.expected("an expression")),
+            Tok::Ident(name) => {
+                self.pos += 1;
+                if self.peek().tok == Tok::Punct("(") {
+                    self.call(name.clone(), &t)
+                } else {
+                    self.env
+                        .get(name)
+                        .cloned()
+                        .ok_or_else(|| self.err_at(&t, ParseErrorKind::UnknownName(name.clone())))
+                }
+            }
+            Tok::Punct("(") => {
+                self.pos += 1;
+                let v = self.expr()?;
+                self.expect(")")?;
+                Ok(v)
+            }
+            _ => Err(self.expected("an expression")),
+        }
+    }
+
+    /// A literal becomes a `full` constant of type `like`.
+    pub(super) fn node_of(
+        &mut self,
+        v: Val,
+        t: &Token,
+        like: Option<&TensorType>,
+    ) -> PResult<NodeId> {
+        match (v, like) {
+            (Val::Node(id), _) => Ok(id),
+            (Val::Lit(s), Some(ty)) => {
+                let value =
+                    crate::ops::constant::parse_value(&AttrValue::Float(s.clone()), ty.dtype)
+                        .map_err(|_| self.err_at(t, ParseErrorKind::BadNumber(s)))?;
+                self.b.full(ty.clone(), value).map_err(|e| self.ir_err(t, e))
+            }
+            (Val::Lit(_), None) => Err(self.err_at(t, ParseErrorKind::UntypedLiteral)),
+        }
+    }
+
+    pub(super) fn binary(&mut self, op: Binary, lhs: Val, rhs: Val, t: &Token) -> PResult<Val> {
+        let (a, b) = self.infix_operands(lhs, rhs, t)?;
+        Ok(Val::Node(self.b.binary(op, a, b).map_err(|e| self.ir_err(t, e))?))
+    }
+
+    /// The operands of an infix op: a literal takes the type of the node on the other side
+    /// (NumPy's weak scalars); between two literals there is no type to take.
+    pub(super) fn infix_operands(
+        &mut self,
+        lhs: Val,
+        rhs: Val,
+        t: &Token,
+    ) -> PResult<(NodeId, NodeId)> {
+        let like = match (&lhs, &rhs) {
+            (Val::Node(n), _) | (_, Val::Node(n)) => {
+                self.b.ty(*n).map_err(|e| self.ir_err(t, e))?.clone()
+            }
+            (Val::Lit(_), Val::Lit(_)) => {
+                return Err(self.err_at(t, ParseErrorKind::UntypedLiteral));
+            }
+        };
+        Ok((self.node_of(lhs, t, Some(&like))?, self.node_of(rhs, t, Some(&like))?))
+    }
+
+    pub(super) fn call(&mut self, name: String, t: &Token) -> PResult<Val> {
+        self.expect("(")?;
+        self.enter()?;
+        let mut operands: Vec<(Val, Token)> = Vec::new();
+        let mut args =
+            CallArgs { base_dir: self.base.map(Path::to_path_buf), ..CallArgs::default() };
+        if !self.eat(")") {
+            loop {
+                let at = self.peek().clone();
+                let is_kw = matches!(at.tok, Tok::Ident(_)) && *self.peek_at(1) == Tok::Punct("=");
+                let is_type = matches!(&at.tok, Tok::Ident(s) if dtype_of(s).is_some())
+                    && *self.peek_at(1) == Tok::Punct("[");
+                if is_kw {
+                    let (key, kt) = self.ident("an attribute name")?;
+                    if args.keyword.iter().any(|(k, _)| *k == key) {
+                        let message = format!("attribute `{key}` is given twice");
+                        return Err(self.err_at(&kt, ParseErrorKind::Attr { op: name, message }));
+                    }
+                    self.expect("=")?;
+                    let v = self.attr_value()?;
+                    args.keyword.push((key, v));
+                } else if is_type
+                    || matches!(at.tok, Tok::Str(_) | Tok::Punct("["))
+                    || (!operands.is_empty() || !args.positional.is_empty()) && is_const_op(&name)
+                {
+                    let v = self.attr_value()?;
+                    args.positional.push(v);
+                } else {
+                    let v = self.expr()?;
+                    operands.push((v, at));
+                }
+                if self.eat(")") {
+                    break;
+                }
+                self.expect(",")?;
+            }
+        }
+        self.depth -= 1;
+        if name == "matmul" {
+            if operands.len() != 2 || !args.positional.is_empty() || !args.keyword.is_empty() {
+                return Err(self.err_at(
+                    t,
+                    ParseErrorKind::Attr {
+                        op: name,
+                        message: "takes exactly two operands: matmul(a, b)".into(),
+                    },
+                ));
+            }
+            let (b, bt) = operands.pop().ok_or_else(|| self.expected("an operand"))?;
+            let (a, at) = operands.pop().ok_or_else(|| self.expected("an operand"))?;
+            let a = self.node_of(a, &at, None)?;
+            let b = self.node_of(b, &bt, None)?;
+            return Ok(Val::Node(self.b.matmul(a, b).map_err(|e| self.ir_err(t, e))?));
+        }
+        if Op::parse_call(&name, &mut CallArgs::default()).is_none() {
+            return Err(self.err_at(t, ParseErrorKind::UnknownOp(name)));
+        }
+        // Literal operands take the dtype of the first float operand and the broadcast shape
+        // of all operands.
+        let nodes: Vec<NodeId> = operands
+            .iter()
+            .filter_map(|(v, _)| if let Val::Node(n) = v { Some(*n) } else { None })
+            .collect();
+        let mut like: Option<TensorType> = None;
+        for &n in &nodes {
+            let ty = self.b.ty(n).map_err(|e| self.ir_err(t, e))?.clone();
+            like = Some(match like {
+                None => ty,
+                Some(l) => {
+                    let shape = crate::builder::broadcast_shapes(&l.shape, &ty.shape)
+                        .unwrap_or(l.shape.clone());
+                    let dtype = if crate::types::is_float(l.dtype) { l.dtype } else { ty.dtype };
+                    TensorType::new(dtype, shape)
+                }
+            });
+        }
+        let like = like.filter(|l| crate::types::is_float(l.dtype));
+        let mut ids = Vec::with_capacity(operands.len());
+        for (v, vt) in operands {
+            ids.push(self.node_of(v, &vt, like.as_ref())?);
+        }
+        args.operand_types = ids
+            .iter()
+            .map(|&i| self.b.ty(i).cloned())
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.ir_err(t, e))?;
+        let op = match Op::parse_call(&name, &mut args) {
+            None => return Err(self.err_at(t, ParseErrorKind::UnknownOp(name))),
+            Some(Err(message)) => {
+                return Err(self.err_at(t, ParseErrorKind::Attr { op: name, message }));
+            }
+            Some(Ok(op)) => op,
+        };
+        if let Some((k, _)) = args.keyword.first() {
+            return Err(self.err_at(t, ParseErrorKind::UnusedArg { op: name, arg: k.clone() }));
+        }
+        if let Some(v) = args.positional.first() {
+            return Err(self.err_at(t, ParseErrorKind::UnusedArg { op: name, arg: v.to_string() }));
+        }
+        let id = match op {
+            Op::Binary(bop) if ids.len() == 2 => self.b.binary(bop, ids[0], ids[1]),
+            Op::Compare(c) if ids.len() == 2 => self.b.compare(c, ids[0], ids[1]),
+            Op::Select(_) if ids.len() == 3 => self.b.select(ids[0], ids[1], ids[2]),
+            op => self.b.add(op, &ids),
+        };
+        Ok(Val::Node(id.map_err(|e| self.ir_err(t, e))?))
+    }
+
+    pub(super) fn attr_value(&mut self) -> PResult<AttrValue> {
+        self.enter()?;
+        let t = self.next();
+        let v = match &t.tok {
+            Tok::Int(s) => AttrValue::Int(
+                s.parse::<i64>()
+                    .map_err(|_| self.err_at(&t, ParseErrorKind::IntOverflow(s.clone())))?,
+            ),
+            Tok::Float(s) => AttrValue::Float(s.clone()),
+            Tok::Str(s) => AttrValue::Str(s.clone()),
+            Tok::Punct("-") => match self.attr_value()? {
+                AttrValue::Int(0) => AttrValue::Float("-0".into()),
+                AttrValue::Int(i) => AttrValue::Int(-i),
+                AttrValue::Float(s) => AttrValue::Float(format!("-{s}")),
+                _ => {
+                    return Err(self.err_at(
+                        &t,
+                        ParseErrorKind::Expected {
+                            expected: "a number after `-`".into(),
+                            found: "something else".into(),
+                        },
+                    ));
+                }
+            },
+            Tok::Punct("[") => {
+                let mut items = Vec::new();
+                if !self.eat("]") {
+                    loop {
+                        items.push(self.attr_value()?);
+                        if self.eat("]") {
+                            break;
+                        }
+                        self.expect(",")?;
+                    }
+                }
+                AttrValue::List(items)
+            }
+            Tok::Ident(s) if s == "true" || s == "false" => AttrValue::Bool(s == "true"),
+            Tok::Ident(s) if s == "inf" || s == "nan" => AttrValue::Float(s.clone()),
+            Tok::Ident(s) if dtype_of(s).is_some() => {
+                if self.peek().tok == Tok::Punct("[") {
+                    self.pos -= 1;
+                    AttrValue::Type(self.tensor_type()?)
+                } else {
+                    AttrValue::DType(dtype_of(s).unwrap_or(DType::F64))
+                }
+            }
+            other => {
+                return Err(self.err_at(
+                    &t,
+                    ParseErrorKind::Expected {
+                        expected: "an attribute value".into(),
+                        found: other.describe(),
+                    },
+                ));
+            }
+        };
+        self.depth -= 1;
+        Ok(v)
+    }
+}
+
+fn is_const_op(name: &str) -> bool {
+    matches!(
+        name,
+        "const" | "full" | "zeros" | "ones" | "eye" | "iota" | "uniform" | "normal" | "npy"
+    )
+}
