@@ -327,8 +327,24 @@ fn random_setup(seed: u64) -> Setup {
 #[test]
 fn strategies_agree_with_oracle_on_random_graphs() {
     let mut rng = Rng(23);
+    let (mut with_shared, mut with_fixed_side) = (0, 0);
     for id in 0..24 {
         let s = random_setup(id);
+        let params: Vec<&str> = s.f.params().iter().map(|p| p.name.as_str()).collect();
+        with_shared += usize::from(!s.shared.is_empty());
+        // A per-side input that is not differentiated (the old fixed setups' `z`).
+        with_fixed_side += usize::from(
+            params
+                .iter()
+                .any(|p| !s.wrt.iter().any(|w| w == p) && !s.shared.iter().any(|x| x == p)),
+        );
         check_all(&s, &mut rng, &[None, Some((2, 3)), Some((2, 2))]);
     }
+    // The graphs cover the roles an input can have: shared (θ), and per side but not
+    // differentiated.
+    assert!(with_shared >= 4, "only {with_shared} of 24 graphs have a shared input");
+    assert!(
+        with_fixed_side >= 4,
+        "only {with_fixed_side} of 24 graphs have a fixed per-side input"
+    );
 }

@@ -58,7 +58,8 @@ fn kinds(cfg: &Config) -> Vec<Kind> {
     k.extend(Compare::ALL.into_iter().map(Kind::Select));
     k.extend(ReduceKind::ALL.into_iter().map(Kind::Reduce));
     k.extend([Kind::Convert, Kind::Reshape, Kind::Transpose, Kind::Broadcast, Kind::Slice]);
-    k.extend([Kind::Concat, Kind::Pad, Kind::Identity]);
+    k.extend([Kind::Concat, Kind::Pad]);
+    k.extend((0..cfg.identity_weight.max(1)).map(|_| Kind::Identity));
     k.extend((0..cfg.dot_weight.max(1)).map(|_| Kind::Dot));
     for name in ["const", "full", "zeros", "ones", "eye", "iota", "uniform", "normal", "npy"] {
         if name != "npy" || cfg.npy {

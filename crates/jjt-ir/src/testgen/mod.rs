@@ -141,6 +141,9 @@ pub struct Config {
     pub roles: bool,
     /// Contractions are drawn this many times as often as any other op (1: as often).
     pub dot_weight: usize,
+    /// The simplifier's patterns (`x·1`, `x/1`, `x+(−0)`, `x−0`, `−(−x)`, `select(p,x,x)`) are
+    /// drawn this many times as often as any other op (1: as often).
+    pub identity_weight: usize,
     /// The outputs.
     pub outputs: Outputs,
     /// Arguments are uniform in this range.
@@ -158,6 +161,7 @@ impl Default for Config {
             npy: true,
             roles: false,
             dot_weight: 1,
+            identity_weight: 1,
             outputs: Outputs::Many(4),
             range: (-2.0, 2.0),
         }
