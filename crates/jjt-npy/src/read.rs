@@ -99,7 +99,7 @@ pub fn read_file(path: &Path) -> Result<Array, NpyError> {
 /// [`read_header`].
 ///
 /// Reads at most the preamble and the header (no more than
-/// 12 + [`MAX_HEADER_LEN`] bytes), never the data.
+/// 12 + [`MAX_HEADER_LEN`](crate::MAX_HEADER_LEN) bytes), never the data.
 pub fn read_file_header(path: &Path) -> Result<Header, NpyError> {
     let file = std::fs::File::open(path).map_err(|source| io_error(path, source))?;
     let mut reader = file.take(12);

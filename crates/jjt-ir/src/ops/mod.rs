@@ -139,7 +139,7 @@ pub trait OpRule {
     /// Transpose rule of an op that is linear in the operands marked [`Lin::Linear`] (the others
     /// are known values, [`Lin::Known`]): given the cotangent `ct` of the output, emit the
     /// cotangent of each linear operand (`None` for known operands). Ops that are not linear in
-    /// the marked operands return [`IrError::NotLinear`].
+    /// the marked operands return [`IrError::NotLinear`](crate::IrError::NotLinear).
     fn transpose(&self, b: &mut FunctionBuilder, ct: NodeId, operands: &[Lin]) -> TransposeResult;
     /// Batching rule (see [`BatchArgs`]): the output and its batch axis.
     fn batch(&self, b: &mut FunctionBuilder, a: BatchArgs<'_>) -> BatchResult;
@@ -150,7 +150,7 @@ pub trait OpRule {
 
 /// Reading an op back from the text format.
 pub trait ParseOp: Sized {
-    /// Every name this op family has in the text format (an op's [`OpRule::name`] is one of
+    /// Every name this op family has in the text format (an op's [`OpInfo::name`] is one of
     /// them). `Op::all_names` joins these lists: the checklist every "every op" test iterates.
     fn names() -> Vec<&'static str>;
     /// If `name` belongs to this op family, the op built from `args`, or why the arguments do

@@ -72,14 +72,14 @@ pub enum ParseErrorKind {
     },
     /// Nesting deeper than [`MAX_DEPTH`].
     TooDeep,
-    /// Text longer than [`Limits::max_bytes`].
+    /// Text longer than [`Limits::max_bytes`](super::Limits::max_bytes).
     TooLong {
         /// Its length in bytes.
         bytes: usize,
         /// The limit.
         limit: usize,
     },
-    /// More than [`Limits::max_nodes`] nodes.
+    /// More than [`Limits::max_nodes`](super::Limits::max_nodes) nodes.
     TooManyNodes {
         /// The limit.
         limit: usize,
@@ -204,7 +204,7 @@ pub enum ModelFileError {
     /// The text does not parse.
     #[error("{0}")]
     Parse(Box<ParseError>),
-    /// The file is longer than [`Limits::max_bytes`].
+    /// The file is longer than [`Limits::max_bytes`](super::Limits::max_bytes).
     #[error(
         "model `{}` is {bytes} bytes, more than the limit of {limit}; keep weights in npy(\"...\") files",
         path.display()
