@@ -238,7 +238,11 @@ pub(crate) fn bind_kernel(
             {
                 Some(dims[0])
             } else {
-                let expected = format!("{want} or a batch [B,{}]", &want.shape.to_string()[1..]);
+                let dims: Vec<String> = want.shape.dims().iter().map(|d| d.to_string()).collect();
+                let expected = format!(
+                    "{want} or a batch [B{}]",
+                    dims.iter().map(|d| format!(",{d}")).collect::<String>()
+                );
                 return Err(type_error(&name, &path, expected, &t, want));
             };
             if let Some(given) = batch_flag.map(|(b1, b2)| if s == 0 { b1 } else { b2 }) {
