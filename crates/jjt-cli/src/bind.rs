@@ -245,15 +245,10 @@ pub(crate) fn bind_kernel(
                 );
                 return Err(type_error(&name, &path, expected, &t, want));
             };
-            if let Some(given) = batch_flag.map(|(b1, b2)| if s == 0 { b1 } else { b2 }) {
-                if this_batch != Some(given) {
-                    return Err(CliError::BatchFlagDisagrees {
-                        flag,
-                        name,
-                        batch: this_batch,
-                        given,
-                    });
-                }
+            if let Some(given) = batch_flag.map(|(b1, b2)| if s == 0 { b1 } else { b2 })
+                && this_batch != Some(given)
+            {
+                return Err(CliError::BatchFlagDisagrees { flag, name, batch: this_batch, given });
             }
             match batch[s] {
                 None => batch[s] = Some(this_batch),

@@ -5,6 +5,9 @@
 //! - `jjt kernel MODEL --wrt NAMES --x1 NAME=FILE --x2 NAME=FILE [--shared NAME=FILE] -o K.npy`
 //! - `jjt apply ... --v V.npy -o KV.npy`
 //! - `jjt check MODEL --wrt NAMES`
+//! - `jjt bench MODEL [--wrt ITEMS --shared ITEMS --x1 NAME=FILE --x2 NAME=FILE] [-o OUT.npy]`
+//!
+//! Every `--wrt` / `--shared` item is `NAME` or `NAME=FILE.npy`, comma-separated or repeated.
 //!
 //! Errors print one message (with line:col and a caret for model text) and exit with status 1;
 //! usage errors the argument parser finds exit with status 2 (flags that parse but do not go
