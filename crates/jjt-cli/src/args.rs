@@ -72,8 +72,9 @@ pub(crate) enum Command {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
-    /// Time a kernel (or, without --wrt, the model itself) on random inputs: the first call
-    /// (parse, transforms, compile, first run) and the steady state. The last line is JSON.
+    /// Time a kernel (or, without --wrt, the model itself) on .npy inputs given as for
+    /// `kernel`, random values for those not given: the first call (parse, transforms,
+    /// compile, first run) and the steady state. The last line is JSON.
     Bench(BenchArgs),
     /// Check a model's derivatives: JVPs against central finite differences and VJPs by the
     /// dot-product test, at random points, in f64. Exits with status 1 if a check fails.
@@ -180,7 +181,8 @@ pub(crate) struct Target {
     /// repeated.
     #[arg(long, value_delimiter = ',', value_name = "NAME[=FILE.npy]")]
     pub shared: Vec<String>,
-    /// Example batch sizes B1,B2 of the per-side inputs.
+    /// Example batch sizes B1,B2 of the per-side inputs (`bench`: must agree with the batches
+    /// of the files given; sizes the random inputs).
     #[arg(long, value_delimiter = ',', value_name = "B1,B2")]
     pub batch: Option<Vec<usize>>,
 }
