@@ -72,16 +72,18 @@ pub(crate) enum Command {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
-    /// Time a kernel (or, without --wrt, the model itself) on random inputs: the first call
-    /// (parse, transforms, compile, first run) and the steady state. The last line is JSON.
+    /// Time a kernel (or, without --wrt, the model itself) on .npy inputs given as for
+    /// `kernel`, random values for those not given: the first call (parse, transforms,
+    /// compile, first run) and the steady state. The last line is JSON.
     Bench(BenchArgs),
     /// Check a model's derivatives: JVPs against central finite differences and VJPs by the
     /// dot-product test, at random points, in f64. Exits with status 1 if a check fails.
     Check {
         /// The model file.
         model: PathBuf,
-        /// Inputs to differentiate, comma-separated.
-        #[arg(long, value_delimiter = ',', required = true)]
+        /// Inputs to differentiate, NAME or NAME=FILE.npy (fixes the input at that file, as
+        /// --in does), comma-separated or repeated.
+        #[arg(long, value_delimiter = ',', required = true, value_name = "NAME[=FILE.npy]")]
         wrt: Vec<String>,
         /// Fix inputs to these values (NAME=FILE.npy); the others are drawn uniformly from
         /// [lo, hi).
@@ -136,8 +138,18 @@ pub(crate) struct BenchArgs {
     pub model: PathBuf,
     #[command(flatten)]
     pub target: Target,
+    /// A side-1 input as NAME=FILE.npy, as for `jjt kernel` (one extra leading axis: a batch
+    /// of examples); per-side inputs not given are random.
+    #[arg(long, value_name = "NAME=FILE.npy")]
+    pub x1: Vec<String>,
+    /// A side-2 input, like --x1.
+    #[arg(long, value_name = "NAME=FILE.npy")]
+    pub x2: Vec<String>,
     #[command(flatten)]
     pub opts: KernelOpts,
+    /// Write the result of the first call (K, K·v or the model's output) to this .npy file.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
     /// Timed repetitions after the first call.
     #[arg(long, default_value_t = 20)]
     pub reps: usize,
@@ -145,7 +157,7 @@ pub(crate) struct BenchArgs {
     #[arg(long = "apply", action = ArgAction::SetTrue,
           value_parser = BoolishValueParser::new().map(form_from_apply_flag))]
     pub form: Form,
-    /// Seed of the random inputs (uniform in [0, 1)).
+    /// Seed of the random inputs, those no file gives (uniform in [0, 1)).
     #[arg(long, default_value_t = 0)]
     pub seed: u32,
     /// Threads one call may use for its large matrix products and elementwise steps
@@ -158,17 +170,19 @@ pub(crate) struct BenchArgs {
     pub profile: bool,
 }
 
-/// What `dump` and `bench` differentiate, without input files: the names and batch sizes.
+/// What `dump` and `bench` differentiate: the names (with optional files) and batch sizes.
 #[derive(Args, Debug)]
 pub(crate) struct Target {
-    /// Inputs to differentiate, comma-separated (none: the model itself; `dump` needs them
-    /// for stages other than `traced`).
-    #[arg(long, value_delimiter = ',')]
+    /// Inputs to differentiate, NAME or NAME=FILE.npy, comma-separated or repeated (none: the
+    /// model itself; `dump` needs them for stages other than `traced`).
+    #[arg(long, value_delimiter = ',', value_name = "NAME[=FILE.npy]")]
     pub wrt: Vec<String>,
-    /// Inputs shared by both sides of the kernel, comma-separated.
-    #[arg(long, value_delimiter = ',')]
+    /// Inputs shared by both sides of the kernel, NAME or NAME=FILE.npy, comma-separated or
+    /// repeated.
+    #[arg(long, value_delimiter = ',', value_name = "NAME[=FILE.npy]")]
     pub shared: Vec<String>,
-    /// Example batch sizes B1,B2 of the per-side inputs.
+    /// Example batch sizes B1,B2 of the per-side inputs (`bench`: must agree with the batches
+    /// of the files given; sizes the random inputs).
     #[arg(long, value_delimiter = ',', value_name = "B1,B2")]
     pub batch: Option<Vec<usize>>,
 }
@@ -183,10 +197,46 @@ impl Target {
         }
     }
 
-    /// The kernel these names and sizes describe, computed as `opts` say.
+    /// The kernel these names and sizes describe, computed as `opts` say (for `dump`, which
+    /// reads no input files: an item with a file is refused).
     pub fn spec(&self, opts: &KernelOpts) -> Result<KernelSpec, CliError> {
-        Ok(opts.spec(&self.wrt, &self.shared, self.batch()?))
+        let (wrt, shared) = self.names_only()?;
+        Ok(opts.spec(&wrt, &shared, self.batch()?))
     }
+
+    /// The names of `--wrt` and `--shared`, refusing `NAME=FILE` (`dump` needs only types).
+    pub fn names_only(&self) -> Result<(Vec<String>, Vec<String>), CliError> {
+        let names = |flag: &'static str, raw: &[String]| {
+            items(flag, raw)?
+                .into_iter()
+                .map(|it| match it.file {
+                    None => Ok(it.name),
+                    Some(_) => Err(CliError::FileNotRead { flag, name: it.name }),
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        Ok((names("--wrt", &self.wrt)?, names("--shared", &self.shared)?))
+    }
+}
+
+/// One `--wrt` / `--shared` item: `NAME` or `NAME=FILE.npy`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Item {
+    pub name: String,
+    pub file: Option<PathBuf>,
+}
+
+/// Parse the items of a `--wrt` / `--shared` flag (already split at commas and repeats).
+pub(crate) fn items(flag: &'static str, raw: &[String]) -> Result<Vec<Item>, CliError> {
+    raw.iter()
+        .map(|arg| match arg.split_once('=') {
+            None if !arg.is_empty() => Ok(Item { name: arg.clone(), file: None }),
+            Some((n, p)) if !n.is_empty() && !p.is_empty() => {
+                Ok(Item { name: n.to_string(), file: Some(PathBuf::from(p)) })
+            }
+            _ => Err(CliError::BadItem { flag, arg: arg.clone() }),
+        })
+        .collect()
 }
 
 /// The model and the per-side and shared inputs of a kernel.
@@ -194,8 +244,9 @@ impl Target {
 pub(crate) struct KernelIo {
     /// The model file.
     pub model: PathBuf,
-    /// Inputs J is taken with respect to, comma-separated.
-    #[arg(long, value_delimiter = ',', required = true)]
+    /// Inputs J is taken with respect to, NAME or NAME=FILE.npy, comma-separated or repeated.
+    /// A file given here is the input's value on both sides (as with --shared NAME=FILE).
+    #[arg(long, value_delimiter = ',', required = true, value_name = "NAME[=FILE.npy]")]
     pub wrt: Vec<String>,
     /// A side-1 input as NAME=FILE.npy (repeat per input; a bare FILE.npy when the model
     /// has one per-side input). One extra leading axis makes it a batch of examples.
@@ -204,8 +255,9 @@ pub(crate) struct KernelIo {
     /// A side-2 input, like --x1.
     #[arg(long, value_name = "NAME=FILE.npy")]
     pub x2: Vec<String>,
-    /// An input shared by both sides (e.g. parameters) as NAME=FILE.npy.
-    #[arg(long, value_name = "NAME=FILE.npy")]
+    /// Inputs shared by both sides (e.g. parameters), NAME=FILE.npy, comma-separated or
+    /// repeated (a bare NAME needs its file from --wrt NAME=FILE).
+    #[arg(long, value_delimiter = ',', value_name = "NAME[=FILE.npy]")]
     pub shared: Vec<String>,
 }
 

@@ -7,8 +7,9 @@ use jjt_ir::random::Mt19937;
 use jjt_ir::{Function, Tensor, TensorType};
 
 use crate::CliError;
-use crate::args::{BenchArgs, Stage};
-use crate::pipeline::{jit_options, kernel_graph, load, optimized, stage_graphs};
+use crate::args::{BenchArgs, KernelIo, items};
+use crate::bind::{Missing, bind_kernel, bind_some};
+use crate::pipeline::{jit_options, kernel_graph, load, optimized};
 use jjt_ad::Form;
 
 fn random(rng: &mut Mt19937, ty: &TensorType) -> Result<Tensor, CliError> {
@@ -28,6 +29,53 @@ fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kib| kib / 1024.0)
 }
 
+/// The graph `bench` times and its inputs: the files of `--x1`, `--x2`, `--shared` and
+/// `--wrt NAME=FILE` (as `jjt kernel` binds them), random values for the inputs no file gives.
+pub(crate) fn inputs(b: &BenchArgs, f: &Function) -> Result<(Function, Vec<Tensor>), CliError> {
+    let mut rng = Mt19937::new(b.seed);
+    let io = KernelIo {
+        model: b.model.clone(),
+        wrt: b.target.wrt.clone(),
+        x1: b.x1.clone(),
+        x2: b.x2.clone(),
+        shared: b.target.shared.clone(),
+    };
+    if b.target.wrt.is_empty() {
+        // The model itself: its inputs are given by name with --x1 or --shared.
+        if !b.x2.is_empty() {
+            return Err(CliError::Usage(
+                "without --wrt, bench times the model: give its inputs with --x1 or --shared, not --x2",
+            ));
+        }
+        let mut named = b.x1.clone();
+        for it in items("--shared", &b.target.shared)? {
+            if let Some(file) = it.file {
+                named.push(format!("{}={}", it.name, file.display()));
+            }
+        }
+        let given = bind_some(f, &named, "--x1", b.opts.precision)?;
+        let g = optimized(f, b.opts.optimizer)?;
+        let args = f
+            .params()
+            .iter()
+            .zip(given)
+            .map(|(p, t)| t.map_or_else(|| random(&mut rng, &p.ty), Ok))
+            .collect::<Result<_, _>>()?;
+        return Ok((g, args));
+    }
+    let batch = b.target.batch()?;
+    let (spec, bound) = bind_kernel(f, &io, &b.opts, b.form, None, (batch, Missing::Allow))?;
+    let g = match b.form {
+        Form::Kernel => kernel_graph(f, &spec, &b.opts)?,
+        Form::Apply => optimized(&spec.apply(f)?, b.opts.optimizer)?,
+    };
+    let args = bound
+        .into_iter()
+        .map(|x| x.value.map_or_else(|| random(&mut rng, &x.ty), Ok))
+        .collect::<Result<_, _>>()?;
+    Ok((g, args))
+}
+
 pub(crate) fn run(b: &BenchArgs) -> Result<(), CliError> {
     if b.reps == 0 {
         return Err(CliError::Usage("--reps must be at least 1"));
@@ -37,19 +85,7 @@ pub(crate) fn run(b: &BenchArgs) -> Result<(), CliError> {
     }
     let start = Instant::now();
     let f = load(&b.model, b.opts.precision)?;
-    let stage = match (b.target.wrt.is_empty(), b.form) {
-        (true, _) => Stage::Traced,
-        (false, Form::Kernel) => Stage::Kernel,
-        (false, Form::Apply) => Stage::Apply,
-    };
-    let g: Function = if matches!(stage, Stage::Kernel) {
-        kernel_graph(&f, &b.target.spec(&b.opts)?, &b.opts)?
-    } else {
-        optimized(&stage_graphs(&f, stage, &b.target, &b.opts)?.remove(0), b.opts.optimizer)?
-    };
-    let mut rng = Mt19937::new(b.seed);
-    let args: Vec<Tensor> =
-        g.params().iter().map(|p| random(&mut rng, &p.ty)).collect::<Result<_, _>>()?;
+    let (g, args) = inputs(b, &f)?;
     let refs: Vec<&Tensor> = args.iter().collect();
     let jit = jjt_jit::Options {
         threads: b.threads.unwrap_or(0),
@@ -60,6 +96,10 @@ pub(crate) fn run(b: &BenchArgs) -> Result<(), CliError> {
     let compiled = jjt_jit::compile_with(&g, jit)?;
     let out = compiled.call(&refs)?;
     let first_ms = start.elapsed().as_secs_f64() * 1e3;
+    if let (Some(path), Some(first)) = (&b.output, out.first()) {
+        jjt_npy::write_file(path, &first.clone().into_array())
+            .map_err(|source| CliError::WriteNpy { path: path.clone(), source })?;
+    }
     jjt_jit::take_profile();
     let mut times = Vec::with_capacity(b.reps);
     for _ in 0..b.reps {

@@ -7,7 +7,7 @@ use jjt_ad::{Form, KernelSpec, Role};
 use jjt_ir::{DType, Function, Tensor, TensorType};
 
 use crate::CliError;
-use crate::args::{KernelIo, KernelOpts, Precision};
+use crate::args::{Item, KernelIo, KernelOpts, Precision, items};
 
 fn known(f: &Function) -> String {
     f.params().iter().map(|p| format!("{}: {}", p.name, p.ty)).collect::<Vec<_>>().join(", ")
@@ -140,20 +140,73 @@ fn input_index(f: &Function, flag: &'static str, name: &str) -> Result<usize, Cl
     })
 }
 
-/// Bind the files of `jjt kernel` / `jjt apply`: shared inputs, both sides' per-side inputs
-/// (detecting example batches from one extra leading axis), and `v`. Returns the kernel's
-/// specification and its arguments in the kernel function's order.
+/// What binding does with an input no file gives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Missing {
+    /// An error naming the flag to pass (`kernel`, `apply`).
+    Refuse,
+    /// Leave it unbound, for the caller to fill (`bench`: random values).
+    Allow,
+}
+
+/// The shared inputs of `--shared` and `--wrt` together: every `--shared` item, and each
+/// `--wrt NAME=FILE` (a value given with `--wrt` is the input's value on both sides).
+fn shared_items(wrt: &[Item], shared: &[Item]) -> Result<Vec<(&'static str, Item)>, CliError> {
+    let mut out: Vec<(&'static str, Item)> =
+        shared.iter().map(|it| ("--shared", it.clone())).collect();
+    for it in wrt.iter().filter(|it| it.file.is_some()) {
+        match out.iter_mut().find(|(_, o)| o.name == it.name) {
+            Some((_, o)) if o.file.is_some() => {
+                return Err(CliError::DuplicateInput(it.name.clone()));
+            }
+            Some((flag, o)) => (*flag, *o) = ("--wrt", it.clone()),
+            None => out.push(("--wrt", it.clone())),
+        }
+    }
+    Ok(out)
+}
+
+/// Bind the files of `jjt kernel`, `jjt apply` and `jjt bench`: shared inputs (from `--shared`
+/// and `--wrt NAME=FILE`), both sides' per-side inputs (detecting example batches from one
+/// extra leading axis, which must agree with `batch` when given), and `v`. Returns the
+/// kernel's specification and its inputs in the kernel function's order: name, type and the
+/// value, `None` for what no file gives (only with [`Missing::Allow`]).
 pub(crate) fn bind_kernel(
     f: &Function,
     io: &KernelIo,
     opts: &KernelOpts,
+    form: Form,
     v: Option<&Path>,
-) -> Result<(KernelSpec, Vec<Tensor>), CliError> {
+    (batch_flag, missing): (Option<(usize, usize)>, Missing),
+) -> Result<(KernelSpec, Vec<Bound>), CliError> {
     let params = f.params();
     let precision = opts.precision;
+    let wrt = items("--wrt", &io.wrt)?;
     // Shared inputs first: they decide which inputs are per-side.
-    let mut shared = bind_args(f, &io.shared, "--shared", precision, None)?;
-    let per_side: Vec<usize> = (0..params.len()).filter(|&i| shared[i].is_none()).collect();
+    let mut shared: Vec<Option<Tensor>> = vec![None; params.len()];
+    let mut is_shared = vec![false; params.len()];
+    for (flag, it) in shared_items(&wrt, &items("--shared", &io.shared)?)? {
+        let i = input_index(f, flag, &it.name)?;
+        if is_shared[i] {
+            return Err(CliError::DuplicateInput(it.name));
+        }
+        is_shared[i] = true;
+        if let Some(file) = &it.file {
+            let want = &params[i].ty;
+            let (path, t) = read(&it.name, file, want.dtype, precision)?;
+            if t.ty() != *want {
+                return Err(type_error(&it.name, &path, want.to_string(), &t, want));
+            }
+            shared[i] = Some(t);
+        } else if missing == Missing::Refuse {
+            return Err(CliError::MissingInput {
+                flag: "--shared",
+                name: it.name,
+                ty: params[i].ty.to_string(),
+            });
+        }
+    }
+    let per_side: Vec<usize> = (0..params.len()).filter(|&i| !is_shared[i]).collect();
     let only = (per_side.len() == 1).then(|| params[per_side[0]].name.as_str());
     let mut sides: [Vec<Option<Tensor>>; 2] = [vec![None; params.len()], vec![None; params.len()]];
     let mut batch: [Option<Option<usize>>; 2] = [None, None];
@@ -161,7 +214,7 @@ pub(crate) fn bind_kernel(
         for arg in list {
             let (name, file) = split(flag, arg, only)?;
             let i = input_index(f, flag, &name)?;
-            if shared[i].is_some() {
+            if is_shared[i] {
                 return Err(CliError::UnknownInput {
                     reason: format!(
                         "input `{name}` is given as --shared, so it has one value for both sides"
@@ -185,9 +238,18 @@ pub(crate) fn bind_kernel(
             {
                 Some(dims[0])
             } else {
-                let expected = format!("{want} or a batch [B,{}]", &want.shape.to_string()[1..]);
+                let dims: Vec<String> = want.shape.dims().iter().map(|d| d.to_string()).collect();
+                let expected = format!(
+                    "{want} or a batch [B{}]",
+                    dims.iter().map(|d| format!(",{d}")).collect::<String>()
+                );
                 return Err(type_error(&name, &path, expected, &t, want));
             };
+            if let Some(given) = batch_flag.map(|(b1, b2)| if s == 0 { b1 } else { b2 })
+                && this_batch != Some(given)
+            {
+                return Err(CliError::BatchFlagDisagrees { flag, name, batch: this_batch, given });
+            }
             match batch[s] {
                 None => batch[s] = Some(this_batch),
                 Some(b) if b == this_batch => {}
@@ -202,7 +264,7 @@ pub(crate) fn bind_kernel(
             }
             sides[s][i] = Some(t);
         }
-        for &i in &per_side {
+        for &i in per_side.iter().filter(|_| missing == Missing::Refuse) {
             if sides[s][i].is_none() {
                 return Err(CliError::MissingInput {
                     flag,
@@ -212,34 +274,55 @@ pub(crate) fn bind_kernel(
             }
         }
     }
-    let batch = match (batch[0].flatten(), batch[1].flatten()) {
-        (None, None) => None,
-        (Some(b1), Some(b2)) => Some((b1, b2)),
-        (side1, side2) => return Err(CliError::OneSideBatched { side1, side2 }),
+    // A side without files takes its batch from --batch, or else from the other side.
+    let batch = match (batch, batch_flag) {
+        (_, Some(b)) => Some(b),
+        ([None, None], None) => None,
+        ([Some(b), None] | [None, Some(b)], None) => b.map(|b| (b, b)),
+        ([Some(b1), Some(b2)], None) => match (b1, b2) {
+            (None, None) => None,
+            (Some(b1), Some(b2)) => Some((b1, b2)),
+            (side1, side2) => return Err(CliError::OneSideBatched { side1, side2 }),
+        },
     };
-    let shared_names: Vec<String> = params
-        .iter()
-        .zip(&shared)
-        .filter(|(_, t)| t.is_some())
-        .map(|(p, _)| p.name.clone())
-        .collect();
-    let spec = opts.spec(&io.wrt, &shared_names, batch);
-    let layout = spec.layout(f, if v.is_some() { Form::Apply } else { Form::Kernel })?;
+    let shared_names: Vec<String> =
+        params.iter().zip(&is_shared).filter(|(_, s)| **s).map(|(p, _)| p.name.clone()).collect();
+    let wrt_names: Vec<String> = wrt.into_iter().map(|it| it.name).collect();
+    let spec = opts.spec(&wrt_names, &shared_names, batch);
+    let layout = spec.layout(f, form)?;
     let mut args = Vec::with_capacity(layout.len());
     for (name, role, ty) in layout {
         let t = match role {
             Role::Side(s, i) => sides[usize::from(s) - 1][i].take(),
             Role::Shared(i) => shared[i].take(),
-            Role::V => {
-                let path = v.unwrap_or(Path::new(""));
-                let (path, t) = read("v", path, ty.dtype, precision)?;
-                if t.ty() != ty {
-                    return Err(type_error("v", &path, ty.to_string(), &t, &ty));
+            Role::V => match v {
+                Some(path) => {
+                    let (path, t) = read("v", path, ty.dtype, precision)?;
+                    if t.ty() != ty {
+                        return Err(type_error("v", &path, ty.to_string(), &t, &ty));
+                    }
+                    Some(t)
                 }
-                Some(t)
-            }
+                None => None,
+            },
         };
-        args.push(t.ok_or(CliError::Unbound(name))?);
+        if t.is_none() && missing == Missing::Refuse {
+            return Err(CliError::Unbound(name));
+        }
+        args.push(Bound { name, ty, value: t });
     }
     Ok((spec, args))
+}
+
+/// One input of a kernel function: its name, its type, and its value when a file gave one.
+#[derive(Debug)]
+pub(crate) struct Bound {
+    pub name: String,
+    pub ty: TensorType,
+    pub value: Option<Tensor>,
+}
+
+/// The values of inputs bound with [`Missing::Refuse`] (all of them).
+pub(crate) fn values(bound: Vec<Bound>) -> Result<Vec<Tensor>, CliError> {
+    bound.into_iter().map(|b| b.value.ok_or(CliError::Unbound(b.name))).collect()
 }

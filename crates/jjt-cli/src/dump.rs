@@ -12,8 +12,7 @@ pub(crate) fn run(a: &DumpArgs) -> Result<(), CliError> {
     let DumpArgs { model, stage, format, target, of, print_after, stats, opts, output } = a;
     let (stage, format, stats) = (*stage, *format, *stats);
     let f = load(model, opts.precision)?;
-    let batch = target.batch()?;
-    let wrt = &target.wrt;
+    let (wrt, _) = target.names_only()?;
     let of = of.unwrap_or(if wrt.is_empty() { Stage::Traced } else { Stage::Kernel });
     if matches!(of, Stage::Clif | Stage::Asm | Stage::Linearize | Stage::Optimized | Stage::Staged)
     {
@@ -48,7 +47,7 @@ pub(crate) fn run(a: &DumpArgs) -> Result<(), CliError> {
     if matches!(stage, Stage::Staged) {
         let g =
             optimized(&stage_graphs(&f, Stage::Kernel, target, opts)?.remove(0), opts.optimizer)?;
-        let spec = opts.spec(wrt, &target.shared, batch);
+        let spec = target.spec(opts)?;
         let flags: Vec<bool> = spec
             .layout(&f, jjt_ad::Form::Kernel)?
             .iter()

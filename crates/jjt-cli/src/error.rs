@@ -18,6 +18,17 @@ pub(crate) enum CliError {
     ReadInput { name: String, path: PathBuf, source: jjt_npy::NpyError },
     #[error("`{flag} {arg}`: expected NAME=FILE.npy{}", if *single { "" } else { " (a bare FILE.npy is only accepted when exactly one input can be meant)" })]
     BadInArg { flag: &'static str, arg: String, single: bool },
+    /// A `--wrt` / `--shared` item that is not `NAME` or `NAME=FILE.npy` (e.g. `w=`).
+    #[error("`{flag} {arg}`: expected NAME or NAME=FILE.npy (a name, and after `=` a file path)")]
+    BadItem { flag: &'static str, arg: String },
+    /// `NAME=FILE` given to a command that reads no input files (`dump` needs only types).
+    #[error(
+        "`{flag} {name}=...`: `jjt dump` reads no input files (it needs only the types, which the model declares); pass `{flag} {name}`"
+    )]
+    FileNotRead { flag: &'static str, name: String },
+    /// An input file whose example batch differs from `--batch`.
+    #[error("{flag} input `{name}` has {}, but --batch says {given}", describe(*batch))]
+    BatchFlagDisagrees { flag: &'static str, name: String, batch: Option<usize>, given: usize },
     #[error("`{flag} {name}=...`: {reason}; the model's inputs are: {known}")]
     UnknownInput { flag: &'static str, name: String, reason: String, known: String },
     #[error("input `{0}` is given twice")]

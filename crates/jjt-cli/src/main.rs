@@ -5,6 +5,9 @@
 //! - `jjt kernel MODEL --wrt NAMES --x1 NAME=FILE --x2 NAME=FILE [--shared NAME=FILE] -o K.npy`
 //! - `jjt apply ... --v V.npy -o KV.npy`
 //! - `jjt check MODEL --wrt NAMES`
+//! - `jjt bench MODEL [--wrt ITEMS --shared ITEMS --x1 NAME=FILE --x2 NAME=FILE] [-o OUT.npy]`
+//!
+//! Every `--wrt` / `--shared` item is `NAME` or `NAME=FILE.npy`, comma-separated or repeated.
 //!
 //! Errors print one message (with line:col and a caret for model text) and exit with status 1;
 //! usage errors the argument parser finds exit with status 2 (flags that parse but do not go
@@ -74,7 +77,15 @@ fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Kernel { io, opts, tiles, output } => {
             let f = load(&io.model, opts.precision)?;
-            let (spec, args) = bind::bind_kernel(&f, &io, &opts, None)?;
+            let (spec, bound) = bind::bind_kernel(
+                &f,
+                &io,
+                &opts,
+                jjt_ad::Form::Kernel,
+                None,
+                (None, bind::Missing::Refuse),
+            )?;
+            let args = bind::values(bound)?;
             let k = match (spec.batch, spec.examples, opts.backend) {
                 (Some(batch), Examples::All, Backend::Jit) => {
                     tiles::run(&f, &spec, &opts, &tiles, batch, &args)?
@@ -97,11 +108,27 @@ fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Apply { io, opts, v, output } => {
             let f = load(&io.model, opts.precision)?;
-            let (spec, args) = bind::bind_kernel(&f, &io, &opts, Some(&v))?;
+            let (spec, bound) = bind::bind_kernel(
+                &f,
+                &io,
+                &opts,
+                jjt_ad::Form::Apply,
+                Some(&v),
+                (None, bind::Missing::Refuse),
+            )?;
+            let args = bind::values(bound)?;
             let a = optimized(&spec.apply(&f)?, opts.optimizer)?;
             write_result(opts.backend.run(&a, &args, opts.max_memory)?, output)
         }
-        Command::Check { model, wrt, inputs, points, seed, range } => {
+        Command::Check { model, wrt, mut inputs, points, seed, range } => {
+            // `--wrt NAME=FILE` fixes the input at that file, as `--in NAME=FILE` does.
+            let wrt = args::items("--wrt", &wrt)?;
+            for it in &wrt {
+                if let Some(file) = &it.file {
+                    inputs.push(format!("{}={}", it.name, file.display()));
+                }
+            }
+            let wrt: Vec<String> = wrt.into_iter().map(|it| it.name).collect();
             let f = jjt_ad::promote_f64(&parse_file(&model)?)?;
             let &[lo, hi] = range.as_slice() else {
                 return Err(CliError::Usage("--range takes two numbers: --range LO,HI"));

@@ -49,7 +49,8 @@ pub(crate) fn stage_graphs(
     target: &Target,
     opts: &KernelOpts,
 ) -> Result<Vec<Function>, CliError> {
-    let wrt = &target.wrt;
+    let (wrt, _) = target.names_only()?;
+    let wrt = &wrt;
     let need = |name: &'static str| {
         if wrt.is_empty() { Err(CliError::NeedWrt { stage: name }) } else { Ok(()) }
     };

@@ -245,3 +245,75 @@ fn a_panicking_tile_worker_is_an_error() {
     let cli = Cli::try_parse_from(std::iter::once("jjt").chain(args).chain(["-o", &o])).unwrap();
     assert!(crate::run(cli).is_ok());
 }
+
+#[test]
+fn input_item_mistakes() {
+    let (m, x1) = (seed(), fixture("x1_f32.npy"));
+    let two = model("twoin2.jjt", "func f(x: f32[2], z: f32[2]) -> f32[2] { return x * z }");
+    let b2 = f32s("ib2.npy", vec![2, 2]);
+    check(
+        &["bench", &m, "--wrt", "x", "--shared", "x="],
+        |e| matches!(e, CliError::BadItem { flag: "--shared", arg } if arg == "x="),
+        &["`--shared x=`: expected NAME or NAME=FILE.npy"],
+    );
+    check(
+        &["dump", &m, "--stage", "kernel", "--wrt", &format!("x={x1}")],
+        |e| matches!(e, CliError::FileNotRead { flag: "--wrt", name } if name == "x"),
+        &["reads no input files", "pass `--wrt x`"],
+    );
+    check(
+        &["bench", &two, "--wrt", "x", "--x2", &format!("z={b2}"), "--batch", "2,5"],
+        |e| matches!(e, CliError::BatchFlagDisagrees { flag: "--x2", name, batch: Some(2), given: 5 } if name == "z"),
+        &["--x2 input `z` has a batch of 2 examples, but --batch says 5"],
+    );
+    check(
+        &["kernel", &two, "--wrt", "x", "--shared", "z", "--x1", &b2, "--x2", &b2],
+        |e| matches!(e, CliError::MissingInput { flag: "--shared", name, .. } if name == "z"),
+        &["pass --shared z=FILE.npy"],
+    );
+    check(
+        &["bench", &m, "--wrt", &format!("y={x1}")],
+        |e| matches!(e, CliError::UnknownInput { flag: "--wrt", name, .. } if name == "y"),
+        &["no input `y`"],
+    );
+}
+
+/// `bench` runs on the files' contents: each bound input is the file given for it (whichever
+/// flag gave it), and only the others are drawn at random.
+#[test]
+fn bench_binds_the_files_contents() {
+    let two = model("twoin3.jjt", "func f(x: f32[2], z: f32[2]) -> f32[2] { return x * z }");
+    let xs = npy("bx.npy", vec![3, 2], jjt_npy::Data::F32(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]));
+    let zs = npy("bz.npy", vec![2], jjt_npy::Data::F32(vec![-1.5, 7.25]));
+    let inputs = |args: &[&str]| {
+        let cli = Cli::try_parse_from(std::iter::once("jjt").chain(args.iter().copied())).unwrap();
+        let crate::args::Command::Bench(b) = cli.command else { panic!("not bench") };
+        let f = crate::pipeline::load(&b.model, b.opts.precision).unwrap();
+        let (g, args) = crate::bench::inputs(&b, &f).unwrap();
+        let names: Vec<String> = g.params().iter().map(|p| p.name.clone()).collect();
+        (names, args.iter().map(|t| (t.ty().to_string(), t.to_f64_vec())).collect::<Vec<_>>())
+    };
+    let file = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+    let x1 = format!("x={xs}");
+    for shared in [format!("z={zs}"), "z".to_string()] {
+        for wrt in [vec!["--wrt", "x"], vec!["--wrt", "x", "--wrt", "z"], vec!["--wrt", "x,z"]] {
+            let mut a = vec!["bench", &two, "--x1", &x1, "--shared", &shared];
+            a.extend(wrt);
+            let (names, args) = inputs(&a);
+            let at = |n: &str| names.iter().position(|m| m.starts_with(n)).unwrap();
+            // Side 1's x is the file; side 2's x is random with side 1's batch.
+            let (ty1, v1) = &args[at("x")];
+            assert_eq!((ty1.as_str(), v1.as_slice()), ("f32[3,2]", &file[..]), "{a:?}: {names:?}");
+            let x2 = names.iter().rposition(|m| m.starts_with('x')).unwrap();
+            assert_eq!(args[x2].0, "f32[3,2]");
+            assert_ne!(args[x2].1, file);
+            let (tyz, vz) = &args[at("z")];
+            assert_eq!(tyz, "f32[2]");
+            if shared.contains('=') {
+                assert_eq!(vz, &[-1.5, 7.25], "{a:?}");
+            } else {
+                assert!(vz.iter().all(|v| (0.0..1.0).contains(v)), "{a:?}: {vz:?}");
+            }
+        }
+    }
+}

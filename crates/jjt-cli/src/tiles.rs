@@ -1,6 +1,6 @@
 //! Batched kernels in tiles: K is computed as T1×T2 blocks of example pairs, each by the same
 //! compiled tile kernel (inputs padded to full tiles), on a thread pool. Every entry K[b1, b2]
-//! depends only on x1[b1] and x2[b2] and is computed by the same code wherever it sits in a tile,
+//! depends only on `x1[b1]` and `x2[b2]` and is computed by the same code wherever it sits in a tile,
 //! so any block `--rows A:B --cols C:D` equals the same block of the whole kernel bit for bit, and
 //! blocks from many runs (or machines) reassemble exactly (`jjt merge`).
 //!

@@ -1,4 +1,4 @@
-//! What the user sees when they get something wrong: for each of 33 distinct mistakes, `jjt`
+//! What the user sees when they get something wrong: for each of 45 distinct mistakes, `jjt`
 //! exits with status 1 and one message that starts with `error: `, is not a Rust panic or a
 //! debug-formatted value, and names the offending file or input and what was expected. All
 //! messages together are one snapshot (paths replaced by placeholders).
@@ -77,6 +77,7 @@ fn user_mistakes() {
     };
     let (in_x1, in_x64, in_short) = (format!("x={x1}"), format!("x={x64}"), format!("x={short}"));
     let (p_bools, two_in_x1) = (format!("p={bools}"), format!("={x1}"));
+    let in_magic = format!("x={magic}");
     let cases: Vec<(&str, Vec<String>, &[&str])> = vec![
         ("model file missing", args(&["dump", "/nonexistent/m.jjt"]), &["/nonexistent/m.jjt"]),
         ("model text error", args(&["dump", &bad_model]), &["bad.jjt:2:14", "expected"]),
@@ -225,6 +226,66 @@ fn user_mistakes() {
                 "1",
             ]),
             &["budget", "--max-memory", "--rows"],
+        ),
+        (
+            "empty path after NAME=",
+            args(&["kernel", &seed, "--wrt", "x", "--shared", "x=", "--x1", &x1, "--x2", &x2]),
+            &["--shared x=", "NAME=FILE.npy"],
+        ),
+        (
+            "empty name before =FILE",
+            args(&["bench", &seed, "--wrt", &format!("={x1}")]),
+            &["--wrt", "NAME=FILE.npy"],
+        ),
+        (
+            "bench: not an npy file",
+            args(&["bench", &seed, "--wrt", "x", "--x1", &in_magic]),
+            &["magic.npy", "`x`"],
+        ),
+        (
+            "bench: wrong shape",
+            args(&["bench", &seed, "--wrt", "x", "--x2", &in_short]),
+            &["short.npy", "expected f32[10000] or a batch", "f32[3]"],
+        ),
+        (
+            "bench: wrong dtype",
+            args(&["bench", &seed, "--wrt", "x", "--x1", &in_x64]),
+            &["x2_f64.npy", "f64[10000]", "astype"],
+        ),
+        (
+            "bench: unknown shared input",
+            args(&["bench", &seed, "--wrt", "x", "--shared", &format!("w={x1}")]),
+            &["--shared w", "no input `w`", "x: f32[10000]"],
+        ),
+        (
+            "bench: unknown wrt input with a file",
+            args(&["bench", &seed, "--wrt", &format!("w={x1}")]),
+            &["--wrt w", "no input `w`"],
+        ),
+        (
+            "bench: files disagree with --batch",
+            args(&["bench", &two_in, "--wrt", "x", "--x1", &format!("x={b2}"), "--batch", "3,3"]),
+            &["--x1", "`x`", "2 examples", "--batch says 3"],
+        ),
+        (
+            "bench: unbatched file with --batch",
+            args(&["bench", &seed, "--wrt", "x", "--x1", &in_x1, "--batch", "2,2"]),
+            &["`x`", "no batch axis", "--batch says 2"],
+        ),
+        (
+            "kernel: shared name without a file",
+            args(&["kernel", &two_in, "--wrt", "x", "--shared", "z", "--x1", &un, "--x2", &un]),
+            &["`z`", "--shared z=FILE.npy"],
+        ),
+        (
+            "kernel: a file in --wrt and in --shared",
+            args(&["kernel", &seed, "--wrt", &in_x1, "--shared", &in_x1]),
+            &["`x`", "twice"],
+        ),
+        (
+            "dump: a file where only names are read",
+            args(&["dump", &seed, "--stage", "kernel", "--wrt", &in_x1]),
+            &["--wrt x", "reads no input files", "pass `--wrt x`"],
         ),
         (
             "merged kernel too large",
