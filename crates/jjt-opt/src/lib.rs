@@ -167,32 +167,18 @@ impl Pass {
         f: &Function,
         cache: &mut FoldCache,
     ) -> Result<(Function, PassStats), IrError> {
+        /// A pass's graph with its statistics as the pass's `PassStats` variant.
+        fn tagged<S>((g, s): (Function, S), tag: fn(S) -> PassStats) -> (Function, PassStats) {
+            (g, tag(s))
+        }
         Ok(match self {
             Pass::Cse => (cse(f)?, PassStats::Cse),
-            Pass::Simplify => {
-                let (g, s) = simplify::simplify(f)?;
-                (g, PassStats::Simplify(s))
-            }
-            Pass::Basis => {
-                let (g, s) = basis::basis(f)?;
-                (g, PassStats::Basis(s))
-            }
-            Pass::Fold => {
-                let (g, s) = fold::fold_with(f, cache)?;
-                (g, PassStats::Fold(s))
-            }
-            Pass::Reorder => {
-                let (g, s) = reorder::reorder(f)?;
-                (g, PassStats::Reorder(s))
-            }
-            Pass::Layout => {
-                let (g, s) = layout::layout(f)?;
-                (g, PassStats::Layout(s))
-            }
-            Pass::Siblings => {
-                let (g, s) = siblings::siblings(f)?;
-                (g, PassStats::Siblings(s))
-            }
+            Pass::Simplify => tagged(simplify::simplify(f)?, PassStats::Simplify),
+            Pass::Basis => tagged(basis::basis(f)?, PassStats::Basis),
+            Pass::Fold => tagged(fold::fold_with(f, cache)?, PassStats::Fold),
+            Pass::Reorder => tagged(reorder::reorder(f)?, PassStats::Reorder),
+            Pass::Layout => tagged(layout::layout(f)?, PassStats::Layout),
+            Pass::Siblings => tagged(siblings::siblings(f)?, PassStats::Siblings),
             Pass::Dce => (dce::dce(f), PassStats::Dce),
         })
     }
