@@ -13,6 +13,7 @@ use cranelift_module::{FuncId, Linkage, Module, default_libcall_names};
 use jjt_ir::{DType, Function, TensorType};
 
 use crate::codegen::{self, Cg, Policy};
+use crate::contract::Descriptor;
 use crate::error::codegen_err;
 use crate::handle::{Compiled, Entry};
 use crate::imports::{self, Imports};
@@ -115,6 +116,7 @@ pub fn compile_with(f: &Function, opts: Options) -> Result<Compiled, JitError> {
         asm: defined.asm,
         steps: plan.steps.len(),
         step_labels: defined.labels,
+        descriptors: defined.descriptors,
     })
 }
 
@@ -132,6 +134,8 @@ struct Defined {
     clif: Option<String>,
     asm: Option<String>,
     labels: Vec<String>,
+    /// The descriptors of its runtime contractions (their addresses are in the code).
+    descriptors: Vec<Box<Descriptor>>,
 }
 
 /// Everything a generated function is made from.
@@ -156,6 +160,7 @@ impl Gen<'_> {
     ) -> Result<Defined, JitError> {
         let ptr = module.target_config().pointer_type();
         let mut labels = Vec::new();
+        let descriptors;
         let mut ctx = module.make_context();
         ctx.func.signature = sig;
         ctx.func.name = UserFuncName::user(0, id.as_u32());
@@ -213,6 +218,7 @@ impl Gen<'_> {
                 }
                 Body::Rows(map) => cg.map_rows(map, p[4], p[5])?,
             }
+            descriptors = std::mem::take(&mut cg.descriptors);
             b.ins().return_(&[]);
             b.finalize(module.target_config());
         }
@@ -237,7 +243,7 @@ impl Gen<'_> {
             None
         };
         module.clear_context(&mut ctx);
-        Ok(Defined { clif, asm, labels })
+        Ok(Defined { clif, asm, labels, descriptors })
     }
 }
 

@@ -49,6 +49,9 @@ pub struct Compiled {
     pub(crate) asm: Option<String>,
     pub(crate) steps: usize,
     pub(crate) step_labels: Vec<String>,
+    /// The runtime contractions' descriptors: the code holds their addresses, so they are
+    /// freed with it (never moved out of their boxes).
+    pub(crate) descriptors: Vec<Box<crate::contract::Descriptor>>,
 }
 
 impl fmt::Debug for Compiled {
@@ -59,6 +62,7 @@ impl fmt::Debug for Compiled {
             .field("outputs", &self.outputs)
             .field("arena_bytes", &self.arena_bytes)
             .field("steps", &self.steps)
+            .field("runtime_contractions", &self.descriptors.len())
             .finish_non_exhaustive()
     }
 }

@@ -1,5 +1,5 @@
 //! The runtime functions generated code calls, by symbol: the transcendental functions
-//! ([`crate::libm`]), the matrix multiply ([`crate::gemm`]), the row runner (`pool`) and the
+//! ([`crate::libm`]), the runtime contraction ([`crate::contract`]), the row runner (`pool`) and the
 //! profile clock (`profile`). [`register`] tells the JIT where they are; [`Imports::declare`]
 //! makes them callable from one generated function.
 
@@ -11,10 +11,11 @@ use cranelift_module::{Linkage, Module};
 
 use crate::error::codegen_err;
 use crate::libm::{Libm, PerPrecision, Precision};
-use crate::{JitError, Options, gemm, pool, profile};
+use crate::{JitError, Options, contract, pool, profile};
 
-/// The matrix multiply's symbol per precision.
-const GEMM: PerPrecision<&str> = PerPrecision { f32: "jjt_sgemm", f64: "jjt_dgemm" };
+/// The runtime contraction's symbol per precision.
+const CONTRACT: PerPrecision<&str> =
+    PerPrecision { f32: "jjt_contract_f32", f64: "jjt_contract_f64" };
 
 /// Register the address of every runtime function with the JIT.
 pub(crate) fn register(jb: &mut JITBuilder) {
@@ -24,8 +25,8 @@ pub(crate) fn register(jb: &mut JITBuilder) {
             jb.symbol(name, ptr);
         }
     }
-    jb.symbol(GEMM.f32, gemm::jjt_sgemm as *const u8);
-    jb.symbol(GEMM.f64, gemm::jjt_dgemm as *const u8);
+    jb.symbol(CONTRACT.f32, contract::jjt_contract_f32 as *const u8);
+    jb.symbol(CONTRACT.f64, contract::jjt_contract_f64 as *const u8);
     jb.symbol("jjt_par_map", pool::jjt_par_map as *const u8);
     jb.symbol("jjt_profile_mark", profile::jjt_profile_mark as *const u8);
 }
@@ -34,8 +35,8 @@ pub(crate) fn register(jb: &mut JITBuilder) {
 pub(crate) struct Imports {
     /// Each transcendental function, per precision.
     pub libm: HashMap<(Libm, Precision), FuncRef>,
-    /// The matrix multiply, per precision.
-    pub gemm: PerPrecision<FuncRef>,
+    /// The runtime contraction, per precision.
+    pub contract: PerPrecision<FuncRef>,
     /// `jjt_par_map`: a row function run over row ranges on several threads.
     pub par_map: FuncRef,
     /// `jjt_profile_mark`, when profiling.
@@ -69,10 +70,16 @@ impl Imports {
                 libm.insert((l, p), import(module, l.symbol(p).0, &s)?);
             }
         }
+        // (descriptor, lhs, rhs, output, threads).
         let mut s = module.make_signature();
-        gemm_signature(&mut s);
-        let gemm =
-            PerPrecision { f32: import(module, GEMM.f32, &s)?, f64: import(module, GEMM.f64, &s)? };
+        for _ in 0..4 {
+            s.params.push(AbiParam::new(ptr));
+        }
+        s.params.push(AbiParam::new(types::I64));
+        let contract = PerPrecision {
+            f32: import(module, CONTRACT.f32, &s)?,
+            f64: import(module, CONTRACT.f64, &s)?,
+        };
         let mut s = module.make_signature();
         for _ in 0..5 {
             s.params.push(AbiParam::new(ptr));
@@ -87,14 +94,6 @@ impl Imports {
         } else {
             None
         };
-        Ok(Imports { libm, gemm, par_map, profile })
-    }
-}
-
-/// The Cranelift signature of the matrix multiply: 13 pointer-sized arguments (dimensions,
-/// three strided operands, the number of threads it may use).
-fn gemm_signature(sig: &mut ir::Signature) {
-    for _ in 0..13 {
-        sig.params.push(AbiParam::new(types::I64));
+        Ok(Imports { libm, contract, par_map, profile })
     }
 }

@@ -13,13 +13,14 @@
 //! | `imports` | the runtime functions generated code calls, by symbol |
 //! | `handle` | [`Compiled`]: calling, argument checks, arenas |
 //! | `error`, `options` | [`JitError`], [`Options`] |
-//! | [`gemm`], `pool` | the matrix multiply and the helper threads that split work |
+//! | `contract` | the runtime contraction: any large `dot_general` as packed, K-blocked, threaded matrix products ([`dot_path`] says which path a step takes) |
+//! | [`gemm`], `pool` | the matrix multiply's thresholds and the helper threads that split work |
 //! | [`libm`], `profile` | transcendental functions, step timing |
 //!
 //! This is the only crate of the workspace with `unsafe` code: the one conversion from the
 //! JIT's code pointer to a function pointer, the calls through it, freeing the code memory,
-//! and the runtime functions the generated code calls with raw buffer pointers (the matrix
-//! multiply in `gemm`, the row runner in `pool`, which hand disjoint parts of one output to
+//! and the runtime functions the generated code calls with raw buffer pointers (the runtime
+//! contraction in `contract`, the row runner in `pool`, which hand disjoint parts of one output to
 //! other threads); each block states why it is sound.
 
 #![warn(missing_docs)]
@@ -27,6 +28,7 @@
 pub mod arena;
 mod codegen;
 mod compile;
+mod contract;
 mod error;
 pub mod gemm;
 mod handle;
@@ -38,9 +40,18 @@ mod pool;
 mod profile;
 
 pub use compile::{compile, compile_with};
+pub use contract::{DotKind, DotPath, KB};
 pub use error::JitError;
 pub use handle::Compiled;
 pub use options::{MAX_BYTES, Options};
 #[doc(hidden)]
 pub use pool::{InjectedPanic, inject_panic};
 pub use profile::take_profile;
+
+/// Which path contraction step `s` takes when compiled with `opts` (see [`DotPath`]): inline
+/// vector code, the runtime contraction's dot loops or its matrix multiply, what it packs, how
+/// many products and blocks of K, whether it splits across threads. The host's FMA does not
+/// change the path.
+pub fn dot_path(s: &plan::DotStep, opts: &Options) -> DotPath {
+    codegen::dot_path(s, &codegen::Policy::with_fma(opts, false))
+}

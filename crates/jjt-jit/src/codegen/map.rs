@@ -33,7 +33,7 @@ pub(crate) fn parallel_map(step: &Step, threads: usize) -> Option<&MapStep> {
 impl Cg<'_, '_> {
     /// Call `jjt_par_map` with the row function `part` of the elementwise step `m`.
     pub fn call_rows(&mut self, part: FuncRef, m: &MapStep, params: [Value; 4]) {
-        self.how = "rows on threads";
+        self.how = "rows on threads".into();
         let f = self.b.ins().func_addr(types::I64, part);
         let mut args = vec![f];
         args.extend(params);

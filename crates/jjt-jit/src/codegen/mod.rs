@@ -28,6 +28,7 @@ use cranelift_codegen::isa::TargetIsa;
 use cranelift_frontend::FunctionBuilder;
 use jjt_ir::DType;
 
+pub(crate) use dot::dot_path;
 pub(crate) use map::parallel_map;
 
 use crate::imports::Imports;
@@ -73,18 +74,26 @@ pub(crate) struct Policy {
     pub gemm: GemmUse,
     /// Threads one matrix multiply or elementwise step may use (≥ 1).
     pub threads: usize,
+    /// The memory budget ([`Options::max_bytes`] resolved), which also bounds the runtime
+    /// contraction's packing scratch.
+    pub budget: u64,
 }
 
 impl Policy {
     /// The policy for `opts` on the host `isa`.
     pub fn new(opts: &Options, isa: &dyn TargetIsa) -> Policy {
+        Policy::with_fma(opts, isa.has_native_fma())
+    }
+
+    /// The policy for `opts` on a host that has FMA or not.
+    pub fn with_fma(opts: &Options, fma: bool) -> Policy {
         let (mac, summation) = if opts.strict {
             (Mac::Separate, Summation::InOrder)
         } else {
-            (if isa.has_native_fma() { Mac::Fused } else { Mac::Separate }, Summation::Reassociate)
+            (if fma { Mac::Fused } else { Mac::Separate }, Summation::Reassociate)
         };
         let gemm = if opts.strict || opts.no_gemm { GemmUse::Never } else { GemmUse::Call };
-        Policy { mac, summation, gemm, threads: opts.gemm_threads() }
+        Policy { mac, summation, gemm, threads: opts.gemm_threads(), budget: opts.budget() }
     }
 }
 
@@ -108,7 +117,10 @@ pub(crate) struct Cg<'a, 'b> {
     /// once per row, before the loop), so the loop body adds one product per access.
     rows: Option<(usize, Vec<(View, Value)>)>,
     /// How the last step was emitted (for the profile's step labels).
-    pub how: &'static str,
+    pub how: String,
+    /// The runtime contractions' descriptors, whose addresses the code passes: the compiled
+    /// handle keeps them for as long as the code lives.
+    pub descriptors: Vec<Box<crate::contract::Descriptor>>,
 }
 
 /// A short description of a step: its kind, the destination's type and, for contractions, the
@@ -165,7 +177,16 @@ impl<'a, 'b> Cg<'a, 'b> {
         imports: Imports,
         policy: Policy,
     ) -> Self {
-        Cg { b, bases, imports, policy, vaxis: 0, rows: None, how: "" }
+        Cg {
+            b,
+            bases,
+            imports,
+            policy,
+            vaxis: 0,
+            rows: None,
+            how: String::new(),
+            descriptors: Vec::new(),
+        }
     }
 
     fn iconst(&mut self, v: i64) -> Value {
@@ -195,7 +216,7 @@ impl<'a, 'b> Cg<'a, 'b> {
 
     /// Emit one step.
     pub fn step(&mut self, s: &Step) -> Result<(), JitError> {
-        self.how = "";
+        self.how.clear();
         match s {
             Step::Map(m) => self.map(m),
             Step::Reduce(r) => self.reduce(r),

@@ -3,27 +3,31 @@
 //!
 //! | strategy | module | when |
 //! |---|---|---|
-//! | [`DotStrategy::Gemm`] | `gemm_call` | large, and the axes flatten to (M×K)·(K×N) |
+//! | [`DotStrategy::Runtime`] | `runtime` | large (M·N·K per product ≥ [`crate::gemm::GEMM_THRESHOLD`], M and N ≥ [`crate::gemm::GEMM_MIN_MN`]): the runtime contraction ([`crate::contract`]) with matrix-multiply leaves |
 //! | [`DotStrategy::OutputVectors`] | `out_vec` | the output's innermost axis is contiguous and both operands advance by 0 or 1 along it |
 //! | [`DotStrategy::RegisterTiles`] | `out_vec` | as above, a long contraction, one operand constant along the vector axis |
 //! | [`DotStrategy::ContractionVectors`], [`DotStrategy::MatrixVector`] | `k_vec` | not strict, the innermost contracted axis contiguous in both operands |
-//! | [`DotStrategy::Scalar`] | here | otherwise (and in strict mode), in the interpreter's order |
+//! | [`DotStrategy::Runtime`] | `runtime` | not strict, and no inline vector form applies: the runtime contraction with its vectorised dot loops |
+//! | [`DotStrategy::Scalar`] | here | strict mode (and bool contractions), in the interpreter's order |
+//!
+//! So in fast mode no float contraction runs on a scalar-only path. [`dot_path`] reports the
+//! choice (for the cost model and the tests).
 //!
 //! Every inline form reads the operands as views over the output's index space with the
 //! contracted axes appended (a [`Contraction`]).
 
-mod gemm_call;
 mod k_vec;
 mod out_vec;
+mod runtime;
 
 use cranelift_codegen::ir::{InstBuilder, Value};
 use cranelift_frontend::Variable;
 use jjt_ir::DType;
 use jjt_ir::ops::DotGeneral;
 
-use self::gemm_call::GemmCall;
 use super::{Cg, GemmUse, Mac, Mode, Policy, Summation, lanes, scalar_ty};
 use crate::JitError;
+use crate::contract::{Descriptor, DotKind, DotPath};
 use crate::plan::{DotStep, Expr, MapStep, View};
 
 /// Contractions over at most this many elements are unrolled in the vector-over-outputs form.
@@ -70,8 +74,8 @@ enum DotStrategy {
     Empty,
     /// A contracted axis has length 0: the output is zeros.
     Zeros,
-    /// Calls to the matrix multiply, in loops over the remaining axes.
-    Gemm(Box<GemmCall>),
+    /// One call to the runtime contraction ([`crate::contract`]).
+    Runtime(Box<Descriptor>),
     /// Vectors over the output's innermost axis (lanes are independent outputs).
     OutputVectors(Walk),
     /// Vectors over the output's innermost axis in register tiles; the operand on `splat`'s
@@ -95,10 +99,10 @@ enum DotStrategy {
 
 impl DotStrategy {
     /// How the step was compiled, for the profile's step labels.
-    fn label(&self) -> &'static str {
+    fn label(&self) -> String {
         match self {
             DotStrategy::Empty | DotStrategy::Zeros => "",
-            DotStrategy::Gemm(_) => "matrix multiply",
+            DotStrategy::Runtime(d) => return d.describe(),
             DotStrategy::OutputVectors(_) | DotStrategy::RegisterTiles { .. } => {
                 "inline, vectors over outputs"
             }
@@ -106,6 +110,34 @@ impl DotStrategy {
                 "inline, vectors along the contraction"
             }
             DotStrategy::Scalar => "inline, scalar",
+        }
+        .to_string()
+    }
+
+    /// The [`DotPath`] of this strategy under `threads`.
+    fn path(&self, s: &DotStep, threads: usize) -> DotPath {
+        let macs =
+            s.shape.iter().product::<usize>().saturating_mul(
+                s.dims.lhs_contract.iter().map(|&a| s.lhs_shape[a]).product::<usize>(),
+            );
+        let kind = match self {
+            DotStrategy::Runtime(d) => return d.path(threads),
+            DotStrategy::Empty | DotStrategy::Zeros => DotKind::Trivial,
+            DotStrategy::Scalar => DotKind::InlineScalar,
+            DotStrategy::OutputVectors(_)
+            | DotStrategy::RegisterTiles { .. }
+            | DotStrategy::ContractionVectors
+            | DotStrategy::MatrixVector { .. } => DotKind::InlineVector,
+        };
+        DotPath {
+            kind,
+            packed_bytes: 0,
+            packs_lhs: false,
+            packs_rhs: false,
+            products: 1,
+            k_blocks: 1,
+            threaded: false,
+            macs,
         }
     }
 }
@@ -180,9 +212,10 @@ fn strategy(s: &DotStep, c: &Contraction<'_>, policy: &Policy) -> DotStrategy {
         return DotStrategy::Zeros;
     }
     if policy.gemm == GemmUse::Call
-        && let Some(call) = GemmCall::plan(s)
+        && let Some(desc) = Descriptor::plan(s, true)
+        && desc.uses_gemm()
     {
-        return DotStrategy::Gemm(Box::new(call));
+        return DotStrategy::Runtime(Box::new(desc));
     }
     let r = shape.len();
     let w = lanes(d);
@@ -224,7 +257,22 @@ fn strategy(s: &DotStep, c: &Contraction<'_>, policy: &Policy) -> DotStrategy {
             None => DotStrategy::ContractionVectors,
         };
     }
+    // No inline vector form: in fast mode the runtime contraction (its dot loops, or the
+    // matrix multiply when large), never a scalar loop.
+    if policy.summation == Summation::Reassociate
+        && let Some(desc) = Descriptor::plan(s, policy.gemm == GemmUse::Call)
+    {
+        return DotStrategy::Runtime(Box::new(desc));
+    }
     DotStrategy::Scalar
+}
+
+/// Which path contraction step `s` takes under `policy`: the strategy's kind, the bytes it
+/// packs, its products and blocks of K, whether it splits across threads (see [`DotPath`]).
+/// This is the choice [`Cg::dot`] compiles, for the cost model and the tests.
+pub(crate) fn dot_path(s: &DotStep, policy: &Policy) -> DotPath {
+    let c = Contraction::new(s, policy.mac);
+    strategy(s, &c, policy).path(s, policy.threads)
 }
 
 impl Cg<'_, '_> {
@@ -243,7 +291,7 @@ impl Cg<'_, '_> {
                     expr: zeros,
                 });
             }
-            DotStrategy::Gemm(call) => self.gemm_call(call)?,
+            DotStrategy::Runtime(desc) => self.runtime_call(s, desc)?,
             DotStrategy::OutputVectors(walk) => {
                 self.vaxis = r - 1;
                 self.out_vec(&c, *walk)?;
@@ -270,6 +318,9 @@ impl Cg<'_, '_> {
             }
         }
         self.how = how.label();
+        if let DotStrategy::Runtime(desc) = how {
+            self.descriptors.push(desc);
+        }
         Ok(())
     }
 

@@ -1,0 +1,974 @@
+//! The runtime contraction: any `dot_general` (batch axes, several contracted axes, any
+//! strides, broadcast operands) as a sequence of matrix products, called by the generated code
+//! through one symbol per precision (`jjt_contract_f32`, `jjt_contract_f64`).
+//!
+//! **The descriptor.** At compile time [`Descriptor::plan`] brings a [`DotStep`] to a canonical
+//! form: *outer* loops (batch axes, free axes that do not chain in the output, free axes along
+//! which their operand is broadcast), *M* axes (lhs free), *N* axes (rhs free) and *K* axes
+//! (contracted), each with its extent and its strides in A (lhs), B (rhs) and C (the output).
+//! Axes of extent 1 are dropped. The descriptor is owned by the compiled handle, so it lives as
+//! long as the code that passes its address; the code passes it with the operands' base
+//! addresses (already offset) and the thread count.
+//!
+//! **K order and packing.** The contracted axes may be summed in any order (fast mode): of the
+//! two orders that make A's or B's K axes chain (sorted by descending stride), the one that
+//! packs fewer elements is taken. An operand whose free axes or K axes do not collapse to one
+//! stride each is **packed**: for each block of K (below) its rows are copied into a contiguous
+//! scratch block, walking the source in the order of its strides. A copy is O(size) against
+//! the product's O(M·N·K); a broadcast axis (stride 0) of a batch or outer loop is never
+//! copied, and a free axis along which its operand is broadcast becomes an outer loop, so the
+//! copies never materialise a broadcast.
+//!
+//! **Blocks of K and accuracy.** K is cut into blocks of at most [`KB`] elements, each a box of
+//! the K index space (leading axes fixed, one axis in a range, trailing axes whole). Each
+//! block's product is computed into a partial, and the partials of blocks `lo..hi` combine as
+//! `S(lo..hi) = S(lo..lo+p) + S(lo+p..hi)` with `p` the largest power of two below `hi − lo`
+//! (the blocked pairwise order of `docs/format.md`). The error of a sum of K products is then
+//! at most about `(KB + ⌈log2(K/KB)⌉)·u·Σ|a·b|` instead of growing with K.
+//!
+//! **Leaves.** A block's product runs in `matrixmultiply` when the descriptor says so (M and N
+//! at least [`GEMM_MIN_MN`], the matrix multiply allowed, every buffer aligned to its element
+//! type), otherwise in this module's own loops: dot products of K-contiguous rows, 16
+//! independent lanes that the compiler vectorises (matrix–vector and tiny products).
+//!
+//! **Threads.** Work is split only above [`PAR_THRESHOLD`] multiply-adds, by
+//! [`crate::pool::join`]: products (outer indices) across threads first; a single product by
+//! halving the longer of M and N in multiples of [`PAR_GRAIN`]; a product too narrow to cut by
+//! computing the two halves of its top pairwise combination on two threads. Every output
+//! element is computed by one sequence of operations (same blocks, same leaf, same pairwise
+//! tree) whatever the thread count, so results are bit-identical for any thread count.
+//!
+//! **Scratch.** Packed blocks and partials come from a per-thread free list of buffers that
+//! are reused across calls (no allocation per call in the steady state, after the first calls
+//! have grown them); they stay with their thread (the caller's, or a helper's) until it exits.
+//! Their size per thread is bounded at compile time ([`Descriptor::scratch_bytes`]): packed
+//! blocks of at most [`PACK_ELEMS`] elements per operand, plus one M×N partial per level of the
+//! pairwise tree. The compiler refuses a step whose scratch on every thread together exceeds
+//! the memory budget ([`crate::Options::max_bytes`]). `matrixmultiply` allocates its own
+//! packing buffers on each call (not counted).
+
+use std::cell::RefCell;
+use std::ops::{Add, Mul};
+
+use jjt_ir::DType;
+use jjt_ir::ops::DotGeneral;
+
+use crate::gemm::{GEMM_MIN_MN, GEMM_THRESHOLD, PAR_GRAIN, PAR_THRESHOLD};
+use crate::plan::{DotStep, item_size};
+
+/// The largest block of K whose products are summed in one partial. Measured with
+/// `cargo run --release -p jjt-jit --example contractions` (f32, 1 thread, median ms):
+/// blocks of 1024 cost 6 % more than one block on a 64×65536×64 product, 4096 cost 2 %.
+pub const KB: usize = 4096;
+
+/// The most elements of one operand packed at a time (rows are packed in chunks below it).
+pub const PACK_ELEMS: usize = 1 << 20;
+
+/// One loop around the products: its extent and strides in A, B and C (elements).
+#[derive(Clone, Debug, PartialEq)]
+struct Loop {
+    n: usize,
+    a: isize,
+    b: isize,
+    c: isize,
+}
+
+/// One contracted axis: extent and strides in A and B.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct KAxis {
+    n: usize,
+    a: isize,
+    b: isize,
+}
+
+/// How K is cut into blocks, each a box of the K index space: the axes before `split` fixed,
+/// `split` in a range of at most `q`, the axes after it whole.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Blocks {
+    /// Number of blocks.
+    count: usize,
+    /// The axis cut into ranges (`usize::MAX`: one block holds all of K).
+    split: usize,
+    /// Range length along `split`.
+    q: usize,
+    /// Ranges per index of the leading axes (`⌈n[split] / q⌉`).
+    per_lead: usize,
+}
+
+/// The canonical form of one contraction and how it runs; see the module documentation.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Descriptor {
+    dtype: DType,
+    outer: Vec<Loop>,
+    /// M axes (outer to inner): extent and stride in A.
+    m_axes: Vec<(usize, isize)>,
+    /// N axes (outer to inner): extent and stride in B.
+    n_axes: Vec<(usize, isize)>,
+    /// K axes in the chosen order (outer to inner).
+    k_axes: Vec<KAxis>,
+    m: usize,
+    n: usize,
+    k: usize,
+    /// Number of products (product of the outer extents).
+    products: usize,
+    /// C's stride along M and along N.
+    rsc: isize,
+    csc: isize,
+    /// A's (row, K) strides when its M axes and its K axes each collapse to one stride.
+    a_direct: Option<(isize, isize)>,
+    /// B's (K, column) strides when its K axes and N axes each collapse.
+    b_direct: Option<(isize, isize)>,
+    /// Leaves call `matrixmultiply` (else this module's dot loops).
+    gemm: bool,
+    blocks: Blocks,
+}
+
+/// Which path a contraction takes ([`crate::dot_path`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DotKind {
+    /// No work: the output is empty, or the contraction is empty and the output is zeros.
+    Trivial,
+    /// The runtime contraction with `matrixmultiply` leaves.
+    MatrixMultiply,
+    /// The runtime contraction with its own vectorised dot loops (small M or N).
+    RuntimeLoops,
+    /// Inline generated code on vectors.
+    InlineVector,
+    /// Inline generated code, one element at a time (strict mode and bool contractions only).
+    InlineScalar,
+}
+
+/// How a contraction step is computed, for the cost model and the tests
+/// ([`crate::dot_path`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DotPath {
+    /// The path.
+    pub kind: DotKind,
+    /// Bytes copied into packed blocks per call (the runtime paths; 0 otherwise).
+    pub packed_bytes: usize,
+    /// Whether the left operand is packed.
+    pub packs_lhs: bool,
+    /// Whether the right operand is packed.
+    pub packs_rhs: bool,
+    /// Matrix products per call (the runtime paths; 1 otherwise).
+    pub products: usize,
+    /// Blocks K is cut into (the runtime paths; 1 otherwise).
+    pub k_blocks: usize,
+    /// Whether the work is split across threads under the policy's thread count.
+    pub threaded: bool,
+    /// Multiply-adds per call.
+    pub macs: usize,
+}
+
+/// Whether `axes` (extent, stride; outer to inner) collapse to one stride, and which.
+fn collapse(axes: &[(usize, isize)]) -> Option<isize> {
+    if axes.windows(2).all(|w| w[0].1 == w[1].1 * w[1].0 as isize) {
+        Some(axes.last().map_or(0, |a| a.1))
+    } else {
+        None
+    }
+}
+
+impl Descriptor {
+    /// The canonical form of `s` (None for bool contractions). `gemm`: whether the leaves may
+    /// call the matrix multiply (they do when M and N also reach [`GEMM_MIN_MN`]).
+    pub(crate) fn plan(s: &DotStep, gemm: bool) -> Option<Descriptor> {
+        let DotStep { dst, shape, lhs, lhs_shape, rhs, rhs_shape, dims } = s;
+        if dst.dtype == DType::Bool {
+            return None;
+        }
+        let lfree = DotGeneral::free_axes(lhs_shape.len(), &dims.lhs_contract, &dims.lhs_batch);
+        let rfree = DotGeneral::free_axes(rhs_shape.len(), &dims.rhs_contract, &dims.rhs_batch);
+        let nb = dims.lhs_batch.len();
+        let mut outer = Vec::new();
+        for (k, (&a, &b)) in dims.lhs_batch.iter().zip(&dims.rhs_batch).enumerate() {
+            if shape[k] > 1 {
+                let l =
+                    Loop { n: shape[k], a: lhs.strides[a], b: rhs.strides[b], c: dst.strides[k] };
+                outer.push(l);
+            }
+        }
+        // The free axes of one side: the longest suffix that chains in C and along which the
+        // operand moves forms the matrix dimension; the rest are outer loops.
+        let mut free = |axes: &[usize], v: &crate::plan::View, start: usize, lhs_side: bool| {
+            let all: Vec<(usize, isize, isize)> = axes
+                .iter()
+                .enumerate()
+                .map(|(j, &a)| (shape[start + j], v.strides[a], dst.strides[start + j]))
+                .filter(|x| x.0 > 1)
+                .collect();
+            let mut inner: Vec<(usize, isize, isize)> = Vec::new();
+            let mut cut = all.len();
+            for j in (0..all.len()).rev() {
+                let (n, s, c) = all[j];
+                let chains = inner.first().is_none_or(|f| c == f.2 * f.0 as isize);
+                if s == 0 || !chains {
+                    break;
+                }
+                inner.insert(0, (n, s, c));
+                cut = j;
+            }
+            for &(n, s, c) in &all[..cut] {
+                let (a, b) = if lhs_side { (s, 0) } else { (0, s) };
+                outer.push(Loop { n, a, b, c });
+            }
+            inner
+        };
+        let m_full = free(&lfree, lhs, nb, true);
+        let n_full = free(&rfree, rhs, nb + lfree.len(), false);
+        let m_axes: Vec<(usize, isize)> = m_full.iter().map(|x| (x.0, x.1)).collect();
+        let n_axes: Vec<(usize, isize)> = n_full.iter().map(|x| (x.0, x.1)).collect();
+        let rsc = m_full.last().map_or(0, |x| x.2);
+        let csc = n_full.last().map_or(0, |x| x.2);
+        let m: usize = m_axes.iter().map(|x| x.0).product();
+        let n: usize = n_axes.iter().map(|x| x.0).product();
+        let ks: Vec<KAxis> = dims
+            .lhs_contract
+            .iter()
+            .zip(&dims.rhs_contract)
+            .map(|(&a, &b)| KAxis { n: lhs_shape[a], a: lhs.strides[a], b: rhs.strides[b] })
+            .filter(|x| x.n > 1)
+            .collect();
+        let k: usize = ks.iter().map(|x| x.n).product();
+        let products: usize = outer.iter().map(|l| l.n).product();
+        let gemm = gemm
+            && m.min(n) >= GEMM_MIN_MN
+            && m.saturating_mul(n).saturating_mul(k) >= GEMM_THRESHOLD;
+        // The two candidate K orders; keep the one that packs fewer elements.
+        let by = |f: fn(&KAxis) -> isize| {
+            let mut o = ks.clone();
+            o.sort_by_key(|x| std::cmp::Reverse(f(x).unsigned_abs()));
+            o
+        };
+        let cands = [by(|x| x.a), by(|x| x.b)];
+        let direct = |k_axes: &[KAxis]| {
+            let ka: Vec<(usize, isize)> = k_axes.iter().map(|x| (x.n, x.a)).collect();
+            let kb: Vec<(usize, isize)> = k_axes.iter().map(|x| (x.n, x.b)).collect();
+            let a =
+                collapse(&m_axes).zip(collapse(&ka)).filter(|&(_, cs)| gemm || cs == 1 || k == 1);
+            let b =
+                collapse(&kb).zip(collapse(&n_axes)).filter(|&(rs, _)| gemm || rs == 1 || k == 1);
+            let packed = a.map_or(m * k, |_| 0) + b.map_or(k * n, |_| 0);
+            (a, b, packed)
+        };
+        let [c0, c1] = cands;
+        let (d0, d1) = (direct(&c0), direct(&c1));
+        let (k_axes, (a_direct, b_direct, _)) = if d1.2 < d0.2 { (c1, d1) } else { (c0, d0) };
+        let blocks = Blocks::new(&k_axes);
+        Some(Descriptor {
+            dtype: dst.dtype,
+            outer,
+            m_axes,
+            n_axes,
+            k_axes,
+            m,
+            n,
+            k,
+            products,
+            rsc,
+            csc,
+            a_direct,
+            b_direct,
+            gemm,
+            blocks,
+        })
+    }
+
+    /// Multiply-adds of one product.
+    fn product_macs(&self) -> usize {
+        self.m.saturating_mul(self.n).saturating_mul(self.k)
+    }
+
+    /// Multiply-adds per call.
+    pub(crate) fn macs(&self) -> usize {
+        self.product_macs().saturating_mul(self.products)
+    }
+
+    /// Whether the leaves call the matrix multiply (M and N at least [`GEMM_MIN_MN`], M·N·K
+    /// per product at least [`GEMM_THRESHOLD`], and the policy allows it).
+    pub(crate) fn uses_gemm(&self) -> bool {
+        self.gemm
+    }
+
+    /// The profile label: the leaves, what is packed, products and blocks of K, e.g.
+    /// "matrix multiply, packed rhs, 16 products, 4 blocks of K".
+    pub(crate) fn describe(&self) -> String {
+        let mut s = self.label().to_string();
+        if self.products > 1 {
+            s += &format!(", {} products", self.products);
+        }
+        if self.blocks.count > 1 {
+            s += &format!(", {} blocks of K", self.blocks.count);
+        }
+        s
+    }
+
+    /// The path summary ([`DotPath`]) under `threads`.
+    pub(crate) fn path(&self, threads: usize) -> DotPath {
+        let size = item_size(self.dtype);
+        let (pa, pb) = (self.a_direct.is_none(), self.b_direct.is_none());
+        let per = usize::from(pa) * self.m * self.k + usize::from(pb) * self.k * self.n;
+        DotPath {
+            kind: if self.gemm { DotKind::MatrixMultiply } else { DotKind::RuntimeLoops },
+            packed_bytes: per.saturating_mul(self.products).saturating_mul(size),
+            packs_lhs: pa,
+            packs_rhs: pb,
+            products: self.products,
+            k_blocks: self.blocks.count,
+            threaded: threads > 1 && self.macs() >= PAR_THRESHOLD && self.splits(),
+            macs: self.macs(),
+        }
+    }
+
+    /// Whether the work can be cut at all (several products, a wide product, or several
+    /// blocks of K).
+    fn splits(&self) -> bool {
+        self.products >= 2 || self.m.max(self.n) >= 2 * PAR_GRAIN || self.blocks.count >= 2
+    }
+
+    /// The leaves and what is packed.
+    fn label(&self) -> &'static str {
+        let (pa, pb) = (self.a_direct.is_none(), self.b_direct.is_none());
+        match (self.gemm, pa, pb) {
+            (true, false, false) => "matrix multiply",
+            (true, true, false) => "matrix multiply, packed lhs",
+            (true, false, true) => "matrix multiply, packed rhs",
+            (true, true, true) => "matrix multiply, packed lhs and rhs",
+            (false, false, false) => "runtime dot loops",
+            (false, true, false) => "runtime dot loops, packed lhs",
+            (false, false, true) => "runtime dot loops, packed rhs",
+            (false, true, true) => "runtime dot loops, packed lhs and rhs",
+        }
+    }
+
+    /// The most scratch one thread holds at once: packed blocks of both operands and one
+    /// partial per level of the pairwise tree (bytes).
+    pub(crate) fn scratch_bytes(&self) -> usize {
+        let kb = self.k.min(KB);
+        let pack = |rows: usize| rows.saturating_mul(kb).min(PACK_ELEMS.max(kb));
+        let levels = usize::BITS - self.blocks.count.saturating_sub(1).leading_zeros();
+        let partials = (levels as usize).saturating_mul(self.m.saturating_mul(self.n));
+        (pack(self.m) + pack(self.n)).saturating_add(partials).saturating_mul(item_size(self.dtype))
+    }
+}
+
+impl Blocks {
+    /// Blocks of at most [`KB`] elements over `k_axes`.
+    fn new(k_axes: &[KAxis]) -> Blocks {
+        let k: usize = k_axes.iter().map(|x| x.n).product();
+        if k <= KB {
+            return Blocks { count: 1, split: usize::MAX, q: 0, per_lead: 1 };
+        }
+        // Trailing axes whose product fits in a block stay whole.
+        let mut split = k_axes.len() - 1;
+        let mut trail = 1usize;
+        while trail * k_axes[split].n <= KB {
+            trail *= k_axes[split].n;
+            split -= 1; // k > KB, so some axis does not fit and this stops at 0 at the latest.
+        }
+        let q = (KB / trail).max(1);
+        let per_lead = k_axes[split].n.div_ceil(q);
+        let lead: usize = k_axes[..split].iter().map(|x| x.n).product();
+        Blocks { count: lead * per_lead, split, q, per_lead }
+    }
+
+    /// Block `b`'s box: offsets of its first element in A and B, and its axes (extent, A
+    /// stride, B stride; outer to inner).
+    fn get(&self, k_axes: &[KAxis], b: usize) -> (isize, isize, Vec<KAxis>) {
+        if self.split == usize::MAX {
+            return (0, 0, k_axes.to_vec());
+        }
+        let (mut lead, chunk) = (b / self.per_lead, b % self.per_lead);
+        let (mut oa, mut ob) = (0isize, 0isize);
+        for ax in k_axes[..self.split].iter().rev() {
+            let i = (lead % ax.n) as isize;
+            lead /= ax.n;
+            oa += i * ax.a;
+            ob += i * ax.b;
+        }
+        let s = k_axes[self.split];
+        let from = chunk * self.q;
+        let len = self.q.min(s.n - from);
+        oa += from as isize * s.a;
+        ob += from as isize * s.b;
+        let mut bx = vec![KAxis { n: len, ..s }];
+        bx.extend_from_slice(&k_axes[self.split + 1..]);
+        (oa, ob, bx)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Run time.
+
+/// The element types the runtime contraction handles.
+pub(crate) trait Elem:
+    Copy + Default + Add<Output = Self> + Mul<Output = Self> + Send + Sync + 'static
+{
+    /// `c = a·b` with `matrixmultiply`.
+    ///
+    /// # Safety
+    /// The pointers are aligned and valid for every element the extents and strides address,
+    /// and `c` overlaps neither `a` nor `b`.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn mm(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: *const Self,
+        rsa: isize,
+        csa: isize,
+        b: *const Self,
+        rsb: isize,
+        csb: isize,
+        c: *mut Self,
+        rsc: isize,
+        csc: isize,
+    );
+}
+
+impl Elem for f32 {
+    unsafe fn mm(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: *const f32,
+        rsa: isize,
+        csa: isize,
+        b: *const f32,
+        rsb: isize,
+        csb: isize,
+        c: *mut f32,
+        rsc: isize,
+        csc: isize,
+    ) {
+        // SAFETY: forwarded from the caller.
+        unsafe { matrixmultiply::sgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, 0.0, c, rsc, csc) }
+    }
+}
+
+impl Elem for f64 {
+    unsafe fn mm(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: *const f64,
+        rsa: isize,
+        csa: isize,
+        b: *const f64,
+        rsb: isize,
+        csb: isize,
+        c: *mut f64,
+        rsc: isize,
+        csc: isize,
+    ) {
+        // SAFETY: forwarded from the caller.
+        unsafe { matrixmultiply::dgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, 0.0, c, rsc, csc) }
+    }
+}
+
+/// Lanes of the dot loops: independent partial sums that the compiler keeps in vector
+/// registers.
+const LANES: usize = 16;
+
+/// `Σ x[i]·y[i]`: 16 lanes over the full chunks (combined pairwise), then the tail in order.
+fn dot<T: Elem>(x: &[T], y: &[T]) -> T {
+    let full = x.len() / LANES * LANES;
+    let mut acc = [T::default(); LANES];
+    for (cx, cy) in x[..full].chunks_exact(LANES).zip(y[..full].chunks_exact(LANES)) {
+        for l in 0..LANES {
+            acc[l] = acc[l] + cx[l] * cy[l];
+        }
+    }
+    let mut w = LANES;
+    while w > 1 {
+        w /= 2;
+        for l in 0..w {
+            acc[l] = acc[l] + acc[l + w];
+        }
+    }
+    let mut s = acc[0];
+    for (&a, &b) in x[full..].iter().zip(&y[full..]) {
+        s = s + a * b;
+    }
+    s
+}
+
+thread_local! {
+    /// This thread's free scratch buffers (8-byte words, so aligned for f32 and f64).
+    static FREE: RefCell<Vec<Vec<u64>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A scratch buffer from this thread's free list, given back when dropped.
+struct Scratch {
+    words: Vec<u64>,
+}
+
+impl Scratch {
+    /// At least `elems` elements of `T`.
+    fn take<T>(elems: usize) -> Scratch {
+        let need = (elems * size_of::<T>()).div_ceil(8);
+        let mut words = FREE.try_with(|f| f.borrow_mut().pop()).ok().flatten().unwrap_or_default();
+        if words.len() < need {
+            words.resize(need, 0);
+        }
+        Scratch { words }
+    }
+
+    fn ptr<T>(&mut self) -> *mut T {
+        self.words.as_mut_ptr().cast()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let words = std::mem::take(&mut self.words);
+        // At thread exit the list may be gone; the buffer is then simply freed.
+        let _ = FREE.try_with(|f| f.borrow_mut().push(words));
+    }
+}
+
+/// An output block: element (i, j) at `p + i·rs + j·cs`.
+#[derive(Clone, Copy)]
+struct Out<T> {
+    p: *mut T,
+    rs: isize,
+    cs: isize,
+}
+
+/// What one call computes, and a part of it: product pointers, M and N ranges, block range.
+#[derive(Clone, Copy)]
+struct Part<T> {
+    d: *const Descriptor,
+    /// Leaves call the matrix multiply (the descriptor says so and every buffer is aligned).
+    mm: bool,
+    /// Operands read in place (else packed); A's and B's (row, column) strides.
+    a_direct: Option<(isize, isize)>,
+    b_direct: Option<(isize, isize)>,
+    a: *const T,
+    b: *const T,
+    i: (usize, usize),
+    j: (usize, usize),
+    blocks: (usize, usize),
+    out: Out<T>,
+}
+
+// SAFETY: a `Part` is sent to another thread only by `join` in `products`/`region`, which hand
+// the two threads disjoint output blocks (different products, different rows or columns, or
+// the caller's output and a partial the caller waits for); A, B and the descriptor are only
+// read, and `join` returns after both parts finish, while the caller keeps every buffer alive.
+unsafe impl<T> Send for Part<T> {}
+
+/// A call's products `p0..p1` on up to `threads` threads.
+///
+/// # Safety
+/// As [`jjt_contract_f32`].
+unsafe fn products<T: Elem>(base: Part<T>, c: *mut T, p: (usize, usize), threads: usize) {
+    // SAFETY: the descriptor outlives the call (owned by the compiled handle).
+    let d = unsafe { &*base.d };
+    let work = (p.1 - p.0).saturating_mul(d.product_macs());
+    if threads >= 2 && work >= PAR_THRESHOLD && p.1 - p.0 >= 2 {
+        let left = threads / 2;
+        let at = p.0 + ((p.1 - p.0) * left / threads).max(1);
+        let cc = SendPtr(c);
+        crate::pool::join(
+            // SAFETY: products p.0..at write their own output blocks.
+            move || unsafe { products(base, cc.get(), (p.0, at), left) },
+            // SAFETY: as above, for at..p.1.
+            move || unsafe { products(base, cc.get(), (at, p.1), threads - left) },
+        );
+        return;
+    }
+    let threads = if p.1 - p.0 >= 2 { 1 } else { threads };
+    for q in p.0..p.1 {
+        let (mut oa, mut ob, mut oc, mut rest) = (0isize, 0isize, 0isize, q);
+        for l in d.outer.iter().rev() {
+            let i = (rest % l.n) as isize;
+            rest /= l.n;
+            oa += i * l.a;
+            ob += i * l.b;
+            oc += i * l.c;
+        }
+        let part = Part {
+            a: base.a.wrapping_offset(oa),
+            b: base.b.wrapping_offset(ob),
+            i: (0, d.m),
+            j: (0, d.n),
+            blocks: (0, d.blocks.count),
+            out: Out { p: c.wrapping_offset(oc), rs: d.rsc, cs: d.csc },
+            ..base
+        };
+        // SAFETY: forwarded; `part` addresses product q.
+        unsafe { region(part, threads) };
+    }
+}
+
+/// A raw pointer that may cross to another thread (see [`Part`]'s `Send`).
+#[derive(Clone, Copy)]
+struct SendPtr<T>(*mut T);
+// SAFETY: as for `Part`.
+unsafe impl<T> Send for SendPtr<T> {}
+impl<T> SendPtr<T> {
+    fn get(self) -> *mut T {
+        self.0
+    }
+}
+
+/// One product's rows `i`, columns `j` and blocks of K into `out` (whose (0, 0) is element
+/// (i.0, j.0)), on up to `threads` threads.
+///
+/// # Safety
+/// As [`jjt_contract_f32`].
+unsafe fn region<T: Elem>(p: Part<T>, threads: usize) {
+    // SAFETY: the descriptor outlives the call.
+    let d = unsafe { &*p.d };
+    let (mi, nj) = (p.i.1 - p.i.0, p.j.1 - p.j.0);
+    let nblocks = p.blocks.1 - p.blocks.0;
+    let work = mi.saturating_mul(nj).saturating_mul(d.k.min(nblocks.saturating_mul(KB)));
+    if threads >= 2 && work >= PAR_THRESHOLD {
+        let left = threads / 2;
+        let extent = mi.max(nj);
+        if extent >= 2 * PAR_GRAIN {
+            // Halve the longer of M and N.
+            let at = (extent * left / threads).div_ceil(PAR_GRAIN) * PAR_GRAIN;
+            let at = at.clamp(PAR_GRAIN, extent - PAR_GRAIN);
+            let (mut x, mut y) = (p, p);
+            if nj > mi {
+                x.j.1 = p.j.0 + at;
+                y.j.0 = p.j.0 + at;
+                y.out.p = p.out.p.wrapping_offset(at as isize * p.out.cs);
+            } else {
+                x.i.1 = p.i.0 + at;
+                y.i.0 = p.i.0 + at;
+                y.out.p = p.out.p.wrapping_offset(at as isize * p.out.rs);
+            }
+            crate::pool::join(
+                // SAFETY: `x` and `y` write disjoint rows (or columns) of `out`.
+                move || unsafe { region(x, left) },
+                // SAFETY: as above.
+                move || unsafe { region(y, threads - left) },
+            );
+            return;
+        }
+        if nblocks >= 2 {
+            // The top pairwise combination's halves on two threads.
+            let half = split_point(nblocks);
+            let mut tmp = Scratch::take::<T>(mi * nj);
+            let t = tmp.ptr::<T>();
+            let (mut x, mut y) = (p, p);
+            x.blocks.1 = p.blocks.0 + half;
+            y.blocks.0 = p.blocks.0 + half;
+            y.out = Out { p: t, rs: nj as isize, cs: 1 };
+            crate::pool::join(
+                // SAFETY: `x` writes `out`, `y` the partial `tmp`, which lives until after join.
+                move || unsafe { region(x, left) },
+                // SAFETY: as above.
+                move || unsafe { region(y, threads - left) },
+            );
+            // SAFETY: both blocks cover mi×nj elements.
+            unsafe { add_into(p.out, y.out, mi, nj) };
+            return;
+        }
+    }
+    // SAFETY: forwarded.
+    unsafe { tree(&p, d) }
+}
+
+/// The largest power of two strictly below `n` (n ≥ 2).
+fn split_point(n: usize) -> usize {
+    1 << (usize::BITS - 1 - (n - 1).leading_zeros())
+}
+
+/// `out += tmp` over mi×nj elements (`tmp` contiguous, from this module's scratch).
+///
+/// # Safety
+/// Both blocks are valid for mi×nj elements.
+unsafe fn add_into<T: Elem>(out: Out<T>, tmp: Out<T>, mi: usize, nj: usize) {
+    for i in 0..mi as isize {
+        for j in 0..nj as isize {
+            // SAFETY: (i, j) is inside both blocks; `out` may be unaligned (`call_raw`).
+            unsafe {
+                let o = out.p.offset(i * out.rs + j * out.cs);
+                let t = tmp.p.offset(i * tmp.rs + j * tmp.cs).read();
+                o.write_unaligned(o.read_unaligned() + t);
+            }
+        }
+    }
+}
+
+/// Blocks `p.blocks` of one product region on this thread: one block is a leaf; more combine
+/// as `S(lo..lo+h) + S(lo+h..hi)`.
+///
+/// # Safety
+/// As [`jjt_contract_f32`].
+unsafe fn tree<T: Elem>(p: &Part<T>, d: &Descriptor) {
+    let (lo, hi) = p.blocks;
+    if hi - lo == 1 {
+        // SAFETY: forwarded.
+        unsafe { leaf(p, d, lo) };
+        return;
+    }
+    let h = split_point(hi - lo);
+    let (mi, nj) = (p.i.1 - p.i.0, p.j.1 - p.j.0);
+    // SAFETY: forwarded.
+    unsafe { tree(&Part { blocks: (lo, lo + h), ..*p }, d) };
+    let mut tmp = Scratch::take::<T>(mi * nj);
+    let t = Out { p: tmp.ptr::<T>(), rs: nj as isize, cs: 1 };
+    // SAFETY: forwarded; the partial holds mi×nj elements.
+    unsafe {
+        tree(&Part { blocks: (lo + h, hi), out: t, ..*p }, d);
+        add_into(p.out, t, mi, nj);
+    }
+}
+
+/// Block `blk` of one product region, into `p.out`.
+///
+/// # Safety
+/// As [`jjt_contract_f32`].
+unsafe fn leaf<T: Elem>(p: &Part<T>, d: &Descriptor, blk: usize) {
+    let (oa, ob, bx) = d.blocks.get(&d.k_axes, blk);
+    let kl: usize = bx.iter().map(|x| x.n).product();
+    let (i0, i1, j0, j1) = (p.i.0, p.i.1, p.j.0, p.j.1);
+    // Rows packed at a time: all of them, or chunks of at most PACK_ELEMS elements.
+    let chunk = |direct: bool, rows: usize| {
+        if direct { rows } else { (PACK_ELEMS / kl.max(1)).clamp(1, rows.max(1)) }
+    };
+    let (ic, jc) = (chunk(p.a_direct.is_some(), i1 - i0), chunk(p.b_direct.is_some(), j1 - j0));
+    let mut sa = Scratch::take::<T>(if p.a_direct.is_some() { 0 } else { ic * kl });
+    let mut sb = Scratch::take::<T>(if p.b_direct.is_some() { 0 } else { jc * kl });
+    let a_axes: Vec<(usize, isize)> = bx.iter().map(|x| (x.n, x.a)).collect();
+    let b_axes: Vec<(usize, isize)> = bx.iter().map(|x| (x.n, x.b)).collect();
+    let mut jb = j0;
+    while jb < j1 {
+        let je = (jb + jc).min(j1);
+        // B's block: (K, column) strides.
+        let (bp, rsb, csb) = match p.b_direct {
+            Some((rs, cs)) => (p.b.wrapping_offset(ob + jb as isize * cs), rs, cs),
+            None => {
+                let dst = sb.ptr::<T>();
+                // SAFETY: rows jb..je of B's N axes and the block's box are inside B; `dst`
+                // holds jc·kl elements.
+                unsafe { gather(p.b.wrapping_offset(ob), &d.n_axes, (jb, je), &b_axes, dst) };
+                (dst.cast_const(), 1, kl as isize)
+            }
+        };
+        let mut ib = i0;
+        while ib < i1 {
+            let ie = (ib + ic).min(i1);
+            let (ap, rsa, csa) = match p.a_direct {
+                Some((rs, cs)) => (p.a.wrapping_offset(oa + ib as isize * rs), rs, cs),
+                None => {
+                    let dst = sa.ptr::<T>();
+                    // SAFETY: as for B.
+                    unsafe { gather(p.a.wrapping_offset(oa), &d.m_axes, (ib, ie), &a_axes, dst) };
+                    (dst.cast_const(), kl as isize, 1)
+                }
+            };
+            let o = p
+                .out
+                .p
+                .wrapping_offset((ib - i0) as isize * p.out.rs + (jb - j0) as isize * p.out.cs);
+            let (mb, nbk) = (ie - ib, je - jb);
+            if p.mm {
+                // SAFETY: every pointer is aligned (checked on entry) and covers the block.
+                unsafe { T::mm(mb, kl, nbk, ap, rsa, csa, bp, rsb, csb, o, p.out.rs, p.out.cs) };
+            } else {
+                for i in 0..mb as isize {
+                    // SAFETY: in the dot loops rows of A and columns of B are contiguous along
+                    // K (packed, or direct with unit K stride and aligned) and hold kl elements.
+                    let x = unsafe { std::slice::from_raw_parts(ap.offset(i * rsa), kl) };
+                    for j in 0..nbk as isize {
+                        // SAFETY: as above; (i, j) is inside the output block.
+                        unsafe {
+                            let y = std::slice::from_raw_parts(bp.offset(j * csb), kl);
+                            o.offset(i * p.out.rs + j * p.out.cs).write_unaligned(dot(x, y));
+                        }
+                    }
+                }
+            }
+            ib = ie;
+        }
+        jb = je;
+    }
+}
+
+/// Copy rows `r.0..r.1` (flat indices over the free axes `free`) of a block whose K box is
+/// `bx` (extent, stride) into `dst`, row-major with K inner; the box is walked in the order
+/// of the source's strides (the smallest innermost) so the reads run along memory.
+///
+/// # Safety
+/// `src` (with the rows' and box's offsets) is valid for reads (possibly unaligned) and `dst`
+/// for `(r.1 − r.0)·Π extents` writes.
+unsafe fn gather<T: Copy>(
+    src: *const T,
+    free: &[(usize, isize)],
+    r: (usize, usize),
+    bx: &[(usize, isize)],
+    dst: *mut T,
+) {
+    // Destination strides of the box in flat (row-major) order, then sorted by source stride.
+    let mut axes: Vec<(usize, isize, isize)> = Vec::with_capacity(bx.len());
+    let mut ds = 1isize;
+    for &(n, s) in bx.iter().rev() {
+        axes.push((n, s, ds));
+        ds *= n as isize;
+    }
+    axes.sort_by_key(|x| std::cmp::Reverse(x.1.unsigned_abs()));
+    let kl = ds;
+    // The first row's multi-index over the free axes.
+    let mut idx = vec![0usize; free.len()];
+    let mut rest = r.0;
+    let mut off = 0isize;
+    for (a, &(n, s)) in free.iter().enumerate().rev() {
+        idx[a] = rest % n;
+        rest /= n;
+        off += idx[a] as isize * s;
+    }
+    for row in 0..(r.1 - r.0) as isize {
+        // SAFETY: the row's source and destination ranges are inside the buffers.
+        unsafe { copy_box(src.wrapping_offset(off), dst.wrapping_offset(row * kl), &axes) };
+        for a in (0..free.len()).rev() {
+            idx[a] += 1;
+            off += free[a].1;
+            if idx[a] < free[a].0 {
+                break;
+            }
+            off -= free[a].1 * free[a].0 as isize;
+            idx[a] = 0;
+        }
+    }
+}
+
+/// Copy a box (extent, source stride, destination stride per axis; outer to inner).
+///
+/// # Safety
+/// As [`gather`].
+unsafe fn copy_box<T: Copy>(s: *const T, d: *mut T, axes: &[(usize, isize, isize)]) {
+    match axes {
+        [] => {
+            // SAFETY: inside the buffers (caller).
+            unsafe { d.write(s.read_unaligned()) }
+        }
+        [(n, ss, dd)] => {
+            for t in 0..*n as isize {
+                // SAFETY: inside the buffers (caller).
+                unsafe { d.offset(t * dd).write(s.offset(t * ss).read_unaligned()) }
+            }
+        }
+        [(n, ss, dd), rest @ ..] => {
+            for t in 0..*n as isize {
+                // SAFETY: inside the buffers (caller).
+                unsafe { copy_box(s.wrapping_offset(t * ss), d.wrapping_offset(t * dd), rest) }
+            }
+        }
+    }
+}
+
+/// The body of both entry points.
+///
+/// # Safety
+/// As [`jjt_contract_f32`].
+unsafe fn contract<T: Elem>(
+    d: *const Descriptor,
+    a: *const T,
+    b: *const T,
+    c: *mut T,
+    threads: usize,
+) {
+    // SAFETY: the descriptor is owned by the compiled handle whose code is running.
+    let desc = unsafe { &*d };
+    // `call_raw` can pass buffers at any address: the matrix multiply needs aligned ones, and
+    // the dot loops read direct operands as slices.
+    let aligned = a.is_aligned() && b.is_aligned() && c.is_aligned();
+    let base = Part {
+        d,
+        mm: desc.gemm && aligned,
+        a_direct: desc.a_direct.filter(|_| aligned),
+        b_direct: desc.b_direct.filter(|_| aligned),
+        a,
+        b,
+        i: (0, 0),
+        j: (0, 0),
+        blocks: (0, 0),
+        out: Out { p: c, rs: 0, cs: 0 },
+    };
+    // The dot loops need K-contiguous direct operands.
+    let base = if base.mm {
+        base
+    } else {
+        Part {
+            a_direct: base.a_direct.filter(|&(_, cs)| cs == 1 || desc.k == 1),
+            b_direct: base.b_direct.filter(|&(rs, _)| rs == 1 || desc.k == 1),
+            ..base
+        }
+    };
+    // SAFETY: forwarded.
+    unsafe { products(base, c, (0, desc.products), threads.max(1)) }
+}
+
+/// The runtime contraction in f32: `c = contract(a, b)` as descriptor `d` says, on up to
+/// `threads` threads.
+///
+/// # Safety
+/// `d` points to a live [`Descriptor`] planned for f32 from the step whose operands are `a`
+/// and `b` and whose output is `c` (each the view's base address plus its offset); the buffers
+/// hold every element the step's views address, and `c` overlaps neither `a` nor `b`.
+pub(crate) unsafe extern "C" fn jjt_contract_f32(
+    d: *const Descriptor,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    threads: usize,
+) {
+    let (dd, c) = (SendPtr(d.cast_mut()), SendPtr(c));
+    // SAFETY: forwarded from the caller. A panic stops at `guard` (see `pool`).
+    crate::pool::guard(move || unsafe { contract(dd.get().cast_const(), a, b, c.get(), threads) })
+}
+
+/// The runtime contraction in f64.
+///
+/// # Safety
+/// As [`jjt_contract_f32`], for f64.
+pub(crate) unsafe extern "C" fn jjt_contract_f64(
+    d: *const Descriptor,
+    a: *const f64,
+    b: *const f64,
+    c: *mut f64,
+    threads: usize,
+) {
+    let (dd, c) = (SendPtr(d.cast_mut()), SendPtr(c));
+    // SAFETY: forwarded from the caller. A panic stops at `guard` (see `pool`).
+    crate::pool::guard(move || unsafe { contract(dd.get().cast_const(), a, b, c.get(), threads) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_are_boxes_covering_k_once() {
+        // K = 32 × 512 with KB = 4096: 4 blocks of 8 × 512.
+        let ks = [KAxis { n: 32, a: 512, b: 1 }, KAxis { n: 512, a: 1, b: 512 }];
+        let bl = Blocks::new(&ks);
+        assert_eq!((bl.count, bl.split, bl.q), (4, 0, 8));
+        let mut seen = vec![0u8; 32 * 512];
+        for b in 0..bl.count {
+            let (oa, _, bx) = bl.get(&ks, b);
+            for i in 0..bx[0].n {
+                for j in 0..bx[1].n {
+                    seen[(oa + i as isize * 512 + j as isize) as usize] += 1;
+                }
+            }
+        }
+        assert!(seen.iter().all(|&s| s == 1));
+        // One long axis: ranges of KB along it, the last short.
+        let bl = Blocks::new(&[KAxis { n: 10_000, a: 1, b: 1 }]);
+        assert_eq!((bl.count, bl.q, bl.per_lead), (3, KB, 3));
+        assert_eq!(bl.get(&[KAxis { n: 10_000, a: 1, b: 1 }], 2).2[0].n, 10_000 - 2 * KB);
+    }
+
+    #[test]
+    fn split_point_is_the_largest_power_of_two_below() {
+        let got: Vec<usize> = (2..10).map(split_point).collect();
+        assert_eq!(got, [1, 2, 2, 4, 4, 4, 4, 8]);
+    }
+}
