@@ -234,25 +234,27 @@ impl Descriptor {
         let gemm = gemm
             && m.min(n) >= GEMM_MIN_MN
             && m.saturating_mul(n).saturating_mul(k) >= GEMM_THRESHOLD;
-        // The two candidate K orders; keep the one that packs fewer elements.
+        // The two candidate K orders (A's strides descending, B's strides descending). An
+        // operand packed in the other operand's order is read against its strides (short
+        // runs, pages far apart), so it counts twice; keep the cheaper order.
         let by = |f: fn(&KAxis) -> isize| {
             let mut o = ks.clone();
             o.sort_by_key(|x| std::cmp::Reverse(f(x).unsigned_abs()));
             o
         };
-        let cands = [by(|x| x.a), by(|x| x.b)];
-        let direct = |k_axes: &[KAxis]| {
+        let direct = |k_axes: &[KAxis], own_a: bool| {
             let ka: Vec<(usize, isize)> = k_axes.iter().map(|x| (x.n, x.a)).collect();
             let kb: Vec<(usize, isize)> = k_axes.iter().map(|x| (x.n, x.b)).collect();
             let a =
                 collapse(&m_axes).zip(collapse(&ka)).filter(|&(_, cs)| gemm || cs == 1 || k == 1);
             let b =
                 collapse(&kb).zip(collapse(&n_axes)).filter(|&(rs, _)| gemm || rs == 1 || k == 1);
-            let packed = a.map_or(m * k, |_| 0) + b.map_or(k * n, |_| 0);
-            (a, b, packed)
+            let (wa, wb) = if own_a { (1, 2) } else { (2, 1) };
+            let cost = a.map_or(wa * m * k, |_| 0) + b.map_or(wb * k * n, |_| 0);
+            (a, b, cost)
         };
-        let [c0, c1] = cands;
-        let (d0, d1) = (direct(&c0), direct(&c1));
+        let (c0, c1) = (by(|x| x.a), by(|x| x.b));
+        let (d0, d1) = (direct(&c0, true), direct(&c1, false));
         let (k_axes, (a_direct, b_direct, _)) = if d1.2 < d0.2 { (c1, d1) } else { (c0, d0) };
         let blocks = Blocks::new(&k_axes);
         Some(Descriptor {
@@ -345,7 +347,7 @@ impl Descriptor {
     /// partial per level of the pairwise tree (bytes).
     pub(crate) fn scratch_bytes(&self) -> usize {
         let kb = self.k.min(KB);
-        let pack = |rows: usize| rows.saturating_mul(kb).min(PACK_ELEMS.max(kb));
+        let pack = |rows: usize| rows.saturating_mul(pad(kb)).min(PACK_ELEMS.max(pad(kb)));
         let levels = usize::BITS - self.blocks.count.saturating_sub(1).leading_zeros();
         let partials = (levels as usize).saturating_mul(self.m.saturating_mul(self.n));
         (pack(self.m) + pack(self.n)).saturating_add(partials).saturating_mul(item_size(self.dtype))
@@ -733,8 +735,12 @@ unsafe fn leaf<T: Elem>(p: &Part<T>, d: &Descriptor, blk: usize) {
         if direct { rows } else { (PACK_ELEMS / kl.max(1)).clamp(1, rows.max(1)) }
     };
     let (ic, jc) = (chunk(p.a_direct.is_some(), i1 - i0), chunk(p.b_direct.is_some(), j1 - j0));
-    let mut sa = Scratch::take::<T>(if p.a_direct.is_some() { 0 } else { ic * kl });
-    let mut sb = Scratch::take::<T>(if p.b_direct.is_some() { 0 } else { jc * kl });
+    // Packed rows (contiguous along K) are `ld` elements apart: a whole number of cache lines,
+    // an odd number of them, so that the matrix multiply's reads down a column of packed rows
+    // do not all fall into one cache set (as rows 2^n bytes apart would).
+    let ld = pad(kl);
+    let mut sa = Scratch::take::<T>(if p.a_direct.is_some() { 0 } else { ic * ld });
+    let mut sb = Scratch::take::<T>(if p.b_direct.is_some() { 0 } else { jc * ld });
     let a_axes: Vec<(usize, isize)> = bx.iter().map(|x| (x.n, x.a)).collect();
     let b_axes: Vec<(usize, isize)> = bx.iter().map(|x| (x.n, x.b)).collect();
     let mut jb = j0;
@@ -745,10 +751,13 @@ unsafe fn leaf<T: Elem>(p: &Part<T>, d: &Descriptor, blk: usize) {
             Some((rs, cs)) => (p.b.wrapping_offset(ob + jb as isize * cs), rs, cs),
             None => {
                 let dst = sb.ptr::<T>();
+                let (rs, cs) = (1, ld as isize);
                 // SAFETY: rows jb..je of B's N axes and the block's box are inside B; `dst`
                 // holds jc·kl elements.
-                unsafe { gather(p.b.wrapping_offset(ob), &d.n_axes, (jb, je), &b_axes, dst) };
-                (dst.cast_const(), 1, kl as isize)
+                unsafe {
+                    gather(p.b.wrapping_offset(ob), &d.n_axes, (jb, je), &b_axes, dst, cs, rs)
+                };
+                (dst.cast_const(), rs, cs)
             }
         };
         let mut ib = i0;
@@ -758,9 +767,12 @@ unsafe fn leaf<T: Elem>(p: &Part<T>, d: &Descriptor, blk: usize) {
                 Some((rs, cs)) => (p.a.wrapping_offset(oa + ib as isize * rs), rs, cs),
                 None => {
                     let dst = sa.ptr::<T>();
+                    let (rs, cs) = (ld as isize, 1);
                     // SAFETY: as for B.
-                    unsafe { gather(p.a.wrapping_offset(oa), &d.m_axes, (ib, ie), &a_axes, dst) };
-                    (dst.cast_const(), kl as isize, 1)
+                    unsafe {
+                        gather(p.a.wrapping_offset(oa), &d.m_axes, (ib, ie), &a_axes, dst, rs, cs)
+                    };
+                    (dst.cast_const(), rs, cs)
                 }
             };
             let o = p
@@ -791,9 +803,15 @@ unsafe fn leaf<T: Elem>(p: &Part<T>, d: &Descriptor, blk: usize) {
     }
 }
 
+/// `kl` rounded up to an odd multiple of 16 elements.
+fn pad(kl: usize) -> usize {
+    kl.next_multiple_of(16) | 16
+}
+
 /// Copy rows `r.0..r.1` (flat indices over the free axes `free`) of a block whose K box is
-/// `bx` (extent, stride) into `dst`, row-major with K inner; the box is walked in the order
-/// of the source's strides (the smallest innermost) so the reads run along memory.
+/// `bx` (extent, stride) into `dst`: row `r` and flat K index `q` (row-major over the box) at
+/// `(r − r.0)·row + q·unit`. The box is walked in the order of the source's strides (the
+/// smallest innermost) so the reads run along memory.
 ///
 /// # Safety
 /// `src` (with the rows' and box's offsets) is valid for reads (possibly unaligned) and `dst`
@@ -804,16 +822,17 @@ unsafe fn gather<T: Copy>(
     r: (usize, usize),
     bx: &[(usize, isize)],
     dst: *mut T,
+    row: isize,
+    unit: isize,
 ) {
     // Destination strides of the box in flat (row-major) order, then sorted by source stride.
     let mut axes: Vec<(usize, isize, isize)> = Vec::with_capacity(bx.len());
-    let mut ds = 1isize;
+    let mut ds = unit;
     for &(n, s) in bx.iter().rev() {
         axes.push((n, s, ds));
         ds *= n as isize;
     }
     axes.sort_by_key(|x| std::cmp::Reverse(x.1.unsigned_abs()));
-    let kl = ds;
     // The first row's multi-index over the free axes.
     let mut idx = vec![0usize; free.len()];
     let mut rest = r.0;
@@ -823,9 +842,9 @@ unsafe fn gather<T: Copy>(
         rest /= n;
         off += idx[a] as isize * s;
     }
-    for row in 0..(r.1 - r.0) as isize {
+    for r_ in 0..(r.1 - r.0) as isize {
         // SAFETY: the row's source and destination ranges are inside the buffers.
-        unsafe { copy_box(src.wrapping_offset(off), dst.wrapping_offset(row * kl), &axes) };
+        unsafe { copy_box(src.wrapping_offset(off), dst.wrapping_offset(r_ * row), &axes) };
         for a in (0..free.len()).rev() {
             idx[a] += 1;
             off += free[a].1;
@@ -849,17 +868,41 @@ unsafe fn copy_box<T: Copy>(s: *const T, d: *mut T, axes: &[(usize, isize, isize
             unsafe { d.write(s.read_unaligned()) }
         }
         [(n, ss, dd)] => {
-            for t in 0..*n as isize {
-                // SAFETY: inside the buffers (caller).
-                unsafe { d.offset(t * dd).write(s.offset(t * ss).read_unaligned()) }
+            // SAFETY (all three arms): inside the buffers (caller); `d` is scratch of this
+            // module, aligned, and never overlaps the source.
+            unsafe { copy_run(s, *ss, d, *dd, *n) }
+        }
+        [(n0, s0, d0), (n, ss, dd)] => {
+            for t in 0..*n0 as isize {
+                // SAFETY: as above.
+                unsafe {
+                    copy_run(s.wrapping_offset(t * s0), *ss, d.wrapping_offset(t * d0), *dd, *n)
+                }
             }
         }
         [(n, ss, dd), rest @ ..] => {
             for t in 0..*n as isize {
-                // SAFETY: inside the buffers (caller).
+                // SAFETY: as above.
                 unsafe { copy_box(s.wrapping_offset(t * ss), d.wrapping_offset(t * dd), rest) }
             }
         }
+    }
+}
+
+/// Copy `n` elements from stride `ss` to stride `dd`.
+///
+/// # Safety
+/// As [`gather`].
+#[inline(always)]
+unsafe fn copy_run<T: Copy>(s: *const T, ss: isize, d: *mut T, dd: isize, n: usize) {
+    if ss == 1 && dd == 1 {
+        // SAFETY: both runs are inside their buffers (caller) and do not overlap.
+        unsafe { std::ptr::copy_nonoverlapping(s, d, n) };
+        return;
+    }
+    for t in 0..n as isize {
+        // SAFETY: inside the buffers (caller).
+        unsafe { d.offset(t * dd).write(s.offset(t * ss).read_unaligned()) }
     }
 }
 
