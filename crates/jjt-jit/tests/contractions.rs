@@ -1,0 +1,393 @@
+//! Contractions on every path of the fast JIT (inline vector code, the runtime contraction with
+//! and without packing, batched, threaded, K cut into blocks, its dot loops), against the
+//! interpreter.
+//!
+//! `contractions_match_the_interpreter_on_every_path`: random `dot_general` configurations
+//! (0–2 batch axes, 1–3 contracted axes, 0–2 free axes per side, f32 and f64, extents from 1 to
+//! beyond the matrix-multiply thresholds), each operand either transposed in the graph by a
+//! random permutation (so its strides do not chain) or broadcast from a smaller input (stride
+//! 0 along some axes), the contracted axes paired in a random order; plus fixed cases that make
+//! sure each path is taken. For each case:
+//!
+//! - compiled in fast mode with 1, 2 and 3 threads, the results are bit for bit the same;
+//! - they are within `2·(min(K, KB) + ⌈log2⌈K/KB⌉⌉ + K + 1)·u·Σ|lhs·rhs|` of the interpreter,
+//!   per element, with `Σ|lhs·rhs|` the same contraction of the absolute values (computed by
+//!   the interpreter). The fast path sums at most `KB` products in one run (error ≤ KB·u·Σ)
+//!   and combines the blocks pairwise (⌈log2(blocks)⌉·u·Σ more); the interpreter sums in its
+//!   own order, with error at most (K − 1)·u·Σ whatever that order is; +1 for the rounding of
+//!   the result; the factor 2 covers second-order terms and the rounding of Σ itself.
+//!
+//! At the end, every path must have been hit at least once (`jjt_jit::dot_path` on the
+//! planned step says which one a case took).
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+
+use jjt_ir::ops::DotGeneral;
+use jjt_ir::{DType, Function, FunctionBuilder, NodeId, Shape, Tensor, TensorType, Unary, interp};
+use jjt_jit::plan::{self, Step};
+use jjt_jit::{DotKind, KB, Options, compile_with, dot_path};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+
+/// How an operand reaches the contraction.
+#[derive(Clone, Debug)]
+enum Feed {
+    /// `transpose(x, perm)` of an input whose shape is the operand's permuted.
+    Transposed(Vec<usize>),
+    /// `broadcast_to(x, shape)` of an input with extent 1 along the axes marked true.
+    Broadcast(Vec<bool>),
+}
+
+/// One contraction: extents of the batch, free and contracted axes, the order in which the
+/// right operand lists the contracted axes, how each operand is fed.
+#[derive(Clone, Debug)]
+struct Case {
+    dtype: DType,
+    batch: Vec<usize>,
+    lfree: Vec<usize>,
+    rfree: Vec<usize>,
+    k: Vec<usize>,
+    /// Position in rhs's contracted axes of lhs's contracted axis i.
+    rk_order: Vec<usize>,
+    lhs: Feed,
+    rhs: Feed,
+}
+
+impl Case {
+    fn macs(&self) -> usize {
+        [&self.batch, &self.lfree, &self.rfree, &self.k]
+            .iter()
+            .map(|v| v.iter().product::<usize>())
+            .product()
+    }
+
+    /// lhs = [batch, lfree, k]; rhs = [batch, k (in rk_order), rfree].
+    fn shapes(&self) -> (Vec<usize>, Vec<usize>) {
+        let lhs: Vec<usize> = [&self.batch[..], &self.lfree, &self.k].concat();
+        let mut rk = vec![0; self.k.len()];
+        for (i, &p) in self.rk_order.iter().enumerate() {
+            rk[p] = self.k[i];
+        }
+        let rhs: Vec<usize> = [&self.batch[..], &rk, &self.rfree].concat();
+        (lhs, rhs)
+    }
+
+    fn dims(&self) -> DotGeneral {
+        let nb = self.batch.len();
+        let nk = self.k.len();
+        DotGeneral {
+            lhs_contract: (0..nk).map(|i| nb + self.lfree.len() + i).collect(),
+            rhs_contract: self.rk_order.iter().map(|&p| nb + p).collect(),
+            lhs_batch: (0..nb).collect(),
+            rhs_batch: (0..nb).collect(),
+        }
+    }
+
+    /// The input type feeding an operand of shape `shape`.
+    fn input_type(&self, shape: &[usize], feed: &Feed) -> TensorType {
+        let dims: Vec<usize> = match feed {
+            Feed::Transposed(perm) => {
+                // transpose(x, perm) has extent x[perm[i]] on axis i.
+                let mut s = vec![0; shape.len()];
+                for (i, &p) in perm.iter().enumerate() {
+                    s[p] = shape[i];
+                }
+                s
+            }
+            Feed::Broadcast(ones) => {
+                shape.iter().zip(ones).map(|(&d, &o)| if o { 1 } else { d }).collect()
+            }
+        };
+        TensorType::new(self.dtype, dims)
+    }
+
+    /// The contraction, of the inputs' absolute values when `abs`.
+    fn function(&self, abs: bool) -> Function {
+        let (ls, rs) = self.shapes();
+        let mut b = FunctionBuilder::new("c");
+        let operand = |b: &mut FunctionBuilder, name: &str, shape: &[usize], feed: &Feed| {
+            let ty = self.input_type(shape, feed);
+            let mut x = b.input(name, ty).unwrap();
+            if abs {
+                x = b.unary(Unary::Abs, x).unwrap();
+            }
+            match feed {
+                Feed::Transposed(perm) => b.transpose(x, perm).unwrap(),
+                Feed::Broadcast(_) => b.broadcast_to(x, &Shape(shape.to_vec())).unwrap(),
+            }
+        };
+        let l: NodeId = operand(&mut b, "l", &ls, &self.lhs);
+        let r: NodeId = operand(&mut b, "r", &rs, &self.rhs);
+        let out = b.dot_general(l, r, self.dims()).unwrap();
+        b.finish(out).unwrap()
+    }
+}
+
+/// Deterministic, varied inputs with both signs.
+fn inputs(f: &Function) -> Vec<Tensor> {
+    f.params()
+        .iter()
+        .enumerate()
+        .map(|(k, p)| {
+            let v: Vec<f64> =
+                (0..p.ty.numel()).map(|i| ((i * 7 + 3 * k) as f64 * 0.618).sin()).collect();
+            Tensor::from_f64(&p.ty, &v).unwrap()
+        })
+        .collect()
+}
+
+/// The path names a case counts for.
+fn paths(f: &Function) -> Vec<&'static str> {
+    let p = plan::plan(f).unwrap();
+    let Some(step) = p.steps.iter().find_map(|s| match s {
+        Step::Dot(d) => Some(d),
+        _ => None,
+    }) else {
+        return vec![];
+    };
+    let one = dot_path(step, &Options { threads: 1, ..Options::default() });
+    let two = dot_path(step, &Options { threads: 2, ..Options::default() });
+    let mut hit = Vec::new();
+    let runtime = matches!(one.kind, DotKind::MatrixMultiply | DotKind::RuntimeLoops);
+    match one.kind {
+        DotKind::InlineVector => hit.push("inline"),
+        DotKind::MatrixMultiply => hit.push("matrix multiply"),
+        DotKind::RuntimeLoops => hit.push("runtime dot loops"),
+        DotKind::Trivial | DotKind::InlineScalar => {}
+    }
+    if runtime {
+        if !one.packs_lhs && !one.packs_rhs {
+            hit.push("runtime, unpacked");
+        }
+        if one.packs_lhs {
+            hit.push("packed lhs");
+        }
+        if one.packs_rhs {
+            hit.push("packed rhs");
+        }
+        if one.products > 1 {
+            hit.push("batched");
+        }
+        if one.k_blocks > 1 {
+            hit.push("K blocks");
+        }
+        if two.threaded {
+            hit.push("threaded");
+        }
+    }
+    hit
+}
+
+const ALL_PATHS: [&str; 9] = [
+    "inline",
+    "matrix multiply",
+    "runtime dot loops",
+    "runtime, unpacked",
+    "packed lhs",
+    "packed rhs",
+    "batched",
+    "K blocks",
+    "threaded",
+];
+
+fn check(case: &Case, hits: &mut BTreeSet<&'static str>) -> Result<(), TestCaseError> {
+    let f = case.function(false);
+    let abs_f = case.function(true);
+    let xs = inputs(&f);
+    hits.extend(paths(&f));
+    let refs: Vec<&Tensor> = xs.iter().collect();
+    let run = |threads: usize| {
+        let c = compile_with(&f, Options { threads, ..Options::default() }).unwrap();
+        c.call(&refs).unwrap().remove(0).to_f64_vec()
+    };
+    let one = run(1);
+    for threads in [2, 3] {
+        let got = run(threads);
+        prop_assert!(
+            got.iter().zip(&one).all(|(a, b)| a.to_bits() == b.to_bits()),
+            "{case:?}: {threads} threads differ from 1"
+        );
+    }
+    let want = interp::eval(&f, &xs).unwrap().to_f64_vec();
+    let sums = interp::eval(&abs_f, &xs).unwrap().to_f64_vec();
+    let k: usize = case.k.iter().product();
+    let blocks = k.div_ceil(KB).max(1);
+    let log2 = usize::BITS - (blocks - 1).leading_zeros();
+    let u =
+        if case.dtype == DType::F32 { f64::from(f32::EPSILON) / 2.0 } else { f64::EPSILON / 2.0 };
+    let c = 2.0 * (k.min(KB) + log2 as usize + k + 1) as f64 * u;
+    for (i, ((g, w), s)) in one.iter().zip(&want).zip(&sums).enumerate() {
+        prop_assert!(
+            (g - w).abs() <= c * s,
+            "{case:?}: element {i}: JIT {g:e} vs interpreter {w:e} (bound {:e})",
+            c * s
+        );
+    }
+    Ok(())
+}
+
+/// Operand feed for an operand of rank `r`.
+fn feed(r: usize) -> impl Strategy<Value = Feed> {
+    let perm = Just((0..r).collect::<Vec<usize>>()).prop_shuffle().prop_map(Feed::Transposed);
+    let ones = proptest::collection::vec(prop::bool::weighted(0.3), r).prop_map(Feed::Broadcast);
+    prop_oneof![3 => perm, 1 => ones]
+}
+
+/// Extents of `n` axes in size class `class` (0: 1–3, 1: 2–9, 2: 4–24).
+fn extents(n: usize, class: usize) -> BoxedStrategy<Vec<usize>> {
+    let (lo, hi): (usize, usize) = [(1, 3), (2, 9), (4, 24)][class];
+    proptest::collection::vec(lo..=hi, n).boxed()
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    (0usize..=2, 0usize..=2, 0usize..=2, 1usize..=3, 0usize..3, prop::bool::ANY)
+        .prop_flat_map(|(nb, nl, nr, nk, class, f64_)| {
+            let dtype = if f64_ { DType::F64 } else { DType::F32 };
+            let batch = extents(nb, class.min(1));
+            (
+                Just(dtype),
+                batch,
+                extents(nl, class),
+                extents(nr, class),
+                extents(nk, class),
+                Just((0..nk).collect::<Vec<usize>>()).prop_shuffle(),
+                feed(nb + nl + nk),
+                feed(nb + nk + nr),
+            )
+        })
+        .prop_map(|(dtype, batch, lfree, rfree, k, rk_order, lhs, rhs)| Case {
+            dtype,
+            batch,
+            lfree,
+            rfree,
+            k,
+            rk_order,
+            lhs,
+            rhs,
+        })
+}
+
+/// Cases that make sure each path is taken (whatever the random draws).
+fn fixed() -> Vec<Case> {
+    let id = |r: usize| Feed::Transposed((0..r).collect());
+    let t2 = Feed::Transposed(vec![1, 0]);
+    let mut v = Vec::new();
+    for dtype in [DType::F32, DType::F64] {
+        // Inline: a small plain matrix product.
+        v.push(Case {
+            dtype,
+            batch: vec![],
+            lfree: vec![4],
+            rfree: vec![8],
+            k: vec![8],
+            rk_order: vec![0],
+            lhs: id(2),
+            rhs: id(2),
+        });
+        // Runtime dot loops: three outputs (fewer than a vector), K not contiguous in lhs.
+        v.push(Case {
+            dtype,
+            batch: vec![],
+            lfree: vec![3],
+            rfree: vec![],
+            k: vec![6],
+            rk_order: vec![0],
+            lhs: t2.clone(),
+            rhs: id(1),
+        });
+        // K cut into blocks: 8×5000×8, unpacked.
+        v.push(Case {
+            dtype,
+            batch: vec![],
+            lfree: vec![8],
+            rfree: vec![8],
+            k: vec![5000],
+            rk_order: vec![0],
+            lhs: id(2),
+            rhs: id(2),
+        });
+        // Packed lhs: lhs's contracted axes (16, 16) around its free axis.
+        v.push(Case {
+            dtype,
+            batch: vec![],
+            lfree: vec![32],
+            rfree: vec![32],
+            k: vec![16, 16],
+            rk_order: vec![0, 1],
+            lhs: Feed::Transposed(vec![1, 0, 2]),
+            rhs: id(3),
+        });
+        // Packed rhs: the mirror image.
+        v.push(Case {
+            dtype,
+            batch: vec![],
+            lfree: vec![32],
+            rfree: vec![32],
+            k: vec![16, 16],
+            rk_order: vec![0, 1],
+            lhs: id(3),
+            rhs: Feed::Transposed(vec![0, 2, 1]),
+        });
+    }
+    // Batched and threaded: 4 products of 64×300×64 (4.9·10⁶ multiply-adds), rhs transposed.
+    v.push(Case {
+        dtype: DType::F32,
+        batch: vec![4],
+        lfree: vec![64],
+        rfree: vec![64],
+        k: vec![300],
+        rk_order: vec![0],
+        lhs: id(3),
+        rhs: Feed::Transposed(vec![0, 2, 1]),
+    });
+    // Threaded, one product cut into column blocks: 40×520×203.
+    v.push(Case {
+        dtype: DType::F64,
+        batch: vec![],
+        lfree: vec![40],
+        rfree: vec![203],
+        k: vec![520],
+        rk_order: vec![0],
+        lhs: t2.clone(),
+        rhs: id(2),
+    });
+    // Threaded across the halves of the pairwise tree: 32×(3·4096 + 5)×32 with a broadcast
+    // batch-free lhs row block.
+    v.push(Case {
+        dtype: DType::F32,
+        batch: vec![],
+        lfree: vec![32],
+        rfree: vec![32],
+        k: vec![3 * 4096 + 5],
+        rk_order: vec![0],
+        lhs: id(2),
+        rhs: t2,
+    });
+    v
+}
+
+#[test]
+fn contractions_match_the_interpreter_on_every_path() {
+    let mut hits = BTreeSet::new();
+    for c in fixed() {
+        check(&c, &mut hits).unwrap();
+    }
+    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(96);
+    let mut runner = TestRunner::new(Config { cases, ..Config::default() });
+    let random_hits = RefCell::new(BTreeSet::new());
+    let result = runner.run(&case(), |c| {
+        // Keep each case's interpreter run short (debug builds).
+        prop_assume!(c.macs() <= 3_000_000);
+        let mut h = BTreeSet::new();
+        let r = check(&c, &mut h);
+        random_hits.borrow_mut().extend(h);
+        r
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    hits.extend(random_hits.into_inner());
+    let missing: Vec<&str> = ALL_PATHS.iter().copied().filter(|p| !hits.contains(p)).collect();
+    assert!(missing.is_empty(), "paths never taken: {missing:?}");
+}
