@@ -135,6 +135,10 @@ struct Defined {
     asm: Option<String>,
     labels: Vec<String>,
     /// The descriptors of its runtime contractions (their addresses are in the code).
+    #[expect(
+        clippy::vec_box,
+        reason = "the code holds each descriptor's address: boxes never move"
+    )]
     descriptors: Vec<Box<Descriptor>>,
 }
 

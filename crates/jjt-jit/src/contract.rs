@@ -868,8 +868,8 @@ unsafe fn copy_box<T: Copy>(s: *const T, d: *mut T, axes: &[(usize, isize, isize
             unsafe { d.write(s.read_unaligned()) }
         }
         [(n, ss, dd)] => {
-            // SAFETY (all three arms): inside the buffers (caller); `d` is scratch of this
-            // module, aligned, and never overlaps the source.
+            // SAFETY: inside the buffers (caller); `d` is scratch of this module, aligned,
+            // and never overlaps the source.
             unsafe { copy_run(s, *ss, d, *dd, *n) }
         }
         [(n0, s0, d0), (n, ss, dd)] => {
@@ -895,8 +895,9 @@ unsafe fn copy_box<T: Copy>(s: *const T, d: *mut T, axes: &[(usize, isize, isize
 /// As [`gather`].
 #[inline(always)]
 unsafe fn copy_run<T: Copy>(s: *const T, ss: isize, d: *mut T, dd: isize, n: usize) {
-    if ss == 1 && dd == 1 {
-        // SAFETY: both runs are inside their buffers (caller) and do not overlap.
+    if ss == 1 && dd == 1 && s.is_aligned() {
+        // SAFETY: both runs are inside their buffers (caller), aligned (the destination is
+        // this module's scratch) and do not overlap.
         unsafe { std::ptr::copy_nonoverlapping(s, d, n) };
         return;
     }

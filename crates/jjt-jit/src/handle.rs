@@ -51,6 +51,10 @@ pub struct Compiled {
     pub(crate) step_labels: Vec<String>,
     /// The runtime contractions' descriptors: the code holds their addresses, so they are
     /// freed with it (never moved out of their boxes).
+    #[expect(
+        clippy::vec_box,
+        reason = "the code holds each descriptor's address: boxes never move"
+    )]
     pub(crate) descriptors: Vec<Box<crate::contract::Descriptor>>,
 }
 

@@ -120,6 +120,10 @@ pub(crate) struct Cg<'a, 'b> {
     pub how: String,
     /// The runtime contractions' descriptors, whose addresses the code passes: the compiled
     /// handle keeps them for as long as the code lives.
+    #[expect(
+        clippy::vec_box,
+        reason = "the code holds each descriptor's address: boxes never move"
+    )]
     pub descriptors: Vec<Box<crate::contract::Descriptor>>,
 }
 
