@@ -56,13 +56,23 @@ use jjt_ir::ops::DotGeneral;
 use crate::gemm::{GEMM_MIN_MN, GEMM_THRESHOLD, PAR_GRAIN, PAR_THRESHOLD};
 use crate::plan::{DotStep, item_size};
 
-/// The largest block of K whose products are summed in one partial. Measured with
-/// `cargo run --release -p jjt-jit --example contractions` (f32, 1 thread, median ms):
-/// blocks of 1024 cost 6 % more than one block on a 64×65536×64 product, 4096 cost 2 %.
-pub const KB: usize = 4096;
+/// The largest block of K whose products are summed in one partial. Smaller blocks bound the
+/// error more tightly (`(KB + ⌈log2 blocks⌉)·u·Σ|a·b|`); larger ones pack longer rows. Measured
+/// with `cargo run --release -p jjt-jit --example contractions -- 1` (f32, 1 thread, median ms
+/// of two runs; the machine is shared, so ±5 %):
+///
+/// | KB | NTK step 16×(10×16384×160) | 64×4096×96, rhs packed | 32×262144×32 |
+/// |---|---|---|---|
+/// | 1024 | 50.3 | 0.72 | 8.0 |
+/// | 4096 | 53.6 | 0.66 | 7.9 |
+/// | 16384 | 182 | 0.67 | 7.9 |
+///
+/// 1024 and 4096 cost the same; 1024 is kept for its tighter bound. (16384 is slow on the NTK
+/// step because a packed block of 16384 rows no longer fits the cache with the product.)
+pub const KB: usize = 1024;
 
 /// The most elements of one operand packed at a time (rows are packed in chunks below it).
-pub const PACK_ELEMS: usize = 1 << 20;
+pub const PACK_ELEMS: usize = 1 << 17;
 
 /// One loop around the products: its extent and strides in A, B and C (elements).
 #[derive(Clone, Debug, PartialEq)]
