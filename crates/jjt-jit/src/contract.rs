@@ -357,6 +357,7 @@ impl Descriptor {
     /// partial per level of the pairwise tree (bytes).
     pub(crate) fn scratch_bytes(&self) -> usize {
         let kb = self.k.min(KB);
+        // As `leaf` chunks its rows: at most PACK_ELEMS elements, or one padded row.
         let pack = |rows: usize| rows.saturating_mul(pad(kb)).min(PACK_ELEMS.max(pad(kb)));
         let levels = usize::BITS - self.blocks.count.saturating_sub(1).leading_zeros();
         let partials = (levels as usize).saturating_mul(self.m.saturating_mul(self.n));
@@ -740,15 +741,16 @@ unsafe fn leaf<T: Elem>(p: &Part<T>, d: &Descriptor, blk: usize) {
     let (oa, ob, bx) = d.blocks.get(&d.k_axes, blk);
     let kl: usize = bx.iter().map(|x| x.n).product();
     let (i0, i1, j0, j1) = (p.i.0, p.i.1, p.j.0, p.j.1);
-    // Rows packed at a time: all of them, or chunks of at most PACK_ELEMS elements.
-    let chunk = |direct: bool, rows: usize| {
-        if direct { rows } else { (PACK_ELEMS / kl.max(1)).clamp(1, rows.max(1)) }
-    };
-    let (ic, jc) = (chunk(p.a_direct.is_some(), i1 - i0), chunk(p.b_direct.is_some(), j1 - j0));
     // Packed rows (contiguous along K) are `ld` elements apart: a whole number of cache lines,
     // an odd number of them, so that the matrix multiply's reads down a column of packed rows
     // do not all fall into one cache set (as rows 2^n bytes apart would).
     let ld = pad(kl);
+    // Rows packed at a time: all of them, or chunks of at most PACK_ELEMS elements (at least
+    // one row).
+    let chunk = |direct: bool, rows: usize| {
+        if direct { rows } else { (PACK_ELEMS / ld).clamp(1, rows.max(1)) }
+    };
+    let (ic, jc) = (chunk(p.a_direct.is_some(), i1 - i0), chunk(p.b_direct.is_some(), j1 - j0));
     let mut sa = Scratch::take::<T>(if p.a_direct.is_some() { 0 } else { ic * ld });
     let mut sb = Scratch::take::<T>(if p.b_direct.is_some() { 0 } else { jc * ld });
     let a_axes: Vec<(usize, isize)> = bx.iter().map(|x| (x.n, x.a)).collect();

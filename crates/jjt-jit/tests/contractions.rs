@@ -391,3 +391,39 @@ fn contractions_match_the_interpreter_on_every_path() {
     let missing: Vec<&str> = ALL_PATHS.iter().copied().filter(|p| !hits.contains(p)).collect();
     assert!(missing.is_empty(), "paths never taken: {missing:?}");
 }
+
+/// The packing scratch counts against the memory budget: a 64×4096×64 product whose lhs is
+/// transposed so that it must be packed holds about 0.56 MB of scratch per thread (two packed
+/// blocks of 64 rows of 1040 f32, two 64×64 partials); with 3 threads that exceeds a 1.5 MB
+/// budget (every single value, 1 MiB, fits), with 1 thread it does not.
+#[test]
+fn packing_scratch_is_bounded_by_the_memory_budget() {
+    let case = Case {
+        dtype: DType::F32,
+        batch: vec![],
+        lfree: vec![64],
+        rfree: vec![64],
+        k: vec![4096],
+        rk_order: vec![0],
+        lhs: Feed::Transposed(vec![1, 0]),
+        rhs: Feed::Transposed(vec![0, 1]),
+    };
+    let f = case.function(false);
+    let opts = |threads| Options { threads, max_bytes: 1_500_000, ..Options::default() };
+    match compile_with(&f, opts(3)) {
+        Err(jjt_jit::JitError::TooLarge { what, needed, limit }) => {
+            assert!(what.contains("packing scratch"), "{what}");
+            assert!(needed > limit && limit == 1_500_000, "{needed} {limit}");
+        }
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    let c = compile_with(&f, opts(1)).unwrap();
+    let xs = inputs(&f);
+    let got = c.call(&[&xs[0], &xs[1]]).unwrap().remove(0).to_f64_vec();
+    let want = interp::eval(&f, &xs).unwrap().to_f64_vec();
+    // A relative 1e-4 of Σ|terms| ≤ 4096: far above the (KB + 2 + K + 1)·u bound, far below
+    // a wrong element's O(1) error.
+    for (g, w) in got.iter().zip(&want) {
+        assert!((g - w).abs() <= 1e-4 * 4096.0, "{g} vs {w}");
+    }
+}
