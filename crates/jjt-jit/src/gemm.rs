@@ -29,16 +29,20 @@ pub const GEMM_THRESHOLD: usize = 1 << 15;
 /// The smaller of M and N from which the matrix multiply pays off: below it the inline loops
 /// (vectorised over the output or along K) win, because the library packs both operands.
 /// Measured with `cargo run --release -p jjt-jit --example gemm_threshold` on this machine
-/// (AMD EPYC, AVX-512, f32, median µs inline / gemm):
+/// (Intel Xeon with AVX-512, 2 cores, f32, median µs inline / through the runtime contraction's
+/// matrix multiply, 2 threads):
 ///
-/// | M×K×N | inline | gemm |
+/// | M×K×N | inline | matrix multiply |
 /// |---|---|---|
-/// | 5×10000×5 | 134 | 422 |
-/// | 4×784×512 | 555 | 924 |
-/// | 8×512×8 | 13.4 | 13.3 |
-/// | 16×512×16 | 52 | 8.8 |
-/// | 64×64×64 | 100 | 7.8 |
-/// | 320×512×512 | 28 500 | 1 727 |
+/// | 5×10000×5 | 76 | (inline: M, N < 8) |
+/// | 8×512×8 | 4.0 | 4.7 |
+/// | 16×512×16 | 8.0 | 3.6 |
+/// | 32×64×32 | 4.3 | 1.4 |
+/// | 64×64×64 | 19.3 | 4.1 |
+/// | 32×784×512 | 1212 | 209 |
+/// | 320×512×512 | 5258 | 1026 |
+///
+/// At 8 the two are within 20 %; from 16 the matrix multiply wins by 2× and more.
 pub const GEMM_MIN_MN: usize = 8;
 
 /// Multiply-adds from which a matrix multiply is split across threads. Below it the cost of
