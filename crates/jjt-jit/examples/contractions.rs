@@ -73,6 +73,8 @@ fn shapes() -> Vec<(&'static str, String, usize)> {
             "[[],[]]",
             2048 * 2048,
         ),
+        dot("matrix–vector", "2048,2048", "2048", "2048", "[[1],[0]]", "[[],[]]", 2048 * 2048),
+        dot("dot product, K = 2^22", "4194304", "4194304", "", "[[0],[0]]", "[[],[]]", 1 << 22),
         dot(
             "batched, both operands permuted",
             "8,64,16,64",

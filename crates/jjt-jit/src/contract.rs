@@ -241,9 +241,7 @@ impl Descriptor {
             .collect();
         let k: usize = ks.iter().map(|x| x.n).product();
         let products: usize = outer.iter().map(|l| l.n).product();
-        let gemm = gemm
-            && m.min(n) >= GEMM_MIN_MN
-            && m.saturating_mul(n).saturating_mul(k) >= GEMM_THRESHOLD;
+        let macs = m.saturating_mul(n).saturating_mul(k);
         // The two candidate K orders (A's strides descending, B's strides descending). An
         // operand packed in the other operand's order is read against its strides (short
         // runs, pages far apart), so it counts twice; keep the cheaper order.
@@ -252,20 +250,35 @@ impl Descriptor {
             o.sort_by_key(|x| std::cmp::Reverse(f(x).unsigned_abs()));
             o
         };
-        let direct = |k_axes: &[KAxis], own_a: bool| {
-            let ka: Vec<(usize, isize)> = k_axes.iter().map(|x| (x.n, x.a)).collect();
-            let kb: Vec<(usize, isize)> = k_axes.iter().map(|x| (x.n, x.b)).collect();
-            let a =
-                collapse(&m_axes).zip(collapse(&ka)).filter(|&(_, cs)| gemm || cs == 1 || k == 1);
-            let b =
-                collapse(&kb).zip(collapse(&n_axes)).filter(|&(rs, _)| gemm || rs == 1 || k == 1);
-            let (wa, wb) = if own_a { (1, 2) } else { (2, 1) };
-            let cost = a.map_or(wa * m * k, |_| 0) + b.map_or(wb * k * n, |_| 0);
-            (a, b, cost)
-        };
         let (c0, c1) = (by(|x| x.a), by(|x| x.b));
-        let (d0, d1) = (direct(&c0, true), direct(&c1, false));
-        let (k_axes, (a_direct, b_direct, _)) = if d1.2 < d0.2 { (c1, d1) } else { (c0, d0) };
+        // With matrix-multiply leaves any strides do; the dot loops need unit K strides.
+        let choose = |mm: bool| {
+            let direct = |k_axes: &[KAxis], own_a: bool| {
+                let ka: Vec<(usize, isize)> = k_axes.iter().map(|x| (x.n, x.a)).collect();
+                let kb: Vec<(usize, isize)> = k_axes.iter().map(|x| (x.n, x.b)).collect();
+                let a =
+                    collapse(&m_axes).zip(collapse(&ka)).filter(|&(_, cs)| mm || cs == 1 || k == 1);
+                let b =
+                    collapse(&kb).zip(collapse(&n_axes)).filter(|&(rs, _)| mm || rs == 1 || k == 1);
+                let (wa, wb) = if own_a { (1, 2) } else { (2, 1) };
+                let cost = a.map_or(wa * m * k, |_| 0) + b.map_or(wb * k * n, |_| 0);
+                (a, b, cost)
+            };
+            let (d0, d1) = (direct(&c0, true), direct(&c1, false));
+            if d1.2 < d0.2 { (c1.clone(), d1) } else { (c0.clone(), d0) }
+        };
+        // Large products with M and N large enough: the matrix multiply. Narrow ones (a
+        // matrix–vector product) too when the dot loops would have to pack an operand that
+        // the matrix multiply reads in place (it packs small panels itself, in cache).
+        let mut use_mm = gemm && m.min(n) >= GEMM_MIN_MN && macs >= GEMM_THRESHOLD;
+        let (mut k_axes, (mut a_direct, mut b_direct, cost)) = choose(use_mm);
+        if gemm && !use_mm && cost > 0 && macs >= GEMM_THRESHOLD {
+            let (kx, d) = choose(true);
+            if d.2 == 0 {
+                (use_mm, k_axes, a_direct, b_direct) = (true, kx, d.0, d.1);
+            }
+        }
+        let gemm = use_mm;
         let blocks = Blocks::new(&k_axes);
         Some(Descriptor {
             dtype: dst.dtype,
@@ -296,10 +309,12 @@ impl Descriptor {
         self.product_macs().saturating_mul(self.products)
     }
 
-    /// Whether the leaves call the matrix multiply (M and N at least [`GEMM_MIN_MN`], M·N·K
-    /// per product at least [`GEMM_THRESHOLD`], and the policy allows it).
-    pub(crate) fn uses_gemm(&self) -> bool {
-        self.gemm
+    /// Whether this is a large product for the matrix multiply: M and N at least
+    /// [`GEMM_MIN_MN`], M·N·K per product at least [`GEMM_THRESHOLD`], and the policy allows
+    /// it. (Narrow products may also use it, see [`Descriptor::plan`], but only where no
+    /// inline vector form applies.)
+    pub(crate) fn is_large(&self) -> bool {
+        self.gemm && self.m.min(self.n) >= GEMM_MIN_MN
     }
 
     /// The profile label: the leaves, what is packed, products and blocks of K, e.g.
@@ -844,6 +859,27 @@ unsafe fn gather<T: Copy>(
         axes.push((n, s, ds));
         ds *= n as isize;
     }
+    let total: usize = free.iter().map(|x| x.0).product();
+    if free.len() == 1 || (free.len() > 1 && r == (0, total)) {
+        // The rows form a box too (a range of one axis, or every row): one walk over rows and
+        // K together in the order of the source's strides, so a source that is contiguous
+        // along its rows (a transposed operand) is read along memory as well.
+        let mut all = axes;
+        let mut off = 0isize;
+        let mut ds = row;
+        for (a, &(n, s)) in free.iter().enumerate().rev() {
+            let n = if free.len() == 1 { r.1 - r.0 } else { n };
+            if a == 0 && free.len() == 1 {
+                off = r.0 as isize * s;
+            }
+            all.push((n, s, ds));
+            ds *= n as isize;
+        }
+        all.sort_by_key(|x| std::cmp::Reverse(x.1.unsigned_abs()));
+        // SAFETY: the rows' and the box's elements are inside the buffers (caller).
+        unsafe { copy_box(src.wrapping_offset(off), dst, &all) };
+        return;
+    }
     axes.sort_by_key(|x| std::cmp::Reverse(x.1.unsigned_abs()));
     // The first row's multi-index over the free axes.
     let mut idx = vec![0usize; free.len()];
@@ -1002,10 +1038,11 @@ mod tests {
 
     #[test]
     fn blocks_are_boxes_covering_k_once() {
-        // K = 32 × 512 with KB = 4096: 4 blocks of 8 × 512.
+        // K = 32 × 512: blocks of KB / 512 rows of the first axis (KB = 1024: 16 blocks of
+        // 2 × 512).
         let ks = [KAxis { n: 32, a: 512, b: 1 }, KAxis { n: 512, a: 1, b: 512 }];
         let bl = Blocks::new(&ks);
-        assert_eq!((bl.count, bl.split, bl.q), (4, 0, 8));
+        assert_eq!((bl.count, bl.split, bl.q), (32 * 512 / KB, 0, KB / 512));
         let mut seen = vec![0u8; 32 * 512];
         for b in 0..bl.count {
             let (oa, _, bx) = bl.get(&ks, b);
@@ -1017,9 +1054,10 @@ mod tests {
         }
         assert!(seen.iter().all(|&s| s == 1));
         // One long axis: ranges of KB along it, the last short.
-        let bl = Blocks::new(&[KAxis { n: 10_000, a: 1, b: 1 }]);
-        assert_eq!((bl.count, bl.q, bl.per_lead), (3, KB, 3));
-        assert_eq!(bl.get(&[KAxis { n: 10_000, a: 1, b: 1 }], 2).2[0].n, 10_000 - 2 * KB);
+        let long = [KAxis { n: 10 * KB + 7, a: 1, b: 1 }];
+        let bl = Blocks::new(&long);
+        assert_eq!((bl.count, bl.q, bl.per_lead), (11, KB, 11));
+        assert_eq!(bl.get(&long, 10).2[0].n, 7);
     }
 
     #[test]

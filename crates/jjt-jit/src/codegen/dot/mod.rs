@@ -4,6 +4,7 @@
 //! | strategy | module | when |
 //! |---|---|---|
 //! | [`DotStrategy::Runtime`] | `runtime` | large (M·N·K per product ≥ [`crate::gemm::GEMM_THRESHOLD`], M and N ≥ [`crate::gemm::GEMM_MIN_MN`]): the runtime contraction ([`crate::contract`]) with matrix-multiply leaves |
+//! | [`DotStrategy::Runtime`] | `runtime` | not strict, K longer than [`INLINE_MAX_K`] (blocks of K summed pairwise) |
 //! | [`DotStrategy::OutputVectors`] | `out_vec` | the output's innermost axis is contiguous and both operands advance by 0 or 1 along it |
 //! | [`DotStrategy::RegisterTiles`] | `out_vec` | as above, a long contraction, one operand constant along the vector axis |
 //! | [`DotStrategy::ContractionVectors`], [`DotStrategy::MatrixVector`] | `k_vec` | not strict, the innermost contracted axis contiguous in both operands |
@@ -29,6 +30,14 @@ use super::{Cg, GemmUse, Mac, Mode, Policy, Summation, lanes, scalar_ty};
 use crate::JitError;
 use crate::contract::{Descriptor, DotKind, DotPath};
 use crate::plan::{DotStep, Expr, MapStep, View};
+
+/// The longest contraction the inline vector forms sum (fast mode): their sums run in one
+/// sequence per output (or per lane), so their error grows like K·u; longer ones go to the
+/// runtime contraction, whose blocks of [`crate::contract::KB`] combine pairwise. Not `KB`
+/// itself: a transposed 2048×2048 matrix–vector product took 1.2 ms inline and 2.4 ms in the
+/// runtime contraction (`cargo run --release -p jjt-jit --example contractions -- 1`), so the
+/// inline forms keep K up to 4·KB (error ≤ 4096·u·Σ|a·b|).
+const INLINE_MAX_K: usize = 4 * crate::contract::KB;
 
 /// Contractions over at most this many elements are unrolled in the vector-over-outputs form.
 const UNROLL_K: usize = 16;
@@ -213,7 +222,15 @@ fn strategy(s: &DotStep, c: &Contraction<'_>, policy: &Policy) -> DotStrategy {
     }
     if policy.gemm == GemmUse::Call
         && let Some(desc) = Descriptor::plan(s, true)
-        && desc.uses_gemm()
+        && desc.is_large()
+    {
+        return DotStrategy::Runtime(Box::new(desc));
+    }
+    // A contraction longer than INLINE_MAX_K: the inline forms would sum it in one run (error
+    // growing with K); the runtime contraction cuts it into blocks summed pairwise.
+    if policy.summation == Summation::Reassociate
+        && cdims.iter().product::<usize>() > INLINE_MAX_K
+        && let Some(desc) = Descriptor::plan(s, policy.gemm == GemmUse::Call)
     {
         return DotStrategy::Runtime(Box::new(desc));
     }
