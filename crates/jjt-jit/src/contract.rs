@@ -10,26 +10,39 @@
 //! long as the code that passes its address; the code passes it with the operands' base
 //! addresses (already offset) and the thread count.
 //!
-//! **K order and packing.** The contracted axes may be summed in any order (fast mode): of the
-//! two orders that make A's or B's K axes chain (sorted by descending stride), the one that
-//! packs fewer elements is taken. An operand whose free axes or K axes do not collapse to one
-//! stride each is **packed**: for each block of K (below) its rows are copied into a contiguous
-//! scratch block, walking the source in the order of its strides. A copy is O(size) against
-//! the product's O(M·N·K); a broadcast axis (stride 0) of a batch or outer loop is never
-//! copied, and a free axis along which its operand is broadcast becomes an outer loop, so the
-//! copies never materialise a broadcast.
+//! Every stride is known at compile time, so every choice below except the alignment check is
+//! made once, in the plan, not on each call.
+//!
+//! **K order and packing.** The contracted axes may be summed in any order (fast mode). Two
+//! orders are candidates: A's K axes by descending stride (A's K chains if it can) and B's. An
+//! operand whose free axes or K axes do not collapse to one stride each is **packed**; an
+//! operand packed in the other operand's order is read against its own strides (short runs,
+//! pages far apart: on the transformer NTK step this made packing 3× slower), so its elements
+//! count twice, and the order with the smaller count is taken. Packing copies, for each block
+//! of K (below), the operand's rows into contiguous scratch, K innermost, rows `ld` elements
+//! apart (`ld` an odd number of cache lines, so reads down a column of packed rows do not
+//! all hit one cache set), in chunks of at most [`PACK_ELEMS`] elements (still in cache when
+//! multiplied), walking the source in the order of its strides (rows and K together when
+//! they form a box). A copy is O(size) against the product's O(M·N·K); a broadcast axis
+//! (stride 0) of a batch or outer loop is never copied, and a free axis along which its
+//! operand is broadcast becomes an outer loop, so the copies never materialise a broadcast.
 //!
 //! **Blocks of K and accuracy.** K is cut into blocks of at most [`KB`] elements, each a box of
 //! the K index space (leading axes fixed, one axis in a range, trailing axes whole). Each
 //! block's product is computed into a partial, and the partials of blocks `lo..hi` combine as
 //! `S(lo..hi) = S(lo..lo+p) + S(lo+p..hi)` with `p` the largest power of two below `hi − lo`
-//! (the blocked pairwise order of `docs/format.md`). The error of a sum of K products is then
-//! at most about `(KB + ⌈log2(K/KB)⌉)·u·Σ|a·b|` instead of growing with K.
+//! (the combination rule of the reference summation order in `docs/format.md`, with this
+//! module's own blocks). The error of a sum of K products is then at most about
+//! `(KB + ⌈log2(K/KB)⌉)·u·Σ|a·b|` instead of growing with K. The blocks depend on the shapes
+//! and strides only, never on the thread count.
 //!
-//! **Leaves.** A block's product runs in `matrixmultiply` when the descriptor says so (M and N
-//! at least [`GEMM_MIN_MN`], the matrix multiply allowed, every buffer aligned to its element
-//! type), otherwise in this module's own loops: dot products of K-contiguous rows, 16
-//! independent lanes that the compiler vectorises (matrix–vector and tiny products).
+//! **Leaves.** A block's product runs in `matrixmultiply` when the descriptor says so (the
+//! matrix multiply allowed, M·N·K per product at least [`GEMM_THRESHOLD`], and M and N at least
+//! [`GEMM_MIN_MN`] or the dot loops would have to pack an operand the matrix multiply reads in
+//! place) and every buffer is aligned to its element type; otherwise in this module's own
+//! loops: dot products of K-contiguous rows (operands packed when they are not), 16
+//! independent lanes that the compiler vectorises, combined pairwise (matrix–vector, tiny and
+//! misaligned products).
 //!
 //! **Threads.** Work is split only above [`PAR_THRESHOLD`] multiply-adds, by
 //! [`crate::pool::join`]: products (outer indices) across threads first; a single product by
@@ -154,7 +167,9 @@ pub enum DotKind {
 pub struct DotPath {
     /// The path.
     pub kind: DotKind,
-    /// Bytes copied into packed blocks per call (the runtime paths; 0 otherwise).
+    /// Bytes copied into packed blocks per call on one thread (the runtime paths; 0 otherwise).
+    /// A product split across threads by rows or columns packs the other operand once per
+    /// part.
     pub packed_bytes: usize,
     /// Whether the left operand is packed.
     pub packs_lhs: bool,
@@ -334,7 +349,10 @@ impl Descriptor {
     pub(crate) fn path(&self, threads: usize) -> DotPath {
         let size = item_size(self.dtype);
         let (pa, pb) = (self.a_direct.is_none(), self.b_direct.is_none());
-        let per = usize::from(pa) * self.m * self.k + usize::from(pb) * self.k * self.n;
+        // With both packed, A is packed again for each chunk of B's columns (see `leaf`).
+        let jc = (PACK_ELEMS / pad(self.k.min(KB))).clamp(1, self.n.max(1));
+        let a_times = if pb { self.n.div_ceil(jc) } else { 1 };
+        let per = usize::from(pa) * self.m * self.k * a_times + usize::from(pb) * self.k * self.n;
         DotPath {
             kind: if self.gemm { DotKind::MatrixMultiply } else { DotKind::RuntimeLoops },
             packed_bytes: per.saturating_mul(self.products).saturating_mul(size),

@@ -1,5 +1,5 @@
 //! The thresholds of the matrix multiply (the `matrixmultiply` crate), which the runtime
-//! contraction ([`crate::contract`]) calls for each block of a large contraction.
+//! contraction (`contract`) calls for each block of a large contraction.
 //!
 //! A contraction takes the matrix-multiply path when one product's M·N·K reaches
 //! [`GEMM_THRESHOLD`] and its M and N reach [`GEMM_MIN_MN`] (whatever its strides: operands

@@ -11,10 +11,12 @@ pub struct Options {
     /// Compute exactly what the interpreter computes, bit for bit: no FMA, no reassociated
     /// (vector) sums, no calls to the matrix multiply. Elementwise code is SIMD either way.
     pub strict: bool,
-    /// Never call the matrix multiply (for measuring where it pays off).
+    /// Never call the matrix multiply (for measuring where it pays off); contractions that no
+    /// inline vector form covers still run in the runtime contraction's dot loops.
     pub no_gemm: bool,
-    /// Memory budget in bytes for the constants, the scratch arena and any single value
-    /// (0: [`MAX_BYTES`]).
+    /// Memory budget in bytes for the constants, the scratch arena and any single value, and
+    /// for the packing scratch of each runtime contraction on all threads together, which
+    /// stays allocated per thread between calls (0: [`MAX_BYTES`]).
     pub max_bytes: u64,
     /// Time every step of every call on the calling thread, for [`crate::take_profile`] (a call to a
     /// clock after each step; [`crate::Compiled::step_labels`] says what each step is).
