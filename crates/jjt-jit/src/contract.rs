@@ -418,11 +418,13 @@ impl Blocks {
         Blocks { count: lead * per_lead, split, q, per_lead }
     }
 
-    /// Block `b`'s box: offsets of its first element in A and B, and its axes (extent, A
-    /// stride, B stride; outer to inner).
-    fn get(&self, k_axes: &[KAxis], b: usize) -> (isize, isize, Vec<KAxis>) {
+    /// Block `b`'s box: offsets of its first element in A and B; its axes (extent, A stride,
+    /// B stride; outer to inner) go to `bx`.
+    fn get(&self, k_axes: &[KAxis], b: usize, bx: &mut Vec<KAxis>) -> (isize, isize) {
+        bx.clear();
         if self.split == usize::MAX {
-            return (0, 0, k_axes.to_vec());
+            bx.extend_from_slice(k_axes);
+            return (0, 0);
         }
         let (mut lead, chunk) = (b / self.per_lead, b % self.per_lead);
         let (mut oa, mut ob) = (0isize, 0isize);
@@ -437,9 +439,9 @@ impl Blocks {
         let len = self.q.min(s.n - from);
         oa += from as isize * s.a;
         ob += from as isize * s.b;
-        let mut bx = vec![KAxis { n: len, ..s }];
+        bx.push(KAxis { n: len, ..s });
         bx.extend_from_slice(&k_axes[self.split + 1..]);
-        (oa, ob, bx)
+        (oa, ob)
     }
 }
 
@@ -518,6 +520,14 @@ const LANES: usize = 16;
 
 /// `Σ x[i]·y[i]`: 16 lanes over the full chunks (combined pairwise), then the tail in order.
 fn dot<T: Elem>(x: &[T], y: &[T]) -> T {
+    if x.len() < LANES {
+        // Shorter than one chunk: in order (no lanes to combine).
+        let mut s = x[0] * y[0];
+        for (&a, &b) in x[1..].iter().zip(&y[1..]) {
+            s = s + a * b;
+        }
+        return s;
+    }
     let full = x.len() / LANES * LANES;
     let mut acc = [T::default(); LANES];
     for (cx, cy) in x[..full].chunks_exact(LANES).zip(y[..full].chunks_exact(LANES)) {
@@ -573,6 +583,17 @@ impl Drop for Scratch {
     }
 }
 
+/// Index lists a thread reuses from leaf to leaf (so a call with many small products does not
+/// allocate per product).
+#[derive(Default)]
+struct Bufs {
+    bx: Vec<KAxis>,
+    a: Vec<(usize, isize)>,
+    b: Vec<(usize, isize)>,
+    walk: Vec<(usize, isize, isize)>,
+    idx: Vec<usize>,
+}
+
 /// An output block: element (i, j) at `p + i·rs + j·cs`.
 #[derive(Clone, Copy)]
 struct Out<T> {
@@ -625,6 +646,7 @@ unsafe fn products<T: Elem>(base: Part<T>, c: *mut T, p: (usize, usize), threads
         return;
     }
     let threads = if p.1 - p.0 >= 2 { 1 } else { threads };
+    let mut bufs = Bufs::default();
     for q in p.0..p.1 {
         let (mut oa, mut ob, mut oc, mut rest) = (0isize, 0isize, 0isize, q);
         for l in d.outer.iter().rev() {
@@ -644,7 +666,7 @@ unsafe fn products<T: Elem>(base: Part<T>, c: *mut T, p: (usize, usize), threads
             ..base
         };
         // SAFETY: forwarded; `part` addresses product q.
-        unsafe { region(part, threads) };
+        unsafe { region(part, threads, &mut bufs) };
     }
 }
 
@@ -664,7 +686,7 @@ impl<T> SendPtr<T> {
 ///
 /// # Safety
 /// As [`jjt_contract_f32`].
-unsafe fn region<T: Elem>(p: Part<T>, threads: usize) {
+unsafe fn region<T: Elem>(p: Part<T>, threads: usize, bufs: &mut Bufs) {
     // SAFETY: the descriptor outlives the call.
     let d = unsafe { &*p.d };
     let (mi, nj) = (p.i.1 - p.i.0, p.j.1 - p.j.0);
@@ -689,9 +711,9 @@ unsafe fn region<T: Elem>(p: Part<T>, threads: usize) {
             }
             crate::pool::join(
                 // SAFETY: `x` and `y` write disjoint rows (or columns) of `out`.
-                move || unsafe { region(x, left) },
+                move || unsafe { region(x, left, bufs) },
                 // SAFETY: as above.
-                move || unsafe { region(y, threads - left) },
+                move || unsafe { region(y, threads - left, &mut Bufs::default()) },
             );
             return;
         }
@@ -706,9 +728,9 @@ unsafe fn region<T: Elem>(p: Part<T>, threads: usize) {
             y.out = Out { p: t, rs: nj as isize, cs: 1 };
             crate::pool::join(
                 // SAFETY: `x` writes `out`, `y` the partial `tmp`, which lives until after join.
-                move || unsafe { region(x, left) },
+                move || unsafe { region(x, left, bufs) },
                 // SAFETY: as above.
-                move || unsafe { region(y, threads - left) },
+                move || unsafe { region(y, threads - left, &mut Bufs::default()) },
             );
             // SAFETY: both blocks cover mi×nj elements.
             unsafe { add_into(p.out, y.out, mi, nj) };
@@ -716,7 +738,7 @@ unsafe fn region<T: Elem>(p: Part<T>, threads: usize) {
         }
     }
     // SAFETY: forwarded.
-    unsafe { tree(&p, d) }
+    unsafe { tree(&p, d, bufs) }
 }
 
 /// The largest power of two strictly below `n` (n ≥ 2).
@@ -746,22 +768,22 @@ unsafe fn add_into<T: Elem>(out: Out<T>, tmp: Out<T>, mi: usize, nj: usize) {
 ///
 /// # Safety
 /// As [`jjt_contract_f32`].
-unsafe fn tree<T: Elem>(p: &Part<T>, d: &Descriptor) {
+unsafe fn tree<T: Elem>(p: &Part<T>, d: &Descriptor, bufs: &mut Bufs) {
     let (lo, hi) = p.blocks;
     if hi - lo == 1 {
         // SAFETY: forwarded.
-        unsafe { leaf(p, d, lo) };
+        unsafe { leaf(p, d, lo, bufs) };
         return;
     }
     let h = split_point(hi - lo);
     let (mi, nj) = (p.i.1 - p.i.0, p.j.1 - p.j.0);
     // SAFETY: forwarded.
-    unsafe { tree(&Part { blocks: (lo, lo + h), ..*p }, d) };
+    unsafe { tree(&Part { blocks: (lo, lo + h), ..*p }, d, bufs) };
     let mut tmp = Scratch::take::<T>(mi * nj);
     let t = Out { p: tmp.ptr::<T>(), rs: nj as isize, cs: 1 };
     // SAFETY: forwarded; the partial holds mi×nj elements.
     unsafe {
-        tree(&Part { blocks: (lo + h, hi), out: t, ..*p }, d);
+        tree(&Part { blocks: (lo + h, hi), out: t, ..*p }, d, bufs);
         add_into(p.out, t, mi, nj);
     }
 }
@@ -770,8 +792,9 @@ unsafe fn tree<T: Elem>(p: &Part<T>, d: &Descriptor) {
 ///
 /// # Safety
 /// As [`jjt_contract_f32`].
-unsafe fn leaf<T: Elem>(p: &Part<T>, d: &Descriptor, blk: usize) {
-    let (oa, ob, bx) = d.blocks.get(&d.k_axes, blk);
+unsafe fn leaf<T: Elem>(p: &Part<T>, d: &Descriptor, blk: usize, bufs: &mut Bufs) {
+    let (oa, ob) = d.blocks.get(&d.k_axes, blk, &mut bufs.bx);
+    let bx = &bufs.bx;
     let kl: usize = bx.iter().map(|x| x.n).product();
     let (i0, i1, j0, j1) = (p.i.0, p.i.1, p.j.0, p.j.1);
     // Packed rows (contiguous along K) are `ld` elements apart: a whole number of cache lines,
@@ -784,10 +807,14 @@ unsafe fn leaf<T: Elem>(p: &Part<T>, d: &Descriptor, blk: usize) {
         if direct { rows } else { (PACK_ELEMS / ld).clamp(1, rows.max(1)) }
     };
     let (ic, jc) = (chunk(p.a_direct.is_some(), i1 - i0), chunk(p.b_direct.is_some(), j1 - j0));
-    let mut sa = Scratch::take::<T>(if p.a_direct.is_some() { 0 } else { ic * ld });
-    let mut sb = Scratch::take::<T>(if p.b_direct.is_some() { 0 } else { jc * ld });
-    let a_axes: Vec<(usize, isize)> = bx.iter().map(|x| (x.n, x.a)).collect();
-    let b_axes: Vec<(usize, isize)> = bx.iter().map(|x| (x.n, x.b)).collect();
+    let mut sa = p.a_direct.is_none().then(|| Scratch::take::<T>(ic * ld));
+    let mut sb = p.b_direct.is_none().then(|| Scratch::take::<T>(jc * ld));
+    let (mut a_axes, mut b_axes) = (std::mem::take(&mut bufs.a), std::mem::take(&mut bufs.b));
+    a_axes.clear();
+    b_axes.clear();
+    a_axes.extend(bx.iter().map(|x| (x.n, x.a)));
+    b_axes.extend(bx.iter().map(|x| (x.n, x.b)));
+    let walk = (&mut bufs.walk, &mut bufs.idx);
     let mut jb = j0;
     while jb < j1 {
         let je = (jb + jc).min(j1);
@@ -795,12 +822,20 @@ unsafe fn leaf<T: Elem>(p: &Part<T>, d: &Descriptor, blk: usize) {
         let (bp, rsb, csb) = match p.b_direct {
             Some((rs, cs)) => (p.b.wrapping_offset(ob + jb as isize * cs), rs, cs),
             None => {
-                let dst = sb.ptr::<T>();
+                let dst = sb.as_mut().map_or(std::ptr::null_mut(), Scratch::ptr::<T>);
                 let (rs, cs) = (1, ld as isize);
                 // SAFETY: rows jb..je of B's N axes and the block's box are inside B; `dst`
                 // holds jc·kl elements.
                 unsafe {
-                    gather(p.b.wrapping_offset(ob), &d.n_axes, (jb, je), &b_axes, dst, cs, rs)
+                    gather(
+                        p.b.wrapping_offset(ob),
+                        &d.n_axes,
+                        (jb, je),
+                        &b_axes,
+                        (dst, cs, rs),
+                        walk.0,
+                        walk.1,
+                    )
                 };
                 (dst.cast_const(), rs, cs)
             }
@@ -811,11 +846,19 @@ unsafe fn leaf<T: Elem>(p: &Part<T>, d: &Descriptor, blk: usize) {
             let (ap, rsa, csa) = match p.a_direct {
                 Some((rs, cs)) => (p.a.wrapping_offset(oa + ib as isize * rs), rs, cs),
                 None => {
-                    let dst = sa.ptr::<T>();
+                    let dst = sa.as_mut().map_or(std::ptr::null_mut(), Scratch::ptr::<T>);
                     let (rs, cs) = (ld as isize, 1);
                     // SAFETY: as for B.
                     unsafe {
-                        gather(p.a.wrapping_offset(oa), &d.m_axes, (ib, ie), &a_axes, dst, rs, cs)
+                        gather(
+                            p.a.wrapping_offset(oa),
+                            &d.m_axes,
+                            (ib, ie),
+                            &a_axes,
+                            (dst, rs, cs),
+                            walk.0,
+                            walk.1,
+                        )
                     };
                     (dst.cast_const(), rs, cs)
                 }
@@ -846,6 +889,7 @@ unsafe fn leaf<T: Elem>(p: &Part<T>, d: &Descriptor, blk: usize) {
         }
         jb = je;
     }
+    (bufs.a, bufs.b) = (a_axes, b_axes);
 }
 
 /// `kl` rounded up to an odd multiple of 16 elements.
@@ -866,12 +910,12 @@ unsafe fn gather<T: Copy>(
     free: &[(usize, isize)],
     r: (usize, usize),
     bx: &[(usize, isize)],
-    dst: *mut T,
-    row: isize,
-    unit: isize,
+    (dst, row, unit): (*mut T, isize, isize),
+    axes: &mut Vec<(usize, isize, isize)>,
+    idx: &mut Vec<usize>,
 ) {
     // Destination strides of the box in flat (row-major) order, then sorted by source stride.
-    let mut axes: Vec<(usize, isize, isize)> = Vec::with_capacity(bx.len());
+    axes.clear();
     let mut ds = unit;
     for &(n, s) in bx.iter().rev() {
         axes.push((n, s, ds));
@@ -882,7 +926,7 @@ unsafe fn gather<T: Copy>(
         // The rows form a box too (a range of one axis, or every row): one walk over rows and
         // K together in the order of the source's strides, so a source that is contiguous
         // along its rows (a transposed operand) is read along memory as well.
-        let mut all = axes;
+        let all = axes;
         let mut off = 0isize;
         let mut ds = row;
         for (a, &(n, s)) in free.iter().enumerate().rev() {
@@ -895,12 +939,13 @@ unsafe fn gather<T: Copy>(
         }
         all.sort_by_key(|x| std::cmp::Reverse(x.1.unsigned_abs()));
         // SAFETY: the rows' and the box's elements are inside the buffers (caller).
-        unsafe { copy_box(src.wrapping_offset(off), dst, &all) };
+        unsafe { copy_box(src.wrapping_offset(off), dst, all) };
         return;
     }
     axes.sort_by_key(|x| std::cmp::Reverse(x.1.unsigned_abs()));
     // The first row's multi-index over the free axes.
-    let mut idx = vec![0usize; free.len()];
+    idx.clear();
+    idx.resize(free.len(), 0);
     let mut rest = r.0;
     let mut off = 0isize;
     for (a, &(n, s)) in free.iter().enumerate().rev() {
@@ -910,7 +955,7 @@ unsafe fn gather<T: Copy>(
     }
     for r_ in 0..(r.1 - r.0) as isize {
         // SAFETY: the row's source and destination ranges are inside the buffers.
-        unsafe { copy_box(src.wrapping_offset(off), dst.wrapping_offset(r_ * row), &axes) };
+        unsafe { copy_box(src.wrapping_offset(off), dst.wrapping_offset(r_ * row), axes) };
         for a in (0..free.len()).rev() {
             idx[a] += 1;
             off += free[a].1;
@@ -1063,7 +1108,8 @@ mod tests {
         assert_eq!((bl.count, bl.split, bl.q), (32 * 512 / KB, 0, KB / 512));
         let mut seen = vec![0u8; 32 * 512];
         for b in 0..bl.count {
-            let (oa, _, bx) = bl.get(&ks, b);
+            let mut bx = Vec::new();
+            let (oa, _) = bl.get(&ks, b, &mut bx);
             for i in 0..bx[0].n {
                 for j in 0..bx[1].n {
                     seen[(oa + i as isize * 512 + j as isize) as usize] += 1;
@@ -1075,7 +1121,9 @@ mod tests {
         let long = [KAxis { n: 10 * KB + 7, a: 1, b: 1 }];
         let bl = Blocks::new(&long);
         assert_eq!((bl.count, bl.q, bl.per_lead), (11, KB, 11));
-        assert_eq!(bl.get(&long, 10).2[0].n, 7);
+        let mut bx = Vec::new();
+        bl.get(&long, 10, &mut bx);
+        assert_eq!(bx[0].n, 7);
     }
 
     #[test]
