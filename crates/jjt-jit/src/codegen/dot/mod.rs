@@ -1,5 +1,5 @@
 //! Contractions (`dot_general`). [`strategy`] chooses how a [`DotStep`] is computed; one module
-//! per strategy emits it:
+//! per strategy emits it (the first row that applies wins):
 //!
 //! | strategy | module | when |
 //! |---|---|---|
