@@ -123,6 +123,9 @@ struct Blocks {
 pub(crate) struct Descriptor {
     dtype: DType,
     outer: Vec<Loop>,
+    /// Outer axes along which neither operand moves (extent, C stride): each product is
+    /// computed once, at index 0, and its output block copied along them.
+    replicas: Vec<(usize, isize)>,
     /// M axes (outer to inner): extent and stride in A.
     m_axes: Vec<(usize, isize)>,
     /// N axes (outer to inner): extent and stride in B.
@@ -181,7 +184,10 @@ pub struct DotPath {
     pub k_blocks: usize,
     /// Whether the work is split across threads under the policy's thread count.
     pub threaded: bool,
-    /// Multiply-adds per call.
+    /// How many times each product's output block is written: the product is computed once
+    /// and copied along the axes where neither operand moves (1: no copies).
+    pub copies: usize,
+    /// Multiply-adds per call (products computed once, not their copies).
     pub macs: usize,
 }
 
@@ -222,18 +228,21 @@ impl Descriptor {
                 .map(|(j, &a)| (shape[start + j], v.strides[a], dst.strides[start + j]))
                 .filter(|x| x.0 > 1)
                 .collect();
+            // Axes along which the operand is broadcast are outer loops (their products are
+            // equal; never copied); of the others, the longest suffix that chains in C.
             let mut inner: Vec<(usize, isize, isize)> = Vec::new();
-            let mut cut = all.len();
-            for j in (0..all.len()).rev() {
-                let (n, s, c) = all[j];
+            let mut rest: Vec<(usize, isize, isize)> = Vec::new();
+            let mut closed = false;
+            for &(n, s, c) in all.iter().rev() {
                 let chains = inner.first().is_none_or(|f| c == f.2 * f.0 as isize);
-                if s == 0 || !chains {
-                    break;
+                if s != 0 && chains && !closed {
+                    inner.insert(0, (n, s, c));
+                } else {
+                    closed |= s != 0;
+                    rest.push((n, s, c));
                 }
-                inner.insert(0, (n, s, c));
-                cut = j;
             }
-            for &(n, s, c) in &all[..cut] {
+            for &(n, s, c) in rest.iter().rev() {
                 let (a, b) = if lhs_side { (s, 0) } else { (0, s) };
                 outer.push(Loop { n, a, b, c });
             }
@@ -255,6 +264,10 @@ impl Descriptor {
             .filter(|x| x.n > 1)
             .collect();
         let k: usize = ks.iter().map(|x| x.n).product();
+        // Loops along which neither operand moves repeat the same product: copy it instead.
+        let (rep, outer): (Vec<Loop>, Vec<Loop>) =
+            outer.into_iter().partition(|l| l.a == 0 && l.b == 0);
+        let replicas: Vec<(usize, isize)> = rep.iter().map(|l| (l.n, l.c)).collect();
         let products: usize = outer.iter().map(|l| l.n).product();
         let macs = m.saturating_mul(n).saturating_mul(k);
         // The two candidate K orders (A's strides descending, B's strides descending). An
@@ -298,6 +311,7 @@ impl Descriptor {
         Some(Descriptor {
             dtype: dst.dtype,
             outer,
+            replicas,
             m_axes,
             n_axes,
             k_axes,
@@ -342,6 +356,10 @@ impl Descriptor {
         if self.blocks.count > 1 {
             s += &format!(", {} blocks of K", self.blocks.count);
         }
+        let copies: usize = self.replicas.iter().map(|r| r.0).product();
+        if copies > 1 {
+            s += &format!(", copied ×{copies} along broadcast axes");
+        }
         s
     }
 
@@ -361,6 +379,7 @@ impl Descriptor {
             products: self.products,
             k_blocks: self.blocks.count,
             threaded: threads > 1 && self.macs() >= PAR_THRESHOLD && self.splits(),
+            copies: self.replicas.iter().map(|r| r.0).product(),
             macs: self.macs(),
         }
     }
@@ -971,16 +990,16 @@ unsafe fn gather<T: Copy>(
 /// Copy a box (extent, source stride, destination stride per axis; outer to inner).
 ///
 /// # Safety
-/// As [`gather`].
+/// `s` is valid for reads and `d` for writes (either possibly unaligned) of every element the
+/// box addresses, and the two do not overlap.
 unsafe fn copy_box<T: Copy>(s: *const T, d: *mut T, axes: &[(usize, isize, isize)]) {
     match axes {
         [] => {
             // SAFETY: inside the buffers (caller).
-            unsafe { d.write(s.read_unaligned()) }
+            unsafe { d.write_unaligned(s.read_unaligned()) }
         }
         [(n, ss, dd)] => {
-            // SAFETY: inside the buffers (caller); `d` is scratch of this module, aligned,
-            // and never overlaps the source.
+            // SAFETY: inside the buffers (caller), and `d` never overlaps the source.
             unsafe { copy_run(s, *ss, d, *dd, *n) }
         }
         [(n0, s0, d0), (n, ss, dd)] => {
@@ -1006,7 +1025,7 @@ unsafe fn copy_box<T: Copy>(s: *const T, d: *mut T, axes: &[(usize, isize, isize
 /// As [`gather`].
 #[inline(always)]
 unsafe fn copy_run<T: Copy>(s: *const T, ss: isize, d: *mut T, dd: isize, n: usize) {
-    if ss == 1 && dd == 1 && s.is_aligned() {
+    if ss == 1 && dd == 1 && s.is_aligned() && d.is_aligned() {
         // SAFETY: both runs are inside their buffers (caller), aligned (the destination is
         // this module's scratch) and do not overlap.
         unsafe { std::ptr::copy_nonoverlapping(s, d, n) };
@@ -1014,7 +1033,7 @@ unsafe fn copy_run<T: Copy>(s: *const T, ss: isize, d: *mut T, dd: isize, n: usi
     }
     for t in 0..n as isize {
         // SAFETY: inside the buffers (caller).
-        unsafe { d.offset(t * dd).write(s.offset(t * ss).read_unaligned()) }
+        unsafe { d.offset(t * dd).write_unaligned(s.offset(t * ss).read_unaligned()) }
     }
 }
 
@@ -1057,7 +1076,34 @@ unsafe fn contract<T: Elem>(
         }
     };
     // SAFETY: forwarded.
-    unsafe { products(base, c, (0, desc.products), threads.max(1)) }
+    unsafe { products(base, c, (0, desc.products), threads.max(1)) };
+    if !desc.replicas.is_empty() {
+        // SAFETY: the computed block (replica index 0) and each copy are inside the output.
+        unsafe { replicate(desc, c) };
+    }
+}
+
+/// Copy the output block computed at replica index 0 along the replica axes.
+///
+/// # Safety
+/// `c` is the output of the call `d` describes.
+unsafe fn replicate<T: Copy>(d: &Descriptor, c: *mut T) {
+    let mut block: Vec<(usize, isize, isize)> = d.outer.iter().map(|l| (l.n, l.c, l.c)).collect();
+    block.push((d.m, d.rsc, d.rsc));
+    block.push((d.n, d.csc, d.csc));
+    block.retain(|x| x.0 > 1);
+    // Walk the block along memory.
+    block.sort_by_key(|x| std::cmp::Reverse(x.1.unsigned_abs()));
+    let count: usize = d.replicas.iter().map(|r| r.0).product();
+    for q in 1..count {
+        let (mut rest, mut off) = (q, 0isize);
+        for &(n, st) in d.replicas.iter().rev() {
+            off += (rest % n) as isize * st;
+            rest /= n;
+        }
+        // SAFETY: replica q's block is a disjoint part of the output (C's axes do not overlap).
+        unsafe { copy_box(c.cast_const(), c.wrapping_offset(off), &block) };
+    }
 }
 
 /// The runtime contraction in f32: `c = contract(a, b)` as descriptor `d` says, on up to

@@ -7,7 +7,8 @@
 //! beyond the matrix-multiply thresholds), each operand either transposed in the graph by a
 //! random permutation (so its strides do not chain) or broadcast from a smaller input (stride
 //! 0 along some axes), the contracted axes paired in a random order; plus fixed cases that make
-//! sure each path is taken. For each case:
+//! sure each path is taken (including products computed once and copied along the axes where
+//! neither operand moves). For each case:
 //!
 //! - compiled in fast mode with 1, 2 and 3 threads, the results are bit for bit the same;
 //! - they are within `2·(min(K, KB) + ⌈log2⌈K/KB⌉⌉ + K + 1)·u·Σ|lhs·rhs|` of the interpreter,
@@ -175,11 +176,14 @@ fn paths(f: &Function) -> Vec<&'static str> {
         if two.threaded {
             hit.push("threaded");
         }
+        if one.copies > 1 {
+            hit.push("copied along broadcast axes");
+        }
     }
     hit
 }
 
-const ALL_PATHS: [&str; 9] = [
+const ALL_PATHS: [&str; 10] = [
     "inline",
     "matrix multiply",
     "runtime dot loops",
@@ -189,6 +193,7 @@ const ALL_PATHS: [&str; 9] = [
     "batched",
     "K blocks",
     "threaded",
+    "copied along broadcast axes",
 ];
 
 fn check(case: &Case, hits: &mut BTreeSet<&'static str>) -> Result<(), TestCaseError> {
@@ -330,6 +335,17 @@ fn fixed() -> Vec<Case> {
             rhs: Feed::Transposed(vec![0, 2, 1]),
         });
     }
+    // A free axis along which lhs is broadcast: 32×64×32 computed once, copied 3 times.
+    v.push(Case {
+        dtype: DType::F32,
+        batch: vec![2],
+        lfree: vec![3, 32],
+        rfree: vec![32],
+        k: vec![64],
+        rk_order: vec![0],
+        lhs: Feed::Broadcast(vec![false, true, false, false]),
+        rhs: id(3),
+    });
     // Batched and threaded: 4 products of 64×300×64 (4.9·10⁶ multiply-adds), rhs transposed.
     v.push(Case {
         dtype: DType::F32,

@@ -146,6 +146,7 @@ impl DotStrategy {
             products: 1,
             k_blocks: 1,
             threaded: false,
+            copies: 1,
             macs,
         }
     }
