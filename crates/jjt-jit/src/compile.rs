@@ -55,13 +55,20 @@ pub fn compile_with(f: &Function, opts: Options) -> Result<Compiled, JitError> {
     let ptr = module.target_config().pointer_type();
     let g = Gen { f, plan: &plan, layout: &layout, opts: &opts, policy };
 
-    // Large elementwise steps run their rows on several threads: each becomes a function of
+    // Large elementwise steps and reductions run their rows on several threads: each becomes a function of
     // (buffers..., first row, end row) that the entry calls through `jjt_par_map`.
     let mut fctx = FunctionBuilderContext::new();
     let mut parts: BTreeMap<usize, FuncId> = BTreeMap::new();
     let mut part_clif = String::new();
     for (k, step) in plan.steps.iter().enumerate() {
-        let Some(map) = codegen::parallel_map(step, policy.threads) else { continue };
+        let body = match (
+            codegen::parallel_map(step, policy.threads),
+            codegen::parallel_reduce(step, policy.threads),
+        ) {
+            (Some(map), _) => Body::Rows(map),
+            (None, Some(red)) => Body::ReduceRows(red),
+            (None, None) => continue,
+        };
         let mut sig = module.make_signature();
         for _ in 0..4 {
             sig.params.push(AbiParam::new(ptr));
@@ -72,7 +79,7 @@ pub fn compile_with(f: &Function, opts: Options) -> Result<Compiled, JitError> {
         // (`jjt_exp_f32`, `jjt_sgemm`, ...), so a model named after one cannot clash with it.
         let name = format!("jjt_rows{k}_{}", sanitize(&f.name));
         let id = module.declare_function(&name, Linkage::Local, &sig).map_err(codegen_err)?;
-        let defined = g.define(&mut module, &mut fctx, id, sig, Body::Rows(map))?;
+        let defined = g.define(&mut module, &mut fctx, id, sig, body)?;
         if let Some(c) = defined.clif {
             part_clif.push_str(&c);
             part_clif.push('\n');
@@ -124,6 +131,8 @@ enum Body<'s> {
     Entry(&'s BTreeMap<usize, FuncId>),
     /// One elementwise step over the rows `[params[4], params[5])` of its outermost axis.
     Rows(&'s plan::MapStep),
+    /// One reduction over the rows `[params[4], params[5])` of its outermost kept axis.
+    ReduceRows(&'s plan::ReduceStep),
 }
 
 /// A defined function's Cranelift IR text and machine-code listing (when asked for) and the
@@ -200,6 +209,9 @@ impl Gen<'_> {
                             (Some(&part), Step::Map(map)) => {
                                 cg.call_rows(part, map, [ins, outs, arena_base, consts])
                             }
+                            (Some(&part), Step::Reduce(red)) => {
+                                cg.call_reduce_rows(part, red, [ins, outs, arena_base, consts])
+                            }
                             _ => cg.step(step)?,
                         }
                         cg.profile_mark(k as i64);
@@ -212,6 +224,7 @@ impl Gen<'_> {
                     }
                 }
                 Body::Rows(map) => cg.map_rows(map, p[4], p[5])?,
+                Body::ReduceRows(red) => cg.reduce_rows(red, p[4], p[5])?,
             }
             b.ins().return_(&[]);
             b.finalize(module.target_config());

@@ -29,6 +29,7 @@ use cranelift_frontend::FunctionBuilder;
 use jjt_ir::DType;
 
 pub(crate) use map::parallel_map;
+pub(crate) use reduce::parallel_reduce;
 
 use crate::imports::Imports;
 use crate::plan::{Buf, DotStep, MapStep, ReduceStep, Step, View};

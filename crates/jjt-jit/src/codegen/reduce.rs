@@ -1,59 +1,547 @@
 //! Reductions (sum, mean, max): a loop over the kept axes around a loop over the reduced
-//! ones, accumulating in the interpreter's order.
+//! ones. [`form`] chooses how:
+//!
+//! | form | when | order |
+//! |---|---|---|
+//! | [`Form::Lanes`] | the input's innermost axis is kept (contiguous in the output) | the interpreter's, per lane: bit-identical |
+//! | [`Form::Along`] | not strict, the innermost axis is reduced and contiguous | vector accumulators within blocks, blocks pairwise |
+//! | [`Form::Scalar`] | otherwise | the interpreter's: bit-identical |
+//!
+//! Sums follow the blocked pairwise order of [`jjt_ir::sum`]: at most
+//! [`BLOCK`](jjt_ir::sum::BLOCK) terms are summed left to right inline; longer sums cut their
+//! terms into blocks of `BLOCK` and combine the block sums on a binary-counter stack in a stack
+//! slot (push a block sum, merge the top two once per trailing zero of the block count, fold
+//! from the top at the end), exactly as [`jjt_ir::sum::Pairwise`] does. [`Form::Along`] sums
+//! each block (a run of at most `BLOCK` terms along the innermost axis) in two vector
+//! accumulators and a horizontal sum instead of left to right; its blocks combine pairwise the
+//! same way, so its error bound is `(BLOCK/lanes + 2·log2 lanes + ⌈log2 m⌉)·u·Σ|t|` or better
+//! and grows like `log n`. `max` is order-independent (up to which NaN propagates) and is
+//! taken in one pass.
+//!
+//! Every output is computed by the same code whichever thread runs it, so results never depend
+//! on the thread count (large reductions run their outermost kept axis on several threads, see
+//! [`parallel_reduce`]).
 
-use cranelift_codegen::ir::InstBuilder;
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::{FuncRef, InstBuilder, StackSlot, StackSlotData, StackSlotKind};
+use cranelift_codegen::ir::{Type, Value, types};
+use cranelift_frontend::Variable;
+use jjt_ir::DType;
 use jjt_ir::ops::{Binary, ReduceKind};
+use jjt_ir::sum::BLOCK;
 
-use super::{Cg, Mode, scalar_ty};
+use super::expr::vectorizable;
+use super::{Cg, Mode, Summation, flags, lanes, scalar_ty, vec_ty};
 use crate::JitError;
-use crate::plan::ReduceStep;
+use crate::plan::{ReduceStep, Step};
+
+/// Entries of a pairwise stack: one per bit of the block count.
+const DEPTH: u32 = 64;
+
+/// Bytes per stack entry (the widest value, a 128-bit vector).
+const ENTRY: i64 = 16;
+
+/// Input elements from which a reduction runs its outermost kept axis on several threads.
+pub(crate) const PAR_REDUCE_ELEMS: usize = 1 << 16;
+
+/// How a reduction is computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Form {
+    /// Vector lanes over the innermost (kept) axis: each lane an output, summed in order.
+    Lanes,
+    /// Vector accumulators along the innermost (reduced, contiguous) axis.
+    Along,
+    /// One output at a time, one term at a time.
+    Scalar,
+}
+
+/// The axes of a reduction step.
+struct Axes {
+    kept: Vec<usize>,
+    kept_dims: Vec<usize>,
+    red_dims: Vec<usize>,
+    count: usize,
+}
+
+impl Axes {
+    fn of(s: &ReduceStep) -> Axes {
+        let kept: Vec<usize> = (0..s.shape.len()).filter(|a| !s.axes.contains(a)).collect();
+        let kept_dims = kept.iter().map(|&a| s.shape[a]).collect();
+        let red_dims: Vec<usize> = s.axes.iter().map(|&a| s.shape[a]).collect();
+        let count = red_dims.iter().product();
+        Axes { kept, kept_dims, red_dims, count }
+    }
+}
+
+/// How to compute `s` when sums may (`Reassociate`) or may not be reassociated.
+fn form(s: &ReduceStep, ax: &Axes, summation: Summation) -> Form {
+    let d = s.dst.dtype;
+    let r = s.shape.len();
+    if r == 0 || d == DType::Bool || ax.count == 0 || !vectorizable(&s.expr, d, r - 1) {
+        return Form::Scalar;
+    }
+    let w = lanes(d);
+    if !s.axes.contains(&(r - 1)) {
+        return if s.shape[r - 1] >= w { Form::Lanes } else { Form::Scalar };
+    }
+    if summation == Summation::Reassociate && s.shape[r - 1] >= 2 * w {
+        return Form::Along;
+    }
+    Form::Scalar
+}
+
+/// The reduction `step`, if it runs its outermost kept axis on several threads: at least
+/// [`PAR_REDUCE_ELEMS`] input elements and two rows, when more than one thread may be used,
+/// and not when that axis is the vector axis of [`Form::Lanes`].
+pub(crate) fn parallel_reduce(step: &Step, threads: usize) -> Option<&ReduceStep> {
+    let Step::Reduce(s) = step else { return None };
+    let ax = Axes::of(s);
+    let big = threads > 1
+        && s.shape.iter().product::<usize>() >= PAR_REDUCE_ELEMS
+        && ax.kept_dims.first().is_some_and(|&k| k >= 2);
+    // Lanes' vector axis is the last kept one: split only when another is in front of it.
+    let lanes_axis_first = ax.kept.len() == 1 && ax.kept[0] == s.shape.len() - 1;
+    (big && !lanes_axis_first).then_some(s)
+}
+
+/// A binary-counter stack of partial sums in a stack slot.
+#[derive(Clone, Copy)]
+struct Stack {
+    slot: StackSlot,
+    /// Entries in use.
+    sp: Variable,
+    /// Block sums pushed.
+    blocks: Variable,
+    ty: Type,
+}
 
 impl Cg<'_, '_> {
     /// A reduction step.
     pub(super) fn reduce(&mut self, s: &ReduceStep) -> Result<(), JitError> {
-        let ReduceStep { dst, shape, axes, kind, expr } = s;
-        let kind = *kind;
-        let d = dst.dtype;
-        let kept: Vec<usize> = (0..shape.len()).filter(|a| !axes.contains(a)).collect();
-        let kept_dims: Vec<usize> = kept.iter().map(|&a| shape[a]).collect();
-        let red_dims: Vec<usize> = axes.iter().map(|&a| shape[a]).collect();
-        let count: usize = red_dims.iter().product();
-        if kept_dims.contains(&0) {
+        self.reduce_in(s, None)
+    }
+
+    /// The rows `[lo, hi)` of the outermost kept axis of the reduction `s` (the body of its
+    /// row function).
+    pub fn reduce_rows(&mut self, s: &ReduceStep, lo: Value, hi: Value) -> Result<(), JitError> {
+        self.reduce_in(s, Some((lo, hi)))
+    }
+
+    /// Call `jjt_par_map` with the row function `part` of the reduction `s`.
+    pub fn call_reduce_rows(&mut self, part: FuncRef, s: &ReduceStep, params: [Value; 4]) {
+        let ax = Axes::of(s);
+        let f = self.b.ins().func_addr(types::I64, part);
+        let mut args = vec![f];
+        args.extend(params);
+        let rows = self.iconst(ax.kept_dims[0] as i64);
+        let threads = self.iconst(self.policy.threads as i64);
+        args.push(rows);
+        args.push(threads);
+        let par = self.imports.par_map;
+        self.b.ins().call(par, &args);
+        self.how = match form(s, &ax, self.policy.summation) {
+            Form::Lanes => "vectors over outputs, rows on threads",
+            Form::Along => "vectors along the reduction, rows on threads",
+            Form::Scalar => "scalar, rows on threads",
+        };
+    }
+
+    fn reduce_in(&mut self, s: &ReduceStep, rows: Option<(Value, Value)>) -> Result<(), JitError> {
+        let ax = Axes::of(s);
+        if ax.kept_dims.contains(&0) {
             return Ok(());
         }
-        let acc = self.b.declare_var(scalar_ty(d));
-        self.for_each(&kept_dims, &mut Vec::new(), &mut |cg, kidx| {
-            let init = match kind {
-                ReduceKind::Sum | ReduceKind::Mean => cg.fconst(d, 0.0),
-                ReduceKind::Max => cg.fconst(d, f64::NEG_INFINITY),
-            };
-            cg.b.def_var(acc, init);
-            if count > 0 {
-                cg.for_each(&red_dims, &mut Vec::new(), &mut |cg, ridx| {
-                    let zero = cg.iconst(0);
-                    let mut full = vec![zero; shape.len()];
-                    for (k, &a) in kept.iter().enumerate() {
-                        full[a] = kidx[k];
-                    }
-                    for (k, &a) in axes.iter().enumerate() {
-                        full[a] = ridx[k];
-                    }
-                    let v = cg.eval(expr, &full, Mode::Scalar, d)?;
+        let form = form(s, &ax, self.policy.summation);
+        self.how = match form {
+            Form::Lanes => "vectors over outputs",
+            Form::Along => "vectors along the reduction",
+            Form::Scalar => "scalar",
+        };
+        let r = s.shape.len();
+        self.vaxis = r.saturating_sub(1);
+        match form {
+            Form::Lanes => self.reduce_lanes(s, &ax, rows),
+            Form::Along => self.reduce_along(s, &ax, rows),
+            Form::Scalar => self.for_rows(&ax.kept_dims, rows, &mut |cg, kidx| {
+                let v = cg.reduce_one(s, &ax, kidx, Mode::Scalar)?;
+                cg.store(v, &s.dst, kidx);
+                Ok(())
+            }),
+        }
+    }
+
+    /// The full input index from the kept and reduced indices.
+    fn full_index(
+        &mut self,
+        s: &ReduceStep,
+        ax: &Axes,
+        kidx: &[Value],
+        ridx: &[Value],
+    ) -> Vec<Value> {
+        let zero = self.iconst(0);
+        let mut full = vec![zero; s.shape.len()];
+        for (k, &a) in ax.kept.iter().enumerate() {
+            full[a] = kidx[k];
+        }
+        for (k, &a) in s.axes.iter().enumerate() {
+            full[a] = ridx[k];
+        }
+        full
+    }
+
+    /// The reduction of the output at `kidx` (in `mode`: a vector of outputs along the
+    /// innermost kept axis), in the interpreter's order.
+    fn reduce_one(
+        &mut self,
+        s: &ReduceStep,
+        ax: &Axes,
+        kidx: &[Value],
+        mode: Mode,
+    ) -> Result<Value, JitError> {
+        let d = s.dst.dtype;
+        let ty = match mode {
+            Mode::Scalar => scalar_ty(d),
+            Mode::Vector => vec_ty(d),
+        };
+        let mut term = |cg: &mut Self, ridx: &[Value]| {
+            let full = cg.full_index(s, ax, kidx, ridx);
+            cg.eval(&s.expr, &full, mode, d)
+        };
+        let v = match s.kind {
+            ReduceKind::Max => {
+                let init = self.constant(mode, d, f64::NEG_INFINITY);
+                let acc = self.b.declare_var(ty);
+                self.b.def_var(acc, init);
+                self.for_each(&ax.red_dims, &mut Vec::new(), &mut |cg, ridx| {
+                    let v = term(cg, ridx)?;
                     let a = cg.b.use_var(acc);
-                    let n = match kind {
-                        ReduceKind::Sum | ReduceKind::Mean => cg.b.ins().fadd(a, v),
-                        ReduceKind::Max => cg.binary(Binary::Maximum, a, v, Mode::Scalar, d),
-                    };
-                    cg.b.def_var(acc, n);
+                    let m = cg.binary(Binary::Maximum, a, v, mode, d);
+                    cg.b.def_var(acc, m);
                     Ok(())
                 })?;
+                self.b.use_var(acc)
             }
-            let mut a = cg.b.use_var(acc);
-            if kind == ReduceKind::Mean {
-                let c = cg.fconst(d, count as f64);
-                a = cg.b.ins().fdiv(a, c);
+            ReduceKind::Sum | ReduceKind::Mean => {
+                let zero = self.constant(mode, d, 0.0);
+                self.blocked_sum(ty, zero, &ax.red_dims, &mut term)?
             }
-            cg.store(a, dst, kidx);
+        };
+        Ok(self.finish_mean(s.kind, v, ax.count, mode, d))
+    }
+
+    /// `v / count` for a mean, else `v`.
+    fn finish_mean(
+        &mut self,
+        kind: ReduceKind,
+        v: Value,
+        count: usize,
+        mode: Mode,
+        d: DType,
+    ) -> Value {
+        if kind == ReduceKind::Mean {
+            let c = self.constant(mode, d, count as f64);
+            self.b.ins().fdiv(v, c)
+        } else {
+            v
+        }
+    }
+
+    /// The sum of the terms `term(idx)` over `dims` (row-major) in the blocked pairwise order
+    /// of [`jjt_ir::sum`], every block started from `zero` (values of type `ty`, scalar or
+    /// vector: each lane its own sum).
+    pub(super) fn blocked_sum(
+        &mut self,
+        ty: Type,
+        zero: Value,
+        dims: &[usize],
+        term: &mut dyn FnMut(&mut Self, &[Value]) -> Result<Value, JitError>,
+    ) -> Result<Value, JitError> {
+        let n: usize = dims.iter().product();
+        let acc = self.b.declare_var(ty);
+        self.b.def_var(acc, zero);
+        if n <= BLOCK {
+            self.for_each(dims, &mut Vec::new(), &mut |cg, idx| {
+                let v = term(cg, idx)?;
+                let a = cg.b.use_var(acc);
+                let a2 = cg.b.ins().fadd(a, v);
+                cg.b.def_var(acc, a2);
+                Ok(())
+            })?;
+            return Ok(self.b.use_var(acc));
+        }
+        let st = self.stack_new(ty);
+        let cnt = self.b.declare_var(types::I64);
+        let z = self.iconst(0);
+        self.b.def_var(cnt, z);
+        self.for_each(dims, &mut Vec::new(), &mut |cg, idx| {
+            let v = term(cg, idx)?;
+            let a = cg.b.use_var(acc);
+            let a2 = cg.b.ins().fadd(a, v);
+            cg.b.def_var(acc, a2);
+            let c = cg.b.use_var(cnt);
+            let c2 = cg.b.ins().iadd_imm_s(c, 1);
+            cg.b.def_var(cnt, c2);
+            // A full block: push its sum, start the next.
+            let full = cg.b.ins().icmp_imm_s(IntCC::Equal, c2, BLOCK as i64);
+            let push = cg.b.create_block();
+            let cont = cg.b.create_block();
+            cg.b.ins().brif(full, push, &[], cont, &[]);
+            cg.b.switch_to_block(push);
+            cg.b.seal_block(push);
+            let a = cg.b.use_var(acc);
+            cg.stack_push(st, a)?;
+            cg.b.def_var(acc, zero);
+            let z = cg.iconst(0);
+            cg.b.def_var(cnt, z);
+            cg.b.ins().jump(cont, &[]);
+            cg.b.switch_to_block(cont);
+            cg.b.seal_block(cont);
+            Ok(())
+        })?;
+        if n % BLOCK != 0 {
+            let a = self.b.use_var(acc);
+            self.stack_push(st, a)?;
+        }
+        self.stack_finish(st)
+    }
+
+    /// An empty pairwise stack of `ty` values.
+    fn stack_new(&mut self, ty: Type) -> Stack {
+        let slot = self.b.create_sized_stack_slot(StackSlotData::new(
+            StackSlotKind::ExplicitSlot,
+            DEPTH * ENTRY as u32,
+            4,
+        ));
+        let sp = self.b.declare_var(types::I64);
+        let blocks = self.b.declare_var(types::I64);
+        let z = self.iconst(0);
+        self.b.def_var(sp, z);
+        self.b.def_var(blocks, z);
+        Stack { slot, sp, blocks, ty }
+    }
+
+    /// The address of entry `i` of `st`.
+    fn stack_entry(&mut self, st: Stack, i: Value) -> Value {
+        let base = self.b.ins().stack_addr(types::I64, st.slot, 0);
+        let off = self.b.ins().imul_imm_s(i, ENTRY);
+        self.b.ins().iadd(base, off)
+    }
+
+    /// Push a block sum: merge the top two entries (`lower + upper`) once per trailing zero of
+    /// the new block count.
+    fn stack_push(&mut self, st: Stack, v: Value) -> Result<(), JitError> {
+        let sp = self.b.use_var(st.sp);
+        let a = self.stack_entry(st, sp);
+        self.b.ins().store(flags(), v, a, 0);
+        let sp1 = self.b.ins().iadd_imm_s(sp, 1);
+        self.b.def_var(st.sp, sp1);
+        let bl = self.b.use_var(st.blocks);
+        let bl1 = self.b.ins().iadd_imm_s(bl, 1);
+        self.b.def_var(st.blocks, bl1);
+        let merges = self.b.ins().ctz(bl1);
+        let z = self.iconst(0);
+        self.counted_between(z, merges, 1, &mut |cg, _| {
+            let sp = cg.b.use_var(st.sp);
+            let top = cg.b.ins().iadd_imm_s(sp, -1);
+            let below = cg.b.ins().iadd_imm_s(sp, -2);
+            let hi_a = cg.stack_entry(st, top);
+            let lo_a = cg.stack_entry(st, below);
+            let hi = cg.b.ins().load(st.ty, flags(), hi_a, 0);
+            let lo = cg.b.ins().load(st.ty, flags(), lo_a, 0);
+            let s = cg.b.ins().fadd(lo, hi);
+            cg.b.ins().store(flags(), s, lo_a, 0);
+            cg.b.def_var(st.sp, top);
+            Ok(())
+        })
+    }
+
+    /// Fold the stack from the top: `s = entry[i] + s`.
+    fn stack_finish(&mut self, st: Stack) -> Result<Value, JitError> {
+        let sp = self.b.use_var(st.sp);
+        let top = self.b.ins().iadd_imm_s(sp, -1);
+        let a = self.stack_entry(st, top);
+        let first = self.b.ins().load(st.ty, flags(), a, 0);
+        let s = self.b.declare_var(st.ty);
+        self.b.def_var(s, first);
+        // i = top - 1 down to 0, as j = 1..sp with i = top - j.
+        let one = self.iconst(1);
+        self.counted_between(one, sp, 1, &mut |cg, j| {
+            let i = cg.b.ins().isub(top, j);
+            let a = cg.stack_entry(st, i);
+            let e = cg.b.ins().load(st.ty, flags(), a, 0);
+            let cur = cg.b.use_var(s);
+            let n = cg.b.ins().fadd(e, cur);
+            cg.b.def_var(s, n);
+            Ok(())
+        })?;
+        Ok(self.b.use_var(s))
+    }
+
+    /// [`Form::Lanes`]: vectors of outputs along the innermost (kept) axis, each lane summed in
+    /// the interpreter's order; a scalar tail.
+    fn reduce_lanes(
+        &mut self,
+        s: &ReduceStep,
+        ax: &Axes,
+        rows: Option<(Value, Value)>,
+    ) -> Result<(), JitError> {
+        let d = s.dst.dtype;
+        let w = lanes(d);
+        let nk = ax.kept_dims.len();
+        let n = ax.kept_dims[nk - 1];
+        let full = (n / w * w) as i64;
+        self.for_rows(&ax.kept_dims[..nk - 1], rows, &mut |cg, outer| {
+            let mut kidx = outer.to_vec();
+            cg.counted(0, full, w as i64, &mut |cg, j| {
+                kidx.push(j);
+                let v = cg.reduce_one(s, ax, &kidx, Mode::Vector)?;
+                cg.store(v, &s.dst, &kidx);
+                kidx.pop();
+                Ok(())
+            })?;
+            cg.counted(full, n as i64, 1, &mut |cg, j| {
+                kidx.push(j);
+                let v = cg.reduce_one(s, ax, &kidx, Mode::Scalar)?;
+                cg.store(v, &s.dst, &kidx);
+                kidx.pop();
+                Ok(())
+            })
+        })
+    }
+
+    /// The sum (or max) of the lanes of `v`, pairwise: `(l0 + l1) + (l2 + l3)`.
+    fn horizontal(&mut self, kind: ReduceKind, v: Value, d: DType) -> Value {
+        let mut parts: Vec<Value> =
+            (0..lanes(d)).map(|l| self.b.ins().extractlane(v, l as u8)).collect();
+        while parts.len() > 1 {
+            parts = parts
+                .chunks(2)
+                .map(|p| match kind {
+                    ReduceKind::Max => self.binary(Binary::Maximum, p[0], p[1], Mode::Scalar, d),
+                    ReduceKind::Sum | ReduceKind::Mean => self.b.ins().fadd(p[0], p[1]),
+                })
+                .collect();
+        }
+        parts[0]
+    }
+
+    /// [`Form::Along`]: for each output, the innermost (reduced, contiguous) axis in blocks of
+    /// [`BLOCK`], each block summed in two vector accumulators, a horizontal sum and a scalar
+    /// tail, the block sums combined pairwise; `max` in vector accumulators over every block.
+    fn reduce_along(
+        &mut self,
+        s: &ReduceStep,
+        ax: &Axes,
+        rows: Option<(Value, Value)>,
+    ) -> Result<(), JitError> {
+        let d = s.dst.dtype;
+        let w = lanes(d);
+        let nr = ax.red_dims.len();
+        let len = ax.red_dims[nr - 1];
+        let outer_dims = ax.red_dims[..nr - 1].to_vec();
+        let chunks_per_row = len.div_ceil(BLOCK);
+        let blocks = outer_dims.iter().product::<usize>() * chunks_per_row;
+        let is_max = s.kind == ReduceKind::Max;
+        let vty = vec_ty(d);
+        self.for_rows(&ax.kept_dims, rows, &mut |cg, kidx| {
+            let vinit = cg.constant(Mode::Vector, d, if is_max { f64::NEG_INFINITY } else { 0.0 });
+            let va = cg.b.declare_var(vty);
+            let vb = cg.b.declare_var(vty);
+            let sa = cg.b.declare_var(scalar_ty(d));
+            cg.b.def_var(va, vinit);
+            cg.b.def_var(vb, vinit);
+            let st = (blocks > 1 && !is_max).then(|| cg.stack_new(scalar_ty(d)));
+            // One block: terms [c0, c0 + blen) of the row `ridx_outer`.
+            let block = |cg: &mut Self, outer: &[Value], c0: Value, blen: usize| {
+                if !is_max {
+                    cg.b.def_var(va, vinit);
+                    cg.b.def_var(vb, vinit);
+                }
+                let pairs = (blen / (2 * w) * 2 * w) as i64;
+                let vfull = (blen / w * w) as i64;
+                let at = |cg: &mut Self, i: Value, mode: Mode| {
+                    let mut ridx = outer.to_vec();
+                    ridx.push(i);
+                    let full = cg.full_index(s, ax, kidx, &ridx);
+                    cg.eval(&s.expr, &full, mode, d)
+                };
+                let acc = |cg: &mut Self, var: Variable, v: Value, mode: Mode| {
+                    let a = cg.b.use_var(var);
+                    let n = if is_max {
+                        cg.binary(Binary::Maximum, a, v, mode, d)
+                    } else {
+                        cg.b.ins().fadd(a, v)
+                    };
+                    cg.b.def_var(var, n);
+                };
+                let end = cg.b.ins().iadd_imm_s(c0, pairs);
+                cg.counted_between(c0, end, 2 * w as i64, &mut |cg, i| {
+                    let x = at(cg, i, Mode::Vector)?;
+                    acc(cg, va, x, Mode::Vector);
+                    let j = cg.b.ins().iadd_imm_s(i, w as i64);
+                    let y = at(cg, j, Mode::Vector)?;
+                    acc(cg, vb, y, Mode::Vector);
+                    Ok(())
+                })?;
+                if vfull > pairs {
+                    let i = cg.b.ins().iadd_imm_s(c0, pairs);
+                    let x = at(cg, i, Mode::Vector)?;
+                    acc(cg, va, x, Mode::Vector);
+                }
+                if is_max {
+                    // The tail goes into a scalar accumulator kept across blocks.
+                    for t in vfull as usize..blen {
+                        let i = cg.b.ins().iadd_imm_s(c0, t as i64);
+                        let x = at(cg, i, Mode::Scalar)?;
+                        acc(cg, sa, x, Mode::Scalar);
+                    }
+                    return Ok(());
+                }
+                let (a, b) = (cg.b.use_var(va), cg.b.use_var(vb));
+                let v = cg.b.ins().fadd(a, b);
+                let mut sum = cg.horizontal(s.kind, v, d);
+                for t in vfull as usize..blen {
+                    let i = cg.b.ins().iadd_imm_s(c0, t as i64);
+                    let x = at(cg, i, Mode::Scalar)?;
+                    sum = cg.b.ins().fadd(sum, x);
+                }
+                match st {
+                    Some(st) => cg.stack_push(st, sum)?,
+                    None => cg.b.def_var(sa, sum),
+                }
+                Ok::<(), JitError>(())
+            };
+            if is_max {
+                let ninf = cg.fconst(d, f64::NEG_INFINITY);
+                cg.b.def_var(sa, ninf);
+            }
+            let full_chunks = (len / BLOCK) as i64;
+            let rem = len % BLOCK;
+            cg.for_each(&outer_dims, &mut Vec::new(), &mut |cg, outer| {
+                cg.counted(0, full_chunks * BLOCK as i64, BLOCK as i64, &mut |cg, c0| {
+                    block(cg, outer, c0, BLOCK)
+                })?;
+                if rem > 0 {
+                    let c0 = cg.iconst(full_chunks * BLOCK as i64);
+                    block(cg, outer, c0, rem)?;
+                }
+                Ok(())
+            })?;
+            let v = if is_max {
+                let v = cg.b.use_var(va);
+                let v2 = cg.b.use_var(vb);
+                let m = cg.binary(Binary::Maximum, v, v2, Mode::Vector, d);
+                let h = cg.horizontal(s.kind, m, d);
+                let t = cg.b.use_var(sa);
+                cg.binary(Binary::Maximum, h, t, Mode::Scalar, d)
+            } else {
+                match st {
+                    Some(st) => cg.stack_finish(st)?,
+                    None => cg.b.use_var(sa),
+                }
+            };
+            let v = cg.finish_mean(s.kind, v, ax.count, Mode::Scalar, d);
+            cg.store(v, &s.dst, kidx);
             Ok(())
         })
     }

@@ -7,7 +7,7 @@
 //! | [`DotStrategy::OutputVectors`] | `out_vec` | the output's innermost axis is contiguous and both operands advance by 0 or 1 along it |
 //! | [`DotStrategy::RegisterTiles`] | `out_vec` | as above, a long contraction, one operand constant along the vector axis |
 //! | [`DotStrategy::ContractionVectors`], [`DotStrategy::MatrixVector`] | `k_vec` | not strict, the innermost contracted axis contiguous in both operands |
-//! | [`DotStrategy::Scalar`] | here | otherwise (and in strict mode), in the interpreter's order |
+//! | [`DotStrategy::Scalar`] | here | otherwise (and in strict mode), in the interpreter's order (blocked pairwise, [`jjt_ir::sum`]) |
 //!
 //! Every inline form reads the operands as views over the output's index space with the
 //! contracted axes appended (a [`Contraction`]).
@@ -184,6 +184,12 @@ fn strategy(s: &DotStep, c: &Contraction<'_>, policy: &Policy) -> DotStrategy {
     {
         return DotStrategy::Gemm(Box::new(call));
     }
+    // In order, a sum of more than BLOCK products is blocked pairwise: only `scalar_dot` does it.
+    if policy.summation == Summation::InOrder
+        && cdims.iter().product::<usize>() > jjt_ir::sum::BLOCK
+    {
+        return DotStrategy::Scalar;
+    }
     let r = shape.len();
     let w = lanes(d);
     let last = r.saturating_sub(1);
@@ -303,14 +309,28 @@ impl Cg<'_, '_> {
 
     /// One output element of a contraction, accumulated in the interpreter's order from -0.0
     /// (so the result equals the interpreter's "first product, then sums" bit for bit when
-    /// the multiply-add is [`Mac::Separate`]).
+    /// the multiply-add is [`Mac::Separate`]): left to right up to
+    /// [`BLOCK`](jjt_ir::sum::BLOCK) products, blocked pairwise beyond (`Cg::blocked_sum`,
+    /// with a rounded product and a rounded sum per term).
     fn scalar_dot(
         &mut self,
         acc: Variable,
         c: &Contraction<'_>,
         oidx: &[Value],
     ) -> Result<(), JitError> {
-        let z = self.fconst(c.dtype(), -0.0);
+        let d = c.dtype();
+        let z = self.fconst(d, -0.0);
+        if c.cdims.iter().product::<usize>() > jjt_ir::sum::BLOCK {
+            let s = self.blocked_sum(scalar_ty(d), z, &c.cdims, &mut |cg, cidx| {
+                let mut all = oidx.to_vec();
+                all.extend_from_slice(cidx);
+                let x = cg.eval(&Expr::Load(c.lhs.clone()), &all, Mode::Scalar, d)?;
+                let y = cg.eval(&Expr::Load(c.rhs.clone()), &all, Mode::Scalar, d)?;
+                Ok(cg.b.ins().fmul(x, y))
+            })?;
+            self.store(s, c.dst, oidx);
+            return Ok(());
+        }
         self.b.def_var(acc, z);
         self.for_each(&c.cdims, &mut oidx.to_vec(), &mut |cg, all| {
             cg.mac_into(acc, c, all, Mode::Scalar)
