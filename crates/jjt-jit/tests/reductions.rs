@@ -218,3 +218,29 @@ fn strict_contractions_equal_the_interpreter_bit_for_bit() {
         }
     }
 }
+
+/// The cases above exercise the intended forms (so the comparisons cover each of them).
+#[test]
+fn reductions_take_the_intended_forms() {
+    let expect: &[(usize, Options, &str)] = &[
+        (
+            8,
+            Options { threads: 2, ..Options::default() },
+            "vectors along the reduction, rows on threads",
+        ),
+        (8, Options { threads: 1, ..Options::default() }, "(vectors along the reduction)"),
+        (9, Options { threads: 2, ..Options::default() }, "vectors over outputs, rows on threads"),
+        (9, Options { threads: 1, ..strict() }, "(vectors over outputs)"),
+        (1, strict(), "(vectors over outputs)"),
+        (0, strict(), "(scalar)"),
+        (5, Options::default(), "(scalar)"),
+        (14, Options::default(), "(vectors along the reduction)"),
+        (17, Options { threads: 2, ..Options::default() }, "(vectors over outputs)"),
+    ];
+    for (k, opts, label) in expect {
+        let f = CASES[*k].function(DType::F32, false);
+        let c = compile_with(&f, *opts).unwrap();
+        let labels = c.step_labels().join("; ");
+        assert!(labels.contains(label), "case {k}: {labels} lacks {label}");
+    }
+}
