@@ -59,7 +59,11 @@ fn reductions_follow_the_blocked_pairwise_order() {
         assert_eq!(sum::sum(&t).to_bits(), want.to_bits(), "jjt_ir::sum::sum, n = {n}");
         let x = Tensor::f32([n], t.clone()).unwrap();
         let src = format!("func f(x: f32[{n}]) -> f32[] {{ return sum(x) }}");
-        assert_eq!(eval1(&src, &[x.clone()])[0].to_bits(), want.to_bits(), "sum, n = {n}");
+        assert_eq!(
+            eval1(&src, std::slice::from_ref(&x))[0].to_bits(),
+            want.to_bits(),
+            "sum, n = {n}"
+        );
         let src = format!("func f(x: f32[{n}]) -> f32[] {{ return mean(x) }}");
         let mean = want / n as f32;
         assert_eq!(eval1(&src, &[x])[0].to_bits(), mean.to_bits(), "mean, n = {n}");

@@ -190,9 +190,12 @@ fn contraction(d: DType, a: &[usize], b: &[usize], out: &[usize], dims_attr: &st
     text::parse(&src).unwrap_or_else(|e| panic!("{src}: {e}"))
 }
 
+/// Left shape, right shape, output shape, the contraction's attributes.
+type DotCase = (&'static [usize], &'static [usize], &'static [usize], &'static str);
+
 #[test]
 fn strict_contractions_equal_the_interpreter_bit_for_bit() {
-    let cases: &[(&[usize], &[usize], &[usize], &str)] = &[
+    let cases: &[DotCase] = &[
         (&[3, 1000], &[1000, 2], &[3, 2], "contract=[[1],[0]]"),
         (&[1000], &[1000], &[], "contract=[[0],[0]]"),
         (&[2, 15, 20], &[20, 15], &[2], "contract=[[2,1],[0,1]]"),

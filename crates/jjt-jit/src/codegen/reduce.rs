@@ -104,6 +104,10 @@ pub(crate) fn parallel_reduce(step: &Step, threads: usize) -> Option<&ReduceStep
     (big && !lanes_axis_first).then_some(s)
 }
 
+/// A term of a sum at an index (of the summed axes).
+pub(super) type TermFn<'a, 'b, 'c> =
+    dyn FnMut(&mut Cg<'a, 'b>, &[Value]) -> Result<Value, JitError> + 'c;
+
 /// A binary-counter stack of partial sums in a stack slot.
 #[derive(Clone, Copy)]
 struct Stack {
@@ -115,7 +119,7 @@ struct Stack {
     ty: Type,
 }
 
-impl Cg<'_, '_> {
+impl<'a, 'b> Cg<'a, 'b> {
     /// A reduction step.
     pub(super) fn reduce(&mut self, s: &ReduceStep) -> Result<(), JitError> {
         self.reduce_in(s, None)
@@ -254,7 +258,7 @@ impl Cg<'_, '_> {
         ty: Type,
         zero: Value,
         dims: &[usize],
-        term: &mut dyn FnMut(&mut Self, &[Value]) -> Result<Value, JitError>,
+        term: &mut TermFn<'a, 'b, '_>,
     ) -> Result<Value, JitError> {
         let n: usize = dims.iter().product();
         let acc = self.b.declare_var(ty);
@@ -298,7 +302,7 @@ impl Cg<'_, '_> {
             cg.b.seal_block(cont);
             Ok(())
         })?;
-        if n % BLOCK != 0 {
+        if !n.is_multiple_of(BLOCK) {
             let a = self.b.use_var(acc);
             self.stack_push(st, a)?;
         }
