@@ -14,13 +14,16 @@
 //! from the top at the end), exactly as [`jjt_ir::sum::Pairwise`] does. [`Form::Along`] sums
 //! each block (a run of at most `BLOCK` terms along the innermost axis) in two vector
 //! accumulators and a horizontal sum instead of left to right; its blocks combine pairwise the
-//! same way, so its error bound is `(BLOCK/lanes + 2·log2 lanes + ⌈log2 m⌉)·u·Σ|t|` or better
-//! and grows like `log n`. `max` is order-independent (up to which NaN propagates) and is
-//! taken in one pass.
+//! same way. A term then passes through at most `BLOCK/(2·lanes) + 1` additions in its
+//! accumulator lane, one joining the two accumulators, `log2 lanes` in the horizontal sum,
+//! `lanes − 1` of a scalar tail and `⌈log2 m⌉` of the tree, so the error bound of the exact
+//! order, `(BLOCK − 1 + ⌈log2 m⌉)·u·Σ|t|`, holds for it too and grows like `log n`. `max` is
+//! order-independent (up to which NaN propagates) and is taken in one pass.
 //!
 //! Every output is computed by the same code whichever thread runs it, so results never depend
-//! on the thread count (large reductions run their outermost kept axis on several threads, see
-//! [`parallel_reduce`]).
+//! on the thread count: large reductions run their outermost kept axis on several threads
+//! ([`parallel_reduce`]); a reduction to one value (or along the vector axis of
+//! [`Form::Lanes`] alone) runs on the calling thread.
 
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{FuncRef, InstBuilder, StackSlot, StackSlotData, StackSlotKind};
