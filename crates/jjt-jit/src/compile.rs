@@ -63,7 +63,7 @@ pub fn compile_with(f: &Function, opts: Options) -> Result<Compiled, JitError> {
     for (k, step) in plan.steps.iter().enumerate() {
         let body = match (
             codegen::parallel_map(step, policy.threads),
-            codegen::parallel_reduce(step, policy.threads),
+            codegen::parallel_reduce(step, policy.threads, policy.summation),
         ) {
             (Some(map), _) => Body::Rows(map),
             (None, Some(red)) => Body::ReduceRows(red),
@@ -210,7 +210,7 @@ impl Gen<'_> {
                                 cg.call_rows(part, map, [ins, outs, arena_base, consts])
                             }
                             (Some(&part), Step::Reduce(red)) => {
-                                cg.call_reduce_rows(part, red, [ins, outs, arena_base, consts])
+                                cg.call_reduce_rows(part, red, [ins, outs, arena_base, consts])?
                             }
                             _ => cg.step(step)?,
                         }
@@ -224,7 +224,7 @@ impl Gen<'_> {
                     }
                 }
                 Body::Rows(map) => cg.map_rows(map, p[4], p[5])?,
-                Body::ReduceRows(red) => cg.reduce_rows(red, p[4], p[5])?,
+                Body::ReduceRows(red) => cg.reduce_rows(red, p[4], p[5], p[3])?,
             }
             b.ins().return_(&[]);
             b.finalize(module.target_config());

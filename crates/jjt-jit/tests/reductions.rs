@@ -66,6 +66,7 @@ const CASES: &[Case] = &[
     case(&[1000, 1000], &[0, 1], "sum", "x * y"),
     case(&[100, 10_000], &[1], "sum", "x"),
     case(&[10_000, 100], &[0], "sum", "x"),
+    case(&[1, 300_001], &[0, 1], "mean", "x * y"),
 ];
 
 fn dims(s: &[usize]) -> String {
@@ -237,7 +238,10 @@ fn reductions_take_the_intended_forms() {
         (1, strict(), "(vectors over outputs)"),
         (0, strict(), "(scalar)"),
         (5, Options::default(), "(scalar)"),
-        (14, Options::default(), "(vectors along the reduction)"),
+        (14, Options { threads: 1, ..Options::default() }, "(vectors along the reduction)"),
+        (14, Options { threads: 2, ..Options::default() }, "parts on threads"),
+        (18, Options { threads: 3, ..Options::default() }, "parts on threads"),
+        (18, Options { threads: 3, ..strict() }, "(scalar)"),
         (17, Options { threads: 2, ..Options::default() }, "(vectors over outputs)"),
     ];
     for (k, opts, label) in expect {

@@ -20,10 +20,13 @@
 //! order, `(BLOCK − 1 + ⌈log2 m⌉)·u·Σ|t|`, holds for it too and grows like `log n`. `max` is
 //! order-independent (up to which NaN propagates) and is taken in one pass.
 //!
-//! Every output is computed by the same code whichever thread runs it, so results never depend
-//! on the thread count: large reductions run their outermost kept axis on several threads
-//! ([`parallel_reduce`]); a reduction to one value (or along the vector axis of
-//! [`Form::Lanes`] alone) runs on the calling thread.
+//! Results never depend on the thread count ([`parallel_reduce`]): large reductions run their
+//! outermost kept axis on several threads, every output computed by the same code whichever
+//! thread runs it; a large sum to one value in [`Form::Along`] over one row is cut into
+//! [`Parts`] of a power of two of blocks fixed by the shape, each a subtree of the pairwise
+//! combination, whose sums combine on the stack exactly as the blocks would (so any thread
+//! count gives the one-thread bits). Other reductions to one value (several rows, or the
+//! vector axis of [`Form::Lanes`] alone) run on the calling thread.
 
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{FuncRef, InstBuilder, StackSlot, StackSlotData, StackSlotKind};
@@ -36,7 +39,7 @@ use jjt_ir::sum::BLOCK;
 use super::expr::vectorizable;
 use super::{Cg, Mode, Summation, flags, lanes, scalar_ty, vec_ty};
 use crate::JitError;
-use crate::plan::{ReduceStep, Step};
+use crate::plan::{Buf, ReduceStep, Step};
 
 /// Entries of a pairwise stack: one per bit of the block count.
 const DEPTH: u32 = 64;
@@ -93,14 +96,24 @@ fn form(s: &ReduceStep, ax: &Axes, summation: Summation) -> Form {
     Form::Scalar
 }
 
-/// The reduction `step`, if it runs its outermost kept axis on several threads: at least
-/// [`PAR_REDUCE_ELEMS`] input elements and two rows, when more than one thread may be used,
-/// and not when that axis is the vector axis of [`Form::Lanes`].
-pub(crate) fn parallel_reduce(step: &Step, threads: usize) -> Option<&ReduceStep> {
+/// The reduction `step`, if it runs on several threads (when more than one thread may be
+/// used): split into [`Parts`] when it reduces to one value (`parts`), else along its outermost
+/// kept axis when it has at least [`PAR_REDUCE_ELEMS`] input elements and two rows, and that
+/// axis is not the vector axis of [`Form::Lanes`].
+pub(crate) fn parallel_reduce(
+    step: &Step,
+    threads: usize,
+    summation: Summation,
+) -> Option<&ReduceStep> {
     let Step::Reduce(s) = step else { return None };
     let ax = Axes::of(s);
-    let big = threads > 1
-        && s.shape.iter().product::<usize>() >= PAR_REDUCE_ELEMS
+    if threads < 2 {
+        return None;
+    }
+    if summation == Summation::Reassociate && parts(s, &ax).is_some() {
+        return Some(s);
+    }
+    let big = s.shape.iter().product::<usize>() >= PAR_REDUCE_ELEMS
         && ax.kept_dims.first().is_some_and(|&k| k >= 2);
     // Lanes' vector axis is the last kept one: split only when another is in front of it.
     let lanes_axis_first = ax.kept.len() == 1 && ax.kept[0] == s.shape.len() - 1;
@@ -110,6 +123,48 @@ pub(crate) fn parallel_reduce(step: &Step, threads: usize) -> Option<&ReduceStep
 /// A term of a sum at an index (of the summed axes).
 pub(super) type TermFn<'a, 'b, 'c> =
     dyn FnMut(&mut Cg<'a, 'b>, &[Value]) -> Result<Value, JitError> + 'c;
+
+/// The accumulators of [`Form::Along`].
+#[derive(Clone, Copy)]
+struct AlongAcc {
+    va: Variable,
+    vb: Variable,
+    /// The block sum when there is no stack; `max`'s scalar tail.
+    sa: Variable,
+    vinit: Value,
+    st: Option<Stack>,
+    is_max: bool,
+}
+
+/// A reduction to one value cut into `count` parts of `blocks` blocks each (a power of two, so
+/// each part is a subtree of the pairwise combination; the last part may be short).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Parts {
+    blocks: usize,
+    count: usize,
+}
+
+/// Input elements from which a reduction to one value is cut into parts run on several threads.
+const PAR_PARTS_ELEMS: usize = 1 << 18;
+
+/// How a sum to one value of `s` is cut into parts, if it is: [`Form::Along`] over one row
+/// (every reduced axis but the innermost of length 1) of at least [`PAR_PARTS_ELEMS`] terms.
+/// The parts depend on the shape alone, never on the thread count.
+fn parts(s: &ReduceStep, ax: &Axes) -> Option<Parts> {
+    let nr = ax.red_dims.len();
+    let one_row = nr >= 1 && ax.red_dims[..nr - 1].iter().all(|&d| d == 1);
+    let ok = ax.kept_dims.is_empty()
+        && s.kind != ReduceKind::Max
+        && one_row
+        && ax.count >= PAR_PARTS_ELEMS
+        && form(s, ax, Summation::Reassociate) == Form::Along;
+    if !ok {
+        return None;
+    }
+    let m = ax.count.div_ceil(BLOCK);
+    let blocks = (m / 32).next_power_of_two().max(16);
+    Some(Parts { blocks, count: m.div_ceil(blocks) })
+}
 
 /// A binary-counter stack of partial sums in a stack slot.
 #[derive(Clone, Copy)]
@@ -128,29 +183,109 @@ impl<'a, 'b> Cg<'a, 'b> {
         self.reduce_in(s, None)
     }
 
-    /// The rows `[lo, hi)` of the outermost kept axis of the reduction `s` (the body of its
-    /// row function).
-    pub fn reduce_rows(&mut self, s: &ReduceStep, lo: Value, hi: Value) -> Result<(), JitError> {
-        self.reduce_in(s, Some((lo, hi)))
+    /// The rows `[lo, hi)` of the outermost kept axis of the reduction `s`, or its parts
+    /// `[lo, hi)` when it is split into [`Parts`] (the body of its row function; `table` is
+    /// the function's constants table, followed by the address of the part sums for parts).
+    pub fn reduce_rows(
+        &mut self,
+        s: &ReduceStep,
+        lo: Value,
+        hi: Value,
+        table: Value,
+    ) -> Result<(), JitError> {
+        let ax = Axes::of(s);
+        match self.parts_of(s, &ax) {
+            Some(pp) => {
+                self.how = "vectors along the reduction, parts on threads";
+                self.vaxis = s.shape.len() - 1;
+                let nc = self.const_count();
+                let sums = self.b.ins().load(types::I64, flags(), table, (8 * nc) as i32);
+                self.reduce_parts(s, &ax, pp, (lo, hi), sums)
+            }
+            None => self.reduce_in(s, Some((lo, hi))),
+        }
     }
 
-    /// Call `jjt_par_map` with the row function `part` of the reduction `s`.
-    pub fn call_reduce_rows(&mut self, part: FuncRef, s: &ReduceStep, params: [Value; 4]) {
+    /// The parts of `s` when it runs as [`Parts`] (a reduction to one value, not strict).
+    fn parts_of(&self, s: &ReduceStep, ax: &Axes) -> Option<Parts> {
+        (self.policy.summation == Summation::Reassociate).then(|| parts(s, ax)).flatten()
+    }
+
+    /// The number of constants (the length of the table the entry receives).
+    fn const_count(&self) -> usize {
+        self.bases.keys().filter(|b| matches!(b, Buf::Const(_))).count()
+    }
+
+    /// Call `jjt_par_map` with the row function `part` of the reduction `s`. Split into
+    /// [`Parts`], the row function gets, in place of the constants table, a copy of it with
+    /// the address of the part sums appended (a stack slot of this frame); the part sums are
+    /// then combined on a pairwise stack as blocks would be.
+    pub fn call_reduce_rows(
+        &mut self,
+        part: FuncRef,
+        s: &ReduceStep,
+        params: [Value; 4],
+    ) -> Result<(), JitError> {
         let ax = Axes::of(s);
+        let d = s.dst.dtype;
+        let parts = self.parts_of(s, &ax);
+        let mut args = params;
+        let rows = match parts {
+            Some(pp) => {
+                let nc = self.const_count();
+                let table = self.b.create_sized_stack_slot(StackSlotData::new(
+                    StackSlotKind::ExplicitSlot,
+                    (8 * (nc + 1)) as u32,
+                    3,
+                ));
+                let sums = self.b.create_sized_stack_slot(StackSlotData::new(
+                    StackSlotKind::ExplicitSlot,
+                    (ENTRY as usize * pp.count) as u32,
+                    4,
+                ));
+                let t = self.b.ins().stack_addr(types::I64, table, 0);
+                for i in 0..nc {
+                    let c = self.b.ins().load(types::I64, flags(), params[3], (8 * i) as i32);
+                    self.b.ins().store(flags(), c, t, (8 * i) as i32);
+                }
+                let sa = self.b.ins().stack_addr(types::I64, sums, 0);
+                self.b.ins().store(flags(), sa, t, (8 * nc) as i32);
+                args[3] = t;
+                pp.count
+            }
+            None => ax.kept_dims[0],
+        };
         let f = self.b.ins().func_addr(types::I64, part);
-        let mut args = vec![f];
-        args.extend(params);
-        let rows = self.iconst(ax.kept_dims[0] as i64);
+        let mut call = vec![f];
+        call.extend(args);
+        let rows = self.iconst(rows as i64);
         let threads = self.iconst(self.policy.threads as i64);
-        args.push(rows);
-        args.push(threads);
+        call.push(rows);
+        call.push(threads);
         let par = self.imports.par_map;
-        self.b.ins().call(par, &args);
+        self.b.ins().call(par, &call);
         self.how = match form(s, &ax, self.policy.summation) {
             Form::Lanes => "vectors over outputs, rows on threads",
+            Form::Along if parts.is_some() => "vectors along the reduction, parts on threads",
             Form::Along => "vectors along the reduction, rows on threads",
             Form::Scalar => "scalar, rows on threads",
         };
+        let Some(pp) = parts else { return Ok(()) };
+        // The part sums, pairwise.
+        let t = args[3];
+        let nc = self.const_count();
+        let sums = self.b.ins().load(types::I64, flags(), t, (8 * nc) as i32);
+        let st = self.stack_new(scalar_ty(d));
+        self.counted(0, pp.count as i64, 1, &mut |cg, p| {
+            let off = cg.b.ins().imul_imm_s(p, ENTRY);
+            let a = cg.b.ins().iadd(sums, off);
+            let v = cg.b.ins().load(scalar_ty(d), flags(), a, 0);
+            cg.stack_push(st, v)
+        })?;
+        let v = self.stack_finish(st)?;
+        let v = self.finish_mean(s.kind, v, ax.count, Mode::Scalar, d);
+        self.store(v, &s.dst, &[]);
+        Ok(())
     }
 
     fn reduce_in(&mut self, s: &ReduceStep, rows: Option<(Value, Value)>) -> Result<(), JitError> {
@@ -442,7 +577,6 @@ impl<'a, 'b> Cg<'a, 'b> {
         rows: Option<(Value, Value)>,
     ) -> Result<(), JitError> {
         let d = s.dst.dtype;
-        let w = lanes(d);
         let nr = ax.red_dims.len();
         let len = ax.red_dims[nr - 1];
         let outer_dims = ax.red_dims[..nr - 1].to_vec();
@@ -458,65 +592,9 @@ impl<'a, 'b> Cg<'a, 'b> {
             cg.b.def_var(va, vinit);
             cg.b.def_var(vb, vinit);
             let st = (blocks > 1 && !is_max).then(|| cg.stack_new(scalar_ty(d)));
-            // One block: terms [c0, c0 + blen) of the row `ridx_outer`.
+            let acc = AlongAcc { va, vb, sa, vinit, st, is_max };
             let block = |cg: &mut Self, outer: &[Value], c0: Value, blen: usize| {
-                if !is_max {
-                    cg.b.def_var(va, vinit);
-                    cg.b.def_var(vb, vinit);
-                }
-                let pairs = (blen / (2 * w) * 2 * w) as i64;
-                let vfull = (blen / w * w) as i64;
-                let at = |cg: &mut Self, i: Value, mode: Mode| {
-                    let mut ridx = outer.to_vec();
-                    ridx.push(i);
-                    let full = cg.full_index(s, ax, kidx, &ridx);
-                    cg.eval(&s.expr, &full, mode, d)
-                };
-                let acc = |cg: &mut Self, var: Variable, v: Value, mode: Mode| {
-                    let a = cg.b.use_var(var);
-                    let n = if is_max {
-                        cg.binary(Binary::Maximum, a, v, mode, d)
-                    } else {
-                        cg.b.ins().fadd(a, v)
-                    };
-                    cg.b.def_var(var, n);
-                };
-                let end = cg.b.ins().iadd_imm_s(c0, pairs);
-                cg.counted_between(c0, end, 2 * w as i64, &mut |cg, i| {
-                    let x = at(cg, i, Mode::Vector)?;
-                    acc(cg, va, x, Mode::Vector);
-                    let j = cg.b.ins().iadd_imm_s(i, w as i64);
-                    let y = at(cg, j, Mode::Vector)?;
-                    acc(cg, vb, y, Mode::Vector);
-                    Ok(())
-                })?;
-                if vfull > pairs {
-                    let i = cg.b.ins().iadd_imm_s(c0, pairs);
-                    let x = at(cg, i, Mode::Vector)?;
-                    acc(cg, va, x, Mode::Vector);
-                }
-                if is_max {
-                    // The tail goes into a scalar accumulator kept across blocks.
-                    for t in vfull as usize..blen {
-                        let i = cg.b.ins().iadd_imm_s(c0, t as i64);
-                        let x = at(cg, i, Mode::Scalar)?;
-                        acc(cg, sa, x, Mode::Scalar);
-                    }
-                    return Ok(());
-                }
-                let (a, b) = (cg.b.use_var(va), cg.b.use_var(vb));
-                let v = cg.b.ins().fadd(a, b);
-                let mut sum = cg.horizontal(s.kind, v, d);
-                for t in vfull as usize..blen {
-                    let i = cg.b.ins().iadd_imm_s(c0, t as i64);
-                    let x = at(cg, i, Mode::Scalar)?;
-                    sum = cg.b.ins().fadd(sum, x);
-                }
-                match st {
-                    Some(st) => cg.stack_push(st, sum)?,
-                    None => cg.b.def_var(sa, sum),
-                }
-                Ok::<(), JitError>(())
+                cg.along_block(s, ax, kidx, outer, c0, blen, &acc)
             };
             if is_max {
                 let ninf = cg.fconst(d, f64::NEG_INFINITY);
@@ -549,6 +627,140 @@ impl<'a, 'b> Cg<'a, 'b> {
             };
             let v = cg.finish_mean(s.kind, v, ax.count, Mode::Scalar, d);
             cg.store(v, &s.dst, kidx);
+            Ok(())
+        })
+    }
+
+    /// One block of [`Form::Along`]: the terms `[c0, c0 + blen)` of the innermost axis in the
+    /// row `outer` of the reduced axes, into `acc` (a sum is pushed onto its stack, or kept in
+    /// `acc.sa` when there is no stack; `max` accumulates across blocks).
+    #[allow(clippy::too_many_arguments)]
+    fn along_block(
+        &mut self,
+        s: &ReduceStep,
+        ax: &Axes,
+        kidx: &[Value],
+        outer: &[Value],
+        c0: Value,
+        blen: usize,
+        acc: &AlongAcc,
+    ) -> Result<(), JitError> {
+        let d = s.dst.dtype;
+        let w = lanes(d);
+        let AlongAcc { va, vb, sa, vinit, st, is_max } = *acc;
+        if !is_max {
+            self.b.def_var(va, vinit);
+            self.b.def_var(vb, vinit);
+        }
+        let pairs = (blen / (2 * w) * 2 * w) as i64;
+        let vfull = (blen / w * w) as i64;
+        let at = |cg: &mut Self, i: Value, mode: Mode| {
+            let mut ridx = outer.to_vec();
+            ridx.push(i);
+            let full = cg.full_index(s, ax, kidx, &ridx);
+            cg.eval(&s.expr, &full, mode, d)
+        };
+        let add = |cg: &mut Self, var: Variable, v: Value, mode: Mode| {
+            let a = cg.b.use_var(var);
+            let n = if is_max {
+                cg.binary(Binary::Maximum, a, v, mode, d)
+            } else {
+                cg.b.ins().fadd(a, v)
+            };
+            cg.b.def_var(var, n);
+        };
+        let end = self.b.ins().iadd_imm_s(c0, pairs);
+        self.counted_between(c0, end, 2 * w as i64, &mut |cg, i| {
+            let x = at(cg, i, Mode::Vector)?;
+            add(cg, va, x, Mode::Vector);
+            let j = cg.b.ins().iadd_imm_s(i, w as i64);
+            let y = at(cg, j, Mode::Vector)?;
+            add(cg, vb, y, Mode::Vector);
+            Ok(())
+        })?;
+        if vfull > pairs {
+            let i = self.b.ins().iadd_imm_s(c0, pairs);
+            let x = at(self, i, Mode::Vector)?;
+            add(self, va, x, Mode::Vector);
+        }
+        if is_max {
+            // The tail goes into a scalar accumulator kept across blocks.
+            for t in vfull as usize..blen {
+                let i = self.b.ins().iadd_imm_s(c0, t as i64);
+                let x = at(self, i, Mode::Scalar)?;
+                add(self, sa, x, Mode::Scalar);
+            }
+            return Ok(());
+        }
+        let (a, b) = (self.b.use_var(va), self.b.use_var(vb));
+        let v = self.b.ins().fadd(a, b);
+        let mut sum = self.horizontal(s.kind, v, d);
+        for t in vfull as usize..blen {
+            let i = self.b.ins().iadd_imm_s(c0, t as i64);
+            let x = at(self, i, Mode::Scalar)?;
+            sum = self.b.ins().fadd(sum, x);
+        }
+        match st {
+            Some(st) => self.stack_push(st, sum),
+            None => {
+                self.b.def_var(sa, sum);
+                Ok(())
+            }
+        }
+    }
+
+    /// Parts `[lo, hi)` of a reduction to one value split into [`Parts`]: each part's blocks
+    /// summed as [`Form::Along`] does, pairwise within the part, its sum stored at
+    /// `partials[part]`.
+    fn reduce_parts(
+        &mut self,
+        s: &ReduceStep,
+        ax: &Axes,
+        parts: Parts,
+        (lo, hi): (Value, Value),
+        partials: Value,
+    ) -> Result<(), JitError> {
+        let d = s.dst.dtype;
+        let vty = vec_ty(d);
+        let nr = ax.red_dims.len();
+        let len = ax.red_dims[nr - 1];
+        let full_end = (len / BLOCK * BLOCK) as i64;
+        let rem = len % BLOCK;
+        let span = (parts.blocks * BLOCK) as i64;
+        self.counted_between(lo, hi, 1, &mut |cg, p| {
+            let vinit = cg.constant(Mode::Vector, d, 0.0);
+            let va = cg.b.declare_var(vty);
+            let vb = cg.b.declare_var(vty);
+            let sa = cg.b.declare_var(scalar_ty(d));
+            let st = cg.stack_new(scalar_ty(d));
+            let acc = AlongAcc { va, vb, sa, vinit, st: Some(st), is_max: false };
+            let zero = cg.iconst(0);
+            let outer = vec![zero; nr - 1];
+            let start = cg.b.ins().imul_imm_s(p, span);
+            let stop = cg.b.ins().iadd_imm_s(start, span);
+            let cap = cg.iconst(full_end);
+            let stop = cg.b.ins().smin(stop, cap);
+            cg.counted_between(start, stop, BLOCK as i64, &mut |cg, c0| {
+                cg.along_block(s, ax, &[], &outer, c0, BLOCK, &acc)
+            })?;
+            if rem > 0 {
+                // The short block ends the last part.
+                let last = cg.b.ins().icmp_imm_s(IntCC::Equal, p, parts.count as i64 - 1);
+                let tail = cg.b.create_block();
+                let cont = cg.b.create_block();
+                cg.b.ins().brif(last, tail, &[], cont, &[]);
+                cg.b.switch_to_block(tail);
+                cg.b.seal_block(tail);
+                let c0 = cg.iconst(full_end);
+                cg.along_block(s, ax, &[], &outer, c0, rem, &acc)?;
+                cg.b.ins().jump(cont, &[]);
+                cg.b.switch_to_block(cont);
+                cg.b.seal_block(cont);
+            }
+            let v = cg.stack_finish(st)?;
+            let off = cg.b.ins().imul_imm_s(p, ENTRY);
+            let a = cg.b.ins().iadd(partials, off);
+            cg.b.ins().store(flags(), v, a, 0);
             Ok(())
         })
     }
