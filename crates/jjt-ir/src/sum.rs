@@ -71,18 +71,22 @@ impl<T: Float> Pairwise<T> {
         self.push_block_sums(&[b]);
     }
 
-    /// Push the next block sum of every sum (`b` holds one per sum; missing ones count as
-    /// `+0.0`, extra ones are ignored).
-    pub fn push_block_sums(&mut self, b: &[T]) {
+    /// The slot of the next block sums (one per sum), to be filled in place and then pushed
+    /// with [`Pairwise::commit_block`] (its contents before filling are unspecified).
+    pub fn next_block(&mut self) -> &mut [T] {
         let w = self.width;
         let at = self.len * w;
         if self.stack.len() < at + w {
             self.stack.resize(at + w, T::zero());
         }
-        let entry = &mut self.stack[at..at + w];
-        entry.fill(T::zero());
-        for (e, &v) in entry.iter_mut().zip(b) {
-            *e = v;
+        &mut self.stack[at..at + w]
+    }
+
+    /// Push the block sums written into [`Pairwise::next_block`].
+    pub fn commit_block(&mut self) {
+        let w = self.width;
+        if self.stack.len() < (self.len + 1) * w {
+            self.stack.resize((self.len + 1) * w, T::zero());
         }
         self.len += 1;
         self.blocks += 1;
@@ -95,6 +99,17 @@ impl<T: Float> Pairwise<T> {
             }
             self.len -= 1;
         }
+    }
+
+    /// Push the next block sum of every sum (`b` holds one per sum; missing ones count as
+    /// `+0.0`, extra ones are ignored).
+    pub fn push_block_sums(&mut self, b: &[T]) {
+        let entry = self.next_block();
+        entry.fill(T::zero());
+        for (e, &v) in entry.iter_mut().zip(b) {
+            *e = v;
+        }
+        self.commit_block();
     }
 
     /// The finished sums, written to the first `width` elements of `out` (or as many as it

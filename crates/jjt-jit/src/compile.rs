@@ -1,6 +1,6 @@
 //! [`compile_with`]: check sizes, plan, place the arena, set up the ISA and the JIT module,
-//! define the row functions of the parallel elementwise steps and the entry point, and wrap
-//! the finished code in a [`Compiled`] handle.
+//! define the row functions of the parallel elementwise steps and reductions and the entry
+//! point, and wrap the finished code in a [`Compiled`] handle.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -55,8 +55,8 @@ pub fn compile_with(f: &Function, opts: Options) -> Result<Compiled, JitError> {
     let ptr = module.target_config().pointer_type();
     let g = Gen { f, plan: &plan, layout: &layout, opts: &opts, policy };
 
-    // Large elementwise steps and reductions run their rows on several threads: each becomes a function of
-    // (buffers..., first row, end row) that the entry calls through `jjt_par_map`.
+    // Large elementwise steps and reductions run their rows on several threads: each becomes a
+    // function of (buffers..., first row, end row) that the entry calls through `jjt_par_map`.
     let mut fctx = FunctionBuilderContext::new();
     let mut parts: BTreeMap<usize, FuncId> = BTreeMap::new();
     let mut part_clif = String::new();

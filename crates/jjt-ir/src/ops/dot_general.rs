@@ -143,7 +143,6 @@ fn one_axis<T: Float>(
     let rows_per = (CHUNK / nr).clamp(1, nl);
     let mut xs = vec![T::zero(); rows_per];
     let mut ys = vec![T::zero(); nr];
-    let mut blk = if k > sum::BLOCK { vec![T::zero(); rows_per * nr] } else { Vec::new() };
     for r0 in (0..nl).step_by(rows_per) {
         let rows = rows_per.min(nl - r0);
         let start = res.len();
@@ -175,11 +174,11 @@ fn one_axis<T: Float>(
             block(0..k, &mut res[start..]);
             continue;
         }
-        let n = rows * nr;
-        let mut stack = sum::Pairwise::with_width(n);
+        // Each block is summed in place in the stack's next entry.
+        let mut stack = sum::Pairwise::with_width(rows * nr);
         for c0 in (0..k).step_by(sum::BLOCK) {
-            block(c0..k.min(c0 + sum::BLOCK), &mut blk[..n]);
-            stack.push_block_sums(&blk[..n]);
+            block(c0..k.min(c0 + sum::BLOCK), stack.next_block());
+            stack.commit_block();
         }
         stack.finish_into(&mut res[start..]);
     }
