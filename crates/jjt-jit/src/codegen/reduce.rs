@@ -11,7 +11,8 @@
 //! [`BLOCK`](jjt_ir::sum::BLOCK) terms are summed left to right inline; longer sums cut their
 //! terms into blocks of `BLOCK` and combine the block sums on a binary-counter stack in a stack
 //! slot (push a block sum, merge the top two once per trailing zero of the block count, fold
-//! from the top at the end), exactly as [`jjt_ir::sum::Pairwise`] does. [`Form::Along`] sums
+//! from the top at the end), exactly as [`jjt_ir::sum::Pairwise`] does; over one axis the
+//! blocks are static loops, over several a counter closes a block every `BLOCK` terms. [`Form::Along`] sums
 //! each block (a run of at most `BLOCK` terms along the innermost axis) in two vector
 //! accumulators and a horizontal sum instead of left to right; its blocks combine pairwise the
 //! same way. A term then passes through at most `BLOCK/(2·lanes) + 1` additions in its
@@ -412,6 +413,31 @@ impl<'a, 'b> Cg<'a, 'b> {
             return Ok(self.b.use_var(acc));
         }
         let st = self.stack_new(ty);
+        if let [n] = *dims {
+            // One axis: the blocks are static ranges, each a plain loop.
+            let full = (n / BLOCK * BLOCK) as i64;
+            let mut run = |cg: &mut Self, lo: Value, hi: Value| -> Result<(), JitError> {
+                cg.b.def_var(acc, zero);
+                cg.counted_between(lo, hi, 1, &mut |cg, i| {
+                    let v = term(cg, &[i])?;
+                    let a = cg.b.use_var(acc);
+                    let a2 = cg.b.ins().fadd(a, v);
+                    cg.b.def_var(acc, a2);
+                    Ok(())
+                })?;
+                let a = cg.b.use_var(acc);
+                cg.stack_push(st, a)
+            };
+            self.counted(0, full, BLOCK as i64, &mut |cg, c0| {
+                let end = cg.b.ins().iadd_imm_s(c0, BLOCK as i64);
+                run(cg, c0, end)
+            })?;
+            if full < n as i64 {
+                let (lo, hi) = (self.iconst(full), self.iconst(n as i64));
+                run(self, lo, hi)?;
+            }
+            return self.stack_finish(st);
+        }
         let cnt = self.b.declare_var(types::I64);
         let z = self.iconst(0);
         self.b.def_var(cnt, z);
