@@ -19,6 +19,7 @@ pub mod graph;
 pub mod interp;
 pub mod ops;
 pub mod random;
+pub mod sum;
 pub mod tensor;
 #[cfg(feature = "testgen")]
 pub mod testgen;

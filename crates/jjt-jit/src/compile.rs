@@ -1,6 +1,6 @@
 //! [`compile_with`]: check sizes, plan, place the arena, set up the ISA and the JIT module,
-//! define the row functions of the parallel elementwise steps and the entry point, and wrap
-//! the finished code in a [`Compiled`] handle.
+//! define the row functions of the parallel elementwise steps and reductions and the entry
+//! point, and wrap the finished code in a [`Compiled`] handle.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -56,13 +56,20 @@ pub fn compile_with(f: &Function, opts: Options) -> Result<Compiled, JitError> {
     let ptr = module.target_config().pointer_type();
     let g = Gen { f, plan: &plan, layout: &layout, opts: &opts, policy };
 
-    // Large elementwise steps run their rows on several threads: each becomes a function of
-    // (buffers..., first row, end row) that the entry calls through `jjt_par_map`.
+    // Large elementwise steps and reductions run their rows on several threads: each becomes a
+    // function of (buffers..., first row, end row) that the entry calls through `jjt_par_map`.
     let mut fctx = FunctionBuilderContext::new();
     let mut parts: BTreeMap<usize, FuncId> = BTreeMap::new();
     let mut part_clif = String::new();
     for (k, step) in plan.steps.iter().enumerate() {
-        let Some(map) = codegen::parallel_map(step, policy.threads) else { continue };
+        let body = match (
+            codegen::parallel_map(step, policy.threads),
+            codegen::parallel_reduce(step, policy.threads, policy.summation),
+        ) {
+            (Some(map), _) => Body::Rows(map),
+            (None, Some(red)) => Body::ReduceRows(red),
+            (None, None) => continue,
+        };
         let mut sig = module.make_signature();
         for _ in 0..4 {
             sig.params.push(AbiParam::new(ptr));
@@ -73,7 +80,7 @@ pub fn compile_with(f: &Function, opts: Options) -> Result<Compiled, JitError> {
         // (`jjt_exp_f32`, `jjt_sgemm`, ...), so a model named after one cannot clash with it.
         let name = format!("jjt_rows{k}_{}", sanitize(&f.name));
         let id = module.declare_function(&name, Linkage::Local, &sig).map_err(codegen_err)?;
-        let defined = g.define(&mut module, &mut fctx, id, sig, Body::Rows(map))?;
+        let defined = g.define(&mut module, &mut fctx, id, sig, body)?;
         if let Some(c) = defined.clif {
             part_clif.push_str(&c);
             part_clif.push('\n');
@@ -126,6 +133,8 @@ enum Body<'s> {
     Entry(&'s BTreeMap<usize, FuncId>),
     /// One elementwise step over the rows `[params[4], params[5])` of its outermost axis.
     Rows(&'s plan::MapStep),
+    /// One reduction over the rows `[params[4], params[5])` of its outermost kept axis.
+    ReduceRows(&'s plan::ReduceStep),
 }
 
 /// A defined function's Cranelift IR text and machine-code listing (when asked for) and the
@@ -209,6 +218,9 @@ impl Gen<'_> {
                             (Some(&part), Step::Map(map)) => {
                                 cg.call_rows(part, map, [ins, outs, arena_base, consts])
                             }
+                            (Some(&part), Step::Reduce(red)) => {
+                                cg.call_reduce_rows(part, red, [ins, outs, arena_base, consts])?
+                            }
                             _ => cg.step(step)?,
                         }
                         cg.profile_mark(k as i64);
@@ -221,6 +233,7 @@ impl Gen<'_> {
                     }
                 }
                 Body::Rows(map) => cg.map_rows(map, p[4], p[5])?,
+                Body::ReduceRows(red) => cg.reduce_rows(red, p[4], p[5], p[3])?,
             }
             descriptors = std::mem::take(&mut cg.descriptors);
             b.ins().return_(&[]);

@@ -277,9 +277,11 @@ struct Call {
 }
 
 // SAFETY: a `Call` is only sent by `run_rows`, which gives each thread a disjoint range of rows
-// of one elementwise step. A row function writes only its rows of the step's destination (a
-// buffer no other step of the call touches meanwhile) and reads buffers no thread writes; the
-// entry function that called `jjt_par_map` keeps every buffer alive and waits for it.
+// of one elementwise step or reduction (or of parts of a reduction to one value). A row
+// function writes only its rows of the step's destination (a buffer no other step of the call
+// touches meanwhile), or its parts' slots of the part sums in the calling entry's stack frame,
+// and reads buffers no thread writes; the entry function that called `jjt_par_map` keeps every
+// buffer (and its frame) alive and waits for it.
 unsafe impl Send for Call {}
 
 /// Run rows `[lo, hi)` of `c` on up to `threads` threads (halving, this thread and a helper).

@@ -2,7 +2,10 @@
 //! (XLA's DotGeneral). Axes `contract[0][i]` of `a` and `contract[1][i]` of `b` are summed over;
 //! axes `batch[0][i]` and `batch[1][i]` are paired. The result's axes are the batch axes, then
 //! `a`'s free axes, then `b`'s free axes, each in operand order. `matmul`/`@` lower to it.
-//! The reference accumulates each output element in contraction order, in the element dtype.
+//! The reference sums each output element's products in the element dtype, in the blocked
+//! pairwise order of [`crate::sum`] (products in row-major order of the contracted axes, in the
+//! order of `lhs_contract`; each block starts from its first product; an empty contraction is
+//! `+0.0`).
 
 use std::fmt::Write as _;
 
@@ -13,6 +16,7 @@ use super::{Binary, bad_dtype, move_to_front, not_linear, same_dtype_float, usiz
 use crate::builder::FunctionBuilder;
 use crate::error::{EvalError, IrError, TypeError};
 use crate::graph::NodeId;
+use crate::sum;
 use crate::tensor::{Data, Float, Tensor, for_each_index};
 use crate::types::{Shape, TensorType};
 
@@ -76,6 +80,9 @@ impl DotGeneral {
             });
             return Some(res);
         }
+        // The contracted axes' offsets in each operand, in row-major order of `lhs_contract`.
+        let ca = offsets(ad, &self.lhs_contract, &sa);
+        let cb = offsets(bd, &self.rhs_contract, &sb);
         for_each_index(out.shape.dims(), |idx| {
             let (bi, rest) = idx.split_at(nb);
             let (ai, bj) = rest.split_at(a_free.len());
@@ -85,20 +92,8 @@ impl DotGeneral {
                 base_a += i * sa[self.lhs_batch[k]];
                 base_b += i * sb[self.rhs_batch[k]];
             }
-            let mut acc = T::zero();
-            let mut first = true;
-            for_each_index(&csizes, |c| {
-                let mut ia = base_a;
-                let mut ib = base_b;
-                for (k, &i) in c.iter().enumerate() {
-                    ia += i * sa[self.lhs_contract[k]];
-                    ib += i * sb[self.rhs_contract[k]];
-                }
-                let p = x[ia].mul(y[ib]);
-                acc = if first { p } else { acc.add(p) };
-                first = false;
-            });
-            res.push(acc);
+            let products = ca.iter().zip(&cb).map(|(&i, &j)| x[base_a + i].mul(y[base_b + j]));
+            res.push(if ca.is_empty() { T::zero() } else { sum::sum_from(neg_zero(), products) });
         });
         Some(res)
     }
@@ -114,13 +109,21 @@ fn offsets(dims: &[usize], axes: &[usize], strides: &[usize]) -> Vec<usize> {
 /// Outputs computed together: a block of left free indices × every right free index.
 const CHUNK: usize = 4096;
 
+/// `-0.0`, the start of a contraction's blocks: `-0.0 + p = p` for every product `p`, so a
+/// block sum started from it is the block's first product plus the rest.
+fn neg_zero<T: Float>() -> T {
+    T::from_f64(-0.0)
+}
+
 /// Append one batch entry's outputs of a contraction over one axis of
 /// `(length, lhs stride, rhs stride)`, in output order (left free, then right free indices):
-/// `out[i, j] = Σ_c x[xa + a_off[i] + c·sa]·y[yb + b_off[j] + c·sb]`, each summed from `c = 0`
-/// up, the first product starting the sum (as in the general loop). The loop over `c` is
-/// outside the loops over a block of outputs, and for each `c` the block is a rank-1 update
-/// `acc[i, ·] += x_i·y_·` whose inner loop runs along contiguous memory: the same sums in the
-/// same order, computed an order of magnitude faster than output by output.
+/// `out[i, j] = Σ_c x[xa + a_off[i] + c·sa]·y[yb + b_off[j] + c·sb]`, summed in the blocked
+/// pairwise order of [`crate::sum`]. The loop over `c` is outside the loops over a chunk of
+/// outputs: for each `c` of a block of [`sum::BLOCK`] the chunk gets a rank-1 update
+/// `acc[i, ·] += x_i·y_·` whose inner loop runs along contiguous memory (the block's first
+/// product starts each block sum), and each block's sums go onto one [`sum::Pairwise`] stack
+/// shared by the chunk: the same sums in the same order, computed an order of magnitude faster
+/// than output by output.
 fn one_axis<T: Float>(
     x: &[T],
     y: &[T],
@@ -144,26 +147,40 @@ fn one_axis<T: Float>(
         let rows = rows_per.min(nl - r0);
         let start = res.len();
         res.resize(start + rows * nr, T::zero());
-        let acc = &mut res[start..];
-        for c in 0..k {
-            for (v, &o) in ys.iter_mut().zip(b_off) {
-                *v = y[yb + o + c * sb];
-            }
-            for (v, &o) in xs.iter_mut().zip(&a_off[r0..r0 + rows]) {
-                *v = x[xa + o + c * sa];
-            }
-            for (row, &a) in acc.chunks_exact_mut(nr).zip(&xs) {
-                if c == 0 {
-                    for (r, &v) in row.iter_mut().zip(&ys) {
-                        *r = a.mul(v);
-                    }
-                } else {
-                    for (r, &v) in row.iter_mut().zip(&ys) {
-                        *r = r.add(a.mul(v));
+        // One block of the contraction, `cs`, into `acc` (rows × nr).
+        let mut block = |cs: std::ops::Range<usize>, acc: &mut [T]| {
+            let first = cs.start;
+            for c in cs {
+                for (v, &o) in ys.iter_mut().zip(b_off) {
+                    *v = y[yb + o + c * sb];
+                }
+                for (v, &o) in xs.iter_mut().zip(&a_off[r0..r0 + rows]) {
+                    *v = x[xa + o + c * sa];
+                }
+                for (row, &a) in acc.chunks_exact_mut(nr).zip(&xs) {
+                    if c == first {
+                        for (r, &v) in row.iter_mut().zip(&ys) {
+                            *r = a.mul(v);
+                        }
+                    } else {
+                        for (r, &v) in row.iter_mut().zip(&ys) {
+                            *r = r.add(a.mul(v));
+                        }
                     }
                 }
             }
+        };
+        if k <= sum::BLOCK {
+            block(0..k, &mut res[start..]);
+            continue;
         }
+        // Each block is summed in place in the stack's next entry.
+        let mut stack = sum::Pairwise::with_width(rows * nr);
+        for c0 in (0..k).step_by(sum::BLOCK) {
+            block(c0..k.min(c0 + sum::BLOCK), stack.next_block());
+            stack.commit_block();
+        }
+        stack.finish_into(&mut res[start..]);
     }
 }
 

@@ -1,5 +1,7 @@
 //! `sum`, `mean`, `max` over a set of axes (all axes if none are given). Reduced axes are
-//! removed from the shape. The reference sums in element order, in the element dtype.
+//! removed from the shape. The reference sums in the element dtype, in the blocked pairwise
+//! order of [`crate::sum`] (terms in row-major order of the reduced axes, from `+0.0`); `max`
+//! takes the terms left to right.
 //! `max` propagates NaN; `max` over zero elements is `-inf` and `mean` over zero elements is
 //! NaN (0/0).
 //!
@@ -9,10 +11,11 @@
 use super::{Arity, CallArgs, OpInfo, OpRule, ParseOp, Traits};
 use super::{BatchArgs, BatchResult, EvalArgs, JvpArgs, JvpResult, Lin, TransposeResult};
 use super::{Binary, Compare, bad_dtype, keepdims, norm_axis, not_linear, want_float};
-use super::{linear_transpose, write_list, zeros};
+use super::{linear_transpose, view_offsets, write_list, zeros};
 use crate::builder::FunctionBuilder;
 use crate::error::{EvalError, TypeError};
 use crate::graph::NodeId;
+use crate::sum;
 use crate::tensor::{Data, Float, Tensor, for_each_index};
 use crate::types::TensorType;
 
@@ -50,46 +53,40 @@ pub struct Reduce {
 
 impl Reduce {
     fn run<T: Float>(&self, x: &[T], in_dims: &[usize], out: &TensorType) -> Vec<T> {
-        let n = out.numel();
-        let init = match self.kind {
-            ReduceKind::Sum | ReduceKind::Mean => T::zero(),
-            ReduceKind::Max => T::from_f64(f64::NEG_INFINITY),
-        };
-        let mut acc = vec![init; n];
-        let out_strides = out.shape.strides();
-        let mut flat = 0usize;
-        for_each_index(in_dims, |idx| {
-            let mut o = 0usize;
-            let mut k = 0usize;
-            for (a, &i) in idx.iter().enumerate() {
-                if !self.axes.contains(&a) {
-                    o += i * out_strides[k];
-                    k += 1;
-                }
-            }
-            let v = x[flat];
-            acc[o] = match self.kind {
-                ReduceKind::Sum | ReduceKind::Mean => acc[o].add(v),
-                ReduceKind::Max => {
-                    if acc[o].is_nan() || v.is_nan() {
-                        acc[o].add(v)
-                    } else if v > acc[o] {
-                        v
-                    } else {
-                        acc[o]
-                    }
-                }
-            };
-            flat += 1;
-        });
-        if self.kind == ReduceKind::Mean {
-            let count: usize = self.axes.iter().map(|&a| in_dims[a]).product();
-            let c = T::from_f64(count as f64);
-            for a in &mut acc {
-                *a = a.div(c);
+        let strides = crate::types::Shape(in_dims.to_vec()).strides();
+        let (mut kept_dims, mut kept_strides) = (Vec::new(), Vec::new());
+        let (mut red_dims, mut red_strides) = (Vec::new(), Vec::new());
+        for (a, (&d, &s)) in in_dims.iter().zip(&strides).enumerate() {
+            if self.axes.contains(&a) {
+                red_dims.push(d);
+                red_strides.push(s);
+            } else {
+                kept_dims.push(d);
+                kept_strides.push(s);
             }
         }
-        acc
+        // Each output's terms: the reduced axes' offsets (row-major) from the output's base.
+        let terms = view_offsets(&red_dims, 0, &red_strides);
+        let count: usize = red_dims.iter().product();
+        let mut res = Vec::with_capacity(out.numel());
+        for_each_index(&kept_dims, |k| {
+            let base: usize = k.iter().zip(&kept_strides).map(|(&i, &s)| i * s).sum();
+            let vals = terms.iter().map(|&o| x[base + o]);
+            res.push(match self.kind {
+                ReduceKind::Sum => sum::sum_from(T::zero(), vals),
+                ReduceKind::Mean => sum::sum_from(T::zero(), vals).div(T::from_f64(count as f64)),
+                ReduceKind::Max => vals.fold(T::from_f64(f64::NEG_INFINITY), |m, v| {
+                    if m.is_nan() || v.is_nan() {
+                        m.add(v)
+                    } else if v > m {
+                        v
+                    } else {
+                        m
+                    }
+                }),
+            });
+        });
+        res
     }
 }
 

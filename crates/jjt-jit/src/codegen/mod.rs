@@ -11,9 +11,10 @@
 //! vectors when every value it reads advances by 0 or 1 element along that axis and it calls
 //! no function, a scalar loop handles the remainder), `reduce`, and `dot` (contractions, with
 //! one function choosing among the strategies). `expr` evaluates a fused expression, scalar or
-//! vector. Reductions and contractions accumulate in the interpreter's order (bit-identical)
-//! unless a vector form is used, which may reassociate: vector accumulators with a horizontal
-//! sum at the end, FMA when the host has it.
+//! vector. Reductions and contractions accumulate in the interpreter's order, the blocked
+//! pairwise order of [`jjt_ir::sum`] (bit-identical), unless a reassociating form is used
+//! outside strict mode: vector accumulators with a horizontal sum (per block of 128 terms for
+//! reductions), FMA when the host has it, the matrix multiply.
 
 mod dot;
 mod expr;
@@ -30,6 +31,7 @@ use jjt_ir::DType;
 
 pub(crate) use dot::dot_path;
 pub(crate) use map::parallel_map;
+pub(crate) use reduce::parallel_reduce;
 
 use crate::imports::Imports;
 use crate::plan::{Buf, DotStep, MapStep, ReduceStep, Step, View};

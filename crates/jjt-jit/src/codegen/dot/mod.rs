@@ -9,7 +9,7 @@
 //! | [`DotStrategy::RegisterTiles`] | `out_vec` | as above, a long contraction, one operand constant along the vector axis |
 //! | [`DotStrategy::ContractionVectors`], [`DotStrategy::MatrixVector`] | `k_vec` | not strict, the innermost contracted axis contiguous in both operands |
 //! | [`DotStrategy::Runtime`] | `runtime` | not strict, and no inline vector form applies: the runtime contraction with its vectorised dot loops |
-//! | [`DotStrategy::Scalar`] | here | strict mode (and bool contractions), in the interpreter's order |
+//! | [`DotStrategy::Scalar`] | here | strict mode (and bool contractions), in the interpreter's order (blocked pairwise, [`jjt_ir::sum`]; the only form strict mode uses above 128 products) |
 //!
 //! So in fast mode no float contraction runs on a scalar-only path. [`dot_path`] reports the
 //! choice (for the cost model and the tests).
@@ -235,6 +235,12 @@ fn strategy(s: &DotStep, c: &Contraction<'_>, policy: &Policy) -> DotStrategy {
     {
         return DotStrategy::Runtime(Box::new(desc));
     }
+    // In order, a sum of more than BLOCK products is blocked pairwise: only `scalar_dot` does it.
+    if policy.summation == Summation::InOrder
+        && cdims.iter().product::<usize>() > jjt_ir::sum::BLOCK
+    {
+        return DotStrategy::Scalar;
+    }
     let r = shape.len();
     let w = lanes(d);
     let last = r.saturating_sub(1);
@@ -372,14 +378,28 @@ impl Cg<'_, '_> {
 
     /// One output element of a contraction, accumulated in the interpreter's order from -0.0
     /// (so the result equals the interpreter's "first product, then sums" bit for bit when
-    /// the multiply-add is [`Mac::Separate`]).
+    /// the multiply-add is [`Mac::Separate`]): left to right up to
+    /// [`BLOCK`](jjt_ir::sum::BLOCK) products, blocked pairwise beyond (`Cg::blocked_sum`,
+    /// with a rounded product and a rounded sum per term).
     fn scalar_dot(
         &mut self,
         acc: Variable,
         c: &Contraction<'_>,
         oidx: &[Value],
     ) -> Result<(), JitError> {
-        let z = self.fconst(c.dtype(), -0.0);
+        let d = c.dtype();
+        let z = self.fconst(d, -0.0);
+        if c.cdims.iter().product::<usize>() > jjt_ir::sum::BLOCK {
+            let s = self.blocked_sum(scalar_ty(d), z, &c.cdims, &mut |cg, cidx| {
+                let mut all = oidx.to_vec();
+                all.extend_from_slice(cidx);
+                let x = cg.eval(&Expr::Load(c.lhs.clone()), &all, Mode::Scalar, d)?;
+                let y = cg.eval(&Expr::Load(c.rhs.clone()), &all, Mode::Scalar, d)?;
+                Ok(cg.b.ins().fmul(x, y))
+            })?;
+            self.store(s, c.dst, oidx);
+            return Ok(());
+        }
         self.b.def_var(acc, z);
         self.for_each(&c.cdims, &mut oidx.to_vec(), &mut |cg, all| {
             cg.mac_into(acc, c, all, Mode::Scalar)
