@@ -12,6 +12,7 @@
 //! | `codegen` | Cranelift IR per step: loops, expressions, map, reduce, dot strategies |
 //! | `imports` | the runtime functions generated code calls, by symbol |
 //! | `handle` | [`Compiled`]: calling, argument checks, arenas |
+//! | [`cost`] | [`predict`]: the time of a call, step by step, without generating code |
 //! | `error`, `options` | [`JitError`], [`Options`] |
 //! | [`gemm`], `pool` | the matrix multiply and the helper threads that split work |
 //! | [`libm`], `profile` | transcendental functions, step timing |
@@ -27,6 +28,7 @@
 pub mod arena;
 mod codegen;
 mod compile;
+pub mod cost;
 mod error;
 pub mod gemm;
 mod handle;
@@ -38,6 +40,7 @@ mod pool;
 mod profile;
 
 pub use compile::{compile, compile_with};
+pub use cost::{Prediction, StepKind, StepTime, Throughputs, predict, predict_with};
 pub use error::JitError;
 pub use handle::Compiled;
 pub use options::{MAX_BYTES, Options};

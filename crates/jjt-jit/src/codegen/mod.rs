@@ -28,6 +28,7 @@ use cranelift_codegen::isa::TargetIsa;
 use cranelift_frontend::FunctionBuilder;
 use jjt_ir::DType;
 
+pub(crate) use dot::dot_kind;
 pub(crate) use map::parallel_map;
 
 use crate::imports::Imports;

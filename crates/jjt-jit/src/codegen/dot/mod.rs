@@ -320,3 +320,18 @@ impl Cg<'_, '_> {
         Ok(())
     }
 }
+
+/// The kind of code [`strategy`] emits for `s` under `policy`, for the cost model
+/// (`crate::cost`).
+pub(crate) fn dot_kind(s: &DotStep, policy: &Policy) -> crate::cost::StepKind {
+    use crate::cost::StepKind;
+    match strategy(s, &Contraction::new(s, policy.mac), policy) {
+        DotStrategy::Empty | DotStrategy::Zeros => StepKind::Empty,
+        DotStrategy::Gemm(_) => StepKind::MatrixMultiply,
+        DotStrategy::OutputVectors(_)
+        | DotStrategy::RegisterTiles { .. }
+        | DotStrategy::ContractionVectors
+        | DotStrategy::MatrixVector { .. } => StepKind::InlineVector,
+        DotStrategy::Scalar => StepKind::InlineScalar,
+    }
+}

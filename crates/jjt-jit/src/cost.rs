@@ -1,0 +1,447 @@
+//! The backend's cost model: the predicted time of one call of a compiled function, step by
+//! step, without generating code.
+//!
+//! [`predict`] plans the graph as [`crate::compile_with`] does ([`crate::plan`]: the same
+//! steps, in the same order, with the same labels as [`crate::Compiled::step_labels`]) and
+//! prices each step by what the backend will run for it:
+//!
+//! | kind | seconds |
+//! |---|---|
+//! | [`StepKind::MatrixMultiply`] | per product: `call + macs / (peak · s / (s + half))`, `s` the harmonic mean of M, N, K (small or skinny products run below peak) |
+//! | [`StepKind::InlineVector`] | `macs / inline_vector` (SIMD loops in the generated code) |
+//! | [`StepKind::InlineScalar`] | `macs / inline_scalar` (one product at a time) |
+//! | [`StepKind::Copy`] | `bytes read and written / copy` (an elementwise step that only loads; `copy_strided` when it gathers its innermost axis) |
+//! | [`StepKind::Map`] | `elements · (map_element + map_op · ops + libm_call · calls + tanh_call · tanhs)` |
+//! | [`StepKind::Reduce`] | `input elements · (reduce_element + map_op · (ops − 1) + libm_call · calls + tanh_call · tanhs)` (`reduce_outer` when the innermost axis is kept) |
+//!
+//! where `ops` counts the loads and arithmetic of the step's fused expression, `tanhs` its
+//! tanh calls and `calls` its other calls to [`crate::libm`] (exp, log, sin, cos, pow, sigmoid:
+//! one; softplus: two); tanh is priced apart because it costs several times the others. Every
+//! step also pays `step`. Steps the backend splits across threads (large matrix multiplies,
+//! elementwise steps with rows on threads) divide their time by `threads · parallel` (the
+//! measured efficiency of a split). The thread count is [`Options::threads`], or, when that is
+//! 0 ("every core"), the count the constants were measured with ([`Throughputs::threads`]),
+//! not the host's: predictions, and so `auto`'s choice and every dump, do not depend on the
+//! machine they are made on.
+//!
+//! The constants, [`Throughputs::MEASURED`], were measured on the development machine (AMD
+//! EPYC, AVX-512, 2 cores) with
+//!
+//! ```text
+//! cargo run --release -p jjt-jit --example calibrate
+//! ```
+//!
+//! which times small graphs of each kind step by step and prints the constants in Rust syntax,
+//! ready to paste here. [`Throughputs::parse`] reads the same output from a file, for hosts
+//! that want their own (the CLI's `JJT_THROUGHPUTS`).
+
+use jjt_ir::{Binary, Function, Unary};
+
+use crate::codegen::{self, GemmUse, Mac, Policy, Summation};
+use crate::plan::{self, DotStep, Expr, MapStep, ReduceStep, Step};
+use crate::{JitError, Options, gemm};
+
+/// Measured speeds of the backend's kinds of step (seconds per unit of work).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Throughputs {
+    /// Seconds every step pays (loop set-up, the call into it).
+    pub step: f64,
+    /// Seconds per call of the matrix multiply (dispatch, packing set-up).
+    pub gemm_call: f64,
+    /// Multiply-adds per second of a large matrix multiply on one thread.
+    pub gemm_peak: f64,
+    /// The size (harmonic mean of M, N, K) at which the matrix multiply reaches half its peak.
+    pub gemm_half: f64,
+    /// Multiply-adds per second of a contraction in vectorised inline loops.
+    pub inline_vector: f64,
+    /// Multiply-adds per second of a contraction computed one product at a time.
+    pub inline_scalar: f64,
+    /// Bytes (read plus written) per second of a copy reading along unit strides.
+    pub copy: f64,
+    /// Bytes (read plus written) per second of a copy gathering its innermost axis with a
+    /// stride (a transpose).
+    pub copy_strided: f64,
+    /// Seconds per element of an elementwise step (the store and loop).
+    pub map_element: f64,
+    /// Seconds per load or arithmetic operation per element.
+    pub map_op: f64,
+    /// Seconds per call of a transcendental function ([`crate::libm`]) per element, other than
+    /// tanh.
+    pub libm_call: f64,
+    /// Seconds per call of tanh per element.
+    pub tanh_call: f64,
+    /// Seconds per input element of a reduction over the innermost axis.
+    pub reduce_element: f64,
+    /// Seconds per input element of a reduction that keeps the innermost axis.
+    pub reduce_outer: f64,
+    /// The fraction of linear speed-up a step split across threads achieves.
+    pub parallel: f64,
+    /// Threads the measuring machine has: the count assumed when [`Options::threads`] is 0.
+    pub threads: usize,
+}
+
+impl Default for Throughputs {
+    fn default() -> Self {
+        Throughputs::MEASURED
+    }
+}
+
+impl Throughputs {
+    /// Measured with `cargo run --release -p jjt-jit --example calibrate` (median of 15 calls
+    /// per step, f32) on the development machine: AMD EPYC with AVX-512, 2 cores.
+    pub const MEASURED: Throughputs = Throughputs {
+        step: 1.800e-8,
+        gemm_call: 2.938e-7,
+        gemm_peak: 9.840e10,
+        gemm_half: 4.537e1,
+        inline_vector: 1.610e10,
+        inline_scalar: 1.514e9,
+        copy: 2.974e10,
+        copy_strided: 6.734e8,
+        map_element: 4.084e-10,
+        map_op: 1.000e-12,
+        libm_call: 4.844e-9,
+        tanh_call: 1.568e-8,
+        reduce_element: 6.597e-10,
+        reduce_outer: 1.341e-8,
+        parallel: 4.948e-1,
+        threads: 2,
+    };
+
+    /// Read throughputs from the text `calibrate` prints: `name: value,` lines (other lines,
+    /// such as the surrounding `Throughputs { ... }`, are skipped); names not given keep their
+    /// [`Throughputs::MEASURED`] value. Errors name the offending line.
+    pub fn parse(text: &str) -> Result<Throughputs, String> {
+        let mut t = Throughputs::MEASURED;
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim().trim_end_matches(',');
+            let Some((name, value)) = line.split_once(':') else { continue };
+            let (name, value) = (name.trim(), value.trim());
+            let bad = || format!("line {}: `{value}` is not a positive number", i + 1);
+            let num = || value.parse::<f64>().ok().filter(|v| v.is_finite() && *v > 0.0);
+            let slot = match name {
+                "step" => &mut t.step,
+                "gemm_call" => &mut t.gemm_call,
+                "gemm_peak" => &mut t.gemm_peak,
+                "gemm_half" => &mut t.gemm_half,
+                "inline_vector" => &mut t.inline_vector,
+                "inline_scalar" => &mut t.inline_scalar,
+                "copy" => &mut t.copy,
+                "copy_strided" => &mut t.copy_strided,
+                "tanh_call" => &mut t.tanh_call,
+                "reduce_outer" => &mut t.reduce_outer,
+                "map_element" => &mut t.map_element,
+                "map_op" => &mut t.map_op,
+                "libm_call" => &mut t.libm_call,
+                "reduce_element" => &mut t.reduce_element,
+                "parallel" => &mut t.parallel,
+                "threads" => {
+                    t.threads = value.parse::<usize>().ok().filter(|&n| n > 0).ok_or_else(bad)?;
+                    continue;
+                }
+                other => return Err(format!("line {}: unknown throughput `{other}`", i + 1)),
+            };
+            *slot = num().ok_or_else(bad)?;
+        }
+        Ok(t)
+    }
+}
+
+/// What the backend runs for a step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StepKind {
+    /// Calls to the matrix multiply.
+    MatrixMultiply,
+    /// A contraction in vectorised inline loops.
+    InlineVector,
+    /// A contraction one product at a time.
+    InlineScalar,
+    /// A contraction with nothing to compute (an empty output, or zeros).
+    Empty,
+    /// An elementwise step that only copies.
+    Copy,
+    /// An elementwise step.
+    Map,
+    /// A reduction.
+    Reduce,
+}
+
+impl StepKind {
+    /// Whether the step is a contraction (its rate is counted in FLOP/s).
+    pub fn is_contraction(self) -> bool {
+        matches!(
+            self,
+            StepKind::MatrixMultiply
+                | StepKind::InlineVector
+                | StepKind::InlineScalar
+                | StepKind::Empty
+        )
+    }
+}
+
+/// The predicted time of one step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepTime {
+    /// What the step is ([`crate::plan`]'s step, described as in the profile's labels).
+    pub label: String,
+    /// How it runs.
+    pub kind: StepKind,
+    /// Predicted seconds per call.
+    pub seconds: f64,
+    /// Multiply-adds (contractions; 0 otherwise).
+    pub macs: f64,
+    /// Elements written (maps, copies, contractions) or read (reductions).
+    pub elements: f64,
+    /// Loads and arithmetic operations per element (maps and reductions; 0 otherwise).
+    pub ops: f64,
+    /// Calls to [`crate::libm`] other than tanh per element (maps and reductions; 0 otherwise).
+    pub libm_calls: f64,
+    /// Calls of tanh per element (maps and reductions; 0 otherwise).
+    pub tanh_calls: f64,
+}
+
+impl StepTime {
+    /// The step's speed at `seconds` per call: 10⁹ FLOP/s (2 per multiply-add) for
+    /// contractions, 10⁹ elements/s for other steps.
+    pub fn giga_rate(&self, seconds: f64) -> f64 {
+        let work = if self.kind.is_contraction() { 2.0 * self.macs } else { self.elements };
+        if seconds > 0.0 { work / seconds / 1e9 } else { 0.0 }
+    }
+}
+
+/// The predicted time of one call, step by step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Prediction {
+    /// One entry per step, in execution order (the indices of
+    /// [`crate::Compiled::step_labels`]).
+    pub steps: Vec<StepTime>,
+}
+
+impl Prediction {
+    /// Predicted seconds per call.
+    pub fn seconds(&self) -> f64 {
+        self.steps.iter().map(|s| s.seconds).sum()
+    }
+}
+
+/// The predicted time of a call of `f` compiled with `opts`, priced with
+/// [`Throughputs::MEASURED`].
+pub fn predict(f: &Function, opts: &Options) -> Result<Prediction, JitError> {
+    predict_with(f, opts, &Throughputs::MEASURED)
+}
+
+/// [`predict`] with other throughputs.
+pub fn predict_with(f: &Function, opts: &Options, t: &Throughputs) -> Result<Prediction, JitError> {
+    jjt_ir::verify(f).map_err(JitError::Invalid)?;
+    let plan = plan::plan(f)?;
+    let threads = if opts.threads == 0 { t.threads } else { opts.threads };
+    let (mac, summation) = if opts.strict {
+        (Mac::Separate, Summation::InOrder)
+    } else {
+        // The host's FMA does not change which code is emitted, only its rounding.
+        (Mac::Fused, Summation::Reassociate)
+    };
+    let gemm = if opts.strict || opts.no_gemm { GemmUse::Never } else { GemmUse::Call };
+    let policy = Policy { mac, summation, gemm, threads };
+    let steps = plan.steps.iter().map(|s| step_time(s, &policy, t)).collect();
+    Ok(Prediction { steps })
+}
+
+/// How the backend computes a contraction.
+///
+/// This is the one place the cost model classifies a contraction: it asks the code generator
+/// which strategy it will emit (`codegen::dot_kind`, today's `strategy`: the matrix multiply
+/// when the contracted axes chain in memory, vector loops when strides allow, else one product
+/// at a time). When the code generator packs operands before a matrix multiply, this is the
+/// function to change: return the packing bytes and the products too and price them here.
+fn classify(s: &DotStep, policy: &Policy) -> StepKind {
+    codegen::dot_kind(s, policy)
+}
+
+fn step_time(step: &Step, policy: &Policy, t: &Throughputs) -> StepTime {
+    let threads = policy.threads as f64;
+    let split = 1.0 / (threads * t.parallel).max(1.0);
+    let mut w = Work::default();
+    let (kind, seconds, macs, elements) = match step {
+        Step::Dot(s) => {
+            let kind = classify(s, policy);
+            let p = Product::of(s);
+            let macs = p.macs();
+            let secs = match kind {
+                StepKind::Empty => 0.0,
+                StepKind::InlineVector => macs / t.inline_vector,
+                StepKind::InlineScalar => macs / t.inline_scalar,
+                _ => {
+                    let (m, n, k) = (p.m as f64, p.n as f64, p.k as f64);
+                    let size = 3.0 / (1.0 / m + 1.0 / n + 1.0 / k);
+                    let per = m * n * k;
+                    let rate = t.gemm_peak * size / (size + t.gemm_half);
+                    let one = t.gemm_call + per / rate;
+                    let par = if per as usize >= gemm::PAR_THRESHOLD { split } else { 1.0 };
+                    p.calls as f64 * one * par
+                }
+            };
+            (kind, secs, macs, numel(&s.shape))
+        }
+        Step::Map(MapStep { expr, shape, dst }) => {
+            let n = numel(shape);
+            let par =
+                if codegen::parallel_map(step, policy.threads).is_some() { split } else { 1.0 };
+            if let Expr::Load(v) = expr {
+                let bytes = 2.0 * n * plan::item_size(dst.dtype) as f64;
+                let gather = shape.last().is_some_and(|&d| d > 1)
+                    && v.strides.last().is_some_and(|&s| s != 1);
+                let bw = if gather { t.copy_strided } else { t.copy };
+                (StepKind::Copy, bytes / bw * par, 0.0, n)
+            } else {
+                w = Work::of(expr);
+                let per = t.map_element + w.price(t);
+                (StepKind::Map, n * per * par, 0.0, n)
+            }
+        }
+        Step::Reduce(ReduceStep { expr, shape, axes, .. }) => {
+            let n = numel(shape);
+            w = Work::of(expr);
+            let inner = axes.last().is_some_and(|&a| a + 1 == shape.len());
+            let base = if inner { t.reduce_element } else { t.reduce_outer };
+            // The base cost includes one load.
+            let per = base + w.price(t) - t.map_op;
+            (StepKind::Reduce, n * per, 0.0, n)
+        }
+    };
+    let how = match kind {
+        StepKind::MatrixMultiply => " (matrix multiply)",
+        StepKind::InlineVector => " (inline, vectors)",
+        StepKind::InlineScalar => " (inline, scalar)",
+        StepKind::Empty | StepKind::Map | StepKind::Reduce => "",
+        StepKind::Copy => " (copy)",
+    };
+    StepTime {
+        label: format!("{}{how}", codegen::describe(step)),
+        kind,
+        seconds: t.step + seconds,
+        macs,
+        elements,
+        ops: w.ops,
+        libm_calls: w.calls,
+        tanh_calls: w.tanh,
+    }
+}
+
+fn numel(shape: &[usize]) -> f64 {
+    shape.iter().map(|&d| d as f64).product()
+}
+
+/// A contraction as batched matrix products: `calls` products of M×K by K×N.
+struct Product {
+    calls: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+}
+
+impl Product {
+    fn of(s: &DotStep) -> Product {
+        let d = &s.dims;
+        let lfree =
+            jjt_ir::ops::DotGeneral::free_axes(s.lhs_shape.len(), &d.lhs_contract, &d.lhs_batch);
+        let rfree =
+            jjt_ir::ops::DotGeneral::free_axes(s.rhs_shape.len(), &d.rhs_contract, &d.rhs_batch);
+        let prod = |shape: &[usize], axes: &[usize]| axes.iter().map(|&a| shape[a]).product();
+        Product {
+            calls: prod(&s.lhs_shape, &d.lhs_batch),
+            m: prod(&s.lhs_shape, &lfree),
+            n: prod(&s.rhs_shape, &rfree),
+            k: prod(&s.lhs_shape, &d.lhs_contract),
+        }
+    }
+
+    fn macs(&self) -> f64 {
+        self.calls as f64 * self.m as f64 * self.n as f64 * self.k as f64
+    }
+}
+
+/// Operations per element of a fused expression.
+#[derive(Default)]
+struct Work {
+    /// Loads and arithmetic operations.
+    ops: f64,
+    /// Calls to [`crate::libm`] other than tanh.
+    calls: f64,
+    /// Calls of tanh.
+    tanh: f64,
+}
+
+impl Work {
+    fn of(e: &Expr) -> Work {
+        let mut w = Work::default();
+        w.add(e);
+        w
+    }
+
+    /// Seconds per element for the operations and calls.
+    fn price(&self, t: &Throughputs) -> f64 {
+        t.map_op * self.ops + t.libm_call * self.calls + t.tanh_call * self.tanh
+    }
+
+    fn add(&mut self, e: &Expr) {
+        match e {
+            Expr::Scalar(..) => {}
+            Expr::Load(_) => self.ops += 1.0,
+            Expr::Unary(u, a) => {
+                self.ops += 1.0;
+                if *u == Unary::Tanh {
+                    self.tanh += 1.0;
+                } else {
+                    self.calls += libm_calls(*u);
+                }
+                self.add(a);
+            }
+            Expr::Binary(b, x, y) => {
+                self.ops += 1.0;
+                if *b == Binary::Pow {
+                    self.calls += 1.0;
+                }
+                self.add(x);
+                self.add(y);
+            }
+            Expr::Compare(_, x, y, _) => {
+                self.ops += 1.0;
+                self.add(x);
+                self.add(y);
+            }
+            Expr::Select(p, x, y) => {
+                self.ops += 1.0;
+                self.add(p);
+                self.add(x);
+                self.add(y);
+            }
+            Expr::Convert(_, _, a) => {
+                self.ops += 1.0;
+                self.add(a);
+            }
+        }
+    }
+}
+
+/// Calls to [`crate::libm`] a unary op makes per element (as `codegen::expr` emits it).
+fn libm_calls(u: Unary) -> f64 {
+    match u {
+        Unary::Exp
+        | Unary::Log
+        | Unary::Log1p
+        | Unary::Expm1
+        | Unary::Sin
+        | Unary::Cos
+        | Unary::Tanh
+        | Unary::Sigmoid => 1.0,
+        Unary::Softplus => 2.0,
+        Unary::Neg
+        | Unary::Abs
+        | Unary::Sqrt
+        | Unary::Rsqrt
+        | Unary::Recip
+        | Unary::Square
+        | Unary::Relu => 0.0,
+    }
+}
