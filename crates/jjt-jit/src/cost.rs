@@ -8,9 +8,9 @@
 //! | kind | seconds |
 //! |---|---|
 //! | [`StepKind::MatrixMultiply`] | per product: `call + macs / (peak · s / (s + half))`, `s` the harmonic mean of M, N, K (small or skinny products run below peak) |
-//! | [`StepKind::InlineVector`] | `macs / inline_vector` (SIMD loops in the generated code) |
-//! | [`StepKind::InlineScalar`] | `macs / inline_scalar` (one product at a time) |
-//! | [`StepKind::Copy`] | `bytes read and written / copy` (an elementwise step that only loads; `copy_strided` when it gathers its innermost axis) |
+//! | [`StepKind::InlineVector`] | `macs / inline_vector + outputs · map_element` (SIMD loops in the generated code) |
+//! | [`StepKind::InlineScalar`] | `macs / inline_scalar + outputs · map_element` (one product at a time) |
+//! | [`StepKind::Copy`] | `bytes read and written / copy` (an elementwise step that only loads; `copy_strided` when it gathers its innermost axis, `copy_strided_large` when its source exceeds [`CACHED_BYTES`]) |
 //! | [`StepKind::Map`] | `elements · (map_element + map_op · ops + libm_call · calls + tanh_call · tanhs)` |
 //! | [`StepKind::Reduce`] | `input elements · (reduce_element + map_op · (ops − 1) + libm_call · calls + tanh_call · tanhs)` (`reduce_outer` when the innermost axis is kept) |
 //!
@@ -59,8 +59,11 @@ pub struct Throughputs {
     /// Bytes (read plus written) per second of a copy reading along unit strides.
     pub copy: f64,
     /// Bytes (read plus written) per second of a copy gathering its innermost axis with a
-    /// stride (a transpose).
+    /// stride (a transpose) of at most [`CACHED_BYTES`].
     pub copy_strided: f64,
+    /// Bytes (read plus written) per second of a strided copy of more than [`CACHED_BYTES`]
+    /// (each access a cache and TLB miss).
+    pub copy_strided_large: f64,
     /// Seconds per element of an elementwise step (the store and loop).
     pub map_element: f64,
     /// Seconds per load or arithmetic operation per element.
@@ -90,21 +93,22 @@ impl Throughputs {
     /// Measured with `cargo run --release -p jjt-jit --example calibrate` (median of 15 calls
     /// per step, f32) on the development machine: AMD EPYC with AVX-512, 2 cores.
     pub const MEASURED: Throughputs = Throughputs {
-        step: 1.800e-8,
-        gemm_call: 2.938e-7,
-        gemm_peak: 9.840e10,
-        gemm_half: 4.537e1,
-        inline_vector: 1.610e10,
-        inline_scalar: 1.514e9,
-        copy: 2.974e10,
-        copy_strided: 6.734e8,
-        map_element: 4.084e-10,
+        step: 2.000e-8,
+        gemm_call: 4.853e-7,
+        gemm_peak: 1.033e11,
+        gemm_half: 4.032e1,
+        inline_vector: 1.649e10,
+        inline_scalar: 1.542e9,
+        copy: 2.966e10,
+        copy_strided: 1.081e10,
+        copy_strided_large: 1.149e9,
+        map_element: 3.968e-10,
         map_op: 1.000e-12,
-        libm_call: 4.844e-9,
-        tanh_call: 1.568e-8,
-        reduce_element: 6.597e-10,
-        reduce_outer: 1.341e-8,
-        parallel: 4.948e-1,
+        libm_call: 2.221e-9,
+        tanh_call: 1.210e-8,
+        reduce_element: 6.600e-10,
+        reduce_outer: 6.213e-9,
+        parallel: 4.889e-1,
         threads: 2,
     };
 
@@ -128,6 +132,7 @@ impl Throughputs {
                 "inline_scalar" => &mut t.inline_scalar,
                 "copy" => &mut t.copy,
                 "copy_strided" => &mut t.copy_strided,
+                "copy_strided_large" => &mut t.copy_strided_large,
                 "tanh_call" => &mut t.tanh_call,
                 "reduce_outer" => &mut t.reduce_outer,
                 "map_element" => &mut t.map_element,
@@ -146,6 +151,10 @@ impl Throughputs {
         Ok(t)
     }
 }
+
+/// The size below which a strided copy's source stays in cache (the copy then runs near the
+/// speed of a contiguous one).
+pub const CACHED_BYTES: f64 = (1 << 20) as f64;
 
 /// What the backend runs for a step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -267,10 +276,12 @@ fn step_time(step: &Step, policy: &Policy, t: &Throughputs) -> StepTime {
             let kind = classify(s, policy);
             let p = Product::of(s);
             let macs = p.macs();
+            let outs = numel(&s.shape);
             let secs = match kind {
                 StepKind::Empty => 0.0,
-                StepKind::InlineVector => macs / t.inline_vector,
-                StepKind::InlineScalar => macs / t.inline_scalar,
+                // Inline loops also store every output (an outer product is all stores).
+                StepKind::InlineVector => macs / t.inline_vector + outs * t.map_element,
+                StepKind::InlineScalar => macs / t.inline_scalar + outs * t.map_element,
                 _ => {
                     let (m, n, k) = (p.m as f64, p.n as f64, p.k as f64);
                     let size = 3.0 / (1.0 / m + 1.0 / n + 1.0 / k);
@@ -291,7 +302,11 @@ fn step_time(step: &Step, policy: &Policy, t: &Throughputs) -> StepTime {
                 let bytes = 2.0 * n * plan::item_size(dst.dtype) as f64;
                 let gather = shape.last().is_some_and(|&d| d > 1)
                     && v.strides.last().is_some_and(|&s| s != 1);
-                let bw = if gather { t.copy_strided } else { t.copy };
+                let bw = match (gather, bytes / 2.0 > CACHED_BYTES) {
+                    (false, _) => t.copy,
+                    (true, false) => t.copy_strided,
+                    (true, true) => t.copy_strided_large,
+                };
                 (StepKind::Copy, bytes / bw * par, 0.0, n)
             } else {
                 w = Work::of(expr);

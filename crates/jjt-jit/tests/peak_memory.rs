@@ -1,5 +1,5 @@
 //! The seed at scale keeps one copy of its large constant: parsing, building the kernel,
-//! optimising it (which folds A·Aᵀ with the interpreter), compiling it and calling it allocate
+//! optimising and pricing its candidates (folding A·Aᵀ with the interpreter), compiling it and calling it allocate
 //! at most 1.3× the bytes of A at any moment (measured with a counting allocator; one test in
 //! this binary, so nothing else allocates meanwhile).
 
@@ -55,7 +55,12 @@ fn seed_at_scale_holds_its_constant_once() {
     let ((kernel, k), peak) = peak_during(|| {
         let f = jjt_ir::text::parse(&src).unwrap();
         let spec = KernelSpec { wrt: vec!["x".into()], ..KernelSpec::default() };
-        let choice = jjt_opt::auto::choose(&spec, &f).unwrap();
+        // Priced by the backend's prediction, which plans each candidate without generating
+        // its constants.
+        let price = |g: &jjt_ir::Function| {
+            jjt_jit::predict(g, &jjt_jit::Options::default()).unwrap().seconds()
+        };
+        let choice = jjt_opt::auto::choose_with(&spec, &f, &price).unwrap();
         let c = jjt_jit::compile(&choice.kernel).unwrap();
         let tys: Vec<_> = c.inputs().cloned().collect();
         let x1 = Tensor::from_f64(&tys[0], &vec![0.5; N]).unwrap();
