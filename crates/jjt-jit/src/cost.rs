@@ -121,6 +121,10 @@ impl Throughputs {
             let line = line.trim().trim_end_matches(',');
             let Some((name, value)) = line.split_once(':') else { continue };
             let (name, value) = (name.trim(), value.trim());
+            // `pub const MEASURED: Throughputs = ...` and other Rust around the fields.
+            if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                continue;
+            }
             let bad = || format!("line {}: `{value}` is not a positive number", i + 1);
             let num = || value.parse::<f64>().ok().filter(|v| v.is_finite() && *v > 0.0);
             let slot = match name {
