@@ -70,7 +70,9 @@ fn fit(rows: &[Vec<f64>], y: &[f64]) -> Vec<f64> {
     let n = rows[0].len();
     // Scale each column to unit size so the normal equations are well conditioned.
     let scale: Vec<f64> = (0..n)
-        .map(|j| rows.iter().map(|r| (r[j] / y[0]).abs()).fold(0.0, f64::max).max(1e-300))
+        .map(|j| {
+            rows.iter().zip(y).map(|(r, yi)| (r[j] / yi).abs()).fold(0.0, f64::max).max(1e-300)
+        })
         .collect();
     let mut a = vec![vec![0.0; n + 1]; n];
     for (r, &yi) in rows.iter().zip(y) {
@@ -85,11 +87,12 @@ fn fit(rows: &[Vec<f64>], y: &[f64]) -> Vec<f64> {
     for c in 0..n {
         let p = (c..n).max_by(|&i, &j| a[i][c].abs().total_cmp(&a[j][c].abs())).unwrap();
         a.swap(c, p);
-        for r in 0..n {
+        let pivot = a[c].clone();
+        for (r, row) in a.iter_mut().enumerate() {
             if r != c {
-                let k = a[r][c] / a[c][c];
-                for j in c..=n {
-                    a[r][j] -= k * a[c][j];
+                let k = row[c] / pivot[c];
+                for (x, p) in row.iter_mut().zip(&pivot).skip(c) {
+                    *x -= k * p;
                 }
             }
         }

@@ -730,7 +730,7 @@ fn auto_keeps_the_candidate_priced_lowest() {
         batch: Some((4, 3)),
         ..Default::default()
     };
-    let nodes = |g: &jjt_ir::Function| g.node_ids().count() as f64;
+    let nodes = |g: &Function| g.node_ids().count() as f64;
     let small = jjt_opt::auto::choose_with(&spec, &f, &nodes).unwrap();
     let large = jjt_opt::auto::choose_with(&spec, &f, &|g| -nodes(g)).unwrap();
     let prices: Vec<f64> = small.candidates.iter().map(|c| c.price).collect();
@@ -744,15 +744,8 @@ fn auto_keeps_the_candidate_priced_lowest() {
         assert_eq!((c.strategy, c.price), (d.strategy, -d.price));
     }
     // A candidate that cannot run (infinite price) is never kept over one that can.
-    let jc_only = |g: &jjt_ir::Function| {
-        if nodes(g) == nodes(&large.kernel) && large.strategy == jjt_ad::Strategy::Jc {
-            1.0
-        } else if nodes(g) == nodes(&small.kernel) && small.strategy == jjt_ad::Strategy::Jc {
-            1.0
-        } else {
-            f64::INFINITY
-        }
-    };
+    let jc = if small.strategy == jjt_ad::Strategy::Jc { &small.kernel } else { &large.kernel };
+    let jc_only = |g: &Function| if nodes(g) == nodes(jc) { 1.0 } else { f64::INFINITY };
     assert_eq!(
         jjt_opt::auto::choose_with(&spec, &f, &jc_only).unwrap().strategy,
         jjt_ad::Strategy::Jc
