@@ -167,6 +167,21 @@ fn main() {
     };
     let inline_vector = rate(StepKind::InlineVector);
     let inline_scalar = rate(StepKind::InlineScalar);
+    // Operands of 2 to 4 MB, beyond the caches.
+    let inline_scalar_large = median(
+        [(64, 16384, 64), (128, 4096, 128), (512, 1024, 32)]
+            .iter()
+            .map(|&(m, k, n)| {
+                let src = format!(
+                    "func f(a: f32[{k},{m}], b: f32[{n},{k}]) -> f32[{m},{n}] {{ \
+                     return dot_general(a, b, contract=[[0],[1]], batch=[[],[]]) }}"
+                );
+                let (t, p) = main_step(&src, vector, StepKind::InlineScalar);
+                eprintln!("InlineScalar {m}×{k}×{n}: {:.2} GFLOP/s", 2.0 * p.macs / t / 1e9);
+                p.macs / t
+            })
+            .collect(),
+    );
 
     // Copies: contiguous and transposed.
     let bandwidth = |srcs: &[&str]| {
@@ -266,6 +281,7 @@ fn main() {
         gemm_half,
         inline_vector,
         inline_scalar,
+        inline_scalar_large,
         copy,
         copy_strided,
         copy_strided_large,
@@ -286,6 +302,7 @@ fn main() {
         ("gemm_half", t.gemm_half),
         ("inline_vector", t.inline_vector),
         ("inline_scalar", t.inline_scalar),
+        ("inline_scalar_large", t.inline_scalar_large),
         ("copy", t.copy),
         ("copy_strided", t.copy_strided),
         ("copy_strided_large", t.copy_strided_large),

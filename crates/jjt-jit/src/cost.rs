@@ -9,11 +9,14 @@
 //! |---|---|
 //! | [`StepKind::MatrixMultiply`] | per product: `call + macs / (peak · s / (s + half))`, `s` the harmonic mean of M, N, K (small or skinny products run below peak) |
 //! | [`StepKind::InlineVector`] | `macs / inline_vector + outputs · map_element` (SIMD loops in the generated code) |
-//! | [`StepKind::InlineScalar`] | `macs / inline_scalar + outputs · map_element` (one product at a time) |
+//! | [`StepKind::InlineScalar`] | `macs / inline_scalar + outputs · map_element` (one product at a time; `inline_scalar_large` when the operands exceed [`CACHED_BYTES`]) |
 //! | [`StepKind::Copy`] | `bytes read and written / copy` (an elementwise step that only loads; `copy_strided` when it gathers its innermost axis, `copy_strided_large` when its source exceeds [`CACHED_BYTES`]) |
 //! | [`StepKind::Map`] | `elements · (map_element + map_op · ops + libm_call · calls + tanh_call · tanhs)` |
 //! | [`StepKind::Reduce`] | `input elements · (reduce_element + map_op · (ops − 1) + libm_call · calls + tanh_call · tanhs)` (`reduce_outer` when the innermost axis is kept) |
 //!
+//! Maps and reductions also pay, per element and per load that gathers along a strided
+//! innermost axis, a strided copy's time per element (`copy_strided`, or `copy_strided_large`
+//! for more than [`CACHED_BYTES`]);
 //! where `ops` counts the loads and arithmetic of the step's fused expression, `tanhs` its
 //! tanh calls and `calls` its other calls to [`crate::libm`] (exp, log, sin, cos, pow, sigmoid:
 //! one; softplus: two); tanh is priced apart because it costs several times the others. Every
@@ -54,8 +57,11 @@ pub struct Throughputs {
     pub gemm_half: f64,
     /// Multiply-adds per second of a contraction in vectorised inline loops.
     pub inline_vector: f64,
-    /// Multiply-adds per second of a contraction computed one product at a time.
+    /// Multiply-adds per second of a contraction computed one product at a time, operands of
+    /// at most [`CACHED_BYTES`] together.
     pub inline_scalar: f64,
+    /// [`Throughputs::inline_scalar`] for larger operands (strided reads missing the cache).
+    pub inline_scalar_large: f64,
     /// Bytes (read plus written) per second of a copy reading along unit strides.
     pub copy: f64,
     /// Bytes (read plus written) per second of a copy gathering its innermost axis with a
@@ -93,22 +99,23 @@ impl Throughputs {
     /// Measured with `cargo run --release -p jjt-jit --example calibrate` (median of 15 calls
     /// per step, f32) on the development machine: AMD EPYC with AVX-512, 2 cores.
     pub const MEASURED: Throughputs = Throughputs {
-        step: 2.000e-8,
-        gemm_call: 4.853e-7,
-        gemm_peak: 1.033e11,
-        gemm_half: 4.032e1,
-        inline_vector: 1.649e10,
-        inline_scalar: 1.542e9,
-        copy: 2.966e10,
-        copy_strided: 1.081e10,
-        copy_strided_large: 1.149e9,
-        map_element: 3.968e-10,
+        step: 1.900e-8,
+        gemm_call: 1.915e-7,
+        gemm_peak: 1.060e11,
+        gemm_half: 3.479e1,
+        inline_vector: 1.650e10,
+        inline_scalar: 1.551e9,
+        inline_scalar_large: 3.976e8,
+        copy: 2.986e10,
+        copy_strided: 1.103e10,
+        copy_strided_large: 1.328e9,
+        map_element: 4.022e-10,
         map_op: 1.000e-12,
-        libm_call: 2.221e-9,
-        tanh_call: 1.210e-8,
-        reduce_element: 6.600e-10,
-        reduce_outer: 6.213e-9,
-        parallel: 4.889e-1,
+        libm_call: 2.053e-9,
+        tanh_call: 8.239e-9,
+        reduce_element: 6.645e-10,
+        reduce_outer: 6.044e-9,
+        parallel: 4.877e-1,
         threads: 2,
     };
 
@@ -134,6 +141,7 @@ impl Throughputs {
                 "gemm_half" => &mut t.gemm_half,
                 "inline_vector" => &mut t.inline_vector,
                 "inline_scalar" => &mut t.inline_scalar,
+                "inline_scalar_large" => &mut t.inline_scalar_large,
                 "copy" => &mut t.copy,
                 "copy_strided" => &mut t.copy_strided,
                 "copy_strided_large" => &mut t.copy_strided_large,
@@ -285,7 +293,13 @@ fn step_time(step: &Step, policy: &Policy, t: &Throughputs) -> StepTime {
                 StepKind::Empty => 0.0,
                 // Inline loops also store every output (an outer product is all stores).
                 StepKind::InlineVector => macs / t.inline_vector + outs * t.map_element,
-                StepKind::InlineScalar => macs / t.inline_scalar + outs * t.map_element,
+                StepKind::InlineScalar => {
+                    let bytes = (numel(&s.lhs_shape) + numel(&s.rhs_shape))
+                        * plan::item_size(s.dst.dtype) as f64;
+                    let rate =
+                        if bytes > CACHED_BYTES { t.inline_scalar_large } else { t.inline_scalar };
+                    macs / rate + outs * t.map_element
+                }
                 _ => {
                     let (m, n, k) = (p.m as f64, p.n as f64, p.k as f64);
                     let size = 3.0 / (1.0 / m + 1.0 / n + 1.0 / k);
@@ -300,6 +314,7 @@ fn step_time(step: &Step, policy: &Policy, t: &Throughputs) -> StepTime {
         }
         Step::Map(MapStep { expr, shape, dst }) => {
             let n = numel(shape);
+            let item = plan::item_size(dst.dtype) as f64;
             let par =
                 if codegen::parallel_map(step, policy.threads).is_some() { split } else { 1.0 };
             if let Expr::Load(v) = expr {
@@ -314,7 +329,7 @@ fn step_time(step: &Step, policy: &Policy, t: &Throughputs) -> StepTime {
                 (StepKind::Copy, bytes / bw * par, 0.0, n)
             } else {
                 w = Work::of(expr);
-                let per = t.map_element + w.price(t);
+                let per = t.map_element + w.price(t) + w.gathers(shape) * gather(t, n, item);
                 (StepKind::Map, n * per * par, 0.0, n)
             }
         }
@@ -324,7 +339,8 @@ fn step_time(step: &Step, policy: &Policy, t: &Throughputs) -> StepTime {
             let inner = axes.last().is_some_and(|&a| a + 1 == shape.len());
             let base = if inner { t.reduce_element } else { t.reduce_outer };
             // The base cost includes one load.
-            let per = base + w.price(t) - t.map_op;
+            let item = plan::item_size(expr_dtype(expr)) as f64;
+            let per = base + w.price(t) - t.map_op + w.gathers(shape) * gather(t, n, item);
             (StepKind::Reduce, n * per, 0.0, n)
         }
     };
@@ -345,6 +361,19 @@ fn step_time(step: &Step, policy: &Policy, t: &Throughputs) -> StepTime {
         libm_calls: w.calls,
         tanh_calls: w.tanh,
     }
+}
+
+/// Seconds per element a load pays for gathering along a strided innermost axis: a strided
+/// copy's time per element (read and write, so about the read's), at the bandwidth for `n`
+/// elements of `item` bytes.
+fn gather(t: &Throughputs, n: f64, item: f64) -> f64 {
+    let bw = if n * item > CACHED_BYTES { t.copy_strided_large } else { t.copy_strided };
+    2.0 * item / bw
+}
+
+/// The element type an expression reads (its first load's; f32 if it loads nothing).
+fn expr_dtype(e: &Expr) -> jjt_ir::DType {
+    e.views().first().map_or(jjt_ir::DType::F32, |v| v.dtype)
 }
 
 fn numel(shape: &[usize]) -> f64 {
@@ -389,6 +418,8 @@ struct Work {
     calls: f64,
     /// Calls of tanh.
     tanh: f64,
+    /// Loads whose innermost stride is neither 0 nor 1.
+    strided_loads: f64,
 }
 
 impl Work {
@@ -396,6 +427,12 @@ impl Work {
         let mut w = Work::default();
         w.add(e);
         w
+    }
+
+    /// Loads of `e` that gather: the innermost axis of `shape` is longer than 1 and the
+    /// load's stride along it is neither 0 (a broadcast) nor 1.
+    fn gathers(&self, shape: &[usize]) -> f64 {
+        if shape.last().is_some_and(|&d| d > 1) { self.strided_loads } else { 0.0 }
     }
 
     /// Seconds per element for the operations and calls.
@@ -406,7 +443,12 @@ impl Work {
     fn add(&mut self, e: &Expr) {
         match e {
             Expr::Scalar(..) => {}
-            Expr::Load(_) => self.ops += 1.0,
+            Expr::Load(v) => {
+                self.ops += 1.0;
+                if v.strides.last().is_some_and(|&s| s != 0 && s != 1) {
+                    self.strided_loads += 1.0;
+                }
+            }
             Expr::Unary(u, a) => {
                 self.ops += 1.0;
                 if *u == Unary::Tanh {
