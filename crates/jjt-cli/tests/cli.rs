@@ -754,3 +754,57 @@ fn closed_pipe_ends_quietly() {
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// `jjt dump --stage optimized` with `--strategy auto` lists each candidate with its predicted
+/// time, marks the one kept (the lowest), and states the dumped graph's predicted time; the
+/// opt-in `JJT_THROUGHPUTS` file changes the prediction, and a malformed one is an error that
+/// names the file and the line.
+#[test]
+fn dump_optimized_reports_predicted_times() {
+    let m = seed_model();
+    let args = ["dump", &m, "--stage", "optimized", "--wrt", "x"];
+    let out = stdout(&jjt(&args));
+    let ms = |l: &str| -> f64 {
+        l.split("predicted ").nth(1).unwrap().split(" ms").next().unwrap().trim().parse().unwrap()
+    };
+    let cands: Vec<&str> = out.lines().filter(|l| l.starts_with("# candidate ")).collect();
+    assert_eq!(cands.len(), 2, "{out}");
+    assert!(
+        cands[0].starts_with("# candidate ntvp: predicted ")
+            && cands[1].starts_with("# candidate jc  : predicted "),
+        "{out}"
+    );
+    let chosen: Vec<&&str> = cands.iter().filter(|l| l.ends_with("(chosen)")).collect();
+    assert_eq!(chosen.len(), 1, "{out}");
+    let best = cands.iter().map(|l| ms(l)).fold(f64::INFINITY, f64::min);
+    assert_eq!(ms(chosen[0]), best, "{out}");
+    let total = out.lines().find(|l| l.starts_with("# predicted: ")).expect("a prediction line");
+    let total_ms: f64 =
+        total["# predicted: ".len()..].split(" ms").next().unwrap().parse().unwrap();
+    assert_eq!(total_ms, best, "{out}");
+
+    // Slower arithmetic everywhere: every step of the dumped graph takes longer.
+    let slow = tmp("slow-throughputs.txt");
+    std::fs::write(&slow, "step: 1.0e-3,\n").unwrap();
+    let o =
+        Command::new(env!("CARGO_BIN_EXE_jjt")).args(args).env("JJT_THROUGHPUTS", &slow).output();
+    let slow_out = stdout(&o.unwrap());
+    let slow_total = slow_out.lines().find(|l| l.starts_with("# predicted: ")).unwrap();
+    let slow_ms: f64 =
+        slow_total["# predicted: ".len()..].split(" ms").next().unwrap().parse().unwrap();
+    assert!(slow_ms > total_ms, "{slow_out}");
+
+    let bad = tmp("bad-throughputs.txt");
+    std::fs::write(&bad, "copy: fast,\n").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_jjt"))
+        .args(args)
+        .env("JJT_THROUGHPUTS", &bad)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("JJT_THROUGHPUTS=") && err.contains("line 1") && err.contains("fast"),
+        "{err}"
+    );
+}
