@@ -200,6 +200,12 @@ pub enum Error {
     },
 }
 
+/// The price `auto` gives a candidate kernel: its predicted seconds per call with the default
+/// JIT options ([`jjt_jit::predict`]), or infinity if the JIT cannot plan it.
+pub fn predicted_seconds(g: &Function) -> f64 {
+    jjt_jit::predict(g, &jjt_jit::Options::default()).map_or(f64::INFINITY, |p| p.seconds())
+}
+
 /// Builds the graph of K = J(p1)·J(p2)ᵀ (or of v ↦ K·v) for a function.
 ///
 /// ```
@@ -247,7 +253,8 @@ impl<'f> Kernel<'f> {
     }
 
     /// Strategy. Without this call, [`Kernel::compile`] builds every strategy, optimises each
-    /// and keeps the cheapest by the cost model (`auto`); [`Kernel::build`] uses `ntvp`.
+    /// and keeps the one the backend's cost model ([`jjt_jit::predict`]) predicts fastest
+    /// (`auto`); [`Kernel::build`] uses `ntvp`.
     pub fn strategy(mut self, strategy: Strategy) -> Self {
         self.spec.strategy = strategy;
         self.auto = false;
@@ -292,10 +299,12 @@ impl<'f> Kernel<'f> {
         if !self.auto {
             return optimize(&self.build()?);
         }
-        let choice = jjt_opt::auto::choose(&self.spec, self.f).map_err(|e| match e {
-            jjt_opt::auto::AutoError::Ad(e) => Error::Ad(e),
-            jjt_opt::auto::AutoError::Ir(e) => Error::Ir(e),
-        })?;
+        let choice = jjt_opt::auto::choose_with(&self.spec, self.f, &predicted_seconds).map_err(
+            |e| match e {
+                jjt_opt::auto::AutoError::Ad(e) => Error::Ad(e),
+                jjt_opt::auto::AutoError::Ir(e) => Error::Ir(e),
+            },
+        )?;
         Ok(choice.kernel)
     }
 

@@ -164,8 +164,8 @@ pub(crate) struct BenchArgs {
     /// (default: all cores; 1: the calling thread only).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Also time every step of the compiled kernel and print the costliest, with what each
-    /// step is and how it was compiled (before the JSON line).
+    /// Also time every step of the compiled kernel and print each with its predicted and
+    /// measured time, its rate, what it is and how it was compiled (before the JSON line).
     #[arg(long)]
     pub profile: bool,
 }
@@ -270,7 +270,7 @@ pub(crate) struct KernelOpts {
     /// For batched inputs: every example pair, or only b1 = b2.
     #[arg(long, value_enum, default_value_t = ExamplesArg::All)]
     pub examples: ExamplesArg,
-    /// How K is built (auto: the cheapest by the cost model).
+    /// How K is built (auto: the fastest by the JIT's cost model).
     #[arg(long, value_enum, default_value_t = StrategyArg::Auto)]
     pub strategy: StrategyArg,
     /// Compute in f64 (an f32 model and its inputs are promoted).
@@ -382,7 +382,7 @@ pub(crate) enum ExamplesArg {
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub(crate) enum StrategyArg {
-    /// Build with every strategy, optimise each, keep the cheapest by the cost model.
+    /// Build with every strategy, optimise each, keep the one the JIT predicts fastest.
     Auto,
     /// jvp∘vjp over the output basis: builds J(p2) by VJPs, then applies JVPs at p1.
     Ntvp,

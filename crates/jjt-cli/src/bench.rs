@@ -9,7 +9,7 @@ use jjt_ir::{Function, Tensor, TensorType};
 use crate::CliError;
 use crate::args::{BenchArgs, KernelIo, items};
 use crate::bind::{Missing, bind_kernel, bind_some};
-use crate::pipeline::{jit_options, kernel_graph, load, optimized};
+use crate::pipeline::{jit_options, kernel_graph, load, optimized, throughputs};
 use jjt_ad::Form;
 
 fn random(rng: &mut Mt19937, ty: &TensorType) -> Result<Tensor, CliError> {
@@ -102,11 +102,16 @@ pub(crate) fn run(b: &BenchArgs) -> Result<(), CliError> {
     }
     jjt_jit::take_profile();
     let mut times = Vec::with_capacity(b.reps);
+    // Seconds of each step in each timed call (with --profile).
+    let mut steps: Vec<Vec<f64>> = Vec::new();
     for _ in 0..b.reps {
         let t = Instant::now();
         let o = compiled.call(&refs)?;
         times.push(t.elapsed().as_secs_f64() * 1e3);
         std::hint::black_box(o);
+        if b.profile {
+            steps.push(jjt_jit::take_profile());
+        }
     }
     times.sort_by(f64::total_cmp);
     let median = if times.is_empty() { f64::NAN } else { times[times.len() / 2] };
@@ -132,7 +137,8 @@ pub(crate) fn run(b: &BenchArgs) -> Result<(), CliError> {
         compiled.arena_bytes() as f64 / (1 << 20) as f64,
     );
     if b.profile {
-        print_profile(&jjt_jit::take_profile(), compiled.step_labels(), b.reps);
+        let predicted = jjt_jit::predict_with(&g, &jit, &throughputs()?)?;
+        outln!("{}", profile_table(&step_medians(&steps), compiled.step_labels(), &predicted));
     }
     outln!(
         "{{\"median_ms\": {median:.6}, \"min_ms\": {min:.6}, \"first_call_ms\": {first_ms:.3}, \"reps\": {}, \"peak_rss_mb\": {:.1}, \"arena_mb\": {:.3}, \"threads\": {threads}}}",
@@ -143,21 +149,64 @@ pub(crate) fn run(b: &BenchArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// The costliest steps of the timed calls: milliseconds per call, share, what the step is.
-fn print_profile(totals: &[f64], labels: &[String], reps: usize) {
-    const TOP: usize = 12;
-    let sum: f64 = totals.iter().sum();
-    let mut order: Vec<usize> = (0..totals.len()).collect();
-    order.sort_by(|&a, &b| totals[b].total_cmp(&totals[a]));
-    outln!(
-        "profile: {} steps, {:.4} ms per call in steps; the costliest {}:",
-        labels.len(),
-        sum * 1e3 / reps as f64,
-        TOP.min(order.len())
+/// The median over calls of each step's seconds (`calls[c][k]`: step `k` of call `c`; a step
+/// missing from a call counts 0).
+fn step_medians(calls: &[Vec<f64>]) -> Vec<f64> {
+    let n = calls.iter().map(Vec::len).max().unwrap_or(0);
+    (0..n)
+        .map(|k| {
+            let mut v: Vec<f64> = calls.iter().map(|c| c.get(k).copied().unwrap_or(0.0)).collect();
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        })
+        .collect()
+}
+
+/// Every step of the compiled kernel in execution order: predicted and measured (median)
+/// milliseconds per call, the measured rate and what the step is, then the totals. Rates are
+/// GFLOP/s for contractions (two per multiply-add) and G elements/s (elements written; read,
+/// for reductions) for the other steps.
+pub(crate) fn profile_table(
+    measured: &[f64],
+    labels: &[String],
+    predicted: &jjt_jit::Prediction,
+) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let total_measured: f64 = measured.iter().sum();
+    let _ = writeln!(
+        out,
+        "profile: {} steps; rate: GFLOP/s (2 per multiply-add) for contractions, G elements/s otherwise",
+        labels.len()
     );
-    for &k in order.iter().take(TOP) {
-        let share = if sum > 0.0 { 100.0 * totals[k] / sum } else { 0.0 };
-        let label = labels.get(k).map_or("?", String::as_str);
-        outln!("  step {k:>4}  {:>10.4} ms  {share:5.1} %  {label}", totals[k] * 1e3 / reps as f64);
+    let _ = writeln!(
+        out,
+        "  {:>5}  {:>10}  {:>10}  {:>5}  {:>9}  step",
+        "step", "pred ms", "median ms", "share", "rate"
+    );
+    for (k, label) in labels.iter().enumerate() {
+        let m = measured.get(k).copied().unwrap_or(0.0);
+        let p = predicted.steps.get(k);
+        let share = if total_measured > 0.0 { 100.0 * m / total_measured } else { 0.0 };
+        let rate = p.map_or(0.0, |p| p.giga_rate(m));
+        let unit = match p {
+            Some(p) if p.kind.is_contraction() => "GFLOP/s",
+            _ => "Gelem/s",
+        };
+        let _ = writeln!(
+            out,
+            "  {k:>5}  {:>10.4}  {:>10.4}  {share:>4.1}%  {rate:>9.3} {unit}  {label}",
+            p.map_or(0.0, |p| p.seconds * 1e3),
+            m * 1e3,
+        );
     }
+    let flops: f64 = predicted.steps.iter().map(|s| 2.0 * s.macs).sum();
+    let _ = write!(
+        out,
+        "  total  {:>10.4}  {:>10.4}  100.0%  {:>9.3} GFLOP/s overall (contractions' FLOPs over the measured total)",
+        predicted.seconds() * 1e3,
+        total_measured * 1e3,
+        if total_measured > 0.0 { flops / total_measured / 1e9 } else { 0.0 },
+    );
+    out
 }

@@ -4,9 +4,9 @@
 use jjt_ir::Function;
 
 use crate::CliError;
-use crate::args::{DumpArgs, Format, Stage};
+use crate::args::{DumpArgs, Format, Stage, StrategyArg};
 use crate::output::emit;
-use crate::pipeline::{load, optimized, stage_graphs};
+use crate::pipeline::{choose, jit_options, load, optimized, stage_graphs, throughputs};
 
 pub(crate) fn run(a: &DumpArgs) -> Result<(), CliError> {
     let DumpArgs { model, stage, format, target, of, print_after, stats, opts, output } = a;
@@ -19,7 +19,28 @@ pub(crate) fn run(a: &DumpArgs) -> Result<(), CliError> {
         return Err(CliError::Usage("--of takes traced, jvp, vjp, kernel or apply"));
     }
     if matches!(stage, Stage::Optimized) {
-        let g = stage_graphs(&f, of, target, opts)?.remove(0);
+        // With `--strategy auto`, the candidates and their predicted times head the dump.
+        let mut out = String::new();
+        let g = if matches!(of, Stage::Kernel) && matches!(opts.strategy, StrategyArg::Auto) {
+            let mut spec = target.spec(opts)?;
+            let choice = choose(&spec, &f, opts)?;
+            for c in &choice.candidates {
+                out.push_str(&format!(
+                    "# candidate {:4}: predicted {:.4} ms per call, flops/call {:.4e}{}\n",
+                    match c.strategy {
+                        jjt_ad::Strategy::Ntvp => "ntvp",
+                        jjt_ad::Strategy::Jc => "jc",
+                    },
+                    c.price * 1e3,
+                    c.cost.flops,
+                    if c.strategy == choice.strategy { " (chosen)" } else { "" }
+                ));
+            }
+            spec.strategy = choice.strategy;
+            spec.kernel(&f)?
+        } else {
+            stage_graphs(&f, of, target, opts)?.remove(0)
+        };
         let mut text = String::new();
         let (opt, reports) = jjt_opt::optimize(&g, |pass, h| {
             if *print_after == Some(pass) {
@@ -27,11 +48,15 @@ pub(crate) fn run(a: &DumpArgs) -> Result<(), CliError> {
             }
         })
         .map_err(CliError::Optimize)?;
-        let mut out = format!(
-            "# before: {}\n# after:  {}\n",
+        let predicted =
+            jjt_jit::predict_with(&opt, &jit_options(opts.max_memory), &throughputs()?)?;
+        out.push_str(&format!(
+            "# before: {}\n# after:  {}\n# predicted: {:.4} ms per call in {} steps (JIT)\n",
             jjt_opt::cost::cost(&g),
-            jjt_opt::cost::cost(&opt)
-        );
+            jjt_opt::cost::cost(&opt),
+            predicted.seconds() * 1e3,
+            predicted.steps.len()
+        ));
         if stats {
             for r in &reports {
                 out.push_str(&format!(

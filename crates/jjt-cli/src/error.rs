@@ -73,6 +73,9 @@ pub(crate) enum CliError {
     /// Building or optimising the candidates of `--strategy auto` failed.
     #[error("{0}")]
     Auto(#[from] jjt_opt::auto::AutoError),
+    /// The file of `JJT_THROUGHPUTS` cannot be read or parsed.
+    #[error("JJT_THROUGHPUTS={}: {reason}", path.display())]
+    Throughputs { path: PathBuf, reason: String },
     /// Splitting the kernel into its shared-inputs part and its per-call part failed.
     #[error("cannot stage the kernel: {0}")]
     Stage(#[source] IrError),

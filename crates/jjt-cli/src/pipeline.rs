@@ -19,6 +19,35 @@ pub(crate) fn load(model: &Path, precision: Precision) -> Result<Function, CliEr
     })
 }
 
+/// The throughputs the backend's cost model prices steps with: the committed measurements
+/// ([`jjt_jit::Throughputs::MEASURED`]), or, opt-in, the file named by the environment variable
+/// `JJT_THROUGHPUTS` (the output of `cargo run --release -p jjt-jit --example calibrate` on
+/// this host). Without the variable every prediction, and so `auto`'s choice, is the same on
+/// every machine.
+pub(crate) fn throughputs() -> Result<jjt_jit::Throughputs, CliError> {
+    let Some(path) = std::env::var_os("JJT_THROUGHPUTS") else {
+        return Ok(jjt_jit::Throughputs::MEASURED);
+    };
+    let path = std::path::PathBuf::from(path);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| CliError::Throughputs { path: path.clone(), reason: e.to_string() })?;
+    jjt_jit::Throughputs::parse(&text).map_err(|reason| CliError::Throughputs { path, reason })
+}
+
+/// `--strategy auto`: every candidate optimised, the one the backend predicts fastest (with
+/// the JIT options of `opts`) kept.
+pub(crate) fn choose(
+    spec: &KernelSpec,
+    f: &Function,
+    opts: &KernelOpts,
+) -> Result<jjt_opt::auto::Choice, CliError> {
+    let t = throughputs()?;
+    let jit = jit_options(opts.max_memory);
+    let price =
+        |g: &Function| jjt_jit::predict_with(g, &jit, &t).map_or(f64::INFINITY, |p| p.seconds());
+    Ok(jjt_opt::auto::choose_with(spec, f, &price)?)
+}
+
 /// JIT options for a memory budget in MiB.
 pub(crate) fn jit_options(max_mib: u64) -> jjt_jit::Options {
     jjt_jit::Options { max_bytes: max_mib.saturating_mul(1 << 20), ..Default::default() }
@@ -75,7 +104,7 @@ pub(crate) fn stage_graphs(
             need("kernel")?;
             let mut spec = target.spec(opts)?;
             if matches!(opts.strategy, StrategyArg::Auto) {
-                spec.strategy = jjt_opt::auto::choose(&spec, f)?.strategy;
+                spec.strategy = choose(&spec, f, opts)?.strategy;
             }
             vec![spec.kernel(f)?]
         }
@@ -86,7 +115,7 @@ pub(crate) fn stage_graphs(
     })
 }
 
-/// The kernel to run: with `--strategy auto` the cheapest optimised candidate; otherwise the
+/// The kernel to run: with `--strategy auto` the optimised candidate predicted fastest; otherwise the
 /// requested strategy, optimised unless `--no-opt`.
 pub(crate) fn kernel_graph(
     f: &Function,
@@ -94,7 +123,7 @@ pub(crate) fn kernel_graph(
     opts: &KernelOpts,
 ) -> Result<Function, CliError> {
     if matches!(opts.strategy, StrategyArg::Auto) && opts.optimizer == Optimizer::Run {
-        return Ok(jjt_opt::auto::choose(spec, f)?.kernel);
+        return Ok(choose(spec, f, opts)?.kernel);
     }
     optimized(&spec.kernel(f)?, opts.optimizer)
 }

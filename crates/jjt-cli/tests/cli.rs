@@ -386,8 +386,9 @@ fn dump_clif_and_asm() {
     assert!(asm.contains("ret"), "{asm}");
 }
 
-/// `jjt bench --profile` lists the costliest steps (each with its share and what it is) before
-/// the JSON line; the listed shares add up to at most 100 %.
+/// `jjt bench --profile` lists every step in execution order (index, predicted and measured
+/// milliseconds, share, rate with its unit, what the step is) and then the totals, before the
+/// JSON line: the shares add up to 100 %, the predicted times to the predicted total.
 #[test]
 fn bench_profile_lists_steps() {
     let model = root().join("examples/models/mlp.jjt").display().to_string();
@@ -408,17 +409,35 @@ fn bench_profile_lists_steps() {
     let lines: Vec<&str> = out.lines().collect();
     assert!(lines.last().unwrap().starts_with("{\"median_ms\""), "{out}");
     let head = lines.iter().position(|l| l.starts_with("profile: ")).expect("a profile line");
-    let steps: Vec<&str> =
-        lines[head + 1..lines.len() - 1].iter().copied().filter(|l| l.contains(" step ")).collect();
-    assert!(!steps.is_empty() && steps.len() <= 12, "{out}");
-    let mut total = 0.0;
-    for l in &steps {
-        let pct: f64 =
-            l.split('%').next().unwrap().split_whitespace().last().unwrap().parse().unwrap();
-        total += pct;
-        assert!(l.contains("dot ") || l.contains("map ") || l.contains("reduce "), "{l}");
+    let n: usize = lines[head]["profile: ".len()..].split(' ').next().unwrap().parse().unwrap();
+    assert!(lines[head].contains("GFLOP/s (2 per multiply-add) for contractions"), "{out}");
+    let columns: Vec<&str> = lines[head + 1].split_whitespace().collect();
+    assert_eq!(columns, ["step", "pred", "ms", "median", "ms", "share", "rate", "step"], "{out}");
+    let steps = &lines[head + 2..head + 2 + n];
+    let (mut share, mut predicted) = (0.0, 0.0);
+    for (k, l) in steps.iter().enumerate() {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        assert_eq!(f[0].parse::<usize>().unwrap(), k, "{l}");
+        let pred: f64 = f[1].parse().unwrap();
+        let measured: f64 = f[2].parse().unwrap();
+        assert!(pred > 0.0 && measured >= 0.0, "{l}");
+        predicted += pred;
+        share += f[3].trim_end_matches('%').parse::<f64>().unwrap();
+        let rate: f64 = f[4].parse().unwrap();
+        assert!(rate >= 0.0, "{l}");
+        let what = f[6..].join(" ");
+        match f[5] {
+            "GFLOP/s" => assert!(what.starts_with("dot "), "{l}"),
+            "Gelem/s" => assert!(what.starts_with("map ") || what.starts_with("reduce "), "{l}"),
+            other => panic!("unit {other} in {l}"),
+        }
     }
-    assert!(total <= 100.5, "{out}");
+    let total: Vec<&str> = lines[head + 2 + n].split_whitespace().collect();
+    assert_eq!(total[0], "total", "{out}");
+    // Each printed time is rounded to 5e-5 ms.
+    let pred_total: f64 = total[1].parse().unwrap();
+    assert!((pred_total - predicted).abs() <= 5e-5 * (n as f64 + 1.0), "{out}");
+    assert!((share - 100.0).abs() <= 0.05 * n as f64 + 0.1, "{out}");
     assert!(steps.iter().any(|l| l.contains("(matrix multiply)")), "{out}");
 }
 
@@ -734,4 +753,58 @@ fn closed_pipe_ends_quietly() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(!err.contains("panicked"), "{err}");
+}
+
+/// `jjt dump --stage optimized` with `--strategy auto` lists each candidate with its predicted
+/// time, marks the one kept (the lowest), and states the dumped graph's predicted time; the
+/// opt-in `JJT_THROUGHPUTS` file changes the prediction, and a malformed one is an error that
+/// names the file and the line.
+#[test]
+fn dump_optimized_reports_predicted_times() {
+    let m = seed_model();
+    let args = ["dump", &m, "--stage", "optimized", "--wrt", "x"];
+    let out = stdout(&jjt(&args));
+    let ms = |l: &str| -> f64 {
+        l.split("predicted ").nth(1).unwrap().split(" ms").next().unwrap().trim().parse().unwrap()
+    };
+    let cands: Vec<&str> = out.lines().filter(|l| l.starts_with("# candidate ")).collect();
+    assert_eq!(cands.len(), 2, "{out}");
+    assert!(
+        cands[0].starts_with("# candidate ntvp: predicted ")
+            && cands[1].starts_with("# candidate jc  : predicted "),
+        "{out}"
+    );
+    let chosen: Vec<&&str> = cands.iter().filter(|l| l.ends_with("(chosen)")).collect();
+    assert_eq!(chosen.len(), 1, "{out}");
+    let best = cands.iter().map(|l| ms(l)).fold(f64::INFINITY, f64::min);
+    assert_eq!(ms(chosen[0]), best, "{out}");
+    let total = out.lines().find(|l| l.starts_with("# predicted: ")).expect("a prediction line");
+    let total_ms: f64 =
+        total["# predicted: ".len()..].split(" ms").next().unwrap().parse().unwrap();
+    assert_eq!(total_ms, best, "{out}");
+
+    // Slower arithmetic everywhere: every step of the dumped graph takes longer.
+    let slow = tmp("slow-throughputs.txt");
+    std::fs::write(&slow, "step: 1.0e-3,\n").unwrap();
+    let o =
+        Command::new(env!("CARGO_BIN_EXE_jjt")).args(args).env("JJT_THROUGHPUTS", &slow).output();
+    let slow_out = stdout(&o.unwrap());
+    let slow_total = slow_out.lines().find(|l| l.starts_with("# predicted: ")).unwrap();
+    let slow_ms: f64 =
+        slow_total["# predicted: ".len()..].split(" ms").next().unwrap().parse().unwrap();
+    assert!(slow_ms > total_ms, "{slow_out}");
+
+    let bad = tmp("bad-throughputs.txt");
+    std::fs::write(&bad, "copy: fast,\n").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_jjt"))
+        .args(args)
+        .env("JJT_THROUGHPUTS", &bad)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("JJT_THROUGHPUTS=") && err.contains("line 1") && err.contains("fast"),
+        "{err}"
+    );
 }

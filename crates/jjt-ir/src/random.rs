@@ -101,6 +101,18 @@ pub enum Distribution {
 /// with `seed`: the values `np.random.seed(seed)` followed by draws totalling `offset + count`
 /// would produce at positions `offset..offset + count`.
 pub fn draws(dist: Distribution, seed: u32, offset: u64, count: usize) -> Vec<f64> {
+    draws_iter(dist, seed, offset, count).collect()
+}
+
+/// The values of [`draws`], one at a time, so that a constant can be generated straight into
+/// its element type (a 32×10⁶ f32 constant then never exists as f64: 128 MB, not 384 MB).
+/// The iterator reports its exact length, so collecting it allocates once.
+pub fn draws_iter(
+    dist: Distribution,
+    seed: u32,
+    offset: u64,
+    count: usize,
+) -> impl ExactSizeIterator<Item = f64> {
     let mut rng = Mt19937::new(seed);
     let offset = if dist == Distribution::Uniform {
         // Each uniform draw is exactly two 32-bit words.
@@ -109,14 +121,14 @@ pub fn draws(dist: Distribution, seed: u32, offset: u64, count: usize) -> Vec<f6
     } else {
         offset
     };
-    let mut next = || match dist {
+    let mut next = move || match dist {
         Distribution::Uniform => rng.next_f64(),
         Distribution::Normal => rng.next_gauss(),
     };
     for _ in 0..offset {
         next();
     }
-    (0..count).map(|_| next()).collect()
+    (0..count).map(move |_| next())
 }
 
 /// xorshift64* (Vigna 2016): a small deterministic generator for random test inputs, fuzzing

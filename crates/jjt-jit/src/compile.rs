@@ -105,7 +105,8 @@ pub fn compile_with(f: &Function, opts: Options) -> Result<Compiled, JitError> {
     // the pointer in `Compiled` and freed only when `Compiled` is dropped, and the pointer never
     // leaves `Compiled`.
     let entry: Entry = unsafe { std::mem::transmute::<*const u8, Entry>(code) };
-    let consts = plan.consts.into_iter().map(|t| t.data).collect();
+    // Each constant's value is generated here, once, straight into the handle.
+    let consts = plan.consts.iter().map(|c| c.value().data).collect();
     Ok(Compiled {
         name: f.name.clone(),
         entry,

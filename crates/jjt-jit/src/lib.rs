@@ -12,6 +12,7 @@
 //! | `codegen` | Cranelift IR per step: loops, expressions, map, reduce, dot strategies |
 //! | `imports` | the runtime functions generated code calls, by symbol |
 //! | `handle` | [`Compiled`]: calling, argument checks, arenas |
+//! | [`cost`] | [`predict`]: the time of a call, step by step, without generating code |
 //! | `error`, `options` | [`JitError`], [`Options`] |
 //! | `contract` | the runtime contraction: any large `dot_general` as packed, K-blocked, threaded matrix products ([`dot_path`] says which path a step takes) |
 //! | [`gemm`], `pool` | the matrix multiply's thresholds and the helper threads that split work |
@@ -29,6 +30,7 @@ pub mod arena;
 mod codegen;
 mod compile;
 mod contract;
+pub mod cost;
 mod error;
 pub mod gemm;
 mod handle;
@@ -41,6 +43,7 @@ mod profile;
 
 pub use compile::{compile, compile_with};
 pub use contract::{DotKind, DotPath, KB};
+pub use cost::{Prediction, StepKind, StepTime, Throughputs, predict, predict_with};
 pub use error::JitError;
 pub use handle::Compiled;
 pub use options::{MAX_BYTES, Options};

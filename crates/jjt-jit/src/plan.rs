@@ -18,7 +18,7 @@
 use std::collections::HashMap;
 
 use jjt_ir::ops::{Const, DotGeneral, Pad, ReduceKind};
-use jjt_ir::{Binary, Compare, DType, Function, NodeId, Op, Shape, Tensor, Unary};
+use jjt_ir::{Binary, Compare, DType, Function, NodeId, Op, Shape, Unary};
 
 use crate::JitError;
 
@@ -194,8 +194,9 @@ pub struct Plan {
     pub steps: Vec<Step>,
     /// Byte size of each scratch buffer.
     pub scratch: Vec<usize>,
-    /// Constant tensors.
-    pub consts: Vec<Tensor>,
+    /// Constants, not yet evaluated: [`crate::compile_with`] generates each value once, into
+    /// the compiled function, and planning alone (the cost model) allocates none of them.
+    pub consts: Vec<Const>,
 }
 
 #[derive(Clone, Debug)]
@@ -410,7 +411,7 @@ impl<'f> Planner<'f> {
                     }
                 }
                 other => {
-                    self.plan.consts.push(other.value());
+                    self.plan.consts.push(other.clone());
                     let v = View::contiguous(
                         Buf::Const(self.plan.consts.len() - 1),
                         &ty.shape,

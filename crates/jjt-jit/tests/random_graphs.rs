@@ -34,7 +34,12 @@ fn compare(f: &Function, inputs: &[Tensor]) -> Result<(), TestCaseError> {
         .unwrap()
         .call(&refs)
         .unwrap();
-    let fast = compile_with(f, Options::default()).unwrap().call(&refs).unwrap();
+    let compiled = compile_with(f, Options::default()).unwrap();
+    // The cost model plans every graph the JIT compiles: one finite, positive time per step.
+    let predicted = jjt_jit::predict(f, &Options::default()).unwrap();
+    prop_assert_eq!(predicted.steps.len(), compiled.steps());
+    prop_assert!(predicted.steps.iter().all(|s| s.seconds.is_finite() && s.seconds > 0.0));
+    let fast = compiled.call(&refs).unwrap();
     prop_assert_eq!(
         testgen::finite_count(&fast),
         testgen::finite_count(&want),
@@ -114,7 +119,11 @@ fn kernels(
             (k, opt, layout)
         }
         None => {
-            let choice = jjt_opt::auto::choose(spec, f).unwrap();
+            // As the facade and the CLI choose: by the JIT's predicted time.
+            let price = |g: &Function| {
+                jjt_jit::predict(g, &Options::default()).map_or(f64::INFINITY, |p| p.seconds())
+            };
+            let choice = jjt_opt::auto::choose_with(spec, f, &price).unwrap();
             let k = KernelSpec { strategy: choice.strategy, ..spec.clone() }.kernel(f).unwrap();
             (k, choice.kernel, layout)
         }

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use jjt_ir::ops::{Const, EvalArgs};
-use jjt_ir::{Function, FunctionBuilder, IrError, NodeId, Op, Tensor};
+use jjt_ir::{Data, Function, FunctionBuilder, IrError, NodeId, Op, Tensor};
 
 /// Statistics of one run.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -26,6 +26,15 @@ fn as_const(t: &Tensor) -> Const {
         Const::full(t.ty(), v[0])
     } else {
         Const::literal(t.ty(), &v)
+    }
+}
+
+/// Whether `t` holds a NaN (read in place: a large result is not copied to f64).
+fn has_nan(t: &Tensor) -> bool {
+    match &t.data {
+        Data::F32(v) => v.iter().any(|x| x.is_nan()),
+        Data::F64(v) => v.iter().any(|x| x.is_nan()),
+        Data::Bool(_) => false,
     }
 }
 
@@ -60,6 +69,14 @@ pub fn fold_with(f: &Function, cache: &mut FoldCache) -> Result<(Function, FoldS
     // constants can be large).
     let mut values: HashMap<NodeId, Tensor> = HashMap::new();
     let mut consts: HashMap<NodeId, Const> = HashMap::new();
+    // Uses of each node not yet visited: a value is dropped after its last use, so a large
+    // constant (a 128 MB random matrix) is not kept alive past the products that read it.
+    let mut uses: HashMap<NodeId, usize> = HashMap::new();
+    for n in f.node_ids() {
+        for o in f.operands(n) {
+            *uses.entry(o).or_default() += 1;
+        }
+    }
     let hits_before = cache.hits;
     let mut r = crate::replay_inputs(f, &mut b)?;
     r.run(
@@ -68,7 +85,7 @@ pub fn fold_with(f: &Function, cache: &mut FoldCache) -> Result<(Function, FoldS
         |b, v| {
             let (n, node) = (v.id, v.node);
             let ops = f.operands(n);
-            Ok::<_, IrError>(match &node.op {
+            let new = match &node.op {
                 Op::Const(c) => {
                     consts.insert(n, c.clone());
                     // A constant holding its values prints them all: decide from its size first,
@@ -119,10 +136,7 @@ pub fn fold_with(f: &Function, cache: &mut FoldCache) -> Result<(Function, FoldS
                                 .rule()
                                 .eval(EvalArgs { x: &args, out: &node.ty, inputs: &[] })
                                 .ok()
-                                .filter(|t| {
-                                    t.numel() <= in_elems.max(1)
-                                        && !t.to_f64_vec().iter().any(|x| x.is_nan())
-                                });
+                                .filter(|t| t.numel() <= in_elems.max(1) && !has_nan(t));
                             if let Some(k) = &key {
                                 cache.values.insert(k.clone(), v.clone());
                             }
@@ -142,7 +156,16 @@ pub fn fold_with(f: &Function, cache: &mut FoldCache) -> Result<(Function, FoldS
                     }
                 }
                 _ => v.copy(b)?,
-            })
+            };
+            for o in &ops {
+                if let Some(u) = uses.get_mut(o) {
+                    *u -= 1;
+                    if *u == 0 {
+                        values.remove(o);
+                    }
+                }
+            }
+            Ok::<_, IrError>(new)
         },
     )?;
     stats.cached = cache.hits - hits_before;

@@ -716,3 +716,38 @@ fn seed_kernel_seeded(
     let f = testgen::seed_model(DType::F64, n, m, seed);
     KernelSpec { wrt: vec!["x".into()], strategy, mode, ..Default::default() }.kernel(&f).unwrap()
 }
+
+/// `auto` with a pluggable price keeps the candidate priced lowest, whatever the price says:
+/// priced by node count it keeps the smaller graph, by minus the node count the larger one;
+/// each candidate's reported price is the price of its optimised graph, and a candidate
+/// priced infinite loses to any finite one.
+#[test]
+fn auto_keeps_the_candidate_priced_lowest() {
+    let (f, params) = mlp_model();
+    let spec = KernelSpec {
+        wrt: params.clone(),
+        shared: params,
+        batch: Some((4, 3)),
+        ..Default::default()
+    };
+    let nodes = |g: &Function| g.node_ids().count() as f64;
+    let small = jjt_opt::auto::choose_with(&spec, &f, &nodes).unwrap();
+    let large = jjt_opt::auto::choose_with(&spec, &f, &|g| -nodes(g)).unwrap();
+    let prices: Vec<f64> = small.candidates.iter().map(|c| c.price).collect();
+    assert_eq!(prices.len(), 2);
+    assert_ne!(prices[0], prices[1], "the candidates must differ for this test to mean anything");
+    let min = prices.iter().copied().fold(f64::INFINITY, f64::min);
+    assert_eq!(nodes(&small.kernel), min);
+    assert_eq!(-nodes(&large.kernel), -prices.iter().copied().fold(0.0, f64::max));
+    assert_ne!(small.strategy, large.strategy);
+    for (c, d) in small.candidates.iter().zip(&large.candidates) {
+        assert_eq!((c.strategy, c.price), (d.strategy, -d.price));
+    }
+    // A candidate that cannot run (infinite price) is never kept over one that can.
+    let jc = if small.strategy == jjt_ad::Strategy::Jc { &small.kernel } else { &large.kernel };
+    let jc_only = |g: &Function| if nodes(g) == nodes(jc) { 1.0 } else { f64::INFINITY };
+    assert_eq!(
+        jjt_opt::auto::choose_with(&spec, &f, &jc_only).unwrap().strategy,
+        jjt_ad::Strategy::Jc
+    );
+}

@@ -14,7 +14,7 @@ use super::{BatchArgs, BatchResult, EvalArgs, JvpArgs, JvpResult, Lin, Transpose
 use crate::builder::FunctionBuilder;
 use crate::error::{EvalError, TypeError};
 use crate::graph::NodeId;
-use crate::random::{Distribution, draws};
+use crate::random::{Distribution, draws_iter};
 use crate::tensor::{Data, Tensor};
 use crate::types::{DType, TensorType, is_float};
 
@@ -143,6 +143,16 @@ fn canonical_bits(value: f64, dtype: DType) -> u64 {
     v.to_bits()
 }
 
+/// Values (f64, exact for every dtype's values) collected into `ty`'s element type, rounding as
+/// [`Tensor::from_f64`] does, without an intermediate f64 buffer.
+fn typed(ty: &TensorType, values: impl Iterator<Item = f64>) -> Data {
+    match ty.dtype {
+        DType::F32 => Data::F32(values.map(|x| x as f32).collect()),
+        DType::F64 => Data::F64(values.collect()),
+        DType::Bool => Data::Bool(values.map(|x| x != 0.0).collect()),
+    }
+}
+
 impl Const {
     /// The constant's type.
     pub fn ty(&self) -> TensorType {
@@ -173,27 +183,30 @@ impl Const {
         Const::Npy { path: path.into(), value: NpyValue(Arc::new(value)) }
     }
 
-    /// The constant's value.
+    /// The constant's value, generated straight into its element type (no f64 copy of an f32
+    /// constant is ever made, so a large random constant costs its own size only).
     pub fn value(&self) -> Tensor {
         let ty = self.ty();
         let n = ty.numel();
-        let values: Vec<f64> = match self {
+        let data = match self {
             Const::Npy { value, .. } => return (*value.0).clone(),
-            Const::Literal { bits, .. } => bits.iter().map(|&b| f64::from_bits(b)).collect(),
-            Const::Full { bits, .. } => vec![f64::from_bits(*bits); n],
+            Const::Literal { bits, .. } => typed(&ty, bits.iter().map(|&b| f64::from_bits(b))),
+            Const::Full { bits, .. } => typed(&ty, std::iter::repeat_n(f64::from_bits(*bits), n)),
             Const::Eye { ty } => {
                 let cols = ty.shape.dims().get(1).copied().unwrap_or(0);
-                (0..n).map(|i| if cols > 0 && i / cols == i % cols { 1.0 } else { 0.0 }).collect()
+                typed(ty, (0..n).map(|i| if cols > 0 && i / cols == i % cols { 1.0 } else { 0.0 }))
             }
             Const::Iota { ty, axis } => {
                 let strides = ty.shape.strides();
                 let size = ty.shape.dims()[*axis];
-                (0..n).map(|i| ((i / strides[*axis]) % size) as f64).collect()
+                typed(ty, (0..n).map(|i| ((i / strides[*axis]) % size) as f64))
             }
-            Const::Random { dist, seed, offset, .. } => draws(*dist, *seed, *offset, n),
+            Const::Random { dist, seed, offset, .. } => {
+                typed(&ty, draws_iter(*dist, *seed, *offset, n))
+            }
         };
         // Types are checked at construction, so the lengths agree.
-        Tensor::from_f64(&ty, &values)
+        Tensor::new(ty.shape.clone(), data)
             .unwrap_or_else(|_| Tensor { shape: ty.shape.clone(), data: Data::F64(vec![]) })
     }
 

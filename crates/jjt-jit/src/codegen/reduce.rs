@@ -197,7 +197,7 @@ impl<'a, 'b> Cg<'a, 'b> {
         let ax = Axes::of(s);
         match self.parts_of(s, &ax) {
             Some(pp) => {
-                self.how = "vectors along the reduction, parts on threads";
+                self.how = "vectors along the reduction, parts on threads".into();
                 self.vaxis = s.shape.len() - 1;
                 let nc = self.const_count();
                 let sums = self.b.ins().load(types::I64, flags(), table, (8 * nc) as i32);
@@ -270,7 +270,8 @@ impl<'a, 'b> Cg<'a, 'b> {
             Form::Along if parts.is_some() => "vectors along the reduction, parts on threads",
             Form::Along => "vectors along the reduction, rows on threads",
             Form::Scalar => "scalar, rows on threads",
-        };
+        }
+        .into();
         let Some(pp) = parts else { return Ok(()) };
         // The part sums, pairwise.
         let t = args[3];
@@ -299,7 +300,8 @@ impl<'a, 'b> Cg<'a, 'b> {
             Form::Lanes => "vectors over outputs",
             Form::Along => "vectors along the reduction",
             Form::Scalar => "scalar",
-        };
+        }
+        .into();
         let r = s.shape.len();
         self.vaxis = r.saturating_sub(1);
         match form {
