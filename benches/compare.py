@@ -181,7 +181,8 @@ def zoo(a, jjt, py_jax, py_nt, names):
         ref_path = os.path.join(d, "K_ref.npy")
         rec = {"model": name, "jjt": {}, "peers": {}, "n_params": meta["n_params"], "batch": meta["batch"]}
         if py_jax:
-            if not os.path.exists(ref_path):
+            gen_py = os.path.join(ROOT, "benches", "models", "gen.py")
+            if not os.path.exists(ref_path) or os.path.getmtime(ref_path) < os.path.getmtime(gen_py):
                 log(run([py_jax, os.path.join(ROOT, "benches", "peers", "zoo_jax.py"), "--ref", name]).strip())
             rec["ref"] = "JAX x64 dense Jacobians"
         else:
