@@ -2,7 +2,7 @@
 """Run jjt and the peer baselines (../shared/peers) on the same workloads in one run, on this
 machine, and print the ratios (jjt / peer; below 1 means jjt is faster).
 
-Usage:  benches/compare [--peers DIR] [--skip-mlp]
+Usage:  benches/compare [--peers DIR] [--skip-mlp] [--seed-large] [--zoo NAMES|all|none] [--only-zoo] [--reps N]
 Pythons: PY_JAX (jax 0.10.2), PY_NT (jax 0.4.23 + neural-tangents 0.6.5); see the peers' README
 for how to make them. A peer whose Python is missing is skipped (and said so).
 Workloads:
