@@ -146,10 +146,11 @@ fn every_zoo_model_parses_and_its_kernel_matches_dense_interpreter_jacobians() {
         let o = f.output_type().unwrap().numel();
         assert_eq!(want.len(), B * B * o * o);
 
-        // f64 through the JIT, each strategy: the JIT and the optimiser reassociate sums of at
-        // most ~1e5 products (the largest parameter blocks contract 512·128 terms); in f64 their
-        // rounding stays below 1e5·2⁻⁵³ ≈ 1e-11 of the sums of magnitudes, which are within a
-        // small factor of the largest entry here; 1e-10 leaves room and fails any wrong value.
+        // f64 through the JIT, each strategy: the reference sums J1·J2 over every parameter (at
+        // most n = 6.7·10⁵ products, the MLP's), whose worst-case error n·u·Σ|terms| is 7.4e-11 of
+        // Σ|terms| (u = 1.1e-16); the kernels sum fewer terms per product (they contract layer
+        // by layer) and Σ|terms| is within a small factor of the largest entry here, so 1e-10 of
+        // the largest entry bounds the difference and fails any wrong value.
         for (s, k) in [
             ("auto", base.clone()),
             ("ntvp", base.clone().strategy(Strategy::Ntvp)),
@@ -161,9 +162,10 @@ fn every_zoo_model_parses_and_its_kernel_matches_dense_interpreter_jacobians() {
         }
 
         // The model as written, in f32 (automatic strategy), on the same (f32-exact) data: f32
-        // arithmetic (u = 6.0e-8) through contractions of at most 512 terms and a few layers;
-        // the worst-case bound 512·u ≈ 3e-5 of the sums of magnitudes per contraction, summed
-        // over the layers, stays below 1e-4 of the largest entry; a wrong value is off by O(1).
+        // arithmetic (u = 6.0e-8) through contractions of at most 784 terms (the MLP's first
+        // layer) in a few layers: the worst-case bound 784·u = 4.7e-5 of the sums of magnitudes
+        // per contraction, with the layers' errors adding, stays below 1e-4 of the largest entry
+        // (as for the MLP in tests/kernel_values.rs); a wrong value is off by O(1).
         let wide: Vec<Tensor> = data.iter().map(to_f32).collect();
         let refs: Vec<&Tensor> = wide.iter().collect();
         let got = kernel(&f).compile().unwrap().call(&refs).unwrap().remove(0);
