@@ -66,7 +66,8 @@ def main():
         if not os.environ.get(var) and os.path.exists(default):
             os.environ[var] = default
         if not os.path.exists(os.environ.get(var, "")):
-            log(f"{var} not set and ~/venvs/{venv} missing: its peers are skipped"
+            log(f"{var}={os.environ.get(var) or '(not set)'} is not a Python (nor is ~/venvs/{venv}/bin/python): "
+                f"the {'JAX' if venv == 'jax' else 'neural-tangents'} peers are skipped"
                 + (" (and the zoo's reference is jjt's own f64 kernel)" if venv == "jax" else ""))
             os.environ.pop(var, None)
     run(["cargo", "build", "--release", "-q", "-p", "jjt-cli"], timeout=3600)
@@ -186,7 +187,9 @@ def zoo(a, jjt, py_jax, py_nt, names):
                 log(run([py_jax, os.path.join(ROOT, "benches", "peers", "zoo_jax.py"), "--ref", name]).strip())
             rec["ref"] = "JAX x64 dense Jacobians"
         else:
-            # No JAX: jjt's own f64 kernel stands in for the reference (not an independent one).
+            # No JAX: jjt's own f64 kernel stands in for the reference (not an independent one),
+            # in a file of its own so that it never passes for the JAX reference later.
+            ref_path = os.path.join(d, "K_ref_jjt_f64.npy")
             args = [jjt, "kernel", meta["model"], "--f64", "--wrt", ",".join(meta["params"]), "--shared",
                     ",".join(f"{n}={d}/{n}.npy" for n in meta["params"]), "--x1", f"x={d}/x1.npy",
                     "--x2", f"x={d}/x2.npy", "--quiet", "-o", ref_path]
@@ -251,6 +254,9 @@ def zoo_table(records):
     hdr = ["auto/SD", "auto/SD 1st", "auto/best", "best", "err auto", "err ntvp", "err jc", "err nt SD",
            "err jax"]
     print(f"{'model':12}" + "".join(f"{c:>14}" for c in hdr))
+    for rec in records:
+        if rec["ref"] != "JAX x64 dense Jacobians":
+            print(f"({rec['model']}: the reference is {rec['ref']})")
     for rec in records:
         j = rec["jjt"]
         best = min(("ntvp", "jc"), key=lambda s: j[s]["median_ms"])  # the strategies auto chooses from
