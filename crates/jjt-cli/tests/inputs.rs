@@ -10,8 +10,19 @@ fn jjt(args: &[String]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_jjt")).args(args).output().expect("run jjt")
 }
 
+/// This test's own folder: the harness runs each test on its own thread, so a folder per
+/// thread keeps tests that write the same file names in parallel from reading each other's
+/// half-written files.
 fn dir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("jjt-inputs-{}", std::process::id()));
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    thread_local! {
+        static DIR: PathBuf = std::env::temp_dir().join(format!(
+            "jjt-inputs-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+    }
+    let d = DIR.with(|d| d.clone());
     std::fs::create_dir_all(&d).unwrap();
     d
 }

@@ -346,6 +346,18 @@ impl Descriptor {
         self.gemm && self.m.min(self.n) >= GEMM_MIN_MN
     }
 
+    /// How many times each product's output block is written (1: no copies along broadcast
+    /// axes).
+    pub(crate) fn copies(&self) -> usize {
+        self.replicas.iter().map(|r| r.0).product()
+    }
+
+    /// Multiply-adds of the contraction as written: the products computed once, times their
+    /// copies.
+    pub(crate) fn macs_with_copies(&self) -> usize {
+        self.path(1).macs.saturating_mul(self.copies())
+    }
+
     /// The profile label: the leaves, what is packed, products and blocks of K, e.g.
     /// "matrix multiply, packed rhs, 16 products, 4 blocks of K".
     pub(crate) fn describe(&self) -> String {

@@ -4,6 +4,7 @@
 //! | strategy | module | when |
 //! |---|---|---|
 //! | [`DotStrategy::Runtime`] | `runtime` | large (M·N·K per product ≥ [`crate::gemm::GEMM_THRESHOLD`], M and N ≥ [`crate::gemm::GEMM_MIN_MN`]): the runtime contraction ([`crate::contract`]) with matrix-multiply leaves |
+//! | [`DotStrategy::Runtime`] | `runtime` | not strict, a product repeated ≥ 4 times along output axes where neither operand moves, ≥ `GEMM_THRESHOLD` multiply-adds in all: computed once and copied |
 //! | [`DotStrategy::Runtime`] | `runtime` | not strict, K longer than [`INLINE_MAX_K`] (blocks of K summed pairwise) |
 //! | [`DotStrategy::OutputVectors`] | `out_vec` | the output's innermost axis is contiguous and both operands advance by 0 or 1 along it |
 //! | [`DotStrategy::RegisterTiles`] | `out_vec` | as above, a long contraction, one operand constant along the vector axis |
@@ -29,6 +30,7 @@ use jjt_ir::ops::DotGeneral;
 use super::{Cg, GemmUse, Mac, Mode, Policy, Summation, lanes, scalar_ty};
 use crate::JitError;
 use crate::contract::{Descriptor, DotKind, DotPath};
+use crate::gemm::GEMM_THRESHOLD;
 use crate::plan::{DotStep, Expr, MapStep, View};
 
 /// The longest contraction the inline vector forms sum (fast mode): their sums run in one
@@ -38,6 +40,10 @@ use crate::plan::{DotStep, Expr, MapStep, View};
 /// runtime contraction (`cargo run --release -p jjt-jit --example contractions -- 1`), so the
 /// inline forms keep K up to 4·KB (error ≤ 4096·u·Σ|a·b|).
 const INLINE_MAX_K: usize = 4 * crate::contract::KB;
+
+/// Copies from which a contraction repeated along broadcast axes goes to the runtime
+/// contraction (computed once, then copied) even when one product is small.
+const REPLICATED_MIN_COPIES: usize = 4;
 
 /// Contractions over at most this many elements are unrolled in the vector-over-outputs form.
 const UNROLL_K: usize = 16;
@@ -224,6 +230,16 @@ fn strategy(s: &DotStep, c: &Contraction<'_>, policy: &Policy) -> DotStrategy {
     if policy.gemm == GemmUse::Call
         && let Some(desc) = Descriptor::plan(s, true)
         && desc.is_large()
+    {
+        return DotStrategy::Runtime(Box::new(desc));
+    }
+    // A product repeated along output axes where neither operand moves (a broadcast, such as
+    // a shared weight's W·Wᵀ spread over tokens): the runtime computes it once and copies it,
+    // where the inline forms would recompute every copy.
+    if policy.summation == Summation::Reassociate
+        && let Some(desc) = Descriptor::plan(s, policy.gemm == GemmUse::Call)
+        && desc.copies() >= REPLICATED_MIN_COPIES
+        && desc.macs_with_copies() >= GEMM_THRESHOLD
     {
         return DotStrategy::Runtime(Box::new(desc));
     }
