@@ -42,8 +42,8 @@
 
 use jjt_ir::{Binary, Function, Unary};
 
-use crate::contract::{DotKind, DotPath};
 use crate::codegen::{self, Policy};
+use crate::contract::{DotKind, DotPath};
 use crate::plan::{self, DotStep, Expr, MapStep, ReduceStep, Step};
 use crate::{JitError, Options};
 
