@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | [`DotStrategy::Runtime`] | `runtime` | large (M·N·K per product ≥ [`crate::gemm::GEMM_THRESHOLD`], M and N ≥ [`crate::gemm::GEMM_MIN_MN`]): the runtime contraction ([`crate::contract`]) with matrix-multiply leaves |
 //! | [`DotStrategy::Runtime`] | `runtime` | not strict, a product repeated ≥ 4 times along output axes where neither operand moves, ≥ `GEMM_THRESHOLD` multiply-adds in all: computed once and copied |
-//! | [`DotStrategy::Runtime`] | `runtime` | not strict, K longer than [`INLINE_MAX_K`] (blocks of K summed pairwise) |
+//! | [`DotStrategy::Runtime`] | `runtime` | not strict, an inline form would sum more than [`INLINE_MAX_K`] terms in sequence (blocks of K summed pairwise) |
 //! | [`DotStrategy::OutputVectors`] | `out_vec` | the output's innermost axis is contiguous and both operands advance by 0 or 1 along it |
 //! | [`DotStrategy::RegisterTiles`] | `out_vec` | as above, a long contraction, one operand constant along the vector axis |
 //! | [`DotStrategy::ContractionVectors`], [`DotStrategy::MatrixVector`] | `k_vec` | not strict, the innermost contracted axis contiguous in both operands |
@@ -33,8 +33,9 @@ use crate::contract::{Descriptor, DotKind, DotPath};
 use crate::gemm::GEMM_THRESHOLD;
 use crate::plan::{DotStep, Expr, MapStep, View};
 
-/// The longest contraction the inline vector forms sum (fast mode): their sums run in one
-/// sequence per output (or per lane), so their error grows like K·u; longer ones go to the
+/// The longest sequence of terms the inline vector forms sum one after the other (fast mode):
+/// all of K per output for vectors over outputs, K over 2·lanes accumulators for vectors along
+/// the contraction; their error grows like that length times u, so longer ones go to the
 /// runtime contraction, whose blocks of [`crate::contract::KB`] combine pairwise. Not `KB`
 /// itself: a transposed 2048×2048 matrix–vector product took 1.2 ms inline and 2.4 ms in the
 /// runtime contraction (`cargo run --release -p jjt-jit --example contractions -- 1`), so the
@@ -243,14 +244,6 @@ fn strategy(s: &DotStep, c: &Contraction<'_>, policy: &Policy) -> DotStrategy {
     {
         return DotStrategy::Runtime(Box::new(desc));
     }
-    // A contraction longer than INLINE_MAX_K: the inline forms would sum it in one run (error
-    // growing with K); the runtime contraction cuts it into blocks summed pairwise.
-    if policy.summation == Summation::Reassociate
-        && cdims.iter().product::<usize>() > INLINE_MAX_K
-        && let Some(desc) = Descriptor::plan(s, policy.gemm == GemmUse::Call)
-    {
-        return DotStrategy::Runtime(Box::new(desc));
-    }
     // In order, a sum of more than BLOCK products is blocked pairwise: only `scalar_dot` does it.
     if policy.summation == Summation::InOrder
         && cdims.iter().product::<usize>() > jjt_ir::sum::BLOCK
@@ -267,6 +260,26 @@ fn strategy(s: &DotStep, c: &Contraction<'_>, policy: &Policy) -> DotStrategy {
         && shape[last] >= w
         && matches!(lv.strides[last], 0 | 1)
         && matches!(rv.strides[last], 0 | 1);
+    // Vector along the innermost contracted axis: a dot product of contiguous runs.
+    let cl = (r + cdims.len()).saturating_sub(1);
+    let k_vec = policy.summation == Summation::Reassociate
+        && d != DType::Bool
+        && !cdims.is_empty()
+        && lv.strides[cl] == 1
+        && rv.strides[cl] == 1
+        && cdims[cdims.len() - 1] >= 2 * w;
+    // A contraction whose inline form would sum more than INLINE_MAX_K terms in one sequence
+    // (error growing like K): the runtime contraction, whose blocks of K combine pairwise.
+    // Vectors over outputs sum all of K per output; vectors along the contraction spread it
+    // over at least two vector accumulators (see `k_vec`), 2·lanes sequences.
+    let k: usize = cdims.iter().product();
+    let run = if !out_vec && k_vec { k.div_ceil(2 * w) } else { k };
+    if policy.summation == Summation::Reassociate
+        && run > INLINE_MAX_K
+        && let Some(desc) = Descriptor::plan(s, policy.gemm == GemmUse::Call)
+    {
+        return DotStrategy::Runtime(Box::new(desc));
+    }
     if out_vec {
         if cdims.len() == 1 && cdims[0] <= UNROLL_K {
             return DotStrategy::OutputVectors(Walk::Unrolled);
@@ -281,14 +294,6 @@ fn strategy(s: &DotStep, c: &Contraction<'_>, policy: &Policy) -> DotStrategy {
         }
         return DotStrategy::OutputVectors(Walk::Loop);
     }
-    // Vector along the innermost contracted axis: a dot product of contiguous runs.
-    let cl = (r + cdims.len()).saturating_sub(1);
-    let k_vec = policy.summation == Summation::Reassociate
-        && d != DType::Bool
-        && !cdims.is_empty()
-        && lv.strides[cl] == 1
-        && rv.strides[cl] == 1
-        && cdims[cdims.len() - 1] >= 2 * w;
     if k_vec {
         let block =
             (0..r).rev().find(|&a| shape[a] >= 2 && ((lv.strides[a] == 0) != (rv.strides[a] == 0)));
