@@ -13,6 +13,10 @@
 //!   remapped);
 //! - a **scalar**: `full` constants are splatted where they are used.
 //!
+//! A `dot_general` that contracts nothing is an elementwise product over the output's axes and
+//! is planned as one (so it fuses); a cheap fused expression reached through a `reshape` that
+//! only adds or drops unit axes, or through a `broadcast_to`, stays fused (recomputed per copy).
+//!
 //! Everything else is **materialised** by a [`Step`] writing into a destination view.
 
 use std::collections::HashMap;
@@ -218,6 +222,39 @@ fn remap(val: Val, mut f: impl FnMut(&mut View)) -> Val {
             Val::Fused(e)
         }
     }
+}
+
+/// Whether reshaping `from` to `to` only inserts or removes axes of extent 1.
+fn unit_axes_only(from: &[usize], to: &[usize]) -> bool {
+    let big = |d: &[usize]| d.iter().copied().filter(|&x| x != 1).collect::<Vec<_>>();
+    big(from) == big(to)
+}
+
+/// Whether a fused expression is cheap enough to recompute for every copy of a broadcast: at
+/// most four nodes (loads, constants, arithmetic, comparisons) and no call to a
+/// transcendental function.
+fn cheap(e: &Expr) -> bool {
+    fn count(e: &Expr) -> Option<usize> {
+        Some(match e {
+            Expr::Load(_) | Expr::Scalar(..) => 1,
+            Expr::Unary(u, a) => {
+                if crate::libm::Libm::unary_calls(*u) {
+                    return None;
+                }
+                1 + count(a)?
+            }
+            Expr::Binary(op, a, b) => {
+                if crate::libm::Libm::binary_calls(*op) {
+                    return None;
+                }
+                1 + count(a)? + count(b)?
+            }
+            Expr::Compare(_, a, b, _) => 1 + count(a)? + count(b)?,
+            Expr::Select(p, a, b) => 1 + count(p)? + count(a)? + count(b)?,
+            Expr::Convert(_, _, a) => 1 + count(a)?,
+        })
+    }
+    count(e).is_some_and(|n| n <= 4)
 }
 
 struct Planner<'f> {
@@ -460,6 +497,49 @@ impl<'f> Planner<'f> {
                 }));
                 self.vals.insert(n, Val::View(dst));
             }
+            Op::DotGeneral(d) if d.lhs_contract.is_empty() && ty.dtype != DType::Bool => {
+                // Nothing contracted: every output is one product, an elementwise multiply of
+                // the operands laid over the output's axes (batch, lhs free, rhs free). So it
+                // is planned as one, fused into its user (a sum of such products becomes one
+                // loop). An operand the output repeats (it lacks some output axis) is stored
+                // first, as for a broadcast, so a fused expression is not recomputed per copy.
+                let out_numel = ty.numel();
+                let (nb, out_rank) = (d.lhs_batch.len(), ty.shape.rank());
+                let lfree = DotGeneral::free_axes(
+                    self.ty(ops[0]).shape.rank(),
+                    &d.lhs_contract,
+                    &d.lhs_batch,
+                );
+                let rfree = DotGeneral::free_axes(
+                    self.ty(ops[1]).shape.rank(),
+                    &d.rhs_contract,
+                    &d.rhs_batch,
+                );
+                let mut side = |o: NodeId, batch: &[usize], free: &[usize], start: usize| {
+                    let val = if self.ty(o).numel() == out_numel {
+                        self.vals[&o].clone()
+                    } else {
+                        Val::View(self.view(o))
+                    };
+                    let over_output = |v: &mut View| {
+                        let mut strides = vec![0isize; out_rank];
+                        for (k, &a) in batch.iter().enumerate() {
+                            strides[k] = v.strides[a];
+                        }
+                        for (j, &a) in free.iter().enumerate() {
+                            strides[start + j] = v.strides[a];
+                        }
+                        v.strides = strides;
+                    };
+                    match remap(val, over_output) {
+                        Val::View(v) => Expr::Load(v),
+                        Val::Fused(e) => e,
+                    }
+                };
+                let lhs = side(ops[0], &d.lhs_batch, &lfree, nb);
+                let rhs = side(ops[1], &d.rhs_batch, &rfree, nb + lfree.len());
+                self.fuse_or_store(n, Expr::Binary(Binary::Mul, Box::new(lhs), Box::new(rhs)));
+            }
             Op::DotGeneral(d) => {
                 let lhs = self.view(ops[0]);
                 let rhs = self.view(ops[1]);
@@ -474,6 +554,24 @@ impl<'f> Planner<'f> {
                     dims: d.clone(),
                 }));
                 self.vals.insert(n, Val::View(dst));
+            }
+            Op::Reshape(_)
+                if matches!(self.vals[&ops[0]], Val::Fused(_))
+                    && unit_axes_only(self.ty(ops[0]).shape.dims(), ty.shape.dims()) =>
+            {
+                // Only axes of extent 1 inserted or removed: a fused expression stays fused,
+                // its loads re-indexed (stride 0 along the unit axes).
+                let from = self.ty(ops[0]).shape.dims().to_vec();
+                let to = ty.shape.dims().to_vec();
+                let val = remap(self.vals[&ops[0]].clone(), |v| {
+                    let mut kept =
+                        v.strides.iter().zip(&from).filter(|(_, d)| **d != 1).map(|(s, _)| *s);
+                    v.strides = to
+                        .iter()
+                        .map(|&d| if d == 1 { 0 } else { kept.next().unwrap_or(0) })
+                        .collect();
+                });
+                self.layout_result(n, val);
             }
             Op::Reshape(_) => {
                 // A reshape of contiguous data is the same buffer.
@@ -500,6 +598,21 @@ impl<'f> Planner<'f> {
                         v.offset += s.start[a] as isize * *st;
                         *st *= s.step[a] as isize;
                     }
+                });
+                self.layout_result(n, val);
+            }
+            Op::BroadcastTo(bc) if matches!(&self.vals[&ops[0]], Val::Fused(e) if cheap(e)) => {
+                // A cheap fused expression (a comparison of stored values, say: a relu's mask)
+                // is recomputed per copy rather than stored: cheaper than a pass writing it,
+                // and a stored bool mask would keep the loops reading it off vectors.
+                let from = self.ty(ops[0]).shape.clone();
+                let lead = bc.shape.rank() - from.rank();
+                let val = remap(self.vals[&ops[0]].clone(), |v| {
+                    let mut strides = vec![0isize; lead];
+                    for (a, &d) in from.dims().iter().enumerate() {
+                        strides.push(if d == 1 { 0 } else { v.strides[a] });
+                    }
+                    v.strides = strides;
                 });
                 self.layout_result(n, val);
             }
