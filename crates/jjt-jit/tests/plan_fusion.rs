@@ -6,22 +6,14 @@
 //! as the interpreter's sum of one term; within a few roundings in fast mode, which may fuse
 //! the multiply-adds) and by its step count, which shows the fusion happened.
 
+use jjt_ir::random::XorShift64;
 use jjt_ir::{DType, Function, Tensor, TensorType, interp, text};
 use jjt_jit::{Options, compile_with};
 
-/// Seeded values in [-1, 1) (splitmix64).
+/// Seeded values in [-1, 1), from the project's test generator.
 fn values(n: usize, seed: u64) -> Vec<f64> {
-    let mut s = seed;
-    (0..n)
-        .map(|_| {
-            s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = s;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            2.0 * ((z >> 11) as f64 / (1u64 << 53) as f64) - 1.0
-        })
-        .collect()
+    let mut g = XorShift64(seed | 1);
+    (0..n).map(|_| g.uniform(-1.0, 1.0)).collect()
 }
 
 fn inputs(f: &Function) -> Vec<Tensor> {
