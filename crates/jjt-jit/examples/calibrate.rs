@@ -215,7 +215,8 @@ fn main() {
         "func f(x: f32[512,2048]) -> f32[2048,512] { return transpose(x, perm=[1,0]) }",
     ]);
 
-    // Elementwise: per element, map_element + map_op·ops + libm_call·calls.
+    // Elementwise: per element, map_element + map_op·ops + libm_call·calls + inline_math·inlined
+    // (fast mode: exp, sigmoid and tanh inline; log, sin, cos calls).
     let (mut rows, mut y) = (Vec::new(), Vec::new());
     for body in [
         "x + y",
@@ -226,16 +227,22 @@ fn main() {
         "exp(x) + log(y)",
         "sin(x) * cos(y) + tanh(x + y)",
         "tanh(x)",
+        "sigmoid(x) * y",
         "log(x) * y",
     ] {
         let (t, p) = main_step(&map("1024,1024", body), one, StepKind::Map);
         let per = t / p.elements;
-        rows.push(vec![1.0, p.ops, p.libm_calls, p.tanh_calls]);
+        rows.push(vec![1.0, p.ops, p.libm_calls, p.inlined]);
         y.push(per);
         eprintln!("map {body}: {:.3} ns per element", per * 1e9);
     }
     let m = fit(&rows, &y);
-    let [map_element, map_op, libm_call, tanh_call] = [0, 1, 2, 3].map(|i| m[i].max(1e-12));
+    let [map_element, map_op, libm_call, inline_math] = [0, 1, 2, 3].map(|i| m[i].max(1e-12));
+    // tanh as a call (strict mode): what a map of it costs beyond the fitted rest.
+    let strict = Options { strict: true, ..one };
+    let (t, p) = main_step(&map("1024,1024", "tanh(x)"), strict, StepKind::Map);
+    let tanh_call = (t / p.elements - map_element - map_op * p.ops).max(1e-12);
+    eprintln!("map tanh(x), strict: {:.3} ns per element", t / p.elements * 1e9);
 
     // Reductions of a load, over the innermost axis and keeping it.
     let per_element = |srcs: &[&str]| {
@@ -294,6 +301,7 @@ fn main() {
         map_op,
         libm_call,
         tanh_call,
+        inline_math,
         reduce_element,
         reduce_outer,
         parallel,
@@ -316,6 +324,7 @@ fn main() {
         ("map_op", t.map_op),
         ("libm_call", t.libm_call),
         ("tanh_call", t.tanh_call),
+        ("inline_math", t.inline_math),
         ("reduce_element", t.reduce_element),
         ("reduce_outer", t.reduce_outer),
         ("parallel", t.parallel),

@@ -12,15 +12,18 @@
 //! | [`StepKind::InlineVector`] | `macs / inline_vector + outputs · map_element` (SIMD loops in the generated code) |
 //! | [`StepKind::InlineScalar`] | `macs / inline_scalar + outputs · map_element` (one product at a time; `inline_scalar_large` when the operands exceed [`CACHED_BYTES`]) |
 //! | [`StepKind::Copy`] | `bytes read and written / copy` (an elementwise step that only loads; `copy_strided` when it gathers its innermost axis, `copy_strided_large` when its source exceeds [`CACHED_BYTES`]) |
-//! | [`StepKind::Map`] | `elements · (map_element + map_op · ops + libm_call · calls + tanh_call · tanhs)` |
-//! | [`StepKind::Reduce`] | `input elements · (reduce_element + map_op · (ops − 1) + libm_call · calls + tanh_call · tanhs)` (`reduce_outer` when the innermost axis is kept) |
+//! | [`StepKind::Map`] | `elements · (map_element + map_op · ops + libm_call · calls + tanh_call · tanhs + inline_math · inlined)` |
+//! | [`StepKind::Reduce`] | `input elements · (reduce_element + map_op · (ops − 1) + libm_call · calls + tanh_call · tanhs + inline_math · inlined)` (`reduce_outer` when the innermost axis is kept) |
 //!
 //! Maps and reductions also pay, per element and per load that gathers along a strided
 //! innermost axis, a strided copy's time per element (`copy_strided`, or `copy_strided_large`
 //! for more than [`CACHED_BYTES`]);
 //! where `ops` counts the loads and arithmetic of the step's fused expression, `tanhs` its
 //! tanh calls and `calls` its other calls to [`crate::libm`] (exp, log, sin, cos, pow, sigmoid:
-//! one; softplus: two); tanh is priced apart because it costs several times the others. Every
+//! one; softplus: two); tanh is priced apart because it costs several times the others.
+//! Outside strict mode exp, sigmoid and tanh are inline arithmetic instead
+//! ([`crate::INLINE_MATH_ULPS`]): `inlined` counts them, exp and sigmoid as one, tanh (an exp,
+//! a polynomial and a quotient) as two. Every
 //! step also pays `step`. Contractions are classified by the code generator's own choice
 //! ([`crate::dot_path`]). Steps the backend splits across threads (large matrix multiplies,
 //! elementwise steps with rows on threads) divide their time by `threads · parallel` (the
@@ -82,8 +85,11 @@ pub struct Throughputs {
     /// Seconds per call of a transcendental function ([`crate::libm`]) per element, other than
     /// tanh.
     pub libm_call: f64,
-    /// Seconds per call of tanh per element.
+    /// Seconds per call of tanh per element (strict mode).
     pub tanh_call: f64,
+    /// Seconds per element of an inline exp or sigmoid (half an inline tanh), outside strict
+    /// mode.
+    pub inline_math: f64,
     /// Seconds per input element of a reduction over the innermost axis.
     pub reduce_element: f64,
     /// Seconds per input element of a reduction that keeps the innermost axis.
@@ -104,24 +110,25 @@ impl Throughputs {
     /// Measured with `cargo run --release -p jjt-jit --example calibrate` (median of 15 calls
     /// per step, f32) on the development machine: AMD EPYC with AVX-512, 2 cores.
     pub const MEASURED: Throughputs = Throughputs {
-        step: 1.900e-8,
+        step: 2.100e-8,
         gemm_call: 1.000e-8,
-        gemm_peak: 9.690e10,
-        gemm_half: 4.685e1,
-        inline_vector: 1.650e10,
-        runtime_loops: 7.367e9,
-        inline_scalar: 1.421e9,
-        inline_scalar_large: 5.032e8,
-        copy: 2.999e10,
-        copy_strided: 1.059e10,
-        copy_strided_large: 1.240e9,
-        map_element: 3.996e-10,
-        map_op: 1.000e-12,
-        libm_call: 2.070e-9,
-        tanh_call: 8.207e-9,
-        reduce_element: 1.342e-10,
-        reduce_outer: 1.551e-9,
-        parallel: 9.622e-1,
+        gemm_peak: 9.484e10,
+        gemm_half: 4.787e1,
+        inline_vector: 1.651e10,
+        inline_scalar: 1.422e9,
+        inline_scalar_large: 4.428e8,
+        runtime_loops: 1.244e10,
+        copy: 2.960e10,
+        copy_strided: 1.103e10,
+        copy_strided_large: 1.186e9,
+        map_element: 3.775e-10,
+        map_op: 2.069e-12,
+        libm_call: 3.075e-9,
+        tanh_call: 8.079e-9,
+        inline_math: 9.258e-10,
+        reduce_element: 1.589e-10,
+        reduce_outer: 1.664e-9,
+        parallel: 9.825e-1,
         threads: 2,
     };
 
@@ -153,6 +160,7 @@ impl Throughputs {
                 "copy_strided" => &mut t.copy_strided,
                 "copy_strided_large" => &mut t.copy_strided_large,
                 "tanh_call" => &mut t.tanh_call,
+                "inline_math" => &mut t.inline_math,
                 "reduce_outer" => &mut t.reduce_outer,
                 "map_element" => &mut t.map_element,
                 "map_op" => &mut t.map_op,
@@ -228,6 +236,9 @@ pub struct StepTime {
     pub ops: f64,
     /// Calls to [`crate::libm`] other than tanh per element (maps and reductions; 0 otherwise).
     pub libm_calls: f64,
+    /// Inline exp and sigmoid per element, tanh counting two (outside strict mode; maps and
+    /// reductions).
+    pub inlined: f64,
     /// Calls of tanh per element (maps and reductions; 0 otherwise).
     pub tanh_calls: f64,
 }
@@ -350,14 +361,14 @@ fn step_time(step: &Step, policy: &Policy, t: &Throughputs) -> StepTime {
                 };
                 (StepKind::Copy, bytes / bw * par, 0.0, n)
             } else {
-                w = Work::of(expr);
+                w = Work::of(expr, policy.inline_math);
                 let per = t.map_element + w.price(t) + w.gathers(shape) * gather(t, n, item);
                 (StepKind::Map, n * per * par, 0.0, n)
             }
         }
         Step::Reduce(ReduceStep { expr, shape, axes, .. }) => {
             let n = numel(shape);
-            w = Work::of(expr);
+            w = Work::of(expr, policy.inline_math);
             let inner = axes.last().is_some_and(|&a| a + 1 == shape.len());
             let base = if inner { t.reduce_element } else { t.reduce_outer };
             // The base cost includes one load.
@@ -389,6 +400,7 @@ fn step_time(step: &Step, policy: &Policy, t: &Throughputs) -> StepTime {
         ops: w.ops,
         libm_calls: w.calls,
         tanh_calls: w.tanh,
+        inlined: w.inlined,
     }
 }
 
@@ -447,13 +459,17 @@ struct Work {
     calls: f64,
     /// Calls of tanh.
     tanh: f64,
+    /// Inline exp and sigmoid, tanh counting two.
+    inlined: f64,
+    /// Whether exp, sigmoid and tanh are inline (not strict).
+    inline_math: bool,
     /// Loads whose innermost stride is neither 0 nor 1.
     strided_loads: f64,
 }
 
 impl Work {
-    fn of(e: &Expr) -> Work {
-        let mut w = Work::default();
+    fn of(e: &Expr, inline_math: bool) -> Work {
+        let mut w = Work { inline_math, ..Work::default() };
         w.add(e);
         w
     }
@@ -466,7 +482,10 @@ impl Work {
 
     /// Seconds per element for the operations and calls.
     fn price(&self, t: &Throughputs) -> f64 {
-        t.map_op * self.ops + t.libm_call * self.calls + t.tanh_call * self.tanh
+        t.map_op * self.ops
+            + t.libm_call * self.calls
+            + t.tanh_call * self.tanh
+            + t.inline_math * self.inlined
     }
 
     fn add(&mut self, e: &Expr) {
@@ -480,7 +499,9 @@ impl Work {
             }
             Expr::Unary(u, a) => {
                 self.ops += 1.0;
-                if *u == Unary::Tanh {
+                if self.inline_math && codegen::inline(*u) {
+                    self.inlined += if *u == Unary::Tanh { 2.0 } else { 1.0 };
+                } else if *u == Unary::Tanh {
                     self.tanh += 1.0;
                 } else {
                     self.calls += libm_calls(*u);

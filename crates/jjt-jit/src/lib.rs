@@ -17,6 +17,7 @@
 //! | `contract` | the runtime contraction: any large `dot_general` as packed, K-blocked, threaded matrix products ([`dot_path`] says which path a step takes) |
 //! | [`gemm`], `pool` | the matrix multiply's thresholds and the helper threads that split work |
 //! | [`libm`], `profile` | transcendental functions, step timing |
+//! | `codegen::math` | fast mode's inline `exp`, `tanh`, `sigmoid` ([`INLINE_MATH_ULPS`]) |
 //!
 //! This is the only crate of the workspace with `unsafe` code: the one conversion from the
 //! JIT's code pointer to a function pointer, the calls through it, freeing the code memory,
@@ -50,6 +51,13 @@ pub use options::{MAX_BYTES, Options};
 #[doc(hidden)]
 pub use pool::{InjectedPanic, inject_panic};
 pub use profile::take_profile;
+
+/// Outside strict mode `exp`, `tanh` and `sigmoid` are inline arithmetic, which runs on
+/// vectors, instead of calls to [`libm`]: each result is within this many units in the last
+/// place of the exact value (of the interpreter's formula, for sigmoid), in f32 and f64, and
+/// special values (±0, ±∞, NaN, overflow, underflow) come out as libm's do. The bound is derived
+/// and tested in `tests/math.rs`.
+pub const INLINE_MATH_ULPS: f64 = 4.0;
 
 /// Which path contraction step `s` takes when compiled with `opts` (see [`DotPath`]): inline
 /// vector code, the runtime contraction's dot loops or its matrix multiply, what it packs, how

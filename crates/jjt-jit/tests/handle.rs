@@ -2,7 +2,7 @@
 //! compiling and dropping returns its memory.
 
 use jjt_ir::{DType, Function, Tensor, interp, text};
-use jjt_jit::{Compiled, JitError, compile};
+use jjt_jit::{Compiled, JitError, Options, compile, compile_with};
 
 fn model() -> Function {
     text::parse(
@@ -25,7 +25,7 @@ fn inputs() -> Vec<Tensor> {
 fn functions_named_like_runtime_symbols_compile() {
     // Generated code calls runtime functions such as `jjt_exp_f32` and `jjt_par_map`; a model
     // named after one must not clash with it. Large enough that the elementwise step also gets
-    // a row function.
+    // a row function; strict, where exp is a call (fast mode computes it inline).
     for name in ["exp_f32", "tanh_f64", "par_map", "sgemm", "profile_mark", "rows0_f"] {
         let f = text::parse(&format!(
             "func {name}(x: f32[300,300]) -> f32[300,300] {{\n  return exp(x) * 2.0\n}}"
@@ -33,7 +33,8 @@ fn functions_named_like_runtime_symbols_compile() {
         .unwrap();
         let x =
             Tensor::f32([300, 300], (0..90_000).map(|i| (i % 7) as f32 * 0.1).collect()).unwrap();
-        let c = compile(&f).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let strict = Options { strict: true, ..Options::default() };
+        let c = compile_with(&f, strict).unwrap_or_else(|e| panic!("{name}: {e}"));
         let got = c.call(&[&x]).unwrap();
         assert_eq!(got, vec![interp::eval(&f, std::slice::from_ref(&x)).unwrap()], "{name}");
     }

@@ -22,12 +22,16 @@ fn float_cc(c: Compare) -> FloatCC {
 }
 
 /// Whether `e` can run on `d`-typed vectors along an axis where the views advance by
-/// `strides[i]` (the innermost stride of each view).
-pub(super) fn vectorizable(e: &Expr, d: DType, axis: usize) -> bool {
+/// `strides[i]` (the innermost stride of each view). With `inline_math` (fast mode) `exp`,
+/// `tanh` and `sigmoid` are arithmetic (`math`), not calls.
+pub(super) fn vectorizable(e: &Expr, d: DType, axis: usize, inline_math: bool) -> bool {
+    let vectorizable = |e: &Expr, d: DType, axis: usize| vectorizable(e, d, axis, inline_math);
     match e {
         Expr::Load(v) => v.dtype == d && matches!(v.strides.get(axis), Some(0) | Some(1)),
         Expr::Scalar(_, dt) => *dt == d || *dt == DType::Bool,
-        Expr::Unary(u, a) => !Libm::unary_calls(*u) && vectorizable(a, d, axis),
+        Expr::Unary(u, a) => {
+            (!Libm::unary_calls(*u) || (inline_math && inline(*u))) && vectorizable(a, d, axis)
+        }
         Expr::Binary(op, a, b) => {
             !Libm::binary_calls(*op) && vectorizable(a, d, axis) && vectorizable(b, d, axis)
         }
@@ -44,6 +48,11 @@ pub(super) fn vectorizable(e: &Expr, d: DType, axis: usize) -> bool {
             ok && vectorizable(a, d, axis)
         }
     }
+}
+
+/// Whether fast mode evaluates `u` inline (`math`) rather than by a call.
+pub(crate) fn inline(u: Unary) -> bool {
+    matches!(u, Unary::Exp | Unary::Tanh | Unary::Sigmoid)
 }
 
 /// The dtype an expression produces.
@@ -170,6 +179,14 @@ impl Cg<'_, '_> {
     }
 
     fn unary(&mut self, u: Unary, x: Value, mode: Mode, d: DType) -> Value {
+        if self.policy.inline_math {
+            match u {
+                Unary::Exp => return self.exp_inline(x, mode, d),
+                Unary::Tanh => return self.tanh_inline(x, mode, d),
+                Unary::Sigmoid => return self.sigmoid_inline(x, mode, d),
+                _ => {}
+            }
+        }
         match u {
             Unary::Neg => self.b.ins().fneg(x),
             Unary::Abs => self.b.ins().fabs(x),

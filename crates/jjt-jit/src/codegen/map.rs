@@ -69,7 +69,7 @@ impl Cg<'_, '_> {
             && d != DType::Bool
             && dst.strides[r - 1] == 1
             && shape[r - 1] >= w
-            && vectorizable(expr, d, r - 1);
+            && vectorizable(expr, d, r - 1, self.policy.inline_math);
         if !vec_ok {
             return self.for_rows(shape, rows, &mut |cg, idx| {
                 let v = cg.eval(expr, idx, Mode::Scalar, d)?;

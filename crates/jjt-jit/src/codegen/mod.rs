@@ -20,6 +20,7 @@ mod dot;
 mod expr;
 mod loops;
 mod map;
+mod math;
 mod reduce;
 
 use std::collections::HashMap;
@@ -30,6 +31,7 @@ use cranelift_frontend::FunctionBuilder;
 use jjt_ir::DType;
 
 pub(crate) use dot::dot_path;
+pub(crate) use expr::inline;
 pub(crate) use map::parallel_map;
 pub(crate) use reduce::parallel_reduce;
 
@@ -79,6 +81,9 @@ pub(crate) struct Policy {
     /// The memory budget ([`Options::max_bytes`] resolved), which also bounds the runtime
     /// contraction's packing scratch.
     pub budget: u64,
+    /// Whether `exp`, `tanh` and `sigmoid` are inline arithmetic (`math`), which vectorises,
+    /// rather than calls to [`crate::libm`] (not strict).
+    pub inline_math: bool,
 }
 
 impl Policy {
@@ -95,7 +100,14 @@ impl Policy {
             (if fma { Mac::Fused } else { Mac::Separate }, Summation::Reassociate)
         };
         let gemm = if opts.strict || opts.no_gemm { GemmUse::Never } else { GemmUse::Call };
-        Policy { mac, summation, gemm, threads: opts.gemm_threads(), budget: opts.budget() }
+        Policy {
+            mac,
+            summation,
+            gemm,
+            threads: opts.gemm_threads(),
+            budget: opts.budget(),
+            inline_math: !opts.strict,
+        }
     }
 }
 

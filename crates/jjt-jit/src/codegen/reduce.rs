@@ -80,11 +80,13 @@ impl Axes {
     }
 }
 
-/// How to compute `s` when sums may (`Reassociate`) or may not be reassociated.
-fn form(s: &ReduceStep, ax: &Axes, summation: Summation) -> Form {
+/// How to compute `s` when sums may (`Reassociate`) or may not be reassociated, and `exp`,
+/// `tanh`, `sigmoid` are inline or calls (`inline_math`).
+fn form(s: &ReduceStep, ax: &Axes, summation: Summation, inline_math: bool) -> Form {
     let d = s.dst.dtype;
     let r = s.shape.len();
-    if r == 0 || d == DType::Bool || ax.count == 0 || !vectorizable(&s.expr, d, r - 1) {
+    if r == 0 || d == DType::Bool || ax.count == 0 || !vectorizable(&s.expr, d, r - 1, inline_math)
+    {
         return Form::Scalar;
     }
     let w = lanes(d);
@@ -158,7 +160,8 @@ fn parts(s: &ReduceStep, ax: &Axes) -> Option<Parts> {
         && s.kind != ReduceKind::Max
         && one_row
         && ax.count >= PAR_PARTS_ELEMS
-        && form(s, ax, Summation::Reassociate) == Form::Along;
+        // Parts are cut only outside strict mode, where math is inline.
+        && form(s, ax, Summation::Reassociate, true) == Form::Along;
     if !ok {
         return None;
     }
@@ -265,7 +268,7 @@ impl<'a, 'b> Cg<'a, 'b> {
         call.push(threads);
         let par = self.imports.par_map;
         self.b.ins().call(par, &call);
-        self.how = match form(s, &ax, self.policy.summation) {
+        self.how = match form(s, &ax, self.policy.summation, self.policy.inline_math) {
             Form::Lanes => "vectors over outputs, rows on threads",
             Form::Along if parts.is_some() => "vectors along the reduction, parts on threads",
             Form::Along => "vectors along the reduction, rows on threads",
@@ -295,7 +298,7 @@ impl<'a, 'b> Cg<'a, 'b> {
         if ax.kept_dims.contains(&0) {
             return Ok(());
         }
-        let form = form(s, &ax, self.policy.summation);
+        let form = form(s, &ax, self.policy.summation, self.policy.inline_math);
         self.how = match form {
             Form::Lanes => "vectors over outputs",
             Form::Along => "vectors along the reduction",
