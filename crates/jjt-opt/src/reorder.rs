@@ -1,7 +1,8 @@
 //! Contraction reordering. Maximal trees of contractions (`dot_general`), elementwise products
 //! (`mul`: scalings by diagonals), broadcasts, sums and transposes — each inner node used once,
 //! by its parent — are read as one einsum over their leaves, and re-evaluated in the pairwise
-//! order of least cost: optimal (dynamic programming over subsets) for up to [`EXACT_LEAVES`]
+//! order of least cost (multiply-adds plus the memory traffic of intermediates,
+//! [`INTERMEDIATE_MACS`] per element): optimal (dynamic programming over subsets) for up to [`EXACT_LEAVES`]
 //! leaves, greedy beyond. A label that no leaf carries (a sum over a broadcast axis, an output
 //! axis made by a broadcast alone) is not an einsum of the leaves; such trees are left as
 //! written. Pairs of leaves that depend only on constants cost nothing per call (constant
@@ -235,19 +236,39 @@ fn is_const(net: &Network, set: u64) -> bool {
     net.leaves.iter().enumerate().all(|(i, l)| set >> i & 1 == 0 || l.constant)
 }
 
-/// Multiply-adds of contracting two subsets: the product of the sizes of all their labels.
-/// Free when both are constant and the result is no larger than the two together (constant
-/// folding then evaluates it once; it does not fold results that grow).
+/// The price of writing one element of an intermediate result and reading it back, in
+/// multiply-adds. A large contraction runs at about 10¹¹ multiply-adds per second on the
+/// reference machine (`jjt_jit::Throughputs::MEASURED`); an intermediate that does not fit in
+/// cache is written, read (and, when its axes do not chain for its reader, packed: read and
+/// written again) at a few 10⁹ elements per second, about 20 multiply-adds' time per pass.
+/// Without this term the order of least multiply-adds can be the slower one: on the zoo's
+/// transformer, contracting the MLP weight's cotangent with the token Gram matrix first needs
+/// 24 % fewer multiply-adds than the per-example-Jacobian order but writes and reads an
+/// intermediate of 42 M elements (the Jacobians: 2 × 10.5 M), and takes 1.7× as long.
+pub const INTERMEDIATE_MACS: f64 = 32.0;
+
+/// The price of contracting two subsets: multiply-adds (the product of the sizes of all their
+/// labels) plus [`INTERMEDIATE_MACS`] per element of the result, unless it is the whole
+/// tree's (the same for every order). Free when both are constant and the result is no
+/// larger than the two together (constant folding then evaluates it once; it does not fold
+/// results that grow).
 fn pair_cost(net: &Network, a: u64, b: u64) -> f64 {
+    pair(net, a, b).0
+}
+
+/// The price of [`pair_cost`] and the multiply-adds alone.
+fn pair(net: &Network, a: u64, b: u64) -> (f64, f64) {
     let elems =
         |set: u64| -> f64 { result_labels(net, set).iter().map(|l| net.size[l] as f64).product() };
     if is_const(net, a | b) && elems(a | b) <= elems(a) + elems(b) {
-        return 0.0;
+        return (0.0, 0.0);
     }
     // Labels each side still carries (its result labels).
     let ra: HashSet<Label> = result_labels(net, a).into_iter().collect();
     let rb: HashSet<Label> = result_labels(net, b).into_iter().collect();
-    ra.union(&rb).map(|l| net.size[l] as f64).product()
+    let macs: f64 = ra.union(&rb).map(|l| net.size[l] as f64).product();
+    let whole = (a | b).count_ones() as usize == net.leaves.len();
+    if whole { (macs, macs) } else { (macs + INTERMEDIATE_MACS * elems(a | b), macs) }
 }
 
 /// The best contraction order: `plan[set] = (cost, split)`.
@@ -324,8 +345,13 @@ fn order_cost(net: &Network, steps: &[(u64, u64)]) -> f64 {
     steps.iter().map(|&(a, b)| pair_cost(net, a, b)).sum()
 }
 
-/// The cost of the tree as written: each dot contracts its two operand subtrees.
-fn written_cost(f: &Function, root: NodeId, inner: &HashSet<NodeId>, net: &Network) -> f64 {
+/// Multiply-adds of an order (for the statistics).
+fn order_macs(net: &Network, steps: &[(u64, u64)]) -> f64 {
+    steps.iter().map(|&(a, b)| pair(net, a, b).1).sum()
+}
+
+/// The order of the tree as written: each dot contracts its two operand subtrees.
+fn written_order(f: &Function, root: NodeId, inner: &HashSet<NodeId>) -> Vec<(u64, u64)> {
     // Leaves appear in depth-first order, left operand first, so each dot covers a contiguous
     // range of leaves.
     fn walk(
@@ -355,7 +381,7 @@ fn written_cost(f: &Function, root: NodeId, inner: &HashSet<NodeId>, net: &Netwo
     let mut steps = Vec::new();
     let mut next = 0;
     walk(f, root, root, inner, &mut next, &mut steps);
-    order_cost(net, &steps)
+    steps
 }
 
 /// Emit the contraction of `set` (following `plan`) into `b`; returns the node and its labels.
@@ -459,11 +485,11 @@ pub fn reorder(f: &Function) -> Result<(Function, ReorderStats), IrError> {
         }
         stats.networks += 1;
         let steps = optimal(&net).unwrap_or_else(|| greedy(&net));
-        let (old, new) = (written_cost(f, n, &inner, &net), order_cost(&net, &steps));
-        if new < old {
+        let written = written_order(f, n, &inner);
+        if order_cost(&net, &steps) < order_cost(&net, &written) {
             stats.rewritten += 1;
-            stats.flops_before += old;
-            stats.flops_after += new;
+            stats.flops_before += order_macs(&net, &written);
+            stats.flops_after += order_macs(&net, &steps);
             plans.insert(n, (net, steps));
         }
     }
