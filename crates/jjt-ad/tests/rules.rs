@@ -11,7 +11,7 @@ mod common;
 
 use common::{Domain, Rng, bits, dot, eval, sample, tensor};
 use jjt_ad::{jvp, vjp, vmap};
-use jjt_ir::ops::{DotGeneral, Pad, ReduceKind};
+use jjt_ir::ops::{Conv, ConvDims, DotGeneral, Pad, ReduceKind, Reverse};
 use jjt_ir::testgen::{Draw, constant};
 use jjt_ir::{
     Binary, Compare, DType, Function, FunctionBuilder, NodeId, Op, Shape, Tensor, TensorType, Unary,
@@ -183,6 +183,77 @@ fn cases() -> Vec<Case> {
         )
         .unwrap()
     }));
+    v.push(case("reverse", &[&[2, 3, 4]], vec![any], |b, x| {
+        b.add(Op::Reverse(Reverse { axes: vec![0, 2] }), &[x[0]]).unwrap()
+    }));
+    // Convolutions: every attribute, each layout, groups of both kinds.
+    let conv = |dims: &str,
+                strides: &[usize],
+                padding: &[(i64, i64)],
+                ld: &[usize],
+                rd: &[usize],
+                g: usize,
+                bg: usize| {
+        let mut c = Conv::new(ConvDims::parse(dims).unwrap());
+        c.strides = strides.to_vec();
+        c.padding = padding.to_vec();
+        c.lhs_dilation = ld.to_vec();
+        c.rhs_dilation = rd.to_vec();
+        c.feature_groups = g;
+        c.batch_groups = bg;
+        c
+    };
+    let convs: [(&str, &[usize], &[usize], Conv); 6] = [
+        (
+            "nhwc_same",
+            &[2, 4, 3, 2],
+            &[3, 2, 2, 3],
+            conv("NHWC,HWIO,NHWC", &[1, 1], &[(1, 1), (0, 1)], &[1, 1], &[1, 1], 1, 1),
+        ),
+        (
+            "nchw_strided_dilated_cropped",
+            &[1, 2, 5, 4],
+            &[2, 2, 2, 2],
+            conv("NCHW,OIHW,NCHW", &[2, 1], &[(1, 0), (-1, 1)], &[1, 2], &[2, 1], 1, 1),
+        ),
+        (
+            "feature_groups",
+            &[2, 5, 4],
+            &[2, 2, 6],
+            conv("NWC,WIO,NWC", &[2], &[(1, 1)], &[1], &[1], 2, 1),
+        ),
+        (
+            "batch_groups",
+            &[4, 5, 2],
+            &[3, 2, 4],
+            conv("NWC,WIO,NWC", &[1], &[(0, 1)], &[1], &[1], 1, 2),
+        ),
+        (
+            "transposed",
+            &[1, 3, 2],
+            &[3, 2, 2],
+            conv("NWC,WIO,NWC", &[2], &[(2, 1)], &[2], &[1], 1, 1),
+        ),
+        (
+            "3d_mixed_layouts",
+            &[1, 2, 3, 2, 3],
+            &[2, 2, 1, 2, 2],
+            conv(
+                "NCDHW,DHWIO,NDHWC",
+                &[1, 1, 2],
+                &[(0, 1), (1, 0), (1, 1)],
+                &[1, 1, 1],
+                &[1, 1, 1],
+                1,
+                1,
+            ),
+        ),
+    ];
+    for (name, sx, sk, c) in convs {
+        v.push(case(&format!("conv_{name}"), &[sx, sk], vec![any, any], |b, x| {
+            b.add(Op::Conv(c), &[x[0], x[1]]).unwrap()
+        }));
+    }
     v.push(case("concat", &[&[2, 1, 3], &[2, 2, 3], &[2, 1, 3]], vec![any, any, any], |b, x| {
         b.concat(x, 1).unwrap()
     }));
@@ -401,7 +472,30 @@ fn vmap_matches_a_loop_over_slices() {
         let want = stack(&per, 0);
         assert_eq!(batched.shape, want.shape, "{}", c.name);
         assert_eq!(bits(&batched), bits(&want), "{}: vmap differs from the loop", c.name);
-        // One input batched, the others shared.
+        // The first input batched, the others shared.
+        if n > 1 {
+            let mut axes0 = vec![None; n];
+            axes0[0] = Some(0);
+            let vf0 = vmap(&c.f, &axes0, size).unwrap();
+            let mut args = slices[0].clone();
+            args[0] = stack(&slices.iter().map(|s| s[0].clone()).collect::<Vec<_>>(), 0);
+            let got = eval(&vf0, &args).remove(0);
+            let per: Vec<Tensor> = slices
+                .iter()
+                .map(|s| {
+                    let mut a = slices[0].clone();
+                    a[0] = s[0].clone();
+                    eval(&c.f, &a).remove(0)
+                })
+                .collect();
+            assert_eq!(
+                bits(&got),
+                bits(&stack(&per, 0)),
+                "{}: vmap of the first input alone differs",
+                c.name
+            );
+        }
+        // The second input batched, the others shared.
         if n > 1 {
             let mut axes1 = vec![None; n];
             axes1[1] = Some(0);

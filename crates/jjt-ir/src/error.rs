@@ -54,6 +54,12 @@ pub enum TypeError {
     /// A result with more elements than `usize` can count.
     #[error("result shape {0} has too many elements")]
     TooLarge(Shape),
+    /// `reverse` axes that are not distinct.
+    #[error("reverse axes {} are not distinct", Shape(.0.clone()))]
+    ReverseAxes(Vec<usize>),
+    /// A `conv` whose operands or attributes do not fit.
+    #[error("conv: {0}")]
+    Conv(ConvError),
     /// A per-axis attribute (`perm`, `start`, `lo`, ...) whose length is not the operand's rank.
     #[error("`{attr}={}` has {} entries for an operand of rank {rank} (one per axis)", Shape(value.clone()), value.len())]
     AttrLength {
@@ -328,4 +334,56 @@ pub enum EvalError {
     /// An internal inconsistency (a bug, reported instead of a panic).
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// Why a `conv` does not fit its operands (see `ops::conv`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConvError {
+    /// Operands of another rank than `2 + spatial` (1 to 3 spatial axes).
+    #[error("operands must have rank 3 to 5 and equal rank (got {lhs} and {rhs})")]
+    Rank {
+        /// The input's rank.
+        lhs: usize,
+        /// The kernel's rank.
+        rhs: usize,
+    },
+    /// Dimension numbers that are not a permutation of the axes.
+    #[error("dimension numbers {0} do not name each axis once")]
+    Dims(String),
+    /// A per-spatial-axis attribute of the wrong length.
+    #[error("`{attr}` has {got} entries for {spatial} spatial axes")]
+    AttrLength {
+        /// The attribute.
+        attr: &'static str,
+        /// Its length.
+        got: usize,
+        /// The number of spatial axes.
+        spatial: usize,
+    },
+    /// A stride or dilation of 0.
+    #[error("`{0}` entries must be at least 1")]
+    Zero(&'static str),
+    /// Group counts that do not divide the sizes they split.
+    #[error("{0}")]
+    Groups(String),
+    /// The kernel's input features do not match the input's.
+    #[error("input has {lhs} features in {groups} group(s), the kernel takes {rhs} per group")]
+    Features {
+        /// Input features.
+        lhs: usize,
+        /// Kernel input features.
+        rhs: usize,
+        /// Feature groups.
+        groups: usize,
+    },
+    /// Padding that crops more than the dilated input.
+    #[error("spatial axis {axis}: padding ({lo}, {hi}) leaves a negative size")]
+    Padding {
+        /// The spatial axis (in order of the dimension numbers).
+        axis: usize,
+        /// Padding before.
+        lo: i64,
+        /// Padding after.
+        hi: i64,
+    },
 }

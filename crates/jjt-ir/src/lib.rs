@@ -30,7 +30,7 @@ pub mod verify;
 pub mod walk;
 
 pub use builder::{FunctionBuilder, ScalarSide};
-pub use error::{EvalError, IrError, TypeError};
+pub use error::{ConvError, EvalError, IrError, TypeError};
 pub use graph::{Function, Node, NodeId, Param};
 pub use ops::{Binary, Compare, Op, ReduceKind, Unary};
 pub use tensor::{Data, Tensor};

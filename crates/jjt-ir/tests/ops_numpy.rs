@@ -1,6 +1,8 @@
 //! Every op, evaluated by the interpreter, against values NumPy computed
-//! (`tests/fixtures/gen_fixtures.py`). Each case folder holds a model, its inputs, NumPy's
-//! output and the tolerance class the arithmetic justifies (see the script's docstring).
+//! (`tests/fixtures/gen_fixtures.py`, folder `ops/`) or, for `conv`, JAX
+//! (`tests/fixtures/gen_conv_fixtures.py`, folder `ops_conv/`). Each case folder holds a
+//! model, its inputs, the reference output and the tolerance class the arithmetic justifies
+//! (see the scripts' docstrings).
 
 use std::path::{Path, PathBuf};
 
@@ -62,12 +64,20 @@ fn check_case(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Every case folder of both fixture sets.
+fn case_dirs() -> Vec<PathBuf> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut dirs: Vec<PathBuf> = ["ops", "ops_conv"]
+        .iter()
+        .flat_map(|set| std::fs::read_dir(root.join(set)).unwrap().map(|e| e.unwrap().path()))
+        .collect();
+    dirs.sort();
+    dirs
+}
+
 #[test]
 fn every_op_matches_numpy() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ops");
-    let mut dirs: Vec<PathBuf> =
-        std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()).collect();
-    dirs.sort();
+    let dirs = case_dirs();
     assert!(dirs.len() >= 80, "fixture cases missing: {}", dirs.len());
     let failures: Vec<String> = dirs
         .iter()
@@ -85,11 +95,9 @@ fn every_op_matches_numpy() {
 /// convenience that lowers to `dot_general` — is called by one.
 #[test]
 fn fixtures_cover_every_op() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ops");
     let mut built = std::collections::BTreeSet::new();
     let mut all = String::new();
-    for e in std::fs::read_dir(&root).unwrap() {
-        let dir = e.unwrap().path();
+    for dir in case_dirs() {
         let src = std::fs::read_to_string(dir.join("model.jjt")).unwrap();
         let f = text::parse_with_base(&src, Some(&dir)).unwrap();
         built.extend(f.node_ids().map(|n| f.node(n).unwrap().op.name()));

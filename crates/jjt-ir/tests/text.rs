@@ -7,8 +7,11 @@ use jjt_ir::text::{ParseErrorKind, parse, parse_with_base, print};
 use jjt_ir::{Op, Tensor, interp};
 
 fn fixture_dirs() -> Vec<PathBuf> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ops");
-    let mut v: Vec<PathBuf> = std::fs::read_dir(root).unwrap().map(|e| e.unwrap().path()).collect();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut v: Vec<PathBuf> = ["ops", "ops_conv"]
+        .iter()
+        .flat_map(|set| std::fs::read_dir(root.join(set)).unwrap().map(|e| e.unwrap().path()))
+        .collect();
     v.sort();
     v
 }

@@ -653,6 +653,19 @@ impl<'f> Planner<'f> {
                 }
                 self.vals.insert(n, Val::View(dst));
             }
+            Op::Reverse(r) => {
+                let dims = self.ty(ops[0]).shape.0.clone();
+                let val = remap(self.vals[&ops[0]].clone(), |v| {
+                    for &a in &r.axes {
+                        if dims[a] > 0 {
+                            v.offset += (dims[a] as isize - 1) * v.strides[a];
+                        }
+                        v.strides[a] = -v.strides[a];
+                    }
+                });
+                self.layout_result(n, val);
+            }
+            Op::Conv(c) => self.conv(n, c, &ops),
             Op::Pad(Pad { lo, interior, .. }) => {
                 let dst = self.destination(n);
                 self.plan.steps.push(Step::Map(MapStep {
@@ -672,6 +685,154 @@ impl<'f> Planner<'f> {
             }
         }
         Ok(())
+    }
+
+    /// A convolution as one contraction (see `docs/format.md`, "conv"): the input, dilated and
+    /// padded into a scratch buffer when the convolution dilates or pads it, is read through a
+    /// view of its patches — `[group, batch, features, output positions…, window taps…]`, the
+    /// taps overlapping — against the kernel viewed as `[group, outputs, features, taps…]`,
+    /// contracting taps (outer) and features (inner), the order of the interpreter's sum. The
+    /// runtime contraction packs the patches (im2col) for the matrix multiply. The product
+    /// `[group, batch, positions…, outputs]` is written in place when that is the
+    /// destination's layout, else copied into it.
+    fn conv(&mut self, n: NodeId, c: &jjt_ir::ops::Conv, ops: &[NodeId]) {
+        let ty = self.ty(n).clone();
+        let (xt, kt) = (self.ty(ops[0]).clone(), self.ty(ops[1]).clone());
+        let (xd, kd, yd) = (xt.shape.dims(), kt.shape.dims(), ty.shape.dims());
+        let s = c.dims.spatial();
+        let x = self.view(ops[0]);
+        let k = self.view(ops[1]);
+        let canon = |v: &View, d: &[usize], perm: &[usize]| -> (Vec<isize>, Vec<usize>) {
+            (perm.iter().map(|&a| v.strides[a]).collect(), perm.iter().map(|&a| d[a]).collect())
+        };
+        let (xs, xdims) = canon(&x, xd, &c.dims.lhs);
+        let (ks, kdims) = canon(&k, kd, &c.dims.rhs);
+        let dilate = |d: usize, f: usize| if d == 0 { 0 } else { (d - 1) * f + 1 };
+        // The dilated, padded input [N, C, P…] (a view of `x` itself when neither applies).
+        let plain =
+            c.lhs_dilation.iter().all(|&d| d == 1) && c.padding.iter().all(|&p| p == (0, 0));
+        let (src, ss) = if plain {
+            (x.clone(), xs.clone())
+        } else {
+            let mut pdims = vec![xdims[0], xdims[1]];
+            for j in 0..s {
+                let (lo, hi) = c.padding[j];
+                let p = dilate(xdims[2 + j], c.lhs_dilation[j]) as i64 + lo + hi;
+                pdims.push(p.max(0) as usize);
+            }
+            let pshape = Shape(pdims.clone());
+            self.plan.scratch.push(pshape.numel() * item_size(ty.dtype));
+            let buf =
+                View::contiguous(Buf::Scratch(self.plan.scratch.len() - 1), &pshape, ty.dtype);
+            self.plan.steps.push(Step::Map(MapStep {
+                dst: buf.clone(),
+                shape: pdims.clone(),
+                expr: Expr::Scalar(0, ty.dtype),
+            }));
+            // Input element i lands at lo + i·ld; keep those inside [0, P).
+            let (mut dst, mut from, mut count) = (buf.clone(), x.clone(), vec![xdims[0], xdims[1]]);
+            dst.strides = buf.strides.clone();
+            from.strides = xs.clone();
+            let mut empty = false;
+            for j in 0..s {
+                let (lo, ld, p) = (c.padding[j].0, c.lhs_dilation[j] as i64, pdims[2 + j] as i64);
+                let first = if lo >= 0 { 0 } else { (-lo + ld - 1) / ld };
+                let last = (xdims[2 + j] as i64 - 1).min((p - 1 - lo).div_euclid(ld));
+                if last < first {
+                    empty = true;
+                    break;
+                }
+                count.push((last - first + 1) as usize);
+                from.offset += first as isize * xs[2 + j];
+                dst.offset += (lo + first * ld) as isize * buf.strides[2 + j];
+                dst.strides[2 + j] = buf.strides[2 + j] * ld as isize;
+            }
+            if !empty && count.iter().all(|&d| d > 0) {
+                self.plan.steps.push(Step::Map(MapStep {
+                    dst,
+                    shape: count,
+                    expr: Expr::Load(from),
+                }));
+            }
+            (buf.clone(), buf.strides.clone())
+        };
+        let (nb, ci) = (xdims[0], xdims[1]);
+        let (o, i) = (kdims[0], kdims[1]);
+        let (g, bg) = (c.feature_groups, c.batch_groups);
+        let grp = g.max(bg);
+        let nq = nb / bg;
+        let out_sp: Vec<usize> = c.dims.out[2..].iter().map(|&a| yd[a]).collect();
+        let win: Vec<usize> = kdims[2..].to_vec();
+        // Patches: [grp, N/bg, I, out…, taps…].
+        let mut pv = src.clone();
+        let mut pshape = vec![grp, nq, i];
+        let grp_stride = if bg > 1 { nq as isize * ss[0] } else { i as isize * ss[1] };
+        pv.strides = vec![if grp > 1 { grp_stride } else { 0 }, ss[0], ss[1]];
+        for j in 0..s {
+            pshape.push(out_sp[j]);
+            pv.strides.push(c.strides[j] as isize * ss[2 + j]);
+        }
+        for j in 0..s {
+            pshape.push(win[j]);
+            pv.strides.push(c.rhs_dilation[j] as isize * ss[2 + j]);
+        }
+        let _ = ci;
+        // Kernel: [grp, O/grp, I, taps…].
+        let mut kv = k.clone();
+        let per = o / grp.max(1);
+        kv.strides = vec![if grp > 1 { per as isize * ks[0] } else { 0 }, ks[0], ks[1]];
+        kv.strides.extend(&ks[2..]);
+        let mut kshape = vec![grp, per, i];
+        kshape.extend(&win);
+        let dims = DotGeneral {
+            lhs_contract: (3 + s..3 + 2 * s).chain([2]).collect(),
+            rhs_contract: (3..3 + s).chain([2]).collect(),
+            lhs_batch: vec![0],
+            rhs_batch: vec![0],
+        };
+        let mut dshape = vec![grp, nq];
+        dshape.extend(&out_sp);
+        dshape.push(per);
+        // The destination viewed as the product's axes.
+        let dst = self.destination(n);
+        let (os, _) = canon(&dst, yd, &c.dims.out);
+        let mut dview = dst.clone();
+        dview.strides = vec![if grp > 1 { per as isize * os[1] } else { 0 }, os[0]];
+        dview.strides.extend(&os[2..]);
+        dview.strides.push(os[1]);
+        let dshape_s = Shape(dshape.clone());
+        let natural = dview.offset == dst.offset
+            && dview
+                .strides
+                .iter()
+                .zip(dshape_s.strides())
+                .zip(&dshape)
+                .all(|((&st, cs), &d)| d <= 1 || st == cs as isize);
+        let target = if natural {
+            let mut v = dst.clone();
+            v.strides = dshape_s.strides().into_iter().map(|x| x as isize).collect();
+            v
+        } else {
+            self.plan.scratch.push(dshape_s.numel() * item_size(ty.dtype));
+            View::contiguous(Buf::Scratch(self.plan.scratch.len() - 1), &dshape_s, ty.dtype)
+        };
+        self.plan.steps.push(Step::Dot(DotStep {
+            dst: target.clone(),
+            shape: dshape.clone(),
+            lhs: pv,
+            lhs_shape: pshape,
+            rhs: kv,
+            rhs_shape: kshape,
+            dims,
+        }));
+        if !natural {
+            self.plan.steps.push(Step::Map(MapStep {
+                dst: dview,
+                shape: dshape,
+                expr: Expr::Load(target),
+            }));
+        }
+        self.vals.insert(n, Val::View(dst));
     }
 
     /// Copy a strided view into a new contiguous scratch buffer of `shape`.

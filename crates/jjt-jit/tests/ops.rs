@@ -641,6 +641,21 @@ fn case_for(name: &str, d: DType, t: &TensorType) -> Option<(Function, bool)> {
             true,
         ),
         "reshape" => (f(&|b, x| b.reshape(x, [3, 1, 2]).unwrap()), false),
+        "reverse" => (
+            f(&|b, x| b.add(Op::Reverse(jjt_ir::ops::Reverse { axes: vec![1] }), &[x]).unwrap()),
+            false,
+        ),
+        "conv" => (
+            f(&|b, x| {
+                // NWC input [1, 3, 2] against a WIO kernel [1, 2, 3], padded by one each side.
+                let lhs = b.reshape(x, [1, 3, 2]).unwrap();
+                let k = b.reshape(x, [1, 2, 3]).unwrap();
+                let mut c = jjt_ir::ops::Conv::new(jjt_ir::ops::ConvDims::channels_last(1));
+                c.padding = vec![(1, 1)];
+                b.add(Op::Conv(c), &[lhs, k]).unwrap()
+            }),
+            true,
+        ),
         "transpose" => (f(&|b, x| b.transpose(x, &[1, 0]).unwrap()), false),
         "broadcast_to" => (f(&|b, x| b.broadcast_to(x, &Shape(vec![2, 2, 3])).unwrap()), false),
         "slice" => (f(&|b, x| b.slice(x, &[1, 0], &[2, 3], &[1, 2]).unwrap()), false),

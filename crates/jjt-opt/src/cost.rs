@@ -65,6 +65,18 @@ pub fn node_flops(f: &Function, n: NodeId) -> f64 {
                 lhs_contract.iter().map(|&a| lhs.get(a).copied().unwrap_or(1) as f64).product();
             out * k
         }
+        Op::Conv(c) => {
+            // Each output sums window taps × kernel input features products.
+            let k = f
+                .operands(n)
+                .get(1)
+                .and_then(|o| f.node(*o))
+                .map(|x| x.ty.shape.0.clone())
+                .unwrap_or_default();
+            let taps: f64 =
+                c.dims.rhs.iter().skip(1).map(|&a| k.get(a).copied().unwrap_or(1) as f64).product();
+            out * taps
+        }
         Op::Unary(_) | Op::Binary(_) | Op::Compare(_) | Op::Select(_) | Op::Convert(_) => out,
         Op::Reduce(_) => {
             f.operands(n).first().and_then(|o| f.node(*o)).map_or(0.0, |x| x.ty.numel() as f64)
@@ -76,6 +88,7 @@ pub fn node_flops(f: &Function, n: NodeId) -> f64 {
         | Op::BroadcastTo(_)
         | Op::Slice(_)
         | Op::Pad(_)
+        | Op::Reverse(_)
         | Op::Concat(_) => 0.0,
     }
 }

@@ -20,12 +20,14 @@ pub mod broadcast;
 pub mod compare;
 pub mod concat;
 pub mod constant;
+pub mod conv;
 pub mod convert;
 pub mod dot_general;
 pub mod input;
 pub mod pad;
 pub mod reduce;
 pub mod reshape;
+pub mod reverse;
 mod rules;
 pub mod select;
 pub mod slice;
@@ -45,12 +47,14 @@ pub use broadcast::BroadcastTo;
 pub use compare::Compare;
 pub use concat::Concat;
 pub use constant::Const;
+pub use conv::{Conv, ConvDims};
 pub use convert::Convert;
 pub use dot_general::DotGeneral;
 pub use input::Input;
 pub use pad::Pad;
 pub use reduce::{Reduce, ReduceKind};
 pub use reshape::Reshape;
+pub use reverse::Reverse;
 pub use rules::{BatchArgs, BatchResult, EvalArgs, JvpArgs, JvpResult, Lin, TransposeResult};
 pub(crate) use rules::{gather_view, keepdims, lead, linear_transpose, move_to_front};
 pub(crate) use rules::{not_linear, view_offsets, zeros};
@@ -234,6 +238,10 @@ define_ops! {
     Concat(Concat),
     /// Zero padding (the transpose of a slice).
     Pad(Pad),
+    /// Reversal along axes.
+    Reverse(Reverse),
+    /// Convolution (XLA's `convolution`).
+    Conv(Conv),
 }
 
 impl Op {

@@ -4,7 +4,9 @@
 use super::{Config, Draw, Outputs, constant};
 use crate::builder::{FunctionBuilder, broadcast_shapes};
 use crate::graph::{Function, NodeId};
-use crate::ops::{Binary, Compare, DotGeneral, Op, Pad, ReduceKind, Unary};
+use crate::ops::{
+    Binary, Compare, Conv, ConvDims, DotGeneral, Op, Pad, ReduceKind, Reverse, Unary,
+};
 use crate::types::{DType, Shape, TensorType};
 
 /// Shapes of inputs: scalars to rank 3, with size-1 axes to broadcast.
@@ -30,6 +32,9 @@ enum Kind {
     Slice,
     Concat,
     Pad,
+    Reverse,
+    /// A one-dimensional convolution of two pool values reshaped to an input and a kernel.
+    Conv,
     Const(&'static str),
     /// What the simplifier rewrites: x·1, x/1, x + (−0), x − 0, −(−x), select(p, x, x).
     Identity,
@@ -58,7 +63,7 @@ fn kinds(cfg: &Config) -> Vec<Kind> {
     k.extend(Compare::ALL.into_iter().map(Kind::Select));
     k.extend(ReduceKind::ALL.into_iter().map(Kind::Reduce));
     k.extend([Kind::Convert, Kind::Reshape, Kind::Transpose, Kind::Broadcast, Kind::Slice]);
-    k.extend([Kind::Concat, Kind::Pad]);
+    k.extend([Kind::Concat, Kind::Pad, Kind::Reverse, Kind::Conv]);
     k.extend((0..cfg.identity_weight.max(1)).map(|_| Kind::Identity));
     k.extend((0..cfg.dot_weight.max(1)).map(|_| Kind::Dot));
     for name in ["const", "full", "zeros", "ones", "eye", "iota", "uniform", "normal", "npy"] {
@@ -286,6 +291,13 @@ impl Gen<'_, '_> {
                 let id = self.b.add(Op::Pad(pad), &[a.id]).ok()?;
                 (self.ty(id).numel() <= MAX_NUMEL).then_some(Val { id, m: a.m })
             }
+            Kind::Reverse => {
+                let r = self.ty(a.id).rank();
+                let axes: Vec<usize> = (0..r).filter(|_| self.d.coin()).collect();
+                let id = self.b.add(Op::Reverse(Reverse { axes }), &[a.id]).ok()?;
+                Some(Val { id, m: a.m })
+            }
+            Kind::Conv => self.conv(a),
             Kind::Const(name) => self.constant(name, a),
             Kind::Identity => {
                 let id = match self.d.below(6) {
@@ -313,6 +325,35 @@ impl Gen<'_, '_> {
                 Some(Val { id, m: a.m })
             }
         }
+    }
+
+    /// `a` as a one-dimensional input (one example, one feature, channels last or first)
+    /// against a partner as a kernel of one input feature, with random strides, padding and
+    /// dilations.
+    fn conv(&mut self, a: Val) -> Option<Val> {
+        let c = self.partner(a, |x, y| x.dtype == y.dtype);
+        let (n, m) = (self.ty(a.id).numel(), self.ty(c.id).numel());
+        if n == 0 || m == 0 {
+            return None;
+        }
+        let last = self.d.coin();
+        let (dims, x_shape) =
+            if last { ("NWC,WIO,NWC", vec![1, n, 1]) } else { ("NCW,OIW,NCW", vec![1, 1, n]) };
+        // The kernel: a window of m taps and one output, or one tap and m outputs.
+        let (w, o) = if self.d.coin() { (m, 1) } else { (1, m) };
+        let k_shape = if last { vec![w, 1, o] } else { vec![o, 1, w] };
+        let mut conv = Conv::new(ConvDims::parse(dims).ok()?);
+        conv.strides = vec![1 + self.d.below(2)];
+        conv.padding = vec![(self.d.below(3) as i64 - 1, self.d.below(3) as i64)];
+        conv.lhs_dilation = vec![1 + self.d.below(2)];
+        conv.rhs_dilation = vec![1 + self.d.below(2)];
+        let (a, c) =
+            (self.bounded(a, self.cfg.limit.sqrt())?, self.bounded(c, self.cfg.limit.sqrt())?);
+        let x = self.b.reshape(a.id, x_shape).ok()?;
+        let k = self.b.reshape(c.id, k_shape).ok()?;
+        let id = self.b.add(Op::Conv(conv), &[x, k]).ok()?;
+        let numel = self.ty(id).numel();
+        (numel > 0 && numel <= MAX_NUMEL).then_some(Val { id, m: a.m * c.m * w as f64 })
     }
 
     fn unary(&mut self, u: Unary, a: Val) -> Option<Val> {
