@@ -545,6 +545,7 @@ fn libm_calls(u: Unary) -> f64 {
         | Unary::Sin
         | Unary::Cos
         | Unary::Tanh
+        | Unary::Erf
         | Unary::Sigmoid => 1.0,
         Unary::Softplus => 2.0,
         Unary::Neg
