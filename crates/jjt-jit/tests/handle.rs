@@ -170,11 +170,9 @@ fn concurrent_split_products_agree() {
         Tensor::f32([256, 300], (0..76_800).map(|i| (i as f32 * 0.013).sin()).collect()).unwrap();
     let b =
         Tensor::f32([300, 200], (0..60_000).map(|i| (i as f32 * 0.007).cos()).collect()).unwrap();
-    let one =
-        jjt_jit::compile_with(&f, jjt_jit::Options { threads: 1, ..Default::default() }).unwrap();
+    let one = compile_with(&f, Options { threads: 1, ..Default::default() }).unwrap();
     let want = one.call(&[&a, &b]).unwrap();
-    let split =
-        jjt_jit::compile_with(&f, jjt_jit::Options { threads: 2, ..Default::default() }).unwrap();
+    let split = compile_with(&f, Options { threads: 2, ..Default::default() }).unwrap();
     std::thread::scope(|s| {
         for _ in 0..4 {
             s.spawn(|| {
@@ -193,8 +191,7 @@ fn concurrent_split_products_agree() {
 fn profile_times_every_step() {
     let f = model();
     let x = inputs();
-    let c = jjt_jit::compile_with(&f, jjt_jit::Options { profile: true, ..Default::default() })
-        .unwrap();
+    let c = compile_with(&f, Options { profile: true, ..Default::default() }).unwrap();
     assert_eq!(c.step_labels().len(), c.steps());
     assert!(c.step_labels().iter().any(|l| l.starts_with("dot ")), "{:?}", c.step_labels());
     jjt_jit::take_profile();
