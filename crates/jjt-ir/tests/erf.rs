@@ -1,9 +1,9 @@
 //! `erf` (musl's, from the `libm` crate) through the interpreter: its values at the special
-//! points `docs/format.md` states, odd symmetry, and the f32 function against the f64 one
-//! rounded. The f64 function is checked against Python's `math.erf` in the `erf_float64`
+//! points `docs/format.md` states, odd symmetry, the f32 function against the f64 one
+//! rounded, and exact GELU traced with `Var::erf`. The f64 function is checked against Python's `math.erf` in the `erf_float64`
 //! fixture (`ops_numpy.rs`).
 
-use jjt_ir::{Tensor, interp, text};
+use jjt_ir::{DType, Tensor, interp, text, trace};
 
 /// `erf(x)` for each value, by the interpreter, in f64 and in f32.
 fn erf_f64(xs: &[f64]) -> Vec<f64> {
@@ -83,4 +83,37 @@ fn f32_within_one_ulp_of_f64_rounded() {
         }
     }
     assert!(worst.0 <= 1, "erf f32 is {} ulp from f64 rounded at x = {:e}", worst.0, worst.1);
+}
+
+/// `Var::erf` traces the same op the text names: exact GELU, `x·(1 + erf(x/√2))/2`, traced and
+/// parsed, gives the same bits; at x = ±√2 it is `±√2·(1 ± erf(1))/2`, with erf(1) =
+/// 0.8427007929497149 (the nearest f64) — within 4 ε relative: x/√2 is 1 within 1 ulp (erf'(1) <
+/// 0.42 carries that on as less than half an ulp), erf within 1 ulp, and the add and two
+/// multiplies round once each (the subtraction 1 − erf(1) ≈ 0.157 magnifies erf's absolute
+/// error 5.4 times relative, so the negative side gets 8 ε).
+#[test]
+fn traced_gelu_matches_the_text() {
+    let traced = trace("gelu", |t| {
+        let x = t.input("x", DType::F64, [4]);
+        &x * 0.5 * ((&x * std::f64::consts::FRAC_1_SQRT_2).erf() + 1.0)
+    })
+    .unwrap();
+    let parsed = text::parse(
+        "func gelu(x: f64[4]) -> f64[4] {
+  return x * 0.5 * (erf(x * 0.7071067811865476) + 1.0)
+}",
+    )
+    .unwrap();
+    let r2 = std::f64::consts::SQRT_2;
+    let xs = Tensor::f64([4], vec![-r2, 0.0, r2, 30.0]).unwrap();
+    let a = interp::eval(&traced, std::slice::from_ref(&xs)).unwrap().to_f64_vec();
+    let b = interp::eval(&parsed, &[xs]).unwrap().to_f64_vec();
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&a), bits(&b));
+    let erf1 = 0.842_700_792_949_714_9;
+    let (neg, pos) = (-r2 * 0.5 * (1.0 - erf1), r2 * 0.5 * (1.0 + erf1));
+    assert!((a[0] - neg).abs() <= 8.0 * f64::EPSILON * neg.abs(), "{} vs {neg}", a[0]);
+    assert_eq!(a[1].to_bits(), 0.0f64.to_bits());
+    assert!((a[2] - pos).abs() <= 4.0 * f64::EPSILON * pos, "{} vs {pos}", a[2]);
+    assert_eq!(a[3], 30.0); // erf saturates to 1: GELU(x) = x
 }
