@@ -140,6 +140,8 @@ fn pow_at_zero_has_no_nan() {
 fn saturated_activations_have_zero_gradient() {
     check("sigmoid at -1000", &format!("{SIG} return sum(sigmoid(x)) }}"), &[-1000.0], &[0.0]);
     check("tanh at 1000", &format!("{SIG} return sum(tanh(x)) }}"), &[1000.0], &[0.0]);
+    check("erf at 1000", &format!("{SIG} return sum(erf(x)) }}"), &[1000.0], &[0.0]);
+    check("erf at -inf", &format!("{SIG} return sum(erf(x)) }}"), &[f64::NEG_INFINITY], &[0.0]);
 }
 
 #[test]

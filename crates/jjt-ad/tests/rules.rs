@@ -45,7 +45,8 @@ fn unary_domain(u: Unary) -> Domain {
         | Unary::Cos
         | Unary::Tanh
         | Unary::Sigmoid
-        | Unary::Softplus => Domain::Range(-3.0, 3.0),
+        | Unary::Softplus
+        | Unary::Erf => Domain::Range(-3.0, 3.0),
     }
 }
 

@@ -134,7 +134,8 @@ pub(crate) fn for_each_index(shape: &[usize], mut f: impl FnMut(&[usize])) {
 }
 
 /// The floating-point element types, with the operations the interpreter needs.
-/// Implemented for `f32` and `f64` with the platform's libm (the same functions the JIT calls).
+/// Implemented for `f32` and `f64` with the platform's libm and, for `erf`, the `libm` crate (the
+/// same functions the JIT calls).
 pub trait Float: Copy + PartialOrd + std::fmt::Debug + 'static {
     /// Round from f64.
     fn from_f64(v: f64) -> Self;
@@ -172,6 +173,9 @@ pub trait Float: Copy + PartialOrd + std::fmt::Debug + 'static {
     fn cos(self) -> Self;
     #[allow(missing_docs)]
     fn tanh(self) -> Self;
+    /// The error function, musl's `erf` (`erff` for f32) through the `libm` crate (Rust's std
+    /// has none); accurate to about 1 ulp.
+    fn erf(self) -> Self;
     #[allow(missing_docs)]
     fn powf(self, o: Self) -> Self;
     #[allow(missing_docs)]
@@ -183,7 +187,7 @@ pub trait Float: Copy + PartialOrd + std::fmt::Debug + 'static {
 }
 
 macro_rules! impl_float {
-    ($t:ty, $variant:ident) => {
+    ($t:ty, $variant:ident, $erf:path) => {
         impl Float for $t {
             fn from_f64(v: f64) -> Self {
                 v as $t
@@ -239,6 +243,9 @@ macro_rules! impl_float {
             fn tanh(self) -> Self {
                 <$t>::tanh(self)
             }
+            fn erf(self) -> Self {
+                $erf(self)
+            }
             fn powf(self, o: Self) -> Self {
                 <$t>::powf(self, o)
             }
@@ -258,5 +265,5 @@ macro_rules! impl_float {
     };
 }
 
-impl_float!(f32, F32);
-impl_float!(f64, F64);
+impl_float!(f32, F32, libm::erff);
+impl_float!(f64, F64, libm::erf);

@@ -345,7 +345,7 @@ impl Var {
     unary_methods! {
         neg => Neg, abs => Abs, exp => Exp, log => Log, log1p => Log1p, expm1 => Expm1,
         sqrt => Sqrt, rsqrt => Rsqrt, recip => Recip, square => Square, sin => Sin, cos => Cos,
-        tanh => Tanh, sigmoid => Sigmoid, relu => Relu, softplus => Softplus,
+        tanh => Tanh, sigmoid => Sigmoid, relu => Relu, softplus => Softplus, erf => Erf,
     }
 
     binary_methods! { pow => Pow, maximum => Maximum, minimum => Minimum }

@@ -1,13 +1,16 @@
 //! Transcendental functions called from generated code: the same Rust (platform libm)
-//! functions the interpreter uses, so JIT and interpreter agree bit for bit on them.
+//! functions the interpreter uses, so JIT and interpreter agree bit for bit on them. `erf` is
+//! the interpreter's own (`jjt_ir::tensor::Float::erf`: musl's, from the `libm` crate) in every
+//! mode.
 //!
 //! | op | path in the JIT |
 //! |---|---|
-//! | exp, log, log1p, expm1, sin, cos, tanh, pow | call to the functions below (scalar loop) |
+//! | exp, log, log1p, expm1, sin, cos, tanh, erf, pow | call to the functions below (scalar loop) |
 //! | sigmoid, softplus | inline arithmetic around calls to exp / log1p (scalar loop) |
 //! | neg, abs, sqrt, rsqrt, recip, square, relu, add, sub, mul, div, maximum, minimum | inline, SIMD |
 
 use jjt_ir::ops::Binary;
+use jjt_ir::tensor::Float;
 use jjt_ir::{DType, Unary};
 
 macro_rules! unary_fns {
@@ -28,6 +31,14 @@ unary_fns! {
     jjt_sin_f32, f32, sin; jjt_sin_f64, f64, sin;
     jjt_cos_f32, f32, cos; jjt_cos_f64, f64, cos;
     jjt_tanh_f32, f32, tanh; jjt_tanh_f64, f64, tanh;
+}
+
+extern "C" fn jjt_erf_f32(x: f32) -> f32 {
+    Float::erf(x)
+}
+
+extern "C" fn jjt_erf_f64(x: f64) -> f64 {
+    Float::erf(x)
 }
 
 extern "C" fn jjt_pow_f32(x: f32, y: f32) -> f32 {
@@ -95,13 +106,15 @@ pub enum Libm {
     Cos,
     /// `tanh`.
     Tanh,
+    /// `erf`.
+    Erf,
     /// `pow` (two arguments).
     Pow,
 }
 
 impl Libm {
     /// Every function.
-    pub const ALL: [Libm; 8] = [
+    pub const ALL: [Libm; 9] = [
         Libm::Exp,
         Libm::Log,
         Libm::Log1p,
@@ -109,6 +122,7 @@ impl Libm {
         Libm::Sin,
         Libm::Cos,
         Libm::Tanh,
+        Libm::Erf,
         Libm::Pow,
     ];
 
@@ -122,6 +136,7 @@ impl Libm {
             Unary::Sin => Some(Libm::Sin),
             Unary::Cos => Some(Libm::Cos),
             Unary::Tanh => Some(Libm::Tanh),
+            Unary::Erf => Some(Libm::Erf),
             Unary::Neg
             | Unary::Abs
             | Unary::Sqrt
@@ -162,6 +177,8 @@ impl Libm {
             (Libm::Cos, F64) => ("jjt_cos_f64", jjt_cos_f64 as *const u8),
             (Libm::Tanh, F32) => ("jjt_tanh_f32", jjt_tanh_f32 as *const u8),
             (Libm::Tanh, F64) => ("jjt_tanh_f64", jjt_tanh_f64 as *const u8),
+            (Libm::Erf, F32) => ("jjt_erf_f32", jjt_erf_f32 as *const u8),
+            (Libm::Erf, F64) => ("jjt_erf_f64", jjt_erf_f64 as *const u8),
             (Libm::Pow, F32) => ("jjt_pow_f32", jjt_pow_f32 as *const u8),
             (Libm::Pow, F64) => ("jjt_pow_f64", jjt_pow_f64 as *const u8),
         }

@@ -249,6 +249,17 @@ fn elementwise_ops_are_bit_exact() {
                 b.binary_scalar(Binary::Mul, e, 0.25, jjt_ir::ScalarSide::Left).unwrap()
             });
             check_exact(&f, &[input(&t, 0), input(&t, 9)]);
+            // Exact GELU, x·(1 + erf(x/√2))/2: a fused expression around the erf call (a
+            // call in every mode, so bit for bit in fast mode too).
+            let f = func(&format!("gelu_{d}_{n}"), std::slice::from_ref(&t), |b, x| {
+                use jjt_ir::ScalarSide::Right;
+                let s = b.binary_scalar(Binary::Mul, x[0], std::f64::consts::FRAC_1_SQRT_2, Right);
+                let e = b.unary(Unary::Erf, s.unwrap()).unwrap();
+                let p = b.binary_scalar(Binary::Add, e, 1.0, Right).unwrap();
+                let h = b.binary_scalar(Binary::Mul, x[0], 0.5, Right).unwrap();
+                b.binary(Binary::Mul, h, p).unwrap()
+            });
+            check_exact(&f, &[input(&t, 0)]);
         }
     }
 }

@@ -5,12 +5,16 @@
 //! - `sigmoid(x) = 1 / (1 + exp(-x))` (saturates to 0 and 1 without NaN);
 //! - `softplus(x) = max(x, 0) + log1p(exp(-|x|))` (no overflow for large `x`);
 //! - `rsqrt(x) = 1 / sqrt(x)`, `recip(x) = 1 / x`, `square(x) = x * x`;
+//! - `erf(x)` is musl's `erf` through the `libm` crate (`libm::erf`, `libm::erff`: Rust's std
+//!   has no stable `erf`), accurate to about 1 ulp; `erf(±0) = ±0`, `erf(±inf) = ±1`,
+//!   NaN for NaN;
 //! - everything else is the platform libm function of the same name.
 //!
 //! Derivatives at special points (JAX's conventions; asserted in jjt-ad's `nan_suite` test):
 //! `relu'(0) = 0`; `|x|'(0) = 0` (sign(0) = 0); `sqrt'(0) = +inf`, so a numerically zero
 //! tangent at 0 gives `0·inf = NaN`; `sigmoid` and `tanh` have exactly zero derivative when
-//! saturated. Only `neg` is linear; the others' transpose rules report "not linear".
+//! saturated; `erf'(x) = 2/√π·exp(−x²)` is exactly zero at ±inf (and once `x²` overflows or
+//! `exp(−x²)` underflows). Only `neg` is linear; the others' transpose rules report "not linear".
 
 use super::{Arity, CallArgs, OpInfo, OpRule, ParseOp, Traits, bad_dtype, want_float};
 use super::{BatchArgs, BatchResult, EvalArgs, JvpArgs, JvpResult, Lin, TransposeResult};
@@ -42,11 +46,12 @@ pub enum Unary {
     Sigmoid,
     Relu,
     Softplus,
+    Erf,
 }
 
 impl Unary {
     /// Every unary op, in declaration order.
-    pub const ALL: [Unary; 16] = [
+    pub const ALL: [Unary; 17] = [
         Unary::Neg,
         Unary::Abs,
         Unary::Exp,
@@ -63,6 +68,7 @@ impl Unary {
         Unary::Sigmoid,
         Unary::Relu,
         Unary::Softplus,
+        Unary::Erf,
     ];
 
     /// Name in the text format.
@@ -84,6 +90,7 @@ impl Unary {
             Unary::Sigmoid => "sigmoid",
             Unary::Relu => "relu",
             Unary::Softplus => "softplus",
+            Unary::Erf => "erf",
         }
     }
 
@@ -115,6 +122,7 @@ impl Unary {
                 let pos = if x > T::zero() { x } else { T::zero() };
                 if x.is_nan() { x } else { pos.add(x.abs().neg().exp().ln_1p()) }
             }
+            Unary::Erf => x.erf(),
         }
     }
 
@@ -136,7 +144,8 @@ impl Unary {
             | Unary::Tanh
             | Unary::Sigmoid
             | Unary::Relu
-            | Unary::Softplus => false,
+            | Unary::Softplus
+            | Unary::Erf => false,
         }
     }
 }
@@ -229,6 +238,14 @@ impl OpRule for Unary {
                 mul(b, y, om)?
             }
             Unary::Softplus => b.unary(Unary::Sigmoid, x)?,
+            // 2/√π·exp(−x²): 0 at ±inf (exp(−inf) = 0), NaN for NaN.
+            Unary::Erf => {
+                let c = k(b, std::f64::consts::FRAC_2_SQRT_PI)?;
+                let xx = b.unary(Unary::Square, x)?;
+                let nxx = b.unary(Unary::Neg, xx)?;
+                let e = b.unary(Unary::Exp, nxx)?;
+                mul(b, c, e)?
+            }
         };
         mul(b, t, d).map(Some)
     }

@@ -385,7 +385,7 @@ impl Gen<'_, '_> {
                 let x = self.bounded(a, self.cfg.limit.sqrt())?;
                 (x, x.m * x.m)
             }
-            Unary::Sin | Unary::Cos | Unary::Tanh | Unary::Sigmoid => (a, 1.0),
+            Unary::Sin | Unary::Cos | Unary::Tanh | Unary::Sigmoid | Unary::Erf => (a, 1.0),
             Unary::Softplus => (a, a.m + 1.0),
         };
         Some(Val { id: self.b.unary(u, x.id).ok()?, m })

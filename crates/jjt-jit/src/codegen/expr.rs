@@ -234,7 +234,8 @@ impl Cg<'_, '_> {
             | Unary::Expm1
             | Unary::Sin
             | Unary::Cos
-            | Unary::Tanh => {
+            | Unary::Tanh
+            | Unary::Erf => {
                 let f = Libm::of_unary(u).unwrap_or(Libm::Exp);
                 self.call(f, d, &[x])
             }
