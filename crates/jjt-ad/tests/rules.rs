@@ -11,7 +11,8 @@ mod common;
 
 use common::{Domain, Rng, bits, dot, eval, sample, tensor};
 use jjt_ad::{jvp, vjp, vmap};
-use jjt_ir::ops::{Conv, ConvDims, DotGeneral, Pad, ReduceKind, Reverse};
+use jjt_ir::ops::patches::Window;
+use jjt_ir::ops::{Conv, ConvDims, DotGeneral, Pad, Patches, ReduceKind, Reverse};
 use jjt_ir::testgen::{Draw, constant};
 use jjt_ir::{
     Binary, Compare, DType, Function, FunctionBuilder, NodeId, Op, Shape, Tensor, TensorType, Unary,
@@ -187,6 +188,24 @@ fn cases() -> Vec<Case> {
     v.push(case("reverse", &[&[2, 3, 4]], vec![any], |b, x| {
         b.add(Op::Reverse(Reverse { axes: vec![0, 2] }), &[x[0]]).unwrap()
     }));
+    v.push(case("patches", &[&[5, 2, 6]], vec![any], |b, x| {
+        let p = Patches {
+            axes: vec![2, 0],
+            window: vec![3, 2],
+            strides: vec![1, 2],
+            dilation: vec![2, 1],
+        };
+        b.add(Op::Patches(p), &[x[0]]).unwrap()
+    }));
+    for (kind, name) in [(ReduceKind::Sum, "sum"), (ReduceKind::Max, "max")] {
+        v.push(case(&format!("reduce_window_{name}"), &[&[2, 5, 4, 2]], vec![any], |b, x| {
+            let mut w = Window::new(vec![1, 2, 3, 1], vec![1, 2, 1, 1]);
+            w.padding = vec![(0, 0), (1, 0), (1, 1), (0, 0)];
+            w.base_dilation = vec![1, 1, 2, 1];
+            w.window_dilation = vec![1, 2, 1, 1];
+            b.reduce_window(x[0], kind, &w).unwrap()
+        }));
+    }
     // Convolutions: every attribute, each layout, groups of both kinds.
     let conv = |dims: &str,
                 strides: &[usize],
@@ -567,4 +586,25 @@ fn zero_in_gives_exactly_zero_out() {
             assert!(ct.to_f64_vec().iter().all(|&z| z == 0.0), "{}: zero cotangent", c.name);
         }
     }
+}
+
+/// Max pooling at ties: the tangent is the average of the tangents of the maximal taps (the
+/// convention of `max`, which `reduce_window` reduces with), and padding taps (−∞) never
+/// win. Windows of 2 with stride 2 over `[1, 1, 0, 3, −1]` padded by one at the end (the last
+/// window is `[−1, −∞]`).
+#[test]
+fn max_pooling_averages_the_tangent_over_ties() {
+    let t5 = ty(&[5]);
+    let mut b = FunctionBuilder::new("pool");
+    let x = b.input("x", t5.clone()).unwrap();
+    let mut w = Window::new(vec![2], vec![2]);
+    w.padding = vec![(0, 1)];
+    let y = b.reduce_window(x, ReduceKind::Max, &w).unwrap();
+    let f = b.finish(y).unwrap();
+    let j = jvp(&f, &["x".to_string()]).unwrap();
+    let xv = tensor(&t5, vec![1.0, 1.0, 0.0, 3.0, -1.0]);
+    let tv = tensor(&t5, vec![2.0, 4.0, 8.0, 16.0, 32.0]);
+    let out = eval(&j, &[xv, tv]);
+    assert_eq!(out[0].to_f64_vec(), vec![1.0, 3.0, -1.0]);
+    assert_eq!(out[1].to_f64_vec(), vec![3.0, 16.0, 32.0]);
 }

@@ -13,7 +13,7 @@ use crate::error::{IrError, TypeError};
 use crate::graph::{Function, Graph, Node, NodeId, Param};
 use crate::ops::reduce::RawAxes;
 use crate::ops::{
-    Binary, BroadcastTo, Compare, Concat, Const, Convert, DotGeneral, Input, Op, Reduce,
+    Binary, BroadcastTo, Compare, Concat, Const, Convert, DotGeneral, Input, Op, Pad, Reduce,
     ReduceKind, Reshape, Select, Slice, Transpose, Unary,
 };
 use crate::types::{DType, Shape, TensorType};
@@ -353,6 +353,76 @@ impl FunctionBuilder {
             .resolve(rank)
             .map_err(|e| self.type_error(kind.op_name(), &[x], e))?;
         self.add(Op::Reduce(Reduce { kind, axes }), &[x])
+    }
+
+    /// XLA's `reduce_window` with `sum` or `max` (`kind`), every attribute per axis of `x`:
+    /// `x` dilated (`base_dilation − 1` holes between elements) and padded (`padding`), each
+    /// window of `window` taps spaced `window_dilation` apart moving by `strides`, reduced.
+    /// Holes and padding count as 0 for `sum` and −∞ for `max`. Built as `pad` (and, for
+    /// `max`, a `select` of −∞ outside `x`'s elements), [`Patches`](crate::ops::Patches) over
+    /// the axes with a window, and a `reduce` over its tap axes; the derivative of `max` at ties
+    /// is `reduce`'s (the average over the maximal taps).
+    pub fn reduce_window(
+        &mut self,
+        x: NodeId,
+        kind: ReduceKind,
+        w: &crate::ops::patches::Window,
+    ) -> Result<NodeId, IrError> {
+        let ty = self.ty(x)?.clone();
+        let r = ty.rank();
+        let bad =
+            |s: &Self, msg: String| s.type_error("reduce_window", &[x], TypeError::Window(msg));
+        if kind == ReduceKind::Mean {
+            return Err(bad(self, "kind must be sum or max".into()));
+        }
+        for (name, len) in [
+            ("window", w.window.len()),
+            ("strides", w.strides.len()),
+            ("padding", w.padding.len()),
+            ("base_dilation", w.base_dilation.len()),
+            ("window_dilation", w.window_dilation.len()),
+        ] {
+            if len != r {
+                return Err(bad(self, format!("`{name}` has {len} entries for rank {r}")));
+            }
+        }
+        let dilated = w.base_dilation.iter().any(|&d| d != 1);
+        let padded = w.padding.iter().any(|&p| p != (0, 0));
+        if w.base_dilation.contains(&0) {
+            return Err(bad(self, "`base_dilation` entries must be at least 1".into()));
+        }
+        let mut v = x;
+        if dilated || padded {
+            let pad = Pad {
+                lo: w.padding.iter().map(|p| p.0).collect(),
+                hi: w.padding.iter().map(|p| p.1).collect(),
+                interior: w.base_dilation.iter().map(|d| d - 1).collect(),
+            };
+            v = self.add(Op::Pad(pad.clone()), &[x])?;
+            if kind == ReduceKind::Max {
+                let ones = self.full(ty.clone(), 1.0)?;
+                let inside = self.add(Op::Pad(pad), &[ones])?;
+                let mask = self.compare_scalar(Compare::Gt, inside, 0.5)?;
+                let shape = self.ty(v)?.clone();
+                let low = self.full(shape, f64::NEG_INFINITY)?;
+                v = self.select(mask, v, low)?;
+            }
+        }
+        let axes: Vec<usize> = (0..r)
+            .filter(|&a| w.window[a] != 1 || w.strides[a] != 1 || w.window_dilation[a] != 1)
+            .collect();
+        if axes.is_empty() {
+            return Ok(v);
+        }
+        let p = crate::ops::Patches {
+            window: axes.iter().map(|&a| w.window[a]).collect(),
+            strides: axes.iter().map(|&a| w.strides[a]).collect(),
+            dilation: axes.iter().map(|&a| w.window_dilation[a]).collect(),
+            axes: axes.clone(),
+        };
+        let pt = self.add(Op::Patches(p), &[v])?;
+        let taps: Vec<i64> = (r..r + axes.len()).map(|a| a as i64).collect();
+        self.reduce(kind, pt, Some(&taps))
     }
 
     /// Reshape (no node if the shape is unchanged).

@@ -57,6 +57,25 @@ pub enum TypeError {
     /// `reverse` axes that are not distinct.
     #[error("reverse axes {} are not distinct", Shape(.0.clone()))]
     ReverseAxes(Vec<usize>),
+    /// A `reduce_window` whose attributes do not fit its operand.
+    #[error("{0}")]
+    Window(String),
+    /// `patches` axes that are not distinct.
+    #[error("patches axes {} are not distinct", Shape(.0.clone()))]
+    PatchesAxes(Vec<usize>),
+    /// A `patches` attribute with an entry of 0.
+    #[error("patches `{0}` entries must be at least 1")]
+    PatchesZero(&'static str),
+    /// A `patches` attribute whose length is not the number of axes.
+    #[error("patches `{attr}` has {got} entries for {axes} axes")]
+    PatchesLength {
+        /// The attribute.
+        attr: &'static str,
+        /// Its length.
+        got: usize,
+        /// The number of window axes.
+        axes: usize,
+    },
     /// A `conv` whose operands or attributes do not fit.
     #[error("conv: {0}")]
     Conv(ConvError),

@@ -666,6 +666,21 @@ impl<'f> Planner<'f> {
                 self.layout_result(n, val);
             }
             Op::Conv(c) => self.conv(n, c, &ops),
+            Op::Patches(pt) => {
+                // A view with overlapping strides: positions advance `strides`, taps `dilation`
+                // (of a stored operand: a fused one would be recomputed per tap).
+                let stored = Val::View(self.view(ops[0]));
+                let val = remap(stored, |v| {
+                    let base = v.strides.clone();
+                    for (j, &a) in pt.axes.iter().enumerate() {
+                        v.strides[a] = base[a] * pt.strides[j] as isize;
+                    }
+                    for (j, &a) in pt.axes.iter().enumerate() {
+                        v.strides.push(base[a] * pt.dilation[j] as isize);
+                    }
+                });
+                self.layout_result(n, val);
+            }
             Op::Pad(Pad { lo, interior, .. }) => {
                 let dst = self.destination(n);
                 self.plan.steps.push(Step::Map(MapStep {

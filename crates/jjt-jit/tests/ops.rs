@@ -652,6 +652,18 @@ fn case_for(name: &str, d: DType, t: &TensorType) -> Option<(Function, bool)> {
             true,
         ),
         "reshape" => (f(&|b, x| b.reshape(x, [3, 1, 2]).unwrap()), false),
+        "patches" => (
+            f(&|b, x| {
+                let p = jjt_ir::ops::Patches {
+                    axes: vec![1, 0],
+                    window: vec![2, 1],
+                    strides: vec![1, 1],
+                    dilation: vec![1, 1],
+                };
+                b.add(Op::Patches(p), &[x]).unwrap()
+            }),
+            false,
+        ),
         "reverse" => (
             f(&|b, x| b.add(Op::Reverse(jjt_ir::ops::Reverse { axes: vec![1] }), &[x]).unwrap()),
             false,

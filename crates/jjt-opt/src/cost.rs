@@ -89,6 +89,7 @@ pub fn node_flops(f: &Function, n: NodeId) -> f64 {
         | Op::Slice(_)
         | Op::Pad(_)
         | Op::Reverse(_)
+        | Op::Patches(_)
         | Op::Concat(_) => 0.0,
     }
 }

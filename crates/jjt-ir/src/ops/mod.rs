@@ -25,6 +25,7 @@ pub mod convert;
 pub mod dot_general;
 pub mod input;
 pub mod pad;
+pub mod patches;
 pub mod reduce;
 pub mod reshape;
 pub mod reverse;
@@ -52,6 +53,7 @@ pub use convert::Convert;
 pub use dot_general::DotGeneral;
 pub use input::Input;
 pub use pad::Pad;
+pub use patches::Patches;
 pub use reduce::{Reduce, ReduceKind};
 pub use reshape::Reshape;
 pub use reverse::Reverse;
@@ -240,6 +242,8 @@ define_ops! {
     Pad(Pad),
     /// Reversal along axes.
     Reverse(Reverse),
+    /// Sliding windows as new trailing axes.
+    Patches(Patches),
     /// Convolution (XLA's `convolution`).
     Conv(Conv),
 }

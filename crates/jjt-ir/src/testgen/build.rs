@@ -5,7 +5,7 @@ use super::{Config, Draw, Outputs, constant};
 use crate::builder::{FunctionBuilder, broadcast_shapes};
 use crate::graph::{Function, NodeId};
 use crate::ops::{
-    Binary, Compare, Conv, ConvDims, DotGeneral, Op, Pad, ReduceKind, Reverse, Unary,
+    Binary, Compare, Conv, ConvDims, DotGeneral, Op, Pad, Patches, ReduceKind, Reverse, Unary,
 };
 use crate::types::{DType, Shape, TensorType};
 
@@ -33,6 +33,7 @@ enum Kind {
     Concat,
     Pad,
     Reverse,
+    Patches,
     /// A one-dimensional convolution of two pool values reshaped to an input and a kernel.
     Conv,
     Const(&'static str),
@@ -63,7 +64,7 @@ fn kinds(cfg: &Config) -> Vec<Kind> {
     k.extend(Compare::ALL.into_iter().map(Kind::Select));
     k.extend(ReduceKind::ALL.into_iter().map(Kind::Reduce));
     k.extend([Kind::Convert, Kind::Reshape, Kind::Transpose, Kind::Broadcast, Kind::Slice]);
-    k.extend([Kind::Concat, Kind::Pad, Kind::Reverse, Kind::Conv]);
+    k.extend([Kind::Concat, Kind::Pad, Kind::Reverse, Kind::Patches, Kind::Conv]);
     k.extend((0..cfg.identity_weight.max(1)).map(|_| Kind::Identity));
     k.extend((0..cfg.dot_weight.max(1)).map(|_| Kind::Dot));
     for name in ["const", "full", "zeros", "ones", "eye", "iota", "uniform", "normal", "npy"] {
@@ -298,6 +299,20 @@ impl Gen<'_, '_> {
                 Some(Val { id, m: a.m })
             }
             Kind::Conv => self.conv(a),
+            Kind::Patches => {
+                let dims = self.ty(a.id).shape.dims().to_vec();
+                let axes: Vec<usize> =
+                    (0..dims.len()).filter(|&i| dims[i] > 1 && self.d.coin()).collect();
+                if axes.is_empty() {
+                    return None;
+                }
+                let mut draw = || axes.iter().map(|_| 1 + self.d.below(2)).collect::<Vec<_>>();
+                let (window, strides, dilation) = (draw(), draw(), draw());
+                let p = Patches { axes, window, strides, dilation };
+                let id = self.b.add(Op::Patches(p), &[a.id]).ok()?;
+                let numel = self.ty(id).numel();
+                (numel > 0 && numel <= MAX_NUMEL).then_some(Val { id, m: a.m })
+            }
             Kind::Const(name) => self.constant(name, a),
             Kind::Identity => {
                 let id = match self.d.below(6) {

@@ -7,7 +7,7 @@ use super::error::ParseErrorKind;
 use super::lexer::{Tok, Token};
 use super::parser::{PResult, Parser, RESERVED, Val, dtype_of};
 use crate::graph::NodeId;
-use crate::ops::{AttrValue, Binary, CallArgs, Compare, Op, Unary};
+use crate::ops::{AttrValue, Binary, CallArgs, Compare, Op, ReduceKind, Unary};
 use crate::types::{DType, TensorType};
 
 impl Parser<'_> {
@@ -240,6 +240,9 @@ impl Parser<'_> {
             let b = self.node_of(b, &bt, None)?;
             return Ok(Val::Node(self.b.matmul(a, b).map_err(|e| self.ir_err(t, e))?));
         }
+        if name == "reduce_window" {
+            return self.reduce_window(name, t, operands, args);
+        }
         if Op::parse_call(&name, &mut CallArgs::default()).is_none() {
             return Err(self.err_at(t, ParseErrorKind::UnknownOp(name)));
         }
@@ -292,6 +295,71 @@ impl Parser<'_> {
             op => self.b.add(op, &ids),
         };
         Ok(Val::Node(id.map_err(|e| self.ir_err(t, e))?))
+    }
+
+    /// `reduce_window(x, kind="sum"|"max", window=[..], strides=[..], padding=[[lo,hi],..],
+    /// base_dilation=[..], window_dilation=[..])`, one entry per axis (strides, padding and
+    /// dilations optional): built by [`crate::FunctionBuilder::reduce_window`] and printed as
+    /// what it builds.
+    fn reduce_window(
+        &mut self,
+        name: String,
+        t: &Token,
+        mut operands: Vec<(Val, Token)>,
+        mut args: CallArgs,
+    ) -> PResult<Val> {
+        let attr_err = |s: &Self, message: String| {
+            s.err_at(t, ParseErrorKind::Attr { op: name.clone(), message })
+        };
+        if operands.len() != 1 || !args.positional.is_empty() {
+            return Err(attr_err(
+                self,
+                "takes one operand: reduce_window(x, kind=..., window=[...])".into(),
+            ));
+        }
+        let (v, vt) = operands.remove(0);
+        let x = self.node_of(v, &vt, None)?;
+        let r = self.b.ty(x).map_err(|e| self.ir_err(t, e))?.rank();
+        let kind = match args.take("kind") {
+            Some(AttrValue::Str(k)) if k == "sum" => ReduceKind::Sum,
+            Some(AttrValue::Str(k)) if k == "max" => ReduceKind::Max,
+            _ => return Err(attr_err(self, "needs `kind=\"sum\"` or `kind=\"max\"`".into())),
+        };
+        let mut read = || -> Result<crate::ops::patches::Window, String> {
+            let window = args.take_usizes("window")?;
+            let strides = args.take_usizes_or("strides", || vec![1; r])?;
+            let base_dilation = args.take_usizes_or("base_dilation", || vec![1; r])?;
+            let window_dilation = args.take_usizes_or("window_dilation", || vec![1; r])?;
+            let padding = match args.take("padding") {
+                None => vec![(0, 0); r],
+                Some(AttrValue::List(items)) => items
+                    .iter()
+                    .map(|p| match p {
+                        AttrValue::List(pair) => match pair[..] {
+                            [AttrValue::Int(l), AttrValue::Int(h)] if l >= 0 && h >= 0 => {
+                                Some((l as usize, h as usize))
+                            }
+                            _ => None,
+                        },
+                        _ => None,
+                    })
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or("`padding` must be [[lo,hi],...] of non-negative integers")?,
+                Some(_) => return Err("`padding` must be [[lo,hi],...]".into()),
+            };
+            Ok(crate::ops::patches::Window {
+                window,
+                strides,
+                padding,
+                base_dilation,
+                window_dilation,
+            })
+        };
+        let w = read().map_err(|m| attr_err(self, m))?;
+        if let Some((k, _)) = args.keyword.first() {
+            return Err(self.err_at(t, ParseErrorKind::UnusedArg { op: name, arg: k.clone() }));
+        }
+        Ok(Val::Node(self.b.reduce_window(x, kind, &w).map_err(|e| self.ir_err(t, e))?))
     }
 
     pub(super) fn attr_value(&mut self) -> PResult<AttrValue> {
