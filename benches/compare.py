@@ -12,7 +12,7 @@ Workloads:
   mlp:  784-512-512-10 tanh, B1 = B2 = 32, f32, wrt all parameters, full kernel, jjt auto,
         vs neural-tangents NTK_VECTOR_PRODUCTS and STRUCTURED_DERIVATIVES with vmap_axes=0;
         and row mlp-ntvp: jjt with --strategy ntvp (no choice of strategy) vs NTK_VECTOR_PRODUCTS.
-  zoo (--zoo NAMES, default all): the models of benches/models (mlp, transformer, deep, mixer), see
+  zoo (--zoo NAMES, default all): the models of benches/models (mlp, transformer, deep, mixer, cnn), see
         benches/models/gen.py. For each: jjt with --strategy auto, ntvp and jc (steady median and first call,
         rel. error of K against the float64 reference of benches/peers/zoo_jax.py --ref), neural-tangents
         STRUCTURED_DERIVATIVES, NTK_VECTOR_PRODUCTS and JACOBIAN_CONTRACTION (vmap_axes=0; benches/peers/zoo_nt.py)
@@ -133,7 +133,7 @@ def main():
 # ------------------------------------------------------------------------------------------------
 # The model zoo (benches/models): jjt's three strategies and the peers on each model, one run.
 
-ZOO = ["mlp", "transformer", "deep", "mixer"]
+ZOO = ["mlp", "transformer", "deep", "mixer", "cnn"]
 STRATEGIES = ["auto", "ntvp", "jc"]
 NT_VARIANTS = ["SD", "NTVP", "JC"]
 

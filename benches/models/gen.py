@@ -76,6 +76,33 @@ def mixer_forward(p, x, xp):
     return xp.mean(h, axis=0) @ p["wh"] + p["bh"]
 
 
+def _conv_same(h, k, xp):
+    """A 3x3 convolution, stride 1, SAME padding, of one HWC example with an HWIO kernel: JAX's
+    lax.conv_general_dilated under jax.numpy (what neural-tangents has rules for), im2col with
+    NumPy."""
+    if xp is np:
+        kh, kw = k.shape[0], k.shape[1]
+        p = np.pad(h, ((kh // 2, kh // 2), (kw // 2, kw // 2), (0, 0)))
+        rows, cols = h.shape[0], h.shape[1]
+        taps = np.stack([p[i:i + rows, j:j + cols, :] for i in range(kh) for j in range(kw)], axis=2)
+        return np.einsum("hwtc,tco->hwo", taps, k.reshape(kh * kw, k.shape[2], k.shape[3]))
+    import jax
+    y = jax.lax.conv_general_dilated(h[None], k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return y[0]
+
+
+def _avg_pool2(h, xp):
+    r, c, ch = h.shape
+    return xp.mean(h.reshape(r // 2, 2, c // 2, 2, ch), axis=(1, 3))
+
+
+def cnn_forward(p, x, xp):
+    h = _avg_pool2(xp.maximum(_conv_same(x, p["k1"], xp) + p["c1"], 0.0), xp)
+    h = _avg_pool2(xp.maximum(_conv_same(h, p["k2"], xp) + p["c2"], 0.0), xp)
+    h = xp.maximum(_conv_same(h, p["k3"], xp) + p["c3"], 0.0)
+    return xp.mean(h, axis=(0, 1)) @ p["w4"] + p["b4"]
+
+
 # ---------------------------------------------------------------------------------------------
 # jjt spellings
 
@@ -171,6 +198,28 @@ def mixer_jjt(m):
     ])
 
 
+def cnn_jjt(m):
+    hh, ww, c = m["x"]
+    conv = 'dims="NHWC,HWIO,NHWC", padding="SAME"'
+    pool = 'kind="sum", window=[1,2,2,1], strides=[1,2,2,1]'
+    return "\n".join([
+        f"# A CNN on {hh}x{ww}x{c} images (HWC): three 3x3 convolutions (stride 1, SAME padding, HWIO kernels)",
+        "# with bias and relu, the first two followed by 2x2 average pooling (the window sum / 4), then the",
+        f"# mean over the spatial axes and a linear head to {m['outputs']} outputs.",
+        "# Written by benches/models/gen.py (see cnn_forward there).",
+        _sig("cnn", m["params"], m["x"], m["outputs"]),
+        f"  h0 = reshape(x, shape=[1,{hh},{ww},{c}])",
+        f"  z1 = conv(h0, k1, {conv}) + c1",
+        f"  p1 = reduce_window(relu(z1), {pool}) * 0.25",
+        f"  z2 = conv(p1, k2, {conv}) + c2",
+        f"  p2 = reduce_window(relu(z2), {pool}) * 0.25",
+        f"  z3 = conv(p2, k3, {conv}) + c3",
+        "  h = reshape(mean(relu(z3), axes=[0,1,2]), shape=[64])",
+        "  return h @ w4 + b4",
+        "}",
+    ])
+
+
 # ---------------------------------------------------------------------------------------------
 # The zoo: parameter shapes (in signature order), how each is initialised, batch sizes
 
@@ -201,6 +250,10 @@ def _models():
         params=_linear(pd, c, "wp", "bp") + [("g1", (c,)), ("e1", (c,))] + _linear(t, dt, "wt1", "bt1")
         + _linear(dt, t, "wt2", "bt2") + [("g2", (c,)), ("e2", (c,))] + _linear(c, dc, "wc1", "bc1")
         + _linear(dc, c, "wc2", "bc2") + _linear(c, 10, "wh", "bh"))
+    ms["cnn"] = dict(
+        x=(32, 32, 3), outputs=10, batch=(16, 16), seed=5, forward=cnn_forward, jjt=cnn_jjt,
+        params=[("k1", (3, 3, 3, 32)), ("c1", (32,)), ("k2", (3, 3, 32, 64)), ("c2", (64,)),
+                ("k3", (3, 3, 64, 64)), ("c3", (64,))] + _linear(64, 10, "w4", "b4"))
     return ms
 
 
@@ -209,7 +262,7 @@ MODELS = _models()
 
 def data(name):
     """(params dict in signature order, x1, x2), all f32, from the model's NumPy seed.
-    Weights (rank 2) ~ N(0, 1/fan_in); layernorm gains 1 + 0.1 N(0, 1); every other vector 0.1 N(0, 1);
+    Weights (rank 2, and rank-4 HWIO kernels) ~ N(0, 1/fan_in); layernorm gains 1 + 0.1 N(0, 1); every other vector 0.1 N(0, 1);
     the examples x ~ N(0, 1)."""
     m = MODELS[name]
     rng = np.random.default_rng(m["seed"])
@@ -218,6 +271,8 @@ def data(name):
         r = rng.standard_normal(s)
         if len(s) == 2:
             v = r / np.sqrt(s[0])
+        elif len(s) == 4:  # HWIO convolution kernels: fan_in = H·W·I
+            v = r / np.sqrt(s[0] * s[1] * s[2])
         elif n.startswith("g"):
             v = 1.0 + 0.1 * r
         else:

@@ -158,3 +158,80 @@ fn constants() {
     assert_eq!(e, TypeError::TooManyDraws { offset, draws: 3, limit });
     assert!(m.contains("exceeds the limit"), "{m}");
 }
+
+#[test]
+fn convolutions_and_windows() {
+    use jjt_ir::ConvError;
+    use jjt_ir::ops::{Conv, ConvDims, Patches, Reverse};
+    let nwc = || Conv::new(ConvDims::parse("NWC,WIO,NWC").unwrap());
+
+    let (e, m) = fails(Op::Conv(nwc()), &[&[2, 5, 3], &[3, 3]]);
+    assert_eq!(e, TypeError::Conv(ConvError::Rank { lhs: 3, rhs: 2 }));
+    assert!(m.starts_with("conv: operands must have rank 3 to 5"), "{m}");
+
+    let (e, m) = fails(Op::Conv(nwc()), &[&[2, 5, 3], &[3, 4, 6]]);
+    assert_eq!(e, TypeError::Conv(ConvError::Features { lhs: 3, rhs: 4, groups: 1 }));
+    assert_eq!(m, "conv: input has 3 features in 1 group(s), the kernel takes 4 per group");
+
+    let mut c = nwc();
+    c.strides = vec![0];
+    let (e, _) = fails(Op::Conv(c), &[&[2, 5, 3], &[3, 3, 6]]);
+    assert_eq!(e, TypeError::Conv(ConvError::Zero("strides")));
+
+    let mut c = nwc();
+    c.padding = vec![(0, 0), (1, 1)];
+    let (e, _) = fails(Op::Conv(c), &[&[2, 5, 3], &[3, 3, 6]]);
+    assert_eq!(e, TypeError::Conv(ConvError::AttrLength { attr: "padding", got: 2, spatial: 1 }));
+
+    let mut c = nwc();
+    c.padding = vec![(-4, -2)];
+    let (e, m) = fails(Op::Conv(c), &[&[2, 5, 3], &[3, 3, 6]]);
+    assert_eq!(e, TypeError::Conv(ConvError::Padding { axis: 0, lo: -4, hi: -2 }));
+    assert_eq!(m, "conv: spatial axis 0: padding (-4, -2) leaves a negative size");
+
+    let mut c = nwc();
+    c.feature_groups = 2;
+    c.batch_groups = 2;
+    let (e, _) = fails(Op::Conv(c), &[&[2, 5, 4], &[3, 2, 6]]);
+    assert!(matches!(e, TypeError::Conv(ConvError::Groups(_))), "{e}");
+
+    let mut c = nwc();
+    c.batch_groups = 2;
+    let (e, m) = fails(Op::Conv(c), &[&[3, 5, 4], &[3, 4, 6]]);
+    assert!(matches!(e, TypeError::Conv(ConvError::Groups(_))), "{e}");
+    assert_eq!(m, "conv: input batch (3) are not divisible into 2 groups");
+
+    let mut c = nwc();
+    c.dims.lhs = vec![0, 0, 1];
+    let (e, _) = fails(Op::Conv(c), &[&[2, 5, 3], &[3, 3, 6]]);
+    assert!(matches!(e, TypeError::Conv(ConvError::Dims(_))), "{e}");
+    assert!(ConvDims::parse("NHWC,HWIO").is_err());
+    assert!(ConvDims::parse("NHWC,HWOO,NHWC").is_err());
+    assert!(ConvDims::parse("NHWC,HXIO,NHWC").is_err());
+
+    let (e, m) = fails(Op::Reverse(Reverse { axes: vec![1, 1] }), &[&[2, 3]]);
+    assert_eq!(e, TypeError::ReverseAxes(vec![1, 1]));
+    assert_eq!(m, "reverse axes [1,1] are not distinct");
+
+    let p =
+        Patches { axes: vec![0, 0], window: vec![1, 1], strides: vec![1, 1], dilation: vec![1, 1] };
+    let (e, _) = fails(Op::Patches(p), &[&[4, 3]]);
+    assert_eq!(e, TypeError::PatchesAxes(vec![0, 0]));
+    let p = Patches { axes: vec![0], window: vec![0], strides: vec![1], dilation: vec![1] };
+    let (e, m) = fails(Op::Patches(p), &[&[4, 3]]);
+    assert_eq!(e, TypeError::PatchesZero("window"));
+    assert_eq!(m, "patches `window` entries must be at least 1");
+    let p = Patches { axes: vec![0], window: vec![2, 2], strides: vec![1], dilation: vec![1] };
+    let (e, _) = fails(Op::Patches(p), &[&[4, 3]]);
+    assert_eq!(e, TypeError::PatchesLength { attr: "window", got: 2, axes: 1 });
+
+    let mut b = FunctionBuilder::new("f");
+    let x = b.input("x", f32(&[4, 3])).unwrap();
+    let w = jjt_ir::ops::patches::Window::new(vec![2], vec![1]);
+    match b.reduce_window(x, ReduceKind::Max, &w) {
+        Err(IrError::Type { source: TypeError::Window(m), .. }) => {
+            assert_eq!(m, "`window` has 1 entries for rank 2")
+        }
+        other => panic!("{other:?}"),
+    }
+}
