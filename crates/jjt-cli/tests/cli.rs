@@ -23,8 +23,12 @@ fn fixture(name: &str) -> String {
         .to_string()
 }
 
+/// A path in a folder of this test's own: tests run on parallel threads and write files of
+/// the same names (the MLP's parameters), so each thread has its folder.
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("jjt-cli-test-{}", std::process::id()));
+    let thread = format!("{:?}", std::thread::current().id())
+        .replace(|c: char| !c.is_ascii_alphanumeric(), "");
+    let d = std::env::temp_dir().join(format!("jjt-cli-test-{}-{thread}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
     d.join(name)
 }

@@ -224,6 +224,51 @@ fn remap(val: Val, mut f: impl FnMut(&mut View)) -> Val {
     }
 }
 
+/// The strides of a view of shape `to` over the same elements, in the same row-major order, as
+/// the strided view `(from, strides)`, if one exists without copying: every group of `from`
+/// axes merged into `to` axes must chain (`strides[a] = strides[a + 1] · from[a + 1]`);
+/// splitting an axis always works. Axes of extent 1 take any stride (0 here).
+pub(crate) fn reshape_strides(
+    from: &[usize],
+    strides: &[isize],
+    to: &[usize],
+) -> Option<Vec<isize>> {
+    if from.contains(&0) || to.contains(&0) {
+        return None;
+    }
+    let old: Vec<(usize, isize)> =
+        from.iter().zip(strides).filter(|(d, _)| **d != 1).map(|(&d, &s)| (d, s)).collect();
+    let new_axes: Vec<usize> = (0..to.len()).filter(|&i| to[i] != 1).collect();
+    let mut out = vec![0isize; to.len()];
+    let (mut oi, mut ni) = (0, 0);
+    while ni < new_axes.len() && oi < old.len() {
+        // The smallest run of old axes (oi..oj) and new axes (ni..nj) with equal sizes.
+        let (mut oj, mut nj) = (oi + 1, ni + 1);
+        let (mut op, mut np) = (old[oi].0, to[new_axes[ni]]);
+        while op != np {
+            if np < op {
+                np *= to[*new_axes.get(nj)?];
+                nj += 1;
+            } else {
+                op *= old.get(oj)?.0;
+                oj += 1;
+            }
+        }
+        if (oi..oj - 1).any(|k| old[k].1 != old[k + 1].1 * old[k + 1].0 as isize) {
+            return None;
+        }
+        // The new axes split the innermost old stride.
+        let mut st = old[oj - 1].1;
+        for k in (ni..nj).rev() {
+            out[new_axes[k]] = st;
+            st *= to[new_axes[k]] as isize;
+        }
+        oi = oj;
+        ni = nj;
+    }
+    (oi == old.len() && ni == new_axes.len()).then_some(out)
+}
+
 /// Whether reshaping `from` to `to` only inserts or removes axes of extent 1.
 fn unit_axes_only(from: &[usize], to: &[usize]) -> bool {
     let big = |d: &[usize]| d.iter().copied().filter(|&x| x != 1).collect::<Vec<_>>();
@@ -574,11 +619,16 @@ impl<'f> Planner<'f> {
                 self.layout_result(n, val);
             }
             Op::Reshape(_) => {
-                // A reshape of contiguous data is the same buffer.
+                // A reshape of contiguous data is the same buffer; so is one of a strided view
+                // whose merged axes chain (`reshape_strides`).
                 let src_shape = self.ty(ops[0]).shape.clone();
                 let v = self.view(ops[0]);
                 let v = if v.is_contiguous(&src_shape) {
                     View::contiguous(v.buf, &ty.shape, ty.dtype)
+                } else if let Some(strides) =
+                    reshape_strides(src_shape.dims(), &v.strides, ty.shape.dims())
+                {
+                    View { strides, ..v }
                 } else {
                     // Copy to contiguous scratch, then reinterpret.
                     let tmp = self.copy_contiguous(v, &src_shape);
@@ -877,5 +927,57 @@ impl<'f> Planner<'f> {
             v => v,
         };
         self.vals.insert(n, val);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reshape_strides;
+
+    /// Offsets of every element, in row-major order, of the view `(dims, strides)`.
+    fn offsets(dims: &[usize], strides: &[isize]) -> Vec<isize> {
+        let n: usize = dims.iter().product();
+        let mut idx = vec![0usize; dims.len()];
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            out.push(idx.iter().zip(strides).map(|(&i, &s)| i as isize * s).sum());
+            for a in (0..dims.len()).rev() {
+                idx[a] += 1;
+                if idx[a] < dims[a] {
+                    break;
+                }
+                idx[a] = 0;
+            }
+        }
+        out
+    }
+
+    /// A reshape view, where one exists, reads the same elements in the same order as the
+    /// view it reshapes; where the merged axes do not chain there is none.
+    #[test]
+    fn reshape_views_read_the_same_elements() {
+        // (base dims, permutation giving a transposed view of contiguous storage, to, a view?)
+        type Case = (&'static [usize], &'static [usize], &'static [usize], bool);
+        let cases: &[Case] = &[
+            (&[2, 3, 4], &[0, 1, 2], &[6, 4], true),
+            (&[2, 3, 4], &[1, 0, 2], &[3, 2, 4], true),
+            (&[2, 3, 4], &[1, 0, 2], &[3, 2, 2, 2], true),
+            (&[2, 3, 4], &[1, 0, 2], &[3, 8], false),
+            (&[2, 3, 4], &[1, 0, 2], &[6, 4], false),
+            (&[4, 3, 5], &[0, 2, 1], &[2, 2, 5, 3], true),
+            (&[4, 1, 3, 5], &[0, 1, 3, 2], &[4, 5, 1, 3], true),
+            (&[4, 3, 5], &[2, 0, 1], &[5, 12], true),
+            (&[4, 3, 5], &[2, 0, 1], &[60], false),
+        ];
+        for &(base, perm, to, view) in cases {
+            let contiguous = jjt_ir::Shape(base.to_vec()).strides();
+            let dims: Vec<usize> = perm.iter().map(|&p| base[p]).collect();
+            let strides: Vec<isize> = perm.iter().map(|&p| contiguous[p] as isize).collect();
+            let got = reshape_strides(&dims, &strides, to);
+            assert_eq!(got.is_some(), view, "{dims:?} {strides:?} -> {to:?}");
+            if let Some(s) = got {
+                assert_eq!(offsets(to, &s), offsets(&dims, &strides), "{dims:?} -> {to:?}");
+            }
+        }
     }
 }
