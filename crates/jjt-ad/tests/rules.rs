@@ -197,6 +197,16 @@ fn cases() -> Vec<Case> {
         };
         b.add(Op::Patches(p), &[x[0]]).unwrap()
     }));
+    // Windows that tile the axes (pooling), with elements no window reaches.
+    v.push(case("patches_tiling", &[&[5, 2, 7]], vec![any], |b, x| {
+        let p = Patches {
+            axes: vec![0, 2],
+            window: vec![2, 3],
+            strides: vec![2, 3],
+            dilation: vec![1, 1],
+        };
+        b.add(Op::Patches(p), &[x[0]]).unwrap()
+    }));
     for (kind, name) in [(ReduceKind::Sum, "sum"), (ReduceKind::Max, "max")] {
         v.push(case(&format!("reduce_window_{name}"), &[&[2, 5, 4, 2]], vec![any], |b, x| {
             let mut w = Window::new(vec![1, 2, 3, 1], vec![1, 2, 1, 1]);

@@ -142,7 +142,8 @@ pub struct ReduceStep {
     pub expr: Expr,
 }
 
-/// A general contraction into a contiguous destination.
+/// A general contraction into a destination view (contiguous, except a convolution's, written
+/// in its output layout).
 #[derive(Clone, Debug, PartialEq)]
 pub struct DotStep {
     /// Destination.
@@ -758,8 +759,9 @@ impl<'f> Planner<'f> {
     /// taps overlapping — against the kernel viewed as `[group, outputs, features, taps…]`,
     /// contracting taps (outer) and features (inner), the order of the interpreter's sum. The
     /// runtime contraction packs the patches (im2col) for the matrix multiply. The product
-    /// `[group, batch, positions…, outputs]` is written in place when that is the
-    /// destination's layout, else copied into it.
+    /// `[group, batch, positions…, outputs]` is written through a view of the destination in
+    /// its own layout when batch and positions chain there (one matrix dimension), else into
+    /// scratch and copied.
     fn conv(&mut self, n: NodeId, c: &jjt_ir::ops::Conv, ops: &[NodeId]) {
         let ty = self.ty(n).clone();
         let (xt, kt) = (self.ty(ops[0]).clone(), self.ty(ops[1]).clone());
@@ -865,19 +867,18 @@ impl<'f> Planner<'f> {
         dview.strides = vec![if grp > 1 { per as isize * os[1] } else { 0 }, os[0]];
         dview.strides.extend(&os[2..]);
         dview.strides.push(os[1]);
-        let dshape_s = Shape(dshape.clone());
-        let natural = dview.offset == dst.offset
-            && dview
-                .strides
-                .iter()
-                .zip(dshape_s.strides())
-                .zip(&dshape)
-                .all(|((&st, cs), &d)| d <= 1 || st == cs as isize);
-        let target = if natural {
-            let mut v = dst.clone();
-            v.strides = dshape_s.strides().into_iter().map(|x| x as isize).collect();
-            v
+        // The product goes straight into the destination's layout (the runtime contraction
+        // takes any destination strides) when its batch and positions axes chain there, so
+        // they stay one matrix dimension; else into scratch in product order, then copied.
+        let m_axes: Vec<(usize, isize)> = (1..dshape.len() - 1)
+            .map(|a| (dshape[a], dview.strides[a]))
+            .filter(|&(d, _)| d > 1)
+            .collect();
+        let chains = m_axes.windows(2).all(|w| w[0].1 == w[1].1 * w[1].0 as isize);
+        let target = if chains {
+            dview.clone()
         } else {
+            let dshape_s = Shape(dshape.clone());
             self.plan.scratch.push(dshape_s.numel() * item_size(ty.dtype));
             View::contiguous(Buf::Scratch(self.plan.scratch.len() - 1), &dshape_s, ty.dtype)
         };
@@ -890,7 +891,7 @@ impl<'f> Planner<'f> {
             rhs_shape: kshape,
             dims,
         }));
-        if !natural {
+        if !chains {
             self.plan.steps.push(Step::Map(MapStep {
                 dst: dview,
                 shape: dshape,

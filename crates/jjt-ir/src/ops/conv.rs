@@ -398,29 +398,43 @@ impl Conv {
         }
         let (o, i) = (kt[self.dims.rhs[0]], kt[self.dims.rhs[1]]);
         let grp = self.feature_groups.max(self.batch_groups);
+        let win = Self::spatial_of(&kt, &self.dims.rhs);
+        let x_sp = Self::spatial_of(xt.shape.dims(), &self.dims.lhs);
+        let y_sp = Self::spatial_of(&yt, &self.dims.out);
+        let transposed = |dims: ConvDims, groups: usize| Conv {
+            dims,
+            strides: self.lhs_dilation.clone(),
+            padding: self.lhs_transpose_padding(&x_sp, &win, &y_sp),
+            lhs_dilation: self.strides.clone(),
+            rhs_dilation: self.rhs_dilation.clone(),
+            feature_groups: groups,
+            batch_groups: 1,
+        };
+        if grp == 1 {
+            // Ungrouped: the cotangent and the reversed kernel in their own layouts (the
+            // kernel's input and output features exchanged), the result in the input's.
+            let spatial: Vec<usize> = self.dims.rhs[2..].to_vec();
+            let mut axes = spatial.clone();
+            axes.sort_unstable();
+            let k_r = b.add(Reverse { axes }.into(), &[k])?;
+            let dims = ConvDims {
+                lhs: self.dims.out.clone(),
+                rhs: swap01(&self.dims.rhs),
+                out: self.dims.lhs.clone(),
+            };
+            return b.add(transposed(dims, 1).into(), &[ct, k_r]);
+        }
         let ct_c = b.transpose(ct, &self.dims.out)?;
         let k_c = b.transpose(k, &self.dims.rhs)?;
         // The output features' groups move next to the input features: [O/grp, grp·I, w…], the
         // transposed kernel's input and output features.
-        let win = Self::spatial_of(&kt, &self.dims.rhs);
         let k_g = b.reshape(k_c, [&[grp, o / grp, i][..], &win].concat())?;
         let k_g = b.transpose(k_g, &swap01(&(0..s + 3).collect::<Vec<_>>()))?;
         let k_g = b.reshape(k_g, [&[o / grp, grp * i][..], &win].concat())?;
         let k_r = b.add(Reverse { axes: (2..s + 2).collect() }.into(), &[k_g])?;
         let mut dims = ConvDims::canonical(s);
         dims.rhs.swap(0, 1);
-        let x_sp = Self::spatial_of(xt.shape.dims(), &self.dims.lhs);
-        let y_sp = Self::spatial_of(&yt, &self.dims.out);
-        let conv = Conv {
-            dims,
-            strides: self.lhs_dilation.clone(),
-            padding: self.lhs_transpose_padding(&x_sp, &win, &y_sp),
-            lhs_dilation: self.strides.clone(),
-            rhs_dilation: self.rhs_dilation.clone(),
-            feature_groups: grp,
-            batch_groups: 1,
-        };
-        let mut dx = b.add(conv.into(), &[ct_c, k_r])?;
+        let mut dx = b.add(transposed(dims, grp).into(), &[ct_c, k_r])?;
         if self.batch_groups > 1 {
             // [N/bg, bg·C, s…] → [bg, N/bg, C, s…] → [N, C, s…].
             let (n, c) = (xt.shape.dims()[self.dims.lhs[0]], xt.shape.dims()[self.dims.lhs[1]]);
@@ -445,15 +459,18 @@ impl Conv {
         if yt.iter().product::<usize>() == 0 {
             return zeros(b, kt);
         }
-        // The input with batch and feature exchanged is the transposed convolution's input, the
-        // cotangent with them exchanged its kernel; the result is [I, O, w…].
-        let x_t = b.transpose(x, &swap01(&self.dims.lhs))?;
-        let ct_t = b.transpose(ct, &swap01(&self.dims.out))?;
+        // The input, its batch and feature axes exchanged, is the transposed convolution's
+        // input, the cotangent likewise its kernel, and the result [I, O, w…] is written in the
+        // kernel's layout: only the dimension numbers change, no operand is transposed.
         let x_sp = Self::spatial_of(&xd, &self.dims.lhs);
         let w_sp = Self::spatial_of(kt.shape.dims(), &self.dims.rhs);
         let y_sp = Self::spatial_of(&yt, &self.dims.out);
         let conv = Conv {
-            dims: ConvDims::canonical(self.spatial()),
+            dims: ConvDims {
+                lhs: swap01(&self.dims.lhs),
+                rhs: swap01(&self.dims.out),
+                out: swap01(&self.dims.rhs),
+            },
             strides: self.rhs_dilation.clone(),
             padding: self.rhs_transpose_padding(&x_sp, &w_sp, &y_sp),
             lhs_dilation: self.lhs_dilation.clone(),
@@ -461,9 +478,7 @@ impl Conv {
             feature_groups: self.batch_groups,
             batch_groups: self.feature_groups,
         };
-        let r = b.add(conv.into(), &[x_t, ct_t])?;
-        let r = b.transpose(r, &swap01(&(0..self.spatial() + 2).collect::<Vec<_>>()))?;
-        b.transpose(r, &inverse(&self.dims.rhs))
+        b.add(conv.into(), &[x, ct])
     }
 
     /// The batching rule on canonical operands (`x`: `[B?, N, C, s…]`, `k`: `[B?, O, I, w…]`,
