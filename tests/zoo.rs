@@ -8,7 +8,7 @@
 
 use jjt::{Function, Kernel, RandomState, Role, Strategy, Tensor, TensorType};
 
-const MODELS: [&str; 4] = ["deep", "mixer", "mlp", "transformer"];
+const MODELS: [&str; 5] = ["cnn", "deep", "mixer", "mlp", "transformer"];
 const B: usize = 2;
 
 /// |got − want| ≤ tol·max|want|, element by element.
