@@ -787,15 +787,24 @@ impl<'f> Planner<'f> {
                 let p = dilate(xdims[2 + j], c.lhs_dilation[j]) as i64 + lo + hi;
                 pdims.push(p.max(0) as usize);
             }
-            let pshape = Shape(pdims.clone());
-            self.plan.scratch.push(pshape.numel() * item_size(ty.dtype));
-            let buf =
-                View::contiguous(Buf::Scratch(self.plan.scratch.len() - 1), &pshape, ty.dtype);
+            // The padded input is stored in the input's own layout (channels stay innermost
+            // for NHWC), viewed in canonical order.
+            let r = pdims.len();
+            let mut ldims = vec![0; r];
+            for (j, &a) in c.dims.lhs.iter().enumerate() {
+                ldims[a] = pdims[j];
+            }
+            let lshape = Shape(ldims.clone());
+            self.plan.scratch.push(lshape.numel() * item_size(ty.dtype));
+            let whole =
+                View::contiguous(Buf::Scratch(self.plan.scratch.len() - 1), &lshape, ty.dtype);
             self.plan.steps.push(Step::Map(MapStep {
-                dst: buf.clone(),
-                shape: pdims.clone(),
+                dst: whole.clone(),
+                shape: ldims.clone(),
                 expr: Expr::Scalar(0, ty.dtype),
             }));
+            let mut buf = whole.clone();
+            buf.strides = c.dims.lhs.iter().map(|&a| whole.strides[a]).collect();
             // Input element i lands at lo + i·ld; keep those inside [0, P).
             let (mut dst, mut from, mut count) = (buf.clone(), x.clone(), vec![xdims[0], xdims[1]]);
             dst.strides = buf.strides.clone();
@@ -815,10 +824,19 @@ impl<'f> Planner<'f> {
                 dst.strides[2 + j] = buf.strides[2 + j] * ld as isize;
             }
             if !empty && count.iter().all(|&d| d > 0) {
+                // The copy runs in the input's layout order (unit strides innermost).
+                let inv: Vec<usize> = (0..r)
+                    .map(|a| c.dims.lhs.iter().position(|&x| x == a).unwrap_or(a))
+                    .collect();
+                let lay = |v: &View| View {
+                    strides: inv.iter().map(|&j| v.strides[j]).collect(),
+                    ..v.clone()
+                };
+                let shape = inv.iter().map(|&j| count[j]).collect();
                 self.plan.steps.push(Step::Map(MapStep {
-                    dst,
-                    shape: count,
-                    expr: Expr::Load(from),
+                    dst: lay(&dst),
+                    shape,
+                    expr: Expr::Load(lay(&from)),
                 }));
             }
             (buf.clone(), buf.strides.clone())
