@@ -370,6 +370,19 @@ impl Var {
         self.combine(&[other], Location::caller(), |b, v| b.dot_general(v[0], v[1], dims))
     }
 
+    /// A convolution of `self` (the input) with the kernel `k` (see
+    /// [`Conv`](crate::ops::Conv): dimension numbers, strides, padding, dilations, groups).
+    #[track_caller]
+    pub fn conv(&self, k: &Var, conv: crate::ops::Conv) -> Var {
+        self.combine(&[k], Location::caller(), |b, v| b.add(conv.into(), &[v[0], v[1]]))
+    }
+
+    /// XLA's `reduce_window` with `sum` or `max` (see [`FunctionBuilder::reduce_window`]).
+    #[track_caller]
+    pub fn reduce_window(&self, kind: ReduceKind, window: &crate::ops::patches::Window) -> Var {
+        self.apply(Location::caller(), |b, x| b.reduce_window(x, kind, window))
+    }
+
     /// Sum over `axes` (negative from the end); `&[]` is not "all": use [`Var::sum_all`].
     #[track_caller]
     pub fn sum(&self, axes: &[i64]) -> Var {

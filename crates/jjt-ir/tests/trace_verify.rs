@@ -185,3 +185,40 @@ fn tensor_with_inconsistent_fields_is_rejected() {
     let bad = Tensor { shape: jjt_ir::Shape(vec![3]), data: jjt_ir::Data::F64(vec![1.0]) };
     assert!(matches!(interp::eval(&f, &[bad]), Err(jjt_ir::EvalError::InputData { len: 1, .. })));
 }
+
+/// A traced convolution and max pooling (`Var::conv`, `Var::reduce_window`) build the graph the
+/// text format does: the same values, bit for bit.
+#[test]
+fn traced_conv_and_pooling_match_the_text() {
+    use jjt_ir::ops::patches::Window;
+    use jjt_ir::ops::{Conv, ConvDims};
+    let f = trace("cnn", |t| {
+        let x = t.input("x", DType::F64, [2, 6, 6, 3]);
+        let k = t.input("k", DType::F64, [3, 3, 3, 4]);
+        let mut c = Conv::new(ConvDims::channels_last(2));
+        c.padding = vec![(1, 1), (1, 1)];
+        let y = x.conv(&k, c).relu();
+        y.reduce_window(jjt_ir::ReduceKind::Max, &Window::new(vec![1, 2, 2, 1], vec![1, 2, 2, 1]))
+    })
+    .unwrap();
+    let g = jjt_ir::text::parse(
+        "func cnn(x: f64[2,6,6,3], k: f64[3,3,3,4]) -> f64[2,3,3,4] {
+  y = relu(conv(x, k, dims=\"NHWC,HWIO,NHWC\", padding=\"SAME\"))
+  return reduce_window(y, kind=\"max\", window=[1,2,2,1], strides=[1,2,2,1])
+}",
+    )
+    .unwrap();
+    let args: Vec<Tensor> = f
+        .params()
+        .iter()
+        .map(|p| {
+            let v: Vec<f64> =
+                (0..p.ty.numel()).map(|i| ((i * 7 % 13) as f64 - 6.0) / 5.0).collect();
+            Tensor::from_f64(&p.ty, &v).unwrap()
+        })
+        .collect();
+    let a = interp::eval(&f, &args).unwrap().to_f64_vec();
+    let b = interp::eval(&g, &args).unwrap().to_f64_vec();
+    assert_eq!(a.len(), 2 * 3 * 3 * 4);
+    assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
+}
