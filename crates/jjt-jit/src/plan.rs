@@ -825,9 +825,8 @@ impl<'f> Planner<'f> {
             }
             if !empty && count.iter().all(|&d| d > 0) {
                 // The copy runs in the input's layout order (unit strides innermost).
-                let inv: Vec<usize> = (0..r)
-                    .map(|a| c.dims.lhs.iter().position(|&x| x == a).unwrap_or(a))
-                    .collect();
+                let inv: Vec<usize> =
+                    (0..r).map(|a| c.dims.lhs.iter().position(|&x| x == a).unwrap_or(a)).collect();
                 let lay = |v: &View| View {
                     strides: inv.iter().map(|&j| v.strides[j]).collect(),
                     ..v.clone()
