@@ -39,6 +39,7 @@ fn read(path: &Path) -> Vec<f64> {
     match a.data {
         jjt_npy::Data::F32(v) => v.into_iter().map(f64::from).collect(),
         jjt_npy::Data::F64(v) => v,
+        jjt_npy::Data::I32(v) => v.into_iter().map(f64::from).collect(),
         jjt_npy::Data::Bool(_) => panic!("bool"),
     }
 }

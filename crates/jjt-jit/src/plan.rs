@@ -272,11 +272,7 @@ struct Planner<'f> {
 
 /// Bytes per element.
 pub fn item_size(d: DType) -> usize {
-    match d {
-        DType::F32 => 4,
-        DType::F64 => 8,
-        DType::Bool => 1,
-    }
+    d.item_size()
 }
 
 /// Plan `f`.

@@ -94,12 +94,7 @@ pub fn node_flops(f: &Function, n: NodeId) -> f64 {
 }
 
 fn bytes(f: &Function, n: NodeId) -> f64 {
-    let size = |d: jjt_ir::DType| match d {
-        jjt_ir::DType::F32 => 4,
-        jjt_ir::DType::F64 => 8,
-        jjt_ir::DType::Bool => 1,
-    };
-    f.node(n).map_or(0.0, |x| (x.ty.numel() * size(x.ty.dtype)) as f64)
+    f.node(n).map_or(0.0, |x| (x.ty.numel() * x.ty.dtype.item_size()) as f64)
 }
 
 /// The cost of `f`.

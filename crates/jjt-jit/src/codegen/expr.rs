@@ -25,6 +25,10 @@ fn float_cc(c: Compare) -> FloatCC {
 /// `strides[i]` (the innermost stride of each view). With `inline_math` (fast mode) `exp`,
 /// `tanh` and `sigmoid` are arithmetic (`math`), not calls.
 pub(super) fn vectorizable(e: &Expr, d: DType, axis: usize, inline_math: bool) -> bool {
+    // Integer arithmetic runs on scalars (I32 lanes would need their own lane type).
+    if d == DType::I32 || has_int(e) {
+        return false;
+    }
     let vectorizable = |e: &Expr, d: DType, axis: usize| vectorizable(e, d, axis, inline_math);
     match e {
         Expr::Load(v) => v.dtype == d && matches!(v.strides.get(axis), Some(0) | Some(1)),
@@ -47,6 +51,29 @@ pub(super) fn vectorizable(e: &Expr, d: DType, axis: usize, inline_math: bool) -
                 || from == to;
             ok && vectorizable(a, d, axis)
         }
+    }
+}
+
+/// Whether `e` reads, computes or converts an `i32` anywhere.
+fn has_int(e: &Expr) -> bool {
+    match e {
+        Expr::Load(v) => v.dtype == DType::I32,
+        Expr::Scalar(_, d) => *d == DType::I32,
+        Expr::Unary(_, a) => has_int(a),
+        Expr::Binary(_, a, b) => has_int(a) || has_int(b),
+        Expr::Compare(_, a, b, d) => *d == DType::I32 || has_int(a) || has_int(b),
+        Expr::Select(p, a, b) => has_int(p) || has_int(a) || has_int(b),
+        Expr::Convert(from, to, a) => *from == DType::I32 || *to == DType::I32 || has_int(a),
+    }
+}
+
+fn int_cc(c: Compare) -> IntCC {
+    match c {
+        Compare::Gt => IntCC::SignedGreaterThan,
+        Compare::Ge => IntCC::SignedGreaterThanOrEqual,
+        Compare::Lt => IntCC::SignedLessThan,
+        Compare::Le => IntCC::SignedLessThanOrEqual,
+        Compare::Eq => IntCC::Equal,
     }
 }
 
@@ -146,6 +173,8 @@ impl Cg<'_, '_> {
                 let y = self.eval(b, idx, mode, d)?;
                 if *dt == DType::Bool {
                     self.b.ins().icmp(IntCC::Equal, x, y)
+                } else if *dt == DType::I32 {
+                    self.b.ins().icmp(int_cc(*c), x, y)
                 } else {
                     self.b.ins().fcmp(float_cc(*c), x, y)
                 }
@@ -161,6 +190,18 @@ impl Cg<'_, '_> {
                 let x = self.eval(a, idx, mode, d)?;
                 match (from, to) {
                     (f, t) if f == t => x,
+                    // Integers run on scalars only (`vectorizable`). Float → i32 saturates
+                    // and gives 0 for NaN (no trapping conversion).
+                    (DType::F32 | DType::F64, DType::I32) => {
+                        self.b.ins().fcvt_to_sint_sat(types::I32, x)
+                    }
+                    (DType::I32, DType::F32 | DType::F64) => {
+                        self.b.ins().fcvt_from_sint(scalar_ty(*to), x)
+                    }
+                    (DType::I32, DType::Bool) => {
+                        let zero = self.b.ins().iconst(types::I32, 0);
+                        self.b.ins().icmp(IntCC::NotEqual, x, zero)
+                    }
                     (DType::F32, DType::F64) => self.b.ins().fpromote(types::F64, x),
                     (DType::F64, DType::F32) => self.b.ins().fdemote(types::F32, x),
                     (DType::Bool, t) => {
@@ -186,6 +227,10 @@ impl Cg<'_, '_> {
                 Unary::Sigmoid => return self.sigmoid_inline(x, mode, d),
                 _ => {}
             }
+        }
+        if d == DType::I32 {
+            // Only `neg` accepts i32 (wrapping); the type checker refuses the others.
+            return self.b.ins().ineg(x);
         }
         match u {
             Unary::Neg => self.b.ins().fneg(x),
@@ -243,6 +288,17 @@ impl Cg<'_, '_> {
     }
 
     pub(super) fn binary(&mut self, op: Binary, x: Value, y: Value, mode: Mode, d: DType) -> Value {
+        if d == DType::I32 {
+            // Wrapping two's-complement arithmetic, as the interpreter's; `div` and `pow` are
+            // refused for i32 by the type checker (`smax` stands in, never reached).
+            return match op {
+                Binary::Add => self.b.ins().iadd(x, y),
+                Binary::Sub => self.b.ins().isub(x, y),
+                Binary::Mul => self.b.ins().imul(x, y),
+                Binary::Minimum => self.b.ins().smin(x, y),
+                Binary::Maximum | Binary::Div | Binary::Pow => self.b.ins().smax(x, y),
+            };
+        }
         match op {
             Binary::Add => self.b.ins().fadd(x, y),
             Binary::Sub => self.b.ins().fsub(x, y),

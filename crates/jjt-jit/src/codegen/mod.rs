@@ -168,6 +168,7 @@ fn scalar_ty(d: DType) -> Type {
     match d {
         DType::F32 => types::F32,
         DType::F64 => types::F64,
+        DType::I32 => types::I32,
         DType::Bool => types::I8,
     }
 }
@@ -175,7 +176,8 @@ fn scalar_ty(d: DType) -> Type {
 fn vec_ty(d: DType) -> Type {
     match d {
         DType::F64 => types::F64X2,
-        DType::F32 | DType::Bool => types::F32X4,
+        // Integer expressions run on scalars only (`expr::vectorizable`).
+        DType::F32 | DType::I32 | DType::Bool => types::F32X4,
     }
 }
 
@@ -215,6 +217,7 @@ impl<'a, 'b> Cg<'a, 'b> {
         match d {
             DType::F32 => self.b.ins().f32const(v as f32),
             DType::F64 => self.b.ins().f64const(v),
+            DType::I32 => self.b.ins().iconst(types::I32, i64::from(v as i32)),
             DType::Bool => self.b.ins().iconst(types::I8, i64::from(v != 0.0)),
         }
     }
