@@ -307,6 +307,18 @@ fn step_time(step: &Step, policy: &Policy, t: &Throughputs) -> StepTime {
     let split = 1.0 / (threads * t.parallel).max(1.0);
     let mut w = Work::default();
     let (kind, seconds, macs, elements) = match step {
+        Step::Scatter(s) => {
+            // Per update: the update and index expressions, the clamped row address (four
+            // operations, as a gather's), a load, an add and a store to a data-dependent
+            // place (priced as a strided access); one thread.
+            let n = numel(&s.shape);
+            w = Work::of(&s.updates, policy.inline_math);
+            w.add(&s.index);
+            w.ops += 7.0;
+            let item = plan::item_size(s.dst.dtype) as f64;
+            let per = t.map_element + w.price(t) + gather(t, n, item);
+            (StepKind::Map, n * per, 0.0, n)
+        }
         Step::Dot(s) => {
             let (kind, path) = classify(s, policy);
             let p = Product::of(s);
@@ -532,6 +544,13 @@ impl Work {
             Expr::Convert(_, _, a) => {
                 self.ops += 1.0;
                 self.add(a);
+            }
+            // Clamp (max, min), scale and add the row, load: four operations, and the load
+            // goes wherever the index says, so it is priced as a strided one.
+            Expr::Gather { index, .. } => {
+                self.ops += 4.0;
+                self.strided_loads += 1.0;
+                self.add(index);
             }
         }
     }

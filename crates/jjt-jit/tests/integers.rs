@@ -80,3 +80,49 @@ fn check(f: &jjt_ir::Function, args: &[Tensor], what: &str) {
         assert_eq!(bits(&got), bits(&want), "{what} strict={strict}");
     }
 }
+
+/// Deterministic floats for a table or updates.
+fn values(n: usize, shift: usize) -> Vec<f32> {
+    (0..n).map(|k| (((k + shift) * 37 % 101) as f32 - 50.0) * 0.173).collect()
+}
+
+/// `gather` and `scatter_add` (with out-of-range indices, clamped) along every axis, fused
+/// with their neighbours or not, strict and fast, bit for bit against the interpreter: the
+/// JIT adds a scatter's terms in the interpreter's order.
+#[test]
+fn gather_and_scatter_add_equal_the_interpreter() {
+    let idx = vec![3, -2, 0, 9, 1, 1, 2, 1_000_000, i32::MIN, 4, 4, 0];
+    let models = [
+        (
+            "func f(t: f32[5,3], i: i32[12]) -> f32[12,3] {\n  return gather(t, i, axis=0)\n}\n",
+            [15, 12],
+        ),
+        (
+            "func f(t: f32[2,5,3], i: i32[3,4]) -> f32[2,3,4,3] {\n  return gather(t * 2.0, i + 1, axis=1)\n}\n",
+            [30, 12],
+        ),
+        (
+            "func f(t: f32[3,5], i: i32[12]) -> f32[3] {\n  return sum(abs(gather(t, i, axis=1)), axes=[1])\n}\n",
+            [15, 12],
+        ),
+        (
+            "func f(u: f32[12,3], i: i32[12]) -> f32[5,3] {\n  return scatter_add(i, u, size=5, axis=0)\n}\n",
+            [36, 12],
+        ),
+        (
+            "func f(u: f32[2,3,4,3], i: i32[3,4]) -> f32[2,5,3] {\n  return scatter_add(i, u * u, size=5, axis=1) * 3.0\n}\n",
+            [72, 12],
+        ),
+        (
+            "func f(u: f32[3,12], i: i32[12]) -> f32[3,7] {\n  return scatter_add(i - 1, u, size=7, axis=1)\n}\n",
+            [36, 12],
+        ),
+    ];
+    for (src, [n, k]) in models {
+        let f = parse(src).unwrap();
+        let p = f.params();
+        let t = Tensor::f32(p[0].ty.shape.clone(), values(n, 0)).unwrap();
+        let i = Tensor::i32(p[1].ty.shape.clone(), idx[..k].to_vec()).unwrap();
+        check(&f, &[t, i], src);
+    }
+}

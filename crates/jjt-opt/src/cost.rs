@@ -81,6 +81,10 @@ pub fn node_flops(f: &Function, n: NodeId) -> f64 {
         Op::Reduce(_) => {
             f.operands(n).first().and_then(|o| f.node(*o)).map_or(0.0, |x| x.ty.numel() as f64)
         }
+        // One addition per update.
+        Op::ScatterAdd(_) => {
+            f.operands(n).get(1).and_then(|o| f.node(*o)).map_or(0.0, |x| x.ty.numel() as f64)
+        }
         Op::Input(_)
         | Op::Const(_)
         | Op::Reshape(_)
@@ -89,6 +93,7 @@ pub fn node_flops(f: &Function, n: NodeId) -> f64 {
         | Op::Slice(_)
         | Op::Pad(_)
         | Op::Reverse(_)
+        | Op::Gather(_)
         | Op::Concat(_) => 0.0,
     }
 }

@@ -23,6 +23,7 @@ pub mod constant;
 pub mod conv;
 pub mod convert;
 pub mod dot_general;
+pub mod gather;
 pub mod input;
 pub mod pad;
 pub mod reduce;
@@ -50,6 +51,7 @@ pub use constant::Const;
 pub use conv::{Conv, ConvDims};
 pub use convert::Convert;
 pub use dot_general::DotGeneral;
+pub use gather::{Gather, ScatterAdd};
 pub use input::Input;
 pub use pad::Pad;
 pub use reduce::{Reduce, ReduceKind};
@@ -242,6 +244,10 @@ define_ops! {
     Reverse(Reverse),
     /// Convolution (XLA's `convolution`).
     Conv(Conv),
+    /// Rows of a table picked by `i32` indices (clamped).
+    Gather(Gather),
+    /// Updates summed into rows picked by `i32` indices (the transpose of `gather`).
+    ScatterAdd(ScatterAdd),
 }
 
 impl Op {

@@ -9,7 +9,7 @@ use jjt_ir::ops::{Binary, Compare, Unary};
 use super::{Cg, Mode, flags, mask_ty, scalar_ty, vec_ty};
 use crate::JitError;
 use crate::libm::{Libm, Precision};
-use crate::plan::Expr;
+use crate::plan::{Expr, View};
 
 fn float_cc(c: Compare) -> FloatCC {
     match c {
@@ -45,6 +45,7 @@ pub(super) fn vectorizable(e: &Expr, d: DType, axis: usize, inline_math: bool) -
         Expr::Select(p, a, b) => {
             vectorizable(p, d, axis) && vectorizable(a, d, axis) && vectorizable(b, d, axis)
         }
+        Expr::Gather { .. } => false,
         Expr::Convert(from, to, a) => {
             let ok = (*from == DType::Bool && *to == d)
                 || (*from == d && *to == DType::Bool)
@@ -64,6 +65,8 @@ fn has_int(e: &Expr) -> bool {
         Expr::Compare(_, a, b, d) => *d == DType::I32 || has_int(a) || has_int(b),
         Expr::Select(p, a, b) => has_int(p) || has_int(a) || has_int(b),
         Expr::Convert(from, to, a) => *from == DType::I32 || *to == DType::I32 || has_int(a),
+        // The index is an i32 (and the address data-dependent).
+        Expr::Gather { .. } => true,
     }
 }
 
@@ -92,6 +95,7 @@ fn expr_dtype(e: &Expr) -> DType {
         Expr::Compare(..) => DType::Bool,
         Expr::Select(_, a, _) => expr_dtype(a),
         Expr::Convert(_, to, _) => *to,
+        Expr::Gather { table, .. } => table.dtype,
     }
 }
 
@@ -157,6 +161,14 @@ impl Cg<'_, '_> {
                     _ => self.constant(mode, *dt, x),
                 }
             }
+            Expr::Gather { table, row_stride, rows, index } => {
+                if mode == Mode::Vector {
+                    return Err(JitError::Codegen("a gather in a vector loop".into()));
+                }
+                let i = self.eval(index, idx, mode, DType::I32)?;
+                let a = self.row_addr(table, idx, i, *row_stride, *rows);
+                self.b.ins().load(scalar_ty(table.dtype), flags(), a, 0)
+            }
             Expr::Unary(u, a) => {
                 let dt = expr_dtype(a);
                 let x = self.eval(a, idx, mode, d)?;
@@ -217,6 +229,28 @@ impl Cg<'_, '_> {
                 }
             }
         })
+    }
+
+    /// The address of `view` at `idx` plus `clamp(i, 0, rows − 1)` rows of `row_stride`
+    /// elements (`i` an i32): the index clamped with a signed max and min, then widened (it is
+    /// non-negative) and scaled.
+    pub(super) fn row_addr(
+        &mut self,
+        view: &View,
+        idx: &[Value],
+        i: Value,
+        row_stride: isize,
+        rows: usize,
+    ) -> Value {
+        let base = self.addr(view, idx);
+        let zero = self.b.ins().iconst(types::I32, 0);
+        let last = self.b.ins().iconst(types::I32, rows.saturating_sub(1) as i64);
+        let c = self.b.ins().smax(i, zero);
+        let c = self.b.ins().smin(c, last);
+        let c = self.b.ins().uextend(types::I64, c);
+        let size = view.dtype.item_size() as i64;
+        let off = self.b.ins().imul_imm_s(c, row_stride as i64 * size);
+        self.b.ins().iadd(base, off)
     }
 
     fn unary(&mut self, u: Unary, x: Value, mode: Mode, d: DType) -> Value {

@@ -22,6 +22,7 @@ mod loops;
 mod map;
 mod math;
 mod reduce;
+mod scatter;
 
 use std::collections::HashMap;
 
@@ -36,7 +37,7 @@ pub(crate) use map::parallel_map;
 pub(crate) use reduce::parallel_reduce;
 
 use crate::imports::Imports;
-use crate::plan::{Buf, DotStep, MapStep, ReduceStep, Step, View};
+use crate::plan::{Buf, DotStep, MapStep, ReduceStep, ScatterStep, Step, View};
 use crate::{JitError, Options};
 
 /// How `acc + x·y` rounds.
@@ -150,6 +151,9 @@ pub(crate) fn describe(step: &Step) -> String {
         Step::Reduce(ReduceStep { dst, shape, axes, .. }) => {
             format!("reduce {}[{}] over axes {axes:?}", dst.dtype, dims(shape))
         }
+        Step::Scatter(ScatterStep { dst, shape, rows, .. }) => {
+            format!("scatter_add {}[{}] into {rows} rows", dst.dtype, dims(shape))
+        }
         Step::Dot(DotStep { dst, shape, lhs_shape, rhs_shape, .. }) => format!(
             "dot {}[{}]·[{}] -> [{}]",
             dst.dtype,
@@ -242,6 +246,7 @@ impl<'a, 'b> Cg<'a, 'b> {
             Step::Map(m) => self.map(m),
             Step::Reduce(r) => self.reduce(r),
             Step::Dot(d) => self.dot(d),
+            Step::Scatter(s) => self.scatter(s),
         }
     }
 }
