@@ -667,6 +667,31 @@ fn case_for(name: &str, d: DType, t: &TensorType) -> Option<(Function, bool)> {
             }),
             true,
         ),
+        // Indices out of range on both sides (clamped), from a literal and from the input
+        // converted (its specials: NaN gives 0, ±inf saturate).
+        "gather" => (
+            f(&|b, x| {
+                let ty = TensorType::new(DType::I32, [4]);
+                let i = b.constant(Const::literal(ty, &[2.0, -1.0, 0.0, 7.0])).unwrap();
+                let g = b.add(Op::Gather(jjt_ir::ops::Gather { axis: 1 }), &[x, i]).unwrap();
+                let j = b.convert(x, DType::I32).unwrap();
+                let h = b.add(Op::Gather(jjt_ir::ops::Gather { axis: 0 }), &[x, j]).unwrap();
+                let h = b.reduce(ReduceKind::Max, h, Some(&[0, 1, 2])).unwrap();
+                let h = b.broadcast_to(h, &Shape(vec![2, 4])).unwrap();
+                b.binary(Binary::Add, g, h).unwrap()
+            }),
+            false,
+        ),
+        // In the interpreter's order (strict and fast alike): terms into clamped rows.
+        "scatter_add" => (
+            f(&|b, x| {
+                let ty = TensorType::new(DType::I32, [3]);
+                let i = b.constant(Const::literal(ty, &[2.0, -1.0, 2.0])).unwrap();
+                let s = jjt_ir::ops::ScatterAdd { size: 4, axis: 1 };
+                b.add(Op::ScatterAdd(s), &[i, x]).unwrap()
+            }),
+            false,
+        ),
         "transpose" => (f(&|b, x| b.transpose(x, &[1, 0]).unwrap()), false),
         "broadcast_to" => (f(&|b, x| b.broadcast_to(x, &Shape(vec![2, 2, 3])).unwrap()), false),
         "slice" => (f(&|b, x| b.slice(x, &[1, 0], &[2, 3], &[1, 2]).unwrap()), false),
