@@ -162,3 +162,22 @@ fn float_only_ops_refuse_integers() {
     ));
     assert!(b.constant(Const::Iota { ty: i32s(&[2]), axis: 0 }).is_ok());
 }
+
+/// `index_rows`: the fewest rows addressed by indices computed from an input, through integer
+/// arithmetic, over gathers and scatters; `None` for an input no index depends on.
+#[test]
+fn index_rows_finds_the_smallest_indexed_axis() {
+    let f = parse(
+        "func f(tok: i32[3], other: i32[3], emb: f32[7,2], u: f32[3]) -> f32[3,2] {
+  s = scatter_add(tok + 1, u, size=5, axis=0)
+  o = broadcast_to(reshape(convert(other, to=f32), shape=[3,1]), shape=[3,2])
+  return gather(emb, tok, axis=0) + o * sum(s)
+}
+",
+    )
+    .unwrap();
+    assert_eq!(jjt_ir::ops::gather::index_rows(&f, "tok"), Some(5));
+    assert_eq!(jjt_ir::ops::gather::index_rows(&f, "other"), None);
+    assert_eq!(jjt_ir::ops::gather::index_rows(&f, "emb"), None);
+    assert_eq!(jjt_ir::ops::gather::index_rows(&f, "nope"), None);
+}

@@ -342,3 +342,26 @@ impl ParseOp for ScatterAdd {
         })
     }
 }
+
+/// The fewest rows any `gather` or `scatter_add` of `f` addresses with indices computed from
+/// the input named `name` (in its forward closure), or `None` if no indices depend on it:
+/// the range `[0, rows)` in which random values for that input index every table in range
+/// (what `jjt check` and `jjt bench` draw integer inputs from).
+pub fn index_rows(f: &crate::Function, name: &str) -> Option<usize> {
+    let input = f.params().iter().find(|p| p.name == name)?.node;
+    let reach = f.forward_closure([input]);
+    reach
+        .iter()
+        .filter_map(|n| {
+            let node = f.node(n)?;
+            let ops = f.operands(n);
+            match &node.op {
+                crate::Op::Gather(g) if reach.contains(*ops.get(1)?) => {
+                    f.node(*ops.first()?).map(|t| t.ty.shape.dims()[g.axis])
+                }
+                crate::Op::ScatterAdd(s) if reach.contains(*ops.first()?) => Some(s.size),
+                _ => None,
+            }
+        })
+        .min()
+}
