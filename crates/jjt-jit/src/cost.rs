@@ -309,14 +309,18 @@ fn step_time(step: &Step, policy: &Policy, t: &Throughputs) -> StepTime {
     let (kind, seconds, macs, elements) = match step {
         Step::Scatter(s) => {
             // Per update: the update and index expressions, the clamped row address (four
-            // operations, as a gather's), a load, an add and a store to a data-dependent
-            // place (priced as a strided access); one thread.
+            // operations, as a gather's), a load, an add and a store, on scalars, one thread;
+            // a destination row that is not contiguous is priced as strided accesses.
             let n = numel(&s.shape);
             w = Work::of(&s.updates, policy.inline_math);
             w.add(&s.index);
             w.ops += 7.0;
             let item = plan::item_size(s.dst.dtype) as f64;
-            let per = t.map_element + w.price(t) + gather(t, n, item);
+            let strided = s.dst.strides.last().is_some_and(|&x| x != 0 && x != 1);
+            let per = t.map_element
+                + w.price(t)
+                + w.gathers(&s.shape) * gather(t, n, item)
+                + if strided { gather(t, n, item) } else { 0.0 };
             (StepKind::Map, n * per, 0.0, n)
         }
         Step::Dot(s) => {
@@ -545,11 +549,13 @@ impl Work {
                 self.ops += 1.0;
                 self.add(a);
             }
-            // Clamp (max, min), scale and add the row, load: four operations, and the load
-            // goes wherever the index says, so it is priced as a strided one.
-            Expr::Gather { index, .. } => {
+            // Clamp (max, min), scale and add the row, load: four operations; the load is a
+            // strided one only if the row itself is (rows are read along the innermost axis).
+            Expr::Gather { table, index, .. } => {
                 self.ops += 4.0;
-                self.strided_loads += 1.0;
+                if table.strides.last().is_some_and(|&s| s != 0 && s != 1) {
+                    self.strided_loads += 1.0;
+                }
                 self.add(index);
             }
         }

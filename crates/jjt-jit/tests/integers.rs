@@ -118,11 +118,49 @@ fn gather_and_scatter_add_equal_the_interpreter() {
             [36, 12],
         ),
     ];
-    for (src, [n, k]) in models {
+    // Rows of 8 and 9 elements: read as vectors (and the tail on scalars), in maps and in
+    // reductions over the tokens, f32 and f64.
+    let wide = [
+        (
+            "func f(t: f32[5,8], i: i32[12]) -> f32[12,8] {\n  return gather(t, i, axis=0) * 2.0\n}\n",
+            [40, 12],
+        ),
+        (
+            "func f(t: f64[5,9], i: i32[12]) -> f64[12,9] {\n  return gather(t, i, axis=0) - 1.0\n}\n",
+            [45, 12],
+        ),
+        (
+            "func f(t: f32[5,9], i: i32[2,6]) -> f32[2,9] {\n  return sum(gather(t, i, axis=0), axes=[1])\n}\n",
+            [45, 12],
+        ),
+        (
+            "func f(t: f64[5,8], i: i32[2,6]) -> f64[2,8] {\n  return max(gather(t, i, axis=0), axes=[1])\n}\n",
+            [40, 12],
+        ),
+        (
+            "func f(t: f32[3,5,8], i: i32[4]) -> f32[4,8] {\n  return mean(gather(t, i, axis=1), axes=[0])\n}\n",
+            [120, 4],
+        ),
+    ];
+    for (src, [n, k]) in models.into_iter().chain(wide) {
         let f = parse(src).unwrap();
         let p = f.params();
-        let t = Tensor::f32(p[0].ty.shape.clone(), values(n, 0)).unwrap();
+        let v: Vec<f64> = values(n, 0).into_iter().map(f64::from).collect();
+        let t = Tensor::from_f64(&p[0].ty, &v).unwrap();
         let i = Tensor::i32(p[1].ty.shape.clone(), idx[..k].to_vec()).unwrap();
         check(&f, &[t, i], src);
+    }
+}
+
+/// A reduction over gathered rows runs on vectors along the rows (the index is the same for
+/// every lane), as a reduction over stored rows would.
+#[test]
+fn reductions_over_gathered_rows_use_vectors() {
+    let src = "func f(t: f32[50,64], i: i32[3,16]) -> f32[3,64] {\n  return mean(gather(t, i, axis=0), axes=[1])\n}\n";
+    let f = parse(src).unwrap();
+    for strict in [true, false] {
+        let c = compile_with(&f, Options { strict, ..Options::default() }).unwrap();
+        let labels = c.step_labels().join("\n");
+        assert!(labels.contains("reduce") && labels.contains("vectors"), "{labels}");
     }
 }

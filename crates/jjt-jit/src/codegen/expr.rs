@@ -25,8 +25,9 @@ fn float_cc(c: Compare) -> FloatCC {
 /// `strides[i]` (the innermost stride of each view). With `inline_math` (fast mode) `exp`,
 /// `tanh` and `sigmoid` are arithmetic (`math`), not calls.
 pub(super) fn vectorizable(e: &Expr, d: DType, axis: usize, inline_math: bool) -> bool {
-    // Integer arithmetic runs on scalars (I32 lanes would need their own lane type).
-    if d == DType::I32 || has_int(e) {
+    // Integer arithmetic runs on scalars (I32 lanes would need their own lane type): an i32
+    // load, constant, comparison or conversion never has the lane type `d` of a float loop.
+    if d == DType::I32 {
         return false;
     }
     let vectorizable = |e: &Expr, d: DType, axis: usize| vectorizable(e, d, axis, inline_math);
@@ -45,28 +46,19 @@ pub(super) fn vectorizable(e: &Expr, d: DType, axis: usize, inline_math: bool) -
         Expr::Select(p, a, b) => {
             vectorizable(p, d, axis) && vectorizable(a, d, axis) && vectorizable(b, d, axis)
         }
-        Expr::Gather { .. } => false,
+        // A row read as vectors: the table contiguous (or broadcast) along the axis and the
+        // index the same for every lane (evaluated once, on scalars).
+        Expr::Gather { table, index, .. } => {
+            table.dtype == d
+                && matches!(table.strides.get(axis), Some(0) | Some(1))
+                && index.views().iter().all(|v| v.strides.get(axis) == Some(&0))
+        }
         Expr::Convert(from, to, a) => {
             let ok = (*from == DType::Bool && *to == d)
                 || (*from == d && *to == DType::Bool)
                 || from == to;
             ok && vectorizable(a, d, axis)
         }
-    }
-}
-
-/// Whether `e` reads, computes or converts an `i32` anywhere.
-fn has_int(e: &Expr) -> bool {
-    match e {
-        Expr::Load(v) => v.dtype == DType::I32,
-        Expr::Scalar(_, d) => *d == DType::I32,
-        Expr::Unary(_, a) => has_int(a),
-        Expr::Binary(_, a, b) => has_int(a) || has_int(b),
-        Expr::Compare(_, a, b, d) => *d == DType::I32 || has_int(a) || has_int(b),
-        Expr::Select(p, a, b) => has_int(p) || has_int(a) || has_int(b),
-        Expr::Convert(from, to, a) => *from == DType::I32 || *to == DType::I32 || has_int(a),
-        // The index is an i32 (and the address data-dependent).
-        Expr::Gather { .. } => true,
     }
 }
 
@@ -162,12 +154,20 @@ impl Cg<'_, '_> {
                 }
             }
             Expr::Gather { table, row_stride, rows, index } => {
-                if mode == Mode::Vector {
-                    return Err(JitError::Codegen("a gather in a vector loop".into()));
-                }
-                let i = self.eval(index, idx, mode, DType::I32)?;
+                // In vector mode the index is the same for every lane (`vectorizable`): it is
+                // evaluated on scalars at the first lane's index.
+                let i = self.eval(index, idx, Mode::Scalar, DType::I32)?;
                 let a = self.row_addr(table, idx, i, *row_stride, *rows);
-                self.b.ins().load(scalar_ty(table.dtype), flags(), a, 0)
+                let along = table.strides.get(self.vaxis).copied().unwrap_or(0);
+                match mode {
+                    Mode::Vector if along != 0 => {
+                        self.b.ins().load(vec_ty(table.dtype), flags(), a, 0)
+                    }
+                    _ => {
+                        let s = self.b.ins().load(scalar_ty(table.dtype), flags(), a, 0);
+                        self.splat_or(mode, table.dtype, s)
+                    }
+                }
             }
             Expr::Unary(u, a) => {
                 let dt = expr_dtype(a);
