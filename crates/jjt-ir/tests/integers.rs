@@ -97,6 +97,10 @@ fn integer_text_round_trips() {
 
 #[test]
 fn integer_literals_are_checked() {
+    // A literal operand of a call next to an i32 tensor is an i32.
+    let f = parse("func f(x: i32[2]) -> i32[2] {\n  return maximum(x, 3)\n}\n").unwrap();
+    let out = interp::eval(&f, &[Tensor::i32([2], vec![1, 5]).unwrap()]).unwrap();
+    assert_eq!(ints(&out), vec![3, 5]);
     // A fractional weak scalar next to an i32 and an out-of-range constant are parse errors.
     assert!(parse("func f(x: i32[2]) -> i32[2] {\n  return x + 1.5\n}\n").is_err());
     let big = "func f(x: i32[1]) -> i32[1] {\n  return x + const(i32[1], [2147483648])\n}\n";
