@@ -16,7 +16,9 @@ mod common;
 
 use common::{Domain, Rng, bits, dot, eval, sample, tensor};
 use jjt_ad::{jvp, vjp, vmap};
-use jjt_ir::ops::{Conv, ConvDims, DotGeneral, Gather, Pad, ReduceKind, Reverse, ScatterAdd};
+use jjt_ir::ops::{
+    Conv, ConvDims, DotGeneral, Gather, Logic, Pad, ReduceKind, Reverse, ScatterAdd,
+};
 use jjt_ir::testgen::{Draw, constant};
 use jjt_ir::types::is_float;
 use jjt_ir::{
@@ -279,6 +281,16 @@ fn cases() -> Vec<Case> {
             b.add(Op::Conv(c), &[x[0], x[1]]).unwrap()
         }));
     }
+    // Logic ops combine the predicates of a select.
+    v.push(case("logic", &[&[2, 3], &[2, 3]], vec![any, any], |b, x| {
+        let p = b.compare_scalar(Compare::Gt, x[0], 0.0).unwrap();
+        let q = b.compare(Compare::Lt, x[1], x[0]).unwrap();
+        let a = b.add(Op::Logic(Logic::And), &[p, q]).unwrap();
+        let n = b.add(Op::Logic(Logic::Not), &[q]).unwrap();
+        let o = b.add(Op::Logic(Logic::Or), &[a, n]).unwrap();
+        let y = b.binary(Binary::Mul, x[0], x[1]).unwrap();
+        b.select(o, y, x[1]).unwrap()
+    }));
     // Indices drawn from [-2, 7) and truncated: -1..=6, past both ends of axes of 5 and 6.
     let idx = Domain::Range(-2.0, 7.0);
     v.push(typed_case("gather_axis0", &[ty(&[5, 3]), ity(&[2, 4])], vec![any, idx], |b, x| {

@@ -215,3 +215,16 @@ fn gather_and_scatter_add() {
     let (e, _) = fails_typed(s(5, 0), &[f32(&[4]), f32(&[4])]);
     assert_eq!(e, TypeError::NotIndex(DType::F32));
 }
+
+#[test]
+fn logic_ops_need_bool_masks_of_one_shape() {
+    use jjt_ir::ops::Logic;
+    let bools = |s: &[usize]| TensorType::new(DType::Bool, s.to_vec());
+    let (e, m) = fails_typed(Op::Logic(Logic::And), &[bools(&[3]), f32(&[3])]);
+    assert_eq!(e, TypeError::NotBool(DType::F32));
+    assert_eq!(m, "needs a bool predicate, got f32");
+    let (e, _) = fails_typed(Op::Logic(Logic::Or), &[bools(&[3]), bools(&[2])]);
+    assert_eq!(e, TypeError::ShapeMismatch(Shape(vec![3]), Shape(vec![2])));
+    let (e, _) = fails_typed(Op::Logic(Logic::Not), &[TensorType::new(DType::I32, vec![3])]);
+    assert_eq!(e, TypeError::NotBool(DType::I32));
+}

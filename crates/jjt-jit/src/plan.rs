@@ -21,7 +21,7 @@
 
 use std::collections::HashMap;
 
-use jjt_ir::ops::{Const, DotGeneral, Pad, ReduceKind};
+use jjt_ir::ops::{Const, DotGeneral, Logic, Pad, ReduceKind};
 use jjt_ir::{Binary, Compare, DType, Function, NodeId, Op, Shape, Unary};
 
 use crate::JitError;
@@ -513,6 +513,19 @@ impl<'f> Planner<'f> {
                 let d = self.ty(ops[0]).dtype;
                 let e =
                     Expr::Compare(*c, Box::new(self.expr(ops[0])), Box::new(self.expr(ops[1])), d);
+                self.fuse_or_store(n, e);
+            }
+            // Logic as selects between bool constants: `and(p, q) = p ? q : false`,
+            // `or(p, q) = p ? true : q`, `not(p) = p ? false : true`.
+            Op::Logic(l) => {
+                let t = || Box::new(Expr::Scalar(1f64.to_bits(), DType::Bool));
+                let f = || Box::new(Expr::Scalar(0, DType::Bool));
+                let p = Box::new(self.expr(ops[0]));
+                let e = match l {
+                    Logic::And => Expr::Select(p, Box::new(self.expr(ops[1])), f()),
+                    Logic::Or => Expr::Select(p, t(), Box::new(self.expr(ops[1]))),
+                    Logic::Not => Expr::Select(p, f(), t()),
+                };
                 self.fuse_or_store(n, e);
             }
             Op::Select(_) => {

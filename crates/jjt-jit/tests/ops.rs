@@ -619,6 +619,19 @@ fn case_for(name: &str, d: DType, t: &TensorType) -> Option<(Function, bool)> {
             false,
         ));
     }
+    if let Some(l) = jjt_ir::ops::Logic::ALL.into_iter().find(|l| l.op_name() == name) {
+        return Some((
+            f(&|b, x| {
+                let p = b.compare_scalar(Compare::Gt, x, 0.0).unwrap();
+                let q = b.compare_scalar(Compare::Lt, x, 1.0).unwrap();
+                let args: &[NodeId] = if l.operands() == 1 { &[p] } else { &[p, q] };
+                let r = b.add(Op::Logic(l), args).unwrap();
+                let y = b.unary(Unary::Sin, x).unwrap();
+                b.select(r, x, y).unwrap()
+            }),
+            false,
+        ));
+    }
     if let Some(k) = ReduceKind::ALL.into_iter().find(|k| k.op_name() == name) {
         return Some((f(&|b, x| b.reduce(k, x, Some(&[1])).unwrap()), k != ReduceKind::Max));
     }

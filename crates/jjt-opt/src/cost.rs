@@ -77,7 +77,12 @@ pub fn node_flops(f: &Function, n: NodeId) -> f64 {
                 c.dims.rhs.iter().skip(1).map(|&a| k.get(a).copied().unwrap_or(1) as f64).product();
             out * taps
         }
-        Op::Unary(_) | Op::Binary(_) | Op::Compare(_) | Op::Select(_) | Op::Convert(_) => out,
+        Op::Unary(_)
+        | Op::Binary(_)
+        | Op::Compare(_)
+        | Op::Logic(_)
+        | Op::Select(_)
+        | Op::Convert(_) => out,
         Op::Reduce(_) => {
             f.operands(n).first().and_then(|o| f.node(*o)).map_or(0.0, |x| x.ty.numel() as f64)
         }

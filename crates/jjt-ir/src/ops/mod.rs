@@ -25,6 +25,7 @@ pub mod convert;
 pub mod dot_general;
 pub mod gather;
 pub mod input;
+pub mod logic;
 pub mod pad;
 pub mod reduce;
 pub mod reshape;
@@ -53,6 +54,7 @@ pub use convert::Convert;
 pub use dot_general::DotGeneral;
 pub use gather::{Gather, ScatterAdd};
 pub use input::Input;
+pub use logic::Logic;
 pub use pad::Pad;
 pub use reduce::{Reduce, ReduceKind};
 pub use reshape::Reshape;
@@ -220,6 +222,8 @@ define_ops! {
     Binary(Binary),
     /// An elementwise comparison producing bool.
     Compare(Compare),
+    /// Elementwise `and`, `or`, `not` of bool masks.
+    Logic(Logic),
     /// `select(pred, on_true, on_false)`.
     Select(Select),
     /// Element type conversion.

@@ -5,8 +5,8 @@ use super::{Config, Draw, Outputs, constant};
 use crate::builder::{FunctionBuilder, broadcast_shapes};
 use crate::graph::{Function, NodeId};
 use crate::ops::{
-    Binary, Compare, Const, Conv, ConvDims, DotGeneral, Gather, Op, Pad, ReduceKind, Reverse,
-    ScatterAdd, Unary,
+    Binary, Compare, Const, Conv, ConvDims, DotGeneral, Gather, Logic, Op, Pad, ReduceKind,
+    Reverse, ScatterAdd, Unary,
 };
 use crate::types::{DType, Shape, TensorType};
 
@@ -193,6 +193,16 @@ impl Gen<'_, '_> {
             Kind::Select(c) => {
                 let c2 = self.broadcastable(a);
                 let p = self.b.compare(c, a.id, c2.id).ok()?;
+                // Half the time the predicate is combined with a second one by a logic op.
+                let p = match self.d.below(6) {
+                    k @ 0..=2 => {
+                        let q = self.b.compare(Compare::Ge, c2.id, a.id).ok()?;
+                        let l = [Logic::And, Logic::Or, Logic::Not][k];
+                        let args: &[NodeId] = if l == Logic::Not { &[p] } else { &[p, q] };
+                        self.b.add(Op::Logic(l), args).ok()?
+                    }
+                    _ => p,
+                };
                 let id = self.b.select(p, a.id, c2.id).ok()?;
                 Some(Val { id, m: a.m.max(c2.m) })
             }

@@ -43,8 +43,13 @@ pub(super) fn vectorizable(e: &Expr, d: DType, axis: usize, inline_math: bool) -
         Expr::Compare(_, a, b, dt) => {
             *dt == d && vectorizable(a, d, axis) && vectorizable(b, d, axis)
         }
+        // A choice between bool masks (the logic ops) runs on scalars: lane masks have no
+        // float vector type to select in.
         Expr::Select(p, a, b) => {
-            vectorizable(p, d, axis) && vectorizable(a, d, axis) && vectorizable(b, d, axis)
+            expr_dtype(a) != DType::Bool
+                && vectorizable(p, d, axis)
+                && vectorizable(a, d, axis)
+                && vectorizable(b, d, axis)
         }
         // A row read as vectors: the table contiguous (or broadcast) along the axis and the
         // index the same for every lane (evaluated once, on scalars).
