@@ -20,9 +20,21 @@ pub enum AdError {
         /// Its inputs, `name: type` separated by commas.
         inputs: String,
     },
+    /// A `wrt` glob pattern that matches no floating-point input.
+    #[error(
+        "`{pattern}` matches no floating-point input of `{function}`; its inputs are: {inputs}"
+    )]
+    NoMatch {
+        /// The pattern given.
+        pattern: String,
+        /// The function.
+        function: String,
+        /// Its inputs, `name: type` separated by commas.
+        inputs: String,
+    },
     /// Differentiating with respect to a non-float input.
     #[error(
-        "cannot differentiate with respect to `{name}`: it has dtype {dtype}; only f32 and f64 inputs have tangents"
+        "cannot differentiate with respect to `{name}`: it has dtype {dtype}; only f32 and f64 inputs have tangents (a glob such as `*` skips the others)"
     )]
     NotFloat {
         /// The input.

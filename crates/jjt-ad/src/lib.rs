@@ -39,10 +39,35 @@ pub use vmap::{vmap, vmap_into};
 use jjt_ir::{Function, FunctionBuilder, NodeId, Op, Replay, Replayed, Visit};
 
 /// Positions of the named inputs, in signature order, with clear errors for unknown names.
+///
+/// A name holding `*` (any run of characters) or `?` (one character) is a glob: it selects
+/// every floating-point input whose name it matches, so `*` names all differentiable inputs
+/// and skips integer and bool ones (naming such an input literally is
+/// [`AdError::NotFloat`] where it is differentiated). A glob that selects nothing is
+/// [`AdError::NoMatch`].
 pub fn input_mask(f: &Function, names: &[impl AsRef<str>]) -> Result<Vec<bool>, AdError> {
     let mut mask = vec![false; f.params().len()];
     for n in names {
         let n = n.as_ref();
+        if n.contains(['*', '?']) {
+            let mut any = false;
+            for (i, p) in f.params().iter().enumerate() {
+                if jjt_ir::types::is_float(p.ty.dtype)
+                    && glob_match(n.as_bytes(), p.name.as_bytes())
+                {
+                    mask[i] = true;
+                    any = true;
+                }
+            }
+            if !any {
+                return Err(AdError::NoMatch {
+                    pattern: n.to_string(),
+                    function: f.name.clone(),
+                    inputs: describe_inputs(f),
+                });
+            }
+            continue;
+        }
         match f.params().iter().position(|p| p.name == n) {
             Some(i) => mask[i] = true,
             None => {
@@ -55,6 +80,16 @@ pub fn input_mask(f: &Function, names: &[impl AsRef<str>]) -> Result<Vec<bool>, 
         }
     }
     Ok(mask)
+}
+
+/// Whether `name` matches the glob `pat` (`*`: any run of bytes, `?`: one byte).
+fn glob_match(pat: &[u8], name: &[u8]) -> bool {
+    match pat.split_first() {
+        None => name.is_empty(),
+        Some((b'*', rest)) => (0..=name.len()).any(|k| glob_match(rest, &name[k..])),
+        Some((b'?', rest)) => !name.is_empty() && glob_match(rest, &name[1..]),
+        Some((c, rest)) => name.first() == Some(c) && glob_match(rest, &name[1..]),
+    }
 }
 
 /// `name: type, ...` for messages.

@@ -76,3 +76,37 @@ fn an_npy_constant_whose_data_does_not_fit_its_shape_cannot_be_promoted() {
     let err = promote_f64(&f).unwrap_err();
     assert!(matches!(&err, AdError::Promote { path, .. } if path == "w.npy"), "{err:?}");
 }
+
+/// Integer inputs are never differentiated: naming one is `NotFloat` in every transform, a
+/// glob such as `*` skips it, and a glob matching no float input is `NoMatch`.
+#[test]
+fn integer_inputs_are_refused_by_name_and_skipped_by_globs() {
+    let f = parse(
+        "func f(tok: i32[3], w: f64[3], b: f64[3]) -> f64[3] { return convert(tok, to=f64) * w + b }",
+    );
+    let not_float = |err: AdError| {
+        assert!(
+            matches!(&err, AdError::NotFloat { name, dtype: DType::I32 } if name == "tok"),
+            "{err:?}"
+        );
+    };
+    not_float(vjp(&f, &["tok"]).unwrap_err());
+    not_float(jjt_ad::jvp(&f, &["w", "tok"]).unwrap_err());
+    let spec = KernelSpec { wrt: vec!["tok".into()], ..Default::default() };
+    not_float(spec.kernel(&f).unwrap_err());
+
+    assert_eq!(jjt_ad::input_mask(&f, &["*"]).unwrap(), vec![false, true, true]);
+    assert_eq!(jjt_ad::input_mask(&f, &["?"]).unwrap(), vec![false, true, true]);
+    assert_eq!(
+        jjt_ad::input_mask(&f, &["t*"]).map_err(|e| e.to_string()).unwrap_err(),
+        "`t*` matches no floating-point input of `f`; its inputs are: tok: i32[3], w: f64[3], b: f64[3]"
+    );
+    // The kernel with respect to `*` is the kernel with respect to w and b.
+    let glob = KernelSpec { wrt: vec!["*".into()], ..Default::default() }.kernel(&f).unwrap();
+    let named =
+        KernelSpec { wrt: vec!["w".into(), "b".into()], ..Default::default() }.kernel(&f).unwrap();
+    assert_eq!(text::print(&glob), text::print(&named));
+    // The VJP w.r.t. `*` returns one cotangent per float input.
+    let v = vjp(&f, &["*"]).unwrap();
+    assert_eq!(v.outputs().len(), 2);
+}

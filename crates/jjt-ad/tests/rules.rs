@@ -6,14 +6,22 @@
 //!   the sum of |terms| (each side rounds at most n·u·Σ|terms| with n <= 100, far below);
 //! - vmap against a loop over slices, bit for bit;
 //! - zero tangent in gives exactly zero out, zero cotangent in gives exactly zero out.
+//!
+//! Integer inputs (the indices of `gather`, `scatter_add`) are held fixed: they have no
+//! tangent, are never shifted by the finite differences and get no cotangent; they are drawn
+//! from a range that reaches past the indexed axis on both sides (clamped), and batched like
+//! the float ones.
 
 mod common;
 
 use common::{Domain, Rng, bits, dot, eval, sample, tensor};
 use jjt_ad::{jvp, vjp, vmap};
 use jjt_ir::ops::patches::Window;
-use jjt_ir::ops::{Conv, ConvDims, DotGeneral, Pad, Patches, ReduceKind, Reverse};
+use jjt_ir::ops::{
+    Conv, ConvDims, DotGeneral, Gather, Logic, Pad, Patches, ReduceKind, Reverse, ScatterAdd,
+};
 use jjt_ir::testgen::{Draw, constant};
+use jjt_ir::types::is_float;
 use jjt_ir::{
     Binary, Compare, DType, Function, FunctionBuilder, NodeId, Op, Shape, Tensor, TensorType, Unary,
 };
@@ -66,11 +74,29 @@ fn case(
     domains: Vec<Domain>,
     body: impl FnOnce(&mut FunctionBuilder, &[NodeId]) -> NodeId,
 ) -> Case {
+    let types: Vec<TensorType> = inputs.iter().map(|s| ty(s)).collect();
+    typed_case(name, &types, domains, body)
+}
+
+/// A case whose inputs have the given types (integer ones are held fixed).
+fn typed_case(
+    name: &str,
+    inputs: &[TensorType],
+    domains: Vec<Domain>,
+    body: impl FnOnce(&mut FunctionBuilder, &[NodeId]) -> NodeId,
+) -> Case {
     let mut b = FunctionBuilder::new(name);
-    let args: Vec<NodeId> =
-        inputs.iter().enumerate().map(|(i, s)| b.input(&format!("x{i}"), ty(s)).unwrap()).collect();
+    let args: Vec<NodeId> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, t)| b.input(&format!("x{i}"), t.clone()).unwrap())
+        .collect();
     let out = body(&mut b, &args);
     Case { name: name.into(), f: b.finish(out).unwrap(), domains }
+}
+
+fn ity(d: &[usize]) -> TensorType {
+    TensorType::new(DType::I32, d.to_vec())
 }
 
 fn cases() -> Vec<Case> {
@@ -284,6 +310,60 @@ fn cases() -> Vec<Case> {
             b.add(Op::Conv(c), &[x[0], x[1]]).unwrap()
         }));
     }
+    // Logic ops combine the predicates of a select.
+    v.push(case("logic", &[&[2, 3], &[2, 3]], vec![any, any], |b, x| {
+        let p = b.compare_scalar(Compare::Gt, x[0], 0.0).unwrap();
+        let q = b.compare(Compare::Lt, x[1], x[0]).unwrap();
+        let a = b.add(Op::Logic(Logic::And), &[p, q]).unwrap();
+        let n = b.add(Op::Logic(Logic::Not), &[q]).unwrap();
+        let o = b.add(Op::Logic(Logic::Or), &[a, n]).unwrap();
+        let y = b.binary(Binary::Mul, x[0], x[1]).unwrap();
+        b.select(o, y, x[1]).unwrap()
+    }));
+    // Indices drawn from [-2, 7) and truncated: -1..=6, past both ends of axes of 5 and 6.
+    let idx = Domain::Range(-2.0, 7.0);
+    v.push(typed_case("gather_axis0", &[ty(&[5, 3]), ity(&[2, 4])], vec![any, idx], |b, x| {
+        b.add(Op::Gather(Gather { axis: 0 }), &[x[0], x[1]]).unwrap()
+    }));
+    v.push(typed_case("gather_axis1", &[ty(&[2, 5, 3]), ity(&[3])], vec![any, idx], |b, x| {
+        let g = b.add(Op::Gather(Gather { axis: 1 }), &[x[0], x[1]]).unwrap();
+        b.unary(Unary::Sin, g).unwrap()
+    }));
+    v.push(typed_case(
+        "scatter_add_axis0",
+        &[ity(&[2, 4]), ty(&[2, 4, 3])],
+        vec![idx, any],
+        |b, x| b.add(Op::ScatterAdd(ScatterAdd { size: 5, axis: 0 }), &[x[0], x[1]]).unwrap(),
+    ));
+    v.push(typed_case(
+        "scatter_add_axis1",
+        &[ty(&[3, 4, 2]), ity(&[4])],
+        vec![any, idx],
+        |b, x| {
+            let s = b.add(Op::ScatterAdd(ScatterAdd { size: 6, axis: 1 }), &[x[1], x[0]]).unwrap();
+            b.binary(Binary::Mul, s, s).unwrap()
+        },
+    ));
+    // Integer arithmetic, comparison and select computing the indices (batched like floats).
+    v.push(typed_case(
+        "gather_of_index_arithmetic",
+        &[ty(&[5, 2]), ity(&[3])],
+        vec![any, idx],
+        |b, x| {
+            let i = x[1];
+            let two = b.full(ity(&[3]), 2.0).unwrap();
+            let three = b.full(ity(&[3]), 3.0).unwrap();
+            let j = b.binary(Binary::Mul, i, two).unwrap();
+            let j = b.binary(Binary::Sub, j, three).unwrap();
+            let n = b.unary(Unary::Neg, i).unwrap();
+            let m = b.binary(Binary::Maximum, j, n).unwrap();
+            let m = b.binary(Binary::Minimum, m, three).unwrap();
+            let p = b.compare(Compare::Lt, i, two).unwrap();
+            let k = b.select(p, m, i).unwrap();
+            let k = b.binary(Binary::Add, k, i).unwrap();
+            b.add(Op::Gather(Gather { axis: 0 }), &[x[0], k]).unwrap()
+        },
+    ));
     v.push(case("concat", &[&[2, 1, 3], &[2, 2, 3], &[2, 1, 3]], vec![any, any, any], |b, x| {
         b.concat(x, 1).unwrap()
     }));
@@ -363,17 +443,24 @@ fn point(rng: &mut Rng, c: &Case) -> Vec<Tensor> {
         .collect()
 }
 
+/// A tangent for each float input (integer inputs have none).
 fn direction(rng: &mut Rng, f: &Function) -> Vec<Tensor> {
     f.params()
         .iter()
+        .filter(|p| is_float(p.ty.dtype))
         .map(|p| tensor(&p.ty, sample(rng, Domain::Range(-1.0, 1.0), p.ty.numel())))
         .collect()
 }
 
+/// `x + h·t`, `t` holding one tangent per float element of `x` in order (integers stay fixed).
 fn shifted(x: &[Tensor], t: &[Tensor], h: f64) -> Vec<Tensor> {
+    let mut t = t.iter();
     x.iter()
-        .zip(t)
-        .map(|(a, d)| {
+        .map(|a| {
+            if !is_float(a.dtype()) {
+                return a.clone();
+            }
+            let d = t.next().expect("a tangent per float input");
             let v: Vec<f64> =
                 a.to_f64_vec().iter().zip(d.to_f64_vec()).map(|(p, q)| p + h * q).collect();
             tensor(&a.ty(), v)
@@ -397,8 +484,9 @@ fn close(name: &str, what: &str, ad: &[f64], fd: &[f64]) {
     }
 }
 
+/// The names of the float inputs: every input that can be differentiated.
 fn all_names(f: &Function) -> Vec<String> {
-    f.params().iter().map(|p| p.name.clone()).collect()
+    f.params().iter().filter(|p| is_float(p.ty.dtype)).map(|p| p.name.clone()).collect()
 }
 
 #[test]
@@ -579,15 +667,20 @@ fn zero_in_gives_exactly_zero_out() {
             c.f.params().iter().map(|p| b.input(&p.name, p.ty.clone()).unwrap()).collect();
         let (_, touts) = jjt_ad::jvp_into(&mut b, &c.f, &args, &vec![None; args.len()]).unwrap();
         assert_eq!(touts, vec![None], "{}", c.name);
-        let (_, cts) =
-            jjt_ad::vjp_into(&mut b, &c.f, &args, &vec![true; args.len()], &[None]).unwrap();
+        let floats: Vec<bool> = c.f.params().iter().map(|p| is_float(p.ty.dtype)).collect();
+        let (_, cts) = jjt_ad::vjp_into(&mut b, &c.f, &args, &floats, &[None]).unwrap();
         assert!(cts.iter().all(Option::is_none), "{}", c.name);
         // Numeric zeros.
         let j = jvp(&c.f, &names).unwrap();
         let v = vjp(&c.f, &names).unwrap();
         let x = point(&mut rng, &c);
         let mut a = x.clone();
-        a.extend(c.f.params().iter().map(|p| tensor(&p.ty, vec![0.0; p.ty.numel()])));
+        a.extend(
+            c.f.params()
+                .iter()
+                .filter(|p| is_float(p.ty.dtype))
+                .map(|p| tensor(&p.ty, vec![0.0; p.ty.numel()])),
+        );
         assert!(eval(&j, &a)[1].to_f64_vec().iter().all(|&z| z == 0.0), "{}: zero tangent", c.name);
         let out_ty = c.f.output_type().unwrap().clone();
         let mut bargs = x.clone();

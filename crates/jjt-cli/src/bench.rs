@@ -12,10 +12,25 @@ use crate::bind::{Missing, bind_kernel, bind_some};
 use crate::pipeline::{jit_options, kernel_graph, load, optimized, throughputs};
 use jjt_ad::Form;
 
-fn random(rng: &mut Mt19937, ty: &TensorType) -> Result<Tensor, CliError> {
+/// Random values for the input `name` of `f`: uniform in [0, 1), or for an integer input
+/// whose values index tables, uniform integers in [0, rows) (`index_rows`: every lookup in
+/// range).
+fn random(
+    rng: &mut Mt19937,
+    f: &Function,
+    name: &str,
+    ty: &TensorType,
+) -> Result<Tensor, CliError> {
+    let rows = match ty.dtype {
+        jjt_ir::DType::I32 => jjt_ir::ops::gather::index_rows(f, name).unwrap_or(1),
+        _ => 1,
+    };
     let mut v: Vec<f64> = Vec::new();
     v.try_reserve_exact(ty.numel()).map_err(|_| CliError::Alloc(ty.clone()))?;
     v.extend((0..ty.numel()).map(|_| rng.next_f64()));
+    if ty.dtype == jjt_ir::DType::I32 {
+        v.iter_mut().for_each(|x| *x = (*x * rows as f64).floor());
+    }
     Ok(Tensor::from_f64(ty, &v)?)
 }
 
@@ -59,7 +74,7 @@ pub(crate) fn inputs(b: &BenchArgs, f: &Function) -> Result<(Function, Vec<Tenso
             .params()
             .iter()
             .zip(given)
-            .map(|(p, t)| t.map_or_else(|| random(&mut rng, &p.ty), Ok))
+            .map(|(p, t)| t.map_or_else(|| random(&mut rng, f, &p.name, &p.ty), Ok))
             .collect::<Result<_, _>>()?;
         return Ok((g, args));
     }
@@ -71,7 +86,10 @@ pub(crate) fn inputs(b: &BenchArgs, f: &Function) -> Result<(Function, Vec<Tenso
     };
     let args = bound
         .into_iter()
-        .map(|x| x.value.map_or_else(|| random(&mut rng, &x.ty), Ok))
+        .map(|x| {
+            let input = x.input.as_deref().unwrap_or(&x.name);
+            x.value.map_or_else(|| random(&mut rng, f, input, &x.ty), Ok)
+        })
         .collect::<Result<_, _>>()?;
     Ok((g, args))
 }

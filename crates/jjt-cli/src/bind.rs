@@ -309,7 +309,11 @@ pub(crate) fn bind_kernel(
         if t.is_none() && missing == Missing::Refuse {
             return Err(CliError::Unbound(name));
         }
-        args.push(Bound { name, ty, value: t });
+        let input = match role {
+            Role::Side(_, i) | Role::Shared(i) => Some(params[i].name.clone()),
+            Role::V => None,
+        };
+        args.push(Bound { name, input, ty, value: t });
     }
     Ok((spec, args))
 }
@@ -318,6 +322,8 @@ pub(crate) fn bind_kernel(
 #[derive(Debug)]
 pub(crate) struct Bound {
     pub name: String,
+    /// The model input it holds (`None` for `v`).
+    pub input: Option<String>,
     pub ty: TensorType,
     pub value: Option<Tensor>,
 }

@@ -45,7 +45,13 @@ pub(crate) fn run(
             .zip(&fixed)
             .map(|(p, t)| match t {
                 Some(t) => Ok(t.clone()),
-                None => random(&mut rng, &p.ty, lo, hi),
+                // Integer inputs that index tables: uniform in [0, rows), every lookup in range.
+                None => match jjt_ir::ops::gather::index_rows(f, &p.name) {
+                    Some(rows) if p.ty.dtype == jjt_ir::DType::I32 => {
+                        random(&mut rng, &p.ty, 0.0, rows as f64)
+                    }
+                    _ => random(&mut rng, &p.ty, lo, hi),
+                },
             })
             .collect::<Result<_, _>>()?;
         let t: Vec<Tensor> = f

@@ -317,3 +317,45 @@ fn bench_binds_the_files_contents() {
         }
     }
 }
+
+const EMBED: &str = "func embed(tok: i32[6], emb: f32[7,3], w: f32[3,2]) -> f32[2] {
+  return mean(gather(emb, tok, axis=0), axes=[0]) @ w
+}
+";
+
+/// `bench` fills an integer input that indexes a table of 7 rows with integers in [0, 7),
+/// per side and batched, and every row is drawn.
+#[test]
+fn bench_draws_integer_inputs_within_the_indexed_rows() {
+    let m = model("embed_bench.jjt", EMBED);
+    let args = ["jjt", "bench", &m, "--wrt", "*", "--shared", "emb,w", "--batch", "40,40"];
+    let cli = Cli::try_parse_from(args).unwrap();
+    let crate::args::Command::Bench(b) = cli.command else { panic!("not a bench command") };
+    let f = crate::pipeline::load(&b.model, b.opts.precision).unwrap();
+    let (_, inputs) = crate::bench::inputs(&b, &f).unwrap();
+    let ints: Vec<i32> = inputs
+        .iter()
+        .filter_map(|t| match &t.data {
+            jjt_ir::Data::I32(v) => Some(v.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(ints.len(), 2 * 40 * 6, "both sides' tokens");
+    assert!(ints.iter().all(|&i| (0..7).contains(&i)), "{ints:?}");
+    assert!((0..7).all(|r| ints.contains(&r)), "every row is drawn: {ints:?}");
+}
+
+/// `check` differentiates the float inputs of `--wrt '*'` at random in-range tokens, and
+/// naming the tokens is the transforms' `NotFloat`.
+#[test]
+fn check_skips_integer_inputs_and_refuses_them_by_name() {
+    let m = model("embed_check.jjt", EMBED);
+    let cli = Cli::try_parse_from(["jjt", "check", &m, "--wrt", "*"]).unwrap();
+    crate::run(cli).unwrap();
+    check(
+        &["check", &m, "--wrt", "tok"],
+        |e| matches!(e, CliError::Ad(jjt_ad::AdError::NotFloat { .. })),
+        &["`tok`", "i32"],
+    );
+}

@@ -77,6 +77,9 @@ fn take(t: &Tensor, from: usize, n: usize, tile: usize) -> Tensor {
         Data::F64(v) => Data::F64(
             (0..tile).flat_map(|k| v[pick(k) * inner..(pick(k) + 1) * inner].to_vec()).collect(),
         ),
+        Data::I32(v) => Data::I32(
+            (0..tile).flat_map(|k| v[pick(k) * inner..(pick(k) + 1) * inner].to_vec()).collect(),
+        ),
         Data::Bool(v) => Data::Bool(
             (0..tile).flat_map(|k| v[pick(k) * inner..(pick(k) + 1) * inner].to_vec()).collect(),
         ),

@@ -43,6 +43,7 @@ fn read(path: &Path) -> Vec<f64> {
     match a.data {
         jjt_npy::Data::F32(v) => v.into_iter().map(f64::from).collect(),
         jjt_npy::Data::F64(v) => v,
+        jjt_npy::Data::I32(v) => v.into_iter().map(f64::from).collect(),
         jjt_npy::Data::Bool(_) => panic!("bool"),
     }
 }
@@ -152,7 +153,10 @@ fn user_mistakes_give_clear_errors() {
         &["eval", &m, "--in", &format!("x={}", fixture("x2_f64.npy"))],
         &["expected f32[10000]", "f64[10000]", "astype"],
     );
-    fails_with(&["eval", &m, "--in", &format!("x={}", fixture("ints.npy"))], &["ints.npy", "<i8"]);
+    fails_with(
+        &["eval", &m, "--in", &format!("x={}", fixture("ints.npy"))],
+        &["ints.npy", "expected f32[10000]", "i32[3]"],
+    );
     fails_with(&["eval", &m, "--in", "x=/nonexistent.npy"], &["/nonexistent.npy"]);
     fails_with(&["dump", "/nonexistent.jjt"], &["cannot read model", "/nonexistent.jjt"]);
     let bad = tmp("bad.jjt");

@@ -99,9 +99,9 @@ fn user_mistakes() {
             &["short.npy", "expected f32[10000]", "f32[3]"],
         ),
         (
-            "unsupported npy dtype",
+            "integer npy for a float input",
             args(&["eval", &seed, "--in", &format!("x={ints}")]),
-            &["ints.npy", "<i8"],
+            &["ints.npy", "expected f32[10000]", "i32[3]"],
         ),
         (
             "npy missing",

@@ -96,6 +96,7 @@ fn data_bits(d: &jjt_npy::Data) -> Vec<u64> {
     match d {
         jjt_npy::Data::F32(v) => v.iter().map(|x| u64::from(x.to_bits())).collect(),
         jjt_npy::Data::F64(v) => v.iter().map(|x| x.to_bits()).collect(),
+        jjt_npy::Data::I32(v) => v.iter().map(|&x| u64::from(x as u32)).collect(),
         jjt_npy::Data::Bool(v) => v.iter().map(|&x| u64::from(x)).collect(),
     }
 }

@@ -54,6 +54,32 @@ pub enum TypeError {
     /// A result with more elements than `usize` can count.
     #[error("result shape {0} has too many elements")]
     TooLarge(Shape),
+    /// Indices (of `gather`, `scatter_add`) that are not `i32`.
+    #[error("indices must be i32, got {0}")]
+    NotIndex(DType),
+    /// An indexed axis that no `i32` index can address: empty while there are indices, or
+    /// longer than `i32::MAX`.
+    #[error(
+        "an indexed axis of size {size} cannot be addressed by {indices} i32 indices (it needs 1 to 2147483647 entries)"
+    )]
+    IndexedAxis {
+        /// Size of the indexed axis.
+        size: usize,
+        /// Number of indices.
+        indices: usize,
+    },
+    /// `scatter_add` updates whose axes from `axis` on do not start with the indices' shape.
+    #[error(
+        "scatter_add updates of shape {updates} need the indices' shape {indices} at axis {axis}"
+    )]
+    ScatterUpdates {
+        /// Shape of the updates.
+        updates: Shape,
+        /// Shape of the indices.
+        indices: Shape,
+        /// The `axis` attribute.
+        axis: usize,
+    },
     /// `reverse` axes that are not distinct.
     #[error("reverse axes {} are not distinct", Shape(.0.clone()))]
     ReverseAxes(Vec<usize>),

@@ -70,16 +70,24 @@ impl Tensor {
         match &self.data {
             Data::F32(v) => v.iter().map(|&x| f64::from(x)).collect(),
             Data::F64(v) => v.clone(),
+            Data::I32(v) => v.iter().map(|&x| f64::from(x)).collect(),
             Data::Bool(v) => v.iter().map(|&b| if b { 1.0 } else { 0.0 }).collect(),
         }
     }
 
+    /// An i32 tensor.
+    pub fn i32(shape: impl Into<Shape>, data: Vec<i32>) -> Result<Tensor, TensorShapeError> {
+        Tensor::new(shape, Data::I32(data))
+    }
+
     /// A tensor of the given type whose elements are `values` rounded to the dtype
-    /// (bool: nonzero is true).
+    /// (bool: nonzero is true; i32: truncated toward zero and saturated, NaN gives 0, Rust's
+    /// `as i32`).
     pub fn from_f64(ty: &TensorType, values: &[f64]) -> Result<Tensor, TensorShapeError> {
         let data = match ty.dtype {
             DType::F32 => Data::F32(values.iter().map(|&x| x as f32).collect()),
             DType::F64 => Data::F64(values.to_vec()),
+            DType::I32 => Data::I32(values.iter().map(|&x| x as i32).collect()),
             DType::Bool => Data::Bool(values.iter().map(|&x| x != 0.0).collect()),
         };
         Tensor::new(ty.shape.clone(), data)
@@ -104,6 +112,7 @@ impl Tensor {
         let data = match &self.data {
             Data::F32(v) => Data::F32(g(v, index)),
             Data::F64(v) => Data::F64(g(v, index)),
+            Data::I32(v) => Data::I32(g(v, index)),
             Data::Bool(v) => Data::Bool(g(v, index)),
         };
         Tensor { shape, data }

@@ -446,6 +446,22 @@ impl Var {
     pub fn convert(&self, to: DType) -> Var {
         self.apply(Location::caller(), |b, x| b.convert(x, to))
     }
+
+    /// Rows of `self` along `axis` picked by the `i32` indices `idx` (clamped to the axis):
+    /// an embedding lookup is `emb.gather(&tok, 0)`.
+    #[track_caller]
+    pub fn gather(&self, idx: &Var, axis: usize) -> Var {
+        let op = crate::ops::Gather { axis };
+        self.combine(&[idx], Location::caller(), |b, v| b.add(op.into(), &[v[0], v[1]]))
+    }
+
+    /// `self` (updates) summed into `size` rows along `axis` at the `i32` indices `idx`
+    /// (clamped): the transpose of [`Var::gather`].
+    #[track_caller]
+    pub fn scatter_add(&self, idx: &Var, size: usize, axis: usize) -> Var {
+        let op = crate::ops::ScatterAdd { size, axis };
+        self.combine(&[idx], Location::caller(), |b, v| b.add(op.into(), &[v[1], v[0]]))
+    }
 }
 
 macro_rules! operator {

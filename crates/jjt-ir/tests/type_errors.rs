@@ -235,3 +235,73 @@ fn convolutions_and_windows() {
         other => panic!("{other:?}"),
     }
 }
+
+/// The type error of adding `op` to inputs of the given types, with its message.
+fn fails_typed(op: Op, types: &[TensorType]) -> (TypeError, String) {
+    let mut b = FunctionBuilder::new("f");
+    let xs: Vec<NodeId> = types
+        .iter()
+        .enumerate()
+        .map(|(i, t)| b.input(&format!("x{i}"), t.clone()).unwrap())
+        .collect();
+    match b.add(op, &xs) {
+        Err(IrError::Type { source, .. }) => {
+            let msg = source.to_string();
+            (source, msg)
+        }
+        other => panic!("expected a type error, got {other:?}"),
+    }
+}
+
+#[test]
+fn gather_and_scatter_add() {
+    use jjt_ir::ops::{Gather, ScatterAdd};
+    let i32s = |s: &[usize]| TensorType::new(DType::I32, s.to_vec());
+    let g = |axis| Op::Gather(Gather { axis });
+    let (e, m) = fails_typed(g(0), &[f32(&[5, 3]), f32(&[2])]);
+    assert_eq!(e, TypeError::NotIndex(DType::F32));
+    assert_eq!(m, "indices must be i32, got f32");
+    let (e, _) = fails_typed(g(2), &[f32(&[5, 3]), i32s(&[2])]);
+    assert_eq!(e, TypeError::Axis { axis: 2, rank: 2 });
+    let (e, m) = fails_typed(g(1), &[f32(&[5, 0]), i32s(&[2])]);
+    assert_eq!(e, TypeError::IndexedAxis { size: 0, indices: 2 });
+    assert_eq!(
+        m,
+        "an indexed axis of size 0 cannot be addressed by 2 i32 indices (it needs 1 to 2147483647 entries)"
+    );
+    // An empty axis with no indices is fine: the result is empty.
+    let mut b = FunctionBuilder::new("f");
+    let t = b.input("t", f32(&[0, 3])).unwrap();
+    let i = b.input("i", i32s(&[0])).unwrap();
+    let out = b.add(g(0), &[t, i]).unwrap();
+    assert_eq!(b.ty(out).unwrap(), &f32(&[0, 3]));
+
+    let s = |size, axis| Op::ScatterAdd(ScatterAdd { size, axis });
+    let (e, m) = fails_typed(s(5, 1), &[i32s(&[4]), f32(&[3, 2])]);
+    assert_eq!(
+        e,
+        TypeError::ScatterUpdates { updates: Shape(vec![3, 2]), indices: Shape(vec![4]), axis: 1 }
+    );
+    assert_eq!(m, "scatter_add updates of shape [3,2] need the indices' shape [4] at axis 1");
+    let (e, _) = fails_typed(s(5, 0), &[i32s(&[4]), i32s(&[4])]);
+    assert_eq!(e, TypeError::NotFloat(DType::I32));
+    let (e, _) = fails_typed(s(0, 0), &[i32s(&[4]), f32(&[4])]);
+    assert_eq!(e, TypeError::IndexedAxis { size: 0, indices: 4 });
+    let (e, _) = fails_typed(s(1 << 31, 0), &[i32s(&[4]), f32(&[4])]);
+    assert_eq!(e, TypeError::IndexedAxis { size: 1 << 31, indices: 4 });
+    let (e, _) = fails_typed(s(5, 0), &[f32(&[4]), f32(&[4])]);
+    assert_eq!(e, TypeError::NotIndex(DType::F32));
+}
+
+#[test]
+fn logic_ops_need_bool_masks_of_one_shape() {
+    use jjt_ir::ops::Logic;
+    let bools = |s: &[usize]| TensorType::new(DType::Bool, s.to_vec());
+    let (e, m) = fails_typed(Op::Logic(Logic::And), &[bools(&[3]), f32(&[3])]);
+    assert_eq!(e, TypeError::NotBool(DType::F32));
+    assert_eq!(m, "needs a bool predicate, got f32");
+    let (e, _) = fails_typed(Op::Logic(Logic::Or), &[bools(&[3]), bools(&[2])]);
+    assert_eq!(e, TypeError::ShapeMismatch(Shape(vec![3]), Shape(vec![2])));
+    let (e, _) = fails_typed(Op::Logic(Logic::Not), &[TensorType::new(DType::I32, vec![3])]);
+    assert_eq!(e, TypeError::NotBool(DType::I32));
+}

@@ -307,6 +307,22 @@ fn step_time(step: &Step, policy: &Policy, t: &Throughputs) -> StepTime {
     let split = 1.0 / (threads * t.parallel).max(1.0);
     let mut w = Work::default();
     let (kind, seconds, macs, elements) = match step {
+        Step::Scatter(s) => {
+            // Per update: the update and index expressions, the clamped row address (four
+            // operations, as a gather's), a load, an add and a store, on scalars, one thread;
+            // a destination row that is not contiguous is priced as strided accesses.
+            let n = numel(&s.shape);
+            w = Work::of(&s.updates, policy.inline_math);
+            w.add(&s.index);
+            w.ops += 7.0;
+            let item = plan::item_size(s.dst.dtype) as f64;
+            let strided = s.dst.strides.last().is_some_and(|&x| x != 0 && x != 1);
+            let per = t.map_element
+                + w.price(t)
+                + w.gathers(&s.shape) * gather(t, n, item)
+                + if strided { gather(t, n, item) } else { 0.0 };
+            (StepKind::Map, n * per, 0.0, n)
+        }
         Step::Dot(s) => {
             let (kind, path) = classify(s, policy);
             let p = Product::of(s);
@@ -532,6 +548,15 @@ impl Work {
             Expr::Convert(_, _, a) => {
                 self.ops += 1.0;
                 self.add(a);
+            }
+            // Clamp (max, min), scale and add the row, load: four operations; the load is a
+            // strided one only if the row itself is (rows are read along the innermost axis).
+            Expr::Gather { table, index, .. } => {
+                self.ops += 4.0;
+                if table.strides.last().is_some_and(|&s| s != 0 && s != 1) {
+                    self.strided_loads += 1.0;
+                }
+                self.add(index);
             }
         }
     }

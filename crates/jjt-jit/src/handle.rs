@@ -75,6 +75,7 @@ fn data_ptr(d: &Data) -> *const u8 {
     match d {
         Data::F32(v) => v.as_ptr().cast(),
         Data::F64(v) => v.as_ptr().cast(),
+        Data::I32(v) => v.as_ptr().cast(),
         Data::Bool(v) => v.as_ptr().cast(),
     }
 }
@@ -83,6 +84,7 @@ fn data_mut_ptr(d: &mut Data) -> *mut u8 {
     match d {
         Data::F32(v) => v.as_mut_ptr().cast(),
         Data::F64(v) => v.as_mut_ptr().cast(),
+        Data::I32(v) => v.as_mut_ptr().cast(),
         Data::Bool(v) => v.as_mut_ptr().cast(),
     }
 }
@@ -102,6 +104,12 @@ fn zeros(ty: &TensorType) -> Result<Data, JitError> {
             v.try_reserve_exact(n).map_err(|_| JitError::Alloc(bytes))?;
             v.resize(n, 0.0f64);
             Data::F64(v)
+        }
+        DType::I32 => {
+            let mut v = Vec::new();
+            v.try_reserve_exact(n).map_err(|_| JitError::Alloc(bytes))?;
+            v.resize(n, 0i32);
+            Data::I32(v)
         }
         DType::Bool => {
             let mut v = Vec::new();

@@ -21,7 +21,7 @@
 
 use std::collections::HashMap;
 
-use jjt_ir::ops::{Const, DotGeneral, Pad, ReduceKind};
+use jjt_ir::ops::{Const, DotGeneral, Logic, Pad, ReduceKind};
 use jjt_ir::{Binary, Compare, DType, Function, NodeId, Op, Shape, Unary};
 
 use crate::JitError;
@@ -86,6 +86,19 @@ pub enum Expr {
     Select(Box<Expr>, Box<Expr>, Box<Expr>),
     /// Conversion from the operand's dtype.
     Convert(DType, DType, Box<Expr>),
+    /// A `gather`: `table` read at the current index (its strides over the output's axes,
+    /// 0 along the index axes) plus `clamp(index, 0, rows − 1) · row_stride` elements: a
+    /// data-dependent address. `index` is an `i32` expression over the same index space.
+    Gather {
+        /// The table, over the output's axes.
+        table: View,
+        /// Elements between consecutive rows of the indexed axis.
+        row_stride: isize,
+        /// Rows of the indexed axis (the clamp's bound).
+        rows: usize,
+        /// The row, before clamping.
+        index: Box<Expr>,
+    },
 }
 
 impl Expr {
@@ -103,6 +116,10 @@ impl Expr {
                 p.views_mut(f);
                 a.views_mut(f);
                 b.views_mut(f);
+            }
+            Expr::Gather { table, index, .. } => {
+                f(table);
+                index.views_mut(f);
             }
         }
     }
@@ -162,6 +179,26 @@ pub struct DotStep {
     pub dims: DotGeneral,
 }
 
+/// A `scatter_add`: for every `i` in `shape` (the updates'), in row-major order,
+/// `dst[i] + clamp(index(i), 0, rows − 1) · row_stride += updates(i)`, into a destination a
+/// preceding step filled with zeros. One element at a time, on one thread, in the
+/// interpreter's order, so results are bit-identical to it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScatterStep {
+    /// The destination, over the updates' axes (0 along the index axes).
+    pub dst: View,
+    /// The updates' index space.
+    pub shape: Vec<usize>,
+    /// Value added per element.
+    pub updates: Expr,
+    /// The row (an `i32` expression) before clamping.
+    pub index: Expr,
+    /// Elements between consecutive rows of the destination's indexed axis.
+    pub row_stride: isize,
+    /// Rows of the destination's indexed axis.
+    pub rows: usize,
+}
+
 /// One materialising loop nest.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Step {
@@ -171,6 +208,8 @@ pub enum Step {
     Reduce(ReduceStep),
     /// Contraction.
     Dot(DotStep),
+    /// Sums into rows picked by indices.
+    Scatter(ScatterStep),
 }
 
 impl Step {
@@ -179,7 +218,8 @@ impl Step {
         match self {
             Step::Map(MapStep { dst, .. })
             | Step::Reduce(ReduceStep { dst, .. })
-            | Step::Dot(DotStep { dst, .. }) => dst,
+            | Step::Dot(DotStep { dst, .. })
+            | Step::Scatter(ScatterStep { dst, .. }) => dst,
         }
     }
 
@@ -188,6 +228,12 @@ impl Step {
         match self {
             Step::Map(MapStep { expr, .. }) | Step::Reduce(ReduceStep { expr, .. }) => expr.views(),
             Step::Dot(DotStep { lhs, rhs, .. }) => vec![lhs.clone(), rhs.clone()],
+            Step::Scatter(ScatterStep { updates, index, dst, .. }) => {
+                let mut v = updates.views();
+                v.extend(index.views());
+                v.push(dst.clone());
+                v
+            }
         }
     }
 }
@@ -298,6 +344,8 @@ fn cheap(e: &Expr) -> bool {
             Expr::Compare(_, a, b, _) => 1 + count(a)? + count(b)?,
             Expr::Select(p, a, b) => 1 + count(p)? + count(a)? + count(b)?,
             Expr::Convert(_, _, a) => 1 + count(a)?,
+            // A data-dependent load is not recomputed per copy.
+            Expr::Gather { .. } => return None,
         })
     }
     count(e).is_some_and(|n| n <= 4)
@@ -318,11 +366,7 @@ struct Planner<'f> {
 
 /// Bytes per element.
 pub fn item_size(d: DType) -> usize {
-    match d {
-        DType::F32 => 4,
-        DType::F64 => 8,
-        DType::Bool => 1,
-    }
+    d.item_size()
 }
 
 /// Plan `f`.
@@ -515,6 +559,19 @@ impl<'f> Planner<'f> {
                 let d = self.ty(ops[0]).dtype;
                 let e =
                     Expr::Compare(*c, Box::new(self.expr(ops[0])), Box::new(self.expr(ops[1])), d);
+                self.fuse_or_store(n, e);
+            }
+            // Logic as selects between bool constants: `and(p, q) = p ? q : false`,
+            // `or(p, q) = p ? true : q`, `not(p) = p ? false : true`.
+            Op::Logic(l) => {
+                let t = || Box::new(Expr::Scalar(1f64.to_bits(), DType::Bool));
+                let f = || Box::new(Expr::Scalar(0, DType::Bool));
+                let p = Box::new(self.expr(ops[0]));
+                let e = match l {
+                    Logic::And => Expr::Select(p, Box::new(self.expr(ops[1])), f()),
+                    Logic::Or => Expr::Select(p, t(), Box::new(self.expr(ops[1]))),
+                    Logic::Not => Expr::Select(p, f(), t()),
+                };
                 self.fuse_or_store(n, e);
             }
             Op::Select(_) => {
@@ -732,6 +789,52 @@ impl<'f> Planner<'f> {
                 });
                 self.layout_result(n, val);
             }
+            Op::Gather(g) => {
+                // table [P, rows, R] read over the output [P, Q, R]: its strides with 0s for
+                // Q, the indexed axis's stride applied to the loaded row; the indices (fused
+                // or stored) read over the output with 0s for P and R.
+                let k = self.ty(ops[1]).rank();
+                let rows = self.ty(ops[0]).shape.dims()[g.axis];
+                let mut table = self.view(ops[0]);
+                let row_stride = table.strides[g.axis];
+                let mut strides = table.strides[..g.axis].to_vec();
+                strides.extend(std::iter::repeat_n(0, k));
+                strides.extend_from_slice(&table.strides[g.axis + 1..]);
+                table.strides = strides;
+                let rest = ty.rank() - g.axis - k;
+                let index = self.spread(ops[1], g.axis, rest);
+                self.fuse_or_store(
+                    n,
+                    Expr::Gather { table, row_stride, rows, index: Box::new(index) },
+                );
+            }
+            Op::ScatterAdd(s) => {
+                let dst = self.destination(n);
+                self.plan.steps.push(Step::Map(MapStep {
+                    dst: dst.clone(),
+                    shape: ty.shape.0.clone(),
+                    expr: Expr::Scalar(0, ty.dtype),
+                }));
+                let shape = self.ty(ops[1]).shape.0.clone();
+                let k = self.ty(ops[0]).rank();
+                let rest = shape.len() - s.axis - k;
+                let mut over = dst.clone();
+                let mut strides = dst.strides[..s.axis].to_vec();
+                strides.extend(std::iter::repeat_n(0, k));
+                strides.extend_from_slice(&dst.strides[s.axis + 1..]);
+                over.strides = strides;
+                let index = self.spread(ops[0], s.axis, rest);
+                let updates = self.expr(ops[1]);
+                self.plan.steps.push(Step::Scatter(ScatterStep {
+                    dst: over,
+                    shape,
+                    updates,
+                    index,
+                    row_stride: dst.strides[s.axis],
+                    rows: s.size,
+                }));
+                self.vals.insert(n, Val::View(dst));
+            }
             Op::Pad(Pad { lo, interior, .. }) => {
                 let dst = self.destination(n);
                 self.plan.steps.push(Step::Map(MapStep {
@@ -751,6 +854,21 @@ impl<'f> Planner<'f> {
             }
         }
         Ok(())
+    }
+
+    /// The expression of `n` read over a larger index space: `before` new axes in front and
+    /// `after` behind (stride 0 along each).
+    fn spread(&self, n: NodeId, before: usize, after: usize) -> Expr {
+        let val = remap(self.vals[&n].clone(), |v| {
+            let mut strides = vec![0isize; before];
+            strides.extend_from_slice(&v.strides);
+            strides.extend(std::iter::repeat_n(0, after));
+            v.strides = strides;
+        });
+        match val {
+            Val::View(v) => Expr::Load(v),
+            Val::Fused(e) => e,
+        }
     }
 
     /// A convolution as one contraction (see `docs/format.md`, "conv"): the input, dilated and

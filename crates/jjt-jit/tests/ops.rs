@@ -619,6 +619,19 @@ fn case_for(name: &str, d: DType, t: &TensorType) -> Option<(Function, bool)> {
             false,
         ));
     }
+    if let Some(l) = jjt_ir::ops::Logic::ALL.into_iter().find(|l| l.op_name() == name) {
+        return Some((
+            f(&|b, x| {
+                let p = b.compare_scalar(Compare::Gt, x, 0.0).unwrap();
+                let q = b.compare_scalar(Compare::Lt, x, 1.0).unwrap();
+                let args: &[NodeId] = if l.operands() == 1 { &[p] } else { &[p, q] };
+                let r = b.add(Op::Logic(l), args).unwrap();
+                let y = b.unary(Unary::Sin, x).unwrap();
+                b.select(r, x, y).unwrap()
+            }),
+            false,
+        ));
+    }
     if let Some(k) = ReduceKind::ALL.into_iter().find(|k| k.op_name() == name) {
         return Some((f(&|b, x| b.reduce(k, x, Some(&[1])).unwrap()), k != ReduceKind::Max));
     }
@@ -678,6 +691,31 @@ fn case_for(name: &str, d: DType, t: &TensorType) -> Option<(Function, bool)> {
                 b.add(Op::Conv(c), &[lhs, k]).unwrap()
             }),
             true,
+        ),
+        // Indices out of range on both sides (clamped), from a literal and from the input
+        // converted (its specials: NaN gives 0, ±inf saturate).
+        "gather" => (
+            f(&|b, x| {
+                let ty = TensorType::new(DType::I32, [4]);
+                let i = b.constant(Const::literal(ty, &[2.0, -1.0, 0.0, 7.0])).unwrap();
+                let g = b.add(Op::Gather(jjt_ir::ops::Gather { axis: 1 }), &[x, i]).unwrap();
+                let j = b.convert(x, DType::I32).unwrap();
+                let h = b.add(Op::Gather(jjt_ir::ops::Gather { axis: 0 }), &[x, j]).unwrap();
+                let h = b.reduce(ReduceKind::Max, h, Some(&[0, 1, 2])).unwrap();
+                let h = b.broadcast_to(h, &Shape(vec![2, 4])).unwrap();
+                b.binary(Binary::Add, g, h).unwrap()
+            }),
+            false,
+        ),
+        // In the interpreter's order (strict and fast alike): terms into clamped rows.
+        "scatter_add" => (
+            f(&|b, x| {
+                let ty = TensorType::new(DType::I32, [3]);
+                let i = b.constant(Const::literal(ty, &[2.0, -1.0, 2.0])).unwrap();
+                let s = jjt_ir::ops::ScatterAdd { size: 4, axis: 1 };
+                b.add(Op::ScatterAdd(s), &[i, x]).unwrap()
+            }),
+            false,
         ),
         "transpose" => (f(&|b, x| b.transpose(x, &[1, 0]).unwrap()), false),
         "broadcast_to" => (f(&|b, x| b.broadcast_to(x, &Shape(vec![2, 2, 3])).unwrap()), false),

@@ -4,8 +4,9 @@
 //! - `jit_equals_interpreter`: each graph, and the JVP, VJP and default kernel derived from a
 //!   kernel-ready one, give the same values compiled in strict mode as in the interpreter, bit
 //!   for bit (NaNs as "both NaN"); in the default (fast) mode within a relative 1e-9 (f64) or
-//!   1e-4 (f32) of the largest finite magnitude (only summation order may differ, on sums of
-//!   at most a few hundred terms), with the same count of finite outputs.
+//!   1e-4 (f32, or f64 in a graph computing in f32) of the largest finite magnitude (summation
+//!   order, on sums of at most a few hundred terms, and the inline `exp`/`tanh`/`sigmoid` may
+//!   differ), with the same count of finite outputs.
 //! - `optimised_kernels_equal_interpreter`: what the optimiser hands the JIT. Each case draws a
 //!   strategy (ntvp, jc, auto), a mode (full, trace, diagonal, operator form), example batching
 //!   (none, all pairs, `Examples::Diagonal`), staged or not (`jjt_opt::stage`: prepare +
@@ -22,9 +23,12 @@ use jjt_ir::{DType, Function, Tensor, interp, text};
 use jjt_jit::{Options, compile_with};
 use proptest::prelude::*;
 
-/// Fast mode's bound for one output, by its own dtype (a graph may mix f32 and f64 outputs).
-fn fast_tolerance(out: &Tensor) -> f64 {
-    if out.dtype() == DType::F32 { 1e-4 } else { 1e-9 }
+/// Fast mode's bound for one output: f32's if the output or anything in the graph is f32 (an
+/// f64 output may be an f32 value converted, carrying f32's rounding: fast mode's inline `exp`
+/// differs from libm's by a few f32 ulps), else f64's.
+fn fast_tolerance(f: &Function, out: &Tensor) -> f64 {
+    let f32_inside = f.node_ids().any(|n| f.node(n).is_some_and(|x| x.ty.dtype == DType::F32));
+    if out.dtype() == DType::F32 || f32_inside { 1e-4 } else { 1e-9 }
 }
 
 fn compare(f: &Function, inputs: &[Tensor]) -> Result<(), TestCaseError> {
@@ -47,7 +51,7 @@ fn compare(f: &Function, inputs: &[Tensor]) -> Result<(), TestCaseError> {
         text::print(f)
     );
     for ((w, s), q) in want.iter().zip(&strict).zip(&fast) {
-        let tol = fast_tolerance(w);
+        let tol = fast_tolerance(f, w);
         let (w, s, q) = (w.to_f64_vec(), s.to_f64_vec(), q.to_f64_vec());
         let scale = w.iter().filter(|v| v.is_finite()).fold(1.0f64, |m, v| m.max(v.abs()));
         for i in 0..w.len() {

@@ -88,11 +88,11 @@ pub enum NpyError {
         message: String,
     },
 
-    /// The dtype is not one of `f32`, `f64`, `bool`. Holds the `descr`
+    /// The dtype is not one of `f32`, `f64`, `i32`, `i64`, `bool`. Holds the `descr`
     /// string, or the `descr` source text if it is not a string (e.g. the
     /// list of a structured dtype).
     #[error(
-        "unsupported dtype '{0}': expected little-endian float32 ('<f4'), float64 ('<f8') or bool ('|b1')"
+        "unsupported dtype '{0}': expected little-endian float32 ('<f4'), float64 ('<f8'), int32 ('<i4'), int64 ('<i8') or bool ('|b1')"
     )]
     UnsupportedDtype(String),
 
@@ -135,6 +135,17 @@ pub enum NpyError {
         index: usize,
         /// The offending byte.
         byte: u8,
+    },
+
+    /// An `int64` element does not fit in `i32`, the integer type arrays are read as.
+    #[error(
+        "int64 element {value} at element {index} (file order) does not fit in i32 (range -2147483648..=2147483647)"
+    )]
+    IntOutOfRange {
+        /// Index of the element in the file's data section (file order).
+        index: usize,
+        /// The value in the file.
+        value: i64,
     },
 
     /// [`Array::new`](crate::Array::new) was given a shape whose product

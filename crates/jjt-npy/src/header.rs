@@ -16,8 +16,10 @@ pub const MAX_HEADER_LEN: usize = 65536;
 pub struct Header {
     /// Format version `(major, minor)`: `(1, 0)`, `(2, 0)` or `(3, 0)`.
     pub version: (u8, u8),
-    /// Element type.
+    /// Element type of the array read from the file (`int64` files read as [`DType::I32`]).
     pub dtype: DType,
+    /// Bytes per element in the file: `dtype.item_size()`, except 8 for `int64` files.
+    pub stored_size: usize,
     /// Whether the data is stored in Fortran (column-major) order.
     pub fortran_order: bool,
     /// Size of each dimension.
@@ -36,14 +38,14 @@ impl Header {
     /// Size of the data section in bytes, already checked not to overflow by
     /// [`read_header`].
     pub fn data_len(&self) -> usize {
-        self.element_count().saturating_mul(self.dtype.item_size())
+        self.element_count().saturating_mul(self.stored_size)
     }
 }
 
 /// Element count and byte size for `shape`, both at most `isize::MAX`.
-fn checked_sizes(shape: &[usize], dtype: DType) -> Option<(usize, usize)> {
+fn checked_sizes(shape: &[usize], stored_size: usize) -> Option<(usize, usize)> {
     let count = element_count(shape)?;
-    let bytes = count.checked_mul(dtype.item_size())?;
+    let bytes = count.checked_mul(stored_size)?;
     (isize::try_from(bytes).is_ok()).then_some((count, bytes))
 }
 
@@ -149,7 +151,7 @@ pub fn read_header(bytes: &[u8]) -> Result<Header, NpyError> {
     let fortran_order = fortran_order.ok_or(NpyError::MissingKey("fortran_order"))?;
     let shape = shape.ok_or(NpyError::MissingKey("shape"))?;
 
-    let dtype = parse_descr(descr, text, encoding)?;
+    let (dtype, stored_size) = parse_descr(descr, text, encoding)?;
     let Kind::Bool(fortran_order) = fortran_order.kind else {
         return Err(NpyError::BadValue {
             key: "fortran_order",
@@ -160,13 +162,21 @@ pub fn read_header(bytes: &[u8]) -> Result<Header, NpyError> {
         });
     };
     let shape = parse_shape(shape, text, encoding)?;
-    if checked_sizes(&shape, dtype).is_none() {
+    if checked_sizes(&shape, stored_size).is_none() {
         return Err(NpyError::ShapeOverflow { shape: format_shape(&shape) });
     }
-    Ok(Header { version: pre.version, dtype, fortran_order, shape, data_offset: pre.header_end })
+    Ok(Header {
+        version: pre.version,
+        dtype,
+        stored_size,
+        fortran_order,
+        shape,
+        data_offset: pre.header_end,
+    })
 }
 
-fn parse_descr(node: &Node, text: &[u8], encoding: Encoding) -> Result<DType, NpyError> {
+/// The element type read and the bytes per element in the file.
+fn parse_descr(node: &Node, text: &[u8], encoding: Encoding) -> Result<(DType, usize), NpyError> {
     let Kind::Str(descr) = &node.kind else {
         // Structured dtypes are lists; anything else is not a dtype at all.
         return Err(NpyError::UnsupportedDtype(literal::text(
@@ -181,9 +191,11 @@ fn parse_descr(node: &Node, text: &[u8], encoding: Encoding) -> Result<DType, Np
         _ => (b'=', descr.as_str()),
     };
     let dtype = match code {
-        "f4" => DType::F32,
-        "f8" => DType::F64,
-        "b1" | "?" => return Ok(DType::Bool),
+        "f4" => (DType::F32, 4),
+        "f8" => (DType::F64, 8),
+        "i4" => (DType::I32, 4),
+        "i8" => (DType::I32, 8),
+        "b1" | "?" => return Ok((DType::Bool, 1)),
         _ => return Err(NpyError::UnsupportedDtype(descr.clone())),
     };
     let little = match order {
@@ -271,14 +283,22 @@ mod tests {
         ] {
             assert_eq!(descr_result(d).map(|h| h.dtype).ok(), Some(t), "{d}");
         }
+        for (d, size) in [("<i4", 4), ("i4", 4), ("<i8", 8), ("=i8", 8), ("|i8", 8)] {
+            let h = descr_result(d).ok();
+            assert_eq!(
+                h.as_ref().map(|h| (h.dtype, h.stored_size)),
+                Some((DType::I32, size)),
+                "{d}"
+            );
+        }
     }
 
     #[test]
     fn rejected_descrs() {
-        for d in [">f4", ">f8"] {
+        for d in [">f4", ">f8", ">i4", ">i8"] {
             assert!(matches!(descr_result(d), Err(NpyError::BigEndian(s)) if s == d), "{d}");
         }
-        for d in ["<f2", "<i8", "<c16", "|O", "float64", "", "<", "<f16", ">i4", "|u1"] {
+        for d in ["<f2", "<i2", "<c16", "|O", "float64", "", "<", "<f16", "<u4", "|u1"] {
             assert!(matches!(descr_result(d), Err(NpyError::UnsupportedDtype(s)) if s == d), "{d}");
         }
     }

@@ -1,7 +1,8 @@
 //! Reading and writing NumPy `.npy` files, hardened against malformed input.
 //!
-//! Only the three element types jjt works with are supported: `f32`, `f64`
-//! and `bool` ([`DType`]). Arrays ([`Array`]) are always held in C
+//! Only the four element types jjt works with are supported: `f32`, `f64`,
+//! `i32` and `bool` ([`DType`]); `int64` files are read as `i32`, each element
+//! checked to fit ([`NpyError::IntOutOfRange`] otherwise, never a wrap). Arrays ([`Array`]) are always held in C
 //! (row-major) order; Fortran-order files are transposed on reading.
 //!
 //! # Format
@@ -18,12 +19,15 @@
 //!
 //! * `f32`: `'<f4'`, `'=f4'`, `'|f4'`, `'f4'`;
 //! * `f64`: `'<f8'`, `'=f8'`, `'|f8'`, `'f8'`;
+//! * `i32`: `'<i4'`, `'=i4'`, `'|i4'`, `'i4'`;
+//! * `i32` converted from `int64`: `'<i8'`, `'=i8'`, `'|i8'`, `'i8'` (every
+//!   element must lie in `i32`'s range);
 //! * `bool`: `'|b1'` (what numpy writes), `'<b1'`, `'>b1'`, `'=b1'`, `'b1'`,
 //!   and the same with `?` in place of `b1`.
 //!
 //! `=`, `|` and no prefix mean native byte order, which is little-endian on
 //! every supported host. Big-endian floats (`'>f4'`, `'>f8'`) are rejected
-//! with [`NpyError::BigEndian`]; every other descriptor (integers, complex,
+//! with [`NpyError::BigEndian`] (so are big-endian integers); every other descriptor (other integers, complex,
 //! `'<f2'`, structured, object, ...) with [`NpyError::UnsupportedDtype`].
 //!
 //! # Hardening
@@ -72,6 +76,8 @@ pub enum DType {
     F32,
     /// 64-bit IEEE float (`'<f8'`).
     F64,
+    /// 32-bit two's-complement integer (`'<i4'`).
+    I32,
     /// Boolean stored as one byte, 0 or 1 (`'|b1'`).
     Bool,
 }
@@ -82,6 +88,7 @@ impl DType {
         match self {
             DType::F32 => 4,
             DType::F64 => 8,
+            DType::I32 => 4,
             DType::Bool => 1,
         }
     }
@@ -91,17 +98,19 @@ impl DType {
         match self {
             DType::F32 => "<f4",
             DType::F64 => "<f8",
+            DType::I32 => "<i4",
             DType::Bool => "|b1",
         }
     }
 }
 
 impl fmt::Display for DType {
-    /// Formats as `f32`, `f64` or `bool`.
+    /// Formats as `f32`, `f64`, `i32` or `bool`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             DType::F32 => "f32",
             DType::F64 => "f64",
+            DType::I32 => "i32",
             DType::Bool => "bool",
         })
     }
@@ -114,6 +123,8 @@ pub enum Data {
     F32(Vec<f32>),
     /// `f64` elements.
     F64(Vec<f64>),
+    /// `i32` elements.
+    I32(Vec<i32>),
     /// `bool` elements.
     Bool(Vec<bool>),
 }
@@ -124,6 +135,7 @@ impl Data {
         match self {
             Data::F32(_) => DType::F32,
             Data::F64(_) => DType::F64,
+            Data::I32(_) => DType::I32,
             Data::Bool(_) => DType::Bool,
         }
     }
@@ -133,6 +145,7 @@ impl Data {
         match self {
             Data::F32(v) => v.len(),
             Data::F64(v) => v.len(),
+            Data::I32(v) => v.len(),
             Data::Bool(v) => v.len(),
         }
     }

@@ -10,7 +10,7 @@ use crate::{Array, DType, Data, Header, NpyError, io_error, read_header};
 ///
 /// The data section must be exactly as long as shape and dtype require
 /// ([`NpyError::DataShort`], [`NpyError::DataTrailing`]); bool bytes must be
-/// 0 or 1. Fortran-order data is transposed into C order.
+/// 0 or 1; `int64` elements must fit in `i32` ([`NpyError::IntOutOfRange`]). Fortran-order data is transposed into C order.
 pub fn read(bytes: &[u8]) -> Result<Array, NpyError> {
     let header = read_header(bytes)?;
     let expected = header.data_len();
@@ -24,6 +24,24 @@ pub fn read(bytes: &[u8]) -> Result<Array, NpyError> {
     }
     let shape = header.shape;
     let data = match header.dtype {
+        DType::I32 if header.stored_size == 8 => {
+            let v = data
+                .as_chunks::<8>()
+                .0
+                .iter()
+                .enumerate()
+                .map(|(index, c)| {
+                    let value = i64::from_le_bytes(*c);
+                    i32::try_from(value).map_err(|_| NpyError::IntOutOfRange { index, value })
+                })
+                .collect::<Result<Vec<i32>, NpyError>>()?;
+            Data::I32(to_c_order(v, &shape, header.fortran_order))
+        }
+        DType::I32 => {
+            let v: Vec<i32> =
+                data.as_chunks::<4>().0.iter().map(|c| i32::from_le_bytes(*c)).collect();
+            Data::I32(to_c_order(v, &shape, header.fortran_order))
+        }
         DType::F32 => {
             let v: Vec<f32> =
                 data.as_chunks::<4>().0.iter().map(|c| f32::from_le_bytes(*c)).collect();

@@ -55,6 +55,7 @@ pub fn write(array: &Array) -> Vec<u8> {
     match &array.data {
         Data::F32(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
         Data::F64(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        Data::I32(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
         Data::Bool(v) => out.extend(v.iter().map(|&b| u8::from(b))),
     }
     out

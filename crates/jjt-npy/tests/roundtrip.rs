@@ -22,13 +22,18 @@ fn data(dtype: DType, n: usize) -> Data {
         DType::F32 => Data::F32(
             (0..n).map(|i| special_f32.get(i).copied().unwrap_or(i as f32 * 0.75 - 2.0)).collect(),
         ),
+        DType::I32 => Data::I32(
+            (0..n)
+                .map(|i| [i32::MIN, i32::MAX, -1].get(i).copied().unwrap_or(i as i32 - 4))
+                .collect(),
+        ),
         DType::Bool => Data::Bool((0..n).map(|i| i % 3 == 1).collect()),
     }
 }
 
 fn arrays() -> Vec<Array> {
     let mut out = Vec::new();
-    for dtype in [DType::F32, DType::F64, DType::Bool] {
+    for dtype in [DType::F32, DType::F64, DType::I32, DType::Bool] {
         for shape in SHAPES {
             let n = shape.iter().product();
             out.push(Array::new(shape.to_vec(), data(dtype, n)).unwrap());
@@ -164,10 +169,13 @@ fn data_and_dtype_accessors() {
     assert_eq!((e.len(), e.is_empty(), e.dtype()), (0, true, DType::F32));
     assert_eq!(Data::F64(vec![1.0]).dtype(), DType::F64);
     assert_eq!(
-        [DType::F32, DType::F64, DType::Bool].map(|t| t.to_string()),
-        ["f32", "f64", "bool"]
+        [DType::F32, DType::F64, DType::I32, DType::Bool].map(|t| t.to_string()),
+        ["f32", "f64", "i32", "bool"]
     );
-    assert_eq!([DType::F32, DType::F64, DType::Bool].map(DType::item_size), [4, 8, 1]);
+    assert_eq!(
+        [DType::F32, DType::F64, DType::I32, DType::Bool].map(DType::item_size),
+        [4, 8, 4, 1]
+    );
     let a = Array::new(vec![1, 2], Data::F64(vec![1.0, 2.0])).unwrap();
     assert_eq!(a.dtype(), DType::F64);
 }

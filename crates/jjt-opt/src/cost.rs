@@ -77,9 +77,18 @@ pub fn node_flops(f: &Function, n: NodeId) -> f64 {
                 c.dims.rhs.iter().skip(1).map(|&a| k.get(a).copied().unwrap_or(1) as f64).product();
             out * taps
         }
-        Op::Unary(_) | Op::Binary(_) | Op::Compare(_) | Op::Select(_) | Op::Convert(_) => out,
+        Op::Unary(_)
+        | Op::Binary(_)
+        | Op::Compare(_)
+        | Op::Logic(_)
+        | Op::Select(_)
+        | Op::Convert(_) => out,
         Op::Reduce(_) => {
             f.operands(n).first().and_then(|o| f.node(*o)).map_or(0.0, |x| x.ty.numel() as f64)
+        }
+        // One addition per update.
+        Op::ScatterAdd(_) => {
+            f.operands(n).get(1).and_then(|o| f.node(*o)).map_or(0.0, |x| x.ty.numel() as f64)
         }
         Op::Input(_)
         | Op::Const(_)
@@ -90,17 +99,13 @@ pub fn node_flops(f: &Function, n: NodeId) -> f64 {
         | Op::Pad(_)
         | Op::Reverse(_)
         | Op::Patches(_)
+        | Op::Gather(_)
         | Op::Concat(_) => 0.0,
     }
 }
 
 fn bytes(f: &Function, n: NodeId) -> f64 {
-    let size = |d: jjt_ir::DType| match d {
-        jjt_ir::DType::F32 => 4,
-        jjt_ir::DType::F64 => 8,
-        jjt_ir::DType::Bool => 1,
-    };
-    f.node(n).map_or(0.0, |x| (x.ty.numel() * size(x.ty.dtype)) as f64)
+    f.node(n).map_or(0.0, |x| (x.ty.numel() * x.ty.dtype.item_size()) as f64)
 }
 
 /// The cost of `f`.

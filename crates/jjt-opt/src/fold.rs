@@ -34,7 +34,7 @@ fn has_nan(t: &Tensor) -> bool {
     match &t.data {
         Data::F32(v) => v.iter().any(|x| x.is_nan()),
         Data::F64(v) => v.iter().any(|x| x.is_nan()),
-        Data::Bool(_) => false,
+        Data::I32(_) | Data::Bool(_) => false,
     }
 }
 

@@ -47,6 +47,7 @@ pub fn bits(t: &Tensor) -> Vec<u64> {
     match &t.data {
         Data::F64(v) => v.iter().map(|x| x.to_bits()).collect(),
         Data::F32(v) => v.iter().map(|x| u64::from(x.to_bits())).collect(),
+        Data::I32(v) => v.iter().map(|&x| u64::from(x as u32)).collect(),
         Data::Bool(v) => v.iter().map(|&b| u64::from(b)).collect(),
     }
 }

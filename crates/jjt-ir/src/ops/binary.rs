@@ -4,6 +4,10 @@
 //! Conventions: `maximum`/`minimum` propagate NaN (like `np.maximum`) and at ties return the
 //! first operand; `pow` is the platform's `powf`.
 //!
+//! `add`, `sub`, `mul`, `maximum` and `minimum` also accept `i32`, with two's-complement
+//! wrapping arithmetic (`i32::MAX + 1 = i32::MIN`, as XLA and the JIT's instructions do);
+//! `div` and `pow` refuse it (`TypeError::NotFloat`): there is no integer division.
+//!
 //! Derivatives at special points (asserted in jjt-ad's `nan_suite` test): at a tie,
 //! `maximum`/`minimum` split the tangent evenly between the operands (as JAX does), and give 0
 //! to both where a NaN is involved; `d(a^c)/da` is 0 where `c = 0` and `d(a^c)/dc` uses
@@ -18,7 +22,7 @@ use crate::error::{EvalError, IrError, TypeError};
 use crate::graph::NodeId;
 use crate::ops::{Compare, Unary};
 use crate::tensor::{Data, Float, Tensor};
-use crate::types::TensorType;
+use crate::types::{DType, TensorType};
 
 /// An elementwise binary op on floats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -87,6 +91,18 @@ impl Binary {
         }
     }
 
+    /// The scalar function on `i32` (wrapping), or `None` for ops integers do not have.
+    pub fn integer(self) -> Option<fn(i32, i32) -> i32> {
+        match self {
+            Binary::Add => Some(i32::wrapping_add),
+            Binary::Sub => Some(i32::wrapping_sub),
+            Binary::Mul => Some(i32::wrapping_mul),
+            Binary::Maximum => Some(std::cmp::max),
+            Binary::Minimum => Some(std::cmp::min),
+            Binary::Div | Binary::Pow => None,
+        }
+    }
+
     /// Static properties of each row.
     pub fn op_traits(self) -> Traits {
         let (linear, commutative) = match self {
@@ -106,6 +122,9 @@ impl OpRule for Binary {
     }
     fn infer(&self, operands: &[&TensorType]) -> Result<TensorType, TypeError> {
         same_type(operands[0], operands[1])?;
+        if operands[0].dtype == DType::I32 && self.integer().is_some() {
+            return Ok(operands[0].clone());
+        }
         want_float(operands[0])?;
         Ok(operands[0].clone())
     }
@@ -117,6 +136,10 @@ impl OpRule for Binary {
             }
             (Data::F64(x), Data::F64(y)) => {
                 Data::F64(x.iter().zip(y).map(|(&p, &q)| self.apply(p, q)).collect())
+            }
+            (Data::I32(x), Data::I32(y)) => {
+                let f = self.integer().ok_or_else(|| bad_dtype(self.op_name()))?;
+                Data::I32(x.iter().zip(y).map(|(&p, &q)| f(p, q)).collect())
             }
             _ => return Err(bad_dtype(self.op_name())),
         };

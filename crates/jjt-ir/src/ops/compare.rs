@@ -1,6 +1,6 @@
 //! Elementwise comparisons producing bool masks, IEEE semantics (any comparison with NaN is
-//! false). Operands have equal dtype and shape; ordered comparisons need floats, `eq` also
-//! accepts bool.
+//! false). Operands have equal dtype and shape; ordered comparisons need floats or `i32`
+//! (signed order), `eq` also accepts bool.
 
 use super::not_linear;
 use super::{Arity, CallArgs, OpInfo, OpRule, ParseOp, Traits, bad_dtype, same_type, want_float};
@@ -56,7 +56,7 @@ impl OpRule for Compare {
     }
     fn infer(&self, operands: &[&TensorType]) -> Result<TensorType, TypeError> {
         same_type(operands[0], operands[1])?;
-        if *self != Compare::Eq {
+        if *self != Compare::Eq && operands[0].dtype != DType::I32 {
             want_float(operands[0])?;
         }
         Ok(operands[0].with_dtype(DType::Bool))
@@ -68,6 +68,9 @@ impl OpRule for Compare {
                 x.iter().zip(y).map(|(p, q)| self.apply(p, q)).collect()
             }
             (Data::F64(x), Data::F64(y)) => {
+                x.iter().zip(y).map(|(p, q)| self.apply(p, q)).collect()
+            }
+            (Data::I32(x), Data::I32(y)) => {
                 x.iter().zip(y).map(|(p, q)| self.apply(p, q)).collect()
             }
             (Data::Bool(x), Data::Bool(y)) => {

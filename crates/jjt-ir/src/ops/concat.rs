@@ -90,6 +90,7 @@ impl OpRule for Concat {
         let data = match out.dtype {
             crate::types::DType::F32 => cat!(F32),
             crate::types::DType::F64 => cat!(F64),
+            crate::types::DType::I32 => cat!(I32),
             crate::types::DType::Bool => cat!(Bool),
         };
         // Offsets above skip empty operands correctly: `rposition` finds the last operand

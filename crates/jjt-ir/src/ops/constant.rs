@@ -89,6 +89,7 @@ fn data_bits(d: &Data) -> Vec<u64> {
     match d {
         Data::F32(v) => v.iter().map(|&x| f64::from(x).to_bits()).collect(),
         Data::F64(v) => v.iter().map(|&x| x.to_bits()).collect(),
+        Data::I32(v) => v.iter().map(|&x| f64::from(x).to_bits()).collect(),
         Data::Bool(v) => v.iter().map(|&b| u64::from(b)).collect(),
     }
 }
@@ -98,6 +99,7 @@ fn data_bits(d: &Data) -> Vec<u64> {
 pub fn fmt_value(v: f64, dtype: DType) -> String {
     match dtype {
         DType::Bool => (v != 0.0).to_string(),
+        DType::I32 => (v as i32).to_string(),
         _ if v.is_nan() => (if v.is_sign_negative() { "-nan" } else { "nan" }).into(),
         _ if v.is_infinite() => (if v > 0.0 { "inf" } else { "-inf" }).into(),
         DType::F32 => format!("{:?}", v as f32),
@@ -115,10 +117,15 @@ pub fn parse_value(v: &AttrValue, dtype: DType) -> Result<f64, String> {
             Ok(f64::from(i.to_string().parse::<f32>().map_err(|_| bad())?))
         }
         (AttrValue::Int(i), DType::F64) => i.to_string().parse::<f64>().map_err(|_| bad()),
+        (AttrValue::Int(i), DType::I32) => {
+            i32::try_from(*i).map(f64::from).map_err(|_| format!("{i} does not fit in i32"))
+        }
         (AttrValue::Float(s), DType::F32) => {
             Ok(f64::from(parse_special(s).parse::<f32>().map_err(|_| bad())?))
         }
         (AttrValue::Float(s), DType::F64) => parse_special(s).parse::<f64>().map_err(|_| bad()),
+        // Weak-scalar literals arrive as text: an integer literal only.
+        (AttrValue::Float(s), DType::I32) => s.parse::<i32>().map(f64::from).map_err(|_| bad()),
         _ => Err(bad()),
     }
 }
@@ -137,6 +144,7 @@ fn canonical_bits(value: f64, dtype: DType) -> u64 {
     let v = match dtype {
         DType::F32 => f64::from(value as f32),
         DType::F64 => value,
+        DType::I32 => f64::from(value as i32),
         DType::Bool => f64::from(u8::from(value != 0.0)),
     };
     let v = if v.is_nan() { f64::NAN.copysign(v) } else { v };
@@ -149,6 +157,7 @@ fn typed(ty: &TensorType, values: impl Iterator<Item = f64>) -> Data {
     match ty.dtype {
         DType::F32 => Data::F32(values.map(|x| x as f32).collect()),
         DType::F64 => Data::F64(values.collect()),
+        DType::I32 => Data::I32(values.map(|x| x as i32).collect()),
         DType::Bool => Data::Bool(values.map(|x| x != 0.0).collect()),
     }
 }
@@ -222,9 +231,10 @@ impl Const {
             Const::Iota { axis, .. } if *axis >= ty.rank() => {
                 Err(TypeError::Axis { axis: *axis as i64, rank: ty.rank() })
             }
-            Const::Iota { .. } | Const::Random { .. } if !is_float(ty.dtype) => {
+            Const::Iota { .. } if !is_float(ty.dtype) && ty.dtype != DType::I32 => {
                 Err(TypeError::NotFloat(ty.dtype))
             }
+            Const::Random { .. } if !is_float(ty.dtype) => Err(TypeError::NotFloat(ty.dtype)),
             Const::Random { offset, .. }
                 if offset
                     .checked_add(numel as u64)

@@ -571,7 +571,7 @@ impl OpRule for Conv {
         let data = match x.data {
             Data::F32(_) => self.run::<f32>(x, k, out).map(Data::F32),
             Data::F64(_) => self.run::<f64>(x, k, out).map(Data::F64),
-            Data::Bool(_) => None,
+            Data::I32(_) | Data::Bool(_) => None,
         };
         Ok(Tensor { shape: out.shape.clone(), data: data.ok_or_else(|| bad_dtype("conv"))? })
     }

@@ -1,5 +1,9 @@
-//! `convert(x, to=f64)`: element type conversion. f32↔f64 rounds to nearest; bool→float gives
-//! 0 or 1; float→bool is `x != 0` (NaN is true, as in NumPy).
+//! `convert(x, to=f64)`: element type conversion. f32↔f64 rounds to nearest; bool→float and
+//! bool→i32 give 0 or 1; float→bool and i32→bool are `x != 0` (NaN is true, as in NumPy);
+//! i32→float rounds to nearest (exact for f64, and for f32 up to 2²⁴ in magnitude);
+//! float→i32 truncates toward zero and saturates (±inf and values beyond the range give
+//! `i32::MAX`/`i32::MIN`), NaN gives 0: Rust's `as i32`, and what the JIT emits (no trapping
+//! instruction).
 
 use std::fmt::Write as _;
 
@@ -40,6 +44,12 @@ impl OpRule for Convert {
             }
             (Data::F32(v), DType::Bool) => Data::Bool(v.iter().map(|&a| a != 0.0).collect()),
             (Data::F64(v), DType::Bool) => Data::Bool(v.iter().map(|&a| a != 0.0).collect()),
+            (Data::F32(v), DType::I32) => Data::I32(v.iter().map(|&a| a as i32).collect()),
+            (Data::F64(v), DType::I32) => Data::I32(v.iter().map(|&a| a as i32).collect()),
+            (Data::I32(v), DType::F32) => Data::F32(v.iter().map(|&a| a as f32).collect()),
+            (Data::I32(v), DType::F64) => Data::F64(v.iter().map(|&a| f64::from(a)).collect()),
+            (Data::I32(v), DType::Bool) => Data::Bool(v.iter().map(|&a| a != 0).collect()),
+            (Data::Bool(v), DType::I32) => Data::I32(v.iter().map(|&b| i32::from(b)).collect()),
             (d, _) => d.clone(),
         };
         Ok(Tensor { shape: x.shape.clone(), data })
@@ -57,7 +67,7 @@ impl OpRule for Convert {
                 Ok(vec![Some(b.convert(ct, ty.dtype)?)])
             }
             Lin::Linear(_) => {
-                Err(not_linear("convert", "conversions to or from bool are not linear"))
+                Err(not_linear("convert", "conversions to or from bool or i32 are not linear"))
             }
             Lin::Known(_) => Ok(vec![None]),
         }
@@ -80,7 +90,7 @@ impl ParseOp for Convert {
         }
         Some(match args.take("to") {
             Some(AttrValue::DType(to)) => Ok(Convert { to }),
-            _ => Err("missing attribute `to=f32|f64|bool`".into()),
+            _ => Err("missing attribute `to=f32|f64|i32|bool`".into()),
         })
     }
 }

@@ -23,7 +23,9 @@ pub mod constant;
 pub mod conv;
 pub mod convert;
 pub mod dot_general;
+pub mod gather;
 pub mod input;
+pub mod logic;
 pub mod pad;
 pub mod patches;
 pub mod reduce;
@@ -51,7 +53,9 @@ pub use constant::Const;
 pub use conv::{Conv, ConvDims};
 pub use convert::Convert;
 pub use dot_general::DotGeneral;
+pub use gather::{Gather, ScatterAdd};
 pub use input::Input;
+pub use logic::Logic;
 pub use pad::Pad;
 pub use patches::Patches;
 pub use reduce::{Reduce, ReduceKind};
@@ -220,6 +224,8 @@ define_ops! {
     Binary(Binary),
     /// An elementwise comparison producing bool.
     Compare(Compare),
+    /// Elementwise `and`, `or`, `not` of bool masks.
+    Logic(Logic),
     /// `select(pred, on_true, on_false)`.
     Select(Select),
     /// Element type conversion.
@@ -246,6 +252,10 @@ define_ops! {
     Patches(Patches),
     /// Convolution (XLA's `convolution`).
     Conv(Conv),
+    /// Rows of a table picked by `i32` indices (clamped).
+    Gather(Gather),
+    /// Updates summed into rows picked by `i32` indices (the transpose of `gather`).
+    ScatterAdd(ScatterAdd),
 }
 
 impl Op {

@@ -63,6 +63,7 @@ impl OpRule for Pad {
         let data = match &x.data {
             Data::F32(v) => Data::F32(place(v, 0.0, n, &targets)),
             Data::F64(v) => Data::F64(place(v, 0.0, n, &targets)),
+            Data::I32(v) => Data::I32(place(v, 0, n, &targets)),
             Data::Bool(v) => Data::Bool(place(v, false, n, &targets)),
         };
         Ok(Tensor { shape: out.shape.clone(), data })

@@ -120,7 +120,7 @@ impl OpRule for Reduce {
         let data = match &x.data {
             Data::F32(v) => Data::F32(self.run(v, dims, out)),
             Data::F64(v) => Data::F64(self.run(v, dims, out)),
-            Data::Bool(_) => return Err(bad_dtype(self.kind.op_name())),
+            Data::I32(_) | Data::Bool(_) => return Err(bad_dtype(self.kind.op_name())),
         };
         Ok(Tensor { shape: out.shape.clone(), data })
     }

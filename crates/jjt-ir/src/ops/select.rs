@@ -42,6 +42,7 @@ impl OpRule for Select {
         let data = match (&operands[1].data, &operands[2].data) {
             (Data::F32(a), Data::F32(b)) => Data::F32(pick(p, a, b)),
             (Data::F64(a), Data::F64(b)) => Data::F64(pick(p, a, b)),
+            (Data::I32(a), Data::I32(b)) => Data::I32(pick(p, a, b)),
             (Data::Bool(a), Data::Bool(b)) => Data::Bool(pick(p, a, b)),
             _ => return Err(bad_dtype("select")),
         };

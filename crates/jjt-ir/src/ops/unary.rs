@@ -8,7 +8,9 @@
 //! - `erf(x)` is musl's `erf` through the `libm` crate (`libm::erf`, `libm::erff`: Rust's std
 //!   has no stable `erf`), accurate to about 1 ulp; `erf(±0) = ±0`, `erf(±inf) = ±1`,
 //!   NaN for NaN;
-//! - everything else is the platform libm function of the same name.
+//! - everything else is the platform libm function of the same name;
+//! - only `neg` accepts `i32` (wrapping: `neg(-2147483648) = -2147483648`); the others
+//!   refuse it with `TypeError::NotFloat`.
 //!
 //! Derivatives at special points (JAX's conventions; asserted in jjt-ad's `nan_suite` test):
 //! `relu'(0) = 0`; `|x|'(0) = 0` (sign(0) = 0); `sqrt'(0) = +inf`, so a numerically zero
@@ -24,7 +26,7 @@ use crate::error::{EvalError, TypeError};
 use crate::graph::NodeId;
 use crate::ops::{Binary, Compare};
 use crate::tensor::{Data, Float, Tensor};
-use crate::types::TensorType;
+use crate::types::{DType, TensorType};
 
 /// An elementwise unary op on floats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -156,6 +158,9 @@ impl OpRule for Unary {
         OpInfo::new(self.op_name(), Arity::Fixed(1), traits)
     }
     fn infer(&self, operands: &[&TensorType]) -> Result<TensorType, TypeError> {
+        if *self == Unary::Neg && operands[0].dtype == DType::I32 {
+            return Ok(operands[0].clone());
+        }
         want_float(operands[0])?;
         Ok(operands[0].clone())
     }
@@ -164,7 +169,11 @@ impl OpRule for Unary {
         let data = match &x.data {
             Data::F32(v) => Data::F32(v.iter().map(|&a| self.apply(a)).collect()),
             Data::F64(v) => Data::F64(v.iter().map(|&a| self.apply(a)).collect()),
-            Data::Bool(_) => return Err(bad_dtype(self.op_name())),
+            // `neg` wraps (two's complement): -i32::MIN = i32::MIN.
+            Data::I32(v) if *self == Unary::Neg => {
+                Data::I32(v.iter().map(|&a| a.wrapping_neg()).collect())
+            }
+            Data::I32(_) | Data::Bool(_) => return Err(bad_dtype(self.op_name())),
         };
         Ok(Tensor { shape: x.shape.clone(), data })
     }

@@ -5,7 +5,8 @@ use super::{Config, Draw, Outputs, constant};
 use crate::builder::{FunctionBuilder, broadcast_shapes};
 use crate::graph::{Function, NodeId};
 use crate::ops::{
-    Binary, Compare, Conv, ConvDims, DotGeneral, Op, Pad, Patches, ReduceKind, Reverse, Unary,
+    Binary, Compare, Const, Conv, ConvDims, DotGeneral, Gather, Logic, Op, Pad, Patches,
+    ReduceKind, Reverse, ScatterAdd, Unary,
 };
 use crate::types::{DType, Shape, TensorType};
 
@@ -36,6 +37,10 @@ enum Kind {
     Patches,
     /// A one-dimensional convolution of two pool values reshaped to an input and a kernel.
     Conv,
+    /// Rows of a pool value picked by integer indices (`Gen::indices`).
+    Gather,
+    /// A pool value summed into rows by integer indices.
+    ScatterAdd,
     Const(&'static str),
     /// What the simplifier rewrites: x·1, x/1, x + (−0), x − 0, −(−x), select(p, x, x).
     Identity,
@@ -65,6 +70,7 @@ fn kinds(cfg: &Config) -> Vec<Kind> {
     k.extend(ReduceKind::ALL.into_iter().map(Kind::Reduce));
     k.extend([Kind::Convert, Kind::Reshape, Kind::Transpose, Kind::Broadcast, Kind::Slice]);
     k.extend([Kind::Concat, Kind::Pad, Kind::Reverse, Kind::Patches, Kind::Conv]);
+    k.extend([Kind::Gather, Kind::ScatterAdd]);
     k.extend((0..cfg.identity_weight.max(1)).map(|_| Kind::Identity));
     k.extend((0..cfg.dot_weight.max(1)).map(|_| Kind::Dot));
     for name in ["const", "full", "zeros", "ones", "eye", "iota", "uniform", "normal", "npy"] {
@@ -189,6 +195,16 @@ impl Gen<'_, '_> {
             Kind::Select(c) => {
                 let c2 = self.broadcastable(a);
                 let p = self.b.compare(c, a.id, c2.id).ok()?;
+                // Half the time the predicate is combined with a second one by a logic op.
+                let p = match self.d.below(6) {
+                    k @ 0..=2 => {
+                        let q = self.b.compare(Compare::Ge, c2.id, a.id).ok()?;
+                        let l = [Logic::And, Logic::Or, Logic::Not][k];
+                        let args: &[NodeId] = if l == Logic::Not { &[p] } else { &[p, q] };
+                        self.b.add(Op::Logic(l), args).ok()?
+                    }
+                    _ => p,
+                };
                 let id = self.b.select(p, a.id, c2.id).ok()?;
                 Some(Val { id, m: a.m.max(c2.m) })
             }
@@ -313,6 +329,33 @@ impl Gen<'_, '_> {
                 let numel = self.ty(id).numel();
                 (numel > 0 && numel <= MAX_NUMEL).then_some(Val { id, m: a.m })
             }
+            Kind::Gather => {
+                let ta = self.ty(a.id);
+                if ta.rank() == 0 {
+                    return None;
+                }
+                let axis = self.d.below(ta.rank());
+                let q = [vec![1 + self.d.below(4)], vec![2, 1 + self.d.below(2)], vec![]];
+                let q = self.d.pick(&q.each_ref().map(|v| v.as_slice())).to_vec();
+                let idx = self.indices(&q)?;
+                let id = self.b.add(Op::Gather(Gather { axis }), &[a.id, idx]).ok()?;
+                (self.ty(id).numel() <= MAX_NUMEL).then_some(Val { id, m: a.m })
+            }
+            Kind::ScatterAdd => {
+                let ta = self.ty(a.id);
+                if ta.rank() == 0 {
+                    return None;
+                }
+                // Indices over one or all of the axes from `axis` on.
+                let axis = self.d.below(ta.rank());
+                let k = if self.d.coin() { 1 } else { ta.rank() - axis };
+                let idx = self.indices(&ta.shape.dims()[axis..axis + k])?;
+                let size = 1 + self.d.below(4);
+                let terms = ta.shape.dims()[axis..axis + k].iter().product::<usize>().max(1);
+                let s = ScatterAdd { size, axis };
+                let id = self.b.add(Op::ScatterAdd(s), &[idx, a.id]).ok()?;
+                (self.ty(id).numel() <= MAX_NUMEL).then_some(Val { id, m: a.m * terms as f64 })
+            }
             Kind::Const(name) => self.constant(name, a),
             Kind::Identity => {
                 let id = match self.d.below(6) {
@@ -338,6 +381,39 @@ impl Gen<'_, '_> {
                     }
                 };
                 Some(Val { id, m: a.m })
+            }
+        }
+    }
+
+    /// An `i32` index tensor of shape `q`, some indices out of range for small axes (so
+    /// clamping is exercised): `iota` shifted by a constant, a literal, or a float pool value
+    /// of that shape converted (truncated toward zero).
+    fn indices(&mut self, q: &[usize]) -> Option<NodeId> {
+        let ty = TensorType::new(DType::I32, q.to_vec());
+        match self.d.below(3) {
+            0 if !q.is_empty() => {
+                let axis = self.d.below(q.len());
+                let iota = self.b.constant(Const::Iota { ty: ty.clone(), axis }).ok()?;
+                let shift = self.b.full(ty, self.d.pick(&[-1.0, 0.0, 2.0])).ok()?;
+                self.b.binary(Binary::Sub, iota, shift).ok()
+            }
+            1 => {
+                let v: Vec<f64> = (0..ty.numel()).map(|_| self.d.below(7) as f64 - 2.0).collect();
+                self.b.constant(Const::literal(ty, &v)).ok()
+            }
+            _ => {
+                let a = self.operand();
+                let p = self.partner(a, |_, y| y.shape.dims() == q);
+                if self.ty(p.id).shape.dims() != q {
+                    return self
+                        .b
+                        .constant(Const::Iota { ty, axis: 0 })
+                        .ok()
+                        .filter(|_| !q.is_empty());
+                }
+                let scaled =
+                    self.b.binary_scalar(Binary::Mul, p.id, 2.0, crate::ScalarSide::Right).ok()?;
+                self.b.convert(scaled, DType::I32).ok()
             }
         }
     }

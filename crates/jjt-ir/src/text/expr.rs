@@ -246,8 +246,8 @@ impl Parser<'_> {
         if Op::parse_call(&name, &mut CallArgs::default()).is_none() {
             return Err(self.err_at(t, ParseErrorKind::UnknownOp(name)));
         }
-        // Literal operands take the dtype of the first float operand and the broadcast shape
-        // of all operands.
+        // Literal operands take the dtype of the first float (else i32) operand and the
+        // broadcast shape of all operands.
         let nodes: Vec<NodeId> = operands
             .iter()
             .filter_map(|(v, _)| if let Val::Node(n) = v { Some(*n) } else { None })
@@ -265,7 +265,7 @@ impl Parser<'_> {
                 }
             });
         }
-        let like = like.filter(|l| crate::types::is_float(l.dtype));
+        let like = like.filter(|l| crate::types::is_float(l.dtype) || l.dtype == DType::I32);
         let mut ids = Vec::with_capacity(operands.len());
         for (v, vt) in operands {
             ids.push(self.node_of(v, &vt, like.as_ref())?);

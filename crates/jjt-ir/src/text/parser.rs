@@ -111,8 +111,8 @@ pub(super) struct Parser<'a> {
     pub(super) max_nodes: usize,
 }
 
-pub(super) const RESERVED: [&str; 9] =
-    ["func", "return", "f32", "f64", "bool", "true", "false", "inf", "nan"];
+pub(super) const RESERVED: [&str; 10] =
+    ["func", "return", "f32", "f64", "i32", "bool", "true", "false", "inf", "nan"];
 
 pub(super) type PResult<T> = Result<T, ParseError>;
 
@@ -330,6 +330,7 @@ pub(super) fn dtype_of(s: &str) -> Option<DType> {
     match s {
         "f32" => Some(DType::F32),
         "f64" => Some(DType::F64),
+        "i32" => Some(DType::I32),
         "bool" => Some(DType::Bool),
         _ => None,
     }

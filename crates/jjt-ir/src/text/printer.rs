@@ -10,7 +10,8 @@ use std::fmt::Write as _;
 use crate::graph::{Function, NodeId};
 use crate::ops::Op;
 
-const RESERVED: [&str; 9] = ["func", "return", "f32", "f64", "bool", "true", "false", "inf", "nan"];
+const RESERVED: [&str; 10] =
+    ["func", "return", "f32", "f64", "i32", "bool", "true", "false", "inf", "nan"];
 
 /// Print `f` in the canonical text form.
 pub fn print(f: &Function) -> String {

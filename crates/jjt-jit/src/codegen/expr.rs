@@ -9,7 +9,7 @@ use jjt_ir::ops::{Binary, Compare, Unary};
 use super::{Cg, Mode, flags, mask_ty, scalar_ty, vec_ty};
 use crate::JitError;
 use crate::libm::{Libm, Precision};
-use crate::plan::Expr;
+use crate::plan::{Expr, View};
 
 fn float_cc(c: Compare) -> FloatCC {
     match c {
@@ -25,6 +25,11 @@ fn float_cc(c: Compare) -> FloatCC {
 /// `strides[i]` (the innermost stride of each view). With `inline_math` (fast mode) `exp`,
 /// `tanh` and `sigmoid` are arithmetic (`math`), not calls.
 pub(super) fn vectorizable(e: &Expr, d: DType, axis: usize, inline_math: bool) -> bool {
+    // Integer arithmetic runs on scalars (I32 lanes would need their own lane type): an i32
+    // load, constant, comparison or conversion never has the lane type `d` of a float loop.
+    if d == DType::I32 {
+        return false;
+    }
     let vectorizable = |e: &Expr, d: DType, axis: usize| vectorizable(e, d, axis, inline_math);
     match e {
         Expr::Load(v) => v.dtype == d && matches!(v.strides.get(axis), Some(0) | Some(1)),
@@ -38,8 +43,20 @@ pub(super) fn vectorizable(e: &Expr, d: DType, axis: usize, inline_math: bool) -
         Expr::Compare(_, a, b, dt) => {
             *dt == d && vectorizable(a, d, axis) && vectorizable(b, d, axis)
         }
+        // A choice between bool masks (the logic ops) runs on scalars: lane masks have no
+        // float vector type to select in.
         Expr::Select(p, a, b) => {
-            vectorizable(p, d, axis) && vectorizable(a, d, axis) && vectorizable(b, d, axis)
+            expr_dtype(a) != DType::Bool
+                && vectorizable(p, d, axis)
+                && vectorizable(a, d, axis)
+                && vectorizable(b, d, axis)
+        }
+        // A row read as vectors: the table contiguous (or broadcast) along the axis and the
+        // index the same for every lane (evaluated once, on scalars).
+        Expr::Gather { table, index, .. } => {
+            table.dtype == d
+                && matches!(table.strides.get(axis), Some(0) | Some(1))
+                && index.views().iter().all(|v| v.strides.get(axis) == Some(&0))
         }
         Expr::Convert(from, to, a) => {
             let ok = (*from == DType::Bool && *to == d)
@@ -47,6 +64,16 @@ pub(super) fn vectorizable(e: &Expr, d: DType, axis: usize, inline_math: bool) -
                 || from == to;
             ok && vectorizable(a, d, axis)
         }
+    }
+}
+
+fn int_cc(c: Compare) -> IntCC {
+    match c {
+        Compare::Gt => IntCC::SignedGreaterThan,
+        Compare::Ge => IntCC::SignedGreaterThanOrEqual,
+        Compare::Lt => IntCC::SignedLessThan,
+        Compare::Le => IntCC::SignedLessThanOrEqual,
+        Compare::Eq => IntCC::Equal,
     }
 }
 
@@ -65,6 +92,7 @@ fn expr_dtype(e: &Expr) -> DType {
         Expr::Compare(..) => DType::Bool,
         Expr::Select(_, a, _) => expr_dtype(a),
         Expr::Convert(_, to, _) => *to,
+        Expr::Gather { table, .. } => table.dtype,
     }
 }
 
@@ -130,6 +158,22 @@ impl Cg<'_, '_> {
                     _ => self.constant(mode, *dt, x),
                 }
             }
+            Expr::Gather { table, row_stride, rows, index } => {
+                // In vector mode the index is the same for every lane (`vectorizable`): it is
+                // evaluated on scalars at the first lane's index.
+                let i = self.eval(index, idx, Mode::Scalar, DType::I32)?;
+                let a = self.row_addr(table, idx, i, *row_stride, *rows);
+                let along = table.strides.get(self.vaxis).copied().unwrap_or(0);
+                match mode {
+                    Mode::Vector if along != 0 => {
+                        self.b.ins().load(vec_ty(table.dtype), flags(), a, 0)
+                    }
+                    _ => {
+                        let s = self.b.ins().load(scalar_ty(table.dtype), flags(), a, 0);
+                        self.splat_or(mode, table.dtype, s)
+                    }
+                }
+            }
             Expr::Unary(u, a) => {
                 let dt = expr_dtype(a);
                 let x = self.eval(a, idx, mode, d)?;
@@ -146,6 +190,8 @@ impl Cg<'_, '_> {
                 let y = self.eval(b, idx, mode, d)?;
                 if *dt == DType::Bool {
                     self.b.ins().icmp(IntCC::Equal, x, y)
+                } else if *dt == DType::I32 {
+                    self.b.ins().icmp(int_cc(*c), x, y)
                 } else {
                     self.b.ins().fcmp(float_cc(*c), x, y)
                 }
@@ -161,6 +207,18 @@ impl Cg<'_, '_> {
                 let x = self.eval(a, idx, mode, d)?;
                 match (from, to) {
                     (f, t) if f == t => x,
+                    // Integers run on scalars only (`vectorizable`). Float → i32 saturates
+                    // and gives 0 for NaN (no trapping conversion).
+                    (DType::F32 | DType::F64, DType::I32) => {
+                        self.b.ins().fcvt_to_sint_sat(types::I32, x)
+                    }
+                    (DType::I32, DType::F32 | DType::F64) => {
+                        self.b.ins().fcvt_from_sint(scalar_ty(*to), x)
+                    }
+                    (DType::I32, DType::Bool) => {
+                        let zero = self.b.ins().iconst(types::I32, 0);
+                        self.b.ins().icmp(IntCC::NotEqual, x, zero)
+                    }
                     (DType::F32, DType::F64) => self.b.ins().fpromote(types::F64, x),
                     (DType::F64, DType::F32) => self.b.ins().fdemote(types::F32, x),
                     (DType::Bool, t) => {
@@ -178,6 +236,28 @@ impl Cg<'_, '_> {
         })
     }
 
+    /// The address of `view` at `idx` plus `clamp(i, 0, rows − 1)` rows of `row_stride`
+    /// elements (`i` an i32): the index clamped with a signed max and min, then widened (it is
+    /// non-negative) and scaled.
+    pub(super) fn row_addr(
+        &mut self,
+        view: &View,
+        idx: &[Value],
+        i: Value,
+        row_stride: isize,
+        rows: usize,
+    ) -> Value {
+        let base = self.addr(view, idx);
+        let zero = self.b.ins().iconst(types::I32, 0);
+        let last = self.b.ins().iconst(types::I32, rows.saturating_sub(1) as i64);
+        let c = self.b.ins().smax(i, zero);
+        let c = self.b.ins().smin(c, last);
+        let c = self.b.ins().uextend(types::I64, c);
+        let size = view.dtype.item_size() as i64;
+        let off = self.b.ins().imul_imm_s(c, row_stride as i64 * size);
+        self.b.ins().iadd(base, off)
+    }
+
     fn unary(&mut self, u: Unary, x: Value, mode: Mode, d: DType) -> Value {
         if self.policy.inline_math {
             match u {
@@ -186,6 +266,10 @@ impl Cg<'_, '_> {
                 Unary::Sigmoid => return self.sigmoid_inline(x, mode, d),
                 _ => {}
             }
+        }
+        if d == DType::I32 {
+            // Only `neg` accepts i32 (wrapping); the type checker refuses the others.
+            return self.b.ins().ineg(x);
         }
         match u {
             Unary::Neg => self.b.ins().fneg(x),
@@ -243,6 +327,17 @@ impl Cg<'_, '_> {
     }
 
     pub(super) fn binary(&mut self, op: Binary, x: Value, y: Value, mode: Mode, d: DType) -> Value {
+        if d == DType::I32 {
+            // Wrapping two's-complement arithmetic, as the interpreter's; `div` and `pow` are
+            // refused for i32 by the type checker (`smax` stands in, never reached).
+            return match op {
+                Binary::Add => self.b.ins().iadd(x, y),
+                Binary::Sub => self.b.ins().isub(x, y),
+                Binary::Mul => self.b.ins().imul(x, y),
+                Binary::Minimum => self.b.ins().smin(x, y),
+                Binary::Maximum | Binary::Div | Binary::Pow => self.b.ins().smax(x, y),
+            };
+        }
         match op {
             Binary::Add => self.b.ins().fadd(x, y),
             Binary::Sub => self.b.ins().fsub(x, y),

@@ -22,6 +22,7 @@ mod loops;
 mod map;
 mod math;
 mod reduce;
+mod scatter;
 
 use std::collections::HashMap;
 
@@ -36,7 +37,7 @@ pub(crate) use map::parallel_map;
 pub(crate) use reduce::parallel_reduce;
 
 use crate::imports::Imports;
-use crate::plan::{Buf, DotStep, MapStep, ReduceStep, Step, View};
+use crate::plan::{Buf, DotStep, MapStep, ReduceStep, ScatterStep, Step, View};
 use crate::{JitError, Options};
 
 /// How `acc + x·y` rounds.
@@ -150,6 +151,9 @@ pub(crate) fn describe(step: &Step) -> String {
         Step::Reduce(ReduceStep { dst, shape, axes, .. }) => {
             format!("reduce {}[{}] over axes {axes:?}", dst.dtype, dims(shape))
         }
+        Step::Scatter(ScatterStep { dst, shape, rows, .. }) => {
+            format!("scatter_add {}[{}] into {rows} rows", dst.dtype, dims(shape))
+        }
         Step::Dot(DotStep { dst, shape, lhs_shape, rhs_shape, .. }) => format!(
             "dot {}[{}]·[{}] -> [{}]",
             dst.dtype,
@@ -168,6 +172,7 @@ fn scalar_ty(d: DType) -> Type {
     match d {
         DType::F32 => types::F32,
         DType::F64 => types::F64,
+        DType::I32 => types::I32,
         DType::Bool => types::I8,
     }
 }
@@ -175,7 +180,8 @@ fn scalar_ty(d: DType) -> Type {
 fn vec_ty(d: DType) -> Type {
     match d {
         DType::F64 => types::F64X2,
-        DType::F32 | DType::Bool => types::F32X4,
+        // Integer expressions run on scalars only (`expr::vectorizable`).
+        DType::F32 | DType::I32 | DType::Bool => types::F32X4,
     }
 }
 
@@ -215,6 +221,7 @@ impl<'a, 'b> Cg<'a, 'b> {
         match d {
             DType::F32 => self.b.ins().f32const(v as f32),
             DType::F64 => self.b.ins().f64const(v),
+            DType::I32 => self.b.ins().iconst(types::I32, i64::from(v as i32)),
             DType::Bool => self.b.ins().iconst(types::I8, i64::from(v != 0.0)),
         }
     }
@@ -239,6 +246,7 @@ impl<'a, 'b> Cg<'a, 'b> {
             Step::Map(m) => self.map(m),
             Step::Reduce(r) => self.reduce(r),
             Step::Dot(d) => self.dot(d),
+            Step::Scatter(s) => self.scatter(s),
         }
     }
 }

@@ -29,6 +29,7 @@ pub fn bits(data: &Data) -> Vec<u64> {
     match data {
         Data::F32(v) => v.iter().map(|x| u64::from(x.to_bits())).collect(),
         Data::F64(v) => v.iter().map(|x| x.to_bits()).collect(),
+        Data::I32(v) => v.iter().map(|&x| u64::from(x as u32)).collect(),
         Data::Bool(v) => v.iter().map(|&b| u64::from(b)).collect(),
     }
 }
@@ -51,6 +52,7 @@ pub fn load_expected(path: &Path) -> Array {
         Some("f32") => DType::F32,
         Some("f64") => DType::F64,
         Some("bool") => DType::Bool,
+        Some("i32") => DType::I32,
         other => panic!("{}: bad dtype line {other:?}", path.display()),
     };
     let shape_line = lines.next().expect("shape line");
@@ -68,6 +70,9 @@ pub fn load_expected(path: &Path) -> Array {
             first_tokens.iter().map(|t| f32::from_bits(u32::try_from(hex(t)).unwrap())).collect(),
         ),
         DType::F64 => Data::F64(first_tokens.iter().map(|t| f64::from_bits(hex(t))).collect()),
+        DType::I32 => {
+            Data::I32(first_tokens.iter().map(|t| t.parse().expect("i32 value")).collect())
+        }
         DType::Bool => Data::Bool(
             first_tokens
                 .iter()
