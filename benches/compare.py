@@ -12,7 +12,7 @@ Workloads:
   mlp:  784-512-512-10 tanh, B1 = B2 = 32, f32, wrt all parameters, full kernel, jjt auto,
         vs neural-tangents NTK_VECTOR_PRODUCTS and STRUCTURED_DERIVATIVES with vmap_axes=0;
         and row mlp-ntvp: jjt with --strategy ntvp (no choice of strategy) vs NTK_VECTOR_PRODUCTS.
-  zoo (--zoo NAMES, default all): the models of benches/models (mlp, transformer, deep, mixer, cnn), see
+  zoo (--zoo NAMES, default all): the models of benches/models (mlp, transformer, deep, mixer, cnn, embed), see
         benches/models/gen.py. For each: jjt with --strategy auto, ntvp and jc (steady median and first call,
         rel. error of K against the float64 reference of benches/peers/zoo_jax.py --ref), neural-tangents
         STRUCTURED_DERIVATIVES, NTK_VECTOR_PRODUCTS and JACOBIAN_CONTRACTION (vmap_axes=0; benches/peers/zoo_nt.py)
@@ -133,7 +133,7 @@ def main():
 # ------------------------------------------------------------------------------------------------
 # The model zoo (benches/models): jjt's three strategies and the peers on each model, one run.
 
-ZOO = ["mlp", "transformer", "deep", "mixer", "cnn"]
+ZOO = ["mlp", "transformer", "deep", "mixer", "cnn", "embed"]
 STRATEGIES = ["auto", "ntvp", "jc"]
 NT_VARIANTS = ["SD", "NTVP", "JC"]
 
@@ -180,6 +180,7 @@ def zoo(a, jjt, py_jax, py_nt, names):
         with open(os.path.join(d, "meta.json")) as fh:
             meta = json.load(fh)
         ref_path = os.path.join(d, "K_ref.npy")
+        side = meta.get("per_side", ["x"])[0]
         rec = {"model": name, "jjt": {}, "peers": {}, "n_params": meta["n_params"], "batch": meta["batch"]}
         if py_jax:
             gen_py = os.path.join(ROOT, "benches", "models", "gen.py")
@@ -191,14 +192,14 @@ def zoo(a, jjt, py_jax, py_nt, names):
             # in a file of its own so that it never passes for the JAX reference later.
             ref_path = os.path.join(d, "K_ref_jjt_f64.npy")
             args = [jjt, "kernel", meta["model"], "--f64", "--wrt", ",".join(meta["params"]), "--shared",
-                    ",".join(f"{n}={d}/{n}.npy" for n in meta["params"]), "--x1", f"x={d}/x1.npy",
-                    "--x2", f"x={d}/x2.npy", "--quiet", "-o", ref_path]
+                    ",".join(f"{n}={d}/{n}.npy" for n in meta["params"]), "--x1", f"{side}={d}/x1.npy",
+                    "--x2", f"{side}={d}/x2.npy", "--quiet", "-o", ref_path]
             run(args)
             rec["ref"] = "jjt --f64 (JAX missing)"
         ref = read_npy(ref_path)
         base = [meta["model"], "--wrt", ",".join(meta["params"]),
                 "--shared", ",".join(f"{n}={d}/{n}.npy" for n in meta["params"]),
-                "--x1", f"x={d}/x1.npy", "--x2", f"x={d}/x2.npy", "--reps", str(a.reps)]
+                "--x1", f"{side}={d}/x1.npy", "--x2", f"{side}={d}/x2.npy", "--reps", str(a.reps)]
         for s in STRATEGIES:
             out = os.path.join(d, f"K_jjt_{s}.npy")
             r = jjt_bench(jjt, base + ["--strategy", s, "-o", out])

@@ -3,12 +3,13 @@
 //! side, equals the product of dense Jacobians built by the reference interpreter (one-hot VJPs:
 //! rows of J), through the JIT with each strategy in f64 and with the automatic one in f32.
 //!
-//! Zoo convention: the per-side input is `x`, every other input is a parameter, shared between
-//! the sides and differentiated.
+//! Zoo convention: the per-side input comes first (`x`, or `tok`: token ids, i32, indexing the
+//! rows of the first rank-2 parameter), every other input is a parameter, shared between the
+//! sides and differentiated.
 
 use jjt::{Function, Kernel, RandomState, Role, Strategy, Tensor, TensorType};
 
-const MODELS: [&str; 5] = ["cnn", "deep", "mixer", "mlp", "transformer"];
+const MODELS: [&str; 6] = ["cnn", "deep", "embed", "mixer", "mlp", "transformer"];
 const B: usize = 2;
 
 /// |got − want| ≤ tol·max|want|, element by element.
@@ -39,10 +40,19 @@ fn zoo_files() -> Vec<(String, std::path::PathBuf)> {
 /// parameters as gen.py draws them (weights N(0, 1/fan_in), vectors 0.1·N(0, 1), layernorm gains
 /// 1 + 0.1·N(0, 1)). Every value is rounded to f32, so the f32 and f64 kernels see the same data.
 fn inputs(rng: &mut RandomState, layout: &[(String, Role, TensorType)]) -> Vec<Tensor> {
+    // Token ids index the rows of the first rank-2 parameter (the embedding table).
+    let rows = layout.iter().find(|(_, r, t)| !matches!(r, Role::Side(..)) && t.rank() == 2);
+    let rows = rows.map_or(1, |(_, _, t)| t.shape.dims()[0]);
     layout
         .iter()
         .map(|(name, role, ty)| {
             let dims = ty.shape.dims().to_vec();
+            if ty.dtype == jjt::DType::I32 {
+                let u = rng.rand_f64(dims.clone()).unwrap().to_f64_vec();
+                let ids =
+                    u.iter().map(|v| ((v * rows as f64) as i32).min(rows as i32 - 1)).collect();
+                return Tensor::i32(dims, ids).unwrap();
+            }
             let r = rng.randn_f64(dims.clone()).unwrap().to_f64_vec();
             let v: Vec<f64> = match role {
                 Role::Side(..) => r,
@@ -56,6 +66,9 @@ fn inputs(rng: &mut RandomState, layout: &[(String, Role, TensorType)]) -> Vec<T
 }
 
 fn to_f32(t: &Tensor) -> Tensor {
+    if t.dtype() == jjt::DType::I32 {
+        return t.clone();
+    }
     Tensor::f32(t.shape.clone(), t.to_f64_vec().iter().map(|&v| v as f32).collect()).unwrap()
 }
 
@@ -63,6 +76,10 @@ fn to_f32(t: &Tensor) -> Tensor {
 fn example(t: &Tensor, b: usize) -> Tensor {
     let inner: usize = t.shape.dims()[1..].iter().product();
     let v = t.to_f64_vec()[b * inner..(b + 1) * inner].to_vec();
+    if t.dtype() == jjt::DType::I32 {
+        return Tensor::i32(t.shape.dims()[1..].to_vec(), v.iter().map(|&x| x as i32).collect())
+            .unwrap();
+    }
     Tensor::f64(t.shape.dims()[1..].to_vec(), v).unwrap()
 }
 
@@ -133,7 +150,11 @@ fn every_zoo_model_parses_and_its_kernel_matches_dense_interpreter_jacobians() {
     for (name, path) in &files {
         // Parses and type-checks (an error names the file, line and column).
         let f = jjt::load_model(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert_eq!(f.params()[0].name, "x", "{name}: the per-side input comes first and is `x`");
+        let side = f.params()[0].name.as_str();
+        assert!(
+            side == "x" || side == "tok",
+            "{name}: the per-side input comes first (`x`, `tok`)"
+        );
         let params: Vec<&str> = f.params()[1..].iter().map(|p| p.name.as_str()).collect();
         let f64_model = jjt::promote_f64(&f).unwrap();
         let kernel = |m| Kernel::new(m).wrt(params.clone()).shared(params.clone()).batch(B, B);

@@ -103,6 +103,11 @@ def cnn_forward(p, x, xp):
     return xp.mean(h, axis=(0, 1)) @ p["w4"] + p["b4"]
 
 
+def embed_forward(p, tok, xp):
+    e = xp.mean(p["emb"][tok], axis=0)  # rows of the table by token id, averaged over tokens
+    return xp.tanh(e @ p["w1"] + p["b1"]) @ p["w2"] + p["b2"]
+
+
 # ---------------------------------------------------------------------------------------------
 # jjt spellings
 
@@ -119,8 +124,8 @@ def _jjt_gelu(out, z):
     return [f"  {out} = 0.5 * {z} * (1.0 + tanh({GELU_C!r} * ({z} + 0.044715 * {z} * {z} * {z})))"]
 
 
-def _sig(name, params, x_shape, outputs):
-    ins = [f"x: f32[{','.join(map(str, x_shape))}]"]
+def _sig(name, params, x_shape, outputs, side="x", side_dtype="f32"):
+    ins = [f"{side}: {side_dtype}[{','.join(map(str, x_shape))}]"]
     ins += [f"{n}: f32[{','.join(map(str, s))}]" for n, s in params]
     return f"func {name}({', '.join(ins)}) -> f32[{outputs}] {{"
 
@@ -220,6 +225,19 @@ def cnn_jjt(m):
     ])
 
 
+def embed_jjt(m):
+    (t,) = m["x"]
+    v, w = m["vocab"], m["width"]
+    return "\n".join([
+        f"# An embedding model: {t} token ids index the rows of a {v}x{w} table, averaged over tokens, then",
+        f"# tanh(e @ w1 + b1) @ w2 + b2 to {m['outputs']} outputs. Written by benches/models/gen.py (see embed_forward).",
+        _sig("embed", m["params"], m["x"], m["outputs"], side="tok", side_dtype="i32"),
+        "  e = mean(gather(emb, tok, axis=0), axes=[0])",
+        "  return tanh(e @ w1 + b1) @ w2 + b2",
+        "}",
+    ])
+
+
 # ---------------------------------------------------------------------------------------------
 # The zoo: parameter shapes (in signature order), how each is initialised, batch sizes
 
@@ -254,6 +272,10 @@ def _models():
         x=(32, 32, 3), outputs=10, batch=(16, 16), seed=5, forward=cnn_forward, jjt=cnn_jjt,
         params=[("k1", (3, 3, 3, 32)), ("c1", (32,)), ("k2", (3, 3, 32, 64)), ("c2", (64,)),
                 ("k3", (3, 3, 64, 64)), ("c3", (64,))] + _linear(64, 10, "w4", "b4"))
+    ms["embed"] = dict(
+        x=(16,), side="tok", vocab=1000, width=64, outputs=10, batch=(32, 32), seed=6,
+        forward=embed_forward, jjt=embed_jjt,
+        params=[("emb", (1000, 64))] + _linear(64, 64, "w1", "b1") + _linear(64, 10, "w2", "b2"))
     return ms
 
 
@@ -263,7 +285,7 @@ MODELS = _models()
 def data(name):
     """(params dict in signature order, x1, x2), all f32, from the model's NumPy seed.
     Weights (rank 2, and rank-4 HWIO kernels) ~ N(0, 1/fan_in); layernorm gains 1 + 0.1 N(0, 1); every other vector 0.1 N(0, 1);
-    the examples x ~ N(0, 1)."""
+    the examples x ~ N(0, 1), or token ids uniform in [0, vocab) (int32) for the embedding model."""
     m = MODELS[name]
     rng = np.random.default_rng(m["seed"])
     p = {}
@@ -279,8 +301,12 @@ def data(name):
             v = 0.1 * r
         p[n] = v.astype(np.float32)
     b1, b2 = m["batch"]
-    x1 = rng.standard_normal((b1, *m["x"])).astype(np.float32)
-    x2 = rng.standard_normal((b2, *m["x"])).astype(np.float32)
+    if "vocab" in m:  # token ids
+        x1 = rng.integers(0, m["vocab"], (b1, *m["x"])).astype(np.int32)
+        x2 = rng.integers(0, m["vocab"], (b2, *m["x"])).astype(np.int32)
+    else:
+        x1 = rng.standard_normal((b1, *m["x"])).astype(np.float32)
+        x2 = rng.standard_normal((b2, *m["x"])).astype(np.float32)
     return p, x1, x2
 
 
@@ -294,7 +320,7 @@ def model_path(name):
 
 def meta(name):
     m = MODELS[name]
-    return {"name": name, "model": model_path(name), "batch": list(m["batch"]), "per_side": ["x"],
+    return {"name": name, "model": model_path(name), "batch": list(m["batch"]), "per_side": [m.get("side", "x")],
             "params": [n for n, _ in m["params"]], "outputs": m["outputs"],
             "n_params": int(sum(np.prod(s) for _, s in m["params"]))}
 

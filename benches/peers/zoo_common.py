@@ -33,6 +33,12 @@ def load(name):
     return gen.MODELS[name]["forward"], params, x1, x2, meta
 
 
+def side(x, float_dtype):
+    """A per-side input for JAX: floats in `float_dtype`, integer indices (token ids) as they are."""
+    import jax.numpy as jnp
+    return jnp.asarray(x) if np.issubdtype(x.dtype, np.integer) else jnp.asarray(x, float_dtype)
+
+
 def ref_path(name):
     return os.path.join(zoo_dir(name), "K_ref.npy")
 

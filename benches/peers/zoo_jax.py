@@ -37,8 +37,8 @@ def reference(name):
     forward, params, x1, x2, meta = zc.load(name)
     p64 = {n: jnp.asarray(v, jnp.float64) for n, v in params.items()}
     jac = jax.jit(jax.vmap(jax.jacrev(lambda p, x: forward(p, x, jnp)), (None, 0)))
-    j1 = jac(p64, jnp.asarray(x1, jnp.float64))
-    j2 = jac(p64, jnp.asarray(x2, jnp.float64))
+    j1 = jac(p64, zc.side(x1, jnp.float64))
+    j2 = jac(p64, zc.side(x2, jnp.float64))
     K = 0.0
     for n in meta["params"]:
         a, b = j1[n], j2[n]
@@ -51,7 +51,7 @@ def reference(name):
     rng = np.random.default_rng(0)
     d = {n: jnp.asarray(rng.standard_normal(v.shape)) for n, v in p64.items()}
     h = 1e-5
-    f0 = lambda p: forward(p, jnp.asarray(x1[0], jnp.float64), jnp)  # noqa: E731
+    f0 = lambda p: forward(p, zc.side(x1[0], jnp.float64), jnp)  # noqa: E731
     fd = (f0({n: p64[n] + h * d[n] for n in d}) - f0({n: p64[n] - h * d[n] for n in d})) / (2 * h)
     jd = sum(np.einsum("ip,p->i", np.asarray(j1[n][0]).reshape(j1[n].shape[1], -1), np.asarray(d[n]).ravel())
              for n in d)
