@@ -6,7 +6,10 @@
 //! examples (so `scatter_add` sums several rows) and include indices past both ends of the
 //! table (clamped).
 
-use jjt::{Function, Kernel, RandomState, Role, Strategy, Tensor, TensorType};
+mod common;
+
+use common::dense_jacobian_rows;
+use jjt::{Kernel, RandomState, Role, Strategy, Tensor, TensorType};
 
 const B: usize = 3;
 const VOCAB: usize = 7;
@@ -62,26 +65,6 @@ fn to_f32(t: &Tensor) -> Tensor {
     }
 }
 
-/// J of one example as rows (one-hot VJPs through the interpreter), the cotangents of the
-/// float parameters concatenated in signature order.
-fn dense_jacobian_rows(f: &Function, args: &[Tensor]) -> Vec<Vec<f64>> {
-    let g = jjt::vjp(f, &["*"]).unwrap();
-    let out = f.output_type().unwrap().clone();
-    (0..out.numel())
-        .map(|i| {
-            let mut e = vec![0.0; out.numel()];
-            e[i] = 1.0;
-            let mut a = args.to_vec();
-            a.push(Tensor::from_f64(&out, &e).unwrap());
-            jjt::ir::interp::eval_outputs(&g, &a)
-                .unwrap()
-                .iter()
-                .flat_map(Tensor::to_f64_vec)
-                .collect()
-        })
-        .collect()
-}
-
 #[test]
 fn embedding_kernel_matches_dense_interpreter_jacobians() {
     let f = jjt::ir::text::parse(MODEL).unwrap();
@@ -102,8 +85,8 @@ fn embedding_kernel_matches_dense_interpreter_jacobians() {
         }
         a
     };
-    let j1: Vec<_> = (0..B).map(|b| dense_jacobian_rows(&f64_model, &args(1, b))).collect();
-    let j2: Vec<_> = (0..B).map(|b| dense_jacobian_rows(&f64_model, &args(2, b))).collect();
+    let j1: Vec<_> = (0..B).map(|b| dense_jacobian_rows(&f64_model, &["*"], &args(1, b))).collect();
+    let j2: Vec<_> = (0..B).map(|b| dense_jacobian_rows(&f64_model, &["*"], &args(2, b))).collect();
     let width = j1[0][0].len();
     assert_eq!(width, VOCAB * 4 + 16 + 4 + 12 + 3, "J has a column per float parameter");
     let mut want = Vec::new();

@@ -6,6 +6,9 @@
 //!   shot, staged and as the operator, against the interpreter on the unoptimised graph and
 //!   against the dense Jacobian product, built here from one-hot VJPs (rows of J).
 
+mod common;
+
+use common::dense_jacobian_rows;
 use jjt::{
     DType, Examples, Form, Function, Kernel, Mode, RandomState, Role, Strategy, Tensor, trace,
 };
@@ -129,26 +132,6 @@ fn small_models() -> Vec<Small> {
         Small { f: net, wrt: vec!["w", "b", "v"], shared: vec!["w", "b", "v"] },
         Small { f: mixed, wrt: vec!["x", "w"], shared: vec!["w"] },
     ]
-}
-
-/// J of one example (f's inputs unbatched) as rows: J[i] = the VJP of the one-hot e_i,
-/// the cotangents of the wrt inputs concatenated in signature order.
-fn dense_jacobian_rows(f: &Function, wrt: &[&str], args: &[Tensor]) -> Vec<Vec<f64>> {
-    let g = jjt::vjp(f, wrt).unwrap();
-    let out = f.output_type().unwrap().clone();
-    (0..out.numel())
-        .map(|i| {
-            let mut e = vec![0.0; out.numel()];
-            e[i] = 1.0;
-            let mut a = args.to_vec();
-            a.push(Tensor::from_f64(&out, &e).unwrap());
-            jjt::ir::interp::eval_outputs(&g, &a)
-                .unwrap()
-                .iter()
-                .flat_map(Tensor::to_f64_vec)
-                .collect()
-        })
-        .collect()
 }
 
 /// Example `b` of a batched tensor.

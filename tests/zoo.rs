@@ -7,6 +7,9 @@
 //! rows of the first rank-2 parameter), every other input is a parameter, shared between the
 //! sides and differentiated.
 
+mod common;
+
+use common::dense_jacobian_rows;
 use jjt::{Function, Kernel, RandomState, Role, Strategy, Tensor, TensorType};
 
 const MODELS: [&str; 6] = ["cnn", "deep", "embed", "mixer", "mlp", "transformer"];
@@ -81,26 +84,6 @@ fn example(t: &Tensor, b: usize) -> Tensor {
             .unwrap();
     }
     Tensor::f64(t.shape.dims()[1..].to_vec(), v).unwrap()
-}
-
-/// J of one example as rows: J[i] = the VJP of the one-hot e_i, evaluated by the interpreter,
-/// the cotangents of the parameters concatenated in signature order.
-fn dense_jacobian_rows(f: &Function, wrt: &[&str], args: &[Tensor]) -> Vec<Vec<f64>> {
-    let g = jjt::vjp(f, wrt).unwrap();
-    let out = f.output_type().unwrap().clone();
-    (0..out.numel())
-        .map(|i| {
-            let mut e = vec![0.0; out.numel()];
-            e[i] = 1.0;
-            let mut a = args.to_vec();
-            a.push(Tensor::from_f64(&out, &e).unwrap());
-            jjt::ir::interp::eval_outputs(&g, &a)
-                .unwrap()
-                .iter()
-                .flat_map(Tensor::to_f64_vec)
-                .collect()
-        })
-        .collect()
 }
 
 /// K[a, b, i, j] = J(x1[a])[i] · J(x2[b])[j], in f64 from the interpreter's dense Jacobians.

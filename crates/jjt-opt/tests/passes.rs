@@ -437,10 +437,17 @@ fn reorder_sees_through_scalings_and_sums() {
     assert_eq!(stats.flops_after, (2 * n * n) as f64, "{stats:?}");
     let c = jjt_opt::cost::cost(&g);
     assert!(c.largest <= n, "{c}\n{}", jjt_ir::text::print(&g));
-    let mut rng = Rng(17);
-    let x = args(&mut rng, &f);
-    let want = interp::eval(&f, &x).unwrap().to_f64_vec();
-    let got = interp::eval(&g, &x).unwrap().to_f64_vec();
+    assert_reassociated(&f, &g, 17, (n * n) as f64 + 2.0);
+}
+
+/// `g`, a reordering of `f`, computes `f`'s values at a random point within the bound of a
+/// reassociated sum, `2·n·u·Σ|terms|` per element (`n` the terms' count with their roundings;
+/// `Σ|terms|` is `f` on the absolute values of the inputs).
+fn assert_reassociated(f: &Function, g: &Function, seed: u64, n: f64) {
+    let mut rng = Rng(seed);
+    let x = args(&mut rng, f);
+    let want = interp::eval(f, &x).unwrap().to_f64_vec();
+    let got = interp::eval(g, &x).unwrap().to_f64_vec();
     let absx: Vec<Tensor> = x
         .iter()
         .map(|t| {
@@ -448,9 +455,9 @@ fn reorder_sees_through_scalings_and_sums() {
             Tensor::from_f64(&t.ty(), &v).unwrap()
         })
         .collect();
-    let scale = interp::eval(&f, &absx).unwrap().to_f64_vec();
+    let scale = interp::eval(f, &absx).unwrap().to_f64_vec();
     for ((g, w), s) in got.iter().zip(&want).zip(&scale) {
-        let bound = 2.0 * (n * n + 2) as f64 * f64::EPSILON / 2.0 * s;
+        let bound = 2.0 * n * f64::EPSILON / 2.0 * s;
         assert!((g - w).abs() <= bound, "{g} vs {w}, bound {bound:e}");
     }
 }
@@ -484,23 +491,7 @@ fn reorder_prices_the_memory_of_intermediates() {
     assert_eq!(stats.flops_after, jacobians, "{stats:?}\n{}", jjt_ir::text::print(&g));
     let largest = jjt_opt::cost::cost(&g).largest;
     assert_eq!(largest, b * o * d * c, "{}", jjt_ir::text::print(&g));
-    let mut rng = Rng(29);
-    let x = args(&mut rng, &f);
-    let want = interp::eval(&f, &x).unwrap().to_f64_vec();
-    let got = interp::eval(&g, &x).unwrap().to_f64_vec();
-    let absx: Vec<Tensor> = x
-        .iter()
-        .map(|t| {
-            let v: Vec<f64> = t.to_f64_vec().iter().map(|v| v.abs()).collect();
-            Tensor::from_f64(&t.ty(), &v).unwrap()
-        })
-        .collect();
-    let scale = interp::eval(&f, &absx).unwrap().to_f64_vec();
-    let terms = (t * t * c * d) as f64;
-    for ((g, w), s) in got.iter().zip(&want).zip(&scale) {
-        let bound = 2.0 * (terms + 3.0) * f64::EPSILON / 2.0 * s;
-        assert!((g - w).abs() <= bound, "{g} vs {w}, bound {bound:e}");
-    }
+    assert_reassociated(&f, &g, 29, (t * t * c * d) as f64 + 3.0);
 }
 
 /// A transpose moves through a broadcast to its operand when it keeps the broadcast's new

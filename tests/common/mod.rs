@@ -1,0 +1,25 @@
+//! What several of the facade's tests share: the dense Jacobian built by the reference
+//! interpreter, the independent oracle of the kernel tests.
+
+use jjt::{Function, Tensor};
+
+/// J of one example (f's inputs unbatched) as rows: J[i] = the VJP of the one-hot e_i through
+/// the interpreter, the cotangents of the `wrt` inputs (names or globs) concatenated in
+/// signature order.
+pub fn dense_jacobian_rows(f: &Function, wrt: &[&str], args: &[Tensor]) -> Vec<Vec<f64>> {
+    let g = jjt::vjp(f, wrt).unwrap();
+    let out = f.output_type().unwrap().clone();
+    (0..out.numel())
+        .map(|i| {
+            let mut e = vec![0.0; out.numel()];
+            e[i] = 1.0;
+            let mut a = args.to_vec();
+            a.push(Tensor::from_f64(&out, &e).unwrap());
+            jjt::ir::interp::eval_outputs(&g, &a)
+                .unwrap()
+                .iter()
+                .flat_map(Tensor::to_f64_vec)
+                .collect()
+        })
+        .collect()
+}
