@@ -273,7 +273,9 @@ impl KernelSpec {
         let kernel = match self.strategy {
             Strategy::Ntvp => {
                 // K·e_j for every basis vector e_j: [O (j), out...], then K = its transpose.
-                let a0 = self.apply(f)?;
+                // A table lookup's pull-back and push-forward meet as gather(scatter_add):
+                // compared index sets instead (`gather_scatter`), before batching hides them.
+                let a0 = crate::gather_scatter::fuse(&self.apply(f)?)?;
                 let mut vargs = args.clone();
                 vargs.push(basis);
                 let mut axes = vec![None; args.len()];

@@ -19,6 +19,7 @@
 
 pub mod cast;
 mod error;
+mod gather_scatter;
 pub mod jvp;
 pub mod kernel;
 pub mod linearize;

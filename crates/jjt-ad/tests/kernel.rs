@@ -348,3 +348,64 @@ fn strategies_agree_with_oracle_on_random_graphs() {
         "only {with_fixed_side} of 24 graphs have a fixed per-side input"
     );
 }
+
+/// An embedding lookup's NTK-vector product compares the two examples' token sets instead of
+/// scattering cotangents into a table-sized gradient: the `ntvp` kernel of a model with
+/// `gather` has no `scatter_add` and no intermediate with the table's row count, and equals
+/// the `jc` kernel (which does scatter) — tokens repeating within and across examples and
+/// indices past both ends of the table (clamped) included.
+#[test]
+fn embedding_ntvp_kernel_compares_token_sets() {
+    let src = "func f(tok: i32[5], emb: f64[37,3], w: f64[3,2]) -> f64[2] {
+  e = mean(gather(emb, tok, axis=0), axes=[0])
+  return tanh(e @ w)
+}";
+    let f = jjt_ir::text::parse(src).unwrap();
+    let spec = |strategy| KernelSpec {
+        wrt: vec!["emb".into(), "w".into()],
+        shared: vec!["emb".into(), "w".into()],
+        strategy,
+        batch: Some((3, 2)),
+        ..Default::default()
+    };
+    let ntvp = spec(Strategy::Ntvp).kernel(&f).unwrap();
+    let jc = spec(Strategy::Jc).kernel(&f).unwrap();
+    let scatters = |g: &Function| {
+        g.node_ids().filter(|&n| matches!(g.node(n).unwrap().op, jjt_ir::Op::ScatterAdd(_))).count()
+    };
+    assert_eq!(scatters(&ntvp), 0, "{}", jjt_ir::text::print(&ntvp));
+    assert!(scatters(&jc) > 0);
+    // Nothing but the table itself has its 37 rows.
+    let tables = ntvp
+        .node_ids()
+        .filter(|&n| {
+            let node = ntvp.node(n).unwrap();
+            node.ty.shape.dims().contains(&37) && !matches!(node.op, jjt_ir::Op::Input(_))
+        })
+        .count();
+    assert_eq!(tables, 0, "a table-sized intermediate:\n{}", jjt_ir::text::print(&ntvp));
+    let layout = spec(Strategy::Ntvp).layout(&f, jjt_ad::Form::Kernel).unwrap();
+    let mut rng = Rng(31);
+    let args: Vec<Tensor> = layout
+        .iter()
+        .map(|(_, _, ty)| {
+            if ty.dtype == DType::I32 {
+                // Repeats, and indices below 0 and past 36 (clamped).
+                let v: Vec<i32> =
+                    (0..ty.numel()).map(|k| [-3, 5, 5, 36, 40, 0, 7][k % 7]).collect();
+                Tensor::i32(ty.shape.clone(), v).unwrap()
+            } else {
+                tensor(ty, (0..ty.numel()).map(|_| rng.uniform(-1.0, 1.0)).collect())
+            }
+        })
+        .collect();
+    let a = eval(&ntvp, &args).remove(0).to_f64_vec();
+    let b = eval(&jc, &args).remove(0).to_f64_vec();
+    // f64, each entry a sum of at most a few hundred products in either order: the two
+    // orders differ by ~1e-15 of the largest entry; 1e-12 fails any wrong term.
+    let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    assert!(scale > 0.0);
+    for (x, y) in a.iter().zip(&b) {
+        assert!((x - y).abs() <= 1e-12 * scale, "{x} vs {y}");
+    }
+}
