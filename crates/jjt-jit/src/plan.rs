@@ -958,7 +958,7 @@ impl<'f> Planner<'f> {
             }
             (buf.clone(), buf.strides.clone())
         };
-        let (nb, ci) = (xdims[0], xdims[1]);
+        let nb = xdims[0];
         let (o, i) = (kdims[0], kdims[1]);
         let (g, bg) = (c.feature_groups, c.batch_groups);
         let grp = g.max(bg);
@@ -978,7 +978,6 @@ impl<'f> Planner<'f> {
             pshape.push(win[j]);
             pv.strides.push(c.rhs_dilation[j] as isize * ss[2 + j]);
         }
-        let _ = ci;
         // Kernel: [grp, O/grp, I, taps…].
         let mut kv = k.clone();
         let per = o / grp.max(1);

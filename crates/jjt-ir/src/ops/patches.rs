@@ -134,42 +134,31 @@ impl Patches {
         if ctt.contains(&0) {
             return zeros(b, ty);
         }
+        let mut taps = Vec::new();
+        for_each_index(&self.window, |tap| taps.push(tap.to_vec()));
         let mut acc: Option<NodeId> = None;
-        let mut err: Option<IrError> = None;
-        for_each_index(&self.window, |tap| {
-            if err.is_some() {
-                return;
+        for tap in taps {
+            let mut start = vec![0; ctt.len()];
+            let mut stop = ctt.clone();
+            for (j, &t) in tap.iter().enumerate() {
+                start[r + j] = t;
+                stop[r + j] = t + 1;
             }
-            let mut one = || -> Result<NodeId, IrError> {
-                let mut start = vec![0; ctt.len()];
-                let mut stop = ctt.clone();
-                for (j, &t) in tap.iter().enumerate() {
-                    start[r + j] = t;
-                    stop[r + j] = t + 1;
-                }
-                let s = b.slice(ct, &start, &stop, &vec![1; ctt.len()])?;
-                let s = b.reshape(s, ctt[..r].to_vec())?;
-                let (mut lo, mut hi, mut interior) = (vec![0; r], vec![0; r], vec![0; r]);
-                for (j, &ax) in self.axes.iter().enumerate() {
-                    let first = tap[j] * self.dilation[j];
-                    let used = first + (ctt[ax] - 1) * self.strides[j] + 1;
-                    lo[ax] = first;
-                    interior[ax] = self.strides[j] - 1;
-                    hi[ax] = ty.shape.dims()[ax] - used;
-                }
-                let p = b.add(Pad { lo, hi, interior }.into(), &[s])?;
-                match acc {
-                    None => Ok(p),
-                    Some(a) => b.binary(Binary::Add, a, p),
-                }
-            };
-            match one() {
-                Ok(v) => acc = Some(v),
-                Err(e) => err = Some(e),
+            let s = b.slice(ct, &start, &stop, &vec![1; ctt.len()])?;
+            let s = b.reshape(s, ctt[..r].to_vec())?;
+            let (mut lo, mut hi, mut interior) = (vec![0; r], vec![0; r], vec![0; r]);
+            for (j, &ax) in self.axes.iter().enumerate() {
+                let first = tap[j] * self.dilation[j];
+                let used = first + (ctt[ax] - 1) * self.strides[j] + 1;
+                lo[ax] = first;
+                interior[ax] = self.strides[j] - 1;
+                hi[ax] = ty.shape.dims()[ax] - used;
             }
-        });
-        if let Some(e) = err {
-            return Err(e);
+            let p = b.add(Pad { lo, hi, interior }.into(), &[s])?;
+            acc = Some(match acc {
+                None => p,
+                Some(a) => b.binary(Binary::Add, a, p)?,
+            });
         }
         match acc {
             Some(a) => Ok(a),
