@@ -9,6 +9,11 @@ use super::Cg;
 use crate::JitError;
 use crate::plan::{View, item_size};
 
+/// The body of [`Cg::for_tiled`]'s outer loops: per axis, the fixed index `(i, i)`, the row
+/// range of a tiled axis 0, or nothing for a tiled axis that runs whole.
+type TileBody<'a, 'b, 'c> =
+    dyn FnMut(&mut Cg<'a, 'b>, &[Option<(Value, Value)>]) -> Result<(), JitError> + 'c;
+
 /// A loop body receiving the index of every axis.
 pub(super) type IndexBody<'a, 'b, 'c> =
     dyn FnMut(&mut Cg<'a, 'b>, &[Value]) -> Result<(), JitError> + 'c;
@@ -128,5 +133,79 @@ impl<'a, 'b> Cg<'a, 'b> {
             return self.for_each(dims, &mut Vec::new(), body);
         };
         self.counted_between(lo, hi, 1, &mut |cg, i| cg.for_each(&dims[1..], &mut vec![i], body))
+    }
+
+    /// Loops over `dims` like [`Cg::for_rows`], but with the axis `a` and the innermost axis
+    /// run in tiles of [`super::map::TILE`] × [`super::map::TILE`]: every other axis in its
+    /// place, then the tiles of `a`, the tiles of the innermost axis, and the elements of one
+    /// tile. Only for steps whose elements may be visited in any order.
+    pub(super) fn for_tiled(
+        &mut self,
+        dims: &[usize],
+        rows: Option<(Value, Value)>,
+        a: usize,
+        body: &mut IndexBody<'a, 'b, '_>,
+    ) -> Result<(), JitError> {
+        let r = dims.len();
+        let whole = |cg: &mut Self, n: usize| (cg.iconst(0), cg.iconst(n as i64));
+        let mut bounds: Vec<Option<(Value, Value)>> = vec![None; r];
+        self.tiled_outer(dims, rows, a, 0, &mut bounds, &mut |cg, bounds| {
+            let (alo, ahi) = match bounds[a] {
+                Some(b) => b,
+                None => whole(cg, dims[a]),
+            };
+            let (jlo, jhi) = whole(cg, dims[r - 1]);
+            let t = super::map::TILE as i64;
+            cg.counted_between(alo, ahi, t, &mut |cg, a0| {
+                let a_end = cg.b.ins().iadd_imm_s(a0, t);
+                let a1 = cg.b.ins().smin(a_end, ahi);
+                cg.counted_between(jlo, jhi, t, &mut |cg, j0| {
+                    let j_end = cg.b.ins().iadd_imm_s(j0, t);
+                    let j1 = cg.b.ins().smin(j_end, jhi);
+                    cg.counted_between(a0, a1, 1, &mut |cg, ia| {
+                        cg.counted_between(j0, j1, 1, &mut |cg, j| {
+                            let idx: Vec<Value> = (0..r)
+                                .map(|k| match k {
+                                    _ if k == a => ia,
+                                    _ if k == r - 1 => j,
+                                    _ => bounds[k].map_or(ia, |b| b.0),
+                                })
+                                .collect();
+                            body(cg, &idx)
+                        })
+                    })
+                })
+            })
+        })
+    }
+
+    /// The loops of [`Cg::for_tiled`] over the axes other than `a` and the innermost, from
+    /// axis `k` on: each fixes its index (stored as `(i, i)` in `bounds`); the row range, when
+    /// given, bounds axis 0 (stored as the range itself when axis 0 is `a`).
+    fn tiled_outer(
+        &mut self,
+        dims: &[usize],
+        rows: Option<(Value, Value)>,
+        a: usize,
+        k: usize,
+        bounds: &mut Vec<Option<(Value, Value)>>,
+        inner: &mut TileBody<'a, 'b, '_>,
+    ) -> Result<(), JitError> {
+        let r = dims.len();
+        if k == r - 1 {
+            return inner(self, bounds);
+        }
+        let range = match (k, rows) {
+            (0, Some(rg)) => rg,
+            _ => (self.iconst(0), self.iconst(dims[k] as i64)),
+        };
+        if k == a {
+            bounds[k] = (k == 0 && rows.is_some()).then_some(range);
+            return self.tiled_outer(dims, rows, a, k + 1, bounds, inner);
+        }
+        self.counted_between(range.0, range.1, 1, &mut |cg, i| {
+            bounds[k] = Some((i, i));
+            cg.tiled_outer(dims, rows, a, k + 1, bounds, inner)
+        })
     }
 }

@@ -30,6 +30,26 @@ pub(crate) fn parallel_map(step: &Step, threads: usize) -> Option<&MapStep> {
     }
 }
 
+/// Elements per side of the square tiles a transposing step runs in.
+pub(crate) const TILE: usize = 16;
+
+/// The axis to tile together with the innermost one, when the elementwise step `m` reads a
+/// view across its rows (a transpose: the view's stride along the innermost axis is neither
+/// 0 nor 1): the other axis along which that view moves least. Run in [`TILE`]×[`TILE`]
+/// tiles of the two axes, the step reads each cache line of the view and writes each line of
+/// its destination once per tile instead of once per element.
+fn tile_axis(m: &MapStep) -> Option<usize> {
+    let r = m.shape.len();
+    if r < 2 || m.shape[r - 1] < 2 {
+        return None;
+    }
+    let across = m.expr.views().into_iter().find(|v| !matches!(v.strides[r - 1], -1..=1))?;
+    (0..r - 1)
+        .filter(|&i| m.shape[i] >= 2 && across.strides[i] != 0)
+        .min_by_key(|&i| across.strides[i].unsigned_abs())
+        .filter(|&i| across.strides[i].unsigned_abs() < across.strides[r - 1].unsigned_abs())
+}
+
 impl Cg<'_, '_> {
     /// Call `jjt_par_map` with the row function `part` of the elementwise step `m`.
     pub fn call_rows(&mut self, part: FuncRef, m: &MapStep, params: [Value; 4]) {
@@ -71,6 +91,13 @@ impl Cg<'_, '_> {
             && shape[r - 1] >= w
             && vectorizable(expr, d, r - 1, self.policy.inline_math);
         if !vec_ok {
+            if let Some(a) = tile_axis(m) {
+                return self.for_tiled(shape, rows, a, &mut |cg, idx| {
+                    let v = cg.eval(expr, idx, Mode::Scalar, d)?;
+                    cg.store(v, dst, idx);
+                    Ok(())
+                });
+            }
             return self.for_rows(shape, rows, &mut |cg, idx| {
                 let v = cg.eval(expr, idx, Mode::Scalar, d)?;
                 cg.store(v, dst, idx);
