@@ -26,8 +26,10 @@
 //! **Rules.** Bilinear: the JVP is `conv(ẋ, k) + conv(x, k̇)`. The transposes are convolutions,
 //! as in XLA: with respect to the input, the cotangent convolved with the kernel reversed along
 //! its spatial axes (input and output features swapped, the strides becoming the input
-//! dilation); with respect to the kernel, the input convolved with the cotangent (batch and
-//! feature axes swapped, strides and kernel dilation exchanged, the group counts exchanged).
+//! dilation). With respect to the kernel it is a contraction: the cotangent against the
+//! patches of the dilated, padded input, summed over the batch and the window positions (the
+//! groups a batch axis), so the optimiser sees a layer's kernel term as an einsum it can
+//! reorder (see `ARCHITECTURE.md`, "Convolution, windows and the structured kernels").
 //! Batching folds the batch axis into the input's batch (input batched), the kernel's output
 //! features (kernel batched) or, both batched, into feature groups (batch groups when the
 //! convolution has them).
@@ -37,6 +39,7 @@ use std::fmt::Write as _;
 use super::{Arity, AttrValue, CallArgs, OpInfo, OpRule, ParseOp, Traits};
 use super::{BatchArgs, BatchResult, EvalArgs, JvpArgs, JvpResult, Lin, TransposeResult};
 use super::{Binary, Reverse, bad_dtype, move_to_front, not_linear, same_dtype_float, zeros};
+use super::{DotGeneral, Pad, Patches};
 use crate::builder::FunctionBuilder;
 use crate::error::{ConvError, EvalError, IrError, TypeError};
 use crate::graph::NodeId;
@@ -185,6 +188,11 @@ pub struct Conv {
     pub feature_groups: usize,
     /// Batch groups.
     pub batch_groups: usize,
+}
+
+/// The spatial sizes of a canonical `[N, C, s…]` shape.
+fn yt_spatial(shape: &[usize]) -> Vec<usize> {
+    shape[2..].to_vec()
 }
 
 /// The size of `d` elements with `k − 1` zeros between neighbours.
@@ -364,19 +372,6 @@ impl Conv {
             .collect()
     }
 
-    /// The padding of the transpose with respect to the kernel.
-    fn rhs_transpose_padding(&self, x: &[usize], k: &[usize], y: &[usize]) -> Vec<(i64, i64)> {
-        (0..self.spatial())
-            .map(|j| {
-                let ld = dilate(x[j], self.lhs_dilation[j]) as i64;
-                let rd = dilate(k[j], self.rhs_dilation[j]) as i64;
-                let od = dilate(y[j], self.strides[j]) as i64;
-                let lo = self.padding[j].0;
-                (lo, od - ld + rd - lo - 1)
-            })
-            .collect()
-    }
-
     /// Spatial sizes of an operand of `shape` whose canonical order is `perm`.
     fn spatial_of(shape: &[usize], perm: &[usize]) -> Vec<usize> {
         perm[2..].iter().map(|&a| shape[a]).collect()
@@ -446,7 +441,13 @@ impl Conv {
         b.transpose(dx, &inverse(&self.dims.lhs))
     }
 
-    /// The cotangent of the kernel (of type `kt`) from the output's `ct`, the input `x` known.
+    /// The cotangent of the kernel (of type `kt`) from the output's `ct`, the input `x` known:
+    /// a `dot_general` of the cotangent with the patches of the dilated, padded input,
+    /// contracting the batch and the window positions (`dk[o, i, taps] = Σ_{n, pos} ct[n, o,
+    /// pos]·patches[n, i, pos, taps]`), with the feature or batch groups as a batch axis. As a
+    /// contraction, not a convolution, it is an einsum the optimiser's reordering sees into:
+    /// a layer's kernel term `dk₁·dk₂ᵀ` can then be computed from per-example Jacobians or as
+    /// the product of the patches' and the cotangents' Gram matrices, whichever is cheaper.
     fn transpose_rhs(
         &self,
         b: &mut FunctionBuilder,
@@ -454,31 +455,86 @@ impl Conv {
         x: NodeId,
         kt: &TensorType,
     ) -> Result<NodeId, IrError> {
+        let s = self.spatial();
         let yt = b.ty(ct)?.shape.0.clone();
-        let xd = b.ty(x)?.shape.0.clone();
-        if yt.iter().product::<usize>() == 0 {
+        if yt.iter().product::<usize>() == 0 || kt.numel() == 0 {
             return zeros(b, kt);
         }
-        // The input, its batch and feature axes exchanged, is the transposed convolution's
-        // input, the cotangent likewise its kernel, and the result [I, O, w…] is written in the
-        // kernel's layout: only the dimension numbers change, no operand is transposed.
-        let x_sp = Self::spatial_of(&xd, &self.dims.lhs);
         let w_sp = Self::spatial_of(kt.shape.dims(), &self.dims.rhs);
-        let y_sp = Self::spatial_of(&yt, &self.dims.out);
-        let conv = Conv {
-            dims: ConvDims {
-                lhs: swap01(&self.dims.lhs),
-                rhs: swap01(&self.dims.out),
-                out: swap01(&self.dims.rhs),
-            },
-            strides: self.rhs_dilation.clone(),
-            padding: self.rhs_transpose_padding(&x_sp, &w_sp, &y_sp),
-            lhs_dilation: self.lhs_dilation.clone(),
-            rhs_dilation: self.strides.clone(),
-            feature_groups: self.batch_groups,
-            batch_groups: self.feature_groups,
+        let (o, i) = (kt.shape.dims()[self.dims.rhs[0]], kt.shape.dims()[self.dims.rhs[1]]);
+        // The input in canonical order [N, C, s…], dilated and padded (negative padding crops).
+        let mut xc = b.transpose(x, &self.dims.lhs)?;
+        let xd = b.ty(xc)?.shape.0.clone();
+        let grow = |p: i64| usize::try_from(p.max(0)).unwrap_or(0);
+        let pad = Pad {
+            lo: [&[0, 0][..], &self.padding.iter().map(|p| grow(p.0)).collect::<Vec<_>>()].concat(),
+            hi: [&[0, 0][..], &self.padding.iter().map(|p| grow(p.1)).collect::<Vec<_>>()].concat(),
+            interior: [&[0, 0][..], &self.lhs_dilation.iter().map(|d| d - 1).collect::<Vec<_>>()]
+                .concat(),
         };
-        b.add(conv.into(), &[x, ct])
+        if pad.lo.iter().chain(&pad.hi).chain(&pad.interior).any(|&p| p != 0) {
+            xc = b.add(pad.into(), &[xc])?;
+        }
+        if self.padding.iter().any(|p| p.0 < 0 || p.1 < 0) {
+            let pd = b.ty(xc)?.shape.0.clone();
+            let crop = |p: i64| usize::try_from(-p.min(0)).unwrap_or(0);
+            let start: Vec<usize> =
+                [&[0, 0][..], &self.padding.iter().map(|p| crop(p.0)).collect::<Vec<_>>()].concat();
+            let stop: Vec<usize> = (0..s + 2)
+                .map(|a| if a < 2 { pd[a] } else { pd[a] - crop(self.padding[a - 2].1) })
+                .collect();
+            xc = b.slice(xc, &start, &stop, &vec![1; s + 2])?;
+        }
+        let spatial: Vec<usize> = (2..s + 2).collect();
+        let p = Patches {
+            axes: spatial.clone(),
+            window: w_sp.clone(),
+            strides: self.strides.clone(),
+            dilation: self.rhs_dilation.clone(),
+        };
+        let pt = b.add(p.into(), &[xc])?; // [N, C, pos…, taps…]
+        let ctc = b.transpose(ct, &self.dims.out)?; // [N', O, pos…]
+        let pos: Vec<usize> = yt_spatial(&b.ty(ctc)?.shape.0);
+        let (n, c) = (xd[0], xd[1]);
+        let (g, bg) = (self.feature_groups, self.batch_groups);
+        let dk = if g == 1 && bg == 1 {
+            // [O, C, taps…]
+            let dims = DotGeneral {
+                lhs_contract: [&[0][..], &spatial].concat(),
+                rhs_contract: [&[0][..], &spatial].concat(),
+                lhs_batch: vec![],
+                rhs_batch: vec![],
+            };
+            b.dot_general(ctc, pt, dims)?
+        } else if bg == 1 {
+            // Feature groups: ct [N, g, O/g, pos…], patches [N, g, C/g, pos…, taps…].
+            let ctg = b.reshape(ctc, [&[n, g, o / g][..], &pos].concat())?;
+            let ptg = b.reshape(pt, [&[n, g, c / g][..], &pos, &w_sp].concat())?;
+            let sp3: Vec<usize> = (3..s + 3).collect();
+            let dims = DotGeneral {
+                lhs_contract: [&[0][..], &sp3].concat(),
+                rhs_contract: [&[0][..], &sp3].concat(),
+                lhs_batch: vec![1],
+                rhs_batch: vec![1],
+            };
+            let d = b.dot_general(ctg, ptg, dims)?; // [g, O/g, C/g, taps…]
+            b.reshape(d, [&[o, i][..], &w_sp].concat())?
+        } else {
+            // Batch groups: ct [N/bg, bg, O/bg, pos…], patches [bg, N/bg, C, pos…, taps…].
+            let ctg = b.reshape(ctc, [&[n / bg, bg, o / bg][..], &pos].concat())?;
+            let ptg = b.reshape(pt, [&[bg, n / bg, c][..], &pos, &w_sp].concat())?;
+            let sp3: Vec<usize> = (3..s + 3).collect();
+            let dims = DotGeneral {
+                lhs_contract: [&[0][..], &sp3].concat(),
+                rhs_contract: [&[1][..], &sp3].concat(),
+                lhs_batch: vec![1],
+                rhs_batch: vec![0],
+            };
+            let d = b.dot_general(ctg, ptg, dims)?; // [bg, O/bg, C, taps…]
+            b.reshape(d, [&[o, i][..], &w_sp].concat())?
+        };
+        // Canonical [O, I, w…] to the kernel's layout.
+        b.transpose(dk, &inverse(&self.dims.rhs))
     }
 
     /// The batching rule on canonical operands (`x`: `[B?, N, C, s…]`, `k`: `[B?, O, I, w…]`,
