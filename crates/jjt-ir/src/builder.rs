@@ -13,8 +13,8 @@ use crate::error::{IrError, TypeError};
 use crate::graph::{Function, Graph, Node, NodeId, Param};
 use crate::ops::reduce::RawAxes;
 use crate::ops::{
-    Binary, BroadcastTo, Compare, Concat, Const, Convert, DotGeneral, Input, Op, Pad, Reduce,
-    ReduceKind, Reshape, Select, Slice, Transpose, Unary,
+    Binary, BroadcastTo, Compare, Concat, Const, Convert, DotGeneral, Input, Logic, Op, Pad,
+    Reduce, ReduceKind, Reshape, Select, Slice, Transpose, Unary,
 };
 use crate::types::{DType, Shape, TensorType};
 use crate::verify::verify;
@@ -353,6 +353,35 @@ impl FunctionBuilder {
             .resolve(rank)
             .map_err(|e| self.type_error(kind.op_name(), &[x], e))?;
         self.add(Op::Reduce(Reduce { kind, axes }), &[x])
+    }
+
+    /// Whether any (`all` false) or every (`all` true) element of the bool tensor `x` is true
+    /// along `axes` (`None`: every axis; negative from the end), as a bool tensor without
+    /// those axes. Not an op: built as `max` over `select(x, 1, 0)` in f32 compared with ½
+    /// (exact: the maximum of zeros and ones is 0 or 1), `all` as `not(any(not(x)))`. An
+    /// empty reduction is false for `any`, true for `all` (the maximum of nothing is −∞).
+    pub fn any_all(
+        &mut self,
+        x: NodeId,
+        all: bool,
+        axes: Option<&[i64]>,
+    ) -> Result<NodeId, IrError> {
+        let name = if all { "all" } else { "any" };
+        let ty = self.ty(x)?.clone();
+        if ty.dtype != DType::Bool {
+            return Err(self.type_error(name, &[x], TypeError::NotBool(ty.dtype)));
+        }
+        let p = if all { self.add(Op::Logic(Logic::Not), &[x])? } else { x };
+        let f32s = TensorType { dtype: DType::F32, ..ty };
+        let one = self.full(f32s.clone(), 1.0)?;
+        let zero = self.full(f32s, 0.0)?;
+        let v = self.select(p, one, zero)?;
+        let m = self.reduce(ReduceKind::Max, v, axes).map_err(|e| match e {
+            IrError::Type { source, .. } => self.type_error(name, &[x], source),
+            e => e,
+        })?;
+        let any = self.compare_scalar(Compare::Gt, m, 0.5)?;
+        if all { self.add(Op::Logic(Logic::Not), &[any]) } else { Ok(any) }
     }
 
     /// XLA's `reduce_window` with `sum` or `max` (`kind`), every attribute per axis of `x`:

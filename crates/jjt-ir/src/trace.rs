@@ -383,6 +383,19 @@ impl Var {
         self.apply(Location::caller(), |b, x| b.reduce_window(x, kind, window))
     }
 
+    /// Whether any element of a bool tensor is true along `axes` (negative from the end; `&[]`
+    /// reduces nothing): see [`FunctionBuilder::any_all`](crate::FunctionBuilder::any_all).
+    #[track_caller]
+    pub fn any(&self, axes: &[i64]) -> Var {
+        self.apply(Location::caller(), |b, x| b.any_all(x, false, Some(axes)))
+    }
+
+    /// Whether every element of a bool tensor is true along `axes` (as [`Var::any`]).
+    #[track_caller]
+    pub fn all(&self, axes: &[i64]) -> Var {
+        self.apply(Location::caller(), |b, x| b.any_all(x, true, Some(axes)))
+    }
+
     /// Sum over `axes` (negative from the end); `&[]` is not "all": use [`Var::sum_all`].
     #[track_caller]
     pub fn sum(&self, axes: &[i64]) -> Var {

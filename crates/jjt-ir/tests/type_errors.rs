@@ -294,3 +294,26 @@ fn logic_ops_need_bool_masks_of_one_shape() {
     let (e, _) = fails_typed(Op::Logic(Logic::Not), &[TensorType::new(DType::I32, vec![3])]);
     assert_eq!(e, TypeError::NotBool(DType::I32));
 }
+
+#[test]
+fn any_and_all_need_bool_tensors_and_valid_axes() {
+    use jjt_ir::{FunctionBuilder, IrError};
+    for all in [false, true] {
+        let mut b = FunctionBuilder::new("f");
+        let x = b.input("x", f32(&[2, 3])).unwrap();
+        match b.any_all(x, all, Some(&[0])) {
+            Err(IrError::Type { op, source, .. }) => {
+                assert_eq!(op, if all { "all" } else { "any" });
+                assert_eq!(source, TypeError::NotBool(DType::F32));
+            }
+            other => panic!("{other:?}"),
+        }
+        let p = b.input("p", TensorType::new(DType::Bool, vec![2, 3])).unwrap();
+        match b.any_all(p, all, Some(&[2])) {
+            Err(IrError::Type { source, .. }) => {
+                assert_eq!(source, TypeError::Axis { axis: 2, rank: 2 })
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -164,3 +164,43 @@ fn reductions_over_gathered_rows_use_vectors() {
         assert!(labels.contains("reduce") && labels.contains("vectors"), "{labels}");
     }
 }
+
+/// `any` and `all` over each axis set of a `[3, n, 4]` bool tensor (rows all false, all true
+/// and mixed; `n = 0` is the empty reduction: false for `any`, true for `all`), from the text
+/// format through the interpreter and the JIT, against a direct loop over the bools.
+#[test]
+fn any_and_all_reduce_bool_tensors() {
+    for n in [0, 1, 5] {
+        let shape = [3, n, 4];
+        // Row 0 all false, row 1 all true, row 2 true at every third element.
+        let p: Vec<bool> =
+            (0..3 * n * 4).map(|i| i / (n * 4) == 1 || (i / (n * 4) == 2 && i % 3 == 0)).collect();
+        let input = Tensor { shape: jjt_ir::Shape(shape.to_vec()), data: Data::Bool(p.clone()) };
+        for (axes, kept) in
+            [("[1]", vec![0, 2]), ("[0,2]", vec![1]), ("[-1]", vec![0, 1]), ("[]", vec![0, 1, 2])]
+        {
+            for all in [false, true] {
+                let name = if all { "all" } else { "any" };
+                let out: Vec<usize> = kept.iter().map(|&a| shape[a]).collect();
+                let src = format!(
+                    "func f(p: bool[3,{n},4]) -> bool{out:?} {{\n  return {name}(p, axes={axes})\n}}"
+                );
+                let f = parse(&src).unwrap_or_else(|e| panic!("{src}: {e}"));
+                // The reference: for each output index, the bools of its reduced elements.
+                let mut want = vec![all; out.iter().product()];
+                for (i, &v) in p.iter().enumerate() {
+                    let idx = [i / (n * 4), i / 4 % n.max(1), i % 4];
+                    let o = kept.iter().fold(0, |acc, &a| acc * shape[a] + idx[a]);
+                    want[o] = if all { want[o] && v } else { want[o] || v };
+                }
+                let got = interp::eval(&f, std::slice::from_ref(&input)).unwrap();
+                assert_eq!(got.data, Data::Bool(want), "{src}");
+                check(&f, std::slice::from_ref(&input), &src);
+            }
+        }
+    }
+    // Without `axes`: every axis.
+    let f = parse("func f(p: bool[2,3]) -> bool[] {\n  return all(p)\n}").unwrap();
+    let t = Tensor { shape: jjt_ir::Shape(vec![2, 3]), data: Data::Bool(vec![true; 6]) };
+    assert_eq!(interp::eval(&f, std::slice::from_ref(&t)).unwrap().data, Data::Bool(vec![true]));
+}

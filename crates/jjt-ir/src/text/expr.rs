@@ -243,6 +243,9 @@ impl Parser<'_> {
         if name == "reduce_window" {
             return self.reduce_window(name, t, operands, args);
         }
+        if name == "any" || name == "all" {
+            return self.any_all(name, t, operands, args);
+        }
         if Op::parse_call(&name, &mut CallArgs::default()).is_none() {
             return Err(self.err_at(t, ParseErrorKind::UnknownOp(name)));
         }
@@ -295,6 +298,31 @@ impl Parser<'_> {
             op => self.b.add(op, &ids),
         };
         Ok(Val::Node(id.map_err(|e| self.ir_err(t, e))?))
+    }
+
+    /// `any(p, axes=[..])`, `all(p, axes=[..])` on a bool tensor (all axes when `axes` is
+    /// omitted): built by [`crate::FunctionBuilder::any_all`] and printed as what it builds.
+    fn any_all(
+        &mut self,
+        name: String,
+        t: &Token,
+        mut operands: Vec<(Val, Token)>,
+        mut args: CallArgs,
+    ) -> PResult<Val> {
+        if operands.len() != 1 || !args.positional.is_empty() {
+            let message = format!("takes one bool operand: {name}(p) or {name}(p, axes=[...])");
+            return Err(self.err_at(t, ParseErrorKind::Attr { op: name, message }));
+        }
+        let (v, vt) = operands.remove(0);
+        let x = self.node_of(v, &vt, None)?;
+        let axes = args.take_axes("axes").map_err(|message| {
+            self.err_at(t, ParseErrorKind::Attr { op: name.clone(), message })
+        })?;
+        if let Some((k, _)) = args.keyword.first() {
+            return Err(self.err_at(t, ParseErrorKind::UnusedArg { op: name, arg: k.clone() }));
+        }
+        let all = name == "all";
+        Ok(Val::Node(self.b.any_all(x, all, axes.as_deref()).map_err(|e| self.ir_err(t, e))?))
     }
 
     /// `reduce_window(x, kind="sum"|"max", window=[..], strides=[..], padding=[[lo,hi],..],
