@@ -961,11 +961,19 @@ impl<'f> Planner<'f> {
                 let p = dilate(xdims[2 + j], c.lhs_dilation[j]) as i64 + lo + hi;
                 pdims.push(p.max(0) as usize);
             }
-            // The padded input is stored in the input's own layout (channels stay innermost
-            // for NHWC), viewed in canonical order.
+            // The padded input is stored in the order of the input's memory (channels stay
+            // innermost when the input is channels-last, whatever the dimension numbers say:
+            // a VJP's convolution often reads a transposed view), viewed in canonical order.
+            // The patches' contracted axes then read runs of contiguous features.
             let r = pdims.len();
+            let mut by_stride: Vec<usize> = (0..r).collect();
+            by_stride.sort_by_key(|&j| std::cmp::Reverse(xs[j].unsigned_abs()));
+            let mut place = vec![0; r];
+            for (pos, &j) in by_stride.iter().enumerate() {
+                place[j] = pos;
+            }
             let mut ldims = vec![0; r];
-            for (j, &a) in c.dims.lhs.iter().enumerate() {
+            for (j, &a) in place.iter().enumerate() {
                 ldims[a] = pdims[j];
             }
             let lshape = Shape(ldims.clone());
@@ -978,7 +986,7 @@ impl<'f> Planner<'f> {
                 expr: Expr::Scalar(0, ty.dtype),
             }));
             let mut buf = whole.clone();
-            buf.strides = c.dims.lhs.iter().map(|&a| whole.strides[a]).collect();
+            buf.strides = place.iter().map(|&a| whole.strides[a]).collect();
             // Input element i lands at lo + i·ld; keep those inside [0, P).
             let (mut dst, mut from, mut count) = (buf.clone(), x.clone(), vec![xdims[0], xdims[1]]);
             dst.strides = buf.strides.clone();
@@ -1000,7 +1008,7 @@ impl<'f> Planner<'f> {
             if !empty && count.iter().all(|&d| d > 0) {
                 // The copy runs in the input's layout order (unit strides innermost).
                 let inv: Vec<usize> =
-                    (0..r).map(|a| c.dims.lhs.iter().position(|&x| x == a).unwrap_or(a)).collect();
+                    (0..r).map(|a| place.iter().position(|&x| x == a).unwrap_or(a)).collect();
                 let lay = |v: &View| View {
                     strides: inv.iter().map(|&j| v.strides[j]).collect(),
                     ..v.clone()
