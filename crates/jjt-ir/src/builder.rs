@@ -355,6 +355,18 @@ impl FunctionBuilder {
         self.add(Op::Reduce(Reduce { kind, axes }), &[x])
     }
 
+    /// The minimum over `axes` (`None`: every axis; negative from the end). Not an op:
+    /// `neg(max(neg(x)))`, exact (negation is), so its derivative is `max`'s: at ties the
+    /// average over the minimal elements.
+    pub fn reduce_min(&mut self, x: NodeId, axes: Option<&[i64]>) -> Result<NodeId, IrError> {
+        let n = self.unary(Unary::Neg, x)?;
+        let m = self.reduce(ReduceKind::Max, n, axes).map_err(|e| match e {
+            IrError::Type { source, .. } => self.type_error("min", &[x], source),
+            e => e,
+        })?;
+        self.unary(Unary::Neg, m)
+    }
+
     /// Whether any (`all` false) or every (`all` true) element of the bool tensor `x` is true
     /// along `axes` (`None`: every axis; negative from the end), as a bool tensor without
     /// those axes. Not an op: built as `max` over `select(x, 1, 0)` in f32 compared with ½

@@ -194,7 +194,7 @@ fn malformed_inputs_report_kind_and_position() {
             2,
             7,
         ),
-        (format!("{sig}  y = transpose(x)\n  return y\n}}"), |k| matches!(k, K::Attr { .. }), 2, 7),
+        (format!("{sig}  y = reshape(x)\n  return y\n}}"), |k| matches!(k, K::Attr { .. }), 2, 7),
         (
             format!("{sig}  c = 2.0 * 3.0\n  return x\n}}"),
             |k| matches!(k, K::UntypedLiteral),

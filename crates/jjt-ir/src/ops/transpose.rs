@@ -72,6 +72,11 @@ impl ParseOp for Transpose {
         vec!["transpose"]
     }
     fn parse(name: &str, args: &mut CallArgs) -> Option<Result<Self, String>> {
-        (name == "transpose").then(|| Ok(Transpose { perm: args.take_usizes("perm")? }))
+        // Without `perm`, the axes reversed (NumPy's `x.T`).
+        (name == "transpose").then(|| {
+            let rank = args.operand_types.first().map_or(0, TensorType::rank);
+            let perm = args.take_usizes_or("perm", || (0..rank).rev().collect())?;
+            Ok(Transpose { perm })
+        })
     }
 }

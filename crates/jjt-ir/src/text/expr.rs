@@ -107,7 +107,21 @@ impl Parser<'_> {
                 }
             };
         }
-        self.atom()
+        self.power()
+    }
+
+    /// `a ** b` (`pow`): binds tighter than unary minus on its left (`-x ** 2` is `-(x ** 2)`)
+    /// and is right-associative, its exponent a unary expression (`2 ** -1`), as in Python.
+    pub(super) fn power(&mut self) -> PResult<Val> {
+        let base = self.atom()?;
+        let t = self.peek().clone();
+        if !self.eat("**") {
+            return Ok(base);
+        }
+        self.enter()?;
+        let exponent = self.unary()?;
+        self.depth -= 1;
+        self.binary(Binary::Pow, base, exponent, &t)
     }
 
     pub(super) fn atom(&mut self) -> PResult<Val> {
@@ -246,6 +260,11 @@ impl Parser<'_> {
         if name == "any" || name == "all" {
             return self.any_all(name, t, operands, args);
         }
+        if ["sum", "mean", "max", "min"].contains(&name.as_str()) {
+            return self.reduction(name, t, operands, args);
+        }
+        // NumPy's spelling of `select`.
+        let name = if name == "where" { "select".to_string() } else { name };
         if Op::parse_call(&name, &mut CallArgs::default()).is_none() {
             return Err(self.err_at(t, ParseErrorKind::UnknownOp(name)));
         }
@@ -298,6 +317,68 @@ impl Parser<'_> {
             op => self.b.add(op, &ids),
         };
         Ok(Val::Node(id.map_err(|e| self.ir_err(t, e))?))
+    }
+
+    /// `sum`, `mean`, `max` and `min` over `axes` (all axes when omitted), with
+    /// `keepdims=true` keeping each reduced axis as a 1 (NumPy's `keepdims`) so the result
+    /// broadcasts back against the operand. `min` is not an op: `neg(max(neg(x)))`, built by
+    /// [`crate::FunctionBuilder::reduce_min`].
+    fn reduction(
+        &mut self,
+        name: String,
+        t: &Token,
+        mut operands: Vec<(Val, Token)>,
+        mut args: CallArgs,
+    ) -> PResult<Val> {
+        let attr_err = |s: &Self, message: String| {
+            s.err_at(t, ParseErrorKind::Attr { op: name.clone(), message })
+        };
+        if let Some(v) = args.positional.first() {
+            let arg = v.to_string();
+            return Err(self.err_at(t, ParseErrorKind::UnusedArg { op: name, arg }));
+        }
+        if operands.len() != 1 {
+            let message =
+                format!("takes one operand: {name}(x), {name}(x, axes=[...], keepdims=true)");
+            return Err(attr_err(self, message));
+        }
+        let (v, vt) = operands.remove(0);
+        let x = self.node_of(v, &vt, None)?;
+        let axes = args.take_axes("axes").map_err(|m| attr_err(self, m))?;
+        let keepdims = match args.take("keepdims") {
+            None => false,
+            Some(AttrValue::Bool(k)) => k,
+            Some(_) => return Err(attr_err(self, "`keepdims` must be true or false".into())),
+        };
+        if let Some((k, _)) = args.keyword.first() {
+            let arg = k.clone();
+            return Err(self.err_at(t, ParseErrorKind::UnusedArg { op: name, arg }));
+        }
+        let kind = match name.as_str() {
+            "sum" => Some(ReduceKind::Sum),
+            "mean" => Some(ReduceKind::Mean),
+            "max" => Some(ReduceKind::Max),
+            _ => None,
+        };
+        let r = match kind {
+            Some(kind) => self.b.reduce(kind, x, axes.as_deref()),
+            None => self.b.reduce_min(x, axes.as_deref()),
+        };
+        let r = r.map_err(|e| self.ir_err(t, e))?;
+        if !keepdims {
+            return Ok(Val::Node(r));
+        }
+        let xs = self.b.ty(x).map_err(|e| self.ir_err(t, e))?.shape.0.clone();
+        let kept = self.b.ty(r).map_err(|e| self.ir_err(t, e))?.shape.0.clone();
+        // The reduced axes are those of `x` missing from the result; they come back as 1s.
+        let reduced = crate::ops::reduce::RawAxes(axes).resolve(xs.len()).map_err(|e| {
+            self.ir_err(t, crate::IrError::Type { op: "reduce", operands: vec![], source: e })
+        })?;
+        let mut k = kept.into_iter();
+        let shape: Vec<usize> = (0..xs.len())
+            .map(|a| if reduced.contains(&a) { 1 } else { k.next().unwrap_or(1) })
+            .collect();
+        Ok(Val::Node(self.b.reshape(r, shape).map_err(|e| self.ir_err(t, e))?))
     }
 
     /// `any(p, axes=[..])`, `all(p, axes=[..])` on a bool tensor (all axes when `axes` is

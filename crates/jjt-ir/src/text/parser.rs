@@ -337,11 +337,5 @@ pub(super) fn dtype_of(s: &str) -> Option<DType> {
 }
 
 fn static_punct(p: &str) -> &'static str {
-    [
-        "->", "==", "<=", ">=", "<", ">", "(", ")", "[", "]", "{", "}", ",", ":", "=", "+", "-",
-        "*", "/", "@",
-    ]
-    .into_iter()
-    .find(|q| *q == p)
-    .unwrap_or("")
+    super::lexer::PUNCT.into_iter().find(|q| *q == p).unwrap_or("")
 }

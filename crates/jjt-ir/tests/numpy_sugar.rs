@@ -1,0 +1,134 @@
+//! The text format's NumPy spellings: `keepdims`, the `min` reduction, `where`, `transpose`
+//! without `perm`, `reshape` with a `-1`, and `**`. Each is parsed, evaluated by the interpreter
+//! and compared with the same computation written as plain loops over the input values.
+
+use jjt_ir::text::{ParseErrorKind as K, parse};
+use jjt_ir::{Tensor, interp};
+
+/// Deterministic values in (-2, 2), none repeated (so `min` has no ties).
+fn values(n: usize, seed: usize) -> Vec<f64> {
+    (0..n).map(|i| (((i * 7 + seed * 13) % 97) as f64 - 48.0) / 24.5 + i as f64 * 1e-3).collect()
+}
+
+fn run(src: &str, args: &[Tensor]) -> Tensor {
+    let f = parse(src).unwrap_or_else(|e| panic!("{src}\n{e}"));
+    interp::eval(&f, args).unwrap()
+}
+
+#[test]
+fn softmax_with_keepdims_normalises_each_row() {
+    // The trap of the NumPy spelling without keepdims: on a square input the row maxima
+    // would broadcast along the wrong axis. With keepdims each row sums to 1.
+    let src = "func f(z: f64[4,4]) -> f64[4,4] {\n\
+               \x20 e = exp(z - max(z, axes=[1], keepdims=true))\n\
+               \x20 return e / sum(e, axes=[1], keepdims=true)\n}";
+    let z = values(16, 1);
+    let got = run(src, &[Tensor::f64(vec![4, 4], z.clone()).unwrap()]).to_f64_vec();
+    for r in 0..4 {
+        let row = &z[4 * r..4 * r + 4];
+        let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let e: Vec<f64> = row.iter().map(|v| (v - m).exp()).collect();
+        let s: f64 = e.iter().sum();
+        let total: f64 = got[4 * r..4 * r + 4].iter().sum();
+        // Four terms of at most 1, each within a few ulps: 1e-15 is a few roundings.
+        assert!((total - 1.0).abs() < 1e-15, "row {r} sums to {total}");
+        for c in 0..4 {
+            assert!((got[4 * r + c] - e[c] / s).abs() < 1e-15);
+        }
+    }
+}
+
+#[test]
+fn min_reduces_with_and_without_keepdims() {
+    let x = values(24, 2);
+    let t = Tensor::f64(vec![2, 3, 4], x.clone()).unwrap();
+    let got = run(
+        "func f(x: f64[2,3,4]) -> f64[2,1,4] {\n  return min(x, axes=[1], keepdims=true)\n}",
+        std::slice::from_ref(&t),
+    );
+    assert_eq!(got.shape.dims(), &[2, 1, 4]);
+    let mut want = vec![f64::INFINITY; 8];
+    for (i, &v) in x.iter().enumerate() {
+        let (a, c) = (i / 12, i % 4);
+        want[a * 4 + c] = want[a * 4 + c].min(v);
+    }
+    assert_eq!(got.to_f64_vec(), want);
+    let all = run("func f(x: f64[2,3,4]) -> f64[] {\n  return min(x)\n}", std::slice::from_ref(&t));
+    assert_eq!(all.to_f64_vec(), vec![x.iter().cloned().fold(f64::INFINITY, f64::min)]);
+    // Negative axes count from the end; keepdims on every axis keeps the rank.
+    let last =
+        run("func f(x: f64[2,3,4]) -> f64[1,1,1] {\n  return sum(x, keepdims=true)\n}", &[t]);
+    let total: f64 = x.iter().sum();
+    assert!((last.to_f64_vec()[0] - total).abs() < 1e-13);
+}
+
+#[test]
+fn where_transpose_reshape_and_power() {
+    let x = values(6, 3);
+    let y = values(6, 4);
+    let tx = Tensor::f64(vec![2, 3], x.clone()).unwrap();
+    let ty = Tensor::f64(vec![2, 3], y.clone()).unwrap();
+    // where(c, a, b) is select.
+    let got = run(
+        "func f(x: f64[2,3], y: f64[2,3]) -> f64[2,3] {\n  return where(x > y, x, y)\n}",
+        &[tx.clone(), ty],
+    );
+    let want: Vec<f64> = x.iter().zip(&y).map(|(a, b)| if a > b { *a } else { *b }).collect();
+    assert_eq!(got.to_f64_vec(), want);
+    // transpose(x) reverses the axes.
+    let got = run(
+        "func f(x: f64[2,3]) -> f64[3,2] {\n  return transpose(x)\n}",
+        std::slice::from_ref(&tx),
+    );
+    let want: Vec<f64> = (0..6).map(|i| x[(i % 2) * 3 + i / 2]).collect();
+    assert_eq!(got.to_f64_vec(), want);
+    // reshape with -1.
+    let got = run(
+        "func f(x: f64[2,3]) -> f64[3,2] {\n  return reshape(x, shape=[-1, 2])\n}",
+        std::slice::from_ref(&tx),
+    );
+    assert_eq!(got.shape.dims(), &[3, 2]);
+    assert_eq!(got.to_f64_vec(), x);
+    // `**` is pow: right-associative, tighter than unary minus on its left.
+    let got = run(
+        "func f(x: f64[2,3]) -> f64[2,3] {\n  return -x ** 2.0 + x ** -1.0\n}",
+        std::slice::from_ref(&tx),
+    );
+    for (g, v) in got.to_f64_vec().iter().zip(&x) {
+        let want = -(v.powf(2.0)) + v.powf(-1.0);
+        assert!((g - want).abs() <= 4.0 * f64::EPSILON * want.abs().max(1.0), "{g} vs {want}");
+    }
+    let ty = Tensor::f64(vec![2, 3], y.clone()).unwrap();
+    let got = run(
+        "func f(x: f64[2,3], y: f64[2,3]) -> f64[2,3] {\n  return abs(x) ** y ** 2.0\n}",
+        &[tx, ty],
+    );
+    for ((g, a), b) in got.to_f64_vec().iter().zip(&x).zip(&y) {
+        // Right-associative: |a| ** (b ** 2), not (|a| ** b) ** 2.
+        let want = a.abs().powf(b.powf(2.0));
+        assert!((g - want).abs() <= 4.0 * f64::EPSILON * want.abs().max(1.0), "{g} vs {want}");
+    }
+    // Between two literals there is no dtype to take, as for every infix op.
+    let e = parse("func f(x: f64[2]) -> f64[2] {\n  return x * 2.0 ** 3.0\n}").unwrap_err();
+    assert!(matches!(e.kind, K::UntypedLiteral), "{e}");
+}
+
+#[test]
+fn sugar_errors_are_typed() {
+    let sig = "func f(x: f32[2,6]) -> f32[12] {\n";
+    for (body, what) in [
+        ("  return reshape(x, shape=[-1, -1])\n}", "at most one -1"),
+        ("  return reshape(x, shape=[-1, 5])\n}", "cannot infer"),
+        ("  return sum(x, axes=[0], keepdims=1)\n}", "true or false"),
+    ] {
+        let e = parse(&format!("{sig}{body}")).unwrap_err();
+        assert!(
+            matches!(&e.kind, K::Attr { message, .. } if message.contains(what)),
+            "{body}: {e}"
+        );
+    }
+    let e = parse(&format!("{sig}  return min(x, axes=[2])\n}}")).unwrap_err();
+    assert!(e.to_string().contains("axis"), "{e}");
+    let e = parse(&format!("{sig}  return sum(x, keep=true)\n}}")).unwrap_err();
+    assert!(matches!(&e.kind, K::UnusedArg { arg, .. } if arg == "keep"), "{e}");
+}
