@@ -19,6 +19,7 @@ use jjt_ad::{jvp, vjp, vmap};
 use jjt_ir::ops::patches::Window;
 use jjt_ir::ops::{
     Conv, ConvDims, DotGeneral, Gather, Logic, Pad, Patches, ReduceKind, Reverse, ScatterAdd,
+    StopGradient,
 };
 use jjt_ir::testgen::{Draw, constant};
 use jjt_ir::types::is_float;
@@ -210,6 +211,23 @@ fn cases() -> Vec<Case> {
             &[x[0]],
         )
         .unwrap()
+    }));
+    // stop_gradient, in JAX's stable softmax: the shift by the row maxima is held constant,
+    // and since softmax does not depend on the shift the derivatives still equal the finite
+    // differences of the whole function (which evaluate stop_gradient as the identity).
+    v.push(case("stop_gradient", &[&[2, 3]], vec![any], |b, x| {
+        let row = |b: &mut FunctionBuilder, v: NodeId| {
+            let v = b.reshape(v, [2, 1]).unwrap();
+            b.broadcast_to(v, &Shape(vec![2, 3])).unwrap()
+        };
+        let m = b.reduce(ReduceKind::Max, x[0], Some(&[1])).unwrap();
+        let m = b.add(Op::StopGradient(StopGradient), &[m]).unwrap();
+        let m = row(b, m);
+        let z = b.binary(Binary::Sub, x[0], m).unwrap();
+        let e = b.unary(Unary::Exp, z).unwrap();
+        let s = b.reduce(ReduceKind::Sum, e, Some(&[1])).unwrap();
+        let s = row(b, s);
+        b.binary(Binary::Div, e, s).unwrap()
     }));
     v.push(case("reverse", &[&[2, 3, 4]], vec![any], |b, x| {
         b.add(Op::Reverse(Reverse { axes: vec![0, 2] }), &[x[0]]).unwrap()
@@ -433,6 +451,28 @@ fn constants_have_zero_derivatives() {
         checked += 1;
     }
     assert!(checked >= 9, "every constant name: {checked}");
+}
+
+/// `stop_gradient` holds its operand constant: for `f(x) = x · stop_gradient(x)` the JVP is
+/// `x·t` (not the `2·x·t` of `x²`) and the VJP `x·c`, while `f` evaluates to `x²`.
+#[test]
+fn stop_gradient_blocks_the_derivative() {
+    let mut rng = Rng(31);
+    let mut b = FunctionBuilder::new("f");
+    let x = b.input("x", ty(&[4])).unwrap();
+    let s = b.add(Op::StopGradient(StopGradient), &[x]).unwrap();
+    let y = b.binary(Binary::Mul, x, s).unwrap();
+    let f = b.finish(y).unwrap();
+    let xs = sample(&mut rng, Domain::Range(-3.0, 3.0), 4);
+    let ts = sample(&mut rng, Domain::Range(-1.0, 1.0), 4);
+    let (xt, tt) = (tensor(&ty(&[4]), xs.clone()), tensor(&ty(&[4]), ts.clone()));
+    let out = eval(&jvp(&f, &["x"]).unwrap(), &[xt.clone(), tt.clone()]);
+    let want: Vec<f64> = xs.iter().map(|v| v * v).collect();
+    assert_eq!(out[0].to_f64_vec(), want);
+    let want: Vec<f64> = xs.iter().zip(&ts).map(|(v, t)| v * t).collect();
+    assert_eq!(out[1].to_f64_vec(), want);
+    let back = eval(&vjp(&f, &["x"]).unwrap(), &[xt, tt]);
+    assert_eq!(back.last().unwrap().to_f64_vec(), want);
 }
 
 fn point(rng: &mut Rng, c: &Case) -> Vec<Tensor> {

@@ -830,6 +830,11 @@ impl<'f> Planner<'f> {
                 self.layout_result(n, val);
             }
             Op::Conv(c) => self.conv(n, c, &ops),
+            // The identity (its zero derivative only matters to differentiation).
+            Op::StopGradient(_) => {
+                let val = self.vals[&ops[0]].clone();
+                self.layout_result(n, val);
+            }
             Op::Patches(pt) => {
                 // A view with overlapping strides: positions advance `strides`, taps `dilation`
                 // (of a stored operand: a fused one would be recomputed per tap).

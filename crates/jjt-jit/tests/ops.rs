@@ -677,6 +677,14 @@ fn case_for(name: &str, d: DType, t: &TensorType) -> Option<(Function, bool)> {
             }),
             false,
         ),
+        "stop_gradient" => (
+            f(&|b, x| {
+                let s = b.add(Op::StopGradient(jjt_ir::ops::StopGradient), &[x]).unwrap();
+                let t = b.unary(Unary::Tanh, s).unwrap();
+                b.binary(Binary::Mul, t, s).unwrap()
+            }),
+            false,
+        ),
         "reverse" => (
             f(&|b, x| b.add(Op::Reverse(jjt_ir::ops::Reverse { axes: vec![1] }), &[x]).unwrap()),
             false,

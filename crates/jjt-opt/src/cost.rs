@@ -100,6 +100,7 @@ pub fn node_flops(f: &Function, n: NodeId) -> f64 {
         | Op::Reverse(_)
         | Op::Patches(_)
         | Op::Gather(_)
+        | Op::StopGradient(_)
         | Op::Concat(_) => 0.0,
     }
 }

@@ -34,6 +34,7 @@ pub mod reverse;
 mod rules;
 pub mod select;
 pub mod slice;
+pub mod stop_gradient;
 pub mod transpose;
 pub mod unary;
 
@@ -66,6 +67,7 @@ pub(crate) use rules::{gather_view, keepdims, lead, linear_transpose, move_to_fr
 pub(crate) use rules::{not_linear, view_offsets, zeros};
 pub use select::Select;
 pub use slice::Slice;
+pub use stop_gradient::StopGradient;
 pub use transpose::Transpose;
 pub use unary::Unary;
 
@@ -256,6 +258,8 @@ define_ops! {
     Gather(Gather),
     /// Updates summed into rows picked by `i32` indices (the transpose of `gather`).
     ScatterAdd(ScatterAdd),
+    /// The identity with a zero derivative.
+    StopGradient(StopGradient),
 }
 
 impl Op {

@@ -6,7 +6,7 @@ use crate::builder::{FunctionBuilder, broadcast_shapes};
 use crate::graph::{Function, NodeId};
 use crate::ops::{
     Binary, Compare, Const, Conv, ConvDims, DotGeneral, Gather, Logic, Op, Pad, Patches,
-    ReduceKind, Reverse, ScatterAdd, Unary,
+    ReduceKind, Reverse, ScatterAdd, StopGradient, Unary,
 };
 use crate::types::{DType, Shape, TensorType};
 
@@ -34,6 +34,8 @@ enum Kind {
     Concat,
     Pad,
     Reverse,
+    /// The identity with a zero derivative.
+    StopGradient,
     Patches,
     /// A one-dimensional convolution of two pool values reshaped to an input and a kernel.
     Conv,
@@ -70,7 +72,7 @@ fn kinds(cfg: &Config) -> Vec<Kind> {
     k.extend(ReduceKind::ALL.into_iter().map(Kind::Reduce));
     k.extend([Kind::Convert, Kind::Reshape, Kind::Transpose, Kind::Broadcast, Kind::Slice]);
     k.extend([Kind::Concat, Kind::Pad, Kind::Reverse, Kind::Patches, Kind::Conv]);
-    k.extend([Kind::Gather, Kind::ScatterAdd]);
+    k.extend([Kind::Gather, Kind::ScatterAdd, Kind::StopGradient]);
     k.extend((0..cfg.identity_weight.max(1)).map(|_| Kind::Identity));
     k.extend((0..cfg.dot_weight.max(1)).map(|_| Kind::Dot));
     for name in ["const", "full", "zeros", "ones", "eye", "iota", "uniform", "normal", "npy"] {
@@ -312,6 +314,10 @@ impl Gen<'_, '_> {
                 let r = self.ty(a.id).rank();
                 let axes: Vec<usize> = (0..r).filter(|_| self.d.coin()).collect();
                 let id = self.b.add(Op::Reverse(Reverse { axes }), &[a.id]).ok()?;
+                Some(Val { id, m: a.m })
+            }
+            Kind::StopGradient => {
+                let id = self.b.add(Op::StopGradient(StopGradient), &[a.id]).ok()?;
                 Some(Val { id, m: a.m })
             }
             Kind::Conv => self.conv(a),
