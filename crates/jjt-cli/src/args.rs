@@ -31,9 +31,10 @@ pub(crate) enum Command {
         /// when the model has exactly one input.
         #[arg(long = "in", value_name = "NAME=FILE.npy")]
         inputs: Vec<String>,
-        /// Write the result to this .npy file; without it the values are printed.
-        #[arg(short, long)]
-        output: Option<PathBuf>,
+        /// Write the outputs to .npy files, one `-o` per output in order, or all of them to
+        /// one `.npz` archive (named after the outputs); without it the values are printed.
+        #[arg(short = 'o', long = "out", value_name = "FILE")]
+        output: Vec<PathBuf>,
         /// How to evaluate.
         #[arg(long, value_enum, default_value_t = Backend::Jit)]
         backend: Backend,
@@ -47,7 +48,7 @@ pub(crate) enum Command {
         #[command(flatten)]
         tiles: crate::tiles::TileOpts,
         /// Write K to this .npy file; without it the values are printed.
-        #[arg(short, long)]
+        #[arg(short = 'o', long = "out", value_name = "FILE")]
         output: Option<PathBuf>,
     },
     /// Assemble kernel blocks (written by `jjt kernel --rows A:B --cols C:D`) into one kernel.
@@ -56,7 +57,7 @@ pub(crate) enum Command {
         #[arg(required = true, value_name = "A:B,C:D=FILE.npy")]
         blocks: Vec<String>,
         /// Where to write the whole kernel.
-        #[arg(short, long)]
+        #[arg(short = 'o', long = "out", value_name = "FILE")]
         output: PathBuf,
     },
     /// Compute K·v = J(p1)·J(p2)ᵀ·v without building J or K.
@@ -69,7 +70,7 @@ pub(crate) enum Command {
         #[arg(long, value_name = "V.npy")]
         v: PathBuf,
         /// Write K·v to this .npy file; without it the values are printed.
-        #[arg(short, long)]
+        #[arg(short = 'o', long = "out", value_name = "FILE")]
         output: Option<PathBuf>,
     },
     /// Time a kernel (or, without --wrt, the model itself) on .npy inputs given as for
@@ -98,6 +99,9 @@ pub(crate) enum Command {
         /// Range the random inputs are drawn from.
         #[arg(long, value_delimiter = ',', default_values_t = [0.1, 1.0], value_name = "LO,HI")]
         range: Vec<f64>,
+        /// Which output of a model with several to check (its name or position).
+        #[arg(long = "output", value_name = "NAME|INDEX")]
+        pick: Option<String>,
     },
 }
 
@@ -127,7 +131,7 @@ pub(crate) struct DumpArgs {
     #[command(flatten)]
     pub opts: KernelOpts,
     /// Write to this file instead of standard output.
-    #[arg(short, long)]
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
     pub output: Option<PathBuf>,
 }
 
@@ -148,7 +152,7 @@ pub(crate) struct BenchArgs {
     #[command(flatten)]
     pub opts: KernelOpts,
     /// Write the result of the first call (K, K·v or the model's output) to this .npy file.
-    #[arg(short, long)]
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Timed repetitions after the first call.
     #[arg(long, default_value_t = 20)]
@@ -288,6 +292,10 @@ pub(crate) struct KernelOpts {
     #[arg(long, value_name = "MIB", default_value_t = 8192,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub max_memory: u64,
+    /// Which output of a model with several to differentiate (its name or position); a
+    /// kernel of such a model without it is refused with the list of outputs.
+    #[arg(long = "output", value_name = "NAME|INDEX")]
+    pub pick: Option<String>,
 }
 
 /// The arithmetic a model is computed in (`--f64`).

@@ -9,7 +9,7 @@ use jjt_ir::{Function, Tensor, TensorType};
 use crate::CliError;
 use crate::args::{BenchArgs, KernelIo, items};
 use crate::bind::{Missing, bind_kernel, bind_some};
-use crate::pipeline::{jit_options, kernel_graph, load, optimized, throughputs};
+use crate::pipeline::{jit_options, kernel_graph, load, optimized, pick_output, throughputs};
 use jjt_ad::Form;
 
 /// Random values for the input `name` of `f`: uniform in [0, 1), or for an integer input
@@ -102,7 +102,8 @@ pub(crate) fn run(b: &BenchArgs) -> Result<(), CliError> {
         return Err(CliError::Usage("--threads must be at least 1"));
     }
     let start = Instant::now();
-    let f = load(&b.model, b.opts.precision)?;
+    let one = !b.target.wrt.is_empty();
+    let f = pick_output(load(&b.model, b.opts.precision)?, b.opts.pick.as_deref(), one)?;
     let (g, args) = inputs(b, &f)?;
     let refs: Vec<&Tensor> = args.iter().collect();
     let jit = jjt_jit::Options {

@@ -6,13 +6,17 @@ use jjt_ir::Function;
 use crate::CliError;
 use crate::args::{DumpArgs, Format, Stage, StrategyArg};
 use crate::output::emit;
-use crate::pipeline::{choose, jit_options, load, optimized, stage_graphs, throughputs};
+use crate::pipeline::{
+    choose, jit_options, load, optimized, pick_output, stage_graphs, throughputs,
+};
 
 pub(crate) fn run(a: &DumpArgs) -> Result<(), CliError> {
     let DumpArgs { model, stage, format, target, of, print_after, stats, opts, output } = a;
     let (stage, format, stats) = (*stage, *format, *stats);
-    let f = load(model, opts.precision)?;
     let (wrt, _) = target.names_only()?;
+    // Differentiating needs one output; the model as written may have several.
+    let one = !wrt.is_empty() && !matches!(stage, Stage::Traced);
+    let f = pick_output(load(model, opts.precision)?, opts.pick.as_deref(), one)?;
     let of = of.unwrap_or(if wrt.is_empty() { Stage::Traced } else { Stage::Kernel });
     if matches!(of, Stage::Clif | Stage::Asm | Stage::Linearize | Stage::Optimized | Stage::Staged)
     {

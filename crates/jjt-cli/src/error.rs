@@ -82,6 +82,17 @@ pub(crate) enum CliError {
     /// A function without outputs reached evaluation.
     #[error("the function has no output")]
     NoOutput,
+
+    #[error("the model has {count} outputs ({outputs}): choose one with --output NAME|INDEX")]
+    AmbiguousOutput { count: usize, outputs: String },
+
+    #[error("--output {given}: the model's outputs are {outputs}")]
+    NoSuchOutput { given: String, outputs: String },
+
+    #[error(
+        "the model has {count} outputs ({outputs}) but {given} output file(s) were given: pass one -o per output, or one -o FILE.npz"
+    )]
+    OutputFiles { count: usize, outputs: String, given: usize },
     /// A thread computing kernel tiles panicked; its tiles were not written.
     #[error("a worker thread failed (it panicked while computing kernel tiles)")]
     WorkerPanicked,

@@ -46,8 +46,8 @@ use jjt_ir::text::parse_file;
 use args::{Backend, Cli, Command};
 pub(crate) use error::CliError;
 pub(crate) use output::write_out;
-use output::write_result;
-use pipeline::{kernel_graph, load, optimized};
+use output::{write_outputs, write_result};
+use pipeline::{kernel_graph, load, optimized, pick_output};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -73,10 +73,10 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Eval { model, inputs, output, backend } => {
             let f = parse_file(&model)?;
             let args = bind::bind_named(&f, &inputs, "--in", args::Precision::AsModel)?;
-            write_result(backend.run(&f, &args, 8192)?, output)
+            write_outputs(&f, backend.run_all(&f, &args, 8192)?, &output)
         }
         Command::Kernel { io, opts, tiles, output } => {
-            let f = load(&io.model, opts.precision)?;
+            let f = pick_output(load(&io.model, opts.precision)?, opts.pick.as_deref(), true)?;
             let (spec, bound) = bind::bind_kernel(
                 &f,
                 &io,
@@ -107,7 +107,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 .map_err(|source| CliError::WriteNpy { path: output, source })
         }
         Command::Apply { io, opts, v, output } => {
-            let f = load(&io.model, opts.precision)?;
+            let f = pick_output(load(&io.model, opts.precision)?, opts.pick.as_deref(), true)?;
             let (spec, bound) = bind::bind_kernel(
                 &f,
                 &io,
@@ -120,7 +120,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             let a = optimized(&spec.apply(&f)?, opts.optimizer)?;
             write_result(opts.backend.run(&a, &args, opts.max_memory)?, output)
         }
-        Command::Check { model, wrt, mut inputs, points, seed, range } => {
+        Command::Check { model, wrt, mut inputs, points, seed, range, pick } => {
             // `--wrt NAME=FILE` fixes the input at that file, as `--in NAME=FILE` does.
             let wrt = args::items("--wrt", &wrt)?;
             for it in &wrt {
@@ -129,7 +129,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 }
             }
             let wrt: Vec<String> = wrt.into_iter().map(|it| it.name).collect();
-            let f = jjt_ad::promote_f64(&parse_file(&model)?)?;
+            let f = pick_output(parse_file(&model)?, pick.as_deref(), true)?;
+            let f = jjt_ad::promote_f64(&f)?;
             let &[lo, hi] = range.as_slice() else {
                 return Err(CliError::Usage("--range takes two numbers: --range LO,HI"));
             };

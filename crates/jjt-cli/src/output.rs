@@ -14,6 +14,49 @@ pub(crate) fn write_result(y: Tensor, output: Option<PathBuf>) -> Result<(), Cli
     }
 }
 
+/// Every output of the model `f`: printed (each under a `# output K: NAME` line when there
+/// are several), or written to `files`: one `.npy` per output in order, or every output into
+/// one `.npz` archive (members named after the outputs).
+pub(crate) fn write_outputs(
+    f: &jjt_ir::Function,
+    ys: Vec<Tensor>,
+    files: &[PathBuf],
+) -> Result<(), CliError> {
+    let names = f.output_names();
+    let npz = files.len() == 1 && files[0].extension().is_some_and(|e| e == "npz");
+    if npz {
+        let arrays: Vec<jjt_npy::Array> = ys.into_iter().map(Tensor::into_array).collect();
+        let named: Vec<(&str, &jjt_npy::Array)> =
+            names.iter().map(String::as_str).zip(arrays.iter()).collect();
+        let path = files[0].clone();
+        return jjt_npy::write_npz_file(&path, &named)
+            .map_err(|source| CliError::WriteNpy { path, source });
+    }
+    if !files.is_empty() && files.len() != ys.len() {
+        return Err(CliError::OutputFiles {
+            count: ys.len(),
+            outputs: crate::pipeline::list_outputs(f),
+            given: files.len(),
+        });
+    }
+    if files.is_empty() {
+        let several = ys.len() > 1;
+        let mut text = String::new();
+        for (k, y) in ys.iter().enumerate() {
+            if several {
+                text.push_str(&format!("# output {k}: {}\n", names[k]));
+            }
+            text.push_str(&format_tensor(y));
+        }
+        return emit(&text, None);
+    }
+    for (y, path) in ys.into_iter().zip(files) {
+        jjt_npy::write_file(path, &y.into_array())
+            .map_err(|source| CliError::WriteNpy { path: path.clone(), source })?;
+    }
+    Ok(())
+}
+
 /// Write to standard output. A reader that has gone away (a closed pipe) ends the program with
 /// status 0; another write error is reported and ends it with status 1.
 pub(crate) fn write_out(args: std::fmt::Arguments<'_>) {

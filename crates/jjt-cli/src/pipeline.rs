@@ -19,6 +19,36 @@ pub(crate) fn load(model: &Path, precision: Precision) -> Result<Function, CliEr
     })
 }
 
+/// The outputs of `f` as `0: h, 1: y` for messages.
+pub(crate) fn list_outputs(f: &Function) -> String {
+    let names = f.output_names();
+    names.iter().enumerate().map(|(k, n)| format!("{k}: {n}")).collect::<Vec<_>>().join(", ")
+}
+
+/// The function of the output `pick` names (a name from [`Function::output_names`] or a
+/// position). Without `pick`, `f` itself, unless `required` and `f` has several outputs: then
+/// an error listing them (differentiating needs one).
+pub(crate) fn pick_output(
+    f: Function,
+    pick: Option<&str>,
+    required: bool,
+) -> Result<Function, CliError> {
+    let names = f.output_names();
+    let Some(p) = pick else {
+        if required && names.len() > 1 {
+            return Err(CliError::AmbiguousOutput {
+                count: names.len(),
+                outputs: list_outputs(&f),
+            });
+        }
+        return Ok(f);
+    };
+    let p = p.trim();
+    let k = names.iter().position(|n| n == p).or_else(|| p.parse::<usize>().ok());
+    k.and_then(|k| f.with_output(k))
+        .ok_or_else(|| CliError::NoSuchOutput { given: p.to_string(), outputs: list_outputs(&f) })
+}
+
 /// The throughputs the backend's cost model prices steps with: the committed measurements
 /// ([`jjt_jit::Throughputs::MEASURED`]), or, opt-in, the file named by the environment variable
 /// `JJT_THROUGHPUTS` (the output of `cargo run --release -p jjt-jit --example calibrate` on
@@ -54,6 +84,24 @@ pub(crate) fn jit_options(max_mib: u64) -> jjt_jit::Options {
 }
 
 impl Backend {
+    /// Every output of `f` on `args`.
+    pub(crate) fn run_all(
+        self,
+        f: &Function,
+        args: &[Tensor],
+        max_mib: u64,
+    ) -> Result<Vec<Tensor>, CliError> {
+        match self {
+            Backend::Interp => Ok(interp::eval_outputs(f, args)?),
+            Backend::Jit => {
+                let c = jjt_jit::compile_with(f, jit_options(max_mib))?;
+                let refs: Vec<&Tensor> = args.iter().collect();
+                Ok(c.call(&refs)?)
+            }
+        }
+    }
+
+    /// The first output of `f` on `args` (the only one of a kernel).
     pub(crate) fn run(
         self,
         f: &Function,

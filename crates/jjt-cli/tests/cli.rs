@@ -816,3 +816,77 @@ fn dump_optimized_reports_predicted_times() {
         "{err}"
     );
 }
+
+/// The member `name` of a stored (uncompressed) ZIP archive, found by walking its local file
+/// headers: signature, then at offset 18 the compressed size, at 26 the name length and at
+/// 28 the extra length, then the name, the extra field and the data.
+fn zip_member(bytes: &[u8], name: &str) -> Vec<u8> {
+    let u16_at = |i: usize| usize::from(u16::from_le_bytes([bytes[i], bytes[i + 1]]));
+    let u32_at = |i: usize| u32::from_le_bytes(bytes[i..i + 4].try_into().unwrap()) as usize;
+    let mut at = 0;
+    while u32_at(at) == 0x0403_4b50 {
+        let (size, n, extra) = (u32_at(at + 18), u16_at(at + 26), u16_at(at + 28));
+        let start = at + 30 + n + extra;
+        if &bytes[at + 30..at + 30 + n] == name.as_bytes() {
+            return bytes[start..start + size].to_vec();
+        }
+        at = start + size;
+    }
+    panic!("no member {name}");
+}
+
+/// A model with two outputs (`two_outputs.jjt`: `h = tanh(x @ w)`, `s = sum(h * h)`): `eval`
+/// prints both, writes one `.npy` per `-o` or both into an `.npz` (read back member by
+/// member), each equal to NumPy's values (gen_two_outputs.py) to within the rounding of a
+/// length-4 dot product and `tanh` (a few ulp; 1e-14 relative); `kernel` takes `--output`
+/// by name or position and gives the same K either way.
+#[test]
+fn multi_output_models_evaluate_every_output_and_pick_one_to_differentiate() {
+    let model = fixture("two_outputs.jjt");
+    let (x, w) = (format!("x={}", fixture("two_x.npy")), format!("w={}", fixture("two_w.npy")));
+    let near = |got: &[f64], want: &[f64]| {
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() <= 1e-14 * w.abs().max(1.0), "{g} vs {w}");
+        }
+    };
+    let h_ref = read(Path::new(&fixture("two_h_ref.npy")));
+    let s_ref = read(Path::new(&fixture("two_s_ref.npy")));
+    for backend in ["jit", "interp"] {
+        let text = stdout(&jjt(&["eval", &model, "--in", &x, "--in", &w, "--backend", backend]));
+        assert!(text.starts_with("# output 0: h\nf64[3]\n"), "{text}");
+        assert!(text.contains("# output 1: s\nf64[]\n"), "{text}");
+        let (h, s) = (tmp("h.npy"), tmp("s.npy"));
+        let args = ["eval", &model, "--in", &x, "--in", &w, "--backend", backend, "-o"];
+        let o = jjt(&[&args[..], &[h.to_str().unwrap(), "-o", s.to_str().unwrap()]].concat());
+        stdout(&o);
+        near(&read(&h), &h_ref);
+        near(&read(&s), &s_ref);
+        let z = tmp("both.npz");
+        stdout(&jjt(&[&args[..], &[z.to_str().unwrap()]].concat()));
+        let bytes = std::fs::read(&z).unwrap();
+        for (name, want) in [("h.npy", &h_ref), ("s.npy", &s_ref)] {
+            let a = jjt_npy::read(&zip_member(&bytes, name)).unwrap();
+            let jjt_npy::Data::F64(v) = a.data else { panic!("{name}: f64 expected") };
+            near(&v, want);
+        }
+    }
+    let kernel = |pick: &str| {
+        let o = jjt(&[
+            "kernel", &model, "--wrt", "w", "--shared", &w, "--x1", &x, "--x2", &x, "--output",
+            pick,
+        ]);
+        stdout(&o)
+    };
+    assert_eq!(kernel("s"), kernel("1"));
+    assert_eq!(kernel("h"), kernel("0"));
+    assert_ne!(kernel("h"), kernel("s"));
+    // K of s w.r.t. w on one example is |ds/dw|² = Σ_ij (2 h_j (1 − h_j²) x_i)².
+    let xs = read(Path::new(&fixture("two_x.npy")));
+    let want: f64 = xs
+        .iter()
+        .flat_map(|xi| h_ref.iter().map(move |hj| (2.0 * hj * (1.0 - hj * hj) * xi).powi(2)))
+        .sum();
+    let got: f64 = kernel("s").lines().nth(1).unwrap().trim().parse().unwrap();
+    assert!((got - want).abs() <= 1e-13 * want, "{got} vs {want}");
+}

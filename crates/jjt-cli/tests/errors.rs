@@ -1,4 +1,4 @@
-//! What the user sees when they get something wrong: for each of 45 distinct mistakes, `jjt`
+//! What the user sees when they get something wrong: for each of 47 distinct mistakes, `jjt`
 //! exits with status 1 and one message that starts with `error: `, is not a Rust panic or a
 //! debug-formatted value, and names the offending file or input and what was expected. All
 //! messages together are one snapshot (paths replaced by placeholders).
@@ -175,7 +175,26 @@ fn user_mistakes() {
         (
             "several outputs",
             args(&["kernel", &two_out, "--wrt", "x", "--x1", &short, "--x2", &short]),
-            &["2 outputs", "one output"],
+            &["2 outputs", "0: x, 1: 1", "--output NAME|INDEX"],
+        ),
+        (
+            "no such output",
+            args(&[
+                "kernel", &two_out, "--wrt", "x", "--x1", &short, "--x2", &short, "--output", "2",
+            ]),
+            &["--output 2", "0: x, 1: 1"],
+        ),
+        (
+            "output files do not match the outputs",
+            args(&[
+                "eval",
+                &two_out,
+                "--in",
+                &short,
+                "-o",
+                &dir().join("one.npy").display().to_string(),
+            ]),
+            &["2 outputs", "1 output file", "-o FILE.npz"],
         ),
         (
             "v of the wrong shape",

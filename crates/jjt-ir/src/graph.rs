@@ -129,6 +129,27 @@ impl Function {
         self.outputs.iter().map(|o| self.graph.node_weight(o.0).map(|n| &n.ty)).collect()
     }
 
+    /// A name per output, for messages and file names: the model's name for the returned value
+    /// (`return h, y` names its outputs `h` and `y`), else its position (`0`, `1`, …).
+    pub fn output_names(&self) -> Vec<String> {
+        self.outputs
+            .iter()
+            .enumerate()
+            .map(|(k, o)| {
+                let named = self.graph.node_weight(o.0).and_then(|n| n.name.clone());
+                named.unwrap_or_else(|| k.to_string())
+            })
+            .collect()
+    }
+
+    /// The function of output `k` alone (`None` when there is no output `k`), without the nodes
+    /// only the other outputs need. The parameters stay, used or not.
+    pub fn with_output(&self, k: usize) -> Option<Function> {
+        let o = *self.outputs.get(k)?;
+        let one = Function { outputs: vec![o], ..self.clone() };
+        Some(one.pruned())
+    }
+
     /// A node, if it exists.
     pub fn node(&self, id: NodeId) -> Option<&Node> {
         self.graph.node_weight(id.0)

@@ -162,6 +162,10 @@ pub enum NpyError {
         len: usize,
     },
 
+    /// An `.npz` archive would reach 4 GiB (or 65 535 members), which needs ZIP64.
+    #[error("the .npz archive would reach 4 GiB or 65535 members (ZIP64 is not written)")]
+    NpzTooLarge,
+
     /// An I/O error while reading or writing `path`.
     #[error("i/o error on {}: {source}", .path.display())]
     Io {

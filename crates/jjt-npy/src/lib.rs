@@ -58,6 +58,7 @@
 mod error;
 mod header;
 mod literal;
+mod npz;
 mod read;
 mod write;
 
@@ -66,6 +67,7 @@ use std::path::Path;
 
 pub use error::NpyError;
 pub use header::{Header, MAX_HEADER_LEN, read_header};
+pub use npz::{write_npz, write_npz_file};
 pub use read::{read, read_file, read_file_header};
 pub use write::{write, write_file};
 
