@@ -96,8 +96,9 @@ pub(crate) enum Command {
         /// Seed of the random points.
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        /// Range the random inputs are drawn from.
-        #[arg(long, value_delimiter = ',', default_values_t = [0.1, 1.0], value_name = "LO,HI")]
+        /// Range the random inputs are drawn from (negative bounds as they are: --range -1,1).
+        #[arg(long, value_delimiter = ',', default_values_t = [0.1, 1.0], value_name = "LO,HI",
+              allow_hyphen_values = true)]
         range: Vec<f64>,
         /// Which output of a model with several to check (its name or position).
         #[arg(long = "output", value_name = "NAME|INDEX")]
@@ -189,9 +190,58 @@ pub(crate) struct Target {
     /// of the files given; sizes the random inputs).
     #[arg(long, value_delimiter = ',', value_name = "B1,B2")]
     pub batch: Option<Vec<usize>>,
+    /// Keep every input per-side although `--wrt` names inputs and nothing is `--shared`: each
+    /// example then has its own value of them (without this flag that is refused, since
+    /// parameters are usually shared).
+    #[arg(long)]
+    pub per_side: bool,
 }
 
 impl Target {
+    /// Which inputs of `f` are shared and which per-side (a note the caller prints on
+    /// standard error once it has succeeded), refusing the likely mistake
+    /// of differentiating per-side parameters: nothing shared, and `--wrt`
+    /// naming a per-side input other than the first (the data, by convention), unless
+    /// `--per-side`.
+    pub fn check_sides(&self, f: &jjt_ir::Function) -> Result<Option<String>, CliError> {
+        let wrt = items("--wrt", &self.wrt)?;
+        if wrt.is_empty() {
+            return Ok(None);
+        }
+        let mut shared: Vec<String> =
+            items("--shared", &self.shared)?.into_iter().map(|i| i.name).collect();
+        shared.extend(wrt.iter().filter(|i| i.file.is_some()).map(|i| i.name.clone()));
+        let names: Vec<&str> = f.params().iter().map(|p| p.name.as_str()).collect();
+        let per_side: Vec<&str> =
+            names.iter().copied().filter(|n| !shared.iter().any(|s| s == n)).collect();
+        let list = |v: &[&str]| if v.is_empty() { "none".to_string() } else { v.join(", ") };
+        let shared_names: Vec<&str> =
+            names.iter().copied().filter(|n| shared.iter().any(|s| s == n)).collect();
+        let note = format!(
+            "note: shared by both sides: {}; per side (one value per example): {}",
+            list(&shared_names),
+            list(&per_side)
+        );
+        // The first input is the data by convention (`f(x, params…)`); a per-side `--wrt`
+        // input after it is most likely a parameter.
+        let per_side_wrt: Vec<&str> = wrt
+            .iter()
+            .map(|i| i.name.as_str())
+            .filter(|n| per_side.contains(n) && names.first() != Some(n))
+            .collect();
+        if shared_names.is_empty()
+            && per_side.len() >= 2
+            && !per_side_wrt.is_empty()
+            && !self.per_side
+        {
+            return Err(CliError::AllPerSide {
+                wrt: per_side_wrt.join(","),
+                inputs: list(&per_side),
+            });
+        }
+        Ok(Some(note))
+    }
+
     /// The sizes of `--batch B1,B2`.
     pub fn batch(&self) -> Result<Option<(usize, usize)>, CliError> {
         match self.batch.as_deref() {
@@ -232,13 +282,16 @@ pub(crate) struct Item {
 
 /// Parse the items of a `--wrt` / `--shared` flag (already split at commas and repeats).
 pub(crate) fn items(flag: &'static str, raw: &[String]) -> Result<Vec<Item>, CliError> {
+    // `--wrt "w0, b0"`: spaces around the items of a comma list are not part of the names.
     raw.iter()
+        .map(|arg| arg.trim())
+        .filter(|arg| !arg.is_empty() || raw.len() == 1)
         .map(|arg| match arg.split_once('=') {
-            None if !arg.is_empty() => Ok(Item { name: arg.clone(), file: None }),
-            Some((n, p)) if !n.is_empty() && !p.is_empty() => {
-                Ok(Item { name: n.to_string(), file: Some(PathBuf::from(p)) })
+            None if !arg.is_empty() => Ok(Item { name: arg.to_string(), file: None }),
+            Some((n, p)) if !n.trim().is_empty() && !p.trim().is_empty() => {
+                Ok(Item { name: n.trim().to_string(), file: Some(PathBuf::from(p.trim())) })
             }
-            _ => Err(CliError::BadItem { flag, arg: arg.clone() }),
+            _ => Err(CliError::BadItem { flag, arg: arg.to_string() }),
         })
         .collect()
 }

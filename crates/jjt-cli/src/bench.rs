@@ -104,6 +104,7 @@ pub(crate) fn run(b: &BenchArgs) -> Result<(), CliError> {
     let start = Instant::now();
     let one = !b.target.wrt.is_empty();
     let f = pick_output(load(&b.model, b.opts.precision)?, b.opts.pick.as_deref(), one)?;
+    let note = b.target.check_sides(&f)?;
     let (g, args) = inputs(b, &f)?;
     let refs: Vec<&Tensor> = args.iter().collect();
     let jit = jjt_jit::Options {
@@ -165,6 +166,9 @@ pub(crate) fn run(b: &BenchArgs) -> Result<(), CliError> {
         peak_rss_mb(),
         compiled.arena_bytes() as f64 / (1 << 20) as f64
     );
+    if let Some(n) = note {
+        eprintln!("{n}");
+    }
     Ok(())
 }
 

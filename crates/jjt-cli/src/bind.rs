@@ -210,6 +210,8 @@ pub(crate) fn bind_kernel(
     let only = (per_side.len() == 1).then(|| params[per_side[0]].name.as_str());
     let mut sides: [Vec<Option<Tensor>>; 2] = [vec![None; params.len()], vec![None; params.len()]];
     let mut batch: [Option<Option<usize>>; 2] = [None, None];
+    // The first input of each side, named in batch errors.
+    let mut first: [String; 2] = [String::new(), String::new()];
     for (s, (flag, list)) in [("--x1", &io.x1), ("--x2", &io.x2)].into_iter().enumerate() {
         for arg in list {
             let (name, file) = split(flag, arg, only)?;
@@ -251,7 +253,10 @@ pub(crate) fn bind_kernel(
                 return Err(CliError::BatchFlagDisagrees { flag, name, batch: this_batch, given });
             }
             match batch[s] {
-                None => batch[s] = Some(this_batch),
+                None => {
+                    batch[s] = Some(this_batch);
+                    first[s] = name.clone();
+                }
                 Some(b) if b == this_batch => {}
                 Some(earlier) => {
                     return Err(CliError::BatchDisagrees {
@@ -259,6 +264,7 @@ pub(crate) fn bind_kernel(
                         name,
                         batch: this_batch,
                         earlier,
+                        earlier_name: first[s].clone(),
                     });
                 }
             }
@@ -282,7 +288,10 @@ pub(crate) fn bind_kernel(
         ([Some(b1), Some(b2)], None) => match (b1, b2) {
             (None, None) => None,
             (Some(b1), Some(b2)) => Some((b1, b2)),
-            (side1, side2) => return Err(CliError::OneSideBatched { side1, side2 }),
+            (side1, side2) => {
+                let [name1, name2] = first.clone();
+                return Err(CliError::OneSideBatched { side1, side2, name1, name2 });
+            }
         },
     };
     let shared_names: Vec<String> =

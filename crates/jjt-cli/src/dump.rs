@@ -11,12 +11,22 @@ use crate::pipeline::{
 };
 
 pub(crate) fn run(a: &DumpArgs) -> Result<(), CliError> {
-    let DumpArgs { model, stage, format, target, of, print_after, stats, opts, output } = a;
-    let (stage, format, stats) = (*stage, *format, *stats);
-    let (wrt, _) = target.names_only()?;
+    let (wrt, _) = a.target.names_only()?;
     // Differentiating needs one output; the model as written may have several.
-    let one = !wrt.is_empty() && !matches!(stage, Stage::Traced);
-    let f = pick_output(load(model, opts.precision)?, opts.pick.as_deref(), one)?;
+    let one = !wrt.is_empty() && !matches!(a.stage, Stage::Traced);
+    let f = pick_output(load(&a.model, a.opts.precision)?, a.opts.pick.as_deref(), one)?;
+    let note = if one { a.target.check_sides(&f)? } else { None };
+    dump(a, &f, &wrt)?;
+    // Which inputs are shared, after the dump (so a failing dump prints one error only).
+    if let Some(n) = note {
+        eprintln!("{n}");
+    }
+    Ok(())
+}
+
+fn dump(a: &DumpArgs, f: &Function, wrt: &[String]) -> Result<(), CliError> {
+    let DumpArgs { stage, format, target, of, print_after, stats, opts, output, .. } = a;
+    let (stage, format, stats) = (*stage, *format, *stats);
     let of = of.unwrap_or(if wrt.is_empty() { Stage::Traced } else { Stage::Kernel });
     if matches!(of, Stage::Clif | Stage::Asm | Stage::Linearize | Stage::Optimized | Stage::Staged)
     {
@@ -27,7 +37,7 @@ pub(crate) fn run(a: &DumpArgs) -> Result<(), CliError> {
         let mut out = String::new();
         let g = if matches!(of, Stage::Kernel) && matches!(opts.strategy, StrategyArg::Auto) {
             let mut spec = target.spec(opts)?;
-            let choice = choose(&spec, &f, opts)?;
+            let choice = choose(&spec, f, opts)?;
             for c in &choice.candidates {
                 out.push_str(&format!(
                     "# candidate {:4}: predicted {:.4} ms per call, flops/call {:.4e}{}\n",
@@ -41,9 +51,9 @@ pub(crate) fn run(a: &DumpArgs) -> Result<(), CliError> {
                 ));
             }
             spec.strategy = choice.strategy;
-            spec.kernel(&f)?
+            spec.kernel(f)?
         } else {
-            stage_graphs(&f, of, target, opts)?.remove(0)
+            stage_graphs(f, of, target, opts)?.remove(0)
         };
         let mut text = String::new();
         let (opt, reports) = jjt_opt::optimize(&g, |pass, h| {
@@ -75,10 +85,10 @@ pub(crate) fn run(a: &DumpArgs) -> Result<(), CliError> {
     }
     if matches!(stage, Stage::Staged) {
         let g =
-            optimized(&stage_graphs(&f, Stage::Kernel, target, opts)?.remove(0), opts.optimizer)?;
+            optimized(&stage_graphs(f, Stage::Kernel, target, opts)?.remove(0), opts.optimizer)?;
         let spec = target.spec(opts)?;
         let flags: Vec<bool> = spec
-            .layout(&f, jjt_ad::Form::Kernel)?
+            .layout(f, jjt_ad::Form::Kernel)?
             .iter()
             .map(|(_, role, _)| matches!(role, jjt_ad::Role::Shared(_)))
             .collect();
@@ -95,7 +105,7 @@ pub(crate) fn run(a: &DumpArgs) -> Result<(), CliError> {
         return emit(&out, output.as_deref());
     }
     if matches!(stage, Stage::Clif | Stage::Asm) {
-        let g = optimized(&stage_graphs(&f, of, target, opts)?.remove(0), opts.optimizer)?;
+        let g = optimized(&stage_graphs(f, of, target, opts)?.remove(0), opts.optimizer)?;
         let keep = jjt_jit::Options {
             keep_clif: matches!(stage, Stage::Clif),
             keep_asm: matches!(stage, Stage::Asm),
@@ -105,7 +115,7 @@ pub(crate) fn run(a: &DumpArgs) -> Result<(), CliError> {
         let text = c.clif().or(c.asm()).unwrap_or_default().to_string();
         return emit(&text, output.as_deref());
     }
-    let graphs = stage_graphs(&f, stage, target, opts)?;
+    let graphs = stage_graphs(f, stage, target, opts)?;
     let text: Vec<String> = graphs.iter().map(|g| render(g, format)).collect();
     emit(&text.join("\n"), output.as_deref())
 }

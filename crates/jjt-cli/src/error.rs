@@ -33,7 +33,10 @@ pub(crate) enum CliError {
     UnknownInput { flag: &'static str, name: String, reason: String, known: String },
     #[error("input `{0}` is given twice")]
     DuplicateInput(String),
-    #[error("missing input `{name}` of type {ty}: pass {flag} {name}=FILE.npy")]
+    #[error(
+        "missing input `{name}` of type {ty}: pass {flag} {name}=FILE.npy{}",
+        shared_hint(flag, name)
+    )]
     MissingInput { flag: &'static str, name: String, ty: String },
     #[error("input `{name}` ({}): expected {expected}, the file holds {actual}{hint}", path.display())]
     InputType { name: String, path: PathBuf, expected: String, actual: String, hint: String },
@@ -45,7 +48,7 @@ pub(crate) enum CliError {
     BadRange { flag: &'static str, arg: String, total: usize },
     /// Input files of one side with different example batches.
     #[error(
-        "{flag} inputs disagree on the example batch: `{name}` has {}, an earlier one {}",
+        "{flag} inputs disagree on the example batch: `{name}` has {}, `{earlier_name}` {}",
         describe(*batch),
         describe(*earlier)
     )]
@@ -54,14 +57,15 @@ pub(crate) enum CliError {
         name: String,
         batch: Option<usize>,
         earlier: Option<usize>,
+        earlier_name: String,
     },
     /// One side batched and the other not.
     #[error(
-        "side 1 has {} but side 2 has {}: batch both sides or neither",
+        "side 1 has {} (--x1 {name1}) but side 2 has {} (--x2 {name2}): batch both sides or neither",
         describe(*side1),
         describe(*side2)
     )]
-    OneSideBatched { side1: Option<usize>, side2: Option<usize> },
+    OneSideBatched { side1: Option<usize>, side2: Option<usize>, name1: String, name2: String },
     #[error("--stage {stage} needs --wrt NAMES (the inputs to differentiate)")]
     NeedWrt { stage: &'static str },
     /// A random input (`bench`, `check`) too large for memory.
@@ -80,6 +84,11 @@ pub(crate) enum CliError {
     #[error("cannot stage the kernel: {0}")]
     Stage(#[source] IrError),
     /// A function without outputs reached evaluation.
+    #[error(
+        "every input is per-side ({inputs}), so each example would have its own {wrt}: pass --shared {wrt} for inputs both sides share (parameters), or --per-side to keep them per example"
+    )]
+    AllPerSide { wrt: String, inputs: String },
+
     #[error("the function has no output")]
     NoOutput,
 
@@ -135,5 +144,15 @@ fn describe(b: Option<usize>) -> String {
     match b {
         Some(b) => format!("a batch of {b} examples"),
         None => "no batch axis".into(),
+    }
+}
+
+/// For a per-side input missing on one side: the other way to give it, when both sides share
+/// it (network parameters usually are).
+fn shared_hint(flag: &str, name: &str) -> String {
+    if flag == "--x1" || flag == "--x2" {
+        format!(", or --shared {name}=FILE.npy if both sides use one value (e.g. a parameter)")
+    } else {
+        String::new()
     }
 }

@@ -103,13 +103,13 @@ fn batch_mistakes() {
     };
     run(
         kernel([&b2, &b3], [&b2, &b2], &[]),
-        |e| matches!(e, CliError::BatchDisagrees { flag: "--x1", name, batch: Some(3), earlier: Some(2) } if name == "z"),
-        &["`z` has a batch of 3 examples, an earlier one a batch of 2 examples"],
+        |e| matches!(e, CliError::BatchDisagrees { flag: "--x1", name, batch: Some(3), earlier: Some(2), earlier_name } if name == "z" && earlier_name == "x"),
+        &["`z` has a batch of 3 examples, `x` a batch of 2 examples"],
     );
     run(
         kernel([&b2, &b2], [&un, &un], &[]),
-        |e| matches!(e, CliError::OneSideBatched { side1: Some(2), side2: None }),
-        &["side 1 has a batch of 2 examples but side 2 has no batch axis"],
+        |e| matches!(e, CliError::OneSideBatched { side1: Some(2), side2: None, name1, name2 } if name1 == "x" && name2 == "x"),
+        &["side 1 has a batch of 2 examples (--x1 x) but side 2 has no batch axis (--x2 x)"],
     );
     run(
         kernel([&b2, &b2], [&b2, &b2], &["--rows", "0:9"]),

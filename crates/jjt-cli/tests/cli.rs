@@ -890,3 +890,33 @@ fn multi_output_models_evaluate_every_output_and_pick_one_to_differentiate() {
     let got: f64 = kernel("s").lines().nth(1).unwrap().trim().parse().unwrap();
     assert!((got - want).abs() <= 1e-13 * want, "{got} vs {want}");
 }
+
+/// Flag values as people type them: spaces after the commas of a name list, negative
+/// numbers in `--range`; and `dump`/`bench` saying which inputs are shared and which per side.
+#[test]
+fn lists_with_spaces_negative_ranges_and_the_sides_note() {
+    let m = tmp("layer.jjt");
+    std::fs::write(
+        &m,
+        "func f(x: f64[3], w: f64[3,2], b: f64[2]) -> f64[2] {\n  return tanh(x @ w + b)\n}\n",
+    )
+    .unwrap();
+    let m = m.to_str().unwrap();
+    let spaced = jjt(&["dump", m, "--stage", "kernel", "--wrt", "w, b", "--shared", " w , b"]);
+    let text = stdout(&spaced);
+    assert!(
+        text.starts_with("func f_kernel(x_1: f64[3], x_2: f64[3], w: f64[3,2], b: f64[2])"),
+        "{text}"
+    );
+    let note = String::from_utf8(spaced.stderr).unwrap();
+    assert_eq!(
+        note.trim(),
+        "note: shared by both sides: w, b; per side (one value per example): x"
+    );
+    // tanh is smooth on [-1, 1]: the derivative check passes there.
+    let o = jjt(&["check", m, "--wrt", "w,b", "--range", "-1,1"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // `--per-side` keeps parameters per example when that is what is meant.
+    let per = jjt(&["dump", m, "--stage", "kernel", "--wrt", "w", "--per-side"]);
+    assert!(stdout(&per).starts_with("func f_kernel(x_1: f64[3], w_1: f64[3,2], b_1: f64[2]"));
+}

@@ -1,4 +1,4 @@
-//! What the user sees when they get something wrong: for each of 47 distinct mistakes, `jjt`
+//! What the user sees when they get something wrong: for each of 54 distinct mistakes, `jjt`
 //! exits with status 1 and one message that starts with `error: `, is not a Rust panic or a
 //! debug-formatted value, and names the offending file or input and what was expected. All
 //! messages together are one snapshot (paths replaced by placeholders).
@@ -78,6 +78,26 @@ fn user_mistakes() {
     let (in_x1, in_x64, in_short) = (format!("x={x1}"), format!("x={x64}"), format!("x={short}"));
     let (p_bools, two_in_x1) = (format!("p={bools}"), format!("={x1}"));
     let in_magic = format!("x={magic}");
+    let typo_op =
+        write("typo_op.jjt", "func f(x: f32[4,5]) -> f32[4,5] {\n  return sofplus(x)\n}\n");
+    let typo_attr =
+        write("typo_attr.jjt", "func f(x: f32[4,5]) -> f32[5] {\n  return mean(x, axis=0)\n}\n");
+    let typo_name = write(
+        "typo_name.jjt",
+        "func f(x: f32[4,5]) -> f32[4,5] {\n  y = x + 1.0\n  return exp(yy)\n}\n",
+    );
+    let unclosed = write(
+        "unclosed.jjt",
+        "func f(x: f32[4,5]) -> f32[4,5] {\n  y = exp((x + 1.0)\n  return y\n}\n",
+    );
+    let no_keepdims = write(
+        "no_keepdims.jjt",
+        "func f(x: f32[4,5]) -> f32[4,5] {\n  return x - max(x, axes=[1])\n}\n",
+    );
+    let layer = write(
+        "layer.jjt",
+        "func f(x: f32[3], w: f32[3,2], b: f32[2]) -> f32[2] {\n  return tanh(x @ w + b)\n}\n",
+    );
     let cases: Vec<(&str, Vec<String>, &[&str])> = vec![
         ("model file missing", args(&["dump", "/nonexistent/m.jjt"]), &["/nonexistent/m.jjt"]),
         ("model text error", args(&["dump", &bad_model]), &["bad.jjt:2:14", "expected"]),
@@ -202,6 +222,41 @@ fn user_mistakes() {
             &["`v`", "expected f32[5]"],
         ),
         ("stage needs wrt", args(&["dump", &seed, "--stage", "vjp"]), &["--stage vjp", "--wrt"]),
+        (
+            "op name misspelled",
+            args(&["dump", &typo_op]),
+            &["`sofplus` is not an op", "help: did you mean `softplus`?"],
+        ),
+        (
+            "attribute name misspelled",
+            args(&["dump", &typo_attr]),
+            &["does not take the argument `axis`", "help: did you mean `axes`?"],
+        ),
+        (
+            "value name misspelled",
+            args(&["dump", &typo_name]),
+            &["`yy` is not defined", "help: did you mean `y`?"],
+        ),
+        (
+            "parenthesis not closed",
+            args(&["dump", &unclosed]),
+            &["this `(` is never closed", "unclosed.jjt:2:10", "before `return`"],
+        ),
+        (
+            "reduction without keepdims",
+            args(&["dump", &no_keepdims]),
+            &["do not broadcast", "keepdims=true", "reshape(v, shape=[4,1])"],
+        ),
+        (
+            "parameters left per-side",
+            args(&["dump", &layer, "--stage", "kernel", "--wrt", "w,b"]),
+            &["every input is per-side (x, w, b)", "--shared w,b", "--per-side"],
+        ),
+        (
+            "missing per-side input, maybe shared",
+            args(&["kernel", &layer, "--wrt", "x", "--x1", &in_short, "--x2", &in_short]),
+            &["missing input `w`", "--x1 w=FILE.npy", "or --shared w=FILE.npy"],
+        ),
         (
             "batch needs two sizes",
             args(&["dump", &seed, "--stage", "kernel", "--wrt", "x", "--batch", "2,3,4"]),

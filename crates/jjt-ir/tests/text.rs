@@ -110,7 +110,9 @@ fn err(src: &str) -> (ParseErrorKind, usize, usize) {
     // Every message shows the line and a caret under the column.
     let shown = e.to_string();
     assert!(shown.contains(&format!(":{}:{}", e.line, e.col)), "{shown}");
-    assert!(shown.lines().last().unwrap().trim_end().ends_with('^'), "{shown}");
+    // The caret line ends the message, or precedes its `= help:` line.
+    let caret = shown.lines().rev().find(|l| !l.trim_start().starts_with("= help:")).unwrap();
+    assert!(caret.trim_end().ends_with('^'), "{shown}");
     (e.kind, e.line, e.col)
 }
 
@@ -205,7 +207,7 @@ fn malformed_inputs_report_kind_and_position() {
         (format!("{sig}  f32 = exp(x)\n  return x\n}}"), |k| matches!(k, K::Reserved(_)), 2, 3),
         (format!("{sig}  y = exp(x)\n"), |k| matches!(k, K::Expected { .. }), 3, 1),
         (format!("{sig}  return x\n}}\nfunc"), |k| matches!(k, K::Expected { .. }), 4, 1),
-        (format!("{sig}  y = x / (x\n  return y\n}}"), |k| matches!(k, K::Expected { .. }), 3, 3),
+        (format!("{sig}  y = x / (x\n  return y\n}}"), |k| matches!(k, K::Unclosed { .. }), 2, 11),
         (
             format!("{sig}  y = uniform(f32[3], seed=-1)\n  return y\n}}"),
             |k| matches!(k, K::Attr { .. }),

@@ -70,6 +70,11 @@ pub enum ParseErrorKind {
         /// Values returned.
         actual: usize,
     },
+    /// A `(` (at this error's position) whose call or group ends without its `)`.
+    Unclosed {
+        /// The token found where `,` or `)` was expected.
+        found: String,
+    },
     /// Nesting deeper than [`MAX_DEPTH`].
     TooDeep,
     /// Text longer than [`Limits::max_bytes`](super::Limits::max_bytes).
@@ -131,6 +136,9 @@ impl fmt::Display for ParseErrorKind {
             ParseErrorKind::ReturnCount { declared, actual } => {
                 write!(f, "returns {actual} values, but the signature declares {declared}")
             }
+            ParseErrorKind::Unclosed { found } => {
+                write!(f, "this `(` is never closed: expected `,` or `)` before {found}")
+            }
             ParseErrorKind::TooDeep => {
                 write!(f, "expression nested deeper than {MAX_DEPTH} levels")
             }
@@ -160,13 +168,57 @@ pub struct ParseError {
     pub line_text: String,
     /// The file, when parsed from one.
     pub file: Option<PathBuf>,
+    /// What probably fixes it ("did you mean `softplus`?"), printed as a `help:` line.
+    pub hint: Option<String>,
 }
 
 impl ParseError {
     pub(crate) fn new(src: &str, line: usize, col: usize, kind: ParseErrorKind) -> ParseError {
         let line_text = src.lines().nth(line.saturating_sub(1)).unwrap_or("").to_string();
-        ParseError { kind, line, col, line_text, file: None }
+        ParseError { kind, line, col, line_text, file: None, hint: None }
     }
+
+    /// The same error with a `help:` line.
+    pub(crate) fn with_hint(mut self, hint: Option<String>) -> ParseError {
+        self.hint = hint;
+        self
+    }
+}
+
+/// The Levenshtein distance between `a` and `b` (in characters).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let next = (prev + usize::from(ca != cb)).min(row[j] + 1).min(row[j + 1] + 1);
+            prev = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}
+
+/// "did you mean `x`?" for the candidate closest to `word`, when one is close: at most one
+/// edit for words of two to five characters, else a third of the word's length.
+pub(crate) fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
+    // A one-letter name is as close to every other one-letter name: no suggestion.
+    if word.chars().count() < 2 {
+        return None;
+    }
+    let limit = (word.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .filter(|c| *c != word)
+        .map(|c| (edit_distance(word, c), c))
+        .filter(|&(d, _)| d <= limit)
+        .min()
+        .map(|(_, c)| format!("did you mean `{c}`?"))
 }
 
 impl fmt::Display for ParseError {
@@ -184,7 +236,11 @@ impl fmt::Display for ParseError {
             f,
             "{}\n{pad}--> {file}:{}:{}\n{pad} |\n{num} | {}\n{pad} | {caret_pad}^",
             self.kind, self.line, self.col, self.line_text
-        )
+        )?;
+        match &self.hint {
+            Some(h) => write!(f, "\n{pad} = help: {h}"),
+            None => Ok(()),
+        }
     }
 }
 

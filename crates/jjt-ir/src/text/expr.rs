@@ -3,12 +3,84 @@
 
 use std::path::Path;
 
-use super::error::ParseErrorKind;
+use super::error::{ParseError, ParseErrorKind, did_you_mean};
 use super::lexer::{Tok, Token};
 use super::parser::{PResult, Parser, RESERVED, Val, dtype_of};
 use crate::graph::NodeId;
 use crate::ops::{AttrValue, Binary, CallArgs, Compare, Op, ReduceKind, Unary};
 use crate::types::{DType, TensorType};
+
+/// Names the parser accepts that are not ops (built from ops; see docs/format.md).
+const SUGAR: [&str; 6] = ["matmul", "reduce_window", "any", "all", "min", "where"];
+
+/// Every attribute name an op or helper of the text format takes (for "did you mean").
+const ATTRIBUTES: [&str; 31] = [
+    "axes",
+    "axis",
+    "keepdims",
+    "shape",
+    "perm",
+    "start",
+    "stop",
+    "step",
+    "lo",
+    "hi",
+    "interior",
+    "to",
+    "contract",
+    "batch",
+    "dims",
+    "strides",
+    "padding",
+    "lhs_dilation",
+    "rhs_dilation",
+    "feature_groups",
+    "batch_groups",
+    "window",
+    "dilation",
+    "kind",
+    "base_dilation",
+    "window_dilation",
+    "seed",
+    "offset",
+    "mean",
+    "std",
+    "limit",
+];
+
+/// For a broadcast error between a shape and the same shape with axes removed (a reduction's
+/// result): keep the axes as 1s, so the result lines up with the axes it came from.
+fn broadcast_hint(e: &crate::IrError) -> Option<String> {
+    let crate::IrError::Type { source: crate::TypeError::Broadcast(a, b), .. } = e else {
+        return None;
+    };
+    let (long, short) = if a.rank() >= b.rank() { (a, b) } else { (b, a) };
+    // The axes of `long` that `short` lacks, matching `short`'s sizes in order.
+    let mut missing = Vec::new();
+    let mut k = 0;
+    for (i, &d) in long.dims().iter().enumerate() {
+        if k < short.rank() && short.dims()[k] == d {
+            k += 1;
+        } else {
+            missing.push(i);
+        }
+    }
+    if k != short.rank() || missing.is_empty() {
+        return None;
+    }
+    let kept: Vec<String> = long
+        .dims()
+        .iter()
+        .enumerate()
+        .map(|(i, d)| if missing.contains(&i) { "1".into() } else { d.to_string() })
+        .collect();
+    Some(format!(
+        "a {short} value lines up with the trailing axes of {long} (NumPy's rule); to line it up \
+         with axes {missing:?}, reduce with `keepdims=true` or reshape it: \
+         `reshape(v, shape=[{}])`",
+        kept.join(",")
+    ))
+}
 
 impl Parser<'_> {
     // expr := term (('+'|'-') term)*
@@ -141,16 +213,18 @@ impl Parser<'_> {
                 if self.peek().tok == Tok::Punct("(") {
                     self.call(name.clone(), &t)
                 } else {
-                    self.env
-                        .get(name)
-                        .cloned()
-                        .ok_or_else(|| self.err_at(&t, ParseErrorKind::UnknownName(name.clone())))
+                    self.env.get(name).cloned().ok_or_else(|| {
+                        let hint = did_you_mean(name, self.env.keys().map(String::as_str));
+                        self.err_at(&t, ParseErrorKind::UnknownName(name.clone())).with_hint(hint)
+                    })
                 }
             }
             Tok::Punct("(") => {
                 self.pos += 1;
                 let v = self.expr()?;
-                self.expect(")")?;
+                if !self.eat(")") {
+                    return Err(self.unclosed(&t));
+                }
                 Ok(v)
             }
             _ => Err(self.expected("an expression")),
@@ -178,7 +252,29 @@ impl Parser<'_> {
 
     pub(super) fn binary(&mut self, op: Binary, lhs: Val, rhs: Val, t: &Token) -> PResult<Val> {
         let (a, b) = self.infix_operands(lhs, rhs, t)?;
-        Ok(Val::Node(self.b.binary(op, a, b).map_err(|e| self.ir_err(t, e))?))
+        Ok(Val::Node(self.b.binary(op, a, b).map_err(|e| {
+            let hint = broadcast_hint(&e);
+            self.ir_err(t, e).with_hint(hint)
+        })?))
+    }
+
+    /// `(` at `open` is not matched: reported where it opens, with what came instead.
+    fn unclosed(&self, open: &Token) -> ParseError {
+        let found = self.peek().tok.describe();
+        self.err_at(open, ParseErrorKind::Unclosed { found })
+    }
+
+    /// An unknown op name, with the closest op or helper name.
+    fn unknown_op(&self, t: &Token, name: String) -> ParseError {
+        let names = Op::all_names().into_iter().chain(SUGAR.iter().copied());
+        let hint = did_you_mean(&name, names);
+        self.err_at(t, ParseErrorKind::UnknownOp(name)).with_hint(hint)
+    }
+
+    /// An argument the op does not take, with the closest attribute name any op takes.
+    fn unused_arg(&self, t: &Token, op: String, arg: String) -> ParseError {
+        let hint = did_you_mean(&arg, ATTRIBUTES.iter().copied());
+        self.err_at(t, ParseErrorKind::UnusedArg { op, arg }).with_hint(hint)
     }
 
     /// The operands of an infix op: a literal takes the type of the node on the other side
@@ -201,6 +297,7 @@ impl Parser<'_> {
     }
 
     pub(super) fn call(&mut self, name: String, t: &Token) -> PResult<Val> {
+        let open = self.peek().clone();
         self.expect("(")?;
         self.enter()?;
         let mut operands: Vec<(Val, Token)> = Vec::new();
@@ -234,7 +331,9 @@ impl Parser<'_> {
                 if self.eat(")") {
                     break;
                 }
-                self.expect(",")?;
+                if !self.eat(",") {
+                    return Err(self.unclosed(&open));
+                }
             }
         }
         self.depth -= 1;
@@ -266,7 +365,7 @@ impl Parser<'_> {
         // NumPy's spelling of `select`.
         let name = if name == "where" { "select".to_string() } else { name };
         if Op::parse_call(&name, &mut CallArgs::default()).is_none() {
-            return Err(self.err_at(t, ParseErrorKind::UnknownOp(name)));
+            return Err(self.unknown_op(t, name));
         }
         // Literal operands take the dtype of the first float (else i32) operand and the
         // broadcast shape of all operands.
@@ -298,17 +397,17 @@ impl Parser<'_> {
             .collect::<Result<_, _>>()
             .map_err(|e| self.ir_err(t, e))?;
         let op = match Op::parse_call(&name, &mut args) {
-            None => return Err(self.err_at(t, ParseErrorKind::UnknownOp(name))),
+            None => return Err(self.unknown_op(t, name)),
             Some(Err(message)) => {
                 return Err(self.err_at(t, ParseErrorKind::Attr { op: name, message }));
             }
             Some(Ok(op)) => op,
         };
         if let Some((k, _)) = args.keyword.first() {
-            return Err(self.err_at(t, ParseErrorKind::UnusedArg { op: name, arg: k.clone() }));
+            return Err(self.unused_arg(t, name, k.clone()));
         }
         if let Some(v) = args.positional.first() {
-            return Err(self.err_at(t, ParseErrorKind::UnusedArg { op: name, arg: v.to_string() }));
+            return Err(self.unused_arg(t, name, v.to_string()));
         }
         let id = match op {
             Op::Binary(bop) if ids.len() == 2 => self.b.binary(bop, ids[0], ids[1]),
@@ -335,7 +434,7 @@ impl Parser<'_> {
         };
         if let Some(v) = args.positional.first() {
             let arg = v.to_string();
-            return Err(self.err_at(t, ParseErrorKind::UnusedArg { op: name, arg }));
+            return Err(self.unused_arg(t, name, arg));
         }
         if operands.len() != 1 {
             let message =
@@ -352,7 +451,7 @@ impl Parser<'_> {
         };
         if let Some((k, _)) = args.keyword.first() {
             let arg = k.clone();
-            return Err(self.err_at(t, ParseErrorKind::UnusedArg { op: name, arg }));
+            return Err(self.unused_arg(t, name, arg));
         }
         let kind = match name.as_str() {
             "sum" => Some(ReduceKind::Sum),
@@ -400,7 +499,7 @@ impl Parser<'_> {
             self.err_at(t, ParseErrorKind::Attr { op: name.clone(), message })
         })?;
         if let Some((k, _)) = args.keyword.first() {
-            return Err(self.err_at(t, ParseErrorKind::UnusedArg { op: name, arg: k.clone() }));
+            return Err(self.unused_arg(t, name, k.clone()));
         }
         let all = name == "all";
         Ok(Val::Node(self.b.any_all(x, all, axes.as_deref()).map_err(|e| self.ir_err(t, e))?))
@@ -466,7 +565,7 @@ impl Parser<'_> {
         };
         let w = read().map_err(|m| attr_err(self, m))?;
         if let Some((k, _)) = args.keyword.first() {
-            return Err(self.err_at(t, ParseErrorKind::UnusedArg { op: name, arg: k.clone() }));
+            return Err(self.unused_arg(t, name, k.clone()));
         }
         Ok(Val::Node(self.b.reduce_window(x, kind, &w).map_err(|e| self.ir_err(t, e))?))
     }
