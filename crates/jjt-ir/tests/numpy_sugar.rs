@@ -132,3 +132,55 @@ fn sugar_errors_are_typed() {
     let e = parse(&format!("{sig}  return sum(x, keep=true)\n}}")).unwrap_err();
     assert!(matches!(&e.kind, K::UnusedArg { arg, .. } if arg == "keep"), "{e}");
 }
+
+/// `x[…]` against NumPy (fixtures/gen_index_fixtures.py) on `x = arange(60).reshape(3, 4, 5)`:
+/// each result element is the flat index read, so shape and values are exact. `i` and `j`
+/// are `i32` index tensors (`[2, 0, 1, 1]` and `[[3, 0], [1, 3]]`).
+#[test]
+fn indexing_matches_numpy() {
+    let cases = include_str!("fixtures/index_cases.txt");
+    let x = Tensor::f64(vec![3, 4, 5], (0..60).map(f64::from).collect()).unwrap();
+    let i = Tensor::i32(vec![4], vec![2, 0, 1, 1]).unwrap();
+    let j = Tensor::i32(vec![2, 2], vec![3, 0, 1, 3]).unwrap();
+    let mut n = 0;
+    for line in cases.lines() {
+        let mut parts = line.split('\t');
+        let (sub, shape, values) =
+            (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
+        let nums = |s: &str| -> Vec<usize> {
+            s.split(',').filter(|v| !v.is_empty()).map(|v| v.parse().unwrap()).collect()
+        };
+        let (shape, values) = (nums(shape), nums(values));
+        let out: Vec<String> = shape.iter().map(usize::to_string).collect();
+        let src = format!(
+            "func f(x: f64[3,4,5], i: i32[4], j: i32[2,2]) -> f64[{}] {{\n  return x{sub}\n}}",
+            out.join(",")
+        );
+        let got = run(&src, &[x.clone(), i.clone(), j.clone()]);
+        assert_eq!(got.shape.dims(), &shape[..], "{sub}");
+        let want: Vec<f64> = values.iter().map(|&v| v as f64).collect();
+        assert_eq!(got.to_f64_vec(), want, "{sub}");
+        n += 1;
+    }
+    assert_eq!(n, 20);
+}
+
+#[test]
+fn indexing_errors_are_typed() {
+    let sig = "func f(x: f64[3,4], i: i32[2]) -> f64[2] {\n";
+    for (body, what) in [
+        ("  return x[3, 0:2]\n}", "index 3 is out of range for axis 0 of size 3"),
+        ("  return x[0, 0, 0]\n}", "3 indices for a rank-2 value"),
+        ("  return x[0, ::0]\n}", "slice step cannot be zero"),
+        ("  return x[0, i]\n}", "one tensor index per subscript"),
+        ("  return x[0, 1.5:]\n}", "must be an integer"),
+    ] {
+        let e = parse(&format!("{sig}{body}")).unwrap_err();
+        assert!(
+            matches!(&e.kind, K::Attr { message, .. } if message.contains(what)),
+            "{body}: {e}"
+        );
+    }
+    let e = parse(&format!("{sig}  return x[0, 1:\n}}")).unwrap_err();
+    assert!(matches!(&e.kind, K::Expected { .. }), "{e}");
+}

@@ -185,7 +185,10 @@ impl Parser<'_> {
     /// `a ** b` (`pow`): binds tighter than unary minus on its left (`-x ** 2` is `-(x ** 2)`)
     /// and is right-associative, its exponent a unary expression (`2 ** -1`), as in Python.
     pub(super) fn power(&mut self) -> PResult<Val> {
-        let base = self.atom()?;
+        let mut base = self.atom()?;
+        while self.peek().tok == Tok::Punct("[") {
+            base = self.subscript(base)?;
+        }
         let t = self.peek().clone();
         if !self.eat("**") {
             return Ok(base);
@@ -256,6 +259,222 @@ impl Parser<'_> {
             let hint = broadcast_hint(&e);
             self.ir_err(t, e).with_hint(hint)
         })?))
+    }
+
+    /// `x[…]`, NumPy's basic indexing and one integer-tensor index: per axis, from the left, a
+    /// slice `start:stop:step` (each part optional, negative counting from the end, a negative
+    /// step walking backwards), an integer (drops the axis; negative from the end; out of range
+    /// is an error), or an `i32` tensor expression (a `gather` along that axis, its indices
+    /// clamped as `gather` clamps); axes not indexed are kept whole. Lowered to `reverse`,
+    /// `slice`, `reshape` and `gather`.
+    fn subscript(&mut self, base: Val) -> PResult<Val> {
+        let open = self.peek().clone();
+        self.expect("[")?;
+        let x = self.node_of(base, &open, None)?;
+        // Each item: a slice's three optional integers, an integer, or a tensor.
+        enum Item {
+            Slice(Option<i64>, Option<i64>, Option<i64>),
+            Int(i64),
+            Tensor(NodeId, Token),
+        }
+        let mut items = Vec::new();
+        loop {
+            let at = self.peek().clone();
+            let int_or_none = |p: &mut Self| -> PResult<Option<i64>> {
+                if matches!(p.peek().tok, Tok::Punct(":") | Tok::Punct(",") | Tok::Punct("]")) {
+                    return Ok(None);
+                }
+                let t = p.peek().clone();
+                match p.expr()? {
+                    Val::Lit(v) => v.parse::<i64>().map(Some).map_err(|_| {
+                        p.err_at(
+                            &t,
+                            ParseErrorKind::Attr {
+                                op: "index".into(),
+                                message: format!("a slice bound must be an integer, got `{v}`"),
+                            },
+                        )
+                    }),
+                    Val::Node(_) => Err(p.err_at(
+                        &t,
+                        ParseErrorKind::Attr {
+                            op: "index".into(),
+                            message: "a slice bound must be an integer literal".into(),
+                        },
+                    )),
+                }
+            };
+            let first = if matches!(at.tok, Tok::Punct(":")) {
+                None
+            } else {
+                let v = self.expr()?;
+                if !matches!(self.peek().tok, Tok::Punct(":")) {
+                    items.push(match v {
+                        Val::Lit(s) => Item::Int(s.parse::<i64>().map_err(|_| {
+                            self.err_at(
+                                &at,
+                                ParseErrorKind::Attr {
+                                    op: "index".into(),
+                                    message: format!("an index must be an integer, got `{s}`"),
+                                },
+                            )
+                        })?),
+                        Val::Node(n) => Item::Tensor(n, at.clone()),
+                    });
+                    if self.eat("]") {
+                        break;
+                    }
+                    if !self.eat(",") {
+                        return Err(self.unclosed_bracket(&open));
+                    }
+                    continue;
+                }
+                match v {
+                    Val::Lit(s) => Some(s.parse::<i64>().map_err(|_| {
+                        self.err_at(
+                            &at,
+                            ParseErrorKind::Attr {
+                                op: "index".into(),
+                                message: format!("a slice bound must be an integer, got `{s}`"),
+                            },
+                        )
+                    })?),
+                    Val::Node(_) => {
+                        return Err(self.err_at(
+                            &at,
+                            ParseErrorKind::Attr {
+                                op: "index".into(),
+                                message: "a slice bound must be an integer literal".into(),
+                            },
+                        ));
+                    }
+                }
+            };
+            self.expect(":")?;
+            let stop = int_or_none(self)?;
+            let step = if self.eat(":") { int_or_none(self)? } else { None };
+            items.push(Item::Slice(first, stop, step));
+            if self.eat("]") {
+                break;
+            }
+            if !self.eat(",") {
+                return Err(self.unclosed_bracket(&open));
+            }
+        }
+        let err = |p: &Self, message: String| {
+            p.err_at(&open, ParseErrorKind::Attr { op: "index".into(), message })
+        };
+        let dims = self.b.ty(x).map_err(|e| self.ir_err(&open, e))?.shape.0.clone();
+        if items.len() > dims.len() {
+            return Err(err(
+                self,
+                format!("{} indices for a rank-{} value", items.len(), dims.len()),
+            ));
+        }
+        let ints = items.iter().any(|i| matches!(i, Item::Int(_)));
+        let tensors = items.iter().filter(|i| matches!(i, Item::Tensor(..))).count();
+        if tensors > 1 || (tensors == 1 && ints) {
+            return Err(err(
+                self,
+                "one tensor index per subscript, without integer indices (NumPy would \
+                 broadcast them together): index in two steps"
+                    .into(),
+            ));
+        }
+        // Slices and integers first, on every axis at once: reverse the axes walked backwards,
+        // then one strided slice, then drop the integer-indexed axes.
+        let r = dims.len();
+        let (mut start, mut stop, mut step) = (vec![0; r], dims.clone(), vec![1; r]);
+        let (mut reversed, mut dropped) = (Vec::new(), Vec::new());
+        for (a, item) in items.iter().enumerate() {
+            let d = dims[a] as i64;
+            match *item {
+                Item::Int(i) => {
+                    let k = if i < 0 { i + d } else { i };
+                    if !(0..d).contains(&k) {
+                        return Err(err(
+                            self,
+                            format!("index {i} is out of range for axis {a} of size {d}"),
+                        ));
+                    }
+                    (start[a], stop[a]) = (k as usize, k as usize + 1);
+                    dropped.push(a);
+                }
+                Item::Slice(lo, hi, st) => {
+                    let st = st.unwrap_or(1);
+                    if st == 0 {
+                        return Err(err(self, "slice step cannot be zero".into()));
+                    }
+                    // Python's slice.indices(d).
+                    let norm = |v: i64, lo_clamp: i64, hi_clamp: i64| {
+                        let v = if v < 0 { v + d } else { v };
+                        v.clamp(lo_clamp, hi_clamp)
+                    };
+                    let (b, e) = if st > 0 {
+                        (lo.map_or(0, |v| norm(v, 0, d)), hi.map_or(d, |v| norm(v, 0, d)))
+                    } else {
+                        (
+                            lo.map_or(d - 1, |v| norm(v, -1, d - 1)),
+                            hi.map_or(-1, |v| norm(v, -1, d - 1)),
+                        )
+                    };
+                    let n = if st > 0 {
+                        if e > b { (e - b + st - 1) / st } else { 0 }
+                    } else if b > e {
+                        (b - e - st - 1) / -st
+                    } else {
+                        0
+                    };
+                    let (first, s) = if st > 0 {
+                        (b, st)
+                    } else {
+                        reversed.push(a);
+                        (d - 1 - b, -st)
+                    };
+                    let first = if n == 0 { 0 } else { first };
+                    start[a] = first as usize;
+                    stop[a] = (first + (n - 1).max(0) * s + i64::from(n > 0)) as usize;
+                    step[a] = s as usize;
+                }
+                Item::Tensor(..) => {}
+            }
+        }
+        let mut v = x;
+        let ir = |p: &Self, e| p.ir_err(&open, e);
+        if !reversed.is_empty() {
+            let rev = crate::ops::Reverse { axes: reversed };
+            v = self.b.add(Op::Reverse(rev), &[v]).map_err(|e| ir(self, e))?;
+        }
+        if start.iter().any(|&s| s != 0) || stop != dims || step.iter().any(|&s| s != 1) {
+            v = self.b.slice(v, &start, &stop, &step).map_err(|e| ir(self, e))?;
+        }
+        if !dropped.is_empty() {
+            let sd = self.b.ty(v).map_err(|e| ir(self, e))?.shape.0.clone();
+            let kept: Vec<usize> = sd
+                .iter()
+                .enumerate()
+                .filter(|(a, _)| !dropped.contains(a))
+                .map(|(_, &d)| d)
+                .collect();
+            v = self.b.reshape(v, kept).map_err(|e| ir(self, e))?;
+        }
+        if let Some((a, (idx, t))) = items.iter().enumerate().find_map(|(a, i)| match i {
+            Item::Tensor(n, t) => Some((a, (*n, t.clone()))),
+            _ => None,
+        }) {
+            let g = crate::ops::Gather { axis: a };
+            v = self.b.add(Op::Gather(g), &[v, idx]).map_err(|e| self.ir_err(&t, e))?;
+        }
+        Ok(Val::Node(v))
+    }
+
+    /// `[` at `open` is not matched.
+    fn unclosed_bracket(&self, open: &Token) -> ParseError {
+        let found = self.peek().tok.describe();
+        self.err_at(
+            open,
+            ParseErrorKind::Expected { expected: "`,` or `]` to close this `[`".into(), found },
+        )
     }
 
     /// `(` at `open` is not matched: reported where it opens, with what came instead.
