@@ -11,7 +11,7 @@ use crate::ops::{AttrValue, Binary, CallArgs, Compare, Op, ReduceKind, Unary};
 use crate::types::{DType, TensorType};
 
 /// Names the parser accepts that are not ops (built from ops; see docs/format.md).
-const SUGAR: [&str; 6] = ["matmul", "reduce_window", "any", "all", "min", "where"];
+pub(super) const SUGAR: [&str; 6] = ["matmul", "reduce_window", "any", "all", "min", "where"];
 
 /// Every attribute name an op or helper of the text format takes (for "did you mean").
 const ATTRIBUTES: [&str; 31] = [
@@ -486,7 +486,7 @@ impl Parser<'_> {
     /// An unknown op name, with the closest op or helper name.
     fn unknown_op(&self, t: &Token, name: String) -> ParseError {
         let names = Op::all_names().into_iter().chain(SUGAR.iter().copied());
-        let hint = did_you_mean(&name, names);
+        let hint = did_you_mean(&name, names.chain(self.helpers.keys().map(String::as_str)));
         self.err_at(t, ParseErrorKind::UnknownOp(name)).with_hint(hint)
     }
 
@@ -574,6 +574,16 @@ impl Parser<'_> {
         }
         if name == "reduce_window" {
             return self.reduce_window(name, t, operands, args);
+        }
+        if self.helpers.contains_key(&name) {
+            if let Some((k, _)) = args.keyword.first() {
+                return Err(self.unused_arg(t, name, k.clone()));
+            }
+            if let Some(v) = args.positional.first() {
+                return Err(self.unused_arg(t, name, v.to_string()));
+            }
+            let vals = operands.into_iter().map(|(v, _)| v).collect();
+            return self.inline(&name, t, vals);
         }
         if name == "any" || name == "all" {
             return self.any_all(name, t, operands, args);

@@ -67,7 +67,10 @@ pub fn parse_with_limits(
         depth: 0,
         base,
         max_nodes: limits.max_nodes,
+        helpers: HashMap::new(),
+        inlining: Vec::new(),
     };
+    p.helpers()?;
     p.function()
 }
 
@@ -109,6 +112,19 @@ pub(super) struct Parser<'a> {
     pub(super) depth: usize,
     pub(super) base: Option<&'a Path>,
     pub(super) max_nodes: usize,
+    /// Helper functions by name: parameter names and the token where the body starts.
+    pub(super) helpers: HashMap<String, Helper>,
+    /// The helpers being inlined, innermost last (a helper may not call itself).
+    pub(super) inlining: Vec<String>,
+}
+
+/// A helper function of a model file: `func NAME(a, b) { … return expr }`, untyped, inlined
+/// at each call.
+#[derive(Clone, Debug)]
+pub(super) struct Helper {
+    pub(super) params: Vec<String>,
+    /// The first token of the body (after `{`).
+    pub(super) body: usize,
 }
 
 pub(super) const RESERVED: [&str; 10] =
@@ -188,6 +204,113 @@ impl<'a> Parser<'a> {
 
     pub(super) fn ir_err(&self, t: &Token, e: IrError) -> ParseError {
         self.err_at(t, ParseErrorKind::Type(e.to_string()))
+    }
+
+    /// The helper functions before the model's function: `func NAME(a, b) { … }` with
+    /// untyped parameters and no result type. Each is recorded (its parameters and where its
+    /// body starts) and skipped; calls inline it ([`Parser::inline`]).
+    fn helpers(&mut self) -> PResult<()> {
+        loop {
+            let start = self.pos;
+            let typed = self.peek().tok == Tok::Ident("func".into())
+                && *self.peek_at(2) == Tok::Punct("(")
+                && match (self.peek_at(3), self.peek_at(4)) {
+                    (Tok::Punct(")"), Tok::Punct("->")) => true,
+                    (Tok::Punct(")"), _) => false,
+                    (_, next) => *next == Tok::Punct(":"),
+                };
+            if typed || self.peek().tok != Tok::Ident("func".into()) {
+                return Ok(());
+            }
+            self.keyword("func")?;
+            let (name, nt) = self.ident("a function name")?;
+            self.check_definable(&name, &nt)?;
+            if self.helpers.contains_key(&name) {
+                return Err(self.err_at(&nt, ParseErrorKind::Redefined(name)));
+            }
+            let taken = crate::Op::all_names().into_iter().chain(super::expr::SUGAR);
+            if taken.into_iter().any(|n| n == name) {
+                return Err(self.err_at(&nt, ParseErrorKind::Reserved(name)));
+            }
+            self.expect("(")?;
+            let mut params: Vec<String> = Vec::new();
+            if !self.eat(")") {
+                loop {
+                    let (pname, pt) = self.ident("a parameter name")?;
+                    self.check_definable(&pname, &pt)?;
+                    if params.contains(&pname) {
+                        return Err(self.err_at(&pt, ParseErrorKind::DuplicateParam(pname)));
+                    }
+                    params.push(pname);
+                    if self.eat(")") {
+                        break;
+                    }
+                    self.expect(",")?;
+                }
+            }
+            self.expect("{")?;
+            let body = self.pos;
+            // Skip to the matching `}` (braces appear only around function bodies).
+            let mut depth = 1usize;
+            while depth > 0 {
+                let t = self.next();
+                match t.tok {
+                    Tok::Punct("{") => depth += 1,
+                    Tok::Punct("}") => depth -= 1,
+                    Tok::Eof => {
+                        self.pos = start;
+                        return Err(self.expected("`}` closing the helper function"));
+                    }
+                    _ => {}
+                }
+            }
+            self.helpers.insert(name, Helper { params, body });
+        }
+    }
+
+    /// The value of the helper `name` applied to `args`: its body parsed again with its
+    /// parameters bound to the arguments, in a scope of its own, then the parser back where
+    /// it was.
+    pub(super) fn inline(&mut self, name: &str, t: &Token, args: Vec<Val>) -> PResult<Val> {
+        let Some(h) = self.helpers.get(name).cloned() else {
+            return Err(self.err_at(t, ParseErrorKind::UnknownOp(name.into())));
+        };
+        if self.inlining.iter().any(|n| n == name) {
+            let message = format!(
+                "helper `{name}` calls itself (through {}); helpers are inlined, so they cannot recurse",
+                self.inlining.join(" -> ")
+            );
+            return Err(self.err_at(t, ParseErrorKind::Attr { op: name.into(), message }));
+        }
+        if args.len() != h.params.len() {
+            let message = format!("takes {} operands, got {}", h.params.len(), args.len());
+            return Err(self.err_at(t, ParseErrorKind::Attr { op: name.into(), message }));
+        }
+        let scope: HashMap<String, Val> = h.params.iter().cloned().zip(args).collect();
+        let saved_env = std::mem::replace(&mut self.env, scope);
+        let saved_pos = std::mem::replace(&mut self.pos, h.body);
+        self.inlining.push(name.to_string());
+        let result = self.body_value();
+        self.inlining.pop();
+        self.pos = saved_pos;
+        self.env = saved_env;
+        result
+    }
+
+    /// A helper's statements and its `return expr }`.
+    fn body_value(&mut self) -> PResult<Val> {
+        loop {
+            let t = self.peek().clone();
+            match &t.tok {
+                Tok::Ident(s) if s == "return" => break,
+                Tok::Ident(_) => self.statement()?,
+                _ => return Err(self.expected("a statement `name = ...` or `return`")),
+            }
+        }
+        self.next();
+        let v = self.expr()?;
+        self.expect("}")?;
+        Ok(v)
     }
 
     // func NAME ( params ) -> type { stmts return expr }
@@ -283,7 +406,10 @@ impl<'a> Parser<'a> {
         if self.b.node_count() > self.max_nodes {
             return Err(self.err_at(&t, ParseErrorKind::TooManyNodes { limit: self.max_nodes }));
         }
-        if let Val::Node(id) = v {
+        // Names inside a helper are local to one call: the flat graph does not keep them.
+        if let Val::Node(id) = v
+            && self.inlining.is_empty()
+        {
             self.b.name_node(id, &name);
         }
         self.env.insert(name, v);
