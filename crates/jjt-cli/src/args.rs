@@ -129,6 +129,13 @@ pub(crate) struct DumpArgs {
     /// With `--stage optimized`: print per-pass time and rule hits.
     #[arg(long)]
     pub stats: bool,
+    /// With `--format dot`: draw only the nodes near this one (its name as the text dump
+    /// prints it), at most `--depth` edges away.
+    #[arg(long, value_name = "NODE")]
+    pub around: Option<String>,
+    /// Edges from the `--around` node to draw.
+    #[arg(long, default_value_t = 2, value_name = "K")]
+    pub depth: usize,
     #[command(flatten)]
     pub opts: KernelOpts,
     /// Write to this file instead of standard output.
@@ -170,9 +177,21 @@ pub(crate) struct BenchArgs {
     #[arg(long)]
     pub threads: Option<usize>,
     /// Also time every step of the compiled kernel and print each with its predicted and
-    /// measured time, its rate, what it is and how it was compiled (before the JSON line).
+    /// measured time, its rate, what it is, how it was compiled and the graph node it
+    /// computes (before the JSON line).
     #[arg(long)]
     pub profile: bool,
+    /// With `--profile`: `dot` prints the compiled graph as Graphviz DOT instead of the table,
+    /// each node coloured by its share of the measured time and labelled with its time and
+    /// flops (the summary and the JSON line go to standard error).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// With `--format dot`: draw only the nodes near this one (as `jjt dump --around`).
+    #[arg(long, value_name = "NODE")]
+    pub around: Option<String>,
+    /// Edges from the `--around` node to draw.
+    #[arg(long, default_value_t = 2, value_name = "K")]
+    pub depth: usize,
 }
 
 /// What `dump` and `bench` differentiate: the names (with optional files) and batch sizes.
@@ -349,6 +368,10 @@ pub(crate) struct KernelOpts {
     /// kernel of such a model without it is refused with the list of outputs.
     #[arg(long = "output", value_name = "NAME|INDEX")]
     pub pick: Option<String>,
+    /// Print what `--strategy auto` chose and the predicted time of each candidate (standard
+    /// error; `bench` always prints it).
+    #[arg(long)]
+    pub verbose: bool,
 }
 
 /// The arithmetic a model is computed in (`--f64`).
@@ -412,7 +435,7 @@ pub(crate) enum Stage {
     Asm,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Format {
     /// Canonical text (parses back to the same graph).
     Text,

@@ -7,7 +7,7 @@ use jjt_ir::random::Mt19937;
 use jjt_ir::{Function, Tensor, TensorType};
 
 use crate::CliError;
-use crate::args::{BenchArgs, KernelIo, items};
+use crate::args::{BenchArgs, Format, KernelIo, items};
 use crate::bind::{Missing, bind_kernel, bind_some};
 use crate::pipeline::{jit_options, kernel_graph, load, optimized, pick_output, throughputs};
 use jjt_ad::Form;
@@ -46,7 +46,11 @@ fn peak_rss_mb() -> f64 {
 
 /// The graph `bench` times and its inputs: the files of `--x1`, `--x2`, `--shared` and
 /// `--wrt NAME=FILE` (as `jjt kernel` binds them), random values for the inputs no file gives.
-pub(crate) fn inputs(b: &BenchArgs, f: &Function) -> Result<(Function, Vec<Tensor>), CliError> {
+/// The graph to time, its inputs, and what `--strategy auto` chose ([`choice_note`]).
+pub(crate) fn inputs(
+    b: &BenchArgs,
+    f: &Function,
+) -> Result<(Function, Vec<Tensor>, Option<String>), CliError> {
     let mut rng = Mt19937::new(b.seed);
     let io = KernelIo {
         model: b.model.clone(),
@@ -76,13 +80,13 @@ pub(crate) fn inputs(b: &BenchArgs, f: &Function) -> Result<(Function, Vec<Tenso
             .zip(given)
             .map(|(p, t)| t.map_or_else(|| random(&mut rng, f, &p.name, &p.ty), Ok))
             .collect::<Result<_, _>>()?;
-        return Ok((g, args));
+        return Ok((g, args, None));
     }
     let batch = b.target.batch()?;
     let (spec, bound) = bind_kernel(f, &io, &b.opts, b.form, None, (batch, Missing::Allow))?;
-    let g = match b.form {
+    let (g, choice) = match b.form {
         Form::Kernel => kernel_graph(f, &spec, &b.opts)?,
-        Form::Apply => optimized(&spec.apply(f)?, b.opts.optimizer)?,
+        Form::Apply => (optimized(&spec.apply(f)?, b.opts.optimizer)?, None),
     };
     let args = bound
         .into_iter()
@@ -91,7 +95,7 @@ pub(crate) fn inputs(b: &BenchArgs, f: &Function) -> Result<(Function, Vec<Tenso
             x.value.map_or_else(|| random(&mut rng, f, input, &x.ty), Ok)
         })
         .collect::<Result<_, _>>()?;
-    Ok((g, args))
+    Ok((g, args, choice))
 }
 
 pub(crate) fn run(b: &BenchArgs) -> Result<(), CliError> {
@@ -105,7 +109,7 @@ pub(crate) fn run(b: &BenchArgs) -> Result<(), CliError> {
     let one = !b.target.wrt.is_empty();
     let f = pick_output(load(&b.model, b.opts.precision)?, b.opts.pick.as_deref(), one)?;
     let note = b.target.check_sides(&f)?;
-    let (g, args) = inputs(b, &f)?;
+    let (g, args, choice) = inputs(b, &f)?;
     let refs: Vec<&Tensor> = args.iter().collect();
     let jit = jjt_jit::Options {
         threads: b.threads.unwrap_or(0),
@@ -137,7 +141,10 @@ pub(crate) fn run(b: &BenchArgs) -> Result<(), CliError> {
     let median = if times.is_empty() { f64::NAN } else { times[times.len() / 2] };
     let min = times.first().copied().unwrap_or(f64::NAN);
     let out_ty = out.first().map(|t| t.ty().to_string()).unwrap_or_default();
-    outln!(
+    // With a DOT picture on standard output, the text goes to standard error.
+    let dot = b.format == Format::Dot;
+    let say = |line: String| if dot { eprintln!("{line}") } else { outln!("{line}") };
+    say(format!(
         "{}: {} -> {out_ty}; first call {first_ms:.3} ms (parse, transforms, compile, run); steady median {median:.4} ms, min {min:.4} ms over {} reps; arena {:.1} MiB; {threads} thread(s)",
         b.model.display(),
         if b.target.wrt.is_empty() {
@@ -155,17 +162,38 @@ pub(crate) fn run(b: &BenchArgs) -> Result<(), CliError> {
         },
         b.reps,
         compiled.arena_bytes() as f64 / (1 << 20) as f64,
-    );
+    ));
+    if let Some(c) = choice {
+        say(c);
+    }
     if b.profile {
         let predicted = jjt_jit::predict_with(&g, &jit, &throughputs()?)?;
-        outln!("{}", profile_table(&step_medians(&steps), compiled.step_labels(), &predicted));
+        let medians = step_medians(&steps);
+        let (_, names) = jjt_ir::text::layout(&g);
+        let node_names: Vec<String> = compiled
+            .step_nodes()
+            .iter()
+            .map(|n| n.and_then(|n| names.get(&n).cloned()).unwrap_or_else(|| "(output)".into()))
+            .collect();
+        if dot {
+            let notes =
+                profile_notes(&medians, compiled.step_nodes(), compiled.step_labels(), &predicted);
+            let o =
+                jjt_ir::dot::DotOptions { around: b.around.clone().map(|n| (n, b.depth)), notes };
+            outln!("{}", jjt_ir::dot::to_dot_with(&[&g], &o)?.trim_end());
+        } else {
+            let table = profile_table(&medians, compiled.step_labels(), &node_names, &predicted);
+            outln!("{table}");
+        }
+    } else if dot {
+        return Err(CliError::Usage("--format dot draws the profile: add --profile"));
     }
-    outln!(
+    say(format!(
         "{{\"median_ms\": {median:.6}, \"min_ms\": {min:.6}, \"first_call_ms\": {first_ms:.3}, \"reps\": {}, \"peak_rss_mb\": {:.1}, \"arena_mb\": {:.3}, \"threads\": {threads}}}",
         b.reps,
         peak_rss_mb(),
         compiled.arena_bytes() as f64 / (1 << 20) as f64
-    );
+    ));
     if let Some(n) = note {
         eprintln!("{n}");
     }
@@ -189,9 +217,50 @@ fn step_medians(calls: &[Vec<f64>]) -> Vec<f64> {
 /// milliseconds per call, the measured rate and what the step is, then the totals. Rates are
 /// GFLOP/s for contractions (two per multiply-add) and G elements/s (elements written; read,
 /// for reductions) for the other steps.
+/// Per graph node: its steps' measured time, share of the total and flops as label lines,
+/// and the share as the fill weight (the heaviest node fully red).
+fn profile_notes(
+    measured: &[f64],
+    nodes: &[Option<jjt_ir::NodeId>],
+    labels: &[String],
+    predicted: &jjt_jit::Prediction,
+) -> std::collections::HashMap<jjt_ir::NodeId, (String, f64)> {
+    let total: f64 = measured.iter().sum();
+    let mut per: std::collections::HashMap<jjt_ir::NodeId, (f64, f64, Vec<String>)> =
+        std::collections::HashMap::new();
+    for (k, node) in nodes.iter().enumerate() {
+        let Some(n) = node else { continue };
+        let e = per.entry(*n).or_default();
+        e.0 += measured.get(k).copied().unwrap_or(0.0);
+        e.1 += predicted.steps.get(k).map_or(0.0, |p| 2.0 * p.macs);
+        if let Some(how) = labels.get(k).and_then(|l| l.rsplit_once(" (")).map(|(_, h)| h) {
+            let how = format!("({how}");
+            if !e.2.contains(&how) {
+                e.2.push(how);
+            }
+        }
+    }
+    let most = per.values().map(|v| v.0).fold(0.0, f64::max);
+    per.into_iter()
+        .map(|(n, (t, flops, how))| {
+            let share = if total > 0.0 { 100.0 * t / total } else { 0.0 };
+            let mut text = format!("{:.3} ms ({share:.1}%)", t * 1e3);
+            if flops > 0.0 {
+                text.push_str(&format!(", {:.3} GFLOP", flops / 1e9));
+            }
+            for h in how {
+                text.push('\n');
+                text.push_str(&h);
+            }
+            (n, (text, if most > 0.0 { t / most } else { 0.0 }))
+        })
+        .collect()
+}
+
 pub(crate) fn profile_table(
     measured: &[f64],
     labels: &[String],
+    node_names: &[String],
     predicted: &jjt_jit::Prediction,
 ) -> String {
     use std::fmt::Write as _;
@@ -216,9 +285,10 @@ pub(crate) fn profile_table(
             Some(p) if p.kind.is_contraction() => "GFLOP/s",
             _ => "Gelem/s",
         };
+        let node = node_names.get(k).map_or("", String::as_str);
         let _ = writeln!(
             out,
-            "  {k:>5}  {:>10.4}  {:>10.4}  {share:>4.1}%  {rate:>9.3} {unit}  {label}",
+            "  {k:>5}  {:>10.4}  {:>10.4}  {share:>4.1}%  {rate:>9.3} {unit}  {label}  [{node}]",
             p.map_or(0.0, |p| p.seconds * 1e3),
             m * 1e3,
         );

@@ -55,10 +55,11 @@ fn dump(a: &DumpArgs, f: &Function, wrt: &[String]) -> Result<(), CliError> {
         } else {
             stage_graphs(f, of, target, opts)?.remove(0)
         };
-        let mut text = String::new();
+        // The graph after each run of the `--print-after` pass.
+        let mut after: Vec<(String, Function)> = Vec::new();
         let (opt, reports) = jjt_opt::optimize(&g, |pass, h| {
             if *print_after == Some(pass) {
-                text.push_str(&format!("# after {pass}\n{}\n", render(h, format)));
+                after.push((pass.to_string(), h.clone()));
             }
         })
         .map_err(CliError::Optimize)?;
@@ -79,8 +80,21 @@ fn dump(a: &DumpArgs, f: &Function, wrt: &[String]) -> Result<(), CliError> {
                 ));
             }
         }
-        out.push_str(&text);
-        out.push_str(&render(&opt, format));
+        match format {
+            // One picture: the graph after each run of the pass and the optimised one, a
+            // cluster each.
+            Format::Dot => {
+                let mut all: Vec<&Function> = after.iter().map(|(_, h)| h).collect();
+                all.push(&opt);
+                out.push_str(&render(&all, format, a)?);
+            }
+            Format::Text => {
+                for (pass, h) in &after {
+                    out.push_str(&format!("# after {pass}\n{}\n", render(&[h], format, a)?));
+                }
+                out.push_str(&render(&[&opt], format, a)?);
+            }
+        }
         return emit(&out, output.as_deref());
     }
     if matches!(stage, Stage::Staged) {
@@ -94,14 +108,22 @@ fn dump(a: &DumpArgs, f: &Function, wrt: &[String]) -> Result<(), CliError> {
             .collect();
         let st = jjt_opt::stage::stage(&g, &flags).map_err(CliError::Stage)?;
         let mut out = match &st.prepare {
-            Some(p) => format!(
-                "# prepare: run once per value of the shared inputs\n{}\n",
-                render(p, format)
-            ),
+            Some(_) => "# prepare: run once per value of the shared inputs\n".to_string(),
             None => "# prepare: nothing depends on the shared inputs alone\n".to_string(),
         };
-        out.push_str("# per call: takes the prepared values as its last inputs\n");
-        out.push_str(&render(&st.call, format));
+        match (&st.prepare, format) {
+            // One picture, a cluster per function.
+            (Some(p), Format::Dot) => out.push_str(&render(&[p, &st.call], format, a)?),
+            (Some(p), Format::Text) => {
+                out.push_str(&format!("{}\n", render(&[p], format, a)?));
+                out.push_str("# per call: takes the prepared values as its last inputs\n");
+                out.push_str(&render(&[&st.call], format, a)?);
+            }
+            (None, _) => {
+                out.push_str("# per call: takes the prepared values as its last inputs\n");
+                out.push_str(&render(&[&st.call], format, a)?);
+            }
+        }
         return emit(&out, output.as_deref());
     }
     if matches!(stage, Stage::Clif | Stage::Asm) {
@@ -116,13 +138,26 @@ fn dump(a: &DumpArgs, f: &Function, wrt: &[String]) -> Result<(), CliError> {
         return emit(&text, output.as_deref());
     }
     let graphs = stage_graphs(f, stage, target, opts)?;
-    let text: Vec<String> = graphs.iter().map(|g| render(g, format)).collect();
-    emit(&text.join("\n"), output.as_deref())
+    let refs: Vec<&Function> = graphs.iter().collect();
+    emit(&render(&refs, format, a)?, output.as_deref())
 }
 
-fn render(g: &Function, format: Format) -> String {
+/// The graphs as text (one after the other) or as one DOT digraph (a cluster per graph, the
+/// `--around` neighbourhood only when asked).
+fn render(gs: &[&Function], format: Format, a: &DumpArgs) -> Result<String, CliError> {
     match format {
-        Format::Text => jjt_ir::text::print(g),
-        Format::Dot => jjt_ir::dot::to_dot(g),
+        Format::Text => {
+            if a.around.is_some() {
+                return Err(CliError::Usage("--around draws pictures: add --format dot"));
+            }
+            Ok(gs.iter().map(|g| jjt_ir::text::print(g)).collect::<Vec<_>>().join("\n"))
+        }
+        Format::Dot => {
+            let o = jjt_ir::dot::DotOptions {
+                around: a.around.clone().map(|n| (n, a.depth)),
+                ..Default::default()
+            };
+            Ok(jjt_ir::dot::to_dot_with(gs, &o)?)
+        }
     }
 }

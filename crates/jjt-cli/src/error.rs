@@ -89,6 +89,9 @@ pub(crate) enum CliError {
     )]
     AllPerSide { wrt: String, inputs: String },
 
+    #[error("--around {0}")]
+    Around(#[from] jjt_ir::dot::NoSuchNode),
+
     #[error("the function has no output")]
     NoOutput,
 

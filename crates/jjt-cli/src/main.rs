@@ -96,7 +96,11 @@ fn run(cli: Cli) -> Result<(), CliError> {
                             "--rows/--cols need batched per-side inputs, --examples all and --backend jit",
                         ));
                     }
-                    opts.backend.run(&kernel_graph(&f, &spec, &opts)?, &args, opts.max_memory)?
+                    let (g, note) = kernel_graph(&f, &spec, &opts)?;
+                    if let Some(n) = note.filter(|_| opts.verbose) {
+                        eprintln!("{n}");
+                    }
+                    opts.backend.run(&g, &args, opts.max_memory)?
                 }
             };
             write_result(k, output)

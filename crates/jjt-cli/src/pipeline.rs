@@ -165,15 +165,32 @@ pub(crate) fn stage_graphs(
 
 /// The kernel to run: with `--strategy auto` the optimised candidate predicted fastest; otherwise the
 /// requested strategy, optimised unless `--no-opt`.
+/// With `--strategy auto`, also what it chose among which candidates ([`choice_note`]).
 pub(crate) fn kernel_graph(
     f: &Function,
     spec: &KernelSpec,
     opts: &KernelOpts,
-) -> Result<Function, CliError> {
+) -> Result<(Function, Option<String>), CliError> {
     if matches!(opts.strategy, StrategyArg::Auto) && opts.optimizer == Optimizer::Run {
-        return Ok(choose(spec, f, opts)?.kernel);
+        let choice = choose(spec, f, opts)?;
+        let note = choice_note(&choice);
+        return Ok((choice.kernel, Some(note)));
     }
-    optimized(&spec.kernel(f)?, opts.optimizer)
+    Ok((optimized(&spec.kernel(f)?, opts.optimizer)?, None))
+}
+
+/// `strategy auto: jc (predicted per call: ntvp 3.9310 ms, jc 0.6726 ms)`.
+pub(crate) fn choice_note(c: &jjt_opt::auto::Choice) -> String {
+    let name = |s: jjt_ad::Strategy| match s {
+        jjt_ad::Strategy::Ntvp => "ntvp",
+        jjt_ad::Strategy::Jc => "jc",
+    };
+    let each: Vec<String> = c
+        .candidates
+        .iter()
+        .map(|k| format!("{} {:.4} ms", name(k.strategy), k.price * 1e3))
+        .collect();
+    format!("strategy auto: {} (predicted per call: {})", name(c.strategy), each.join(", "))
 }
 
 /// The graph after the optimiser (unless `--no-opt`).

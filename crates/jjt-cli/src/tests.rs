@@ -289,7 +289,7 @@ fn bench_binds_the_files_contents() {
         let cli = Cli::try_parse_from(std::iter::once("jjt").chain(args.iter().copied())).unwrap();
         let crate::args::Command::Bench(b) = cli.command else { panic!("not bench") };
         let f = crate::pipeline::load(&b.model, b.opts.precision).unwrap();
-        let (g, args) = crate::bench::inputs(&b, &f).unwrap();
+        let (g, args, _) = crate::bench::inputs(&b, &f).unwrap();
         let names: Vec<String> = g.params().iter().map(|p| p.name.clone()).collect();
         (names, args.iter().map(|t| (t.ty().to_string(), t.to_f64_vec())).collect::<Vec<_>>())
     };
@@ -332,7 +332,7 @@ fn bench_draws_integer_inputs_within_the_indexed_rows() {
     let cli = Cli::try_parse_from(args).unwrap();
     let crate::args::Command::Bench(b) = cli.command else { panic!("not a bench command") };
     let f = crate::pipeline::load(&b.model, b.opts.precision).unwrap();
-    let (_, inputs) = crate::bench::inputs(&b, &f).unwrap();
+    let (_, inputs, _) = crate::bench::inputs(&b, &f).unwrap();
     let ints: Vec<i32> = inputs
         .iter()
         .filter_map(|t| match &t.data {

@@ -146,8 +146,11 @@ pub(crate) fn run(
     // Staging: what depends only on the shared inputs (θ) runs once, not once per tile.
     let shared: Vec<bool> =
         layout.iter().map(|(_, role, _)| matches!(role, Role::Shared(_))).collect();
-    let staged = jjt_opt::stage::stage(&kernel_graph(f, &tile_spec, opts)?, &shared)
-        .map_err(CliError::Stage)?;
+    let (kernel, note) = kernel_graph(f, &tile_spec, opts)?;
+    if let Some(n) = note.filter(|_| opts.verbose) {
+        eprintln!("{n}");
+    }
+    let staged = jjt_opt::stage::stage(&kernel, &shared).map_err(CliError::Stage)?;
     let hoisted: Vec<Tensor> = match &staged.prepare {
         Some(p) => {
             let prepare = jjt_jit::compile_with(p, jit)?;

@@ -447,6 +447,98 @@ fn bench_profile_lists_steps() {
     assert!((pred_total - predicted).abs() <= 5e-5 * (n as f64 + 1.0), "{out}");
     assert!((share - 100.0).abs() <= 0.05 * n as f64 + 0.1, "{out}");
     assert!(steps.iter().any(|l| l.contains("(matrix multiply)")), "{out}");
+    // Each step names the graph node it computes, as the text dump of the kernel prints it.
+    let kernel = stdout(&jjt(&[
+        "dump",
+        &model,
+        "--stage",
+        "optimized",
+        "--wrt",
+        p,
+        "--shared",
+        p,
+        "--batch",
+        "4,3",
+    ]));
+    for l in steps {
+        let node = l.rsplit_once('[').map(|(_, n)| n.trim_end_matches(']')).unwrap();
+        assert!(
+            node == "(output)" || kernel.contains(&format!("  {node} = ")),
+            "{node} is not a node of the optimised kernel: {l}"
+        );
+    }
+    // `auto` says what it chose.
+    assert!(lines.iter().any(|l| l.starts_with("strategy auto: ")), "{out}");
+}
+
+/// `jjt bench --profile --format dot` draws the compiled kernel as one DOT digraph, each
+/// timed node filled by its share of the measured time (the slowest fully red) and labelled
+/// with its time; with `--around NODE` only its neighbourhood, which Graphviz renders below
+/// 2000 pixels on the longer side. `jjt dump` of a two-function stage is one digraph with a
+/// cluster per function, and `--around` names an unknown node in its error.
+#[test]
+fn profile_pictures() {
+    let model = root().join("examples/models/mlp.jjt").display().to_string();
+    let p = "w0,b0,w1,b1,w2,b2";
+    let args = [
+        "bench",
+        &model,
+        "--wrt",
+        p,
+        "--shared",
+        p,
+        "--batch",
+        "32,32",
+        "--reps",
+        "2",
+        "--profile",
+        "--format",
+        "dot",
+    ];
+    let o = jjt(&args);
+    let whole = stdout(&o);
+    assert!(
+        whole.starts_with("digraph \"mlp_kernel\" {") && whole.trim_end().ends_with('}'),
+        "{whole}"
+    );
+    assert_eq!(whole.matches("digraph").count(), 1);
+    assert!(whole.contains("fillcolor=\"#ff0000\""), "the slowest node is red: {whole}");
+    assert!(whole.contains(" ms ("), "{whole}");
+    // The summary went to standard error.
+    assert!(String::from_utf8_lossy(&o.stderr).contains("\"median_ms\""));
+    // The red node's name, for --around.
+    let red = whole.lines().find(|l| l.contains("#ff0000")).unwrap();
+    let name = red.split("label=\"").nth(1).unwrap().split(" = ").next().unwrap();
+    let near = stdout(&jjt(&[&args[..], &["--around", name, "--depth", "2"]].concat()));
+    assert!(near.matches(" [label=").count() < whole.matches(" [label=").count());
+    let path = tmp("near.dot");
+    std::fs::write(&path, &near).unwrap();
+    let png = tmp("near.png");
+    let r = Command::new("dot").arg("-Tpng").arg(&path).arg("-o").arg(&png).output().unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let head = std::fs::read(&png).unwrap();
+    let (w, h) = (
+        u32::from_be_bytes(head[16..20].try_into().unwrap()),
+        u32::from_be_bytes(head[20..24].try_into().unwrap()),
+    );
+    assert!(w.max(h) < 2000, "{w}x{h}");
+    // Two functions, one picture.
+    let lin = stdout(&jjt(&[
+        "dump",
+        &seed_model(),
+        "--stage",
+        "linearize",
+        "--wrt",
+        "x",
+        "--format",
+        "dot",
+    ]));
+    assert_eq!(lin.matches("digraph").count(), 1, "{lin}");
+    assert!(lin.contains("subgraph cluster_0") && lin.contains("subgraph cluster_1"), "{lin}");
+    fails_with(
+        &["dump", &seed_model(), "--format", "dot", "--around", "nosuch"],
+        &["--around", "no node is printed as `nosuch`"],
+    );
 }
 
 #[test]

@@ -124,6 +124,7 @@ pub fn compile_with(f: &Function, opts: Options) -> Result<Compiled, JitError> {
         asm: defined.asm,
         steps: plan.steps.len(),
         step_labels: defined.labels,
+        step_nodes: plan.step_nodes.clone(),
         descriptors: defined.descriptors,
     })
 }

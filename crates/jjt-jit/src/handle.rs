@@ -49,6 +49,7 @@ pub struct Compiled {
     pub(crate) asm: Option<String>,
     pub(crate) steps: usize,
     pub(crate) step_labels: Vec<String>,
+    pub(crate) step_nodes: Vec<Option<jjt_ir::NodeId>>,
     /// The runtime contractions' descriptors: the code holds their addresses, so they are
     /// freed with it (never moved out of their boxes).
     #[expect(
@@ -259,6 +260,13 @@ impl Compiled {
     /// entries of [`crate::take_profile`] for this function.
     pub fn step_labels(&self) -> &[String] {
         &self.step_labels
+    }
+
+    /// The graph node each step computes, in the order of [`Compiled::step_labels`]: `None`
+    /// for a copy into an output buffer. Fused nodes have no step of their own; their work is
+    /// in the step of the node that stores them.
+    pub fn step_nodes(&self) -> &[Option<jjt_ir::NodeId>] {
+        &self.step_nodes
     }
 }
 

@@ -248,6 +248,10 @@ pub struct Plan {
     /// Constants, not yet evaluated: [`crate::compile_with`] generates each value once, into
     /// the compiled function, and planning alone (the cost model) allocates none of them.
     pub consts: Vec<Const>,
+    /// For each step, the graph node whose value it computes (the node being planned when the
+    /// step was made; a fused expression's nodes belong to the step of the node that stores
+    /// it). `None` for the copies into output buffers.
+    pub step_nodes: Vec<Option<NodeId>>,
 }
 
 #[derive(Clone, Debug)]
@@ -390,10 +394,12 @@ pub fn plan(f: &Function) -> Result<Plan, JitError> {
         outputs,
         slots,
         concat_bufs: HashMap::new(),
-        plan: Plan { steps: vec![], scratch: vec![], consts: vec![] },
+        plan: Plan { steps: vec![], scratch: vec![], consts: vec![], step_nodes: vec![] },
     };
     for &n in &order {
         p.node(n)?;
+        let made = p.plan.steps.len() - p.plan.step_nodes.len();
+        p.plan.step_nodes.extend(std::iter::repeat_n(Some(n), made));
     }
     // Outputs whose value is not already in their output buffer get a copy.
     for (k, &o) in f.outputs().iter().enumerate() {
@@ -405,6 +411,8 @@ pub fn plan(f: &Function) -> Result<Plan, JitError> {
             p.plan.steps.push(Step::Map(MapStep { dst, shape: ty.shape.0.clone(), expr }));
         }
     }
+    let made = p.plan.steps.len() - p.plan.step_nodes.len();
+    p.plan.step_nodes.extend(std::iter::repeat_n(None, made));
     for s in &mut p.plan.steps {
         if let Step::Map(m) = s {
             canonical_map(m);

@@ -13,5 +13,4 @@ pub use parser::{
     Limits, MAX_DEPTH, MAX_NODES, MAX_SOURCE_BYTES, parse, parse_file, parse_file_with_limits,
     parse_with_base, parse_with_limits,
 };
-pub(crate) use printer::layout;
-pub use printer::print;
+pub use printer::{layout, print};

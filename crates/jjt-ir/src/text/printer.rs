@@ -49,7 +49,7 @@ pub fn print(f: &Function) -> String {
 }
 
 /// Canonical statement order and the printed name of every node.
-pub(crate) fn layout(f: &Function) -> (Vec<NodeId>, std::collections::HashMap<NodeId, String>) {
+pub fn layout(f: &Function) -> (Vec<NodeId>, std::collections::HashMap<NodeId, String>) {
     let order = print_order(f);
     let names = assign_names(f, &order);
     (order, names)
