@@ -11,7 +11,7 @@ pub enum AdError {
     #[error("{0}")]
     Ir(#[from] IrError),
     /// A `wrt` (or `shared`) name that is not an input of the function.
-    #[error("`{name}` is not an input of `{function}`; its inputs are: {inputs}")]
+    #[error("`{name}` is not an input of `{function}`; its inputs are: {inputs}{}", hint.as_ref().map_or(String::new(), |h| format!("; {h}")))]
     UnknownInput {
         /// The name given.
         name: String,
@@ -19,6 +19,8 @@ pub enum AdError {
         function: String,
         /// Its inputs, `name: type` separated by commas.
         inputs: String,
+        /// "did you mean `w0`?" for the closest input name, when one is close.
+        hint: Option<String>,
     },
     /// A `wrt` glob pattern that matches no floating-point input.
     #[error(

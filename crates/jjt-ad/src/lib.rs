@@ -72,10 +72,12 @@ pub fn input_mask(f: &Function, names: &[impl AsRef<str>]) -> Result<Vec<bool>, 
         match f.params().iter().position(|p| p.name == n) {
             Some(i) => mask[i] = true,
             None => {
+                let names = f.params().iter().map(|p| p.name.as_str());
                 return Err(AdError::UnknownInput {
                     name: n.to_string(),
                     function: f.name.clone(),
                     inputs: describe_inputs(f),
+                    hint: jjt_ir::text::did_you_mean(n, names),
                 });
             }
         }

@@ -133,7 +133,10 @@ fn bind_args(
 /// The position of input `name` among the model's inputs, or the error naming them.
 fn input_index(f: &Function, flag: &'static str, name: &str) -> Result<usize, CliError> {
     f.params().iter().position(|p| p.name == name).ok_or_else(|| CliError::UnknownInput {
-        reason: format!("the model has no input `{name}`"),
+        reason: match jjt_ir::text::did_you_mean(name, f.params().iter().map(|p| p.name.as_str())) {
+            Some(h) => format!("the model has no input `{name}` ({h})"),
+            None => format!("the model has no input `{name}`"),
+        },
         flag,
         name: name.to_string(),
         known: known(f),

@@ -1,4 +1,4 @@
-//! What the user sees when they get something wrong: for each of 54 distinct mistakes, `jjt`
+//! What the user sees when they get something wrong: for each of 56 distinct mistakes, `jjt`
 //! exits with status 1 and one message that starts with `error: `, is not a Rust panic or a
 //! debug-formatted value, and names the offending file or input and what was expected. All
 //! messages together are one snapshot (paths replaced by placeholders).
@@ -251,6 +251,16 @@ fn user_mistakes() {
             "parameters left per-side",
             args(&["dump", &layer, "--stage", "kernel", "--wrt", "w,b"]),
             &["every input is per-side (x, w, b)", "--shared w,b", "--per-side"],
+        ),
+        (
+            "--wrt name misspelled",
+            args(&["dump", &layer, "--stage", "kernel", "--wrt", "ww", "--shared", "w,b"]),
+            &["`ww` is not an input", "did you mean `w`?"],
+        ),
+        (
+            "--x1 name misspelled",
+            args(&["kernel", &seed, "--wrt", "x", "--x1", &format!("xx={x1}"), "--x2", &x2]),
+            &["no input `xx`", "did you mean `x`?"],
         ),
         (
             "missing per-side input, maybe shared",

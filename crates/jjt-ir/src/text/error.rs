@@ -203,7 +203,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 
 /// "did you mean `x`?" for the candidate closest to `word`, when one is close: at most one
 /// edit for words of two to five characters, else a third of the word's length.
-pub(crate) fn did_you_mean<'a>(
+pub fn did_you_mean<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<String> {

@@ -8,7 +8,7 @@ mod lexer;
 mod parser;
 mod printer;
 
-pub use error::{ModelFileError, ParseError, ParseErrorKind};
+pub use error::{ModelFileError, ParseError, ParseErrorKind, did_you_mean};
 pub use parser::{
     Limits, MAX_DEPTH, MAX_NODES, MAX_SOURCE_BYTES, parse, parse_file, parse_file_with_limits,
     parse_with_base, parse_with_limits,
