@@ -1008,6 +1008,15 @@ fn lists_with_spaces_negative_ranges_and_the_sides_note() {
     // tanh is smooth on [-1, 1]: the derivative check passes there.
     let o = jjt(&["check", m, "--wrt", "w,b", "--range", "-1,1"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // `kernel --verbose` says what `auto` chose among which candidates.
+    let (x1, x2) = (fixture("x1_f32.npy"), fixture("x2_f32.npy"));
+    let o = jjt(&["kernel", &seed_model(), "--wrt", "x", "--x1", &x1, "--x2", &x2, "--verbose"]);
+    stdout(&o);
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert!(
+        err.starts_with("strategy auto: ") && err.contains("ntvp ") && err.contains("jc "),
+        "{err}"
+    );
     // `--per-side` keeps parameters per example when that is what is meant.
     let per = jjt(&["dump", m, "--stage", "kernel", "--wrt", "w", "--per-side"]);
     assert!(stdout(&per).starts_with("func f_kernel(x_1: f64[3], w_1: f64[3,2], b_1: f64[2]"));

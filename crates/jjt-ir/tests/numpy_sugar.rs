@@ -56,10 +56,23 @@ fn min_reduces_with_and_without_keepdims() {
     let all = run("func f(x: f64[2,3,4]) -> f64[] {\n  return min(x)\n}", std::slice::from_ref(&t));
     assert_eq!(all.to_f64_vec(), vec![x.iter().cloned().fold(f64::INFINITY, f64::min)]);
     // Negative axes count from the end; keepdims on every axis keeps the rank.
-    let last =
-        run("func f(x: f64[2,3,4]) -> f64[1,1,1] {\n  return sum(x, keepdims=true)\n}", &[t]);
+    let last = run(
+        "func f(x: f64[2,3,4]) -> f64[1,1,1] {\n  return sum(x, keepdims=true)\n}",
+        std::slice::from_ref(&t),
+    );
     let total: f64 = x.iter().sum();
     assert!((last.to_f64_vec()[0] - total).abs() < 1e-13);
+    // keepdims on the bool reductions too: any over axis 1 of x > 0, kept as [2,1,4].
+    let src =
+        "func f(x: f64[2,3,4]) -> bool[2,1,4] {\n  return any(x > 0.0, axes=[1], keepdims=true)\n}";
+    let got = run(src, std::slice::from_ref(&t)).to_f64_vec();
+    let mut want = vec![0.0; 8];
+    for (i, &v) in x.iter().enumerate() {
+        if v > 0.0 {
+            want[(i / 12) * 4 + i % 4] = 1.0;
+        }
+    }
+    assert_eq!(got, want);
 }
 
 #[test]

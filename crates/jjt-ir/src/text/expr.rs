@@ -585,10 +585,7 @@ impl Parser<'_> {
             let vals = operands.into_iter().map(|(v, _)| v).collect();
             return self.inline(&name, t, vals);
         }
-        if name == "any" || name == "all" {
-            return self.any_all(name, t, operands, args);
-        }
-        if ["sum", "mean", "max", "min"].contains(&name.as_str()) {
+        if ["sum", "mean", "max", "min", "any", "all"].contains(&name.as_str()) {
             return self.reduction(name, t, operands, args);
         }
         // NumPy's spelling of `select`.
@@ -647,10 +644,11 @@ impl Parser<'_> {
         Ok(Val::Node(id.map_err(|e| self.ir_err(t, e))?))
     }
 
-    /// `sum`, `mean`, `max` and `min` over `axes` (all axes when omitted), with
+    /// `sum`, `mean`, `max`, `min`, `any` and `all` over `axes` (all axes when omitted), with
     /// `keepdims=true` keeping each reduced axis as a 1 (NumPy's `keepdims`) so the result
     /// broadcasts back against the operand. `min` is not an op: `neg(max(neg(x)))`, built by
-    /// [`crate::FunctionBuilder::reduce_min`].
+    /// [`crate::FunctionBuilder::reduce_min`]; nor are `any` and `all`
+    /// ([`crate::FunctionBuilder::any_all`]).
     fn reduction(
         &mut self,
         name: String,
@@ -682,15 +680,12 @@ impl Parser<'_> {
             let arg = k.clone();
             return Err(self.unused_arg(t, name, arg));
         }
-        let kind = match name.as_str() {
-            "sum" => Some(ReduceKind::Sum),
-            "mean" => Some(ReduceKind::Mean),
-            "max" => Some(ReduceKind::Max),
-            _ => None,
-        };
-        let r = match kind {
-            Some(kind) => self.b.reduce(kind, x, axes.as_deref()),
-            None => self.b.reduce_min(x, axes.as_deref()),
+        let r = match name.as_str() {
+            "sum" => self.b.reduce(ReduceKind::Sum, x, axes.as_deref()),
+            "mean" => self.b.reduce(ReduceKind::Mean, x, axes.as_deref()),
+            "max" => self.b.reduce(ReduceKind::Max, x, axes.as_deref()),
+            "min" => self.b.reduce_min(x, axes.as_deref()),
+            n => self.b.any_all(x, n == "all", axes.as_deref()),
         };
         let r = r.map_err(|e| self.ir_err(t, e))?;
         if !keepdims {
@@ -707,31 +702,6 @@ impl Parser<'_> {
             .map(|a| if reduced.contains(&a) { 1 } else { k.next().unwrap_or(1) })
             .collect();
         Ok(Val::Node(self.b.reshape(r, shape).map_err(|e| self.ir_err(t, e))?))
-    }
-
-    /// `any(p, axes=[..])`, `all(p, axes=[..])` on a bool tensor (all axes when `axes` is
-    /// omitted): built by [`crate::FunctionBuilder::any_all`] and printed as what it builds.
-    fn any_all(
-        &mut self,
-        name: String,
-        t: &Token,
-        mut operands: Vec<(Val, Token)>,
-        mut args: CallArgs,
-    ) -> PResult<Val> {
-        if operands.len() != 1 || !args.positional.is_empty() {
-            let message = format!("takes one bool operand: {name}(p) or {name}(p, axes=[...])");
-            return Err(self.err_at(t, ParseErrorKind::Attr { op: name, message }));
-        }
-        let (v, vt) = operands.remove(0);
-        let x = self.node_of(v, &vt, None)?;
-        let axes = args.take_axes("axes").map_err(|message| {
-            self.err_at(t, ParseErrorKind::Attr { op: name.clone(), message })
-        })?;
-        if let Some((k, _)) = args.keyword.first() {
-            return Err(self.unused_arg(t, name, k.clone()));
-        }
-        let all = name == "all";
-        Ok(Val::Node(self.b.any_all(x, all, axes.as_deref()).map_err(|e| self.ir_err(t, e))?))
     }
 
     /// `reduce_window(x, kind="sum"|"max", window=[..], strides=[..], padding=[[lo,hi],..],
