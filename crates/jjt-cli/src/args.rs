@@ -231,6 +231,12 @@ impl Target {
             items("--shared", &self.shared)?.into_iter().map(|i| i.name).collect();
         shared.extend(wrt.iter().filter(|i| i.file.is_some()).map(|i| i.name.clone()));
         let names: Vec<&str> = f.params().iter().map(|p| p.name.as_str()).collect();
+        // A name the model does not have (or a glob) is for the kernel builder to report, with
+        // its "did you mean": no guess about sides from a list that is wrong.
+        let known = |n: &str| names.contains(&n);
+        if !wrt.iter().all(|i| known(&i.name)) || !shared.iter().all(|n| known(n)) {
+            return Ok(None);
+        }
         let per_side: Vec<&str> =
             names.iter().copied().filter(|n| !shared.iter().any(|s| s == n)).collect();
         let list = |v: &[&str]| if v.is_empty() { "none".to_string() } else { v.join(", ") };

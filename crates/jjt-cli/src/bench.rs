@@ -120,9 +120,9 @@ pub(crate) fn run(b: &BenchArgs) -> Result<(), CliError> {
     let compiled = jjt_jit::compile_with(&g, jit)?;
     let out = compiled.call(&refs)?;
     let first_ms = start.elapsed().as_secs_f64() * 1e3;
-    if let (Some(path), Some(first)) = (&b.output, out.first()) {
-        jjt_npy::write_file(path, &first.clone().into_array())
-            .map_err(|source| CliError::WriteNpy { path: path.clone(), source })?;
+    if let Some(path) = &b.output {
+        // Every output, as `eval` writes them (a model with several needs an `.npz`).
+        crate::output::write_outputs(&g, out.clone(), std::slice::from_ref(path))?;
     }
     jjt_jit::take_profile();
     let mut times = Vec::with_capacity(b.reps);
@@ -140,7 +140,7 @@ pub(crate) fn run(b: &BenchArgs) -> Result<(), CliError> {
     times.sort_by(f64::total_cmp);
     let median = if times.is_empty() { f64::NAN } else { times[times.len() / 2] };
     let min = times.first().copied().unwrap_or(f64::NAN);
-    let out_ty = out.first().map(|t| t.ty().to_string()).unwrap_or_default();
+    let out_ty = out.iter().map(|t| t.ty().to_string()).collect::<Vec<_>>().join(", ");
     // With a DOT picture on standard output, the text goes to standard error.
     let dot = b.format == Format::Dot;
     let say = |line: String| if dot { eprintln!("{line}") } else { outln!("{line}") };
@@ -213,10 +213,6 @@ fn step_medians(calls: &[Vec<f64>]) -> Vec<f64> {
         .collect()
 }
 
-/// Every step of the compiled kernel in execution order: predicted and measured (median)
-/// milliseconds per call, the measured rate and what the step is, then the totals. Rates are
-/// GFLOP/s for contractions (two per multiply-add) and G elements/s (elements written; read,
-/// for reductions) for the other steps.
 /// Per graph node: its steps' measured time, share of the total and flops as label lines,
 /// and the share as the fill weight (the heaviest node fully red).
 fn profile_notes(
@@ -257,6 +253,10 @@ fn profile_notes(
         .collect()
 }
 
+/// Every step of the compiled kernel in execution order: predicted and measured (median)
+/// milliseconds per call, the measured rate, what the step is and the graph node it computes,
+/// then the totals. Rates are GFLOP/s for contractions (two per multiply-add) and G elements/s
+/// (elements written; read, for reductions) for the other steps.
 pub(crate) fn profile_table(
     measured: &[f64],
     labels: &[String],

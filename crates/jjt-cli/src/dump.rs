@@ -15,7 +15,14 @@ pub(crate) fn run(a: &DumpArgs) -> Result<(), CliError> {
     // Differentiating needs one output; the model as written may have several.
     let one = !wrt.is_empty() && !matches!(a.stage, Stage::Traced);
     let f = pick_output(load(&a.model, a.opts.precision)?, a.opts.pick.as_deref(), one)?;
-    let note = if one { a.target.check_sides(&f)? } else { None };
+    // Only stages with two sides have per-side inputs.
+    let of = a.of.unwrap_or(Stage::Kernel);
+    let sided = match a.stage {
+        Stage::Kernel | Stage::Apply | Stage::Staged => true,
+        Stage::Optimized | Stage::Clif | Stage::Asm => matches!(of, Stage::Kernel | Stage::Apply),
+        _ => false,
+    };
+    let note = if one && sided { a.target.check_sides(&f)? } else { None };
     dump(a, &f, &wrt)?;
     // Which inputs are shared, after the dump (so a failing dump prints one error only).
     if let Some(n) = note {

@@ -83,7 +83,7 @@ pub(crate) enum CliError {
     /// Splitting the kernel into its shared-inputs part and its per-call part failed.
     #[error("cannot stage the kernel: {0}")]
     Stage(#[source] IrError),
-    /// A function without outputs reached evaluation.
+    /// `--wrt` names per-side inputs after the first while nothing is shared.
     #[error(
         "every input is per-side ({inputs}), so each example would have its own {wrt}: pass --shared {wrt} for inputs both sides share (parameters), or --per-side to keep them per example"
     )]
@@ -92,14 +92,15 @@ pub(crate) enum CliError {
     #[error("--around {0}")]
     Around(#[from] jjt_ir::dot::NoSuchNode),
 
+    /// A function without outputs reached evaluation.
     #[error("the function has no output")]
     NoOutput,
 
     #[error("the model has {count} outputs ({outputs}): choose one with --output NAME|INDEX")]
     AmbiguousOutput { count: usize, outputs: String },
 
-    #[error("--output {given}: the model's outputs are {outputs}")]
-    NoSuchOutput { given: String, outputs: String },
+    #[error("--output {given}: the model's outputs are {outputs}{hint}")]
+    NoSuchOutput { given: String, outputs: String, hint: &'static str },
 
     #[error(
         "the model has {count} outputs ({outputs}) but {given} output file(s) were given: pass one -o per output, or one -o FILE.npz"

@@ -22,7 +22,10 @@ pub(crate) fn load(model: &Path, precision: Precision) -> Result<Function, CliEr
 /// The outputs of `f` as `0: h, 1: y` for messages.
 pub(crate) fn list_outputs(f: &Function) -> String {
     let names = f.output_names();
-    names.iter().enumerate().map(|(k, n)| format!("{k}: {n}")).collect::<Vec<_>>().join(", ")
+    let each = names.iter().enumerate().map(|(k, n)| {
+        if *n == k.to_string() { format!("{k} (unnamed)") } else { format!("{k}: {n}") }
+    });
+    each.collect::<Vec<_>>().join(", ")
 }
 
 /// The function of the output `pick` names (a name from [`Function::output_names`] or a
@@ -45,8 +48,12 @@ pub(crate) fn pick_output(
     };
     let p = p.trim();
     let k = names.iter().position(|n| n == p).or_else(|| p.parse::<usize>().ok());
-    k.and_then(|k| f.with_output(k))
-        .ok_or_else(|| CliError::NoSuchOutput { given: p.to_string(), outputs: list_outputs(&f) })
+    k.and_then(|k| f.with_output(k)).ok_or_else(|| {
+        // `--output` picks an output; a file is written with `-o`/`--out`.
+        let file = p.contains('.') || p.contains('/');
+        let hint = if file { "; to write a file, use -o/--out FILE" } else { "" };
+        CliError::NoSuchOutput { given: p.to_string(), outputs: list_outputs(&f), hint }
+    })
 }
 
 /// The throughputs the backend's cost model prices steps with: the committed measurements

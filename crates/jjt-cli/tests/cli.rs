@@ -970,6 +970,67 @@ fn multi_output_models_evaluate_every_output_and_pick_one_to_differentiate() {
         ]);
         stdout(&o)
     };
+    // The other commands that differentiate take --output too.
+    let o = jjt(&["check", &model, "--wrt", "w", "--in", &x, "--output", "s"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v = tmp("v.npy");
+    jjt_npy::write_file(&v, &jjt_npy::Array { shape: vec![], data: jjt_npy::Data::F64(vec![3.0]) })
+        .unwrap();
+    let kv = stdout(&jjt(&[
+        "apply",
+        &model,
+        "--wrt",
+        "w",
+        "--shared",
+        &w,
+        "--x1",
+        &x,
+        "--x2",
+        &x,
+        "--v",
+        v.to_str().unwrap(),
+        "--output",
+        "s",
+    ]));
+    let kv: f64 = kv.lines().nth(1).unwrap().trim().parse().unwrap();
+    let ks: f64 = kernel("s").lines().nth(1).unwrap().trim().parse().unwrap();
+    assert!((kv - 3.0 * ks).abs() <= 1e-13 * kv.abs(), "{kv} vs 3·{ks}");
+    let dump =
+        jjt(&["dump", &model, "--stage", "kernel", "--wrt", "w", "--shared", "w", "--output", "h"]);
+    assert!(stdout(&dump).contains("-> f64[3,3]"));
+    let o = jjt(&["dump", &model, "--stage", "kernel", "--wrt", "w", "--shared", "w"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("choose one with --output"));
+    let b = jjt(&[
+        "bench", &model, "--wrt", "w", "--shared", &w, "--x1", &x, "--x2", &x, "--reps", "1",
+        "--output", "h",
+    ]);
+    assert!(stdout(&b).contains("-> f64[3,3]"));
+    // bench of the model itself writes every output, as eval does.
+    let z = tmp("bench.npz");
+    stdout(&jjt(&[
+        "bench",
+        &model,
+        "--x1",
+        &x,
+        "--shared",
+        &w,
+        "--reps",
+        "1",
+        "-o",
+        z.to_str().unwrap(),
+    ]));
+    let bytes = std::fs::read(&z).unwrap();
+    for name in ["h.npy", "s.npy"] {
+        assert!(!zip_member(&bytes, name).is_empty());
+    }
+    // A file given to --output is pointed to -o.
+    fails_with(
+        &[
+            "kernel", &model, "--wrt", "w", "--shared", &w, "--x1", &x, "--x2", &x, "--output",
+            "K.npy",
+        ],
+        &["--output K.npy", "0: h, 1: s", "use -o/--out FILE"],
+    );
     assert_eq!(kernel("s"), kernel("1"));
     assert_eq!(kernel("h"), kernel("0"));
     assert_ne!(kernel("h"), kernel("s"));
@@ -1017,6 +1078,21 @@ fn lists_with_spaces_negative_ranges_and_the_sides_note() {
         err.starts_with("strategy auto: ") && err.contains("ntvp ") && err.contains("jc "),
         "{err}"
     );
+    // bench says which inputs are shared, and refuses per-side parameters.
+    let b = jjt(&["bench", m, "--wrt", "w", "--shared", "w,b", "--reps", "1"]);
+    stdout(&b);
+    assert!(String::from_utf8_lossy(&b.stderr).contains("note: shared by both sides: w, b"));
+    fails_with(
+        &["bench", m, "--wrt", "w", "--reps", "1"],
+        &["every input is per-side", "--per-side"],
+    );
+    // Stages without sides are not refused.
+    stdout(&jjt(&["dump", m, "--stage", "vjp", "--wrt", "w"]));
+    // A neighbourhood: fewer nodes than the whole graph, the named node among them.
+    let whole = stdout(&jjt(&["dump", m, "--format", "dot"]));
+    let near = stdout(&jjt(&["dump", m, "--format", "dot", "--around", "w", "--depth", "1"]));
+    assert!(near.contains("w\\ninput f64[3,2]"), "{near}");
+    assert!(near.matches(" [label=").count() < whole.matches(" [label=").count(), "{near}");
     // `--per-side` keeps parameters per example when that is what is meant.
     let per = jjt(&["dump", m, "--stage", "kernel", "--wrt", "w", "--per-side"]);
     assert!(stdout(&per).starts_with("func f_kernel(x_1: f64[3], w_1: f64[3,2], b_1: f64[2]"));

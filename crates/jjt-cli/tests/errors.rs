@@ -195,14 +195,14 @@ fn user_mistakes() {
         (
             "several outputs",
             args(&["kernel", &two_out, "--wrt", "x", "--x1", &short, "--x2", &short]),
-            &["2 outputs", "0: x, 1: 1", "--output NAME|INDEX"],
+            &["2 outputs", "0: x, 1 (unnamed)", "--output NAME|INDEX"],
         ),
         (
             "no such output",
             args(&[
                 "kernel", &two_out, "--wrt", "x", "--x1", &short, "--x2", &short, "--output", "2",
             ]),
-            &["--output 2", "0: x, 1: 1"],
+            &["--output 2", "0: x, 1 (unnamed)"],
         ),
         (
             "output files do not match the outputs",

@@ -62,6 +62,14 @@ fn min_reduces_with_and_without_keepdims() {
     );
     let total: f64 = x.iter().sum();
     assert!((last.to_f64_vec()[0] - total).abs() < 1e-13);
+    // keepdims with a negative axis, on mean: [2,3,1].
+    let src =
+        "func f(x: f64[2,3,4]) -> f64[2,3,1] {\n  return mean(x, axes=[-1], keepdims=true)\n}";
+    let got = run(src, std::slice::from_ref(&t)).to_f64_vec();
+    for (r, g) in got.iter().enumerate() {
+        let want = x[4 * r..4 * r + 4].iter().sum::<f64>() / 4.0;
+        assert!((g - want).abs() < 1e-15, "{g} vs {want}");
+    }
     // keepdims on the bool reductions too: any over axis 1 of x > 0, kept as [2,1,4].
     let src =
         "func f(x: f64[2,3,4]) -> bool[2,1,4] {\n  return any(x > 0.0, axes=[1], keepdims=true)\n}";
@@ -194,6 +202,18 @@ fn indexing_errors_are_typed() {
             "{body}: {e}"
         );
     }
+    // Steps at the ends of i64 take one element (no overflow).
+    let x = Tensor::f64(vec![3, 4], (0..12).map(f64::from).collect()).unwrap();
+    let i = Tensor::i32(vec![2], vec![0, 1]).unwrap();
+    let one = |sub: &str| {
+        run(
+            &format!("func f(x: f64[3,4], i: i32[2]) -> f64[1] {{\n  return x[0, {sub}]\n}}"),
+            &[x.clone(), i.clone()],
+        )
+        .to_f64_vec()
+    };
+    assert_eq!(one("0:4:9223372036854775807"), vec![0.0]);
+    assert_eq!(one("::-9223372036854775808"), vec![3.0]);
     let e = parse(&format!("{sig}  return x[0, 1:\n}}")).unwrap_err();
     assert!(matches!(&e.kind, K::Expected { .. }), "{e}");
 }
@@ -239,4 +259,11 @@ fn helper_function_errors() {
         let e = parse(&format!("{helpers}{main}")).unwrap_err();
         assert!(e.to_string().contains(what), "{helpers}: {e}");
     }
+    // A type error inside the body says which call it came from.
+    let e = parse(
+        "func g(a, b) {\n  return a + b\n}\nfunc f(x: f64[3], y: f64[2]) -> f64[3] {\n  z = g(x, x)\n  return g(z, y)\n}\n",
+    )
+    .unwrap_err();
+    assert_eq!((e.line, e.col), (2, 12), "{e}");
+    assert!(e.to_string().contains("help: in the call of helper `g` at line 6, column 10"), "{e}");
 }

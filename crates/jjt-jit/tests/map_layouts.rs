@@ -83,3 +83,10 @@ fn broadcasts_along_short_trailing_axes_and_unit_axes() {
     );
     check("func f(x: f32[1,50,1,3]) -> f32[1,3,1,50] {\n  return transpose(x, perm=[0,3,2,1])\n}");
 }
+
+#[test]
+fn subscripts_compile_as_views() {
+    // Reversed and strided slices, an integer index and a transpose, through the JIT.
+    check("func f(x: f32[7,9]) -> f32[4,4] {\n  return x[::-2, 1:8:2] * 2.0\n}");
+    check("func f(x: f32[5,6,3]) -> f32[6,3] {\n  return transpose(x[1:4, ::-1, -1]) + 1.0\n}");
+}

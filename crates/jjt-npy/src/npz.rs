@@ -1,5 +1,5 @@
 //! Writing several arrays to one `.npz` archive, as `numpy.savez` does: a ZIP archive holding
-//! one `NAME.npy` member per array, stored without compression (method 0, the CRC-32 of each
+//! one `NAME.npy` member per array (a repeated name as `NAME_1.npy`, …), stored without compression (method 0, the CRC-32 of each
 //! member in its headers), readable by `numpy.load`. ZIP64 is not written: an archive whose
 //! members or offsets reach 4 GiB is refused ([`NpyError::NpzTooLarge`]), never truncated.
 
@@ -25,8 +25,16 @@ pub fn write_npz(arrays: &[(&str, &Array)]) -> Result<Vec<u8>, NpyError> {
     let mut out = Vec::new();
     let mut central = Vec::new();
     let small = |n: usize| u32::try_from(n).ok().filter(|&v| v != u32::MAX);
+    let mut used: Vec<String> = Vec::new();
     for (name, array) in arrays {
-        let member = format!("{name}.npy");
+        // A repeated name gets `_1`, `_2`, … so every member can be read.
+        let mut member = format!("{name}.npy");
+        let mut k = 0;
+        while used.contains(&member) {
+            k += 1;
+            member = format!("{name}_{k}.npy");
+        }
+        used.push(member.clone());
         let data = write(array);
         let (Some(size), Some(offset), Ok(name_len)) =
             (small(data.len()), small(out.len()), u16::try_from(member.len()))
@@ -85,6 +93,17 @@ pub fn write_npz_file(path: &Path, arrays: &[(&str, &Array)]) -> Result<(), NpyE
 #[cfg(test)]
 mod tests {
     use super::crc32;
+
+    #[test]
+    fn repeated_names_get_distinct_members() {
+        let a = crate::Array::new(vec![1], crate::Data::F64(vec![1.0])).unwrap();
+        let bytes = super::write_npz(&[("h", &a), ("h", &a), ("s", &a)]).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        for name in ["h.npy", "h_1.npy", "s.npy"] {
+            // Each name appears in its local header and in the central directory.
+            assert_eq!(text.matches(name).count(), 2, "{name}");
+        }
+    }
 
     #[test]
     fn crc32_of_the_check_string() {

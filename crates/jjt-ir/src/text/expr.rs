@@ -405,6 +405,9 @@ impl Parser<'_> {
                     if st == 0 {
                         return Err(err(self, "slice step cannot be zero".into()));
                     }
+                    // A step longer than the axis takes at most one element, as a step of the
+                    // axis' length does: clamping keeps the arithmetic below in range.
+                    let st = st.clamp(-d.max(1), d.max(1));
                     // Python's slice.indices(d).
                     let norm = |v: i64, lo_clamp: i64, hi_clamp: i64| {
                         let v = if v < 0 { v + d } else { v };

@@ -286,6 +286,10 @@ impl<'a> Parser<'a> {
             let message = format!("takes {} operands, got {}", h.params.len(), args.len());
             return Err(self.err_at(t, ParseErrorKind::Attr { op: name.into(), message }));
         }
+        // Each call copies the helper's nodes: the node limit bounds what calls build.
+        if self.b.node_count() > self.max_nodes {
+            return Err(self.err_at(t, ParseErrorKind::TooManyNodes { limit: self.max_nodes }));
+        }
         let scope: HashMap<String, Val> = h.params.iter().cloned().zip(args).collect();
         let saved_env = std::mem::replace(&mut self.env, scope);
         let saved_pos = std::mem::replace(&mut self.pos, h.body);
@@ -294,7 +298,15 @@ impl<'a> Parser<'a> {
         self.inlining.pop();
         self.pos = saved_pos;
         self.env = saved_env;
-        result
+        // An error inside the body points there; say which call it came from.
+        result.map_err(|e| {
+            if e.hint.is_some() {
+                return e;
+            }
+            let hint =
+                format!("in the call of helper `{name}` at line {}, column {}", t.line, t.col);
+            e.with_hint(Some(hint))
+        })
     }
 
     /// A helper's statements and its `return expr }`.
