@@ -156,13 +156,15 @@ fn sugar_errors_are_typed() {
 
 /// `x[…]` against NumPy (fixtures/gen_index_fixtures.py) on `x = arange(60).reshape(3, 4, 5)`:
 /// each result element is the flat index read, so shape and values are exact. `i` and `j`
-/// are `i32` index tensors (`[2, 0, 1, 1]` and `[[3, 0], [1, 3]]`).
+/// are `i32` index tensors (`[2, 0, 1, 1]` and `[[3, 0], [1, 3]]`), and `k`'s negative entries
+/// (`[-1, 0, -3]`) count from the end.
 #[test]
 fn indexing_matches_numpy() {
     let cases = include_str!("fixtures/index_cases.txt");
     let x = Tensor::f64(vec![3, 4, 5], (0..60).map(f64::from).collect()).unwrap();
     let i = Tensor::i32(vec![4], vec![2, 0, 1, 1]).unwrap();
     let j = Tensor::i32(vec![2, 2], vec![3, 0, 1, 3]).unwrap();
+    let k = Tensor::i32(vec![3], vec![-1, 0, -3]).unwrap();
     let mut n = 0;
     for line in cases.lines() {
         let mut parts = line.split('\t');
@@ -174,16 +176,16 @@ fn indexing_matches_numpy() {
         let (shape, values) = (nums(shape), nums(values));
         let out: Vec<String> = shape.iter().map(usize::to_string).collect();
         let src = format!(
-            "func f(x: f64[3,4,5], i: i32[4], j: i32[2,2]) -> f64[{}] {{\n  return x{sub}\n}}",
+            "func f(x: f64[3,4,5], i: i32[4], j: i32[2,2], k: i32[3]) -> f64[{}] {{\n  return x{sub}\n}}",
             out.join(",")
         );
-        let got = run(&src, &[x.clone(), i.clone(), j.clone()]);
+        let got = run(&src, &[x.clone(), i.clone(), j.clone(), k.clone()]);
         assert_eq!(got.shape.dims(), &shape[..], "{sub}");
         let want: Vec<f64> = values.iter().map(|&v| v as f64).collect();
         assert_eq!(got.to_f64_vec(), want, "{sub}");
         n += 1;
     }
-    assert_eq!(n, 20);
+    assert_eq!(n, 22);
 }
 
 #[test]
@@ -259,6 +261,14 @@ fn helper_function_errors() {
         let e = parse(&format!("{helpers}{main}")).unwrap_err();
         assert!(e.to_string().contains(what), "{helpers}: {e}");
     }
+    // A helper defined below the model's function.
+    let e = parse("func f(x: f64[3]) -> f64[3] {\n  return g(x)\n}\nfunc g(a) {\n  return a\n}\n")
+        .unwrap_err();
+    assert!(e.to_string().contains("define helpers before the model's function"), "{e}");
+    // NumPy's attribute names get this format's.
+    let e = parse("func f(x: f64[2,3]) -> f64[3,2] {\n  return transpose(x, axes=[1,0])\n}\n")
+        .unwrap_err();
+    assert!(e.to_string().contains("did you mean `perm`?"), "{e}");
     // A type error inside the body says which call it came from.
     let e = parse(
         "func g(a, b) {\n  return a + b\n}\nfunc f(x: f64[3], y: f64[2]) -> f64[3] {\n  z = g(x, x)\n  return g(z, y)\n}\n",

@@ -465,6 +465,19 @@ impl Parser<'_> {
             Item::Tensor(n, t) => Some((a, (*n, t.clone()))),
             _ => None,
         }) {
+            // Negative indices count from the end, as in NumPy: idx < 0 ? idx + d : idx
+            // (then clamped by the gather, where NumPy would raise).
+            let wrap = |p: &mut Self| -> Result<NodeId, crate::IrError> {
+                if p.b.ty(idx)?.dtype != DType::I32 {
+                    return Ok(idx);
+                }
+                let neg = p.b.compare_scalar(Compare::Lt, idx, 0.0)?;
+                let d = dims[a] as f64;
+                let up =
+                    p.b.binary_scalar(Binary::Add, idx, d, crate::builder::ScalarSide::Right)?;
+                p.b.select(neg, up, idx)
+            };
+            let idx = wrap(self).map_err(|e| self.ir_err(&t, e))?;
             let g = crate::ops::Gather { axis: a };
             v = self.b.add(Op::Gather(g), &[v, idx]).map_err(|e| self.ir_err(&t, e))?;
         }
@@ -489,13 +502,32 @@ impl Parser<'_> {
     /// An unknown op name, with the closest op or helper name.
     fn unknown_op(&self, t: &Token, name: String) -> ParseError {
         let names = Op::all_names().into_iter().chain(SUGAR.iter().copied());
-        let hint = did_you_mean(&name, names.chain(self.helpers.keys().map(String::as_str)));
+        let mut hint = did_you_mean(&name, names.chain(self.helpers.keys().map(String::as_str)));
+        // A helper defined after the model's function is not known yet.
+        let later = self
+            .toks
+            .windows(2)
+            .any(|w| w[0].tok == Tok::Ident("func".into()) && w[1].tok == Tok::Ident(name.clone()));
+        if later {
+            hint = Some(format!(
+                "`{name}` is defined below: define helpers before the model's function"
+            ));
+        }
         self.err_at(t, ParseErrorKind::UnknownOp(name)).with_hint(hint)
     }
 
     /// An argument the op does not take, with the closest attribute name any op takes.
     fn unused_arg(&self, t: &Token, op: String, arg: String) -> ParseError {
-        let hint = did_you_mean(&arg, ATTRIBUTES.iter().copied());
+        // NumPy's names for attributes this format spells otherwise.
+        let numpy = match (op.as_str(), arg.as_str()) {
+            ("transpose", "axes") => Some("did you mean `perm`? (NumPy's `axes`)".to_string()),
+            ("reshape", "newshape") => Some("did you mean `shape`?".to_string()),
+            ("sum" | "mean" | "max" | "min" | "any" | "all", "axis") => {
+                Some("did you mean `axes`? (one axis or a list)".to_string())
+            }
+            _ => None,
+        };
+        let hint = numpy.or_else(|| did_you_mean(&arg, ATTRIBUTES.iter().copied()));
         self.err_at(t, ParseErrorKind::UnusedArg { op, arg }).with_hint(hint)
     }
 
