@@ -301,6 +301,17 @@ pub(crate) fn bind_kernel(
         params.iter().zip(&is_shared).filter(|(_, s)| **s).map(|(p, _)| p.name.clone()).collect();
     let wrt_names: Vec<String> = wrt.into_iter().map(|it| it.name).collect();
     let spec = opts.spec(&wrt_names, &shared_names, batch);
+    // Example b of side 1 with example b of side 2: say which inputs disagree.
+    if let (jjt_ad::Examples::Diagonal, Some((b1, b2))) = (spec.examples, batch)
+        && b1 != b2
+    {
+        // A side without files has its batch from --batch.
+        let by = |flag: &str, n: &str| {
+            if n.is_empty() { "--batch".to_string() } else { format!("{flag} {n}") }
+        };
+        let (side1, side2) = (by("--x1", &first[0]), by("--x2", &first[1]));
+        return Err(CliError::DiagonalBatch { b1, b2, side1, side2 });
+    }
     let layout = spec.layout(f, form)?;
     let mut args = Vec::with_capacity(layout.len());
     for (name, role, ty) in layout {

@@ -83,6 +83,11 @@ pub(crate) enum CliError {
     /// Splitting the kernel into its shared-inputs part and its per-call part failed.
     #[error("cannot stage the kernel: {0}")]
     Stage(#[source] IrError),
+    /// `--examples diagonal` with sides of different batches.
+    #[error(
+        "--examples diagonal pairs example b of side 1 with example b of side 2, so the sides need equal batches: side 1 has {b1} ({side1}), side 2 has {b2} ({side2})"
+    )]
+    DiagonalBatch { b1: usize, b2: usize, side1: String, side2: String },
     /// `--wrt` names per-side inputs after the first while nothing is shared.
     #[error(
         "every input is per-side ({inputs}), so each example would have its own {wrt}: pass --shared {wrt} for inputs both sides share (parameters), or --per-side to keep them per example"

@@ -1,4 +1,4 @@
-//! What the user sees when they get something wrong: for each of 56 distinct mistakes, `jjt`
+//! What the user sees when they get something wrong: for each of 57 distinct mistakes, `jjt`
 //! exits with status 1 and one message that starts with `error: `, is not a Rust panic or a
 //! debug-formatted value, and names the offending file or input and what was expected. All
 //! messages together are one snapshot (paths replaced by placeholders).
@@ -185,7 +185,7 @@ fn user_mistakes() {
         (
             "diagonal needs equal batches",
             two_in_kernel([&b2, &b2], [&b3, &b3], &["--examples", "diagonal"]),
-            &["equal batch sizes", "2", "3"],
+            &["equal batches", "side 1 has 2 (--x1 x)", "side 2 has 3 (--x2 x)"],
         ),
         (
             "bool output",
@@ -250,6 +250,11 @@ fn user_mistakes() {
         (
             "parameters left per-side",
             args(&["dump", &layer, "--stage", "kernel", "--wrt", "w,b"]),
+            &["every input is per-side (x, w, b)", "--shared w,b", "--per-side"],
+        ),
+        (
+            "bench with parameters left per-side",
+            args(&["bench", &layer, "--wrt", "w,b", "--reps", "1"]),
             &["every input is per-side (x, w, b)", "--shared w,b", "--per-side"],
         ),
         (
