@@ -402,6 +402,13 @@ fn user_mistakes() {
         for n in needles.iter() {
             assert!(err.contains(n), "{what}: missing `{n}` in\n{err}");
         }
+        // Shapes and lists in messages are balanced (no stray `]]`), outside the quoted source
+        // line of a parse error and outside `quoted` tokens.
+        let first: String = err.lines().next().unwrap_or("").split('`').step_by(2).collect();
+        for (open, close) in [('[', ']'), ('(', ')')] {
+            let count = |c| first.chars().filter(|&x| x == c).count();
+            assert_eq!(count(open), count(close), "{what}: unbalanced `{open}{close}` in\n{first}");
+        }
         snapshot.push_str(&format!("## {what}\n{err}\n"));
     }
     let snapshot = snapshot
