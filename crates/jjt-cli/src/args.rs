@@ -209,11 +209,11 @@ pub(crate) struct Target {
     /// of the files given; sizes the random inputs).
     #[arg(long, value_delimiter = ',', value_name = "B1,B2")]
     pub batch: Option<Vec<usize>>,
-    /// Keep every input per-side although `--wrt` names inputs and nothing is `--shared`: each
-    /// example then has its own value of them (without this flag that is refused, since
-    /// parameters are usually shared).
-    #[arg(long)]
-    pub per_side: bool,
+    /// Inputs that are per side although no file gives them (each example has its own value):
+    /// without it, `--wrt` naming per-side inputs after the first while nothing is shared is
+    /// refused, since parameters are usually shared.
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    pub per_side: Vec<String>,
 }
 
 impl Target {
@@ -249,16 +249,15 @@ impl Target {
         );
         // The first input is the data by convention (`f(x, params…)`); a per-side `--wrt`
         // input after it is most likely a parameter.
+        let declared: Vec<String> =
+            items("--per-side", &self.per_side)?.into_iter().map(|i| i.name).collect();
         let per_side_wrt: Vec<&str> = wrt
             .iter()
             .map(|i| i.name.as_str())
             .filter(|n| per_side.contains(n) && names.first() != Some(n))
+            .filter(|n| !declared.iter().any(|d| d == n))
             .collect();
-        if shared_names.is_empty()
-            && per_side.len() >= 2
-            && !per_side_wrt.is_empty()
-            && !self.per_side
-        {
+        if shared_names.is_empty() && per_side.len() >= 2 && !per_side_wrt.is_empty() {
             return Err(CliError::AllPerSide {
                 wrt: per_side_wrt.join(","),
                 inputs: list(&per_side),

@@ -90,7 +90,7 @@ pub(crate) enum CliError {
     DiagonalBatch { b1: usize, b2: usize, side1: String, side2: String },
     /// `--wrt` names per-side inputs after the first while nothing is shared.
     #[error(
-        "every input is per-side ({inputs}), so each example would have its own {wrt}: pass --shared {wrt} for inputs both sides share (parameters), or --per-side to keep them per example"
+        "every input is per-side ({inputs}), so each example would have its own {wrt}: pass --shared {wrt} for inputs both sides share (parameters), or --per-side {wrt} to keep them per example"
     )]
     AllPerSide { wrt: String, inputs: String },
 

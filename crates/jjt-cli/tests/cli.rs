@@ -1084,7 +1084,7 @@ fn lists_with_spaces_negative_ranges_and_the_sides_note() {
     assert!(String::from_utf8_lossy(&b.stderr).contains("note: shared by both sides: w, b"));
     fails_with(
         &["bench", m, "--wrt", "w", "--reps", "1"],
-        &["every input is per-side", "--per-side"],
+        &["every input is per-side", "--per-side w"],
     );
     // Stages without sides are not refused.
     stdout(&jjt(&["dump", m, "--stage", "vjp", "--wrt", "w"]));
@@ -1094,6 +1094,6 @@ fn lists_with_spaces_negative_ranges_and_the_sides_note() {
     assert!(near.contains("w\\ninput f64[3,2]"), "{near}");
     assert!(near.matches(" [label=").count() < whole.matches(" [label=").count(), "{near}");
     // `--per-side` keeps parameters per example when that is what is meant.
-    let per = jjt(&["dump", m, "--stage", "kernel", "--wrt", "w", "--per-side"]);
+    let per = jjt(&["dump", m, "--stage", "kernel", "--wrt", "w", "--per-side", "w,b"]);
     assert!(stdout(&per).starts_with("func f_kernel(x_1: f64[3], w_1: f64[3,2], b_1: f64[2]"));
 }

@@ -250,12 +250,12 @@ fn user_mistakes() {
         (
             "parameters left per-side",
             args(&["dump", &layer, "--stage", "kernel", "--wrt", "w,b"]),
-            &["every input is per-side (x, w, b)", "--shared w,b", "--per-side"],
+            &["every input is per-side (x, w, b)", "--shared w,b", "--per-side w,b"],
         ),
         (
             "bench with parameters left per-side",
             args(&["bench", &layer, "--wrt", "w,b", "--reps", "1"]),
-            &["every input is per-side (x, w, b)", "--shared w,b", "--per-side"],
+            &["every input is per-side (x, w, b)", "--shared w,b", "--per-side w,b"],
         ),
         (
             "--wrt name misspelled",
