@@ -38,11 +38,16 @@ pub struct FunctionBuilder {
     cache: HashMap<(Op, Vec<NodeId>), NodeId>,
 }
 
-/// Whether `s` is an identifier of the text format.
+/// Whether `s` is an identifier of the text format: an ASCII letter or `_`, then letters,
+/// digits and `_`, in dot-separated segments after the first (`params.0.w`; no empty segment).
 pub fn is_identifier(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    let mut segments = s.split('.');
+    let first = segments.next().unwrap_or("");
+    let word =
+        |seg: &str| !seg.is_empty() && seg.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    matches!(first.chars().next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && word(first)
+        && segments.all(word)
 }
 
 /// NumPy's broadcast of two shapes.

@@ -266,7 +266,9 @@ pub enum IrError {
     #[error("input `{0}` is declared twice")]
     DuplicateInput(String),
     /// A name that is not an identifier.
-    #[error("`{0}` is not a valid name (letters, digits and `_`, not starting with a digit)")]
+    #[error(
+        "`{0}` is not a valid name (letters, digits and `_`, not starting with a digit; segments joined by `.`)"
+    )]
     BadName(String),
     /// A node handle from another graph.
     #[error("node {0} does not belong to this graph")]

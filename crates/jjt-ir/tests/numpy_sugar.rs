@@ -277,3 +277,19 @@ fn helper_function_errors() {
     assert_eq!((e.line, e.col), (2, 12), "{e}");
     assert!(e.to_string().contains("help: in the call of helper `g` at line 6, column 10"), "{e}");
 }
+
+/// Dotted names, as imported models name their inputs (`params.0.w`): parsed as one name,
+/// printed as they are, read back to the same text.
+#[test]
+fn dotted_names_round_trip() {
+    let src = "func f(x: f64[3], params.0.w: f64[3,2], params.0.b: f64[2]) -> f64[2] {\n\
+               \x20 h.pre = x @ params.0.w + params.0.b\n  return tanh(h.pre)\n}\n";
+    let f = parse(src).unwrap();
+    let names: Vec<&str> = f.params().iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["x", "params.0.w", "params.0.b"]);
+    let printed = jjt_ir::text::print(&f);
+    assert!(printed.contains("h.pre = "), "{printed}");
+    assert_eq!(jjt_ir::text::print(&parse(&printed).unwrap()), printed);
+    // A number after a name is still a number: `x * 2.5` is not a name `x.…`.
+    assert!(parse("func f(x: f64[2]) -> f64[2] {\n  return x*2.5\n}").is_ok());
+}

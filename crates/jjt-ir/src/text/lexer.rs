@@ -63,7 +63,13 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Token>, ParseError> {
         }
         let start = i;
         let tok = if c.is_ascii_alphabetic() || c == '_' {
-            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_') {
+            // Dotted names (`params.conv.kernel`, `params.0.w`, as imported models name their
+            // inputs): a `.` followed by a name character continues the identifier.
+            let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+            while i < chars.len()
+                && (word(chars[i])
+                    || (chars[i] == '.' && chars.get(i + 1).is_some_and(|&n| word(n))))
+            {
                 i += 1;
             }
             Tok::Ident(chars[start..i].iter().collect())
