@@ -185,7 +185,7 @@ fn indexing_matches_numpy() {
         assert_eq!(got.to_f64_vec(), want, "{sub}");
         n += 1;
     }
-    assert_eq!(n, 22);
+    assert_eq!(n, 29);
 }
 
 #[test]
@@ -216,6 +216,10 @@ fn indexing_errors_are_typed() {
     };
     assert_eq!(one("0:4:9223372036854775807"), vec![0.0]);
     assert_eq!(one("::-9223372036854775808"), vec![3.0]);
+    let e = parse(&format!("{sig}  return x[..., 0, ...]\n}}")).unwrap_err();
+    assert!(e.to_string().contains("at most one `...`"), "{e}");
+    let e = parse("func f(x: f64[3], p: bool[3]) -> f64[3] {\n  return x[p]\n}").unwrap_err();
+    assert!(e.to_string().contains("boolean masks are not supported"), "{e}");
     let e = parse(&format!("{sig}  return x[0, 1:\n}}")).unwrap_err();
     assert!(matches!(&e.kind, K::Expected { .. }), "{e}");
 }

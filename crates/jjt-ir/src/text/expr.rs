@@ -271,15 +271,39 @@ impl Parser<'_> {
         let open = self.peek().clone();
         self.expect("[")?;
         let x = self.node_of(base, &open, None)?;
-        // Each item: a slice's three optional integers, an integer, or a tensor.
+        // Each item: a slice's three optional integers, an integer, a tensor, `...` (every axis
+        // no other item indexes) or `None` (a new axis of size 1).
+        #[derive(Clone)]
         enum Item {
             Slice(Option<i64>, Option<i64>, Option<i64>),
             Int(i64),
             Tensor(NodeId, Token),
+            Ellipsis,
+            NewAxis,
         }
         let mut items = Vec::new();
         loop {
             let at = self.peek().clone();
+            // `x[0,]`: a trailing comma, as Python allows.
+            if !items.is_empty() && self.eat("]") {
+                break;
+            }
+            let special = match &at.tok {
+                Tok::Punct("...") => Some(Item::Ellipsis),
+                Tok::Ident(s) if s == "None" => Some(Item::NewAxis),
+                _ => None,
+            };
+            if let Some(item) = special {
+                self.pos += 1;
+                items.push(item);
+                if self.eat("]") {
+                    break;
+                }
+                if !self.eat(",") {
+                    return Err(self.unclosed_bracket(&open));
+                }
+                continue;
+            }
             let int_or_none = |p: &mut Self| -> PResult<Option<i64>> {
                 if matches!(p.peek().tok, Tok::Punct(":") | Tok::Punct(",") | Tok::Punct("]")) {
                     return Ok(None);
@@ -365,6 +389,33 @@ impl Parser<'_> {
             p.err_at(&open, ParseErrorKind::Attr { op: "index".into(), message })
         };
         let dims = self.b.ty(x).map_err(|e| self.ir_err(&open, e))?.shape.0.clone();
+        // The layout of the result: which items make output axes (`None` a new one).
+        let layout = items.clone();
+        if layout.iter().filter(|i| matches!(i, Item::Ellipsis)).count() > 1 {
+            return Err(err(self, "at most one `...` per subscript".into()));
+        }
+        // One item per axis of `x`: `...` stands for the axes no other item takes.
+        let taken = items.iter().filter(|i| !matches!(i, Item::Ellipsis | Item::NewAxis)).count();
+        let items: Vec<Item> = items
+            .into_iter()
+            .filter(|i| !matches!(i, Item::NewAxis))
+            .flat_map(|i| match i {
+                Item::Ellipsis => {
+                    vec![Item::Slice(None, None, None); dims.len().saturating_sub(taken)]
+                }
+                i => vec![i],
+            })
+            .collect();
+        for item in &items {
+            if let Item::Tensor(n, t) = item
+                && self.b.ty(*n).map_err(|e| self.ir_err(t, e))?.dtype == DType::Bool
+            {
+                let message = "boolean masks are not supported (the result's shape would depend \
+                               on the data): select with `where(mask, x, 0.0)`"
+                    .to_string();
+                return Err(self.err_at(t, ParseErrorKind::Attr { op: "index".into(), message }));
+            }
+        }
         if items.len() > dims.len() {
             return Err(err(
                 self,
@@ -439,7 +490,7 @@ impl Parser<'_> {
                     stop[a] = (first + (n - 1).max(0) * s + i64::from(n > 0)) as usize;
                     step[a] = s as usize;
                 }
-                Item::Tensor(..) => {}
+                Item::Tensor(..) | Item::Ellipsis | Item::NewAxis => {}
             }
         }
         let mut v = x;
@@ -480,6 +531,29 @@ impl Parser<'_> {
             let idx = wrap(self).map_err(|e| self.ir_err(&t, e))?;
             let g = crate::ops::Gather { axis: a };
             v = self.b.add(Op::Gather(g), &[v, idx]).map_err(|e| self.ir_err(&t, e))?;
+        }
+        if layout.iter().any(|i| matches!(i, Item::NewAxis)) {
+            // Walk the result's axes in the order the items made them, a 1 for each `None`.
+            let have = self.b.ty(v).map_err(|e| self.ir_err(&open, e))?.shape.0.clone();
+            let mut have = have.into_iter();
+            let mut shape = Vec::new();
+            let mut take = |n: usize, shape: &mut Vec<usize>| {
+                shape.extend(have.by_ref().take(n));
+            };
+            for item in &layout {
+                match item {
+                    Item::Slice(..) => take(1, &mut shape),
+                    Item::Int(_) => {}
+                    Item::Tensor(n, t) => {
+                        let r = self.b.ty(*n).map_err(|e| self.ir_err(t, e))?.rank();
+                        take(r, &mut shape);
+                    }
+                    Item::Ellipsis => take(dims.len().saturating_sub(taken), &mut shape),
+                    Item::NewAxis => shape.push(1),
+                }
+            }
+            shape.extend(have);
+            v = self.b.reshape(v, shape).map_err(|e| self.ir_err(&open, e))?;
         }
         Ok(Val::Node(v))
     }

@@ -31,9 +31,9 @@ pub(crate) struct Token {
     pub col: usize,
 }
 
-pub(crate) const PUNCT: [&str; 21] = [
-    "->", "==", "<=", ">=", "**", "<", ">", "(", ")", "[", "]", "{", "}", ",", ":", "=", "+", "-",
-    "*", "/", "@",
+pub(crate) const PUNCT: [&str; 22] = [
+    "...", "->", "==", "<=", ">=", "**", "<", ">", "(", ")", "[", "]", "{", "}", ",", ":", "=",
+    "+", "-", "*", "/", "@",
 ];
 
 pub(crate) fn lex(src: &str) -> Result<Vec<Token>, ParseError> {
