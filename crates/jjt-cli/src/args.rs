@@ -307,17 +307,24 @@ pub(crate) struct Item {
 /// Parse the items of a `--wrt` / `--shared` flag (already split at commas and repeats).
 pub(crate) fn items(flag: &'static str, raw: &[String]) -> Result<Vec<Item>, CliError> {
     // `--wrt "w0, b0"`: spaces around the items of a comma list are not part of the names.
-    raw.iter()
-        .map(|arg| arg.trim())
-        .filter(|arg| !arg.is_empty() || raw.len() == 1)
-        .map(|arg| match arg.split_once('=') {
-            None if !arg.is_empty() => Ok(Item { name: arg.to_string(), file: None }),
-            Some((n, p)) if !n.trim().is_empty() && !p.trim().is_empty() => {
-                Ok(Item { name: n.trim().to_string(), file: Some(PathBuf::from(p.trim())) })
+    let mut out = Vec::new();
+    for arg in raw.iter().map(|arg| arg.trim()).filter(|arg| !arg.is_empty() || raw.len() == 1) {
+        match arg.split_once('=') {
+            // `--shared params.npz`: every array of the archive, by its name.
+            None if arg.ends_with(".npz") => {
+                let path = PathBuf::from(arg);
+                for (name, _) in crate::bind::npz_arrays(arg, &path)?.iter() {
+                    out.push(Item { name: name.clone(), file: Some(path.clone()) });
+                }
             }
-            _ => Err(CliError::BadItem { flag, arg: arg.to_string() }),
-        })
-        .collect()
+            None if !arg.is_empty() => out.push(Item { name: arg.to_string(), file: None }),
+            Some((n, p)) if !n.trim().is_empty() && !p.trim().is_empty() => {
+                out.push(Item { name: n.trim().to_string(), file: Some(PathBuf::from(p.trim())) })
+            }
+            _ => return Err(CliError::BadItem { flag, arg: arg.to_string() }),
+        }
+    }
+    Ok(out)
 }
 
 /// The model and the per-side and shared inputs of a kernel.

@@ -28,17 +28,55 @@ fn split<'a>(
     }
 }
 
-/// Read a file for input `name`, promoting f32 to f64 with [`Precision::F64`] when the model
-/// wants f64.
+thread_local! {
+    /// `.npz` archives read so far, by path: an archive is read once however many of its
+    /// arrays are bound.
+    static NPZ: std::cell::RefCell<std::collections::HashMap<PathBuf, std::rc::Rc<Vec<(String, jjt_npy::Array)>>>> =
+        std::cell::RefCell::default();
+}
+
+/// The arrays of the `.npz` archive `path` (read once per process).
+pub(crate) fn npz_arrays(
+    name: &str,
+    path: &Path,
+) -> Result<std::rc::Rc<Vec<(String, jjt_npy::Array)>>, CliError> {
+    if let Some(a) = NPZ.with(|c| c.borrow().get(path).cloned()) {
+        return Ok(a);
+    }
+    let arrays = jjt_npy::read_npz_file(path).map_err(|source| CliError::ReadInput {
+        name: name.to_string(),
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let arrays = std::rc::Rc::new(arrays);
+    NPZ.with(|c| c.borrow_mut().insert(path.to_path_buf(), arrays.clone()));
+    Ok(arrays)
+}
+
+/// Read a file for input `name` (an `.npy` file, or the array of that name in an `.npz`
+/// archive), promoting f32 to f64 with [`Precision::F64`] when the model wants f64.
 fn read(
     name: &str,
     path: &Path,
     want: DType,
     precision: Precision,
 ) -> Result<(PathBuf, Tensor), CliError> {
-    let t = jjt_npy::read_file(path).map(Tensor::from_array).map_err(|source| {
-        CliError::ReadInput { name: name.to_string(), path: path.to_path_buf(), source }
-    })?;
+    let t =
+        if path.extension().is_some_and(|e| e == "npz") {
+            // The archive's array of the input's name.
+            let arrays = npz_arrays(name, path)?;
+            let found = arrays.iter().find(|(n, _)| n == name).map(|(_, a)| a.clone());
+            let names = || arrays.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ");
+            Tensor::from_array(found.ok_or_else(|| CliError::NpzMember {
+                name: name.to_string(),
+                path: path.to_path_buf(),
+                arrays: names(),
+            })?)
+        } else {
+            jjt_npy::read_file(path).map(Tensor::from_array).map_err(|source| {
+                CliError::ReadInput { name: name.to_string(), path: path.to_path_buf(), source }
+            })?
+        };
     let t = if precision == Precision::F64 && t.dtype() == DType::F32 && want == DType::F64 {
         let ty = t.ty().with_dtype(DType::F64);
         Tensor::from_f64(&ty, &t.to_f64_vec())?

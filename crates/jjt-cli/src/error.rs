@@ -19,6 +19,8 @@ pub(crate) enum CliError {
     #[error("`{flag} {arg}`: expected NAME=FILE.npy{}", if *single { "" } else { " (a bare FILE.npy is only accepted when exactly one input can be meant)" })]
     BadInArg { flag: &'static str, arg: String, single: bool },
     /// A `--wrt` / `--shared` item that is not `NAME` or `NAME=FILE.npy` (e.g. `w=`).
+    #[error("input `{name}`: the archive {} has no array `{name}` (its arrays: {arrays})", path.display())]
+    NpzMember { name: String, path: PathBuf, arrays: String },
     #[error("`{flag} {arg}`: expected NAME or NAME=FILE.npy (a name, and after `=` a file path)")]
     BadItem { flag: &'static str, arg: String },
     /// `NAME=FILE` given to a command that reads no input files (`dump` needs only types).

@@ -1093,6 +1093,38 @@ fn lists_with_spaces_negative_ranges_and_the_sides_note() {
     let near = stdout(&jjt(&["dump", m, "--format", "dot", "--around", "w", "--depth", "1"]));
     assert!(near.contains("w\\ninput f64[3,2]"), "{near}");
     assert!(near.matches(" [label=").count() < whole.matches(" [label=").count(), "{near}");
+    // `--shared FILE.npz` binds every array of a NumPy archive by name: the same K as the
+    // arrays given one by one.
+    let (w, b) = (tmp("w.npy"), tmp("b.npy"));
+    let wa = jjt_npy::Array {
+        shape: vec![3, 2],
+        data: jjt_npy::Data::F64(vec![0.3, -0.2, 0.8, 0.1, -0.4, 0.5]),
+    };
+    let ba = jjt_npy::Array { shape: vec![2], data: jjt_npy::Data::F64(vec![0.1, -0.3]) };
+    jjt_npy::write_file(&w, &wa).unwrap();
+    jjt_npy::write_file(&b, &ba).unwrap();
+    let npz = tmp("params.npz");
+    jjt_npy::write_npz_file(&npz, &[("w", &wa), ("b", &ba)]).unwrap();
+    let xs = tmp("xs.npy");
+    jjt_npy::write_file(
+        &xs,
+        &jjt_npy::Array {
+            shape: vec![2, 3],
+            data: jjt_npy::Data::F64(vec![0.1, 0.2, 0.3, -0.5, 0.4, 1.0]),
+        },
+    )
+    .unwrap();
+    let xs = format!("x={}", xs.display());
+    let k = |shared: &[&str]| {
+        let mut a = vec!["kernel", m, "--wrt", "w,b", "--x1", &xs, "--x2", &xs];
+        for s in shared {
+            a.extend(["--shared", s]);
+        }
+        stdout(&jjt(&a))
+    };
+    let one_by_one = k(&[&format!("w={},b={}", w.display(), b.display())]);
+    assert_eq!(k(&[npz.to_str().unwrap()]), one_by_one);
+    assert_eq!(k(&[&format!("w={0},b={0}", npz.display())]), one_by_one);
     // `--per-side` keeps parameters per example when that is what is meant.
     let per = jjt(&["dump", m, "--stage", "kernel", "--wrt", "w", "--per-side", "w,b"]);
     assert!(stdout(&per).starts_with("func f_kernel(x_1: f64[3], w_1: f64[3,2], b_1: f64[2]"));

@@ -1,4 +1,4 @@
-//! What the user sees when they get something wrong: for each of 57 distinct mistakes, `jjt`
+//! What the user sees when they get something wrong: for each of 58 distinct mistakes, `jjt`
 //! exits with status 1 and one message that starts with `error: `, is not a Rust panic or a
 //! debug-formatted value, and names the offending file or input and what was expected. All
 //! messages together are one snapshot (paths replaced by placeholders).
@@ -94,6 +94,9 @@ fn user_mistakes() {
         "no_keepdims.jjt",
         "func f(x: f32[4,5]) -> f32[4,5] {\n  return x - max(x, axes=[1])\n}\n",
     );
+    let npz_w = dir().join("only_w.npz").display().to_string();
+    let w_array = jjt_npy::Array { shape: vec![3, 2], data: jjt_npy::Data::F32(vec![0.5; 6]) };
+    jjt_npy::write_npz_file(std::path::Path::new(&npz_w), &[("w", &w_array)]).unwrap();
     let layer = write(
         "layer.jjt",
         "func f(x: f32[3], w: f32[3,2], b: f32[2]) -> f32[2] {\n  return tanh(x @ w + b)\n}\n",
@@ -256,6 +259,22 @@ fn user_mistakes() {
             "bench with parameters left per-side",
             args(&["bench", &layer, "--wrt", "w,b", "--reps", "1"]),
             &["every input is per-side (x, w, b)", "--shared w,b", "--per-side w,b"],
+        ),
+        (
+            "npz archive without the input",
+            args(&[
+                "kernel",
+                &layer,
+                "--wrt",
+                "w",
+                "--shared",
+                &format!("w={0},b={0}", npz_w),
+                "--x1",
+                &in_short,
+                "--x2",
+                &in_short,
+            ]),
+            &["input `b`", "has no array `b`", "its arrays: w"],
         ),
         (
             "--wrt name misspelled",

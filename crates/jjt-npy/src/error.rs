@@ -166,6 +166,16 @@ pub enum NpyError {
     #[error("the .npz archive would reach 4 GiB or 65535 members (ZIP64 is not written)")]
     NpzTooLarge,
 
+    /// An `.npz` member is compressed (`numpy.savez_compressed`); only stored members are read.
+    #[error(
+        "member `{0}` of the .npz archive is compressed: save it with numpy.savez, not savez_compressed"
+    )]
+    NpzCompressed(String),
+
+    /// An `.npz` archive that is not a well-formed ZIP archive of `.npy` members.
+    #[error("malformed .npz archive: {0}")]
+    NpzMalformed(String),
+
     /// An I/O error while reading or writing `path`.
     #[error("i/o error on {}: {source}", .path.display())]
     Io {

@@ -67,7 +67,7 @@ use std::path::Path;
 
 pub use error::NpyError;
 pub use header::{Header, MAX_HEADER_LEN, read_header};
-pub use npz::{write_npz, write_npz_file};
+pub use npz::{read_npz, read_npz_file, write_npz, write_npz_file};
 pub use read::{read, read_file, read_file_header};
 pub use write::{write, write_file};
 
