@@ -28,18 +28,18 @@ fn split<'a>(
     }
 }
 
+/// The arrays of an `.npz` archive by name, shared between the inputs bound from it.
+type Archive = std::rc::Rc<Vec<(String, jjt_npy::Array)>>;
+
 thread_local! {
     /// `.npz` archives read so far, by path: an archive is read once however many of its
     /// arrays are bound.
-    static NPZ: std::cell::RefCell<std::collections::HashMap<PathBuf, std::rc::Rc<Vec<(String, jjt_npy::Array)>>>> =
+    static NPZ: std::cell::RefCell<std::collections::HashMap<PathBuf, Archive>> =
         std::cell::RefCell::default();
 }
 
 /// The arrays of the `.npz` archive `path` (read once per process).
-pub(crate) fn npz_arrays(
-    name: &str,
-    path: &Path,
-) -> Result<std::rc::Rc<Vec<(String, jjt_npy::Array)>>, CliError> {
+pub(crate) fn npz_arrays(name: &str, path: &Path) -> Result<Archive, CliError> {
     if let Some(a) = NPZ.with(|c| c.borrow().get(path).cloned()) {
         return Ok(a);
     }
