@@ -15,7 +15,7 @@
 
 mod common;
 
-use common::dense_jacobian_rows;
+use common::{dense_jacobian_rows, kernel_from_rows};
 use jjt::ir::{Function, NodeId, Op};
 use jjt::{Kernel, RandomState, Strategy, Tensor};
 
@@ -106,16 +106,7 @@ fn check(hw: usize, cin: usize, cout: usize, patch_form: bool) {
         dense_jacobian_rows(&m, &["k"], &[example(x, b), k.clone(), w.clone()])
     };
     let (j1, j2): (Vec<_>, Vec<_>) = (0..B).map(|b| (rows(&x1, b), rows(&x2, b))).unzip();
-    let mut want = Vec::new();
-    for ja in &j1 {
-        for jb in &j2 {
-            for ri in ja {
-                for rj in jb {
-                    want.push(ri.iter().zip(rj).map(|(p, q)| p * q).sum::<f64>());
-                }
-            }
-        }
-    }
+    let want = kernel_from_rows(&j1, &j2);
     let refs: Vec<&Tensor> = args.iter().collect();
     let from_graph = jjt::eval(&g, &args).unwrap().to_f64_vec();
     let compiled = kernel.compile().unwrap().call(&refs).unwrap().remove(0).to_f64_vec();

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::dense_jacobian_rows;
+use common::{dense_jacobian_rows, kernel_from_rows};
 use jjt::{Kernel, RandomState, Role, Strategy, Tensor, TensorType};
 
 const B: usize = 3;
@@ -89,16 +89,7 @@ fn embedding_kernel_matches_dense_interpreter_jacobians() {
     let j2: Vec<_> = (0..B).map(|b| dense_jacobian_rows(&f64_model, &["*"], &args(2, b))).collect();
     let width = j1[0][0].len();
     assert_eq!(width, VOCAB * 4 + 16 + 4 + 12 + 3, "J has a column per float parameter");
-    let mut want = Vec::new();
-    for ja in &j1 {
-        for jb in &j2 {
-            for ri in ja {
-                for rj in jb {
-                    want.push(ri.iter().zip(rj).map(|(p, q)| p * q).sum::<f64>());
-                }
-            }
-        }
-    }
+    let want = kernel_from_rows(&j1, &j2);
     let refs: Vec<&Tensor> = data.iter().collect();
     // f64: sums of at most 63 products (the columns of J) against the JIT's per-layer sums of
     // fewer terms; with |terms| within a small factor of the largest entry, 1e-12 of it bounds

@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::dense_jacobian_rows;
+use common::{dense_jacobian_rows, kernel_from_rows};
 use jjt::{Function, Kernel, RandomState, Role, Strategy, Tensor, TensorType};
 
 const MODELS: [&str; 6] = ["cnn", "deep", "embed", "mixer", "mlp", "transformer"];
@@ -109,17 +109,7 @@ fn dense_kernel(
     };
     let j1: Vec<_> = (0..B).map(|b| dense_jacobian_rows(f, wrt, &side(1, b))).collect();
     let j2: Vec<_> = (0..B).map(|b| dense_jacobian_rows(f, wrt, &side(2, b))).collect();
-    let mut k = Vec::new();
-    for ja in &j1 {
-        for jb in &j2 {
-            for ri in ja {
-                for rj in jb {
-                    k.push(ri.iter().zip(rj).map(|(p, q)| p * q).sum());
-                }
-            }
-        }
-    }
-    k
+    kernel_from_rows(&j1, &j2)
 }
 
 #[test]

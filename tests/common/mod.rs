@@ -23,3 +23,20 @@ pub fn dense_jacobian_rows(f: &Function, wrt: &[&str], args: &[Tensor]) -> Vec<V
         })
         .collect()
 }
+
+/// K[a, b, i, j] = J1[a][i] · J2[b][j] in row-major order, from per-example Jacobian rows
+/// (`j1[a]` the rows of side 1's example `a`).
+#[allow(dead_code)] // not every test file that includes this module uses it
+pub fn kernel_from_rows(j1: &[Vec<Vec<f64>>], j2: &[Vec<Vec<f64>>]) -> Vec<f64> {
+    let mut k = Vec::new();
+    for ja in j1 {
+        for jb in j2 {
+            for ri in ja {
+                for rj in jb {
+                    k.push(ri.iter().zip(rj).map(|(p, q)| p * q).sum());
+                }
+            }
+        }
+    }
+    k
+}

@@ -558,6 +558,11 @@ impl Parser<'_> {
         Ok(Val::Node(v))
     }
 
+    /// The attributes of the call `op` at `t` do not fit it.
+    fn attr_error(&self, t: &Token, op: &str, message: String) -> ParseError {
+        self.err_at(t, ParseErrorKind::Attr { op: op.to_string(), message })
+    }
+
     /// `[` at `open` is not matched.
     fn unclosed_bracket(&self, open: &Token) -> ParseError {
         let found = self.peek().tok.describe();
@@ -765,9 +770,7 @@ impl Parser<'_> {
         mut operands: Vec<(Val, Token)>,
         mut args: CallArgs,
     ) -> PResult<Val> {
-        let attr_err = |s: &Self, message: String| {
-            s.err_at(t, ParseErrorKind::Attr { op: name.clone(), message })
-        };
+        let attr_err = |s: &Self, message: String| s.attr_error(t, &name, message);
         if let Some(v) = args.positional.first() {
             let arg = v.to_string();
             return Err(self.unused_arg(t, name, arg));
@@ -824,9 +827,7 @@ impl Parser<'_> {
         mut operands: Vec<(Val, Token)>,
         mut args: CallArgs,
     ) -> PResult<Val> {
-        let attr_err = |s: &Self, message: String| {
-            s.err_at(t, ParseErrorKind::Attr { op: name.clone(), message })
-        };
+        let attr_err = |s: &Self, message: String| s.attr_error(t, &name, message);
         if operands.len() != 1 || !args.positional.is_empty() {
             return Err(attr_err(
                 self,

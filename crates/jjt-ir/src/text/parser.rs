@@ -309,16 +309,21 @@ impl<'a> Parser<'a> {
         })
     }
 
-    /// A helper's statements and its `return expr }`.
-    fn body_value(&mut self) -> PResult<Val> {
+    /// Statements up to (not including) `return`.
+    fn statements(&mut self) -> PResult<()> {
         loop {
             let t = self.peek().clone();
             match &t.tok {
-                Tok::Ident(s) if s == "return" => break,
+                Tok::Ident(s) if s == "return" => return Ok(()),
                 Tok::Ident(_) => self.statement()?,
                 _ => return Err(self.expected("a statement `name = ...` or `return`")),
             }
         }
+    }
+
+    /// A helper's statements and its `return expr }`.
+    fn body_value(&mut self) -> PResult<Val> {
+        self.statements()?;
         self.next();
         let v = self.expr()?;
         self.expect("}")?;
@@ -363,14 +368,7 @@ impl<'a> Parser<'a> {
             ret_tys.push(self.tensor_type()?);
         }
         self.expect("{")?;
-        loop {
-            let t = self.peek().clone();
-            match &t.tok {
-                Tok::Ident(s) if s == "return" => break,
-                Tok::Ident(_) => self.statement()?,
-                _ => return Err(self.expected("a statement `name = ...` or `return`")),
-            }
-        }
+        self.statements()?;
         let rt = self.next();
         let mut outs = Vec::new();
         loop {
