@@ -30,8 +30,8 @@ use jjt_ir::{DType, Function, Tensor, interp, text};
 pub type Target = fn(&[u8]) -> Result<(), String>;
 
 /// The targets by name.
-pub const TARGETS: [(&str, Target); 4] =
-    [("parse", parse), ("print", print), ("npy", npy), ("diff", diff)];
+pub const TARGETS: [(&str, Target); 5] =
+    [("parse", parse), ("print", print), ("npy", npy), ("npz", npz), ("diff", diff)];
 
 /// Model text.
 pub fn parse(data: &[u8]) -> Result<(), String> {
@@ -88,6 +88,26 @@ pub fn npy(data: &[u8]) -> Result<(), String> {
         }
         if data_bits(&b.data) != data_bits(&a.data) {
             return Err("written array reads back with other elements".into());
+        }
+    }
+    Ok(())
+}
+
+/// `.npz` archives: read (never a panic); what reads is written and reads back the same.
+pub fn npz(data: &[u8]) -> Result<(), String> {
+    if let Ok(arrays) = jjt_npy::read_npz(data) {
+        let named: Vec<(&str, &jjt_npy::Array)> =
+            arrays.iter().map(|(n, a)| (n.as_str(), a)).collect();
+        let bytes = jjt_npy::write_npz(&named).map_err(|e| format!("cannot write back: {e}"))?;
+        let back =
+            jjt_npy::read_npz(&bytes).map_err(|e| format!("written archive does not read: {e}"))?;
+        if back.len() != arrays.len() {
+            return Err("written archive reads back with another member count".into());
+        }
+        for ((_, a), (_, b)) in arrays.iter().zip(&back) {
+            if a.shape != b.shape || data_bits(&a.data) != data_bits(&b.data) {
+                return Err("written archive reads back with other arrays".into());
+            }
         }
     }
     Ok(())

@@ -24,6 +24,7 @@ fn targets_run_briefly() {
         include_str!("../../../examples/models/seed.jjt").as_bytes().to_vec(),
         include_str!("../../../examples/models/mlp.jjt").as_bytes().to_vec(),
         include_bytes!("../../jjt-cli/tests/fixtures/v_f32.npy").to_vec(),
+        include_bytes!("../../jjt-npy/tests/corpus/npz/savez.npz").to_vec(),
     ]
     .to_vec();
     let mut rng = Rng(12345);
