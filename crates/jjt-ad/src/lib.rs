@@ -85,7 +85,13 @@ pub fn input_mask(f: &Function, names: &[impl AsRef<str>]) -> Result<Vec<bool>, 
     Ok(mask)
 }
 
-/// Whether `name` matches the glob `pat` (`*`: any run of bytes, `?`: one byte).
+/// Whether `name` matches the glob `pattern` (`*`: any run of characters, `.` included; `?`:
+/// one character).
+pub fn glob(pattern: &str, name: &str) -> bool {
+    glob_match(pattern.as_bytes(), name.as_bytes())
+}
+
+/// [`glob`] on bytes.
 fn glob_match(pat: &[u8], name: &[u8]) -> bool {
     match pat.split_first() {
         None => name.is_empty(),

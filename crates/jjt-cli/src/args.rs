@@ -277,8 +277,17 @@ impl Target {
 
     /// The kernel these names and sizes describe, computed as `opts` say (for `dump`, which
     /// reads no input files: an item with a file is refused).
-    pub fn spec(&self, opts: &KernelOpts) -> Result<KernelSpec, CliError> {
+    pub fn spec(&self, f: &jjt_ir::Function, opts: &KernelOpts) -> Result<KernelSpec, CliError> {
         let (wrt, shared) = self.names_only()?;
+        // Globs skip the inputs `--per-side` names (`dump` has no side files).
+        let per_side: Vec<String> =
+            items("--per-side", &self.per_side)?.into_iter().map(|i| i.name).collect();
+        let expand = |flag: &'static str, names: Vec<String>| -> Result<Vec<String>, CliError> {
+            let its = names.into_iter().map(|name| Item { name, file: None }).collect();
+            let out = crate::bind::expand_globs(f, flag, its, &per_side)?;
+            Ok(out.into_iter().map(|i| i.name).collect())
+        };
+        let (wrt, shared) = (expand("--wrt", wrt)?, expand("--shared", shared)?);
         Ok(opts.spec(&wrt, &shared, self.batch()?))
     }
 
@@ -347,6 +356,10 @@ pub(crate) struct KernelIo {
     /// repeated (a bare NAME needs its file from --wrt NAME=FILE).
     #[arg(long, value_delimiter = ',', value_name = "NAME[=FILE.npy]")]
     pub shared: Vec<String>,
+    /// Inputs that are per side: `--wrt`/`--shared` patterns never match them (nor the inputs
+    /// `--x1`/`--x2` give).
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    pub per_side: Vec<String>,
 }
 
 /// How the kernel is computed and reduced.

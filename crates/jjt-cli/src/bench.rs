@@ -58,6 +58,7 @@ pub(crate) fn inputs(
         x1: b.x1.clone(),
         x2: b.x2.clone(),
         shared: b.target.shared.clone(),
+        per_side: b.target.per_side.clone(),
     };
     if b.target.wrt.is_empty() {
         // The model itself: its inputs are given by name with --x1 or --shared.

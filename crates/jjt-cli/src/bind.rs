@@ -212,6 +212,53 @@ fn shared_items(wrt: &[Item], shared: &[Item]) -> Result<Vec<(&'static str, Item
 /// extra leading axis, which must agree with `batch` when given), and `v`. Returns the
 /// kernel's specification and its inputs in the kernel function's order: name, type and the
 /// value, `None` for what no file gives (only with [`Missing::Allow`]).
+/// The items of `flag` with every glob (`*`, `?`) replaced by the inputs it matches: the
+/// floating-point inputs whose names match, except those given per side (`per_side`); a
+/// glob's file, if any, goes to each match (an `.npz` archive gives each its own array). A
+/// glob that matches nothing is an error listing the inputs.
+pub(crate) fn expand_globs(
+    f: &Function,
+    flag: &'static str,
+    items: Vec<Item>,
+    per_side: &[String],
+) -> Result<Vec<Item>, CliError> {
+    let mut out = Vec::new();
+    for it in items {
+        if !it.name.contains(['*', '?']) {
+            out.push(it);
+            continue;
+        }
+        let matches: Vec<Item> = f
+            .params()
+            .iter()
+            .filter(|p| jjt_ir::types::is_float(p.ty.dtype) && !per_side.contains(&p.name))
+            .filter(|p| jjt_ad::glob(&it.name, &p.name))
+            .map(|p| Item { name: p.name.clone(), file: it.file.clone() })
+            .collect();
+        if matches.is_empty() {
+            return Err(CliError::UnknownInput {
+                flag,
+                name: it.name.clone(),
+                reason: format!(
+                    "the pattern `{}` matches no floating-point input that is not given per side",
+                    it.name
+                ),
+                known: known(f),
+            });
+        }
+        out.extend(matches);
+    }
+    Ok(out)
+}
+
+/// The names of the per-side inputs given with `--x1`/`--x2` (`NAME=FILE` items).
+pub(crate) fn side_names(x1: &[String], x2: &[String]) -> Vec<String> {
+    x1.iter()
+        .chain(x2)
+        .filter_map(|a| a.split_once('=').map(|(n, _)| n.trim().to_string()))
+        .collect()
+}
+
 pub(crate) fn bind_kernel(
     f: &Function,
     io: &KernelIo,
@@ -222,11 +269,15 @@ pub(crate) fn bind_kernel(
 ) -> Result<(KernelSpec, Vec<Bound>), CliError> {
     let params = f.params();
     let precision = opts.precision;
-    let wrt = items("--wrt", &io.wrt)?;
+    // Globs never match an input given per side.
+    let mut per_side_given = side_names(&io.x1, &io.x2);
+    per_side_given.extend(items("--per-side", &io.per_side)?.into_iter().map(|i| i.name));
+    let wrt = expand_globs(f, "--wrt", items("--wrt", &io.wrt)?, &per_side_given)?;
+    let shared_list = expand_globs(f, "--shared", items("--shared", &io.shared)?, &per_side_given)?;
     // Shared inputs first: they decide which inputs are per-side.
     let mut shared: Vec<Option<Tensor>> = vec![None; params.len()];
     let mut is_shared = vec![false; params.len()];
-    for (flag, it) in shared_items(&wrt, &items("--shared", &io.shared)?)? {
+    for (flag, it) in shared_items(&wrt, &shared_list)? {
         let i = input_index(f, flag, &it.name)?;
         if is_shared[i] {
             return Err(CliError::DuplicateInput(it.name));

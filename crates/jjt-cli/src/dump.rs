@@ -43,7 +43,7 @@ fn dump(a: &DumpArgs, f: &Function, wrt: &[String]) -> Result<(), CliError> {
         // With `--strategy auto`, the candidates and their predicted times head the dump.
         let mut out = String::new();
         let g = if matches!(of, Stage::Kernel) && matches!(opts.strategy, StrategyArg::Auto) {
-            let mut spec = target.spec(opts)?;
+            let mut spec = target.spec(f, opts)?;
             let choice = choose(&spec, f, opts)?;
             for c in &choice.candidates {
                 out.push_str(&format!(
@@ -107,7 +107,7 @@ fn dump(a: &DumpArgs, f: &Function, wrt: &[String]) -> Result<(), CliError> {
     if matches!(stage, Stage::Staged) {
         let g =
             optimized(&stage_graphs(f, Stage::Kernel, target, opts)?.remove(0), opts.optimizer)?;
-        let spec = target.spec(opts)?;
+        let spec = target.spec(f, opts)?;
         let flags: Vec<bool> = spec
             .layout(f, jjt_ad::Form::Kernel)?
             .iter()

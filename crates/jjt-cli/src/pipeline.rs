@@ -157,7 +157,7 @@ pub(crate) fn stage_graphs(
         }
         Stage::Kernel => {
             need("kernel")?;
-            let mut spec = target.spec(opts)?;
+            let mut spec = target.spec(f, opts)?;
             if matches!(opts.strategy, StrategyArg::Auto) {
                 spec.strategy = choose(&spec, f, opts)?.strategy;
             }
@@ -165,7 +165,7 @@ pub(crate) fn stage_graphs(
         }
         Stage::Apply => {
             need("apply")?;
-            vec![target.spec(opts)?.apply(f)?]
+            vec![target.spec(f, opts)?.apply(f)?]
         }
     })
 }

@@ -1125,6 +1125,21 @@ fn lists_with_spaces_negative_ranges_and_the_sides_note() {
     let one_by_one = k(&[&format!("w={},b={}", w.display(), b.display())]);
     assert_eq!(k(&[npz.to_str().unwrap()]), one_by_one);
     assert_eq!(k(&[&format!("w={0},b={0}", npz.display())]), one_by_one);
+    // Patterns never match an input given per side: `--wrt '*'` with `x` from --x1/--x2 is
+    // the kernel w.r.t. w and b, and `--shared '*=params.npz'` binds both from the archive.
+    let glob = stdout(&jjt(&[
+        "kernel",
+        m,
+        "--wrt",
+        "*",
+        "--x1",
+        &xs,
+        "--x2",
+        &xs,
+        "--shared",
+        &format!("*={}", npz.display()),
+    ]));
+    assert_eq!(glob, one_by_one);
     // `--per-side` keeps parameters per example when that is what is meant.
     let per = jjt(&["dump", m, "--stage", "kernel", "--wrt", "w", "--per-side", "w,b"]);
     assert!(stdout(&per).starts_with("func f_kernel(x_1: f64[3], w_1: f64[3,2], b_1: f64[2]"));

@@ -1,4 +1,4 @@
-//! What the user sees when they get something wrong: for each of 58 distinct mistakes, `jjt`
+//! What the user sees when they get something wrong: for each of 59 distinct mistakes, `jjt`
 //! exits with status 1 and one message that starts with `error: `, is not a Rust panic or a
 //! debug-formatted value, and names the offending file or input and what was expected. All
 //! messages together are one snapshot (paths replaced by placeholders).
@@ -275,6 +275,11 @@ fn user_mistakes() {
                 &in_short,
             ]),
             &["input `b`", "has no array `b`", "its arrays: w"],
+        ),
+        (
+            "pattern matching nothing",
+            args(&["kernel", &layer, "--wrt", "q*", "--x1", &in_short, "--x2", &in_short]),
+            &["the pattern `q*` matches no floating-point input", "x: f32[3]"],
         ),
         (
             "--wrt name misspelled",
