@@ -353,22 +353,28 @@ impl FunctionBuilder {
         x: NodeId,
         axes: Option<&[i64]>,
     ) -> Result<NodeId, IrError> {
-        let rank = self.ty(x)?.rank();
-        let axes = RawAxes(axes.map(<[i64]>::to_vec))
-            .resolve(rank)
-            .map_err(|e| self.type_error(kind.op_name(), &[x], e))?;
+        let axes = self.resolve_axes(kind.op_name(), x, axes)?;
         self.add(Op::Reduce(Reduce { kind, axes }), &[x])
+    }
+
+    /// `axes` of `x` resolved (negative from the end, `None` all), an error naming `op`.
+    fn resolve_axes(
+        &self,
+        op: &'static str,
+        x: NodeId,
+        axes: Option<&[i64]>,
+    ) -> Result<Vec<usize>, IrError> {
+        let rank = self.ty(x)?.rank();
+        RawAxes(axes.map(<[i64]>::to_vec)).resolve(rank).map_err(|e| self.type_error(op, &[x], e))
     }
 
     /// The minimum over `axes` (`None`: every axis; negative from the end). Not an op:
     /// `neg(max(neg(x)))`, exact (negation is), so its derivative is `max`'s: at ties the
     /// average over the minimal elements.
     pub fn reduce_min(&mut self, x: NodeId, axes: Option<&[i64]>) -> Result<NodeId, IrError> {
+        let axes = self.resolve_axes("min", x, axes)?;
         let n = self.unary(Unary::Neg, x)?;
-        let m = self.reduce(ReduceKind::Max, n, axes).map_err(|e| match e {
-            IrError::Type { source, .. } => self.type_error("min", &[x], source),
-            e => e,
-        })?;
+        let m = self.add(Op::Reduce(Reduce { kind: ReduceKind::Max, axes }), &[n])?;
         self.unary(Unary::Neg, m)
     }
 
@@ -388,15 +394,13 @@ impl FunctionBuilder {
         if ty.dtype != DType::Bool {
             return Err(self.type_error(name, &[x], TypeError::NotBool(ty.dtype)));
         }
+        let axes = self.resolve_axes(name, x, axes)?;
         let p = if all { self.add(Op::Logic(Logic::Not), &[x])? } else { x };
         let f32s = TensorType { dtype: DType::F32, ..ty };
         let one = self.full(f32s.clone(), 1.0)?;
         let zero = self.full(f32s, 0.0)?;
         let v = self.select(p, one, zero)?;
-        let m = self.reduce(ReduceKind::Max, v, axes).map_err(|e| match e {
-            IrError::Type { source, .. } => self.type_error(name, &[x], source),
-            e => e,
-        })?;
+        let m = self.add(Op::Reduce(Reduce { kind: ReduceKind::Max, axes }), &[v])?;
         let any = self.compare_scalar(Compare::Gt, m, 0.5)?;
         if all { self.add(Op::Logic(Logic::Not), &[any]) } else { Ok(any) }
     }
