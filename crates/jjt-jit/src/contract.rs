@@ -4,7 +4,8 @@
 //!
 //! **The descriptor.** At compile time [`Descriptor::plan`] brings a [`DotStep`] to a canonical
 //! form: *outer* loops (batch axes, free axes that do not chain in the output, free axes along
-//! which their operand is broadcast), *M* axes (lhs free), *N* axes (rhs free) and *K* axes
+//! which their operand is broadcast, and free axes that would force a packing copy, see
+//! [`Descriptor::plan`]), *M* axes (lhs free), *N* axes (rhs free) and *K* axes
 //! (contracted), each with its extent and its strides in A (lhs), B (rhs) and C (the output).
 //! Axes of extent 1 are dropped. The descriptor is owned by the compiled handle, so it lives as
 //! long as the code that passes its address; the code passes it with the operands' base
@@ -46,8 +47,10 @@
 //!
 //! **Threads.** Work is split only above [`PAR_THRESHOLD`] multiply-adds, by
 //! [`crate::pool::join`]: products (outer indices) across threads first; a single product by
-//! halving the longer of M and N in multiples of [`PAR_GRAIN`]; a product too narrow to cut by
-//! computing the two halves of its top pairwise combination on two threads. Every output
+//! cutting the longer of M and N in multiples of [`PAR_GRAIN`], or by computing the two halves
+//! of its top pairwise combination of K's blocks on two threads, whichever leaves the slowest
+//! thread less work (M = N = 160 over 64 blocks of K: cutting N gives one thread 96 columns,
+//! 60 % of the work; the blocks split 32/32, and each thread packs only its own). Every output
 //! element is computed by one sequence of operations (same blocks, same leaf, same pairwise
 //! tree) whatever the thread count, so results are bit-identical for any thread count.
 //!
@@ -83,6 +86,11 @@ use crate::plan::{DotStep, item_size};
 /// 1024 and 4096 cost the same; 1024 is kept for its tighter bound. (16384 is slow on the NTK
 /// step because a packed block of 16384 rows no longer fits the cache with the product.)
 pub const KB: usize = 1024;
+
+/// The fewest rows (or columns) an operand's collapsing suffix of free axes must hold for the
+/// free axes before it to become outer loops rather than be packed (see [`Descriptor::plan`]):
+/// below it the products are too small for the matrix multiply to pay.
+pub const DIRECT_MIN_ROWS: usize = 64;
 
 /// The most elements of one operand packed at a time (rows are packed in chunks below it).
 pub const PACK_ELEMS: usize = 1 << 17;
@@ -203,7 +211,38 @@ fn collapse(axes: &[(usize, isize)]) -> Option<isize> {
 impl Descriptor {
     /// The canonical form of `s` (None for bool contractions). `gemm`: whether the leaves may
     /// call the matrix multiply (they do when M and N also reach [`GEMM_MIN_MN`]).
+    ///
+    /// When an operand's free axes do not collapse to one stride, it is packed for every
+    /// product; but if a suffix of them with at least [`DIRECT_MIN_ROWS`] rows collapses, the
+    /// axes before it can become outer loops instead (more, smaller products, read in place).
+    /// The candidates (neither operand, either, both) are compared by the elements all
+    /// products pack together, and the first with the fewest is taken: the split pays only
+    /// when it does not multiply the packing of the other operand.
     pub(crate) fn plan(s: &DotStep, gemm: bool) -> Option<Descriptor> {
+        let base = Self::layout(s, gemm, (false, false))?;
+        let packed = |d: &Descriptor| {
+            let a = if d.a_direct.is_some() { 0 } else { d.m * d.k };
+            let b = if d.b_direct.is_some() { 0 } else { d.k * d.n };
+            d.products.saturating_mul(a + b)
+        };
+        if !base.gemm || packed(&base) == 0 {
+            return Some(base);
+        }
+        let mut best = base;
+        for trim in [(true, false), (false, true), (true, true)] {
+            if let Some(d) = Self::layout(s, gemm, trim).filter(|d| d.gemm)
+                && packed(&d) < packed(&best)
+            {
+                best = d;
+            }
+        }
+        Some(best)
+    }
+
+    /// [`Descriptor::plan`] with the free axes of the lhs (`trim.0`) and of the rhs (`trim.1`)
+    /// before their longest collapsing suffix turned into outer loops, where that suffix holds
+    /// at least [`DIRECT_MIN_ROWS`] rows.
+    fn layout(s: &DotStep, gemm: bool, trim: (bool, bool)) -> Option<Descriptor> {
         let DotStep { dst, shape, lhs, lhs_shape, rhs, rhs_shape, dims } = s;
         if dst.dtype == DType::Bool {
             return None;
@@ -222,6 +261,7 @@ impl Descriptor {
         // The free axes of one side: the longest suffix that chains in C and along which the
         // operand moves forms the matrix dimension; the rest are outer loops.
         let mut free = |axes: &[usize], v: &crate::plan::View, start: usize, lhs_side: bool| {
+            let trim = if lhs_side { trim.0 } else { trim.1 };
             let all: Vec<(usize, isize, isize)> = axes
                 .iter()
                 .enumerate()
@@ -245,6 +285,20 @@ impl Descriptor {
             for &(n, s, c) in rest.iter().rev() {
                 let (a, b) = if lhs_side { (s, 0) } else { (0, s) };
                 outer.push(Loop { n, a, b, c });
+            }
+            // The axes before the operand's longest collapsing suffix as outer loops too.
+            let tail = 1
+                + (1..inner.len())
+                    .rev()
+                    .take_while(|&i| inner[i - 1].1 == inner[i].1 * inner[i].0 as isize)
+                    .count();
+            let rows: usize =
+                inner[inner.len().saturating_sub(tail)..].iter().map(|x| x.0).product();
+            if trim && tail < inner.len() && rows >= DIRECT_MIN_ROWS {
+                for (n, s, c) in inner.drain(..inner.len() - tail) {
+                    let (a, b) = if lhs_side { (s, 0) } else { (0, s) };
+                    outer.push(Loop { n, a, b, c });
+                }
             }
             inner
         };
@@ -763,9 +817,20 @@ unsafe fn region<T: Elem>(p: Part<T>, threads: usize, bufs: &mut Bufs) {
     if threads >= 2 && work >= PAR_THRESHOLD {
         let left = threads / 2;
         let extent = mi.max(nj);
-        if extent >= 2 * PAR_GRAIN {
-            // Halve the longer of M and N.
-            let at = (extent * left / threads).div_ceil(PAR_GRAIN) * PAR_GRAIN;
+        // Each split's slowest side against an even split (1: perfectly balanced): cutting
+        // the longer of M and N in whole grains, or the top pairwise combination of K's blocks
+        // (then each thread packs only its own blocks, where a cut of M or N packs the other
+        // operand on both threads).
+        let slowest = |x: usize, total: usize| {
+            let per = |w: usize, t: usize| w as f64 / t as f64;
+            per(x, left).max(per(total - x, threads - left)) * threads as f64 / total as f64
+        };
+        let at = (extent * left / threads).div_ceil(PAR_GRAIN) * PAR_GRAIN;
+        let mn = (extent >= 2 * PAR_GRAIN)
+            .then(|| slowest(at.clamp(PAR_GRAIN, extent - PAR_GRAIN), extent));
+        let k = (nblocks >= 2).then(|| slowest(split_point(nblocks), nblocks));
+        if mn.is_some_and(|mn| k.is_none_or(|k| mn <= k)) {
+            // Cut the longer of M and N.
             let at = at.clamp(PAR_GRAIN, extent - PAR_GRAIN);
             let (mut x, mut y) = (p, p);
             if nj > mi {

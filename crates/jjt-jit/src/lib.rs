@@ -43,7 +43,7 @@ mod pool;
 mod profile;
 
 pub use compile::{compile, compile_with};
-pub use contract::{DotKind, DotPath, KB};
+pub use contract::{DIRECT_MIN_ROWS, DotKind, DotPath, KB};
 pub use cost::{Prediction, StepKind, StepTime, Throughputs, predict, predict_with};
 pub use error::JitError;
 pub use handle::Compiled;

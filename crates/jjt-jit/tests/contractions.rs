@@ -368,6 +368,18 @@ fn fixed() -> Vec<Case> {
         lhs: t2.clone(),
         rhs: id(2),
     });
+    // Threaded across the halves of the pairwise tree by choice: 96×2048×96 (two blocks of
+    // K, one per thread) balances better than cutting 96 rows into 64 + 32.
+    v.push(Case {
+        dtype: DType::F32,
+        batch: vec![],
+        lfree: vec![96],
+        rfree: vec![96],
+        k: vec![2 * KB],
+        rk_order: vec![0],
+        lhs: id(2),
+        rhs: id(2),
+    });
     // Threaded across the halves of the pairwise tree: 32×(3·4096 + 5)×32 with a broadcast
     // batch-free lhs row block.
     v.push(Case {
@@ -442,4 +454,54 @@ fn packing_scratch_is_bounded_by_the_memory_budget() {
     for (g, w) in got.iter().zip(&want) {
         assert!((g - w).abs() <= 1e-4 * 4096.0, "{g} vs {w}");
     }
+}
+
+/// An operand whose free axes do not collapse, with a contracted axis between them (the
+/// per-example Jacobian of a dense layer applied at every token: `[o, t, j]` contracted over
+/// `t`), is not packed when the axes after the contracted one hold at least `DIRECT_MIN_ROWS`
+/// rows: the axes before become products. Unless that multiplies the packing of the other
+/// operand: then the plan keeps one packed product. Each plan also matches the interpreter
+/// (`check`: 1, 2 and 3 threads bit for bit, and the rounding bound).
+#[test]
+fn free_axes_around_a_contracted_axis_become_products_instead_of_packing() {
+    let plan_of = |c: &Case| {
+        let p = plan::plan(&c.function(false)).unwrap();
+        let step = p
+            .steps
+            .iter()
+            .find_map(|s| match s {
+                Step::Dot(d) => Some(d.clone()),
+                _ => None,
+            })
+            .unwrap();
+        dot_path(&step, &Options { threads: 1, ..Options::default() })
+    };
+    let case = |rfree: Vec<usize>, rhs: Feed| Case {
+        dtype: DType::F32,
+        batch: vec![],
+        lfree: vec![3, jjt_jit::DIRECT_MIN_ROWS],
+        rfree,
+        k: vec![16],
+        rk_order: vec![0],
+        // lhs in memory as [o, t, j].
+        lhs: Feed::Transposed(vec![0, 2, 1]),
+        rhs,
+    };
+    let mut hits = BTreeSet::new();
+    // rhs [t, i] in place: lhs's o becomes 3 products, nothing is packed.
+    let c = case(vec![64], Feed::Transposed(vec![0, 1]));
+    let p = plan_of(&c);
+    assert_eq!((p.products, p.packs_lhs, p.packs_rhs), (3, false, false), "{p:?}");
+    check(&c, &mut hits).unwrap();
+    // rhs in memory as [p, t, i] with i = 64: both sides split, 9 products, nothing packed.
+    let c = case(vec![3, 64], Feed::Transposed(vec![1, 0, 2]));
+    let p = plan_of(&c);
+    assert_eq!((p.products, p.packs_lhs, p.packs_rhs), (9, false, false), "{p:?}");
+    check(&c, &mut hits).unwrap();
+    // rhs as [p, t, i] with i = 32 (too short to split): splitting lhs would pack rhs three
+    // times, so one product packs both.
+    let c = case(vec![3, 32], Feed::Transposed(vec![1, 0, 2]));
+    let p = plan_of(&c);
+    assert_eq!((p.products, p.packs_lhs, p.packs_rhs), (1, true, true), "{p:?}");
+    check(&c, &mut hits).unwrap();
 }
