@@ -179,7 +179,7 @@ pub enum Error {
     Eval(#[from] EvalError),
     /// A model file could not be read or parsed.
     #[error("{0}")]
-    Model(#[from] text::ModelFileError),
+    Model(#[from] jjt_import::LoadError),
     /// Compiling or calling native code failed.
     #[error("{0}")]
     Jit(#[from] JitError),
@@ -343,9 +343,10 @@ pub fn eval(f: &Function, inputs: &[Tensor]) -> Result<Tensor, EvalError> {
     jjt_ir::interp::eval(f, inputs)
 }
 
-/// Read and parse a model file (see `docs/format.md`).
-pub fn load_model(path: impl AsRef<std::path::Path>) -> Result<Function, text::ModelFileError> {
-    text::parse_file(path.as_ref())
+/// Read a model file: jjt's text format (see `docs/format.md`) or StableHLO text exported from
+/// JAX, recognised by content ([`jjt_import::detect`]).
+pub fn load_model(path: impl AsRef<std::path::Path>) -> Result<Function, jjt_import::LoadError> {
+    jjt_import::load(path.as_ref())
 }
 
 /// A random tensor too large to allocate.

@@ -4,14 +4,13 @@
 use std::path::PathBuf;
 
 use jjt_ad::AdError;
-use jjt_ir::text::ModelFileError;
 use jjt_ir::{EvalError, IrError, Shape, TensorType};
 
 /// Everything that can go wrong, each with a message that says what to do.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum CliError {
     #[error("{0}")]
-    Model(#[from] ModelFileError),
+    Model(#[from] jjt_import::LoadError),
     #[error("{0}")]
     Ad(#[from] AdError),
     #[error("cannot read input `{name}` from {}: {source}", path.display())]

@@ -41,7 +41,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use jjt_ad::Examples;
-use jjt_ir::text::parse_file;
+use jjt_import::load as load_model;
 
 use args::{Backend, Cli, Command};
 pub(crate) use error::CliError;
@@ -71,7 +71,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Dump(a) => dump::run(&a),
         Command::Bench(a) => bench::run(&a),
         Command::Eval { model, inputs, output, backend } => {
-            let f = parse_file(&model)?;
+            let f = load_model(&model)?;
             let args = bind::bind_named(&f, &inputs, "--in", args::Precision::AsModel)?;
             write_outputs(&f, backend.run_all(&f, &args, 8192)?, &output)
         }
@@ -133,7 +133,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 }
             }
             let wrt: Vec<String> = wrt.into_iter().map(|it| it.name).collect();
-            let f = pick_output(parse_file(&model)?, pick.as_deref(), true)?;
+            let f = pick_output(load_model(&model)?, pick.as_deref(), true)?;
             let f = jjt_ad::promote_f64(&f)?;
             let &[lo, hi] = range.as_slice() else {
                 return Err(CliError::Usage("--range takes two numbers: --range LO,HI"));

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use jjt_ad::KernelSpec;
-use jjt_ir::text::parse_file;
+use jjt_import::load as load_model;
 use jjt_ir::{Function, Tensor, interp};
 
 use crate::CliError;
@@ -12,7 +12,7 @@ use crate::args::{Backend, KernelOpts, Optimizer, Precision, Stage, StrategyArg,
 
 /// Parse a model file, promoted to f64 with [`Precision::F64`].
 pub(crate) fn load(model: &Path, precision: Precision) -> Result<Function, CliError> {
-    let f = parse_file(model)?;
+    let f = load_model(model)?;
     Ok(match precision {
         Precision::AsModel => f,
         Precision::F64 => jjt_ad::promote_f64(&f)?,
