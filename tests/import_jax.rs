@@ -2,7 +2,7 @@
 //! a transformer block and an embedding model), read by `jjt::load_model`: the forward pass
 //! equals JAX's, and the kernel w.r.t. every parameter equals the product of JAX's own dense
 //! Jacobians (f64), in full and in trace mode, through the JIT; the f32 export gives the same
-//! kernel within f32's accuracy.
+//! kernel within f32's accuracy; the module printed in MLIR's generic syntax gives the same graph.
 
 use jjt::{DType, Kernel, Mode, Role, Strategy, Tensor};
 
@@ -91,6 +91,15 @@ fn jax_models_import_with_their_forward_pass_and_kernel() {
             &npy(&format!("{model}_y.npy")).to_f64_vec(),
             1e-12,
         );
+
+        // The module printed in MLIR's generic syntax is the same graph.
+        let generic = jjt::load_model(format!("{DIR}/{model}_generic.mlir")).unwrap();
+        let text = jjt::text::print(&generic).replacen(
+            &format!("{model}_generic("),
+            &format!("{model}("),
+            1,
+        );
+        assert_eq!(text, jjt::text::print(&f), "{model}: generic syntax");
 
         // K full, each strategy, against JAX's dense Jacobians: sums of at most a few thousand
         // f64 products on each side (u = 1.1e-16), so 1e-10 of the largest entry bounds the

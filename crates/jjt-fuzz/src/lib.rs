@@ -13,6 +13,9 @@
 //! - `npy`: `.npy` bytes (random and mutated valid files): read must return an array or an
 //!   error, and a successful read must write back to bytes that read again to the same shape,
 //!   dtype and elements (bit for bit);
+//! - `mlir`: StableHLO text (arbitrary bytes and mutations of JAX's exports): the import
+//!   returns a graph or an error, and a graph prints to text that parses back to the same
+//!   text;
 //! - `diff`: a random graph built from the bytes: the JIT in strict mode equals the
 //!   interpreter bit for bit, in fast mode within a rounding bound (1e-9 of the largest finite
 //!   magnitude in f64, 1e-4 in f32 or in a graph computing in f32: summation order and the
@@ -30,8 +33,28 @@ use jjt_ir::{DType, Function, Tensor, interp, text};
 pub type Target = fn(&[u8]) -> Result<(), String>;
 
 /// The targets by name.
-pub const TARGETS: [(&str, Target); 5] =
-    [("parse", parse), ("print", print), ("npy", npy), ("npz", npz), ("diff", diff)];
+pub const TARGETS: [(&str, Target); 6] = [
+    ("parse", parse),
+    ("print", print),
+    ("npy", npy),
+    ("npz", npz),
+    ("mlir", mlir),
+    ("diff", diff),
+];
+
+/// StableHLO text: the import never panics; what imports prints and parses back to itself.
+pub fn mlir(data: &[u8]) -> Result<(), String> {
+    let src = String::from_utf8_lossy(data);
+    if let Ok(f) = jjt_import::import_stablehlo(&src, "m") {
+        let printed = text::print(&f);
+        let again = text::parse(&printed)
+            .map_err(|e| format!("the imported graph's text does not parse: {e}\n{printed}"))?;
+        if text::print(&again) != printed {
+            return Err(format!("print(parse(print(g))) != print(g):\n{printed}"));
+        }
+    }
+    Ok(())
+}
 
 /// Model text.
 pub fn parse(data: &[u8]) -> Result<(), String> {

@@ -25,6 +25,8 @@ fn targets_run_briefly() {
         include_str!("../../../examples/models/mlp.jjt").as_bytes().to_vec(),
         include_bytes!("../../jjt-cli/tests/fixtures/v_f32.npy").to_vec(),
         include_bytes!("../../jjt-npy/tests/corpus/npz/savez.npz").to_vec(),
+        include_bytes!("../../../tests/fixtures/jax/mlp.mlir").to_vec(),
+        include_bytes!("../../../tests/fixtures/jax/embed_generic.mlir").to_vec(),
     ]
     .to_vec();
     let mut rng = Rng(12345);

@@ -35,8 +35,8 @@ pub enum Format {
     Onnx,
 }
 
-/// The format of a model from its first bytes: MLIR text starts with `module`, `func.func` or
-/// a `#loc` alias (after blank lines and `//` comments); an ONNX file is a protobuf whose first
+/// The format of a model from its first bytes: MLIR text starts with `module`, `func.func`, a
+/// `#loc` alias or (generic syntax) `"builtin.module"` (after blank lines and `//` comments); an ONNX file is a protobuf whose first
 /// field is `ir_version` (tag byte `0x08`); anything else is read as jjt text.
 pub fn detect(bytes: &[u8]) -> Format {
     if bytes.first() == Some(&0x08) {
@@ -45,11 +45,8 @@ pub fn detect(bytes: &[u8]) -> Format {
     let text = String::from_utf8_lossy(&bytes[..bytes.len().min(4096)]);
     let first =
         text.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with("//")).unwrap_or("");
-    if first.starts_with("module") || first.starts_with("func.func") || first.starts_with("#loc") {
-        Format::StableHlo
-    } else {
-        Format::Jjt
-    }
+    let mlir = ["module", "func.func", "#loc", "\"builtin.module\"", "\"func.func\""];
+    if mlir.iter().any(|m| first.starts_with(m)) { Format::StableHlo } else { Format::Jjt }
 }
 
 /// A StableHLO module's public function as a jjt graph named `name`.

@@ -336,7 +336,7 @@ pub struct Operation {
     pub attrs: Vec<(String, Attr)>,
     /// Generic syntax: operands.
     pub operands: Vec<String>,
-    /// Regions (each a list of operations; block arguments in `region_args`).
+    /// Regions (each a block's arguments and operations).
     pub regions: Vec<Region>,
     /// Whether the op was written in the generic syntax.
     pub generic: bool,
@@ -351,8 +351,8 @@ pub struct Operation {
 /// A region: one block's arguments and operations.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct Region {
-    /// Block arguments (names and types).
-    pub args: Vec<(String, TensorTy)>,
+    /// Block arguments (names, types, the names of their locations).
+    pub args: Vec<(String, TensorTy, Option<String>)>,
     /// The operations.
     pub ops: Vec<Operation>,
 }
@@ -424,6 +424,10 @@ pub fn parse(text: &str) -> Result<Module, MlirError> {
                 p.skip_loc()?;
             }
             Some(Tok::Ident(w)) if w == "func.func" => m.funcs.push(p.func()?),
+            Some(Tok::Str(w)) if w == "builtin.module" || w == "func.func" => {
+                let op = p.operation()?;
+                generic_funcs(&op, &mut m.funcs)?;
+            }
             _ => return Err(p.err("expected `module` or `func.func`")),
         }
     }
@@ -670,8 +674,8 @@ impl Parser {
                     };
                     self.expect(":")?;
                     let ty = self.tensor_type()?;
-                    self.skip_loc()?;
-                    r.args.push((v, ty));
+                    let loc = self.skip_loc()?;
+                    r.args.push((v, ty, loc));
                     if !self.eat(",") {
                         self.expect(")")?;
                         break;
@@ -815,8 +819,8 @@ impl Parser {
                         };
                         self.expect(":")?;
                         let ty = self.tensor_type()?;
-                        self.skip_loc()?;
-                        args.push((v, ty));
+                        let loc = self.skip_loc()?;
+                        args.push((v, ty, loc));
                         if !self.eat(",") {
                             self.expect(")")?;
                             break;
@@ -918,6 +922,18 @@ impl Parser {
                 Attr::List(items)
             }
             Some(Tok::Punct("{")) => Attr::Dict(self.attr_dict()?),
+            Some(Tok::Punct("(")) => {
+                // A function type `(T, …) -> R` or `-> (R, …)`: its types are not needed (the
+                // block's arguments and the ops' signatures carry them).
+                self.balanced("(", ")")?;
+                self.expect("->")?;
+                if matches!(self.peek_tok(), Some(Tok::Punct("("))) {
+                    self.balanced("(", ")")?;
+                } else {
+                    self.next()?;
+                }
+                Attr::Tok(Tok::Ident("function_type".into()), None)
+            }
             Some(Tok::Ident(w)) if w == "loc" => {
                 self.i += 1;
                 self.balanced("(", ")")?;
@@ -948,6 +964,63 @@ impl Parser {
         self.depth -= 1;
         Ok(v)
     }
+}
+
+/// The `func.func`s of a module written in the generic syntax (`"builtin.module"() ({…})`,
+/// `"func.func"() <{sym_name = "main", …}> ({^bb0(%arg0: …): …})`), or of one such function.
+fn generic_funcs(op: &Operation, out: &mut Vec<Func>) -> Result<(), MlirError> {
+    let bad = |msg: &str| MlirError { pos: op.pos, msg: msg.to_string() };
+    if op.name == "builtin.module" {
+        for r in &op.regions {
+            for inner in &r.ops {
+                if inner.name == "func.func" {
+                    generic_funcs(inner, out)?;
+                }
+            }
+        }
+        return Ok(());
+    }
+    let get = |k: &str| op.attrs.iter().find(|(key, _)| key == k).map(|(_, v)| v);
+    let name = match get("sym_name") {
+        Some(Attr::Tok(Tok::Str(s), _)) => s.clone(),
+        _ => return Err(bad("a generic func.func without sym_name")),
+    };
+    let public =
+        !matches!(get("sym_visibility"), Some(Attr::Tok(Tok::Str(s), _)) if s == "private");
+    let dicts = |k: &str| -> Vec<Vec<(String, Attr)>> {
+        match get(k) {
+            Some(Attr::List(items)) => items
+                .iter()
+                .map(|i| match i {
+                    Attr::Dict(d) => d.clone(),
+                    _ => vec![],
+                })
+                .collect(),
+            _ => vec![],
+        }
+    };
+    let (arg_attrs, res_attrs) = (dicts("arg_attrs"), dicts("res_attrs"));
+    let body =
+        op.regions.first().cloned().ok_or_else(|| bad("a generic func.func without a body"))?;
+    let args = body
+        .args
+        .iter()
+        .enumerate()
+        .map(|(k, (value, ty, loc))| Argument {
+            value: value.clone(),
+            ty: ty.clone(),
+            attrs: arg_attrs.get(k).cloned().unwrap_or_default(),
+            loc: loc.clone(),
+            pos: op.pos,
+        })
+        .collect();
+    // Result types are checked at the `return`'s operands; only their attributes are kept.
+    let results = res_attrs
+        .into_iter()
+        .map(|a| (TensorTy { dims: vec![], elem: String::new() }, a))
+        .collect();
+    out.push(Func { name, public, args, results, body, pos: op.pos });
+    Ok(())
 }
 
 /// The index just past the balanced `( … )` group starting at `toks[k]` (or the end).

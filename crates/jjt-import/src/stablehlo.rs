@@ -898,7 +898,8 @@ impl<'m> Cx<'m> {
             && (0..td.len())
                 .all(|d| if d as i64 == axis { sizes[d] == 1 } else { sizes[d] as usize == td[d] });
         let ir = idx.rank() as i64;
-        let trailing = ivd == ir || (ivd == ir - 1 && idx.shape.dims().last() == Some(&1));
+        let trailing =
+            ivd == ir || (ir >= 1 && ivd == ir - 1 && idx.shape.dims().last() == Some(&1));
         if !whole || !trailing || axis < 0 {
             return Err(self.unsupported(op, "gather other than whole slices along one indexed axis (x[idx], jnp.take, nn.Embed)"));
         }
@@ -1221,11 +1222,14 @@ fn bracket_groups(toks: &[Tok], n: usize) -> Vec<Vec<String>> {
     out
 }
 
-/// The integers of `array<i64: 1, 2>`'s or `dense<[[1, 2]]>`'s body.
+/// The integers of `array<i64: 1, 2>`'s (`array<i64>` is empty) or `dense<[[1, 2]]>`'s body.
 fn numbers_of(body: &str) -> Vec<i64> {
-    let body = body
-        .split_once(':')
-        .map_or(body, |(head, rest)| if head.trim().starts_with('i') { rest } else { body });
+    let t = body.trim_start();
+    let body = if t.starts_with(['i', 'u', 's']) {
+        t.split_once(':').map_or("", |(_, rest)| rest)
+    } else {
+        body
+    };
     body.split(|c: char| !(c.is_ascii_digit() || c == '-'))
         .filter(|s| !s.is_empty() && *s != "-")
         .filter_map(|s| s.parse().ok())
@@ -1234,7 +1238,20 @@ fn numbers_of(body: &str) -> Vec<i64> {
 
 fn attr_ints(a: &Attr) -> Option<Vec<i64>> {
     match a {
-        Attr::Tok(Tok::Angle(w, body), _) if w == "array" || w == "dense" => Some(numbers_of(body)),
+        Attr::Tok(Tok::Angle(w, body), ty) if w == "array" || w == "dense" => {
+            let v = numbers_of(body);
+            // A splat `dense<1> : tensor<2x2xi64>` holds its value for every element.
+            let numel = match ty {
+                Some(Tok::Angle(t, tb)) if t == "tensor" => mlir::parse_tensor(tb).and_then(|t| {
+                    t.dims.iter().try_fold(1usize, |n, d| d.and_then(|d| n.checked_mul(d)))
+                }),
+                _ => None,
+            };
+            match numel {
+                Some(n) if v.len() == 1 && n > 1 && n <= 1 << 16 => Some(vec![v[0]; n]),
+                _ => Some(v),
+            }
+        }
         Attr::Tok(Tok::Number(n), _) => n.parse().ok().map(|v| vec![v]),
         Attr::List(items) => {
             items.iter().map(|i| attr_ints(i).and_then(|v| (v.len() == 1).then(|| v[0]))).collect()

@@ -1,0 +1,1 @@
+module @m { func.func public @main(%arg0: tensor<3xf32) { } }
