@@ -753,7 +753,7 @@ impl<'m> Cx<'m> {
             op.body[at + 2..].iter().map(|t| t.tok.clone()).collect()
         };
         let groups = bracket_groups(&dn_toks, 3);
-        if groups.len() != 3 {
+        if groups.len() != 3 || groups.iter().any(|g| g.len() != groups[0].len()) {
             return Err(bad("malformed convolution dimension numbers".into()));
         }
         let spatial = groups[0].len().saturating_sub(2);

@@ -155,7 +155,9 @@ impl std::fmt::Display for ConvDims {
                     *slot = match j {
                         0 => a,
                         1 => b,
-                        _ => letters[j - 2],
+                        // Lists of another length than the lhs's are refused by `check`,
+                        // which prints them: no letter for their extra axes.
+                        _ => letters.get(j - 2).copied().unwrap_or('?'),
                     };
                 }
             }
