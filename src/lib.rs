@@ -31,6 +31,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub use jjt_import as import;
 pub use jjt_ir as ir;
 pub use jjt_ir::text;
 pub use jjt_ir::{

@@ -9,7 +9,9 @@ use jjt_ir::{Function, Tensor, TensorType};
 use crate::CliError;
 use crate::args::{BenchArgs, Format, KernelIo, items};
 use crate::bind::{Missing, bind_kernel, bind_some};
-use crate::pipeline::{jit_options, kernel_graph, load, optimized, pick_output, throughputs};
+use crate::pipeline::{
+    jit_options, kernel_graph, load_selecting, optimized, pick_output, throughputs,
+};
 use jjt_ad::Form;
 
 /// Random values for the input `name` of `f`: uniform in [0, 1), or for an integer input
@@ -108,7 +110,9 @@ pub(crate) fn run(b: &BenchArgs) -> Result<(), CliError> {
     }
     let start = Instant::now();
     let one = !b.target.wrt.is_empty();
-    let f = pick_output(load(&b.model, b.opts.precision)?, b.opts.pick.as_deref(), one)?;
+    let sel = [("--wrt", &b.target.wrt[..]), ("--shared", &b.target.shared[..])];
+    let f = load_selecting(&b.model, b.opts.precision, &sel)?;
+    let f = pick_output(f, b.opts.pick.as_deref(), one)?;
     let note = b.target.check_sides(&f)?;
     let (g, args, choice) = inputs(b, &f)?;
     let refs: Vec<&Tensor> = args.iter().collect();

@@ -38,6 +38,28 @@ thread_local! {
         std::cell::RefCell::default();
 }
 
+thread_local! {
+    /// Values of inputs that were ONNX initializers (the model's own weights), used when no
+    /// file gives one.
+    static DEFAULTS: std::cell::RefCell<Vec<(String, Tensor)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Record the model's default input values ([`crate::pipeline::load_selecting`]).
+pub(crate) fn set_defaults(d: Vec<(String, Tensor)>) {
+    DEFAULTS.with(|c| *c.borrow_mut() = d);
+}
+
+/// The default value of input `name`, in dtype `want` (an f32 weight of an f64 model is
+/// promoted, as a file would be).
+fn default_of(name: &str, want: DType) -> Option<Tensor> {
+    let t =
+        DEFAULTS.with(|c| c.borrow().iter().find(|(n, _)| n == name).map(|(_, t)| t.clone()))?;
+    if t.dtype() == want {
+        return Some(t);
+    }
+    Tensor::from_f64(&t.ty().with_dtype(want), &t.to_f64_vec()).ok()
+}
+
 /// The arrays of the `.npz` archive `path` (read once per process).
 pub(crate) fn npz_arrays(name: &str, path: &Path) -> Result<Archive, CliError> {
     if let Some(a) = NPZ.with(|c| c.borrow().get(path).cloned()) {
@@ -122,7 +144,7 @@ pub(crate) fn bind_named(
         .iter()
         .zip(partial)
         .map(|(p, t)| {
-            t.ok_or_else(|| CliError::MissingInput {
+            t.or_else(|| default_of(&p.name, p.ty.dtype)).ok_or_else(|| CliError::MissingInput {
                 flag,
                 name: p.name.clone(),
                 ty: p.ty.to_string(),
@@ -289,6 +311,8 @@ pub(crate) fn bind_kernel(
             if t.ty() != *want {
                 return Err(type_error(&it.name, &path, want.to_string(), &t, want));
             }
+            shared[i] = Some(t);
+        } else if let Some(t) = default_of(&it.name, params[i].ty.dtype) {
             shared[i] = Some(t);
         } else if missing == Missing::Refuse {
             return Err(CliError::MissingInput {

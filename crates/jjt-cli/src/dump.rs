@@ -7,14 +7,16 @@ use crate::CliError;
 use crate::args::{DumpArgs, Format, Stage, StrategyArg};
 use crate::output::emit;
 use crate::pipeline::{
-    choose, jit_options, load, optimized, pick_output, stage_graphs, throughputs,
+    choose, jit_options, load_selecting, optimized, pick_output, stage_graphs, throughputs,
 };
 
 pub(crate) fn run(a: &DumpArgs) -> Result<(), CliError> {
     let (wrt, _) = a.target.names_only()?;
     // Differentiating needs one output; the model as written may have several.
     let one = !wrt.is_empty() && !matches!(a.stage, Stage::Traced);
-    let f = pick_output(load(&a.model, a.opts.precision)?, a.opts.pick.as_deref(), one)?;
+    let sel = [("--wrt", &a.target.wrt[..]), ("--shared", &a.target.shared[..])];
+    let f = load_selecting(&a.model, a.opts.precision, &sel)?;
+    let f = pick_output(f, a.opts.pick.as_deref(), one)?;
     // Only stages with two sides have per-side inputs.
     let of = a.of.unwrap_or(Stage::Kernel);
     let sided = match a.stage {

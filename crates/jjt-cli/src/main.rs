@@ -41,13 +41,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use jjt_ad::Examples;
-use jjt_import::load as load_model;
 
 use args::{Backend, Cli, Command};
 pub(crate) use error::CliError;
 pub(crate) use output::write_out;
 use output::{write_outputs, write_result};
-use pipeline::{kernel_graph, load, optimized, pick_output};
+use pipeline::{kernel_graph, load_selecting, optimized, pick_output};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -71,12 +70,14 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Dump(a) => dump::run(&a),
         Command::Bench(a) => bench::run(&a),
         Command::Eval { model, inputs, output, backend } => {
-            let f = load_model(&model)?;
+            let f = load_selecting(&model, args::Precision::AsModel, &[("--in", &inputs)])?;
             let args = bind::bind_named(&f, &inputs, "--in", args::Precision::AsModel)?;
             write_outputs(&f, backend.run_all(&f, &args, 8192)?, &output)
         }
         Command::Kernel { io, opts, tiles, output } => {
-            let f = pick_output(load(&io.model, opts.precision)?, opts.pick.as_deref(), true)?;
+            let sel = [("--wrt", &io.wrt[..]), ("--shared", &io.shared[..])];
+            let f = load_selecting(&io.model, opts.precision, &sel)?;
+            let f = pick_output(f, opts.pick.as_deref(), true)?;
             let (spec, bound) = bind::bind_kernel(
                 &f,
                 &io,
@@ -111,7 +112,9 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 .map_err(|source| CliError::WriteNpy { path: output, source })
         }
         Command::Apply { io, opts, v, output } => {
-            let f = pick_output(load(&io.model, opts.precision)?, opts.pick.as_deref(), true)?;
+            let sel = [("--wrt", &io.wrt[..]), ("--shared", &io.shared[..])];
+            let f = load_selecting(&io.model, opts.precision, &sel)?;
+            let f = pick_output(f, opts.pick.as_deref(), true)?;
             let (spec, bound) = bind::bind_kernel(
                 &f,
                 &io,
@@ -133,7 +136,12 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 }
             }
             let wrt: Vec<String> = wrt.into_iter().map(|it| it.name).collect();
-            let f = pick_output(load_model(&model)?, pick.as_deref(), true)?;
+            let f = load_selecting(
+                &model,
+                args::Precision::AsModel,
+                &[("--wrt", &wrt), ("--in", &inputs)],
+            )?;
+            let f = pick_output(f, pick.as_deref(), true)?;
             let f = jjt_ad::promote_f64(&f)?;
             let &[lo, hi] = range.as_slice() else {
                 return Err(CliError::Usage("--range takes two numbers: --range LO,HI"));

@@ -4,15 +4,45 @@
 use std::path::Path;
 
 use jjt_ad::KernelSpec;
-use jjt_import::load as load_model;
+use jjt_import::load_with as load_model;
 use jjt_ir::{Function, Tensor, interp};
 
 use crate::CliError;
 use crate::args::{Backend, KernelOpts, Optimizer, Precision, Stage, StrategyArg, Target};
 
 /// Parse a model file, promoted to f64 with [`Precision::F64`].
+#[cfg(test)]
 pub(crate) fn load(model: &Path, precision: Precision) -> Result<Function, CliError> {
-    let f = load_model(model)?;
+    load_selecting(model, precision, &[])
+}
+
+/// [`load`], where the ONNX initializers that an item of `selectors` names (a name, or a glob
+/// pattern for initializers of rank ≥ 1, as given to `--wrt`, `--shared` or `--in`) become
+/// inputs, their values the
+/// defaults that [`crate::bind`] uses when no file gives one; the other initializers are
+/// constants.
+pub(crate) fn load_selecting(
+    model: &Path,
+    precision: Precision,
+    selectors: &[(&'static str, &[String])],
+) -> Result<Function, CliError> {
+    let mut names = Vec::new();
+    for (flag, raw) in selectors {
+        // `.npz` archives are not opened here: their arrays name inputs only through `bind`.
+        let raw: Vec<String> =
+            raw.iter().filter(|r| !r.trim().ends_with(".npz")).cloned().collect();
+        names.extend(crate::args::items(flag, &raw)?.into_iter().map(|it| it.name));
+    }
+    // A pattern skips scalar initializers: exporters store the constants of the code (a
+    // 1/√d scale) as rank-0 initializers, and they are not weights. A name selects anything.
+    let select = |n: &str, dims: &[usize]| {
+        names
+            .iter()
+            .any(|p| p == n || (p.contains(['*', '?']) && !dims.is_empty() && jjt_ad::glob(p, n)))
+    };
+    let loaded = load_model(model, &select)?;
+    crate::bind::set_defaults(loaded.defaults);
+    let f = loaded.function;
     Ok(match precision {
         Precision::AsModel => f,
         Precision::F64 => jjt_ad::promote_f64(&f)?,

@@ -92,6 +92,18 @@ pub enum ImportError {
         /// The function.
         name: String,
     },
+    /// A malformed ONNX protobuf.
+    #[error("{0}")]
+    Proto(#[from] crate::onnx::proto::ProtoError),
+    /// An ONNX node or value that cannot be read: where (node name and index, or the value)
+    /// and why.
+    #[error("{at}: {msg}")]
+    Onnx {
+        /// The node (`node 3 \`/fc1/Gemm\` (Gemm)`), input or initializer.
+        at: String,
+        /// What.
+        msg: String,
+    },
     /// No public function.
     #[error("the module has no public function (`main`)")]
     NoMain,
@@ -118,14 +130,6 @@ pub enum LoadError {
         path: PathBuf,
         /// Why.
         source: std::io::Error,
-    },
-    /// A format recognised but not read yet.
-    #[error("{}: {format} models are not supported yet", path.display())]
-    NotYet {
-        /// The file.
-        path: PathBuf,
-        /// The format.
-        format: &'static str,
     },
     /// Larger than the import limit.
     #[error("model `{}` is {bytes} bytes, more than the limit of {limit}", path.display())]

@@ -1,13 +1,15 @@
 //! Models exported by frameworks, as jjt graphs: StableHLO text from JAX (`jax.export`'s
-//! `mlir_module()`, `jax.jit(f).lower(…).as_text()`).
+//! `mlir_module()`, `jax.jit(f).lower(…).as_text()`) and ONNX from PyTorch
+//! (`torch.onnx.export`).
 //!
 //! [`load`] reads any model file, recognising the format by its content ([`detect`]): jjt's
-//! text format, StableHLO text, or (recognised, not read yet) ONNX.
+//! text format, StableHLO text, or ONNX.
 //!
 //! | module | what |
 //! |---|---|
 //! | [`mlir`] | MLIR text: tokens, functions, operations (pretty and generic syntax), locations |
 //! | [`stablehlo`] | StableHLO ops to jjt ops ([`stablehlo::SUPPORTED`]) |
+//! | [`onnx`] | ONNX protobuf (`onnx::proto`, decoded by hand) to jjt ops ([`onnx::SUPPORTED`]) |
 //! | [`names`] | framework paths (`params['w']`) to jjt names (`params.w`) |
 
 use std::path::Path;
@@ -17,6 +19,7 @@ use jjt_ir::Function;
 pub mod error;
 pub mod mlir;
 pub mod names;
+pub mod onnx;
 pub mod stablehlo;
 
 pub use error::{ImportError, LoadError};
@@ -55,24 +58,64 @@ pub fn import_stablehlo(text: &str, name: &str) -> Result<Function, ImportError>
     stablehlo::convert(&m, name)
 }
 
-/// Read a model file of any supported format ([`detect`]).
+/// An ONNX model's graph; `select(name, dims)` says which float initializers become inputs (with
+/// their values as [`onnx::Imported::defaults`]); the others are constants. External data is
+/// read from `dir` (and only from inside it).
+pub fn import_onnx(
+    bytes: &[u8],
+    dir: Option<&Path>,
+    name: &str,
+    select: &dyn Fn(&str, &[usize]) -> bool,
+) -> Result<onnx::Imported, ImportError> {
+    let m = onnx::proto::decode_model(bytes)?;
+    onnx::convert(&m, name, dir, select)
+}
+
+/// A model file read by [`load_with`]: the graph, the default values of inputs that were ONNX
+/// initializers, and the names of every float initializer (selected or not).
+#[derive(Debug)]
+pub struct Loaded {
+    /// The graph.
+    pub function: Function,
+    /// Default values (ONNX initializers turned into inputs).
+    pub defaults: Vec<(String, jjt_ir::Tensor)>,
+    /// Every float ONNX initializer, by its jjt name.
+    pub initializers: Vec<String>,
+}
+
+/// Read a model file of any supported format ([`detect`]); ONNX initializers are constants.
 pub fn load(path: &Path) -> Result<Function, LoadError> {
+    load_with(path, &|_, _| false).map(|l| l.function)
+}
+
+/// Read a model file of any supported format; `select(name, dims)` picks the ONNX initializers that
+/// become inputs (the others are constants; other formats ignore it).
+pub fn load_with(
+    path: &Path,
+    select: &dyn Fn(&str, &[usize]) -> bool,
+) -> Result<Loaded, LoadError> {
+    let plain = |function| Loaded { function, defaults: vec![], initializers: vec![] };
     let io = |source| LoadError::Io { path: path.to_path_buf(), source };
     let bytes = std::fs::metadata(path).map_err(io)?.len();
     if bytes > MAX_MODEL_BYTES {
         return Err(LoadError::TooLong { path: path.to_path_buf(), bytes, limit: MAX_MODEL_BYTES });
     }
     let data = std::fs::read(path).map_err(io)?;
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("model");
+    let name = names::sanitize(stem).replace('.', "_");
     match detect(&data) {
-        Format::Jjt => Ok(jjt_ir::text::parse_file(path)?),
-        Format::Onnx => Err(LoadError::NotYet { path: path.to_path_buf(), format: "ONNX" }),
+        Format::Jjt => Ok(plain(jjt_ir::text::parse_file(path)?)),
+        Format::Onnx => {
+            let m = import_onnx(&data, path.parent(), &name, select)
+                .map_err(|source| LoadError::Import { path: path.to_path_buf(), source })?;
+            Ok(Loaded { function: m.function, defaults: m.defaults, initializers: m.initializers })
+        }
         Format::StableHlo => {
             let text = String::from_utf8(data).map_err(|e| {
                 io(std::io::Error::new(std::io::ErrorKind::InvalidData, e.utf8_error()))
             })?;
-            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("model");
-            let name = names::sanitize(stem).replace('.', "_");
             import_stablehlo(&text, &name)
+                .map(plain)
                 .map_err(|source| LoadError::Import { path: path.to_path_buf(), source })
         }
     }
