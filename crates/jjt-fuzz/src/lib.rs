@@ -16,6 +16,9 @@
 //! - `mlir`: StableHLO text (arbitrary bytes and mutations of JAX's exports): the import
 //!   returns a graph or an error, and a graph prints to text that parses back to the same
 //!   text;
+//! - `onnx`: ONNX protobuf bytes (arbitrary bytes and mutations of PyTorch's exports): the
+//!   import returns a graph or an error (every float initializer selected, so the defaults are
+//!   built too), and a graph prints to text that parses back to the same text;
 //! - `diff`: a random graph built from the bytes: the JIT in strict mode equals the
 //!   interpreter bit for bit, in fast mode within a rounding bound (1e-9 of the largest finite
 //!   magnitude in f64, 1e-4 in f32 or in a graph computing in f32: summation order and the
@@ -33,14 +36,29 @@ use jjt_ir::{DType, Function, Tensor, interp, text};
 pub type Target = fn(&[u8]) -> Result<(), String>;
 
 /// The targets by name.
-pub const TARGETS: [(&str, Target); 6] = [
+pub const TARGETS: [(&str, Target); 7] = [
     ("parse", parse),
     ("print", print),
     ("npy", npy),
     ("npz", npz),
     ("mlir", mlir),
+    ("onnx", onnx),
     ("diff", diff),
 ];
+
+/// ONNX protobuf: the import never panics; what imports prints and parses back to itself.
+/// (External data is not read: the fuzzer's bytes name no folder.)
+pub fn onnx(data: &[u8]) -> Result<(), String> {
+    if let Ok(m) = jjt_import::import_onnx(data, None, "m", &|_, _| true) {
+        let printed = text::print(&m.function);
+        let again = text::parse(&printed)
+            .map_err(|e| format!("the imported graph's text does not parse: {e}\n{printed}"))?;
+        if text::print(&again) != printed {
+            return Err(format!("print(parse(print(g))) != print(g):\n{printed}"));
+        }
+    }
+    Ok(())
+}
 
 /// StableHLO text: the import never panics; what imports prints and parses back to itself.
 pub fn mlir(data: &[u8]) -> Result<(), String> {

@@ -10,11 +10,11 @@ fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let (Some(name), Some(secs)) = (args.get(1), args.get(2).and_then(|s| s.parse::<u64>().ok()))
     else {
-        eprintln!("usage: jjt-fuzz parse|print|npy|npz|mlir|diff SECONDS [SEED_DIR]");
+        eprintln!("usage: jjt-fuzz parse|print|npy|npz|mlir|onnx|diff SECONDS [SEED_DIR]");
         return std::process::ExitCode::from(2);
     };
     let Some(&(_, target)) = TARGETS.iter().find(|(n, _)| n == name) else {
-        eprintln!("unknown target `{name}`: parse, print, npy, npz, mlir or diff");
+        eprintln!("unknown target `{name}`: parse, print, npy, npz, mlir, onnx or diff");
         return std::process::ExitCode::from(2);
     };
     let mut seeds: Vec<Vec<u8>> = Vec::new();

@@ -27,6 +27,7 @@ fn targets_run_briefly() {
         include_bytes!("../../jjt-npy/tests/corpus/npz/savez.npz").to_vec(),
         include_bytes!("../../../tests/fixtures/jax/mlp.mlir").to_vec(),
         include_bytes!("../../../tests/fixtures/jax/embed_generic.mlir").to_vec(),
+        include_bytes!("../../jjt-import/tests/fixtures/onnx/inline_mlp.onnx").to_vec(),
     ]
     .to_vec();
     let mut rng = Rng(12345);
