@@ -245,6 +245,10 @@ pub(crate) fn expand_globs(
     per_side: &[String],
 ) -> Result<Vec<Item>, CliError> {
     let mut out = Vec::new();
+    // In an ONNX model whose weights were selected, a pattern matches weights only, never the
+    // graph's own inputs (its data).
+    let weights: Vec<String> =
+        DEFAULTS.with(|c| c.borrow().iter().map(|(n, _)| n.clone()).collect());
     for it in items {
         if !it.name.contains(['*', '?']) {
             out.push(it);
@@ -254,6 +258,7 @@ pub(crate) fn expand_globs(
             .params()
             .iter()
             .filter(|p| jjt_ir::types::is_float(p.ty.dtype) && !per_side.contains(&p.name))
+            .filter(|p| weights.is_empty() || weights.contains(&p.name))
             .filter(|p| jjt_ad::glob(&it.name, &p.name))
             .map(|p| Item { name: p.name.clone(), file: it.file.clone() })
             .collect();
@@ -346,14 +351,23 @@ pub(crate) fn bind_kernel(
                 return Err(CliError::DuplicateInput(name));
             }
             let want = &params[i].ty;
-            let (path, t) = read(&name, Path::new(file), want.dtype, precision)?;
-            let dims = t.shape.dims();
+            let (path, mut t) = read(&name, Path::new(file), want.dtype, precision)?;
+            let dims = t.shape.dims().to_vec();
+            let wd = want.shape.dims();
             let this_batch = if t.ty() == *want {
                 None
+            } else if t.dtype() == want.dtype && dims.len() == want.rank() + 1 && dims[1..] == *wd {
+                Some(dims[0])
             } else if t.dtype() == want.dtype
-                && dims.len() == want.rank() + 1
-                && dims[1..] == *want.shape.dims()
+                && wd.first() == Some(&1)
+                && dims.len() == wd.len()
+                && dims[1..] == wd[1..]
             {
+                // A model exported with a batch of one ([1, …]) takes its examples along that
+                // axis: [B, …] is B examples of [1, …].
+                let mut shape = vec![dims[0]];
+                shape.extend_from_slice(wd);
+                t = Tensor::new(shape, t.data)?;
                 Some(dims[0])
             } else {
                 let dims: Vec<String> = want.shape.dims().iter().map(|d| d.to_string()).collect();

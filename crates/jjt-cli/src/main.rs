@@ -65,6 +65,40 @@ fn main() -> ExitCode {
     }
 }
 
+/// A model exported with a batch of one (every per-side input and the output of shape
+/// `[1, …]`), given batches of examples: K without the output's size-1 axis, `[B1, B2, out,
+/// out]` rather than `[B1, B2, 1, out, 1, out]` (`--mode diagonal`: `[B1, B2, out]`).
+fn squeeze_example_axes(
+    f: &jjt_ir::Function,
+    spec: &jjt_ad::KernelSpec,
+    k: jjt_ir::Tensor,
+) -> Result<jjt_ir::Tensor, CliError> {
+    let Some(Some(out)) = f.output_types().first().cloned() else { return Ok(k) };
+    let per_side: Vec<_> = f.params().iter().filter(|p| !spec.shared.contains(&p.name)).collect();
+    let leading_one = |t: &jjt_ir::TensorType| t.shape.dims().first() == Some(&1);
+    if spec.batch.is_none()
+        || per_side.is_empty()
+        || !leading_one(out)
+        || !per_side.iter().all(|p| leading_one(&p.ty))
+    {
+        return Ok(k);
+    }
+    let nb = if spec.examples == Examples::All { 2 } else { 1 };
+    let r = out.rank();
+    let dims = k.shape.dims().to_vec();
+    let drop: Vec<usize> = match spec.mode {
+        jjt_ad::Mode::Full => vec![nb, nb + r],
+        jjt_ad::Mode::Diagonal => vec![nb],
+        jjt_ad::Mode::Trace => vec![],
+    };
+    if drop.iter().any(|&a| dims.get(a) != Some(&1)) {
+        return Ok(k);
+    }
+    let shape: Vec<usize> =
+        dims.iter().enumerate().filter(|(a, _)| !drop.contains(a)).map(|(_, &d)| d).collect();
+    Ok(jjt_ir::Tensor::new(shape, k.data)?)
+}
+
 fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Dump(a) => dump::run(&a),
@@ -104,7 +138,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
                     opts.backend.run(&g, &args, opts.max_memory)?
                 }
             };
-            write_result(k, output)
+            write_result(squeeze_example_axes(&f, &spec, k)?, output)
         }
         Command::Merge { blocks, output } => {
             let k = tiles::merge(&blocks)?;
