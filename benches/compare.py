@@ -16,7 +16,9 @@ Workloads:
         benches/models/gen.py. For each: jjt with --strategy auto, ntvp and jc (steady median and first call,
         rel. error of K against the float64 reference of benches/peers/zoo_jax.py --ref), neural-tangents
         STRUCTURED_DERIVATIVES, NTK_VECTOR_PRODUCTS and JACOBIAN_CONTRACTION (vmap_axes=0; benches/peers/zoo_nt.py)
-        and plain JAX jit of jvp∘vjp (benches/peers/zoo_jax.py). Data and K's are written to target/zoo/NAME/.
+        and plain JAX jit of jvp∘vjp (benches/peers/zoo_jax.py); and jjt (auto) on the same model exported from
+        JAX (benches/peers/zoo_export.py: StableHLO text), column `imported`, ratio imp/auto against the
+        hand-written model. Data and K's are written to target/zoo/NAME/.
         `--zoo transformer,mixer` runs a subset, `--zoo none` none; `--only-zoo` skips seed and mlp above.
 Pythons: PY_JAX and PY_NT default to ~/venvs/jax/bin/python and ~/venvs/nt/bin/python when those exist.
 Only stdlib here (the zoo's data and peers run in those Pythons); stdout is tables and JSON lines.
@@ -207,6 +209,17 @@ def zoo(a, jjt, py_jax, py_nt, names):
             rec["jjt"][s] = r
             log(f"{name}: jjt {s}: steady {r['median_ms']:.2f} ms, first {r['first_call_ms']:.1f} ms, "
                 f"rel. error {r['rel_err']:.1e}")
+        if py_jax:
+            # The same model exported from JAX (benches/peers/zoo_export.py) and imported by jjt.
+            run([py_jax, os.path.join(ROOT, "benches", "peers", "zoo_export.py"), name])
+            out = os.path.join(d, "K_jjt_imported.npy")
+            r = jjt_bench(jjt, [os.path.join(d, f"{name}.mlir"), "--wrt", "params.*", "--shared",
+                                os.path.join(d, "params.npz"), "--x1", f"{side}={d}/x1.npy",
+                                "--x2", f"{side}={d}/x2.npy", "--reps", str(a.reps), "-o", out])
+            r["rel_err"] = rel_err_files(out, ref)
+            rec["jjt"]["imported"] = r
+            log(f"{name}: jjt on the JAX export: steady {r['median_ms']:.2f} ms, first {r['first_call_ms']:.1f} ms, "
+                f"rel. error {r['rel_err']:.1e}")
         if py_nt:
             out = run([py_nt, os.path.join(ROOT, "benches", "peers", "zoo_nt.py"), name, "--variant",
                        ",".join(NT_VARIANTS), "--reps", str(a.reps)])
@@ -244,16 +257,19 @@ def zoo_table(records):
         return p[key] if p and p.get("status") == "ok" else float("nan")
 
     print("\nModel zoo, steady median ms / first call ms (f32, full K w.r.t. every parameter):")
-    cols = [f"jjt {s}" for s in STRATEGIES] + peers
+    cols = [f"jjt {s}" for s in STRATEGIES + ["imported"]] + peers
     print(f"{'model':12}" + "".join(f"{c:>20}" for c in cols))
     for rec in records:
-        cells = [f"{r['median_ms']:.2f} / {r['first_call_ms']:.0f}" for r in rec["jjt"].values()]
+        cells = []
+        for s in STRATEGIES + ["imported"]:
+            r = rec["jjt"].get(s)
+            cells.append(f"{r['median_ms']:.2f} / {r['first_call_ms']:.0f}" if r else "-")
         cells += [f"{fmt(pk(rec, p, 'median_ms'), '.2f')} / {fmt(pk(rec, p, 'first_ms'), '.0f')}" for p in peers]
         print(f"{rec['model']:12}" + "".join(f"{c:>20}" for c in cells))
     print("\nRatios (below 1: jjt faster; SD = neural-tangents STRUCTURED_DERIVATIVES; best = the faster of jjt's ntvp\n"
           "and jc, the strategies auto chooses from) and rel. error of K against the float64 reference:")
-    hdr = ["auto/SD", "auto/SD 1st", "auto/best", "best", "err auto", "err ntvp", "err jc", "err nt SD",
-           "err jax"]
+    hdr = ["auto/SD", "auto/SD 1st", "auto/best", "best", "imp/auto", "err auto", "err ntvp", "err jc",
+           "err imp", "err nt SD", "err jax"]
     print(f"{'model':12}" + "".join(f"{c:>14}" for c in hdr))
     for rec in records:
         if rec["ref"] != "JAX x64 dense Jacobians":
@@ -262,9 +278,11 @@ def zoo_table(records):
         j = rec["jjt"]
         best = min(("ntvp", "jc"), key=lambda s: j[s]["median_ms"])  # the strategies auto chooses from
         sd_s, sd_f = pk(rec, "nt SD", "median_ms"), pk(rec, "nt SD", "first_ms")
+        imp = j.get("imported", {"median_ms": float("nan"), "rel_err": float("nan")})
         cells = [fmt(j["auto"]["median_ms"] / sd_s, ".3f"), fmt(j["auto"]["first_call_ms"] / sd_f, ".3f"),
                  fmt(j["auto"]["median_ms"] / j[best]["median_ms"], ".3f"), best,
-                 *(fmt(j[s]["rel_err"], ".1e") for s in STRATEGIES),
+                 fmt(imp["median_ms"] / j["auto"]["median_ms"], ".3f"),
+                 *(fmt(j[s]["rel_err"], ".1e") for s in STRATEGIES), fmt(imp["rel_err"], ".1e"),
                  fmt(pk(rec, "nt SD", "rel_err"), ".1e"), fmt(pk(rec, "jax jit-ntvp", "rel_err"), ".1e")]
         print(f"{rec['model']:12}" + "".join(f"{c:>14}" for c in cells))
     for rec in records:

@@ -51,6 +51,23 @@ pub(crate) enum Command {
         #[arg(short = 'o', long = "out", value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// Convert a model exported from JAX (StableHLO text) or PyTorch (ONNX) to jjt's text
+    /// format, its weights in a `.npz` archive beside it that the text names as the inputs'
+    /// defaults.
+    Import {
+        /// The model file.
+        model: PathBuf,
+        /// The jjt text file to write; the weights go to the same path with `.npz`.
+        #[arg(short = 'o', long = "out", value_name = "FILE.jjt")]
+        output: PathBuf,
+        /// Default values for the model's inputs: the arrays of this archive, by name (JAX
+        /// exports hold no weights: `--defaults params.npz` keeps them with the model).
+        #[arg(long, value_name = "FILE.npz")]
+        defaults: Option<PathBuf>,
+        /// The output to keep when the model has several (NAME or INDEX).
+        #[arg(long = "output", value_name = "NAME|INDEX")]
+        pick: Option<String>,
+    },
     /// Assemble kernel blocks (written by `jjt kernel --rows A:B --cols C:D`) into one kernel.
     Merge {
         /// Blocks as A:B,C:D=FILE.npy (rows A..B of side 1, columns C..D of side 2).

@@ -327,6 +327,18 @@ pub(crate) fn bind_kernel(
             });
         }
     }
+    // An input with a default (a model's own weights) that no flag names is shared at its
+    // default: a constant of the model, as the weights of an ONNX file that nothing selects.
+    let named_per_side: Vec<String> = per_side_given.clone();
+    for (i, p) in params.iter().enumerate() {
+        if !is_shared[i]
+            && !named_per_side.contains(&p.name)
+            && let Some(t) = default_of(&p.name, p.ty.dtype)
+        {
+            is_shared[i] = true;
+            shared[i] = Some(t);
+        }
+    }
     let per_side: Vec<usize> = (0..params.len()).filter(|&i| !is_shared[i]).collect();
     let only = (per_side.len() == 1).then(|| params[per_side[0]].name.as_str());
     let mut sides: [Vec<Option<Tensor>>; 2] = [vec![None; params.len()], vec![None; params.len()]];

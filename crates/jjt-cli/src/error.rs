@@ -13,6 +13,8 @@ pub(crate) enum CliError {
     Model(#[from] jjt_import::LoadError),
     #[error("{0}")]
     Ad(#[from] AdError),
+    #[error("import: {0}")]
+    Import(String),
     #[error("cannot read input `{name}` from {}: {source}", path.display())]
     ReadInput { name: String, path: PathBuf, source: jjt_npy::NpyError },
     #[error("`{flag} {arg}`: expected NAME=FILE.npy{}", if *single { "" } else { " (a bare FILE.npy is only accepted when exactly one input can be meant)" })]

@@ -99,6 +99,56 @@ fn squeeze_example_axes(
     Ok(jjt_ir::Tensor::new(shape, k.data)?)
 }
 
+/// `jjt import`: the model as jjt text at `out`, every weight (ONNX initializers of rank ≥ 1,
+/// and the arrays of `defaults` named like inputs) in `out` with `.npz`, which the text names
+/// as those inputs' defaults.
+fn import(
+    model: &std::path::Path,
+    out: &std::path::Path,
+    defaults: Option<&std::path::Path>,
+    pick: Option<&str>,
+) -> Result<(), CliError> {
+    let loaded = jjt_import::load_with(model, &|_, dims| !dims.is_empty())?;
+    let mut f = pick_output(loaded.function, pick, false)?;
+    let mut weights = loaded.defaults;
+    if let Some(path) = defaults {
+        let arrays = bind::npz_arrays("--defaults", path)?;
+        for p in f.params() {
+            if let Some((_, a)) = arrays.iter().find(|(n, _)| *n == p.name) {
+                let t = jjt_ir::Tensor::from_array(a.clone());
+                if t.ty() != p.ty {
+                    return Err(CliError::Import(format!(
+                        "input `{}` is {}, its value in {} is {}",
+                        p.name,
+                        p.ty,
+                        path.display(),
+                        t.ty()
+                    )));
+                }
+                weights.retain(|(n, _)| *n != p.name);
+                weights.push((p.name.clone(), t));
+            }
+        }
+    }
+    let names: Vec<String> = f.params().iter().map(|p| p.name.clone()).collect();
+    weights.retain(|(n, _)| names.contains(n));
+    let npz = out.with_extension("npz");
+    let file = npz.file_name().and_then(|n| n.to_str()).unwrap_or("weights.npz").to_string();
+    for (n, _) in &weights {
+        f.set_default(n, Some(file.clone()));
+    }
+    if !weights.is_empty() {
+        let arrays: Vec<(String, jjt_npy::Array)> =
+            weights.into_iter().map(|(n, t)| (n, t.into_array())).collect();
+        let named: Vec<(&str, &jjt_npy::Array)> =
+            arrays.iter().map(|(n, a)| (n.as_str(), a)).collect();
+        jjt_npy::write_npz_file(&npz, &named)
+            .map_err(|source| CliError::WriteNpy { path: npz.clone(), source })?;
+    }
+    std::fs::write(out, jjt_ir::text::print(&f))
+        .map_err(|e| CliError::Import(format!("cannot write {}: {e}", out.display())))
+}
+
 fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Dump(a) => dump::run(&a),
@@ -139,6 +189,9 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 }
             };
             write_result(squeeze_example_axes(&f, &spec, k)?, output)
+        }
+        Command::Import { model, output, defaults, pick } => {
+            import(&model, &output, defaults.as_deref(), pick.as_deref())
         }
         Command::Merge { blocks, output } => {
             let k = tiles::merge(&blocks)?;

@@ -87,3 +87,42 @@ fn pytorch_export_kernel_with_its_own_weights_and_batch_of_one() {
         ok(&["check", &onnx, "--wrt", "*"]);
     }
 }
+
+#[test]
+fn import_writes_text_and_weights_that_every_command_reads() {
+    // ONNX → text: the same kernel, bit for bit (the same graph), with the weights' defaults.
+    let onnx = fixture("torch", "transformer.onnx");
+    let text = tmp("transformer.jjt");
+    ok(&["import", &onnx, "-o", &text]);
+    let written = std::fs::read_to_string(&text).unwrap();
+    assert!(written.contains("head.weight: f64[3,16] = npz(\"transformer.npz\")"), "{written}");
+    let (x1, x2) = (fixture("torch", "transformer_x1.npy"), fixture("torch", "transformer_x2.npy"));
+    let mut ks = Vec::new();
+    for m in [&onnx, &text] {
+        let out = tmp(&format!("K_{}.npy", ks.len()));
+        let (a, b) = (format!("x={x1}"), format!("x={x2}"));
+        ok(&["kernel", m, "--wrt", "*", "--shared", "*", "--x1", &a, "--x2", &b, "-o", &out]);
+        ks.push(read(&out));
+    }
+    assert_eq!(ks[0].to_f64_vec(), ks[1].to_f64_vec());
+    // JAX → text with the parameters as defaults: no parameter files needed any more.
+    let text = tmp("mlp.jjt");
+    ok(&[
+        "import",
+        &fixture("jax", "mlp.mlir"),
+        "-o",
+        &text,
+        "--defaults",
+        &fixture("jax", "mlp.npz"),
+    ]);
+    let out = tmp("K_mlp.npy");
+    let (a, b) = (
+        format!("x={}", fixture("jax", "mlp_x1.npy")),
+        format!("x={}", fixture("jax", "mlp_x2.npy")),
+    );
+    ok(&[
+        "kernel", &text, "--wrt", "params.*", "--shared", "params.*", "--x1", &a, "--x2", &b, "-o",
+        &out,
+    ]);
+    assert_kernel(&read(&out), &read(&fixture("jax", "mlp_K.npy")));
+}

@@ -131,6 +131,14 @@ pub enum LoadError {
         /// Why.
         source: std::io::Error,
     },
+    /// An input's default value (`= npz("…")`) that cannot be read.
+    #[error("{}: {msg}", path.display())]
+    Default {
+        /// The model file.
+        path: PathBuf,
+        /// What.
+        msg: String,
+    },
     /// Larger than the import limit.
     #[error("model `{}` is {bytes} bytes, more than the limit of {limit}", path.display())]
     TooLong {

@@ -52,6 +52,53 @@ pub fn detect(bytes: &[u8]) -> Format {
     if mlir.iter().any(|m| first.starts_with(m)) { Format::StableHlo } else { Format::Jjt }
 }
 
+/// `path` relative to the folder `dir`, refused unless it stays inside it (no absolute path,
+/// no `..`): paths read from a file never reach outside that file's folder.
+pub fn inside(dir: Option<&Path>, rel: &str) -> Result<std::path::PathBuf, String> {
+    let p = Path::new(rel);
+    let normal = p
+        .components()
+        .all(|c| matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir));
+    if rel.is_empty() || p.is_absolute() || !normal {
+        return Err(format!("`{rel}` is outside the model's folder"));
+    }
+    Ok(dir.unwrap_or(Path::new(".")).join(p))
+}
+
+/// The default values a text model names (`w: f32[3] = npz("weights.npz")`), read from the
+/// archives beside it, each checked against its input's type.
+fn text_defaults(f: &Function, path: &Path) -> Result<Vec<(String, jjt_ir::Tensor)>, LoadError> {
+    let bad = |msg: String| LoadError::Default { path: path.to_path_buf(), msg };
+    let mut out = Vec::new();
+    let mut archives: Vec<(String, Vec<(String, jjt_npy::Array)>)> = Vec::new();
+    for p in f.params() {
+        let Some(file) = &p.default else { continue };
+        if !archives.iter().any(|(n, _)| n == file) {
+            let full =
+                inside(path.parent(), file).map_err(|m| bad(format!("input `{}`: {m}", p.name)))?;
+            let arrays = jjt_npy::read_npz_file(&full)
+                .map_err(|e| bad(format!("input `{}`: {}: {e}", p.name, full.display())))?;
+            archives.push((file.clone(), arrays));
+        }
+        let arrays =
+            archives.iter().find(|(n, _)| n == file).map_or(&[][..], |(_, a)| a.as_slice());
+        let a = arrays.iter().find(|(n, _)| *n == p.name).ok_or_else(|| {
+            bad(format!("input `{}`: `{file}` has no array of that name", p.name))
+        })?;
+        let t = jjt_ir::Tensor::from_array(a.1.clone());
+        if t.ty() != p.ty {
+            return Err(bad(format!(
+                "input `{}` is {}, its default in `{file}` is {}",
+                p.name,
+                p.ty,
+                t.ty()
+            )));
+        }
+        out.push((p.name.clone(), t));
+    }
+    Ok(out)
+}
+
 /// A StableHLO module's public function as a jjt graph named `name`.
 pub fn import_stablehlo(text: &str, name: &str) -> Result<Function, ImportError> {
     let m = mlir::parse(text)?;
@@ -104,7 +151,11 @@ pub fn load_with(
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("model");
     let name = names::sanitize(stem).replace('.', "_");
     match detect(&data) {
-        Format::Jjt => Ok(plain(jjt_ir::text::parse_file(path)?)),
+        Format::Jjt => {
+            let function = jjt_ir::text::parse_file(path)?;
+            let defaults = text_defaults(&function, path)?;
+            Ok(Loaded { function, defaults, initializers: vec![] })
+        }
         Format::Onnx => {
             let m = import_onnx(&data, path.parent(), &name, select)
                 .map_err(|source| LoadError::Import { path: path.to_path_buf(), source })?;

@@ -104,8 +104,20 @@ impl FunctionBuilder {
             ty: ty.clone(),
             name: Some(name.into()),
         }));
-        self.params.push(Param { name: name.into(), ty, node });
+        self.params.push(Param { name: name.into(), ty, node, default: None });
         Ok(node)
+    }
+
+    /// Give the input `name` a default: the array of its name in the `.npz` archive `path`
+    /// (see [`Param::default`]). Returns whether there is such an input.
+    pub fn set_default(&mut self, name: &str, path: &str) -> bool {
+        match self.params.iter_mut().find(|p| p.name == name) {
+            Some(p) => {
+                p.default = Some(path.to_string());
+                true
+            }
+            None => false,
+        }
     }
 
     /// The declared inputs so far.

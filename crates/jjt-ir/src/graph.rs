@@ -62,6 +62,10 @@ pub struct Param {
     pub ty: TensorType,
     /// The `Input` node that stands for it.
     pub node: NodeId,
+    /// Where its default value is: a `.npz` archive (the path as written, relative to the
+    /// model file) holding an array of the parameter's name (`w: f32[3] = npz("w.npz")`).
+    /// The graph never reads it; loaders bind it when no other value is given.
+    pub default: Option<String>,
 }
 
 /// The graph type functions are stored in.
@@ -127,6 +131,17 @@ impl Function {
     /// The types of all outputs (`None` for an output that is not a node; see the verifier).
     pub fn output_types(&self) -> Vec<Option<&TensorType>> {
         self.outputs.iter().map(|o| self.graph.node_weight(o.0).map(|n| &n.ty)).collect()
+    }
+
+    /// Set or clear the default of input `name` ([`Param::default`]); whether it exists.
+    pub fn set_default(&mut self, name: &str, path: Option<String>) -> bool {
+        match self.params.iter_mut().find(|p| p.name == name) {
+            Some(p) => {
+                p.default = path;
+                true
+            }
+            None => false,
+        }
     }
 
     /// A name per output, for messages and file names: the model's name for the returned value
@@ -218,6 +233,7 @@ impl Function {
                 name: p.name.clone(),
                 ty: p.ty.clone(),
                 node: map.get(&p.node).copied().unwrap_or(p.node),
+                default: p.default.clone(),
             })
             .collect();
         let outputs = self.outputs.iter().map(|o| map.get(o).copied().unwrap_or(*o)).collect();

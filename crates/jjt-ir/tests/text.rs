@@ -393,3 +393,18 @@ fn size_and_node_limits_are_typed_errors() {
     assert!(parse_file_with_limits(&path, roomy).is_ok());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// An input's default (`= npz("file")`) is kept by the parser, printed, and parsed back; a
+/// default that is not `npz("…")` is an error at its position.
+#[test]
+fn input_defaults_round_trip() {
+    let src = "func f(x: f32[3], w.0: f32[3] = npz(\"weights.npz\")) -> f32[3] {\n  y = mul(x, w.0)\n  return y\n}\n";
+    let f = parse(src).unwrap();
+    assert_eq!(f.params()[0].default, None);
+    assert_eq!(f.params()[1].default.as_deref(), Some("weights.npz"));
+    let printed = print(&f);
+    assert!(printed.contains("w.0: f32[3] = npz(\"weights.npz\")"), "{printed}");
+    assert_eq!(print(&parse(&printed).unwrap()), printed);
+    let e = parse("func f(w: f32[3] = npy(\"w.npy\")) -> f32[3] {\n  return w\n}\n").unwrap_err();
+    assert_eq!((e.line, e.col), (1, 20), "{e}");
+}

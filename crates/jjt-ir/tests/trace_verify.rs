@@ -137,8 +137,18 @@ fn verifier_reports_every_problem() {
     g.add_edge(x, n6, 0);
     g.add_edge(x, n6, 0);
     let params = vec![
-        Param { name: "x".into(), ty: ty(&[3]), node: NodeId::from_index(x.index()) },
-        Param { name: "1bad".into(), ty: ty(&[3]), node: NodeId::from_index(n1.index()) },
+        Param {
+            name: "x".into(),
+            ty: ty(&[3]),
+            node: NodeId::from_index(x.index()),
+            default: None,
+        },
+        Param {
+            name: "1bad".into(),
+            ty: ty(&[3]),
+            node: NodeId::from_index(n1.index()),
+            default: None,
+        },
     ];
     let f = Function::from_parts("broken", g, params, vec![NodeId::from_index(99)]);
     let errs = verify(&f).unwrap_err().0;

@@ -49,8 +49,12 @@ fn topo_order_of_a_cyclic_hand_made_graph_lists_every_node() {
     let b = g.add_node(node(Op::Unary(Unary::Exp)));
     g.add_edge(a, b, 0);
     g.add_edge(b, a, 0);
-    let params =
-        vec![Param { name: "x".into(), ty: ty.clone(), node: NodeId::from_index(x.index()) }];
+    let params = vec![Param {
+        name: "x".into(),
+        ty: ty.clone(),
+        node: NodeId::from_index(x.index()),
+        default: None,
+    }];
     let f = Function::from_parts("cyc", g, params, vec![NodeId::from_index(b.index())]);
     assert!(jjt_ir::verify(&f).is_err());
     let order = f.topo_order();

@@ -13,7 +13,7 @@
 pub mod proto;
 
 use std::collections::HashMap;
-use std::path::{Component, Path};
+use std::path::Path;
 
 use jjt_ir::ops::patches::Window;
 use jjt_ir::ops::{Const, Conv, ConvDims, Gather, Logic};
@@ -165,15 +165,9 @@ fn tensor_values(t: &TensorData, dir: Option<&Path>) -> Result<Known, ImportErro
     let raw: std::borrow::Cow<'_, [u8]> = if !t.external.is_empty() {
         let get = |k: &str| t.external.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
         let loc = get("location").ok_or_else(|| bad("external data without a location".into()))?;
-        let rel = Path::new(loc);
-        if rel.is_absolute()
-            || rel.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
-        {
-            return Err(bad(format!("external data `{loc}` is outside the model's folder")));
-        }
         let dir =
             dir.ok_or_else(|| bad("external data, but the model was not read from a file".into()))?;
-        let path = dir.join(rel);
+        let path = crate::inside(Some(dir), loc).map_err(|m| bad(format!("external data {m}")))?;
         let offset: u64 = get("offset")
             .map_or(Ok(0), str::parse)
             .map_err(|_| bad("bad external data offset".into()))?;

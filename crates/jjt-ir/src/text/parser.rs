@@ -347,6 +347,17 @@ impl<'a> Parser<'a> {
                 self.expect(":")?;
                 let ty = self.tensor_type()?;
                 let id = self.b.input(&pname, ty).map_err(|e| self.ir_err(&pt, e))?;
+                // `= npz("weights.npz")`: where the input's default value is.
+                if self.eat("=") {
+                    self.keyword("npz")?;
+                    self.expect("(")?;
+                    let Tok::Str(path) = self.peek().tok.clone() else {
+                        return Err(self.expected("the archive's file name in quotes"));
+                    };
+                    self.next();
+                    self.expect(")")?;
+                    self.b.set_default(&pname, &path);
+                }
                 self.env.insert(pname, Val::Node(id));
                 if self.eat(")") {
                     break;

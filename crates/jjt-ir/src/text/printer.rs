@@ -18,7 +18,14 @@ pub fn print(f: &Function) -> String {
     let (order, names) = layout(f);
     let name = |id: NodeId| names.get(&id).cloned().unwrap_or_else(|| id.to_string());
     let mut out = String::new();
-    let params: Vec<String> = f.params().iter().map(|p| format!("{}: {}", p.name, p.ty)).collect();
+    let params: Vec<String> = f
+        .params()
+        .iter()
+        .map(|p| match &p.default {
+            Some(d) => format!("{}: {} = npz({d:?})", p.name, p.ty),
+            None => format!("{}: {}", p.name, p.ty),
+        })
+        .collect();
     let types: Vec<String> = f
         .output_types()
         .iter()
