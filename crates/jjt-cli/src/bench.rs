@@ -110,7 +110,7 @@ pub(crate) fn run(b: &BenchArgs) -> Result<(), CliError> {
     }
     let start = Instant::now();
     let one = !b.target.wrt.is_empty();
-    let sel = [("--wrt", &b.target.wrt[..]), ("--shared", &b.target.shared[..])];
+    let sel = [&b.target.wrt[..], &b.target.shared[..]];
     let f = load_selecting(&b.model, b.opts.precision, &sel)?;
     let f = pick_output(f, b.opts.pick.as_deref(), one)?;
     let note = b.target.check_sides(&f)?;

@@ -14,7 +14,7 @@ pub(crate) fn run(a: &DumpArgs) -> Result<(), CliError> {
     let (wrt, _) = a.target.names_only()?;
     // Differentiating needs one output; the model as written may have several.
     let one = !wrt.is_empty() && !matches!(a.stage, Stage::Traced);
-    let sel = [("--wrt", &a.target.wrt[..]), ("--shared", &a.target.shared[..])];
+    let sel = [&a.target.wrt[..], &a.target.shared[..]];
     let f = load_selecting(&a.model, a.opts.precision, &sel)?;
     let f = pick_output(f, a.opts.pick.as_deref(), one)?;
     // Only stages with two sides have per-side inputs.

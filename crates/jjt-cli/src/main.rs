@@ -154,12 +154,12 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Dump(a) => dump::run(&a),
         Command::Bench(a) => bench::run(&a),
         Command::Eval { model, inputs, output, backend } => {
-            let f = load_selecting(&model, args::Precision::AsModel, &[("--in", &inputs)])?;
+            let f = load_selecting(&model, args::Precision::AsModel, &[&inputs])?;
             let args = bind::bind_named(&f, &inputs, "--in", args::Precision::AsModel)?;
             write_outputs(&f, backend.run_all(&f, &args, 8192)?, &output)
         }
         Command::Kernel { io, opts, tiles, output } => {
-            let sel = [("--wrt", &io.wrt[..]), ("--shared", &io.shared[..])];
+            let sel = [&io.wrt[..], &io.shared[..]];
             let f = load_selecting(&io.model, opts.precision, &sel)?;
             let f = pick_output(f, opts.pick.as_deref(), true)?;
             let (spec, bound) = bind::bind_kernel(
@@ -199,7 +199,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 .map_err(|source| CliError::WriteNpy { path: output, source })
         }
         Command::Apply { io, opts, v, output } => {
-            let sel = [("--wrt", &io.wrt[..]), ("--shared", &io.shared[..])];
+            let sel = [&io.wrt[..], &io.shared[..]];
             let f = load_selecting(&io.model, opts.precision, &sel)?;
             let f = pick_output(f, opts.pick.as_deref(), true)?;
             let (spec, bound) = bind::bind_kernel(
@@ -223,11 +223,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 }
             }
             let wrt: Vec<String> = wrt.into_iter().map(|it| it.name).collect();
-            let f = load_selecting(
-                &model,
-                args::Precision::AsModel,
-                &[("--wrt", &wrt), ("--in", &inputs)],
-            )?;
+            let f = load_selecting(&model, args::Precision::AsModel, &[&wrt, &inputs])?;
             let f = pick_output(f, pick.as_deref(), true)?;
             let f = jjt_ad::promote_f64(&f)?;
             let &[lo, hi] = range.as_slice() else {

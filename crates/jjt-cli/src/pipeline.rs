@@ -24,15 +24,18 @@ pub(crate) fn load(model: &Path, precision: Precision) -> Result<Function, CliEr
 pub(crate) fn load_selecting(
     model: &Path,
     precision: Precision,
-    selectors: &[(&'static str, &[String])],
+    selectors: &[&[String]],
 ) -> Result<Function, CliError> {
-    let mut names = Vec::new();
-    for (flag, raw) in selectors {
-        // `.npz` archives are not opened here: their arrays name inputs only through `bind`.
-        let raw: Vec<String> =
-            raw.iter().filter(|r| !r.trim().ends_with(".npz")).cloned().collect();
-        names.extend(crate::args::items(flag, &raw)?.into_iter().map(|it| it.name));
-    }
+    // Names only (the flags' own parsers report malformed items later, with their messages).
+    let names: Vec<String> = selectors
+        .iter()
+        .flat_map(|raw| raw.iter())
+        .flat_map(|r| r.split(','))
+        .filter_map(|item| {
+            let name = item.split_once('=').map_or(item, |(n, _)| n).trim();
+            (!name.is_empty() && !name.ends_with(".npz")).then(|| name.to_string())
+        })
+        .collect();
     // A pattern skips scalar initializers: exporters store the constants of the code (a
     // 1/√d scale) as rank-0 initializers, and they are not weights. A name selects anything.
     let select = |n: &str, dims: &[usize]| {
