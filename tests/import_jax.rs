@@ -1,12 +1,13 @@
 //! Models exported from JAX as StableHLO text (`tests/fixtures/jax/gen_jax.py`: an MLP, a CNN,
-//! a transformer block and an embedding model), read by `jjt::load_model`: the forward pass
+//! a transformer block, an embedding model, and one of every other op the reader converts),
+//! read by `jjt::load_model`: the forward pass
 //! equals JAX's, and the kernel w.r.t. every parameter equals the product of JAX's own dense
 //! Jacobians (f64), in full and in trace mode, through the JIT; the f32 export gives the same
 //! kernel within f32's accuracy; the module printed in MLIR's generic syntax gives the same graph.
 
 use jjt::{DType, Kernel, Mode, Role, Strategy, Tensor};
 
-const MODELS: [&str; 4] = ["mlp", "cnn", "transformer", "embed"];
+const MODELS: [&str; 5] = ["mlp", "cnn", "transformer", "embed", "ops"];
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/jax");
 
 fn npy(name: &str) -> Tensor {

@@ -1,5 +1,6 @@
 //! Models exported from PyTorch to ONNX (`tests/fixtures/torch/gen_torch.py`: an MLP, a CNN, a
-//! transformer block and an embedding model, each exported with plain `torch.onnx.export`, its
+//! transformer block, an embedding model and one of every other op the reader converts, each
+//! exported with plain `torch.onnx.export`, its
 //! weights in external data beside it): the forward pass equals PyTorch's, and the kernel
 //! w.r.t. every weight equals the product of PyTorch's own dense Jacobians (f64) through the
 //! JIT; the f32 export gives the same kernel within f32's accuracy.
@@ -7,7 +8,7 @@
 use jjt::import::{Loaded, load_with};
 use jjt::{DType, Kernel, Role, Strategy, Tensor};
 
-const MODELS: [&str; 4] = ["mlp", "cnn", "transformer", "embed"];
+const MODELS: [&str; 5] = ["mlp", "cnn", "transformer", "embed", "ops"];
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/torch");
 
 fn npy(name: &str) -> Tensor {
