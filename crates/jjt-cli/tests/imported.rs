@@ -126,3 +126,30 @@ fn import_writes_text_and_weights_that_every_command_reads() {
     ]);
     assert_kernel(&read(&out), &read(&fixture("jax", "mlp_K.npy")));
 }
+
+#[test]
+fn jax_export_with_a_symbolic_batch_takes_examples_along_it() {
+    // `mlp_batch.mlir`: the MLP vmapped over a symbolic batch `b`, x: [b, 5]. The symbolic axis
+    // is read as one example, and files of [B, 5] are B examples; K is [B1, B2, 3, 3].
+    let out = tmp("batch_K.npy");
+    let (a, b) = (
+        format!("x={}", fixture("jax", "mlp_x1.npy")),
+        format!("x={}", fixture("jax", "mlp_x2.npy")),
+    );
+    let npz = fixture("jax", "mlp.npz");
+    ok(&[
+        "kernel",
+        &fixture("jax", "mlp_batch.mlir"),
+        "--wrt",
+        "params.*",
+        "--shared",
+        &npz,
+        "--x1",
+        &a,
+        "--x2",
+        &b,
+        "-o",
+        &out,
+    ]);
+    assert_kernel(&read(&out), &read(&fixture("jax", "mlp_K.npy")));
+}

@@ -50,8 +50,10 @@ pub enum ImportError {
         /// What jjt computed.
         built: String,
     },
-    /// A dimension that is not static.
-    #[error("{pos}: {what} has a dynamic dimension; export with static shapes")]
+    /// A symbolic dimension other than an argument's leading (example) one.
+    #[error(
+        "{pos}: {what} has a symbolic dimension after its first; only the leading (example) dimension may be symbolic"
+    )]
     Dynamic {
         /// Where.
         pos: Pos,

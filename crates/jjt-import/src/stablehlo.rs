@@ -35,12 +35,14 @@ pub const SUPPORTED: &[&str] = &[
     "convert",
     "convolution",
     "cosine",
-    "custom_call @mhlo.erf",
+    "custom_call @mhlo.erf, @shape_assertion",
     "divide",
     "dot_general",
+    "dynamic_broadcast_in_dim, dynamic_reshape, dynamic_iota (symbolic example axis)",
     "exponential",
     "exponential_minus_one",
     "gather (one indexed axis, whole slices)",
+    "get_dimension_size",
     "iota",
     "log",
     "log_plus_one",
@@ -88,6 +90,10 @@ pub fn convert(m: &Module, model_name: &str) -> Result<Function, ImportError> {
     let mut args = Vec::new();
     let mut seen: HashMap<String, String> = HashMap::new();
     for (k, a) in main.args.iter().enumerate() {
+        // Only the leading dimension of an argument may be symbolic (the example axis).
+        if a.ty.dims.iter().skip(1).any(Option::is_none) {
+            return Err(ImportError::Dynamic { pos: a.pos, what: format!("argument {k}") });
+        }
         let ty = tensor_type(&a.ty, a.pos, "argument")?;
         let info =
             a.attrs.iter().find(|(key, _)| key == "jax.arg_info").and_then(|(_, v)| match v {
@@ -104,7 +110,10 @@ pub fn convert(m: &Module, model_name: &str) -> Result<Function, ImportError> {
             args.push(c);
             continue;
         }
-        let source = info.or_else(|| a.loc.clone()).unwrap_or_else(|| format!("arg{k}"));
+        let source = info
+            .or_else(|| a.loc.clone())
+            .or_else(|| forwarded_name(main, &a.value, &cx.funcs))
+            .unwrap_or_else(|| format!("arg{k}"));
         let name = names::sanitize(&source);
         if let Some(first) = seen.insert(name.clone(), source.clone()) {
             return Err(ImportError::NameClash { name, first, second: source });
@@ -158,13 +167,10 @@ fn dtype(elem: &str, pos: Pos) -> Result<DType, ImportError> {
     })
 }
 
-/// The jjt type of a static tensor type.
+/// The jjt type of a tensor type. A symbolic dimension is the example axis, which jjt adds
+/// itself: it is read as 1 (one example).
 fn tensor_type(t: &TensorTy, pos: Pos, what: &str) -> Result<TensorType, ImportError> {
-    let dims = t
-        .dims
-        .iter()
-        .map(|d| d.ok_or_else(|| ImportError::Dynamic { pos, what: what.to_string() }))
-        .collect::<Result<Vec<usize>, _>>()?;
+    let dims: Vec<usize> = t.dims.iter().map(|d| d.unwrap_or(1)).collect();
     let ty = TensorType::new(dtype(&t.elem, pos)?, dims);
     if ty.shape.checked_numel().is_none() {
         return Err(ImportError::Malformed {
@@ -231,7 +237,15 @@ impl<'m> Cx<'m> {
                 if let Some(t) = op.out_types.get(k) {
                     let want = tensor_type(t, op.pos, &op.name)?;
                     let got = self.b.ty(o).map_err(|e| self.build_err(op, e))?.clone();
-                    if got != want {
+                    // A symbolic dimension may be any expression of the example count: only
+                    // the static ones are checked.
+                    let fits = got.dtype == want.dtype
+                        && got.rank() == want.rank()
+                        && t.dims
+                            .iter()
+                            .zip(got.shape.dims())
+                            .all(|(d, &g)| d.is_none_or(|d| d == g));
+                    if !fits {
                         return Err(ImportError::TypeMismatch {
                             pos: op.pos,
                             op: op.name.clone(),
@@ -347,6 +361,50 @@ impl<'m> Cx<'m> {
                 arity(1)?;
                 let ty = self.out_type(op)?;
                 e(self.b.convert(xs[0], ty.dtype))?
+            }
+            "get_dimension_size" => {
+                arity(1)?;
+                let axis = self.int_attr(op, &["dim", "dimension"])?;
+                let ty = self.b.ty(xs[0]).map_err(|err| self.build_err(op, err))?.clone();
+                let d = usize::try_from(axis)
+                    .ok()
+                    .and_then(|a| ty.shape.dims().get(a).copied())
+                    .ok_or_else(|| ImportError::Malformed {
+                        pos: op.pos,
+                        msg: format!("dimension {axis} of a rank-{} tensor", ty.rank()),
+                    })?;
+                let c = e(self.b.constant(Const::full(TensorType::scalar(DType::I32), d as f64)))?;
+                self.scalars.insert(c, d as f64);
+                c
+            }
+            "dynamic_broadcast_in_dim" | "dynamic_reshape" | "dynamic_iota" => {
+                // The shape operand is computed from the example count, which is 1 here: the
+                // declared type (symbolic dimensions read as 1) is the shape.
+                let ty = self.out_type(op)?;
+                match short {
+                    "dynamic_broadcast_in_dim" => {
+                        arity(2)?;
+                        let dims = self.ints(op, &["dims", "broadcast_dimensions"])?;
+                        self.broadcast_in_dim(op, xs[0], &dims, &ty.shape)?
+                    }
+                    "dynamic_reshape" => {
+                        arity(2)?;
+                        e(self.b.reshape(xs[0], ty.shape.clone()))?
+                    }
+                    _ => {
+                        let axis = self.int_attr(op, &["dim", "iota_dimension"])? as usize;
+                        if axis >= ty.rank() {
+                            return Err(ImportError::Malformed {
+                                pos: op.pos,
+                                msg: format!(
+                                    "iota dimension {axis} of a rank-{} tensor",
+                                    ty.rank()
+                                ),
+                            });
+                        }
+                        e(self.b.constant(Const::Iota { ty, axis }))?
+                    }
+                }
             }
             "broadcast_in_dim" => {
                 arity(1)?;
@@ -495,6 +553,8 @@ impl<'m> Cx<'m> {
                         arity(1)?;
                         e(self.b.unary(Unary::Erf, xs[0]))?
                     }
+                    // JAX checks symbolic shapes when the module runs; one example always passes.
+                    Some("shape_assertion") if op.results.is_empty() => return Ok(vec![]),
                     other => {
                         return Err(
                             self.unsupported(op, &format!("custom_call @{}", other.unwrap_or("?")))
@@ -1127,6 +1187,29 @@ impl<'m> Cx<'m> {
         }
         Ok(None)
     }
+}
+
+/// The name of `main`'s argument `%value` when `main` only forwards it to a private function
+/// (JAX's exports with symbolic shapes or several platforms wrap the function so): the location
+/// of the callee's parameter it is passed as.
+fn forwarded_name(main: &Func, value: &str, funcs: &HashMap<&str, &Func>) -> Option<String> {
+    main.body.ops.iter().find_map(|op| {
+        let callee = op.body.iter().find_map(|t| match &t.tok {
+            Tok::Symbol(s) if op.name.ends_with("call") => Some(s.as_str()),
+            _ => None,
+        })?;
+        let f = funcs.get(callee)?;
+        let j = operand_names(op).iter().position(|v| v == value)?;
+        let a = f.args.get(j)?;
+        a.attrs
+            .iter()
+            .find(|(k, _)| k == "jax.arg_info")
+            .and_then(|(_, v)| match v {
+                Attr::Tok(Tok::Str(s), _) => Some(s.clone()),
+                _ => None,
+            })
+            .or_else(|| a.loc.clone())
+    })
 }
 
 /// A slice's start, limit and stride per axis.

@@ -67,8 +67,8 @@ fn malformed_text_gives_its_line_and_column() {
 
 #[test]
 fn each_kind_of_mistake_has_its_own_error() {
-    // A dynamic dimension.
-    let t = module("%arg0: tensor<?xf32>", "    return %arg0 : tensor<?xf32>");
+    // A symbolic dimension that is not the leading one.
+    let t = module("%arg0: tensor<3x?xf32>", "    return %arg0 : tensor<3x?xf32>");
     assert!(matches!(err(&t), ImportError::Dynamic { .. }), "{:?}", err(&t));
     // Two arguments whose names sanitise to the same name.
     let t = module(
