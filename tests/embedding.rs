@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{dense_jacobian_rows, kernel_from_rows};
+use common::{assert_within, dense_jacobian_rows, kernel_from_rows};
 use jjt::{Kernel, RandomState, Role, Strategy, Tensor, TensorType};
 
 const B: usize = 3;
@@ -20,15 +20,6 @@ const MODEL: &str = "func embed(tok: i32[5], emb: f32[7,4], w1: f32[4,4], b1: f3
   return h @ w2 + b2
 }
 ";
-
-/// |got − want| ≤ tol·max|want|, element by element.
-fn assert_within(what: &str, got: &[f64], want: &[f64], tol: f64) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    assert!(scale > 0.0, "{what}: the reference is zero");
-    let worst = got.iter().zip(want).map(|(g, w)| (g - w).abs()).fold(0.0, f64::max);
-    assert!(worst <= tol * scale, "{what}: largest difference {worst:e} above {tol:e} × {scale:e}");
-}
 
 /// Tokens of example `b` on side `s`: repeats, and indices past both ends (−2 reads row 0, 9
 /// and 100 the last row).

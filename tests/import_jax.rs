@@ -5,6 +5,10 @@
 //! Jacobians (f64), in full and in trace mode, through the JIT; the f32 export gives the same
 //! kernel within f32's accuracy; the module printed in MLIR's generic syntax gives the same graph.
 
+mod common;
+
+use common::assert_within;
+
 use jjt::{DType, Kernel, Mode, Role, Strategy, Tensor};
 
 const MODELS: [&str; 5] = ["mlp", "cnn", "transformer", "embed", "ops"];
@@ -17,15 +21,6 @@ fn npy(name: &str) -> Tensor {
 fn params(model: &str) -> Vec<(String, Tensor)> {
     let arrays = jjt::npy::read_npz_file(format!("{DIR}/{model}.npz").as_ref()).unwrap();
     arrays.into_iter().map(|(k, a)| (k, Tensor::from_array(a))).collect()
-}
-
-/// |got − want| ≤ tol·max|want|, element by element.
-fn assert_within(what: &str, got: &[f64], want: &[f64], tol: f64) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    assert!(scale > 0.0, "{what}: the reference is zero");
-    let worst = got.iter().zip(want).map(|(g, w)| (g - w).abs()).fold(0.0, f64::max);
-    assert!(worst <= tol * scale, "{what}: largest difference {worst:e} above {tol:e} × {scale:e}");
 }
 
 fn to_f32(t: &Tensor) -> Tensor {

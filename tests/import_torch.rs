@@ -5,6 +5,10 @@
 //! w.r.t. every weight equals the product of PyTorch's own dense Jacobians (f64) through the
 //! JIT; the f32 export gives the same kernel within f32's accuracy.
 
+mod common;
+
+use common::assert_within;
+
 use jjt::import::{Loaded, load_with};
 use jjt::{DType, Kernel, Role, Strategy, Tensor};
 
@@ -19,15 +23,6 @@ fn npy(name: &str) -> Tensor {
 /// stay constants, as `--wrt '*'` leaves them).
 fn load(file: &str) -> Loaded {
     load_with(format!("{DIR}/{file}").as_ref(), &|_, dims| !dims.is_empty()).unwrap()
-}
-
-/// |got − want| ≤ tol·max|want|, element by element.
-fn assert_within(what: &str, got: &[f64], want: &[f64], tol: f64) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    assert!(scale > 0.0, "{what}: the reference is zero");
-    let worst = got.iter().zip(want).map(|(g, w)| (g - w).abs()).fold(0.0, f64::max);
-    assert!(worst <= tol * scale, "{what}: largest difference {worst:e} above {tol:e} × {scale:e}");
 }
 
 /// A tensor's example `b` (its leading axis dropped), as f64 or i32.

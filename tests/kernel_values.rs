@@ -8,23 +8,12 @@
 
 mod common;
 
-use common::dense_jacobian_rows;
+use common::{assert_within, dense_jacobian_rows};
 use jjt::{
     DType, Examples, Form, Function, Kernel, Mode, RandomState, Role, Strategy, Tensor, trace,
 };
 
 const MLP_PARAMS: [&str; 6] = ["w0", "b0", "w1", "b1", "w2", "b2"];
-
-/// |got − want| ≤ tol·max|want|, element by element.
-fn assert_within(what: &str, got: &[f64], want: &[f64], tol: f64) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    let worst = got.iter().zip(want).map(|(g, w)| (g - w).abs()).fold(0.0, f64::max);
-    assert!(
-        worst <= tol * scale,
-        "{what}: largest difference {worst:e} is above {tol:e} × the largest entry {scale:e}"
-    );
-}
 
 fn fixture(name: &str) -> Vec<f64> {
     let path = format!("{}/crates/jjt-cli/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));

@@ -9,23 +9,11 @@
 
 mod common;
 
-use common::{dense_jacobian_rows, kernel_from_rows};
+use common::{assert_within, dense_jacobian_rows, kernel_from_rows};
 use jjt::{Function, Kernel, RandomState, Role, Strategy, Tensor, TensorType};
 
 const MODELS: [&str; 6] = ["cnn", "deep", "embed", "mixer", "mlp", "transformer"];
 const B: usize = 2;
-
-/// |got − want| ≤ tol·max|want|, element by element.
-fn assert_within(what: &str, got: &[f64], want: &[f64], tol: f64) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    assert!(scale > 0.0, "{what}: the reference is zero");
-    let worst = got.iter().zip(want).map(|(g, w)| (g - w).abs()).fold(0.0, f64::max);
-    assert!(
-        worst <= tol * scale,
-        "{what}: largest difference {worst:e} is above {tol:e} × the largest entry {scale:e}"
-    );
-}
 
 fn zoo_files() -> Vec<(String, std::path::PathBuf)> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/models");

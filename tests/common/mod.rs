@@ -6,6 +6,7 @@ use jjt::{Function, Tensor};
 /// J of one example (f's inputs unbatched) as rows: J[i] = the VJP of the one-hot e_i through
 /// the interpreter, the cotangents of the `wrt` inputs (names or globs) concatenated in
 /// signature order.
+#[allow(dead_code)] // not every test file that includes this module uses it
 pub fn dense_jacobian_rows(f: &Function, wrt: &[&str], args: &[Tensor]) -> Vec<Vec<f64>> {
     let g = jjt::vjp(f, wrt).unwrap();
     let out = f.output_type().unwrap().clone();
@@ -39,4 +40,18 @@ pub fn kernel_from_rows(j1: &[Vec<Vec<f64>>], j2: &[Vec<Vec<f64>>]) -> Vec<f64> 
         }
     }
     k
+}
+
+/// |got − want| ≤ tol·max|want|, element by element (a zero reference fails: it would accept
+/// anything).
+#[allow(dead_code)] // not every test file that includes this module uses it
+pub fn assert_within(what: &str, got: &[f64], want: &[f64], tol: f64) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    assert!(scale > 0.0, "{what}: the reference is zero");
+    let worst = got.iter().zip(want).map(|(g, w)| (g - w).abs()).fold(0.0, f64::max);
+    assert!(
+        worst <= tol * scale,
+        "{what}: largest difference {worst:e} is above {tol:e} × the largest entry {scale:e}"
+    );
 }
