@@ -656,6 +656,33 @@ impl Parser {
         }
     }
 
+    /// `(%a: tensor<…> loc(…), …)`: names, types and location names.
+    fn block_args(
+        &mut self,
+        what: &str,
+    ) -> Result<Vec<(String, TensorTy, Option<String>)>, MlirError> {
+        let mut args = Vec::new();
+        self.expect("(")?;
+        while !self.eat(")") {
+            let v = match self.next()?.tok {
+                Tok::Value(v) => v,
+                _ => {
+                    self.i -= 1;
+                    return Err(self.err(&format!("expected {what}")));
+                }
+            };
+            self.expect(":")?;
+            let ty = self.tensor_type()?;
+            let loc = self.skip_loc()?;
+            args.push((v, ty, loc));
+            if !self.eat(",") {
+                self.expect(")")?;
+                break;
+            }
+        }
+        Ok(args)
+    }
+
     /// `{ ops }` or `{ ^bb0(args): ops }`.
     fn region(&mut self) -> Result<Region, MlirError> {
         self.enter()?;
@@ -663,24 +690,8 @@ impl Parser {
         let mut r = Region::default();
         if let Some(Tok::Block(_)) = self.peek_tok() {
             self.i += 1;
-            if self.eat("(") {
-                while !self.eat(")") {
-                    let v = match self.next()?.tok {
-                        Tok::Value(v) => v,
-                        _ => {
-                            self.i -= 1;
-                            return Err(self.err("expected a block argument"));
-                        }
-                    };
-                    self.expect(":")?;
-                    let ty = self.tensor_type()?;
-                    let loc = self.skip_loc()?;
-                    r.args.push((v, ty, loc));
-                    if !self.eat(",") {
-                        self.expect(")")?;
-                        break;
-                    }
-                }
+            if matches!(self.peek_tok(), Some(Tok::Punct("("))) {
+                r.args = self.block_args("a block argument")?;
             }
             self.expect(":")?;
         }
@@ -807,25 +818,7 @@ impl Parser {
                         break;
                     }
                     self.i += 1;
-                    let mut args = Vec::new();
-                    self.expect("(")?;
-                    while !self.eat(")") {
-                        let v = match self.next()?.tok {
-                            Tok::Value(v) => v,
-                            _ => {
-                                self.i -= 1;
-                                return Err(self.err("expected a reducer argument"));
-                            }
-                        };
-                        self.expect(":")?;
-                        let ty = self.tensor_type()?;
-                        let loc = self.skip_loc()?;
-                        args.push((v, ty, loc));
-                        if !self.eat(",") {
-                            self.expect(")")?;
-                            break;
-                        }
-                    }
+                    let args = self.block_args("a reducer argument")?;
                     let mut r = self.region()?;
                     r.args = args;
                     op.regions.push(r);
