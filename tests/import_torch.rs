@@ -3,7 +3,7 @@
 //! exported with plain `torch.onnx.export`, its
 //! weights in external data beside it): the forward pass equals PyTorch's, and the kernel
 //! w.r.t. every weight equals the product of PyTorch's own dense Jacobians (f64) through the
-//! JIT; the f32 export gives the same kernel within f32's accuracy.
+//! JIT, in full and in trace mode; the f32 export gives the same kernel within f32's accuracy.
 
 mod common;
 
@@ -104,6 +104,11 @@ fn pytorch_models_import_with_their_forward_pass_and_kernel() {
             assert_eq!(got.shape.dims(), &[2, 3, 1, 3, 1, 3], "{model} {s}");
             assert_within(&format!("{model} {s}"), &got.to_f64_vec(), &want, 1e-10);
         }
+        // Trace mode: Σ_i K[a, b, i, i].
+        let trace: Vec<f64> = (0..6).map(|ab| (0..3).map(|i| want[ab * 9 + i * 4]).sum()).collect();
+        let got =
+            base.clone().mode(jjt::Mode::Trace).compile().unwrap().call(&refs).unwrap().remove(0);
+        assert_within(&format!("{model} trace"), &got.to_f64_vec(), &trace, 1e-10);
 
         // The f32 export: f32 arithmetic through contractions of at most a few hundred terms in
         // a few layers and inputs rounded to f32: 1e-4 of the largest entry.

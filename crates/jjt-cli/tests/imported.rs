@@ -84,7 +84,14 @@ fn pytorch_export_kernel_with_its_own_weights_and_batch_of_one() {
             "-o", &out,
         ]);
         assert_kernel(&read(&out), &read(&fixture("torch", &format!("{model}_K.npy"))));
-        ok(&["check", &onnx, "--wrt", "*"]);
+    }
+}
+
+#[test]
+fn check_passes_on_every_imported_fixture() {
+    for model in ["mlp", "cnn", "transformer", "embed", "ops"] {
+        ok(&["check", &fixture("jax", &format!("{model}.mlir")), "--wrt", "params.*"]);
+        ok(&["check", &fixture("torch", &format!("{model}.onnx")), "--wrt", "*"]);
     }
 }
 
