@@ -88,7 +88,7 @@ use crate::plan::{DotStep, item_size};
 pub const KB: usize = 1024;
 
 /// The fewest rows (or columns) an operand's collapsing suffix of free axes must hold for the
-/// free axes before it to become outer loops rather than be packed (see [`Descriptor::plan`]):
+/// free axes before it to become outer loops rather than be packed (the plan of a contraction):
 /// below it the products are too small for the matrix multiply to pay.
 pub const DIRECT_MIN_ROWS: usize = 64;
 
