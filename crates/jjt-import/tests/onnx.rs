@@ -99,3 +99,18 @@ fn truncated_and_garbage_protobuf_give_errors() {
         Err(ImportError::Proto(_))
     ));
 }
+
+/// The shape arithmetic exporters emit (Shape, Gather, Unsqueeze, Mul, Div, Concat, Cast,
+/// Slice, ConstantOfShape) folds to static shapes at import: the graph is a reshape and an add,
+/// and computes NumPy's result.
+#[test]
+fn shape_arithmetic_folds_to_static_shapes() {
+    let f = load(Path::new(&format!("{DIR}/shape_chain.onnx"))).unwrap();
+    let x = jjt_ir::Tensor::f32([2, 3, 4], (0..24).map(|v| v as f32).collect()).unwrap();
+    let y = jjt_ir::interp::eval(&f, &[x]).unwrap();
+    assert_eq!(y.shape.dims(), &[2, 12]);
+    let a = jjt_npy::read_file(Path::new(&format!("{DIR}/shape_chain_y.npy"))).unwrap();
+    assert_eq!(y.to_f64_vec(), jjt_ir::Tensor::from_array(a).to_f64_vec());
+    let text = jjt_ir::text::print(&f);
+    assert!(!text.contains("i32"), "no shape computation is left in the graph:\n{text}");
+}

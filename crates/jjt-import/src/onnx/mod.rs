@@ -325,6 +325,8 @@ pub fn convert(
     let function =
         cx.b.finish_many(outs)
             .map_err(|e| ImportError::Onnx { at: "the outputs".into(), msg: e.to_string() })?;
+    // Shape operands materialised while reading (a `Reshape`'s target) are not computed.
+    let function = function.pruned();
     Ok(Imported { function, defaults, initializers })
 }
 
