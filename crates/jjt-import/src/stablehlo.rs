@@ -236,7 +236,7 @@ impl<'m> Cx<'m> {
             for (k, (r, &o)) in op.results.iter().zip(&outs).enumerate() {
                 if let Some(t) = op.out_types.get(k) {
                     let want = tensor_type(t, op.pos, &op.name)?;
-                    let got = self.b.ty(o).map_err(|e| self.build_err(op, e))?.clone();
+                    let got = self.b.ty(o).map_err(|e| build_err(op, e))?.clone();
                     // A symbolic dimension may be any expression of the example count: only
                     // the static ones are checked.
                     let fits = got.dtype == want.dtype
@@ -258,10 +258,6 @@ impl<'m> Cx<'m> {
             }
         }
         Ok(None)
-    }
-
-    fn build_err(&self, op: &Operation, e: jjt_ir::IrError) -> ImportError {
-        build_err(op, e)
     }
 
     fn unsupported(&self, op: &Operation, what: &str) -> ImportError {
@@ -365,7 +361,7 @@ impl<'m> Cx<'m> {
             "get_dimension_size" => {
                 arity(1)?;
                 let axis = self.int_attr(op, &["dim", "dimension"])?;
-                let ty = self.b.ty(xs[0]).map_err(|err| self.build_err(op, err))?.clone();
+                let ty = self.b.ty(xs[0]).map_err(|err| build_err(op, err))?.clone();
                 let d = usize::try_from(axis)
                     .ok()
                     .and_then(|a| ty.shape.dims().get(a).copied())
@@ -430,7 +426,7 @@ impl<'m> Cx<'m> {
             "select" => {
                 arity(3)?;
                 let ty = self.out_type(op)?;
-                let p = self.b.ty(xs[0]).map_err(|err| self.build_err(op, err))?.clone();
+                let p = self.b.ty(xs[0]).map_err(|err| build_err(op, err))?.clone();
                 let pred = if p.shape != ty.shape {
                     e(self.b.broadcast_to(xs[0], &ty.shape))?
                 } else {
@@ -442,11 +438,11 @@ impl<'m> Cx<'m> {
                 arity(3)?;
                 let ty = self.out_type(op)?;
                 let fit = |s: &mut Self, x: NodeId| -> Result<NodeId, ImportError> {
-                    let t = s.b.ty(x).map_err(|err| s.build_err(op, err))?.clone();
+                    let t = s.b.ty(x).map_err(|err| build_err(op, err))?.clone();
                     if t.shape == ty.shape {
                         Ok(x)
                     } else {
-                        s.b.broadcast_to(x, &ty.shape).map_err(|err| s.build_err(op, err))
+                        s.b.broadcast_to(x, &ty.shape).map_err(|err| build_err(op, err))
                     }
                 };
                 let (lo, hi) = (fit(self, xs[0])?, fit(self, xs[2])?);
@@ -614,7 +610,7 @@ impl<'m> Cx<'m> {
         } else {
             self.b.constant(Const::literal(ty, &values))
         }
-        .map_err(|e| self.build_err(op, e))?;
+        .map_err(|e| build_err(op, e))?;
         if values.len() == 1 || values.windows(2).all(|w| w[0].to_bits() == w[1].to_bits()) {
             self.scalars.insert(c, values[0]);
         }
@@ -629,7 +625,7 @@ impl<'m> Cx<'m> {
         out: &Shape,
     ) -> Result<NodeId, ImportError> {
         let e = |r: Result<NodeId, jjt_ir::IrError>| r.map_err(|err| build_err(op, err));
-        let xt = self.b.ty(x).map_err(|err| self.build_err(op, err))?.clone();
+        let xt = self.b.ty(x).map_err(|err| build_err(op, err))?.clone();
         let dims = to_usize(dims, op)?;
         if dims.len() != xt.rank() || dims.iter().any(|&d| d >= out.rank()) {
             return Err(ImportError::Malformed {
@@ -692,7 +688,7 @@ impl<'m> Cx<'m> {
                         "a boolean reduce whose initial value is not its identity",
                     ));
                 };
-                let shape = self.b.ty(r).map_err(|err| self.build_err(op, err))?.shape.clone();
+                let shape = self.b.ty(r).map_err(|err| build_err(op, err))?.shape.clone();
                 let i = e(self.b.broadcast_to(init, &shape))?;
                 e(self.b.binary(c, r, i))
             }
@@ -719,7 +715,7 @@ impl<'m> Cx<'m> {
                 self.unsupported(op, "reduce_window whose initial value is not its identity")
             );
         }
-        let rank = self.b.ty(xs[0]).map_err(|err| self.build_err(op, err))?.rank();
+        let rank = self.b.ty(xs[0]).map_err(|err| build_err(op, err))?.rank();
         let get = |s: &Self, key: &str, default: i64| -> Result<Vec<usize>, ImportError> {
             match s.ints_opt(op, &[key])? {
                 Some(v) => to_usize(&v, op),
@@ -744,7 +740,7 @@ impl<'m> Cx<'m> {
             None => vec![(0, 0); rank],
         };
         let w = Window { window, strides, padding, base_dilation, window_dilation };
-        self.b.reduce_window(xs[0], kind, &w).map_err(|err| self.build_err(op, err))
+        self.b.reduce_window(xs[0], kind, &w).map_err(|err| build_err(op, err))
     }
 
     fn pad(&mut self, op: &Operation, xs: &[NodeId]) -> Result<NodeId, ImportError> {
@@ -752,7 +748,7 @@ impl<'m> Cx<'m> {
         let lo = self.ints(op, &["low", "edge_padding_low"])?;
         let hi = self.ints(op, &["high", "edge_padding_high"])?;
         let interior = self.ints(op, &["interior", "interior_padding"])?;
-        let xt = self.b.ty(xs[0]).map_err(|err| self.build_err(op, err))?.clone();
+        let xt = self.b.ty(xs[0]).map_err(|err| build_err(op, err))?.clone();
         let r = xt.rank();
         if lo.len() != r || hi.len() != r || interior.len() != r {
             return Err(ImportError::Malformed {
@@ -771,7 +767,7 @@ impl<'m> Cx<'m> {
                 let ones = e(self.b.full(xt.clone(), 1.0))?;
                 let mask = e(self.b.add(Op::Pad(pad), &[ones]))?;
                 let inside = e(self.b.compare_scalar(Compare::Gt, mask, 0.5))?;
-                let shape = self.b.ty(padded).map_err(|err| self.build_err(op, err))?.shape.clone();
+                let shape = self.b.ty(padded).map_err(|err| build_err(op, err))?.shape.clone();
                 let v = e(self.b.broadcast_to(xs[1], &shape))?;
                 e(self.b.select(inside, padded, v))?
             }
@@ -780,7 +776,7 @@ impl<'m> Cx<'m> {
             return Ok(out);
         }
         // Negative edges crop.
-        let shape = self.b.ty(out).map_err(|err| self.build_err(op, err))?.shape.clone();
+        let shape = self.b.ty(out).map_err(|err| build_err(op, err))?.shape.clone();
         let start: Vec<usize> = lo.iter().map(|&v| (-v).max(0) as usize).collect();
         let stop: Vec<usize> = shape
             .dims()
@@ -913,7 +909,7 @@ impl<'m> Cx<'m> {
             feature_groups,
             batch_groups,
         };
-        self.b.add(Op::Conv(conv), xs).map_err(|err| self.build_err(op, err))
+        self.b.add(Op::Conv(conv), xs).map_err(|err| build_err(op, err))
     }
 
     fn gather(&mut self, op: &Operation, xs: &[NodeId]) -> Result<NodeId, ImportError> {
@@ -946,8 +942,8 @@ impl<'m> Cx<'m> {
         let ivd = field("index_vector_dim").and_then(|v| v.first().copied()).unwrap_or(-1);
         let batching = field("operand_batching_dims").unwrap_or_default();
         let sizes = self.ints(op, &["slice_sizes"])?;
-        let table = self.b.ty(xs[0]).map_err(|err| self.build_err(op, err))?.clone();
-        let idx = self.b.ty(xs[1]).map_err(|err| self.build_err(op, err))?.clone();
+        let table = self.b.ty(xs[0]).map_err(|err| build_err(op, err))?.clone();
+        let idx = self.b.ty(xs[1]).map_err(|err| build_err(op, err))?.clone();
         let td = table.shape.dims().to_vec();
         let form = start_map.len() == 1
             && collapsed == start_map
