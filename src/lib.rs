@@ -187,6 +187,16 @@ pub enum Error {
     /// A tensor whose data does not match its shape.
     #[error("{0}")]
     Shape(#[from] jjt_ir::tensor::TensorShapeError),
+    /// [`fix_inputs`] given a value whose type is not the input's.
+    #[error("input `{name}` is {expected}, the value given is {actual}")]
+    FixedType {
+        /// The input.
+        name: String,
+        /// Its type.
+        expected: TensorType,
+        /// The value's type.
+        actual: TensorType,
+    },
     /// [`StagedKernel::prepare`] or [`Prepared::eval`] called with the wrong number of tensors.
     #[error("`{call}` takes {expected} {what}, got {got}")]
     ArgumentCount {
@@ -294,9 +304,9 @@ impl<'f> Kernel<'f> {
         Ok(self.spec.apply(self.f)?)
     }
 
-    /// The graph of K, optimised: with the automatic strategy the cheapest candidate, else the
-    /// chosen strategy's graph through [`optimize`].
-    fn optimized(&self) -> Result<Function, Error> {
+    /// The graph of K that [`Kernel::compile`] compiles: with the automatic strategy the
+    /// cheapest optimised candidate, else the chosen strategy's graph through [`optimize`].
+    pub fn optimized(&self) -> Result<Function, Error> {
         if !self.auto {
             return optimize(&self.build()?);
         }
@@ -335,6 +345,66 @@ impl<'f> Kernel<'f> {
     pub fn compile_apply(&self) -> Result<Compiled, Error> {
         Ok(jjt_jit::compile(&optimize(&self.build_apply()?)?)?)
     }
+}
+
+/// `f` with some inputs replaced by constants: `values` pairs input names with their values
+/// (of the input's type). The result takes the other inputs, in `f`'s order, and the optimiser
+/// folds whatever depends only on the fixed ones, e.g. a model's weights that are neither
+/// differentiated nor given per call.
+///
+/// ```
+/// use jjt::{DType, Tensor, trace};
+/// let f = trace("f", |t| {
+///     let x = t.input("x", DType::F64, [2]);
+///     let w = t.input("w", DType::F64, [2]);
+///     (x * w).sum_all()
+/// })?;
+/// let g = jjt::fix_inputs(&f, &[("w", &Tensor::f64([2], vec![3.0, 4.0])?)])?;
+/// assert_eq!(g.params().len(), 1);
+/// let y = jjt::eval(&g, &[Tensor::f64([2], vec![1.0, 1.0])?])?;
+/// assert_eq!(y.to_f64_vec(), vec![7.0]);
+/// # Ok::<(), jjt::Error>(())
+/// ```
+pub fn fix_inputs(f: &Function, values: &[(&str, &Tensor)]) -> Result<Function, Error> {
+    let mut b = jjt_ir::FunctionBuilder::new(f.name.clone());
+    let mut args = Vec::with_capacity(f.params().len());
+    for p in f.params() {
+        let node = match values.iter().find(|(n, _)| *n == p.name) {
+            Some((_, t)) => {
+                if t.ty() != p.ty {
+                    return Err(Error::FixedType {
+                        name: p.name.clone(),
+                        expected: p.ty.clone(),
+                        actual: t.ty(),
+                    });
+                }
+                b.constant(jjt_ir::ops::Const::npy(format!("{}.npy", p.name), (*t).clone()))?
+            }
+            None => b.input(&p.name, p.ty.clone())?,
+        };
+        args.push(node);
+    }
+    if let Some((name, _)) = values.iter().find(|(n, _)| f.param(n).is_none()) {
+        return Err(Error::Ad(jjt_ad::AdError::UnknownInput {
+            name: (*name).to_string(),
+            function: f.name.clone(),
+            inputs: f
+                .params()
+                .iter()
+                .map(|p| format!("{}: {}", p.name, p.ty))
+                .collect::<Vec<_>>()
+                .join(", "),
+            hint: text::did_you_mean(name, f.params().iter().map(|p| p.name.as_str())),
+        }));
+    }
+    let outs = jjt_ad::inline_into(&mut b, f, &args)?;
+    let mut g = b.finish_many(outs)?;
+    for p in f.params() {
+        if let Some(d) = &p.default {
+            g.set_default(&p.name, Some(d.clone()));
+        }
+    }
+    Ok(g.pruned())
 }
 
 use jjt_ir::random::Mt19937;

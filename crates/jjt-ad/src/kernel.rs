@@ -140,6 +140,31 @@ impl KernelSpec {
         Ok(Plan { wrt, shared, out })
     }
 
+    /// Whether `f` reads as an export of a batch of one: it has per-side inputs (those not in
+    /// [`KernelSpec::shared`]), and every one of them and the output lead with an axis of one.
+    /// Such a model (e.g. `torch.onnx.export(net, x[:1])`) takes batches `[B, …]` in place of
+    /// `[1, …]`, and its batched K drops the size-1 axes ([`KernelSpec::batch_of_one_axes`]).
+    pub fn batch_of_one(&self, f: &Function) -> bool {
+        let leading_one = |t: &TensorType| t.shape.dims().first() == Some(&1);
+        let mut per_side = f.params().iter().filter(|p| !self.shared.contains(&p.name)).peekable();
+        per_side.peek().is_some()
+            && per_side.all(|p| leading_one(&p.ty))
+            && f.output_type().is_some_and(leading_one)
+    }
+
+    /// The axes of a batched K (`[B1, B2, out…, out…]`, or `[B, …]` example-diagonal) that the
+    /// reading as a batch of one drops: the output's leading axis on each side in the full mode,
+    /// once in the diagonal mode, none in the trace mode.
+    pub fn batch_of_one_axes(&self, f: &Function) -> Vec<usize> {
+        let nb = if self.examples == Examples::All { 2 } else { 1 };
+        let r = f.output_type().map_or(0, TensorType::rank);
+        match self.mode {
+            Mode::Full => vec![nb, nb + r],
+            Mode::Diagonal => vec![nb],
+            Mode::Trace => vec![],
+        }
+    }
+
     /// The inputs of the kernel (or operator) function, in order, with their roles: side-1
     /// per-side inputs, side-2 per-side inputs, shared inputs, then `v` for the operator.
     pub fn layout(
