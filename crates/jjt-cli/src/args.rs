@@ -68,14 +68,28 @@ pub(crate) enum Command {
         #[arg(long = "output", value_name = "NAME|INDEX")]
         pick: Option<String>,
     },
-    /// Assemble kernel blocks (written by `jjt kernel --rows A:B --cols C:D`) into one kernel.
+    /// Assemble kernel blocks into one kernel: a grid directory (`jjt kernel --grid R,C -o
+    /// DIR`), checked and streamed block by block, or blocks written by `jjt kernel --rows A:B
+    /// --cols C:D`.
     Merge {
-        /// Blocks as A:B,C:D=FILE.npy (rows A..B of side 1, columns C..D of side 2).
-        #[arg(required = true, value_name = "A:B,C:D=FILE.npy")]
+        /// A grid directory, or blocks as A:B,C:D=FILE.npy (rows A..B of side 1, columns C..D
+        /// of side 2).
+        #[arg(required = true, value_name = "DIR | A:B,C:D=FILE.npy")]
         blocks: Vec<String>,
         /// Where to write the whole kernel.
         #[arg(short = 'o', long = "out", value_name = "FILE")]
         output: PathBuf,
+    },
+    /// Print a script that computes a kernel on a Slurm cluster: a job array with one task per
+    /// block of `--grid` (`jjt kernel ... --grid R,C --task slurm -o DIR`), then `jjt merge`.
+    /// Takes the arguments of `kernel`, plus the job's resources.
+    Slurm {
+        #[command(flatten)]
+        io: KernelIo,
+        #[command(flatten)]
+        opts: KernelOpts,
+        #[command(flatten)]
+        slurm: crate::slurm::SlurmOpts,
     },
     /// Compute K·v = J(p1)·J(p2)ᵀ·v without building J or K.
     Apply {
@@ -380,7 +394,7 @@ pub(crate) struct KernelIo {
 }
 
 /// How the kernel is computed and reduced.
-#[derive(Args, Debug)]
+#[derive(Args, Clone, Debug)]
 pub(crate) struct KernelOpts {
     /// Output mode: all output pairs, their trace, or their diagonal.
     #[arg(long, value_enum, default_value_t = ModeArg::Full)]
@@ -485,7 +499,7 @@ pub(crate) enum Format {
     Dot,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Backend {
     /// Native code compiled with Cranelift.
     Jit,

@@ -37,7 +37,7 @@ fn random(
 }
 
 /// Peak resident set size of this process, in MiB (VmHWM).
-fn peak_rss_mb() -> f64 {
+pub(crate) fn peak_rss_mb() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()

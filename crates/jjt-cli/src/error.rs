@@ -43,6 +43,29 @@ pub(crate) enum CliError {
     MissingInput { flag: &'static str, name: String, ty: String },
     #[error("input `{name}` ({}): expected {expected}, the file holds {actual}{hint}", path.display())]
     InputType { name: String, path: PathBuf, expected: String, actual: String, hint: String },
+    /// `jjt slurm` for a task that needs more memory than `--max-memory`.
+    #[error(
+        "a task of this grid needs an estimated {mib} MiB, above --max-memory {max}: use a finer --grid (or raise --max-memory)"
+    )]
+    SlurmMemory { mib: u64, max: u64 },
+    /// A `--grid` or `--task` value that cannot be used.
+    #[error("{0}")]
+    Grid(String),
+    /// Reading or writing a grid directory failed.
+    #[error("{}: {reason}", path.display())]
+    GridIo { path: PathBuf, reason: String },
+    /// A grid directory whose manifest describes another kernel.
+    #[error(
+        "{}: its manifest is for another kernel: `{field}` is {theirs} there, {ours} here (use another directory, or the command that made it)",
+        dir.display()
+    )]
+    ManifestMismatch { dir: PathBuf, field: String, theirs: String, ours: String },
+    /// `jjt merge DIR` with blocks missing or invalid.
+    #[error(
+        "{}: {count} of {blocks} blocks missing or invalid ({which}); compute them with the same `jjt kernel ... --grid ... --task all`",
+        dir.display()
+    )]
+    GridIncomplete { dir: PathBuf, count: usize, blocks: usize, which: String },
     /// Flags that each parse but do not go together, or a value outside what a flag accepts.
     #[error("{0}")]
     Usage(&'static str),

@@ -29,9 +29,11 @@ mod bind;
 mod check;
 mod dump;
 mod error;
+mod grid;
 mod output;
 mod pipeline;
 mod progress;
+mod slurm;
 mod tiles;
 
 #[cfg(test)]
@@ -40,7 +42,6 @@ mod tests;
 use std::process::ExitCode;
 
 use clap::Parser;
-use jjt_ad::Examples;
 
 use args::{Backend, Cli, Command};
 pub(crate) use error::CliError;
@@ -73,30 +74,23 @@ fn squeeze_example_axes(
     spec: &jjt_ad::KernelSpec,
     k: jjt_ir::Tensor,
 ) -> Result<jjt_ir::Tensor, CliError> {
-    let Some(Some(out)) = f.output_types().first().cloned() else { return Ok(k) };
-    let per_side: Vec<_> = f.params().iter().filter(|p| !spec.shared.contains(&p.name)).collect();
-    let leading_one = |t: &jjt_ir::TensorType| t.shape.dims().first() == Some(&1);
-    if spec.batch.is_none()
-        || per_side.is_empty()
-        || !leading_one(out)
-        || !per_side.iter().all(|p| leading_one(&p.ty))
-    {
+    let shape = squeezed_dims(f, spec, k.shape.dims());
+    if shape == k.shape.dims() {
         return Ok(k);
     }
-    let nb = if spec.examples == Examples::All { 2 } else { 1 };
-    let r = out.rank();
-    let dims = k.shape.dims().to_vec();
-    let drop: Vec<usize> = match spec.mode {
-        jjt_ad::Mode::Full => vec![nb, nb + r],
-        jjt_ad::Mode::Diagonal => vec![nb],
-        jjt_ad::Mode::Trace => vec![],
-    };
-    if drop.iter().any(|&a| dims.get(a) != Some(&1)) {
-        return Ok(k);
-    }
-    let shape: Vec<usize> =
-        dims.iter().enumerate().filter(|(a, _)| !drop.contains(a)).map(|(_, &d)| d).collect();
     Ok(jjt_ir::Tensor::new(shape, k.data)?)
+}
+
+/// The dims [`squeeze_example_axes`] gives a kernel of `dims`.
+fn squeezed_dims(f: &jjt_ir::Function, spec: &jjt_ad::KernelSpec, dims: &[usize]) -> Vec<usize> {
+    if spec.batch.is_none() || !spec.batch_of_one(f) {
+        return dims.to_vec();
+    }
+    let drop = spec.batch_of_one_axes(f);
+    if drop.iter().any(|&a| dims.get(a) != Some(&1)) {
+        return dims.to_vec();
+    }
+    dims.iter().enumerate().filter(|(a, _)| !drop.contains(a)).map(|(_, &d)| d).collect()
 }
 
 /// `jjt import`: the model as jjt text at `out`, every weight (ONNX initializers of rank ≥ 1,
@@ -171,14 +165,25 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 (None, bind::Missing::Refuse),
             )?;
             let args = bind::values(bound)?;
+            if let Some(g) = &tiles.grid {
+                let grid = grid::parse_grid(g)?;
+                let dir = output.ok_or(CliError::Usage(
+                    "--grid writes its blocks into a directory: give -o DIR",
+                ))?;
+                if opts.backend != Backend::Jit {
+                    return Err(CliError::Usage("--grid needs --backend jit"));
+                }
+                let task = tiles.task.as_deref().unwrap_or("all");
+                return grid::run(&f, &spec, &opts, &tiles, grid, task, &args, &dir);
+            }
             let k = match (spec.batch, spec.examples, opts.backend) {
-                (Some(batch), Examples::All, Backend::Jit) => {
+                (Some(batch), _, Backend::Jit) => {
                     tiles::run(&f, &spec, &opts, &tiles, batch, &args)?
                 }
                 _ => {
                     if tiles.rows.is_some() || tiles.cols.is_some() {
                         return Err(CliError::Usage(
-                            "--rows/--cols need batched per-side inputs, --examples all and --backend jit",
+                            "--rows/--cols need batched per-side inputs and --backend jit",
                         ));
                     }
                     let (g, note) = kernel_graph(&f, &spec, &opts)?;
@@ -190,10 +195,25 @@ fn run(cli: Cli) -> Result<(), CliError> {
             };
             write_result(squeeze_example_axes(&f, &spec, k)?, output)
         }
+        Command::Slurm { io, opts, slurm } => {
+            let raw = std::env::args_os()
+                .skip(2)
+                .map(|a| a.into_string())
+                .collect::<Result<Vec<String>, _>>()
+                .map_err(|_| {
+                    CliError::Usage("jjt slurm writes a shell script: its arguments must be UTF-8")
+                })?;
+            slurm::run(&io, &opts, &slurm, &raw)
+        }
         Command::Import { model, output, defaults, pick } => {
             import(&model, &output, defaults.as_deref(), pick.as_deref())
         }
         Command::Merge { blocks, output } => {
+            if let [dir] = blocks.as_slice()
+                && std::path::Path::new(dir).join("manifest.json").is_file()
+            {
+                return grid::merge(std::path::Path::new(dir), &output);
+            }
             let k = tiles::merge(&blocks)?;
             jjt_npy::write_file(&output, &k.into_array())
                 .map_err(|source| CliError::WriteNpy { path: output, source })

@@ -26,7 +26,7 @@ pub(crate) static PANIC_IN_WORKER: std::sync::atomic::AtomicBool =
     std::sync::atomic::AtomicBool::new(false);
 
 /// Tiling flags of `jjt kernel`.
-#[derive(Args, Debug, Default)]
+#[derive(Args, Clone, Debug, Default)]
 pub(crate) struct TileOpts {
     /// Compute only side-1 examples A..B (a block of the kernel).
     #[arg(long, value_name = "A:B")]
@@ -34,6 +34,15 @@ pub(crate) struct TileOpts {
     /// Compute only side-2 examples C..D.
     #[arg(long, value_name = "C:D")]
     pub cols: Option<String>,
+    /// K as a grid of R×C blocks written into the directory `-o DIR` with a manifest; block
+    /// (i, j) holds side-1 examples ⌊i·B1/R⌋..⌊(i+1)·B1/R⌋ and side-2 examples likewise
+    /// (`jjt merge DIR -o K.npy` assembles them; docs/scale.md).
+    #[arg(long, value_name = "R,C", conflicts_with_all = ["rows", "cols"], requires = "task")]
+    pub grid: Option<String>,
+    /// Which blocks of `--grid` to compute: block I (row-major), `slurm` (the job array's
+    /// SLURM_ARRAY_TASK_ID) or `all` (every block missing or invalid). Valid blocks are skipped.
+    #[arg(long, value_name = "I|slurm|all", requires = "grid")]
+    pub task: Option<String>,
     /// Examples per tile on each side (the same for every run whose blocks are merged).
     #[arg(long, default_value_t = 32)]
     pub tile: usize,
@@ -126,10 +135,19 @@ pub(crate) fn run(
     (b1, b2): (usize, usize),
     args: &[Tensor],
 ) -> Result<Tensor, CliError> {
+    // Example-diagonal kernels (b1 = b2) run in tiles along the diagonal: tile k pairs
+    // examples k·T.. of both sides, and K's block is `[rows, …]`.
+    let diagonal = spec.examples == jjt_ad::Examples::Diagonal;
+    if diagonal && t.cols.is_some() {
+        return Err(CliError::Usage(
+            "--examples diagonal pairs example b with example b: give --rows A:B, not --cols",
+        ));
+    }
     let (r_lo, r_hi) = range(&t.rows, b1, "--rows")?;
-    let (c_lo, c_hi) = range(&t.cols, b2, "--cols")?;
+    let (c_lo, c_hi) = if diagonal { (r_lo, r_hi) } else { range(&t.cols, b2, "--cols")? };
     let tile = t.tile.max(1);
-    let (t1, t2) = (tile.min(b1), tile.min(b2));
+    let (t1, t2) =
+        if diagonal { (tile.min(b1), tile.min(b1)) } else { (tile.min(b1), tile.min(b2)) };
     let tile_spec = KernelSpec { batch: Some((t1, t2)), ..spec.clone() };
     let threads = t
         .threads
@@ -161,17 +179,22 @@ pub(crate) fn run(
     };
     let compiled = jjt_jit::compile_with(&staged.call, jit)?;
     let out_ty = compiled.outputs()[0].clone();
-    let rest: usize = out_ty.shape.dims()[2..].iter().product();
-    let (rows, cols) = (r_hi - r_lo, c_hi - c_lo);
-    let mut shape = vec![rows, cols];
-    shape.extend_from_slice(&out_ty.shape.dims()[2..]);
+    let nb = if diagonal { 1 } else { 2 };
+    let rest: usize = out_ty.shape.dims()[nb..].iter().product();
+    let (rows, cols) = if diagonal { (r_hi - r_lo, 1) } else { (r_hi - r_lo, c_hi - c_lo) };
+    let mut shape = if diagonal { vec![rows] } else { vec![rows, cols] };
+    shape.extend_from_slice(&out_ty.shape.dims()[nb..]);
     let total = rows * cols * rest;
     let zeros = Tensor::from_f64(&out_ty.with_shape(vec![total]), &vec![0.0; total])?;
     let result = Mutex::new(zeros.data);
-    let jobs: Vec<(usize, usize)> = (r_lo..r_hi)
-        .step_by(t1)
-        .flat_map(|r| (c_lo..c_hi).step_by(t2).map(move |c| (r, c)))
-        .collect();
+    let jobs: Vec<(usize, usize)> = if diagonal {
+        (r_lo..r_hi).step_by(t1).map(|r| (r, r)).collect()
+    } else {
+        (r_lo..r_hi)
+            .step_by(t1)
+            .flat_map(|r| (c_lo..c_hi).step_by(t2).map(move |c| (r, c)))
+            .collect()
+    };
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
     let start = Instant::now();
@@ -205,15 +228,10 @@ pub(crate) fn run(
                             Ok(mut out) => {
                                 let k = out.remove(0);
                                 if let Ok(mut res) = result.lock() {
-                                    place(
-                                        &mut res,
-                                        cols,
-                                        rest,
-                                        &k,
-                                        t2,
-                                        (nr, nc),
-                                        (r - r_lo, c - c_lo),
-                                    );
+                                    // A diagonal tile `[T, rest]` is a `[T, 1, rest]` one.
+                                    let (t2, nc, c0) =
+                                        if diagonal { (1, 1, 0) } else { (t2, nc, c - c_lo) };
+                                    place(&mut res, cols, rest, &k, t2, (nr, nc), (r - r_lo, c0));
                                 }
                             }
                             Err(e) => {

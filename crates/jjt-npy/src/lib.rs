@@ -69,7 +69,7 @@ pub use error::NpyError;
 pub use header::{Header, MAX_HEADER_LEN, read_header};
 pub use npz::{read_npz, read_npz_file, write_npz, write_npz_file};
 pub use read::{read, read_file, read_file_header};
-pub use write::{write, write_file};
+pub use write::{header_bytes, write, write_file};
 
 /// Element type of an array.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

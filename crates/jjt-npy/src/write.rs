@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use crate::header::MAGIC;
-use crate::{Array, Data, NpyError, format_shape, io_error};
+use crate::{Array, DType, Data, NpyError, format_shape, io_error};
 
 /// numpy aligns the start of the data to this many bytes.
 const ARRAY_ALIGN: usize = 64;
@@ -20,13 +20,29 @@ const GROWTH_AXIS_MAX_DIGITS: usize = 21;
 /// the bytes are still produced, and reading them back fails with
 /// [`NpyError::DataShort`] or [`NpyError::DataTrailing`].
 pub fn write(array: &Array) -> Vec<u8> {
+    let mut out = header_bytes(array.dtype(), &array.shape);
+    let data_len = array.data.len().saturating_mul(array.dtype().item_size());
+    out.reserve_exact(data_len);
+    match &array.data {
+        Data::F32(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        Data::F64(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        Data::I32(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        Data::Bool(v) => out.extend(v.iter().map(|&b| u8::from(b))),
+    }
+    out
+}
+
+/// The bytes [`write()`] puts before the data of an array of `dtype` and `shape`: a file
+/// written as this header followed by the elements (little-endian, C order) is what `np.save`
+/// writes. For writing an array too large to hold in memory piece by piece.
+pub fn header_bytes(dtype: DType, shape: &[usize]) -> Vec<u8> {
     let mut dict = format!(
         "{{'descr': '{}', 'fortran_order': False, 'shape': {}, }}",
-        array.dtype().descr(),
-        format_shape(&array.shape)
+        dtype.descr(),
+        format_shape(shape)
     );
     // Room for the first axis to grow in place, as numpy leaves it.
-    if let Some(first) = array.shape.first() {
+    if let Some(first) = shape.first() {
         let digits = first.to_string().len();
         dict.push_str(&" ".repeat(GROWTH_AXIS_MAX_DIGITS.saturating_sub(digits)));
     }
@@ -44,20 +60,13 @@ pub fn write(array: &Array) -> Vec<u8> {
         }
     };
     let header_start = MAGIC.len() + 2 + len_field.len();
-    let data_len = array.data.len().saturating_mul(array.dtype().item_size());
-    let mut out = Vec::with_capacity(header_start + header_len + data_len);
+    let mut out = Vec::with_capacity(header_start + header_len);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&[version, 0]);
     out.extend_from_slice(&len_field);
     out.extend_from_slice(dict.as_bytes());
     out.resize(header_start + header_len - 1, b' ');
     out.push(b'\n');
-    match &array.data {
-        Data::F32(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        Data::F64(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        Data::I32(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        Data::Bool(v) => out.extend(v.iter().map(|&b| u8::from(b))),
-    }
     out
 }
 
