@@ -251,6 +251,16 @@ fn cases() -> Vec<Case> {
         };
         b.add(Op::Patches(p), &[x[0]]).unwrap()
     }));
+    // The same with the window axes listed out of order (their tap axes follow that order).
+    v.push(case("patches_tiling_axes_out_of_order", &[&[5, 2, 7]], vec![any], |b, x| {
+        let p = Patches {
+            axes: vec![2, 0],
+            window: vec![3, 2],
+            strides: vec![3, 2],
+            dilation: vec![1, 1],
+        };
+        b.add(Op::Patches(p), &[x[0]]).unwrap()
+    }));
     for (kind, name) in [(ReduceKind::Sum, "sum"), (ReduceKind::Max, "max")] {
         v.push(case(&format!("reduce_window_{name}"), &[&[2, 5, 4, 2]], vec![any], |b, x| {
             let mut w = Window::new(vec![1, 2, 3, 1], vec![1, 2, 1, 1]);

@@ -30,7 +30,7 @@ pub fn compile_with(f: &Function, opts: Options) -> Result<Compiled, JitError> {
     jjt_ir::verify(f).map_err(JitError::Invalid)?;
     let budget = opts.budget();
     check_sizes(f, budget)?;
-    let plan = plan::plan(f)?;
+    let plan = plan::plan_for(f, &opts)?;
     let layout = arena::layout(&plan);
     if layout.size as u64 > budget {
         return Err(JitError::TooLarge {

@@ -278,7 +278,7 @@ pub fn predict(f: &Function, opts: &Options) -> Result<Prediction, JitError> {
 /// [`predict`] with other throughputs.
 pub fn predict_with(f: &Function, opts: &Options, t: &Throughputs) -> Result<Prediction, JitError> {
     jjt_ir::verify(f).map_err(JitError::Invalid)?;
-    let plan = plan::plan(f)?;
+    let plan = plan::plan_for(f, opts)?;
     let threads = if opts.threads == 0 { t.threads } else { opts.threads };
     // The host's FMA does not change which code is emitted, only its rounding.
     let policy = Policy { threads, ..Policy::with_fma(&Options { threads, ..*opts }, true) };
@@ -302,7 +302,7 @@ fn classify(s: &DotStep, policy: &Policy) -> (StepKind, DotPath) {
     (kind, path)
 }
 
-fn step_time(step: &Step, policy: &Policy, t: &Throughputs) -> StepTime {
+pub(crate) fn step_time(step: &Step, policy: &Policy, t: &Throughputs) -> StepTime {
     let threads = policy.threads as f64;
     let split = 1.0 / (threads * t.parallel).max(1.0);
     let mut w = Work::default();

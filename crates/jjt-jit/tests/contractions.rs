@@ -505,3 +505,103 @@ fn free_axes_around_a_contracted_axis_become_products_instead_of_packing() {
     assert_eq!((p.products, p.packs_lhs, p.packs_rhs), (1, true, true), "{p:?}");
     check(&c, &mut hits).unwrap();
 }
+
+/// Two chained contractions in the shape of a convolution layer's patch-product kernel term:
+/// `y[b, p, f, a, t] = Σ_s d2[b, p, f, s]·g[b, s, a, t]`, then
+/// `k[a, o, b, p] = Σ_{f, t} d1[a, o, f, t]·y[b, p, f, a, t]` with `d1` stored `f` innermost.
+/// Row-major, `y`'s contracted axes do not chain and the second step packs all of `y`; the
+/// plan stores `y` in the order the second step reads it (of the inputs' absolute values when
+/// `abs`).
+fn chained(abs: bool) -> Function {
+    let (a, o, b, p, f, s, t) = (4, 10, 4, 10, 32, 32, 64);
+    let mut fb = FunctionBuilder::new("chained");
+    let mut input = |name: &str, dims: Vec<usize>| {
+        let x = fb.input(name, TensorType::new(DType::F64, dims)).unwrap();
+        if abs { fb.unary(Unary::Abs, x).unwrap() } else { x }
+    };
+    let d2 = input("d2", vec![b, p, f, s]);
+    let g = input("g", vec![b, s, a, t]);
+    let d1 = input("d1", vec![a, o, t, f]);
+    let d1 = fb.transpose(d1, &[0, 1, 3, 2]).unwrap();
+    let y = fb
+        .dot_general(
+            d2,
+            g,
+            DotGeneral {
+                lhs_contract: vec![3],
+                rhs_contract: vec![1],
+                lhs_batch: vec![0],
+                rhs_batch: vec![0],
+            },
+        )
+        .unwrap();
+    let k = fb
+        .dot_general(
+            d1,
+            y,
+            DotGeneral {
+                lhs_contract: vec![2, 3],
+                rhs_contract: vec![2, 4],
+                lhs_batch: vec![0],
+                rhs_batch: vec![3],
+            },
+        )
+        .unwrap();
+    fb.finish(k).unwrap()
+}
+
+#[test]
+fn a_contraction_feeding_another_is_stored_in_the_order_it_is_read() {
+    let f = chained(false);
+    let dots = |p: &plan::Plan| -> Vec<plan::DotStep> {
+        p.steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Dot(d) => Some(d.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let one = Options { threads: 1, ..Options::default() };
+    let steps = dots(&plan::plan_for(&f, &Options::default()).unwrap());
+    let [producer, consumer] = steps.as_slice() else { panic!("two contractions: {steps:?}") };
+    // y is not row-major, and the second step reads it (and d1) in place.
+    let row_major: Vec<isize> =
+        Shape(producer.shape.clone()).strides().into_iter().map(|s| s as isize).collect();
+    assert_ne!(producer.dst.strides, row_major);
+    assert_eq!(consumer.rhs.strides, producer.dst.strides);
+    let path = dot_path(consumer, &one);
+    assert_eq!(
+        (path.kind, path.packs_lhs, path.packs_rhs),
+        (DotKind::MatrixMultiply, false, false)
+    );
+    // Row-major, the same step would pack y.
+    let mut rm = consumer.clone();
+    rm.rhs.strides = row_major;
+    assert!(dot_path(&rm, &one).packs_rhs);
+    // Strict mode keeps row-major (its loops do not depend on the layout).
+    let strict =
+        dots(&plan::plan_for(&f, &Options { strict: true, ..Options::default() }).unwrap());
+    assert_eq!(strict[0].dst.strides, rm.rhs.strides);
+
+    // The values: the same for 1, 2 and 3 threads, and within the summation bound of the
+    // interpreter (K = 32 then 32·64 products per element; the fast mode's blocks as in
+    // `check`, the interpreter's order anywhere: 2·(KB + log2 + K + 1)·u per level, two levels).
+    let xs = inputs(&f);
+    let refs: Vec<&Tensor> = xs.iter().collect();
+    let run = |threads: usize| {
+        let c = compile_with(&f, Options { threads, ..Options::default() }).unwrap();
+        c.call(&refs).unwrap().remove(0).to_f64_vec()
+    };
+    let got = run(1);
+    for threads in [2, 3] {
+        assert!(run(threads).iter().zip(&got).all(|(x, y)| x.to_bits() == y.to_bits()));
+    }
+    let want = interp::eval(&f, &xs).unwrap().to_f64_vec();
+    let sums = interp::eval(&chained(true), &xs).unwrap().to_f64_vec();
+    let k = 32 * 64;
+    let c = 2.0 * 2.0 * (KB + 2 + k + 32 + 1) as f64 * f64::EPSILON / 2.0;
+    for (i, ((g, w), s)) in got.iter().zip(&want).zip(&sums).enumerate() {
+        assert!((g - w).abs() <= c * s, "element {i}: JIT {g:e} vs interpreter {w:e}");
+    }
+}

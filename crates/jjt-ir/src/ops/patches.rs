@@ -10,7 +10,9 @@
 //! are a `reduce` of patches; the JIT reads patches through a strided view (overlapping
 //! strides), so neither copies them. Linear: the JVP is patches of the tangent; the transpose
 //! adds each tap's slice of the cotangent back at its positions (a `pad` with interior zeros
-//! per tap, summed: one pass per window tap).
+//! per tap, summed: one pass per window tap), or, when the windows tile their axes (stride =
+//! window, no dilation: pooling without overlap), moves each tap axis beside its position
+//! axis and merges the two (one copy).
 
 use super::{Arity, CallArgs, OpInfo, OpRule, ParseOp, Traits, write_list};
 use super::{BatchArgs, BatchResult, EvalArgs, JvpArgs, JvpResult, Lin, TransposeResult};
@@ -134,6 +136,9 @@ impl Patches {
         if ctt.contains(&0) {
             return zeros(b, ty);
         }
+        if self.tiles() {
+            return self.untile(b, ct, &ctt, ty);
+        }
         let mut taps = Vec::new();
         for_each_index(&self.window, |tap| taps.push(tap.to_vec()));
         let mut acc: Option<NodeId> = None;
@@ -164,6 +169,45 @@ impl Patches {
             Some(a) => Ok(a),
             None => zeros(b, ty),
         }
+    }
+}
+
+impl Patches {
+    /// Whether the windows tile their axes: each element is read by at most one tap (windows
+    /// of stride equal to their size, taps adjacent), as in pooling without overlap.
+    fn tiles(&self) -> bool {
+        self.dilation.iter().all(|&d| d == 1) && self.window == self.strides
+    }
+
+    /// The transpose of tiling windows: each tap axis moved beside its position axis and the
+    /// two merged (position·window + tap is the element read), then zeros after the last
+    /// window where it does not reach the end of the axis. One copy, where the general
+    /// transpose makes a padded copy per tap and sums them.
+    fn untile(
+        &self,
+        b: &mut FunctionBuilder,
+        ct: NodeId,
+        ctt: &[usize],
+        ty: &TensorType,
+    ) -> Result<NodeId, IrError> {
+        let r = ty.rank();
+        let mut perm = Vec::with_capacity(ctt.len());
+        let mut dims = Vec::with_capacity(r);
+        for i in 0..r {
+            perm.push(i);
+            dims.push(ctt[i]);
+            if let Some(j) = self.axes.iter().position(|&a| a == i) {
+                perm.push(r + j);
+                dims[i] *= self.window[j];
+            }
+        }
+        let t = b.transpose(ct, &perm)?;
+        let m = b.reshape(t, dims.clone())?;
+        let hi: Vec<usize> = ty.shape.dims().iter().zip(&dims).map(|(&d, &u)| d - u).collect();
+        if hi.iter().all(|&h| h == 0) {
+            return Ok(m);
+        }
+        b.add(Pad { lo: vec![0; r], hi, interior: vec![0; r] }.into(), &[m])
     }
 }
 
