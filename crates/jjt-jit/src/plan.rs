@@ -320,6 +320,12 @@ pub(crate) fn reshape_strides(
     (oi == old.len() && ni == new_axes.len()).then_some(out)
 }
 
+/// Whether `e`, over an index space of rank `r`, reads some view across its innermost axis
+/// (a stride other than 0 and ±1: a gather per element).
+fn gathers_innermost(e: &Expr, r: usize) -> bool {
+    r > 0 && e.views().iter().any(|v| !matches!(v.strides[r - 1], -1..=1))
+}
+
 /// Whether reshaping `from` to `to` only inserts or removes axes of extent 1.
 fn unit_axes_only(from: &[usize], to: &[usize]) -> bool {
     let big = |d: &[usize]| d.iter().copied().filter(|&x| x != 1).collect::<Vec<_>>();
@@ -900,7 +906,11 @@ impl<'f> Planner<'f> {
                 });
                 self.layout_result(n, val);
             }
-            Op::BroadcastTo(bc) if matches!(&self.vals[&ops[0]], Val::Fused(e) if cheap(e)) => {
+            Op::BroadcastTo(bc)
+                if matches!(&self.vals[&ops[0]], Val::Fused(e) if cheap(e)
+                    && !(bc.shape.numel() >= 2 * self.ty(ops[0]).numel()
+                        && gathers_innermost(e, self.ty(ops[0]).rank()))) =>
+            {
                 // A cheap fused expression (a comparison of stored values, say: a relu's mask)
                 // is recomputed per copy rather than stored: cheaper than a pass writing it,
                 // and a stored bool mask would keep the loops reading it off vectors.
@@ -921,6 +931,9 @@ impl<'f> Planner<'f> {
                 // A strided source (a transpose, a slice) that the broadcast reads many times
                 // is copied once into contiguous order, so the loops reading the broadcast
                 // run along unit strides (and vectorise) instead of gathering every element.
+                // So is a cheap fused expression that reads across its innermost axis (a
+                // scaled transpose: a pool's upsampled cotangent read from a convolution's
+                // NCHW result), stored by `view` above in its own row-major order.
                 if bc.shape.numel() >= 2 * from.numel() && !v.is_contiguous(&from) {
                     v = self.copy_contiguous(v, &from);
                 }

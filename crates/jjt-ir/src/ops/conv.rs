@@ -660,6 +660,29 @@ impl OpRule for Conv {
     }
     fn batch(&self, b: &mut FunctionBuilder, a: BatchArgs<'_>) -> BatchResult {
         let (x, k) = (a.x[0], a.x[1]);
+        if let (Some(d), None) = (a.dims[0], a.dims[1])
+            && self.batch_groups == 1
+        {
+            // Only the input batched: the batch joins the input's batch axis in the input's own
+            // layout (`[…, B, N, …]` → `[…, B·N, …]`), the convolution keeps its dimension
+            // numbers, and the output's batch axis splits back. A channels-last network stays
+            // channels-last: no transposes to the canonical order and back, which would make
+            // the merge a copy and the JIT's patches gather across features.
+            let xd = b.ty(x)?.shape.0.clone();
+            let n_at = self.dims.lhs[0];
+            let mut perm: Vec<usize> = (0..xd.len()).filter(|&a| a != d).collect();
+            perm.insert(n_at, d);
+            let xt = b.transpose(x, &perm)?;
+            let mut merged: Vec<usize> = perm.iter().map(|&a| xd[a]).collect();
+            merged[n_at] *= merged.remove(n_at + 1);
+            let xm = b.reshape(xt, merged)?;
+            let y = b.add(self.clone().into(), &[xm, k])?;
+            let mut yd = b.ty(y)?.shape.0.clone();
+            let o_at = self.dims.out[0];
+            yd[o_at] /= a.size;
+            yd.insert(o_at, a.size);
+            return Ok((b.reshape(y, yd)?, Some(o_at)));
+        }
         let to_canon =
             |b: &mut FunctionBuilder, v: NodeId, d: Option<usize>, perm: &[usize]| match d {
                 Some(d) => {
