@@ -210,12 +210,13 @@ def zoo(a, jjt, py_jax, py_nt, names):
             log(f"{name}: jjt {s}: steady {r['median_ms']:.2f} ms, first {r['first_call_ms']:.1f} ms, "
                 f"rel. error {r['rel_err']:.1e}")
         if py_jax:
-            # The same model exported from JAX (benches/peers/zoo_export.py) and imported by jjt.
+            # The same model exported from JAX (benches/peers/zoo_export.py) and imported by jjt;
+            # the export's per-example argument is `x` whatever the model file calls it.
             run([py_jax, os.path.join(ROOT, "benches", "peers", "zoo_export.py"), name])
             out = os.path.join(d, "K_jjt_imported.npy")
             r = jjt_bench(jjt, [os.path.join(d, f"{name}.mlir"), "--wrt", "params.*", "--shared",
-                                os.path.join(d, "params.npz"), "--x1", f"{side}={d}/x1.npy",
-                                "--x2", f"{side}={d}/x2.npy", "--reps", str(a.reps), "-o", out])
+                                os.path.join(d, "params.npz"), "--x1", f"x={d}/x1.npy",
+                                "--x2", f"x={d}/x2.npy", "--reps", str(a.reps), "-o", out])
             r["rel_err"] = rel_err_files(out, ref)
             rec["jjt"]["imported"] = r
             log(f"{name}: jjt on the JAX export: steady {r['median_ms']:.2f} ms, first {r['first_call_ms']:.1f} ms, "
