@@ -390,7 +390,7 @@ pub fn plan(f: &Function) -> Result<Plan, JitError> {
 /// [`plan`] for the options `opts`: outside strict mode, a contraction whose result feeds one
 /// other contraction may store it in another order of its axes, the one under which the
 /// backend's cost model ([`crate::cost`], with its committed constants, so the choice does not
-/// depend on the host) prices the two steps lowest (see [`choose_layouts`]).
+/// depend on the host) prices the two steps lowest (`choose_layouts`).
 pub fn plan_for(f: &Function, opts: &Options) -> Result<Plan, JitError> {
     let first = plan_with(f, HashMap::new())?;
     if opts.strict {
