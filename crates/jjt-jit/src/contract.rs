@@ -38,7 +38,8 @@
 //! and strides only, never on the thread count.
 //!
 //! **Leaves.** A block's product runs in `matrixmultiply` when the descriptor says so (the
-//! matrix multiply allowed, M·N·K per product at least [`GEMM_THRESHOLD`], and M and N at least
+//! matrix multiply allowed, M·N·K per product at least [`GEMM_THRESHOLD`] — or at least
+//! [`BATCHED_GEMM_MIN`] with [`BATCHED_GEMM_TOTAL`] over all products —, and M and N at least
 //! [`GEMM_MIN_MN`] or the dot loops would have to pack an operand the matrix multiply reads in
 //! place) and every buffer is aligned to its element type; otherwise in this module's own
 //! loops: dot products of K-contiguous rows (operands packed when they are not), 16
@@ -69,7 +70,9 @@ use std::ops::{Add, Mul};
 use jjt_ir::DType;
 use jjt_ir::ops::DotGeneral;
 
-use crate::gemm::{GEMM_MIN_MN, GEMM_THRESHOLD, PAR_GRAIN, PAR_THRESHOLD};
+use crate::gemm::{
+    BATCHED_GEMM_MIN, BATCHED_GEMM_TOTAL, GEMM_MIN_MN, GEMM_THRESHOLD, PAR_GRAIN, PAR_THRESHOLD,
+};
 use crate::plan::{DotStep, item_size};
 
 /// The largest block of K whose products are summed in one partial. Smaller blocks bound the
@@ -352,7 +355,12 @@ impl Descriptor {
         // Large products with M and N large enough: the matrix multiply. Narrow ones (a
         // matrix–vector product) too when the dot loops would have to pack an operand that
         // the matrix multiply reads in place (it packs small panels itself, in cache).
-        let mut use_mm = gemm && m.min(n) >= GEMM_MIN_MN && macs >= GEMM_THRESHOLD;
+        // Many products that are each below the threshold but together large (a batch of
+        // 32×64×10 products, 320 of them, in the embedding model's kernel) are also matrix
+        // multiplies: the inline loops run each on 4-wide vectors with a scalar tail.
+        let batched =
+            products.saturating_mul(macs) >= BATCHED_GEMM_TOTAL && macs >= BATCHED_GEMM_MIN;
+        let mut use_mm = gemm && m.min(n) >= GEMM_MIN_MN && (macs >= GEMM_THRESHOLD || batched);
         let (mut k_axes, (mut a_direct, mut b_direct, cost)) = choose(use_mm);
         if gemm && !use_mm && cost > 0 && macs >= GEMM_THRESHOLD {
             let (kx, d) = choose(true);
@@ -393,7 +401,8 @@ impl Descriptor {
     }
 
     /// Whether this is a large product for the matrix multiply: M and N at least
-    /// [`GEMM_MIN_MN`], M·N·K per product at least [`GEMM_THRESHOLD`], and the policy allows
+    /// [`GEMM_MIN_MN`], M·N·K per product at least [`GEMM_THRESHOLD`] (or a batch of
+    /// smaller products large in total, see [`BATCHED_GEMM_TOTAL`]), and the policy allows
     /// it. (Narrow products may also use it, see [`Descriptor::plan`], but only where no
     /// inline vector form applies.)
     pub(crate) fn is_large(&self) -> bool {

@@ -2,7 +2,8 @@
 //! contraction (`contract`) calls for each block of a large contraction.
 //!
 //! A contraction takes the matrix-multiply path when one product's M·N·K reaches
-//! [`GEMM_THRESHOLD`] and its M and N reach [`GEMM_MIN_MN`] (whatever its strides: operands
+//! [`GEMM_THRESHOLD`] (or all its products together reach [`BATCHED_GEMM_TOTAL`]) and its M
+//! and N reach [`GEMM_MIN_MN`] (whatever its strides: operands
 //! whose axes do not chain are packed); smaller ones are emitted inline with SIMD, or run in
 //! the runtime contraction's vectorised dot loops when no inline vector form applies. The
 //! thresholds are measured with `cargo run --release -p jjt-jit --example gemm_threshold`.
@@ -53,3 +54,15 @@ pub const PAR_THRESHOLD: usize = 1 << 22;
 /// The smallest extent (rows of A or columns of B) a thread's share is cut to: a multiple of
 /// the micro-kernels' register tiles, so a split never leaves a ragged tile on both sides.
 pub(crate) const PAR_GRAIN: usize = 32;
+
+/// Multiply-adds of all the products of a batched contraction from which products below
+/// [`GEMM_THRESHOLD`] call the matrix multiply too, when each has at least
+/// [`BATCHED_GEMM_MIN`]: the call's overhead is then repaid product by product, and the
+/// products are shared among threads. On the zoo's embedding model (`jjt bench --profile`)
+/// 320 products of 32×64×10 took 4.9 ms inline (vectors of four over the 10 outputs, a scalar
+/// tail) and 0.63 ms so; no other contraction of the zoo changed path.
+pub const BATCHED_GEMM_TOTAL: usize = 1 << 20;
+
+/// The fewest multiply-adds per product of a batched contraction that calls the matrix
+/// multiply ([`BATCHED_GEMM_TOTAL`]).
+pub const BATCHED_GEMM_MIN: usize = 1 << 12;

@@ -179,12 +179,18 @@ fn paths(f: &Function) -> Vec<&'static str> {
         if one.copies > 1 {
             hit.push("copied along broadcast axes");
         }
+        if one.kind == DotKind::MatrixMultiply
+            && one.macs / one.products.max(1) < jjt_jit::gemm::GEMM_THRESHOLD
+        {
+            hit.push("batched products below the threshold");
+        }
     }
     hit
 }
 
-const ALL_PATHS: [&str; 10] = [
+const ALL_PATHS: [&str; 11] = [
     "inline",
+    "batched products below the threshold",
     "matrix multiply",
     "runtime dot loops",
     "runtime, unpacked",
@@ -300,6 +306,18 @@ fn fixed() -> Vec<Case> {
             rk_order: vec![0],
             lhs: t2.clone(),
             rhs: id(1),
+        });
+        // Many products each below the matrix multiply's threshold (16·10 of 32×64×10, as
+        // in the embedding model's kernel): matrix multiplies all the same.
+        v.push(Case {
+            dtype,
+            batch: vec![16, 10],
+            lfree: vec![32],
+            rfree: vec![10],
+            k: vec![64],
+            rk_order: vec![0],
+            lhs: id(4),
+            rhs: id(4),
         });
         // K cut into blocks: 8×5000×8, unpacked.
         v.push(Case {
