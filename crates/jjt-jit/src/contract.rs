@@ -37,7 +37,7 @@
 //! `(KB + ⌈log2(K/KB)⌉)·u·Σ|a·b|` instead of growing with K. The blocks depend on the shapes
 //! and strides only, never on the thread count.
 //!
-//! **Leaves.** A block's product runs in `matrixmultiply` when the descriptor says so (the
+//! **Leaves.** A block's product runs in the matrix multiply ([`crate::gemm`]) when the descriptor says so (the
 //! matrix multiply allowed, M·N·K per product at least [`GEMM_THRESHOLD`] — or at least
 //! [`BATCHED_GEMM_MIN`] with [`BATCHED_GEMM_TOTAL`] over all products —, and M and N at least
 //! [`GEMM_MIN_MN`] or the dot loops would have to pack an operand the matrix multiply reads in
@@ -61,8 +61,9 @@
 //! Their size per thread is bounded at compile time ([`Descriptor::scratch_bytes`]): packed
 //! blocks of at most [`PACK_ELEMS`] elements per operand, plus one M×N partial per level of the
 //! pairwise tree. The compiler refuses a step whose scratch on every thread together exceeds
-//! the memory budget ([`crate::Options::max_bytes`]). `matrixmultiply` allocates its own
-//! packing buffers on each call (not counted).
+//! the memory budget ([`crate::Options::max_bytes`]). The matrix multiply's own packing buffer
+//! (`crate::gemm`, about 640 KiB per thread, reused) and `matrixmultiply`'s (allocated on
+//! each call) are not counted.
 
 use std::cell::RefCell;
 use std::ops::{Add, Mul};
@@ -155,7 +156,7 @@ pub(crate) struct Descriptor {
     a_direct: Option<(isize, isize)>,
     /// B's (K, column) strides when its K axes and N axes each collapse.
     b_direct: Option<(isize, isize)>,
-    /// Leaves call `matrixmultiply` (else this module's dot loops).
+    /// Leaves call the matrix multiply (`crate::gemm`) (else this module's dot loops).
     gemm: bool,
     blocks: Blocks,
 }
@@ -165,7 +166,7 @@ pub(crate) struct Descriptor {
 pub enum DotKind {
     /// No work: the output is empty, or the contraction is empty and the output is zeros.
     Trivial,
-    /// The runtime contraction with `matrixmultiply` leaves.
+    /// The runtime contraction with matrix-multiply leaves.
     MatrixMultiply,
     /// The runtime contraction with its own vectorised dot loops (small M or N).
     RuntimeLoops,
@@ -546,7 +547,7 @@ impl Blocks {
 pub(crate) trait Elem:
     Copy + Default + Add<Output = Self> + Mul<Output = Self> + Send + Sync + 'static
 {
-    /// `c = a·b` with `matrixmultiply`.
+    /// `c = a·b` with the matrix multiply (`crate::gemm`).
     ///
     /// # Safety
     /// The pointers are aligned and valid for every element the extents and strides address,
@@ -583,6 +584,11 @@ impl Elem for f32 {
         rsc: isize,
         csc: isize,
     ) {
+        #[cfg(target_arch = "x86_64")]
+        if crate::gemm::has_sgemm() {
+            // SAFETY: forwarded from the caller; the host has AVX-512 F.
+            return unsafe { crate::gemm::sgemm(m, k, n, a, rsa, csa, b, rsb, csb, c, rsc, csc) };
+        }
         // SAFETY: forwarded from the caller.
         unsafe { matrixmultiply::sgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, 0.0, c, rsc, csc) }
     }

@@ -1,5 +1,5 @@
-//! The thresholds of the matrix multiply (the `matrixmultiply` crate), which the runtime
-//! contraction (`contract`) calls for each block of a large contraction.
+//! The matrix multiply that the runtime contraction (`contract`) calls for each block of a
+//! large contraction, and its thresholds.
 //!
 //! A contraction takes the matrix-multiply path when one product's M·N·K reaches
 //! [`GEMM_THRESHOLD`] (or all its products together reach [`BATCHED_GEMM_TOTAL`]) and its M
@@ -8,21 +8,34 @@
 //! the runtime contraction's vectorised dot loops when no inline vector form applies. The
 //! thresholds are measured with `cargo run --release -p jjt-jit --example gemm_threshold`.
 //!
-//! **matrixmultiply or gemm.** Both crates were measured on this machine (AMD EPYC with
-//! AVX-512, f32, row-major, median of 15 calls, µs):
+//! **Which matrix multiply.** f32 on a host with AVX-512 runs this module's own kernel
+//! ([`has_own_kernel`]); f64, and f32 elsewhere, the `matrixmultiply` crate. The own kernel
+//! exists because of shapes that dominate kernels of the zoo, where `matrixmultiply` (16×16
+//! tiles, both operands always packed, K in blocks of 256 whose sums are added) ran at half
+//! the machine's speed. Measured on this machine (AMD EPYC with AVX-512, f32, 1 thread,
+//! median µs of 9 rounds, `cargo run --release -p jjt-jit --example gemm_kernels`):
 //!
-//! | M×K×N | matrixmultiply | gemm, 1 thread | gemm, 2 threads |
+//! | M×K×N, layout | matrixmultiply | own | ratio |
 //! |---|---|---|---|
-//! | 32×784×512 | 585 | 433 | 325 |
-//! | 320×512×512 | 1206 | 1961 | 2251 |
-//! | 32×512×512 | 203 | 226 | 357 |
-//! | 64×64×64 | 7.5 | 6.5 | 6.2 |
-//! | 16×512×16 | 7.8 | 2.9 | 2.8 |
+//! | 160×1024×160, A·Bᵀ, rows 16384 apart (a block of a Gram product of Jacobians) | 758 | 604 | 1.26 |
+//! | 40960×576×32 (a convolution's patches times its kernel) | 41704 | 18231 | 2.29 |
+//! | 512×32×128, Aᵀ·B (products of per-example Jacobians and inputs) | 44 | 49 | 0.89 |
+//! | 10×1024×160, A·Bᵀ (a head of 10 outputs) | 229 | 131 | 1.76 |
+//! | 512×256×512 | 1392 | 1366 | 1.02 |
+//! | 1024×576×1024, A·Bᵀ (a patch Gram product) | 14137 | 16911 | 0.84 |
 //!
-//! Neither wins everywhere; `gemm` is faster on small and skinny products, `matrixmultiply` on
-//! the large square ones, and above the thresholds (where only large products arrive) the two
-//! are within 1.4× of each other. `matrixmultiply` is used: it is small, pure Rust, and builds
-//! in seconds.
+//! On the large square shapes `matrixmultiply` stays ahead by up to a fifth on one thread; in
+//! the zoo's CNN (`jjt bench --profile`, two threads) its 1024×576×1024 patch products ran as
+//! fast with either, while the convolution and Gram steps took a third less time: the CNN's
+//! call went from 177 to 154 ms, the transformer's from 181 to 139 ms (alternating runs).
+//! The choice is by host, never by shape, so that every part of a product a thread computes
+//! follows the same summation order.
+//!
+//! The gains come from reading the long operand in place when the other is at most two
+//! tiles wide (packing it would cost as much as multiplying it), and from tiles of 8×32 whose
+//! eight broadcasts and two loads feed sixteen FMAs. Both crates `gemm` and `matrixmultiply`
+//! were measured earlier for this role (the `gemm` crate won only on small and skinny
+//! products, below the thresholds here).
 
 /// Multiply-adds from which a contraction calls the matrix multiply instead of inline loops.
 pub const GEMM_THRESHOLD: usize = 1 << 15;
@@ -66,3 +79,439 @@ pub const BATCHED_GEMM_TOTAL: usize = 1 << 20;
 /// The fewest multiply-adds per product of a batched contraction that calls the matrix
 /// multiply ([`BATCHED_GEMM_TOTAL`]).
 pub const BATCHED_GEMM_MIN: usize = 1 << 12;
+
+/// A matrix given to [`matmul_f32`]: its elements and the strides (in elements) of its rows
+/// and columns, which may be zero or negative.
+#[derive(Clone, Copy, Debug)]
+pub struct Strided<'a> {
+    /// The elements every (row, column) the extents address must fall in.
+    pub data: &'a [f32],
+    /// Elements from one row to the next.
+    pub rs: isize,
+    /// Elements from one column to the next.
+    pub cs: isize,
+}
+
+/// Why [`matmul_f32`] refused its arguments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MatmulError {
+    /// Operand `which` ("a", "b" or "c") addresses an element outside its slice.
+    OutOfBounds {
+        /// Which operand.
+        which: &'static str,
+    },
+}
+
+impl std::fmt::Display for MatmulError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::OutOfBounds { which } => {
+                write!(
+                    f,
+                    "matrix {which}: its extents and strides address elements outside its slice"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for MatmulError {}
+
+/// Whether every element of an r×c matrix with strides (rs, cs) lies in a slice of `len`
+/// elements (an empty matrix always does).
+fn fits(r: usize, c: usize, rs: isize, cs: isize, len: usize) -> bool {
+    if r == 0 || c == 0 {
+        return true;
+    }
+    let (mut lo, mut hi) = (0isize, 0isize);
+    for (n, s) in [(r, rs), (c, cs)] {
+        let Some(far) = isize::try_from(n - 1).ok().and_then(|n| n.checked_mul(s)) else {
+            return false;
+        };
+        if far < 0 {
+            lo = lo.saturating_add(far);
+        } else {
+            hi = hi.saturating_add(far);
+        }
+    }
+    lo >= 0 && (hi as usize) < len
+}
+
+/// `c = a·b` (a m×k, b k×n, c m×n) with the matrix multiply the runtime contraction calls for
+/// f32 on this host: the own kernel ([`has_own_kernel`]) or `matrixmultiply`. For benchmarks
+/// and tests of the kernel itself; compiled code reaches it through contraction steps.
+///
+/// # Errors
+/// [`MatmulError::OutOfBounds`] when an operand's extents and strides address an element
+/// outside its slice.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_f32(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: Strided<'_>,
+    b: Strided<'_>,
+    c: &mut [f32],
+    rsc: isize,
+    csc: isize,
+) -> Result<(), MatmulError> {
+    if !fits(m, k, a.rs, a.cs, a.data.len()) {
+        return Err(MatmulError::OutOfBounds { which: "a" });
+    }
+    if !fits(k, n, b.rs, b.cs, b.data.len()) {
+        return Err(MatmulError::OutOfBounds { which: "b" });
+    }
+    if !fits(m, n, rsc, csc, c.len()) {
+        return Err(MatmulError::OutOfBounds { which: "c" });
+    }
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    // SAFETY: every addressed element is inside its slice (checked above); `c` is borrowed
+    // mutably, so it overlaps neither `a` nor `b`; the pointers are the slices' (aligned).
+    unsafe {
+        <f32 as crate::contract::Elem>::mm(
+            m,
+            k,
+            n,
+            a.data.as_ptr(),
+            a.rs,
+            a.cs,
+            b.data.as_ptr(),
+            b.rs,
+            b.cs,
+            c.as_mut_ptr(),
+            rsc,
+            csc,
+        )
+    };
+    Ok(())
+}
+
+/// Whether f32 matrix products on this host run this module's own kernel (it has AVX-512 F)
+/// rather than `matrixmultiply`.
+pub fn has_own_kernel() -> bool {
+    has_sgemm()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The f32 kernel.
+
+/// Rows of A per register tile of [`sgemm`] (each broadcast against a row of B's tile).
+const MR: usize = 8;
+/// Columns of B per register tile of [`sgemm`]: two AVX-512 vectors of f32.
+const NR: usize = 32;
+/// Elements of K per packed block, when B spans more than one tile.
+const KC: usize = 256;
+/// Elements of K per block when A is read in place (B at most two tiles wide): B's block
+/// (at most KC_NARROW × 64 f32, 256 KiB) stays in L2 and c is written once.
+const KC_NARROW: usize = 1024;
+/// Tiles of B (columns of c over [`NR`]) from which A is packed rather than read in place.
+const PACK_A_MIN_TILES: usize = 3;
+/// Rows of A per packed block (a multiple of [`MR`]).
+const MC: usize = 128;
+/// Columns of B per packed block (a multiple of [`NR`]).
+const NC: usize = 512;
+
+/// Whether this host runs [`sgemm`] (AVX-512 F); detected once.
+pub(crate) fn has_sgemm() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+thread_local! {
+    /// Each thread's packing buffer, grown to at most [`scratch_elems`] f32 and reused.
+    static PACK: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The most f32 elements [`sgemm`]'s packing buffer holds on one thread (about 640 KiB),
+/// plus the slack that aligns it to a cache line.
+pub(crate) const fn scratch_elems() -> usize {
+    let wide = MC * KC + NC * KC;
+    let narrow = MR * KC_NARROW + (PACK_A_MIN_TILES - 1) * NR * KC_NARROW;
+    (if wide > narrow { wide } else { narrow }) + 16
+}
+
+/// `c = a·b` for an m×k matrix `a` and a k×n matrix `b`, each element addressed by its row
+/// and column strides (in elements), into the m×n matrix `c`.
+///
+/// **Summation order.** Each element of `c` is one chain of fused multiply-adds over k in
+/// increasing order, starting from zero, whatever the tiling, the blocks of K, the packing,
+/// and whether the product is computed whole or cut into parts by rows or columns: so a
+/// product split across threads gives the bits of the unsplit one. The chain's error is at
+/// most k·u·Σ|a·b| (u the unit roundoff), and the runtime contraction keeps k ≤ its `KB`.
+///
+/// # Safety
+/// The host has AVX-512 F ([`has_sgemm`]); every element the extents and strides address in
+/// `a`, `b` and `c` is valid (reads of `a` and `b`, reads and writes of `c`), and `c` overlaps
+/// neither `a` nor `b`.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn sgemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: *const f32,
+    rsa: isize,
+    csa: isize,
+    b: *const f32,
+    rsb: isize,
+    csb: isize,
+    c: *mut f32,
+    rsc: isize,
+    csc: isize,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    // Tiles are MR×NR: compute cᵀ = bᵀ·aᵀ instead when that needs fewer (padded) tiles, or
+    // as many and it stores rows of c contiguously.
+    let tiles = |m: usize, n: usize| m.div_ceil(MR) * n.div_ceil(NR);
+    let (straight, swapped) = (tiles(m, n), tiles(n, m));
+    if swapped < straight || (swapped == straight && csc != 1 && rsc == 1) {
+        // SAFETY: the same elements, addressed with the roles of rows and columns exchanged.
+        return unsafe { sgemm(n, k, m, b, csb, rsb, a, csa, rsa, c, csc, rsc) };
+    }
+    if k == 0 {
+        for i in 0..m as isize {
+            for j in 0..n as isize {
+                // SAFETY: (i, j) is inside c.
+                unsafe { *c.offset(i * rsc + j * csc) = 0.0 };
+            }
+        }
+        return;
+    }
+    // A is packed only when each of its panels is multiplied by at least PACK_A_MIN_TILES
+    // tiles of B: packing costs about a cycle per element, a tile's use of it an eighth of a
+    // cycle per tile, so with fewer tiles A is read in place (its broadcasts are scalar loads,
+    // whatever its strides).
+    let narrow = n.div_ceil(NR) < PACK_A_MIN_TILES;
+    let kcb = if narrow { KC_NARROW } else { KC };
+    PACK.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        if buf.len() < scratch_elems() {
+            buf.resize(scratch_elems(), 0.0);
+        }
+        let base = buf.as_mut_ptr();
+        let pa = base.wrapping_add(base.align_offset(64));
+        // A's packed block first (at most MC×kcb, or MR×kcb when narrow), then B's.
+        let pb = pa.wrapping_add(if narrow { MR * kcb } else { MC * kcb });
+        for j0 in (0..n).step_by(NC) {
+            let nc = (n - j0).min(NC);
+            for p0 in (0..k).step_by(kcb) {
+                let kc = (k - p0).min(kcb);
+                let bj = b.wrapping_offset(p0 as isize * rsb + j0 as isize * csb);
+                // SAFETY: B's block is inside b; the packed panels (nc rounded up to NR, by
+                // kc) fit after A's block in the buffer (`scratch_elems`).
+                unsafe { pack_b(nc, kc, bj, rsb, csb, pb) };
+                for i0 in (0..m).step_by(MC) {
+                    let mc = (m - i0).min(MC);
+                    let ai = a.wrapping_offset(i0 as isize * rsa + p0 as isize * csa);
+                    if !narrow {
+                        // SAFETY: A's block is inside a and fits at the buffer's start.
+                        unsafe { pack_a(mc, kc, ai, rsa, csa, pa) };
+                    }
+                    for jt in 0..nc.div_ceil(NR) {
+                        for it in 0..mc.div_ceil(MR) {
+                            let (i, j) = (i0 + it * MR, j0 + jt * NR);
+                            let (mr, nr) = ((m - i).min(MR), (n - j).min(NR));
+                            let tile = Tile {
+                                c: c.wrapping_offset(i as isize * rsc + j as isize * csc),
+                                rsc,
+                                csc,
+                                mr,
+                                nr,
+                                first: p0 == 0,
+                            };
+                            let b_panel = pb.wrapping_add(jt * NR * kc);
+                            let a_rows = ai.wrapping_offset((it * MR) as isize * rsa);
+                            // SAFETY: the tile's rows and columns are inside c; A's packed
+                            // panel (MR×kc, zero rows past m) or, narrow, A's mr rows in
+                            // place; B's panel kc×NR. A ragged narrow tile is packed first
+                            // so the kernel never reads past A's last row.
+                            unsafe {
+                                if !narrow {
+                                    kernel::<false>(
+                                        kc,
+                                        pa.wrapping_add(it * MR * kc),
+                                        1,
+                                        MR as isize,
+                                        b_panel,
+                                        tile,
+                                    )
+                                } else if mr == MR {
+                                    kernel::<true>(kc, a_rows, rsa, csa, b_panel, tile)
+                                } else {
+                                    pack_a(mr, kc, a_rows, rsa, csa, pa);
+                                    kernel::<false>(kc, pa, 1, MR as isize, b_panel, tile)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// A register tile's place in c: its first element, strides, valid rows and columns, and
+/// whether this is the first block of K (c is then written, not read).
+#[derive(Clone, Copy)]
+struct Tile {
+    c: *mut f32,
+    rsc: isize,
+    csc: isize,
+    mr: usize,
+    nr: usize,
+    first: bool,
+}
+
+/// Packs m ≤ MC rows of A's block (kc elements of K) into panels of MR rows, K outer: panel
+/// `t` holds `a[t·MR + r][p]` at `t·MR·kc + p·MR + r`, rows past m zero.
+///
+/// # Safety
+/// A's m×kc block is valid to read; `out` is valid for ⌈m/MR⌉·MR·kc elements.
+unsafe fn pack_a(m: usize, kc: usize, a: *const f32, rsa: isize, csa: isize, out: *mut f32) {
+    for t in 0..m.div_ceil(MR) {
+        let o = out.wrapping_add(t * MR * kc);
+        if rsa == 1 && (t + 1) * MR <= m {
+            // A panel's rows are contiguous for each p: MR elements at a time.
+            for p in 0..kc {
+                // SAFETY: column p's MR rows from t·MR are inside A's block; the panel's
+                // column p is MR elements, disjoint from A.
+                unsafe {
+                    let src = a.offset((t * MR) as isize + p as isize * csa);
+                    std::ptr::copy_nonoverlapping(src, o.add(p * MR), MR)
+                }
+            }
+            continue;
+        }
+        for r in 0..MR {
+            let i = t * MR + r;
+            let row = a.wrapping_offset(i as isize * rsa);
+            for p in 0..kc {
+                // SAFETY: (i, p) is inside A's block when i < m; the panel holds MR·kc.
+                unsafe {
+                    *o.add(p * MR + r) = if i < m { *row.offset(p as isize * csa) } else { 0.0 }
+                };
+            }
+        }
+    }
+}
+
+/// Packs n ≤ NC columns of B's block (kc elements of K) into panels of NR columns, K outer:
+/// panel `t` holds `b[p][t·NR + q]` at `t·NR·kc + p·NR + q`, columns past n zero.
+///
+/// # Safety
+/// B's kc×n block is valid to read; `out` is valid for ⌈n/NR⌉·NR·kc elements.
+unsafe fn pack_b(n: usize, kc: usize, b: *const f32, rsb: isize, csb: isize, out: *mut f32) {
+    for t in 0..n.div_ceil(NR) {
+        let o = out.wrapping_add(t * NR * kc);
+        if csb == 1 && (t + 1) * NR <= n {
+            for p in 0..kc {
+                // SAFETY: row p's NR columns from t·NR are inside B's block; the panel's row p
+                // is NR elements, disjoint from B.
+                unsafe {
+                    let src = b.offset(p as isize * rsb + (t * NR) as isize);
+                    std::ptr::copy_nonoverlapping(src, o.add(p * NR), NR)
+                }
+            }
+            continue;
+        }
+        for q in 0..NR {
+            let j = t * NR + q;
+            let col = b.wrapping_offset(j as isize * csb);
+            for p in 0..kc {
+                // SAFETY: (p, j) is inside B's block when j < n; the panel holds NR·kc.
+                unsafe {
+                    *o.add(p * NR + q) = if j < n { *col.offset(p as isize * rsb) } else { 0.0 }
+                };
+            }
+        }
+    }
+}
+
+/// One MR×NR tile over kc elements of K: `a` addressed as `a[r·ars + p·acs]` (a packed panel,
+/// or A's rows in place), `b` a packed panel (64-byte aligned). The accumulators start from
+/// zero on the first block of K, else from c, so every element's chain continues in order.
+///
+/// # Safety
+/// The host has AVX-512 F; `a` is valid for r < MR (or r < tile.mr when read in place with
+/// tile.mr == MR), p < kc; `b` for kc·NR elements, aligned to 64 bytes; the tile's mr×nr
+/// elements of c are valid.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn kernel<const IN_PLACE: bool>(
+    kc: usize,
+    a: *const f32,
+    ars: isize,
+    acs: isize,
+    b: *const f32,
+    t: Tile,
+) {
+    // A packed panel's strides are constants, so its addresses fold into the loads.
+    let (ars, acs) = if IN_PLACE { (ars, acs) } else { (1, MR as isize) };
+    use std::arch::x86_64::{
+        __m512, _mm512_fmadd_ps, _mm512_load_ps, _mm512_loadu_ps, _mm512_set1_ps,
+        _mm512_setzero_ps, _mm512_storeu_ps,
+    };
+    // A whole tile with contiguous rows is read and written in c itself, else through `tmp`.
+    let direct = t.mr == MR && t.nr == NR && t.csc == 1;
+    let mut tmp = [0f32; MR * NR];
+    let (dst, rs) = if direct { (t.c, t.rsc) } else { (tmp.as_mut_ptr(), NR as isize) };
+    if !direct && !t.first {
+        for r in 0..t.mr {
+            for q in 0..t.nr {
+                // SAFETY: (r, q) is inside the tile.
+                tmp[r * NR + q] = unsafe { *t.c.offset(r as isize * t.rsc + q as isize * t.csc) };
+            }
+        }
+    }
+    let mut acc: [[__m512; 2]; MR] = [[_mm512_setzero_ps(); 2]; MR];
+    if !t.first {
+        for (r, row) in acc.iter_mut().enumerate() {
+            // SAFETY: row r of `dst` holds NR elements (c's tile row when direct, else tmp).
+            unsafe {
+                row[0] = _mm512_loadu_ps(dst.offset(r as isize * rs));
+                row[1] = _mm512_loadu_ps(dst.offset(r as isize * rs + 16));
+            }
+        }
+    }
+    let (mut a, mut b) = (a, b);
+    for _ in 0..kc {
+        // SAFETY: B's panel row and A's column p are inside their buffers (the caller's
+        // contract); the panel is 64-byte aligned and NR = 32 keeps every row aligned.
+        unsafe {
+            let b0 = _mm512_load_ps(b);
+            let b1 = _mm512_load_ps(b.add(16));
+            for (r, row) in acc.iter_mut().enumerate() {
+                let x = _mm512_set1_ps(*a.offset(r as isize * ars));
+                row[0] = _mm512_fmadd_ps(x, b0, row[0]);
+                row[1] = _mm512_fmadd_ps(x, b1, row[1]);
+            }
+        }
+        a = a.wrapping_offset(acs);
+        b = b.wrapping_add(NR);
+    }
+    for (r, row) in acc.iter().enumerate() {
+        // SAFETY: as for the loads.
+        unsafe {
+            _mm512_storeu_ps(dst.offset(r as isize * rs), row[0]);
+            _mm512_storeu_ps(dst.offset(r as isize * rs + 16), row[1]);
+        }
+    }
+    if !direct {
+        for r in 0..t.mr {
+            for q in 0..t.nr {
+                // SAFETY: (r, q) is inside the tile.
+                unsafe { *t.c.offset(r as isize * t.rsc + q as isize * t.csc) = tmp[r * NR + q] };
+            }
+        }
+    }
+}
