@@ -1,6 +1,8 @@
 //! The f32 matrix multiply of the runtime contraction (`jjt_jit::gemm::matmul_f32`) against
 //! the `matrixmultiply` crate, on the shapes that dominate kernels of the zoo, one thread,
 //! alternating the two in each of 9 rounds; prints the median µs of each and their ratio.
+//! A row of several products gives each its own A and C (B shared), as the products of a
+//! batched contraction step are: their C is fresh memory each time.
 //!
 //! `cargo run --release -p jjt-jit --example gemm_kernels`
 
@@ -11,28 +13,40 @@ use jjt_jit::gemm::{Strided, has_own_kernel, matmul_f32};
 /// Row and column strides.
 type Strides = (isize, isize);
 
-/// (what, m, k, n, A's strides, B's strides); c is row-major.
-const SHAPES: [(&str, usize, usize, usize, Strides, Strides); 6] = [
+/// (what, products, m, k, n, A's strides, B's strides); c is row-major.
+type Shape = (&'static str, usize, usize, usize, usize, Strides, Strides);
+
+const SHAPES: [Shape; 6] = [
     (
         "160×1024×160, A·Bᵀ, rows 16384 apart (a block of a Gram product of Jacobians)",
+        1,
         160,
         1024,
         160,
         (16384, 1),
         (1, 16384),
     ),
-    ("40960×576×32 (a convolution's patches times its kernel)", 40960, 576, 32, (576, 1), (32, 1)),
     (
-        "512×32×128, Aᵀ·B (products of per-example Jacobians and inputs)",
+        "40960×576×32 (a convolution's patches times its kernel)",
+        1,
+        40960,
+        576,
+        32,
+        (576, 1),
+        (32, 1),
+    ),
+    (
+        "80 products 512×32×128, Aᵀ·B (per-example Jacobians times inputs)",
+        80,
         512,
         32,
         128,
         (1, 512),
         (128, 1),
     ),
-    ("10×1024×160, A·Bᵀ (a head of 10 outputs)", 10, 1024, 160, (1024, 1), (1, 1024)),
-    ("512×256×512", 512, 256, 512, (256, 1), (512, 1)),
-    ("1024×576×1024, A·Bᵀ (a patch Gram product)", 1024, 576, 1024, (576, 1), (1, 576)),
+    ("10×1024×160, A·Bᵀ (a head of 10 outputs)", 1, 10, 1024, 160, (1024, 1), (1, 1024)),
+    ("512×256×512", 1, 512, 256, 512, (256, 1), (512, 1)),
+    ("1024×576×1024, A·Bᵀ (a patch Gram product)", 1, 1024, 576, 1024, (576, 1), (1, 576)),
 ];
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -48,42 +62,49 @@ fn span(m: usize, n: usize, (rs, cs): (isize, isize)) -> usize {
 fn main() {
     println!("f32, 1 thread, median µs of 9 rounds; own kernel on this host: {}", has_own_kernel());
     println!("| M×K×N, layout | matrixmultiply | own | ratio |\n|---|---|---|---|");
-    for (what, m, k, n, sa, sb) in SHAPES {
-        let a: Vec<f32> = (0..span(m, k, sa)).map(|i| (i % 1000) as f32 / 1000.0 - 0.5).collect();
+    for (what, count, m, k, n, sa, sb) in SHAPES {
+        let (la, lc) = (span(m, k, sa), m * n);
+        let a: Vec<f32> = (0..la * count).map(|i| (i % 1000) as f32 / 1000.0 - 0.5).collect();
         let b: Vec<f32> = (0..span(k, n, sb)).map(|i| (i % 997) as f32 / 997.0 - 0.5).collect();
-        let (mut c1, mut c2) = (vec![0f32; m * n], vec![0f32; m * n]);
-        let reps = (1e9 / (m * n * k) as f64).ceil().max(3.0) as usize;
+        let (mut c1, mut c2) = (vec![0f32; lc * count], vec![0f32; lc * count]);
+        let reps = (1e9 / (count * m * n * k) as f64).ceil().max(3.0) as usize;
         let (mut t1, mut t2) = (Vec::new(), Vec::new());
         for _ in 0..9 {
             let s = Instant::now();
             for _ in 0..reps {
-                // SAFETY: a, b and c1 hold every element the extents and strides address
-                // (`span`), and c1 is a distinct buffer.
-                unsafe {
-                    matrixmultiply::sgemm(
-                        m,
-                        k,
-                        n,
-                        1.0,
-                        a.as_ptr(),
-                        sa.0,
-                        sa.1,
-                        b.as_ptr(),
-                        sb.0,
-                        sb.1,
-                        0.0,
-                        c1.as_mut_ptr(),
-                        n as isize,
-                        1,
-                    )
+                for q in 0..count {
+                    let (aq, cq) = (&a[q * la..], &mut c1[q * lc..]);
+                    // SAFETY: aq, b and cq hold every element the extents and strides
+                    // address (`span`), and cq is a distinct buffer.
+                    unsafe {
+                        matrixmultiply::sgemm(
+                            m,
+                            k,
+                            n,
+                            1.0,
+                            aq.as_ptr(),
+                            sa.0,
+                            sa.1,
+                            b.as_ptr(),
+                            sb.0,
+                            sb.1,
+                            0.0,
+                            cq.as_mut_ptr(),
+                            n as isize,
+                            1,
+                        )
+                    }
                 }
             }
             t1.push(s.elapsed().as_secs_f64() / reps as f64);
             let s = Instant::now();
             for _ in 0..reps {
-                let av = Strided { data: &a, rs: sa.0, cs: sa.1 };
-                let bv = Strided { data: &b, rs: sb.0, cs: sb.1 };
-                matmul_f32(m, k, n, av, bv, &mut c2, n as isize, 1).expect("in bounds");
+                for q in 0..count {
+                    let av = Strided { data: &a[q * la..], rs: sa.0, cs: sa.1 };
+                    let bv = Strided { data: &b, rs: sb.0, cs: sb.1 };
+                    let cq = &mut c2[q * lc..];
+                    matmul_f32(m, k, n, av, bv, cq, n as isize, 1).expect("in bounds");
+                }
             }
             t2.push(s.elapsed().as_secs_f64() / reps as f64);
         }

@@ -17,14 +17,16 @@
 //!
 //! | M×K×N, layout | matrixmultiply | own | ratio |
 //! |---|---|---|---|
-//! | 160×1024×160, A·Bᵀ, rows 16384 apart (a block of a Gram product of Jacobians) | 758 | 604 | 1.26 |
-//! | 40960×576×32 (a convolution's patches times its kernel) | 41704 | 18231 | 2.29 |
-//! | 512×32×128, Aᵀ·B (products of per-example Jacobians and inputs) | 44 | 49 | 0.89 |
-//! | 10×1024×160, A·Bᵀ (a head of 10 outputs) | 229 | 131 | 1.76 |
-//! | 512×256×512 | 1392 | 1366 | 1.02 |
-//! | 1024×576×1024, A·Bᵀ (a patch Gram product) | 14137 | 16911 | 0.84 |
+//! | 160×1024×160, A·Bᵀ, rows 16384 apart (a block of a Gram product of Jacobians) | 934 | 651 | 1.43 |
+//! | 40960×576×32 (a convolution's patches times its kernel) | 48000 | 18613 | 2.58 |
+//! | 80 products 512×32×128, Aᵀ·B (per-example Jacobians times inputs) | 6901 | 7192 | 0.96 |
+//! | 10×1024×160, A·Bᵀ (a head of 10 outputs) | 308 | 149 | 2.06 |
+//! | 512×256×512 | 1447 | 1381 | 1.05 |
+//! | 1024×576×1024, A·Bᵀ (a patch Gram product) | 15116 | 20687 | 0.73 |
 //!
-//! On the large square shapes `matrixmultiply` stays ahead by up to a fifth on one thread; in
+//! The machine is shared: between runs of the example the ratios of the last two rows moved
+//! by ±0.15 (0.84–0.88 and 1.01–1.05 in the runs before this one).
+//! On the large square shapes `matrixmultiply` stays ahead on one thread; in
 //! the zoo's CNN (`jjt bench --profile`, two threads) its 1024×576×1024 patch products ran as
 //! fast with either, while the convolution and Gram steps took a third less time: the CNN's
 //! call went from 177 to 154 ms, the transformer's from 181 to 139 ms (alternating runs).
@@ -458,8 +460,8 @@ unsafe fn kernel<const IN_PLACE: bool>(
     // A packed panel's strides are constants, so its addresses fold into the loads.
     let (ars, acs) = if IN_PLACE { (ars, acs) } else { (1, MR as isize) };
     use std::arch::x86_64::{
-        __m512, _mm512_fmadd_ps, _mm512_load_ps, _mm512_loadu_ps, _mm512_set1_ps,
-        _mm512_setzero_ps, _mm512_storeu_ps,
+        __m512, _MM_HINT_T0, _mm_prefetch, _mm512_fmadd_ps, _mm512_load_ps, _mm512_loadu_ps,
+        _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps,
     };
     // A whole tile with contiguous rows is read and written in c itself, else through `tmp`.
     let direct = t.mr == MR && t.nr == NR && t.csc == 1;
@@ -471,6 +473,16 @@ unsafe fn kernel<const IN_PLACE: bool>(
                 // SAFETY: (r, q) is inside the tile.
                 tmp[r * NR + q] = unsafe { *t.c.offset(r as isize * t.rsc + q as isize * t.csc) };
             }
+        }
+    }
+    if direct && t.first {
+        // The tile's lines of c are fetched while the FMAs run: c is often fresh memory
+        // (products of a batch written one after another), and its stores would otherwise
+        // wait on every line at the end (a quarter of the time of 512×32×128 products).
+        for r in 0..MR as isize {
+            // A prefetch has no effect on memory; the addresses are the tile's rows.
+            _mm_prefetch::<_MM_HINT_T0>(dst.wrapping_offset(r * rs) as *const i8);
+            _mm_prefetch::<_MM_HINT_T0>(dst.wrapping_offset(r * rs + 16) as *const i8);
         }
     }
     let mut acc: [[__m512; 2]; MR] = [[_mm512_setzero_ps(); 2]; MR];
