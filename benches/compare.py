@@ -3,6 +3,7 @@
 machine, and print the ratios (jjt / peer; below 1 means jjt is faster).
 
 Usage:  benches/compare [--peers DIR] [--skip-mlp] [--seed-large] [--zoo NAMES|all|none] [--only-zoo] [--reps N]
+                        [--rounds R]
 Pythons: PY_JAX (jax 0.10.2), PY_NT (jax 0.4.23 + neural-tangents 0.6.5); see the peers' README
 for how to make them. A peer whose Python is missing is skipped (and said so).
 Workloads:
@@ -13,7 +14,8 @@ Workloads:
         vs neural-tangents NTK_VECTOR_PRODUCTS and STRUCTURED_DERIVATIVES with vmap_axes=0;
         and row mlp-ntvp: jjt with --strategy ntvp (no choice of strategy) vs NTK_VECTOR_PRODUCTS.
   zoo (--zoo NAMES, default all): the models of benches/models (mlp, transformer, deep, mixer, cnn, embed), see
-        benches/models/gen.py. For each: jjt with --strategy auto, ntvp and jc (steady median and first call,
+        benches/models/gen.py. For each: jjt with --strategy auto, ntvp and jc in --rounds interleaved rounds (median
+        of the rounds' steady medians and first calls,
         rel. error of K against the float64 reference of benches/peers/zoo_jax.py --ref), neural-tangents
         STRUCTURED_DERIVATIVES, NTK_VECTOR_PRODUCTS and JACOBIAN_CONTRACTION (vmap_axes=0; benches/peers/zoo_nt.py)
         and plain JAX jit of jvp∘vjp (benches/peers/zoo_jax.py); and jjt (auto) on the same model exported from
@@ -33,6 +35,12 @@ def run(cmd, env=None, timeout=1800):
     if p.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{p.stderr[-2000:]}")
     return p.stdout
+
+
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
 
 
 def jjt_bench(jjt, args):
@@ -57,7 +65,11 @@ def main():
     ap.add_argument("--zoo", default="all", help=f"zoo models, comma-separated ({','.join(ZOO)}), all or none")
     ap.add_argument("--only-zoo", action="store_true", help="skip the seed and mlp rows")
     ap.add_argument("--reps", type=int, default=5, help="timed calls per zoo measurement (after the first)")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="interleaved rounds of jjt's strategies per zoo model (median of the rounds' medians)")
     a = ap.parse_args()
+    if a.rounds < 1 or a.reps < 1:
+        ap.error("--reps and --rounds must be at least 1")
     names = ZOO if a.zoo == "all" else [] if a.zoo == "none" else a.zoo.split(",")
     for n in names:
         if n not in ZOO:
@@ -202,12 +214,25 @@ def zoo(a, jjt, py_jax, py_nt, names):
         base = [meta["model"], "--wrt", ",".join(meta["params"]),
                 "--shared", ",".join(f"{n}={d}/{n}.npy" for n in meta["params"]),
                 "--x1", f"{side}={d}/x1.npy", "--x2", f"{side}={d}/x2.npy", "--reps", str(a.reps)]
+        # The strategies in interleaved rounds (auto, ntvp, jc, auto, ...), each round a separate
+        # process: the machine's speed drifts over seconds, and the first measurement after the
+        # Python peers ran was slower by up to 1.6x. Reported: the median over rounds of each
+        # round's median (and of the first calls).
+        rounds = {s: [] for s in STRATEGIES}
+        for _ in range(a.rounds):
+            for s in STRATEGIES:
+                out = os.path.join(d, f"K_jjt_{s}.npy")
+                rounds[s].append(jjt_bench(jjt, base + ["--strategy", s, "-o", out]))
         for s in STRATEGIES:
-            out = os.path.join(d, f"K_jjt_{s}.npy")
-            r = jjt_bench(jjt, base + ["--strategy", s, "-o", out])
-            r["rel_err"] = rel_err_files(out, ref)
+            rs = rounds[s]
+            r = dict(rs[-1])
+            r["median_ms"] = median([x["median_ms"] for x in rs])
+            r["first_call_ms"] = median([x["first_call_ms"] for x in rs])
+            r["round_medians_ms"] = [x["median_ms"] for x in rs]
+            r["rel_err"] = rel_err_files(os.path.join(d, f"K_jjt_{s}.npy"), ref)
             rec["jjt"][s] = r
-            log(f"{name}: jjt {s}: steady {r['median_ms']:.2f} ms, first {r['first_call_ms']:.1f} ms, "
+            log(f"{name}: jjt {s}: steady {r['median_ms']:.2f} ms (rounds: "
+                f"{', '.join(f'{x:.2f}' for x in r['round_medians_ms'])}), first {r['first_call_ms']:.1f} ms, "
                 f"rel. error {r['rel_err']:.1e}")
         if py_jax:
             # The same model exported from JAX (benches/peers/zoo_export.py) and imported by jjt;
