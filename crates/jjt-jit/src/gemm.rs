@@ -17,27 +17,27 @@
 //!
 //! | M×K×N, layout | matrixmultiply | own | ratio |
 //! |---|---|---|---|
-//! | 160×1024×160, A·Bᵀ, rows 16384 apart (a block of a Gram product of Jacobians) | 934 | 651 | 1.43 |
-//! | 40960×576×32 (a convolution's patches times its kernel) | 48000 | 18613 | 2.58 |
-//! | 80 products 512×32×128, Aᵀ·B (per-example Jacobians times inputs) | 6901 | 7192 | 0.96 |
-//! | 10×1024×160, A·Bᵀ (a head of 10 outputs) | 308 | 149 | 2.06 |
-//! | 512×256×512 | 1447 | 1381 | 1.05 |
-//! | 1024×576×1024, A·Bᵀ (a patch Gram product) | 15116 | 20687 | 0.73 |
+//! | 160×1024×160, A·Bᵀ, rows 16384 apart (a block of a Gram product of Jacobians) | 982 | 742 | 1.32 |
+//! | 40960×576×32 (a convolution's patches times its kernel) | 45918 | 18014 | 2.55 |
+//! | 80 products 512×32×128, Aᵀ·B (per-example Jacobians times inputs) | 5249 | 6295 | 0.83 |
+//! | 10×1024×160, A·Bᵀ (a head of 10 outputs) | 226 | 39 | 5.75 |
+//! | 512×256×512 | 1490 | 1424 | 1.05 |
+//! | 1024×576×1024, A·Bᵀ (a patch Gram product) | 14112 | 14567 | 0.97 |
 //!
-//! The machine is shared: between runs of the example the ratios of the last two rows moved
-//! by ±0.15 (0.84–0.88 and 1.01–1.05 in the runs before this one).
-//! On the large square shapes `matrixmultiply` stays ahead on one thread; in
-//! the zoo's CNN (`jjt bench --profile`, two threads) its 1024×576×1024 patch products ran as
-//! fast with either, while the convolution and Gram steps took a third less time: the CNN's
-//! call went from 177 to 154 ms, the transformer's from 181 to 139 ms (alternating runs).
-//! The choice is by host, never by shape, so that every part of a product a thread computes
-//! follows the same summation order.
+//! The machine is shared: between runs of the example the ratios moved by up to ±0.15.
+//! Inside jjt (`jjt bench` on the zoo, two threads, alternating runs with each matrix
+//! multiply) the CNN's call went from 144–150 to 123–134 ms, the transformer's from 134–182
+//! to 106–115 ms and the mixer's from 39–42 to 26–31 ms.
+//! The choice of library is by host, and the choice of kernel by layout and K, never by M or
+//! N, so that every part of a product a thread computes follows the same summation order.
 //!
-//! The gains come from reading the long operand in place when the other is at most two
-//! tiles wide (packing it would cost as much as multiplying it), and from tiles of 8×32 whose
-//! eight broadcasts and two loads feed sixteen FMAs. Both crates `gemm` and `matrixmultiply`
-//! were measured earlier for this role (the `gemm` crate won only on small and skinny
-//! products, below the thresholds here).
+//! Two kernels. When both operands are contiguous along K (packed operands, Gram products)
+//! and K is long, the dot kernel needs no packing at all: 4×4 tiles of vectors along K,
+//! their sixteen lanes reduced together at the end. Otherwise tiles of 8×32 whose eight
+//! broadcasts and two loads feed sixteen FMAs, A read in place when B is at most two tiles
+//! wide (packing A would cost as much as multiplying it). Both crates `gemm` and
+//! `matrixmultiply` were measured earlier for this role (the `gemm` crate won only on small
+//! and skinny products, below the thresholds here).
 
 /// Multiply-adds from which a contraction calls the matrix multiply instead of inline loops.
 pub const GEMM_THRESHOLD: usize = 1 << 15;
@@ -210,6 +210,16 @@ const KC: usize = 256;
 const KC_NARROW: usize = 1024;
 /// Tiles of B (columns of c over [`NR`]) from which A is packed rather than read in place.
 const PACK_A_MIN_TILES: usize = 3;
+/// The shortest k from which products whose operands are both contiguous along k run in the
+/// dot kernel ([`sgemm_dot`]); below it the horizontal sums at the end of each tile cost more
+/// than packing. Measured with the two kernels side by side (f32, one thread, GFLOP/s of
+/// tile / dot kernel): 640×k×288 at k = 256: 94 / 76, 512: 93 / 95, 768: 72 / 85;
+/// 160×k×160 at k = 128: 82 / 60, 512: 83 / 89; and 10×1024×160: 24 / 77.
+pub const DOT_MIN_K: usize = 512;
+/// Rows of A and of Bᵀ per tile of the dot kernel: 16 accumulators, reduced together.
+const DOT_T: usize = 4;
+/// Bytes of A's rows the dot kernel keeps in L2 while it sweeps all of B's tiles across them.
+const DOT_A_BYTES: usize = 256 << 10;
 /// Rows of A per packed block (a multiple of [`MR`]).
 const MC: usize = 128;
 /// Columns of B per packed block (a multiple of [`NR`]).
@@ -243,11 +253,20 @@ pub(crate) const fn scratch_elems() -> usize {
 /// `c = a·b` for an m×k matrix `a` and a k×n matrix `b`, each element addressed by its row
 /// and column strides (in elements), into the m×n matrix `c`.
 ///
-/// **Summation order.** Each element of `c` is one chain of fused multiply-adds over k in
-/// increasing order, starting from zero, whatever the tiling, the blocks of K, the packing,
-/// and whether the product is computed whole or cut into parts by rows or columns: so a
-/// product split across threads gives the bits of the unsplit one. The chain's error is at
-/// most k·u·Σ|a·b| (u the unit roundoff), and the runtime contraction keeps k ≤ its `KB`.
+/// **Summation order.** It depends on the layout and on k only, never on m, n or the part of
+/// the product computed, so a product cut into parts by rows or columns (as threads cut it)
+/// gives the bits of the whole one:
+///
+/// - rows of `a` and columns of `b` both contiguous along k (`csa == rsb == 1`, the layout of
+///   packed operands and of Gram products of Jacobians) and k ≥ [`DOT_MIN_K`]: the dot
+///   kernel ([`sgemm_dot`]): sixteen lanes, lane l a chain of fused multiply-adds over the
+///   p ≡ l (mod 16) in increasing order from zero (k padded with zeros to a multiple of 16),
+///   then the lanes added as a halving tree (lane l + lane l+8, then +4, +2, +1). Error at
+///   most (⌈k/16⌉ + 4)·u·Σ|a·b| (u the unit roundoff);
+/// - otherwise one chain of fused multiply-adds over k in increasing order from zero, whatever
+///   the tiling, blocks of K and packing. Error at most k·u·Σ|a·b|.
+///
+/// The runtime contraction keeps k ≤ its `KB`.
 ///
 /// # Safety
 /// The host has AVX-512 F ([`has_sgemm`]); every element the extents and strides address in
@@ -271,6 +290,10 @@ pub(crate) unsafe fn sgemm(
 ) {
     if m == 0 || n == 0 {
         return;
+    }
+    if csa == 1 && rsb == 1 && k >= DOT_MIN_K {
+        // SAFETY: forwarded; rows of a and columns of b are contiguous along k.
+        return unsafe { sgemm_dot(m, k, n, a, rsa, b, csb, c, rsc, csc) };
     }
     // Tiles are MR×NR: compute cᵀ = bᵀ·aᵀ instead when that needs fewer (padded) tiles, or
     // as many and it stores rows of c contiguously.
@@ -526,4 +549,124 @@ unsafe fn kernel<const IN_PLACE: bool>(
             }
         }
     }
+}
+
+/// `c = a·bᵀ`-style product for rows of `a` (`a[i·rsa + p]`) and columns of `b`
+/// (`b[p + j·csb]`) both contiguous along k: tiles of 4 rows of a by 4 columns of b, each of
+/// the 16 products a vector of 16 lanes along k; no packing. See [`sgemm`] for the order.
+///
+/// # Safety
+/// As [`sgemm`], with `csa == rsb == 1`.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn sgemm_dot(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: *const f32,
+    rsa: isize,
+    b: *const f32,
+    csb: isize,
+    c: *mut f32,
+    rsc: isize,
+    csc: isize,
+) {
+    // Rows of a per chunk: the chunk stays in L2 while every tile of b passes over it.
+    let chunk = (DOT_A_BYTES / 4 / k.max(1) / DOT_T * DOT_T).max(DOT_T);
+    for i0 in (0..m).step_by(chunk) {
+        let i1 = (i0 + chunk).min(m);
+        for j in (0..n).step_by(DOT_T) {
+            for i in (i0..i1).step_by(DOT_T) {
+                // Rows past m (columns past n) repeat the last one and are not stored, so
+                // every element is computed by the same operations wherever its tile starts.
+                let rows: [*const f32; DOT_T] =
+                    std::array::from_fn(|r| a.wrapping_offset((i + r).min(m - 1) as isize * rsa));
+                let cols: [*const f32; DOT_T] =
+                    std::array::from_fn(|q| b.wrapping_offset((j + q).min(n - 1) as isize * csb));
+                let sums = {
+                    // SAFETY: each row and column holds k elements (the caller's contract).
+                    unsafe { dot_tile(k, rows, cols) }
+                };
+                for r in 0..DOT_T.min(m - i) {
+                    for q in 0..DOT_T.min(n - j) {
+                        let at = (i + r) as isize * rsc + (j + q) as isize * csc;
+                        // SAFETY: (i + r, j + q) is inside c.
+                        unsafe { *c.offset(at) = sums[q * DOT_T + r] };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The 4×4 sums `Σ_p rows[r][p]·cols[q][p]`, returned transposed (`[q·4 + r]`): sixteen
+/// accumulators of 16 lanes, then one halving tree that reduces all sixteen at once (lanes
+/// l and l+8 of each, then +4, +2, +1).
+///
+/// # Safety
+/// The host has AVX-512 F; every row and column is valid for k elements.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn dot_tile(k: usize, rows: [*const f32; 4], cols: [*const f32; 4]) -> [f32; 16] {
+    use std::arch::x86_64::{
+        __m512, __mmask16, _mm512_add_ps, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_maskz_loadu_ps,
+        _mm512_setzero_ps, _mm512_shuffle_f32x4, _mm512_shuffle_ps, _mm512_storeu_ps,
+    };
+    let mut acc = [[_mm512_setzero_ps(); 4]; 4];
+    let mut p = 0;
+    while p + 16 <= k {
+        // SAFETY: p + 16 ≤ k elements of every row and column.
+        let (va, vb): ([__m512; 4], [__m512; 4]) = unsafe {
+            (
+                std::array::from_fn(|r| _mm512_loadu_ps(rows[r].add(p))),
+                std::array::from_fn(|q| _mm512_loadu_ps(cols[q].add(p))),
+            )
+        };
+        for (r, row) in acc.iter_mut().enumerate() {
+            for (q, x) in row.iter_mut().enumerate() {
+                *x = _mm512_fmadd_ps(va[r], vb[q], *x);
+            }
+        }
+        p += 16;
+    }
+    if p < k {
+        // The last k − p < 16 elements; the masked lanes load zeros and read nothing.
+        let mask = ((1u32 << (k - p)) - 1) as __mmask16;
+        // SAFETY: the mask covers elements p..k only.
+        let (va, vb): ([__m512; 4], [__m512; 4]) = unsafe {
+            (
+                std::array::from_fn(|r| _mm512_maskz_loadu_ps(mask, rows[r].add(p))),
+                std::array::from_fn(|q| _mm512_maskz_loadu_ps(mask, cols[q].add(p))),
+            )
+        };
+        for (r, row) in acc.iter_mut().enumerate() {
+            for (q, x) in row.iter_mut().enumerate() {
+                *x = _mm512_fmadd_ps(va[r], vb[q], *x);
+            }
+        }
+    }
+    // x[t] = acc[t / 4][t % 4]. Level 1: 128-bit blocks 0+2 and 1+3 of a pair (lanes l and
+    // l+8); level 2: the two halves that remain (+4); levels 3 and 4 within 128-bit blocks
+    // (+2, +1). The result's element 4·q + r is the sum of acc[r][q].
+    let x: [__m512; 16] = std::array::from_fn(|t| acc[t / 4][t % 4]);
+    let l1: [__m512; 8] = std::array::from_fn(|t| {
+        let (u, v) = (x[2 * t], x[2 * t + 1]);
+        _mm512_add_ps(_mm512_shuffle_f32x4::<0x44>(u, v), _mm512_shuffle_f32x4::<0xEE>(u, v))
+    });
+    let l2: [__m512; 4] = std::array::from_fn(|t| {
+        let (u, v) = (l1[2 * t], l1[2 * t + 1]);
+        _mm512_add_ps(_mm512_shuffle_f32x4::<0x88>(u, v), _mm512_shuffle_f32x4::<0xDD>(u, v))
+    });
+    let l3: [__m512; 2] = std::array::from_fn(|t| {
+        let (u, v) = (l2[2 * t], l2[2 * t + 1]);
+        _mm512_add_ps(_mm512_shuffle_ps::<0x44>(u, v), _mm512_shuffle_ps::<0xEE>(u, v))
+    });
+    let f = _mm512_add_ps(
+        _mm512_shuffle_ps::<0x88>(l3[0], l3[1]),
+        _mm512_shuffle_ps::<0xDD>(l3[0], l3[1]),
+    );
+    let mut out = [0f32; 16];
+    // SAFETY: `out` holds 16 f32.
+    unsafe { _mm512_storeu_ps(out.as_mut_ptr(), f) };
+    out
 }

@@ -1,9 +1,11 @@
 //! The f32 matrix multiply that the runtime contraction calls (`jjt_jit::gemm::matmul_f32`),
 //! checked on its own against independent arithmetic:
 //!
-//! - each element equals, bit for bit, one chain of fused multiply-adds over k in increasing
-//!   order from zero (`f32::mul_add`), the order `gemm` documents; so it is within
-//!   k·u·Σ|a·b| of the exact product, which is checked too, against f64;
+//! - each element equals, bit for bit, the order `gemm` documents, computed here with
+//!   `f32::mul_add`: one chain of fused multiply-adds over k in increasing order from zero, or,
+//!   when both operands are contiguous along k and k ≥ `DOT_MIN_K`, sixteen such chains over
+//!   the lanes p mod 16 added as a halving tree; and it is within the bound of that order
+//!   (k·u·Σ|a·b|, or (⌈k/16⌉ + 4)·u·Σ|a·b|) of the exact product, computed in f64;
 //! - a product cut into parts by rows or by columns (as threads cut it) gives the bits of the
 //!   whole one;
 //! - every operand layout (row- or column-major, padded rows, broadcast rows), ragged edges
@@ -14,7 +16,7 @@
 //! On a host without AVX-512 F the same properties are checked on `matrixmultiply`, except the
 //! bit-exact chain, which only the own kernel promises.
 
-use jjt_jit::gemm::{MatmulError, Strided, has_own_kernel, matmul_f32};
+use jjt_jit::gemm::{DOT_MIN_K, MatmulError, Strided, has_own_kernel, matmul_f32};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
@@ -80,14 +82,32 @@ fn check(m: usize, k: usize, n: usize, a: &Mat, b: &Mat, col_c: bool) -> Result<
                 exact += f64::from(x) * f64::from(y);
                 mag += (f64::from(x) * f64::from(y)).abs();
             }
-            if has_own_kernel() && got.to_bits() != chain.to_bits() {
-                return Err(format!(
-                    "({i}, {j}) of {m}×{k}×{n}: {got} is not the fma chain {chain}"
-                ));
+            let dot = a.cs == 1 && b.rs == 1 && k >= DOT_MIN_K;
+            let (want, roundings) = if dot {
+                // Sixteen lanes over p ≡ l (mod 16), k padded with zeros to a multiple of 16,
+                // then the halving tree.
+                let mut lanes = [0f32; 16];
+                for p in 0..k.next_multiple_of(16) {
+                    let (x, y) = if p < k { (a.at(i, p), b.at(p, j)) } else { (0.0, 0.0) };
+                    lanes[p % 16] = x.mul_add(y, lanes[p % 16]);
+                }
+                for half in [8, 4, 2, 1] {
+                    for l in 0..half {
+                        lanes[l] += lanes[l + half];
+                    }
+                }
+                (lanes[0], k.div_ceil(16) + 4)
+            } else {
+                (chain, k)
+            };
+            if has_own_kernel() && got.to_bits() != want.to_bits() {
+                let order = if dot { "lanes and tree" } else { "fma chain" };
+                return Err(format!("({i}, {j}) of {m}×{k}×{n}: {got} is not the {order} {want}"));
             }
-            // k·u·Σ|a·b| bounds a chain of k rounded fmas (γ_k ≈ k·u); matrixmultiply adds
-            // its blocks' sums, still k roundings per element.
-            let bound = k as f64 * u * mag * (1.0 + 1e-6) + f64::from(f32::MIN_POSITIVE);
+            // n·u·Σ|a·b| bounds n rounded operations in sequence on each term's path (γ_n ≈
+            // n·u): k for the chain (matrixmultiply adds its blocks' sums, still k roundings
+            // per element), ⌈k/16⌉ + 4 for the lanes and the tree.
+            let bound = roundings as f64 * u * mag * (1.0 + 1e-6) + f64::from(f32::MIN_POSITIVE);
             if (f64::from(got) - exact).abs() > bound {
                 return Err(format!(
                     "({i}, {j}) of {m}×{k}×{n}: {got} vs exact {exact}, bound {bound}"
@@ -110,9 +130,9 @@ fn values(len: usize, seed: u64) -> Vec<f32> {
 }
 
 #[test]
-fn products_are_the_documented_fma_chain_on_every_layout() {
+fn products_follow_the_documented_order_on_every_layout() {
     let mut runner = TestRunner::new(Config { cases: 48, ..Config::default() });
-    let dims = (1usize..80, 0usize..700, 1usize..110, 0u8..4, 0u8..4, any::<bool>(), any::<u64>());
+    let dims = (1usize..80, 0usize..1300, 1usize..110, 0u8..4, 0u8..4, any::<bool>(), any::<u64>());
     runner
         .run(&dims, |(m, k, n, la, lb, col_c, seed)| {
             let a = Mat::new(m, k, &values(m * k, seed), la);
@@ -124,9 +144,11 @@ fn products_are_the_documented_fma_chain_on_every_layout() {
 
 #[test]
 fn fixed_shapes_cover_each_path_of_the_kernel() {
-    // (m, k, n): a Gram block (A and Bᵀ row-major, B packed from columns); K over two packed
+    // (m, k, n): a Gram block (A and Bᵀ row-major: the dot kernel); K over two packed
     // blocks and over one in-place block; B one and two tiles wide (A read in place) with a
-    // ragged last row tile; B wider than a column block (512); a tall product that swaps.
+    // ragged last row tile; B wider than a column block (512); a tall product that swaps; a
+    // head of 10 rows; the dot kernel with ragged tiles and a tail of K, at k = DOT_MIN_K,
+    // and the tile kernel just below it.
     let cases = [
         (160, 1024, 160, 0, 1),
         (40, 600, 96, 0, 0),
@@ -135,6 +157,9 @@ fn fixed_shapes_cover_each_path_of_the_kernel() {
         (24, 40, 530, 0, 0),
         (300, 70, 9, 2, 1),
         (10, 2100, 160, 0, 1),
+        (37, 700, 45, 0, 1),
+        (9, 512, 5, 0, 1),
+        (9, 511, 5, 0, 1),
     ];
     for (m, k, n, la, lb) in cases {
         let a = Mat::new(m, k, &values(m * k, m as u64), la);
