@@ -547,7 +547,8 @@ impl Blocks {
 pub(crate) trait Elem:
     Copy + Default + Add<Output = Self> + Mul<Output = Self> + Send + Sync + 'static
 {
-    /// `c = a·b` with the matrix multiply (`crate::gemm`).
+    /// `c = a·b` with the matrix multiply (`crate::gemm`), a part of a product of `whole`
+    /// (M, N) rows and columns, whose extents choose the kernel.
     ///
     /// # Safety
     /// The pointers are aligned and valid for every element the extents and strides address,
@@ -566,6 +567,7 @@ pub(crate) trait Elem:
         c: *mut Self,
         rsc: isize,
         csc: isize,
+        whole: (usize, usize),
     );
 }
 
@@ -583,11 +585,14 @@ impl Elem for f32 {
         c: *mut f32,
         rsc: isize,
         csc: isize,
+        whole: (usize, usize),
     ) {
         #[cfg(target_arch = "x86_64")]
         if crate::gemm::has_sgemm() {
             // SAFETY: forwarded from the caller; the host has AVX-512 F.
-            return unsafe { crate::gemm::sgemm(m, k, n, a, rsa, csa, b, rsb, csb, c, rsc, csc) };
+            return unsafe {
+                crate::gemm::sgemm(m, k, n, a, rsa, csa, b, rsb, csb, c, rsc, csc, whole)
+            };
         }
         // SAFETY: forwarded from the caller.
         unsafe { matrixmultiply::sgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, 0.0, c, rsc, csc) }
@@ -608,6 +613,7 @@ impl Elem for f64 {
         c: *mut f64,
         rsc: isize,
         csc: isize,
+        _whole: (usize, usize),
     ) {
         // SAFETY: forwarded from the caller.
         unsafe { matrixmultiply::dgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, 0.0, c, rsc, csc) }
@@ -1018,7 +1024,23 @@ unsafe fn leaf<T: Elem>(p: &Part<T>, d: &Descriptor, blk: usize, bufs: &mut Bufs
             let (mb, nbk) = (ie - ib, je - jb);
             if p.mm {
                 // SAFETY: every pointer is aligned (checked on entry) and covers the block.
-                unsafe { T::mm(mb, kl, nbk, ap, rsa, csa, bp, rsb, csb, o, p.out.rs, p.out.cs) };
+                unsafe {
+                    T::mm(
+                        mb,
+                        kl,
+                        nbk,
+                        ap,
+                        rsa,
+                        csa,
+                        bp,
+                        rsb,
+                        csb,
+                        o,
+                        p.out.rs,
+                        p.out.cs,
+                        (d.m, d.n),
+                    )
+                };
             } else {
                 for i in 0..mb as isize {
                     // SAFETY: in the dot loops rows of A and columns of B are contiguous along

@@ -140,8 +140,8 @@ fn fits(r: usize, c: usize, rs: isize, cs: isize, len: usize) -> bool {
 }
 
 /// `c = a·b` (a m×k, b k×n, c m×n) with the matrix multiply the runtime contraction calls for
-/// f32 on this host: the own kernel ([`has_own_kernel`]) or `matrixmultiply`. For benchmarks
-/// and tests of the kernel itself; compiled code reaches it through contraction steps.
+/// f32 on this host: the own kernels ([`has_own_kernel`]) or `matrixmultiply`. For benchmarks
+/// and tests of the kernels themselves; compiled code reaches them through contraction steps.
 ///
 /// # Errors
 /// [`MatmulError::OutOfBounds`] when an operand's extents and strides address an element
@@ -156,6 +156,27 @@ pub fn matmul_f32(
     c: &mut [f32],
     rsc: isize,
     csc: isize,
+) -> Result<(), MatmulError> {
+    matmul_f32_part(m, k, n, a, b, c, rsc, csc, (m, n))
+}
+
+/// [`matmul_f32`] for a block of rows and columns of a larger product of `whole` = (M, N)
+/// rows and columns, as a thread computes its part: the kernel (and so the summation order)
+/// is the one the whole product would use, so the parts' bits are the whole's.
+///
+/// # Errors
+/// As [`matmul_f32`].
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_f32_part(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: Strided<'_>,
+    b: Strided<'_>,
+    c: &mut [f32],
+    rsc: isize,
+    csc: isize,
+    whole: (usize, usize),
 ) -> Result<(), MatmulError> {
     if !fits(m, k, a.rs, a.cs, a.data.len()) {
         return Err(MatmulError::OutOfBounds { which: "a" });
@@ -185,9 +206,18 @@ pub fn matmul_f32(
             c.as_mut_ptr(),
             rsc,
             csc,
+            whole,
         )
     };
     Ok(())
+}
+
+/// Whether [`matmul_f32_part`] of a product of `whole` (M, N) rows and columns runs in the dot
+/// kernel (see the module's summation orders), given k and the layout: A's column stride
+/// `a_cs` and B's row stride `b_rs` (both 1 when both are contiguous along k). False on a host
+/// without the own kernels.
+pub fn uses_dot_kernel(whole: (usize, usize), k: usize, a_cs: isize, b_rs: isize) -> bool {
+    has_sgemm() && uses_dot(whole, k, a_cs, b_rs)
 }
 
 /// Whether f32 matrix products on this host run this module's own kernel (it has AVX-512 F)
@@ -258,15 +288,17 @@ pub(crate) const fn scratch_elems() -> usize {
 /// gives the bits of the whole one:
 ///
 /// - rows of `a` and columns of `b` both contiguous along k (`csa == rsb == 1`, the layout of
-///   packed operands and of Gram products of Jacobians) and k ≥ [`DOT_MIN_K`]: the dot
-///   kernel ([`sgemm_dot`]): sixteen lanes, lane l a chain of fused multiply-adds over the
+///   packed operands and of Gram products of Jacobians), k ≥ [`DOT_MIN_K`], and the dot
+///   kernel estimated faster for the whole product `whole` (M, N) that this call is a part of
+///   (`uses_dot`): the dot kernel ([`sgemm_dot`]): sixteen lanes, lane l a chain of fused multiply-adds over the
 ///   p ≡ l (mod 16) in increasing order from zero (k padded with zeros to a multiple of 16),
 ///   then the lanes added as a halving tree (lane l + lane l+8, then +4, +2, +1). Error at
 ///   most (⌈k/16⌉ + 4)·u·Σ|a·b| (u the unit roundoff);
 /// - otherwise one chain of fused multiply-adds over k in increasing order from zero, whatever
 ///   the tiling, blocks of K and packing. Error at most k·u·Σ|a·b|.
 ///
-/// The runtime contraction keeps k ≤ its `KB`.
+/// The runtime contraction keeps k ≤ its `KB`, and passes as `whole` the extents of the
+/// product it cuts into blocks and parts.
 ///
 /// # Safety
 /// The host has AVX-512 F ([`has_sgemm`]); every element the extents and strides address in
@@ -287,21 +319,72 @@ pub(crate) unsafe fn sgemm(
     c: *mut f32,
     rsc: isize,
     csc: isize,
+    whole: (usize, usize),
 ) {
     if m == 0 || n == 0 {
         return;
     }
-    if csa == 1 && rsb == 1 && k >= DOT_MIN_K {
+    if uses_dot(whole, k, csa, rsb) {
         // SAFETY: forwarded; rows of a and columns of b are contiguous along k.
-        return unsafe { sgemm_dot(m, k, n, a, rsa, b, csb, c, rsc, csc) };
+        unsafe { sgemm_dot(m, k, n, a, rsa, b, csb, c, rsc, csc) }
+    } else {
+        // SAFETY: forwarded.
+        unsafe { sgemm_tiles(m, k, n, a, rsa, csa, b, rsb, csb, c, rsc, csc) }
     }
-    // Tiles are MR×NR: compute cᵀ = bᵀ·aᵀ instead when that needs fewer (padded) tiles, or
-    // as many and it stores rows of c contiguously.
-    let tiles = |m: usize, n: usize| m.div_ceil(MR) * n.div_ceil(NR);
-    let (straight, swapped) = (tiles(m, n), tiles(n, m));
+}
+
+/// The tile kernel's estimated time for an m×n product in this orientation, in units of one
+/// multiply-add per element of k: its padded tiles, half as much again when A is packed (B
+/// three tiles wide or more; then B is packed from its columns too).
+fn tile_cost(m: usize, n: usize) -> f64 {
+    let area = (m.div_ceil(MR) * MR * n.div_ceil(NR) * NR) as f64;
+    if n.div_ceil(NR) < PACK_A_MIN_TILES { area } else { 1.5 * area }
+}
+
+/// The dot kernel's estimated time, as [`tile_cost`]: its padded 4×4 tiles, 1.3 times each
+/// (the horizontal sums, and A streamed from L2 once per four columns). The factors fit the
+/// kernels' measured rates on this machine (`DOT_MIN_K`'s table and 40960×576×32: dot 56,
+/// tile 81 GFLOP/s, 1024×576×1024: 84 and 74).
+fn dot_cost(m: usize, n: usize) -> f64 {
+    1.3 * (m.div_ceil(DOT_T) * DOT_T * n.div_ceil(DOT_T) * DOT_T) as f64
+}
+
+/// Whether a product whose whole is `whole` (M, N) runs in the dot kernel: its operands are
+/// both contiguous along k, k ≥ [`DOT_MIN_K`], and the dot kernel is estimated faster than
+/// the tile kernel in either orientation. A function of the whole product, of k and of the
+/// layout only, so every part of a product uses the same kernel.
+fn uses_dot(whole: (usize, usize), k: usize, csa: isize, rsb: isize) -> bool {
+    let (m, n) = whole;
+    csa == 1 && rsb == 1 && k >= DOT_MIN_K && dot_cost(m, n) < tile_cost(m, n).min(tile_cost(n, m))
+}
+
+/// [`sgemm`] in the tile kernel.
+///
+/// # Safety
+/// As [`sgemm`].
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn sgemm_tiles(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: *const f32,
+    rsa: isize,
+    csa: isize,
+    b: *const f32,
+    rsb: isize,
+    csb: isize,
+    c: *mut f32,
+    rsc: isize,
+    csc: isize,
+) {
+    // Compute cᵀ = bᵀ·aᵀ instead when that is estimated faster (fewer padded tiles, or a
+    // narrow B that lets A be read in place), or as fast and it stores rows of c contiguously.
+    // Either way each element is the same chain, so the choice may depend on the part.
+    let (straight, swapped) = (tile_cost(m, n), tile_cost(n, m));
     if swapped < straight || (swapped == straight && csc != 1 && rsc == 1) {
         // SAFETY: the same elements, addressed with the roles of rows and columns exchanged.
-        return unsafe { sgemm(n, k, m, b, csb, rsb, a, csa, rsa, c, csc, rsc) };
+        return unsafe { sgemm_tiles(n, k, m, b, csb, rsb, a, csa, rsa, c, csc, rsc) };
     }
     if k == 0 {
         for i in 0..m as isize {

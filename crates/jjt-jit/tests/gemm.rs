@@ -16,7 +16,9 @@
 //! On a host without AVX-512 F the same properties are checked on `matrixmultiply`, except the
 //! bit-exact chain, which only the own kernel promises.
 
-use jjt_jit::gemm::{DOT_MIN_K, MatmulError, Strided, has_own_kernel, matmul_f32};
+use jjt_jit::gemm::{
+    DOT_MIN_K, MatmulError, Strided, has_own_kernel, matmul_f32, matmul_f32_part, uses_dot_kernel,
+};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
@@ -82,7 +84,7 @@ fn check(m: usize, k: usize, n: usize, a: &Mat, b: &Mat, col_c: bool) -> Result<
                 exact += f64::from(x) * f64::from(y);
                 mag += (f64::from(x) * f64::from(y)).abs();
             }
-            let dot = a.cs == 1 && b.rs == 1 && k >= DOT_MIN_K;
+            let dot = uses_dot_kernel((m, n), k, a.cs, b.rs);
             let (want, roundings) = if dot {
                 // Sixteen lanes over p ≡ l (mod 16), k padded with zeros to a multiple of 16,
                 // then the halving tree.
@@ -171,35 +173,69 @@ fn fixed_shapes_cover_each_path_of_the_kernel() {
 }
 
 #[test]
-fn a_product_cut_by_rows_or_columns_has_the_bits_of_the_whole() {
-    let (m, k, n) = (97, 1100, 150);
-    let a = Mat::new(m, k, &values(m * k, 7), 0);
-    let b = Mat::new(k, n, &values(k * n, 8), 1);
-    let whole = product(m, k, n, &a, &b, false);
-    for cut in [1, 8, 32, 45, 64, 96] {
-        // Rows [0, cut) and [cut, m) into the same row-major c, by offsetting a and c.
-        let mut c = vec![f32::NAN; m * n];
-        let (top, rest) = c.split_at_mut(cut.min(m) * n);
-        matmul_f32(cut, k, n, a.view(), b.view(), top, n as isize, 1).unwrap();
-        let a_low = Strided { data: &a.data[cut * k..], rs: a.rs, cs: a.cs };
-        matmul_f32(m - cut, k, n, a_low, b.view(), rest, n as isize, 1).unwrap();
-        assert!(c.iter().zip(&whole).all(|(x, y)| x.to_bits() == y.to_bits()), "rows cut at {cut}");
+fn the_dot_kernel_is_chosen_by_layout_k_and_the_whole_product() {
+    // Operands both contiguous along k (a.cs == 1, b.rs == 1).
+    if !has_own_kernel() {
+        assert!(!uses_dot_kernel((160, 160), 1024, 1, 1));
+        return;
     }
-    for cut in [1, 31, 32, 64, 100, 149] {
-        // Columns [0, cut) and [cut, n) into column-major parts.
-        let mut left = vec![f32::NAN; m * cut];
-        let mut right = vec![f32::NAN; m * (n - cut)];
-        matmul_f32(m, k, cut, a.view(), b.view(), &mut left, 1, m as isize).unwrap();
-        let b_right = Strided { data: &b.data[cut * k..], rs: b.rs, cs: b.cs };
-        matmul_f32(m, k, n - cut, a.view(), b_right, &mut right, 1, m as isize).unwrap();
-        for i in 0..m {
-            for j in 0..n {
-                let got = if j < cut { left[j * m + i] } else { right[(j - cut) * m + i] };
-                assert_eq!(
-                    got.to_bits(),
-                    whole[i * n + j].to_bits(),
-                    "columns cut at {cut}: ({i}, {j})"
-                );
+    // Gram blocks, large squares, a head of 10 rows: the dot kernel.
+    assert!(uses_dot_kernel((160, 160), 1024, 1, 1));
+    assert!(uses_dot_kernel((1024, 1024), 576, 1, 1));
+    assert!(uses_dot_kernel((10, 160), 1024, 1, 1));
+    // One side at most two tiles of 32 wide: the tile kernel reads the other in place.
+    assert!(!uses_dot_kernel((40960, 32), 576, 1, 1));
+    assert!(!uses_dot_kernel((64, 4096), 1024, 1, 1));
+    // Short k, or another layout: the tile kernel.
+    assert!(!uses_dot_kernel((160, 160), DOT_MIN_K - 1, 1, 1));
+    assert!(!uses_dot_kernel((160, 160), 1024, 1024, 1));
+}
+
+#[test]
+fn a_product_cut_by_rows_or_columns_has_the_bits_of_the_whole() {
+    // Both layouts of B: the dot kernel (B's columns contiguous along k) and the tile kernel.
+    for lb in [1, 0] {
+        let (m, k, n) = (97, 1100, 150);
+        let a = Mat::new(m, k, &values(m * k, 7), 0);
+        let b = Mat::new(k, n, &values(k * n, 8), lb);
+        let whole = product(m, k, n, &a, &b, false);
+        if lb == 1 && has_own_kernel() {
+            // The whole runs in the dot kernel; a part of 32 rows alone would not.
+            assert!(uses_dot_kernel((m, n), k, a.cs, b.rs));
+            assert!(!uses_dot_kernel((32, n), k, a.cs, b.rs));
+        }
+        for cut in [1, 8, 32, 45, 64, 96] {
+            // Rows [0, cut) and [cut, m) into the same row-major c, by offsetting a and c.
+            let mut c = vec![f32::NAN; m * n];
+            let (top, rest) = c.split_at_mut(cut.min(m) * n);
+            matmul_f32_part(cut, k, n, a.view(), b.view(), top, n as isize, 1, (m, n)).unwrap();
+            let a_low = Strided { data: &a.data[cut * k..], rs: a.rs, cs: a.cs };
+            matmul_f32_part(m - cut, k, n, a_low, b.view(), rest, n as isize, 1, (m, n)).unwrap();
+            let same = c.iter().zip(&whole).all(|(x, y)| x.to_bits() == y.to_bits());
+            assert!(same, "layout {lb}: rows cut at {cut}");
+        }
+        for cut in [1, 31, 32, 64, 100, 149] {
+            // Columns [0, cut) and [cut, n) into column-major parts.
+            let mut left = vec![f32::NAN; m * cut];
+            let mut right = vec![f32::NAN; m * (n - cut)];
+            let whole_mn = (m, n);
+            matmul_f32_part(m, k, cut, a.view(), b.view(), &mut left, 1, m as isize, whole_mn)
+                .unwrap();
+            let off = (cut as isize * b.cs) as usize;
+            let b_right = Strided { data: &b.data[off..], rs: b.rs, cs: b.cs };
+            let right_n = n - cut;
+            matmul_f32_part(m, k, right_n, a.view(), b_right, &mut right, 1, m as isize, whole_mn)
+                .unwrap();
+            for i in 0..m {
+                for j in 0..n {
+                    let got = if j < cut { left[j * m + i] } else { right[(j - cut) * m + i] };
+                    let want = whole[i * n + j];
+                    assert_eq!(
+                        got.to_bits(),
+                        want.to_bits(),
+                        "layout {lb}: columns cut at {cut}: ({i}, {j})"
+                    );
+                }
             }
         }
     }
