@@ -273,7 +273,9 @@ thread_local! {
 }
 
 /// The most f32 elements [`sgemm`]'s packing buffer holds on one thread (about 640 KiB),
-/// plus the slack that aligns it to a cache line.
+/// plus the slack that aligns it to a cache line. The dot kernel's copies of A's rows fit in
+/// it for the runtime contraction's blocks of K (at most 64 Ki elements for k ≤ 1024); a
+/// longer k given to `matmul_f32` grows it to 4·k.
 pub(crate) const fn scratch_elems() -> usize {
     let wide = MC * KC + NC * KC;
     let narrow = MR * KC_NARROW + (PACK_A_MIN_TILES - 1) * NR * KC_NARROW;
@@ -654,32 +656,62 @@ unsafe fn sgemm_dot(
     rsc: isize,
     csc: isize,
 ) {
-    // Rows of a per chunk: the chunk stays in L2 while every tile of b passes over it.
+    // Rows of a per chunk: the chunk stays in L2 while every tile of b passes over it. Rows
+    // that are not already contiguous are copied first: rows of a Jacobian lie a power of two
+    // apart (256 KiB on the transformer), so in place they all map to the same few sets of L2
+    // and the chunk would not stay (15 % of a Gram product's time).
     let chunk = (DOT_A_BYTES / 4 / k.max(1) / DOT_T * DOT_T).max(DOT_T);
-    for i0 in (0..m).step_by(chunk) {
-        let i1 = (i0 + chunk).min(m);
-        for j in (0..n).step_by(DOT_T) {
-            for i in (i0..i1).step_by(DOT_T) {
-                // Rows past m (columns past n) repeat the last one and are not stored, so
-                // every element is computed by the same operations wherever its tile starts.
-                let rows: [*const f32; DOT_T] =
-                    std::array::from_fn(|r| a.wrapping_offset((i + r).min(m - 1) as isize * rsa));
-                let cols: [*const f32; DOT_T] =
-                    std::array::from_fn(|q| b.wrapping_offset((j + q).min(n - 1) as isize * csb));
-                let sums = {
-                    // SAFETY: each row and column holds k elements (the caller's contract).
-                    unsafe { dot_tile(k, rows, cols) }
-                };
-                for r in 0..DOT_T.min(m - i) {
-                    for q in 0..DOT_T.min(n - j) {
-                        let at = (i + r) as isize * rsc + (j + q) as isize * csc;
-                        // SAFETY: (i + r, j + q) is inside c.
-                        unsafe { *c.offset(at) = sums[q * DOT_T + r] };
+    let copy = rsa != k as isize;
+    PACK.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        let need = if copy { chunk * k } else { 0 };
+        if buf.len() < need {
+            buf.resize(need, 0.0);
+        }
+        let pa = buf.as_mut_ptr();
+        for i0 in (0..m).step_by(chunk) {
+            let i1 = (i0 + chunk).min(m);
+            let (rows_of, rs) = if copy {
+                for r in i0..i1 {
+                    // SAFETY: row r of a holds k elements; the buffer holds chunk·k, so row
+                    // r − i0 fits, and it is disjoint from a.
+                    unsafe {
+                        let src = a.offset(r as isize * rsa);
+                        std::ptr::copy_nonoverlapping(src, pa.add((r - i0) * k), k)
+                    }
+                }
+                (pa.cast_const().wrapping_sub(i0 * k), k as isize)
+            } else {
+                (a, rsa)
+            };
+            for j in (0..n).step_by(DOT_T) {
+                for i in (i0..i1).step_by(DOT_T) {
+                    // Rows past m (columns past n) repeat the last one and are not stored, so
+                    // every element is computed by the same operations wherever its tile
+                    // starts; with a copy, rows past the chunk's last repeat that one.
+                    let last = if copy { i1 - 1 } else { m - 1 };
+                    let rows: [*const f32; DOT_T] = std::array::from_fn(|r| {
+                        rows_of.wrapping_offset((i + r).min(last) as isize * rs)
+                    });
+                    let cols: [*const f32; DOT_T] = std::array::from_fn(|q| {
+                        b.wrapping_offset((j + q).min(n - 1) as isize * csb)
+                    });
+                    let sums = {
+                        // SAFETY: each row and column holds k elements (the caller's contract,
+                        // or the copy).
+                        unsafe { dot_tile(k, rows, cols) }
+                    };
+                    for r in 0..DOT_T.min(m - i) {
+                        for q in 0..DOT_T.min(n - j) {
+                            let at = (i + r) as isize * rsc + (j + q) as isize * csc;
+                            // SAFETY: (i + r, j + q) is inside c.
+                            unsafe { *c.offset(at) = sums[q * DOT_T + r] };
+                        }
                     }
                 }
             }
         }
-    }
+    });
 }
 
 /// The 4×4 sums `Σ_p rows[r][p]·cols[q][p]`, returned transposed (`[q·4 + r]`): sixteen

@@ -146,13 +146,15 @@ fn products_follow_the_documented_order_on_every_layout() {
 
 #[test]
 fn fixed_shapes_cover_each_path_of_the_kernel() {
-    // (m, k, n): a Gram block (A and Bᵀ row-major: the dot kernel); K over two packed
+    // (m, k, n): a Gram block (A and Bᵀ row-major: the dot kernel), and one whose rows of A
+    // are not contiguous (copied by chunks, the last chunk ragged); K over two packed
     // blocks and over one in-place block; B one and two tiles wide (A read in place) with a
     // ragged last row tile; B wider than a column block (512); a tall product that swaps; a
     // head of 10 rows; the dot kernel with ragged tiles and a tail of K, at k = DOT_MIN_K,
     // and the tile kernel just below it.
     let cases = [
         (160, 1024, 160, 0, 1),
+        (150, 1030, 70, 2, 1),
         (40, 600, 96, 0, 0),
         (37, 1500, 32, 0, 0),
         (45, 300, 50, 1, 0),
