@@ -656,12 +656,13 @@ unsafe fn sgemm_dot(
     rsc: isize,
     csc: isize,
 ) {
-    // Rows of a per chunk: the chunk stays in L2 while every tile of b passes over it. Rows
-    // that are not already contiguous are copied first: rows of a Jacobian lie a power of two
-    // apart (256 KiB on the transformer), so in place they all map to the same few sets of L2
-    // and the chunk would not stay (15 % of a Gram product's time).
+    // Rows of a per chunk: the chunk stays in L2 while every tile of b passes over it. Rows a
+    // multiple of 1 KiB apart (and not contiguous) are copied first: rows of a Jacobian lie a
+    // power of two apart (256 KiB on the transformer), so in place they all map to the same
+    // few sets of L2 and the chunk would not stay (15 % of a Gram product's time). Packed
+    // rows are an odd number of cache lines apart and need no copy.
     let chunk = (DOT_A_BYTES / 4 / k.max(1) / DOT_T * DOT_T).max(DOT_T);
-    let copy = rsa != k as isize;
+    let copy = rsa != k as isize && rsa % 256 == 0;
     PACK.with(|buf| {
         let mut buf = buf.borrow_mut();
         let need = if copy { chunk * k } else { 0 };

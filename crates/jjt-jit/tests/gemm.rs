@@ -33,12 +33,14 @@ struct Mat {
 impl Mat {
     /// An r×c matrix of `vals` (row-major order of values) in layout `layout`: 0 row-major,
     /// 1 column-major, 2 row-major with rows padded by 5 elements, 3 every row the first
-    /// (stride 0; the values of row 0 are used).
+    /// (stride 0; the values of row 0 are used), 4 row-major with rows 2048 elements apart (a
+    /// power of two, as rows of a Jacobian are).
     fn new(r: usize, c: usize, vals: &[f32], layout: u8) -> Self {
         let (rs, cs, len) = match layout {
             0 => (c as isize, 1, r * c),
             1 => (1, r as isize, r * c),
             2 => (c as isize + 5, 1, r * (c + 5)),
+            4 => (2048, 1, (r - 1) * 2048 + c),
             _ => (0, 1, c),
         };
         let mut data = vec![f32::NAN; len.max(1)];
@@ -146,8 +148,9 @@ fn products_follow_the_documented_order_on_every_layout() {
 
 #[test]
 fn fixed_shapes_cover_each_path_of_the_kernel() {
-    // (m, k, n): a Gram block (A and Bᵀ row-major: the dot kernel), and one whose rows of A
-    // are not contiguous (copied by chunks, the last chunk ragged); K over two packed
+    // (m, k, n): a Gram block (A and Bᵀ row-major: the dot kernel), and ones whose rows of A
+    // are not contiguous (padded: read in place; 8 KiB apart: copied by chunks, the last chunk
+    // ragged); K over two packed
     // blocks and over one in-place block; B one and two tiles wide (A read in place) with a
     // ragged last row tile; B wider than a column block (512); a tall product that swaps; a
     // head of 10 rows; the dot kernel with ragged tiles and a tail of K, at k = DOT_MIN_K,
@@ -155,6 +158,7 @@ fn fixed_shapes_cover_each_path_of_the_kernel() {
     let cases = [
         (160, 1024, 160, 0, 1),
         (150, 1030, 70, 2, 1),
+        (150, 1030, 70, 4, 1),
         (40, 600, 96, 0, 0),
         (37, 1500, 32, 0, 0),
         (45, 300, 50, 1, 0),
