@@ -22,8 +22,8 @@
 //! count twice, and the order with the smaller count is taken. Packing copies, for each block
 //! of K (below), the operand's rows into contiguous scratch, K innermost, rows `ld` elements
 //! apart (`ld` an odd number of cache lines, so reads down a column of packed rows do not
-//! all hit one cache set), in chunks of at most [`PACK_ELEMS`] elements (still in cache when
-//! multiplied), walking the source in the order of its strides (rows and K together when
+//! all hit one cache set), in chunks of at most [`PACK_ELEMS`] elements (2 MiB of f32, each
+//! chunk one call of the matrix multiply), walking the source in the order of its strides (rows and K together when
 //! they form a box). A copy is O(size) against the product's O(M·N·K); a broadcast axis
 //! (stride 0) of a batch or outer loop is never copied, and a free axis along which its
 //! operand is broadcast becomes an outer loop, so the copies never materialise a broadcast.
@@ -97,7 +97,12 @@ pub const KB: usize = 1024;
 pub const DIRECT_MIN_ROWS: usize = 64;
 
 /// The most elements of one operand packed at a time (rows are packed in chunks below it).
-pub const PACK_ELEMS: usize = 1 << 17;
+/// With both operands packed, A is packed again for each chunk of B's columns, and each chunk
+/// is one call of the matrix multiply. 2¹⁹ (2 MiB of f32) measured best on the zoo's CNN, whose
+/// convolution products pack both operands (`jjt bench`, median ms of three alternating
+/// rounds of 5 calls): 2¹⁷ 135, 2¹⁹ 123, 2²⁰ 129, 2²¹ 133; the transformer and the mixer
+/// did not change beyond the machine's noise.
+pub const PACK_ELEMS: usize = 1 << 19;
 
 /// One loop around the products: its extent and strides in A, B and C (elements).
 #[derive(Clone, Debug, PartialEq)]
