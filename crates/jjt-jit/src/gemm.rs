@@ -355,7 +355,7 @@ fn dot_cost(m: usize, n: usize) -> f64 {
 /// both contiguous along k, k ≥ [`DOT_MIN_K`], and the dot kernel is estimated faster than
 /// the tile kernel in either orientation. A function of the whole product, of k and of the
 /// layout only, so every part of a product uses the same kernel.
-fn uses_dot(whole: (usize, usize), k: usize, csa: isize, rsb: isize) -> bool {
+pub(crate) fn uses_dot(whole: (usize, usize), k: usize, csa: isize, rsb: isize) -> bool {
     let (m, n) = whole;
     csa == 1 && rsb == 1 && k >= DOT_MIN_K && dot_cost(m, n) < tile_cost(m, n).min(tile_cost(n, m))
 }

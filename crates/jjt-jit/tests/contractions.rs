@@ -164,6 +164,9 @@ fn paths(f: &Function) -> Vec<&'static str> {
         if one.packs_lhs {
             hit.push("packed lhs");
         }
+        if one.packs_lhs_k_outer {
+            hit.push("packed lhs K-outer");
+        }
         if one.packs_rhs {
             hit.push("packed rhs");
         }
@@ -188,13 +191,14 @@ fn paths(f: &Function) -> Vec<&'static str> {
     hit
 }
 
-const ALL_PATHS: [&str; 11] = [
+const ALL_PATHS: [&str; 12] = [
     "inline",
     "batched products below the threshold",
     "matrix multiply",
     "runtime dot loops",
     "runtime, unpacked",
     "packed lhs",
+    "packed lhs K-outer",
     "packed rhs",
     "batched",
     "K blocks",
@@ -384,6 +388,18 @@ fn fixed() -> Vec<Case> {
         k: vec![520],
         rk_order: vec![0],
         lhs: t2.clone(),
+        rhs: id(2),
+    });
+    // Lhs packed K-outer: stored [8, k, 12], so its rows (8·12, not collapsing) have the
+    // smallest stride and K does not; B 32 wide, so the tile kernel multiplies it.
+    v.push(Case {
+        dtype: DType::F32,
+        batch: vec![],
+        lfree: vec![8, 12],
+        rfree: vec![32],
+        k: vec![600],
+        rk_order: vec![0],
+        lhs: Feed::Transposed(vec![0, 2, 1]),
         rhs: id(2),
     });
     // Threaded across the halves of the pairwise tree by choice: 96×2048×96 (two blocks of
