@@ -241,7 +241,7 @@ const KC_NARROW: usize = 1024;
 /// Tiles of B (columns of c over [`NR`]) from which A is packed rather than read in place.
 const PACK_A_MIN_TILES: usize = 3;
 /// The shortest k from which products whose operands are both contiguous along k run in the
-/// dot kernel ([`sgemm_dot`]); below it the horizontal sums at the end of each tile cost more
+/// dot kernel (`sgemm_dot`); below it the horizontal sums at the end of each tile cost more
 /// than packing. Measured with the two kernels side by side (f32, one thread, GFLOP/s of
 /// tile / dot kernel): 640×k×288 at k = 256: 94 / 76, 512: 93 / 95, 768: 72 / 85;
 /// 160×k×160 at k = 128: 82 / 60, 512: 83 / 89; and 10×1024×160: 24 / 77.
