@@ -17,19 +17,21 @@
 //!
 //! | M×K×N, layout | matrixmultiply | own | ratio |
 //! |---|---|---|---|
-//! | 160×1024×160, A·Bᵀ, rows 16384 apart (a block of a Gram product of Jacobians) | 982 | 742 | 1.32 |
-//! | 40960×576×32 (a convolution's patches times its kernel) | 45918 | 18014 | 2.55 |
-//! | 80 products 512×32×128, Aᵀ·B (per-example Jacobians times inputs) | 5249 | 6295 | 0.83 |
-//! | 10×1024×160, A·Bᵀ (a head of 10 outputs) | 226 | 39 | 5.75 |
-//! | 512×256×512 | 1490 | 1424 | 1.05 |
-//! | 1024×576×1024, A·Bᵀ (a patch Gram product) | 14112 | 14567 | 0.97 |
+//! | 160×1024×160, A·Bᵀ, rows 16384 apart (a block of a Gram product of Jacobians) | 793 | 555 | 1.43 |
+//! | 40960×576×32 (a convolution's patches times its kernel) | 41309 | 17722 | 2.33 |
+//! | 80 products 512×32×128, Aᵀ·B (per-example Jacobians times inputs) | 6134 | 6781 | 0.90 |
+//! | 10×1024×160, A·Bᵀ (a head of 10 outputs) | 245 | 45 | 5.44 |
+//! | 512×256×512 | 1279 | 1253 | 1.02 |
+//! | 1024×576×1024, A·Bᵀ (a patch Gram product) | 13070 | 13515 | 0.97 |
 //!
 //! The machine is shared: between runs of the example the ratios moved by up to ±0.15.
 //! Inside jjt (`jjt bench` on the zoo, two threads, alternating runs with each matrix
 //! multiply) the CNN's call went from 144–150 to 123–134 ms, the transformer's from 134–182
-//! to 106–115 ms and the mixer's from 39–42 to 26–31 ms.
-//! The choice of library is by host, and the choice of kernel by layout and K, never by M or
-//! N, so that every part of a product a thread computes follows the same summation order.
+//! to 106–115 ms and the mixer's from 39–42 to 26–31 ms (before the copies of rows and the
+//! larger packing chunks that followed).
+//! The choice of library is by host, and the choice of kernel by layout, K and the whole
+//! product's M and N, never by the part of it a call computes, so that every part a thread
+//! computes follows the whole product's summation order.
 //!
 //! Two kernels. When both operands are contiguous along K (packed operands, Gram products)
 //! and K is long, the dot kernel needs no packing at all: 4×4 tiles of vectors along K,
