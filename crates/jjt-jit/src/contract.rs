@@ -631,7 +631,7 @@ impl Elem for f32 {
         whole: (usize, usize),
     ) {
         #[cfg(target_arch = "x86_64")]
-        if crate::gemm::has_sgemm() {
+        if crate::gemm::has_own_kernel() {
             // SAFETY: forwarded from the caller; the host has AVX-512 F.
             return unsafe {
                 crate::gemm::sgemm(m, k, n, a, rsa, csa, b, rsb, csb, c, rsc, csc, whole)

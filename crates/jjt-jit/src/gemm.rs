@@ -219,13 +219,7 @@ pub fn matmul_f32_part(
 /// `a_cs` and B's row stride `b_rs` (both 1 when both are contiguous along k). False on a host
 /// without the own kernels.
 pub fn uses_dot_kernel(whole: (usize, usize), k: usize, a_cs: isize, b_rs: isize) -> bool {
-    has_sgemm() && uses_dot(whole, k, a_cs, b_rs)
-}
-
-/// Whether f32 matrix products on this host run this module's own kernel (it has AVX-512 F)
-/// rather than `matrixmultiply`.
-pub fn has_own_kernel() -> bool {
-    has_sgemm()
+    has_own_kernel() && uses_dot(whole, k, a_cs, b_rs)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -257,8 +251,9 @@ const MC: usize = 128;
 /// Columns of B per packed block (a multiple of [`NR`]).
 const NC: usize = 512;
 
-/// Whether this host runs [`sgemm`] (AVX-512 F); detected once.
-pub(crate) fn has_sgemm() -> bool {
+/// Whether f32 matrix products on this host run this module's own kernels (it has AVX-512 F)
+/// rather than `matrixmultiply`; detected once.
+pub fn has_own_kernel() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::arch::is_x86_feature_detected!("avx512f")
@@ -305,7 +300,7 @@ pub(crate) const fn scratch_elems() -> usize {
 /// product it cuts into blocks and parts.
 ///
 /// # Safety
-/// The host has AVX-512 F ([`has_sgemm`]); every element the extents and strides address in
+/// The host has AVX-512 F ([`has_own_kernel`]); every element the extents and strides address in
 /// `a`, `b` and `c` is valid (reads of `a` and `b`, reads and writes of `c`), and `c` overlaps
 /// neither `a` nor `b`.
 #[cfg(target_arch = "x86_64")]
