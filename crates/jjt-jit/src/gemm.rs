@@ -34,8 +34,9 @@
 //! computes follows the whole product's summation order.
 //!
 //! Two kernels. When both operands are contiguous along K (packed operands, Gram products)
-//! and K is long, the dot kernel needs no packing at all: 4×4 tiles of vectors along K,
-//! their sixteen lanes reduced together at the end. Otherwise tiles of 8×32 whose eight
+//! and K is long, the dot kernel needs no packing at all: tiles of 4 rows of A by 6 columns
+//! of B, each of the 24 products a vector along K (ten loads feed 24 FMAs), the lanes of
+//! sixteen accumulators at a time reduced together at the end. Otherwise tiles of 8×32 whose eight
 //! broadcasts and two loads feed sixteen FMAs, A read in place when B is at most two tiles
 //! wide (packing A would cost as much as multiplying it). Both crates `gemm` and
 //! `matrixmultiply` were measured earlier for this role (the `gemm` crate won only on small
@@ -242,8 +243,10 @@ const PACK_A_MIN_TILES: usize = 3;
 /// tile / dot kernel): 640×k×288 at k = 256: 94 / 76, 512: 93 / 95, 768: 72 / 85;
 /// 160×k×160 at k = 128: 82 / 60, 512: 83 / 89; and 10×1024×160: 24 / 77.
 pub const DOT_MIN_K: usize = 512;
-/// Rows of A and of Bᵀ per tile of the dot kernel: 16 accumulators, reduced together.
+/// Rows of A per tile of the dot kernel.
 const DOT_T: usize = 4;
+/// Columns of B per tile of the dot kernel: 4·6 accumulators, 10 loads per 24 multiply-adds.
+const DOT_Q: usize = 6;
 /// Bytes of A's rows the dot kernel keeps in L2 while it sweeps all of B's tiles across them.
 const DOT_A_BYTES: usize = 256 << 10;
 /// Rows of A per packed block (a multiple of [`MR`]).
@@ -340,12 +343,12 @@ fn tile_cost(m: usize, n: usize) -> f64 {
     if n.div_ceil(NR) < PACK_A_MIN_TILES { area } else { 1.5 * area }
 }
 
-/// The dot kernel's estimated time, as [`tile_cost`]: its padded 4×4 tiles, 1.3 times each
+/// The dot kernel's estimated time, as [`tile_cost`]: its padded 4×6 tiles, 1.3 times each
 /// (the horizontal sums, and A streamed from L2 once per four columns). The factors fit the
 /// kernels' measured rates on this machine (`DOT_MIN_K`'s table and 40960×576×32: dot 56,
 /// tile 81 GFLOP/s, 1024×576×1024: 84 and 74).
 fn dot_cost(m: usize, n: usize) -> f64 {
-    1.3 * (m.div_ceil(DOT_T) * DOT_T * n.div_ceil(DOT_T) * DOT_T) as f64
+    1.3 * (m.div_ceil(DOT_T) * DOT_T * n.div_ceil(DOT_Q) * DOT_Q) as f64
 }
 
 /// Whether a product whose whole is `whole` (M, N) runs in the dot kernel: its operands are
@@ -660,9 +663,12 @@ unsafe fn sgemm_dot(
     // rows are an odd number of cache lines apart and need no copy.
     let chunk = (DOT_A_BYTES / 4 / k.max(1) / DOT_T * DOT_T).max(DOT_T);
     let copy = rsa != k as isize && rsa % 256 == 0;
+    // The copy's rows lie an odd number of cache lines apart, so the four rows a tile reads
+    // fall in four sets of L1 beside B's columns.
+    let ks = (k.div_ceil(16) | 1) * 16;
     PACK.with(|buf| {
         let mut buf = buf.borrow_mut();
-        let need = if copy { chunk * k } else { 0 };
+        let need = if copy { chunk * ks } else { 0 };
         if buf.len() < need {
             buf.resize(need, 0.0);
         }
@@ -671,18 +677,18 @@ unsafe fn sgemm_dot(
             let i1 = (i0 + chunk).min(m);
             let (rows_of, rs) = if copy {
                 for r in i0..i1 {
-                    // SAFETY: row r of a holds k elements; the buffer holds chunk·k, so row
+                    // SAFETY: row r of a holds k elements; the buffer holds chunk·ks, so row
                     // r − i0 fits, and it is disjoint from a.
                     unsafe {
                         let src = a.offset(r as isize * rsa);
-                        std::ptr::copy_nonoverlapping(src, pa.add((r - i0) * k), k)
+                        std::ptr::copy_nonoverlapping(src, pa.add((r - i0) * ks), k)
                     }
                 }
-                (pa.cast_const().wrapping_sub(i0 * k), k as isize)
+                (pa.cast_const().wrapping_sub(i0 * ks), ks as isize)
             } else {
                 (a, rsa)
             };
-            for j in (0..n).step_by(DOT_T) {
+            for j in (0..n).step_by(DOT_Q) {
                 for i in (i0..i1).step_by(DOT_T) {
                     // Rows past m (columns past n) repeat the last one and are not stored, so
                     // every element is computed by the same operations wherever its tile
@@ -691,7 +697,7 @@ unsafe fn sgemm_dot(
                     let rows: [*const f32; DOT_T] = std::array::from_fn(|r| {
                         rows_of.wrapping_offset((i + r).min(last) as isize * rs)
                     });
-                    let cols: [*const f32; DOT_T] = std::array::from_fn(|q| {
+                    let cols: [*const f32; DOT_Q] = std::array::from_fn(|q| {
                         b.wrapping_offset((j + q).min(n - 1) as isize * csb)
                     });
                     let sums = {
@@ -700,7 +706,7 @@ unsafe fn sgemm_dot(
                         unsafe { dot_tile(k, rows, cols) }
                     };
                     for r in 0..DOT_T.min(m - i) {
-                        for q in 0..DOT_T.min(n - j) {
+                        for q in 0..DOT_Q.min(n - j) {
                             let at = (i + r) as isize * rsc + (j + q) as isize * csc;
                             // SAFETY: (i + r, j + q) is inside c.
                             unsafe { *c.offset(at) = sums[q * DOT_T + r] };
@@ -712,32 +718,29 @@ unsafe fn sgemm_dot(
     });
 }
 
-/// The 4×4 sums `Σ_p rows[r][p]·cols[q][p]`, returned transposed (`[q·4 + r]`): sixteen
-/// accumulators of 16 lanes, then one halving tree that reduces all sixteen at once (lanes
-/// l and l+8 of each, then +4, +2, +1).
+/// The 4×[`DOT_Q`] sums `Σ_p rows[r][p]·cols[q][p]`, returned transposed (`[q·4 + r]`, 32
+/// slots of which the first 4·DOT_Q hold sums): 4·DOT_Q accumulators of 16 lanes, then halving
+/// trees that each reduce sixteen of them at once (lanes l and l+8 of each, then +4, +2, +1).
 ///
 /// # Safety
 /// The host has AVX-512 F; every row and column is valid for k elements.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn dot_tile(k: usize, rows: [*const f32; 4], cols: [*const f32; 4]) -> [f32; 16] {
+unsafe fn dot_tile(k: usize, rows: [*const f32; 4], cols: [*const f32; DOT_Q]) -> [f32; 32] {
     use std::arch::x86_64::{
-        __m512, __mmask16, _mm512_add_ps, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_maskz_loadu_ps,
-        _mm512_setzero_ps, _mm512_shuffle_f32x4, _mm512_shuffle_ps, _mm512_storeu_ps,
+        __m512, __mmask16, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_maskz_loadu_ps,
+        _mm512_setzero_ps, _mm512_storeu_ps,
     };
-    let mut acc = [[_mm512_setzero_ps(); 4]; 4];
+    let mut acc = [[_mm512_setzero_ps(); DOT_Q]; 4];
     let mut p = 0;
     while p + 16 <= k {
         // SAFETY: p + 16 ≤ k elements of every row and column.
-        let (va, vb): ([__m512; 4], [__m512; 4]) = unsafe {
-            (
-                std::array::from_fn(|r| _mm512_loadu_ps(rows[r].add(p))),
-                std::array::from_fn(|q| _mm512_loadu_ps(cols[q].add(p))),
-            )
-        };
-        for (r, row) in acc.iter_mut().enumerate() {
-            for (q, x) in row.iter_mut().enumerate() {
-                *x = _mm512_fmadd_ps(va[r], vb[q], *x);
+        let va: [__m512; 4] = std::array::from_fn(|r| unsafe { _mm512_loadu_ps(rows[r].add(p)) });
+        for q in 0..DOT_Q {
+            // SAFETY: as above.
+            let vb = unsafe { _mm512_loadu_ps(cols[q].add(p)) };
+            for r in 0..4 {
+                acc[r][q] = _mm512_fmadd_ps(va[r], vb, acc[r][q]);
             }
         }
         p += 16;
@@ -746,22 +749,48 @@ unsafe fn dot_tile(k: usize, rows: [*const f32; 4], cols: [*const f32; 4]) -> [f
         // The last k − p < 16 elements; the masked lanes load zeros and read nothing.
         let mask = ((1u32 << (k - p)) - 1) as __mmask16;
         // SAFETY: the mask covers elements p..k only.
-        let (va, vb): ([__m512; 4], [__m512; 4]) = unsafe {
-            (
-                std::array::from_fn(|r| _mm512_maskz_loadu_ps(mask, rows[r].add(p))),
-                std::array::from_fn(|q| _mm512_maskz_loadu_ps(mask, cols[q].add(p))),
-            )
-        };
-        for (r, row) in acc.iter_mut().enumerate() {
-            for (q, x) in row.iter_mut().enumerate() {
-                *x = _mm512_fmadd_ps(va[r], vb[q], *x);
+        let va: [__m512; 4] =
+            std::array::from_fn(|r| unsafe { _mm512_maskz_loadu_ps(mask, rows[r].add(p)) });
+        for q in 0..DOT_Q {
+            // SAFETY: as above.
+            let vb = unsafe { _mm512_maskz_loadu_ps(mask, cols[q].add(p)) };
+            for r in 0..4 {
+                acc[r][q] = _mm512_fmadd_ps(va[r], vb, acc[r][q]);
             }
         }
     }
-    // x[t] = acc[t / 4][t % 4]. Level 1: 128-bit blocks 0+2 and 1+3 of a pair (lanes l and
-    // l+8); level 2: the two halves that remain (+4); levels 3 and 4 within 128-bit blocks
-    // (+2, +1). The result's element 4·q + r is the sum of acc[r][q].
-    let x: [__m512; 16] = std::array::from_fn(|t| acc[t / 4][t % 4]);
+    // Columns 0..4 in one tree, the rest (padded with zero accumulators, which change no
+    // other sum's bits: every addition is between lanes of one accumulator) in a second.
+    let zero = _mm512_setzero_ps();
+    let (first, second) = (
+        std::array::from_fn(|t| acc[t / 4][t % 4]),
+        std::array::from_fn(|t| {
+            let q = 4 + t % 4;
+            if q < DOT_Q { acc[t / 4][q] } else { zero }
+        }),
+    );
+    // SAFETY: this host has AVX-512 F (the caller's contract).
+    let (first, second) = unsafe { (halving_tree(first), halving_tree(second)) };
+    let mut out = [0f32; 32];
+    // SAFETY: `out` holds 32 f32.
+    unsafe {
+        _mm512_storeu_ps(out.as_mut_ptr(), first);
+        _mm512_storeu_ps(out.as_mut_ptr().add(16), second);
+    }
+    out
+}
+
+/// The sums of sixteen vectors' lanes, as one vector: element 4·(t % 4) + t / 4 is the sum of
+/// `x[t]`'s lanes, added as a halving tree (lanes l and l+8, then +4, +2, +1).
+///
+/// # Safety
+/// The host has AVX-512 F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn halving_tree(x: [std::arch::x86_64::__m512; 16]) -> std::arch::x86_64::__m512 {
+    use std::arch::x86_64::{__m512, _mm512_add_ps, _mm512_shuffle_f32x4, _mm512_shuffle_ps};
+    // Level 1: 128-bit blocks 0+2 and 1+3 of a pair (lanes l and l+8); level 2: the two
+    // halves that remain (+4); levels 3 and 4 within 128-bit blocks (+2, +1).
     let l1: [__m512; 8] = std::array::from_fn(|t| {
         let (u, v) = (x[2 * t], x[2 * t + 1]);
         _mm512_add_ps(_mm512_shuffle_f32x4::<0x44>(u, v), _mm512_shuffle_f32x4::<0xEE>(u, v))
@@ -774,12 +803,5 @@ unsafe fn dot_tile(k: usize, rows: [*const f32; 4], cols: [*const f32; 4]) -> [f
         let (u, v) = (l2[2 * t], l2[2 * t + 1]);
         _mm512_add_ps(_mm512_shuffle_ps::<0x44>(u, v), _mm512_shuffle_ps::<0xEE>(u, v))
     });
-    let f = _mm512_add_ps(
-        _mm512_shuffle_ps::<0x88>(l3[0], l3[1]),
-        _mm512_shuffle_ps::<0xDD>(l3[0], l3[1]),
-    );
-    let mut out = [0f32; 16];
-    // SAFETY: `out` holds 16 f32.
-    unsafe { _mm512_storeu_ps(out.as_mut_ptr(), f) };
-    out
+    _mm512_add_ps(_mm512_shuffle_ps::<0x88>(l3[0], l3[1]), _mm512_shuffle_ps::<0xDD>(l3[0], l3[1]))
 }
