@@ -1,6 +1,6 @@
 //! A progress bar for long kernel computations: blocks done and time left, on stderr, shown
-//! once the computation has run for about a second; never with `--quiet` or when stderr is not
-//! a terminal.
+//! once the computation has run for about a second (`JJT_PROGRESS_DELAY_MS` sets another
+//! delay, as the CLI's tests do); never with `--quiet` or when stderr is not a terminal.
 
 use std::io::IsTerminal;
 use std::sync::Mutex;
@@ -12,6 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 pub(crate) struct Progress {
     total: usize,
     enabled: bool,
+    delay: Duration,
     bar: Mutex<Option<ProgressBar>>,
 }
 
@@ -23,12 +24,16 @@ impl Progress {
         Progress {
             total,
             enabled: !quiet && std::io::stderr().is_terminal(),
+            delay: std::env::var("JJT_PROGRESS_DELAY_MS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .map_or(DELAY, Duration::from_millis),
             bar: Mutex::new(None),
         }
     }
 
     pub(crate) fn update(&self, done: usize, elapsed: Duration) {
-        if !self.enabled || elapsed < DELAY {
+        if !self.enabled || elapsed < self.delay {
             return;
         }
         let Ok(mut bar) = self.bar.lock() else { return };

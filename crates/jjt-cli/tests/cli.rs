@@ -713,8 +713,9 @@ fn blocks_reassemble_the_whole_kernel_bit_for_bit() {
 
 #[test]
 fn progress_bar_shows_in_a_terminal_and_not_with_quiet() {
-    // The MLP of examples/models/mlp.jjt on 64 × 48 examples, one example pair per tile and one
-    // thread: 3072 tile calls, a few seconds of work.
+    // The MLP of examples/models/mlp.jjt on 16 × 12 examples, one example pair per tile and one
+    // thread: 192 tile calls, with the bar's delay set to zero (a fast run of any size could
+    // finish before the default one second).
     let model = root().join("examples/models/mlp.jjt").display().to_string();
     let files: Vec<String> =
         mlp_files().into_iter().filter(|a| !a.starts_with("--x") && !a.starts_with("x=")).collect();
@@ -729,10 +730,10 @@ fn progress_bar_shows_in_a_terminal_and_not_with_quiet() {
         .unwrap();
         p.display().to_string()
     };
-    let (xa, xb) = (batch("pa.npy", 64), batch("pb.npy", 48));
+    let (xa, xb) = (batch("pa.npy", 16), batch("pb.npy", 12));
     let out = tmp("progress.npy");
     let mut cmd = format!(
-        "{} kernel {model} --wrt w0,b0,w1,b1,w2,b2 --mode trace --x1 x={xa} --x2 x={xb} --tile 1 --threads 1 -o {}",
+        "JJT_PROGRESS_DELAY_MS=0 {} kernel {model} --wrt w0,b0,w1,b1,w2,b2 --mode trace --x1 x={xa} --x2 x={xb} --tile 1 --threads 1 -o {}",
         env!("CARGO_BIN_EXE_jjt"),
         out.display()
     );
@@ -749,7 +750,7 @@ fn progress_bar_shows_in_a_terminal_and_not_with_quiet() {
         String::from_utf8_lossy(&o.stdout).to_string()
     };
     let shown = run(&cmd);
-    assert!(shown.contains("kernel blocks") && shown.contains("/3072"), "{shown}");
+    assert!(shown.contains("kernel blocks") && shown.contains("/192"), "{shown}");
     let quiet = run(&format!("{cmd} --quiet"));
     assert!(!quiet.contains("kernel blocks"), "{quiet}");
     // Not a terminal: no bar either.
