@@ -7,6 +7,9 @@
 //! axis made by a broadcast alone) is not an einsum of the leaves; such trees are left as
 //! written. Pairs of leaves that depend only on constants cost nothing per call (constant
 //! folding evaluates them once), so `A·(Aᵀ·D)` becomes `(A·Aᵀ)·D` with `A·Aᵀ` precomputed.
+//! A tree is read a second time through the products of broadcasts it uses that other nodes
+//! use too ([`look_through`]: recomputed for the tree, kept for the others), and the cheaper
+//! reading wins.
 //!
 //! Preserves: values up to reassociation of sums (the result is the same einsum; rounding may
 //! differ within n·u·Σ|terms|). A tree is rewritten only when its cost strictly drops.
@@ -22,6 +25,9 @@ use crate::cost::constant_nodes;
 pub const EXACT_LEAVES: usize = 10;
 
 type Label = usize;
+
+/// A network and its order of pairwise contractions.
+type Plan = (Network, Vec<(u64, u64)>);
 
 struct Leaf {
     node: NodeId,
@@ -452,6 +458,65 @@ fn well_formed(net: &Network) -> bool {
         && net.size.iter().all(|(l, &d)| d <= 1 || carried.contains(l))
 }
 
+/// Multiply-adds of the tree under `root` in the order `steps` of its plain network.
+fn order_macs_of(
+    f: &Function,
+    root: NodeId,
+    inner: &HashSet<NodeId>,
+    consts: &HashSet<NodeId>,
+    steps: &[(u64, u64)],
+) -> f64 {
+    order_macs(&network(f, root, inner, consts), steps)
+}
+
+/// The nodes a tree may be read through besides its inner ones: inner nodes, and products
+/// (`mul`, contractions of nothing) of broadcasts and transposes that other nodes also use,
+/// when every leaf under them is smaller than they are. A cotangent that is a weight's
+/// broadcast times a per-example factor (`a[o, j]·g[b, t, j]`) is such a product: read as a
+/// leaf of the Gram product of per-example Jacobians it hides the factorisation that
+/// contracts the token axis before the broadcast one.
+fn look_through(
+    f: &Function,
+    inner: &HashSet<NodeId>,
+    outputs: &HashSet<NodeId>,
+) -> HashSet<NodeId> {
+    let elems = |n: NodeId| f.node(n).map_or(0, |x| x.ty.shape.dims().iter().product::<usize>());
+    let candidate = |n: NodeId| {
+        let Some(node) = f.node(n) else { return false };
+        match &node.op {
+            Op::DotGeneral(d) => d.lhs_contract.is_empty(),
+            _ => matches!(kind(f, n), Some(Kind::Mul | Kind::Broadcast | Kind::Transpose)),
+        }
+    };
+    let mut through = inner.clone();
+    for n in f.node_ids() {
+        if inner.contains(&n) || outputs.contains(&n) || !candidate(n) {
+            continue;
+        }
+        // Leaves under n through inner nodes and other candidates.
+        let mut stack = vec![n];
+        let mut smaller = true;
+        while let Some(m) = stack.pop() {
+            let expands = m == n || inner.contains(&m) || candidate(m);
+            if expands
+                && matches!(
+                    kind(f, m),
+                    Some(Kind::Mul | Kind::Dot | Kind::Broadcast | Kind::Transpose)
+                )
+            {
+                stack.extend(f.operands(m));
+            } else if elems(m) >= elems(n) {
+                smaller = false;
+                break;
+            }
+        }
+        if smaller {
+            through.insert(n);
+        }
+    }
+    through
+}
+
 /// Reorder every contraction tree of `f` whose cost drops.
 pub fn reorder(f: &Function) -> Result<(Function, ReorderStats), IrError> {
     let uses = users(f);
@@ -473,22 +538,34 @@ pub fn reorder(f: &Function) -> Result<(Function, ReorderStats), IrError> {
             inner.insert(n);
         }
     }
+    let through = look_through(f, &inner, &outputs);
     let mut stats = ReorderStats::default();
-    let mut plans: HashMap<NodeId, (Network, Vec<(u64, u64)>)> = HashMap::new();
+    let mut plans: HashMap<NodeId, Plan> = HashMap::new();
     for n in f.node_ids() {
         if !is_root_kind(kind(f, n)) || inner.contains(&n) {
             continue;
         }
-        let net = network(f, n, &inner, &consts);
-        if net.leaves.len() < 3 || net.leaves.len() > 63 || !well_formed(&net) {
-            continue;
-        }
-        stats.networks += 1;
-        let steps = optimal(&net).unwrap_or_else(|| greedy(&net));
         let written = written_order(f, n, &inner);
-        if order_cost(&net, &steps) < order_cost(&net, &written) {
+        let plain = network(f, n, &inner, &consts);
+        let baseline = order_cost(&plain, &written);
+        let mut best: Option<(f64, Plan)> = None;
+        // The tree as it is, and the tree read through the products of broadcasts it uses
+        // (recomputed for it; their other users keep them).
+        for net in [plain, network(f, n, &through, &consts)] {
+            if net.leaves.len() < 3 || net.leaves.len() > 63 || !well_formed(&net) {
+                continue;
+            }
+            let steps = optimal(&net).unwrap_or_else(|| greedy(&net));
+            let cost = order_cost(&net, &steps);
+            if best.as_ref().is_none_or(|(c, _)| cost < *c) {
+                best = Some((cost, (net, steps)));
+            }
+        }
+        let Some((cost, (net, steps))) = best else { continue };
+        stats.networks += 1;
+        if cost < baseline {
             stats.rewritten += 1;
-            stats.flops_before += order_macs(&net, &written);
+            stats.flops_before += order_macs_of(f, n, &inner, &consts, &written);
             stats.flops_after += order_macs(&net, &steps);
             plans.insert(n, (net, steps));
         }

@@ -1,6 +1,10 @@
 //! IEEE-safe algebraic simplification: named rules, each counted when it fires. Only
 //! rewrites that give the same bits for every input are allowed: `x·1`, `x/1`, `x + (−0)`,
-//! `x − (+0)`, `−(−x)`, `select(p, x, x)`, and compositions of layout ops. Rewrites that do
+//! `x − (+0)`, `−(−x)`, `select(p, x, x)`, compositions of layout ops, and a contraction of a
+//! broadcast along axes it does not contract computed before the broadcast
+//! (`dot_of_broadcast`: each element is the same sum of the same products; the transposed
+//! cotangent of a mean over tokens, broadcast over the tokens, times a weight, is the
+//! zoo's case). Rewrites that do
 //! not hold for every IEEE value are absent on purpose: `x·0 → 0` (wrong for inf and NaN),
 //! `x − x → 0` (NaN), `x + 0 → x` (wrong for −0).
 //!
@@ -8,7 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use jjt_ir::ops::{BroadcastTo, Const, Reshape, Slice, Transpose};
+use jjt_ir::ops::{BroadcastTo, Const, DotGeneral, Reshape, Slice, Transpose};
 use jjt_ir::{Binary, Function, FunctionBuilder, IrError, NodeId, Op, Unary};
 
 /// Hits per rule name.
@@ -103,6 +107,13 @@ fn rewrite(
                 None
             }
         }
+        Op::DotGeneral(d) => {
+            let r = dot_of_broadcast(b, d, xs)?;
+            if r.is_some() {
+                hit("dot_of_broadcast");
+            }
+            r
+        }
         Op::Slice(Slice { start, stop, step }) => {
             let dims = b.ty(xs[0])?.shape.0.clone();
             let whole =
@@ -116,6 +127,46 @@ fn rewrite(
         }
         _ => None,
     })
+}
+
+/// `dot_general(broadcast_to(x), y)` (either side) where the broadcast expands only axes the
+/// contraction neither contracts nor pairs as batch axes: the contraction of `x` (those axes
+/// kept at size 1), broadcast afterwards. Each element of the result is the same sum of the
+/// same products as before, in the same order; the work drops by the broadcast's factor.
+fn dot_of_broadcast(
+    b: &mut FunctionBuilder,
+    d: &DotGeneral,
+    xs: &[NodeId],
+) -> Result<Option<NodeId>, IrError> {
+    let mut operands = [xs[0], xs[1]];
+    let sides = [(&d.lhs_contract, &d.lhs_batch), (&d.rhs_contract, &d.rhs_batch)];
+    for (side, (contract, batch)) in sides.into_iter().enumerate() {
+        let Op::BroadcastTo(BroadcastTo { shape }) = b.op(xs[side])?.clone() else { continue };
+        let Some(x) = b_operand(b, xs[side])? else { continue };
+        let from = b.ty(x)?.shape.0.clone();
+        let to = shape.dims();
+        let lead = to.len() - from.len();
+        let expanded = |a: usize| a < lead || (from[a - lead] == 1 && to[a] != 1);
+        let paired = |a: usize| contract.contains(&a) || batch.contains(&a);
+        if (0..to.len()).any(|a| expanded(a) && paired(a)) {
+            continue;
+        }
+        let kept: Vec<usize> =
+            (0..to.len()).map(|a| if a < lead { 1 } else { from[a - lead] }).collect();
+        operands[side] = if lead > 0 { b.reshape(x, kept)? } else { x };
+    }
+    if operands == [xs[0], xs[1]] {
+        return Ok(None);
+    }
+    let (l, r) = (b.ty(xs[0])?.shape.0.clone(), b.ty(xs[1])?.shape.0.clone());
+    let lfree = DotGeneral::free_axes(l.len(), &d.lhs_contract, &d.lhs_batch);
+    let rfree = DotGeneral::free_axes(r.len(), &d.rhs_contract, &d.rhs_batch);
+    let out: Vec<usize> = (d.lhs_batch.iter().map(|&a| l[a]))
+        .chain(lfree.iter().map(|&a| l[a]))
+        .chain(rfree.iter().map(|&a| r[a]))
+        .collect();
+    let small = b.dot_general(operands[0], operands[1], d.clone())?;
+    Ok(Some(b.broadcast_to(small, &out.into())?))
 }
 
 /// The single operand of a unary-shaped node already in the builder.

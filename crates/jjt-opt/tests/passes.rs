@@ -494,6 +494,71 @@ fn reorder_prices_the_memory_of_intermediates() {
     assert_reassociated(&f, &g, 29, (t * t * c * d) as f64 + 3.0);
 }
 
+/// The term of an MLP weight in the empirical NTK when the weight's cotangent is a broadcast
+/// weight times a per-example factor, as behind a mean over tokens:
+/// `c[b,o,t,j] = a[o,j]·g[b,t,j]`, `J[b,o,j,i] = Σ_t c[b,o,t,j]·u[b,t,i]`, `K = J1·J2ᵀ` over
+/// (j, i), plus the bias term `Σ_{t,j} c1 · Σ_{t,j} c2`, which gives each cotangent a second
+/// user. Read with `c` as a leaf, the cheapest order still builds both Jacobians; read through
+/// the product of broadcasts (recomputed for this tree), the token axis is contracted first
+/// (`M = Σ_t u·g`, B·I·J·T per side), then `Σ_i M1·M2` and `Σ_j (·)·a·a`: the tree's
+/// multiply-adds drop to B·I·J·T·2 + B²·I·J + O²·J + B²·O²·J. Values within the reassociation
+/// bound 2·(T²·I·J + 4)·u·Σ|terms|.
+#[test]
+fn reorder_reads_through_a_shared_product_of_broadcasts() {
+    let (b, o, t, i, j) = (4, 3, 8, 6, 12);
+    let src = format!(
+        "func k(a: f64[{o},{j}], u1: f64[{b},{t},{i}], g1: f64[{b},{t},{j}], u2: f64[{b},{t},{i}], g2: f64[{b},{t},{j}]) -> f64[{b},{o},{b},{o}] {{
+  ar = reshape(a, shape=[1,{o},1,{j}])
+  c1 = ar * reshape(g1, shape=[{b},1,{t},{j}])
+  c2 = ar * reshape(g2, shape=[{b},1,{t},{j}])
+  j1 = dot_general(c1, u1, contract=[[2],[1]], batch=[[0],[0]])
+  j2 = dot_general(c2, u2, contract=[[2],[1]], batch=[[0],[0]])
+  k = dot_general(j1, j2, contract=[[2,3],[2,3]], batch=[[],[]])
+  s = dot_general(sum(c1, axes=[2,3]), sum(c2, axes=[2,3]), contract=[[],[]], batch=[[],[]])
+  return k + s
+}}"
+    );
+    let f = jjt_ir::text::parse(&src).unwrap();
+    let f = jjt_opt::simplify::simplify(&f).unwrap().0;
+    let (g, stats) = jjt_opt::reorder::reorder(&f).unwrap();
+    assert!(jjt_ir::verify(&g).is_ok());
+    let jacobians = (2 * b * o * j * i * t + b * b * o * o * j * i) as f64;
+    let factored = (2 * b * i * j * t + b * b * i * j + o * o * j + b * b * o * o * j) as f64;
+    assert!(stats.flops_before >= jacobians, "{stats:?}");
+    assert!(stats.flops_after <= factored, "{stats:?}\n{}", jjt_ir::text::print(&g));
+    assert_reassociated(&f, &g, 31, (t * t * i * j) as f64 + 4.0);
+}
+
+/// A contraction of a broadcast along an axis it neither contracts nor pairs as a batch axis
+/// is computed before the broadcast (`dot_of_broadcast`, 8× fewer multiply-adds here), bit
+/// for bit; a broadcast along a contracted axis stays.
+#[test]
+fn contractions_run_before_broadcasts_of_their_free_axes() {
+    let f = jjt_ir::text::parse(
+        "func f(a: f64[10,1,16], w: f64[24,16], v: f64[10,8,1]) -> (f64[10,8,24], f64[10,8,24]) {
+  x = dot_general(broadcast_to(a, shape=[10,8,16]), w, contract=[[2],[1]])
+  y = dot_general(broadcast_to(v, shape=[10,8,16]), w, contract=[[2],[1]])
+  return x, y
+}",
+    )
+    .unwrap();
+    let (g, hits) = jjt_opt::simplify::simplify(&f).unwrap();
+    assert!(jjt_ir::verify(&g).is_ok());
+    assert_eq!(hits.get("dot_of_broadcast").copied(), Some(1), "{hits:?}");
+    let flops = |f: &Function| jjt_opt::cost::cost(f).flops;
+    assert!(flops(&g) < 0.6 * flops(&f), "{} vs {}", flops(&g), flops(&f));
+    let x = g.outputs()[0];
+    assert!(
+        matches!(g.node(x).unwrap().op, jjt_ir::Op::BroadcastTo(_)),
+        "{}",
+        jjt_ir::text::print(&g)
+    );
+    let mut rng = Rng(5);
+    let xs = args(&mut rng, &f);
+    let want = interp::eval_outputs(&f, &xs).unwrap();
+    assert!(bits_equal(&interp::eval_outputs(&g, &xs).unwrap(), &want));
+}
+
 /// A transpose moves through a broadcast to its operand when it keeps the broadcast's new
 /// leading axes in place (then through `tanh` to the input, leaving a transposed view of `x`
 /// under the broadcast), and stays put when it moves them. Values bit for bit either way.
