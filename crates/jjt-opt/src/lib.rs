@@ -8,7 +8,7 @@
 //! | `simplify` | IEEE-safe rules (`x·1`, `−(−x)`, layout compositions, …), counted by name | values, bit for bit |
 //! | `basis` | contractions with an identity (one-hot bases) become transposes | values for finite inputs |
 //! | `fold` | evaluates constant-only nodes at compile time (never to NaN) | values, bit for bit |
-//! | `reorder` | re-evaluates trees of contractions in the cheapest order | values up to reassociation of sums |
+//! | `reorder` | takes common factors out of sums of products (`factor`), then re-evaluates trees of contractions in the cheapest order | values up to reassociation of sums and distributivity |
 //! | `layout` | sinks transposes toward producers, into contractions that can emit the permuted layout | values, bit for bit |
 //! | `siblings` | joins contractions that share an operand (both sides' products with θ) into one | values, bit for bit |
 //!
@@ -22,6 +22,7 @@ pub mod basis;
 pub mod cost;
 pub mod cse;
 pub mod dce;
+pub mod factor;
 pub mod fold;
 pub mod layout;
 pub mod reorder;
@@ -223,6 +224,7 @@ impl fmt::Display for PassStats {
                 vec![format!("folded={}", s.folded), format!("cached={}", s.cached)]
             }
             PassStats::Reorder(s) => vec![
+                format!("factored={}", s.factored),
                 format!("networks={}", s.networks),
                 format!("rewritten={}", s.rewritten),
                 format!("flops_before={}", s.flops_before),

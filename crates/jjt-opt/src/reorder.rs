@@ -44,6 +44,8 @@ struct Network {
 /// Statistics of one run.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ReorderStats {
+    /// Sums whose common factor was taken out first ([`crate::factor`]).
+    pub factored: usize,
     /// Trees found (with three or more leaves).
     pub networks: usize,
     /// Trees rewritten.
@@ -409,6 +411,12 @@ fn emit(
     // Labels that only one side carries and nothing after needs are summed first.
     let (x, lx) = sum_alone(b, x, lx, &ly, &keep)?;
     let (y, ly) = sum_alone(b, y, ly, &lx, &keep)?;
+    // Shared labels of size 1 that nothing after needs are dropped rather than contracted:
+    // a contraction over unit axes only is an elementwise product the backend would run as a
+    // batch of 1×1 products.
+    let unit = |l: &Label| net.size[l] == 1 && !keep.contains(l);
+    let (x, lx) = drop_labels(b, x, lx, &unit)?;
+    let (y, ly) = drop_labels(b, y, ly, &unit)?;
     let mut d = DotGeneral::default();
     let mut out = Vec::new();
     for (i, l) in lx.iter().enumerate() {
@@ -426,6 +434,22 @@ fn emit(
     out.extend(lx.iter().filter(|l| !ly.contains(l)));
     out.extend(ly.iter().filter(|l| !lx.contains(l)));
     Ok((b.dot_general(x, y, d)?, out))
+}
+
+/// `x` (labels `lx`) without its axes whose labels `drop` selects (all of size 1: a reshape).
+fn drop_labels(
+    b: &mut FunctionBuilder,
+    x: NodeId,
+    lx: Vec<Label>,
+    drop: &impl Fn(&Label) -> bool,
+) -> Result<(NodeId, Vec<Label>), IrError> {
+    if !lx.iter().any(drop) {
+        return Ok((x, lx));
+    }
+    let dims = b.ty(x)?.shape.0.clone();
+    let kept: Vec<usize> = (0..lx.len()).filter(|&i| !drop(&lx[i])).collect();
+    let shape: Vec<usize> = kept.iter().map(|&i| dims[i]).collect();
+    Ok((b.reshape(x, shape)?, kept.iter().map(|&i| lx[i]).collect()))
 }
 
 /// `x` (labels `lx`) summed over the labels that neither `other` nor `keep` holds.
@@ -519,6 +543,8 @@ fn look_through(
 
 /// Reorder every contraction tree of `f` whose cost drops.
 pub fn reorder(f: &Function) -> Result<(Function, ReorderStats), IrError> {
+    let (factored, fs) = crate::factor::factor(f)?;
+    let f = &factored;
     let uses = users(f);
     let outputs: HashSet<NodeId> = f.outputs().iter().copied().collect();
     let consts = constant_nodes(f);
@@ -539,7 +565,7 @@ pub fn reorder(f: &Function) -> Result<(Function, ReorderStats), IrError> {
         }
     }
     let through = look_through(f, &inner, &outputs);
-    let mut stats = ReorderStats::default();
+    let mut stats = ReorderStats { factored: fs.factored, ..ReorderStats::default() };
     let mut plans: HashMap<NodeId, Plan> = HashMap::new();
     for n in f.node_ids() {
         if !is_root_kind(kind(f, n)) || inner.contains(&n) {
@@ -582,7 +608,7 @@ pub fn reorder(f: &Function) -> Result<(Function, ReorderStats), IrError> {
         }
     }
     if plans.is_empty() {
-        return Ok((f.clone(), stats));
+        return Ok((factored, stats));
     }
     // Rebuild, replacing each rewritten root by its new tree (the old inner nodes, copied but
     // unused, are pruned).

@@ -1,0 +1,274 @@
+//! Common factors out of sums of products: `F·a + F·b − F·c → F·(a + b − c)` when the
+//! coefficient `a + b − c` spans fewer elements than the sum. Run by [`crate::reorder`]
+//! before it reads contraction trees.
+//!
+//! A sum is a maximal tree of `add`, `sub` and `neg` (inner nodes used once); each of its terms
+//! is read as a product through `mul`, `neg`, `broadcast_to`, `transpose` and reshapes that
+//! only add or drop axes of size 1, down to factors that carry some of the sum's axes. A
+//! factor (the same node carrying the same axes) found in every term is taken out, and the
+//! rest of each term is multiplied and summed at the shape of the axes it carries. The chain
+//! rule makes such sums: the transposed derivative of `0.5·y·(1 + tanh(c·(y + 0.044715·y³)))`
+//! (a gelu) is a sum of six products of the cotangent with per-example factors, and the
+//! cotangent behind a mean over tokens is a weight broadcast over examples and tokens.
+//! Factored, the per-example coefficient is computed once per example instead of once per
+//! output, and the product `cotangent · coefficient` is a product of broadcasts that the
+//! contraction reordering can see through.
+//!
+//! Preserves: values up to the rounding of distributivity (`x·a + x·b` and `x·(a + b)` differ
+//! by at most 2·u·(|x·a| + |x·b|) per pair of terms).
+
+use std::collections::HashMap;
+
+use jjt_ir::ops::{BroadcastTo, Const, Transpose};
+use jjt_ir::{Binary, DType, Function, FunctionBuilder, IrError, NodeId, Op, Unary};
+
+/// A factor of a product term: a node and, for each of its axes, the axis of the sum it
+/// carries (`None` for an axis of size 1 that is broadcast or dropped).
+type Factor = (NodeId, Vec<Option<usize>>);
+
+/// One term of a sum: its sign and its factors.
+struct Term {
+    negated: bool,
+    factors: Vec<Factor>,
+}
+
+/// Statistics of one run.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FactorStats {
+    /// Sums rewritten as a factor times a coefficient.
+    pub factored: usize,
+}
+
+/// Whether `x` only adds or drops axes of size 1 on the way to `shape` (same non-unit dims).
+fn unit_reshape(from: &[usize], to: &[usize]) -> bool {
+    let a: Vec<usize> = from.iter().copied().filter(|&d| d != 1).collect();
+    let b: Vec<usize> = to.iter().copied().filter(|&d| d != 1).collect();
+    a == b
+}
+
+/// Read `n` (whose axes carry `axes`) as a product; pushes its factors and flips `negated` for
+/// each negation on the way.
+fn product(f: &Function, n: NodeId, axes: Vec<Option<usize>>, term: &mut Term) {
+    let Some(node) = f.node(n) else { return };
+    let ops = f.operands(n);
+    let dims = |m: NodeId| f.node(m).map(|x| x.ty.shape.0.clone()).unwrap_or_default();
+    match &node.op {
+        Op::Binary(Binary::Mul) if node.ty.dtype != DType::Bool => {
+            product(f, ops[0], axes.clone(), term);
+            product(f, ops[1], axes, term);
+        }
+        Op::Unary(Unary::Neg) => {
+            term.negated = !term.negated;
+            product(f, ops[0], axes, term);
+        }
+        Op::BroadcastTo(BroadcastTo { shape }) => {
+            let from = dims(ops[0]);
+            let lead = shape.rank() - from.len();
+            let inner = (0..from.len())
+                .map(|a| {
+                    if from[a] == 1 && shape.dims()[lead + a] != 1 { None } else { axes[lead + a] }
+                })
+                .collect();
+            product(f, ops[0], inner, term);
+        }
+        Op::Transpose(Transpose { perm }) => {
+            let mut inner = vec![None; axes.len()];
+            for (i, &p) in perm.iter().enumerate() {
+                inner[p] = axes[i];
+            }
+            product(f, ops[0], inner, term);
+        }
+        Op::Reshape(_) if unit_reshape(&dims(ops[0]), &node.ty.shape.0) => {
+            // The non-unit axes correspond in order; unit axes carry nothing.
+            let mut carried = node.ty.shape.0.iter().zip(&axes).filter(|(d, _)| **d != 1);
+            let inner = dims(ops[0])
+                .iter()
+                .map(|&d| if d == 1 { None } else { carried.next().and_then(|(_, a)| *a) })
+                .collect();
+            product(f, ops[0], inner, term);
+        }
+        // A splatted constant is a scalar: it carries no axis.
+        Op::Const(Const::Full { .. }) => term.factors.push((n, vec![None; axes.len()])),
+        _ => term.factors.push((n, axes)),
+    }
+}
+
+/// The terms of the sum rooted at `n`: through `add`, `sub` and `neg` nodes used once (and the
+/// root itself).
+fn terms(
+    f: &Function,
+    n: NodeId,
+    root: bool,
+    negated: bool,
+    uses: &HashMap<NodeId, usize>,
+    out: &mut Vec<(bool, NodeId)>,
+) {
+    let node = f.node(n);
+    let inner = root || uses.get(&n) == Some(&1);
+    let ops = f.operands(n);
+    match node.map(|x| &x.op) {
+        Some(Op::Binary(Binary::Add)) if inner => {
+            terms(f, ops[0], false, negated, uses, out);
+            terms(f, ops[1], false, negated, uses, out);
+        }
+        Some(Op::Binary(Binary::Sub)) if inner => {
+            terms(f, ops[0], false, negated, uses, out);
+            terms(f, ops[1], false, !negated, uses, out);
+        }
+        Some(Op::Unary(Unary::Neg)) if inner && !root => {
+            terms(f, ops[0], false, !negated, uses, out)
+        }
+        _ => out.push((negated, n)),
+    }
+}
+
+/// The factored form of the sum at `root`: the factors common to every term and the terms
+/// without them, or `None` when there are none or the coefficient would not be at most half
+/// the sum's size.
+fn plan(
+    f: &Function,
+    root: NodeId,
+    uses: &HashMap<NodeId, usize>,
+) -> Option<(Vec<Factor>, Vec<Term>)> {
+    let ty = &f.node(root)?.ty;
+    if !matches!(ty.dtype, DType::F32 | DType::F64) {
+        return None;
+    }
+    let dims = ty.shape.0.clone();
+    let mut parts = Vec::new();
+    terms(f, root, true, false, uses, &mut parts);
+    if parts.len() < 2 {
+        return None;
+    }
+    let all: Vec<Option<usize>> = (0..dims.len()).map(Some).collect();
+    let mut read: Vec<Term> = parts
+        .iter()
+        .map(|&(negated, n)| {
+            let mut t = Term { negated, factors: Vec::new() };
+            product(f, n, all.clone(), &mut t);
+            t
+        })
+        .collect();
+    // The factors of the first term that every term has (each as often), taken out together.
+    let mut common: Vec<Factor> = Vec::new();
+    for x in &read[0].factors {
+        let count = |fs: &[Factor]| fs.iter().filter(|y| *y == x).count();
+        if !common.contains(x) && read.iter().all(|t| count(&t.factors) == count(&read[0].factors))
+        {
+            common.extend(std::iter::repeat_n(x.clone(), count(&read[0].factors)));
+        }
+    }
+    if common.is_empty() {
+        return None;
+    }
+    for t in &mut read {
+        t.factors.retain(|x| !common.contains(x));
+    }
+    // The coefficient's axes: those the remaining factors carry.
+    let mut carried = vec![false; dims.len()];
+    for (_, axes) in read.iter().flat_map(|t| &t.factors) {
+        for &a in axes.iter().flatten() {
+            carried[a] = true;
+        }
+    }
+    let coefficient: usize = (0..dims.len()).filter(|&a| carried[a]).map(|a| dims[a]).product();
+    let whole: usize = dims.iter().product();
+    (2 * coefficient <= whole).then_some((common, read))
+}
+
+/// `x` (a node of `b` standing for a factor with `axes`) as a tensor of the sum's rank: its
+/// carried axes in place, size 1 elsewhere. `None` if an axis is carried twice.
+fn view(
+    b: &mut FunctionBuilder,
+    x: NodeId,
+    axes: &[Option<usize>],
+    rank: usize,
+) -> Result<Option<NodeId>, IrError> {
+    if let Op::Const(Const::Full { bits, .. }) = b.op(x)? {
+        let (value, dtype) = (f64::from_bits(*bits), b.ty(x)?.dtype);
+        return Ok(Some(b.full(jjt_ir::TensorType::new(dtype, vec![1; rank]), value)?));
+    }
+    let dims = b.ty(x)?.shape.0.clone();
+    let kept: Vec<(usize, usize)> =
+        axes.iter().zip(&dims).filter_map(|(a, &d)| a.map(|a| (a, d))).collect();
+    let mut order: Vec<usize> = (0..kept.len()).collect();
+    order.sort_by_key(|&i| kept[i].0);
+    if order.windows(2).any(|w| kept[w[0]].0 == kept[w[1]].0) {
+        return Ok(None);
+    }
+    let x = b.reshape(x, kept.iter().map(|&(_, d)| d).collect::<Vec<_>>())?;
+    let x = b.transpose(x, &order)?;
+    let mut shape = vec![1; rank];
+    for &(a, d) in &kept {
+        shape[a] = d;
+    }
+    Ok(Some(b.reshape(x, shape)?))
+}
+
+/// Factor every sum of `f` whose terms share a factor.
+pub fn factor(f: &Function) -> Result<(Function, FactorStats), IrError> {
+    let mut uses: HashMap<NodeId, usize> = HashMap::new();
+    for n in f.node_ids() {
+        for o in f.operands(n) {
+            *uses.entry(o).or_insert(0) += 1;
+        }
+    }
+    let is_sum = |n: NodeId| {
+        matches!(
+            f.node(n).map(|x| &x.op),
+            Some(Op::Binary(Binary::Add | Binary::Sub) | Op::Unary(Unary::Neg))
+        )
+    };
+    // Roots: sums not read by another node of a sum they would be inner to.
+    let mut plans = HashMap::new();
+    for n in f.node_ids() {
+        let add_or_sub =
+            matches!(f.node(n).map(|x| &x.op), Some(Op::Binary(Binary::Add | Binary::Sub)));
+        let inside = uses.get(&n) == Some(&1) && f.users(n).iter().all(|&u| is_sum(u));
+        if add_or_sub
+            && !inside
+            && let Some(p) = plan(f, n, &uses)
+        {
+            plans.insert(n, p);
+        }
+    }
+    let mut stats = FactorStats::default();
+    if plans.is_empty() {
+        return Ok((f.clone(), stats));
+    }
+    let g = crate::rebuild(f, |b, v| {
+        let Some((common, terms)) = plans.get(&v.id) else { return Ok(None) };
+        let ty = v.node.ty.clone();
+        let rank = ty.rank();
+        let mut sum: Option<NodeId> = None;
+        for t in terms {
+            let mut prod: Option<NodeId> = None;
+            for (x, axes) in &t.factors {
+                let Some(x) = view(b, v.get(*x)?, axes, rank)? else { return Ok(None) };
+                prod = Some(match prod {
+                    Some(p) => b.binary(Binary::Mul, p, x)?,
+                    None => x,
+                });
+            }
+            let prod = match prod {
+                Some(p) => p,
+                None => b.full(jjt_ir::TensorType::new(ty.dtype, vec![1; rank]), 1.0)?,
+            };
+            sum = Some(match (sum, t.negated) {
+                (None, false) => prod,
+                (None, true) => b.unary(Unary::Neg, prod)?,
+                (Some(s), false) => b.binary(Binary::Add, s, prod)?,
+                (Some(s), true) => b.binary(Binary::Sub, s, prod)?,
+            });
+        }
+        let Some(coefficient) = sum else { return Ok(None) };
+        let mut r = coefficient;
+        for (x, axes) in common {
+            let Some(x) = view(b, v.get(*x)?, axes, rank)? else { return Ok(None) };
+            r = b.binary(Binary::Mul, x, r)?;
+        }
+        stats.factored += 1;
+        Ok(Some(b.broadcast_to(r, &ty.shape)?))
+    })?;
+    Ok((g, stats))
+}
