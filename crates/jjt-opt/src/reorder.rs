@@ -411,12 +411,31 @@ fn emit(
     // Labels that only one side carries and nothing after needs are summed first.
     let (x, lx) = sum_alone(b, x, lx, &ly, &keep)?;
     let (y, ly) = sum_alone(b, y, ly, &lx, &keep)?;
-    // Shared labels of size 1 that nothing after needs are dropped rather than contracted:
-    // a contraction over unit axes only is an elementwise product the backend would run as a
-    // batch of 1×1 products.
-    let unit = |l: &Label| net.size[l] == 1 && !keep.contains(l);
-    let (x, lx) = drop_labels(b, x, lx, &unit)?;
-    let (y, ly) = drop_labels(b, y, ly, &unit)?;
+    // A pair that would contract unit axes only is an elementwise product, which the backend
+    // would run as a batch of 1×1 products: those labels are dropped (a reshape) instead.
+    // Beside real contracted axes a unit axis is left in place (dropping it from a strided
+    // view can cost a copy).
+    let contracted = |l: &Label| ly.contains(l) && !keep.contains(l);
+    if lx.iter().any(contracted) && lx.iter().filter(|l| contracted(l)).all(|l| net.size[l] == 1) {
+        let unit =
+            |l: &Label| net.size[l] == 1 && !keep.contains(l) && (lx.contains(l) && ly.contains(l));
+        let (x2, lx2) = drop_labels(b, x, lx.clone(), &unit)?;
+        let (y2, ly2) = drop_labels(b, y, ly.clone(), &unit)?;
+        return finish_pair(b, x2, lx2, y2, ly2, &keep);
+    }
+    finish_pair(b, x, lx, y, ly, &keep)
+}
+
+/// The contraction of `x` and `y` (labels `lx`, `ly`): shared labels in `keep` become batch
+/// axes, the other shared ones are contracted; returns the node and its labels.
+fn finish_pair(
+    b: &mut FunctionBuilder,
+    x: NodeId,
+    lx: Vec<Label>,
+    y: NodeId,
+    ly: Vec<Label>,
+    keep: &[Label],
+) -> Result<(NodeId, Vec<Label>), IrError> {
     let mut d = DotGeneral::default();
     let mut out = Vec::new();
     for (i, l) in lx.iter().enumerate() {
