@@ -563,6 +563,19 @@ fn common_factors_leave_sums_of_products() {
         jjt_ir::text::print(&g)
     );
     assert_reassociated(&f, &g, 37, 7.0);
+    // Through `reorder` (which factors first): no contraction of unit axes only remains (the
+    // backend would run it as a batch of 1×1 products).
+    let (h, stats) = jjt_opt::reorder::reorder(&f).unwrap();
+    assert_eq!(stats.factored, 1);
+    for n in h.node_ids() {
+        let node = h.node(n).unwrap();
+        if let jjt_ir::Op::DotGeneral(d) = &node.op {
+            let lhs = &h.node(h.operands(n)[0]).unwrap().ty.shape.0;
+            let units = d.lhs_contract.iter().all(|&a| lhs[a] == 1);
+            assert!(d.lhs_contract.is_empty() || !units, "{}", jjt_ir::text::print(&h));
+        }
+    }
+    assert_reassociated(&f, &h, 41, 7.0);
 }
 
 /// A contraction of a broadcast along an axis it neither contracts nor pairs as a batch axis
@@ -679,6 +692,38 @@ fn mlp_auto_plan_is_structured() {
     let p = 784.0 * 512.0 + 512.0 + 512.0 * 512.0 + 512.0 + 512.0 * 10.0 + 10.0;
     let jacobian_bytes = n * o * p * 4.0;
     assert!(choice.cost.peak_bytes < jacobian_bytes, "{}", choice.cost);
+}
+
+/// The zoo's MLP weights behind a mean over tokens (B1 = B2 = 16, every parameter): the
+/// optimiser never forms their per-example Jacobians. The transformer's w1 (128×512) term
+/// costs 2·160·512·128·32 + 160²·65536 = 2.3·10⁹ multiply-adds in the Jacobian order and the
+/// whole kernel 6.7·10⁹ with it; the mixer's wc1 (64×256) term 5.9·10⁸, the whole 1.27·10⁹
+/// (before its gelu's cotangent was factored). Both must come in well below, and no
+/// contraction of unit axes only (a batch of 1×1 products in the backend) may remain.
+#[test]
+fn zoo_mlp_weights_skip_per_example_jacobians() {
+    for (model, limit) in [("transformer", 5.0e9), ("mixer", 9.0e8)] {
+        let path = format!("{}/../../benches/models/{model}.jjt", env!("CARGO_MANIFEST_DIR"));
+        let f = jjt_ir::text::parse_file(std::path::Path::new(&path)).unwrap();
+        let params: Vec<String> = f.params().iter().skip(1).map(|p| p.name.clone()).collect();
+        let spec = KernelSpec {
+            wrt: params.clone(),
+            shared: params,
+            batch: Some((16, 16)),
+            ..Default::default()
+        };
+        let choice = jjt_opt::auto::choose(&spec, &f).unwrap();
+        assert!(choice.cost.flops < limit, "{model}: {}", choice.cost);
+        let k = &choice.kernel;
+        for n in k.node_ids() {
+            if let jjt_ir::Op::DotGeneral(d) = &k.node(n).unwrap().op {
+                let lhs = &k.node(k.operands(n)[0]).unwrap().ty.shape.0;
+                let units_only =
+                    !d.lhs_contract.is_empty() && d.lhs_contract.iter().all(|&a| lhs[a] == 1);
+                assert!(!units_only, "{model}: {}", jjt_ir::text::print(k));
+            }
+        }
+    }
 }
 
 /// Staging: prepare(θ) then call(x1, x2, hoisted) equals the unstaged kernel bit for bit, and
