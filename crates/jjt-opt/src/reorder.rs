@@ -8,7 +8,7 @@
 //! written. Pairs of leaves that depend only on constants cost nothing per call (constant
 //! folding evaluates them once), so `A·(Aᵀ·D)` becomes `(A·Aᵀ)·D` with `A·Aᵀ` precomputed.
 //! A tree is read a second time through the products of broadcasts it uses that other nodes
-//! use too ([`look_through`]: recomputed for the tree, kept for the others), and the cheaper
+//! use too (`look_through`: recomputed for the tree, kept for the others), and the cheaper
 //! reading wins.
 //!
 //! Preserves: values up to reassociation of sums (the result is the same einsum; rounding may
