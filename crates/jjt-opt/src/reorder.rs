@@ -417,8 +417,7 @@ fn emit(
     // view can cost a copy).
     let contracted = |l: &Label| ly.contains(l) && !keep.contains(l);
     if lx.iter().any(contracted) && lx.iter().filter(|l| contracted(l)).all(|l| net.size[l] == 1) {
-        let unit =
-            |l: &Label| net.size[l] == 1 && !keep.contains(l) && (lx.contains(l) && ly.contains(l));
+        let unit = |l: &Label| net.size[l] == 1 && contracted(l) && lx.contains(l);
         let (x2, lx2) = drop_labels(b, x, lx.clone(), &unit)?;
         let (y2, ly2) = drop_labels(b, y, ly.clone(), &unit)?;
         return finish_pair(b, x2, lx2, y2, ly2, &keep);
@@ -501,17 +500,6 @@ fn well_formed(net: &Network) -> bool {
         && net.size.iter().all(|(l, &d)| d <= 1 || carried.contains(l))
 }
 
-/// Multiply-adds of the tree under `root` in the order `steps` of its plain network.
-fn order_macs_of(
-    f: &Function,
-    root: NodeId,
-    inner: &HashSet<NodeId>,
-    consts: &HashSet<NodeId>,
-    steps: &[(u64, u64)],
-) -> f64 {
-    order_macs(&network(f, root, inner, consts), steps)
-}
-
 /// The nodes a tree may be read through besides its inner ones: inner nodes, and products
 /// (`mul`, contractions of nothing) of broadcasts and transposes that other nodes also use,
 /// when every leaf under them is smaller than they are. A cotangent that is a weight's
@@ -590,9 +578,13 @@ pub fn reorder(f: &Function) -> Result<(Function, ReorderStats), IrError> {
         if !is_root_kind(kind(f, n)) || inner.contains(&n) {
             continue;
         }
-        let written = written_order(f, n, &inner);
         let plain = network(f, n, &inner, &consts);
-        let baseline = order_cost(&plain, &written);
+        let usable = |net: &Network| (3..=63).contains(&net.leaves.len()) && well_formed(net);
+        if !usable(&plain) {
+            continue;
+        }
+        let written = written_order(f, n, &inner);
+        let (baseline, macs_before) = (order_cost(&plain, &written), order_macs(&plain, &written));
         let mut best: Option<(f64, Plan)> = None;
         // The tree as it is, and the tree read through the products of broadcasts it uses
         // (recomputed for it; their other users keep them). The second reading is taken only
@@ -607,13 +599,13 @@ pub fn reorder(f: &Function) -> Result<(Function, ReorderStats), IrError> {
         };
         let expanded = if contracts { Some(network(f, n, &through, &consts)) } else { None };
         for (k, net) in std::iter::once(plain).chain(expanded).enumerate() {
-            if net.leaves.len() < 3 || net.leaves.len() > 63 || !well_formed(&net) {
+            if !usable(&net) {
                 continue;
             }
             let steps = optimal(&net).unwrap_or_else(|| greedy(&net));
             let cost = order_cost(&net, &steps);
-            let factor = if k == 0 { 1.0 } else { 0.5 };
-            if best.as_ref().is_none_or(|(c, _)| cost < factor * *c) {
+            let share = if k == 0 { 1.0 } else { 0.5 };
+            if best.as_ref().is_none_or(|(c, _)| cost < share * *c) {
                 best = Some((cost, (net, steps)));
             }
         }
@@ -621,7 +613,7 @@ pub fn reorder(f: &Function) -> Result<(Function, ReorderStats), IrError> {
         stats.networks += 1;
         if cost < baseline {
             stats.rewritten += 1;
-            stats.flops_before += order_macs_of(f, n, &inner, &consts, &written);
+            stats.flops_before += macs_before;
             stats.flops_after += order_macs(&net, &steps);
             plans.insert(n, (net, steps));
         }
