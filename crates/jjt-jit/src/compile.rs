@@ -61,6 +61,7 @@ pub fn compile_with(f: &Function, opts: Options) -> Result<Compiled, JitError> {
     let mut fctx = FunctionBuilderContext::new();
     let mut parts: BTreeMap<usize, FuncId> = BTreeMap::new();
     let mut part_clif = String::new();
+    let mut part_asm = String::new();
     for (k, step) in plan.steps.iter().enumerate() {
         let body = match (
             codegen::parallel_map(step, policy.threads),
@@ -84,6 +85,9 @@ pub fn compile_with(f: &Function, opts: Options) -> Result<Compiled, JitError> {
         if let Some(c) = defined.clif {
             part_clif.push_str(&c);
             part_clif.push('\n');
+        }
+        if let Some(a) = defined.asm {
+            part_asm.push_str(&format!("\n; {name}\n{a}"));
         }
         parts.insert(k, id);
     }
@@ -121,7 +125,7 @@ pub fn compile_with(f: &Function, opts: Options) -> Result<Compiled, JitError> {
         arena_bytes: layout.size,
         arenas: Mutex::new(Vec::new()),
         clif,
-        asm: defined.asm,
+        asm: defined.asm.map(|a| a + &part_asm),
         steps: plan.steps.len(),
         step_labels: defined.labels,
         step_nodes: plan.step_nodes.clone(),

@@ -6,7 +6,8 @@
 pub struct Options {
     /// Keep the Cranelift IR text of the entry function ([`crate::Compiled::clif`]).
     pub keep_clif: bool,
-    /// Keep Cranelift's machine-code listing ([`crate::Compiled::asm`]).
+    /// Keep Cranelift's machine-code listing ([`crate::Compiled::asm`]): the entry function's,
+    /// then each row function's (the part of a step run on several threads), under its name.
     pub keep_asm: bool,
     /// Compute exactly what the interpreter computes, bit for bit: no FMA, no reassociated
     /// (vector) sums, no calls to the matrix multiply. Elementwise code is SIMD either way.

@@ -1,5 +1,5 @@
-//! The compiled handle: argument checks, buffers at any alignment, concurrency, and that
-//! compiling and dropping returns its memory.
+//! The compiled handle: argument checks, buffers at any alignment, concurrency, its listings,
+//! and that compiling and dropping returns its memory.
 
 use jjt_ir::{DType, Function, Tensor, interp, text};
 use jjt_jit::{Compiled, JitError, Options, compile, compile_with};
@@ -208,4 +208,17 @@ fn profile_times_every_step() {
     let plain = compile(&f).unwrap();
     plain.call(&[&x[0], &x[1]]).unwrap();
     assert!(jjt_jit::take_profile().is_empty(), "unprofiled calls record nothing");
+}
+
+/// The machine-code listing covers the row functions too: a large elementwise step runs its
+/// rows on threads in a function of its own, whose code the listing shows under its name (the
+/// entry function alone only calls it).
+#[test]
+fn the_listing_shows_row_functions() {
+    let f = text::parse("func f(x: f32[64,512]) -> f32[64,512] { return tanh(x) * x }").unwrap();
+    let opts = Options { keep_asm: true, threads: 2, ..Default::default() };
+    let c = compile_with(&f, opts).unwrap();
+    let asm = c.asm().unwrap();
+    let rows = asm.find("; jjt_rows0_f").expect(asm);
+    assert!(asm[rows..].contains("ret"), "{asm}");
 }

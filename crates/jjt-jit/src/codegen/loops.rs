@@ -3,7 +3,7 @@
 //! of a strided view at an index.
 
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::{BlockArg, InstBuilder, Value, types};
+use cranelift_codegen::ir::{BlockArg, InstBuilder, StackSlot, Value, types};
 
 use super::Cg;
 use crate::JitError;
@@ -51,6 +51,17 @@ impl<'a, 'b> Cg<'a, 'b> {
             }
         }
         a
+    }
+
+    /// Place the computation of each value of `vals` here: a store of each into `slot` (of
+    /// at least `8·vals.len()` bytes) makes them used at this point, so Cranelift computes
+    /// them once here rather than at their first use inside the loops that follow (where an
+    /// address's constant strides would keep it from being hoisted out again: a row's base
+    /// addresses would become a multiply per view per iteration).
+    pub(super) fn pin<T>(&mut self, slot: StackSlot, vals: &[(T, Value)]) {
+        for (k, (_, v)) in vals.iter().enumerate() {
+            self.b.ins().stack_store(types::I64, *v, slot, (8 * k) as i32);
+        }
     }
 
     /// Emit nested counted loops over `dims`, calling `body` with the index of every axis.

@@ -1,8 +1,10 @@
 //! Elementwise steps: one loop nest whose innermost loop runs on vectors when it can (two
-//! vectors per iteration, then one, then a scalar tail), and the row functions that run a large
-//! step's rows on several threads through `jjt_par_map`.
+//! vectors per iteration, then one, then one more ending at the row's end, which recomputes a
+//! few elements to the same values, or a scalar tail when the step reads its own destination),
+//! and the row functions that run a large step's rows on several threads through
+//! `jjt_par_map`. Each view's address at the start of a row is computed once per row.
 
-use cranelift_codegen::ir::{FuncRef, InstBuilder, Value, types};
+use cranelift_codegen::ir::{FuncRef, InstBuilder, StackSlotData, StackSlotKind, Value, types};
 use jjt_ir::DType;
 
 use super::expr::vectorizable;
@@ -109,9 +111,15 @@ impl Cg<'_, '_> {
         let pairs = (n / (2 * w) * 2 * w) as i64;
         self.vaxis = r - 1;
         let mut views = expr.views();
+        let aliased = views.iter().any(|v| v.buf == dst.buf);
         views.push(dst.clone());
         // Row ranges split the outermost axis, which is never the vector axis (rank ≥ 2).
         let rows = rows.filter(|_| r >= 2);
+        let slot = self.b.create_sized_stack_slot(StackSlotData::new(
+            StackSlotKind::ExplicitSlot,
+            8 * views.len() as u32,
+            3,
+        ));
         self.for_rows(&shape[..r - 1], rows, &mut |cg, outer| {
             // Each view's address at the start of this row, once; the loops below add i·stride.
             let mut idx = outer.to_vec();
@@ -124,6 +132,7 @@ impl Cg<'_, '_> {
                 }
             }
             idx.pop();
+            cg.pin(slot, &ptrs);
             let outer_rows = cg.rows.replace((r - 1, ptrs));
             let mut one = |cg: &mut Self, i: Value, mode: Mode| -> Result<(), JitError> {
                 idx.push(i);
@@ -132,14 +141,21 @@ impl Cg<'_, '_> {
                 idx.pop();
                 Ok(())
             };
-            // Two vectors per iteration, then one, then the scalar tail.
+            // Two vectors per iteration, then one, then the tail: one more vector ending at the
+            // row's end (it recomputes a few elements, to the same values) when the step reads
+            // nothing of its destination, else scalars.
             cg.counted(0, pairs, 2 * w as i64, &mut |cg, i| {
                 one(cg, i, Mode::Vector)?;
                 let j = cg.b.ins().iadd_imm_s(i, w as i64);
                 one(cg, j, Mode::Vector)
             })?;
             cg.counted(pairs, full, w as i64, &mut |cg, i| one(cg, i, Mode::Vector))?;
-            cg.counted(full, n as i64, 1, &mut |cg, i| one(cg, i, Mode::Scalar))?;
+            if full < n as i64 && !aliased {
+                let last = cg.iconst(n as i64 - w as i64);
+                one(cg, last, Mode::Vector)?;
+            } else {
+                cg.counted(full, n as i64, 1, &mut |cg, i| one(cg, i, Mode::Scalar))?;
+            }
             cg.rows = outer_rows;
             Ok(())
         })
