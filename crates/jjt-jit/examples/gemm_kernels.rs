@@ -16,7 +16,7 @@ type Strides = (isize, isize);
 /// (what, products, m, k, n, A's strides, B's strides); c is row-major.
 type Shape = (&'static str, usize, usize, usize, usize, Strides, Strides);
 
-const SHAPES: [Shape; 6] = [
+const SHAPES: [Shape; 8] = [
     (
         "160×1024×160, A·Bᵀ, rows 16384 apart (a block of a Gram product of Jacobians)",
         1,
@@ -47,6 +47,16 @@ const SHAPES: [Shape; 6] = [
     ("10×1024×160, A·Bᵀ (a head of 10 outputs)", 1, 10, 1024, 160, (1024, 1), (1, 1024)),
     ("512×256×512", 1, 512, 256, 512, (256, 1), (512, 1)),
     ("1024×576×1024, A·Bᵀ (a patch Gram product)", 1, 1024, 576, 1024, (576, 1), (1, 576)),
+    (
+        "320×64×320, A·Bᵀ (a Gram product of a narrow layer's cotangents)",
+        1,
+        320,
+        64,
+        320,
+        (64, 1),
+        (1, 64),
+    ),
+    ("320×64×64, A·Wᵀ (a cotangent through a 64×64 weight)", 1, 320, 64, 64, (64, 1), (1, 64)),
 ];
 
 fn median(mut v: Vec<f64>) -> f64 {
