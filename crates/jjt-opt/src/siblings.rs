@@ -10,10 +10,13 @@
 //! matrix multiply a better shape; the code generator writes the parts straight into the joined
 //! buffer, so the concatenation costs no copy when the parts are computed.
 //!
-//! Only products with at least [`MIN_MADDS`] multiply-adds each whose shared operand has at least
-//! as many elements as each part are joined (the saving is the repeated pass over the shared
-//! operand), and a product whose operand depends on another member's result (a weight applied
-//! twice in a chain) stays apart.
+//! Only products with at least [`MIN_MADDS`] multiply-adds each are joined, and a product whose
+//! operand depends on another member's result (a weight applied twice in a chain) stays apart.
+//! Groups whose shared operand has at least as many elements as each part are formed first (the
+//! saving is the repeated pass over the shared operand: `h·wq`, `h·wk`, `h·wv` become
+//! `h·[wq wk wv]`); the products left are then joined with a smaller shared operand too (the
+//! saving is the shape: the two sides' backward products through a 64×64 weight, 320×64×64
+//! each, become one of 640 rows, packed once and large enough to be split across threads).
 //!
 //! Preserves: values bit for bit (each output element is the same sum in the same order).
 
@@ -115,11 +118,44 @@ pub fn siblings_with(f: &Function, min_madds: usize) -> Result<(Function, Siblin
 
 /// Groups of joinable siblings (two or more members each, every product in at most one group).
 fn find_groups(f: &Function, order: &[NodeId], min_madds: usize) -> Vec<Group> {
+    let mut taken: HashSet<NodeId> = HashSet::new();
+    // Operands that already are parts of a concatenation (each can be computed in place into
+    // one only; a second would copy it).
+    let mut parts: HashSet<NodeId> = HashSet::new();
+    for &n in order {
+        if let Some(node) = f.node(n)
+            && matches!(node.op, Op::Concat(_))
+        {
+            parts.extend(f.operands(n).iter().copied());
+        }
+    }
+    let mut groups = Vec::new();
+    // First the groups whose shared operand is at least as large as each part (the saving is
+    // the repeated pass over it), then, among the products left, those with a smaller shared
+    // operand (the saving is the shape: one product with twice the rows packs its operands
+    // once, and is large enough to be split across threads), each part in one concatenation
+    // at most and the largest groups first.
+    for small_shared in [false, true] {
+        find_tier(f, order, min_madds, small_shared, &mut taken, &mut parts, &mut groups);
+    }
+    groups
+}
+
+/// The groups of one tier of [`find_groups`]: products not `taken` yet whose shared operand is
+/// smaller than their part (`small_shared`, and then only with operands not in `parts`) or not.
+fn find_tier(
+    f: &Function,
+    order: &[NodeId],
+    min_madds: usize,
+    small_shared: bool,
+    taken: &mut HashSet<NodeId>,
+    parts: &mut HashSet<NodeId>,
+    groups: &mut Vec<Group>,
+) {
     // Key: (shared operand, the parts' side, the axes and the other operand's type but for its
     // length along the joined axis).
     type Key = (NodeId, Side, String);
     let mut by_key: BTreeMap<Key, Vec<NodeId>> = BTreeMap::new();
-    let mut taken: HashSet<NodeId> = HashSet::new();
     for side in [Side::Rhs, Side::Lhs] {
         for &n in order {
             let Some(node) = f.node(n) else { continue };
@@ -128,7 +164,8 @@ fn find_groups(f: &Function, order: &[NodeId], min_madds: usize) -> Vec<Group> {
             let (shared, part) = (ops[side.slot()], ops[side.other().slot()]);
             let (Some(st), Some(pt)) = (f.node(shared), f.node(part)) else { continue };
             let madds = node.ty.numel().saturating_mul(contracted(d, &st.ty, side));
-            if madds < min_madds || st.ty.numel() < pt.ty.numel() || shared == part {
+            let small = st.ty.numel() < pt.ty.numel();
+            if madds < min_madds || small != small_shared || shared == part || taken.contains(&n) {
                 continue;
             }
             // The other operands may differ in length along the joined axis (B1 ≠ B2).
@@ -136,19 +173,39 @@ fn find_groups(f: &Function, order: &[NodeId], min_madds: usize) -> Vec<Group> {
             let Some(&axis) = DotGeneral::free_axes(pt.ty.rank(), contract, batch).first() else {
                 continue;
             };
+            // With a smaller shared operand, only products without batch axes joined along
+            // their parts' first axis: each part of the result is then one contiguous block
+            // (joined along another axis, the parts become strided views that the products
+            // reading them must pack, which costs what the join saved), and only parts that
+            // are computed anyway (an input or a view, a transpose say, would be copied into
+            // the joined buffer).
+            if small_shared && (!batch.is_empty() || axis != 0 || !computed(&pt.op)) {
+                continue;
+            }
             let mut dims: Vec<String> = pt.ty.shape.dims().iter().map(|x| x.to_string()).collect();
             dims[axis] = "*".into();
             let what = format!("{d:?} {} [{}]", pt.ty.dtype, dims.join(","));
             by_key.entry((shared, side.other(), what)).or_default().push(n);
         }
     }
-    let mut groups = Vec::new();
-    for ((_, parts_side, _), candidates) in by_key {
+    let mut keyed: Vec<_> = by_key.into_iter().collect();
+    if small_shared {
+        let flops = |c: &[NodeId]| c.iter().map(|&m| crate::cost::node_flops(f, m)).sum::<f64>();
+        keyed.sort_by(|(_, a), (_, b)| flops(b).total_cmp(&flops(a)));
+    }
+    for ((_, parts_side, _), candidates) in keyed {
         let side = parts_side.other();
+        let part_of = |m: NodeId| f.operands(m)[side.other().slot()];
         // Greedily, in graph order: a product joins unless its operand depends on a member
         // already taken or a member's operand depends on it (joining would make a cycle).
         let mut members: Vec<NodeId> = Vec::new();
         for m in candidates.into_iter().filter(|m| !taken.contains(m)) {
+            if small_shared
+                && (parts.contains(&part_of(m))
+                    || members.iter().any(|&o| part_of(o) == part_of(m)))
+            {
+                continue;
+            }
             members.push(m);
             if depends_on_each_other(f, &members, side.other().slot()) {
                 members.pop();
@@ -177,9 +234,23 @@ fn find_groups(f: &Function, order: &[NodeId], min_madds: usize) -> Vec<Group> {
             nb
         };
         taken.extend(members.iter().copied());
+        parts.extend(members.iter().map(|&m| part_of(m)));
         groups.push(Group { shared: side, members, axis, out_axis });
     }
-    groups
+}
+
+/// Whether a node of this op computes its values (rather than naming or viewing others').
+fn computed(op: &Op) -> bool {
+    !matches!(
+        op,
+        Op::Input(_)
+            | Op::Const(_)
+            | Op::Reshape(_)
+            | Op::Transpose(_)
+            | Op::BroadcastTo(_)
+            | Op::Slice(_)
+            | Op::Concat(_)
+    )
 }
 
 /// The product of the contracted dimensions, read from the shared operand's type.

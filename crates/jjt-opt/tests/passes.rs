@@ -393,6 +393,36 @@ fn sibling_products_join_without_cycles() {
     assert!(bits_equal(&interp::eval_outputs(&g, &x).unwrap(), &want));
 }
 
+/// With a weight smaller than the parts, products join only as a second choice: without
+/// batch axes, along the parts' first axis, and only parts computed anyway. The two sides'
+/// backward products `tanh(xᵢ)·wᵀ` join; `transpose(xᵢ)·wᵀ` would copy the transposes into
+/// the joined buffer and stays apart. Values bit for bit.
+#[test]
+fn products_through_a_small_weight_join_only_computed_parts() {
+    let f = jjt_ir::text::parse(
+        "func f(x1: f64[8,10,6], x2: f64[8,10,6], w: f64[6,6]) -> f64[10,8,6] {
+  y1 = dot_general(tanh(x1), w, contract=[[2],[1]], batch=[[],[]])
+  y2 = dot_general(tanh(x2), w, contract=[[2],[1]], batch=[[],[]])
+  p1 = dot_general(transpose(x1, perm=[1,0,2]), w, contract=[[2],[1]], batch=[[],[]])
+  p2 = dot_general(transpose(x2, perm=[1,0,2]), w, contract=[[2],[1]], batch=[[],[]])
+  return transpose(y1 + y2, perm=[1,0,2]) + p1 + p2
+}",
+    )
+    .unwrap();
+    let (g, stats) = jjt_opt::siblings::siblings_with(&f, 0).unwrap();
+    assert!(jjt_ir::verify(&g).is_ok());
+    assert_eq!((stats.groups, stats.joined), (1, 2), "{}", jjt_ir::text::print(&g));
+    let joined_tanh = g.topo_order().into_iter().any(|n| {
+        matches!(g.node(n).unwrap().op, jjt_ir::Op::Concat(_))
+            && g.operands(n).iter().all(|&o| matches!(g.node(o).unwrap().op, jjt_ir::Op::Unary(_)))
+    });
+    assert!(joined_tanh, "{}", jjt_ir::text::print(&g));
+    let mut rng = Rng(11);
+    let x = args(&mut rng, &f);
+    let want = interp::eval_outputs(&f, &x).unwrap();
+    assert!(bits_equal(&interp::eval_outputs(&g, &x).unwrap(), &want));
+}
+
 /// A fold cache shared by several optimisations (as `auto` shares one between its candidates):
 /// the jc kernel folds A·Aᵀ from the cache after the ntvp kernel of the same A, but not after
 /// the ntvp kernel of an A with another seed; with or without the cache, the optimised graphs
