@@ -14,10 +14,10 @@ Workloads:
         vs neural-tangents NTK_VECTOR_PRODUCTS and STRUCTURED_DERIVATIVES with vmap_axes=0;
         and row mlp-ntvp: jjt with --strategy ntvp (no choice of strategy) vs NTK_VECTOR_PRODUCTS.
   zoo (--zoo NAMES, default all): the models of benches/models (mlp, transformer, deep, mixer, cnn, embed), see
-        benches/models/gen.py. For each: jjt with --strategy auto, ntvp and jc in --rounds interleaved rounds (median
-        of the rounds' steady medians and first calls,
-        rel. error of K against the float64 reference of benches/peers/zoo_jax.py --ref), neural-tangents
-        STRUCTURED_DERIVATIVES, NTK_VECTOR_PRODUCTS and JACOBIAN_CONTRACTION (vmap_axes=0; benches/peers/zoo_nt.py)
+        benches/models/gen.py. For each: jjt with --strategy auto, ntvp and jc and neural-tangents
+        STRUCTURED_DERIVATIVES in --rounds interleaved rounds (median of the rounds' steady medians and first calls,
+        rel. error of K against the float64 reference of benches/peers/zoo_jax.py --ref), then once neural-tangents
+        NTK_VECTOR_PRODUCTS and JACOBIAN_CONTRACTION (vmap_axes=0; benches/peers/zoo_nt.py)
         and plain JAX jit of jvp∘vjp (benches/peers/zoo_jax.py); and jjt (auto) on the same model exported from
         JAX (benches/peers/zoo_export.py: StableHLO text), column `imported`, ratio imp/auto against the
         hand-written model. Data and K's are written to target/zoo/NAME/.
@@ -66,7 +66,7 @@ def main():
     ap.add_argument("--only-zoo", action="store_true", help="skip the seed and mlp rows")
     ap.add_argument("--reps", type=int, default=5, help="timed calls per zoo measurement (after the first)")
     ap.add_argument("--rounds", type=int, default=3,
-                    help="interleaved rounds of jjt's strategies per zoo model (median of the rounds' medians)")
+                    help="interleaved rounds of jjt's strategies and nt SD per zoo model (median of the rounds' medians)")
     a = ap.parse_args()
     if a.rounds < 1 or a.reps < 1:
         ap.error("--reps and --rounds must be at least 1")
@@ -214,15 +214,31 @@ def zoo(a, jjt, py_jax, py_nt, names):
         base = [meta["model"], "--wrt", ",".join(meta["params"]),
                 "--shared", ",".join(f"{n}={d}/{n}.npy" for n in meta["params"]),
                 "--x1", f"{side}={d}/x1.npy", "--x2", f"{side}={d}/x2.npy", "--reps", str(a.reps)]
-        # The strategies in interleaved rounds (auto, ntvp, jc, auto, ...), each round a separate
-        # process: the machine's speed drifts over seconds, and the first measurement after the
-        # Python peers ran was slower by up to 1.6x. Reported: the median over rounds of each
-        # round's median (and of the first calls).
+        # The strategies in interleaved rounds (auto, ntvp, jc, nt SD, auto, ...), each a separate
+        # process: the machine's speed drifts over seconds (phases up to 1.6x slower), so the
+        # peer the acceptance ratios are taken against, nt SD, is measured in every round too
+        # rather than once in whichever phase it falls. Reported: the median over rounds of
+        # each round's median (and of the first calls).
         rounds = {s: [] for s in STRATEGIES}
+        sd_rounds = []
         for _ in range(a.rounds):
             for s in STRATEGIES:
                 out = os.path.join(d, f"K_jjt_{s}.npy")
                 rounds[s].append(jjt_bench(jjt, base + ["--strategy", s, "-o", out]))
+            if py_nt:
+                out = run([py_nt, os.path.join(ROOT, "benches", "peers", "zoo_nt.py"), name, "--variant", "SD",
+                           "--reps", str(a.reps)])
+                sd_rounds += peer_lines(out)
+        if sd_rounds:
+            ok = [p for p in sd_rounds if p.get("status") == "ok"]
+            p = dict(ok[-1] if ok else sd_rounds[-1])
+            if ok:
+                p["median_ms"] = median([x["median_ms"] for x in ok])
+                p["first_ms"] = median([x["first_ms"] for x in ok])
+                p["round_medians_ms"] = [x["median_ms"] for x in ok]
+            rec["peers"]["nt SD"] = p
+            log(out_line(name, "nt SD", p) + (f" (rounds: {', '.join(f'{x:.2f}' for x in p['round_medians_ms'])})"
+                                               if ok else ""))
         for s in STRATEGIES:
             rs = rounds[s]
             r = dict(rs[-1])
@@ -248,7 +264,7 @@ def zoo(a, jjt, py_jax, py_nt, names):
                 f"rel. error {r['rel_err']:.1e}")
         if py_nt:
             out = run([py_nt, os.path.join(ROOT, "benches", "peers", "zoo_nt.py"), name, "--variant",
-                       ",".join(NT_VARIANTS), "--reps", str(a.reps)])
+                       ",".join(v for v in NT_VARIANTS if v != "SD"), "--reps", str(a.reps)])
             for p in peer_lines(out):
                 rec["peers"][f"nt {p['variant']}"] = p
                 log(out_line(name, f"nt {p['variant']}", p))
