@@ -46,7 +46,7 @@ struct Network {
 pub struct ReorderStats {
     /// Sums whose common factor was taken out first ([`crate::factor`]).
     pub factored: usize,
-    /// Trees found (with three or more leaves).
+    /// Trees priced (with three or more leaves, or two or more read through shared products).
     pub networks: usize,
     /// Trees rewritten.
     pub rewritten: usize,
@@ -277,6 +277,28 @@ fn pair(net: &Network, a: u64, b: u64) -> (f64, f64) {
     let macs: f64 = ra.union(&rb).map(|l| net.size[l] as f64).product();
     let whole = (a | b).count_ones() as usize == net.leaves.len();
     if whole { (macs, macs) } else { (macs + INTERMEDIATE_MACS * elems(a | b), macs) }
+}
+
+/// The elements the sums every order starts with read: a leaf with labels no other leaf and
+/// no output carries is summed over them first (`sum_alone`), reading each of its elements
+/// once. The same for every order of one tree, so it decides only between readings of a tree
+/// (a sum over tokens of `a[o, j]·g[b, t, j]` read through the product sums `g` alone, not the
+/// product) and against the tree as written. Priced at half of [`INTERMEDIATE_MACS`] per
+/// element (one pass over memory).
+fn lone_sums(net: &Network) -> f64 {
+    let mut cost = 0.0;
+    for (i, leaf) in net.leaves.iter().enumerate() {
+        // (Summing a unit axis moves nothing: a reshape.)
+        let alone = |l: &Label| {
+            net.size[l] > 1
+                && !net.out.contains(l)
+                && net.leaves.iter().enumerate().all(|(j, o)| j == i || !o.labels.contains(l))
+        };
+        if !leaf.constant && leaf.labels.iter().any(alone) {
+            cost += leaf.labels.iter().map(|l| net.size[l] as f64).product::<f64>();
+        }
+    }
+    cost
 }
 
 /// The best contraction order: `plan[set] = (cost, split)`.
@@ -579,12 +601,20 @@ pub fn reorder(f: &Function) -> Result<(Function, ReorderStats), IrError> {
             continue;
         }
         let plain = network(f, n, &inner, &consts);
-        let usable = |net: &Network| (3..=63).contains(&net.leaves.len()) && well_formed(net);
-        if !usable(&plain) {
+        // The tree as written is priced (and so read) with up to 63 leaves; it has orders to
+        // choose from with three or more, and a second reading (below) with two or more.
+        let priced = |net: &Network| (1..=63).contains(&net.leaves.len()) && well_formed(net);
+        let contracts = match f.node(n).map(|x| &x.op) {
+            Some(Op::DotGeneral(d)) => !d.lhs_contract.is_empty(),
+            _ => kind(f, n) == Some(Kind::Sum),
+        };
+        if !priced(&plain) || (plain.leaves.len() < 3 && !contracts) {
             continue;
         }
         let written = written_order(f, n, &inner);
-        let (baseline, macs_before) = (order_cost(&plain, &written), order_macs(&plain, &written));
+        let pass = INTERMEDIATE_MACS / 2.0;
+        let baseline = order_cost(&plain, &written) + pass * lone_sums(&plain);
+        let macs_before = order_macs(&plain, &written) + lone_sums(&plain);
         let mut best: Option<(f64, Plan)> = None;
         // The tree as it is, and the tree read through the products of broadcasts it uses
         // (recomputed for it; their other users keep them). The second reading is taken only
@@ -593,17 +623,14 @@ pub fn reorder(f: &Function) -> Result<(Function, ReorderStats), IrError> {
         // which the einsum price does not see (on the zoo's mixer, reading elementwise trees
         // through their shared factors cut 1 % of the multiply-adds and doubled the time of
         // the maps that read the results across their layout).
-        let contracts = match f.node(n).map(|x| &x.op) {
-            Some(Op::DotGeneral(d)) => !d.lhs_contract.is_empty(),
-            _ => kind(f, n) == Some(Kind::Sum),
-        };
         let expanded = if contracts { Some(network(f, n, &through, &consts)) } else { None };
         for (k, net) in std::iter::once(plain).chain(expanded).enumerate() {
-            if !usable(&net) {
+            let least = if k == 0 { 3 } else { 2 };
+            if !priced(&net) || net.leaves.len() < least {
                 continue;
             }
             let steps = optimal(&net).unwrap_or_else(|| greedy(&net));
-            let cost = order_cost(&net, &steps);
+            let cost = order_cost(&net, &steps) + pass * lone_sums(&net);
             let share = if k == 0 { 1.0 } else { 0.5 };
             if best.as_ref().is_none_or(|(c, _)| cost < share * *c) {
                 best = Some((cost, (net, steps)));
@@ -614,7 +641,7 @@ pub fn reorder(f: &Function) -> Result<(Function, ReorderStats), IrError> {
         if cost < baseline {
             stats.rewritten += 1;
             stats.flops_before += macs_before;
-            stats.flops_after += order_macs(&net, &steps);
+            stats.flops_after += order_macs(&net, &steps) + lone_sums(&net);
             plans.insert(n, (net, steps));
         }
     }

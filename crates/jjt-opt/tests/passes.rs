@@ -471,13 +471,16 @@ fn reorder_sees_through_scalings_and_sums() {
 }
 
 /// `g`, a reordering of `f`, computes `f`'s values at a random point within the bound of a
-/// reassociated sum, `2·n·u·Σ|terms|` per element (`n` the terms' count with their roundings;
-/// `Σ|terms|` is `f` on the absolute values of the inputs).
+/// reassociated sum, `2·n·u·Σ|terms|` per element of every output (`n` the terms' count with
+/// their roundings; `Σ|terms|` is `f` on the absolute values of the inputs).
 fn assert_reassociated(f: &Function, g: &Function, seed: u64, n: f64) {
     let mut rng = Rng(seed);
     let x = args(&mut rng, f);
-    let want = interp::eval(f, &x).unwrap().to_f64_vec();
-    let got = interp::eval(g, &x).unwrap().to_f64_vec();
+    let values = |h: &Function, x: &[Tensor]| -> Vec<f64> {
+        interp::eval_outputs(h, x).unwrap().iter().flat_map(|t| t.to_f64_vec()).collect()
+    };
+    let want = values(f, &x);
+    let got = values(g, &x);
     let absx: Vec<Tensor> = x
         .iter()
         .map(|t| {
@@ -485,7 +488,8 @@ fn assert_reassociated(f: &Function, g: &Function, seed: u64, n: f64) {
             Tensor::from_f64(&t.ty(), &v).unwrap()
         })
         .collect();
-    let scale = interp::eval(f, &absx).unwrap().to_f64_vec();
+    let scale = values(f, &absx);
+    assert_eq!((got.len(), want.len()), (scale.len(), scale.len()));
     for ((g, w), s) in got.iter().zip(&want).zip(&scale) {
         let bound = 2.0 * n * f64::EPSILON / 2.0 * s;
         assert!((g - w).abs() <= bound, "{g} vs {w}, bound {bound:e}");
@@ -557,6 +561,44 @@ fn reorder_reads_through_a_shared_product_of_broadcasts() {
     assert!(stats.flops_before >= jacobians, "{stats:?}");
     assert!(stats.flops_after <= factored, "{stats:?}\n{}", jjt_ir::text::print(&g));
     assert_reassociated(&f, &g, 31, (t * t * i * j) as f64 + 4.0);
+}
+
+/// A bias's term of the empirical NTK: the Gram product of per-example sums over tokens of a
+/// cotangent `c[o, j]·d[b, t, j]` that other products also use (so it is computed anyway).
+/// Read through the product, the sums over tokens run on `d` alone ([B, T, J], not
+/// [B, O, T, J]: a pass over O times fewer elements) before `c` scales them; `reorder` prices
+/// those sums at a pass over memory per element, so it takes that reading even though the
+/// Gram product, the same either way, dominates the multiply-adds. Values within the rounding
+/// bound of reassociation.
+#[test]
+fn sums_over_tokens_of_a_shared_cotangent_run_on_its_factor() {
+    let (b, o, t, j) = (4, 10, 16, 32);
+    let src = format!(
+        "func f(c: f64[{o},{j}], d1: f64[{b},{t},{j}], d2: f64[{b},{t},{j}], w: f64[{j},{j}]) -> (f64[{b},{o},{b},{o}], f64[{b},{o},{t},{j}], f64[{b},{o},{t},{j}]) {{
+  cb = broadcast_to(reshape(c, shape=[1,{o},1,{j}]), shape=[{b},{o},{t},{j}])
+  g1 = cb * broadcast_to(reshape(d1, shape=[{b},1,{t},{j}]), shape=[{b},{o},{t},{j}])
+  g2 = cb * broadcast_to(reshape(d2, shape=[{b},1,{t},{j}]), shape=[{b},{o},{t},{j}])
+  k = dot_general(sum(g1, axes=[2]), sum(g2, axes=[2]), contract=[[2],[2]], batch=[[],[]])
+  return k, dot_general(g1, w, contract=[[3],[0]], batch=[[],[]]), dot_general(g2, w, contract=[[3],[0]], batch=[[],[]])
+}}"
+    );
+    let f = jjt_ir::text::parse(&src).unwrap();
+    let f = jjt_opt::simplify::simplify(&f).unwrap().0;
+    let (g, stats) = jjt_opt::reorder::reorder(&f).unwrap();
+    assert!(jjt_ir::verify(&g).is_ok());
+    assert_eq!(stats.rewritten, 1, "{stats:?}");
+    // Before: both sums over [B, O, T, J] and the Gram product; after: the sums over
+    // [B, T, J], the scalings by c and the same Gram product.
+    let gram = (b * o * b * o * j) as f64;
+    assert_eq!(stats.flops_before, (2 * b * o * t * j) as f64 + gram, "{stats:?}");
+    assert!(stats.flops_after <= (2 * b * t * j + 2 * b * o * j) as f64 + gram, "{stats:?}");
+    // No sum in the result reads a [B, O, T, J] value.
+    let big_sum = g.topo_order().into_iter().any(|n| {
+        matches!(g.node(n).unwrap().op, jjt_ir::Op::Reduce(_))
+            && g.node(g.operands(n)[0]).unwrap().ty.shape.dims() == [b, o, t, j]
+    });
+    assert!(!big_sum, "{}", jjt_ir::text::print(&g));
+    assert_reassociated(&f, &g, 37, (t * j) as f64 + 4.0);
 }
 
 /// The transposed derivative of a gelu behind a mean over tokens: the cotangent `c[o,j]`
