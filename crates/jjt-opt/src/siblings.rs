@@ -177,9 +177,11 @@ fn find_tier(
             // their parts' first axis: each part of the result is then one contiguous block
             // (joined along another axis, the parts become strided views that the products
             // reading them must pack, which costs what the join saved), and only parts that
-            // are computed anyway (an input or a view, a transpose say, would be copied into
-            // the joined buffer).
-            if small_shared && (!batch.is_empty() || axis != 0 || !computed(&pt.op)) {
+            // are computed anyway, with arithmetic of their own (an input or a view, a
+            // transpose say, would be copied into the joined buffer).
+            if small_shared
+                && (!batch.is_empty() || axis != 0 || crate::cost::node_flops(f, part) == 0.0)
+            {
                 continue;
             }
             let mut dims: Vec<String> = pt.ty.shape.dims().iter().map(|x| x.to_string()).collect();
@@ -237,20 +239,6 @@ fn find_tier(
         parts.extend(members.iter().map(|&m| part_of(m)));
         groups.push(Group { shared: side, members, axis, out_axis });
     }
-}
-
-/// Whether a node of this op computes its values (rather than naming or viewing others').
-fn computed(op: &Op) -> bool {
-    !matches!(
-        op,
-        Op::Input(_)
-            | Op::Const(_)
-            | Op::Reshape(_)
-            | Op::Transpose(_)
-            | Op::BroadcastTo(_)
-            | Op::Slice(_)
-            | Op::Concat(_)
-    )
 }
 
 /// The product of the contracted dimensions, read from the shared operand's type.
