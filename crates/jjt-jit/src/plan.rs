@@ -541,11 +541,53 @@ fn plan_with(f: &Function, layouts: HashMap<NodeId, Vec<usize>>) -> Result<Plan,
     let made = p.plan.steps.len() - p.plan.step_nodes.len();
     p.plan.step_nodes.extend(std::iter::repeat_n(None, made));
     for s in &mut p.plan.steps {
-        if let Step::Map(m) = s {
-            canonical_map(m);
+        match s {
+            Step::Map(m) => canonical_map(m),
+            Step::Reduce(r) => canonical_reduce(r),
+            Step::Dot(_) | Step::Scatter(_) => {}
         }
     }
     Ok(p.plan)
+}
+
+/// Bring a reduction's index space to a form the code generator runs on vectors, when the
+/// innermost axis does not allow one (a view strided along it, or too short) but the last kept
+/// or the last reduced axis does: that axis moves innermost. The kept axes keep their order
+/// (the destination is indexed by them) and so do the reduced ones (each output's terms are
+/// summed in the same order), so the results are the same bits in any summation mode; only
+/// the loop nest changes. The last kept axis is preferred: vector lanes over outputs sum
+/// each output in order, where vectors along a reduced axis reassociate (fast mode only).
+/// A 2×2 average pooling in channels-last layout, reduced over its two innermost window axes of
+/// 2, runs on vectors over its channels; a sum over tokens of a transposed Jacobian runs
+/// along the tokens, contiguous in memory.
+fn canonical_reduce(s: &mut ReduceStep) {
+    let r = s.shape.len();
+    if r < 2 {
+        return;
+    }
+    let views = s.expr.views();
+    let w = if s.dst.dtype == DType::F64 { 2 } else { 4 };
+    let good = |a: usize| {
+        let long = if s.axes.contains(&a) { s.shape[a] >= 2 * w } else { s.shape[a] >= w };
+        long && views.iter().all(|v| matches!(v.strides[a], 0 | 1))
+    };
+    if good(r - 1) {
+        return;
+    }
+    let last_kept = (0..r).rev().find(|a| !s.axes.contains(a));
+    let last_reduced = s.axes.last().copied();
+    let Some(a) = [last_kept, last_reduced].into_iter().flatten().find(|&a| a != r - 1 && good(a))
+    else {
+        return;
+    };
+    let order: Vec<usize> = (0..r).filter(|&i| i != a).chain([a]).collect();
+    let permute = |v: &mut View| v.strides = order.iter().map(|&i| v.strides[i]).collect();
+    s.expr.views_mut(&mut |v| permute(v));
+    s.shape = order.iter().map(|&i| s.shape[i]).collect();
+    let mut axes: Vec<usize> =
+        s.axes.iter().map(|x| order.iter().position(|i| i == x).unwrap_or(0)).collect();
+    axes.sort_unstable();
+    s.axes = axes;
 }
 
 /// Bring an elementwise step's index space to the form the code generator runs fastest:

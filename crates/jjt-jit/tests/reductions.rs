@@ -2,8 +2,8 @@
 //! `jjt_ir::sum` (BLOCK = 128):
 //!
 //! - strict mode: reductions (every form: vectors over outputs, one output at a time; fused
-//!   expressions feeding them) and contractions with more than 128 terms, bit for bit, f32 and
-//!   f64;
+//!   expressions feeding them; strided views whose contiguous axis the plan moves innermost)
+//!   and contractions with more than 128 terms, bit for bit, f32 and f64;
 //! - fast mode: reductions within `2·(BLOCK − 1 + ⌈log2 m⌉)·u·Σ|t|` of the interpreter (both
 //!   are within `(BLOCK − 1 + ⌈log2 m⌉)·u·Σ|t|` of the exact sum: the interpreter by the order's
 //!   bound, the fast form because its vector blocks are shallower than left-to-right ones),
@@ -28,12 +28,15 @@ impl Rng {
 }
 
 /// A reduction case: the input shape, the reduced axes, the op and the reduced expression of
-/// `x` and `y` (both of the input shape).
+/// `x` and `y` (both of the input shape); with `perm`, `x` and `y` are the transposes of the
+/// function's parameters (whose shape is the input shape permuted back), so the reduction
+/// reads strided views.
 struct Case {
     shape: &'static [usize],
     axes: &'static [usize],
     op: &'static str,
     expr: &'static str,
+    perm: &'static [usize],
 }
 
 const fn case(
@@ -42,7 +45,18 @@ const fn case(
     op: &'static str,
     expr: &'static str,
 ) -> Case {
-    Case { shape, axes, op, expr }
+    Case { shape, axes, op, expr, perm: &[] }
+}
+
+/// A case on `transpose(·, perm)` of the parameters (see [`Case`]).
+const fn case_t(
+    shape: &'static [usize],
+    perm: &'static [usize],
+    axes: &'static [usize],
+    op: &'static str,
+    expr: &'static str,
+) -> Case {
+    Case { shape, axes, op, expr, perm }
 }
 
 /// Shapes of every form: the innermost axis kept (vectors over outputs, with a scalar tail),
@@ -67,6 +81,12 @@ const CASES: &[Case] = &[
     case(&[100, 10_000], &[1], "sum", "x"),
     case(&[10_000, 100], &[0], "sum", "x"),
     case(&[1, 300_001], &[0, 1], "mean", "x * y"),
+    // The innermost axis strided, the last kept one contiguous: a 2×2 average pooling in
+    // channels-last layout (its window axes innermost) runs on lanes over its channels.
+    case_t(&[8, 8, 8, 32, 2, 2], &[0, 1, 2, 5, 3, 4], &[4, 5], "mean", "x"),
+    // The innermost (kept) axis strided, the reduced one contiguous: a sum over tokens of a
+    // transposed [B, J, T] value runs along the tokens.
+    case_t(&[16, 32, 64], &[0, 2, 1], &[1], "sum", "x * y"),
 ];
 
 fn dims(s: &[usize]) -> String {
@@ -79,12 +99,31 @@ impl Case {
     }
 
     /// The function reducing `expr` (or, with `abs`, its absolute value).
+    /// The parameters' shape: the input shape, permuted back when the case transposes.
+    fn param_shape(&self) -> Vec<usize> {
+        let mut p = self.shape.to_vec();
+        for (i, &a) in self.perm.iter().enumerate() {
+            p[a] = self.shape[i];
+        }
+        p
+    }
+
     fn function(&self, d: DType, abs: bool) -> Function {
-        let (t, s) = (d.to_string(), dims(self.shape));
+        let t = d.to_string();
         let e = if abs { format!("abs({})", self.expr) } else { self.expr.to_string() };
         let axes = dims(self.axes);
+        let (params, views) = if self.perm.is_empty() {
+            let s = dims(self.shape);
+            (format!("x: {t}[{s}], y: {t}[{s}]"), String::new())
+        } else {
+            let (s, p) = (dims(&self.param_shape()), dims(self.perm));
+            (
+                format!("x0: {t}[{s}], y0: {t}[{s}]"),
+                format!("x = transpose(x0, perm=[{p}])\n  y = transpose(y0, perm=[{p}])\n  "),
+            )
+        };
         let src = format!(
-            "func f(x: {t}[{s}], y: {t}[{s}]) -> {t}[{}] {{ return {}({e}, axes=[{axes}]) }}",
+            "func f({params}) -> {t}[{}] {{\n  {views}return {}({e}, axes=[{axes}])\n}}",
             dims(&self.out_shape()),
             self.op
         );
@@ -101,7 +140,7 @@ impl Case {
         (0..2)
             .map(|_| {
                 let v: Vec<f64> = (0..n).map(|_| rng.next()).collect();
-                let ty = jjt_ir::TensorType::new(d, self.shape.to_vec());
+                let ty = jjt_ir::TensorType::new(d, self.param_shape());
                 Tensor::from_f64(&ty, &v).unwrap()
             })
             .collect()
@@ -244,6 +283,10 @@ fn reductions_take_the_intended_forms() {
         (18, Options { threads: 3, ..Options::default() }, "parts on threads"),
         (18, Options { threads: 3, ..strict() }, "(scalar)"),
         (17, Options { threads: 2, ..Options::default() }, "(vectors over outputs)"),
+        (19, Options { threads: 1, ..strict() }, "(vectors over outputs)"),
+        (19, Options { threads: 2, ..Options::default() }, "vectors over outputs, rows on threads"),
+        (20, Options { threads: 1, ..Options::default() }, "(vectors along the reduction)"),
+        (20, strict(), "(scalar)"),
     ];
     for (k, opts, label) in expect {
         let f = CASES[*k].function(DType::F32, false);
