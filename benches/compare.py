@@ -181,6 +181,16 @@ def peer_lines(out):
     return [json.loads(l[5:]) for l in out.splitlines() if l.startswith("JSON:")]
 
 
+def over_rounds(rs, first):
+    """The last round's record with the median over rounds of the steady medians and of the first
+    calls (key `first`), and the rounds' medians."""
+    r = dict(rs[-1])
+    r["median_ms"] = median([x["median_ms"] for x in rs])
+    r[first] = median([x[first] for x in rs])
+    r["round_medians_ms"] = [x["median_ms"] for x in rs]
+    return r
+
+
 def zoo(a, jjt, py_jax, py_nt, names):
     """Returns one record per model: {"model", "jjt": {strategy: bench}, "peers": {name: record}, "ref"}."""
     py_np = py_jax or py_nt
@@ -231,20 +241,12 @@ def zoo(a, jjt, py_jax, py_nt, names):
                 sd_rounds += peer_lines(out)
         if sd_rounds:
             ok = [p for p in sd_rounds if p.get("status") == "ok"]
-            p = dict(ok[-1] if ok else sd_rounds[-1])
-            if ok:
-                p["median_ms"] = median([x["median_ms"] for x in ok])
-                p["first_ms"] = median([x["first_ms"] for x in ok])
-                p["round_medians_ms"] = [x["median_ms"] for x in ok]
+            p = over_rounds(ok, "first_ms") if ok else dict(sd_rounds[-1])
             rec["peers"]["nt SD"] = p
             log(out_line(name, "nt SD", p) + (f" (rounds: {', '.join(f'{x:.2f}' for x in p['round_medians_ms'])})"
                                                if ok else ""))
         for s in STRATEGIES:
-            rs = rounds[s]
-            r = dict(rs[-1])
-            r["median_ms"] = median([x["median_ms"] for x in rs])
-            r["first_call_ms"] = median([x["first_call_ms"] for x in rs])
-            r["round_medians_ms"] = [x["median_ms"] for x in rs]
+            r = over_rounds(rounds[s], "first_call_ms")
             r["rel_err"] = rel_err_files(os.path.join(d, f"K_jjt_{s}.npy"), ref)
             rec["jjt"][s] = r
             log(f"{name}: jjt {s}: steady {r['median_ms']:.2f} ms (rounds: "

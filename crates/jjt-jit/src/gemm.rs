@@ -65,8 +65,8 @@ pub const GEMM_THRESHOLD: usize = 1 << 15;
 pub const GEMM_MIN_MN: usize = 8;
 
 /// Multiply-adds from which a matrix multiply is split across threads. Handing a part to a
-/// helper that is spinning (as it is for 2 ms after its last part)
-/// costs about a microsecond; median µs of one product `[M,K]·[K,N]` on this machine
+/// helper that is spinning (as it is for 2 ms after its last part) costs about a
+/// microsecond; median µs of one product `[M,K]·[K,N]` on this machine
 /// (`jjt bench` of `func f(a: f32[M,K], b: f32[K,N]) -> f32[M,N] { return a @ b }`,
 /// `--reps 3000`, `--threads 1` and `2`):
 ///

@@ -613,8 +613,9 @@ pub fn reorder(f: &Function) -> Result<(Function, ReorderStats), IrError> {
         }
         let written = written_order(f, n, &inner);
         let pass = INTERMEDIATE_MACS / 2.0;
-        let baseline = order_cost(&plain, &written) + pass * lone_sums(&plain);
-        let macs_before = order_macs(&plain, &written) + lone_sums(&plain);
+        let lone = lone_sums(&plain);
+        let baseline = order_cost(&plain, &written) + pass * lone;
+        let macs_before = order_macs(&plain, &written) + lone;
         let mut best: Option<(f64, Plan)> = None;
         // The tree as it is, and the tree read through the products of broadcasts it uses
         // (recomputed for it; their other users keep them). The second reading is taken only
