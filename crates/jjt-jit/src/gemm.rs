@@ -38,9 +38,12 @@
 //! of B, each of the 24 products a vector along K (ten loads feed 24 FMAs), the lanes of
 //! sixteen accumulators at a time reduced together at the end. Otherwise tiles of 8×32 whose eight
 //! broadcasts and two loads feed sixteen FMAs, A read in place when B is at most two tiles
-//! wide (packing A would cost as much as multiplying it). Both crates `gemm` and
-//! `matrixmultiply` were measured earlier for this role (the `gemm` crate won only on small
-//! and skinny products, below the thresholds here).
+//! wide (packing A would cost as much as multiplying it). Operands contiguous along K (a
+//! Gram product below the dot kernel's K, `[320,64]·[320,64]ᵀ` in a deep narrow network) are
+//! packed by 16×16 transposes in registers rather than an element at a time: 133 → 126 µs on
+//! that product (one thread), about 0.07 → 0.065 ms inside the deep MLP's kernel (two
+//! threads). Both crates `gemm` and `matrixmultiply` were measured earlier for this role (the
+//! `gemm` crate won only on small and skinny products, below the thresholds here).
 
 /// Multiply-adds from which a contraction calls the matrix multiply instead of inline loops.
 pub const GEMM_THRESHOLD: usize = 1 << 15;
@@ -501,7 +504,25 @@ struct Tile {
 /// # Safety
 /// A's m×kc block is valid to read; `out` is valid for ⌈m/MR⌉·MR·kc elements.
 unsafe fn pack_a(m: usize, kc: usize, a: *const f32, rsa: isize, csa: isize, out: *mut f32) {
-    for t in 0..m.div_ceil(MR) {
+    // Rows contiguous along K (a Gram product's operand): two full panels at a time, in
+    // 16×16 blocks transposed in registers, instead of an element at a time.
+    let mut first = 0;
+    if csa == 1 && rsa != 1 {
+        let pairs = m / (2 * MR);
+        for t in 0..pairs {
+            let rows: [*const f32; 16] =
+                std::array::from_fn(|r| a.wrapping_offset((t * 2 * MR + r) as isize * rsa));
+            let (lo, hi) =
+                (out.wrapping_add(2 * t * MR * kc), out.wrapping_add((2 * t + 1) * MR * kc));
+            // SAFETY: the 16 rows from 2t·MR are inside A's block for p < kc; the two panels
+            // hold MR·kc each; this module's kernels run only on hosts with AVX-512 F.
+            unsafe {
+                transpose_rows(kc, rows, |p| (lo.wrapping_add(p * MR), hi.wrapping_add(p * MR)))
+            };
+        }
+        first = 2 * pairs;
+    }
+    for t in first..m.div_ceil(MR) {
         let o = out.wrapping_add(t * MR * kc);
         if rsa == 1 && (t + 1) * MR <= m {
             // A panel's rows are contiguous for each p: MR elements at a time.
@@ -534,7 +555,29 @@ unsafe fn pack_a(m: usize, kc: usize, a: *const f32, rsa: isize, csa: isize, out
 /// # Safety
 /// B's kc×n block is valid to read; `out` is valid for ⌈n/NR⌉·NR·kc elements.
 unsafe fn pack_b(n: usize, kc: usize, b: *const f32, rsb: isize, csb: isize, out: *mut f32) {
-    for t in 0..n.div_ceil(NR) {
+    // Columns contiguous along K (a Gram product's operand): a full panel in 16×16 blocks
+    // transposed in registers, instead of an element at a time.
+    let mut first = 0;
+    if rsb == 1 && csb != 1 {
+        first = n / NR;
+        for t in 0..first {
+            let o = out.wrapping_add(t * NR * kc);
+            for h in 0..NR / 16 {
+                let cols: [*const f32; 16] = std::array::from_fn(|q| {
+                    b.wrapping_offset((t * NR + h * 16 + q) as isize * csb)
+                });
+                // SAFETY: the 16 columns from t·NR + 16h are inside B's block for p < kc; the
+                // panel holds NR·kc, of which these write columns 16h..16h+16 of each row;
+                // this module's kernels run only on hosts with AVX-512 F.
+                unsafe {
+                    transpose_rows(kc, cols, |p| {
+                        (o.wrapping_add(p * NR + h * 16), o.wrapping_add(p * NR + h * 16 + 8))
+                    })
+                };
+            }
+        }
+    }
+    for t in first..n.div_ceil(NR) {
         let o = out.wrapping_add(t * NR * kc);
         if csb == 1 && (t + 1) * NR <= n {
             for p in 0..kc {
@@ -555,6 +598,80 @@ unsafe fn pack_b(n: usize, kc: usize, b: *const f32, rsb: isize, csb: isize, out
                 unsafe {
                     *o.add(p * NR + q) = if j < n { *col.offset(p as isize * rsb) } else { 0.0 }
                 };
+            }
+        }
+    }
+}
+
+/// Writes the transpose of 16 rows of `kc` elements each: for every p < kc, element p of the
+/// 16 rows goes to `dst(p)`, the first eight to `.0` and the last eight to `.1`. Blocks of 16
+/// elements of K are transposed in registers (four rounds of shuffles), the rest one at a time.
+///
+/// # Safety
+/// The host has AVX-512 F; each row is valid to read for kc elements; each `dst(p)` pair is
+/// valid to write for 8 elements each and overlaps no row.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn transpose_rows(
+    kc: usize,
+    rows: [*const f32; 16],
+    dst: impl Fn(usize) -> (*mut f32, *mut f32),
+) {
+    use std::arch::x86_64::{
+        __m512, _mm256_storeu_pd, _mm256_storeu_ps, _mm512_castpd_ps, _mm512_castps_pd,
+        _mm512_castps512_ps256, _mm512_extractf64x4_pd, _mm512_loadu_ps, _mm512_shuffle_f32x4,
+        _mm512_unpackhi_pd, _mm512_unpackhi_ps, _mm512_unpacklo_pd, _mm512_unpacklo_ps,
+    };
+    let blocks = kc / 16;
+    for blk in 0..blocks {
+        let p0 = blk * 16;
+        // SAFETY: elements p0..p0 + 16 of each row are inside it (p0 + 16 ≤ kc).
+        let r: [__m512; 16] = std::array::from_fn(|i| unsafe { _mm512_loadu_ps(rows[i].add(p0)) });
+        // Pairs of rows interleaved within each 128-bit lane, then pairs of pairs: lane l of
+        // u[4g + j] holds element 4l + j of rows 4g..4g + 4.
+        let t: [__m512; 16] = std::array::from_fn(|i| {
+            let (x, y) = (r[i / 2 * 2], r[i / 2 * 2 + 1]);
+            if i % 2 == 0 { _mm512_unpacklo_ps(x, y) } else { _mm512_unpackhi_ps(x, y) }
+        });
+        let u: [__m512; 16] = std::array::from_fn(|i| {
+            let (g, j) = (i / 4, i % 4);
+            let (x, y) =
+                (_mm512_castps_pd(t[4 * g + j / 2]), _mm512_castps_pd(t[4 * g + j / 2 + 2]));
+            _mm512_castpd_ps(if j % 2 == 0 {
+                _mm512_unpacklo_pd(x, y)
+            } else {
+                _mm512_unpackhi_pd(x, y)
+            })
+        });
+        // The 128-bit lanes gathered across groups: column c of the block is element c of
+        // every row.
+        let mut col = [u[0]; 16];
+        for j in 0..4 {
+            let x = _mm512_shuffle_f32x4::<0x88>(u[j], u[4 + j]);
+            let y = _mm512_shuffle_f32x4::<0xdd>(u[j], u[4 + j]);
+            let x2 = _mm512_shuffle_f32x4::<0x88>(u[8 + j], u[12 + j]);
+            let y2 = _mm512_shuffle_f32x4::<0xdd>(u[8 + j], u[12 + j]);
+            col[j] = _mm512_shuffle_f32x4::<0x88>(x, x2);
+            col[j + 8] = _mm512_shuffle_f32x4::<0xdd>(x, x2);
+            col[j + 4] = _mm512_shuffle_f32x4::<0x88>(y, y2);
+            col[j + 12] = _mm512_shuffle_f32x4::<0xdd>(y, y2);
+        }
+        for (c, v) in col.iter().enumerate() {
+            let (lo, hi) = dst(p0 + c);
+            // SAFETY: the caller's contract for dst(p0 + c).
+            unsafe {
+                _mm256_storeu_ps(lo, _mm512_castps512_ps256(*v));
+                _mm256_storeu_pd(hi.cast(), _mm512_extractf64x4_pd::<1>(_mm512_castps_pd(*v)));
+            }
+        }
+    }
+    for p in blocks * 16..kc {
+        let (lo, hi) = dst(p);
+        for (i, row) in rows.iter().enumerate() {
+            // SAFETY: element p < kc of row i; the destinations are the caller's.
+            unsafe {
+                let x = *row.add(p);
+                if i < 8 { *lo.add(i) = x } else { *hi.add(i - 8) = x }
             }
         }
     }

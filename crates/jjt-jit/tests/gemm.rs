@@ -154,8 +154,12 @@ fn fixed_shapes_cover_each_path_of_the_kernel() {
     // blocks and over one in-place block; B one and two tiles wide (A read in place) with a
     // ragged last row tile; B wider than a column block (512); a tall product that swaps; a
     // head of 10 rows; the dot kernel with ragged tiles and a tail of K, at k = DOT_MIN_K,
-    // and the tile kernel just below it.
+    // and the tile kernel just below it; Gram products below DOT_MIN_K, whose operands are
+    // packed from rows and columns contiguous along K by 16×16 transposes (two panels of A at a
+    // time, an odd panel and a ragged one left; K a multiple of 16 and not).
     let cases = [
+        (320, 64, 320, 0, 1),
+        (43, 37, 100, 0, 1),
         (160, 1024, 160, 0, 1),
         (150, 1030, 70, 2, 1),
         (150, 1030, 70, 4, 1),

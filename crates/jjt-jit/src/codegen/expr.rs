@@ -2,7 +2,7 @@
 //! the arithmetic of each unary and binary op (inline, or a call to [`crate::libm`]).
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
-use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Value, types};
+use cranelift_codegen::ir::{Endianness, InstBuilder, MemFlagsData, Value, types};
 use jjt_ir::DType;
 use jjt_ir::ops::{Binary, Compare, Unary};
 
@@ -32,7 +32,11 @@ pub(super) fn vectorizable(e: &Expr, d: DType, axis: usize, inline_math: bool) -
     }
     let vectorizable = |e: &Expr, d: DType, axis: usize| vectorizable(e, d, axis, inline_math);
     match e {
-        Expr::Load(v) => v.dtype == d && matches!(v.strides.get(axis), Some(0) | Some(1)),
+        // A bool view is read as a lane mask of a float loop (`Cg::load_mask`).
+        Expr::Load(v) => {
+            (v.dtype == d || (v.dtype == DType::Bool && matches!(d, DType::F32 | DType::F64)))
+                && matches!(v.strides.get(axis), Some(0) | Some(1))
+        }
         Expr::Scalar(_, dt) => *dt == d || *dt == DType::Bool,
         Expr::Unary(u, a) => {
             (!Libm::unary_calls(*u) || (inline_math && inline(*u))) && vectorizable(a, d, axis)
@@ -140,6 +144,7 @@ impl Cg<'_, '_> {
                 let a = self.addr(v, idx);
                 let along = v.strides.get(self.vaxis).copied().unwrap_or(0);
                 match mode {
+                    Mode::Vector if v.dtype == DType::Bool => self.load_mask(a, along != 0, d),
                     Mode::Vector if along != 0 => self.b.ins().load(vec_ty(v.dtype), flags(), a, 0),
                     _ => {
                         let s = self.b.ins().load(scalar_ty(v.dtype), flags(), a, 0);
@@ -234,6 +239,41 @@ impl Cg<'_, '_> {
                 }
             }
         })
+    }
+
+    /// The lane mask of a float loop of lane type `d` read from bools (bytes 0 or 1) at `a`:
+    /// consecutive bytes, one per lane, or one byte for every lane (`along` false). The bytes
+    /// are widened to the lanes' width and compared with 0.
+    fn load_mask(&mut self, a: Value, along: bool, d: DType) -> Value {
+        let wide = if d == DType::F64 { types::I64 } else { types::I32 };
+        if !along {
+            let s = self.b.ins().load(types::I8, flags(), a, 0);
+            let m = self.b.ins().bmask(wide, s);
+            return self.b.ins().splat(mask_ty(d), m);
+        }
+        // Four bytes (two for f64 lanes) into the low lanes of a vector, then each widening
+        // step doubles the lanes' width: i8 → i16 → i32 (→ i64).
+        let (bytes, v) = if d == DType::F64 {
+            let s = self.b.ins().load(types::I16, flags(), a, 0);
+            (s, types::I16X8)
+        } else {
+            let s = self.b.ins().load(types::I32, flags(), a, 0);
+            (s, types::I32X4)
+        };
+        let v = self.b.ins().scalar_to_vector(v, bytes);
+        let mut x = self.b.ins().bitcast(
+            types::I8X16,
+            MemFlagsData::new().with_endianness(Endianness::Little),
+            v,
+        );
+        x = self.b.ins().uwiden_low(x);
+        x = self.b.ins().uwiden_low(x);
+        if d == DType::F64 {
+            x = self.b.ins().uwiden_low(x);
+        }
+        let zero = self.b.ins().iconst(wide, 0);
+        let zero = self.b.ins().splat(mask_ty(d), zero);
+        self.b.ins().icmp(IntCC::NotEqual, x, zero)
     }
 
     /// The address of `view` at `idx` plus `clamp(i, 0, rows − 1)` rows of `row_stride`
