@@ -10,25 +10,60 @@ use jjt_ir::{DType, Data, Tensor, TensorType};
 use crate::{JitError, plan, pool};
 
 /// Scratch memory for one call: `u64` words (so 8-byte aligned), with the arena starting at
-/// the first 64-byte boundary inside.
+/// the first 64-byte boundary inside, or, for an arena of [`HUGE_PAGE`] or more, at the first
+/// 2 MiB boundary, with the words from there asked to be backed by huge pages before they are
+/// first touched (Linux `madvise(MADV_HUGEPAGE)`; advisory, ignored where unsupported). With
+/// 4 KiB pages the physical pages of a process's arena, and so which cache sets its buffers
+/// fall in, change from process to process: the same kernel ran 12.2 to 15.4 ms in separate
+/// processes (the zoo's mixer). Huge pages also spare the TLB misses of large buffers.
 pub(crate) struct Arena {
     words: Vec<u64>,
+    align: usize,
 }
+
+/// A huge page's size on x86-64 Linux: arenas at least this large start on its boundary.
+const HUGE_PAGE: usize = 2 << 20;
 
 impl Arena {
     fn new(bytes: usize) -> Result<Arena, JitError> {
-        let n = bytes.div_ceil(8) + 8;
-        let mut words = Vec::new();
+        let align = if bytes >= HUGE_PAGE { HUGE_PAGE } else { 64 };
+        let n = (bytes + align).div_ceil(8);
+        let mut words: Vec<u64> = Vec::new();
         words.try_reserve_exact(n).map_err(|_| JitError::Alloc(bytes))?;
+        if align == HUGE_PAGE {
+            let p = words.as_mut_ptr().cast::<u8>();
+            let start = p.align_offset(HUGE_PAGE);
+            let len = (n * 8).saturating_sub(start) / HUGE_PAGE * HUGE_PAGE;
+            advise_huge_pages(p.wrapping_add(start), len);
+        }
         words.resize(n, 0);
-        Ok(Arena { words })
+        Ok(Arena { words, align })
     }
 
     fn base(&mut self) -> *mut u8 {
         let p = self.words.as_mut_ptr().cast::<u8>();
-        p.wrapping_add(p.align_offset(64))
+        p.wrapping_add(p.align_offset(self.align))
     }
 }
+
+/// Ask the kernel to back `[p, p + len)` (2 MiB aligned, inside one allocation not yet
+/// touched) with huge pages. A hint: its failure changes nothing but speed.
+#[cfg(target_os = "linux")]
+fn advise_huge_pages(p: *mut u8, len: usize) {
+    const MADV_HUGEPAGE: i32 = 14;
+    unsafe extern "C" {
+        fn madvise(addr: *mut std::ffi::c_void, len: usize, advice: i32) -> i32;
+    }
+    if len > 0 {
+        // SAFETY: madvise with MADV_HUGEPAGE only changes how the range's pages are backed,
+        // never their contents or validity; the range lies inside the caller's allocation
+        // and starts on a page boundary.
+        unsafe { madvise(p.cast(), len, MADV_HUGEPAGE) };
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn advise_huge_pages(_p: *mut u8, _len: usize) {}
 
 /// The entry point's C ABI: (inputs, outputs, arena, constants).
 pub(crate) type Entry =
@@ -280,6 +315,26 @@ impl Drop for Compiled {
             // SAFETY: `drop` has `&mut self`, so no call through `entry` is running or can start;
             // `entry` is private and dies with `self`.
             unsafe { m.free_memory() };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An arena's base is 64-byte aligned, a large one's on a huge page's boundary, and each
+    /// holds its bytes from its base on.
+    #[test]
+    fn arenas_are_aligned_and_hold_their_bytes() {
+        for (bytes, align) in
+            [(1000, 64), (HUGE_PAGE - 8, 64), (HUGE_PAGE, HUGE_PAGE), (5 << 20, HUGE_PAGE)]
+        {
+            let mut a = Arena::new(bytes).unwrap();
+            let base = a.base();
+            assert_eq!(base as usize % align, 0, "{bytes} bytes");
+            let start = a.words.as_ptr() as usize;
+            assert!(base as usize - start + bytes <= a.words.len() * 8, "{bytes} bytes");
         }
     }
 }
