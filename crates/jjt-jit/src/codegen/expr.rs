@@ -86,6 +86,33 @@ pub(crate) fn inline(u: Unary) -> bool {
     matches!(u, Unary::Exp | Unary::Tanh | Unary::Sigmoid)
 }
 
+/// The views `e` loads (not a gather's table or index), each once.
+pub(super) fn loads(e: &Expr) -> Vec<View> {
+    fn walk(e: &Expr, out: &mut Vec<View>) {
+        match e {
+            Expr::Load(v) => {
+                if !out.contains(v) {
+                    out.push(v.clone());
+                }
+            }
+            Expr::Scalar(..) | Expr::Gather { .. } => {}
+            Expr::Unary(_, a) | Expr::Convert(_, _, a) => walk(a, out),
+            Expr::Binary(_, a, b) | Expr::Compare(_, a, b, _) => {
+                walk(a, out);
+                walk(b, out);
+            }
+            Expr::Select(p, a, b) => {
+                walk(p, out);
+                walk(a, out);
+                walk(b, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(e, &mut out);
+    out
+}
+
 /// The dtype an expression produces.
 fn expr_dtype(e: &Expr) -> DType {
     match e {
@@ -141,8 +168,14 @@ impl Cg<'_, '_> {
     ) -> Result<Value, JitError> {
         Ok(match e {
             Expr::Load(v) => {
-                let a = self.addr(v, idx);
                 let along = v.strides.get(self.vaxis).copied().unwrap_or(0);
+                if mode == Mode::Vector
+                    && along == 0
+                    && let Some((_, x)) = self.splats.iter().find(|(s, _)| s == v)
+                {
+                    return Ok(*x);
+                }
+                let a = self.addr(v, idx);
                 match mode {
                     Mode::Vector if v.dtype == DType::Bool => self.load_mask(a, along != 0, d),
                     Mode::Vector if along != 0 => self.b.ins().load(vec_ty(v.dtype), flags(), a, 0),

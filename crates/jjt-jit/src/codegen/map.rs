@@ -7,10 +7,10 @@
 use cranelift_codegen::ir::{FuncRef, InstBuilder, StackSlotData, StackSlotKind, Value, types};
 use jjt_ir::DType;
 
-use super::expr::vectorizable;
+use super::expr::{loads, vectorizable};
 use super::{Cg, Mode, lanes};
 use crate::JitError;
-use crate::plan::{MapStep, Step, View};
+use crate::plan::{Expr, MapStep, Step, View};
 
 /// Elements from which an elementwise step runs its rows on several threads: below it,
 /// handing half the rows to a helper costs more than it saves.
@@ -112,6 +112,8 @@ impl Cg<'_, '_> {
         self.vaxis = r - 1;
         let mut views = expr.views();
         let aliased = views.iter().any(|v| v.buf == dst.buf);
+        let steady: Vec<View> =
+            loads(expr).into_iter().filter(|v| v.strides[r - 1] == 0 && v.buf != dst.buf).collect();
         views.push(dst.clone());
         // Row ranges split the outermost axis, which is never the vector axis (rank ≥ 2).
         let rows = rows.filter(|_| r >= 2);
@@ -134,6 +136,17 @@ impl Cg<'_, '_> {
             idx.pop();
             cg.pin(slot, &ptrs);
             let outer_rows = cg.rows.replace((r - 1, ptrs));
+            // Views that stay put along the row: loaded and splat here, once, rather than in
+            // every vector of the row (the rows of a kernel's `[.., 10, 10]` outputs are short).
+            let zero = cg.iconst(0);
+            idx.push(zero);
+            let mut splats = Vec::new();
+            for v in steady.iter() {
+                let x = cg.eval(&Expr::Load(v.clone()), &idx, Mode::Vector, d)?;
+                splats.push((v.clone(), x));
+            }
+            idx.pop();
+            let outer_splats = std::mem::replace(&mut cg.splats, splats);
             let mut one = |cg: &mut Self, i: Value, mode: Mode| -> Result<(), JitError> {
                 idx.push(i);
                 let v = cg.eval(expr, &idx, mode, d)?;
@@ -157,6 +170,7 @@ impl Cg<'_, '_> {
                 cg.counted(full, n as i64, 1, &mut |cg, i| one(cg, i, Mode::Scalar))?;
             }
             cg.rows = outer_rows;
+            cg.splats = outer_splats;
             Ok(())
         })
     }

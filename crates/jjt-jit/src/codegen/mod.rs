@@ -131,6 +131,9 @@ pub(crate) struct Cg<'a, 'b> {
     /// Inside a loop along `axis`: the address of each view at index 0 of that axis (computed
     /// once per row, before the loop), so the loop body adds one product per access.
     rows: Option<(usize, Vec<(View, Value)>)>,
+    /// Inside a row of a vectorised elementwise step: each view the expression loads that
+    /// stays put along the row (stride 0 along `vaxis`), loaded and splat once per row.
+    splats: Vec<(View, Value)>,
     /// How the last step was emitted (for the profile's step labels).
     pub how: String,
     /// The runtime contractions' descriptors, whose addresses the code passes: the compiled
@@ -208,6 +211,7 @@ impl<'a, 'b> Cg<'a, 'b> {
             policy,
             vaxis: 0,
             rows: None,
+            splats: Vec::new(),
             how: String::new(),
             descriptors: Vec::new(),
         }
