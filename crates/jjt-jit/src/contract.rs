@@ -1218,21 +1218,52 @@ unsafe fn copy_box<T: Copy>(s: *const T, d: *mut T, axes: &[(usize, isize, isize
     }
 }
 
-/// Copy `n` elements from stride `ss` to stride `dd`.
+/// Copy `n` elements from stride `ss` to stride `dd`. A contiguous run is copied as bytes
+/// (either end may be unaligned, as buffers passed to `call_raw` may be); one of at most 64
+/// bytes (a convolution's window row of 3 elements, packed once per row) in one masked
+/// AVX-512 load and store where the host has them, not element by element.
 ///
 /// # Safety
 /// As [`gather`].
 #[inline(always)]
 unsafe fn copy_run<T: Copy>(s: *const T, ss: isize, d: *mut T, dd: isize, n: usize) {
-    if ss == 1 && dd == 1 && n >= 16 && s.is_aligned() && d.is_aligned() {
-        // SAFETY: both runs are inside their buffers (caller), aligned (the destination is
-        // this module's scratch) and do not overlap.
-        unsafe { std::ptr::copy_nonoverlapping(s, d, n) };
+    let size = size_of::<T>();
+    if ss == 1 && dd == 1 {
+        #[cfg(target_arch = "x86_64")]
+        if n * size <= 64 && size.is_multiple_of(4) && crate::gemm::has_own_kernel() {
+            // SAFETY: both runs are inside their buffers (caller) and do not overlap; the
+            // host has AVX-512 F.
+            unsafe { copy_short(s.cast(), d.cast(), n * size / 4) };
+            return;
+        }
+        // SAFETY: both runs are inside their buffers (caller) and do not overlap; bytes need
+        // no alignment.
+        unsafe { std::ptr::copy_nonoverlapping(s.cast::<u8>(), d.cast::<u8>(), n * size) };
         return;
     }
     for t in 0..n as isize {
         // SAFETY: inside the buffers (caller).
         unsafe { d.offset(t * dd).write_unaligned(s.offset(t * ss).read_unaligned()) }
+    }
+}
+
+/// Copy `words` ≤ 16 four-byte words from `s` to `d` with one masked load and store (lanes
+/// past `words` are neither read nor written).
+///
+/// # Safety
+/// The host has AVX-512 F; `s` is valid for reads and `d` for writes of `words` words (either
+/// possibly unaligned), not overlapping.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn copy_short(s: *const i32, d: *mut i32, words: usize) {
+    use std::arch::x86_64::{_mm512_mask_storeu_epi32, _mm512_maskz_loadu_epi32};
+    let mask = (((1u32 << words) - 1) & 0xffff) as u16;
+    let mask = if words >= 16 { u16::MAX } else { mask };
+    // SAFETY: masked-off lanes are not accessed (AVX-512 suppresses their faults); the
+    // `words` lanes kept are inside both runs (caller).
+    unsafe {
+        let v = _mm512_maskz_loadu_epi32(mask, s);
+        _mm512_mask_storeu_epi32(d, mask, v);
     }
 }
 
