@@ -102,8 +102,10 @@ pub const KB: usize = 1024;
 pub const DIRECT_MIN_ROWS: usize = 64;
 
 /// The most elements of one operand packed at a time (rows are packed in chunks below it).
-/// With both operands packed, A is packed again for each chunk of B's columns, and each chunk
-/// is one call of the matrix multiply. 2¹⁹ (2 MiB of f32) measured best on the zoo's CNN, whose
+/// With both operands packed, A is packed again for each chunk of B's columns unless it fits
+/// in one chunk (then it is packed once and kept: a thread's half of the CNN's patch Gram,
+/// 512 rows against 1024 columns in two chunks, went from 9.1 to 8.2 ms, median of four
+/// alternating runs of 30 calls), and each chunk is one call of the matrix multiply. 2¹⁹ (2 MiB of f32) measured best on the zoo's CNN, whose
 /// convolution products pack both operands (`jjt bench`, median ms of three alternating
 /// rounds of 5 calls): 2¹⁷ 135, 2¹⁹ 123, 2²⁰ 129, 2²¹ 133; the transformer and the mixer
 /// did not change beyond the machine's noise.
@@ -1017,6 +1019,9 @@ unsafe fn leaf<T: Elem>(p: &Part<T>, d: &Descriptor, blk: usize, bufs: &mut Bufs
     a_axes.extend(bx.iter().map(|x| (x.n, x.a)));
     b_axes.extend(bx.iter().map(|x| (x.n, x.b)));
     let walk = (&mut bufs.walk, &mut bufs.idx);
+    // A packed in one chunk is packed once, for B's first chunk, and kept for the others.
+    let a_whole = ic >= i1 - i0;
+    let mut a_kept: Option<(*const T, isize, isize)> = None;
     let mut jb = j0;
     while jb < j1 {
         let je = (jb + jc).min(j1);
@@ -1045,9 +1050,10 @@ unsafe fn leaf<T: Elem>(p: &Part<T>, d: &Descriptor, blk: usize, bufs: &mut Bufs
         let mut ib = i0;
         while ib < i1 {
             let ie = (ib + ic).min(i1);
-            let (ap, rsa, csa) = match p.a_direct {
-                Some((rs, cs)) => (p.a.wrapping_offset(oa + ib as isize * rs), rs, cs),
-                None => {
+            let (ap, rsa, csa) = match (p.a_direct, a_kept) {
+                (Some((rs, cs)), _) => (p.a.wrapping_offset(oa + ib as isize * rs), rs, cs),
+                (None, Some(kept)) => kept,
+                (None, None) => {
                     let dst = sa.as_mut().map_or(std::ptr::null_mut(), Scratch::ptr::<T>);
                     let (rs, cs) = if p.a_k_outer { (1, ldm as isize) } else { (ld as isize, 1) };
                     // SAFETY: as for B.
@@ -1062,6 +1068,9 @@ unsafe fn leaf<T: Elem>(p: &Part<T>, d: &Descriptor, blk: usize, bufs: &mut Bufs
                             walk.1,
                         )
                     };
+                    if a_whole {
+                        a_kept = Some((dst.cast_const(), rs, cs));
+                    }
                     (dst.cast_const(), rs, cs)
                 }
             };

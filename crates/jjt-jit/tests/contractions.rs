@@ -426,6 +426,22 @@ fn fixed() -> Vec<Case> {
         lhs: id(2),
         rhs: t2,
     });
+    // Both operands packed, B's 40000 columns in two chunks of at most PACK_ELEMS elements
+    // and A's 20 rows in one (packed once and kept for B's second chunk): [4,5,3]·[3,4000,10]
+    // with neither side's free axes collapsing to one stride (transposed inputs [4,3,5] and
+    // [4000,3,10]).
+    for dtype in [DType::F32, DType::F64] {
+        v.push(Case {
+            dtype,
+            batch: vec![],
+            lfree: vec![4, 5],
+            rfree: vec![4000, 10],
+            k: vec![3],
+            rk_order: vec![0],
+            lhs: Feed::Transposed(vec![0, 2, 1]),
+            rhs: Feed::Transposed(vec![1, 0, 2]),
+        });
+    }
     v
 }
 
