@@ -20,7 +20,9 @@ Workloads:
         NTK_VECTOR_PRODUCTS and JACOBIAN_CONTRACTION (vmap_axes=0; benches/peers/zoo_nt.py)
         and plain JAX jit of jvp∘vjp (benches/peers/zoo_jax.py); and jjt (auto) on the same model exported from
         JAX (benches/peers/zoo_export.py: StableHLO text), column `imported`, ratio imp/auto against the
-        hand-written model. Data and K's are written to target/zoo/NAME/.
+        hand-written model; and one `jjt bench --profile` of auto: the strategy it picks (`auto picks`) and
+        the rate of its slowest contraction step of at least 10^7 multiply-adds (`min GF/s`).
+        Data and K's are written to target/zoo/NAME/.
         `--zoo transformer,mixer` runs a subset, `--zoo none` none; `--only-zoo` skips seed and mlp above.
 Pythons: PY_JAX and PY_NT default to ~/venvs/jax/bin/python and ~/venvs/nt/bin/python when those exist.
 Only stdlib here (the zoo's data and peers run in those Pythons); stdout is tables and JSON lines.
@@ -48,6 +50,26 @@ def jjt_bench(jjt, args):
     return json.loads(out.strip().splitlines()[-1])
 
 
+def jjt_profile(jjt, args):
+    """One `jjt bench --profile` run: the strategy auto picked (None for a fixed one) and the
+    slowest contraction step of at least 10^7 multiply-adds as (GFLOP/s, multiply-adds, label),
+    or None. A step's multiply-adds are its measured time times its rate over two."""
+    p = subprocess.run([jjt, "bench", *args, "--profile"], capture_output=True, text=True, timeout=1800)
+    if p.returncode != 0:
+        raise RuntimeError(f"jjt bench --profile failed:\n{p.stderr[-2000:]}")
+    text = p.stdout + p.stderr
+    pick = re.search(r"^strategy auto: (\w+)", text, re.M)
+    worst = None
+    for line in text.splitlines():
+        m = re.match(r"\s*\d+\s+[0-9.]+\s+([0-9.]+)\s+[0-9.]+%\s+([0-9.]+) GFLOP/s\s+(dot .*)", line)
+        if m:
+            ms, rate, what = float(m[1]), float(m[2]), m[3].strip()
+            macs = rate * 1e9 * ms / 1e3 / 2
+            if macs >= 1e7 and (worst is None or rate < worst[0]):
+                worst = (rate, macs, what)
+    return (pick[1] if pick else None), worst
+
+
 def peer_json(out, name):
     for line in out.splitlines():
         if line.startswith("JSON:"):
@@ -65,7 +87,7 @@ def main():
     ap.add_argument("--zoo", default="all", help=f"zoo models, comma-separated ({','.join(ZOO)}), all or none")
     ap.add_argument("--only-zoo", action="store_true", help="skip the seed and mlp rows")
     ap.add_argument("--reps", type=int, default=5, help="timed calls per zoo measurement (after the first)")
-    ap.add_argument("--rounds", type=int, default=3,
+    ap.add_argument("--rounds", type=int, default=5,
                     help="interleaved rounds of jjt's strategies and nt SD per zoo model (median of the rounds' medians)")
     a = ap.parse_args()
     if a.rounds < 1 or a.reps < 1:
@@ -252,6 +274,13 @@ def zoo(a, jjt, py_jax, py_nt, names):
             log(f"{name}: jjt {s}: steady {r['median_ms']:.2f} ms (rounds: "
                 f"{', '.join(f'{x:.2f}' for x in r['round_medians_ms'])}), first {r['first_call_ms']:.1f} ms, "
                 f"rel. error {r['rel_err']:.1e}")
+        # Which strategy auto picks, and its slowest large contraction (the acceptance: none of
+        # at least 10^7 multiply-adds below 20 GFLOP/s).
+        pick, worst = jjt_profile(jjt, base[:-2] + ["--reps", "3", "--strategy", "auto"])
+        rec["pick"], rec["slowest"] = pick, worst
+        if worst:
+            log(f"{name}: jjt auto picks {pick}; slowest contraction of >= 1e7 multiply-adds: {worst[0]:.1f} GFLOP/s "
+                f"({worst[1]:.2e} multiply-adds) {worst[2]}")
         if py_jax:
             # The same model exported from JAX (benches/peers/zoo_export.py) and imported by jjt;
             # the export's per-example argument is `x` whatever the model file calls it.
@@ -312,8 +341,8 @@ def zoo_table(records):
         print(f"{rec['model']:12}" + "".join(f"{c:>20}" for c in cells))
     print("\nRatios (below 1: jjt faster; SD = neural-tangents STRUCTURED_DERIVATIVES; best = the faster of jjt's ntvp\n"
           "and jc, the strategies auto chooses from) and rel. error of K against the float64 reference:")
-    hdr = ["auto/SD", "auto/SD 1st", "auto/best", "best", "imp/auto", "err auto", "err ntvp", "err jc",
-           "err imp", "err nt SD", "err jax"]
+    hdr = ["auto/SD", "auto/SD 1st", "auto/best", "best", "auto picks", "min GF/s", "imp/auto", "err auto",
+           "err ntvp", "err jc", "err imp", "err nt SD", "err jax"]
     print(f"{'model':12}" + "".join(f"{c:>14}" for c in hdr))
     for rec in records:
         if rec["ref"] != "JAX x64 dense Jacobians":
@@ -324,13 +353,15 @@ def zoo_table(records):
         sd_s, sd_f = pk(rec, "nt SD", "median_ms"), pk(rec, "nt SD", "first_ms")
         imp = j.get("imported", {"median_ms": float("nan"), "rel_err": float("nan")})
         cells = [fmt(j["auto"]["median_ms"] / sd_s, ".3f"), fmt(j["auto"]["first_call_ms"] / sd_f, ".3f"),
-                 fmt(j["auto"]["median_ms"] / j[best]["median_ms"], ".3f"), best,
+                 fmt(j["auto"]["median_ms"] / j[best]["median_ms"], ".3f"), best, rec.get("pick") or "-",
+                 fmt(rec["slowest"][0] if rec.get("slowest") else float("nan"), ".1f"),
                  fmt(imp["median_ms"] / j["auto"]["median_ms"], ".3f"),
                  *(fmt(j[s]["rel_err"], ".1e") for s in STRATEGIES), fmt(imp["rel_err"], ".1e"),
                  fmt(pk(rec, "nt SD", "rel_err"), ".1e"), fmt(pk(rec, "jax jit-ntvp", "rel_err"), ".1e")]
         print(f"{rec['model']:12}" + "".join(f"{c:>14}" for c in cells))
     for rec in records:
-        print("JSON:" + json.dumps({"zoo": rec["model"], "reference": rec["ref"], "jjt": {
+        print("JSON:" + json.dumps({"zoo": rec["model"], "reference": rec["ref"], "auto_picks": rec.get("pick"),
+                                    "slowest_large_contraction": rec.get("slowest"), "jjt": {
             s: {k: r[k] for k in ("median_ms", "first_call_ms", "rel_err", "peak_rss_mb")} for s, r in rec["jjt"].items()},
             "peers": {p: {k: r.get(k) for k in ("status", "median_ms", "first_ms", "rel_err")}
                       for p, r in rec["peers"].items()}}))
