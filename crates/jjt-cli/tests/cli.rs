@@ -428,7 +428,8 @@ fn bench_profile_lists_steps() {
         assert_eq!(f[0].parse::<usize>().unwrap(), k, "{l}");
         let pred: f64 = f[1].parse().unwrap();
         let measured: f64 = f[2].parse().unwrap();
-        assert!(pred > 0.0 && measured >= 0.0, "{l}");
+        // Printed to 1e-4 ms: a step of a dozen elements predicts 0.0000.
+        assert!(pred >= 0.0 && measured >= 0.0, "{l}");
         predicted += pred;
         share += f[3].trim_end_matches('%').parse::<f64>().unwrap();
         let rate: f64 = f[4].parse().unwrap();

@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 
-use jjt_ir::ops::{BroadcastTo, Const, Transpose};
+use jjt_ir::ops::{BroadcastTo, Const, DotGeneral, Transpose};
 use jjt_ir::{Binary, DType, Function, FunctionBuilder, IrError, NodeId, Op, Unary};
 
 /// A factor of a product term: a node and, for each of its axes, the axis of the sum it
@@ -47,19 +47,43 @@ fn unit_reshape(from: &[usize], to: &[usize]) -> bool {
 }
 
 /// Read `n` (whose axes carry `axes`) as a product; pushes its factors and flips `negated` for
-/// each negation on the way.
-fn product(f: &Function, n: NodeId, axes: Vec<Option<usize>>, term: &mut Term) {
+/// each negation on the way. With `outer`, a `dot_general` that contracts nothing is read as
+/// the product of its operands too.
+fn product(f: &Function, n: NodeId, axes: Vec<Option<usize>>, term: &mut Term, outer: bool) {
     let Some(node) = f.node(n) else { return };
     let ops = f.operands(n);
     let dims = |m: NodeId| f.node(m).map(|x| x.ty.shape.0.clone()).unwrap_or_default();
+    let product =
+        |n: NodeId, axes: Vec<Option<usize>>, term: &mut Term| product(f, n, axes, term, outer);
     match &node.op {
         Op::Binary(Binary::Mul) if node.ty.dtype != DType::Bool => {
-            product(f, ops[0], axes.clone(), term);
-            product(f, ops[1], axes, term);
+            product(ops[0], axes.clone(), term);
+            product(ops[1], axes, term);
+        }
+        // Output axes: the batch axes, then the lhs's free axes, then the rhs's, in order.
+        Op::DotGeneral(d) if outer && d.lhs_contract.is_empty() && node.ty.dtype != DType::Bool => {
+            let nb = d.lhs_batch.len();
+            let (lr, rr) = (dims(ops[0]).len(), dims(ops[1]).len());
+            let lf = DotGeneral::free_axes(lr, &[], &d.lhs_batch);
+            let rf = DotGeneral::free_axes(rr, &[], &d.rhs_batch);
+            let mut la = vec![None; lr];
+            let mut ra = vec![None; rr];
+            for (i, (&l, &r)) in d.lhs_batch.iter().zip(&d.rhs_batch).enumerate() {
+                la[l] = axes[i];
+                ra[r] = axes[i];
+            }
+            for (j, &a) in lf.iter().enumerate() {
+                la[a] = axes[nb + j];
+            }
+            for (j, &a) in rf.iter().enumerate() {
+                ra[a] = axes[nb + lf.len() + j];
+            }
+            product(ops[0], la, term);
+            product(ops[1], ra, term);
         }
         Op::Unary(Unary::Neg) => {
             term.negated = !term.negated;
-            product(f, ops[0], axes, term);
+            product(ops[0], axes, term);
         }
         Op::BroadcastTo(BroadcastTo { shape }) => {
             let from = dims(ops[0]);
@@ -69,14 +93,14 @@ fn product(f: &Function, n: NodeId, axes: Vec<Option<usize>>, term: &mut Term) {
                     if from[a] == 1 && shape.dims()[lead + a] != 1 { None } else { axes[lead + a] }
                 })
                 .collect();
-            product(f, ops[0], inner, term);
+            product(ops[0], inner, term);
         }
         Op::Transpose(Transpose { perm }) => {
             let mut inner = vec![None; axes.len()];
             for (i, &p) in perm.iter().enumerate() {
                 inner[p] = axes[i];
             }
-            product(f, ops[0], inner, term);
+            product(ops[0], inner, term);
         }
         Op::Reshape(_) if unit_reshape(&dims(ops[0]), &node.ty.shape.0) => {
             // The non-unit axes correspond in order; unit axes carry nothing.
@@ -85,7 +109,7 @@ fn product(f: &Function, n: NodeId, axes: Vec<Option<usize>>, term: &mut Term) {
                 .iter()
                 .map(|&d| if d == 1 { None } else { carried.next().and_then(|(_, a)| *a) })
                 .collect();
-            product(f, ops[0], inner, term);
+            product(ops[0], inner, term);
         }
         // A splatted constant is a scalar: it carries no axis.
         Op::Const(Const::Full { .. }) => term.factors.push((n, vec![None; axes.len()])),
@@ -122,14 +146,38 @@ fn terms(
     }
 }
 
+/// A sum's factored form: groups of its terms, each with the factors its terms share and
+/// those terms without them, and the terms left as they are (sign and node).
+struct Factored {
+    groups: Vec<(Vec<Factor>, Vec<Term>)>,
+    rest: Vec<(bool, NodeId)>,
+}
+
+/// The factors of the first of `terms` that every one of them has, each as often.
+fn shared(terms: &[&Term]) -> Vec<Factor> {
+    let mut common: Vec<Factor> = Vec::new();
+    let first = &terms[0].factors;
+    for x in first {
+        let count = |fs: &[Factor]| fs.iter().filter(|y| *y == x).count();
+        if !common.contains(x) && terms.iter().all(|t| count(&t.factors) == count(first)) {
+            common.extend(std::iter::repeat_n(x.clone(), count(first)));
+        }
+    }
+    common
+}
+
 /// The factored form of the sum at `root`: the factors common to every term and the terms
-/// without them, or `None` when there are none or the coefficient would not be at most half
-/// the sum's size.
+/// without them, when the coefficient (the sum of the terms without them) spans at most half
+/// the sum's elements. With `groups`, when no factor is common to every term, groups of two or
+/// more terms that share factors under the same condition, each factored on its own
+/// (`G·H + G + c → G·(H + 1) + c`), the other terms kept; and a `dot_general` contracting
+/// nothing is read as a product. `None` when nothing is factored.
 fn plan(
     f: &Function,
     root: NodeId,
     uses: &HashMap<NodeId, usize>,
-) -> Option<(Vec<Factor>, Vec<Term>)> {
+    groups: bool,
+) -> Option<Factored> {
     let ty = &f.node(root)?.ty;
     if !matches!(ty.dtype, DType::F32 | DType::F64) {
         return None;
@@ -141,39 +189,72 @@ fn plan(
         return None;
     }
     let all: Vec<Option<usize>> = (0..dims.len()).map(Some).collect();
-    let mut read: Vec<Term> = parts
+    let read: Vec<Term> = parts
         .iter()
         .map(|&(negated, n)| {
             let mut t = Term { negated, factors: Vec::new() };
-            product(f, n, all.clone(), &mut t);
+            product(f, n, all.clone(), &mut t, groups);
             t
         })
         .collect();
-    // The factors of the first term that every term has (each as often), taken out together.
-    let mut common: Vec<Factor> = Vec::new();
-    for x in &read[0].factors {
-        let count = |fs: &[Factor]| fs.iter().filter(|y| *y == x).count();
-        if !common.contains(x) && read.iter().all(|t| count(&t.factors) == count(&read[0].factors))
-        {
-            common.extend(std::iter::repeat_n(x.clone(), count(&read[0].factors)));
+    let whole: usize = dims.iter().product();
+    // `members` without the factors `common`, if their coefficient is small enough.
+    let factored = |members: &[usize], common: &[Factor]| -> Option<Vec<Term>> {
+        let rest: Vec<Term> = members
+            .iter()
+            .map(|&i| Term {
+                negated: read[i].negated,
+                factors: read[i].factors.iter().filter(|x| !common.contains(x)).cloned().collect(),
+            })
+            .collect();
+        // The coefficient's axes: those the remaining factors carry.
+        let mut carried = vec![false; dims.len()];
+        for (_, axes) in rest.iter().flat_map(|t| &t.factors) {
+            for &a in axes.iter().flatten() {
+                carried[a] = true;
+            }
         }
+        let coefficient: usize = (0..dims.len()).filter(|&a| carried[a]).map(|a| dims[a]).product();
+        (2 * coefficient <= whole).then_some(rest)
+    };
+    let everyone: Vec<usize> = (0..read.len()).collect();
+    let common = shared(&read.iter().collect::<Vec<_>>());
+    if !common.is_empty() {
+        return factored(&everyone, &common)
+            .map(|t| Factored { groups: vec![(common, t)], rest: Vec::new() });
     }
-    if common.is_empty() {
+    if !groups {
         return None;
     }
-    for t in &mut read {
-        t.factors.retain(|x| !common.contains(x));
-    }
-    // The coefficient's axes: those the remaining factors carry.
-    let mut carried = vec![false; dims.len()];
-    for (_, axes) in read.iter().flat_map(|t| &t.factors) {
-        for &a in axes.iter().flatten() {
-            carried[a] = true;
+    // Greedily, in the terms' order: the first factor of an ungrouped term that a later
+    // ungrouped term also has, if the terms having it factor.
+    let mut taken = vec![false; read.len()];
+    let mut found = Vec::new();
+    for i in 0..read.len() {
+        if taken[i] {
+            continue;
+        }
+        for x in &read[i].factors {
+            let members: Vec<usize> =
+                (i..read.len()).filter(|&j| !taken[j] && read[j].factors.contains(x)).collect();
+            if members.len() < 2 {
+                continue;
+            }
+            let common = shared(&members.iter().map(|&j| &read[j]).collect::<Vec<_>>());
+            if let Some(t) = factored(&members, &common) {
+                for &j in &members {
+                    taken[j] = true;
+                }
+                found.push((common, t));
+                break;
+            }
         }
     }
-    let coefficient: usize = (0..dims.len()).filter(|&a| carried[a]).map(|a| dims[a]).product();
-    let whole: usize = dims.iter().product();
-    (2 * coefficient <= whole).then_some((common, read))
+    if found.is_empty() {
+        return None;
+    }
+    let rest = (0..parts.len()).filter(|&i| !taken[i]).map(|i| parts[i]).collect();
+    Some(Factored { groups: found, rest })
 }
 
 /// `x` (a node of `b` standing for a factor with `axes`) as a tensor of the sum's rank: its
@@ -205,8 +286,14 @@ fn view(
     Ok(Some(b.reshape(x, shape)?))
 }
 
-/// Factor every sum of `f` whose terms share a factor.
+/// Factor every sum of `f` whose terms all share a factor.
 pub fn factor(f: &Function) -> Result<(Function, FactorStats), IrError> {
+    factor_with(f, false)
+}
+
+/// Factor every sum of `f` whose terms all share a factor, and with `groups` also the groups
+/// of terms that share one (see `plan`).
+pub fn factor_with(f: &Function, groups: bool) -> Result<(Function, FactorStats), IrError> {
     let mut uses: HashMap<NodeId, usize> = HashMap::new();
     for n in f.node_ids() {
         for o in f.operands(n) {
@@ -227,7 +314,7 @@ pub fn factor(f: &Function) -> Result<(Function, FactorStats), IrError> {
         let inside = uses.get(&n) == Some(&1) && f.users(n).iter().all(|&u| is_sum(u));
         if add_or_sub
             && !inside
-            && let Some(p) = plan(f, n, &uses)
+            && let Some(p) = plan(f, n, &uses, groups)
         {
             plans.insert(n, p);
         }
@@ -237,36 +324,54 @@ pub fn factor(f: &Function) -> Result<(Function, FactorStats), IrError> {
         return Ok((f.clone(), stats));
     }
     let g = crate::rebuild(f, |b, v| {
-        let Some((common, terms)) = plans.get(&v.id) else { return Ok(None) };
+        let Some(fx) = plans.get(&v.id) else { return Ok(None) };
         let ty = v.node.ty.clone();
         let rank = ty.rank();
-        let mut sum: Option<NodeId> = None;
-        for t in terms {
-            let mut prod: Option<NodeId> = None;
-            for (x, axes) in &t.factors {
-                let Some(x) = view(b, v.get(*x)?, axes, rank)? else { return Ok(None) };
-                prod = Some(match prod {
-                    Some(p) => b.binary(Binary::Mul, p, x)?,
-                    None => x,
+        let mut total: Option<NodeId> = None;
+        let mut add = |b: &mut FunctionBuilder, x: NodeId, negated: bool| -> Result<(), IrError> {
+            total = Some(match (total, negated) {
+                (None, false) => x,
+                (None, true) => b.unary(Unary::Neg, x)?,
+                (Some(s), false) => b.binary(Binary::Add, s, x)?,
+                (Some(s), true) => b.binary(Binary::Sub, s, x)?,
+            });
+            Ok(())
+        };
+        for (common, terms) in &fx.groups {
+            let mut sum: Option<NodeId> = None;
+            for t in terms {
+                let mut prod: Option<NodeId> = None;
+                for (x, axes) in &t.factors {
+                    let Some(x) = view(b, v.get(*x)?, axes, rank)? else { return Ok(None) };
+                    prod = Some(match prod {
+                        Some(p) => b.binary(Binary::Mul, p, x)?,
+                        None => x,
+                    });
+                }
+                let prod = match prod {
+                    Some(p) => p,
+                    None => b.full(jjt_ir::TensorType::new(ty.dtype, vec![1; rank]), 1.0)?,
+                };
+                sum = Some(match (sum, t.negated) {
+                    (None, false) => prod,
+                    (None, true) => b.unary(Unary::Neg, prod)?,
+                    (Some(s), false) => b.binary(Binary::Add, s, prod)?,
+                    (Some(s), true) => b.binary(Binary::Sub, s, prod)?,
                 });
             }
-            let prod = match prod {
-                Some(p) => p,
-                None => b.full(jjt_ir::TensorType::new(ty.dtype, vec![1; rank]), 1.0)?,
-            };
-            sum = Some(match (sum, t.negated) {
-                (None, false) => prod,
-                (None, true) => b.unary(Unary::Neg, prod)?,
-                (Some(s), false) => b.binary(Binary::Add, s, prod)?,
-                (Some(s), true) => b.binary(Binary::Sub, s, prod)?,
-            });
+            let Some(coefficient) = sum else { return Ok(None) };
+            let mut r = coefficient;
+            for (x, axes) in common {
+                let Some(x) = view(b, v.get(*x)?, axes, rank)? else { return Ok(None) };
+                r = b.binary(Binary::Mul, x, r)?;
+            }
+            add(b, r, false)?;
         }
-        let Some(coefficient) = sum else { return Ok(None) };
-        let mut r = coefficient;
-        for (x, axes) in common {
-            let Some(x) = view(b, v.get(*x)?, axes, rank)? else { return Ok(None) };
-            r = b.binary(Binary::Mul, x, r)?;
+        for &(negated, n) in &fx.rest {
+            let x = v.get(n)?;
+            add(b, x, negated)?;
         }
+        let Some(r) = total else { return Ok(None) };
         stats.factored += 1;
         Ok(Some(b.broadcast_to(r, &ty.shape)?))
     })?;

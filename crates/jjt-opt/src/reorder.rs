@@ -647,7 +647,9 @@ pub fn reorder(f: &Function) -> Result<(Function, ReorderStats), IrError> {
         }
     }
     if plans.is_empty() {
-        return Ok((factored, stats));
+        let (g, after) = crate::factor::factor_with(&factored, true)?;
+        stats.factored += after.factored;
+        return Ok((g, stats));
     }
     // Rebuild, replacing each rewritten root by its new tree (the old inner nodes, copied but
     // unused, are pruned).
@@ -661,5 +663,9 @@ pub fn reorder(f: &Function) -> Result<(Function, ReorderStats), IrError> {
             net.out.iter().map(|l| labels.iter().position(|m| m == l).unwrap_or(0)).collect();
         Ok(Some(b.transpose(v, &perm)?))
     })?;
+    // The new trees' terms, grouped by the factors they share: a structured kernel's layer
+    // adds its weight's term `G ⊙ (h·h'ᵀ)` and its bias's `G`, one read of G instead of two.
+    let (g, after) = crate::factor::factor_with(&g, true)?;
+    stats.factored += after.factored;
     Ok((g, stats))
 }

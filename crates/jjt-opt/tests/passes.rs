@@ -650,6 +650,60 @@ fn common_factors_leave_sums_of_products() {
     assert_reassociated(&f, &h, 41, 7.0);
 }
 
+/// A structured kernel's sum as `reorder` writes it: per layer the weight's term `G ⊙ H` (a
+/// `dot_general` contracting nothing, batch axes b and b') and the bias's `G` (transposed to
+/// the same layout), and a head's `A ⊗ E` with its bias's `E`. No factor is common to every
+/// term, so `factor` leaves it; with groups each pair shares one and becomes `G·(H + 1)`, each
+/// of G, G2 and E read once, within the rounding of distributivity, 2·(terms + 3)·u·Σ|terms|.
+#[test]
+fn terms_sharing_a_factor_are_grouped() {
+    let src = "func f(g: f64[3,2,4,2], h: f64[3,4], g2: f64[3,2,4,2], h2: f64[3,4], a: f64[3,4], e: f64[2,2]) -> f64[3,4,2,2] {
+  t1 = dot_general(g, h, contract=[[],[]], batch=[[0,2],[0,1]])
+  t2 = transpose(g, perm=[0,2,1,3])
+  t3 = dot_general(g2, h2, contract=[[],[]], batch=[[0,2],[0,1]])
+  t4 = transpose(g2, perm=[0,2,1,3])
+  t5 = dot_general(a, e, contract=[[],[]], batch=[[],[]])
+  t6 = broadcast_to(e, shape=[3,4,2,2])
+  return t1 + t2 + t3 + t4 + t5 + t6
+}";
+    let f = jjt_ir::text::parse(src).unwrap();
+    let (same, stats) = jjt_opt::factor::factor(&f).unwrap();
+    assert_eq!(stats.factored, 0, "{}", jjt_ir::text::print(&same));
+    let (g, stats) = jjt_opt::factor::factor_with(&f, true).unwrap();
+    assert!(jjt_ir::verify(&g).is_ok());
+    assert_eq!(stats.factored, 1, "{}", jjt_ir::text::print(&g));
+    for name in ["g", "g2", "e"] {
+        let node = g.param(name).unwrap().node;
+        assert_eq!(
+            g.users(node).len(),
+            1,
+            "{name} read more than once:\n{}",
+            jjt_ir::text::print(&g)
+        );
+    }
+    assert_reassociated(&f, &g, 43, 9.0);
+    // Subtracted terms keep their signs inside a group (G2·(−H2 − 1)) and outside one.
+    let minus = src.replace("t2 + t3 + t4 + t5 + t6", "t2 - t3 - t4 + t5 - t6");
+    let f2 = jjt_ir::text::parse(&minus).unwrap();
+    let (g2, stats) = jjt_opt::factor::factor_with(&f2, true).unwrap();
+    assert_eq!(stats.factored, 1, "{}", jjt_ir::text::print(&g2));
+    let mut rng = Rng(47);
+    let x = args(&mut rng, &f2);
+    let (want, got) = (interp::eval(&f2, &x).unwrap(), interp::eval(&g2, &x).unwrap());
+    let absx: Vec<Tensor> = x
+        .iter()
+        .map(|t| {
+            Tensor::from_f64(&t.ty(), &t.to_f64_vec().iter().map(|v| v.abs()).collect::<Vec<_>>())
+                .unwrap()
+        })
+        .collect();
+    // The magnitudes of the terms: the all-plus sum on |inputs|.
+    let scale = interp::eval(&f, &absx).unwrap().to_f64_vec();
+    for ((w, g), s) in want.to_f64_vec().iter().zip(got.to_f64_vec()).zip(scale) {
+        assert!((w - g).abs() <= 9.0 * f64::EPSILON * s, "{g} vs {w}");
+    }
+}
+
 /// A contraction of a broadcast along an axis it neither contracts nor pairs as a batch axis
 /// is computed before the broadcast (`dot_of_broadcast`, 8× fewer multiply-adds here), bit
 /// for bit; a broadcast along a contracted axis stays.
