@@ -105,10 +105,11 @@ pub const DIRECT_MIN_ROWS: usize = 64;
 /// With both operands packed, A is packed again for each chunk of B's columns unless it fits
 /// in one chunk (then it is packed once and kept: a thread's half of the CNN's patch Gram,
 /// 512 rows against 1024 columns in two chunks, went from 9.1 to 8.2 ms, median of four
-/// alternating runs of 30 calls), and each chunk is one call of the matrix multiply. 2¹⁹ (2 MiB of f32) measured best on the zoo's CNN, whose
-/// convolution products pack both operands (`jjt bench`, median ms of three alternating
-/// rounds of 5 calls): 2¹⁷ 135, 2¹⁹ 123, 2²⁰ 129, 2²¹ 133; the transformer and the mixer
-/// did not change beyond the machine's noise.
+/// alternating runs of 30 calls), and each chunk is one call of the matrix multiply. 2¹⁹
+/// (2 MiB of f32) measured best on the zoo's CNN, whose convolution products pack both
+/// operands (`jjt bench`, median ms of three alternating rounds of 5 calls): 2¹⁷ 135, 2¹⁹
+/// 123, 2²⁰ 129, 2²¹ 133; the transformer and the mixer did not change beyond the machine's
+/// noise.
 pub const PACK_ELEMS: usize = 1 << 19;
 
 /// One loop around the products: its extent and strides in A, B and C (elements).
