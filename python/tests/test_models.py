@@ -219,7 +219,9 @@ def test_examples_diagonal():
 def test_float64_promotion_of_an_f32_export():
     """dtype='float64' computes the f32 export in f64. Its GELU's constants (√(2/π), 0.044715)
     stay the f32 values the export holds (relative change ≤ 6e-8), so the kernel matches JAX's
-    f64 one to a few times that (1e-6 bounds it), far closer than the f32 kernel."""
+    f64 one to a few times that (1e-6 bounds it), and its values are f64 numbers, not f32
+    results widened. (The f32 kernel's own error, a few f32 roundings, can be as small as the
+    constants' effect: 8.5e-8 against 1.1e-8 in one run, so no ratio between them is asserted.)"""
     model = jjt.load(os.path.join(JAX_DIR, "mlp_f32.mlir"))
     params = dict(np.load(os.path.join(JAX_DIR, "mlp.npz")))
     x1 = np.load(os.path.join(JAX_DIR, "mlp_x1.npy"))
@@ -234,8 +236,8 @@ def test_float64_promotion_of_an_f32_export():
     got = k32(x1.astype(np.float32), x2.astype(np.float32), p32)
     assert got.dtype == np.float32
     close(got, want, 1e-5)
-    err = lambda k: np.max(np.abs(k - want)) / np.max(np.abs(want))  # noqa: E731
-    assert err(got64) < err(got) / 10
+    # Computed in f64: nearly every value lies between f32 numbers.
+    assert np.mean(got64 != got64.astype(np.float32).astype(np.float64)) > 0.5
     with pytest.raises(jjt.InputError, match="expected dtype float32, got float64"):
         k32(x1, x2, p32)
 
