@@ -241,6 +241,10 @@ fn plan(
                 continue;
             }
             let common = shared(&members.iter().map(|&j| &read[j]).collect::<Vec<_>>());
+            // (`x` itself is not common when the members hold it different numbers of times.)
+            if common.is_empty() {
+                continue;
+            }
             if let Some(t) = factored(&members, &common) {
                 for &j in &members {
                     taken[j] = true;
