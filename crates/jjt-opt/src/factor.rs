@@ -290,6 +290,21 @@ fn view(
     Ok(Some(b.reshape(x, shape)?))
 }
 
+/// `sum ± x` (`x` or `−x` when there is no sum yet).
+fn accumulate(
+    b: &mut FunctionBuilder,
+    sum: Option<NodeId>,
+    x: NodeId,
+    negated: bool,
+) -> Result<NodeId, IrError> {
+    match (sum, negated) {
+        (None, false) => Ok(x),
+        (None, true) => b.unary(Unary::Neg, x),
+        (Some(s), false) => b.binary(Binary::Add, s, x),
+        (Some(s), true) => b.binary(Binary::Sub, s, x),
+    }
+}
+
 /// Factor every sum of `f` whose terms all share a factor.
 pub fn factor(f: &Function) -> Result<(Function, FactorStats), IrError> {
     factor_with(f, false)
@@ -332,15 +347,6 @@ pub fn factor_with(f: &Function, groups: bool) -> Result<(Function, FactorStats)
         let ty = v.node.ty.clone();
         let rank = ty.rank();
         let mut total: Option<NodeId> = None;
-        let mut add = |b: &mut FunctionBuilder, x: NodeId, negated: bool| -> Result<(), IrError> {
-            total = Some(match (total, negated) {
-                (None, false) => x,
-                (None, true) => b.unary(Unary::Neg, x)?,
-                (Some(s), false) => b.binary(Binary::Add, s, x)?,
-                (Some(s), true) => b.binary(Binary::Sub, s, x)?,
-            });
-            Ok(())
-        };
         for (common, terms) in &fx.groups {
             let mut sum: Option<NodeId> = None;
             for t in terms {
@@ -356,12 +362,7 @@ pub fn factor_with(f: &Function, groups: bool) -> Result<(Function, FactorStats)
                     Some(p) => p,
                     None => b.full(jjt_ir::TensorType::new(ty.dtype, vec![1; rank]), 1.0)?,
                 };
-                sum = Some(match (sum, t.negated) {
-                    (None, false) => prod,
-                    (None, true) => b.unary(Unary::Neg, prod)?,
-                    (Some(s), false) => b.binary(Binary::Add, s, prod)?,
-                    (Some(s), true) => b.binary(Binary::Sub, s, prod)?,
-                });
+                sum = Some(accumulate(b, sum, prod, t.negated)?);
             }
             let Some(coefficient) = sum else { return Ok(None) };
             let mut r = coefficient;
@@ -369,11 +370,11 @@ pub fn factor_with(f: &Function, groups: bool) -> Result<(Function, FactorStats)
                 let Some(x) = view(b, v.get(*x)?, axes, rank)? else { return Ok(None) };
                 r = b.binary(Binary::Mul, x, r)?;
             }
-            add(b, r, false)?;
+            total = Some(accumulate(b, total, r, false)?);
         }
         for &(negated, n) in &fx.rest {
             let x = v.get(n)?;
-            add(b, x, negated)?;
+            total = Some(accumulate(b, total, x, negated)?);
         }
         let Some(r) = total else { return Ok(None) };
         stats.factored += 1;
