@@ -52,7 +52,9 @@
 //! misaligned products).
 //!
 //! **Threads.** Work is split only above [`PAR_THRESHOLD`] multiply-adds, by
-//! [`crate::pool::join`]: products (outer indices) across threads first; a single product by
+//! [`crate::pool::share`] and [`crate::pool::join`]: products (outer indices) across threads
+//! first (in contiguous pieces the threads claim as they go, when there are at least two per
+//! thread; else in halves, each with its share of the threads); a single product by
 //! cutting the longer of M and N in multiples of [`PAR_GRAIN`], or by computing the two halves
 //! of its top pairwise combination of K's blocks on two threads, whichever leaves the slowest
 //! thread less work (M = N = 160 over 64 blocks of K: cutting N gives one thread 96 columns,
@@ -810,11 +812,18 @@ struct Part<T> {
     out: Out<T>,
 }
 
-// SAFETY: a `Part` is sent to another thread only by `join` in `products`/`region`, which hand
-// the two threads disjoint output blocks (different products, different rows or columns, or
-// the caller's output and a partial the caller waits for); A, B and the descriptor are only
-// read, and `join` returns after both parts finish, while the caller keeps every buffer alive.
+// SAFETY: a `Part` is sent to another thread only by `join` in `region` or shared by `share`
+// in `products`, which hand the threads disjoint output blocks (different products, different
+// rows or columns, or the caller's output and a partial the caller waits for); A, B and the
+// descriptor are only read, and `join` and `share` return after every part finishes, while the
+// caller keeps every buffer alive.
 unsafe impl<T> Send for Part<T> {}
+// SAFETY: as for `Send`.
+unsafe impl<T> Sync for Part<T> {}
+
+/// Pieces per thread into which [`products`] cuts a call's products (when it has that many),
+/// so that a thread that falls behind takes fewer of them.
+const PRODUCT_PIECES_PER_THREAD: usize = 4;
 
 /// A call's products `p0..p1` on up to `threads` threads.
 ///
@@ -824,9 +833,23 @@ unsafe fn products<T: Elem>(base: Part<T>, c: *mut T, p: (usize, usize), threads
     // SAFETY: the descriptor outlives the call (owned by the compiled handle).
     let d = unsafe { &*base.d };
     let work = (p.1 - p.0).saturating_mul(d.product_macs());
-    if threads >= 2 && work >= PAR_THRESHOLD && p.1 - p.0 >= 2 {
+    let count = p.1 - p.0;
+    if threads >= 2 && work >= PAR_THRESHOLD && count >= 2 * threads {
+        // Contiguous runs of products that the threads claim as they go.
+        let pieces = count.min(threads * PRODUCT_PIECES_PER_THREAD);
+        let at = |q: usize| p.0 + count * q / pieces;
+        let cc = SendPtr(c);
+        crate::pool::share(pieces, threads, &|q| {
+            // SAFETY: the products of piece q write their own output blocks; each piece runs
+            // once.
+            unsafe { products(base, cc.get(), (at(q), at(q + 1)), 1) }
+        });
+        return;
+    }
+    if threads >= 2 && work >= PAR_THRESHOLD && count >= 2 {
+        // Fewer products than two per thread: halves, each with its share of the threads.
         let left = threads / 2;
-        let at = p.0 + ((p.1 - p.0) * left / threads).max(1);
+        let at = p.0 + (count * left / threads).max(1);
         let cc = SendPtr(c);
         crate::pool::join(
             // SAFETY: products p.0..at write their own output blocks.
@@ -836,7 +859,7 @@ unsafe fn products<T: Elem>(base: Part<T>, c: *mut T, p: (usize, usize), threads
         );
         return;
     }
-    let threads = if p.1 - p.0 >= 2 { 1 } else { threads };
+    let threads = if count >= 2 { 1 } else { threads };
     let mut bufs = Bufs::default();
     for q in p.0..p.1 {
         let (mut oa, mut ob, mut oc, mut rest) = (0isize, 0isize, 0isize, q);
@@ -866,6 +889,8 @@ unsafe fn products<T: Elem>(base: Part<T>, c: *mut T, p: (usize, usize), threads
 struct SendPtr<T>(*mut T);
 // SAFETY: as for `Part`.
 unsafe impl<T> Send for SendPtr<T> {}
+// SAFETY: as for `Part`.
+unsafe impl<T> Sync for SendPtr<T> {}
 impl<T> SendPtr<T> {
     fn get(self) -> *mut T {
         self.0

@@ -616,6 +616,15 @@ fn canonical_map(m: &mut MapStep) {
         axes.sort_by_key(|&i| {
             std::cmp::Reverse(m.dst.strides.get(i).map_or(0, |s| s.unsigned_abs()))
         });
+        // Above the innermost axis, the loops nest by how far all views (reads and the
+        // destination) move along each axis together, farthest outermost: a step that reads
+        // eight transposed Gram products into a kernel's layout walks each product's rows
+        // forward instead of jumping between eighty rows at once.
+        if let Some((_, outer)) = axes.split_last_mut() {
+            outer.sort_by_key(|&i| {
+                std::cmp::Reverse(views.iter().map(|v| v.strides[i].unsigned_abs()).sum::<usize>())
+            });
+        }
     }
     // Groups of original axes that become one axis each.
     let mut groups: Vec<Vec<usize>> = vec![vec![axes[0]]];
@@ -1326,7 +1335,9 @@ impl<'f> Planner<'f> {
 
 #[cfg(test)]
 mod tests {
-    use super::reshape_strides;
+    use jjt_ir::{Binary, DType};
+
+    use super::{Buf, Expr, MapStep, View, canonical_map, reshape_strides};
 
     /// Offsets of every element, in row-major order, of the view `(dims, strides)`.
     fn offsets(dims: &[usize], strides: &[isize]) -> Vec<isize> {
@@ -1373,5 +1384,55 @@ mod tests {
                 assert_eq!(offsets(to, &s), offsets(&dims, &strides), "{dims:?} -> {to:?}");
             }
         }
+    }
+
+    /// The (destination, reads) offsets of every element of a map, sorted: the elements it
+    /// computes, from which operands, whatever the loop order.
+    fn visits(m: &MapStep) -> Vec<Vec<isize>> {
+        let mut views = vec![m.dst.clone()];
+        views.extend(m.expr.views());
+        let per: Vec<Vec<isize>> = views.iter().map(|v| offsets(&m.shape, &v.strides)).collect();
+        let mut out: Vec<Vec<isize>> =
+            (0..per[0].len()).map(|i| per.iter().map(|o| o[i]).collect()).collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// A kernel's final sum `K[b,b',o,o'] = Σ G[b,o,b',o']·P[b,b']` (two Gram products read
+    /// transposed, one row-pair weight): its loops nest as the reads move, (b, o, b', o'), so
+    /// each product's rows are walked forward, and the innermost axis stays the destination's
+    /// contiguous one. The same elements from the same operands as before.
+    #[test]
+    fn map_loops_nest_as_their_reads_move() {
+        let view = |buf, strides: &[isize]| View {
+            buf,
+            offset: 0,
+            strides: strides.to_vec(),
+            dtype: DType::F32,
+        };
+        let gram = |i| Expr::Load(view(Buf::Scratch(i), &[3200, 10, 320, 1]));
+        let weight = Expr::Load(view(Buf::Scratch(2), &[32, 1, 0, 0]));
+        let term = |i| Expr::Binary(Binary::Mul, Box::new(gram(i)), Box::new(weight.clone()));
+        let m = MapStep {
+            dst: view(Buf::Output(0), &[3200, 100, 10, 1]),
+            shape: vec![32, 32, 10, 10],
+            expr: Expr::Binary(Binary::Add, Box::new(term(0)), Box::new(term(1))),
+        };
+        let mut c = m.clone();
+        canonical_map(&mut c);
+        assert_eq!(c.shape, [32, 10, 32, 10]);
+        assert_eq!(c.dst.strides, [3200, 10, 100, 1]);
+        assert_eq!(visits(&c), visits(&m));
+
+        // A step that reads its own destination keeps its order.
+        let mut own = m.clone();
+        own.expr = Expr::Binary(
+            Binary::Add,
+            Box::new(Expr::Load(view(Buf::Output(0), &[3200, 100, 10, 1]))),
+            Box::new(term(0)),
+        );
+        let mut c = own.clone();
+        canonical_map(&mut c);
+        assert_eq!(c.shape, own.shape);
     }
 }

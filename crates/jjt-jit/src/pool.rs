@@ -22,7 +22,7 @@
 use std::any::Any;
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -255,6 +255,75 @@ pub(crate) fn join(first: impl FnOnce(), second: impl FnOnce() + Send + 'static)
     resume(a.or(b));
 }
 
+/// Run `body(i)` for every `i` in `0..n`, each exactly once, on this thread and up to
+/// `threads - 1` helpers: every thread claims the next index until none is left, so a helper
+/// that starts late or runs slowly (a host that shares its core with another tenant) takes
+/// fewer, and nobody waits for a fixed half. Returns when every index has finished; a panic in
+/// any index is resumed here as by [`join`].
+///
+/// Which thread runs an index depends on timing, so `body` must compute the same result for an
+/// index whichever thread runs it (the callers' indices are disjoint blocks of output).
+pub(crate) fn share<F: Fn(usize) + Sync>(n: usize, threads: usize, body: &F) {
+    let next = AtomicUsize::new(0);
+    let work = Work {
+        next: &raw const next,
+        n,
+        ctx: std::ptr::from_ref(body).cast(),
+        call: call_index::<F>,
+    };
+    // SAFETY: `next` and `body` outlive every thread's use of them: `spread` returns only after
+    // every part it handed out has finished (`join`'s contract).
+    unsafe { spread(work, threads.max(1)) }
+}
+
+/// Run the index `i` of the closure `ctx` points to (an `F`).
+///
+/// # Safety
+/// `ctx` points to a live `F`.
+unsafe fn call_index<F: Fn(usize)>(ctx: *const (), i: usize) {
+    // SAFETY: guaranteed by the caller.
+    unsafe { (*ctx.cast::<F>())(i) }
+}
+
+/// What [`share`] hands to each thread: the shared counter and the type-erased body.
+#[derive(Clone, Copy)]
+struct Work {
+    next: *const AtomicUsize,
+    n: usize,
+    ctx: *const (),
+    call: unsafe fn(*const (), usize),
+}
+
+// SAFETY: a `Work` crosses to a helper only inside `spread`, whose `join` returns after the
+// helper's part has finished, while the caller of `share` keeps the counter and the body
+// alive; the body is `Sync` and the counter atomic.
+unsafe impl Send for Work {}
+
+/// Claim and run indices of `w` on this thread and `threads - 1` helpers.
+///
+/// # Safety
+/// `w`'s pointers are live until this returns.
+unsafe fn spread(w: Work, threads: usize) {
+    if threads <= 1 {
+        loop {
+            // SAFETY: live (the caller's contract).
+            let i = unsafe { &*w.next }.fetch_add(1, Ordering::Relaxed);
+            if i >= w.n {
+                return;
+            }
+            // SAFETY: as above.
+            unsafe { (w.call)(w.ctx, i) };
+        }
+    }
+    let left = threads / 2;
+    join(
+        // SAFETY: forwarded; `join` returns after both parts.
+        move || unsafe { spread(w, left) },
+        // SAFETY: as above.
+        move || unsafe { spread(w, threads - left) },
+    );
+}
+
 /// Resume `panic` on this thread, if there is one.
 fn resume(panic: Option<PartPanic>) {
     if let Some(p) = panic {
@@ -276,32 +345,50 @@ struct Call {
     consts: *const *const u8,
 }
 
-// SAFETY: a `Call` is only sent by `run_rows`, which gives each thread a disjoint range of rows
-// of one elementwise step or reduction (or of parts of a reduction to one value). A row
+// SAFETY: a `Call` is only shared by `run_rows`, which gives each piece of rows to one thread:
+// disjoint ranges of rows of one elementwise step or reduction (or of parts of a reduction to one value). A row
 // function writes only its rows of the step's destination (a buffer no other step of the call
 // touches meanwhile), or its parts' slots of the part sums in the calling entry's stack frame,
 // and reads buffers no thread writes; the entry function that called `jjt_par_map` keeps every
 // buffer (and its frame) alive and waits for it.
 unsafe impl Send for Call {}
+// SAFETY: as for `Send`: the threads sharing a `Call` only read it and call its row function
+// on disjoint rows.
+unsafe impl Sync for Call {}
 
-/// Run rows `[lo, hi)` of `c` on up to `threads` threads (halving, this thread and a helper).
+impl Call {
+    /// Run rows `[lo, hi)`.
+    ///
+    /// # Safety
+    /// As [`jjt_par_map`], and no other thread runs these rows meanwhile.
+    unsafe fn run(&self, lo: i64, hi: i64) {
+        // SAFETY: forwarded from the caller.
+        unsafe { (self.rows)(self.ins, self.outs, self.arena, self.consts, lo, hi) }
+    }
+}
+
+/// Pieces per thread into which [`run_rows`] cuts a step's rows (when it has that many), so
+/// that a thread that falls behind takes fewer of them ([`share`]).
+const ROW_PIECES_PER_THREAD: i64 = 8;
+
+/// Run rows `[lo, hi)` of `c` on up to `threads` threads, in contiguous pieces that the threads
+/// claim as they go ([`share`]).
 ///
 /// # Safety
 /// As [`jjt_par_map`].
 unsafe fn run_rows(c: Call, lo: i64, hi: i64, threads: i64) {
     if threads <= 1 || hi - lo < 2 {
         // SAFETY: forwarded from the caller.
-        unsafe { (c.rows)(c.ins, c.outs, c.arena, c.consts, lo, hi) };
+        unsafe { c.run(lo, hi) };
         return;
     }
-    let left = threads / 2;
-    let mid = lo + (hi - lo) * left / threads;
-    join(
-        // SAFETY: `[lo, mid)` and `[mid, hi)` are disjoint rows (see `Call`).
-        move || unsafe { run_rows(c, lo, mid, left) },
-        // SAFETY: as above; `join` returns only after this part has finished.
-        move || unsafe { run_rows(c, mid, hi, threads - left) },
-    );
+    let pieces = (hi - lo).min(threads * ROW_PIECES_PER_THREAD);
+    let at = |p: i64| lo + (hi - lo) * p / pieces;
+    share(pieces as usize, threads as usize, &|p: usize| {
+        let p = p as i64;
+        // SAFETY: the pieces `[at(p), at(p + 1))` are disjoint rows (see `Call`), each run once.
+        unsafe { c.run(at(p), at(p + 1)) };
+    });
 }
 
 /// Called by generated code: run the row function `rows` over rows `[0, n)` on up to `threads`
@@ -365,6 +452,60 @@ mod tests {
             }
         });
         assert_eq!(seconds.load(Ordering::SeqCst), 4 * 5000);
+    }
+
+    /// `share` runs every index exactly once, from several callers at once (so some find no
+    /// idle helper), for counts below, at and above the thread count.
+    #[test]
+    fn shared_indices_run_exactly_once() {
+        let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        std::thread::scope(|s| {
+            for caller in 0..3usize {
+                s.spawn(move || {
+                    for n in [0usize, 1, 2, 7, 64] {
+                        let ran: Vec<AtomicUsize> = (0..n).map(|_| AtomicUsize::new(0)).collect();
+                        share(n, 2 + caller, &|i| {
+                            ran[i].fetch_add(1, Ordering::SeqCst);
+                        });
+                        let counts: Vec<usize> =
+                            ran.iter().map(|r| r.load(Ordering::SeqCst)).collect();
+                        assert_eq!(counts, vec![1; n], "caller {caller}, n = {n}");
+                    }
+                });
+            }
+        });
+    }
+
+    /// A helper that falls behind takes fewer indices: the helper's first index does not end
+    /// until the caller has run every other one (or 5 s have passed), so with indices claimed
+    /// as threads go the caller runs all but that one, where a fixed split would leave half of
+    /// them to the helper.
+    #[test]
+    fn a_slow_helper_takes_fewer_indices() {
+        let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        if helpers().is_empty() {
+            return;
+        }
+        let caller = std::thread::current().id();
+        let n = 32;
+        let by_caller = AtomicUsize::new(0);
+        let by_helper = AtomicUsize::new(0);
+        share(n, 2, &|_| {
+            if std::thread::current().id() == caller {
+                by_caller.fetch_add(1, Ordering::SeqCst);
+                return;
+            }
+            by_helper.fetch_add(1, Ordering::SeqCst);
+            let t = Instant::now();
+            while by_caller.load(Ordering::SeqCst) + by_helper.load(Ordering::SeqCst) < n
+                && t.elapsed() < Duration::from_secs(5)
+            {
+                std::hint::spin_loop();
+            }
+        });
+        let (c, h) = (by_caller.load(Ordering::SeqCst), by_helper.load(Ordering::SeqCst));
+        assert_eq!(c + h, n);
+        assert!(h <= 1, "the slow helper ran {h} of {n} indices");
     }
 
     /// `join` run inside `catch_unwind`: the panic it resumed, if any.
