@@ -275,6 +275,17 @@ fn remap(val: Val, mut f: impl FnMut(&mut View)) -> Val {
     }
 }
 
+/// A fused expression over `from` re-indexed over `to` (a reshape), if every view it reads has
+/// a strided view in the new shape ([`reshape_strides`]); `None` otherwise.
+fn fused_reshape(val: &Val, from: &[usize], to: &[usize]) -> Option<Val> {
+    let mut ok = true;
+    let out = remap(val.clone(), |v| match reshape_strides(from, &v.strides, to) {
+        Some(strides) => v.strides = strides,
+        None => ok = false,
+    });
+    ok.then_some(out)
+}
+
 /// The strides of a view of shape `to` over the same elements, in the same row-major order, as
 /// the strided view `(from, strides)`, if one exists without copying: every group of `from`
 /// axes merged into `to` axes must chain (`strides[a] = strides[a + 1] · from[a + 1]`);
@@ -922,6 +933,25 @@ impl<'f> Planner<'f> {
                         .map(|&d| if d == 1 { 0 } else { kept.next().unwrap_or(0) })
                         .collect();
                 });
+                self.layout_result(n, val);
+            }
+            Op::Reshape(_)
+                if matches!(self.vals[&ops[0]], Val::Fused(_))
+                    && fused_reshape(
+                        &self.vals[&ops[0]],
+                        self.ty(ops[0]).shape.dims(),
+                        ty.shape.dims(),
+                    )
+                    .is_some() =>
+            {
+                // Every view the fused expression reads has a strided view in the new shape
+                // (axes only split, or merged where they chain): it stays fused, re-indexed.
+                let val = fused_reshape(
+                    &self.vals[&ops[0]],
+                    self.ty(ops[0]).shape.dims(),
+                    ty.shape.dims(),
+                )
+                .expect("checked by the guard");
                 self.layout_result(n, val);
             }
             Op::Reshape(_) => {

@@ -94,3 +94,29 @@ fn a_cheap_mask_is_recomputed_through_reshape_and_broadcast() {
         2,
     );
 }
+
+#[test]
+fn a_fused_value_reshaped_by_splitting_axes_stays_fused() {
+    // A comparison of stored values (cheap, one user) reshaped [4, 6] → [4, 2, 3], and a scaled
+    // transpose reshaped by splitting its leading axis: both are read in place by the select,
+    // one step in all.
+    check(
+        "func f(a: f32[4,6], b: f32[4,6], c: f32[4,2,3], t: f32[3,2,4]) -> f32[4,2,3] {\n\
+         \x20 m = reshape(a > b, shape=[4,2,3])\n\
+         \x20 u = reshape(transpose(t, perm=[2,1,0]) * 2.0, shape=[2,2,2,3])\n\
+         \x20 return select(m, c, reshape(u, shape=[4,2,3]))\n}",
+        1,
+    );
+    // The form `layout` gives a pool's upsampled cotangent under a relu select: the select in
+    // the broadcast's shape, its mask reshaped there; neither the broadcast (read in place,
+    // stride 0) nor the mask is stored: one step for the select, stored because its reshape
+    // merges the broadcast axes, one for the product that reads it.
+    check(
+        "func f(x: f32[2,3,1,4,1,5], z: f32[2,6,8,5]) -> f32[2,6,8,5] {\n\
+         \x20 u = broadcast_to(x, shape=[2,3,2,4,2,5])\n\
+         \x20 m = reshape(z > 0.0, shape=[2,3,2,4,2,5])\n\
+         \x20 s = select(m, u, full(f32[2,3,2,4,2,5], 0.0))\n\
+         \x20 return reshape(s, shape=[2,6,8,5]) * z\n}",
+        2,
+    );
+}

@@ -14,7 +14,13 @@
 //! - `transpose_into_dot_general`: a `dot_general` (with no other user) whose permuted output
 //!   order is still batch axes, then one operand's free axes, then the other's, is rebuilt with
 //!   its operands transposed (free in the code generator: a transpose is a strided view) and,
-//!   if the permutation puts the right operand's axes first, the operands swapped.
+//!   if the permutation puts the right operand's axes first, the operands swapped;
+//! - `reshape_out_of_elementwise`: `f(…, reshape(broadcast_to(x, S), T), …)` → `reshape(f(…,
+//!   broadcast_to(x, S), …), T)` for an elementwise `f`, the other operands reshaped to S, when
+//!   the reshape only merges axes and one merged axis joins broadcast axes with stored ones (a
+//!   pool's upsampled cotangent, `[…, 16, 2, 16, 2, C]` → `[…, 32, 32, C]`): no strided view
+//!   reads such a reshape, so the planner would store the broadcast in full (four times its
+//!   operand) before `f` reads it; in S, `f` reads the broadcast in place.
 //!
 //! Why: a transpose of a computed value makes every reader of it walk memory with a large
 //! stride, which defeats vector loads; the kernel graphs end in sums of terms in different
@@ -54,6 +60,12 @@ pub fn layout(f: &Function) -> Result<(Function, RuleHits), IrError> {
             let mut s = Sinker { b, origin: &mut origin, hits: &mut hits };
             let x = match &v.node.op {
                 Op::Transpose(Transpose { perm }) => s.sink(v.args[0], perm)?,
+                Op::Unary(_) | Op::Binary(_) | Op::Compare(_) | Op::Select(_) | Op::Convert(_) => {
+                    match s.unmerged(&v.node.op, v.args)? {
+                        Some(y) => y,
+                        None => v.copy(s.b)?,
+                    }
+                }
                 _ => v.copy(s.b)?,
             };
             let single = users.get(&v.id).copied().unwrap_or(0) == 1;
@@ -180,6 +192,53 @@ impl Sinker<'_> {
         Ok(Some(self.b.dot_general(lhs, rhs, dims)?))
     }
 
+    /// `f(…, reshape(broadcast_to(x, S), T), …)` for an elementwise `f`, when the reshape only
+    /// merges axes of S and some merged axis joins broadcast axes with others (so that no
+    /// strided view reads it and it would be copied out in full): `f` computed in S, on the
+    /// broadcast itself and the other operands' reshapes to S (splits, read in place), and its
+    /// result reshaped to T. `None` when no operand is such a reshape.
+    fn unmerged(&mut self, op: &Op, args: &[NodeId]) -> Result<Option<NodeId>, IrError> {
+        let mut fine = None;
+        for &a in args {
+            if !matches!(self.b.op(a)?, Op::Reshape(_)) {
+                continue;
+            }
+            let q = self.b.operands(a)?[0];
+            if !matches!(self.b.op(q)?, Op::BroadcastTo(_)) {
+                continue;
+            }
+            let x = self.b.operands(q)?[0];
+            let (xd, sd) = (self.b.ty(x)?.shape.0.clone(), self.b.ty(q)?.shape.0.clone());
+            let td = self.b.ty(a)?.shape.0.clone();
+            let lead = sd.len() - xd.len();
+            let broadcast: Vec<bool> =
+                (0..sd.len()).map(|i| i < lead || (xd[i - lead] == 1 && sd[i] != 1)).collect();
+            if mixes_broadcast(&sd, &broadcast, &td) {
+                fine = Some(sd);
+                break;
+            }
+        }
+        let Some(sd) = fine else { return Ok(None) };
+        self.hit("reshape_out_of_elementwise");
+        let to = self.b.ty(args[0])?.shape.0.clone();
+        let mut ys = Vec::with_capacity(args.len());
+        for &a in args {
+            let direct = match self.b.op(a)? {
+                Op::Reshape(_) => {
+                    let q = self.b.operands(a)?[0];
+                    (self.b.ty(q)?.shape.0 == sd).then_some(q)
+                }
+                _ => None,
+            };
+            ys.push(match direct {
+                Some(q) => q,
+                None => self.b.reshape(a, sd.clone())?,
+            });
+        }
+        let y = self.b.add(op.clone(), &ys)?;
+        Ok(Some(self.b.reshape(y, to)?))
+    }
+
     /// A transpose (none for the identity) that is not sunk: the operands of a contraction stay
     /// where they are, read through strided views.
     fn plain_transpose(&mut self, x: NodeId, perm: &[usize]) -> Result<NodeId, IrError> {
@@ -189,4 +248,28 @@ impl Sinker<'_> {
             self.b.transpose(x, perm)
         }
     }
+}
+
+/// Whether reshaping `from` (whose axes marked in `broadcast` have stride 0) to `to` only merges
+/// runs of consecutive axes, one of them joining a broadcast axis and a stored one (both of
+/// extent above 1): such a merge has no strided view, so the reshape would copy.
+fn mixes_broadcast(from: &[usize], broadcast: &[bool], to: &[usize]) -> bool {
+    let axes: Vec<usize> = (0..from.len()).filter(|&i| from[i] != 1).collect();
+    let mut mixed = false;
+    let mut k = 0;
+    for &t in to.iter().filter(|&&t| t != 1) {
+        let (mut size, mut any_b, mut any_s) = (1usize, false, false);
+        while size < t {
+            let Some(&i) = axes.get(k) else { return false };
+            size *= from[i];
+            any_b |= broadcast[i];
+            any_s |= !broadcast[i];
+            k += 1;
+        }
+        if size != t {
+            return false;
+        }
+        mixed |= any_b && any_s;
+    }
+    k == axes.len() && mixed
 }

@@ -765,6 +765,44 @@ fn transposes_sink_through_broadcasts() {
     }
 }
 
+/// A pool's upsampled cotangent, `reshape(broadcast_to(x, [2,4,2,3,2,5]), [2,8,6,5])`, merges
+/// broadcast axes with stored ones, so no strided view reads it; the relu select that reads
+/// it is computed in the broadcast's shape instead (mask and zeros reshaped there, splits) and
+/// its result reshaped back: `reshape_out_of_elementwise` fires once, the select's shape is
+/// the broadcast's, and the values are bit for bit the original's. A reshape whose merges do
+/// not mix broadcast and stored axes (`[2,4,1,3,1,5]` → `[2,4,3,5]`) is left alone.
+#[test]
+fn reshapes_of_broadcasts_move_out_of_elementwise_ops() {
+    let src = |from: &str, to: &str, bc: &str| {
+        format!(
+            "func f(x: f64[{from}], z: f64[{to}]) -> f64[{to}] {{\n  \
+             u = reshape(broadcast_to(x, shape=[{bc}]), shape=[{to}])\n  \
+             return select(z > 0.0, u, full(f64[{to}], 0.0))\n}}"
+        )
+    };
+    for (from, to, bc, moves) in [
+        ("2,4,1,3,1,5", "2,8,6,5", "2,4,2,3,2,5", true),
+        ("2,4,1,3,1,5", "2,4,3,5", "2,4,1,3,1,5", false),
+    ] {
+        let f = jjt_ir::text::parse(&src(from, to, bc)).unwrap();
+        let (g, hits) = jjt_opt::layout::layout(&f).unwrap();
+        assert!(jjt_ir::verify(&g).is_ok());
+        let fired = hits.get("reshape_out_of_elementwise").copied().unwrap_or(0);
+        assert_eq!(fired, usize::from(moves), "{to}: {hits:?}");
+        let out = g.node(g.output()).unwrap();
+        if moves {
+            assert!(matches!(out.op, jjt_ir::Op::Reshape(_)), "{}", jjt_ir::text::print(&g));
+            let sel = g.node(g.operands(g.output())[0]).unwrap();
+            assert!(matches!(sel.op, jjt_ir::Op::Select(_)), "{}", jjt_ir::text::print(&g));
+            assert_eq!(sel.ty.shape.dims(), [2, 4, 2, 3, 2, 5]);
+        }
+        let mut rng = Rng(5);
+        let xs = args(&mut rng, &f);
+        let want = interp::eval_outputs(&f, &xs).unwrap();
+        assert!(bits_equal(&interp::eval_outputs(&g, &xs).unwrap(), &want), "{to}");
+    }
+}
+
 #[test]
 fn simplifier_rules_fire_and_count() {
     let f = jjt_ir::text::parse(
