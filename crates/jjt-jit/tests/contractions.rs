@@ -179,6 +179,10 @@ fn paths(f: &Function) -> Vec<&'static str> {
         if two.threaded {
             hit.push("threaded");
         }
+        if two.threaded && one.products >= 4 {
+            // Two products or more per thread: pieces the threads claim as they go.
+            hit.push("threaded, products in pieces");
+        }
         if one.copies > 1 {
             hit.push("copied along broadcast axes");
         }
@@ -191,7 +195,7 @@ fn paths(f: &Function) -> Vec<&'static str> {
     hit
 }
 
-const ALL_PATHS: [&str; 12] = [
+const ALL_PATHS: [&str; 13] = [
     "inline",
     "batched products below the threshold",
     "matrix multiply",
@@ -203,6 +207,7 @@ const ALL_PATHS: [&str; 12] = [
     "batched",
     "K blocks",
     "threaded",
+    "threaded, products in pieces",
     "copied along broadcast axes",
 ];
 
