@@ -346,11 +346,11 @@ struct Call {
 }
 
 // SAFETY: a `Call` is only shared by `run_rows`, which gives each piece of rows to one thread:
-// disjoint ranges of rows of one elementwise step or reduction (or of parts of a reduction to one value). A row
-// function writes only its rows of the step's destination (a buffer no other step of the call
-// touches meanwhile), or its parts' slots of the part sums in the calling entry's stack frame,
-// and reads buffers no thread writes; the entry function that called `jjt_par_map` keeps every
-// buffer (and its frame) alive and waits for it.
+// disjoint ranges of rows of one elementwise step or reduction (or of parts of a reduction to
+// one value). A row function writes only its rows of the step's destination (a buffer no other
+// step of the call touches meanwhile), or its parts' slots of the part sums in the calling
+// entry's stack frame, and reads buffers no thread writes; the entry function that called
+// `jjt_par_map` keeps every buffer (and its frame) alive and waits for it.
 unsafe impl Send for Call {}
 // SAFETY: as for `Send`: the threads sharing a `Call` only read it and call its row function
 // on disjoint rows.
