@@ -29,6 +29,7 @@ pub mod reorder;
 pub mod siblings;
 pub mod simplify;
 pub mod stage;
+pub mod unsplit;
 
 use std::fmt;
 use std::time::Instant;
@@ -129,13 +130,15 @@ pub enum Pass {
     Layout,
     /// Join products that share an operand (`siblings::siblings`).
     Siblings,
+    /// Join the two parts' twin elementwise work into one (`unsplit::unsplit`).
+    Unsplit,
     /// Drop nodes no output uses (`dce::dce`).
     Dce,
 }
 
 impl Pass {
     /// The pipeline [`optimize`] runs, in order.
-    pub const PIPELINE: [Pass; 10] = [
+    pub const PIPELINE: [Pass; 11] = [
         Pass::Cse,
         Pass::Simplify,
         Pass::Basis,
@@ -145,6 +148,7 @@ impl Pass {
         Pass::Simplify,
         Pass::Layout,
         Pass::Siblings,
+        Pass::Unsplit,
         Pass::Dce,
     ];
 
@@ -158,6 +162,7 @@ impl Pass {
             Pass::Reorder => "reorder",
             Pass::Layout => "layout",
             Pass::Siblings => "siblings",
+            Pass::Unsplit => "unsplit",
             Pass::Dce => "dce",
         }
     }
@@ -180,6 +185,7 @@ impl Pass {
             Pass::Reorder => tagged(reorder::reorder(f)?, PassStats::Reorder),
             Pass::Layout => tagged(layout::layout(f)?, PassStats::Layout),
             Pass::Siblings => tagged(siblings::siblings(f)?, PassStats::Siblings),
+            Pass::Unsplit => tagged(unsplit::unsplit(f)?, PassStats::Unsplit),
             Pass::Dce => (dce::dce(f), PassStats::Dce),
         })
     }
@@ -208,6 +214,8 @@ pub enum PassStats {
     Layout(RuleHits),
     /// Groups and products joined.
     Siblings(SiblingStats),
+    /// Concatenations of twin parts replaced by one joined value.
+    Unsplit(usize),
     /// Nothing counted.
     Dce,
 }
@@ -233,6 +241,7 @@ impl fmt::Display for PassStats {
             PassStats::Siblings(s) => {
                 vec![format!("groups={}", s.groups), format!("joined={}", s.joined)]
             }
+            PassStats::Unsplit(n) => vec![format!("joined={n}")],
         };
         f.write_str(&pairs.join(" "))
     }

@@ -803,6 +803,49 @@ fn reshapes_of_broadcasts_move_out_of_elementwise_ops() {
     }
 }
 
+/// Both sides' elementwise work on the halves of a joined product, concatenated again for the
+/// next one: the bias and relu of each half, and each half's relu mask reshaped and broadcast
+/// under a select, become one joined step each (`unsplit`: two concatenations replaced, no
+/// concatenation left), the parts' other users reading halves; values bit for bit. Parts that
+/// are not twins (different ops, or two inputs that only a copy would join) stay apart.
+#[test]
+fn twin_parts_of_a_joined_product_are_computed_once() {
+    let f = jjt_ir::text::parse(
+        "func f(y: f64[5,4], b: f64[4], g: f64[5,3,4]) -> (f64[5,4], f64[5,3,4], f64[2,4]) {\n\
+         \x20 b2 = broadcast_to(b, shape=[2,4])\n\
+         \x20 b3 = broadcast_to(b, shape=[3,4])\n\
+         \x20 h1 = relu(slice(y, start=[0,0], stop=[2,4]) + b2)\n\
+         \x20 h2 = relu(slice(y, start=[2,0], stop=[5,4]) + b3)\n\
+         \x20 m1 = broadcast_to(reshape(slice(y, start=[0,0], stop=[2,4]) > 0.0, shape=[2,1,4]), shape=[2,3,4])\n\
+         \x20 m2 = broadcast_to(reshape(slice(y, start=[2,0], stop=[5,4]) > 0.0, shape=[3,1,4]), shape=[3,3,4])\n\
+         \x20 s1 = select(m1, slice(g, start=[0,0,0], stop=[2,3,4]), full(f64[2,3,4], 0.0))\n\
+         \x20 s2 = select(m2, slice(g, start=[2,0,0], stop=[5,3,4]), full(f64[3,3,4], 0.0))\n\
+         \x20 return concat(h1, h2, axis=0), concat(s1, s2, axis=0), h1 * 2.0\n}",
+    )
+    .unwrap();
+    let (g, joined) = jjt_opt::unsplit::unsplit(&f).unwrap();
+    assert!(jjt_ir::verify(&g).is_ok());
+    assert_eq!(joined, 2);
+    let text = jjt_ir::text::print(&g);
+    assert!(!text.contains("concat("), "{text}");
+    assert_eq!(text.matches("relu(").count(), 1, "{text}");
+    assert_eq!(text.matches("select(").count(), 1, "{text}");
+    let mut rng = Rng(9);
+    let xs = args(&mut rng, &f);
+    let want = interp::eval_outputs(&f, &xs).unwrap();
+    assert!(bits_equal(&interp::eval_outputs(&g, &xs).unwrap(), &want));
+
+    for src in [
+        "func f(y: f64[5,4]) -> f64[5,4] {\n  \
+         return concat(relu(slice(y, start=[0,0], stop=[2,4])), tanh(slice(y, start=[2,0], stop=[5,4])), axis=0)\n}",
+        "func f(a: f64[2,4], c: f64[3,4]) -> f64[5,4] {\n  return concat(relu(a), relu(c), axis=0)\n}",
+    ] {
+        let f = jjt_ir::text::parse(src).unwrap();
+        let (_, joined) = jjt_opt::unsplit::unsplit(&f).unwrap();
+        assert_eq!(joined, 0, "{src}");
+    }
+}
+
 #[test]
 fn simplifier_rules_fire_and_count() {
     let f = jjt_ir::text::parse(
