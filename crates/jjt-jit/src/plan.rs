@@ -276,8 +276,12 @@ fn remap(val: Val, mut f: impl FnMut(&mut View)) -> Val {
 }
 
 /// A fused expression over `from` re-indexed over `to` (a reshape), if every view it reads has
-/// a strided view in the new shape ([`reshape_strides`]); `None` otherwise.
+/// a strided view in the new shape ([`reshape_strides`]); `None` otherwise, and for a value
+/// that is not a fused expression.
 fn fused_reshape(val: &Val, from: &[usize], to: &[usize]) -> Option<Val> {
+    if !matches!(val, Val::Fused(_)) {
+        return None;
+    }
     let mut ok = true;
     let out = remap(val.clone(), |v| match reshape_strides(from, &v.strides, to) {
         Some(strides) => v.strides = strides,
@@ -335,12 +339,6 @@ pub(crate) fn reshape_strides(
 /// (a stride other than 0 and ±1: a gather per element).
 fn gathers_innermost(e: &Expr, r: usize) -> bool {
     r > 0 && e.views().iter().any(|v| !matches!(v.strides[r - 1], -1..=1))
-}
-
-/// Whether reshaping `from` to `to` only inserts or removes axes of extent 1.
-fn unit_axes_only(from: &[usize], to: &[usize]) -> bool {
-    let big = |d: &[usize]| d.iter().copied().filter(|&x| x != 1).collect::<Vec<_>>();
-    big(from) == big(to)
 }
 
 /// Whether a fused expression is cheap enough to recompute for every copy of a broadcast: at
@@ -918,40 +916,15 @@ impl<'f> Planner<'f> {
                 self.vals.insert(n, Val::View(dst));
             }
             Op::Reshape(_)
-                if matches!(self.vals[&ops[0]], Val::Fused(_))
-                    && unit_axes_only(self.ty(ops[0]).shape.dims(), ty.shape.dims()) =>
-            {
-                // Only axes of extent 1 inserted or removed: a fused expression stays fused,
-                // its loads re-indexed (stride 0 along the unit axes).
-                let from = self.ty(ops[0]).shape.dims().to_vec();
-                let to = ty.shape.dims().to_vec();
-                let val = remap(self.vals[&ops[0]].clone(), |v| {
-                    let mut kept =
-                        v.strides.iter().zip(&from).filter(|(_, d)| **d != 1).map(|(s, _)| *s);
-                    v.strides = to
-                        .iter()
-                        .map(|&d| if d == 1 { 0 } else { kept.next().unwrap_or(0) })
-                        .collect();
-                });
-                self.layout_result(n, val);
-            }
-            Op::Reshape(_)
-                if matches!(self.vals[&ops[0]], Val::Fused(_))
-                    && fused_reshape(
-                        &self.vals[&ops[0]],
-                        self.ty(ops[0]).shape.dims(),
-                        ty.shape.dims(),
-                    )
-                    .is_some() =>
-            {
-                // Every view the fused expression reads has a strided view in the new shape
-                // (axes only split, or merged where they chain): it stays fused, re-indexed.
-                let val = fused_reshape(
+                if let Some(val) = fused_reshape(
                     &self.vals[&ops[0]],
                     self.ty(ops[0]).shape.dims(),
                     ty.shape.dims(),
-                )
-                .expect("checked by the guard");
+                ) =>
+            {
+                // A fused expression every view of which has a strided view in the new shape
+                // (unit axes inserted or removed, axes split, or merged where they chain)
+                // stays fused, its loads re-indexed.
                 self.layout_result(n, val);
             }
             Op::Reshape(_) => {

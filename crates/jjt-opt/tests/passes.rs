@@ -41,6 +41,13 @@ fn bits_equal(a: &[Tensor], b: &[Tensor]) -> bool {
     })
 }
 
+/// Whether `g` computes `f`'s outputs bit for bit on arguments drawn from `Rng(seed)`.
+fn same_values(f: &Function, g: &Function, seed: u64) -> bool {
+    let xs = args(&mut Rng(seed), f);
+    let want = interp::eval_outputs(f, &xs).unwrap();
+    bits_equal(&interp::eval_outputs(g, &xs).unwrap(), &want)
+}
+
 /// A random graph from the shared generator (every op, f32 and f64), with contractions drawn
 /// three times and the simplifier's patterns (x·1, x/1, x + (−0), x − 0, −(−x),
 /// select(p, x, x)) twenty times as often as other ops, so that most graphs hold one
@@ -728,10 +735,7 @@ fn contractions_run_before_broadcasts_of_their_free_axes() {
         "{}",
         jjt_ir::text::print(&g)
     );
-    let mut rng = Rng(5);
-    let xs = args(&mut rng, &f);
-    let want = interp::eval_outputs(&f, &xs).unwrap();
-    assert!(bits_equal(&interp::eval_outputs(&g, &xs).unwrap(), &want));
+    assert!(same_values(&f, &g, 5));
 }
 
 /// A transpose moves through a broadcast to its operand when it keeps the broadcast's new
@@ -758,10 +762,7 @@ fn transposes_sink_through_broadcasts() {
             "{perm:?}\n{}",
             jjt_ir::text::print(&g)
         );
-        let mut rng = Rng(3);
-        let xs = args(&mut rng, &f);
-        let want = interp::eval_outputs(&f, &xs).unwrap();
-        assert!(bits_equal(&interp::eval_outputs(&g, &xs).unwrap(), &want), "{perm:?}");
+        assert!(same_values(&f, &g, 3), "{perm:?}");
     }
 }
 
@@ -796,10 +797,7 @@ fn reshapes_of_broadcasts_move_out_of_elementwise_ops() {
             assert!(matches!(sel.op, jjt_ir::Op::Select(_)), "{}", jjt_ir::text::print(&g));
             assert_eq!(sel.ty.shape.dims(), [2, 4, 2, 3, 2, 5]);
         }
-        let mut rng = Rng(5);
-        let xs = args(&mut rng, &f);
-        let want = interp::eval_outputs(&f, &xs).unwrap();
-        assert!(bits_equal(&interp::eval_outputs(&g, &xs).unwrap(), &want), "{to}");
+        assert!(same_values(&f, &g, 5), "{to}");
     }
 }
 
@@ -830,10 +828,7 @@ fn twin_parts_of_a_joined_product_are_computed_once() {
     assert!(!text.contains("concat("), "{text}");
     assert_eq!(text.matches("relu(").count(), 1, "{text}");
     assert_eq!(text.matches("select(").count(), 1, "{text}");
-    let mut rng = Rng(9);
-    let xs = args(&mut rng, &f);
-    let want = interp::eval_outputs(&f, &xs).unwrap();
-    assert!(bits_equal(&interp::eval_outputs(&g, &xs).unwrap(), &want));
+    assert!(same_values(&f, &g, 9));
 
     for src in [
         "func f(y: f64[5,4]) -> f64[5,4] {\n  \
