@@ -23,7 +23,8 @@ fn a_misspelt_pass_is_a_usage_error() {
     assert!(err.contains("invalid value 'dcee' for '--print-after <PASS>'"), "{err}");
     assert!(
         err.contains(
-            "[possible values: cse, simplify, basis, fold, reorder, layout, siblings, unsplit, dce]"
+            "[possible values: cse, simplify, basis, fold, reorder, layout, sums, siblings, unsplit, \
+             dce]"
         ),
         "{err}"
     );
@@ -35,7 +36,7 @@ fn each_pass_prints_after_every_run_of_it() {
     for (pass, runs) in
         [("cse", 1), ("simplify", 2), ("basis", 1), ("fold", 2), ("reorder", 1), ("layout", 1)]
             .into_iter()
-            .chain([("siblings", 1), ("unsplit", 1), ("dce", 1)])
+            .chain([("sums", 1), ("siblings", 1), ("unsplit", 1), ("dce", 1)])
     {
         let o = jjt(&["dump", &model, "--stage", "optimized", "--wrt", "x", "--print-after", pass]);
         assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));

@@ -29,8 +29,10 @@ pub mod reorder;
 pub mod siblings;
 pub mod simplify;
 pub mod stage;
+pub mod sums;
 pub mod unsplit;
 
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::time::Instant;
 
@@ -75,6 +77,47 @@ pub(crate) fn replay_inputs<'f>(
         r.bind(p.node, b.input(&p.name, p.ty.clone())?);
     }
     Ok(r)
+}
+
+/// A topological order of `f` (from `order`, one) in which each node of `extra` also comes
+/// after the nodes listed with it (Kahn's algorithm with those extra edges, ties in `order`'s
+/// order); `None` if the extra edges make a cycle.
+pub(crate) fn order_with(
+    f: &Function,
+    order: &[NodeId],
+    extra: &[(NodeId, Vec<NodeId>)],
+) -> Option<Vec<NodeId>> {
+    let mut preds: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
+    for &n in order {
+        preds.insert(n, f.operands(n));
+    }
+    for (n, after) in extra {
+        preds.get_mut(n)?.extend(after.iter().copied());
+    }
+    let mut indeg: HashMap<NodeId, usize> = HashMap::new();
+    let mut succs: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
+    // In `order`, not the map's order: the result must not depend on hashing.
+    for n in order {
+        let ps = preds.get(n)?;
+        indeg.insert(*n, ps.len());
+        for &p in ps {
+            succs.entry(p).or_default().push(*n);
+        }
+    }
+    let mut ready: VecDeque<NodeId> =
+        order.iter().copied().filter(|n| indeg.get(n) == Some(&0)).collect();
+    let mut out = Vec::with_capacity(order.len());
+    while let Some(n) = ready.pop_front() {
+        out.push(n);
+        for &s in succs.get(&n).map(Vec::as_slice).unwrap_or(&[]) {
+            let d = indeg.get_mut(&s)?;
+            *d -= 1;
+            if *d == 0 {
+                ready.push_back(s);
+            }
+        }
+    }
+    (out.len() == order.len()).then_some(out)
 }
 
 /// One operand of a `dot_general`.
@@ -128,6 +171,8 @@ pub enum Pass {
     Reorder,
     /// Sink transposes into the contractions that produce them (`layout::layout`).
     Layout,
+    /// Sums over what a product contracts ride along it (`sums::sums`).
+    Sums,
     /// Join products that share an operand (`siblings::siblings`).
     Siblings,
     /// Join the two parts' twin elementwise work into one (`unsplit::unsplit`).
@@ -138,7 +183,7 @@ pub enum Pass {
 
 impl Pass {
     /// The pipeline [`optimize`] runs, in order.
-    pub const PIPELINE: [Pass; 11] = [
+    pub const PIPELINE: [Pass; 12] = [
         Pass::Cse,
         Pass::Simplify,
         Pass::Basis,
@@ -147,6 +192,7 @@ impl Pass {
         Pass::Fold,
         Pass::Simplify,
         Pass::Layout,
+        Pass::Sums,
         Pass::Siblings,
         Pass::Unsplit,
         Pass::Dce,
@@ -161,6 +207,7 @@ impl Pass {
             Pass::Fold => "fold",
             Pass::Reorder => "reorder",
             Pass::Layout => "layout",
+            Pass::Sums => "sums",
             Pass::Siblings => "siblings",
             Pass::Unsplit => "unsplit",
             Pass::Dce => "dce",
@@ -184,6 +231,7 @@ impl Pass {
             Pass::Fold => tagged(fold::fold_with(f, cache)?, PassStats::Fold),
             Pass::Reorder => tagged(reorder::reorder(f)?, PassStats::Reorder),
             Pass::Layout => tagged(layout::layout(f)?, PassStats::Layout),
+            Pass::Sums => tagged(sums::sums(f)?, PassStats::Sums),
             Pass::Siblings => tagged(siblings::siblings(f)?, PassStats::Siblings),
             Pass::Unsplit => tagged(unsplit::unsplit(f)?, PassStats::Unsplit),
             Pass::Dce => (dce::dce(f), PassStats::Dce),
@@ -212,6 +260,8 @@ pub enum PassStats {
     Reorder(ReorderStats),
     /// Hits per rule.
     Layout(RuleHits),
+    /// Sums that ride along products.
+    Sums(usize),
     /// Groups and products joined.
     Siblings(SiblingStats),
     /// Concatenations of twin parts replaced by one joined value.
@@ -241,6 +291,7 @@ impl fmt::Display for PassStats {
             PassStats::Siblings(s) => {
                 vec![format!("groups={}", s.groups), format!("joined={}", s.joined)]
             }
+            PassStats::Sums(n) => vec![format!("rode={n}")],
             PassStats::Unsplit(n) => vec![format!("joined={n}")],
         };
         f.write_str(&pairs.join(" "))

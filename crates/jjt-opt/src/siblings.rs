@@ -20,7 +20,7 @@
 //!
 //! Preserves: values bit for bit (each output element is the same sum in the same order).
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use jjt_ir::ops::{DotGeneral, Slice};
 use jjt_ir::{Function, FunctionBuilder, IrError, NodeId, Op, TensorType};
@@ -255,40 +255,14 @@ fn depends_on_each_other(f: &Function, members: &[NodeId], part_slot: usize) -> 
 }
 
 /// A topological order of `f` in which each group's members come after all of the members'
-/// operands (Kahn's algorithm with those extra edges); `None` if they make a cycle.
+/// operands; `None` if they make a cycle.
 fn order_with_groups(f: &Function, order: &[NodeId], groups: &[Group]) -> Option<Vec<NodeId>> {
-    let mut preds: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
-    for &n in order {
-        preds.insert(n, f.operands(n));
-    }
-    for g in groups {
-        let all: Vec<NodeId> = g.members.iter().flat_map(|&m| f.operands(m)).collect();
-        for &m in &g.members {
-            preds.get_mut(&m)?.extend(all.iter().copied());
-        }
-    }
-    let mut indeg: HashMap<NodeId, usize> = HashMap::new();
-    let mut succs: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
-    // In `order`, not the map's order: the result must not depend on hashing.
-    for n in order {
-        let ps = preds.get(n)?;
-        indeg.insert(*n, ps.len());
-        for &p in ps {
-            succs.entry(p).or_default().push(*n);
-        }
-    }
-    let mut ready: VecDeque<NodeId> =
-        order.iter().copied().filter(|n| indeg.get(n) == Some(&0)).collect();
-    let mut out = Vec::with_capacity(order.len());
-    while let Some(n) = ready.pop_front() {
-        out.push(n);
-        for &s in succs.get(&n).map(Vec::as_slice).unwrap_or(&[]) {
-            let d = indeg.get_mut(&s)?;
-            *d -= 1;
-            if *d == 0 {
-                ready.push_back(s);
-            }
-        }
-    }
-    (out.len() == order.len()).then_some(out)
+    let extra: Vec<(NodeId, Vec<NodeId>)> = groups
+        .iter()
+        .flat_map(|g| {
+            let all: Vec<NodeId> = g.members.iter().flat_map(|&m| f.operands(m)).collect();
+            g.members.iter().map(move |&m| (m, all.clone()))
+        })
+        .collect();
+    crate::order_with(f, order, &extra)
 }

@@ -2,6 +2,8 @@
 //! - `cse`, `simplify`, `layout`, `siblings`, `fold`, `dce` preserve values bit for bit (NaNs as "both NaN"), on random graphs
 //!   (256 by default; `PROPTEST_CASES` raises it) and on the example kernels; `basis` on random
 //!   contractions with identities (finite inputs, as its contract says);
+//! - `sums` lets a sum ride along a product that contracts the same axes: the product's values
+//!   bit for bit, the sum within n·u·Σ|terms| of the reduction's;
 //! - `reorder` may reassociate sums: on random contraction trees (with transposes and constant
 //!   leaves) and random networks with elementwise products, scalings by broadcast vectors and
 //!   sums, the result stays within 2·n·u·Σ|terms|, where Σ|terms| is the same tree evaluated
@@ -1137,4 +1139,56 @@ fn auto_keeps_the_candidate_priced_lowest() {
         jjt_opt::auto::choose_with(&spec, &f, &jc_only).unwrap().strategy,
         jjt_ad::Strategy::Jc
     );
+}
+
+/// A sum over exactly the axes a product contracts of the same operand rides along the product
+/// (`sums`): no reduction is left, the product's old columns are the same values bit for bit
+/// (the interpreter's order of terms does not depend on the other columns), and the sum is
+/// within n·u·Σ|terms| of the reduction's (another order of the same n terms). Covered: the
+/// operand on the left, and on the right through a transpose whose batch axis comes before
+/// the free one (the sum is transposed back to the operand's order). A sum over other axes,
+/// a product whose other operand is more than a quarter of the summed one, or one whose
+/// columns fill whole vectors (8 of f64), is left alone.
+#[test]
+fn sums_over_contracted_axes_ride_along_products() {
+    let cases = [
+        "func f(x: f64[4,8,32,32], w: f64[4,32,32,2]) -> (f64[4,8,2], f64[4,8]) {\n  \
+         return dot_general(x, w, contract=[[2,3],[1,2]], batch=[[0],[0]]), sum(x, axes=[2,3])\n}",
+        "func f(x: f64[8,2,16,16], w: f64[2,16,16,2]) -> (f64[2,2,8], f64[8,2]) {\n  \
+         t = transpose(x, perm=[1,3,2,0])\n  \
+         return dot_general(w, t, contract=[[1,2],[1,2]], batch=[[0],[0]]), sum(x, axes=[2,3])\n}",
+    ];
+    for src in cases {
+        let f = jjt_ir::text::parse(src).unwrap();
+        let (g, rode) = jjt_opt::sums::sums_with(&f, 0).unwrap();
+        assert!(jjt_ir::verify(&g).is_ok());
+        assert_eq!(rode, 1, "{src}");
+        let text = jjt_ir::text::print(&g);
+        assert!(!text.contains("sum("), "{text}");
+        assert_eq!(text.matches("dot_general(").count(), 1, "{text}");
+        let xs = args(&mut Rng(11), &f);
+        let want = interp::eval_outputs(&f, &xs).unwrap();
+        let got = interp::eval_outputs(&g, &xs).unwrap();
+        assert!(bits_equal(&got[..1], &want[..1]), "{text}");
+        // n = 1024 or 256 terms in [-2, 2]: each sum within n·u·2n of the reduction's.
+        let n = (xs[0].ty().numel() / want[1].ty().numel()) as f64;
+        let bound = n * f64::EPSILON / 2.0 * 2.0 * n;
+        let (a, b) = (got[1].to_f64_vec(), want[1].to_f64_vec());
+        assert_eq!(got[1].ty(), want[1].ty());
+        for (x, y) in a.iter().zip(&b) {
+            assert!((x - y).abs() <= bound, "{x} vs {y} (bound {bound:e})");
+        }
+    }
+    for src in [
+        "func f(x: f64[4,8,32,32], w: f64[4,32,32,2]) -> (f64[4,8,2], f64[4,8,32]) {\n  \
+         return dot_general(x, w, contract=[[2,3],[1,2]], batch=[[0],[0]]), sum(x, axes=[3])\n}",
+        "func f(x: f64[4,3,32,32], w: f64[4,32,32,5]) -> (f64[4,3,5], f64[4,3]) {\n  \
+         return dot_general(x, w, contract=[[2,3],[1,2]], batch=[[0],[0]]), sum(x, axes=[2,3])\n}",
+        "func f(x: f64[4,64,32,32], w: f64[4,32,32,8]) -> (f64[4,64,8], f64[4,64]) {\n  \
+         return dot_general(x, w, contract=[[2,3],[1,2]], batch=[[0],[0]]), sum(x, axes=[2,3])\n}",
+    ] {
+        let f = jjt_ir::text::parse(src).unwrap();
+        let (_, rode) = jjt_opt::sums::sums_with(&f, 0).unwrap();
+        assert_eq!(rode, 0, "{src}");
+    }
 }
