@@ -29,8 +29,9 @@
 //! multiply) the CNN's call went from 144–150 to 123–134 ms, the transformer's from 134–182
 //! to 106–115 ms and the mixer's from 39–42 to 26–31 ms (before the copies of rows and the
 //! larger packing chunks that followed).
-//! The choice of library is by host, and the choice of kernel by layout, K and the whole
-//! product's M and N, never by the part of it a call computes, so that every part a thread
+//! The choice of library is by host, and the choice of kernel by layout, K, the whole
+//! product's M and N and the host's CPU vendor ([`dot_factor`]), never by the part of it a
+//! call computes, so that every part a thread
 //! computes follows the whole product's summation order.
 //!
 //! Two kernels. When both operands are contiguous along K (packed operands, Gram products)
@@ -359,12 +360,55 @@ fn tile_cost(m: usize, n: usize) -> f64 {
     if n.div_ceil(NR) < PACK_A_MIN_TILES { area } else { 1.5 * area }
 }
 
-/// The dot kernel's estimated time, as [`tile_cost`]: its padded 4×6 tiles, 1.3 times each
-/// (the horizontal sums, and A streamed from L2 once per four columns). The factors fit the
-/// kernels' measured rates on this machine (`DOT_MIN_K`'s table and 40960×576×32: dot 56,
-/// tile 81 GFLOP/s, 1024×576×1024: 84 and 74).
+/// The factor on [`tile_cost`] of the orientation that writes c's contiguous rows as the
+/// columns of its tiles (each tile's 32 columns then go to 32 rows of c, eight elements each).
+/// Measured with `jjt bench --threads 1` on `[1024,576]·[885,576]ᵀ` (`func f(a: f32[1024,576],
+/// b: f32[885,576]) -> f32[1024,885] { return dot_general(a, b, contract=[[1],[1]],
+/// batch=[[],[]]) }`), whose swapped orientation has 0.9 % fewer padded tiles: swapped (c
+/// written by columns) 8.7 ms, straight 6.3 ms; the same shape with 896 columns, where the
+/// straight orientation has fewer tiles, 6.6 ms. A swap that saves more than a quarter of the
+/// tiles (a narrow B read in place) still pays.
+const TRANSPOSED_STORE: f64 = 1.25;
+
+/// The dot kernel's estimated time, as [`tile_cost`]: its padded 4×6 tiles, [`dot_factor`]
+/// times each (the horizontal sums, and B's rows streamed from L2 for every four rows of A).
 fn dot_cost(m: usize, n: usize) -> f64 {
-    1.3 * (m.div_ceil(DOT_T) * DOT_T * n.div_ceil(DOT_Q) * DOT_Q) as f64
+    dot_factor() * (m.div_ceil(DOT_T) * DOT_T * n.div_ceil(DOT_Q) * DOT_Q) as f64
+}
+
+/// The dot kernel's cost per padded tile element against the tile kernel's ([`dot_cost`]), by
+/// the host's CPU vendor, detected once: the two kernels' relative speed differs between the
+/// two kinds of machine this project is measured on.
+///
+/// - AMD (EPYC, Zen 4: AVX-512 on 256-bit units): 1.3. The dot kernel's measured rates fit it
+///   (`DOT_MIN_K`'s table and 40960×576×32: dot 56, tile 81 GFLOP/s; 1024×576×1024: 84 and
+///   74, one thread).
+/// - Others (Intel Xeon with two 512-bit FMA units): 1.6. One thread, `jjt bench` of
+///   `[1024,576]·[1024,576]ᵀ`: dot 12.3 ms, tile 7.9 ms; the CNN's patch Gram product
+///   (1024×576×1024 from packed patches, two threads, in the kernel) 6.9 → 5.1 ms. Alternating
+///   runs of the zoo (`jjt bench`, three rounds each, median ms, 1.3 → 1.6): MLP 2.97 → 2.54,
+///   transformer 44.2 → 38.6, CNN 76 → 73, mixer 10.6 → 10.4, deep MLP unchanged (its k is
+///   below `DOT_MIN_K`).
+///
+/// A function of the host only, so every product on a host takes the same kernel for the same
+/// shape and results stay bit-identical for any thread count.
+pub fn dot_factor() -> f64 {
+    static FACTOR: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *FACTOR.get_or_init(|| if amd_host() { 1.3 } else { 1.6 })
+}
+
+/// Whether the host's CPU vendor is AMD (`cpuid` leaf 0: "AuthenticAMD").
+fn amd_host() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let r = std::arch::x86_64::__cpuid(0);
+        // "Auth" "enti" "cAMD" in ebx, edx, ecx.
+        r.ebx == u32::from_le_bytes(*b"Auth") && r.ecx == u32::from_le_bytes(*b"cAMD")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
 }
 
 /// Whether a product whose whole is `whole` (M, N) runs in the dot kernel: its operands are
@@ -398,9 +442,17 @@ unsafe fn sgemm_tiles(
 ) {
     // Compute cᵀ = bᵀ·aᵀ instead when that is estimated faster (fewer padded tiles, or a
     // narrow B that lets A be read in place), or as fast and it stores rows of c contiguously.
-    // Either way each element is the same chain, so the choice may depend on the part.
+    // An orientation that stores c's contiguous rows as columns of tiles pays
+    // [`TRANSPOSED_STORE`] on its estimate. Either way each element is the same chain, so the
+    // choice may depend on the part.
+    let columns = csc != 1 && rsc == 1;
     let (straight, swapped) = (tile_cost(m, n), tile_cost(n, m));
-    if swapped < straight || (swapped == straight && csc != 1 && rsc == 1) {
+    let (straight, swapped) = match (columns, csc == 1 && rsc != 1) {
+        (true, _) => (straight * TRANSPOSED_STORE, swapped),
+        (_, true) => (straight, swapped * TRANSPOSED_STORE),
+        _ => (straight, swapped),
+    };
+    if swapped < straight || (swapped == straight && columns) {
         // SAFETY: the same elements, addressed with the roles of rows and columns exchanged.
         return unsafe { sgemm_tiles(n, k, m, b, csb, rsb, a, csa, rsa, c, csc, rsc) };
     }
