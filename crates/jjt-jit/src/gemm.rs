@@ -376,7 +376,7 @@ fn dot_cost(m: usize, n: usize) -> f64 {
     dot_factor() * (m.div_ceil(DOT_T) * DOT_T * n.div_ceil(DOT_Q) * DOT_Q) as f64
 }
 
-/// The dot kernel's cost per padded tile element against the tile kernel's ([`dot_cost`]), by
+/// The dot kernel's cost per padded tile element against the tile kernel's, by
 /// the host's CPU vendor, detected once: the two kernels' relative speed differs between the
 /// two kinds of machine this project is measured on.
 ///
