@@ -515,21 +515,142 @@ unsafe fn sgemm_tiles(
                             // so the kernel never reads past A's last row.
                             unsafe {
                                 if !narrow {
-                                    kernel::<false>(
+                                    kernel(
                                         kc,
-                                        pa.wrapping_add(it * MR * kc),
-                                        1,
-                                        MR as isize,
+                                        InA::<true> {
+                                            a: pa.wrapping_add(it * MR * kc),
+                                            ars: 1,
+                                            acs: MR as isize,
+                                        },
                                         b_panel,
                                         tile,
                                     )
                                 } else if mr == MR {
-                                    kernel::<true>(kc, a_rows, rsa, csa, b_panel, tile)
+                                    kernel(
+                                        kc,
+                                        InA::<false> { a: a_rows, ars: rsa, acs: csa },
+                                        b_panel,
+                                        tile,
+                                    )
                                 } else {
                                     pack_a(mr, kc, a_rows, rsa, csa, pa);
-                                    kernel::<false>(kc, pa, 1, MR as isize, b_panel, tile)
+                                    kernel(
+                                        kc,
+                                        InA::<true> { a: pa, ars: 1, acs: MR as isize },
+                                        b_panel,
+                                        tile,
+                                    )
                                 }
                             }
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Whether [`sgemm_gathered`] computes an n-column product: B at most two tiles wide, the
+/// products whose A the tile kernel reads in place rather than packing it.
+pub(crate) fn gathers(n: usize) -> bool {
+    n.div_ceil(NR) < PACK_A_MIN_TILES
+}
+
+/// [`sgemm`]'s tile kernel for a B at most two tiles wide ([`gathers`]), with A read where it
+/// lies: `A[i, p] = a[rows[i] + koff[p]]`, for an operand whose rows or K axes do not
+/// collapse to one stride each (a convolution's patches, its window's rows one image row
+/// apart). Each element of c is the same chain of fused multiply-adds over k, in increasing
+/// order from zero, as [`sgemm`] computes when it does not take the dot kernel: the bits of
+/// packing A and calling it, without the copy.
+///
+/// # Safety
+/// The host has AVX-512 F; `rows.len() == m`, `koff.len() == k`, every
+/// `a.offset(rows[i] + koff[p])` is valid to read; B's k×n block (strides `rsb`, `csb`) is valid;
+/// c's m×n block is valid for reads and writes and overlaps neither.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn sgemm_gathered(
+    a: *const f32,
+    rows: &[isize],
+    koff: &[isize],
+    n: usize,
+    b: *const f32,
+    rsb: isize,
+    csb: isize,
+    c: *mut f32,
+    rsc: isize,
+    csc: isize,
+) {
+    let (m, k) = (rows.len(), koff.len());
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        for i in 0..m as isize {
+            for j in 0..n as isize {
+                // SAFETY: (i, j) is inside c.
+                unsafe { *c.offset(i * rsc + j * csc) = 0.0 };
+            }
+        }
+        return;
+    }
+    let kcb = KC_NARROW;
+    PACK.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        if buf.len() < scratch_elems() {
+            buf.resize(scratch_elems(), 0.0);
+        }
+        let base = buf.as_mut_ptr();
+        let pa = base.wrapping_add(base.align_offset(64));
+        // A ragged tile's rows (MR×kcb), then B's panels.
+        let pb = pa.wrapping_add(MR * kcb);
+        for j0 in (0..n).step_by(NC) {
+            let nc = (n - j0).min(NC);
+            for p0 in (0..k).step_by(kcb) {
+                let kc = (k - p0).min(kcb);
+                let bj = b.wrapping_offset(p0 as isize * rsb + j0 as isize * csb);
+                // SAFETY: B's block is inside b; its panels (nc rounded up to NR, by kc) fit
+                // after A's ragged rows in the buffer (`scratch_elems`).
+                unsafe { pack_b(nc, kc, bj, rsb, csb, pb) };
+                for jt in 0..nc.div_ceil(NR) {
+                    for it in 0..m.div_ceil(MR) {
+                        let (i, j) = (it * MR, j0 + jt * NR);
+                        let (mr, nr) = ((m - i).min(MR), (n - j).min(NR));
+                        let tile = Tile {
+                            c: c.wrapping_offset(i as isize * rsc + j as isize * csc),
+                            rsc,
+                            csc,
+                            mr,
+                            nr,
+                            first: p0 == 0,
+                        };
+                        let b_panel = pb.wrapping_add(jt * NR * kc);
+                        let ko = &koff[p0..p0 + kc];
+                        if mr == MR {
+                            let a = Gathered {
+                                rows: std::array::from_fn(|r| a.wrapping_offset(rows[i + r])),
+                                koff: ko.as_ptr(),
+                            };
+                            // SAFETY: the tile's rows and columns are inside c; A's MR rows
+                            // at these offsets are valid (caller); B's panel is kc×NR.
+                            unsafe { kernel(kc, a, b_panel, tile) };
+                        } else {
+                            // A ragged tile: its rows copied into a packed panel, zero rows
+                            // past the last, as `sgemm_tiles` packs one.
+                            for (p, &o) in ko.iter().enumerate() {
+                                for r in 0..MR {
+                                    // SAFETY: row i + r < m at offset o is valid (caller); the
+                                    // panel holds MR·kcb elements.
+                                    unsafe {
+                                        let x =
+                                            if r < mr { *a.offset(rows[i + r] + o) } else { 0.0 };
+                                        *pa.add(p * MR + r) = x;
+                                    }
+                                }
+                            }
+                            let a = InA::<true> { a: pa, ars: 1, acs: MR as isize };
+                            // SAFETY: as above, A from the panel just packed.
+                            unsafe { kernel(kc, a, b_panel, tile) };
                         }
                     }
                 }
@@ -729,9 +850,65 @@ unsafe fn transpose_rows(
     }
 }
 
-/// One MR×NR tile over kc elements of K: `a` addressed as `a[r·ars + p·acs]` (a packed panel,
-/// or A's rows in place), `b` a packed panel (64-byte aligned). The accumulators start from
-/// zero on the first block of K, else from c, so every element's chain continues in order.
+/// How [`kernel`] reads A: element (r, p) of the tile's MR rows, column p advancing one step
+/// per call of `next`.
+trait Panel {
+    /// A[r, p] at the current column p.
+    ///
+    /// # Safety
+    /// r < MR (or < the tile's valid rows for a source read in place) and p < kc.
+    unsafe fn get(&self, r: usize) -> f32;
+    /// Move to the next column of K.
+    fn next(&mut self);
+}
+
+/// A addressed as `a[r·ars + p·acs]`: a packed panel (`PACKED`: strides 1 and MR, constants
+/// the compiler folds into the loads) or A's rows in place.
+#[derive(Clone, Copy)]
+struct InA<const PACKED: bool> {
+    a: *const f32,
+    ars: isize,
+    acs: isize,
+}
+
+impl<const PACKED: bool> Panel for InA<PACKED> {
+    #[inline(always)]
+    unsafe fn get(&self, r: usize) -> f32 {
+        let ars = if PACKED { 1 } else { self.ars };
+        // SAFETY: inside A (caller).
+        unsafe { *self.a.offset(r as isize * ars) }
+    }
+    #[inline(always)]
+    fn next(&mut self) {
+        let acs = if PACKED { MR as isize } else { self.acs };
+        self.a = self.a.wrapping_offset(acs);
+    }
+}
+
+/// A read where it lies through offsets: `rows[r][koff[p]]` (an operand whose rows or K axes
+/// do not collapse to one stride each, such as a convolution's patches).
+#[derive(Clone, Copy)]
+struct Gathered {
+    rows: [*const f32; MR],
+    koff: *const isize,
+}
+
+impl Panel for Gathered {
+    #[inline(always)]
+    unsafe fn get(&self, r: usize) -> f32 {
+        // SAFETY: the row's element at this K offset is inside A (caller).
+        unsafe { *self.rows[r].offset(*self.koff) }
+    }
+    #[inline(always)]
+    fn next(&mut self) {
+        self.koff = self.koff.wrapping_add(1);
+    }
+}
+
+/// One MR×NR tile over kc elements of K: A read through `a` (a packed panel, A's rows in
+/// place, or gathered through offsets), `b` a packed panel (64-byte aligned). The accumulators
+/// start from zero on the first block of K, else from c, so every element's chain continues in
+/// order, however A is read.
 ///
 /// # Safety
 /// The host has AVX-512 F; `a` is valid for r < MR (or r < tile.mr when read in place with
@@ -739,16 +916,7 @@ unsafe fn transpose_rows(
 /// elements of c are valid.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn kernel<const IN_PLACE: bool>(
-    kc: usize,
-    a: *const f32,
-    ars: isize,
-    acs: isize,
-    b: *const f32,
-    t: Tile,
-) {
-    // A packed panel's strides are constants, so its addresses fold into the loads.
-    let (ars, acs) = if IN_PLACE { (ars, acs) } else { (1, MR as isize) };
+unsafe fn kernel<P: Panel>(kc: usize, a: P, b: *const f32, t: Tile) {
     use std::arch::x86_64::{
         __m512, _MM_HINT_T0, _mm_prefetch, _mm512_fmadd_ps, _mm512_load_ps, _mm512_loadu_ps,
         _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps,
@@ -793,12 +961,12 @@ unsafe fn kernel<const IN_PLACE: bool>(
             let b0 = _mm512_load_ps(b);
             let b1 = _mm512_load_ps(b.add(16));
             for (r, row) in acc.iter_mut().enumerate() {
-                let x = _mm512_set1_ps(*a.offset(r as isize * ars));
+                let x = _mm512_set1_ps(a.get(r));
                 row[0] = _mm512_fmadd_ps(x, b0, row[0]);
                 row[1] = _mm512_fmadd_ps(x, b1, row[1]);
             }
         }
-        a = a.wrapping_offset(acs);
+        a.next();
         b = b.wrapping_add(NR);
     }
     for (r, row) in acc.iter().enumerate() {
@@ -986,4 +1154,84 @@ unsafe fn halving_tree(x: [std::arch::x86_64::__m512; 16]) -> std::arch::x86_64:
         _mm512_add_ps(_mm512_shuffle_ps::<0x44>(u, v), _mm512_shuffle_ps::<0xEE>(u, v))
     });
     _mm512_add_ps(_mm512_shuffle_ps::<0x88>(l3[0], l3[1]), _mm512_shuffle_ps::<0xDD>(l3[0], l3[1]))
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::{gathers, has_own_kernel, sgemm, sgemm_gathered};
+
+    /// A read in place through row and K offsets gives the bits of the same A packed into a
+    /// row-major copy and multiplied by [`sgemm`] (the tile kernel: B row-major, so never the
+    /// dot kernel): full and ragged tiles of rows, one and two tiles of B, K in one block and
+    /// in two (past `KC_NARROW`), K offsets that jump (a window's rows).
+    #[test]
+    fn a_gathered_through_offsets_has_the_bits_of_a_packed() {
+        if !has_own_kernel() {
+            return;
+        }
+        for (m, k, n) in [(37, 300, 32), (64, 1030, 50), (8, 5, 1), (19, 1500, 64), (3, 9, 17)] {
+            assert!(gathers(n));
+            let rows: Vec<isize> = (0..m).map(|i| (i * (k + 40) + (i % 3) * 5) as isize).collect();
+            let koff: Vec<isize> = (0..k).map(|p| (p + (p / 7) * 3) as isize).collect();
+            let len = (rows[m - 1] + koff[k - 1] + 1) as usize;
+            let a: Vec<f32> = (0..len).map(|i| ((i * 37 % 101) as f32 - 50.0) / 64.0).collect();
+            let b: Vec<f32> = (0..k * n).map(|i| ((i * 53 % 97) as f32 - 48.0) / 32.0).collect();
+            let packed: Vec<f32> = rows
+                .iter()
+                .flat_map(|&r| koff.iter().map(move |&o| (r + o) as usize))
+                .map(|i| a[i])
+                .collect();
+            let (mut want, mut got) = (vec![0f32; m * n], vec![1f32; m * n]);
+            let (ni, ki) = (n as isize, k as isize);
+            // SAFETY: every buffer holds the elements its extents and strides address; the
+            // host has AVX-512 F.
+            unsafe {
+                sgemm(
+                    m,
+                    k,
+                    n,
+                    packed.as_ptr(),
+                    ki,
+                    1,
+                    b.as_ptr(),
+                    ni,
+                    1,
+                    want.as_mut_ptr(),
+                    ni,
+                    1,
+                    (m, n),
+                );
+                sgemm_gathered(
+                    a.as_ptr(),
+                    &rows,
+                    &koff,
+                    n,
+                    b.as_ptr(),
+                    ni,
+                    1,
+                    got.as_mut_ptr(),
+                    ni,
+                    1,
+                );
+            }
+            let same = want.iter().zip(&got).all(|(x, y)| x.to_bits() == y.to_bits());
+            assert!(same, "{m}×{k}×{n}");
+            // And the values are the product's (each within k·u·Σ|a·b| of the exact sum).
+            for i in 0..m {
+                for j in 0..n {
+                    let (mut exact, mut mag) = (0f64, 0f64);
+                    for p in 0..k {
+                        let t = f64::from(packed[i * k + p]) * f64::from(b[p * n + j]);
+                        exact += t;
+                        mag += t.abs();
+                    }
+                    let bound = k as f64 * f64::from(f32::EPSILON) * mag + 1e-30;
+                    assert!(
+                        (f64::from(got[i * n + j]) - exact).abs() <= bound,
+                        "{m}×{k}×{n} ({i}, {j})"
+                    );
+                }
+            }
+        }
+    }
 }

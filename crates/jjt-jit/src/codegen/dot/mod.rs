@@ -149,6 +149,7 @@ impl DotStrategy {
             kind,
             packed_bytes: 0,
             packs_lhs: false,
+            gathers_lhs: false,
             packs_lhs_k_outer: false,
             packs_rhs: false,
             products: 1,
