@@ -86,7 +86,8 @@ use jjt_ir::DType;
 use jjt_ir::ops::DotGeneral;
 
 use crate::gemm::{
-    BATCHED_GEMM_MIN, BATCHED_GEMM_TOTAL, GEMM_MIN_MN, GEMM_THRESHOLD, PAR_GRAIN, PAR_THRESHOLD,
+    BATCHED_GEMM_MIN, BATCHED_GEMM_TOTAL, GEMM_MIN_MN, GEMM_THRESHOLD, Offsets, PAR_GRAIN,
+    PAR_THRESHOLD,
 };
 use crate::plan::{DotStep, item_size};
 
@@ -656,24 +657,18 @@ pub(crate) trait Elem:
     /// Whether [`Elem::mm_gathered`] runs the matrix multiply's own kernel on this host.
     fn gathers() -> bool;
 
-    /// `c = A·b` with A read in place through offsets, `A[i, p] = a[rows[i] + koff[p]]`, and
-    /// B at most two tiles wide ([`crate::gemm::sgemm_gathered`]): the bits of packing A and
-    /// calling [`Elem::mm`], when [`Elem::gathers`] and `mm` would not take the dot kernel.
+    /// `c = A·b` with A read in place through offsets and B at most two tiles wide
+    /// ([`crate::gemm::sgemm_gathered`]): the bits of packing A and calling [`Elem::mm`], when
+    /// [`Elem::gathers`] and `mm` would not take the dot kernel. B and c as (first element,
+    /// row stride, column stride).
     ///
     /// # Safety
     /// As [`crate::gemm::sgemm_gathered`].
-    #[allow(clippy::too_many_arguments)]
     unsafe fn mm_gathered(
-        a: *const Self,
-        rows: &[isize],
-        koff: &[isize],
+        a: Offsets<'_, Self>,
         n: usize,
-        b: *const Self,
-        rsb: isize,
-        csb: isize,
-        c: *mut Self,
-        rsc: isize,
-        csc: isize,
+        b: (*const Self, isize, isize),
+        c: (*mut Self, isize, isize),
     );
 }
 
@@ -683,26 +678,18 @@ impl Elem for f32 {
     }
 
     unsafe fn mm_gathered(
-        a: *const f32,
-        rows: &[isize],
-        koff: &[isize],
+        a: Offsets<'_, f32>,
         n: usize,
-        b: *const f32,
-        rsb: isize,
-        csb: isize,
-        c: *mut f32,
-        rsc: isize,
-        csc: isize,
+        b: (*const f32, isize, isize),
+        c: (*mut f32, isize, isize),
     ) {
         #[cfg(target_arch = "x86_64")]
         if crate::gemm::has_own_kernel() {
             // SAFETY: forwarded from the caller; the host has AVX-512 F.
-            return unsafe {
-                crate::gemm::sgemm_gathered(a, rows, koff, n, b, rsb, csb, c, rsc, csc)
-            };
+            return unsafe { crate::gemm::sgemm_gathered(a, n, b, c) };
         }
         // SAFETY: forwarded from the caller.
-        unsafe { gathered_loops(a, rows, koff, n, b, rsb, csb, c, rsc, csc) }
+        unsafe { gathered_loops(a, n, b, c) }
     }
 
     unsafe fn mm(
@@ -738,19 +725,13 @@ impl Elem for f64 {
     }
 
     unsafe fn mm_gathered(
-        a: *const f64,
-        rows: &[isize],
-        koff: &[isize],
+        a: Offsets<'_, f64>,
         n: usize,
-        b: *const f64,
-        rsb: isize,
-        csb: isize,
-        c: *mut f64,
-        rsc: isize,
-        csc: isize,
+        b: (*const f64, isize, isize),
+        c: (*mut f64, isize, isize),
     ) {
         // SAFETY: forwarded from the caller.
-        unsafe { gathered_loops(a, rows, koff, n, b, rsb, csb, c, rsc, csc) }
+        unsafe { gathered_loops(a, n, b, c) }
     }
 
     unsafe fn mm(
@@ -779,18 +760,11 @@ impl Elem for f64 {
 ///
 /// # Safety
 /// As [`crate::gemm::sgemm_gathered`].
-#[allow(clippy::too_many_arguments)]
 unsafe fn gathered_loops<T: Copy + Default + Add<Output = T> + Mul<Output = T>>(
-    a: *const T,
-    rows: &[isize],
-    koff: &[isize],
+    Offsets { a, rows, koff }: Offsets<'_, T>,
     n: usize,
-    b: *const T,
-    rsb: isize,
-    csb: isize,
-    c: *mut T,
-    rsc: isize,
-    csc: isize,
+    (b, rsb, csb): (*const T, isize, isize),
+    (c, rsc, csc): (*mut T, isize, isize),
 ) {
     for (i, &r) in rows.iter().enumerate() {
         for j in 0..n as isize {
@@ -1280,16 +1254,14 @@ unsafe fn leaf<T: Elem>(p: &Part<T>, d: &Descriptor, blk: usize, bufs: &mut Bufs
                 // extents and strides); B's block and the output block as below.
                 unsafe {
                     T::mm_gathered(
-                        p.a.wrapping_offset(oa),
-                        &rows[ib - i0..ie - i0],
-                        &koff,
+                        Offsets {
+                            a: p.a.wrapping_offset(oa),
+                            rows: &rows[ib - i0..ie - i0],
+                            koff: &koff,
+                        },
                         nbk,
-                        bp,
-                        rsb,
-                        csb,
-                        o,
-                        p.out.rs,
-                        p.out.cs,
+                        (bp, rsb, csb),
+                        (o, p.out.rs, p.out.cs),
                     )
                 };
             } else if p.mm {

@@ -498,15 +498,8 @@ unsafe fn sgemm_tiles(
                     for jt in 0..nc.div_ceil(NR) {
                         for it in 0..mc.div_ceil(MR) {
                             let (i, j) = (i0 + it * MR, j0 + jt * NR);
-                            let (mr, nr) = ((m - i).min(MR), (n - j).min(NR));
-                            let tile = Tile {
-                                c: c.wrapping_offset(i as isize * rsc + j as isize * csc),
-                                rsc,
-                                csc,
-                                mr,
-                                nr,
-                                first: p0 == 0,
-                            };
+                            let tile = Tile::at(c, rsc, csc, (i, j), (m, n), p0 == 0);
+                            let mr = tile.mr;
                             let b_panel = pb.wrapping_add(jt * NR * kc);
                             let a_rows = ai.wrapping_offset((it * MR) as isize * rsa);
                             // SAFETY: the tile's rows and columns are inside c; A's packed
@@ -557,30 +550,35 @@ pub(crate) fn gathers(n: usize) -> bool {
 }
 
 /// [`sgemm`]'s tile kernel for a B at most two tiles wide ([`gathers`]), with A read where it
-/// lies: `A[i, p] = a[rows[i] + koff[p]]`, for an operand whose rows or K axes do not
+/// lies ([`Offsets`]), for an operand whose rows or K axes do not
 /// collapse to one stride each (a convolution's patches, its window's rows one image row
 /// apart). Each element of c is the same chain of fused multiply-adds over k, in increasing
 /// order from zero, as [`sgemm`] computes when it does not take the dot kernel: the bits of
 /// packing A and calling it, without the copy.
 ///
 /// # Safety
-/// The host has AVX-512 F; `rows.len() == m`, `koff.len() == k`, every
-/// `a.offset(rows[i] + koff[p])` is valid to read; B's k×n block (strides `rsb`, `csb`) is valid;
-/// c's m×n block is valid for reads and writes and overlaps neither.
+/// The host has AVX-512 F; every `a.a.offset(rows[i] + koff[p])` is valid to read; B's k×n
+/// block (its strides `rsb`, `csb`) is valid; c's m×n block is valid for reads and writes and
+/// overlaps neither.
+/// An m×k matrix read where it lies through offsets: `A[i, p] = a[rows[i] + koff[p]]`.
+#[derive(Clone, Copy)]
+pub(crate) struct Offsets<'a, T> {
+    /// The element every offset counts from.
+    pub a: *const T,
+    /// Each row's offset (m of them).
+    pub rows: &'a [isize],
+    /// Each K index's offset (k of them).
+    pub koff: &'a [isize],
+}
+
 #[cfg(target_arch = "x86_64")]
-#[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn sgemm_gathered(
-    a: *const f32,
-    rows: &[isize],
-    koff: &[isize],
+    a: Offsets<'_, f32>,
     n: usize,
-    b: *const f32,
-    rsb: isize,
-    csb: isize,
-    c: *mut f32,
-    rsc: isize,
-    csc: isize,
+    (b, rsb, csb): (*const f32, isize, isize),
+    (c, rsc, csc): (*mut f32, isize, isize),
 ) {
+    let Offsets { a, rows, koff } = a;
     let (m, k) = (rows.len(), koff.len());
     if m == 0 || n == 0 {
         return;
@@ -615,15 +613,8 @@ pub(crate) unsafe fn sgemm_gathered(
                 for jt in 0..nc.div_ceil(NR) {
                     for it in 0..m.div_ceil(MR) {
                         let (i, j) = (it * MR, j0 + jt * NR);
-                        let (mr, nr) = ((m - i).min(MR), (n - j).min(NR));
-                        let tile = Tile {
-                            c: c.wrapping_offset(i as isize * rsc + j as isize * csc),
-                            rsc,
-                            csc,
-                            mr,
-                            nr,
-                            first: p0 == 0,
-                        };
+                        let tile = Tile::at(c, rsc, csc, (i, j), (m, n), p0 == 0);
+                        let mr = tile.mr;
                         let b_panel = pb.wrapping_add(jt * NR * kc);
                         let ko = &koff[p0..p0 + kc];
                         if mr == MR {
@@ -669,6 +660,29 @@ struct Tile {
     mr: usize,
     nr: usize,
     first: bool,
+}
+
+impl Tile {
+    /// The tile at row `i`, column `j` of an m×n product into c (strides `rsc`, `csc`), on
+    /// the first block of K or not: its valid rows and columns clipped to the product.
+    #[allow(clippy::too_many_arguments)]
+    fn at(
+        c: *mut f32,
+        rsc: isize,
+        csc: isize,
+        (i, j): (usize, usize),
+        (m, n): (usize, usize),
+        first: bool,
+    ) -> Tile {
+        Tile {
+            c: c.wrapping_offset(i as isize * rsc + j as isize * csc),
+            rsc,
+            csc,
+            mr: (m - i).min(MR),
+            nr: (n - j).min(NR),
+            first,
+        }
+    }
 }
 
 /// Packs m ≤ MC rows of A's block (kc elements of K) into panels of MR rows, K outer: panel
@@ -1201,18 +1215,8 @@ mod tests {
                     1,
                     (m, n),
                 );
-                sgemm_gathered(
-                    a.as_ptr(),
-                    &rows,
-                    &koff,
-                    n,
-                    b.as_ptr(),
-                    ni,
-                    1,
-                    got.as_mut_ptr(),
-                    ni,
-                    1,
-                );
+                let a = super::Offsets { a: a.as_ptr(), rows: &rows, koff: &koff };
+                sgemm_gathered(a, n, (b.as_ptr(), ni, 1), (got.as_mut_ptr(), ni, 1));
             }
             let same = want.iter().zip(&got).all(|(x, y)| x.to_bits() == y.to_bits());
             assert!(same, "{m}×{k}×{n}");
