@@ -27,7 +27,7 @@
 //! they form a box). An A whose smallest stride runs along its rows (a convolution's
 //! cotangent in channels-last layout, rows = (output, channel)) is packed K-outer instead —
 //! rows contiguous, one index of K after another — when the product is one the tile kernel
-//! computes anyway (`gemm::uses_dot` false): the copy then runs along memory on both sides
+//! computes anyway (`gemm::uses_dot_planned` false): the copy then runs along memory on both sides
 //! rather than transposing (the CNN's first-layer Jacobian step: 4.1 → 3.1 ms). An f32 A that
 //! would be packed K-inner against a B at most two tiles wide (a product the tile kernel
 //! computes reading A in place) is not copied at all: the kernel reads it where it lies
@@ -217,7 +217,8 @@ pub struct DotPath {
     /// Whether the left operand is packed.
     pub packs_lhs: bool,
     /// Whether the left operand, whose rows or K axes do not collapse, is read in place through
-    /// offsets instead (`Descriptor::gathers_lhs`; `packs_lhs` is then false).
+    /// offsets instead (`packs_lhs` is then false), as plans assume on every host
+    /// (`Descriptor::gathers_lhs_planned`; a host without the own kernel packs it at run time).
     pub gathers_lhs: bool,
     /// Whether the left operand is packed K-outer (its rows contiguous, one index of K after
     /// another) because its own smallest stride runs along its rows.
@@ -410,7 +411,7 @@ impl Descriptor {
         let a_k_outer = gemm
             && a_direct.is_none()
             && a_k_outer(&m_axes, &ka)
-            && !crate::gemm::uses_dot((m, n), k.min(KB), 1, b_rs);
+            && !crate::gemm::uses_dot_planned((m, n), k.min(KB), 1, b_rs);
         Some(Descriptor {
             dtype: dst.dtype,
             outer,
@@ -483,7 +484,8 @@ impl Descriptor {
     /// The path summary ([`DotPath`]) under `threads`.
     pub(crate) fn path(&self, threads: usize) -> DotPath {
         let size = item_size(self.dtype);
-        let gathers = self.gathers_lhs();
+        // As the cost model assumes it on every host (`gathers_lhs_planned`).
+        let gathers = self.gathers_lhs_planned();
         let (pa, pb) = (self.a_direct.is_none() && !gathers, self.b_direct.is_none());
         // With both packed, A is packed again for each chunk of B's columns (see `leaf`).
         let jc = (PACK_ELEMS / pad(self.k.min(KB))).clamp(1, self.n.max(1));
@@ -517,13 +519,22 @@ impl Descriptor {
     /// take is packed, see `leaf`). The same bits as packing.
     fn gathers_lhs(&self) -> bool {
         let b_rs = self.b_direct.map_or(1, |(rs, _)| rs);
+        self.gathers_lhs_planned()
+            && <f32 as Elem>::gathers()
+            && !crate::gemm::uses_dot((self.m, self.n), self.k.min(KB), 1, b_rs)
+    }
+
+    /// [`Descriptor::gathers_lhs`] as the cost model assumes it whatever the host (the own
+    /// kernel, and the planned choice of the dot kernel, `gemm::uses_dot_planned`), so that
+    /// predictions do not depend on the machine.
+    fn gathers_lhs_planned(&self) -> bool {
+        let b_rs = self.b_direct.map_or(1, |(rs, _)| rs);
         self.gemm
             && self.dtype == DType::F32
             && self.a_direct.is_none()
             && !self.a_k_outer
-            && <f32 as Elem>::gathers()
             && crate::gemm::gathers(self.n)
-            && !crate::gemm::uses_dot((self.m, self.n), self.k.min(KB), 1, b_rs)
+            && !crate::gemm::uses_dot_planned((self.m, self.n), self.k.min(KB), 1, b_rs)
     }
 
     /// The leaves and what is packed.

@@ -372,9 +372,15 @@ const TRANSPOSED_STORE: f64 = 1.25;
 
 /// The dot kernel's estimated time, as [`tile_cost`]: its padded 4×6 tiles, [`dot_factor`]
 /// times each (the horizontal sums, and B's rows streamed from L2 for every four rows of A).
-fn dot_cost(m: usize, n: usize) -> f64 {
-    dot_factor() * (m.div_ceil(DOT_T) * DOT_T * n.div_ceil(DOT_Q) * DOT_Q) as f64
+fn dot_cost(m: usize, n: usize, factor: f64) -> f64 {
+    factor * (m.div_ceil(DOT_T) * DOT_T * n.div_ceil(DOT_Q) * DOT_Q) as f64
 }
+
+/// The [`dot_factor`] that plans and the cost model assume whatever the host (the AMD host's,
+/// where the cost model's throughputs were measured), so that plans, predictions, dumps and
+/// `auto`'s choice do not depend on the machine; only the kernel a product runs in at run time
+/// ([`uses_dot`]) does.
+const PLANNED_DOT_FACTOR: f64 = 1.3;
 
 /// The dot kernel's cost per padded tile element against the tile kernel's, by
 /// the host's CPU vendor, detected once: the two kernels' relative speed differs between the
@@ -416,8 +422,20 @@ fn amd_host() -> bool {
 /// the tile kernel in either orientation. A function of the whole product, of k and of the
 /// layout only, so every part of a product uses the same kernel.
 pub(crate) fn uses_dot(whole: (usize, usize), k: usize, csa: isize, rsb: isize) -> bool {
+    uses_dot_with(whole, k, csa, rsb, dot_factor())
+}
+
+/// [`uses_dot`] as plans and the cost model assume it, with [`PLANNED_DOT_FACTOR`].
+pub(crate) fn uses_dot_planned(whole: (usize, usize), k: usize, csa: isize, rsb: isize) -> bool {
+    uses_dot_with(whole, k, csa, rsb, PLANNED_DOT_FACTOR)
+}
+
+fn uses_dot_with(whole: (usize, usize), k: usize, csa: isize, rsb: isize, factor: f64) -> bool {
     let (m, n) = whole;
-    csa == 1 && rsb == 1 && k >= DOT_MIN_K && dot_cost(m, n) < tile_cost(m, n).min(tile_cost(n, m))
+    csa == 1
+        && rsb == 1
+        && k >= DOT_MIN_K
+        && dot_cost(m, n, factor) < tile_cost(m, n).min(tile_cost(n, m))
 }
 
 /// [`sgemm`] in the tile kernel.
@@ -1172,7 +1190,19 @@ unsafe fn halving_tree(x: [std::arch::x86_64::__m512; 16]) -> std::arch::x86_64:
 
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
-    use super::{gathers, has_own_kernel, sgemm, sgemm_gathered};
+    use super::{gathers, has_own_kernel, sgemm, sgemm_gathered, uses_dot_planned};
+
+    /// Plans assume one choice of the dot kernel on every host (the AMD host's factor): Gram
+    /// blocks and large squares in the dot kernel, a skinny B in the tile kernel, whatever
+    /// `dot_factor` this host has.
+    #[test]
+    fn the_planned_kernel_choice_does_not_depend_on_the_host() {
+        assert!(uses_dot_planned((160, 160), 1024, 1, 1));
+        assert!(uses_dot_planned((1024, 1024), 576, 1, 1));
+        assert!(uses_dot_planned((10, 160), 1024, 1, 1));
+        assert!(!uses_dot_planned((40960, 32), 576, 1, 1));
+        assert!(!uses_dot_planned((160, 160), 511, 1, 1));
+    }
 
     /// A read in place through row and K offsets gives the bits of the same A packed into a
     /// row-major copy and multiplied by [`sgemm`] (the tile kernel: B row-major, so never the
