@@ -153,7 +153,7 @@ fn find(f: &Function, order: &[NodeId], min_elems: usize) -> Vec<Ride> {
                 let fits = got == want
                     && 4 * w_elems <= elems
                     && !cols.is_multiple_of(lanes)
-                    && !depends_on(f, w, s);
+                    && !f.backward_closure([w]).contains(s);
                 fits.then(|| Ride { sum: s, dot: d, side, perm: perm.clone() })
             })
         });
@@ -163,21 +163,6 @@ fn find(f: &Function, order: &[NodeId], min_elems: usize) -> Vec<Ride> {
         }
     }
     out
-}
-
-/// Whether `n` depends on `on` (is it, or reaches it through operands).
-fn depends_on(f: &Function, n: NodeId, on: NodeId) -> bool {
-    let mut seen = HashSet::new();
-    let mut stack = vec![n];
-    while let Some(m) = stack.pop() {
-        if m == on {
-            return true;
-        }
-        if seen.insert(m) {
-            stack.extend(f.operands(m));
-        }
-    }
-    false
 }
 
 /// The new product of `ride` (operands already replayed as `lhs` and `rhs`), and the nodes
