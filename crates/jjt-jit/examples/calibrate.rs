@@ -187,6 +187,22 @@ fn main() {
             .collect(),
     );
 
+    // The matrix–vector kernel: bytes read (the matrix, the vector once per block of rows,
+    // the outputs) per second, matrices from 160 KB to 1 MB (in L2, as the products it takes).
+    let matvec = median(
+        [(5usize, 10000usize), (16, 8192), (64, 4096), (200, 1000)]
+            .iter()
+            .map(|&(m, k)| {
+                let src =
+                    format!("func f(a: f32[{m},{k}], x: f32[{k}]) -> f32[{m}] {{ return a @ x }}");
+                let (t, _) = main_step(&src, vector, StepKind::MatrixVector);
+                let bytes = 4.0 * (m * k + m.div_ceil(jjt_jit::MATVEC_ROWS) * k + m) as f64;
+                eprintln!("MatrixVector {m}×{k}: {:.2} GB/s", bytes / t / 1e9);
+                bytes / t
+            })
+            .collect(),
+    );
+
     // Copies: contiguous and transposed.
     let bandwidth = |srcs: &[&str]| {
         median(
@@ -294,6 +310,7 @@ fn main() {
         inline_scalar,
         inline_scalar_large,
         runtime_loops,
+        matvec,
         copy,
         copy_strided,
         copy_strided_large,
@@ -317,6 +334,7 @@ fn main() {
         ("inline_scalar", t.inline_scalar),
         ("inline_scalar_large", t.inline_scalar_large),
         ("runtime_loops", t.runtime_loops),
+        ("matvec", t.matvec),
         ("copy", t.copy),
         ("copy_strided", t.copy_strided),
         ("copy_strided_large", t.copy_strided_large),

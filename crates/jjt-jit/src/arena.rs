@@ -33,8 +33,7 @@ pub fn layout(plan: &Plan) -> Layout {
                 last[i] = last[i].max(s);
             }
         };
-        touch(step.dst().buf);
-        for v in step.reads() {
+        for v in step.writes().into_iter().chain(step.reads()) {
             touch(v.buf);
         }
     }

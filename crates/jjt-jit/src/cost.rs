@@ -10,6 +10,7 @@
 //! | [`StepKind::MatrixMultiply`] | per product and block of K: `call + macs / (peak · s / (s + half))`, `s` the harmonic mean of M, N, K (small or skinny products run below peak); plus packing, `packed bytes / copy_strided` |
 //! | [`StepKind::RuntimeLoops`] | `macs / runtime_loops + outputs · map_element` plus packing, as above |
 //! | [`StepKind::InlineVector`] | `macs / inline_vector + outputs · map_element` (SIMD loops in the generated code) |
+//! | [`StepKind::MatrixVector`] | `bytes read / matvec`: the matrix once, each vector once per block of rows ([`crate::matvec`]) |
 //! | [`StepKind::InlineScalar`] | `macs / inline_scalar + outputs · map_element` (one product at a time; `inline_scalar_large` when the operands exceed [`CACHED_BYTES`]) |
 //! | [`StepKind::Copy`] | `bytes read and written / copy` (an elementwise step that only loads; `copy_strided` when it gathers its innermost axis, `copy_strided_large` when its source exceeds [`CACHED_BYTES`]) |
 //! | [`StepKind::Map`] | `elements · (map_element + map_op · ops + libm_call · calls + tanh_call · tanhs + inline_math · inlined)` |
@@ -66,6 +67,9 @@ pub struct Throughputs {
     pub inline_vector: f64,
     /// Multiply-adds per second of the runtime contraction's vectorised dot loops.
     pub runtime_loops: f64,
+    /// Bytes per second the matrix–vector kernel ([`crate::matvec`]) reads: its matrix once,
+    /// and each vector once per block of rows.
+    pub matvec: f64,
     /// Multiply-adds per second of a contraction computed one product at a time, operands of
     /// at most [`CACHED_BYTES`] together.
     pub inline_scalar: f64,
@@ -119,6 +123,9 @@ impl Throughputs {
         inline_scalar: 1.422e9,
         inline_scalar_large: 4.428e8,
         runtime_loops: 1.244e10,
+        // Measured later than the rest (with the kernel), on an Intel Xeon with AVX-512, 2
+        // cores; the same command.
+        matvec: 7.961e10,
         copy: 2.960e10,
         copy_strided: 1.103e10,
         copy_strided_large: 1.186e9,
@@ -157,6 +164,7 @@ impl Throughputs {
                 "inline_scalar" => &mut t.inline_scalar,
                 "inline_scalar_large" => &mut t.inline_scalar_large,
                 "runtime_loops" => &mut t.runtime_loops,
+                "matvec" => &mut t.matvec,
                 "copy" => &mut t.copy,
                 "copy_strided" => &mut t.copy_strided,
                 "copy_strided_large" => &mut t.copy_strided_large,
@@ -196,6 +204,8 @@ pub enum StepKind {
     RuntimeLoops,
     /// A contraction one product at a time.
     InlineScalar,
+    /// Matrix–vector products in the runtime's kernel, those sharing a matrix in one pass.
+    MatrixVector,
     /// A contraction with nothing to compute (an empty output, or zeros).
     Empty,
     /// An elementwise step that only copies.
@@ -215,6 +225,7 @@ impl StepKind {
                 | StepKind::InlineVector
                 | StepKind::RuntimeLoops
                 | StepKind::InlineScalar
+                | StepKind::MatrixVector
                 | StepKind::Empty
         )
     }
@@ -363,6 +374,17 @@ pub(crate) fn step_time(step: &Step, policy: &Policy, t: &Throughputs) -> StepTi
             };
             (kind, secs, macs, numel(&s.shape))
         }
+        Step::MatVecs(m) => {
+            // The matrix once, each vector once per block of rows, the outputs.
+            let p = &m.parts[0];
+            let item = plan::item_size(p.dst.dtype) as f64;
+            let parts = m.parts.len();
+            let rmax = if parts > 1 { crate::matvec::ROWS_TWO } else { crate::matvec::ROWS_ONE };
+            let blocks = p.rows.div_ceil(rmax);
+            let elems = p.rows * p.k + parts * (blocks * p.k + p.rows);
+            let macs = m.parts.iter().map(|q| q.macs() as f64).sum::<f64>();
+            (StepKind::MatrixVector, elems as f64 * item / t.matvec, macs, (parts * p.rows) as f64)
+        }
         Step::Map(MapStep { expr, shape, dst }) => {
             let n = numel(shape);
             let item = plan::item_size(dst.dtype) as f64;
@@ -406,6 +428,7 @@ pub(crate) fn step_time(step: &Step, policy: &Policy, t: &Throughputs) -> StepTi
         StepKind::InlineVector => " (inline, vectors)",
         StepKind::RuntimeLoops => " (runtime dot loops)",
         StepKind::InlineScalar => " (inline, scalar)",
+        StepKind::MatrixVector => " (matrix–vector kernel)",
         StepKind::Empty | StepKind::Map | StepKind::Reduce => "",
         StepKind::Copy => " (copy)",
     };

@@ -1,5 +1,6 @@
 //! The runtime functions generated code calls, by symbol: the transcendental functions
-//! ([`crate::libm`]), the runtime contraction ([`crate::contract`]), the row runner (`pool`) and the
+//! ([`crate::libm`]), the runtime contraction ([`crate::contract`]), the matrix–vector kernel
+//! ([`crate::matvec`]), the row runner (`pool`) and the
 //! profile clock (`profile`). [`register`] tells the JIT where they are; [`Imports::declare`]
 //! makes them callable from one generated function.
 
@@ -11,11 +12,14 @@ use cranelift_module::{Linkage, Module};
 
 use crate::error::codegen_err;
 use crate::libm::{Libm, PerPrecision, Precision};
-use crate::{JitError, Options, contract, pool, profile};
+use crate::{JitError, Options, contract, matvec, pool, profile};
 
 /// The runtime contraction's symbol per precision.
 const CONTRACT: PerPrecision<&str> =
     PerPrecision { f32: "jjt_contract_f32", f64: "jjt_contract_f64" };
+
+/// The matrix–vector kernel's symbol per precision.
+const MATVEC: PerPrecision<&str> = PerPrecision { f32: "jjt_matvec_f32", f64: "jjt_matvec_f64" };
 
 /// Register the address of every runtime function with the JIT.
 pub(crate) fn register(jb: &mut JITBuilder) {
@@ -27,6 +31,8 @@ pub(crate) fn register(jb: &mut JITBuilder) {
     }
     jb.symbol(CONTRACT.f32, contract::jjt_contract_f32 as *const u8);
     jb.symbol(CONTRACT.f64, contract::jjt_contract_f64 as *const u8);
+    jb.symbol(MATVEC.f32, matvec::jjt_matvec_f32 as *const u8);
+    jb.symbol(MATVEC.f64, matvec::jjt_matvec_f64 as *const u8);
     jb.symbol("jjt_par_map", pool::jjt_par_map as *const u8);
     jb.symbol("jjt_profile_mark", profile::jjt_profile_mark as *const u8);
 }
@@ -37,6 +43,8 @@ pub(crate) struct Imports {
     pub libm: HashMap<(Libm, Precision), FuncRef>,
     /// The runtime contraction, per precision.
     pub contract: PerPrecision<FuncRef>,
+    /// The matrix–vector kernel, per precision.
+    pub matvec: PerPrecision<FuncRef>,
     /// `jjt_par_map`: a row function run over row ranges on several threads.
     pub par_map: FuncRef,
     /// `jjt_profile_mark`, when profiling.
@@ -80,6 +88,27 @@ impl Imports {
             f32: import(module, CONTRACT.f32, &s)?,
             f64: import(module, CONTRACT.f64, &s)?,
         };
+        // (matrix, lda, rows, k, parts, x0, y0, inc0, x1, y1, inc1).
+        let mut s = module.make_signature();
+        for t in [
+            ptr,
+            types::I64,
+            types::I64,
+            types::I64,
+            types::I64,
+            ptr,
+            ptr,
+            types::I64,
+            ptr,
+            ptr,
+            types::I64,
+        ] {
+            s.params.push(AbiParam::new(t));
+        }
+        let matvec = PerPrecision {
+            f32: import(module, MATVEC.f32, &s)?,
+            f64: import(module, MATVEC.f64, &s)?,
+        };
         let mut s = module.make_signature();
         for _ in 0..5 {
             s.params.push(AbiParam::new(ptr));
@@ -94,6 +123,6 @@ impl Imports {
         } else {
             None
         };
-        Ok(Imports { libm, contract, par_map, profile })
+        Ok(Imports { libm, contract, matvec, par_map, profile })
     }
 }

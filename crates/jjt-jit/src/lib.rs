@@ -37,6 +37,7 @@ pub mod gemm;
 mod handle;
 mod imports;
 pub mod libm;
+pub(crate) mod matvec;
 mod options;
 pub mod plan;
 mod pool;
@@ -47,6 +48,7 @@ pub use contract::{DIRECT_MIN_ROWS, DotKind, DotPath, KB};
 pub use cost::{Prediction, StepKind, StepTime, Throughputs, predict, predict_with};
 pub use error::JitError;
 pub use handle::Compiled;
+pub use matvec::ROWS_ONE as MATVEC_ROWS;
 pub use options::{MAX_BYTES, Options};
 #[doc(hidden)]
 pub use pool::{InjectedPanic, inject_panic};

@@ -24,6 +24,7 @@ use std::collections::HashMap;
 use jjt_ir::ops::{Const, DotGeneral, Logic, Pad, ReduceKind};
 use jjt_ir::{Binary, Compare, DType, Function, NodeId, Op, Shape, Unary};
 
+pub use crate::matvec::{MatVec, MatVecStep};
 use crate::{JitError, Options};
 
 /// Where a buffer lives.
@@ -210,16 +211,19 @@ pub enum Step {
     Dot(DotStep),
     /// Sums into rows picked by indices.
     Scatter(ScatterStep),
+    /// Matrix–vector products sharing their matrix, in one pass over it ([`crate::matvec`]).
+    MatVecs(MatVecStep),
 }
 
 impl Step {
-    /// The buffer this step writes.
-    pub fn dst(&self) -> &View {
+    /// The views this step writes (one, but for [`Step::MatVecs`]: one per product).
+    pub fn writes(&self) -> Vec<View> {
         match self {
             Step::Map(MapStep { dst, .. })
             | Step::Reduce(ReduceStep { dst, .. })
             | Step::Dot(DotStep { dst, .. })
-            | Step::Scatter(ScatterStep { dst, .. }) => dst,
+            | Step::Scatter(ScatterStep { dst, .. }) => vec![dst.clone()],
+            Step::MatVecs(m) => m.writes(),
         }
     }
 
@@ -228,6 +232,7 @@ impl Step {
         match self {
             Step::Map(MapStep { expr, .. }) | Step::Reduce(ReduceStep { expr, .. }) => expr.views(),
             Step::Dot(DotStep { lhs, rhs, .. }) => vec![lhs.clone(), rhs.clone()],
+            Step::MatVecs(m) => m.reads(),
             Step::Scatter(ScatterStep { updates, index, dst, .. }) => {
                 let mut v = updates.views();
                 v.extend(index.views());
@@ -399,14 +404,18 @@ pub fn plan(f: &Function) -> Result<Plan, JitError> {
 /// [`plan`] for the options `opts`: outside strict mode, a contraction whose result feeds one
 /// other contraction may store it in another order of its axes, the one under which the
 /// backend's cost model ([`crate::cost`], with its committed constants, so the choice does not
-/// depend on the host) prices the two steps lowest (`choose_layouts`).
+/// depend on the host) prices the two steps lowest (`choose_layouts`); and matrix–vector
+/// products become [`Step::MatVecs`], two that share a matrix joined into one pass over it
+/// ([`crate::matvec::join`]).
 pub fn plan_for(f: &Function, opts: &Options) -> Result<Plan, JitError> {
     let first = plan_with(f, HashMap::new())?;
     if opts.strict {
         return Ok(first);
     }
     let layouts = choose_layouts(f, &first, opts);
-    if layouts.is_empty() { Ok(first) } else { plan_with(f, layouts) }
+    let mut p = if layouts.is_empty() { first } else { plan_with(f, layouts)? };
+    crate::matvec::join(&mut p);
+    Ok(p)
 }
 
 /// Storage orders for contractions' results, from a first plan: for each contraction `n`
@@ -553,7 +562,7 @@ fn plan_with(f: &Function, layouts: HashMap<NodeId, Vec<usize>>) -> Result<Plan,
         match s {
             Step::Map(m) => canonical_map(m),
             Step::Reduce(r) => canonical_reduce(r),
-            Step::Dot(_) | Step::Scatter(_) => {}
+            Step::Dot(_) | Step::Scatter(_) | Step::MatVecs(_) => {}
         }
     }
     Ok(p.plan)

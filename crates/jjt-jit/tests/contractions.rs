@@ -18,6 +18,9 @@
 //!   own order, with error at most (K − 1)·u·Σ whatever that order is; +1 for the rounding of
 //!   the result; the factor 2 covers second-order terms and the rounding of Σ itself.
 //!
+//! `matrix_vector_products_sharing_a_matrix_take_one_pass` checks the joining of two products
+//! with one matrix ([`jjt_jit::plan::Step::MatVecs`]) and what keeps two apart.
+//!
 //! At the end, every path must have been hit at least once (`jjt_jit::dot_path` on the
 //! planned step says which one a case took).
 
@@ -141,6 +144,9 @@ fn inputs(f: &Function) -> Vec<Tensor> {
 /// The path names a case counts for.
 fn paths(f: &Function) -> Vec<&'static str> {
     let p = plan::plan(f).unwrap();
+    if p.steps.iter().any(|s| matches!(s, Step::MatVecs(_))) {
+        return vec!["matrix–vector kernel"];
+    }
     let Some(step) = p.steps.iter().find_map(|s| match s {
         Step::Dot(d) => Some(d),
         _ => None,
@@ -198,8 +204,9 @@ fn paths(f: &Function) -> Vec<&'static str> {
     hit
 }
 
-const ALL_PATHS: [&str; 13] = [
+const ALL_PATHS: [&str; 14] = [
     "inline",
+    "matrix–vector kernel",
     "batched products below the threshold",
     "matrix multiply",
     "runtime dot loops",
@@ -297,6 +304,17 @@ fn fixed() -> Vec<Case> {
     let t2 = Feed::Transposed(vec![1, 0]);
     let mut v = Vec::new();
     for dtype in [DType::F32, DType::F64] {
+        // The matrix–vector kernel: 7 rows (a block and a shorter one), K with a tail.
+        v.push(Case {
+            dtype,
+            batch: vec![],
+            lfree: vec![7],
+            rfree: vec![],
+            k: vec![1001],
+            rk_order: vec![0],
+            lhs: id(2),
+            rhs: id(1),
+        });
         // Inline: a small plain matrix product.
         v.push(Case {
             dtype,
@@ -664,5 +682,114 @@ fn a_contraction_feeding_another_is_stored_in_the_order_it_is_read() {
     let c = 2.0 * 2.0 * (KB + 2 + k + 32 + 1) as f64 * f64::EPSILON / 2.0;
     for (i, ((g, w), s)) in got.iter().zip(&want).zip(&sums).enumerate() {
         assert!((g - w).abs() <= c * s, "element {i}: JIT {g:e} vs interpreter {w:e}");
+    }
+}
+
+/// `a·x₁` and `a·x₂` (a 9×1500 matrix, so blocks of 5 and 4 rows, K with a tail), in f32 and
+/// f64: planned as one [`Step::MatVecs`] with both products, each result bit for bit what the
+/// product computes alone and within the kernel's bound (module `matvec`),
+/// `(⌈K/2L⌉ + log2(2L) + 1)·u·Σ|a·x|`, of a reference summed in f64 with Neumaier's
+/// compensation (error at most `3·u_f64·Σ|a·x|`: the products' roundings and the sum's, so 4
+/// more units `u` cover it in f64 and it is negligible in f32). A product that reads another's
+/// result (`a·(a·x)`, a square `a`) stays apart.
+#[test]
+fn matrix_vector_products_sharing_a_matrix_take_one_pass() {
+    let (m, k) = (9usize, 1500usize);
+    for dtype in [DType::F32, DType::F64] {
+        let mut b = FunctionBuilder::new("mv");
+        let a = b.input("a", TensorType::new(dtype, vec![m, k])).unwrap();
+        let x1 = b.input("x1", TensorType::new(dtype, vec![k])).unwrap();
+        let x2 = b.input("x2", TensorType::new(dtype, vec![k])).unwrap();
+        let y1 = b.matmul(a, x1).unwrap();
+        let y1s = b.unary(Unary::Exp, y1).unwrap();
+        let y2 = b.matmul(a, x2).unwrap();
+        let f = b.finish_many(vec![y1s, y2, y1]).unwrap();
+        let p = plan::plan(&f).unwrap();
+        let joined: Vec<usize> = p
+            .steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::MatVecs(mv) => Some(mv.parts.len()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(joined, [2], "{dtype}: {:?}", p.steps);
+        let xs = inputs(&f);
+        let refs: Vec<&Tensor> = xs.iter().collect();
+        let got = compile_with(&f, Options::default()).unwrap().call(&refs).unwrap();
+        // Each product alone, with the same inputs.
+        let alone = |x: &str| {
+            let mut b = FunctionBuilder::new("one");
+            let a = b.input("a", TensorType::new(dtype, vec![m, k])).unwrap();
+            let x = b.input(x, TensorType::new(dtype, vec![k])).unwrap();
+            let y = b.matmul(a, x).unwrap();
+            b.finish(y).unwrap()
+        };
+        let exact = |xi: usize| -> (Vec<f64>, Vec<f64>) {
+            let (av, xv) = (xs[0].to_f64_vec(), xs[xi].to_f64_vec());
+            (0..m)
+                .map(|r| {
+                    let terms = (0..k).map(|c| av[r * k + c] * xv[c]);
+                    let (mut sum, mut comp) = (0.0f64, 0.0f64);
+                    for t in terms.clone() {
+                        let next = sum + t;
+                        comp +=
+                            if sum.abs() >= t.abs() { (sum - next) + t } else { (t - next) + sum };
+                        sum = next;
+                    }
+                    (sum + comp, terms.map(f64::abs).sum::<f64>())
+                })
+                .unzip()
+        };
+        let (u, lanes) = if dtype == DType::F32 {
+            (f64::from(f32::EPSILON) / 2.0, 16)
+        } else {
+            (f64::EPSILON / 2.0, 8)
+        };
+        let bound = (k.div_ceil(2 * lanes) + 6 + 4) as f64 * u;
+        for (out, xi, name) in [(2usize, 1usize, "x1"), (1, 2, "x2")] {
+            let g = got[out].to_f64_vec();
+            let one = compile_with(&alone(name), Options::default())
+                .unwrap()
+                .call(&[&xs[0], &xs[xi]])
+                .unwrap()
+                .remove(0)
+                .to_f64_vec();
+            let (want, mag) = exact(xi);
+            for r in 0..m {
+                assert_eq!(g[r].to_bits(), one[r].to_bits(), "{dtype} {name} row {r}");
+                assert!(
+                    (g[r] - want[r]).abs() <= bound * mag[r],
+                    "{dtype} {name} row {r}: {} vs {}",
+                    g[r],
+                    want[r]
+                );
+            }
+        }
+    }
+    // A square matrix applied twice: the second product reads the first's result.
+    let mut b = FunctionBuilder::new("twice");
+    let a = b.input("a", TensorType::new(DType::F32, vec![128, 128])).unwrap();
+    let x = b.input("x", TensorType::new(DType::F32, vec![128])).unwrap();
+    let y = b.matmul(a, x).unwrap();
+    let z = b.matmul(a, y).unwrap();
+    let f = b.finish(z).unwrap();
+    let p = plan::plan(&f).unwrap();
+    let parts: Vec<usize> = p
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::MatVecs(mv) => Some(mv.parts.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(parts, [1, 1]);
+    let xs = inputs(&f);
+    let refs: Vec<&Tensor> = xs.iter().collect();
+    let got = compile_with(&f, Options::default()).unwrap().call(&refs).unwrap().remove(0);
+    let want = interp::eval(&f, &xs).unwrap().to_f64_vec();
+    for (g, w) in got.to_f64_vec().iter().zip(&want) {
+        // Two f32 products of 128 terms of magnitude ≤ 128 each: well within 1e-3 relative.
+        assert!((g - w).abs() <= 1e-3 * w.abs().max(1.0), "{g} vs {w}");
     }
 }

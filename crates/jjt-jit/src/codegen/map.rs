@@ -28,7 +28,7 @@ pub(crate) fn parallel_map(step: &Step, threads: usize) -> Option<&MapStep> {
                 && shape.iter().product::<usize>() >= PAR_MAP_ELEMS;
             parallel.then_some(m)
         }
-        Step::Reduce(_) | Step::Dot(_) | Step::Scatter(_) => None,
+        Step::Reduce(_) | Step::Dot(_) | Step::Scatter(_) | Step::MatVecs(_) => None,
     }
 }
 

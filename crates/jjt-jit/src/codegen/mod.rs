@@ -17,10 +17,12 @@
 //! reductions), FMA when the host has it, the matrix multiply.
 
 mod dot;
+pub(crate) use dot::INLINE_MAX_K;
 mod expr;
 mod loops;
 mod map;
 mod math;
+mod matvec;
 mod reduce;
 mod scatter;
 
@@ -164,6 +166,19 @@ pub(crate) fn describe(step: &Step) -> String {
             dims(rhs_shape),
             dims(shape)
         ),
+        Step::MatVecs(m) => {
+            let p = &m.parts[0];
+            format!(
+                "matvec {}[{},{}]·{}×[{}] -> {}×[{}]",
+                p.dst.dtype,
+                p.rows,
+                p.k,
+                m.parts.len(),
+                p.k,
+                m.parts.len(),
+                p.rows
+            )
+        }
     }
 }
 
@@ -251,6 +266,10 @@ impl<'a, 'b> Cg<'a, 'b> {
             Step::Reduce(r) => self.reduce(r),
             Step::Dot(d) => self.dot(d),
             Step::Scatter(s) => self.scatter(s),
+            Step::MatVecs(m) => {
+                self.matvecs(m);
+                Ok(())
+            }
         }
     }
 }

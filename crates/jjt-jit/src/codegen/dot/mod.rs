@@ -40,7 +40,7 @@ use crate::plan::{DotStep, Expr, MapStep, View};
 /// itself: a transposed 2048×2048 matrix–vector product took 1.2 ms inline and 2.4 ms in the
 /// runtime contraction (`cargo run --release -p jjt-jit --example contractions -- 1`), so the
 /// inline forms keep K up to 4·KB (error ≤ 4096·u·Σ|a·b|).
-const INLINE_MAX_K: usize = 4 * crate::contract::KB;
+pub(crate) const INLINE_MAX_K: usize = 4 * crate::contract::KB;
 
 /// Copies from which a contraction repeated along broadcast axes goes to the runtime
 /// contraction (computed once, then copied) even when one product is small.
