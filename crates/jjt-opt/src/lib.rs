@@ -7,6 +7,7 @@
 //! | `cse` | rebuilds through the hash-consing builder, so equal subexpressions are shared | values, bit for bit |
 //! | `simplify` | IEEE-safe rules (`x·1`, `−(−x)`, layout compositions, …), counted by name | values, bit for bit |
 //! | `basis` | contractions with an identity (one-hot bases) become transposes | values for finite inputs |
+//! | `masks` | `select(p, a, 0)` with `a` a broadcast becomes `a · convert(p)`, a product `reorder` can read through | values for finite inputs, up to the sign of zero |
 //! | `fold` | evaluates constant-only nodes at compile time (never to NaN) | values, bit for bit |
 //! | `reorder` | takes common factors out of sums of products (`factor`), then re-evaluates trees of contractions in the cheapest order | values up to reassociation of sums and distributivity |
 //! | `layout` | sinks transposes toward producers, into contractions that can emit the permuted layout | values, bit for bit |
@@ -25,6 +26,7 @@ pub mod dce;
 pub mod factor;
 pub mod fold;
 pub mod layout;
+pub mod masks;
 pub mod reorder;
 pub mod siblings;
 pub mod simplify;
@@ -165,6 +167,8 @@ pub enum Pass {
     Simplify,
     /// Products with identity bases become relabellings (`basis::basis`).
     Basis,
+    /// Selects against zero of broadcasts become products with masks (`masks::masks`).
+    Masks,
     /// Evaluate constant-only nodes once (`fold::fold`).
     Fold,
     /// Re-evaluate einsum trees in the cheapest order (`reorder::reorder`).
@@ -183,10 +187,11 @@ pub enum Pass {
 
 impl Pass {
     /// The pipeline [`optimize`] runs, in order.
-    pub const PIPELINE: [Pass; 12] = [
+    pub const PIPELINE: [Pass; 13] = [
         Pass::Cse,
         Pass::Simplify,
         Pass::Basis,
+        Pass::Masks,
         Pass::Fold,
         Pass::Reorder,
         Pass::Fold,
@@ -204,6 +209,7 @@ impl Pass {
             Pass::Cse => "cse",
             Pass::Simplify => "simplify",
             Pass::Basis => "basis",
+            Pass::Masks => "masks",
             Pass::Fold => "fold",
             Pass::Reorder => "reorder",
             Pass::Layout => "layout",
@@ -228,6 +234,7 @@ impl Pass {
             Pass::Cse => (cse(f)?, PassStats::Cse),
             Pass::Simplify => tagged(simplify::simplify(f)?, PassStats::Simplify),
             Pass::Basis => tagged(basis::basis(f)?, PassStats::Basis),
+            Pass::Masks => tagged(masks::masks(f)?, PassStats::Masks),
             Pass::Fold => tagged(fold::fold_with(f, cache)?, PassStats::Fold),
             Pass::Reorder => tagged(reorder::reorder(f)?, PassStats::Reorder),
             Pass::Layout => tagged(layout::layout(f)?, PassStats::Layout),
@@ -254,6 +261,8 @@ pub enum PassStats {
     Simplify(RuleHits),
     /// Contractions with identities eliminated.
     Basis(BasisStats),
+    /// Selects rewritten as products with masks.
+    Masks(usize),
     /// Nodes folded, cache hits.
     Fold(FoldStats),
     /// Trees found and rewritten, multiply-adds before and after.
@@ -292,6 +301,7 @@ impl fmt::Display for PassStats {
                 vec![format!("groups={}", s.groups), format!("joined={}", s.joined)]
             }
             PassStats::Sums(n) => vec![format!("rode={n}")],
+            PassStats::Masks(n) => vec![format!("rewritten={n}")],
             PassStats::Unsplit(n) => vec![format!("joined={n}")],
         };
         f.write_str(&pairs.join(" "))

@@ -1196,3 +1196,65 @@ fn sums_over_contracted_axes_ride_along_products() {
         assert_eq!(rode, 0, "{src}");
     }
 }
+
+/// A relu layer's kernel term behind a linear head: the cotangent is
+/// `select(z > 0, w[o, c], 0)` over [B, O, P, C] (the head's weight broadcast, masked per
+/// example), used by the Gram product of per-example Jacobians `Σ_p c·u` and by a bias sum.
+/// `masks` makes both selects products with masks (values unchanged for finite inputs);
+/// `reorder` then reads through them and sums each side's patches under its mask first: at
+/// most `2·B·P·C·I + B²·C·I + O²·C + B²·O²·C` multiply-adds for K and `2·(B·P·C + B·O·C)`
+/// for the bias sums (the masks summed over positions, then scaled by w), where the selects as
+/// leaves leave K the Jacobians' `2·B·O·P·C·I + B²·O²·C·I`. Values within the rounding bound of
+/// reassociation. Selects whose kept branch is not a broadcast, or whose other branch is not
+/// zero, stay.
+#[test]
+fn masks_let_reorder_read_through_relu_cotangents() {
+    let (b, o, p, c, i) = (4, 3, 8, 6, 5);
+    let src = format!(
+        "func k(w: f64[{o},{c}], z1: f64[{b},{p},{c}], u1: f64[{b},{p},{i}], z2: f64[{b},{p},{c}], u2: f64[{b},{p},{i}]) -> (f64[{b},{o},{b},{o}], f64[{b},{o},{c}], f64[{b},{o},{c}]) {{
+  wb = broadcast_to(reshape(w, shape=[1,{o},1,{c}]), shape=[{b},{o},{p},{c}])
+  zero = broadcast_to(zeros(f64[{c}]), shape=[{b},{o},{p},{c}])
+  m1 = broadcast_to(reshape(z1 > 0.0, shape=[{b},1,{p},{c}]), shape=[{b},{o},{p},{c}])
+  m2 = broadcast_to(reshape(z2 > 0.0, shape=[{b},1,{p},{c}]), shape=[{b},{o},{p},{c}])
+  c1 = select(m1, wb, zero)
+  c2 = select(m2, wb, zero)
+  j1 = dot_general(c1, u1, contract=[[2],[1]], batch=[[0],[0]])
+  j2 = dot_general(c2, u2, contract=[[2],[1]], batch=[[0],[0]])
+  return dot_general(j1, j2, contract=[[2,3],[2,3]], batch=[[],[]]), sum(c1, axes=[2]), sum(c2, axes=[2])
+}}"
+    );
+    let f = jjt_ir::text::parse(&src).unwrap();
+    let f = jjt_opt::simplify::simplify(&f).unwrap().0;
+    let (m, rewritten) = jjt_opt::masks::masks(&f).unwrap();
+    assert!(jjt_ir::verify(&m).is_ok());
+    assert_eq!(rewritten, 2);
+    assert!(!jjt_ir::text::print(&m).contains("select("));
+    // The same values (finite inputs; products compare equal to the selects' zeros).
+    let xs = args(&mut Rng(41), &f);
+    let (want, got) =
+        (interp::eval_outputs(&f, &xs).unwrap(), interp::eval_outputs(&m, &xs).unwrap());
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!(g.to_f64_vec(), w.to_f64_vec());
+    }
+    let (_, plain) = jjt_opt::reorder::reorder(&f).unwrap();
+    let (g, masked) = jjt_opt::reorder::reorder(&m).unwrap();
+    let jacobians = (2 * b * o * p * c * i + b * b * o * o * c * i) as f64;
+    let factored = (2 * b * p * c * i + b * b * c * i + o * o * c + b * b * o * o * c) as f64
+        + (2 * (b * p * c + b * o * c)) as f64;
+    assert!(plain.flops_after >= jacobians || plain.rewritten == 0, "{plain:?}");
+    assert!(masked.flops_after <= factored, "{masked:?}\n{}", jjt_ir::text::print(&g));
+    assert_reassociated(&f, &g, 43, (p * p * c * i) as f64 + 4.0);
+    // Not a broadcast kept, or not a zero dropped: unchanged.
+    for body in [
+        format!("select(z1 > 0.0, z2, zeros(f64[{b},{p},{c}]))"),
+        format!(
+            "select(z1 > 0.0, broadcast_to(w[0:1, :], shape=[{b},{p},{c}]), full(f64[{b},{p},{c}], 1.0))"
+        ),
+    ] {
+        let src = format!(
+            "func k(w: f64[{o},{c}], z1: f64[{b},{p},{c}], z2: f64[{b},{p},{c}]) -> f64[{b},{p},{c}] {{\n  return {body}\n}}"
+        );
+        let f = jjt_ir::text::parse(&src).unwrap();
+        assert_eq!(jjt_opt::masks::masks(&f).unwrap().1, 0, "{src}");
+    }
+}
