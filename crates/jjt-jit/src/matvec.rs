@@ -16,10 +16,10 @@
 //! [`ROWS_ONE`] (one vector) or [`ROWS_TWO`] (two) and keeps, per row and vector, two
 //! accumulators of one 64-byte vector of lanes (16 f32 or 8 f64), updated with fused
 //! multiply-adds along K; the accumulators are added lane by lane, the tail's products
-//! (K mod two vectors) added one per lane, and the lanes combined pairwise. The loop is
-//! compiled for AVX-512, for AVX2 and for the baseline and the widest the host has runs: the
-//! same operations in the same order (`mul_add` is one rounding on every target), so the same
-//! bits; the arithmetic does not depend on how many vectors share the pass or on the row
+//! (K mod two vectors) added one per lane, and the lanes combined pairwise. On AVX-512 the
+//! accumulators are registers (intrinsics, [`Chunks`]); elsewhere a portable loop, compiled for
+//! AVX2 and for the baseline, does the same operations lane by lane in the same order
+//! (`mul_add` is one rounding on every target), so every host gets the same bits; the arithmetic does not depend on how many vectors share the pass or on the row
 //! blocks, so a product has the same bits joined or alone. Each output is a sum of 2·L chains
 //! of at most ⌈K / 2L⌉ terms combined pairwise: the error is at most
 //! `(⌈K/2L⌉ + log2(2L) + 1)·u·Σ|aᵢ·xᵢ|`, and [`MatVec::of`] takes only `K ≤ 2L·INLINE_MAX_K`
@@ -226,62 +226,180 @@ struct Part<T> {
     inc: isize,
 }
 
-/// Rows `r0..r0 + R` of `P` products: the accumulators described in the module's
-/// documentation, in registers (the arrays have constant sizes and are fully unrolled).
+/// The accumulators of rows `r0..r0 + R` of `P` products over the first `full` elements (a
+/// multiple of `2L`): `acc[p][r][u][l]`, the fused multiply-adds of the elements
+/// `j + u·L + l`, `j` in steps of `2L`, in increasing order of `j`.
+trait Chunks<T, const L: usize> {
+    /// # Safety
+    /// Rows `r0..r0 + R` of the matrix (`lda` apart) and every part's vector hold `full`
+    /// elements; the host has the instruction set the implementation names.
+    unsafe fn chunks<const R: usize, const P: usize>(
+        a: *const T,
+        lda: isize,
+        r0: usize,
+        full: usize,
+        parts: [Part<T>; P],
+    ) -> [[[[T; L]; 2]; R]; P];
+}
+
+/// [`Chunks`] in plain Rust (any host; the compiler vectorises it as it can).
+struct Portable;
+
+impl<T: Fma, const L: usize> Chunks<T, L> for Portable {
+    #[inline(always)]
+    #[expect(
+        clippy::needless_range_loop,
+        reason = "each loop indexes several arrays in step (lanes, rows, parts), all unrolled"
+    )]
+    unsafe fn chunks<const R: usize, const P: usize>(
+        a: *const T,
+        lda: isize,
+        r0: usize,
+        full: usize,
+        parts: [Part<T>; P],
+    ) -> [[[[T; L]; 2]; R]; P] {
+        let mut acc = [[[[T::default(); L]; 2]; R]; P];
+        let mut j = 0;
+        // SAFETY: indices below `full` of rows `r0..r0 + R` and of the vectors (caller).
+        unsafe {
+            while j < full {
+                for u in 0..2 {
+                    let mut xv = [[T::default(); L]; P];
+                    for p in 0..P {
+                        for l in 0..L {
+                            xv[p][l] = *parts[p].x.add(j + u * L + l);
+                        }
+                    }
+                    for r in 0..R {
+                        let row = a.offset((r0 + r) as isize * lda).add(j + u * L);
+                        let mut av = [T::default(); L];
+                        for l in 0..L {
+                            av[l] = *row.add(l);
+                        }
+                        for p in 0..P {
+                            for l in 0..L {
+                                acc[p][r][u][l] = av[l].fma(xv[p][l], acc[p][r][u][l]);
+                            }
+                        }
+                    }
+                }
+                j += 2 * L;
+            }
+        }
+        acc
+    }
+}
+
+/// [`Chunks`] with AVX-512 registers as the accumulators (the portable loop, left to the
+/// compiler, spilled some of them to the stack, and its time then varied twofold from one
+/// process to the next with the stack's address): the same operations lane by lane, so the
+/// same bits.
+struct Avx512;
+
+/// Elsewhere than x86-64 (where it is never dispatched to) the portable loop.
+#[cfg(not(target_arch = "x86_64"))]
+impl<T: Fma, const L: usize> Chunks<T, L> for Avx512 {
+    #[inline(always)]
+    unsafe fn chunks<const R: usize, const P: usize>(
+        a: *const T,
+        lda: isize,
+        r0: usize,
+        full: usize,
+        parts: [Part<T>; P],
+    ) -> [[[[T; L]; 2]; R]; P] {
+        // SAFETY: forwarded from the caller.
+        unsafe { <Portable as Chunks<T, L>>::chunks::<R, P>(a, lda, r0, full, parts) }
+    }
+}
+
+/// The AVX-512 [`Chunks`] for one element type: its vector type, lanes and intrinsics.
+#[cfg(target_arch = "x86_64")]
+macro_rules! avx512_chunks {
+    ($t:ty, $l:literal, $zero:ident, $load:ident, $fma:ident, $store:ident) => {
+        impl Chunks<$t, $l> for Avx512 {
+            #[inline]
+            #[target_feature(enable = "avx512f,fma")]
+            unsafe fn chunks<const R: usize, const P: usize>(
+                a: *const $t,
+                lda: isize,
+                r0: usize,
+                full: usize,
+                parts: [Part<$t>; P],
+            ) -> [[[[$t; $l]; 2]; R]; P] {
+                use std::arch::x86_64::*;
+                let mut acc = [[[$zero(); 2]; R]; P];
+                let mut j = 0;
+                // SAFETY: indices below `full` of rows `r0..r0 + R` and of the vectors
+                // (caller); unaligned loads.
+                unsafe {
+                    while j < full {
+                        for u in 0..2 {
+                            let mut xv = [$zero(); P];
+                            for (p, x) in xv.iter_mut().enumerate() {
+                                *x = $load(parts[p].x.add(j + u * $l));
+                            }
+                            for r in 0..R {
+                                let row = a.offset((r0 + r) as isize * lda).add(j + u * $l);
+                                let av = $load(row);
+                                for (p, x) in xv.iter().enumerate() {
+                                    acc[p][r][u] = $fma(av, *x, acc[p][r][u]);
+                                }
+                            }
+                        }
+                        j += 2 * $l;
+                    }
+                }
+                let mut out = [[[[0.0; $l]; 2]; R]; P];
+                for (o, v) in out.iter_mut().zip(&acc) {
+                    for (o, v) in o.iter_mut().zip(v) {
+                        for (o, v) in o.iter_mut().zip(v) {
+                            // SAFETY: `o` holds one vector's lanes.
+                            unsafe { $store(o.as_mut_ptr(), *v) };
+                        }
+                    }
+                }
+                out
+            }
+        }
+    };
+}
+
+#[cfg(target_arch = "x86_64")]
+avx512_chunks!(f32, 16, _mm512_setzero_ps, _mm512_loadu_ps, _mm512_fmadd_ps, _mm512_storeu_ps);
+#[cfg(target_arch = "x86_64")]
+avx512_chunks!(f64, 8, _mm512_setzero_pd, _mm512_loadu_pd, _mm512_fmadd_pd, _mm512_storeu_pd);
+
+/// Rows `r0..r0 + R` of `P` products: [`Chunks`] over the full chunks, then per row and
+/// vector the two accumulators added lane by lane, the tail's products added one per lane,
+/// and the lanes combined pairwise.
 ///
 /// # Safety
 /// Rows `r0..r0 + R` of the matrix (`lda` apart, `k` elements each), every part's `k` vector
-/// elements and its outputs `r0..r0 + R` are valid; outputs overlap no input.
+/// elements and its outputs `r0..r0 + R` are valid; outputs overlap no input; the host has
+/// `C`'s instruction set.
 #[inline(always)]
-#[expect(
-    clippy::needless_range_loop,
-    reason = "each loop indexes several arrays in step (lanes, rows, parts), all unrolled"
-)]
-unsafe fn block<T: Fma, const L: usize, const R: usize, const P: usize>(
+unsafe fn block<T: Fma, const L: usize, C: Chunks<T, L>, const R: usize, const P: usize>(
     a: *const T,
     lda: isize,
     k: usize,
     r0: usize,
     parts: [Part<T>; P],
 ) {
-    let mut acc = [[[[T::default(); L]; 2]; R]; P];
-    let step = 2 * L;
-    let full = k / step * step;
-    // SAFETY: the reads are of indices below `k` of rows `r0..r0 + R` and of the vectors, the
-    // writes of outputs `r0..r0 + R`: all valid (caller).
-    unsafe {
-        let row = |r: usize| a.offset((r0 + r) as isize * lda);
-        let mut j = 0;
-        while j < full {
-            for u in 0..2 {
-                let mut xv = [[T::default(); L]; P];
-                for p in 0..P {
-                    for l in 0..L {
-                        xv[p][l] = *parts[p].x.add(j + u * L + l);
-                    }
-                }
-                for r in 0..R {
-                    let mut av = [T::default(); L];
-                    for l in 0..L {
-                        av[l] = *row(r).add(j + u * L + l);
-                    }
-                    for p in 0..P {
-                        for l in 0..L {
-                            acc[p][r][u][l] = av[l].fma(xv[p][l], acc[p][r][u][l]);
-                        }
-                    }
-                }
+    let full = k / (2 * L) * (2 * L);
+    // SAFETY: forwarded from the caller.
+    let acc = unsafe { C::chunks::<R, P>(a, lda, r0, full, parts) };
+    for (part, acc) in parts.iter().zip(&acc) {
+        for (r, [a0, a1]) in acc.iter().enumerate() {
+            let mut s = [T::default(); L];
+            for ((s, &x), &y) in s.iter_mut().zip(a0).zip(a1) {
+                *s = x + y;
             }
-            j += step;
-        }
-        for p in 0..P {
-            for r in 0..R {
-                let mut s = [T::default(); L];
-                for l in 0..L {
-                    s[l] = acc[p][r][0][l] + acc[p][r][1][l];
-                }
+            // SAFETY: the tail's indices are below `k` (row r0 + r, the vector), and output
+            // r0 + r is valid (caller).
+            unsafe {
+                let row = a.offset((r0 + r) as isize * lda);
                 for (l, q) in (full..k).enumerate() {
-                    s[l % L] = (*row(r).add(q)).fma(*parts[p].x.add(q), s[l % L]);
+                    s[l % L] = (*row.add(q)).fma(*part.x.add(q), s[l % L]);
                 }
                 let mut w = L;
                 while w > 1 {
@@ -290,7 +408,7 @@ unsafe fn block<T: Fma, const L: usize, const R: usize, const P: usize>(
                         s[l] = s[l] + s[l + w];
                     }
                 }
-                *parts[p].y.offset((r0 + r) as isize * parts[p].inc) = s[0];
+                *part.y.offset((r0 + r) as isize * part.inc) = s[0];
             }
         }
     }
@@ -301,7 +419,7 @@ unsafe fn block<T: Fma, const L: usize, const R: usize, const P: usize>(
 /// # Safety
 /// As [`block`], for all `rows` rows.
 #[inline(always)]
-unsafe fn rows<T: Fma, const L: usize, const P: usize, const RMAX: usize>(
+unsafe fn rows<T: Fma, const L: usize, C: Chunks<T, L>, const P: usize, const RMAX: usize>(
     a: *const T,
     lda: isize,
     rows: usize,
@@ -315,12 +433,12 @@ unsafe fn rows<T: Fma, const L: usize, const P: usize, const RMAX: usize>(
         // SAFETY: rows r0..r0 + n are below `rows` (forwarded from the caller).
         unsafe {
             match n {
-                1 => block::<T, L, 1, P>(a, lda, k, r0, parts),
-                2 => block::<T, L, 2, P>(a, lda, k, r0, parts),
-                3 => block::<T, L, 3, P>(a, lda, k, r0, parts),
-                4 => block::<T, L, 4, P>(a, lda, k, r0, parts),
-                5 => block::<T, L, 5, P>(a, lda, k, r0, parts),
-                _ => block::<T, L, 6, P>(a, lda, k, r0, parts),
+                1 => block::<T, L, C, 1, P>(a, lda, k, r0, parts),
+                2 => block::<T, L, C, 2, P>(a, lda, k, r0, parts),
+                3 => block::<T, L, C, 3, P>(a, lda, k, r0, parts),
+                4 => block::<T, L, C, 4, P>(a, lda, k, r0, parts),
+                5 => block::<T, L, C, 5, P>(a, lda, k, r0, parts),
+                _ => block::<T, L, C, 6, P>(a, lda, k, r0, parts),
             }
         }
         r0 += n;
@@ -332,7 +450,7 @@ unsafe fn rows<T: Fma, const L: usize, const P: usize, const RMAX: usize>(
 /// # Safety
 /// As [`block`], for all rows and both parts.
 #[inline(always)]
-unsafe fn products<T: Fma, const L: usize>(
+unsafe fn products<T: Fma, const L: usize, C: Chunks<T, L>>(
     a: *const T,
     lda: isize,
     n: usize,
@@ -343,13 +461,13 @@ unsafe fn products<T: Fma, const L: usize>(
     // SAFETY: forwarded from the caller.
     unsafe {
         match second {
-            None => rows::<T, L, 1, ROWS_ONE>(a, lda, n, k, [first]),
-            Some(s) => rows::<T, L, 2, ROWS_TWO>(a, lda, n, k, [first, s]),
+            None => rows::<T, L, C, 1, ROWS_ONE>(a, lda, n, k, [first]),
+            Some(s) => rows::<T, L, C, 2, ROWS_TWO>(a, lda, n, k, [first, s]),
         }
     }
 }
 
-/// [`products`] compiled for AVX-512 (with FMA).
+/// [`products`] compiled for AVX-512 (with FMA), its accumulators in AVX-512 registers.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,fma")]
 unsafe fn products_avx512<T: Fma, const L: usize>(
@@ -359,9 +477,11 @@ unsafe fn products_avx512<T: Fma, const L: usize>(
     k: usize,
     first: Part<T>,
     second: Option<Part<T>>,
-) {
+) where
+    Avx512: Chunks<T, L>,
+{
     // SAFETY: forwarded from the caller.
-    unsafe { products::<T, L>(a, lda, n, k, first, second) }
+    unsafe { products::<T, L, Avx512>(a, lda, n, k, first, second) }
 }
 
 /// [`products`] compiled for AVX2 (with FMA).
@@ -376,7 +496,7 @@ unsafe fn products_avx2<T: Fma, const L: usize>(
     second: Option<Part<T>>,
 ) {
     // SAFETY: forwarded from the caller.
-    unsafe { products::<T, L>(a, lda, n, k, first, second) }
+    unsafe { products::<T, L, Portable>(a, lda, n, k, first, second) }
 }
 
 /// [`products`] on the widest instruction set the host has.
@@ -390,7 +510,9 @@ unsafe fn dispatch<T: Fma, const L: usize>(
     k: usize,
     first: Part<T>,
     second: Option<Part<T>>,
-) {
+) where
+    Avx512: Chunks<T, L>,
+{
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f")
@@ -407,7 +529,7 @@ unsafe fn dispatch<T: Fma, const L: usize>(
         }
     }
     // SAFETY: forwarded from the caller.
-    unsafe { products::<T, L>(a, lda, n, k, first, second) }
+    unsafe { products::<T, L, Portable>(a, lda, n, k, first, second) }
 }
 
 /// The kernel for the generated code: `rows` outputs of `parts` (1 or 2) products of the
@@ -548,30 +670,46 @@ mod tests {
         }
     }
 
-    /// The instruction-set versions give the same bits as the baseline loop.
+    /// The instruction-set versions give the same bits as the portable loop, in f32 and f64,
+    /// with one vector and with two (7 rows: blocks of 4 and 3, or 4 and 3; K with a tail).
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn every_instruction_set_gives_the_same_bits() {
-        let (rows, k) = (7, 1001);
-        let a = values(rows * k, 4);
-        let x = values(k, 5);
-        type Products = unsafe fn(*const f64, isize, usize, usize, Part<f64>, Option<Part<f64>>);
-        let run = |f: Products| {
-            let mut y = vec![0f64; rows];
-            let p = Part { x: x.as_ptr(), y: y.as_mut_ptr(), inc: 1 };
-            // SAFETY: rows·k matrix elements, k vector elements, rows outputs.
-            unsafe { f(a.as_ptr(), k as isize, rows, k, p, None) };
-            y
-        };
-        let base = run(products::<f64, 8>);
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        fn check<T: Fma + PartialEq + std::fmt::Debug, const L: usize>(from: fn(f64) -> T)
+        where
+            Avx512: Chunks<T, L>,
         {
-            assert_eq!(run(products_avx2::<f64, 8>), base);
+            type Run<T> = unsafe fn(*const T, isize, usize, usize, Part<T>, Option<Part<T>>);
+            let (rows, k) = (7, 1001);
+            let a: Vec<T> = values(rows * k, 4).into_iter().map(from).collect();
+            let x: Vec<T> = values(k, 5).into_iter().map(from).collect();
+            let x2: Vec<T> = values(k, 6).into_iter().map(from).collect();
+            let run = |f: Run<T>, two: bool| {
+                let (mut y, mut y2) = (vec![T::default(); rows], vec![T::default(); rows]);
+                let p = Part { x: x.as_ptr(), y: y.as_mut_ptr(), inc: 1 };
+                let q = two.then_some(Part { x: x2.as_ptr(), y: y2.as_mut_ptr(), inc: 1 });
+                // SAFETY: rows·k matrix elements, k elements per vector, rows outputs each.
+                unsafe { f(a.as_ptr(), k as isize, rows, k, p, q) };
+                (y, y2)
+            };
+            let has = |f: &str| {
+                std::arch::is_x86_feature_detected!("fma")
+                    && match f {
+                        "avx512f" => std::arch::is_x86_feature_detected!("avx512f"),
+                        _ => std::arch::is_x86_feature_detected!("avx2"),
+                    }
+            };
+            for two in [false, true] {
+                let base = run(products::<T, L, Portable>, two);
+                if has("avx2") {
+                    assert_eq!(run(products_avx2::<T, L>, two), base);
+                }
+                if has("avx512f") {
+                    assert_eq!(run(products_avx512::<T, L>, two), base);
+                }
+            }
         }
-        if std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("fma")
-        {
-            assert_eq!(run(products_avx512::<f64, 8>), base);
-        }
+        check::<f32, 16>(|v| v as f32);
+        check::<f64, 8>(|v| v);
     }
 }
