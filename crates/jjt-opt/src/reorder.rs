@@ -1,5 +1,6 @@
 //! Contraction reordering. Maximal trees of contractions (`dot_general`), elementwise products
-//! (`mul`: scalings by diagonals), broadcasts, sums and transposes — each inner node used once,
+//! (`mul`: scalings by diagonals), broadcasts, sums, transposes and reshapes that only insert or
+//! drop axes of size 1 — each inner node used once,
 //! by its parent — are read as one einsum over their leaves, and re-evaluated in the pairwise
 //! order of least cost (multiply-adds plus the memory traffic of intermediates,
 //! [`INTERMEDIATE_MACS`] per element): optimal (dynamic programming over subsets) for up to [`EXACT_LEAVES`]
@@ -74,6 +75,8 @@ enum Kind {
     Transpose,
     Broadcast,
     Sum,
+    /// A reshape that only inserts or drops axes of size 1 (a relabelling).
+    Unit,
 }
 
 fn kind(f: &Function, n: NodeId) -> Option<Kind> {
@@ -82,10 +85,20 @@ fn kind(f: &Function, n: NodeId) -> Option<Kind> {
         Op::DotGeneral(_) => Some(Kind::Dot),
         Op::Binary(Binary::Mul) if node.ty.dtype != jjt_ir::DType::Bool => Some(Kind::Mul),
         Op::Transpose(_) => Some(Kind::Transpose),
+        Op::Reshape(_) if unit_reshape(f, n) => Some(Kind::Unit),
         Op::BroadcastTo(_) => Some(Kind::Broadcast),
         Op::Reduce(r) if r.kind == ReduceKind::Sum => Some(Kind::Sum),
         _ => None,
     }
+}
+
+/// Whether reshape `n` only inserts or drops axes of size 1 (its operand's other axes, in
+/// order, are its own).
+fn unit_reshape(f: &Function, n: NodeId) -> bool {
+    let dims = |m: NodeId| -> Option<Vec<usize>> {
+        Some(f.node(m)?.ty.shape.dims().iter().copied().filter(|&d| d != 1).collect())
+    };
+    f.operands(n).first().is_some_and(|&o| dims(o).is_some() && dims(o) == dims(n))
 }
 
 /// Nodes that can be the root of a network: a contraction, a product or a sum.
@@ -169,6 +182,28 @@ fn network(
                     ol[p] = labels[i];
                 }
                 stack.push((f.operands(n)[0], ol));
+            }
+            Some(Op::Reshape(_)) if inner.contains(&n) => {
+                // Only unit axes are inserted or dropped (`Kind::Unit`): the axes of size
+                // above 1 keep their labels in order; the operand's unit axes get labels of
+                // their own (of size 1), and the result's unit labels are dropped.
+                let o = f.operands(n)[0];
+                let from = f.node(o).map(|x| x.ty.shape.0.clone()).unwrap_or_default();
+                let to = f.node(n).map(|x| x.ty.shape.0.clone()).unwrap_or_default();
+                let mut kept = labels.iter().zip(&to).filter(|(_, d)| **d != 1).map(|(l, _)| *l);
+                let ol = from
+                    .iter()
+                    .map(|&d| {
+                        if d == 1 {
+                            let l = fresh();
+                            size.insert(l, 1);
+                            l
+                        } else {
+                            kept.next().unwrap_or(0)
+                        }
+                    })
+                    .collect();
+                stack.push((o, ol));
             }
             Some(Op::BroadcastTo(bc)) if inner.contains(&n) => {
                 // The operand's axes are the trailing ones; a size-1 axis that is expanded gets a
@@ -394,7 +429,8 @@ fn written_order(f: &Function, root: NodeId, inner: &HashSet<NodeId>) -> Vec<(u6
     ) -> u64 {
         let k = kind(f, n);
         let in_tree = n == root || inner.contains(&n);
-        if in_tree && matches!(k, Some(Kind::Transpose | Kind::Broadcast | Kind::Sum)) {
+        if in_tree && matches!(k, Some(Kind::Transpose | Kind::Broadcast | Kind::Sum | Kind::Unit))
+        {
             return walk(f, f.operands(n)[0], root, inner, next, acc);
         }
         if !(in_tree && matches!(k, Some(Kind::Dot | Kind::Mul))) {
@@ -538,7 +574,10 @@ fn look_through(
         let Some(node) = f.node(n) else { return false };
         match &node.op {
             Op::DotGeneral(d) => d.lhs_contract.is_empty(),
-            _ => matches!(kind(f, n), Some(Kind::Mul | Kind::Broadcast | Kind::Transpose)),
+            _ => matches!(
+                kind(f, n),
+                Some(Kind::Mul | Kind::Broadcast | Kind::Transpose | Kind::Unit)
+            ),
         }
     };
     let mut through = inner.clone();
@@ -554,7 +593,7 @@ fn look_through(
             if expands
                 && matches!(
                     kind(f, m),
-                    Some(Kind::Mul | Kind::Dot | Kind::Broadcast | Kind::Transpose)
+                    Some(Kind::Mul | Kind::Dot | Kind::Broadcast | Kind::Transpose | Kind::Unit)
                 )
             {
                 stack.extend(f.operands(m));

@@ -1258,3 +1258,33 @@ fn masks_let_reorder_read_through_relu_cotangents() {
         assert_eq!(jjt_opt::masks::masks(&f).unwrap().1, 0, "{src}");
     }
 }
+
+/// As `reorder_reads_through_a_shared_product_of_broadcasts`, with the products reshaped to
+/// insert a unit axis before the contractions read them (as models exported from JAX write
+/// them): a reshape that only inserts or drops unit axes is read as a relabelling, so the tree
+/// still reaches the factors behind it, within the same multiply-add bound.
+#[test]
+fn reorder_reads_through_reshapes_of_unit_axes() {
+    let (b, o, t, i, j) = (4, 3, 8, 6, 12);
+    let src = format!(
+        "func k(a: f64[{o},{j}], u1: f64[{b},{t},{i}], g1: f64[{b},{t},{j}], u2: f64[{b},{t},{i}], g2: f64[{b},{t},{j}]) -> f64[{b},{o},{b},{o}] {{
+  ar = reshape(a, shape=[1,{o},1,{j}])
+  c1 = reshape(ar * reshape(g1, shape=[{b},1,{t},{j}]), shape=[{b},{o},1,{t},{j}])
+  c2 = reshape(ar * reshape(g2, shape=[{b},1,{t},{j}]), shape=[{b},{o},1,{t},{j}])
+  j1 = dot_general(c1, u1, contract=[[3],[1]], batch=[[0],[0]])
+  j2 = dot_general(c2, u2, contract=[[3],[1]], batch=[[0],[0]])
+  k = dot_general(j1, j2, contract=[[2,3,4],[2,3,4]], batch=[[],[]])
+  s = dot_general(sum(c1, axes=[2,3,4]), sum(c2, axes=[2,3,4]), contract=[[],[]], batch=[[],[]])
+  return k + s
+}}"
+    );
+    let f = jjt_ir::text::parse(&src).unwrap();
+    let f = jjt_opt::simplify::simplify(&f).unwrap().0;
+    let (g, stats) = jjt_opt::reorder::reorder(&f).unwrap();
+    assert!(jjt_ir::verify(&g).is_ok());
+    let jacobians = (2 * b * o * j * i * t + b * b * o * o * j * i) as f64;
+    let factored = (2 * b * i * j * t + b * b * i * j + o * o * j + b * b * o * o * j) as f64;
+    assert!(stats.flops_before >= jacobians, "{stats:?}");
+    assert!(stats.flops_after <= factored, "{stats:?}\n{}", jjt_ir::text::print(&g));
+    assert_reassociated(&f, &g, 37, (t * t * i * j) as f64 + 4.0);
+}
