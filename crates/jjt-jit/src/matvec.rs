@@ -226,6 +226,17 @@ struct Part<T> {
     inc: isize,
 }
 
+/// Rows `r0..` of the matrix at `a` (`lda` apart) against `P` vectors, over their first `full`
+/// elements.
+#[derive(Clone, Copy)]
+struct Strip<T, const P: usize> {
+    a: *const T,
+    lda: isize,
+    r0: usize,
+    full: usize,
+    parts: [Part<T>; P],
+}
+
 /// The accumulators of rows `r0..r0 + R` of `P` products over the first `full` elements (a
 /// multiple of `2L`): `acc[p][r][u][l]`, the fused multiply-adds of the elements
 /// `j + u·L + l`, `j` in steps of `2L`, in increasing order of `j`.
@@ -233,13 +244,7 @@ trait Chunks<T, const L: usize> {
     /// # Safety
     /// Rows `r0..r0 + R` of the matrix (`lda` apart) and every part's vector hold `full`
     /// elements; the host has the instruction set the implementation names.
-    unsafe fn chunks<const R: usize, const P: usize>(
-        a: *const T,
-        lda: isize,
-        r0: usize,
-        full: usize,
-        parts: [Part<T>; P],
-    ) -> [[[[T; L]; 2]; R]; P];
+    unsafe fn chunks<const R: usize, const P: usize>(b: Strip<T, P>) -> [[[[T; L]; 2]; R]; P];
 }
 
 /// [`Chunks`] in plain Rust (any host; the compiler vectorises it as it can).
@@ -251,13 +256,8 @@ impl<T: Fma, const L: usize> Chunks<T, L> for Portable {
         clippy::needless_range_loop,
         reason = "each loop indexes several arrays in step (lanes, rows, parts), all unrolled"
     )]
-    unsafe fn chunks<const R: usize, const P: usize>(
-        a: *const T,
-        lda: isize,
-        r0: usize,
-        full: usize,
-        parts: [Part<T>; P],
-    ) -> [[[[T; L]; 2]; R]; P] {
+    unsafe fn chunks<const R: usize, const P: usize>(b: Strip<T, P>) -> [[[[T; L]; 2]; R]; P] {
+        let Strip { a, lda, r0, full, parts } = b;
         let mut acc = [[[[T::default(); L]; 2]; R]; P];
         let mut j = 0;
         // SAFETY: indices below `full` of rows `r0..r0 + R` and of the vectors (caller).
@@ -300,15 +300,9 @@ struct Avx512;
 #[cfg(not(target_arch = "x86_64"))]
 impl<T: Fma, const L: usize> Chunks<T, L> for Avx512 {
     #[inline(always)]
-    unsafe fn chunks<const R: usize, const P: usize>(
-        a: *const T,
-        lda: isize,
-        r0: usize,
-        full: usize,
-        parts: [Part<T>; P],
-    ) -> [[[[T; L]; 2]; R]; P] {
+    unsafe fn chunks<const R: usize, const P: usize>(b: Strip<T, P>) -> [[[[T; L]; 2]; R]; P] {
         // SAFETY: forwarded from the caller.
-        unsafe { <Portable as Chunks<T, L>>::chunks::<R, P>(a, lda, r0, full, parts) }
+        unsafe { <Portable as Chunks<T, L>>::chunks::<R, P>(b) }
     }
 }
 
@@ -320,13 +314,10 @@ macro_rules! avx512_chunks {
             #[inline]
             #[target_feature(enable = "avx512f,fma")]
             unsafe fn chunks<const R: usize, const P: usize>(
-                a: *const $t,
-                lda: isize,
-                r0: usize,
-                full: usize,
-                parts: [Part<$t>; P],
+                b: Strip<$t, P>,
             ) -> [[[[$t; $l]; 2]; R]; P] {
                 use std::arch::x86_64::*;
+                let Strip { a, lda, r0, full, parts } = b;
                 let mut acc = [[[$zero(); 2]; R]; P];
                 let mut j = 0;
                 // SAFETY: indices below `full` of rows `r0..r0 + R` and of the vectors
@@ -387,7 +378,7 @@ unsafe fn block<T: Fma, const L: usize, C: Chunks<T, L>, const R: usize, const P
 ) {
     let full = k / (2 * L) * (2 * L);
     // SAFETY: forwarded from the caller.
-    let acc = unsafe { C::chunks::<R, P>(a, lda, r0, full, parts) };
+    let acc = unsafe { C::chunks::<R, P>(Strip { a, lda, r0, full, parts }) };
     for (part, acc) in parts.iter().zip(&acc) {
         for (r, [a0, a1]) in acc.iter().enumerate() {
             let mut s = [T::default(); L];
@@ -445,19 +436,25 @@ unsafe fn rows<T: Fma, const L: usize, C: Chunks<T, L>, const P: usize, const RM
     }
 }
 
-/// One or two products (`second` the optional second one).
+/// One call's work: `rows` rows of the matrix at `a` (`lda` apart, `k` elements each) against
+/// one or two vectors.
+#[derive(Clone, Copy)]
+struct Job<T> {
+    a: *const T,
+    lda: isize,
+    rows: usize,
+    k: usize,
+    first: Part<T>,
+    second: Option<Part<T>>,
+}
+
+/// Every product of `job`.
 ///
 /// # Safety
 /// As [`block`], for all rows and both parts.
 #[inline(always)]
-unsafe fn products<T: Fma, const L: usize, C: Chunks<T, L>>(
-    a: *const T,
-    lda: isize,
-    n: usize,
-    k: usize,
-    first: Part<T>,
-    second: Option<Part<T>>,
-) {
+unsafe fn products<T: Fma, const L: usize, C: Chunks<T, L>>(job: Job<T>) {
+    let Job { a, lda, rows: n, k, first, second } = job;
     // SAFETY: forwarded from the caller.
     unsafe {
         match second {
@@ -470,47 +467,28 @@ unsafe fn products<T: Fma, const L: usize, C: Chunks<T, L>>(
 /// [`products`] compiled for AVX-512 (with FMA), its accumulators in AVX-512 registers.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,fma")]
-unsafe fn products_avx512<T: Fma, const L: usize>(
-    a: *const T,
-    lda: isize,
-    n: usize,
-    k: usize,
-    first: Part<T>,
-    second: Option<Part<T>>,
-) where
+unsafe fn products_avx512<T: Fma, const L: usize>(job: Job<T>)
+where
     Avx512: Chunks<T, L>,
 {
     // SAFETY: forwarded from the caller.
-    unsafe { products::<T, L, Avx512>(a, lda, n, k, first, second) }
+    unsafe { products::<T, L, Avx512>(job) }
 }
 
 /// [`products`] compiled for AVX2 (with FMA).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn products_avx2<T: Fma, const L: usize>(
-    a: *const T,
-    lda: isize,
-    n: usize,
-    k: usize,
-    first: Part<T>,
-    second: Option<Part<T>>,
-) {
+unsafe fn products_avx2<T: Fma, const L: usize>(job: Job<T>) {
     // SAFETY: forwarded from the caller.
-    unsafe { products::<T, L, Portable>(a, lda, n, k, first, second) }
+    unsafe { products::<T, L, Portable>(job) }
 }
 
 /// [`products`] on the widest instruction set the host has.
 ///
 /// # Safety
 /// As [`block`], for all rows and both parts.
-unsafe fn dispatch<T: Fma, const L: usize>(
-    a: *const T,
-    lda: isize,
-    n: usize,
-    k: usize,
-    first: Part<T>,
-    second: Option<Part<T>>,
-) where
+unsafe fn dispatch<T: Fma, const L: usize>(job: Job<T>)
+where
     Avx512: Chunks<T, L>,
 {
     #[cfg(target_arch = "x86_64")]
@@ -520,68 +498,60 @@ unsafe fn dispatch<T: Fma, const L: usize>(
         {
             // SAFETY: the host has AVX-512 F and FMA (checked just above); the rest is
             // forwarded from the caller.
-            return unsafe { products_avx512::<T, L>(a, lda, n, k, first, second) };
+            return unsafe { products_avx512::<T, L>(job) };
         }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
             // SAFETY: the host has AVX2 and FMA (checked just above); the rest as above.
-            return unsafe { products_avx2::<T, L>(a, lda, n, k, first, second) };
+            return unsafe { products_avx2::<T, L>(job) };
         }
     }
     // SAFETY: forwarded from the caller.
-    unsafe { products::<T, L, Portable>(a, lda, n, k, first, second) }
+    unsafe { products::<T, L, Portable>(job) }
 }
 
-/// The kernel for the generated code: `rows` outputs of `parts` (1 or 2) products of the
-/// matrix at `a` (rows `lda` apart, `k` contiguous elements each) with the vectors `x0`, `x1`
-/// into `y0`, `y1` (outputs `inc0`, `inc1` apart; `x1`, `y1` unused with one part).
-///
-/// # Safety
-/// The generated code passes pointers into live buffers that hold every element the sizes and
-/// strides address (the plan's views), outputs not overlapping inputs.
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe extern "C" fn jjt_matvec_f32(
-    a: *const f32,
-    lda: i64,
-    rows: i64,
-    k: i64,
-    parts: i64,
-    x0: *const f32,
-    y0: *mut f32,
-    inc0: i64,
-    x1: *const f32,
-    y1: *mut f32,
-    inc1: i64,
-) {
-    let first = Part { x: x0, y: y0, inc: inc0 as isize };
-    let second = (parts == 2).then_some(Part { x: x1, y: y1, inc: inc1 as isize });
-    // SAFETY: forwarded from the generated code (see above).
-    unsafe { dispatch::<f32, 16>(a, lda as isize, rows as usize, k as usize, first, second) }
+/// The kernel's entry point for the generated code, per element type.
+macro_rules! entry {
+    ($(#[$doc:meta])* $name:ident, $t:ty, $l:literal) => {
+        $(#[$doc])*
+        /// # Safety
+        /// The generated code passes pointers into live buffers that hold every element the
+        /// sizes and strides address (the plan's views), outputs not overlapping inputs.
+        #[allow(clippy::too_many_arguments)]
+        pub(crate) unsafe extern "C" fn $name(
+            a: *const $t,
+            lda: i64,
+            rows: i64,
+            k: i64,
+            parts: i64,
+            x0: *const $t,
+            y0: *mut $t,
+            inc0: i64,
+            x1: *const $t,
+            y1: *mut $t,
+            inc1: i64,
+        ) {
+            let first = Part { x: x0, y: y0, inc: inc0 as isize };
+            let second = (parts == 2).then_some(Part { x: x1, y: y1, inc: inc1 as isize });
+            let job = Job { a, lda: lda as isize, rows: rows as usize, k: k as usize, first, second };
+            // SAFETY: forwarded from the generated code (see above).
+            unsafe { dispatch::<$t, $l>(job) }
+        }
+    };
 }
 
-/// [`jjt_matvec_f32`] for f64.
-///
-/// # Safety
-/// As [`jjt_matvec_f32`].
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe extern "C" fn jjt_matvec_f64(
-    a: *const f64,
-    lda: i64,
-    rows: i64,
-    k: i64,
-    parts: i64,
-    x0: *const f64,
-    y0: *mut f64,
-    inc0: i64,
-    x1: *const f64,
-    y1: *mut f64,
-    inc1: i64,
-) {
-    let first = Part { x: x0, y: y0, inc: inc0 as isize };
-    let second = (parts == 2).then_some(Part { x: x1, y: y1, inc: inc1 as isize });
-    // SAFETY: forwarded from the generated code (see above).
-    unsafe { dispatch::<f64, 8>(a, lda as isize, rows as usize, k as usize, first, second) }
-}
+entry!(
+    /// The kernel for the generated code: `rows` outputs of `parts` (1 or 2) products of the
+    /// matrix at `a` (rows `lda` apart, `k` contiguous elements each) with the vectors `x0`,
+    /// `x1` into `y0`, `y1` (outputs `inc0`, `inc1` apart; `x1`, `y1` unused with one part).
+    ///
+    jjt_matvec_f32, f32, 16
+);
+entry!(
+    /// [`jjt_matvec_f32`] for f64.
+    ///
+    jjt_matvec_f64, f64, 8
+);
 
 #[cfg(test)]
 mod tests {
@@ -679,7 +649,7 @@ mod tests {
         where
             Avx512: Chunks<T, L>,
         {
-            type Run<T> = unsafe fn(*const T, isize, usize, usize, Part<T>, Option<Part<T>>);
+            type Run<T> = unsafe fn(Job<T>);
             let (rows, k) = (7, 1001);
             let a: Vec<T> = values(rows * k, 4).into_iter().map(from).collect();
             let x: Vec<T> = values(k, 5).into_iter().map(from).collect();
@@ -688,8 +658,9 @@ mod tests {
                 let (mut y, mut y2) = (vec![T::default(); rows], vec![T::default(); rows]);
                 let p = Part { x: x.as_ptr(), y: y.as_mut_ptr(), inc: 1 };
                 let q = two.then_some(Part { x: x2.as_ptr(), y: y2.as_mut_ptr(), inc: 1 });
+                let job = Job { a: a.as_ptr(), lda: k as isize, rows, k, first: p, second: q };
                 // SAFETY: rows·k matrix elements, k elements per vector, rows outputs each.
-                unsafe { f(a.as_ptr(), k as isize, rows, k, p, q) };
+                unsafe { f(job) };
                 (y, y2)
             };
             let has = |f: &str| {

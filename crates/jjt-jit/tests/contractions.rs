@@ -685,6 +685,18 @@ fn a_contraction_feeding_another_is_stored_in_the_order_it_is_read() {
     }
 }
 
+/// The number of products of each matrix–vector step in `f`'s plan.
+fn matvec_parts(f: &Function) -> Vec<usize> {
+    let p = plan::plan(f).unwrap();
+    p.steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::MatVecs(mv) => Some(mv.parts.len()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// `a·x₁` and `a·x₂` (a 9×1500 matrix, so blocks of 5 and 4 rows, K with a tail), in f32 and
 /// f64: planned as one [`Step::MatVecs`] with both products, each result bit for bit what the
 /// product computes alone and within the kernel's bound (module `matvec`),
@@ -704,16 +716,7 @@ fn matrix_vector_products_sharing_a_matrix_take_one_pass() {
         let y1s = b.unary(Unary::Exp, y1).unwrap();
         let y2 = b.matmul(a, x2).unwrap();
         let f = b.finish_many(vec![y1s, y2, y1]).unwrap();
-        let p = plan::plan(&f).unwrap();
-        let joined: Vec<usize> = p
-            .steps
-            .iter()
-            .filter_map(|s| match s {
-                Step::MatVecs(mv) => Some(mv.parts.len()),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(joined, [2], "{dtype}: {:?}", p.steps);
+        assert_eq!(matvec_parts(&f), [2], "{dtype}");
         let xs = inputs(&f);
         let refs: Vec<&Tensor> = xs.iter().collect();
         let got = compile_with(&f, Options::default()).unwrap().call(&refs).unwrap();
@@ -774,16 +777,7 @@ fn matrix_vector_products_sharing_a_matrix_take_one_pass() {
     let y = b.matmul(a, x).unwrap();
     let z = b.matmul(a, y).unwrap();
     let f = b.finish(z).unwrap();
-    let p = plan::plan(&f).unwrap();
-    let parts: Vec<usize> = p
-        .steps
-        .iter()
-        .filter_map(|s| match s {
-            Step::MatVecs(mv) => Some(mv.parts.len()),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(parts, [1, 1]);
+    assert_eq!(matvec_parts(&f), [1, 1]);
     let xs = inputs(&f);
     let refs: Vec<&Tensor> = xs.iter().collect();
     let got = compile_with(&f, Options::default()).unwrap().call(&refs).unwrap().remove(0);
