@@ -196,7 +196,7 @@ fn main() {
                 let src =
                     format!("func f(a: f32[{m},{k}], x: f32[{k}]) -> f32[{m}] {{ return a @ x }}");
                 let (t, _) = main_step(&src, vector, StepKind::MatrixVector);
-                let bytes = 4.0 * (m * k + m.div_ceil(jjt_jit::MATVEC_ROWS) * k + m) as f64;
+                let bytes = 4.0 * (m * k + m.div_ceil(jjt_jit::matvec::ROWS_ONE) * k + m) as f64;
                 eprintln!("MatrixVector {m}×{k}: {:.2} GB/s", bytes / t / 1e9);
                 bytes / t
             })

@@ -15,6 +15,7 @@
 //! | [`cost`] | [`predict`]: the time of a call, step by step, without generating code |
 //! | `error`, `options` | [`JitError`], [`Options`] |
 //! | `contract` | the runtime contraction: any large `dot_general` as packed, K-blocked, threaded matrix products ([`dot_path`] says which path a step takes) |
+//! | [`matvec`] | matrix–vector products, those sharing a matrix in one pass over it (a plan pass and its AVX-512 kernel) |
 //! | [`gemm`], `pool` | the matrix multiply's thresholds and the helper threads that split work |
 //! | [`libm`], `profile` | transcendental functions, step timing |
 //! | `codegen::math` | fast mode's inline `exp`, `tanh`, `sigmoid` ([`INLINE_MATH_ULPS`]) |
@@ -37,7 +38,7 @@ pub mod gemm;
 mod handle;
 mod imports;
 pub mod libm;
-pub(crate) mod matvec;
+pub mod matvec;
 mod options;
 pub mod plan;
 mod pool;
@@ -48,7 +49,6 @@ pub use contract::{DIRECT_MIN_ROWS, DotKind, DotPath, KB};
 pub use cost::{Prediction, StepKind, StepTime, Throughputs, predict, predict_with};
 pub use error::JitError;
 pub use handle::Compiled;
-pub use matvec::ROWS_ONE as MATVEC_ROWS;
 pub use options::{MAX_BYTES, Options};
 #[doc(hidden)]
 pub use pool::{InjectedPanic, inject_panic};

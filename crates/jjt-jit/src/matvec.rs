@@ -12,12 +12,12 @@
 //! with the same matrix view joins an earlier one when moving it up past the steps between
 //! changes no value (it reads nothing they write and writes nothing they touch).
 //!
-//! The kernel ([`jjt_matvec_f32`], [`jjt_matvec_f64`]) takes rows in blocks of at most
+//! The kernel (`jjt_matvec_f32`, `jjt_matvec_f64`) takes rows in blocks of at most
 //! [`ROWS_ONE`] (one vector) or [`ROWS_TWO`] (two) and keeps, per row and vector, two
 //! accumulators of one 64-byte vector of lanes (16 f32 or 8 f64), updated with fused
 //! multiply-adds along K; the accumulators are added lane by lane, the tail's products
 //! (K mod two vectors) added one per lane, and the lanes combined pairwise. On AVX-512 the
-//! accumulators are registers (intrinsics, [`Chunks`]); elsewhere a portable loop, compiled for
+//! accumulators are registers (intrinsics, `Chunks`); elsewhere a portable loop, compiled for
 //! AVX2 and for the baseline, does the same operations lane by lane in the same order
 //! (`mul_add` is one rounding on every target), so every host gets the same bits; the arithmetic does not depend on how many vectors share the pass or on the row
 //! blocks, so a product has the same bits joined or alone. Each output is a sum of 2·L chains
