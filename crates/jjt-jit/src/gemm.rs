@@ -289,6 +289,20 @@ thread_local! {
     static PACK: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// Run `f` with this thread's packing buffer, grown to [`scratch_elems`] f32, given as its
+/// first element aligned to a cache line (the tile kernels' A block, then B's panels).
+#[cfg(target_arch = "x86_64")]
+fn with_pack<R>(f: impl FnOnce(*mut f32) -> R) -> R {
+    PACK.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        if buf.len() < scratch_elems() {
+            buf.resize(scratch_elems(), 0.0);
+        }
+        let base = buf.as_mut_ptr();
+        f(base.wrapping_add(base.align_offset(64)))
+    })
+}
+
 /// The most f32 elements [`sgemm`]'s packing buffer holds on one thread (about 640 KiB),
 /// plus the slack that aligns it to a cache line. The dot kernel's copies of A's rows fit in
 /// it for the runtime contraction's blocks of K (at most 64 Ki elements for k ≤ 1024); a
@@ -489,13 +503,7 @@ unsafe fn sgemm_tiles(
     // whatever its strides).
     let narrow = n.div_ceil(NR) < PACK_A_MIN_TILES;
     let kcb = if narrow { KC_NARROW } else { KC };
-    PACK.with(|buf| {
-        let mut buf = buf.borrow_mut();
-        if buf.len() < scratch_elems() {
-            buf.resize(scratch_elems(), 0.0);
-        }
-        let base = buf.as_mut_ptr();
-        let pa = base.wrapping_add(base.align_offset(64));
+    with_pack(|pa| {
         // A's packed block first (at most MC×kcb, or MR×kcb when narrow), then B's.
         let pb = pa.wrapping_add(if narrow { MR * kcb } else { MC * kcb });
         for j0 in (0..n).step_by(NC) {
@@ -611,13 +619,7 @@ pub(crate) unsafe fn sgemm_gathered(
         return;
     }
     let kcb = KC_NARROW;
-    PACK.with(|buf| {
-        let mut buf = buf.borrow_mut();
-        if buf.len() < scratch_elems() {
-            buf.resize(scratch_elems(), 0.0);
-        }
-        let base = buf.as_mut_ptr();
-        let pa = base.wrapping_add(base.align_offset(64));
+    with_pack(|pa| {
         // A ragged tile's rows (MR×kcb), then B's panels.
         let pb = pa.wrapping_add(MR * kcb);
         for j0 in (0..n).step_by(NC) {

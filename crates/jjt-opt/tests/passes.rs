@@ -561,15 +561,7 @@ fn reorder_reads_through_a_shared_product_of_broadcasts() {
   return k + s
 }}"
     );
-    let f = jjt_ir::text::parse(&src).unwrap();
-    let f = jjt_opt::simplify::simplify(&f).unwrap().0;
-    let (g, stats) = jjt_opt::reorder::reorder(&f).unwrap();
-    assert!(jjt_ir::verify(&g).is_ok());
-    let jacobians = (2 * b * o * j * i * t + b * b * o * o * j * i) as f64;
-    let factored = (2 * b * i * j * t + b * b * i * j + o * o * j + b * b * o * o * j) as f64;
-    assert!(stats.flops_before >= jacobians, "{stats:?}");
-    assert!(stats.flops_after <= factored, "{stats:?}\n{}", jjt_ir::text::print(&g));
-    assert_reassociated(&f, &g, 31, (t * t * i * j) as f64 + 4.0);
+    assert_factored_through_product(&src, (b, o, t, i, j), 31);
 }
 
 /// A bias's term of the empirical NTK: the Gram product of per-example sums over tokens of a
@@ -1278,7 +1270,20 @@ fn reorder_reads_through_reshapes_of_unit_axes() {
   return k + s
 }}"
     );
-    let f = jjt_ir::text::parse(&src).unwrap();
+    assert_factored_through_product(&src, (b, o, t, i, j), 37);
+}
+
+/// The checks of `reorder_reads_through_a_shared_product_of_broadcasts` and
+/// `reorder_reads_through_reshapes_of_unit_axes` (`src` built from the extents `(b, o, t, i, j)`): `reorder`
+/// rewrites the Gram product of per-example Jacobians (at least their multiply-adds before) into
+/// the factored order (at most `2·B·I·J·T + B²·I·J + O²·J + B²·O²·J` after), values within the
+/// rounding bound of reassociation.
+fn assert_factored_through_product(
+    src: &str,
+    (b, o, t, i, j): (usize, usize, usize, usize, usize),
+    seed: u64,
+) {
+    let f = jjt_ir::text::parse(src).unwrap();
     let f = jjt_opt::simplify::simplify(&f).unwrap().0;
     let (g, stats) = jjt_opt::reorder::reorder(&f).unwrap();
     assert!(jjt_ir::verify(&g).is_ok());
@@ -1286,5 +1291,5 @@ fn reorder_reads_through_reshapes_of_unit_axes() {
     let factored = (2 * b * i * j * t + b * b * i * j + o * o * j + b * b * o * o * j) as f64;
     assert!(stats.flops_before >= jacobians, "{stats:?}");
     assert!(stats.flops_after <= factored, "{stats:?}\n{}", jjt_ir::text::print(&g));
-    assert_reassociated(&f, &g, 37, (t * t * i * j) as f64 + 4.0);
+    assert_reassociated(&f, &g, seed, (t * t * i * j) as f64 + 4.0);
 }
