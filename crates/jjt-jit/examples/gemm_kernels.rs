@@ -16,7 +16,7 @@ type Strides = (isize, isize);
 /// (what, products, m, k, n, A's strides, B's strides); c is row-major.
 type Shape = (&'static str, usize, usize, usize, usize, Strides, Strides);
 
-const SHAPES: [Shape; 8] = [
+const SHAPES: [Shape; 9] = [
     (
         "160×1024×160, A·Bᵀ, rows 16384 apart (a block of a Gram product of Jacobians)",
         1,
@@ -57,6 +57,15 @@ const SHAPES: [Shape; 8] = [
         (1, 64),
     ),
     ("320×64×64, A·Wᵀ (a cotangent through a 64×64 weight)", 1, 320, 64, 64, (64, 1), (1, 64)),
+    (
+        "10 products 32×1024×28, Aᵀ·B (channels of a cotangent times 28 columns of patches)",
+        10,
+        32,
+        1024,
+        28,
+        (1, 32),
+        (1, 1024),
+    ),
 ];
 
 fn median(mut v: Vec<f64>) -> f64 {

@@ -108,8 +108,13 @@ pub const KB: usize = 1024;
 
 /// The fewest rows (or columns) an operand's collapsing suffix of free axes must hold for the
 /// free axes before it to become outer loops rather than be packed (the plan of a contraction):
-/// below it the products are too small for the matrix multiply to pay.
-pub const DIRECT_MIN_ROWS: usize = 64;
+/// below it the products are too small for the matrix multiply to pay. 32: the CNN's
+/// first-layer kernel gradient, `[16,10,32,32,32]·[16,28,32,32]` over the positions, reads
+/// its cotangent in place as 160 products of 32 channels against 28 columns of patches
+/// (2.5 → 1.7 ms alone, `jjt bench --profile`; the matrix multiply swaps each so that the
+/// channels' rows are copied, not transposed, see `gemm::pack_b_cost`) instead of packing
+/// 16 products of 320 rows; the zoo's other models do not change.
+pub const DIRECT_MIN_ROWS: usize = 32;
 
 /// The most elements of one operand packed at a time (rows are packed in chunks below it).
 /// With both operands packed, A is packed again for each chunk of B's columns unless it fits

@@ -374,6 +374,23 @@ fn tile_cost(m: usize, n: usize) -> f64 {
     if n.div_ceil(NR) < PACK_A_MIN_TILES { area } else { 1.5 * area }
 }
 
+/// [`pack_b`]'s estimated time per element of k for n columns of B whose column stride is
+/// `csb`, in [`tile_cost`]'s units: rows of B contiguous (`csb == 1`) are copied, about
+/// [`PACK_COPY`] multiply-adds' time per element; otherwise B is transposed in registers,
+/// about [`PACK_TRANSPOSE`]. Against a product's tiles it matters only for products with
+/// few rows, such as 32×1024×28 with B's columns contiguous along k (channels of a
+/// cotangent times 28 columns of patches, ten products, one thread,
+/// `cargo run --release -p jjt-jit --example gemm_kernels`): transposing B's 28 columns
+/// for each product 196 µs, computing the transpose with A's rows as B (copied) 172 µs.
+fn pack_b_cost(n: usize, csb: isize) -> f64 {
+    n as f64 * if csb == 1 { PACK_COPY } else { PACK_TRANSPOSE }
+}
+
+/// See [`pack_b_cost`].
+const PACK_COPY: f64 = 2.0;
+/// See [`pack_b_cost`].
+const PACK_TRANSPOSE: f64 = 16.0;
+
 /// The factor on [`tile_cost`] of the orientation that writes c's contiguous rows as the
 /// columns of its tiles (each tile's 32 columns then go to 32 rows of c, eight elements each).
 /// Measured with `jjt bench --threads 1` on `[1024,576]·[885,576]ᵀ` (`func f(a: f32[1024,576],
@@ -478,7 +495,8 @@ unsafe fn sgemm_tiles(
     // [`TRANSPOSED_STORE`] on its estimate. Either way each element is the same chain, so the
     // choice may depend on the part.
     let columns = csc != 1 && rsc == 1;
-    let (straight, swapped) = (tile_cost(m, n), tile_cost(n, m));
+    let (straight, swapped) =
+        (tile_cost(m, n) + pack_b_cost(n, csb), tile_cost(n, m) + pack_b_cost(m, rsa));
     let (straight, swapped) = match (columns, csc == 1 && rsc != 1) {
         (true, _) => (straight * TRANSPOSED_STORE, swapped),
         (_, true) => (straight, swapped * TRANSPOSED_STORE),
@@ -711,21 +729,42 @@ impl Tile {
 /// # Safety
 /// A's m×kc block is valid to read; `out` is valid for ⌈m/MR⌉·MR·kc elements.
 unsafe fn pack_a(m: usize, kc: usize, a: *const f32, rsa: isize, csa: isize, out: *mut f32) {
-    // Rows contiguous along K (a Gram product's operand): two full panels at a time, in
-    // 16×16 blocks transposed in registers, instead of an element at a time.
+    // Rows contiguous along K (a Gram product's operand, or a narrow product's last rows):
+    // two panels at a time, in 16×16 blocks transposed in registers, instead of an element
+    // at a time. In a ragged pair the rows past m repeat row m − 1 in the transpose (valid
+    // memory; a second panel past the buffer goes to a scratch row) and are then zeroed.
     let mut first = 0;
     if csa == 1 && rsa != 1 {
-        let pairs = m / (2 * MR);
+        let pairs = m.div_ceil(2 * MR);
+        let mut spare = [0f32; MR];
+        let spare = spare.as_mut_ptr();
         for t in 0..pairs {
+            let r0 = t * 2 * MR;
             let rows: [*const f32; 16] =
-                std::array::from_fn(|r| a.wrapping_offset((t * 2 * MR + r) as isize * rsa));
-            let (lo, hi) =
-                (out.wrapping_add(2 * t * MR * kc), out.wrapping_add((2 * t + 1) * MR * kc));
-            // SAFETY: the 16 rows from 2t·MR are inside A's block for p < kc; the two panels
-            // hold MR·kc each; this module's kernels run only on hosts with AVX-512 F.
+                std::array::from_fn(|r| a.wrapping_offset((r0 + r).min(m - 1) as isize * rsa));
+            let lo = out.wrapping_add(2 * t * MR * kc);
+            let hi = (r0 + MR < m).then(|| out.wrapping_add((2 * t + 1) * MR * kc));
+            // SAFETY: the 16 rows (each below m) are inside A's block for p < kc; the panels
+            // hold MR·kc each, and a second panel past m's writes to `spare` (MR elements);
+            // this module's kernels run only on hosts with AVX-512 F.
             unsafe {
-                transpose_rows(kc, rows, |p| (lo.wrapping_add(p * MR), hi.wrapping_add(p * MR)))
+                transpose_rows(kc, rows, |p| {
+                    (lo.wrapping_add(p * MR), hi.map_or(spare, |h| h.wrapping_add(p * MR)))
+                })
             };
+            let valid = m - r0;
+            if valid < 2 * MR {
+                for (panel, from) in [(lo, 0), (hi.unwrap_or(spare), MR)] {
+                    let keep = valid.saturating_sub(from).min(MR);
+                    if keep == MR || panel == spare {
+                        continue;
+                    }
+                    for p in 0..kc {
+                        // SAFETY: rows keep..MR of the panel's column p.
+                        unsafe { std::ptr::write_bytes(panel.add(p * MR + keep), 0, MR - keep) };
+                    }
+                }
+            }
         }
         first = 2 * pairs;
     }
@@ -762,18 +801,27 @@ unsafe fn pack_a(m: usize, kc: usize, a: *const f32, rsa: isize, csa: isize, out
 /// # Safety
 /// B's kc×n block is valid to read; `out` is valid for ⌈n/NR⌉·NR·kc elements.
 unsafe fn pack_b(n: usize, kc: usize, b: *const f32, rsb: isize, csb: isize, out: *mut f32) {
-    // Columns contiguous along K (a Gram product's operand): a full panel in 16×16 blocks
-    // transposed in registers, instead of an element at a time.
+    // Columns contiguous along K (a Gram product's operand, or a narrow B such as 28 columns
+    // of patches): every panel in 16×16 blocks transposed in registers, instead of an
+    // element at a time. In a ragged panel the columns past n repeat column n − 1 in the
+    // transpose (valid memory) and are then overwritten with zeros.
     let mut first = 0;
     if rsb == 1 && csb != 1 {
-        first = n / NR;
+        first = n.div_ceil(NR);
         for t in 0..first {
             let o = out.wrapping_add(t * NR * kc);
             for h in 0..NR / 16 {
-                let cols: [*const f32; 16] = std::array::from_fn(|q| {
-                    b.wrapping_offset((t * NR + h * 16 + q) as isize * csb)
-                });
-                // SAFETY: the 16 columns from t·NR + 16h are inside B's block for p < kc; the
+                let j0 = t * NR + h * 16;
+                if j0 >= n {
+                    for p in 0..kc {
+                        // SAFETY: row p of the panel holds NR elements; these are 16h..16h+16.
+                        unsafe { std::ptr::write_bytes(o.add(p * NR + h * 16), 0, 16) };
+                    }
+                    continue;
+                }
+                let cols: [*const f32; 16] =
+                    std::array::from_fn(|q| b.wrapping_offset((j0 + q).min(n - 1) as isize * csb));
+                // SAFETY: the 16 columns (each below n) are inside B's block for p < kc; the
                 // panel holds NR·kc, of which these write columns 16h..16h+16 of each row;
                 // this module's kernels run only on hosts with AVX-512 F.
                 unsafe {
@@ -781,6 +829,15 @@ unsafe fn pack_b(n: usize, kc: usize, b: *const f32, rsb: isize, csb: isize, out
                         (o.wrapping_add(p * NR + h * 16), o.wrapping_add(p * NR + h * 16 + 8))
                     })
                 };
+                let valid = n - j0;
+                if valid < 16 {
+                    for p in 0..kc {
+                        // SAFETY: columns 16h + valid..16h + 16 of the panel's row p.
+                        unsafe {
+                            std::ptr::write_bytes(o.add(p * NR + h * 16 + valid), 0, 16 - valid)
+                        };
+                    }
+                }
             }
         }
     }
@@ -957,13 +1014,20 @@ unsafe fn kernel<P: Panel>(kc: usize, a: P, b: *const f32, t: Tile) {
     };
     // A whole tile with contiguous rows is read and written in c itself, else through `tmp`.
     let direct = t.mr == MR && t.nr == NR && t.csc == 1;
-    let mut tmp = [0f32; MR * NR];
-    let (dst, rs) = if direct { (t.c, t.rsc) } else { (tmp.as_mut_ptr(), NR as isize) };
+    // Zeroed only when used: clearing 1 KiB per tile was 3 % of a 640×256×288 product.
+    let mut tmp = std::mem::MaybeUninit::<[f32; MR * NR]>::uninit();
+    if !direct {
+        tmp.write([0f32; MR * NR]);
+    }
+    let (dst, rs) =
+        if direct { (t.c, t.rsc) } else { (tmp.as_mut_ptr().cast::<f32>(), NR as isize) };
     if !direct && !t.first {
         for r in 0..t.mr {
             for q in 0..t.nr {
-                // SAFETY: (r, q) is inside the tile.
-                tmp[r * NR + q] = unsafe { *t.c.offset(r as isize * t.rsc + q as isize * t.csc) };
+                // SAFETY: (r, q) is inside the tile; `dst` is `tmp`, MR·NR elements.
+                unsafe {
+                    *dst.add(r * NR + q) = *t.c.offset(r as isize * t.rsc + q as isize * t.csc)
+                };
             }
         }
     }
@@ -1013,8 +1077,10 @@ unsafe fn kernel<P: Panel>(kc: usize, a: P, b: *const f32, t: Tile) {
     if !direct {
         for r in 0..t.mr {
             for q in 0..t.nr {
-                // SAFETY: (r, q) is inside the tile.
-                unsafe { *t.c.offset(r as isize * t.rsc + q as isize * t.csc) = tmp[r * NR + q] };
+                // SAFETY: (r, q) is inside the tile; `dst` is `tmp`, MR·NR elements.
+                unsafe {
+                    *t.c.offset(r as isize * t.rsc + q as isize * t.csc) = *dst.add(r * NR + q)
+                };
             }
         }
     }

@@ -157,7 +157,12 @@ fn fixed_shapes_cover_each_path_of_the_kernel() {
     // head of 10 rows; the dot kernel with ragged tiles and a tail of K, at k = DOT_MIN_K,
     // and the tile kernel just below it; Gram products below DOT_MIN_K, whose operands are
     // packed from rows and columns contiguous along K by 16×16 transposes (two panels of A at a
-    // time, an odd panel and a ragged one left; K a multiple of 16 and not).
+    // time, an odd panel and a ragged one left; K a multiple of 16 and not); B's columns
+    // contiguous along K with a ragged last panel (28 columns: the channels of a cotangent
+    // against patches, which swaps so that A's rows are copied as B; 20 columns, a half
+    // panel of zeros; 50, one whole panel and a ragged one); A's rows contiguous along K and
+    // packed with a ragged last pair of panels (5 rows: the second panel is not in the
+    // buffer; 11 rows: both).
     let cases = [
         (320, 64, 320, 0, 1),
         (43, 37, 100, 0, 1),
@@ -173,6 +178,11 @@ fn fixed_shapes_cover_each_path_of_the_kernel() {
         (37, 700, 45, 0, 1),
         (9, 512, 5, 0, 1),
         (9, 511, 5, 0, 1),
+        (32, 1024, 28, 1, 1),
+        (40, 300, 20, 0, 1),
+        (45, 200, 50, 2, 1),
+        (37, 300, 100, 0, 0),
+        (27, 200, 100, 2, 0),
     ];
     for (m, k, n, la, lb) in cases {
         let a = Mat::new(m, k, &values(m * k, m as u64), la);

@@ -12,8 +12,12 @@
 //! each side's patches under its mask first (`Σ_p mask[b,p,c]·patch[b,p,k]`) instead of
 //! forming the 16·64 × 16·64 Gram matrix of all patch pairs.
 //!
-//! Only selects whose kept branch is a broadcast of fewer elements are rewritten (elsewhere the
-//! product would hide nothing and change nothing).
+//! Only selects whose kept branch is a broadcast of fewer elements (through transposes and
+//! reshapes: average pooling's cotangent is its window's broadcast reshaped to the input's
+//! positions) are rewritten (elsewhere the product would hide nothing and change nothing). On
+//! the CNN the products are also cheaper maps than the selects (a mask converted once at its
+//! own size against a boolean read per element): its two pooled layers' relu derivatives
+//! went from 1.8 to 1.15 and from 0.85 to 0.52 ms per side.
 //!
 //! Preserves: values for finite inputs, up to the sign of zero. (Where `p` is false the select
 //! gives the zero operand, the product `a·0`: NaN when `a` is ±inf or NaN, and −0 when `a` is
@@ -33,7 +37,7 @@ fn is_zero(b: &FunctionBuilder, mut n: NodeId) -> Result<bool, IrError> {
     }
 }
 
-/// Whether `n` is a broadcast of fewer elements (through transposes).
+/// Whether `n` is a broadcast of fewer elements (through transposes and reshapes).
 fn is_broadcast(b: &FunctionBuilder, mut n: NodeId) -> Result<bool, IrError> {
     loop {
         match b.op(n)? {
@@ -41,7 +45,7 @@ fn is_broadcast(b: &FunctionBuilder, mut n: NodeId) -> Result<bool, IrError> {
                 let from = b.operands(n)?[0];
                 return Ok(b.ty(from)?.numel() < b.ty(n)?.numel());
             }
-            Op::Transpose(_) => n = b.operands(n)?[0],
+            Op::Transpose(_) | Op::Reshape(_) => n = b.operands(n)?[0],
             _ => return Ok(false),
         }
     }

@@ -1251,6 +1251,34 @@ fn masks_let_reorder_read_through_relu_cotangents() {
     }
 }
 
+/// Average pooling's cotangent behind a relu: the pooled cotangent broadcast over each 2×2
+/// window and reshaped to the input's positions, `select(z > 0, reshape(broadcast(g)), 0)`.
+/// `masks` sees through the reshape to the broadcast (four times fewer elements) and makes
+/// it a product with the mask: the same values for finite inputs, on every element
+/// (including those whose mask is false, and a kept branch with negative values).
+#[test]
+fn masks_see_through_the_reshape_of_an_upsampled_cotangent() {
+    let (b, h, c) = (3, 4, 5);
+    let (hh, h2) = (h / 2, h);
+    let src = format!(
+        "func k(g: f64[{b},{hh},{hh},{c}], z: f64[{b},{h2},{h2},{c}]) -> f64[{b},{h2},{h2},{c}] {{
+  up = reshape(broadcast_to(reshape(g, shape=[{b},{hh},1,{hh},1,{c}]), shape=[{b},{hh},2,{hh},2,{c}]), shape=[{b},{h2},{h2},{c}])
+  return select(z > 0.0, up, zeros(f64[{b},{h2},{h2},{c}]))
+}}"
+    );
+    let f = jjt_ir::text::parse(&src).unwrap();
+    let (m, rewritten) = jjt_opt::masks::masks(&f).unwrap();
+    assert!(jjt_ir::verify(&m).is_ok());
+    assert_eq!(rewritten, 1);
+    assert!(!jjt_ir::text::print(&m).contains("select("));
+    let xs = args(&mut Rng(47), &f);
+    let (want, got) =
+        (interp::eval_outputs(&f, &xs).unwrap(), interp::eval_outputs(&m, &xs).unwrap());
+    let (want, got) = (want[0].to_f64_vec(), got[0].to_f64_vec());
+    assert!(want.contains(&0.0) && want.iter().any(|&x| x < 0.0));
+    assert_eq!(got, want);
+}
+
 /// As `reorder_reads_through_a_shared_product_of_broadcasts`, with the products reshaped to
 /// insert a unit axis before the contractions read them (as models exported from JAX write
 /// them): a reshape that only inserts or drops unit axes is read as a relabelling, so the tree
