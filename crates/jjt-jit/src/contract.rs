@@ -534,11 +534,15 @@ impl Descriptor {
     /// predictions do not depend on the machine.
     fn gathers_lhs_planned(&self) -> bool {
         let b_rs = self.b_direct.map_or(1, |(rs, _)| rs);
+        // Narrow, the kernel reads A's rows in place; wide, the matrix multiply packs A's
+        // panels from the offsets, which pays (one copy instead of two) when its rows come
+        // in runs of whole panels (K-outer, rows contiguous: a cotangent's channels).
+        let runs = self.m_axes.last().is_some_and(|&(n, s)| s == 1 && n % crate::gemm::MR == 0);
+        let (narrow, wide) = (crate::gemm::gathers(self.n), self.a_k_outer && runs);
         self.gemm
             && self.dtype == DType::F32
             && self.a_direct.is_none()
-            && !self.a_k_outer
-            && crate::gemm::gathers(self.n)
+            && (narrow && !self.a_k_outer || !narrow && wide)
             && !crate::gemm::uses_dot_planned((self.m, self.n), self.k.min(KB), 1, b_rs)
     }
 

@@ -244,7 +244,7 @@ pub fn uses_dot_kernel(whole: (usize, usize), k: usize, a_cs: isize, b_rs: isize
 // The f32 kernel.
 
 /// Rows of A per register tile of [`sgemm`] (each broadcast against a row of B's tile).
-const MR: usize = 8;
+pub(crate) const MR: usize = 8;
 /// Columns of B per register tile of [`sgemm`]: two AVX-512 vectors of f32.
 const NR: usize = 32;
 /// Elements of K per packed block, when B spans more than one tile.
@@ -519,66 +519,100 @@ unsafe fn sgemm_tiles(
     // tiles of B: packing costs about a cycle per element, a tile's use of it an eighth of a
     // cycle per tile, so with fewer tiles A is read in place (its broadcasts are scalar loads,
     // whatever its strides).
-    let narrow = n.div_ceil(NR) < PACK_A_MIN_TILES;
-    let kcb = if narrow { KC_NARROW } else { KC };
+    if !gathers(n) {
+        let pack = |i0: usize, mc: usize, p0: usize, kc: usize, out: *mut f32| {
+            let ai = a.wrapping_offset(i0 as isize * rsa + p0 as isize * csa);
+            // SAFETY: A's mc×kc block at (i0, p0) is inside a (the caller's contract);
+            // `out` holds MC·KC elements (`wide`).
+            unsafe { pack_a(mc, kc, ai, rsa, csa, out) }
+        };
+        // SAFETY: forwarded; `pack` packs A's blocks.
+        return unsafe { wide((m, k, n), pack, (b, rsb, csb), (c, rsc, csc)) };
+    }
+    let kcb = KC_NARROW;
     with_pack(|pa| {
-        // A's packed block first (at most MC×kcb, or MR×kcb when narrow), then B's.
-        let pb = pa.wrapping_add(if narrow { MR * kcb } else { MC * kcb });
+        // A ragged tile's rows (MR×kcb), then B's panels.
+        let pb = pa.wrapping_add(MR * kcb);
         for j0 in (0..n).step_by(NC) {
             let nc = (n - j0).min(NC);
             for p0 in (0..k).step_by(kcb) {
                 let kc = (k - p0).min(kcb);
                 let bj = b.wrapping_offset(p0 as isize * rsb + j0 as isize * csb);
                 // SAFETY: B's block is inside b; the packed panels (nc rounded up to NR, by
+                // kc) fit after A's rows in the buffer (`scratch_elems`).
+                unsafe { pack_b(nc, kc, bj, rsb, csb, pb) };
+                for jt in 0..nc.div_ceil(NR) {
+                    for it in 0..m.div_ceil(MR) {
+                        let (i, j) = (it * MR, j0 + jt * NR);
+                        let tile = Tile::at(c, rsc, csc, (i, j), (m, n), p0 == 0);
+                        let b_panel = pb.wrapping_add(jt * NR * kc);
+                        let a_rows = a.wrapping_offset(i as isize * rsa + p0 as isize * csa);
+                        // SAFETY: the tile's rows and columns are inside c; A's mr rows in
+                        // place; B's panel kc×NR. A ragged tile is packed first so the kernel
+                        // never reads past A's last row.
+                        unsafe {
+                            if tile.mr == MR {
+                                let a = InA::<false> { a: a_rows, ars: rsa, acs: csa };
+                                kernel(kc, a, b_panel, tile)
+                            } else {
+                                pack_a(tile.mr, kc, a_rows, rsa, csa, pa);
+                                kernel(
+                                    kc,
+                                    InA::<true> { a: pa, ars: 1, acs: MR as isize },
+                                    b_panel,
+                                    tile,
+                                )
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// The tile kernel for a B three tiles wide or more: blocks of MC rows of A by KC of K packed
+/// by `pack_a(i0, mc, p0, kc, out)` into panels of MR rows, K outer (as [`pack_a`] lays
+/// them, zero rows past the block), against B's blocks of NC columns packed by [`pack_b`].
+/// Each element is one chain of fused multiply-adds over k in increasing order from zero.
+///
+/// # Safety
+/// The host has AVX-512 F; `pack_a` writes the block's panels (at most MC·KC elements) to
+/// `out`; B's k×n block and c's m×n block are valid (c for reads and writes, overlapping
+/// neither operand).
+#[cfg(target_arch = "x86_64")]
+unsafe fn wide(
+    (m, k, n): (usize, usize, usize),
+    pack_a_block: impl Fn(usize, usize, usize, usize, *mut f32),
+    (b, rsb, csb): (*const f32, isize, isize),
+    (c, rsc, csc): (*mut f32, isize, isize),
+) {
+    with_pack(|pa| {
+        // A's packed block first (at most MC×KC), then B's.
+        let pb = pa.wrapping_add(MC * KC);
+        for j0 in (0..n).step_by(NC) {
+            let nc = (n - j0).min(NC);
+            for p0 in (0..k).step_by(KC) {
+                let kc = (k - p0).min(KC);
+                let bj = b.wrapping_offset(p0 as isize * rsb + j0 as isize * csb);
+                // SAFETY: B's block is inside b; the packed panels (nc rounded up to NR, by
                 // kc) fit after A's block in the buffer (`scratch_elems`).
                 unsafe { pack_b(nc, kc, bj, rsb, csb, pb) };
                 for i0 in (0..m).step_by(MC) {
                     let mc = (m - i0).min(MC);
-                    let ai = a.wrapping_offset(i0 as isize * rsa + p0 as isize * csa);
-                    if !narrow {
-                        // SAFETY: A's block is inside a and fits at the buffer's start.
-                        unsafe { pack_a(mc, kc, ai, rsa, csa, pa) };
-                    }
+                    pack_a_block(i0, mc, p0, kc, pa);
                     for jt in 0..nc.div_ceil(NR) {
                         for it in 0..mc.div_ceil(MR) {
                             let (i, j) = (i0 + it * MR, j0 + jt * NR);
                             let tile = Tile::at(c, rsc, csc, (i, j), (m, n), p0 == 0);
-                            let mr = tile.mr;
-                            let b_panel = pb.wrapping_add(jt * NR * kc);
-                            let a_rows = ai.wrapping_offset((it * MR) as isize * rsa);
+                            let a = InA::<true> {
+                                a: pa.wrapping_add(it * MR * kc),
+                                ars: 1,
+                                acs: MR as isize,
+                            };
                             // SAFETY: the tile's rows and columns are inside c; A's packed
-                            // panel (MR×kc, zero rows past m) or, narrow, A's mr rows in
-                            // place; B's panel kc×NR. A ragged narrow tile is packed first
-                            // so the kernel never reads past A's last row.
-                            unsafe {
-                                if !narrow {
-                                    kernel(
-                                        kc,
-                                        InA::<true> {
-                                            a: pa.wrapping_add(it * MR * kc),
-                                            ars: 1,
-                                            acs: MR as isize,
-                                        },
-                                        b_panel,
-                                        tile,
-                                    )
-                                } else if mr == MR {
-                                    kernel(
-                                        kc,
-                                        InA::<false> { a: a_rows, ars: rsa, acs: csa },
-                                        b_panel,
-                                        tile,
-                                    )
-                                } else {
-                                    pack_a(mr, kc, a_rows, rsa, csa, pa);
-                                    kernel(
-                                        kc,
-                                        InA::<true> { a: pa, ars: 1, acs: MR as isize },
-                                        b_panel,
-                                        tile,
-                                    )
-                                }
-                            }
+                            // panel is MR×kc (zero rows past m), B's kc×NR.
+                            unsafe { kernel(kc, a, pb.wrapping_add(jt * NR * kc), tile) };
                         }
                     }
                 }
@@ -593,10 +627,11 @@ pub(crate) fn gathers(n: usize) -> bool {
     n.div_ceil(NR) < PACK_A_MIN_TILES
 }
 
-/// [`sgemm`]'s tile kernel for a B at most two tiles wide ([`gathers`]), with A read where it
-/// lies ([`Offsets`]), for an operand whose rows or K axes do not
-/// collapse to one stride each (a convolution's patches, its window's rows one image row
-/// apart). Each element of c is the same chain of fused multiply-adds over k, in increasing
+/// [`sgemm`]'s tile kernel with A read where it lies ([`Offsets`]), for an operand whose rows
+/// or K axes do not collapse to one stride each (a convolution's patches, its window's rows
+/// one image row apart; a cotangent's channels and positions): for a B at most two tiles wide
+/// ([`gathers`]) the kernel reads A's rows in place, for a wider one its blocks are packed
+/// from the offsets ([`pack_gathered`]). Each element of c is the same chain of fused multiply-adds over k, in increasing
 /// order from zero, as [`sgemm`] computes when it does not take the dot kernel: the bits of
 /// packing A and calling it, without the copy.
 ///
@@ -635,6 +670,16 @@ pub(crate) unsafe fn sgemm_gathered(
             }
         }
         return;
+    }
+    if !gathers(n) {
+        let pack = |i0: usize, mc: usize, p0: usize, kc: usize, out: *mut f32| {
+            let (rows, koff) = (&rows[i0..i0 + mc], &koff[p0..p0 + kc]);
+            // SAFETY: every row's element at every K offset is valid (the caller's
+            // contract); `out` holds MC·KC elements (`wide`).
+            unsafe { pack_gathered(a, rows, koff, out) }
+        };
+        // SAFETY: forwarded; `pack` packs A's blocks from its offsets.
+        return unsafe { wide((m, k, n), pack, (b, rsb, csb), (c, rsc, csc)) };
     }
     let kcb = KC_NARROW;
     with_pack(|pa| {
@@ -719,6 +764,36 @@ impl Tile {
             mr: (m - i).min(MR),
             nr: (n - j).min(NR),
             first,
+        }
+    }
+}
+
+/// Packs the rows at offsets `rows` (at most MC) over the K offsets `koff` from `a` into
+/// panels of MR rows, K outer, as [`pack_a`] lays them (zero rows past the last). A panel
+/// whose MR rows are consecutive elements (a cotangent's channels, the rows of a K-outer
+/// operand) is copied MR elements at a time, any other one an element at a time.
+///
+/// # Safety
+/// Every `a.offset(rows[i] + koff[p])` is valid to read; `out` is valid for
+/// ⌈rows/MR⌉·MR·koff elements.
+unsafe fn pack_gathered(a: *const f32, rows: &[isize], koff: &[isize], out: *mut f32) {
+    let (m, kc) = (rows.len(), koff.len());
+    for t in 0..m.div_ceil(MR) {
+        let (i, o) = (t * MR, out.wrapping_add(t * MR * kc));
+        let run = i + MR <= m && (1..MR).all(|r| rows[i + r] == rows[i] + r as isize);
+        for (p, &ko) in koff.iter().enumerate() {
+            if run {
+                // SAFETY: the MR rows from i are consecutive elements at rows[i] + ko, each
+                // valid; the panel's column p is MR elements, disjoint from A.
+                unsafe { std::ptr::copy_nonoverlapping(a.offset(rows[i] + ko), o.add(p * MR), MR) };
+                continue;
+            }
+            for r in 0..MR {
+                // SAFETY: row i + r < m at offset ko is valid; the panel holds MR·kc.
+                unsafe {
+                    *o.add(p * MR + r) = if i + r < m { *a.offset(rows[i + r] + ko) } else { 0.0 }
+                };
+            }
         }
     }
 }
@@ -1281,9 +1356,25 @@ mod tests {
         if !has_own_kernel() {
             return;
         }
-        for (m, k, n) in [(37, 300, 32), (64, 1030, 50), (8, 5, 1), (19, 1500, 64), (3, 9, 17)] {
-            assert!(gathers(n));
-            let rows: Vec<isize> = (0..m).map(|i| (i * (k + 40) + (i % 3) * 5) as isize).collect();
+        // Narrow B (A's rows read in place), then wide (A's blocks packed from the offsets):
+        // rows scattered, or in runs of 16 consecutive elements (whole panels copied, a
+        // ragged run last), over several blocks of rows and of K.
+        let cases = [
+            (37, 300, 32, false),
+            (64, 1030, 50, false),
+            (8, 5, 1, false),
+            (19, 1500, 64, false),
+            (3, 9, 17, false),
+            (37, 300, 100, false),
+            (150, 600, 100, true),
+            (45, 70, 530, true),
+        ];
+        for (m, k, n, runs) in cases {
+            assert_eq!(gathers(n), n <= 64);
+            let row = |i: usize| {
+                if runs { (i / 16) * (k + 40) * 16 + i % 16 } else { i * (k + 40) + (i % 3) * 5 }
+            };
+            let rows: Vec<isize> = (0..m).map(|i| row(i) as isize).collect();
             let koff: Vec<isize> = (0..k).map(|p| (p + (p / 7) * 3) as isize).collect();
             let len = (rows[m - 1] + koff[k - 1] + 1) as usize;
             let a: Vec<f32> = (0..len).map(|i| ((i * 37 % 101) as f32 - 50.0) / 64.0).collect();

@@ -577,11 +577,20 @@ fn free_axes_around_a_contracted_axis_become_products_instead_of_packing() {
     let p = plan_of(&c);
     assert_eq!((p.products, p.packs_lhs, p.packs_rhs), (9, false, false), "{p:?}");
     check(&c, &mut hits).unwrap();
-    // rhs as [p, t, i] with i = 32 (too short to split): splitting lhs would pack rhs three
-    // times, so one product packs both.
-    let c = case(vec![3, 32], Feed::Transposed(vec![1, 0, 2]));
+    // rhs as [p, t, i] with i below DIRECT_MIN_ROWS (too short to split): splitting lhs
+    // would pack rhs three times, so one product packs both (lhs K-outer).
+    let short = jjt_jit::DIRECT_MIN_ROWS / 2;
+    let c = case(vec![3, short], Feed::Transposed(vec![1, 0, 2]));
     let p = plan_of(&c);
-    assert_eq!((p.products, p.packs_lhs, p.packs_rhs), (1, true, true), "{p:?}");
+    let packed = (p.products, p.packs_lhs, p.gathers_lhs, p.packs_rhs);
+    assert_eq!(packed, (1, true, false, true), "{p:?}");
+    check(&c, &mut hits).unwrap();
+    // The same with rhs three tiles wide or more (8 of p): lhs's rows, K-outer in runs of
+    // whole panels, are packed by the matrix multiply from their offsets instead.
+    let c = case(vec![8, short], Feed::Transposed(vec![1, 0, 2]));
+    let p = plan_of(&c);
+    let packed = (p.products, p.packs_lhs, p.gathers_lhs, p.packs_rhs);
+    assert_eq!(packed, (1, false, true, true), "{p:?}");
     check(&c, &mut hits).unwrap();
 }
 
