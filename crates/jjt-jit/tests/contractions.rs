@@ -578,19 +578,22 @@ fn free_axes_around_a_contracted_axis_become_products_instead_of_packing() {
     assert_eq!((p.products, p.packs_lhs, p.packs_rhs), (9, false, false), "{p:?}");
     check(&c, &mut hits).unwrap();
     // rhs as [p, t, i] with i below DIRECT_MIN_ROWS (too short to split): splitting lhs
-    // would pack rhs three times, so one product packs both (lhs K-outer).
+    // would pack rhs three times, so one product; the operands exchange roles, the rhs (A)
+    // read through offsets by the tile kernel and only the lhs packed.
     let short = jjt_jit::DIRECT_MIN_ROWS / 2;
     let c = case(vec![3, short], Feed::Transposed(vec![1, 0, 2]));
     let p = plan_of(&c);
-    let packed = (p.products, p.packs_lhs, p.gathers_lhs, p.packs_rhs);
-    assert_eq!(packed, (1, true, false, true), "{p:?}");
+    let packed = (p.products, p.swapped, p.packs_lhs, p.gathers_lhs, p.packs_rhs);
+    assert_eq!(packed, (1, true, false, true, true), "{p:?}");
     check(&c, &mut hits).unwrap();
-    // The same with rhs three tiles wide or more (8 of p): lhs's rows, K-outer in runs of
-    // whole panels, are packed by the matrix multiply from their offsets instead.
+    // The same with rhs three tiles wide or more (8 of p): as written, lhs's rows (K-outer,
+    // in runs of whole panels) would be packed by the matrix multiply from their offsets
+    // and the rhs (128 columns) packed; exchanged, the rhs's rows (K-outer in runs of 16)
+    // are read that way against the lhs's 96 columns packed, which copies less.
     let c = case(vec![8, short], Feed::Transposed(vec![1, 0, 2]));
     let p = plan_of(&c);
-    let packed = (p.products, p.packs_lhs, p.gathers_lhs, p.packs_rhs);
-    assert_eq!(packed, (1, false, true, true), "{p:?}");
+    let packed = (p.products, p.swapped, p.packs_lhs, p.gathers_lhs, p.packs_rhs);
+    assert_eq!(packed, (1, true, false, true, true), "{p:?}");
     check(&c, &mut hits).unwrap();
 }
 
@@ -794,5 +797,56 @@ fn matrix_vector_products_sharing_a_matrix_take_one_pass() {
     for (g, w) in got.to_f64_vec().iter().zip(&want) {
         // Two f32 products of 128 terms of magnitude ≤ 128 each: well within 1e-3 relative.
         assert!((g - w).abs() <= 1e-3 * w.abs().max(1.0), "{g} vs {w}");
+    }
+}
+
+/// A convolution's kernel gradient, `Σ_positions g[n, pos, o]·patches(x)[n, i, pos, window]`,
+/// with the cotangent `g` first: as written, `g` is read in place and the patches packed for
+/// every example; with the operands exchanged the patches are the matrix multiply's A, read in
+/// place through offsets against the narrow `g` (16 channels), and nothing is copied. The plan
+/// exchanges them; the values are the same for 1, 2 and 3 threads and within the summation
+/// bound of the interpreter (f32: `2·(K + K + 1)·u·Σ|g·patch|`, K = 64 positions in one block;
+/// `Σ` from the same function of the inputs' absolute values).
+#[test]
+fn operands_exchange_roles_when_that_copies_less() {
+    let model = |abs: bool| {
+        let (g, x) = if abs { ("abs(g)", "abs(x)") } else { ("g", "x") };
+        let src = format!(
+            "func f(g: f32[4,8,8,16], x: f32[4,8,8,24]) -> f32[4,16,24,3,3] {{
+  xt = pad(transpose({x}, perm=[0,3,1,2]), lo=[0,0,1,1], hi=[0,0,1,1])
+  return dot_general({g}, patches(xt, axes=[2,3], window=[3,3]), contract=[[1,2],[2,3]], batch=[[0],[0]])
+}}"
+        );
+        jjt_ir::text::parse(&src).unwrap()
+    };
+    let f = model(false);
+    let p = plan::plan_for(&f, &Options::default()).unwrap();
+    let step = p
+        .steps
+        .iter()
+        .find_map(|s| match s {
+            Step::Dot(d) => Some(d.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let path = dot_path(&step, &Options { threads: 1, ..Options::default() });
+    let how = (path.kind, path.swapped, path.packs_lhs, path.gathers_lhs, path.packs_rhs);
+    assert_eq!(how, (DotKind::MatrixMultiply, true, false, true, false), "{path:?}");
+    let xs = inputs(&f);
+    let refs: Vec<&Tensor> = xs.iter().collect();
+    let run = |threads: usize| {
+        let c = compile_with(&f, Options { threads, ..Options::default() }).unwrap();
+        c.call(&refs).unwrap().remove(0).to_f64_vec()
+    };
+    let got = run(1);
+    for threads in [2, 3] {
+        assert!(run(threads).iter().zip(&got).all(|(x, y)| x.to_bits() == y.to_bits()));
+    }
+    let want = interp::eval(&f, &xs).unwrap().to_f64_vec();
+    let sums = interp::eval(&model(true), &xs).unwrap().to_f64_vec();
+    let c = 2.0 * (2 * 64 + 1) as f64 * f64::from(f32::EPSILON) / 2.0;
+    assert!(sums.iter().all(|&s| s > 0.0));
+    for (i, ((g, w), s)) in got.iter().zip(&want).zip(&sums).enumerate() {
+        assert!((g - w).abs() <= c * s, "element {i}: JIT {g:e} vs interpreter {w:e}");
     }
 }

@@ -152,6 +152,7 @@ impl DotStrategy {
             gathers_lhs: false,
             packs_lhs_k_outer: false,
             packs_rhs: false,
+            swapped: false,
             products: 1,
             k_blocks: 1,
             threaded: false,
