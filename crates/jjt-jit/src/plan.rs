@@ -380,10 +380,11 @@ struct Planner<'f> {
     vals: HashMap<NodeId, Val>,
     users: HashMap<NodeId, usize>,
     outputs: HashMap<NodeId, Vec<usize>>,
-    /// Operands computed straight into their concatenation's buffer: the concat node and the
-    /// operand's offset along the joined axis.
+    /// Operands computed straight into their concatenation's or their pad's buffer
+    /// ([`concat_slots`], [`pad_slots`]): the containing node and the operand's offset along
+    /// the joined axis (0 for a pad, whose operand sits at its `lo`).
     slots: HashMap<NodeId, (NodeId, usize)>,
-    /// The buffer of each concatenation, once allocated.
+    /// The buffer of each concatenation or pad that holds operands in place, once allocated.
     concat_bufs: HashMap<NodeId, View>,
     /// Storage orders chosen for contractions' results ([`choose_layouts`]): the result's
     /// axes from outermost to innermost.
@@ -530,7 +531,9 @@ fn plan_with(f: &Function, layouts: HashMap<NodeId, Vec<usize>>) -> Result<Plan,
     for (k, &o) in f.outputs().iter().enumerate() {
         outputs.entry(o).or_default().push(k);
     }
-    let slots = concat_slots(f, &order, &outputs);
+    let mut slots = concat_slots(f, &order, &outputs);
+    pad_slots(f, &order, &outputs, &mut slots);
+    conv_slots(f, &order, &outputs, &mut slots);
     let mut p = Planner {
         f,
         vals: HashMap::new(),
@@ -704,6 +707,107 @@ fn concat_slots(
     slots
 }
 
+/// Operands of pads (without interior padding) computed straight into the pad's buffer, at
+/// its `lo` corner: the pad then only zeroes its border, where it would zero the whole buffer
+/// and copy the operand in. A convolution's cotangent, padded for the transposed convolution
+/// and also read by the kernel gradient and the bias sum, is written once (the CNN's
+/// second-layer input gradient copied its 160×16×16×64 cotangent twice per side). Operands
+/// that are inputs, constants, outputs, already slotted, or padded more than once keep
+/// their own buffer; so does one never materialised (a fused expression, which the pad's copy
+/// computes in place anyway).
+fn pad_slots(
+    f: &Function,
+    order: &[NodeId],
+    outputs: &HashMap<NodeId, Vec<usize>>,
+    slots: &mut HashMap<NodeId, (NodeId, usize)>,
+) {
+    let mut pads: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
+    for &n in order {
+        let Some(node) = f.node(n) else { continue };
+        let Op::Pad(p) = &node.op else { continue };
+        let Some(&o) = f.operands(n).first() else { continue };
+        if p.interior.iter().all(|&i| i == 0) {
+            pads.entry(o).or_default().push(n);
+        } else {
+            pads.entry(o).or_default().extend([n, n]);
+        }
+    }
+    for (o, ps) in pads {
+        let Some(on) = f.node(o) else { continue };
+        let computed = !matches!(on.op, Op::Input(_) | Op::Const(_));
+        if let [p] = ps[..]
+            && computed
+            && !outputs.contains_key(&o)
+            && !slots.contains_key(&o)
+        {
+            slots.insert(o, (p, 0));
+        }
+    }
+}
+
+/// Inputs of convolutions that pad them (without dilation or negative padding), computed
+/// straight into the convolution's padded copy: the node that computes the input (through
+/// reshapes, which then view the same buffer) writes the copy's interior, and the convolution
+/// only zeroes the border instead of zeroing all of it and copying the input in. The
+/// transposed convolutions of a VJP pad every cotangent they read (the CNN's second-layer
+/// input gradient zeroed and copied 160×18×18×64 elements per side). Inputs, constants,
+/// outputs and nodes already slotted keep their own buffers, and a node behind several
+/// convolutions is not slotted.
+fn conv_slots(
+    f: &Function,
+    order: &[NodeId],
+    outputs: &HashMap<NodeId, Vec<usize>>,
+    slots: &mut HashMap<NodeId, (NodeId, usize)>,
+) {
+    let mut claims: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
+    for &n in order {
+        let Some(node) = f.node(n) else { continue };
+        let Op::Conv(c) = &node.op else { continue };
+        let pads = c.padding.iter().all(|&(lo, hi)| lo >= 0 && hi >= 0)
+            && c.padding.iter().any(|&p| p != (0, 0));
+        if !pads || c.lhs_dilation.iter().any(|&d| d != 1) {
+            continue;
+        }
+        let Some(&x) = f.operands(n).first() else { continue };
+        let mut m = x;
+        while let Some(Op::Reshape(_)) = f.node(m).map(|v| &v.op) {
+            m = f.operands(m)[0];
+        }
+        claims.entry(m).or_default().push(n);
+    }
+    for (m, cs) in claims {
+        let Some(mn) = f.node(m) else { continue };
+        let computed = !matches!(mn.op, Op::Input(_) | Op::Const(_) | Op::Reshape(_));
+        if let [c] = cs[..]
+            && computed
+            && !outputs.contains_key(&m)
+            && !slots.contains_key(&m)
+        {
+            slots.insert(m, (c, 0));
+        }
+    }
+}
+
+/// Whether views `v` and `w` of a value of shape `dims` address the same elements (strides
+/// along unit axes do not matter).
+fn same_place(v: &View, w: &View, dims: &[usize]) -> bool {
+    v.buf == w.buf
+        && v.offset == w.offset
+        && v.dtype == w.dtype
+        && dims.iter().enumerate().all(|(a, &d)| d <= 1 || v.strides[a] == w.strides[a])
+}
+
+/// The view of a pad's operand inside the pad's buffer `whole`: from the `lo` corner, every
+/// `interior + 1`-th element along each axis.
+fn pad_interior(whole: &View, p: &Pad) -> View {
+    let mut sub = whole.clone();
+    for a in 0..p.lo.len() {
+        sub.offset += p.lo[a] as isize * whole.strides[a];
+        sub.strides[a] = whole.strides[a] * (p.interior[a] as isize + 1);
+    }
+    sub
+}
+
 impl<'f> Planner<'f> {
     fn ty(&self, n: NodeId) -> &jjt_ir::TensorType {
         &self.f.node(n).expect("planned nodes exist").ty
@@ -737,17 +841,62 @@ impl<'f> Planner<'f> {
             return View::contiguous(Buf::Output(ks[0]), &ty.shape, ty.dtype);
         }
         if let Some(&(c, off)) = self.slots.get(&n) {
-            let whole = self.concat_buffer(c);
-            let Op::Concat(cc) = &self.f.node(c).expect("planned nodes exist").op else {
-                unreachable!("slots point at concatenations")
+            return match &self.f.node(c).expect("planned nodes exist").op {
+                Op::Concat(cc) => {
+                    let whole = self.concat_buffer(c);
+                    let mut part = View::contiguous(whole.buf, &ty.shape, ty.dtype);
+                    part.offset = whole.offset + off as isize * whole.strides[cc.axis];
+                    part
+                }
+                Op::Pad(p) => pad_interior(&self.concat_buffer(c), p),
+                Op::Conv(_) => {
+                    // The convolution's input (this node through reshapes) at the padded
+                    // copy's `lo` corner, viewed in this node's shape.
+                    let (x, inner) = self.conv_interior(c);
+                    match reshape_strides(self.ty(x).shape.dims(), &inner.strides, ty.shape.dims())
+                    {
+                        Some(strides) => View { strides, ..inner },
+                        None => self.scratch(&ty),
+                    }
+                }
+                _ => unreachable!("slots point at concatenations, pads and convolutions"),
             };
-            let mut part = View::contiguous(whole.buf, &ty.shape, ty.dtype);
-            part.offset = whole.offset + off as isize * whole.strides[cc.axis];
-            return part;
         }
-        let bytes = ty.numel() * item_size(ty.dtype);
-        self.plan.scratch.push(bytes);
+        self.scratch(&ty)
+    }
+
+    /// A new scratch buffer holding a value of type `ty`, row-major.
+    fn scratch(&mut self, ty: &jjt_ir::TensorType) -> View {
+        self.plan.scratch.push(ty.numel() * item_size(ty.dtype));
         View::contiguous(Buf::Scratch(self.plan.scratch.len() - 1), &ty.shape, ty.dtype)
+    }
+
+    /// Convolution `c`'s padded copy of its input (allocated on first use, row-major in the
+    /// input's own axis order, each spatial axis longer by its padding), and the view of the
+    /// input inside it: the convolution's input node and its interior view.
+    fn conv_interior(&mut self, c: NodeId) -> (NodeId, View) {
+        let node = self.f.node(c).expect("planned nodes exist");
+        let Op::Conv(conv) = &node.op else { unreachable!("a convolution") };
+        let x = self.f.operands(c)[0];
+        let xt = self.ty(x).clone();
+        let mut dims = xt.shape.0.clone();
+        let mut lo = vec![0usize; dims.len()];
+        for (j, &(l, h)) in conv.padding.iter().enumerate() {
+            let a = conv.dims.lhs[2 + j];
+            dims[a] += (l + h) as usize;
+            lo[a] = l as usize;
+        }
+        let whole = match self.concat_bufs.get(&c) {
+            Some(v) => v.clone(),
+            None => {
+                let v = self.scratch(&jjt_ir::TensorType::new(xt.dtype, dims));
+                self.concat_bufs.insert(c, v.clone());
+                v
+            }
+        };
+        let mut inner = whole.clone();
+        inner.offset += lo.iter().zip(&whole.strides).map(|(&l, &s)| l as isize * s).sum::<isize>();
+        (x, inner)
     }
 
     /// The buffer of concatenation `c`, allocated on first use (by `c` or by an operand
@@ -1107,21 +1256,41 @@ impl<'f> Planner<'f> {
                 }));
                 self.vals.insert(n, Val::View(dst));
             }
-            Op::Pad(Pad { lo, interior, .. }) => {
-                let dst = self.destination(n);
-                self.plan.steps.push(Step::Map(MapStep {
-                    dst: dst.clone(),
-                    shape: ty.shape.0.clone(),
-                    expr: Expr::Scalar(0, ty.dtype),
-                }));
-                let mut sub = dst.clone();
-                for a in 0..lo.len() {
-                    sub.offset += lo[a] as isize * dst.strides[a];
-                    sub.strides[a] = dst.strides[a] * (interior[a] as isize + 1);
-                }
+            Op::Pad(pad) => {
+                let dst = self.concat_buffer(n);
+                let sub = pad_interior(&dst, pad);
                 let shape = self.ty(ops[0]).shape.0.clone();
                 let expr = self.expr(ops[0]);
-                self.plan.steps.push(Step::Map(MapStep { dst: sub, shape, expr }));
+                // An operand computed in place (see `pad_slots`) is already there: only the
+                // border is zeroed, one box per side of each padded axis (corners twice).
+                let in_place = matches!(&expr, Expr::Load(v) if same_place(v, &sub, &shape));
+                if in_place {
+                    let dims = ty.shape.dims();
+                    for a in 0..dims.len() {
+                        for (at, len) in [(0, pad.lo[a]), (pad.lo[a] + shape[a], pad.hi[a])] {
+                            if len == 0 {
+                                continue;
+                            }
+                            let mut bx = dst.clone();
+                            bx.offset += at as isize * dst.strides[a];
+                            let mut bshape = dims.to_vec();
+                            bshape[a] = len;
+                            let expr = Expr::Scalar(0, ty.dtype);
+                            self.plan.steps.push(Step::Map(MapStep {
+                                dst: bx,
+                                shape: bshape,
+                                expr,
+                            }));
+                        }
+                    }
+                } else {
+                    self.plan.steps.push(Step::Map(MapStep {
+                        dst: dst.clone(),
+                        shape: ty.shape.0.clone(),
+                        expr: Expr::Scalar(0, ty.dtype),
+                    }));
+                    self.plan.steps.push(Step::Map(MapStep { dst: sub, shape, expr }));
+                }
                 self.vals.insert(n, Val::View(dst));
             }
         }
@@ -1168,8 +1337,36 @@ impl<'f> Planner<'f> {
         // The dilated, padded input [N, C, P…] (a view of `x` itself when neither applies).
         let plain =
             c.lhs_dilation.iter().all(|&d| d == 1) && c.padding.iter().all(|&p| p == (0, 0));
+        // The input computed in place (see `conv_slots`): zero the copy's border only.
+        let in_place = !plain && self.concat_bufs.contains_key(&n) && {
+            let (_, inner) = self.conv_interior(n);
+            same_place(&x, &inner, xd)
+        };
         let (src, ss) = if plain {
             (x.clone(), xs.clone())
+        } else if in_place {
+            let whole = self.concat_bufs[&n].clone();
+            let full = self.ty(ops[0]).shape.0.clone();
+            let mut dims = full.clone();
+            for (j, &(l, h)) in c.padding.iter().enumerate() {
+                dims[c.dims.lhs[2 + j]] += (l + h) as usize;
+            }
+            for (j, &(l, h)) in c.padding.iter().enumerate() {
+                let a = c.dims.lhs[2 + j];
+                for (at, len) in [(0, l as usize), (l as usize + full[a], h as usize)] {
+                    if len == 0 {
+                        continue;
+                    }
+                    let mut bx = whole.clone();
+                    bx.offset += at as isize * whole.strides[a];
+                    let mut shape = dims.clone();
+                    shape[a] = len;
+                    let expr = Expr::Scalar(0, ty.dtype);
+                    self.plan.steps.push(Step::Map(MapStep { dst: bx, shape, expr }));
+                }
+            }
+            let canon: Vec<isize> = c.dims.lhs.iter().map(|&a| whole.strides[a]).collect();
+            (View { strides: canon.clone(), ..whole }, canon)
         } else {
             let mut pdims = vec![xdims[0], xdims[1]];
             for j in 0..s {

@@ -562,6 +562,124 @@ fn concat_parts_are_computed_in_place() {
     }
 }
 
+/// The operand of a pad that is computed into its own buffer anyway (a product, here also read
+/// elsewhere) is computed straight into the pad's buffer, and the pad only zeroes its border.
+/// Fused operands, interior padding and an operand padded twice take
+/// the copy. Strict mode, so each result equals the interpreter's bit for bit.
+/// (The zero-fills are one box per padded side, so in the first two models exactly as many
+/// as there are nonzero `lo` and `hi` entries, each smaller than the padded shape.)
+#[test]
+fn pad_operands_are_computed_in_place() {
+    let models = [
+        "func f(a: f64[6,5], b: f64[5,8]) -> (f64[7,11], f64[6,8]) {
+  p = a @ b
+  return pad(p, lo=[1,0], hi=[0,3]), p * 2.0
+}",
+        "func f(a: f64[2,6,5], b: f64[5,4]) -> f64[4,10,6] {
+  p = dot_general(a, b, contract=[[2],[0]], batch=[[],[]])
+  return pad(p, lo=[1,2,1], hi=[1,2,1]) + 1.0
+}",
+        "func f(a: f64[6,5], b: f64[5,8], c: f64[3,4]) -> (f64[5,7], f64[7,16], f64[11,15]) {
+  p = a @ b
+  return pad(tanh(c), lo=[1,1], hi=[1,2]), pad(p, lo=[1,0], hi=[0,1], interior=[0,1]) * 1.0, pad(p, lo=[2,3], hi=[3,4])
+}",
+        "func f(a: f64[6,5], b: f64[5,8]) -> (f64[7,9], f64[8,8]) {
+  p = a @ b
+  return pad(p, lo=[1,1], hi=[0,0]), pad(p, lo=[1,0], hi=[1,0])
+}",
+    ];
+    for (k, m) in models.iter().enumerate() {
+        let f = jjt_ir::text::parse(m).unwrap();
+        let xs = waves(&f, 0.41);
+        let want = interp::eval_outputs(&f, &xs).unwrap();
+        let c =
+            compile_with(&f, Options { strict: true, threads: 1, ..Options::default() }).unwrap();
+        let refs: Vec<&Tensor> = xs.iter().collect();
+        let got = c.call(&refs).unwrap();
+        for (g, w) in got.iter().zip(&want) {
+            let (g, w) = (g.to_f64_vec(), w.to_f64_vec());
+            assert!(g.iter().zip(&w).all(|(x, y)| same_bits(*x, *y)), "{m}");
+        }
+        // The zero-fills of the first two models: border boxes only.
+        if k < 2 {
+            let padded = f.node(f.outputs()[0]).unwrap().ty.numel();
+            let plan = jjt_jit::plan::plan(&f).unwrap();
+            let zeros: Vec<usize> = plan
+                .steps
+                .iter()
+                .filter_map(|s| match s {
+                    jjt_jit::plan::Step::Map(m)
+                        if matches!(m.expr, jjt_jit::plan::Expr::Scalar(..)) =>
+                    {
+                        Some(m.shape.iter().product())
+                    }
+                    _ => None,
+                })
+                .collect();
+            let sides = [2, 6][k];
+            assert_eq!(zeros.len(), sides, "{m}: {zeros:?}");
+            assert!(zeros.iter().all(|&z| z < padded), "{m}: {zeros:?} of {padded}");
+        }
+    }
+}
+
+/// A convolution that pads its input writes the padded copy's interior from the node that
+/// computes the input (through reshapes) and zeroes only its border: its zero-fills are one box
+/// per padded side, none as large as the copy. The convolution may itself be an output
+/// (whose buffer is not the copy's), its input may be read elsewhere too, strided and
+/// dilated kernels read the copy as before; an input, a dilated input (`lhs_dilation`) and
+/// negative padding keep the copy. Strict mode, so each result equals the interpreter's bit
+/// for bit.
+#[test]
+fn convolution_inputs_are_computed_into_their_padded_copy() {
+    let models = [
+        "func f(a: f64[1,5,1], b: f64[1,5,1], k: f64[2,1,1]) -> f64[1,7,1] {
+  return conv(a * b, k, dims=\"NWC,WOI,NWC\", strides=[2], padding=[[5,5]], rhs_dilation=[2])
+}",
+        "func f(a: f64[2,3,6,5,2], b: f64[2,3,6,5,2], k: f64[3,3,2,4]) -> (f64[6,6,5,4], f64[2,3,6,5,2]) {
+  m = a * b + 1.0
+  x = reshape(m, shape=[6,6,5,2])
+  return conv(x, k, dims=\"NHWC,HWIO,NHWC\", padding=[[1,1],[2,0]]) * 2.0, tanh(m)
+}",
+        "func f(a: f64[2,6,5,3], k: f64[3,3,3,4]) -> (f64[2,6,5,4], f64[2,11,9,4], f64[2,4,2,4]) {
+  return conv(a, k, dims=\"NHWC,HWIO,NHWC\", padding=\"SAME\"), conv(tanh(a) * a, k, dims=\"NHWC,HWIO,NHWC\", padding=[[1,1],[1,1]], lhs_dilation=[2,2]), conv(sin(a) * a, k, dims=\"NHWC,HWIO,NHWC\", padding=[[0,0],[0,-1]])
+}",
+    ];
+    for (k, m) in models.iter().enumerate() {
+        let f = jjt_ir::text::parse(m).unwrap();
+        let xs = waves(&f, 0.29);
+        let want = interp::eval_outputs(&f, &xs).unwrap();
+        let c =
+            compile_with(&f, Options { strict: true, threads: 1, ..Options::default() }).unwrap();
+        let refs: Vec<&Tensor> = xs.iter().collect();
+        let got = c.call(&refs).unwrap();
+        for (g, w) in got.iter().zip(&want) {
+            let (g, w) = (g.to_f64_vec(), w.to_f64_vec());
+            assert!(g.iter().zip(&w).all(|(x, y)| same_bits(*x, *y)), "{m}");
+        }
+        let plan = jjt_jit::plan::plan(&f).unwrap();
+        let zeros: Vec<usize> = plan
+            .steps
+            .iter()
+            .filter_map(|s| match s {
+                jjt_jit::plan::Step::Map(m)
+                    if matches!(m.expr, jjt_jit::plan::Expr::Scalar(..)) =>
+                {
+                    Some(m.shape.iter().product())
+                }
+                _ => None,
+            })
+            .collect();
+        // The padded copies: [1,15,1] and [6,8,7,2] in place (2 and 3 border boxes); in the
+        // last model the copies of the input, the dilated input and the cropped one are zeroed whole.
+        match k {
+            0 => assert_eq!(zeros, [5, 5], "{m}"),
+            1 => assert_eq!(zeros, [6 * 7 * 2, 6 * 7 * 2, 6 * 8 * 2 * 2], "{m}"),
+            _ => assert_eq!(zeros, [2 * 8 * 7 * 3, 2 * 13 * 11 * 3, 2 * 6 * 4 * 3], "{m}"),
+        }
+    }
+}
+
 /// Elementwise steps with at least 2¹⁴ elements and two rows (here 2¹⁵ and more) run their rows
 /// on several threads (row functions called through `jjt_par_map`): vectorised rows, strided
 /// (scalar) rows, rows of a concatenation's and a padding's sub-boxes, bool rows, libm calls. Each output element is
