@@ -595,6 +595,13 @@ fn free_axes_around_a_contracted_axis_become_products_instead_of_packing() {
     let packed = (p.products, p.swapped, p.packs_lhs, p.gathers_lhs, p.packs_rhs);
     assert_eq!(packed, (1, true, false, true, true), "{p:?}");
     check(&c, &mut hits).unwrap();
+    // rhs narrower than lhs's rows (2·8 columns against 32), K = 64: splitting lhs into 3
+    // products would pack fewer elements in all (3·64·16 against 3·32·64 + 64·16) but the
+    // same rhs block three times, so it is not taken.
+    let c = Case { k: vec![64], ..case(vec![2, 8], Feed::Transposed(vec![1, 0, 2])) };
+    let p = plan_of(&c);
+    assert_eq!(p.products, 1, "{p:?}");
+    check(&c, &mut hits).unwrap();
 }
 
 /// Two chained contractions in the shape of a convolution layer's patch-product kernel term:
