@@ -62,10 +62,11 @@
 //! [`crate::pool::share`] and [`crate::pool::join`]: products (outer indices) across threads
 //! first (in contiguous pieces the threads claim as they go, when there are at least two per
 //! thread; else in halves, each with its share of the threads); a single product by
-//! cutting the longer of M and N in multiples of [`PAR_GRAIN`], or by computing the two halves
-//! of its top pairwise combination of K's blocks on two threads, whichever leaves the slowest
-//! thread less work (M = N = 160 over 64 blocks of K: cutting N gives one thread 96 columns,
-//! 60 % of the work; the blocks split 32/32, and each thread packs only its own). Every output
+//! cutting the longer of M and N (rows in multiples of [`PAR_GRAIN_ROWS`], columns of
+//! [`PAR_GRAIN`]), or by computing the two halves of its top pairwise combination of K's
+//! blocks on two threads, whichever leaves the slowest thread less work, the blocks when
+//! both are as balanced (each thread then packs only its own blocks: M = N = 160 over 16
+//! blocks of K splits 8/8; over 22 blocks, 16/6, the rows split 80/80). Every output
 //! element is computed by one sequence of operations (same blocks, same leaf, same pairwise
 //! tree) whatever the thread count, so results are bit-identical for any thread count.
 //!
@@ -87,7 +88,7 @@ use jjt_ir::ops::DotGeneral;
 
 use crate::gemm::{
     BATCHED_GEMM_MIN, BATCHED_GEMM_TOTAL, GEMM_MIN_MN, GEMM_THRESHOLD, Offsets, PAR_GRAIN,
-    PAR_THRESHOLD,
+    PAR_GRAIN_ROWS, PAR_THRESHOLD,
 };
 use crate::plan::{DotStep, item_size};
 
@@ -1132,13 +1133,18 @@ unsafe fn region<T: Elem>(p: Part<T>, threads: usize, bufs: &mut Bufs) {
             let per = |w: usize, t: usize| w as f64 / t as f64;
             per(x, left).max(per(total - x, threads - left)) * threads as f64 / total as f64
         };
-        let at = (extent * left / threads).div_ceil(PAR_GRAIN) * PAR_GRAIN;
-        let mn = (extent >= 2 * PAR_GRAIN)
-            .then(|| slowest(at.clamp(PAR_GRAIN, extent - PAR_GRAIN), extent));
+        // Rows in grains of PAR_GRAIN_ROWS (two register tiles of the tile kernel, four of
+        // the dot kernel), columns of PAR_GRAIN (one tile).
+        let grain = if nj > mi { PAR_GRAIN } else { PAR_GRAIN_ROWS };
+        let at = (extent * left / threads).div_ceil(grain) * grain;
+        let mn = (extent >= 2 * grain).then(|| slowest(at.clamp(grain, extent - grain), extent));
         let k = (nblocks >= 2).then(|| slowest(split_point(nblocks), nblocks));
-        if mn.is_some_and(|mn| k.is_none_or(|k| mn <= k)) {
+        // As balanced, the blocks of K win: a cut of M or N packs the other operand on both
+        // threads (the transformer's 160×160 Gram products over 16 blocks of K: a cut of
+        // rows 80/80 was 3.3 → 3.7 ms against 8 + 8 blocks).
+        if mn.is_some_and(|mn| k.is_none_or(|k| mn < k)) {
             // Cut the longer of M and N.
-            let at = at.clamp(PAR_GRAIN, extent - PAR_GRAIN);
+            let at = at.clamp(grain, extent - grain);
             let (mut x, mut y) = (p, p);
             if nj > mi {
                 x.j.1 = p.j.0 + at;

@@ -90,6 +90,12 @@ pub const PAR_THRESHOLD: usize = 1 << 18;
 /// the micro-kernels' register tiles, so a split never leaves a ragged tile on both sides.
 pub(crate) const PAR_GRAIN: usize = 32;
 
+/// [`PAR_GRAIN`] for a cut between rows: two register tiles of the tile kernel (and the
+/// pairs of panels it packs together), four of the dot kernel. The CNN's 160×160 Gram
+/// product of second-layer Jacobians (22 blocks of K, `jjt bench --profile`) split 96/64 in
+/// grains of 32, 80/80 in grains of 16: 4.2 → 3.7 ms (three alternating runs of 20 calls).
+pub(crate) const PAR_GRAIN_ROWS: usize = 16;
+
 /// Multiply-adds of all the products of a batched contraction from which products below
 /// [`GEMM_THRESHOLD`] call the matrix multiply too, when each has at least
 /// [`BATCHED_GEMM_MIN`]: the call's overhead is then repaid product by product, and the
