@@ -685,20 +685,28 @@ fn a_contraction_feeding_another_is_stored_in_the_order_it_is_read() {
     // The values: the same for 1, 2 and 3 threads, and within the summation bound of the
     // interpreter (K = 32 then 32·64 products per element; the fast mode's blocks as in
     // `check`, the interpreter's order anywhere: 2·(KB + log2 + K + 1)·u per level, two levels).
-    let xs = inputs(&f);
+    let k = 32 * 64;
+    let c = 2.0 * 2.0 * (KB + 2 + k + 32 + 1) as f64 * f64::EPSILON / 2.0;
+    assert_threads_and_bound(&f, &chained(true), c);
+}
+
+/// `f`'s only output from the fast JIT: the same bits for 1, 2 and 3 threads, and within
+/// `c·Σ` of the interpreter per element, `Σ` the same element of `abs` (`f` of the inputs'
+/// absolute values), on the inputs of `inputs`.
+fn assert_threads_and_bound(f: &Function, abs: &Function, c: f64) {
+    let xs = inputs(f);
     let refs: Vec<&Tensor> = xs.iter().collect();
     let run = |threads: usize| {
-        let c = compile_with(&f, Options { threads, ..Options::default() }).unwrap();
+        let c = compile_with(f, Options { threads, ..Options::default() }).unwrap();
         c.call(&refs).unwrap().remove(0).to_f64_vec()
     };
     let got = run(1);
     for threads in [2, 3] {
         assert!(run(threads).iter().zip(&got).all(|(x, y)| x.to_bits() == y.to_bits()));
     }
-    let want = interp::eval(&f, &xs).unwrap().to_f64_vec();
-    let sums = interp::eval(&chained(true), &xs).unwrap().to_f64_vec();
-    let k = 32 * 64;
-    let c = 2.0 * 2.0 * (KB + 2 + k + 32 + 1) as f64 * f64::EPSILON / 2.0;
+    let want = interp::eval(f, &xs).unwrap().to_f64_vec();
+    let sums = interp::eval(abs, &xs).unwrap().to_f64_vec();
+    assert!(sums.iter().all(|&s| s > 0.0));
     for (i, ((g, w), s)) in got.iter().zip(&want).zip(&sums).enumerate() {
         assert!((g - w).abs() <= c * s, "element {i}: JIT {g:e} vs interpreter {w:e}");
     }
@@ -839,21 +847,6 @@ fn operands_exchange_roles_when_that_copies_less() {
     let path = dot_path(&step, &Options { threads: 1, ..Options::default() });
     let how = (path.kind, path.swapped, path.packs_lhs, path.gathers_lhs, path.packs_rhs);
     assert_eq!(how, (DotKind::MatrixMultiply, true, false, true, false), "{path:?}");
-    let xs = inputs(&f);
-    let refs: Vec<&Tensor> = xs.iter().collect();
-    let run = |threads: usize| {
-        let c = compile_with(&f, Options { threads, ..Options::default() }).unwrap();
-        c.call(&refs).unwrap().remove(0).to_f64_vec()
-    };
-    let got = run(1);
-    for threads in [2, 3] {
-        assert!(run(threads).iter().zip(&got).all(|(x, y)| x.to_bits() == y.to_bits()));
-    }
-    let want = interp::eval(&f, &xs).unwrap().to_f64_vec();
-    let sums = interp::eval(&model(true), &xs).unwrap().to_f64_vec();
     let c = 2.0 * (2 * 64 + 1) as f64 * f64::from(f32::EPSILON) / 2.0;
-    assert!(sums.iter().all(|&s| s > 0.0));
-    for (i, ((g, w), s)) in got.iter().zip(&want).zip(&sums).enumerate() {
-        assert!((g - w).abs() <= c * s, "element {i}: JIT {g:e} vs interpreter {w:e}");
-    }
+    assert_threads_and_bound(&f, &model(true), c);
 }

@@ -562,6 +562,34 @@ fn concat_parts_are_computed_in_place() {
     }
 }
 
+/// Every output of `f` in strict mode (one thread) equals the interpreter's bit for bit, on
+/// `waves(f, step)`.
+fn assert_strict_bits(f: &Function, step: f64, what: &str) {
+    let xs = waves(f, step);
+    let want = interp::eval_outputs(f, &xs).unwrap();
+    let c = compile_with(f, Options { strict: true, threads: 1, ..Options::default() }).unwrap();
+    let refs: Vec<&Tensor> = xs.iter().collect();
+    let got = c.call(&refs).unwrap();
+    for (g, w) in got.iter().zip(&want) {
+        let (g, w) = (g.to_f64_vec(), w.to_f64_vec());
+        assert!(g.iter().zip(&w).all(|(x, y)| same_bits(*x, *y)), "{what}");
+    }
+}
+
+/// The element counts of the zero-fill steps in `f`'s plan, in order.
+fn zero_fills(f: &Function) -> Vec<usize> {
+    let plan = jjt_jit::plan::plan(f).unwrap();
+    plan.steps
+        .iter()
+        .filter_map(|s| match s {
+            jjt_jit::plan::Step::Map(m) if matches!(m.expr, jjt_jit::plan::Expr::Scalar(..)) => {
+                Some(m.shape.iter().product())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// The operand of a pad that is computed into its own buffer anyway (a product, here also read
 /// elsewhere) is computed straight into the pad's buffer, and the pad only zeroes its border.
 /// Fused operands, interior padding and an operand padded twice take
@@ -590,32 +618,11 @@ fn pad_operands_are_computed_in_place() {
     ];
     for (k, m) in models.iter().enumerate() {
         let f = jjt_ir::text::parse(m).unwrap();
-        let xs = waves(&f, 0.41);
-        let want = interp::eval_outputs(&f, &xs).unwrap();
-        let c =
-            compile_with(&f, Options { strict: true, threads: 1, ..Options::default() }).unwrap();
-        let refs: Vec<&Tensor> = xs.iter().collect();
-        let got = c.call(&refs).unwrap();
-        for (g, w) in got.iter().zip(&want) {
-            let (g, w) = (g.to_f64_vec(), w.to_f64_vec());
-            assert!(g.iter().zip(&w).all(|(x, y)| same_bits(*x, *y)), "{m}");
-        }
+        assert_strict_bits(&f, 0.41, m);
         // The zero-fills of the first two models: border boxes only.
         if k < 2 {
             let padded = f.node(f.outputs()[0]).unwrap().ty.numel();
-            let plan = jjt_jit::plan::plan(&f).unwrap();
-            let zeros: Vec<usize> = plan
-                .steps
-                .iter()
-                .filter_map(|s| match s {
-                    jjt_jit::plan::Step::Map(m)
-                        if matches!(m.expr, jjt_jit::plan::Expr::Scalar(..)) =>
-                    {
-                        Some(m.shape.iter().product())
-                    }
-                    _ => None,
-                })
-                .collect();
+            let zeros = zero_fills(&f);
             let sides = [2, 6][k];
             assert_eq!(zeros.len(), sides, "{m}: {zeros:?}");
             assert!(zeros.iter().all(|&z| z < padded), "{m}: {zeros:?} of {padded}");
@@ -647,31 +654,11 @@ fn convolution_inputs_are_computed_into_their_padded_copy() {
     ];
     for (k, m) in models.iter().enumerate() {
         let f = jjt_ir::text::parse(m).unwrap();
-        let xs = waves(&f, 0.29);
-        let want = interp::eval_outputs(&f, &xs).unwrap();
-        let c =
-            compile_with(&f, Options { strict: true, threads: 1, ..Options::default() }).unwrap();
-        let refs: Vec<&Tensor> = xs.iter().collect();
-        let got = c.call(&refs).unwrap();
-        for (g, w) in got.iter().zip(&want) {
-            let (g, w) = (g.to_f64_vec(), w.to_f64_vec());
-            assert!(g.iter().zip(&w).all(|(x, y)| same_bits(*x, *y)), "{m}");
-        }
-        let plan = jjt_jit::plan::plan(&f).unwrap();
-        let zeros: Vec<usize> = plan
-            .steps
-            .iter()
-            .filter_map(|s| match s {
-                jjt_jit::plan::Step::Map(m)
-                    if matches!(m.expr, jjt_jit::plan::Expr::Scalar(..)) =>
-                {
-                    Some(m.shape.iter().product())
-                }
-                _ => None,
-            })
-            .collect();
+        assert_strict_bits(&f, 0.29, m);
+        let zeros = zero_fills(&f);
         // The padded copies: [1,15,1] and [6,8,7,2] in place (2 and 3 border boxes); in the
-        // last model the copies of the input, the dilated input and the cropped one are zeroed whole.
+        // last model the copies of the input, the dilated input and the cropped one are
+        // zeroed whole.
         match k {
             0 => assert_eq!(zeros, [5, 5], "{m}"),
             1 => assert_eq!(zeros, [6 * 7 * 2, 6 * 7 * 2, 6 * 8 * 2 * 2], "{m}"),
