@@ -535,6 +535,19 @@ fn packing_scratch_is_bounded_by_the_memory_budget() {
     }
 }
 
+/// The path (on one thread) of the first contraction step of `p`.
+fn first_dot_path(p: &plan::Plan) -> jjt_jit::DotPath {
+    let step = p
+        .steps
+        .iter()
+        .find_map(|s| match s {
+            Step::Dot(d) => Some(d.clone()),
+            _ => None,
+        })
+        .expect("a contraction step");
+    dot_path(&step, &Options { threads: 1, ..Options::default() })
+}
+
 /// An operand whose free axes do not collapse, with a contracted axis between them (the
 /// per-example Jacobian of a dense layer applied at every token: `[o, t, j]` contracted over
 /// `t`), is not packed when the axes after the contracted one hold at least `DIRECT_MIN_ROWS`
@@ -543,18 +556,7 @@ fn packing_scratch_is_bounded_by_the_memory_budget() {
 /// (`check`: 1, 2 and 3 threads bit for bit, and the rounding bound).
 #[test]
 fn free_axes_around_a_contracted_axis_become_products_instead_of_packing() {
-    let plan_of = |c: &Case| {
-        let p = plan::plan(&c.function(false)).unwrap();
-        let step = p
-            .steps
-            .iter()
-            .find_map(|s| match s {
-                Step::Dot(d) => Some(d.clone()),
-                _ => None,
-            })
-            .unwrap();
-        dot_path(&step, &Options { threads: 1, ..Options::default() })
-    };
+    let plan_of = |c: &Case| first_dot_path(&plan::plan(&c.function(false)).unwrap());
     let case = |rfree: Vec<usize>, rhs: Feed| Case {
         dtype: DType::F32,
         batch: vec![],
@@ -835,16 +837,7 @@ fn operands_exchange_roles_when_that_copies_less() {
         jjt_ir::text::parse(&src).unwrap()
     };
     let f = model(false);
-    let p = plan::plan_for(&f, &Options::default()).unwrap();
-    let step = p
-        .steps
-        .iter()
-        .find_map(|s| match s {
-            Step::Dot(d) => Some(d.clone()),
-            _ => None,
-        })
-        .unwrap();
-    let path = dot_path(&step, &Options { threads: 1, ..Options::default() });
+    let path = first_dot_path(&plan::plan_for(&f, &Options::default()).unwrap());
     let how = (path.kind, path.swapped, path.packs_lhs, path.gathers_lhs, path.packs_rhs);
     assert_eq!(how, (DotKind::MatrixMultiply, true, false, true, false), "{path:?}");
     let c = 2.0 * (2 * 64 + 1) as f64 * f64::from(f32::EPSILON) / 2.0;
