@@ -1140,7 +1140,9 @@ fn auto_keeps_the_candidate_priced_lowest() {
 /// operand on the left, and on the right through a transpose whose batch axis comes before
 /// the free one (the sum is transposed back to the operand's order); the other operand
 /// rearranged with its contracted axes innermost (1024 of them against 2 columns) and with its
-/// columns innermost (20 against 16). A sum over other axes,
+/// columns innermost (20 against 16); the operand through a reshape that inserts a unit axis
+/// and a transpose (as models exported from JAX write a convolution's kernel gradient), and
+/// through one that drops a unit axis the sum keeps. A sum over other axes,
 /// a product whose other operand is more than a quarter of the summed one, or one whose
 /// columns fill whole vectors (8 of f64), is left alone.
 #[test]
@@ -1153,6 +1155,12 @@ fn sums_over_contracted_axes_ride_along_products() {
          return dot_general(w, t, contract=[[1,2],[1,2]], batch=[[0],[0]]), sum(x, axes=[2,3])\n}",
         "func f(x: f64[4,80,4,4], w: f64[4,4,4,20]) -> (f64[4,80,20], f64[4,80]) {\n  \
          return dot_general(x, w, contract=[[2,3],[1,2]], batch=[[0],[0]]), sum(x, axes=[2,3])\n}",
+        "func f(x: f64[4,3,16,16,8], w: f64[4,5,1,16,16]) -> (f64[4,3,8,5], f64[4,3,8]) {\n  \
+         t = transpose(reshape(x, shape=[4,3,1,16,16,8]), perm=[0,1,2,5,3,4])\n  \
+         return dot_general(t, w, contract=[[2,4,5],[2,3,4]], batch=[[0],[0]]), sum(x, axes=[2,3])\n}",
+        "func f(x: f64[4,1,16,16,8], w: f64[4,16,16,2]) -> (f64[4,8,2], f64[4,1,8]) {\n  \
+         t = transpose(reshape(x, shape=[4,16,16,8]), perm=[0,3,1,2])\n  \
+         return dot_general(t, w, contract=[[2,3],[1,2]], batch=[[0],[0]]), sum(x, axes=[2,3])\n}",
     ];
     for src in cases {
         let f = jjt_ir::text::parse(src).unwrap();
@@ -1166,7 +1174,7 @@ fn sums_over_contracted_axes_ride_along_products() {
         let want = interp::eval_outputs(&f, &xs).unwrap();
         let got = interp::eval_outputs(&g, &xs).unwrap();
         assert!(bits_equal(&got[..1], &want[..1]), "{text}");
-        // n = 1024, 256 or 16 terms in [-2, 2]: each sum within n·u·2n of the reduction's.
+        // n = 1024, 256, 16 or 256 terms in [-2, 2]: each sum within n·u·2n of the reduction's.
         let n = (xs[0].ty().numel() / want[1].ty().numel()) as f64;
         let bound = n * f64::EPSILON / 2.0 * 2.0 * n;
         let (a, b) = (got[1].to_f64_vec(), want[1].to_f64_vec());
