@@ -87,6 +87,13 @@ const CASES: &[Case] = &[
     // The innermost (kept) axis strided, the reduced one contiguous: a sum over tokens of a
     // transposed [B, J, T] value runs along the tokens.
     case_t(&[16, 32, 64], &[0, 2, 1], &[1], "sum", "x * y"),
+    // Vectors over outputs in groups (independent chains, see `codegen::reduce`), then single
+    // vectors, then scalars: 23 outputs per row (f32: a group of 16, a vector of 4, 3 alone;
+    // f64: 16, three vectors of 2, 1 alone), over one axis in blocks (300 terms) and over two
+    // with a counter (240 terms), and `max`.
+    case(&[300, 23], &[0], "sum", "x * y"),
+    case(&[40, 6, 23], &[0, 1], "mean", "x - y"),
+    case(&[20, 23], &[0], "max", "x * y"),
 ];
 
 fn dims(s: &[usize]) -> String {
@@ -287,6 +294,9 @@ fn reductions_take_the_intended_forms() {
         (19, Options { threads: 2, ..Options::default() }, "vectors over outputs, rows on threads"),
         (20, Options { threads: 1, ..Options::default() }, "(vectors along the reduction)"),
         (20, strict(), "(scalar)"),
+        (21, strict(), "(vectors over outputs)"),
+        (22, Options { threads: 1, ..Options::default() }, "(vectors over outputs)"),
+        (23, strict(), "(vectors over outputs)"),
     ];
     for (k, opts, label) in expect {
         let f = CASES[*k].function(DType::F32, false);
