@@ -306,24 +306,23 @@ impl Descriptor {
     /// 5.4–5.9 ms). Ties keep the step's own order.
     pub(crate) fn plan(s: &DotStep, gemm: bool) -> Option<Descriptor> {
         let base = Self::layout(s, gemm, (false, false))?;
-        let packed = |d: &Descriptor| {
-            let a = if d.a_direct.is_some() || d.gathers_lhs_planned() { 0 } else { d.m * d.k };
-            let b = if d.b_direct.is_some() { 0 } else { d.k * d.n };
-            d.products.saturating_mul(a + b)
-        };
-        if !base.gemm || packed(&base) == 0 {
-            return Some(base);
-        }
-        // Elements of each operand packed per call: a split must not pack the other
-        // operand more often than the single product does (the same block again for every
-        // product along the new loops, which the element count alone would not see: the
-        // CNN's first-layer kernel gradient from a JAX export, whose patches were packed for
-        // each of 160 products, 6.2 → 9.4 ms).
+        // Elements of each operand (A, B) packed per call, and their total. A split must not
+        // pack the other operand more often than the single product does (the same block
+        // again for every product along the new loops, which the total alone would not see:
+        // the CNN's first-layer kernel gradient from a JAX export, whose patches were packed
+        // for each of 160 products, 6.2 → 9.4 ms).
         let per_side = |d: &Descriptor| {
             let a = if d.a_direct.is_some() || d.gathers_lhs_planned() { 0 } else { d.m * d.k };
             let b = if d.b_direct.is_some() { 0 } else { d.k * d.n };
             (d.products.saturating_mul(a), d.products.saturating_mul(b))
         };
+        let packed = |d: &Descriptor| {
+            let (a, b) = per_side(d);
+            a.saturating_add(b)
+        };
+        if !base.gemm || packed(&base) == 0 {
+            return Some(base);
+        }
         let (base_a, base_b) = per_side(&base);
         let mut best = base;
         let swapped = swap(s);

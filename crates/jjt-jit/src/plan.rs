@@ -788,6 +788,18 @@ fn conv_slots(
     }
 }
 
+/// The shape of convolution `c`'s input `xd` padded (each spatial axis longer by its
+/// padding, which `conv_slots` admits only non-negative), and the padding before each axis.
+fn padded(c: &jjt_ir::ops::Conv, xd: &[usize]) -> (Vec<usize>, Vec<usize>) {
+    let (mut dims, mut lo) = (xd.to_vec(), vec![0usize; xd.len()]);
+    for (j, &(l, h)) in c.padding.iter().enumerate() {
+        let a = c.dims.lhs[2 + j];
+        dims[a] += (l + h) as usize;
+        lo[a] = l as usize;
+    }
+    (dims, lo)
+}
+
 /// Whether views `v` and `w` of a value of shape `dims` address the same elements (strides
 /// along unit axes do not matter).
 fn same_place(v: &View, w: &View, dims: &[usize]) -> bool {
@@ -879,13 +891,7 @@ impl<'f> Planner<'f> {
         let Op::Conv(conv) = &node.op else { unreachable!("a convolution") };
         let x = self.f.operands(c)[0];
         let xt = self.ty(x).clone();
-        let mut dims = xt.shape.0.clone();
-        let mut lo = vec![0usize; dims.len()];
-        for (j, &(l, h)) in conv.padding.iter().enumerate() {
-            let a = conv.dims.lhs[2 + j];
-            dims[a] += (l + h) as usize;
-            lo[a] = l as usize;
-        }
+        let (dims, lo) = padded(conv, xt.shape.dims());
         let whole = match self.concat_bufs.get(&c) {
             Some(v) => v.clone(),
             None => {
@@ -1347,10 +1353,7 @@ impl<'f> Planner<'f> {
         } else if in_place {
             let whole = self.concat_bufs[&n].clone();
             let full = self.ty(ops[0]).shape.0.clone();
-            let mut dims = full.clone();
-            for (j, &(l, h)) in c.padding.iter().enumerate() {
-                dims[c.dims.lhs[2 + j]] += (l + h) as usize;
-            }
+            let (dims, _) = padded(c, &full);
             for (j, &(l, h)) in c.padding.iter().enumerate() {
                 let a = c.dims.lhs[2 + j];
                 for (at, len) in [(0, l as usize), (l as usize + full[a], h as usize)] {
