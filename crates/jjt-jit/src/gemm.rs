@@ -233,6 +233,7 @@ pub fn matmul_f32_part(
             rsc,
             csc,
             whole,
+            Sharing::NONE,
         )
     };
     Ok(())
@@ -291,22 +292,101 @@ pub fn has_own_kernel() -> bool {
 }
 
 thread_local! {
-    /// Each thread's packing buffer, grown to at most [`scratch_elems`] f32 and reused.
-    static PACK: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Each thread's packing buffer, grown to at most [`scratch_elems`] f32 and reused, and
+    /// which block of B its narrow panels hold, if any ([`Packed`]).
+    static PACK: std::cell::RefCell<(Vec<f32>, Option<Packed>)> =
+        const { std::cell::RefCell::new((Vec::new(), None)) };
+}
+
+/// Which B a thread's packing buffer holds as a narrow product's panels: the runtime
+/// contraction call (`call`, from [`new_call`]) during which it was packed, and the block's
+/// address, strides and extents. Within one call the operands do not change, so a product
+/// whose whole B is that block (the products along an axis B does not move on: a convolution
+/// layer's patches against each output's cotangent, a shared weight against each example's
+/// rows) takes the panels as they are instead of packing them again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Packed {
+    call: u64,
+    b: *const f32,
+    rsb: isize,
+    csb: isize,
+    n: usize,
+    k: usize,
+}
+
+/// A number no earlier runtime contraction call was given: the identity under which the
+/// matrix products of one call may share packed panels of B ([`Packed`]). 0 (never returned)
+/// shares nothing.
+pub(crate) fn new_call() -> u64 {
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// What a product shares with the products computed after it on the same thread: the
+/// runtime contraction call it belongs to (`call`, [`new_call`]; 0: nothing is shared) and how
+/// many consecutive products (this one included) read the same A (`a`) and the same B (`b`).
+/// A narrow B packed for one product is kept for the next of the same call ([`Packed`]), and
+/// the tile kernel's orientation counts its packing once per `b` (or `a`, turned) products.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Sharing {
+    pub call: u64,
+    pub a: usize,
+    pub b: usize,
+}
+
+impl Sharing {
+    /// Nothing shared: every product packs its own panels.
+    pub(crate) const NONE: Sharing = Sharing { call: 0, a: 1, b: 1 };
+
+    /// The same with the operands' roles exchanged.
+    fn turned(self) -> Sharing {
+        Sharing { a: self.b, b: self.a, ..self }
+    }
 }
 
 /// Run `f` with this thread's packing buffer, grown to [`scratch_elems`] f32, given as its
 /// first element aligned to a cache line (the tile kernels' A block, then B's panels).
+/// `f` also gets what the narrow panels hold ([`Packed`]): a user that writes them (or the
+/// buffer before them, with a wide block) must update or clear it.
 #[cfg(target_arch = "x86_64")]
-fn with_pack<R>(f: impl FnOnce(*mut f32) -> R) -> R {
+fn with_pack<R>(f: impl FnOnce(*mut f32, &mut Option<Packed>) -> R) -> R {
     PACK.with(|buf| {
-        let mut buf = buf.borrow_mut();
+        let (buf, held) = &mut *buf.borrow_mut();
         if buf.len() < scratch_elems() {
             buf.resize(scratch_elems(), 0.0);
         }
         let base = buf.as_mut_ptr();
-        f(base.wrapping_add(base.align_offset(64)))
+        f(base.wrapping_add(base.align_offset(64)), held)
     })
+}
+
+/// Pack a narrow product's B block (`nc` columns by `kc`, at `bj`) into its panels at `pb`,
+/// unless `held` says they already hold it: the same block packed earlier in the same
+/// contraction call (`call` nonzero) on this thread, and it is the product's whole B
+/// (`whole`: one block of columns and of K).
+///
+/// # Safety
+/// As [`pack_b`]; `pb` is the narrow panels' place in this thread's packing buffer.
+#[allow(clippy::too_many_arguments)]
+unsafe fn pack_narrow_b(
+    held: &mut Option<Packed>,
+    call: u64,
+    whole: bool,
+    (nc, kc): (usize, usize),
+    bj: *const f32,
+    rsb: isize,
+    csb: isize,
+    pb: *mut f32,
+) {
+    let key = Packed { call, b: bj, rsb, csb, n: nc, k: kc };
+    if call != 0 && whole && *held == Some(key) {
+        return;
+    }
+    // SAFETY: forwarded from the caller.
+    unsafe { pack_b(nc, kc, bj, rsb, csb, pb) };
+    #[cfg(test)]
+    tests::NARROW_PACKS.with(|c| c.set(c.get() + 1));
+    *held = (call != 0 && whole).then_some(key);
 }
 
 /// The most f32 elements [`sgemm`]'s packing buffer holds on one thread (about 640 KiB),
@@ -337,12 +417,15 @@ pub(crate) const fn scratch_elems() -> usize {
 ///   the tiling, blocks of K and packing. Error at most k·u·Σ|a·b|.
 ///
 /// The runtime contraction keeps k ≤ its `KB`, and passes as `whole` the extents of the
-/// product it cuts into blocks and parts.
+/// product it cuts into blocks and parts, and as `share` what the product shares with the
+/// next ones on this thread ([`Sharing`]): a narrow B packed for one product is then reused
+/// by the next product that is the same block of the same call ([`Packed`]).
 ///
 /// # Safety
 /// The host has AVX-512 F ([`has_own_kernel`]); every element the extents and strides address in
 /// `a`, `b` and `c` is valid (reads of `a` and `b`, reads and writes of `c`), and `c` overlaps
-/// neither `a` nor `b`.
+/// neither `a` nor `b`; under a nonzero `share.call`, no element of A or B changes between
+/// this product and any other product of the same call.
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn sgemm(
@@ -359,6 +442,7 @@ pub(crate) unsafe fn sgemm(
     rsc: isize,
     csc: isize,
     whole: (usize, usize),
+    share: Sharing,
 ) {
     if m == 0 || n == 0 {
         return;
@@ -368,7 +452,7 @@ pub(crate) unsafe fn sgemm(
         unsafe { sgemm_dot(m, k, n, a, rsa, b, csb, c, rsc, csc) }
     } else {
         // SAFETY: forwarded.
-        unsafe { sgemm_tiles(m, k, n, a, rsa, csa, b, rsb, csb, c, rsc, csc) }
+        unsafe { sgemm_tiles(m, k, n, a, rsa, csa, b, rsb, csb, c, rsc, csc, share) }
     }
 }
 
@@ -494,6 +578,7 @@ unsafe fn sgemm_tiles(
     c: *mut f32,
     rsc: isize,
     csc: isize,
+    share: Sharing,
 ) {
     // Compute cᵀ = bᵀ·aᵀ instead when that is estimated faster (fewer padded tiles, or a
     // narrow B that lets A be read in place), or as fast and it stores rows of c contiguously.
@@ -501,8 +586,14 @@ unsafe fn sgemm_tiles(
     // [`TRANSPOSED_STORE`] on its estimate. Either way each element is the same chain, so the
     // choice may depend on the part.
     let columns = csc != 1 && rsc == 1;
-    let (straight, swapped) =
-        (tile_cost(m, n) + pack_b_cost(n, csb), tile_cost(n, m) + pack_b_cost(m, rsa));
+    // A narrow B that the next products share is packed once for all of them.
+    let kept = |n: usize, shared: usize| {
+        if share.call != 0 && gathers(n) && n <= NC && k <= KC_NARROW { shared.max(1) } else { 1 }
+    };
+    let (straight, swapped) = (
+        tile_cost(m, n) + pack_b_cost(n, csb) / kept(n, share.b) as f64,
+        tile_cost(n, m) + pack_b_cost(m, rsa) / kept(m, share.a) as f64,
+    );
     let (straight, swapped) = match (columns, csc == 1 && rsc != 1) {
         (true, _) => (straight * TRANSPOSED_STORE, swapped),
         (_, true) => (straight, swapped * TRANSPOSED_STORE),
@@ -510,7 +601,9 @@ unsafe fn sgemm_tiles(
     };
     if swapped < straight || (swapped == straight && columns) {
         // SAFETY: the same elements, addressed with the roles of rows and columns exchanged.
-        return unsafe { sgemm_tiles(n, k, m, b, csb, rsb, a, csa, rsa, c, csc, rsc) };
+        return unsafe {
+            sgemm_tiles(n, k, m, b, csb, rsb, a, csa, rsa, c, csc, rsc, share.turned())
+        };
     }
     if k == 0 {
         for i in 0..m as isize {
@@ -536,9 +629,10 @@ unsafe fn sgemm_tiles(
         return unsafe { wide((m, k, n), pack, (b, rsb, csb), (c, rsc, csc)) };
     }
     let kcb = KC_NARROW;
-    with_pack(|pa| {
+    with_pack(|pa, held| {
         // A ragged tile's rows (MR×kcb), then B's panels.
         let pb = pa.wrapping_add(MR * kcb);
+        let one_block = n <= NC && k <= kcb;
         for j0 in (0..n).step_by(NC) {
             let nc = (n - j0).min(NC);
             for p0 in (0..k).step_by(kcb) {
@@ -546,7 +640,7 @@ unsafe fn sgemm_tiles(
                 let bj = b.wrapping_offset(p0 as isize * rsb + j0 as isize * csb);
                 // SAFETY: B's block is inside b; the packed panels (nc rounded up to NR, by
                 // kc) fit after A's rows in the buffer (`scratch_elems`).
-                unsafe { pack_b(nc, kc, bj, rsb, csb, pb) };
+                unsafe { pack_narrow_b(held, share.call, one_block, (nc, kc), bj, rsb, csb, pb) };
                 for jt in 0..nc.div_ceil(NR) {
                     for it in 0..m.div_ceil(MR) {
                         let (i, j) = (it * MR, j0 + jt * NR);
@@ -593,8 +687,9 @@ unsafe fn wide(
     (b, rsb, csb): (*const f32, isize, isize),
     (c, rsc, csc): (*mut f32, isize, isize),
 ) {
-    with_pack(|pa| {
-        // A's packed block first (at most MC×KC), then B's.
+    with_pack(|pa, held| {
+        // A's packed block first (at most MC×KC), then B's, over the narrow panels.
+        *held = None;
         let pb = pa.wrapping_add(MC * KC);
         for j0 in (0..n).step_by(NC) {
             let nc = (n - j0).min(NC);
@@ -633,18 +728,6 @@ pub(crate) fn gathers(n: usize) -> bool {
     n.div_ceil(NR) < PACK_A_MIN_TILES
 }
 
-/// [`sgemm`]'s tile kernel with A read where it lies ([`Offsets`]), for an operand whose rows
-/// or K axes do not collapse to one stride each (a convolution's patches, its window's rows
-/// one image row apart; a cotangent's channels and positions): for a B at most two tiles wide
-/// ([`gathers`]) the kernel reads A's rows in place, for a wider one its blocks are packed
-/// from the offsets ([`pack_gathered`]). Each element of c is the same chain of fused multiply-adds over k, in increasing
-/// order from zero, as [`sgemm`] computes when it does not take the dot kernel: the bits of
-/// packing A and calling it, without the copy.
-///
-/// # Safety
-/// The host has AVX-512 F; every `a.a.offset(rows[i] + koff[p])` is valid to read; B's k×n
-/// block (its strides `rsb`, `csb`) is valid; c's m×n block is valid for reads and writes and
-/// overlaps neither.
 /// An m×k matrix read where it lies through offsets: `A[i, p] = a[rows[i] + koff[p]]`.
 #[derive(Clone, Copy)]
 pub(crate) struct Offsets<'a, T> {
@@ -656,12 +739,25 @@ pub(crate) struct Offsets<'a, T> {
     pub koff: &'a [isize],
 }
 
+/// [`sgemm`]'s tile kernel with A read where it lies ([`Offsets`]), for an operand whose rows
+/// or K axes do not collapse to one stride each (a convolution's patches, its window's rows
+/// one image row apart; a cotangent's channels and positions): for a B at most two tiles wide
+/// ([`gathers`]) the kernel reads A's rows in place, for a wider one its blocks are packed
+/// from the offsets ([`pack_gathered`]). Each element of c is the same chain of fused multiply-adds over k, in increasing
+/// order from zero, as [`sgemm`] computes when it does not take the dot kernel: the bits of
+/// packing A and calling it, without the copy.
+///
+/// # Safety
+/// The host has AVX-512 F; every `a.a.offset(rows[i] + koff[p])` is valid to read; B's k×n
+/// block (its strides `rsb`, `csb`) is valid; c's m×n block is valid for reads and writes and
+/// overlaps neither. `share` as for [`sgemm`].
 #[cfg(target_arch = "x86_64")]
 pub(crate) unsafe fn sgemm_gathered(
     a: Offsets<'_, f32>,
     n: usize,
     (b, rsb, csb): (*const f32, isize, isize),
     (c, rsc, csc): (*mut f32, isize, isize),
+    share: Sharing,
 ) {
     let Offsets { a, rows, koff } = a;
     let (m, k) = (rows.len(), koff.len());
@@ -688,9 +784,10 @@ pub(crate) unsafe fn sgemm_gathered(
         return unsafe { wide((m, k, n), pack, (b, rsb, csb), (c, rsc, csc)) };
     }
     let kcb = KC_NARROW;
-    with_pack(|pa| {
+    with_pack(|pa, held| {
         // A ragged tile's rows (MR×kcb), then B's panels.
         let pb = pa.wrapping_add(MR * kcb);
+        let one_block = n <= NC && k <= kcb;
         for j0 in (0..n).step_by(NC) {
             let nc = (n - j0).min(NC);
             for p0 in (0..k).step_by(kcb) {
@@ -698,7 +795,7 @@ pub(crate) unsafe fn sgemm_gathered(
                 let bj = b.wrapping_offset(p0 as isize * rsb + j0 as isize * csb);
                 // SAFETY: B's block is inside b; its panels (nc rounded up to NR, by kc) fit
                 // after A's ragged rows in the buffer (`scratch_elems`).
-                unsafe { pack_b(nc, kc, bj, rsb, csb, pb) };
+                unsafe { pack_narrow_b(held, share.call, one_block, (nc, kc), bj, rsb, csb, pb) };
                 for jt in 0..nc.div_ceil(NR) {
                     for it in 0..m.div_ceil(MR) {
                         let (i, j) = (it * MR, j0 + jt * NR);
@@ -1198,7 +1295,9 @@ unsafe fn sgemm_dot(
     // fall in four sets of L1 beside B's columns.
     let ks = (k.div_ceil(16) | 1) * 16;
     PACK.with(|buf| {
-        let mut buf = buf.borrow_mut();
+        let (buf, held) = &mut *buf.borrow_mut();
+        // The copies of A's rows overwrite whatever the buffer held.
+        *held = None;
         let need = if copy { chunk * ks } else { 0 };
         if buf.len() < need {
             buf.resize(need, 0.0);
@@ -1339,7 +1438,14 @@ unsafe fn halving_tree(x: [std::arch::x86_64::__m512; 16]) -> std::arch::x86_64:
 
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
-    use super::{gathers, has_own_kernel, sgemm, sgemm_gathered, uses_dot_planned};
+    thread_local! {
+        /// Narrow B blocks this thread has packed ([`super::pack_narrow_b`]).
+        pub(super) static NARROW_PACKS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    use super::{
+        Sharing, gathers, has_own_kernel, new_call, sgemm, sgemm_gathered, uses_dot_planned,
+    };
 
     /// Plans assume one choice of the dot kernel on every host (the AMD host's factor): Gram
     /// blocks and large squares in the dot kernel, a skinny B in the tile kernel, whatever
@@ -1409,9 +1515,11 @@ mod tests {
                     ni,
                     1,
                     (m, n),
+                    Sharing::NONE,
                 );
                 let a = super::Offsets { a: a.as_ptr(), rows: &rows, koff: &koff };
-                sgemm_gathered(a, n, (b.as_ptr(), ni, 1), (got.as_mut_ptr(), ni, 1));
+                let c = (got.as_mut_ptr(), ni, 1);
+                sgemm_gathered(a, n, (b.as_ptr(), ni, 1), c, Sharing::NONE);
             }
             let same = want.iter().zip(&got).all(|(x, y)| x.to_bits() == y.to_bits());
             assert!(same, "{m}×{k}×{n}");
@@ -1432,5 +1540,97 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// `c = a·b` in f64 from row-major f32 operands (a m×k, b k×n with column stride `csb`,
+    /// row stride 1 when `csb` is k, else n).
+    fn product(a: &[f32], b: &[f32], (m, k, n): (usize, usize, usize), csb: usize) -> Vec<f64> {
+        let rsb = if csb == 1 { n } else { 1 };
+        let mut c = vec![0f64; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] =
+                    (0..k).map(|p| f64::from(a[i * k + p]) * f64::from(b[p * rsb + j * csb])).sum();
+            }
+        }
+        c
+    }
+
+    /// Consecutive narrow products of one call that share their B (patches against each of a
+    /// layer's cotangents) keep its packed panels; a later call packs again even when its B
+    /// lies at the same address with new values, and a B of another shape or place is packed
+    /// afresh. Every result within k·u·Σ|a·b| of the f64 product (the values here make a
+    /// stale panel miss by far more).
+    #[test]
+    fn a_narrow_b_is_packed_once_for_the_products_of_a_call_that_share_it() {
+        if !has_own_kernel() {
+            return;
+        }
+        // B's columns contiguous along k (rows of patches), as the kernel transposes them; A
+        // 32 rows, so the kernel keeps this orientation when B is shared.
+        let (m, k, n) = (32, 1024, 28);
+        let val = |i: usize, s: usize| ((i * s % 97) as f32 - 48.0) / 32.0;
+        let a: Vec<Vec<f32>> =
+            (0..3).map(|t| (0..m * k).map(|i| val(i, 37 + t)).collect()).collect();
+        let mut b: Vec<f32> = (0..k * n).map(|i| val(i, 53)).collect();
+        let run = |a: &[f32], b: &[f32], n: usize, share: Sharing| {
+            let mut c = vec![f32::NAN; m * n];
+            // SAFETY: a is m×k row-major, b k×n with columns contiguous along k, c m×n; the
+            // host has AVX-512 F; no element of a or b changes during a call (`share.call`).
+            unsafe {
+                let (ki, ni) = (k as isize, n as isize);
+                sgemm(
+                    m,
+                    k,
+                    n,
+                    a.as_ptr(),
+                    ki,
+                    1,
+                    b.as_ptr(),
+                    1,
+                    ki,
+                    c.as_mut_ptr(),
+                    ni,
+                    1,
+                    (m, n),
+                    share,
+                )
+            };
+            c
+        };
+        let check = |c: &[f32], a: &[f32], b: &[f32], n: usize, what: &str| {
+            let want = product(a, b, (m, k, n), k);
+            let mag = product(
+                &a.iter().map(|x| x.abs()).collect::<Vec<_>>(),
+                &b.iter().map(|x| x.abs()).collect::<Vec<_>>(),
+                (m, k, n),
+                k,
+            );
+            for ((&got, &w), &g) in c.iter().zip(&want).zip(&mag) {
+                let bound = k as f64 * f64::from(f32::EPSILON) * g + 1e-30;
+                assert!((f64::from(got) - w).abs() <= bound, "{what}: {got} against {w}");
+            }
+        };
+        let packs = || NARROW_PACKS.with(std::cell::Cell::get);
+        let before = packs();
+        let share = Sharing { call: new_call(), a: 1, b: 3 };
+        for (t, a) in a.iter().enumerate() {
+            check(&run(a, &b, n, share), a, &b, n, &format!("product {t} of the first call"));
+        }
+        assert_eq!(packs() - before, 1, "B packed once for the three products");
+        // New values at the same address, in a new call.
+        for x in &mut b {
+            *x = -*x * 0.5 + 0.25;
+        }
+        let second = Sharing { call: new_call(), ..share };
+        check(&run(&a[0], &b, n, second), &a[0], &b, n, "the second call");
+        // The same call, B from its second column: another block, packed afresh.
+        let c = run(&a[1], &b[k..], 20, second);
+        check(&c, &a[1], &b[k..], 20, "another block of B");
+        assert_eq!(packs() - before, 3, "each new block packed");
+        // Without a call, every product packs.
+        run(&a[2], &b, n, Sharing::NONE);
+        run(&a[2], &b, n, Sharing::NONE);
+        assert_eq!(packs() - before, 5);
     }
 }
