@@ -2,6 +2,9 @@
 //! lifetimes (first write to last read, in step order) do not overlap share memory. First-fit
 //! over the free intervals, 64-byte aligned. The arena is allocated once per handle (and per
 //! concurrent caller) and reused across calls.
+//!
+//! A fused step's rows ([`crate::plan::FusedStep`]) go to a buffer of the thread that
+//! computes them instead (`jjt_row_buffer`), grown as needed and kept for the thread's life.
 
 use crate::plan::{Buf, Plan};
 
@@ -59,4 +62,23 @@ pub fn layout(plan: &Plan) -> Layout {
         live.push((at, need, last[i]));
     }
     Layout { offsets, size }
+}
+
+thread_local! {
+    /// This thread's row buffer, in 64-byte words.
+    static ROW: std::cell::RefCell<Vec<[u8; ALIGN]>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Called by generated code: the calling thread's row buffer, at least `bytes` long and
+/// aligned to [`ALIGN`] bytes, for one fused step's rows. It stays valid until the thread
+/// calls this again: a row function takes it once, and nothing it calls takes it.
+pub(crate) extern "C" fn jjt_row_buffer(bytes: i64) -> *mut u8 {
+    let words = usize::try_from(bytes).unwrap_or(0).div_ceil(ALIGN);
+    ROW.with(|r| {
+        let mut r = r.borrow_mut();
+        if r.len() < words {
+            r.resize(words, [0; ALIGN]);
+        }
+        r.as_mut_ptr().cast()
+    })
 }

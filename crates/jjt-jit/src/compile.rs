@@ -62,14 +62,19 @@ pub fn compile_with(f: &Function, opts: Options) -> Result<Compiled, JitError> {
     let mut parts: BTreeMap<usize, FuncId> = BTreeMap::new();
     let mut part_clif = String::new();
     let mut part_asm = String::new();
+    // Their descriptors live as long as the code, as the entry's do.
+    let mut part_descriptors = Vec::new();
     for (k, step) in plan.steps.iter().enumerate() {
         let body = match (
+            step,
             codegen::parallel_map(step, policy.threads),
             codegen::parallel_reduce(step, policy.threads, policy.summation),
         ) {
-            (Some(map), _) => Body::Rows(map),
-            (None, Some(red)) => Body::ReduceRows(red),
-            (None, None) => continue,
+            // A fused step always runs in its row function (on one thread or more).
+            (Step::Fused(fused), _, _) => Body::FusedRows(fused),
+            (_, Some(map), _) => Body::Rows(map),
+            (_, None, Some(red)) => Body::ReduceRows(red),
+            (_, None, None) => continue,
         };
         let mut sig = module.make_signature();
         for _ in 0..4 {
@@ -89,6 +94,7 @@ pub fn compile_with(f: &Function, opts: Options) -> Result<Compiled, JitError> {
         if let Some(a) = defined.asm {
             part_asm.push_str(&format!("\n; {name}\n{a}"));
         }
+        part_descriptors.extend(defined.descriptors);
         parts.insert(k, id);
     }
 
@@ -129,7 +135,7 @@ pub fn compile_with(f: &Function, opts: Options) -> Result<Compiled, JitError> {
         steps: plan.steps.len(),
         step_labels: defined.labels,
         step_nodes: plan.step_nodes.clone(),
-        descriptors: defined.descriptors,
+        descriptors: defined.descriptors.into_iter().chain(part_descriptors).collect(),
     })
 }
 
@@ -141,6 +147,8 @@ enum Body<'s> {
     Rows(&'s plan::MapStep),
     /// One reduction over the rows `[params[4], params[5])` of its outermost kept axis.
     ReduceRows(&'s plan::ReduceStep),
+    /// One fused step over the rows `[params[4], params[5])` of its batch axis.
+    FusedRows(&'s plan::FusedStep),
 }
 
 /// A defined function's Cranelift IR text and machine-code listing (when asked for) and the
@@ -227,6 +235,9 @@ impl Gen<'_> {
                             (Some(&part), Step::Reduce(red)) => {
                                 cg.call_reduce_rows(part, red, [ins, outs, arena_base, consts])?
                             }
+                            (Some(&part), Step::Fused(fused)) => {
+                                cg.call_fused_rows(part, fused, [ins, outs, arena_base, consts])
+                            }
                             _ => cg.step(step)?,
                         }
                         cg.profile_mark(k as i64);
@@ -240,6 +251,7 @@ impl Gen<'_> {
                 }
                 Body::Rows(map) => cg.map_rows(map, p[4], p[5])?,
                 Body::ReduceRows(red) => cg.reduce_rows(red, p[4], p[5], p[3])?,
+                Body::FusedRows(fused) => cg.fused_rows(fused, p[4], p[5])?,
             }
             descriptors = std::mem::take(&mut cg.descriptors);
             b.ins().return_(&[]);

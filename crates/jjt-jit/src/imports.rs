@@ -12,7 +12,7 @@ use cranelift_module::{Linkage, Module};
 
 use crate::error::codegen_err;
 use crate::libm::{Libm, PerPrecision, Precision};
-use crate::{JitError, Options, contract, matvec, pool, profile};
+use crate::{JitError, Options, arena, contract, matvec, pool, profile};
 
 /// The runtime contraction's symbol per precision.
 const CONTRACT: PerPrecision<&str> =
@@ -34,6 +34,7 @@ pub(crate) fn register(jb: &mut JITBuilder) {
     jb.symbol(MATVEC.f32, matvec::jjt_matvec_f32 as *const u8);
     jb.symbol(MATVEC.f64, matvec::jjt_matvec_f64 as *const u8);
     jb.symbol("jjt_par_map", pool::jjt_par_map as *const u8);
+    jb.symbol("jjt_row_buffer", arena::jjt_row_buffer as *const u8);
     jb.symbol("jjt_profile_mark", profile::jjt_profile_mark as *const u8);
 }
 
@@ -47,6 +48,8 @@ pub(crate) struct Imports {
     pub matvec: PerPrecision<FuncRef>,
     /// `jjt_par_map`: a row function run over row ranges on several threads.
     pub par_map: FuncRef,
+    /// `jjt_row_buffer`: the calling thread's buffer for a fused step's row.
+    pub row_buffer: FuncRef,
     /// `jjt_profile_mark`, when profiling.
     pub profile: Option<FuncRef>,
 }
@@ -116,6 +119,11 @@ impl Imports {
         s.params.push(AbiParam::new(types::I64));
         s.params.push(AbiParam::new(types::I64));
         let par_map = import(module, "jjt_par_map", &s)?;
+        // (bytes) -> buffer.
+        let mut s = module.make_signature();
+        s.params.push(AbiParam::new(types::I64));
+        s.returns.push(AbiParam::new(ptr));
+        let row_buffer = import(module, "jjt_row_buffer", &s)?;
         let profile = if opts.profile {
             let mut s = module.make_signature();
             s.params.push(AbiParam::new(types::I64));
@@ -123,6 +131,6 @@ impl Imports {
         } else {
             None
         };
-        Ok(Imports { libm, contract, matvec, par_map, profile })
+        Ok(Imports { libm, contract, matvec, par_map, row_buffer, profile })
     }
 }

@@ -34,6 +34,7 @@ mod compile;
 mod contract;
 pub mod cost;
 mod error;
+pub mod fuse;
 pub mod gemm;
 mod handle;
 mod imports;

@@ -38,6 +38,8 @@ pub enum Buf {
     Scratch(usize),
     /// Compile-time constant `i`.
     Const(usize),
+    /// The calling thread's buffer for one row of a [`FusedStep`]'s elementwise result.
+    Row,
 }
 
 /// A strided view of a buffer, over some index space (one stride per axis, in elements).
@@ -200,6 +202,66 @@ pub struct ScatterStep {
     pub rows: usize,
 }
 
+/// An elementwise step whose result only one contraction reads, run with it one row at a
+/// time ([`crate::fuse`]): for each index `r` of the contraction's batch axis `batch`, on the
+/// thread that takes it, row `r` of the elementwise step is computed into that thread's row
+/// buffer ([`Buf::Row`]) and the contraction's products of batch index `r` read it there, so
+/// the result never travels to memory and back.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FusedStep {
+    /// The elementwise step as planned, into a scratch buffer no other step touches.
+    pub map: MapStep,
+    /// The contraction as planned, reading `map`'s destination as its lhs (`lhs`) or rhs.
+    pub dot: DotStep,
+    /// Whether `map` computes the contraction's lhs.
+    pub lhs: bool,
+    /// The contraction's batch axis (its position in `dims.lhs_batch`) along which `map`'s
+    /// rows (its outermost axis) lie.
+    pub batch: usize,
+    /// Elements of one row of `map`'s result.
+    pub row_elems: usize,
+}
+
+impl FusedStep {
+    /// Rows: the extent of the batch axis.
+    pub fn rows(&self) -> usize {
+        self.map.shape[0]
+    }
+
+    /// The elementwise step of one row (its outermost index picks the row), into the row
+    /// buffer.
+    pub fn row_map(&self) -> MapStep {
+        let mut strides = self.map.dst.strides.clone();
+        strides[0] = 0;
+        let dst = View { buf: Buf::Row, offset: 0, strides, dtype: self.map.dst.dtype };
+        MapStep { dst, ..self.map.clone() }
+    }
+
+    /// The contraction of batch index 0 (the batch axis of extent 1), its fused operand in the
+    /// row buffer; [`FusedStep::row_strides`] advance the others to row `r`.
+    pub fn row_dot(&self) -> DotStep {
+        let d = &self.dot;
+        let (la, ra) = (d.dims.lhs_batch[self.batch], d.dims.rhs_batch[self.batch]);
+        let mut s = d.clone();
+        s.shape[self.batch] = 1;
+        s.lhs_shape[la] = 1;
+        s.rhs_shape[ra] = 1;
+        let fused = if self.lhs { &mut s.lhs } else { &mut s.rhs };
+        *fused = View { buf: Buf::Row, offset: 0, ..fused.clone() };
+        s
+    }
+
+    /// Elements from row `r` to row `r + 1` of the contraction's (lhs, rhs, destination), 0
+    /// for the operand in the row buffer.
+    pub fn row_strides(&self) -> (isize, isize, isize) {
+        let d = &self.dot;
+        let (la, ra) = (d.dims.lhs_batch[self.batch], d.dims.rhs_batch[self.batch]);
+        let (l, r) = (d.lhs.strides[la], d.rhs.strides[ra]);
+        let dst = d.dst.strides[self.batch];
+        if self.lhs { (0, r, dst) } else { (l, 0, dst) }
+    }
+}
+
 /// One materialising loop nest.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Step {
@@ -213,6 +275,8 @@ pub enum Step {
     Scatter(ScatterStep),
     /// Matrix–vector products sharing their matrix, in one pass over it ([`crate::matvec`]).
     MatVecs(MatVecStep),
+    /// An elementwise step and the one contraction that reads it, row by row.
+    Fused(FusedStep),
 }
 
 impl Step {
@@ -224,6 +288,7 @@ impl Step {
             | Step::Dot(DotStep { dst, .. })
             | Step::Scatter(ScatterStep { dst, .. }) => vec![dst.clone()],
             Step::MatVecs(m) => m.writes(),
+            Step::Fused(f) => vec![f.dot.dst.clone()],
         }
     }
 
@@ -233,6 +298,11 @@ impl Step {
             Step::Map(MapStep { expr, .. }) | Step::Reduce(ReduceStep { expr, .. }) => expr.views(),
             Step::Dot(DotStep { lhs, rhs, .. }) => vec![lhs.clone(), rhs.clone()],
             Step::MatVecs(m) => m.reads(),
+            Step::Fused(f) => {
+                let mut v = f.map.expr.views();
+                v.push(if f.lhs { f.dot.rhs.clone() } else { f.dot.lhs.clone() });
+                v
+            }
             Step::Scatter(ScatterStep { updates, index, dst, .. }) => {
                 let mut v = updates.views();
                 v.extend(index.views());
@@ -407,7 +477,8 @@ pub fn plan(f: &Function) -> Result<Plan, JitError> {
 /// backend's cost model ([`crate::cost`], with its committed constants, so the choice does not
 /// depend on the host) prices the two steps lowest (`choose_layouts`); and matrix–vector
 /// products become [`Step::MatVecs`], two that share a matrix joined into one pass over it
-/// ([`crate::matvec::join`]).
+/// ([`crate::matvec::join`]); and with the matrix multiply allowed, an elementwise step that
+/// only one large contraction reads runs with it row by row ([`crate::fuse`]).
 pub fn plan_for(f: &Function, opts: &Options) -> Result<Plan, JitError> {
     let first = plan_with(f, HashMap::new())?;
     if opts.strict {
@@ -416,6 +487,9 @@ pub fn plan_for(f: &Function, opts: &Options) -> Result<Plan, JitError> {
     let layouts = choose_layouts(f, &first, opts);
     let mut p = if layouts.is_empty() { first } else { plan_with(f, layouts)? };
     crate::matvec::join(&mut p);
+    if !opts.no_gemm {
+        crate::fuse::rows(&mut p, opts);
+    }
     Ok(p)
 }
 
@@ -565,7 +639,7 @@ fn plan_with(f: &Function, layouts: HashMap<NodeId, Vec<usize>>) -> Result<Plan,
         match s {
             Step::Map(m) => canonical_map(m),
             Step::Reduce(r) => canonical_reduce(r),
-            Step::Dot(_) | Step::Scatter(_) | Step::MatVecs(_) => {}
+            Step::Dot(_) | Step::Scatter(_) | Step::MatVecs(_) | Step::Fused(_) => {}
         }
     }
     Ok(p.plan)

@@ -843,3 +843,67 @@ fn operands_exchange_roles_when_that_copies_less() {
     let c = 2.0 * (2 * 64 + 1) as f64 * f64::from(f32::EPSILON) / 2.0;
     assert_threads_and_bound(&f, &model(true), c);
 }
+
+/// A layer's kernel gradient in the shape of the CNN's first layer: `g = up(u)·z` (a pooled
+/// cotangent upsampled 2×2 times a same-size factor, `[r, a, 2h, 2w, c]`), then
+/// `k[r, a, c, t] = Σ_{y, x} g[r, a, c, y, x]·p[r, t, y, x]`. Only the contraction reads `g`,
+/// one row per batch index (`r`), so the plan runs them row by row (`abs`: of the inputs'
+/// absolute values; `both`: `g` is also an output, which keeps the two steps apart).
+fn upsampled_product(dtype: DType, abs: bool, both: bool) -> Function {
+    let (r, a, h, c, t) = (8, 4, 16, 32, 12);
+    let mut fb = FunctionBuilder::new("upsampled");
+    let mut input = |name: &str, dims: Vec<usize>| {
+        let x = fb.input(name, TensorType::new(dtype, dims)).unwrap();
+        if abs { fb.unary(Unary::Abs, x).unwrap() } else { x }
+    };
+    let u = input("u", vec![r, a, h, h, c]);
+    let z = input("z", vec![r, 2 * h, 2 * h, c]);
+    let p = input("p", vec![r, t, 2 * h, 2 * h]);
+    let split = Shape(vec![r, a, h, 2, h, 2, c]);
+    let u = fb.reshape(u, vec![r, a, h, 1, h, 1, c]).unwrap();
+    let u = fb.broadcast_to(u, &split).unwrap();
+    let z = fb.reshape(z, vec![r, 1, h, 2, h, 2, c]).unwrap();
+    let z = fb.broadcast_to(z, &split).unwrap();
+    let g = fb.binary(jjt_ir::Binary::Mul, u, z).unwrap();
+    let g = fb.reshape(g, vec![r, a, 2 * h, 2 * h, c]).unwrap();
+    let gt = fb.transpose(g, &[0, 1, 4, 2, 3]).unwrap();
+    let dims = DotGeneral {
+        lhs_contract: vec![3, 4],
+        rhs_contract: vec![2, 3],
+        lhs_batch: vec![0],
+        rhs_batch: vec![0],
+    };
+    let k = fb.dot_general(gt, p, dims).unwrap();
+    if both { fb.finish_many(vec![k, g]).unwrap() } else { fb.finish(k).unwrap() }
+}
+
+/// The elementwise operand and its contraction run row by row (one [`Step::Fused`] in the
+/// plan, no separate step for either), in f32 and f64: the same bits for 1, 2 and 3 threads,
+/// the same bits as the two steps unfused (each product is computed as the contraction
+/// computes it), and within `2·(K + K + 2)·u·Σ|g·p|` of the interpreter (module
+/// documentation, K = 1024 ≤ KB, one rounding more for the product in `g`).
+#[test]
+fn an_elementwise_operand_runs_row_by_row_with_its_contraction() {
+    for dtype in [DType::F32, DType::F64] {
+        let f = upsampled_product(dtype, false, false);
+        let steps = plan::plan(&f).unwrap().steps;
+        let fused = steps.iter().filter(|s| matches!(s, Step::Fused(_))).count();
+        let apart = steps.iter().filter(|s| matches!(s, Step::Dot(_) | Step::Map(_))).count();
+        assert_eq!((fused, apart), (1, 0), "{dtype}: {steps:?}");
+        let both = upsampled_product(dtype, false, true);
+        let steps = plan::plan(&both).unwrap().steps;
+        assert!(!steps.iter().any(|s| matches!(s, Step::Fused(_))), "{dtype}: g is an output");
+        let xs = inputs(&f);
+        let refs: Vec<&Tensor> = xs.iter().collect();
+        let run = |f: &Function| {
+            let c = compile_with(f, Options::default()).unwrap();
+            c.call(&refs).unwrap().remove(0).to_f64_vec()
+        };
+        let (fused, apart) = (run(&f), run(&both));
+        assert!(fused.iter().zip(&apart).all(|(x, y)| x.to_bits() == y.to_bits()), "{dtype}");
+        let eps = if dtype == DType::F32 { f64::from(f32::EPSILON) } else { f64::EPSILON };
+        let k = 32 * 32;
+        let c = 2.0 * (k + k + 2) as f64 * eps / 2.0;
+        assert_threads_and_bound(&f, &upsampled_product(dtype, true, false), c);
+    }
+}

@@ -28,7 +28,9 @@ pub(crate) fn parallel_map(step: &Step, threads: usize) -> Option<&MapStep> {
                 && shape.iter().product::<usize>() >= PAR_MAP_ELEMS;
             parallel.then_some(m)
         }
-        Step::Reduce(_) | Step::Dot(_) | Step::Scatter(_) | Step::MatVecs(_) => None,
+        Step::Reduce(_) | Step::Dot(_) | Step::Scatter(_) | Step::MatVecs(_) | Step::Fused(_) => {
+            None
+        }
     }
 }
 

@@ -19,6 +19,7 @@
 mod dot;
 pub(crate) use dot::INLINE_MAX_K;
 mod expr;
+mod fused;
 mod loops;
 mod map;
 mod math;
@@ -166,6 +167,7 @@ pub(crate) fn describe(step: &Step) -> String {
             dims(rhs_shape),
             dims(shape)
         ),
+        Step::Fused(f) => describe(&Step::Dot(f.dot.clone())),
         Step::MatVecs(m) => {
             let p = &m.parts[0];
             format!(
@@ -269,6 +271,10 @@ impl<'a, 'b> Cg<'a, 'b> {
             Step::MatVecs(m) => {
                 self.matvecs(m);
                 Ok(())
+            }
+            // Compiled into its row function, which the entry calls (`crate::compile`).
+            Step::Fused(_) => {
+                Err(JitError::Codegen("a fused step outside its row function".into()))
             }
         }
     }

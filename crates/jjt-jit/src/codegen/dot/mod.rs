@@ -315,6 +315,19 @@ fn strategy(s: &DotStep, c: &Contraction<'_>, policy: &Policy) -> DotStrategy {
     DotStrategy::Scalar
 }
 
+/// The runtime contraction's descriptor of contraction step `s` under `policy`, if that is
+/// how it is computed (a fused step's contraction of one row: [`crate::fuse`] fuses only
+/// those that take the matrix multiply).
+pub(in crate::codegen) fn runtime_descriptor(
+    s: &DotStep,
+    policy: &Policy,
+) -> Option<Box<Descriptor>> {
+    match strategy(s, &Contraction::new(s, policy.mac), policy) {
+        DotStrategy::Runtime(d) => Some(d),
+        _ => None,
+    }
+}
+
 /// Which path contraction step `s` takes under `policy`: the strategy's kind, the bytes it
 /// packs, its products and blocks of K, whether it splits across threads (see [`DotPath`]).
 /// This is the choice [`Cg::dot`] compiles, for the cost model and the tests.
