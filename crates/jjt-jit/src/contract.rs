@@ -1476,12 +1476,12 @@ unsafe fn gather<T: Copy>(
             all.push((n, s, ds));
             ds *= n as isize;
         }
-        all.sort_by_key(|x| std::cmp::Reverse(x.1.unsigned_abs()));
+        all.sort_by_key(walk_order);
         // SAFETY: the rows' and the box's elements are inside the buffers (caller).
         unsafe { copy_box(src.wrapping_offset(off), dst, all) };
         return;
     }
-    axes.sort_by_key(|x| std::cmp::Reverse(x.1.unsigned_abs()));
+    axes.sort_by_key(walk_order);
     // The first row's multi-index over the free axes.
     idx.clear();
     idx.resize(free.len(), 0);
@@ -1505,6 +1505,18 @@ unsafe fn gather<T: Copy>(
             idx[a] = 0;
         }
     }
+}
+
+/// The order in which [`gather`] walks a box's axes (extent, source stride, destination
+/// stride), as a sort key: the source's strides descending, so the reads run along memory;
+/// among axes the source moves along alike, the destination's strides descending, so the
+/// innermost run is contiguous on both sides where one is. A convolution's patches packed
+/// K-inner have two axes of unit source stride, a window column (3, destination stride one
+/// packed row) and an image row (16, destination stride 1): the row innermost copies runs of
+/// 16 elements instead of scattering runs of 3 (the CNN's second-layer kernel gradient, 16
+/// products of 640×256×288, 4.54 → 4.01 ms alone).
+fn walk_order(x: &(usize, isize, isize)) -> (std::cmp::Reverse<usize>, std::cmp::Reverse<usize>) {
+    (std::cmp::Reverse(x.1.unsigned_abs()), std::cmp::Reverse(x.2.unsigned_abs()))
 }
 
 /// Copy a box (extent, source stride, destination stride per axis; outer to inner).
