@@ -1439,7 +1439,7 @@ fn pad(kl: usize) -> usize {
 /// Copy rows `r.0..r.1` (flat indices over the free axes `free`) of a block whose K box is
 /// `bx` (extent, stride) into `dst`: row `r` and flat K index `q` (row-major over the box) at
 /// `(r − r.0)·row + q·unit`. The box is walked in the order of the source's strides (the
-/// smallest innermost) so the reads run along memory.
+/// smallest innermost) so the reads run along memory ([`walk_order`]).
 ///
 /// # Safety
 /// `src` (with the rows' and box's offsets) is valid for reads (possibly unaligned) and `dst`
