@@ -528,7 +528,11 @@ fn drop_labels(
     Ok((b.reshape(x, shape)?, kept.iter().map(|&i| lx[i]).collect()))
 }
 
-/// `x` (labels `lx`) summed over the labels that neither `other` nor `keep` holds.
+/// `x` (labels `lx`) summed over the labels that neither `other` nor `keep` holds. Those of
+/// size 1 are one term each: reshaped away rather than summed (a sum would start from +0.0
+/// and be a step of its own, where a reshape is a view: in a JAX export of the CNN, the
+/// patches of its last layer summed over a unit axis took a scalar reduction and a packed
+/// contraction, 1.4 ms per side, where reading them in place takes 0.33 ms).
 fn sum_alone(
     b: &mut FunctionBuilder,
     x: NodeId,
@@ -536,10 +540,12 @@ fn sum_alone(
     other: &[Label],
     keep: &[Label],
 ) -> Result<(NodeId, Vec<Label>), IrError> {
-    let alone: Vec<i64> = (0..lx.len())
-        .filter(|&i| !other.contains(&lx[i]) && !keep.contains(&lx[i]))
-        .map(|i| i as i64)
-        .collect();
+    let dims = b.ty(x)?.shape.0.clone();
+    let alone_at = |lx: &[Label], i: usize| !other.contains(&lx[i]) && !keep.contains(&lx[i]);
+    let unit: Vec<Label> =
+        (0..lx.len()).filter(|&i| alone_at(&lx, i) && dims[i] == 1).map(|i| lx[i]).collect();
+    let (x, lx) = drop_labels(b, x, lx, &|l| unit.contains(l))?;
+    let alone: Vec<i64> = (0..lx.len()).filter(|&i| alone_at(&lx, i)).map(|i| i as i64).collect();
     if alone.is_empty() {
         return Ok((x, lx));
     }

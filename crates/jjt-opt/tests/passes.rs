@@ -505,6 +505,29 @@ fn assert_reassociated(f: &Function, g: &Function, seed: u64, n: f64) {
     }
 }
 
+/// A sum over an axis of size 1 is one term: when reordering contracts its operand, the axis
+/// is reshaped away, not summed (a sum is a step of its own where a reshape is a view; a JAX
+/// export's patches carried such an axis into the CNN's last kernel gradient). `((Σ_u a)·b)·c`
+/// with `c` one column becomes `a·(b·c)` with no sum left, within the reassociation bound
+/// 2·(k·j + 2)·u·Σ|terms|.
+#[test]
+fn reorder_reshapes_away_a_sum_over_a_unit_axis() {
+    let n = 20;
+    let src = format!(
+        "func f(a: f64[{n},1,{n}], b: f64[{n},{n}], c: f64[{n},1]) -> f64[{n},1] {{
+  s = sum(a, axes=[1])
+  return (s @ b) @ c
+}}"
+    );
+    let f = jjt_ir::text::parse(&src).unwrap();
+    let (g, stats) = jjt_opt::reorder::reorder(&f).unwrap();
+    assert!(jjt_ir::verify(&g).is_ok());
+    let text = jjt_ir::text::print(&g);
+    assert_eq!(stats.rewritten, 1, "{text}");
+    assert!(!text.contains("sum("), "{text}");
+    assert_reassociated(&f, &g, 41, (n * n) as f64 + 2.0);
+}
+
 /// The empirical-NTK term of a weight applied per token,
 /// `K[b,o,B,O] = Σ_{t,T,c} g1[b,o,t,c]·(h1[b,t]·h2[B,T])·g2[B,O,T,c]`, written in the order of
 /// least multiply-adds (token Gram matrix first: 23.9 M, with a 1.3 M-element intermediate) is
