@@ -907,3 +907,19 @@ fn an_elementwise_operand_runs_row_by_row_with_its_contraction() {
         assert_threads_and_bound(&f, &upsampled_product(dtype, true, false), c);
     }
 }
+
+/// A fused step's row buffers, one per thread, count against the memory budget: with 64
+/// threads the f32 rows (512 KiB each) need 32 MiB, over a budget of 8 MiB that every value
+/// fits (the largest, `g`'s 4 MiB, is never stored whole).
+#[test]
+fn row_buffers_are_bounded_by_the_memory_budget() {
+    let f = upsampled_product(DType::F32, false, false);
+    let opts = Options { threads: 64, max_bytes: 8 << 20, ..Options::default() };
+    match compile_with(&f, opts) {
+        Err(jjt_jit::JitError::TooLarge { what, needed, limit }) => {
+            assert!(what.contains("row buffers"), "{what}");
+            assert_eq!((needed, limit), (64 * (512 << 10), 8 << 20));
+        }
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+}

@@ -37,6 +37,14 @@ impl Cg<'_, '_> {
             ));
         };
         let bytes = f.row_elems * item_size(map.dst.dtype);
+        let all = (bytes as u64).saturating_mul(self.policy.threads as u64);
+        if all > self.policy.budget {
+            return Err(JitError::TooLarge {
+                what: "the row buffers of a fused step (on every thread)".into(),
+                needed: all,
+                limit: self.policy.budget,
+            });
+        }
         let n = self.iconst(bytes as i64);
         let call = self.b.ins().call(self.imports.row_buffer, &[n]);
         let buf = self.b.inst_results(call)[0];
