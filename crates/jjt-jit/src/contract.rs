@@ -1477,11 +1477,13 @@ unsafe fn gather<T: Copy>(
             ds *= n as isize;
         }
         all.sort_by_key(walk_order);
+        merge_chained(all);
         // SAFETY: the rows' and the box's elements are inside the buffers (caller).
         unsafe { copy_box(src.wrapping_offset(off), dst, all) };
         return;
     }
     axes.sort_by_key(walk_order);
+    merge_chained(axes);
     // The first row's multi-index over the free axes.
     idx.clear();
     idx.resize(free.len(), 0);
@@ -1517,6 +1519,22 @@ unsafe fn gather<T: Copy>(
 /// products of 640×256×288, 4.54 → 4.01 ms alone).
 fn walk_order(x: &(usize, isize, isize)) -> (std::cmp::Reverse<usize>, std::cmp::Reverse<usize>) {
     (std::cmp::Reverse(x.1.unsigned_abs()), std::cmp::Reverse(x.2.unsigned_abs()))
+}
+
+/// Merge neighbouring axes of a walk (extent, source stride, destination stride; outer to
+/// inner) that chain on both sides into one: the innermost run then holds all their elements
+/// (the first layer's kernel Jacobian packed for its Gram product: window positions 3·3·3 in a
+/// row of 28, runs of 27 instead of 3: 0.29 → 0.16 ms alone, 0.38 → 0.21 ms in the CNN).
+fn merge_chained(axes: &mut Vec<(usize, isize, isize)>) {
+    let mut j = axes.len();
+    while j >= 2 {
+        let ((no, so, dout), (ni, si, di)) = (axes[j - 2], axes[j - 1]);
+        if so == si * ni as isize && dout == di * ni as isize {
+            axes[j - 2] = (no * ni, si, di);
+            axes.remove(j - 1);
+        }
+        j -= 1;
+    }
 }
 
 /// Copy a box (extent, source stride, destination stride per axis; outer to inner).
