@@ -1605,10 +1605,13 @@ impl<'f> Planner<'f> {
     /// A layout op's result: a view or remapped expression, materialised into its output
     /// buffer if it is an output (handled at the end) — nothing to do here but record it.
     fn layout_result(&mut self, n: NodeId, val: Val) {
-        // A fused expression reached through a layout op with several users is stored once.
+        // A fused expression reached through a layout op with several users is stored once,
+        // unless it is a constant (a broadcast scalar, such as average pooling's 1/4 spread
+        // over a cotangent: stored, a pass writing 5 MB per side of the zoo's CNN, 0.7 ms).
         let val = match val {
             Val::Fused(e)
-                if self.users.get(&n).copied().unwrap_or(0) != 1
+                if (self.users.get(&n).copied().unwrap_or(0) != 1
+                    && !matches!(e, Expr::Scalar(..)))
                     || self.outputs.contains_key(&n) =>
             {
                 Val::View(self.materialise(n, e))

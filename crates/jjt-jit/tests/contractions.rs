@@ -923,3 +923,68 @@ fn row_buffers_are_bounded_by_the_memory_budget() {
         other => panic!("expected TooLarge, got {other:?}"),
     }
 }
+
+/// `y_k[b, c, o] = Σ_s u_k[b, o, s, c]·m_k[b, s, c]` (batch axes `b` and `c`, `c` innermost in
+/// both operands; a pooled layer's per-example bias gradients), then
+/// `k = Σ_c y_1[b, c, o]·y_2[b', c, o']`; of the inputs' absolute values when `abs`.
+fn batch_innermost(abs: bool) -> Function {
+    let (b, o, s, c) = (8, 10, 64, 64);
+    let mut fb = FunctionBuilder::new("batch_innermost");
+    let mut y = Vec::new();
+    for k in 0..2 {
+        let mut input = |name: String, dims: Vec<usize>| {
+            let x = fb.input(&name, TensorType::new(DType::F32, dims)).unwrap();
+            if abs { fb.unary(Unary::Abs, x).unwrap() } else { x }
+        };
+        let u = input(format!("u{k}"), vec![b, o, s, c]);
+        let m = input(format!("m{k}"), vec![b, s, c]);
+        let dims = DotGeneral {
+            lhs_contract: vec![2],
+            rhs_contract: vec![1],
+            lhs_batch: vec![0, 3],
+            rhs_batch: vec![0, 2],
+        };
+        y.push(fb.dot_general(u, m, dims).unwrap());
+    }
+    let dims = DotGeneral {
+        lhs_contract: vec![1],
+        rhs_contract: vec![1],
+        lhs_batch: vec![],
+        rhs_batch: vec![],
+    };
+    let k = fb.dot_general(y[0], y[1], dims).unwrap();
+    fb.finish(k).unwrap()
+}
+
+/// A contraction whose result is stored with another axis than its last one contiguous (the
+/// order its reader wants, `a_contraction_feeding_another_is_stored_in_the_order_it_is_read`)
+/// runs in vectors along that axis: the output's axes are loops in any order. Stored
+/// row-major, the same step has no vector form (its last axis is strided in both operands)
+/// and goes to the runtime's dot loops. Values: the same bits for 1, 2 and 3 threads, within
+/// the summation bound of the interpreter (K = 64, then 64).
+#[test]
+fn a_contraction_stored_across_its_axes_runs_in_vectors_along_its_contiguous_axis() {
+    let f = batch_innermost(false);
+    let p = plan::plan_for(&f, &Options::default()).unwrap();
+    let one = Options { threads: 1, ..Options::default() };
+    let producers: Vec<plan::DotStep> = p
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Dot(d) if d.shape.len() == 3 => Some(d.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(producers.len(), 2, "{:?}", p.steps);
+    for y in &producers {
+        // [b, c, o] stored with c innermost.
+        assert_eq!(y.dst.strides[1], 1, "{:?}", y.dst);
+        assert_eq!(dot_path(y, &one).kind, DotKind::InlineVector);
+        let mut rm = y.clone();
+        rm.dst.strides = Shape(y.shape.clone()).strides().into_iter().map(|s| s as isize).collect();
+        assert_eq!(dot_path(&rm, &one).kind, DotKind::RuntimeLoops);
+    }
+    let eps = f64::from(f32::EPSILON);
+    let c = 2.0 * 2.0 * (KB + 2 + 64 + 64 + 1) as f64 * eps / 2.0;
+    assert_threads_and_bound(&f, &batch_innermost(true), c);
+}

@@ -871,3 +871,19 @@ fn every_op_name_has_a_jit_case() {
     }
     assert!(missing.is_empty(), "no JIT case for {missing:?}");
 }
+
+/// A broadcast constant with several users (average pooling's 1/4 spread over both sides'
+/// cotangents) is not stored: each user reads the scalar. The plan has one map, the output's,
+/// and the values are the interpreter's bit for bit (one rounding per product and sum).
+#[test]
+fn broadcast_constants_are_not_stored() {
+    let src = "func f(x: f32[64,256], y: f32[64,256]) -> f32[64,256] {
+  q = broadcast_to(full(f32[1,256], 0.25), shape=[64,256])
+  return x * q + y * q
+}";
+    let f = jjt_ir::text::parse(src).unwrap();
+    let p = jjt_jit::plan::plan_for(&f, &Options::default()).unwrap();
+    let maps = p.steps.iter().filter(|s| matches!(s, jjt_jit::plan::Step::Map(_))).count();
+    assert_eq!((maps, p.steps.len()), (1, 1), "{:?}", p.steps);
+    check_exact(&f, &waves(&f, 0.37));
+}

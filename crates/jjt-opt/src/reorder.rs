@@ -10,7 +10,13 @@
 //! folding evaluates them once), so `A·(Aᵀ·D)` becomes `(A·Aᵀ)·D` with `A·Aᵀ` precomputed.
 //! A tree is read a second time through the products of broadcasts it uses that other nodes
 //! use too (`look_through`: recomputed for the tree, kept for the others), and the cheaper
-//! reading wins.
+//! reading wins. That reading also goes through reshapes that split or merge axes: a merged
+//! axis carries the labels of its parts, and a label that an operand's axis cuts is split
+//! everywhere (`network`). A pooled layer's bias gradient, the sum over positions of the
+//! upsampled cotangent times the relu mask, is so read as the pooled cotangent times the mask
+//! summed over each window (the zoo's CNN: two 2.6 M-element reductions per call become
+//! products at a quarter of the positions). A sum that `sums` will let ride along a product
+//! is not read through: riding costs it one column.
 //!
 //! Preserves: values up to reassociation of sums (the result is the same einsum; rounding may
 //! differ within n·u·Σ|terms|). A tree is rewritten only when its cost strictly drops.
@@ -34,12 +40,17 @@ struct Leaf {
     node: NodeId,
     labels: Vec<Label>,
     constant: bool,
+    /// The shape the node is reshaped to when its labels are not its axes (a reshape in the
+    /// tree cut one of its axes).
+    shape: Option<Vec<usize>>,
 }
 
 struct Network {
     leaves: Vec<Leaf>,
     out: Vec<Label>,
     size: HashMap<Label, usize>,
+    /// The root's shape when the labels of `out` are not its axes (the result is reshaped).
+    root_shape: Option<Vec<usize>>,
 }
 
 /// Statistics of one run.
@@ -77,6 +88,9 @@ enum Kind {
     Sum,
     /// A reshape that only inserts or drops axes of size 1 (a relabelling).
     Unit,
+    /// Any other reshape: read only through the products a tree is read through a second
+    /// time ([`look_through`]), where it splits labels.
+    Reshape,
 }
 
 fn kind(f: &Function, n: NodeId) -> Option<Kind> {
@@ -86,6 +100,7 @@ fn kind(f: &Function, n: NodeId) -> Option<Kind> {
         Op::Binary(Binary::Mul) if node.ty.dtype != jjt_ir::DType::Bool => Some(Kind::Mul),
         Op::Transpose(_) => Some(Kind::Transpose),
         Op::Reshape(_) if unit_reshape(f, n) => Some(Kind::Unit),
+        Op::Reshape(_) => Some(Kind::Reshape),
         Op::BroadcastTo(_) => Some(Kind::Broadcast),
         Op::Reduce(r) if r.kind == ReduceKind::Sum => Some(Kind::Sum),
         _ => None,
@@ -106,148 +121,195 @@ fn is_root_kind(k: Option<Kind>) -> bool {
     matches!(k, Some(Kind::Dot | Kind::Mul | Kind::Sum))
 }
 
-/// Read the tree under `root` into an einsum network.
+/// Read the tree under `root` into an einsum network (`None` when a reshape in it cannot be
+/// read as a relabelling).
+///
+/// Each axis of a node in the tree carries a group of labels (one, unless a reshape above
+/// merged axes: then the axis is the row-major product of its group). A reshape matches its
+/// operand's axes against its result's labels in order: an operand axis spanning several
+/// labels gets them as its group; a label an operand axis cuts is split into two (everywhere:
+/// `split`), so an upsampling (`[8,2]` broadcast then merged to `16`) and the mask it meets
+/// (`16` reshaped to `[8,2]`) end up with the same labels. A leaf whose labels are not its
+/// axes is reshaped to them when the tree is rebuilt (row-major: a view), and the tree's
+/// result back to the root's shape.
 fn network(
     f: &Function,
     root: NodeId,
     inner: &HashSet<NodeId>,
     consts: &HashSet<NodeId>,
-) -> Network {
+) -> Option<Network> {
+    let mut size: HashMap<Label, usize> = HashMap::new();
     let mut next = 0usize;
-    let mut fresh = || {
+    let mut fresh = |size: &mut HashMap<Label, usize>, d: usize| {
         next += 1;
+        size.insert(next - 1, d);
         next - 1
     };
-    let mut size = HashMap::new();
-    let root_ty = &f
-        .node(root)
-        .map(|n| n.ty.clone())
-        .unwrap_or_else(|| jjt_ir::TensorType::scalar(jjt_ir::DType::F64));
-    let out: Vec<Label> = root_ty
-        .shape
-        .dims()
-        .iter()
-        .map(|&d| {
-            let l = fresh();
-            size.insert(l, d);
-            l
-        })
-        .collect();
-    let mut leaves = Vec::new();
-    let mut stack = vec![(root, out.clone())];
-    while let Some((n, labels)) = stack.pop() {
-        let node = f.node(n);
-        match node.map(|x| &x.op) {
-            Some(Op::DotGeneral(d)) if n == root || inner.contains(&n) => {
+    // Labels replaced by their parts (a label an operand axis cut in two).
+    let mut split: HashMap<Label, Vec<Label>> = HashMap::new();
+    fn expand(split: &HashMap<Label, Vec<Label>>, l: Label, out: &mut Vec<Label>) {
+        match split.get(&l) {
+            Some(parts) => parts.iter().for_each(|&p| expand(split, p, out)),
+            None => out.push(l),
+        }
+    }
+    let dims = |m: NodeId| f.node(m).map(|x| x.ty.shape.0.clone()).unwrap_or_default();
+    let root_dims = dims(root);
+    let out: Vec<Label> = root_dims.iter().map(|&d| fresh(&mut size, d)).collect();
+    let mut leaves: Vec<(NodeId, Vec<Vec<Label>>)> = Vec::new();
+    let mut stack: Vec<(NodeId, Vec<Vec<Label>>)> =
+        vec![(root, out.iter().map(|&l| vec![l]).collect())];
+    while let Some((n, groups)) = stack.pop() {
+        let node = f.node(n)?;
+        let in_tree = n == root || inner.contains(&n);
+        match &node.op {
+            Op::DotGeneral(d) if in_tree => {
                 let ops = f.operands(n);
-                let (lr, rr) = (
-                    f.node(ops[0]).map_or(0, |x| x.ty.rank()),
-                    f.node(ops[1]).map_or(0, |x| x.ty.rank()),
-                );
-                let lfree = DotGeneral::free_axes(lr, &d.lhs_contract, &d.lhs_batch);
-                let rfree = DotGeneral::free_axes(rr, &d.rhs_contract, &d.rhs_batch);
+                let (ld, rd) = (dims(ops[0]), dims(ops[1]));
+                let lfree = DotGeneral::free_axes(ld.len(), &d.lhs_contract, &d.lhs_batch);
+                let rfree = DotGeneral::free_axes(rd.len(), &d.rhs_contract, &d.rhs_batch);
                 let nb = d.lhs_batch.len();
-                let mut ll = vec![0; lr];
-                let mut rl = vec![0; rr];
+                let mut ll = vec![Vec::new(); ld.len()];
+                let mut rl = vec![Vec::new(); rd.len()];
                 for k in 0..nb {
-                    ll[d.lhs_batch[k]] = labels[k];
-                    rl[d.rhs_batch[k]] = labels[k];
+                    ll[d.lhs_batch[k]] = groups[k].clone();
+                    rl[d.rhs_batch[k]] = groups[k].clone();
                 }
                 for (k, &a) in lfree.iter().enumerate() {
-                    ll[a] = labels[nb + k];
+                    ll[a] = groups[nb + k].clone();
                 }
                 for (k, &a) in rfree.iter().enumerate() {
-                    rl[a] = labels[nb + lfree.len() + k];
+                    rl[a] = groups[nb + lfree.len() + k].clone();
                 }
-                let lshape = f.node(ops[0]).map(|x| x.ty.shape.0.clone()).unwrap_or_default();
                 for (&a, &b) in d.lhs_contract.iter().zip(&d.rhs_contract) {
-                    let l = fresh();
-                    size.insert(l, lshape[a]);
-                    ll[a] = l;
-                    rl[b] = l;
+                    let l = fresh(&mut size, ld[a]);
+                    ll[a] = vec![l];
+                    rl[b] = vec![l];
                 }
                 stack.push((ops[1], rl));
                 stack.push((ops[0], ll));
             }
-            Some(Op::Binary(Binary::Mul)) if n == root || inner.contains(&n) => {
+            Op::Binary(Binary::Mul) if in_tree => {
                 // An elementwise product: both operands carry the output's labels.
                 let ops = f.operands(n);
-                stack.push((ops[1], labels.clone()));
-                stack.push((ops[0], labels));
+                stack.push((ops[1], groups.clone()));
+                stack.push((ops[0], groups));
             }
-            Some(Op::Transpose(t)) if inner.contains(&n) => {
+            Op::Transpose(t) if inner.contains(&n) => {
                 // Output axis i is operand axis perm[i]: the operand's labels, permuted back.
-                let mut ol = vec![0; labels.len()];
+                let mut ol = vec![Vec::new(); groups.len()];
                 for (i, &p) in t.perm.iter().enumerate() {
-                    ol[p] = labels[i];
+                    ol[p] = groups[i].clone();
                 }
                 stack.push((f.operands(n)[0], ol));
             }
-            Some(Op::Reshape(_)) if inner.contains(&n) => {
-                // Only unit axes are inserted or dropped (`Kind::Unit`): the axes of size
-                // above 1 keep their labels in order; the operand's unit axes get labels of
-                // their own (of size 1), and the result's unit labels are dropped.
+            Op::Reshape(_) if inner.contains(&n) => {
+                // The result's labels of size above 1, in order (its unit axes are dropped),
+                // dealt out to the operand's axes; an operand axis of size 1 gets a label of
+                // its own.
                 let o = f.operands(n)[0];
-                let from = f.node(o).map(|x| x.ty.shape.0.clone()).unwrap_or_default();
-                let to = f.node(n).map(|x| x.ty.shape.0.clone()).unwrap_or_default();
-                let mut kept = labels.iter().zip(&to).filter(|(_, d)| **d != 1).map(|(l, _)| *l);
-                let ol = from
-                    .iter()
-                    .map(|&d| {
-                        if d == 1 {
-                            let l = fresh();
-                            size.insert(l, 1);
-                            l
+                let mut flat = Vec::new();
+                groups.iter().flatten().for_each(|&l| expand(&split, l, &mut flat));
+                flat.retain(|l| size[l] != 1);
+                flat.reverse();
+                let mut ol = Vec::new();
+                for d in dims(o) {
+                    if d == 1 {
+                        ol.push(vec![fresh(&mut size, 1)]);
+                        continue;
+                    }
+                    let mut group = Vec::new();
+                    let mut have = 1usize;
+                    while have < d {
+                        let l = flat.pop()?;
+                        let s = size[&l];
+                        if have * s <= d {
+                            group.push(l);
+                            have *= s;
                         } else {
-                            kept.next().unwrap_or(0)
+                            // The axis ends inside label l: cut it.
+                            let q = d / have;
+                            if !d.is_multiple_of(have) || !s.is_multiple_of(q) {
+                                return None;
+                            }
+                            let (a, b) = (fresh(&mut size, q), fresh(&mut size, s / q));
+                            split.insert(l, vec![a, b]);
+                            group.push(a);
+                            flat.push(b);
+                            have = d;
                         }
-                    })
-                    .collect();
+                    }
+                    if have != d {
+                        return None;
+                    }
+                    ol.push(group);
+                }
+                if !flat.is_empty() {
+                    return None;
+                }
                 stack.push((o, ol));
             }
-            Some(Op::BroadcastTo(bc)) if inner.contains(&n) => {
+            Op::BroadcastTo(bc) if inner.contains(&n) => {
                 // The operand's axes are the trailing ones; a size-1 axis that is expanded gets a
                 // label of its own (of size 1, summed away for free).
                 let o = f.operands(n)[0];
-                let from = f.node(o).map(|x| x.ty.shape.0.clone()).unwrap_or_default();
+                let from = dims(o);
                 let lead = bc.shape.rank() - from.len();
                 let ol = from
                     .iter()
                     .enumerate()
                     .map(|(a, &d)| {
                         if d == 1 && bc.shape.dims()[lead + a] != 1 {
-                            let l = fresh();
-                            size.insert(l, 1);
-                            l
+                            vec![fresh(&mut size, 1)]
                         } else {
-                            labels[lead + a]
+                            groups[lead + a].clone()
                         }
                     })
                     .collect();
                 stack.push((o, ol));
             }
-            Some(Op::Reduce(r)) if n == root || inner.contains(&n) => {
+            Op::Reduce(r) if in_tree => {
                 // A sum: the operand carries the output's labels and a new one per summed axis.
                 let o = f.operands(n)[0];
-                let from = f.node(o).map(|x| x.ty.shape.0.clone()).unwrap_or_default();
-                let mut kept = labels.iter();
-                let ol = (0..from.len())
-                    .map(|a| {
+                let mut kept = groups.into_iter();
+                let ol = dims(o)
+                    .iter()
+                    .enumerate()
+                    .map(|(a, &d)| {
                         if r.axes.contains(&a) {
-                            let l = fresh();
-                            size.insert(l, from[a]);
-                            l
+                            vec![fresh(&mut size, d)]
                         } else {
-                            kept.next().copied().unwrap_or(0)
+                            kept.next().unwrap_or_default()
                         }
                     })
                     .collect();
                 stack.push((o, ol));
             }
-            _ => leaves.push(Leaf { node: n, labels, constant: consts.contains(&n) }),
+            _ => leaves.push((n, groups)),
         }
     }
-    Network { leaves, out, size }
+    // Every label in its final parts; a leaf or a result whose labels are not its axes is
+    // reshaped (`Leaf::shape`, `Network::root_shape`).
+    let expand_all = |ls: &[Label]| {
+        let mut v = Vec::new();
+        ls.iter().for_each(|&l| expand(&split, l, &mut v));
+        v
+    };
+    let leaves = leaves
+        .into_iter()
+        .map(|(node, groups)| {
+            let labels = expand_all(&groups.concat());
+            let shape =
+                (labels.len() != groups.len()).then(|| labels.iter().map(|l| size[l]).collect());
+            Leaf { node, labels, constant: consts.contains(&node), shape }
+        })
+        .collect();
+    let out = expand_all(&out);
+    let root_shape = (out.len() != root_dims.len()).then_some(root_dims);
+    split.keys().for_each(|l| {
+        size.remove(l);
+    });
+    Some(Network { leaves, out, size, root_shape })
 }
 
 /// Labels of a subset's result: those used outside it (another leaf or the output).
@@ -429,7 +491,11 @@ fn written_order(f: &Function, root: NodeId, inner: &HashSet<NodeId>) -> Vec<(u6
     ) -> u64 {
         let k = kind(f, n);
         let in_tree = n == root || inner.contains(&n);
-        if in_tree && matches!(k, Some(Kind::Transpose | Kind::Broadcast | Kind::Sum | Kind::Unit))
+        if in_tree
+            && matches!(
+                k,
+                Some(Kind::Transpose | Kind::Broadcast | Kind::Sum | Kind::Unit | Kind::Reshape)
+            )
         {
             return walk(f, f.operands(n)[0], root, inner, next, acc);
         }
@@ -582,7 +648,7 @@ fn look_through(
             Op::DotGeneral(d) => d.lhs_contract.is_empty(),
             _ => matches!(
                 kind(f, n),
-                Some(Kind::Mul | Kind::Broadcast | Kind::Transpose | Kind::Unit)
+                Some(Kind::Mul | Kind::Broadcast | Kind::Transpose | Kind::Unit | Kind::Reshape)
             ),
         }
     };
@@ -599,7 +665,14 @@ fn look_through(
             if expands
                 && matches!(
                     kind(f, m),
-                    Some(Kind::Mul | Kind::Dot | Kind::Broadcast | Kind::Transpose | Kind::Unit)
+                    Some(
+                        Kind::Mul
+                            | Kind::Dot
+                            | Kind::Broadcast
+                            | Kind::Transpose
+                            | Kind::Unit
+                            | Kind::Reshape
+                    )
                 )
             {
                 stack.extend(f.operands(m));
@@ -627,7 +700,10 @@ pub fn reorder(f: &Function) -> Result<(Function, ReorderStats), IrError> {
     // users down, so a transpose or broadcast counts only inside a tree).
     let mut inner: HashSet<NodeId> = HashSet::new();
     for n in f.topo_order().into_iter().rev() {
-        if kind(f, n).is_none() || uses.get(&n) != Some(&1) || outputs.contains(&n) {
+        if matches!(kind(f, n), None | Some(Kind::Reshape))
+            || uses.get(&n) != Some(&1)
+            || outputs.contains(&n)
+        {
             continue;
         }
         let in_network = |u: NodeId| {
@@ -638,14 +714,18 @@ pub fn reorder(f: &Function) -> Result<(Function, ReorderStats), IrError> {
             inner.insert(n);
         }
     }
-    let through = look_through(f, &inner, &outputs);
+    // A sum that will ride along a product (`sums`) costs one column of it: the second reading
+    // leaves it whole (a leaf), however cheap reading through it would be.
+    let riding = crate::sums::riding(f);
+    let mut through = look_through(f, &inner, &outputs);
+    through.retain(|n| !riding.contains(n));
     let mut stats = ReorderStats { factored: fs.factored, ..ReorderStats::default() };
     let mut plans: HashMap<NodeId, Plan> = HashMap::new();
     for n in f.node_ids() {
         if !is_root_kind(kind(f, n)) || inner.contains(&n) {
             continue;
         }
-        let plain = network(f, n, &inner, &consts);
+        let Some(plain) = network(f, n, &inner, &consts) else { continue };
         // The tree as written is priced (and so read) with up to 63 leaves; it has orders to
         // choose from with three or more, and a second reading (below) with two or more.
         let priced = |net: &Network| (1..=63).contains(&net.leaves.len()) && well_formed(net);
@@ -669,7 +749,8 @@ pub fn reorder(f: &Function) -> Result<(Function, ReorderStats), IrError> {
         // which the einsum price does not see (on the zoo's mixer, reading elementwise trees
         // through their shared factors cut 1 % of the multiply-adds and doubled the time of
         // the maps that read the results across their layout).
-        let expanded = if contracts { Some(network(f, n, &through, &consts)) } else { None };
+        let expanded =
+            if contracts && !riding.contains(&n) { network(f, n, &through, &consts) } else { None };
         for (k, net) in std::iter::once(plain).chain(expanded).enumerate() {
             let least = if k == 0 { 3 } else { 2 };
             if !priced(&net) || net.leaves.len() < least {
@@ -700,13 +781,24 @@ pub fn reorder(f: &Function) -> Result<(Function, ReorderStats), IrError> {
     // unused, are pruned).
     let g = crate::rebuild(f, |b, v| {
         let Some((net, steps)) = plans.get(&v.id) else { return Ok(None) };
-        let leaf_nodes = net.leaves.iter().map(|l| v.get(l.node)).collect::<Result<Vec<_>, _>>()?;
+        let mut leaf_nodes = Vec::new();
+        for l in &net.leaves {
+            let x = v.get(l.node)?;
+            leaf_nodes.push(match &l.shape {
+                Some(shape) => b.reshape(x, shape.clone())?,
+                None => x,
+            });
+        }
         let split: HashMap<u64, (u64, u64)> = steps.iter().map(|&(a, c)| (a | c, (a, c))).collect();
         let full = (1u64 << net.leaves.len()) - 1;
         let (v, labels) = emit(b, net, &leaf_nodes, &split, full)?;
         let perm: Vec<usize> =
             net.out.iter().map(|l| labels.iter().position(|m| m == l).unwrap_or(0)).collect();
-        Ok(Some(b.transpose(v, &perm)?))
+        let t = b.transpose(v, &perm)?;
+        Ok(Some(match &net.root_shape {
+            Some(shape) => b.reshape(t, shape.clone())?,
+            None => t,
+        }))
     })?;
     // The new trees' terms, grouped by the factors they share: a structured kernel's layer
     // adds its weight's term `G ⊙ (h·h'ᵀ)` and its bias's `G`, one read of G instead of two.

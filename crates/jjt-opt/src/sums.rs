@@ -113,6 +113,12 @@ pub fn sums_with(f: &Function, min_elems: usize) -> Result<(Function, usize), Ir
     Ok((b.finish_many(r.outputs()?)?.pruned(), rides.len()))
 }
 
+/// The sums of `f` that would ride along a product if [`sums`] ran on `f` now (reordering
+/// leaves them be: such a sum costs one column of its product, however cheap its own reading).
+pub(crate) fn riding(f: &Function) -> HashSet<NodeId> {
+    find(f, &f.topo_order(), MIN_ELEMS).into_iter().map(|r| r.sum).collect()
+}
+
 /// The sums of `f` that ride, each with its product (in `order`, a product taken once).
 fn find(f: &Function, order: &[NodeId], min_elems: usize) -> Vec<Ride> {
     let mut taken: HashSet<NodeId> = HashSet::new();

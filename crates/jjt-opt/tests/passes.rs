@@ -1352,3 +1352,68 @@ fn assert_factored_through_product(
     assert!(stats.flops_after <= factored, "{stats:?}\n{}", jjt_ir::text::print(&g));
     assert_reassociated(&f, &g, seed, (t * t * i * j) as f64 + 4.0);
 }
+
+/// A CNN's pooled-layer bias and kernel gradients, `(b, o, s, c, d)`: `u` (`[b,o,s,s,c]`)
+/// repeated over 2×2 windows by a broadcast and a reshape that merges each window's axes,
+/// times the relu mask `m`, is the cotangent `g`; `Σ_positions g` is the bias gradient and `g`
+/// contracted with the patches `p` (`d` columns) the kernel gradient; K sums both Gram
+/// products.
+fn pooled_bias_gradients(b: usize, o: usize, s: usize, c: usize, d: usize) -> Function {
+    let n = 2 * s;
+    let side = |k: usize| {
+        format!(
+            "  up{k} = reshape(broadcast_to(reshape(u{k}, shape=[{b},{o},{s},1,{s},1,{c}]), shape=[{b},{o},{s},2,{s},2,{c}]), shape=[{b},{o},{n},{n},{c}])
+  g{k} = up{k} * broadcast_to(reshape(m{k}, shape=[{b},1,{n},{n},{c}]), shape=[{b},{o},{n},{n},{c}])
+  j{k} = dot_general(g{k}, p{k}, contract=[[2,3],[1,2]], batch=[[0],[0]])
+  s{k} = sum(g{k}, axes=[2,3])
+"
+        )
+    };
+    let src = format!(
+        "func k(u1: f64[{b},{o},{s},{s},{c}], m1: f64[{b},{n},{n},{c}], p1: f64[{b},{n},{n},{d}], u2: f64[{b},{o},{s},{s},{c}], m2: f64[{b},{n},{n},{c}], p2: f64[{b},{n},{n},{d}]) -> f64[{b},{o},{b},{o}] {{
+{}{}  kj = dot_general(j1, j2, contract=[[2,3],[2,3]], batch=[[],[]])
+  kb = dot_general(s1, s2, contract=[[2],[2]], batch=[[],[]])
+  return kj + kb
+}}",
+        side(1),
+        side(2)
+    );
+    let f = jjt_ir::text::parse(&src).unwrap();
+    jjt_opt::simplify::simplify(&f).unwrap().0
+}
+
+/// The most elements a sum of `h` reads.
+fn largest_sum(h: &Function) -> usize {
+    h.node_ids()
+        .filter(|&m| matches!(h.node(m).map(|x| &x.op), Some(jjt_ir::Op::Reduce(_))))
+        .map(|m| h.node(h.operands(m)[0]).map_or(0, |x| x.ty.numel()))
+        .max()
+        .unwrap_or(0)
+}
+
+/// The bias gradient of [`pooled_bias_gradients`] is read through the merging reshape: the
+/// position label splits into window and offset, so the mask is summed over each window
+/// first and the product runs at the pooled resolution; no sum reads a value of the
+/// upsampled size. Values within the reassociation bound 2·(2·S² + 2)·u·Σ|terms| (S²
+/// positions). Where the sum would ride along the kernel gradient (`sums`: a large `g`, a
+/// product of 3 columns), it costs one column there and is left as written.
+#[test]
+fn reorder_splits_labels_through_reshapes_that_merge_axes() {
+    let (b, o, s, c, d) = (3, 4, 4, 5, 3);
+    let n = 2 * s;
+    let f = pooled_bias_gradients(b, o, s, c, d);
+    let (g, stats) = jjt_opt::reorder::reorder(&f).unwrap();
+    assert!(jjt_ir::verify(&g).is_ok());
+    assert_eq!(largest_sum(&f), b * o * n * n * c);
+    assert!(largest_sum(&g) <= b * n * n * c, "{stats:?}\n{}", jjt_ir::text::print(&g));
+    assert!(stats.rewritten >= 1, "{stats:?}");
+    assert_reassociated(&f, &g, 41, (2 * n * n + 2) as f64);
+
+    let (b, o, s, c) = (4, 10, 16, 8);
+    let n = 2 * s;
+    let f = pooled_bias_gradients(b, o, s, c, d);
+    let g = jjt_opt::reorder::reorder(&f).unwrap().0;
+    assert_eq!(largest_sum(&g), b * o * n * n * c);
+    let (_, rode) = jjt_opt::sums::sums(&g).unwrap();
+    assert_eq!(rode, 2);
+}

@@ -24,7 +24,7 @@ struct Rows {
 impl Cg<'_, '_> {
     /// [`super::DotStrategy::ContractionVectors`]: one output at a time.
     pub(super) fn k_vec(&mut self, c: &Contraction<'_>) -> Result<(), JitError> {
-        self.for_each(c.shape, &mut Vec::new(), &mut |cg, oidx| {
+        self.for_each(&c.shape, &mut Vec::new(), &mut |cg, oidx| {
             cg.k_vec_rows(c, oidx, Rows { count: 1, axis: 0 })
         })
     }
@@ -33,7 +33,7 @@ impl Cg<'_, '_> {
     /// which one operand does not move) load that operand once per step and keep one
     /// accumulator set per output; the remaining outputs one at a time.
     pub(super) fn k_vec_blocks(&mut self, c: &Contraction<'_>, a: usize) -> Result<(), JitError> {
-        let shape = c.shape;
+        let shape: &[usize] = &c.shape;
         let rows = ROWS.min(shape[a]);
         let (blocks, rem) = (shape[a] / rows, shape[a] % rows);
         let mut blocked = shape.to_vec();
@@ -138,7 +138,7 @@ impl Cg<'_, '_> {
             let t = self.b.use_var(saccs[row]);
             let s = self.b.ins().fadd(s, t);
             let idx = row_index(self, oidx, row);
-            self.store(s, c.dst, &idx);
+            self.store(s, &c.dst, &idx);
         }
         Ok(())
     }

@@ -164,11 +164,16 @@ impl DotStrategy {
 
 /// A contraction over the output's index space: both operands as views over the output's
 /// axes with the contracted axes appended (stride 0 along the axes an operand does not have).
+/// The output's axes are loops in any order (each output is its own sum), so an axis the
+/// destination stores contiguously is moved last when the last is not: the vector forms run
+/// along the last axis (a result stored in another order than its axes', see
+/// `plan::choose_layouts`: per-example bias gradients summed over positions, vectors over
+/// channels, 0.42 → 0.02 ms on the zoo's CNN).
 struct Contraction<'s> {
-    /// Destination.
-    dst: &'s View,
-    /// Output shape.
-    shape: &'s [usize],
+    /// Destination (its strides in the order of `shape`).
+    dst: std::borrow::Cow<'s, View>,
+    /// Output shape (the loop order).
+    shape: std::borrow::Cow<'s, [usize]>,
     /// Left operand over `shape ++ cdims`.
     lhs: View,
     /// Right operand over `shape ++ cdims`.
@@ -199,14 +204,30 @@ impl<'s> Contraction<'s> {
                 }
                 View { strides, ..v.clone() }
             };
-        Contraction {
-            dst,
-            shape,
+        let mut c = Contraction {
+            dst: std::borrow::Cow::Borrowed(dst),
+            shape: std::borrow::Cow::Borrowed(shape),
             lhs: expand(lhs, &dims.lhs_batch, &lfree, nb, &dims.lhs_contract),
             rhs: expand(rhs, &dims.rhs_batch, &rfree, nb + lfree.len(), &dims.rhs_contract),
             cdims: dims.lhs_contract.iter().map(|&a| lhs_shape[a]).collect(),
             mac,
+        };
+        let r = shape.len();
+        if r >= 2
+            && dst.strides[r - 1] != 1
+            && let Some(a) = (0..r - 1).find(|&a| dst.strides[a] == 1 && shape[a] > 1)
+        {
+            let mut order: Vec<usize> = (0..r).filter(|&i| i != a).collect();
+            order.push(a);
+            let permute = |v: &[isize]| -> Vec<isize> {
+                order.iter().map(|&i| v[i]).chain(v[r..].iter().copied()).collect()
+            };
+            c.dst = std::borrow::Cow::Owned(View { strides: permute(&dst.strides), ..dst.clone() });
+            c.shape = std::borrow::Cow::Owned(order.iter().map(|&i| shape[i]).collect());
+            c.lhs.strides = permute(&c.lhs.strides);
+            c.rhs.strides = permute(&c.rhs.strides);
         }
+        c
     }
 
     fn dtype(&self) -> DType {
@@ -224,7 +245,7 @@ impl<'s> Contraction<'s> {
 
 /// How to compute `s` (with its operands over the output's index space, `c`) under `policy`.
 fn strategy(s: &DotStep, c: &Contraction<'_>, policy: &Policy) -> DotStrategy {
-    let (shape, lv, rv, cdims, d) = (c.shape, &c.lhs, &c.rhs, &c.cdims, c.dtype());
+    let (shape, lv, rv, cdims, d) = (&c.shape[..], &c.lhs, &c.rhs, &c.cdims, c.dtype());
     if shape.contains(&0) {
         return DotStrategy::Empty;
     }
@@ -347,7 +368,7 @@ impl Cg<'_, '_> {
             DotStrategy::Zeros => {
                 let zeros = Expr::Scalar(0f64.to_bits(), c.dtype());
                 return self.map(&MapStep {
-                    dst: c.dst.clone(),
+                    dst: c.dst.clone().into_owned(),
                     shape: c.shape.to_vec(),
                     expr: zeros,
                 });
@@ -373,7 +394,7 @@ impl Cg<'_, '_> {
                 // The interpreter's arithmetic: a rounded product, then a rounded sum.
                 let c = Contraction { mac: Mac::Separate, ..c };
                 let sacc = self.b.declare_var(scalar_ty(c.dtype()));
-                self.for_each(c.shape, &mut Vec::new(), &mut |cg, oidx| {
+                self.for_each(&c.shape, &mut Vec::new(), &mut |cg, oidx| {
                     cg.scalar_dot(sacc, &c, oidx)
                 })?;
             }
@@ -434,7 +455,7 @@ impl Cg<'_, '_> {
                 let y = cg.eval(&Expr::Load(c.rhs.clone()), &all, Mode::Scalar, d)?;
                 Ok(cg.b.ins().fmul(x, y))
             })?;
-            self.store(s, c.dst, oidx);
+            self.store(s, &c.dst, oidx);
             return Ok(());
         }
         self.b.def_var(acc, z);
@@ -442,7 +463,7 @@ impl Cg<'_, '_> {
             cg.mac_into(acc, c, all, Mode::Scalar)
         })?;
         let a = self.b.use_var(acc);
-        self.store(a, c.dst, oidx);
+        self.store(a, &c.dst, oidx);
         Ok(())
     }
 }

@@ -28,7 +28,7 @@ impl Cg<'_, '_> {
     /// outputs along the innermost one (the contraction unrolled or looped, as `walk` says),
     /// then a scalar tail.
     pub(super) fn out_vec(&mut self, c: &Contraction<'_>, walk: Walk) -> Result<(), JitError> {
-        let (shape, lv, rv, d) = (c.shape, &c.lhs, &c.rhs, c.dtype());
+        let (shape, lv, rv, d) = (&c.shape[..], &c.lhs, &c.rhs, c.dtype());
         let w = lanes(d);
         let last = shape.len() - 1;
         let n = shape[last];
@@ -83,7 +83,7 @@ impl Cg<'_, '_> {
                     })?;
                 }
                 let a = cg.b.use_var(vacc);
-                cg.store(a, c.dst, &idx);
+                cg.store(a, &c.dst, &idx);
                 idx.pop();
                 Ok(())
             })?;
@@ -106,7 +106,7 @@ impl Cg<'_, '_> {
         c: &Contraction<'_>,
         splat: Side,
     ) -> Result<(), JitError> {
-        let (shape, d) = (c.shape, c.dtype());
+        let (shape, d) = (&c.shape[..], c.dtype());
         let (sv, vv) = (c.operand(splat), c.operand(splat.other()));
         let w = lanes(d);
         let last = shape.len() - 1;
@@ -210,7 +210,7 @@ impl Cg<'_, '_> {
                 let mut idx = start.clone();
                 idx.push(jv);
                 let v = self.b.use_var(a);
-                self.store(v, c.dst, &idx);
+                self.store(v, &c.dst, &idx);
             }
         }
         Ok(())
