@@ -36,8 +36,36 @@ impl Cg<'_, '_> {
         let vacc = self.b.declare_var(vec_ty(d));
         let sacc = self.b.declare_var(scalar_ty(d));
         let unrolled = walk == Walk::Unrolled;
+        // A looped contraction runs TILE vectors of outputs per pass over K: independent
+        // chains of multiply-adds, one walk of the contracted axes for all of them (each lane
+        // still sums its own terms in order, so the bits do not change).
+        let tile = if unrolled { 1 } else { (n / w).min(TILE) };
+        let tiled = if tile > 1 { (n / (w * tile) * w * tile) as i64 } else { 0 };
+        let taccs: Vec<Variable> = (0..tile).map(|_| self.b.declare_var(vec_ty(d))).collect();
         self.for_each(&shape[..last], &mut Vec::new(), &mut |cg, outer| {
             let mut idx = outer.to_vec();
+            cg.counted(0, tiled, (w * tile) as i64, &mut |cg, j| {
+                let z = cg.constant(Mode::Vector, d, -0.0);
+                for &a in &taccs {
+                    cg.b.def_var(a, z);
+                }
+                let mut base = idx.clone();
+                base.push(j);
+                cg.for_each(&c.cdims, &mut base.clone(), &mut |cg, all| {
+                    for (t, &a) in taccs.iter().enumerate() {
+                        let mut at = all.to_vec();
+                        at[last] = cg.b.ins().iadd_imm_s(all[last], (t * w) as i64);
+                        cg.mac_into(a, c, &at, Mode::Vector)?;
+                    }
+                    Ok(())
+                })?;
+                for (t, &a) in taccs.iter().enumerate() {
+                    base[last] = cg.b.ins().iadd_imm_s(j, (t * w) as i64);
+                    let v = cg.b.use_var(a);
+                    cg.store(v, &c.dst, &base);
+                }
+                Ok(())
+            })?;
             // Operand elements that do not change along the vector axis are loaded and
             // splatted once, before the loop (loads are not hoisted by Cranelift).
             let mut hoisted: Vec<[Option<Value>; 2]> = Vec::new();
@@ -56,7 +84,7 @@ impl Cg<'_, '_> {
                     hoisted.push(pair);
                 }
             }
-            cg.counted(0, full, w as i64, &mut |cg, j| {
+            cg.counted(tiled, full, w as i64, &mut |cg, j| {
                 idx.push(j);
                 let z = cg.constant(Mode::Vector, d, -0.0);
                 cg.b.def_var(vacc, z);
