@@ -23,8 +23,8 @@ fn a_misspelt_pass_is_a_usage_error() {
     assert!(err.contains("invalid value 'dcee' for '--print-after <PASS>'"), "{err}");
     assert!(
         err.contains(
-            "[possible values: cse, simplify, basis, masks, fold, reorder, layout, sums, siblings, \
-             unsplit, dce]"
+            "[possible values: cse, simplify, basis, masks, convs, fold, reorder, layout, sums, \
+             siblings, unsplit, dce]"
         ),
         "{err}"
     );
@@ -34,9 +34,9 @@ fn a_misspelt_pass_is_a_usage_error() {
 fn each_pass_prints_after_every_run_of_it() {
     let model = seed_model();
     for (pass, runs) in
-        [("cse", 1), ("simplify", 2), ("basis", 1), ("masks", 1), ("fold", 2), ("reorder", 1)]
+        [("cse", 1), ("simplify", 2), ("basis", 1), ("masks", 1), ("convs", 1), ("fold", 2)]
             .into_iter()
-            .chain([("layout", 1)])
+            .chain([("reorder", 1), ("layout", 1)])
             .chain([("sums", 1), ("siblings", 1), ("unsplit", 1), ("dce", 1)])
     {
         let o = jjt(&["dump", &model, "--stage", "optimized", "--wrt", "x", "--print-after", pass]);

@@ -8,6 +8,7 @@
 //! | `simplify` | IEEE-safe rules (`x·1`, `−(−x)`, layout compositions, …), counted by name | values, bit for bit |
 //! | `basis` | contractions with an identity (one-hot bases) become transposes | values for finite inputs |
 //! | `masks` | `select(p, a, 0)` with `a` a broadcast becomes `a · convert(p)`, a product `reorder` can read through | values for finite inputs, up to the sign of zero |
+//! | `convs` | a convolution of `w[o, c] · a[b, …, c]` (batch axis `(b, o)`) becomes a grouped convolution of `a`, then a contraction with `w` | values up to reassociation of sums |
 //! | `fold` | evaluates constant-only nodes at compile time (never to NaN) | values, bit for bit |
 //! | `reorder` | takes common factors out of sums of products (`factor`), then re-evaluates trees of contractions in the cheapest order | values up to reassociation of sums and distributivity |
 //! | `layout` | sinks transposes toward producers, into contractions that can emit the permuted layout | values, bit for bit |
@@ -20,6 +21,7 @@
 
 pub mod auto;
 pub mod basis;
+pub mod convs;
 pub mod cost;
 pub mod cse;
 pub mod dce;
@@ -169,6 +171,9 @@ pub enum Pass {
     Basis,
     /// Selects against zero of broadcasts become products with masks (`masks::masks`).
     Masks,
+    /// Convolutions of products with a per-channel factor convolve the other factor once
+    /// (`convs::convs`).
+    Convs,
     /// Evaluate constant-only nodes once (`fold::fold`).
     Fold,
     /// Re-evaluate einsum trees in the cheapest order (`reorder::reorder`).
@@ -187,11 +192,12 @@ pub enum Pass {
 
 impl Pass {
     /// The pipeline [`optimize`] runs, in order.
-    pub const PIPELINE: [Pass; 13] = [
+    pub const PIPELINE: [Pass; 14] = [
         Pass::Cse,
         Pass::Simplify,
         Pass::Basis,
         Pass::Masks,
+        Pass::Convs,
         Pass::Fold,
         Pass::Reorder,
         Pass::Fold,
@@ -210,6 +216,7 @@ impl Pass {
             Pass::Simplify => "simplify",
             Pass::Basis => "basis",
             Pass::Masks => "masks",
+            Pass::Convs => "convs",
             Pass::Fold => "fold",
             Pass::Reorder => "reorder",
             Pass::Layout => "layout",
@@ -235,6 +242,7 @@ impl Pass {
             Pass::Simplify => tagged(simplify::simplify(f)?, PassStats::Simplify),
             Pass::Basis => tagged(basis::basis(f)?, PassStats::Basis),
             Pass::Masks => tagged(masks::masks(f)?, PassStats::Masks),
+            Pass::Convs => tagged(convs::convs(f)?, PassStats::Convs),
             Pass::Fold => tagged(fold::fold_with(f, cache)?, PassStats::Fold),
             Pass::Reorder => tagged(reorder::reorder(f)?, PassStats::Reorder),
             Pass::Layout => tagged(layout::layout(f)?, PassStats::Layout),
@@ -263,6 +271,8 @@ pub enum PassStats {
     Basis(BasisStats),
     /// Selects rewritten as products with masks.
     Masks(usize),
+    /// Convolutions factored.
+    Convs(usize),
     /// Nodes folded, cache hits.
     Fold(FoldStats),
     /// Trees found and rewritten, multiply-adds before and after.
@@ -301,7 +311,7 @@ impl fmt::Display for PassStats {
                 vec![format!("groups={}", s.groups), format!("joined={}", s.joined)]
             }
             PassStats::Sums(n) => vec![format!("rode={n}")],
-            PassStats::Masks(n) => vec![format!("rewritten={n}")],
+            PassStats::Masks(n) | PassStats::Convs(n) => vec![format!("rewritten={n}")],
             PassStats::Unsplit(n) => vec![format!("joined={n}")],
         };
         f.write_str(&pairs.join(" "))

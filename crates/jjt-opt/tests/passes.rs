@@ -1417,3 +1417,57 @@ fn reorder_splits_labels_through_reshapes_that_merge_axes() {
     let (_, rode) = jjt_opt::sums::sums(&g).unwrap();
     assert_eq!(rode, 2);
 }
+
+/// `conv(reshape(w ⊙ a), k)` where the batch axis merges examples `b` and outputs `o`, `w`
+/// varies along `o` and the channels only and `a` not along `o` (the cotangent of a CNN's
+/// last convolution behind a global mean and a dense head); `bo` the merged order (else
+/// `(o, b)`); `spatial_w` makes `w` vary along a spatial axis too (then nothing factors);
+/// a 3×3 window with `stride` and padding `(lo, hi)` on both spatial axes.
+fn conv_of_product(bo: bool, spatial_w: bool, stride: usize, (lo, hi): (usize, usize)) -> Function {
+    let (b, o, h, c, i) = (3, 6, 7, 5, 4);
+    let wh = if spatial_w { h } else { 1 };
+    let (wshape, full, ashape) = if bo {
+        (
+            format!("[1,{o},{wh},1,{c}]"),
+            format!("[{b},{o},{h},{h},{c}]"),
+            format!("[{b},1,{h},{h},{c}]"),
+        )
+    } else {
+        (
+            format!("[{o},1,{wh},1,{c}]"),
+            format!("[{o},{b},{h},{h},{c}]"),
+            format!("[1,{b},{h},{h},{c}]"),
+        )
+    };
+    let n = b * o;
+    let out = (h + lo + hi - 3) / stride + 1;
+    let src = format!(
+        "func f(w: f64{wshape}, a: f64{ashape}, k: f64[3,3,{c},{i}]) -> f64[{n},{out},{out},{i}] {{
+  x = reshape(broadcast_to(w, shape={full}) * broadcast_to(a, shape={full}), shape=[{n},{h},{h},{c}])
+  return conv(x, k, dims=\"NHWC,HWIO,NHWC\", strides=[{stride},{stride}], padding=[[{lo},{hi}],[{lo},{hi}]])
+}}"
+    );
+    jjt_ir::text::parse(&src).unwrap()
+}
+
+/// `convs` convolves `a` once per example (a grouped convolution, one group per channel) and
+/// contracts the result with `w`, in either merged order of examples and outputs, with
+/// strides and asymmetric padding: the values are the convolution's within the reassociation
+/// bound 2·(9·C + 2)·u·Σ|terms| (9·C terms per output). A `w` that varies along a spatial
+/// axis is left alone.
+#[test]
+fn convolutions_of_products_with_a_channel_factor_convolve_once_per_example() {
+    for (bo, stride, pad) in [(true, 1, (1, 1)), (false, 2, (0, 2)), (true, 2, (2, 1))] {
+        let f = conv_of_product(bo, false, stride, pad);
+        let (g, n) = jjt_opt::convs::convs(&f).unwrap();
+        assert!(jjt_ir::verify(&g).is_ok());
+        assert_eq!(n, 1, "{}", jjt_ir::text::print(&g));
+        let grouped = g.node_ids().any(|m| {
+            matches!(g.node(m).map(|x| &x.op), Some(jjt_ir::Op::Conv(cv)) if cv.feature_groups == 5)
+        });
+        assert!(grouped, "{}", jjt_ir::text::print(&g));
+        assert_reassociated(&f, &g, 43, (9 * 5 + 2) as f64);
+    }
+    let f = conv_of_product(true, true, 1, (1, 1));
+    assert_eq!(jjt_opt::convs::convs(&f).unwrap().1, 0);
+}
