@@ -51,8 +51,7 @@ fn varies(b: &FunctionBuilder, n: NodeId) -> Result<Vec<bool>, IrError> {
         Op::Reshape(_) => {
             let o = b.operands(n)?[0];
             let from = b.ty(o)?.shape.0.clone();
-            let big = |d: &[usize]| d.iter().copied().filter(|&x| x != 1).collect::<Vec<_>>();
-            if big(&from) != big(&dims) {
+            if !crate::factor::unit_reshape(&from, &dims) {
                 return Ok(all());
             }
             let inner = varies(b, o)?;

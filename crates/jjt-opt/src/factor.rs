@@ -40,7 +40,7 @@ pub struct FactorStats {
 }
 
 /// Whether `x` only adds or drops axes of size 1 on the way to `shape` (same non-unit dims).
-fn unit_reshape(from: &[usize], to: &[usize]) -> bool {
+pub(crate) fn unit_reshape(from: &[usize], to: &[usize]) -> bool {
     let a: Vec<usize> = from.iter().copied().filter(|&d| d != 1).collect();
     let b: Vec<usize> = to.iter().copied().filter(|&d| d != 1).collect();
     a == b

@@ -110,10 +110,11 @@ fn kind(f: &Function, n: NodeId) -> Option<Kind> {
 /// Whether reshape `n` only inserts or drops axes of size 1 (its operand's other axes, in
 /// order, are its own).
 fn unit_reshape(f: &Function, n: NodeId) -> bool {
-    let dims = |m: NodeId| -> Option<Vec<usize>> {
-        Some(f.node(m)?.ty.shape.dims().iter().copied().filter(|&d| d != 1).collect())
-    };
-    f.operands(n).first().is_some_and(|&o| dims(o).is_some() && dims(o) == dims(n))
+    let dims = |m: NodeId| f.node(m).map(|x| x.ty.shape.0.clone());
+    match (f.operands(n).first().and_then(|&o| dims(o)), dims(n)) {
+        (Some(from), Some(to)) => crate::factor::unit_reshape(&from, &to),
+        _ => false,
+    }
 }
 
 /// Nodes that can be the root of a network: a contraction, a product or a sum.

@@ -45,26 +45,7 @@ impl Cg<'_, '_> {
         self.for_each(&shape[..last], &mut Vec::new(), &mut |cg, outer| {
             let mut idx = outer.to_vec();
             cg.counted(0, tiled, (w * tile) as i64, &mut |cg, j| {
-                let z = cg.constant(Mode::Vector, d, -0.0);
-                for &a in &taccs {
-                    cg.b.def_var(a, z);
-                }
-                let mut base = idx.clone();
-                base.push(j);
-                cg.for_each(&c.cdims, &mut base.clone(), &mut |cg, all| {
-                    for (t, &a) in taccs.iter().enumerate() {
-                        let mut at = all.to_vec();
-                        at[last] = cg.b.ins().iadd_imm_s(all[last], (t * w) as i64);
-                        cg.mac_into(a, c, &at, Mode::Vector)?;
-                    }
-                    Ok(())
-                })?;
-                for (t, &a) in taccs.iter().enumerate() {
-                    base[last] = cg.b.ins().iadd_imm_s(j, (t * w) as i64);
-                    let v = cg.b.use_var(a);
-                    cg.store(v, &c.dst, &base);
-                }
-                Ok(())
+                cg.out_vec_walk(c, &idx, j, &taccs)
             })?;
             // Operand elements that do not change along the vector axis are loaded and
             // splatted once, before the loop (loads are not hoisted by Cranelift).
@@ -85,30 +66,27 @@ impl Cg<'_, '_> {
                 }
             }
             cg.counted(tiled, full, w as i64, &mut |cg, j| {
+                if !unrolled {
+                    return cg.out_vec_walk(c, &idx, j, &taccs[..1]);
+                }
                 idx.push(j);
                 let z = cg.constant(Mode::Vector, d, -0.0);
                 cg.b.def_var(vacc, z);
-                if unrolled {
-                    // Short contraction: straight-line code, no loop.
-                    for (q, pair) in hoisted.iter().enumerate() {
-                        let mut all = idx.clone();
-                        all.push(cg.iconst(q as i64));
-                        let x = match pair[0] {
-                            Some(v) => v,
-                            None => cg.eval(&Expr::Load(lv.clone()), &all, Mode::Vector, d)?,
-                        };
-                        let y = match pair[1] {
-                            Some(v) => v,
-                            None => cg.eval(&Expr::Load(rv.clone()), &all, Mode::Vector, d)?,
-                        };
-                        let a = cg.b.use_var(vacc);
-                        let a2 = cg.mac(c.mac, a, x, y);
-                        cg.b.def_var(vacc, a2);
-                    }
-                } else {
-                    cg.for_each(&c.cdims, &mut idx.clone(), &mut |cg, all| {
-                        cg.mac_into(vacc, c, all, Mode::Vector)
-                    })?;
+                // Short contraction: straight-line code, no loop.
+                for (q, pair) in hoisted.iter().enumerate() {
+                    let mut all = idx.clone();
+                    all.push(cg.iconst(q as i64));
+                    let x = match pair[0] {
+                        Some(v) => v,
+                        None => cg.eval(&Expr::Load(lv.clone()), &all, Mode::Vector, d)?,
+                    };
+                    let y = match pair[1] {
+                        Some(v) => v,
+                        None => cg.eval(&Expr::Load(rv.clone()), &all, Mode::Vector, d)?,
+                    };
+                    let a = cg.b.use_var(vacc);
+                    let a2 = cg.mac(c.mac, a, x, y);
+                    cg.b.def_var(vacc, a2);
                 }
                 let a = cg.b.use_var(vacc);
                 cg.store(a, &c.dst, &idx);
@@ -122,6 +100,43 @@ impl Cg<'_, '_> {
                 Ok(())
             })
         })
+    }
+
+    /// The vectors of outputs starting at `j` along the innermost axis, one per accumulator in
+    /// `accs`, each summed over the contracted axes in order from −0 (one loop nest for all),
+    /// then stored; `idx` indexes the outer output axes.
+    fn out_vec_walk(
+        &mut self,
+        c: &Contraction<'_>,
+        idx: &[Value],
+        j: Value,
+        accs: &[Variable],
+    ) -> Result<(), JitError> {
+        let (d, w, last) = (c.dtype(), lanes(c.dtype()) as i64, c.shape.len() - 1);
+        let z = self.constant(Mode::Vector, d, -0.0);
+        for &a in accs {
+            self.b.def_var(a, z);
+        }
+        let mut base = idx.to_vec();
+        base.push(j);
+        self.for_each(&c.cdims, &mut base.clone(), &mut |cg, all| {
+            for (t, &a) in accs.iter().enumerate() {
+                let mut at = all.to_vec();
+                if t > 0 {
+                    at[last] = cg.b.ins().iadd_imm_s(all[last], t as i64 * w);
+                }
+                cg.mac_into(a, c, &at, Mode::Vector)?;
+            }
+            Ok(())
+        })?;
+        for (t, &a) in accs.iter().enumerate() {
+            if t > 0 {
+                base[last] = self.b.ins().iadd_imm_s(j, t as i64 * w);
+            }
+            let v = self.b.use_var(a);
+            self.store(v, &c.dst, &base);
+        }
+        Ok(())
     }
 
     /// [`super::DotStrategy::RegisterTiles`]: up to [`ROWS`] rows (an output axis along which
