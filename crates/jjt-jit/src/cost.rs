@@ -376,10 +376,13 @@ pub(crate) fn step_time(step: &Step, policy: &Policy, t: &Throughputs) -> StepTi
         }
         Step::Fused(f) => {
             // Priced as its two steps (one step's overhead); its kind is the contraction's.
-            let map = step_time(&Step::Map(f.map.clone()), policy, t);
+            let first = match &f.producer {
+                plan::Producer::Map(m) => step_time(&Step::Map(m.clone()), policy, t),
+                plan::Producer::Dot { step, .. } => step_time(&Step::Dot(step.clone()), policy, t),
+            };
             let dot = step_time(&Step::Dot(f.dot.clone()), policy, t);
-            let secs = map.seconds + dot.seconds - 2.0 * t.step;
-            (dot.kind, secs, dot.macs, dot.elements)
+            let secs = first.seconds + dot.seconds - 2.0 * t.step;
+            (dot.kind, secs, dot.macs + first.macs, dot.elements)
         }
         Step::MatVecs(m) => {
             // The matrix once, each vector once per block of rows, the outputs.

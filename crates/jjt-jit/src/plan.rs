@@ -202,50 +202,143 @@ pub struct ScatterStep {
     pub rows: usize,
 }
 
-/// An elementwise step whose result only one contraction reads, run with it one row at a
-/// time ([`crate::fuse`]): for each index `r` of the contraction's batch axis `batch`, on the
-/// thread that takes it, row `r` of the elementwise step is computed into that thread's row
-/// buffer ([`Buf::Row`]) and the contraction's products of batch index `r` read it there, so
+/// The step a [`FusedStep`] computes one row at a time into the row buffer.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Producer {
+    /// An elementwise step; its rows lie along its outermost axis.
+    Map(MapStep),
+    /// A contraction; its rows lie along the output axis `axis`.
+    Dot {
+        /// The contraction as planned.
+        step: DotStep,
+        /// The output axis along which its destination's rows lie.
+        axis: usize,
+    },
+}
+
+impl Producer {
+    /// The destination, as planned (a scratch buffer no other step touches).
+    pub fn dst(&self) -> &View {
+        match self {
+            Producer::Map(m) => &m.dst,
+            Producer::Dot { step, .. } => &step.dst,
+        }
+    }
+
+    /// Rows: the extent of the row axis.
+    pub fn rows(&self) -> usize {
+        match self {
+            Producer::Map(m) => m.shape[0],
+            Producer::Dot { step, axis } => step.shape[*axis],
+        }
+    }
+
+    /// Every view it reads.
+    pub fn reads(&self) -> Vec<View> {
+        match self {
+            Producer::Map(m) => m.expr.views(),
+            Producer::Dot { step, .. } => vec![step.lhs.clone(), step.rhs.clone()],
+        }
+    }
+}
+
+/// A contraction's axis along which a fused operand's rows lie: a batch axis or a free axis
+/// of that operand, as the operand's axis `op` and the output's axis `out`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RowAxis {
+    /// The axis in the operand's shape.
+    pub op: usize,
+    /// The axis in the output's shape.
+    pub out: usize,
+}
+
+impl RowAxis {
+    /// The output axis `out` of the contraction `d`, and the operand axes it comes from:
+    /// `(lhs axis, rhs axis)`, one of them None for a free axis.
+    pub fn operands_of(d: &DotStep, out: usize) -> (Option<usize>, Option<usize>) {
+        let dims = &d.dims;
+        let nb = dims.lhs_batch.len();
+        let lfree = DotGeneral::free_axes(d.lhs_shape.len(), &dims.lhs_contract, &dims.lhs_batch);
+        let rfree = DotGeneral::free_axes(d.rhs_shape.len(), &dims.rhs_contract, &dims.rhs_batch);
+        if out < nb {
+            (Some(dims.lhs_batch[out]), Some(dims.rhs_batch[out]))
+        } else if out < nb + lfree.len() {
+            (Some(lfree[out - nb]), None)
+        } else {
+            (None, Some(rfree[out - nb - lfree.len()]))
+        }
+    }
+}
+
+/// The contraction `d` restricted to index 0 of its output axis `out` (the axes feeding it
+/// of extent 1), and the elements from one index to the next in (lhs, rhs, destination), 0
+/// for an operand that does not move along it.
+fn restrict(d: &DotStep, out: usize) -> (DotStep, (isize, isize, isize)) {
+    let (la, ra) = RowAxis::operands_of(d, out);
+    let mut s = d.clone();
+    s.shape[out] = 1;
+    let mut step = (0, 0, d.dst.strides[out]);
+    if let Some(a) = la {
+        s.lhs_shape[a] = 1;
+        step.0 = d.lhs.strides[a];
+    }
+    if let Some(a) = ra {
+        s.rhs_shape[a] = 1;
+        step.1 = d.rhs.strides[a];
+    }
+    (s, step)
+}
+
+/// A step whose result only one contraction reads, run with it one row at a time
+/// ([`crate::fuse`]): for each index `r` of the row axis, on the thread that takes it, row `r`
+/// of the producer (an elementwise step or a contraction) is computed into that thread's row
+/// buffer ([`Buf::Row`]) and the contraction's part of index `r` (its products along a batch
+/// axis, or a slice of its output along a free axis of the fused operand) reads it there, so
 /// the result never travels to memory and back.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FusedStep {
-    /// The elementwise step as planned, into a scratch buffer no other step touches.
-    pub map: MapStep,
-    /// The contraction as planned, reading `map`'s destination as its lhs (`lhs`) or rhs.
+    /// The producer, into a scratch buffer no other step touches.
+    pub producer: Producer,
+    /// The contraction as planned, reading the producer's destination as its lhs (`lhs`) or
+    /// rhs.
     pub dot: DotStep,
-    /// Whether `map` computes the contraction's lhs.
+    /// Whether the producer computes the contraction's lhs.
     pub lhs: bool,
-    /// The contraction's batch axis (its position in `dims.lhs_batch`) along which `map`'s
-    /// rows (its outermost axis) lie.
-    pub batch: usize,
-    /// Elements of one row of `map`'s result.
+    /// The contraction's axis along which the producer's rows lie.
+    pub axis: RowAxis,
+    /// Elements of one row of the producer's result.
     pub row_elems: usize,
 }
 
 impl FusedStep {
-    /// Rows: the extent of the batch axis.
+    /// Rows: the extent of the row axis.
     pub fn rows(&self) -> usize {
-        self.map.shape[0]
+        self.producer.rows()
     }
 
-    /// The elementwise step of one row (its outermost index picks the row), into the row
-    /// buffer.
-    pub fn row_map(&self) -> MapStep {
-        let mut strides = self.map.dst.strides.clone();
+    /// The elementwise producer of one row (its outermost index picks the row), into the row
+    /// buffer; None for a contraction.
+    pub fn row_map(&self) -> Option<MapStep> {
+        let Producer::Map(m) = &self.producer else { return None };
+        let mut strides = m.dst.strides.clone();
         strides[0] = 0;
-        let dst = View { buf: Buf::Row, offset: 0, strides, dtype: self.map.dst.dtype };
-        MapStep { dst, ..self.map.clone() }
+        let dst = View { buf: Buf::Row, offset: 0, strides, dtype: m.dst.dtype };
+        Some(MapStep { dst, ..m.clone() })
     }
 
-    /// The contraction of batch index 0 (the batch axis of extent 1), its fused operand in the
-    /// row buffer; [`FusedStep::row_strides`] advance the others to row `r`.
+    /// The contraction producer of row 0, into the row buffer, and the elements from row `r`
+    /// to row `r + 1` of its (lhs, rhs, destination); None for an elementwise producer.
+    pub fn row_producer(&self) -> Option<(DotStep, (isize, isize, isize))> {
+        let Producer::Dot { step, axis } = &self.producer else { return None };
+        let (mut s, (l, r, _)) = restrict(step, *axis);
+        s.dst = View { buf: Buf::Row, offset: 0, ..s.dst };
+        Some((s, (l, r, 0)))
+    }
+
+    /// The contraction of row 0 (the row axis of extent 1), its fused operand in the row
+    /// buffer; [`FusedStep::row_strides`] advance the others to row `r`.
     pub fn row_dot(&self) -> DotStep {
-        let d = &self.dot;
-        let (la, ra) = (d.dims.lhs_batch[self.batch], d.dims.rhs_batch[self.batch]);
-        let mut s = d.clone();
-        s.shape[self.batch] = 1;
-        s.lhs_shape[la] = 1;
-        s.rhs_shape[ra] = 1;
+        let (mut s, _) = restrict(&self.dot, self.axis.out);
         let fused = if self.lhs { &mut s.lhs } else { &mut s.rhs };
         *fused = View { buf: Buf::Row, offset: 0, ..fused.clone() };
         s
@@ -254,10 +347,7 @@ impl FusedStep {
     /// Elements from row `r` to row `r + 1` of the contraction's (lhs, rhs, destination), 0
     /// for the operand in the row buffer.
     pub fn row_strides(&self) -> (isize, isize, isize) {
-        let d = &self.dot;
-        let (la, ra) = (d.dims.lhs_batch[self.batch], d.dims.rhs_batch[self.batch]);
-        let (l, r) = (d.lhs.strides[la], d.rhs.strides[ra]);
-        let dst = d.dst.strides[self.batch];
+        let (_, (l, r, dst)) = restrict(&self.dot, self.axis.out);
         if self.lhs { (0, r, dst) } else { (l, 0, dst) }
     }
 }
@@ -276,7 +366,7 @@ pub enum Step {
     /// Matrix–vector products sharing their matrix, in one pass over it ([`crate::matvec`]).
     MatVecs(MatVecStep),
     /// An elementwise step and the one contraction that reads it, row by row.
-    Fused(FusedStep),
+    Fused(Box<FusedStep>),
 }
 
 impl Step {
@@ -299,7 +389,7 @@ impl Step {
             Step::Dot(DotStep { lhs, rhs, .. }) => vec![lhs.clone(), rhs.clone()],
             Step::MatVecs(m) => m.reads(),
             Step::Fused(f) => {
-                let mut v = f.map.expr.views();
+                let mut v = f.producer.reads();
                 v.push(if f.lhs { f.dot.rhs.clone() } else { f.dot.lhs.clone() });
                 v
             }

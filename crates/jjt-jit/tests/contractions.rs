@@ -908,6 +908,57 @@ fn an_elementwise_operand_runs_row_by_row_with_its_contraction() {
     }
 }
 
+/// `y[o, r, s, t, i] = Σ_c w[o, c]·(Σ_window k_c·m[r, ·, ·, c])[s, t, c·I + i]`: a grouped
+/// convolution (one group of `I` outputs per channel) of 8 examples of 16×16×16 (each
+/// example's result 512 KiB of f32, 4 MiB in all) read only by a contraction with `w` over
+/// the groups; of the inputs' absolute values when `abs`.
+fn grouped_then_contracted(dtype: DType, abs: bool) -> Function {
+    let t = if dtype == DType::F32 { "f32" } else { "f64" };
+    let a = |x: &str| if abs { format!("abs({x})") } else { x.to_string() };
+    let src = format!(
+        "func f(m: {t}[8,16,16,16], k: {t}[512,1,3,3], w: {t}[10,16]) -> {t}[10,8,16,16,32] {{
+  g = conv({m}, {k}, dims=\"NHWC,OIHW,NHWC\", padding=[[1,1],[1,1]], feature_groups=16)
+  return dot_general({w}, reshape(g, shape=[8,16,16,16,32]), contract=[[1],[3]], batch=[[],[]])
+}}",
+        m = a("m"),
+        k = a("k"),
+        w = a("w"),
+    );
+    jjt_ir::text::parse(&src).unwrap()
+}
+
+/// A contraction's result read only by another contraction, along one of its free axes (the
+/// examples of a grouped convolution contracted with per-channel weights, as the zoo's CNN's
+/// last layer backward after `convs`), runs with it row by row: one [`Step::Fused`] whose
+/// producer is the convolution's contraction, no contraction apart; each example's row laid
+/// out in the reader's order, so that the reader's part of a row is one matrix product (in
+/// the producer's layout, one for each of the 16·16 positions). In f32 and f64: the same bits
+/// for 1, 2 and 3 threads and within `2·(9 + 16 + 2)·u·Σ|w·k·m|` of the interpreter (9 window
+/// terms, then 16 channels over a rounded sum).
+#[test]
+fn a_contraction_runs_row_by_row_with_the_contraction_that_computes_its_operand() {
+    for dtype in [DType::F32, DType::F64] {
+        let f = grouped_then_contracted(dtype, false);
+        let steps = plan::plan(&f).unwrap().steps;
+        let fused: Vec<&plan::FusedStep> = steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Fused(x) => Some(&**x),
+                _ => None,
+            })
+            .collect();
+        let apart = steps.iter().filter(|s| matches!(s, Step::Dot(_))).count();
+        assert_eq!((fused.len(), apart), (1, 0), "{dtype}: {steps:?}");
+        let f0 = fused[0];
+        assert!(matches!(f0.producer, plan::Producer::Dot { .. }), "{dtype}");
+        let one = Options { threads: 1, ..Options::default() };
+        assert_eq!(dot_path(&f0.row_dot(), &one).products, 1, "{dtype}: {:?}", f0.row_dot());
+        let eps = if dtype == DType::F32 { f64::from(f32::EPSILON) } else { f64::EPSILON };
+        let c = 2.0 * (9 + 16 + 2) as f64 * eps / 2.0;
+        assert_threads_and_bound(&f, &grouped_then_contracted(dtype, true), c);
+    }
+}
+
 /// A fused step's row buffers, one per thread, count against the memory budget: with 64
 /// threads the f32 rows (512 KiB each) need 32 MiB, over a budget of 8 MiB that every value
 /// fits (the largest, `g`'s 4 MiB, is never stored whole).

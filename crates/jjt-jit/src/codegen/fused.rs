@@ -1,15 +1,16 @@
-//! [`Step::Fused`](crate::plan::Step::Fused): an elementwise step and the contraction that
-//! reads it, one row at a time, in a row function that `jjt_par_map` runs on the threads
-//! (see [`crate::fuse`]). Each thread takes its row buffer once (`jjt_row_buffer`), then for
-//! each of its rows computes the elementwise row into it and calls the runtime contraction on
-//! one thread for the products of that row.
+//! [`Step::Fused`](crate::plan::Step::Fused): a step (elementwise, or a contraction) and the
+//! contraction that reads it, one row at a time, in a row function that `jjt_par_map` runs on
+//! the threads (see [`crate::fuse`]). Each thread takes its row buffer once
+//! (`jjt_row_buffer`), then for each of its rows computes the producer's row into it (the
+//! elementwise loops, or the runtime contraction on one thread) and calls the runtime
+//! contraction on one thread for the part of the reader that row feeds.
 
 use cranelift_codegen::ir::{FuncRef, InstBuilder, Value};
 
 use super::Cg;
 use super::dot::runtime_descriptor;
 use crate::JitError;
-use crate::plan::{Buf, FusedStep, item_size};
+use crate::plan::{Buf, DotStep, FusedStep, Producer, item_size};
 
 impl Cg<'_, '_> {
     /// Call `jjt_par_map` with the row function `part` of the fused step `f`.
@@ -25,18 +26,30 @@ impl Cg<'_, '_> {
         self.b.ins().call(par, &args);
         let label =
             runtime_descriptor(&f.row_dot(), &self.policy).map_or(String::new(), |d| d.describe());
-        self.how = format!("{label}, row by row with its elementwise operand, rows on threads");
+        let operand = match f.producer {
+            Producer::Map(_) => "elementwise operand",
+            Producer::Dot { .. } => "operand's contraction",
+        };
+        self.how = format!("{label}, row by row with its {operand}, rows on threads");
     }
 
     /// Rows `[lo, hi)` of the fused step `f` (the body of its row function).
     pub fn fused_rows(&mut self, f: &FusedStep, lo: Value, hi: Value) -> Result<(), JitError> {
-        let (map, dot) = (f.row_map(), f.row_dot());
-        let Some(desc) = runtime_descriptor(&dot, &self.policy) else {
-            return Err(JitError::Codegen(
-                "a fused step's contraction does not take the runtime contraction".into(),
-            ));
+        let dot = f.row_dot();
+        let runtime = |s: &DotStep, what: &str| {
+            runtime_descriptor(s, &self.policy).ok_or_else(|| {
+                JitError::Codegen(format!(
+                    "a fused step's {what} does not take the runtime contraction"
+                ))
+            })
         };
-        let bytes = f.row_elems * item_size(map.dst.dtype);
+        let desc = runtime(&dot, "contraction")?;
+        let producer = match f.row_producer() {
+            Some((s, strides)) => Some((runtime(&s, "producer")?, s, strides)),
+            None => None,
+        };
+        let map = f.row_map();
+        let bytes = f.row_elems * item_size(f.producer.dst().dtype);
         let all = (bytes as u64).saturating_mul(self.policy.threads as u64);
         if all > self.policy.budget {
             return Err(JitError::TooLarge {
@@ -51,11 +64,20 @@ impl Cg<'_, '_> {
         self.bases.insert(Buf::Row, buf);
         let strides = f.row_strides();
         self.counted_between(lo, hi, 1, &mut |cg, r| {
-            let next = cg.b.ins().iadd_imm_s(r, 1);
-            cg.map_rows(&map, r, next)?;
+            match (&map, &producer) {
+                (Some(map), _) => {
+                    let next = cg.b.ins().iadd_imm_s(r, 1);
+                    cg.map_rows(map, r, next)?;
+                }
+                (None, Some((pdesc, s, ps))) => cg.runtime_call_row(s, pdesc, Some((r, *ps)), 1)?,
+                (None, None) => unreachable!("a fused step has a producer"),
+            }
             cg.runtime_call_row(&dot, &desc, Some((r, strides)), 1)
         })?;
         self.descriptors.push(desc);
+        if let Some((pdesc, _, _)) = producer {
+            self.descriptors.push(pdesc);
+        }
         Ok(())
     }
 }
