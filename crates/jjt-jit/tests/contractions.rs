@@ -959,6 +959,23 @@ fn a_contraction_runs_row_by_row_with_the_contraction_that_computes_its_operand(
     }
 }
 
+/// Along a free axis, a reader reads its other operand whole for every row: a grouped
+/// convolution's examples read by a Gram-like product against a 21 MB operand (the zoo's
+/// transformer's Gram products of Jacobians: fused, the other side's Jacobians were read once
+/// per example) stay two steps; against a head's weights they are fused (the test above).
+#[test]
+fn a_reader_of_a_large_operand_is_not_fused_along_a_free_axis() {
+    let src =
+        "func f(m: f32[8,16,16,16], k: f32[512,1,3,3], u: f32[40,16,16,512]) -> f32[8,512,40,512] {
+  g = conv(m, k, dims=\"NHWC,OIHW,NHWC\", padding=[[1,1],[1,1]], feature_groups=16)
+  return dot_general(g, u, contract=[[1,2],[1,2]], batch=[[],[]])
+}";
+    let f = jjt_ir::text::parse(src).unwrap();
+    let steps = plan::plan(&f).unwrap().steps;
+    assert!(!steps.iter().any(|s| matches!(s, Step::Fused(_))), "{steps:?}");
+    assert_eq!(steps.iter().filter(|s| matches!(s, Step::Dot(_))).count(), 2, "{steps:?}");
+}
+
 /// A fused step's row buffers, one per thread, count against the memory budget: with 64
 /// threads the f32 rows (512 KiB each) need 32 MiB, over a budget of 8 MiB that every value
 /// fits (the largest, `g`'s 4 MiB, is never stored whole).
