@@ -134,20 +134,21 @@ fn factored(
         stop[feat] = c;
         let w_s = b.slice(w, &zeros, &stop, &ones)?;
         let w_s = b.reshape(w_s, vec![o, c])?;
-        // The kernel as c groups of i output features: [c·i, 1, window…].
+        // The kernel as c groups of i output features, window first: [window…, 1, c·i], so
+        // that each window tap's outputs of a group lie contiguous (the grouped product's
+        // right operand then copies rows rather than transposing nine-element columns).
         let kc = b.transpose(k, &cv.dims.rhs)?;
-        let mut perm: Vec<usize> = (0..r).collect();
-        perm.swap(0, 1);
+        let mut perm: Vec<usize> = (2..r).collect();
+        perm.extend([1, 0]);
         let kc = b.transpose(kc, &perm)?;
-        let mut kshape = vec![c * ci, 1];
-        kshape.extend(cv.dims.rhs[2..].iter().map(|&a| kd[a]));
+        let mut kshape: Vec<usize> = cv.dims.rhs[2..].iter().map(|&a| kd[a]).collect();
+        kshape.extend([1, c * ci]);
         let kg = b.reshape(kc, kshape)?;
+        let mut rhs = vec![r - 1, r - 2];
+        rhs.extend(0..r - 2);
         // T: [b, s…, c·i] in the convolution's own layout, then [.., c, i, ..].
-        let grouped = Conv {
-            dims: ConvDims { rhs: (0..r).collect(), ..cv.dims.clone() },
-            feature_groups: c,
-            ..cv.clone()
-        };
+        let grouped =
+            Conv { dims: ConvDims { rhs, ..cv.dims.clone() }, feature_groups: c, ..cv.clone() };
         let t = b.add(Op::Conv(grouped), &[a_s, kg])?;
         let td = b.ty(t)?.shape.0.clone();
         let f = cv.dims.out[1];
