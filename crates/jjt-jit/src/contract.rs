@@ -885,14 +885,42 @@ unsafe fn gathered_loops<T: Copy + Default + Add<Output = T> + Mul<Output = T>>(
 /// stride; outer to inner) in row-major order, into `out`.
 fn offsets(axes: &[(usize, isize)], r: (usize, usize), out: &mut Vec<isize>) {
     out.clear();
-    out.extend((r.0..r.1).map(|mut i| {
-        let mut off = 0isize;
-        for &(n, st) in axes.iter().rev() {
-            off += (i % n.max(1)) as isize * st;
-            i /= n.max(1);
+    if r.1 <= r.0 {
+        return;
+    }
+    // The index of r.0 once (divisions), then an odometer: divisions per element were a
+    // fifth of a convolution's 64 small grouped products (the CNN's last layer backward).
+    let mut idx = [0usize; 8];
+    if axes.len() > idx.len() {
+        out.extend((r.0..r.1).map(|mut i| {
+            let mut off = 0isize;
+            for &(n, st) in axes.iter().rev() {
+                off += (i % n.max(1)) as isize * st;
+                i /= n.max(1);
+            }
+            off
+        }));
+        return;
+    }
+    let (mut i, mut off) = (r.0, 0isize);
+    for (x, &(n, st)) in idx.iter_mut().zip(axes.iter().rev()) {
+        *x = i % n.max(1);
+        off += *x as isize * st;
+        i /= n.max(1);
+    }
+    out.reserve(r.1 - r.0);
+    for _ in r.0..r.1 {
+        out.push(off);
+        for (x, &(n, st)) in idx.iter_mut().zip(axes.iter().rev()) {
+            *x += 1;
+            off += st;
+            if *x < n {
+                break;
+            }
+            off -= n as isize * st;
+            *x = 0;
         }
-        off
-    }));
+    }
 }
 
 /// Lanes of the dot loops: independent partial sums that the compiler keeps in vector
@@ -1728,6 +1756,38 @@ pub(crate) unsafe extern "C" fn jjt_contract_f64(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `offsets` (an odometer from the first index) gives every index's offset as its
+    /// definition does (each index's digits by division), on index spaces of one to nine
+    /// axes (nine: past the odometer's eight, the divisions themselves), negative and zero
+    /// strides, extents of one, and ranges starting and ending inside an axis.
+    #[test]
+    fn offsets_match_their_definition() {
+        let spaces: &[&[(usize, isize)]] = &[
+            &[(7, 3)],
+            &[(3, 100), (1, 5), (4, -7), (5, 1)],
+            &[(2, 0), (3, 11), (6, 2)],
+            &[(2, 1); 9],
+        ];
+        for axes in spaces {
+            let total: usize = axes.iter().map(|a| a.0).product();
+            for r in [(0, total), (1, total - 1), (total / 3, total / 2 + 1), (2, 2)] {
+                let mut got = Vec::new();
+                offsets(axes, r, &mut got);
+                let want: Vec<isize> = (r.0..r.1)
+                    .map(|mut i| {
+                        let mut off = 0;
+                        for &(n, st) in axes.iter().rev() {
+                            off += (i % n) as isize * st;
+                            i /= n;
+                        }
+                        off
+                    })
+                    .collect();
+                assert_eq!(got, want, "{axes:?} {r:?}");
+            }
+        }
+    }
 
     #[test]
     fn blocks_are_boxes_covering_k_once() {
