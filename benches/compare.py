@@ -203,6 +203,19 @@ def peer_lines(out):
     return [json.loads(l[5:]) for l in out.splitlines() if l.startswith("JSON:")]
 
 
+def peer_run(cmd, name, variants):
+    """A peer script's records, or one failed record per variant when its process dies (the
+    system's out-of-memory killer ends neural-tangents SD on the embedding model on a 24 GB
+    host before JAX can report it)."""
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    if p.returncode == 0:
+        return peer_lines(p.stdout)
+    why = (f"killed by signal {-p.returncode} (out of memory?)" if p.returncode < 0
+           else f"exit status {p.returncode}")
+    log(f"{name}: {' '.join(os.path.basename(c) for c in cmd[1:3])} {why}: {p.stderr.strip()[-300:]}")
+    return [{"status": f"FAILED: {why}", "variant": v} for v in variants]
+
+
 def over_rounds(rs, first):
     """The last round's record with the median over rounds of the steady medians and of the first
     calls (key `first`), and the rounds' medians."""
@@ -258,9 +271,8 @@ def zoo(a, jjt, py_jax, py_nt, names):
                 out = os.path.join(d, f"K_jjt_{s}.npy")
                 rounds[s].append(jjt_bench(jjt, base + ["--strategy", s, "-o", out]))
             if py_nt:
-                out = run([py_nt, os.path.join(ROOT, "benches", "peers", "zoo_nt.py"), name, "--variant", "SD",
-                           "--reps", str(a.reps)])
-                sd_rounds += peer_lines(out)
+                sd_rounds += peer_run([py_nt, os.path.join(ROOT, "benches", "peers", "zoo_nt.py"), name,
+                                       "--variant", "SD", "--reps", str(a.reps)], name, ["SD"])
         if sd_rounds:
             ok = [p for p in sd_rounds if p.get("status") == "ok"]
             p = over_rounds(ok, "first_ms") if ok else dict(sd_rounds[-1])
@@ -294,9 +306,9 @@ def zoo(a, jjt, py_jax, py_nt, names):
             log(f"{name}: jjt on the JAX export: steady {r['median_ms']:.2f} ms, first {r['first_call_ms']:.1f} ms, "
                 f"rel. error {r['rel_err']:.1e}")
         if py_nt:
-            out = run([py_nt, os.path.join(ROOT, "benches", "peers", "zoo_nt.py"), name, "--variant",
-                       ",".join(v for v in NT_VARIANTS if v != "SD"), "--reps", str(a.reps)])
-            for p in peer_lines(out):
+            others = [v for v in NT_VARIANTS if v != "SD"]
+            for p in peer_run([py_nt, os.path.join(ROOT, "benches", "peers", "zoo_nt.py"), name, "--variant",
+                               ",".join(others), "--reps", str(a.reps)], name, others):
                 rec["peers"][f"nt {p['variant']}"] = p
                 log(out_line(name, f"nt {p['variant']}", p))
         if py_jax:
