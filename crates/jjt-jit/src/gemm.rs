@@ -464,6 +464,27 @@ fn tile_cost(m: usize, n: usize) -> f64 {
     if n.div_ceil(NR) < PACK_A_MIN_TILES { area } else { 1.5 * area }
 }
 
+/// The longest step along K (elements) at which the tile kernel reads A where it lies beside
+/// a narrow B; past it A is packed. Read in place, each index of K of a tile's rows is a new
+/// line that far from the last one: `[64,784]·[784,512]` (an MLP's first layer) computed as
+/// its transpose with the 784×512 weight as A (K step 512, 2 KiB) ran at 64–85 GFLOP/s, the
+/// straight orientation with A packed at 112–126 (`jjt bench --threads 1`, alternating).
+/// The CNN's first-layer kernel gradient reads its cotangent's channels in place 32 apart.
+const IN_PLACE_MAX_K_STEP: usize = 256;
+
+/// Whether the tile kernel reads an A whose step along K is `csa` where it lies (beside a
+/// narrow B; else A is packed).
+fn reads_in_place(csa: isize) -> bool {
+    csa.unsigned_abs() <= IN_PLACE_MAX_K_STEP
+}
+
+/// [`tile_cost`] for an A whose step along K is `csa`: an A read in place only when
+/// [`reads_in_place`], else packed (half as much again).
+fn tile_cost_in(m: usize, n: usize, csa: isize) -> f64 {
+    let area = (m.div_ceil(MR) * MR * n.div_ceil(NR) * NR) as f64;
+    if gathers(n) && !reads_in_place(csa) { 1.5 * area } else { tile_cost(m, n) }
+}
+
 /// [`pack_b`]'s estimated time per element of k for n columns of B whose column stride is
 /// `csb`, in [`tile_cost`]'s units: rows of B contiguous (`csb == 1`) are copied, about
 /// [`PACK_COPY`] multiply-adds' time per element; otherwise B is transposed in registers,
@@ -591,8 +612,8 @@ unsafe fn sgemm_tiles(
         if share.call != 0 && gathers(n) && n <= NC && k <= KC_NARROW { shared.max(1) } else { 1 }
     };
     let (straight, swapped) = (
-        tile_cost(m, n) + pack_b_cost(n, csb) / kept(n, share.b) as f64,
-        tile_cost(n, m) + pack_b_cost(m, rsa) / kept(m, share.a) as f64,
+        tile_cost_in(m, n, csa) + pack_b_cost(n, csb) / kept(n, share.b) as f64,
+        tile_cost_in(n, m, rsb) + pack_b_cost(m, rsa) / kept(m, share.a) as f64,
     );
     let (straight, swapped) = match (columns, csc == 1 && rsc != 1) {
         (true, _) => (straight * TRANSPOSED_STORE, swapped),
@@ -618,7 +639,7 @@ unsafe fn sgemm_tiles(
     // tiles of B: packing costs about a cycle per element, a tile's use of it an eighth of a
     // cycle per tile, so with fewer tiles A is read in place (its broadcasts are scalar loads,
     // whatever its strides).
-    if !gathers(n) {
+    if !gathers(n) || !reads_in_place(csa) {
         let pack = |i0: usize, mc: usize, p0: usize, kc: usize, out: *mut f32| {
             let ai = a.wrapping_offset(i0 as isize * rsa + p0 as isize * csa);
             // SAFETY: A's mc×kc block at (i0, p0) is inside a (the caller's contract);
@@ -1561,6 +1582,68 @@ mod tests {
     /// lies at the same address with new values, and a B of another shape or place is packed
     /// afresh. Every result within k·u·Σ|a·b| of the f64 product (the values here make a
     /// stale panel miss by far more).
+    /// Beside a narrow B, an A whose step along K is long (past `IN_PLACE_MAX_K_STEP`) is
+    /// packed, not read in place (no narrow panels are packed: the wide path), in either
+    /// orientation; one whose step is short is read in place. Both give the bits of the same
+    /// product with contiguous operands (one chain of fused multiply-adds per element).
+    #[test]
+    fn an_a_with_a_long_step_along_k_is_packed() {
+        if !has_own_kernel() {
+            return;
+        }
+        let (m, k, n, far) = (64, 100, 32, 512);
+        let val = |i: usize, s: usize| ((i * s % 89) as f32 - 44.0) / 16.0;
+        let a: Vec<f32> = (0..m * k).map(|i| val(i, 31)).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| val(i, 47)).collect();
+        // A column by column `far` apart (a[i + far·p]), B row by row `far` apart.
+        let mut af = vec![0f32; far * k];
+        let mut bf = vec![0f32; far * k];
+        for p in 0..k {
+            for i in 0..m {
+                af[i + far * p] = a[i * k + p];
+            }
+            bf[far * p..far * p + n].copy_from_slice(&b[p * n..(p + 1) * n]);
+        }
+        let run = |a: &[f32], (rsa, csa): (isize, isize), b: &[f32], rsb: isize| {
+            let mut c = vec![f32::NAN; m * n];
+            // SAFETY: a and b address m×k and k×n elements inside them through these strides;
+            // c is m×n row-major; the host has AVX-512 F.
+            unsafe {
+                sgemm(
+                    m,
+                    k,
+                    n,
+                    a.as_ptr(),
+                    rsa,
+                    csa,
+                    b.as_ptr(),
+                    rsb,
+                    1,
+                    c.as_mut_ptr(),
+                    n as isize,
+                    1,
+                    (m, n),
+                    Sharing::NONE,
+                )
+            };
+            c
+        };
+        let packs = || NARROW_PACKS.with(std::cell::Cell::get);
+        let before = packs();
+        let want = run(&a, (k as isize, 1), &b, n as isize);
+        assert_eq!(packs() - before, 1, "a short step: A read in place beside B's panel");
+        let got = run(&af, (1, far as isize), &bf, far as isize);
+        assert_eq!(packs() - before, 1, "a long step: A packed, no narrow panels");
+        assert!(got.iter().zip(&want).all(|(x, y)| x.to_bits() == y.to_bits()));
+        // Within the tile kernel's bound, k·u·Σ|a·b| (u = ε/2; ε leaves a factor of two).
+        let exact = product(&a, &b, (m, k, n), 1);
+        let abs = |x: &[f32]| x.iter().map(|v| v.abs()).collect::<Vec<_>>();
+        let mag = product(&abs(&a), &abs(&b), (m, k, n), 1);
+        for ((&x, &y), &g) in want.iter().zip(&exact).zip(&mag) {
+            assert!((f64::from(x) - y).abs() <= k as f64 * f64::from(f32::EPSILON) * g);
+        }
+    }
+
     #[test]
     fn a_narrow_b_is_packed_once_for_the_products_of_a_call_that_share_it() {
         if !has_own_kernel() {
