@@ -11,7 +11,8 @@ Workloads:
         vs JAX jit of the seed answer's indirect method (vmap over jvp(vjp)).
   seed-large (--seed-large): N = 1e6, M = 32, vs JAX jit indirect with A a constant.
   mlp:  784-512-512-10 tanh, B1 = B2 = 32, f32, wrt all parameters, full kernel, jjt auto,
-        vs neural-tangents NTK_VECTOR_PRODUCTS and STRUCTURED_DERIVATIVES with vmap_axes=0;
+        vs neural-tangents STRUCTURED_DERIVATIVES (jjt and it in --rounds interleaved rounds, the median
+        of the rounds' medians) and NTK_VECTOR_PRODUCTS (once), with vmap_axes=0;
         and row mlp-ntvp: jjt with --strategy ntvp (no choice of strategy) vs NTK_VECTOR_PRODUCTS.
   zoo (--zoo NAMES, default all): the models of benches/models (mlp, transformer, deep, mixer, cnn, embed), see
         benches/models/gen.py. For each: jjt with --strategy auto, ntvp and jc and neural-tangents
@@ -135,22 +136,31 @@ def main():
 
     if not a.skip_mlp:
         params = "w0,b0,w1,b1,w2,b2"
-        mlp = jjt_bench(jjt, [os.path.join(ROOT, "examples/models/mlp.jjt"), "--wrt", params, "--shared", params,
-                              "--batch", "32,32", "--reps", "5"])
-        mlp_ntvp = jjt_bench(jjt, [os.path.join(ROOT, "examples/models/mlp.jjt"), "--wrt", params, "--shared",
-                                   params, "--batch", "32,32", "--strategy", "ntvp", "--reps", "5"])
+        model = [os.path.join(ROOT, "examples/models/mlp.jjt"), "--wrt", params, "--shared", params,
+                 "--batch", "32,32", "--reps", "5"]
         py_nt = os.environ.get("PY_NT")
-        if py_nt and os.path.exists(py_nt) and not os.path.exists(os.path.join(a.peers, "nt_mlp_ntk.py")):
+        have_nt = py_nt and os.path.exists(py_nt) and os.path.exists(os.path.join(a.peers, "nt_mlp_ntk.py"))
+        if py_nt and os.path.exists(py_nt) and not have_nt:
             print(f"no peer scripts in {a.peers} (--peers DIR): mlp peers skipped", file=sys.stderr)
-        elif py_nt and os.path.exists(py_nt):
-            for v in ("NTVP:full:vmap0", "SD:full:vmap0"):
-                out = run([py_nt, os.path.join(a.peers, "nt_mlp_ntk.py"), "--variant", v, "--reps", "5"])
-                d = [json.loads(l[5:]) for l in out.splitlines() if l.startswith("JSON:")][-1]
+        # jjt (auto) and nt SD in --rounds interleaved rounds, as the zoo's models: one run of a few
+        # milliseconds lands in whichever phase of the shared machine's speed it meets.
+        jjt_rounds, sd_rounds = [], []
+        for _ in range(a.rounds):
+            jjt_rounds.append(jjt_bench(jjt, model))
+            if have_nt:
+                out = run([py_nt, os.path.join(a.peers, "nt_mlp_ntk.py"), "--variant", "SD:full:vmap0", "--reps", "5"])
+                sd_rounds.append([json.loads(l[5:]) for l in out.splitlines() if l.startswith("JSON:")][-1])
+        mlp = over_rounds(jjt_rounds, "first_call_ms")
+        mlp_ntvp = jjt_bench(jjt, model + ["--strategy", "ntvp"])
+        if have_nt:
+            out = run([py_nt, os.path.join(a.peers, "nt_mlp_ntk.py"), "--variant", "NTVP:full:vmap0", "--reps", "5"])
+            ntvp = [json.loads(l[5:]) for l in out.splitlines() if l.startswith("JSON:")][-1]
+            for v, d in (("NTVP:full:vmap0", ntvp), ("SD:full:vmap0", over_rounds(sd_rounds, "first_ms"))):
                 rows.append(("mlp", f"neural-tangents {v}", mlp["median_ms"], d["median_ms"], mlp["first_call_ms"], d["first_ms"]))
                 if v.startswith("NTVP"):
                     rows.append(("mlp-ntvp", f"neural-tangents {v}", mlp_ntvp["median_ms"], d["median_ms"],
                                  mlp_ntvp["first_call_ms"], d["first_ms"]))
-        else:
+        elif not py_nt or not os.path.exists(py_nt):
             print("PY_NT not set: neural-tangents peers skipped", file=sys.stderr)
         rows.append(("mlp", "(jjt alone)", mlp["median_ms"], float("nan"), mlp["first_call_ms"], float("nan")))
 
