@@ -9,7 +9,7 @@
 //! pooled cotangent, 21 MB per side) feeds only the layer's kernel gradient, one 1.3 MB row
 //! per example; and the last layer's grouped convolution (after `convs`, 16.8 MB per side)
 //! feeds only its contraction with the head's weights, one 1 MB row per example, which the
-//! fused step lays out in the order its reader takes it ([`relayout`]): that backward pass
+//! fused step lays out in the order its reader takes it (`relayout`): that backward pass
 //! takes about half the time (on the Intel host, in alternating `jjt bench --profile` runs
 //! without and with the fusion, its two steps per side over the second layer's kernel
 //! gradient in the same run: 1.03–1.10 → 0.53–0.61, about 2.9 → 1.6 ms per side).
