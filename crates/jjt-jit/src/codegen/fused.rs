@@ -12,6 +12,14 @@ use super::dot::runtime_descriptor;
 use crate::JitError;
 use crate::plan::{Buf, DotStep, FusedStep, Producer, item_size};
 
+/// What computes one row of a fused step: its elementwise step, or its contraction (the
+/// runtime contraction's descriptor, the step and its per-row strides).
+#[allow(clippy::large_enum_variant)] // one per fused step, built once at compile time
+enum Row {
+    Map(crate::plan::MapStep),
+    Dot(Box<crate::contract::Descriptor>, DotStep, (isize, isize, isize)),
+}
+
 impl Cg<'_, '_> {
     /// Call `jjt_par_map` with the row function `part` of the fused step `f`.
     pub fn call_fused_rows(&mut self, part: FuncRef, f: &FusedStep, params: [Value; 4]) {
@@ -44,11 +52,14 @@ impl Cg<'_, '_> {
             })
         };
         let desc = runtime(&dot, "contraction")?;
-        let producer = match f.row_producer() {
-            Some((s, strides)) => Some((runtime(&s, "producer")?, s, strides)),
-            None => None,
+        // The producer of one row: the elementwise step, or a contraction's descriptor.
+        let producer = match (f.row_map(), f.row_producer()) {
+            (Some(map), _) => Row::Map(map),
+            (None, Some((s, strides))) => Row::Dot(runtime(&s, "producer")?, s, strides),
+            (None, None) => {
+                return Err(JitError::Codegen("a fused step without a producer".into()));
+            }
         };
-        let map = f.row_map();
         let bytes = f.row_elems * item_size(f.producer.dst().dtype);
         let all = (bytes as u64).saturating_mul(self.policy.threads as u64);
         if all > self.policy.budget {
@@ -64,18 +75,17 @@ impl Cg<'_, '_> {
         self.bases.insert(Buf::Row, buf);
         let strides = f.row_strides();
         self.counted_between(lo, hi, 1, &mut |cg, r| {
-            match (&map, &producer) {
-                (Some(map), _) => {
+            match &producer {
+                Row::Map(map) => {
                     let next = cg.b.ins().iadd_imm_s(r, 1);
                     cg.map_rows(map, r, next)?;
                 }
-                (None, Some((pdesc, s, ps))) => cg.runtime_call_row(s, pdesc, Some((r, *ps)), 1)?,
-                (None, None) => unreachable!("a fused step has a producer"),
+                Row::Dot(pdesc, s, ps) => cg.runtime_call_row(s, pdesc, Some((r, *ps)), 1)?,
             }
             cg.runtime_call_row(&dot, &desc, Some((r, strides)), 1)
         })?;
         self.descriptors.push(desc);
-        if let Some((pdesc, _, _)) = producer {
+        if let Row::Dot(pdesc, _, _) = producer {
             self.descriptors.push(pdesc);
         }
         Ok(())
